@@ -1,0 +1,9 @@
+/* zerowaste/zerowaste.h - every public header of zerowaste. */
+#ifndef ZEROWASTE_H
+#define ZEROWASTE_H
+
+#include <zerowaste/common.h>
+#include <zerowaste/mem.h>
+#include <zerowaste/raw.h>
+
+#endif /* ZEROWASTE_H */

@@ -1,0 +1,303 @@
+/* mem/arena.c - arenas and pools: the slow paths. A pool moves between three states (partial on
+ * heap->used[cls], full on no list, empty on its arena's freepools) only here and in heap.c's
+ * pool_exhausted()/pool_was_full(). Arenas are kept on heap->usable sorted by free pools, so
+ * allocation fills the fullest arena first and nearly empty arenas drain; an arena whose pools
+ * are all free is unmapped unless the small cache of free arenas has room.
+ * See docs/mem.md#arenas. */
+#include <errno.h>
+#include <string.h>
+
+#include <zerowaste/mem.h>
+
+#include "mem_internal.h"
+
+/* ---- the address map ---- */
+
+/* Records `a` (or NULL) as the arena at `base`; 0, or -1 if a leaf cannot be mapped. */
+static int
+map_set(zw_heap *h, const char *base, arena *a)
+{
+    uintptr_t key = (uintptr_t)base >> 20;
+    ZW_ASSERT((key >> (MAP_ROOT_BITS + MAP_LEAF_BITS)) == 0);
+    arena ***slot = &h->map[key >> MAP_LEAF_BITS];
+    if (*slot == NULL) {
+        if (a == NULL)
+            return 0;
+        size_t leaf_size = MAP_LEAF_LEN * sizeof(arena *);
+        *slot = zw_raw_map(h->raw, leaf_size, 0);
+        if (*slot == NULL)
+            return -1;
+        h->map_bytes += leaf_size;
+    }
+    (*slot)[key & (MAP_LEAF_LEN - 1)] = a;
+    return 0;
+}
+
+/* ---- arena records ---- */
+
+static arena *
+record_new(zw_heap *h)
+{
+    if (h->spare_records == NULL) {
+        char *chunk = zw_raw_map(h->raw, RECORD_CHUNK_SIZE, 0);
+        if (chunk == NULL)
+            return NULL;
+        *(void **)chunk = h->record_chunks;
+        h->record_chunks = chunk;
+        /* records start after the chunk's link word, padded to the record's alignment */
+        for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
+             r += sizeof(arena)) {
+            arena *a = (arena *)r;
+            a->next = h->spare_records;
+            h->spare_records = a;
+        }
+    }
+    arena *a = h->spare_records;
+    h->spare_records = a->next;
+    memset(a, 0, sizeof(*a));
+    return a;
+}
+
+static void
+record_release(zw_heap *h, arena *a)
+{
+    a->base = NULL;
+    a->next = h->spare_records;
+    h->spare_records = a;
+}
+
+/* Calls `fn` on every mapped arena. */
+void
+zwi_mem_for_each_arena(const zw_heap *h, void (*fn)(const arena *a, void *ctx), void *ctx)
+{
+    for (char *chunk = h->record_chunks; chunk != NULL; chunk = *(char **)chunk) {
+        for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
+             r += sizeof(arena)) {
+            const arena *a = (const arena *)r;
+            if (a->base != NULL)
+                fn(a, ctx);
+        }
+    }
+}
+
+/* ---- the usable list, sorted by free pools ---- */
+
+static void
+usable_unlink(zw_heap *h, arena *a)
+{
+    unsigned n = a->nfreepools;
+    if (h->last[n] == a)
+        h->last[n] = (a->prev != NULL && a->prev->nfreepools == n) ? a->prev : NULL;
+    if (a->prev != NULL)
+        a->prev->next = a->next;
+    else
+        h->usable = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    a->next = a->prev = NULL;
+}
+
+static void
+usable_insert_after(zw_heap *h, arena *a, arena *after)
+{
+    a->prev = after;
+    a->next = after != NULL ? after->next : h->usable;
+    if (a->next != NULL)
+        a->next->prev = a;
+    if (after != NULL)
+        after->next = a;
+    else
+        h->usable = a;
+}
+
+/* `a`, on the list with n free pools, now has n + 1: move it behind the other arenas with n. */
+static void
+usable_moved_up(zw_heap *h, arena *a, unsigned n)
+{
+    arena *last_n = h->last[n];
+    ZW_ASSERT(last_n != NULL);
+    if (last_n == a)
+        h->last[n] = (a->prev != NULL && a->prev->nfreepools == n) ? a->prev : NULL;
+    if (h->last[n + 1] == NULL)
+        h->last[n + 1] = a;
+    if (last_n != a) {
+        usable_unlink(h, a);
+        usable_insert_after(h, a, last_n);
+    }
+    a->nfreepools = n + 1;
+}
+
+/* ---- arenas ---- */
+
+/* Maps a new arena and makes it the only usable one (called when none has a free pool). */
+static arena *
+arena_new(zw_heap *h)
+{
+    ZW_ASSERT(h->usable == NULL);
+    arena *a = record_new(h);
+    if (a == NULL)
+        return NULL;
+    char *base = zw_raw_map(h->raw, ARENA_SIZE, ARENA_SIZE);
+    if (base == NULL)
+        goto out_record;
+    if (map_set(h, base, a) != 0)
+        goto out_unmap;
+    a->base = base;
+    a->pool_address = base;
+    a->nfreepools = POOLS_PER_ARENA;
+    usable_insert_after(h, a, NULL);
+    h->last[POOLS_PER_ARENA] = a;
+    h->arenas_free++;
+    h->arenas_total++;
+    h->arenas_current++;
+    if (h->arenas_current > h->arenas_highwater)
+        h->arenas_highwater = h->arenas_current;
+    return a;
+out_unmap:
+    zw_raw_unmap(h->raw, base, ARENA_SIZE);
+out_record:
+    record_release(h, a);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Unmaps an arena that is on the usable list with all its pools free. */
+static void
+arena_release(zw_heap *h, arena *a)
+{
+    ZW_ASSERT(a->nfreepools == POOLS_PER_ARENA);
+    usable_unlink(h, a);
+    map_set(h, a->base, NULL); /* the leaf exists: it cannot fail */
+    zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
+    record_release(h, a);
+    h->arenas_free--;
+    h->arenas_current--;
+}
+
+/* Makes `p` (fresh or empty) a partial pool of class `cls` with a free block at its head. */
+static void
+pool_init(pool *p, arena *a, unsigned cls, bool debug)
+{
+    p->arena = a;
+    p->nused = 0;
+    p->next = p->prev = NULL;
+    if (p->cls == cls && p->free != NULL && p->nextoffset != 0)
+        return; /* it last served this class: its free list is still good (CPython does this) */
+    size_t size = CLASS_SIZE(cls);
+    p->cls = cls;
+    p->maxnextoffset = (uint32_t)(POOL_SIZE - size);
+    if (debug)
+        zwi_mem_debug_prepare_pool(p);
+    p->free = (char *)p + POOL_HEADER;
+    *(void **)p->free = NULL;
+    p->nextoffset = (uint32_t)(POOL_HEADER + size);
+}
+
+/* Takes a pool from the fullest usable arena (mapping one if needed) and puts it at the head of
+ * used[cls]. NULL with errno = ENOMEM if no arena can be mapped. */
+pool *
+zwi_mem_take_pool(zw_heap *h, unsigned cls)
+{
+    ZW_ASSERT(h->used[cls] == NULL);
+    arena *a = h->usable;
+    if (a == NULL && (a = arena_new(h)) == NULL)
+        return NULL;
+    unsigned n = a->nfreepools;
+    ZW_ASSERT(n > 0 && a->prev == NULL);
+    pool *p;
+    if (a->freepools != NULL) {
+        p = a->freepools;
+        a->freepools = p->next;
+    } else {
+        ZW_ASSERT(a->pool_address < a->base + ARENA_SIZE);
+        p = (pool *)a->pool_address;
+        a->pool_address += POOL_SIZE;
+        p->cls = UINT32_MAX; /* never served a class: pool_init() must carve it */
+        p->nextoffset = 0;
+    }
+    /* `a` is the head and has the fewest free pools, so it stays first with one fewer. */
+    if (n == POOLS_PER_ARENA)
+        h->arenas_free--;
+    if (h->last[n] == a)
+        h->last[n] = NULL;
+    a->nfreepools = n - 1;
+    if (n - 1 == 0) {
+        h->usable = a->next;
+        if (a->next != NULL)
+            a->next->prev = NULL;
+        a->next = NULL;
+    } else if (h->last[n - 1] == NULL) {
+        h->last[n - 1] = a;
+    }
+    pool_init(p, a, cls, h->debug);
+    h->used[cls] = p;
+    return p;
+}
+
+/* The last block of partial pool `p` was freed: the pool goes back to its arena. */
+void
+zwi_mem_pool_emptied(zw_heap *h, pool *p)
+{
+    ZW_ASSERT(p->nused == 0);
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        h->used[p->cls] = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->prev = NULL;
+    arena *a = p->arena;
+    p->next = a->freepools;
+    a->freepools = p;
+    unsigned n = a->nfreepools;
+    if (n == 0) {
+        /* The arena was full, so on no list; with one free pool it is the fullest usable. */
+        a->nfreepools = 1;
+        usable_insert_after(h, a, NULL);
+        if (h->last[1] == NULL)
+            h->last[1] = a;
+        return;
+    }
+    usable_moved_up(h, a, n);
+    if (n + 1 == POOLS_PER_ARENA) {
+        h->arenas_free++;
+        if (h->arenas_free > h->arena_cache)
+            arena_release(h, a);
+    }
+}
+
+/* Unmaps every wholly free arena; returns how many. */
+size_t
+zwi_mem_trim(zw_heap *h)
+{
+    size_t released = 0;
+    while (h->last[POOLS_PER_ARENA] != NULL) {
+        arena_release(h, h->last[POOLS_PER_ARENA]);
+        released++;
+    }
+    return released;
+}
+
+/* Unmaps every arena, the map's leaves and the record pages (zw_heap_destroy). */
+void
+zwi_mem_release_all_arenas(zw_heap *h)
+{
+    for (char *chunk = h->record_chunks; chunk != NULL; chunk = *(char **)chunk) {
+        for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
+             r += sizeof(arena)) {
+            arena *a = (arena *)r;
+            if (a->base != NULL)
+                zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
+        }
+    }
+    for (size_t i = 0; i < MAP_ROOT_LEN; i++) {
+        if (h->map[i] != NULL)
+            zw_raw_unmap(h->raw, h->map[i], MAP_LEAF_LEN * sizeof(arena *));
+    }
+    char *chunk = h->record_chunks;
+    while (chunk != NULL) {
+        char *next = *(char **)chunk;
+        zw_raw_unmap(h->raw, chunk, RECORD_CHUNK_SIZE);
+        chunk = next;
+    }
+}

@@ -1,0 +1,439 @@
+/* mem/heap.c - the malloc family of a heap: the fast paths for small blocks (pop and push on a
+ * pool's free list), big blocks through raw, and the heap's life cycle. Pools and arenas change
+ * state only in arena.c; debug mode wraps all of this in debug.c. See docs/mem.md#blocks. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <zerowaste/mem.h>
+
+#include "mem_internal.h"
+
+/* ---- small blocks ---- */
+
+/* After its last free block was handed out: carve the next never-used block, or, if there is
+ * none, the pool is full and leaves the class list (it returns when a block is freed). */
+static void
+pool_exhausted(zw_heap *h, pool *p)
+{
+    size_t size = CLASS_SIZE(p->cls);
+    if (p->nextoffset <= p->maxnextoffset) {
+        void *b = (char *)p + p->nextoffset;
+        p->nextoffset += (uint32_t)size;
+        *(void **)b = NULL;
+        p->free = b;
+        return;
+    }
+    ZW_ASSERT(h->used[p->cls] == p && p->prev == NULL);
+    h->used[p->cls] = p->next;
+    if (p->next != NULL)
+        p->next->prev = NULL;
+    p->next = NULL;
+}
+
+/* The fast path: pop the head pool's free list. */
+static inline void *
+small_alloc(zw_heap *h, unsigned cls)
+{
+    pool *p = h->used[cls];
+    if (ZW_UNLIKELY(p == NULL)) {
+        p = zwi_mem_take_pool(h, cls);
+        if (p == NULL)
+            return NULL;
+    }
+    void *b = p->free;
+    ZW_ASSERT(b != NULL && p->cls == cls);
+    p->nused++;
+    p->free = *(void **)b;
+    if (ZW_UNLIKELY(p->free == NULL))
+        pool_exhausted(h, p);
+#if ZW_MEM_COUNTERS
+    h->nblocks++;
+    h->nbytes += CLASS_SIZE(cls);
+#endif
+    return b;
+}
+
+/* A block of a full pool was freed: the pool is partial again and serves the next request of
+ * its class (CPython puts it first, so the pool that was just full refills first). */
+static void
+pool_was_full(zw_heap *h, pool *p)
+{
+    ZW_ASSERT(p->nused > 0);
+    pool *head = h->used[p->cls];
+    p->prev = NULL;
+    p->next = head;
+    if (head != NULL)
+        head->prev = p;
+    h->used[p->cls] = p;
+}
+
+/* The fast path: push on the pool's free list. */
+static inline void
+small_free(zw_heap *h, void *b)
+{
+    pool *p = POOL_OF(b);
+    void *last = p->free;
+    ZW_ASSERT(p->nused > 0);
+    *(void **)b = last;
+    p->free = b;
+    p->nused--;
+#if ZW_MEM_COUNTERS
+    h->nblocks--;
+    h->nbytes -= CLASS_SIZE(p->cls);
+#endif
+    if (ZW_UNLIKELY(last == NULL))
+        pool_was_full(h, p);
+    else if (ZW_UNLIKELY(p->nused == 0))
+        zwi_mem_pool_emptied(h, p);
+}
+
+/* ---- big blocks ---- */
+
+static void
+big_link(zw_heap *h, big_header *hdr, size_t n)
+{
+    hdr->size = n;
+    hdr->tag = BIG_TAG(h, hdr);
+    hdr->prev = NULL;
+    hdr->next = h->big;
+    if (h->big != NULL)
+        h->big->prev = hdr;
+    h->big = hdr;
+}
+
+static void
+big_unlink(zw_heap *h, big_header *hdr)
+{
+    if (hdr->prev != NULL)
+        hdr->prev->next = hdr->next;
+    else
+        h->big = hdr->next;
+    if (hdr->next != NULL)
+        hdr->next->prev = hdr->prev;
+    hdr->tag = 0;
+}
+
+static void *
+big_alloc(zw_heap *h, size_t n, bool zero)
+{
+    if (n > SIZE_MAX - sizeof(big_header)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t total = sizeof(big_header) + n;
+    big_header *hdr = zero ? zw_raw_calloc(h->raw, 1, total) : zw_raw_malloc(h->raw, total);
+    if (hdr == NULL)
+        return NULL;
+    big_link(h, hdr, n);
+    h->nbig++;
+    h->big_bytes += n;
+    return hdr + 1;
+}
+
+/* The header of big block `p`, or NULL if `p` is not a live big block of this heap. Reads the
+ * 32 bytes before `p`, which any pointer from a malloc-family function has. */
+static big_header *
+big_header_of(const zw_heap *h, const void *p)
+{
+    big_header *hdr = (big_header *)p - 1;
+    return hdr->tag == BIG_TAG(h, hdr) ? hdr : NULL;
+}
+
+/* Gives a big block back to raw; the counters are the caller's business. */
+void
+zwi_mem_big_release(zw_heap *h, big_header *hdr)
+{
+    big_unlink(h, hdr);
+    zw_raw_free(h->raw, hdr);
+}
+
+static void
+big_free(zw_heap *h, void *p)
+{
+    big_header *hdr = big_header_of(h, p);
+    if (hdr == NULL) {
+        fprintf(stderr, "zw: mem: free of %p, a pointer not from this heap "
+                        "(run with ZW_MALLOC=debug for details)\n", p);
+        abort();
+    }
+    h->nbig--;
+    h->big_bytes -= hdr->size;
+    zwi_mem_big_release(h, hdr);
+}
+
+static void *
+big_realloc(zw_heap *h, big_header *hdr, size_t n)
+{
+    if (n > SIZE_MAX - sizeof(big_header)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t old = hdr->size;
+    big_header *prev = hdr->prev;
+    big_header *next = hdr->next;
+    big_header *q = zw_raw_realloc(h->raw, hdr, sizeof(big_header) + n);
+    if (q == NULL)
+        return NULL; /* the old block is untouched and still linked */
+    q->size = n;
+    q->tag = BIG_TAG(h, q);
+    if (prev != NULL)
+        prev->next = q;
+    else
+        h->big = q;
+    if (next != NULL)
+        next->prev = q;
+    h->big_bytes += n - old; /* modular: exact whether the block grew or shrank */
+    return q + 1;
+}
+
+/* ---- the malloc family without debug checks ---- */
+
+void *
+zwi_mem_alloc_block(zw_heap *h, size_t n)
+{
+    if (n <= ZW_MEM_SMALL_MAX)
+        return small_alloc(h, n == 0 ? 0 : (unsigned)((n - 1) >> 4));
+    return big_alloc(h, n, false);
+}
+
+void *
+zwi_mem_calloc_block(zw_heap *h, size_t n)
+{
+    if (n > ZW_MEM_SMALL_MAX)
+        return big_alloc(h, n, true);
+    void *p = zwi_mem_alloc_block(h, n);
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
+}
+
+void
+zwi_mem_free_block(zw_heap *h, void *p)
+{
+    if (zwi_mem_arena_of(h, p) != NULL)
+        small_free(h, p);
+    else
+        big_free(h, p);
+}
+
+size_t
+zwi_mem_block_size(const zw_heap *h, const void *p)
+{
+    if (zwi_mem_arena_of(h, p) != NULL)
+        return CLASS_SIZE(POOL_OF(p)->cls);
+    big_header *hdr = big_header_of(h, p);
+    return hdr != NULL ? hdr->size : 0;
+}
+
+/* ---- public entry points ---- */
+
+void *
+zw_heap_malloc(zw_heap *h, size_t n)
+{
+    if (ZW_LIKELY(n - 1 < h->small_limit)) /* 1..512 and not debug; n == 0 wraps around */
+        return small_alloc(h, (unsigned)((n - 1) >> 4));
+    if (h->debug)
+        return zwi_mem_debug_malloc(h, n, false);
+    return zwi_mem_alloc_block(h, n);
+}
+
+void *
+zw_heap_calloc(zw_heap *h, size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nelem, elsize, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (h->debug)
+        return zwi_mem_debug_malloc(h, n, true);
+    return zwi_mem_calloc_block(h, n);
+}
+
+void
+zw_heap_free(zw_heap *h, void *p)
+{
+    if (ZW_LIKELY(zwi_mem_arena_of(h, p) != NULL && !h->debug)) {
+        small_free(h, p);
+        return;
+    }
+    if (p == NULL)
+        return;
+    if (h->debug)
+        zwi_mem_debug_free(h, p);
+    else
+        big_free(h, p);
+}
+
+void *
+zw_heap_realloc(zw_heap *h, void *p, size_t n)
+{
+    if (p == NULL)
+        return zw_heap_malloc(h, n);
+    if (h->debug)
+        return zwi_mem_debug_realloc(h, p, n);
+    if (zwi_mem_arena_of(h, p) == NULL) {
+        big_header *hdr = big_header_of(h, p);
+        if (hdr == NULL) {
+            fprintf(stderr, "zw: mem: realloc of %p, a pointer not from this heap "
+                            "(run with ZW_MALLOC=debug for details)\n", p);
+            abort();
+        }
+        /* As CPython: a big block stays big, even when it shrinks under 512 bytes. */
+        return big_realloc(h, hdr, n);
+    }
+    size_t size = CLASS_SIZE(POOL_OF(p)->cls);
+    if (n <= size && 4 * n > 3 * size)
+        return p; /* same class, or shrinking by less than a quarter: keep the block */
+    void *q = zwi_mem_alloc_block(h, n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, n < size ? n : size);
+    small_free(h, p);
+    return q;
+}
+
+size_t
+zw_heap_usable_size(const zw_heap *h, const void *p)
+{
+    if (p == NULL)
+        return 0;
+    if (h->debug)
+        return zwi_mem_debug_usable_size(h, p);
+    return zwi_mem_block_size(h, p);
+}
+
+bool
+zw_heap_owns(const zw_heap *h, const void *p)
+{
+    return zwi_mem_arena_of(h, p) != NULL;
+}
+
+zw_raw *
+zw_heap_raw(const zw_heap *h)
+{
+    return h->raw;
+}
+
+bool
+zw_heap_is_debug(const zw_heap *h)
+{
+    return h->debug;
+}
+
+size_t
+zw_heap_debug_errors(const zw_heap *h)
+{
+    return h->debug_errors;
+}
+
+/* ---- accounting ---- */
+
+#if !ZW_MEM_COUNTERS
+static void
+count_arena(const arena *a, void *ctx)
+{
+    size_t *sums = ctx;
+    for (const char *pp = a->base; pp < a->pool_address; pp += POOL_SIZE) {
+        const pool *p = (const pool *)pp;
+        sums[0] += p->nused;
+        sums[1] += p->nused * CLASS_SIZE(p->cls);
+    }
+}
+#endif
+
+/* Small blocks and their bytes: the counters, or a walk when they are compiled out. */
+static void
+small_totals(const zw_heap *h, size_t *blocks, size_t *bytes)
+{
+#if ZW_MEM_COUNTERS
+    *blocks = h->nblocks;
+    *bytes = h->nbytes;
+#else
+    size_t sums[2] = {0, 0};
+    zwi_mem_for_each_arena(h, count_arena, sums);
+    *blocks = sums[0];
+    *bytes = sums[1];
+#endif
+}
+
+size_t
+zw_heap_allocated_blocks(const zw_heap *h)
+{
+    size_t blocks;
+    size_t bytes;
+    small_totals(h, &blocks, &bytes);
+    return blocks + h->nbig;
+}
+
+size_t
+zw_heap_allocated_bytes(const zw_heap *h)
+{
+    size_t blocks;
+    size_t bytes;
+    small_totals(h, &blocks, &bytes);
+    return bytes + h->big_bytes;
+}
+
+/* ---- life cycle ---- */
+
+zw_heap *
+zw_heap_new(void)
+{
+    return zw_heap_new_ex(NULL);
+}
+
+zw_heap *
+zw_heap_new_ex(const zw_heap_config *cfg)
+{
+    static const zw_heap_config defaults = {.arena_cache = -1};
+    if (cfg == NULL)
+        cfg = &defaults;
+    zw_raw *raw = cfg->raw;
+    bool owns_raw = raw == NULL;
+    if (owns_raw && (raw = zw_raw_new(NULL)) == NULL)
+        return NULL;
+    /* The heap lives in pages of its own: most of it is the map's root, touched sparsely. */
+    zw_heap *h = zw_raw_map(raw, sizeof(zw_heap), 0);
+    if (h == NULL) {
+        if (owns_raw)
+            zw_raw_destroy(raw);
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned flags = cfg->flags;
+    if (!(flags & ZW_HEAP_IGNORE_ENV))
+        flags |= zwi_mem_env_flags();
+    h->raw = raw;
+    h->owns_raw = owns_raw;
+    h->flags = flags;
+    h->debug = (flags & ZW_HEAP_DEBUG) != 0;
+    h->small_limit = h->debug ? 0 : ZW_MEM_SMALL_MAX;
+    h->report = cfg->report;
+    h->arena_cache = cfg->arena_cache < 0 ? DEFAULT_CACHE : (size_t)cfg->arena_cache;
+    if (h->debug)
+        h->arena_cache = SIZE_MAX; /* a stale pointer into an unmapped arena could not be read */
+    return h;
+}
+
+void
+zw_heap_destroy(zw_heap *h)
+{
+    if (h == NULL)
+        return;
+    while (h->big != NULL)
+        zwi_mem_big_release(h, h->big); /* quarantined big blocks are on this list too */
+    zwi_mem_release_all_arenas(h);
+    zw_raw *raw = h->raw;
+    bool owns_raw = h->owns_raw;
+    zw_raw_unmap(raw, h, sizeof(zw_heap));
+    if (owns_raw)
+        zw_raw_destroy(raw);
+}
+
+size_t
+zw_heap_trim(zw_heap *h)
+{
+    return zwi_mem_trim(h);
+}

@@ -1,0 +1,180 @@
+/* mem/mem_internal.h - the heap's data structures, shared by the files of the mem layer.
+ *
+ *   heap --usable--> arena records (sorted by free pools, fullest first)
+ *        --used[c]--> partial pools of class c (the head serves allocations)
+ *        --map------> two-level table: address >> 20 -> arena record (arenas are 1 MiB aligned)
+ *   arena (1 MiB, mapped by raw) = 64 pools of 16 KiB; pool = 48-byte header + blocks.
+ *
+ * See docs/mem.md for the walk-through; the invariants are stated on each struct. */
+#ifndef ZW_MEM_INTERNAL_H
+#define ZW_MEM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <zerowaste/mem.h>
+
+#include "../common/zw_assert.h"
+
+/* Exact counters on the hot path (blocks and bytes in use). The benchmark builds a copy with
+ * ZW_MEM_COUNTERS=0 to measure what they cost; the getters then walk the heap. */
+#ifndef ZW_MEM_COUNTERS
+#    define ZW_MEM_COUNTERS 1
+#endif
+
+#define POOL_SIZE        ZW_MEM_POOL_SIZE
+#define POOL_MASK        (POOL_SIZE - 1)
+#define ARENA_SIZE       ZW_MEM_ARENA_SIZE
+#define POOLS_PER_ARENA  ((unsigned)(ARENA_SIZE / POOL_SIZE)) /* 64: arenas are aligned */
+#define POOL_HEADER      ZW_MEM_POOL_HEADER
+#define CLASS_SIZE(c)    (((size_t)(c) + 1) << 4)
+#define POOL_OF(p)       ((pool *)((uintptr_t)(p) & ~(uintptr_t)POOL_MASK))
+#define DEFAULT_CACHE    2
+
+/* The address map: bits 20..33 of an address pick a leaf entry, bits 34..47 the leaf. */
+#define MAP_LEAF_BITS 14
+#define MAP_ROOT_BITS 14
+#define MAP_LEAF_LEN  ((size_t)1 << MAP_LEAF_BITS)
+#define MAP_ROOT_LEN  ((size_t)1 << MAP_ROOT_BITS)
+
+/* Debug-mode byte patterns (docs/mem.md#debug). */
+#define ZW_FILL_FRESH 0xCB /* handed out, never written: reading it is a bug */
+#define ZW_FILL_DEAD  0xDB /* freed: a changed byte found at reuse is a write after free */
+#define ZW_FILL_GUARD 0xFB /* red zone around a block: a changed byte is an overrun/underrun */
+
+struct arena;
+
+/* A pool: blocks of one size class. Between calls into the heap:
+ *   - in use (nused > 0): free == NULL iff the pool is full; a partial pool is on used[cls],
+ *     a full pool on no list;
+ *   - empty (nused == 0): on its arena's freepools list, linked through `next`; `cls`, `free`
+ *     and `nextoffset` still describe the last class it served, so it can be reused as is;
+ *   - blocks at offsets < nextoffset have been handed out at least once; blocks from
+ *     nextoffset to maxnextoffset never were (their memory may never have been touched). */
+typedef struct pool {
+    void *free;             /* freed blocks, last in first out, linked through their first word */
+    uint32_t nused;         /* blocks handed out and not yet returned */
+    uint32_t cls;           /* size class: blocks are CLASS_SIZE(cls) bytes */
+    struct pool *next;      /* next partial pool of the class, or next empty pool of the arena */
+    struct pool *prev;      /* previous partial pool of the class; NULL at the head */
+    struct arena *arena;    /* the arena record the pool belongs to */
+    uint32_t nextoffset;    /* offset of the first block never handed out */
+    uint32_t maxnextoffset; /* POOL_SIZE - block size: the last offset a block may start at */
+} pool;
+
+_Static_assert(sizeof(pool) == POOL_HEADER, "the pool header is 48 bytes, as in CPython");
+
+/* An arena record, kept outside the arena (so all 64 pools hold blocks). Between calls:
+ *   - base != NULL iff the record describes a mapped arena;
+ *   - nfreepools = pools on `freepools` + pools never carved (from pool_address to the end);
+ *   - the arena is on heap->usable iff nfreepools > 0; that list is sorted by nfreepools,
+ *     ascending, and heap->last[n] is its last arena with nfreepools == n (NULL if none);
+ *   - a record not in use is on heap->spare_records, linked through `next`. */
+typedef struct arena {
+    char *base;           /* the arena's first byte, aligned to ARENA_SIZE */
+    pool *freepools;      /* empty pools, linked through pool->next */
+    char *pool_address;   /* the next pool never carved; base + ARENA_SIZE once all are */
+    uint32_t nfreepools;  /* pools available for any class */
+    uint32_t pad;
+    struct arena *next;   /* on heap->usable: the arena with as many or more free pools */
+    struct arena *prev;   /* on heap->usable: the arena with as many or fewer free pools */
+} arena;
+
+/* The header in front of a big block (more than 512 bytes). Big blocks of a heap are on one
+ * doubly linked list so that zw_heap_destroy() can give them all back. */
+typedef struct big_header {
+    size_t size;             /* bytes requested */
+    uintptr_t tag;           /* BIG_TAG(heap, block): says the block is a live big block of it */
+    struct big_header *prev; /* NULL at the head of heap->big */
+    struct big_header *next;
+} big_header;
+
+#define BIG_MAGIC       ((uintptr_t)0x5a57424947424c4bULL) /* "ZWBIGBLK" */
+#define BIG_TAG(h, hdr) ((uintptr_t)(h) ^ (uintptr_t)(hdr) ^ BIG_MAGIC)
+
+/* Big blocks freed in debug mode wait here before going back to raw, so that a second free
+ * or a write to them is still seen. */
+#define QUARANTINE_LEN 16
+
+/* Chunks of arena records, one page each, linked through their first word. */
+#define RECORD_CHUNK_SIZE 4096
+
+struct zw_heap {
+    /* -- hot: read by every malloc and free -- */
+    size_t small_limit;             /* 512, or 0 in debug mode: requests above go the slow way */
+    bool debug;                     /* debug mode: every call goes through debug.c */
+    size_t nblocks;                 /* small blocks in use (ZW_MEM_COUNTERS) */
+    size_t nbytes;                  /* bytes of small blocks in use, by class size */
+    pool *used[ZW_MEM_NCLASSES];    /* partial pools of each class; allocations come from the head */
+
+    /* -- big blocks -- */
+    big_header *big;                /* live big blocks (and quarantined ones in debug mode) */
+    size_t nbig;                    /* big blocks in use (not counting the quarantine) */
+    size_t big_bytes;               /* bytes requested for them */
+
+    /* -- arenas -- */
+    arena *usable;                  /* arenas with a free pool, fullest first */
+    arena *last[POOLS_PER_ARENA + 1]; /* last[n]: last arena of `usable` with n free pools */
+    arena *spare_records;           /* arena records not in use */
+    void *record_chunks;            /* pages holding arena records */
+    size_t arenas_total;            /* arenas ever mapped */
+    size_t arenas_current;          /* arenas mapped now */
+    size_t arenas_highwater;        /* the most arenas mapped at once */
+    size_t arenas_free;             /* arenas on `usable` with all their pools free */
+    size_t arena_cache;             /* the most arenas_free may be before one is unmapped */
+
+    /* -- configuration and debug state -- */
+    zw_raw *raw;                    /* the door every page and big block comes from */
+    bool owns_raw;                  /* the heap created `raw` and destroys it */
+    unsigned flags;                 /* enum zw_heap_flags */
+    FILE *report;                   /* where debug reports go; NULL: stderr */
+    size_t debug_errors;            /* errors reported by debug mode */
+    uint64_t serial;                /* debug mode: serial number of the last block handed out */
+    big_header *quarantine[QUARANTINE_LEN]; /* debug mode: freed big blocks, oldest at qhead */
+    unsigned qhead;                 /* next slot of `quarantine` to fill (and to evict) */
+    size_t map_bytes;               /* pages mapped for map leaves */
+
+    /* -- the address map; its untouched pages cost nothing -- */
+    arena **map[MAP_ROOT_LEN];
+};
+
+/* The arena holding `p`, or NULL if `p` is not in one of this heap's arenas. */
+static inline arena *
+zwi_mem_arena_of(const zw_heap *h, const void *p)
+{
+    uintptr_t key = (uintptr_t)p >> 20;
+    if (ZW_UNLIKELY(key >> (MAP_ROOT_BITS + MAP_LEAF_BITS)))
+        return NULL;
+    arena **leaf = h->map[key >> MAP_LEAF_BITS];
+    return leaf != NULL ? leaf[key & (MAP_LEAF_LEN - 1)] : NULL;
+}
+
+/* arena.c: pools and arenas, the slow paths */
+ZW_HIDDEN pool *zwi_mem_take_pool(zw_heap *h, unsigned cls);
+ZW_HIDDEN void zwi_mem_pool_emptied(zw_heap *h, pool *p);
+ZW_HIDDEN void zwi_mem_release_all_arenas(zw_heap *h);
+ZW_HIDDEN size_t zwi_mem_trim(zw_heap *h);
+ZW_HIDDEN void zwi_mem_for_each_arena(const zw_heap *h, void (*fn)(const arena *a, void *ctx),
+                                      void *ctx);
+
+/* heap.c: the allocator without debug checks, used by debug.c underneath its own layout */
+ZW_HIDDEN void *zwi_mem_alloc_block(zw_heap *h, size_t n);
+ZW_HIDDEN void *zwi_mem_calloc_block(zw_heap *h, size_t n);
+ZW_HIDDEN void zwi_mem_free_block(zw_heap *h, void *p);
+ZW_HIDDEN size_t zwi_mem_block_size(const zw_heap *h, const void *p);
+ZW_HIDDEN void zwi_mem_big_release(zw_heap *h, big_header *hdr);
+
+/* debug.c */
+ZW_HIDDEN void *zwi_mem_debug_malloc(zw_heap *h, size_t n, bool zero);
+ZW_HIDDEN void *zwi_mem_debug_realloc(zw_heap *h, void *p, size_t n);
+ZW_HIDDEN void zwi_mem_debug_free(zw_heap *h, void *p);
+ZW_HIDDEN size_t zwi_mem_debug_usable_size(const zw_heap *h, const void *p);
+ZW_HIDDEN void zwi_mem_debug_prepare_pool(pool *p);
+ZW_HIDDEN void zwi_mem_debug_flush_quarantine(zw_heap *h);
+
+/* domain.c */
+ZW_HIDDEN bool zwi_mem_traceback(const void *ptr, FILE *out);
+ZW_HIDDEN unsigned zwi_mem_env_flags(void);
+
+#endif /* ZW_MEM_INTERNAL_H */
