@@ -168,6 +168,7 @@ arena_release(zw_heap *h, arena *a)
     ZW_ASSERT(a->nfreepools == POOLS_PER_ARENA);
     usable_unlink(h, a);
     map_set(h, a->base, NULL); /* the leaf exists: it cannot fail */
+    ASAN_UNPOISON(h, a->base, ARENA_SIZE); /* the next user of these addresses starts clean */
     zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
     record_release(h, a);
     h->arenas_free--;
@@ -176,7 +177,7 @@ arena_release(zw_heap *h, arena *a)
 
 /* Makes `p` (fresh or empty) a partial pool of class `cls` with a free block at its head. */
 static void
-pool_init(pool *p, arena *a, unsigned cls, bool debug)
+pool_init(zw_heap *h, pool *p, arena *a, unsigned cls)
 {
     p->arena = a;
     p->nused = 0;
@@ -186,10 +187,13 @@ pool_init(pool *p, arena *a, unsigned cls, bool debug)
     size_t size = CLASS_SIZE(cls);
     p->cls = cls;
     p->maxnextoffset = (uint32_t)(POOL_SIZE - size);
-    if (debug)
+    if (h->debug)
         zwi_mem_debug_prepare_pool(p);
+    ASAN_POISON(h, (char *)p + POOL_HEADER, POOL_SIZE - POOL_HEADER);
     p->free = (char *)p + POOL_HEADER;
+    ASAN_UNPOISON(h, p->free, sizeof(void *));
     *(void **)p->free = NULL;
+    ASAN_POISON(h, p->free, sizeof(void *));
     p->nextoffset = (uint32_t)(POOL_HEADER + size);
 }
 
@@ -229,7 +233,7 @@ zwi_mem_take_pool(zw_heap *h, unsigned cls)
     } else if (h->last[n - 1] == NULL) {
         h->last[n - 1] = a;
     }
-    pool_init(p, a, cls, h->debug);
+    pool_init(h, p, a, cls);
     h->used[cls] = p;
     return p;
 }
@@ -286,8 +290,10 @@ zwi_mem_release_all_arenas(zw_heap *h)
         for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
              r += sizeof(arena)) {
             arena *a = (arena *)r;
-            if (a->base != NULL)
+            if (a->base != NULL) {
+                ASAN_UNPOISON(h, a->base, ARENA_SIZE);
                 zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
+            }
         }
     }
     for (size_t i = 0; i < MAP_ROOT_LEN; i++) {

@@ -20,7 +20,9 @@ pool_exhausted(zw_heap *h, pool *p)
     if (p->nextoffset <= p->maxnextoffset) {
         void *b = (char *)p + p->nextoffset;
         p->nextoffset += (uint32_t)size;
+        ASAN_UNPOISON(h, b, sizeof(void *));
         *(void **)b = NULL;
+        ASAN_POISON(h, b, sizeof(void *));
         p->free = b;
         return;
     }
@@ -31,9 +33,10 @@ pool_exhausted(zw_heap *h, pool *p)
     p->next = NULL;
 }
 
-/* The fast path: pop the head pool's free list. */
+/* The fast path: pop the head pool's free list. `n` (<= the class size) is what the caller
+ * asked for: only ASan builds use it, to leave the rest of the block poisoned. */
 static inline void *
-small_alloc(zw_heap *h, unsigned cls)
+small_alloc(zw_heap *h, unsigned cls, size_t n)
 {
     pool *p = h->used[cls];
     if (ZW_UNLIKELY(p == NULL)) {
@@ -43,6 +46,7 @@ small_alloc(zw_heap *h, unsigned cls)
     }
     void *b = p->free;
     ZW_ASSERT(b != NULL && p->cls == cls);
+    ASAN_UNPOISON(h, b, sizeof(void *));
     p->nused++;
     p->free = *(void **)b;
     if (ZW_UNLIKELY(p->free == NULL))
@@ -51,6 +55,8 @@ small_alloc(zw_heap *h, unsigned cls)
     h->nblocks++;
     h->nbytes += CLASS_SIZE(cls);
 #endif
+    ASAN_FIT(h, b, n, CLASS_SIZE(cls));
+    (void)n;
     return b;
 }
 
@@ -75,7 +81,9 @@ small_free(zw_heap *h, void *b)
     pool *p = POOL_OF(b);
     void *last = p->free;
     ZW_ASSERT(p->nused > 0);
+    ASAN_UNPOISON(h, b, sizeof(void *));
     *(void **)b = last;
+    ASAN_POISON(h, b, CLASS_SIZE(p->cls));
     p->free = b;
     p->nused--;
 #if ZW_MEM_COUNTERS
@@ -193,7 +201,7 @@ void *
 zwi_mem_alloc_block(zw_heap *h, size_t n)
 {
     if (n <= ZW_MEM_SMALL_MAX)
-        return small_alloc(h, n == 0 ? 0 : (unsigned)((n - 1) >> 4));
+        return small_alloc(h, n == 0 ? 0 : (unsigned)((n - 1) >> 4), n);
     return big_alloc(h, n, false);
 }
 
@@ -232,7 +240,7 @@ void *
 zw_heap_malloc(zw_heap *h, size_t n)
 {
     if (ZW_LIKELY(n - 1 < h->small_limit)) /* 1..512 and not debug; n == 0 wraps around */
-        return small_alloc(h, (unsigned)((n - 1) >> 4));
+        return small_alloc(h, (unsigned)((n - 1) >> 4), n);
     if (h->debug)
         return zwi_mem_debug_malloc(h, n, false);
     return zwi_mem_alloc_block(h, n);
@@ -284,11 +292,19 @@ zw_heap_realloc(zw_heap *h, void *p, size_t n)
         return big_realloc(h, hdr, n);
     }
     size_t size = CLASS_SIZE(POOL_OF(p)->cls);
-    if (n <= size && 4 * n > 3 * size)
+    if (n <= size && 4 * n > 3 * size) {
+        ASAN_FIT(h, p, n, size);
         return p; /* same class, or shrinking by less than a quarter: keep the block */
+    }
     void *q = zwi_mem_alloc_block(h, n);
     if (q == NULL)
         return NULL;
+#ifdef ZW_ASAN
+    /* only the bytes the caller asked for are addressable: copy those */
+    const char *poisoned = __asan_region_is_poisoned(p, size);
+    if (poisoned != NULL)
+        size = (size_t)(poisoned - (const char *)p);
+#endif
     memcpy(q, p, n < size ? n : size);
     small_free(h, p);
     return q;

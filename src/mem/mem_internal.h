@@ -139,6 +139,31 @@ struct zw_heap {
     arena **map[MAP_ROOT_LEN];
 };
 
+/* AddressSanitizer builds: free blocks inside pools are poisoned, so a use after free or an
+ * overrun into a neighbour is reported by ASan. Invariant: every free block of a pool (on a
+ * free list or never handed out) is poisoned whole; a handed-out block is addressable for the
+ * bytes requested only. Debug heaps are left alone: their own checks read freed blocks. */
+#if defined(__SANITIZE_ADDRESS__)
+#    define ZW_ASAN 1
+#elif defined(__has_feature)
+#    if __has_feature(address_sanitizer)
+#        define ZW_ASAN 1
+#    endif
+#endif
+#ifdef ZW_ASAN
+#    include <sanitizer/asan_interface.h>
+#    define ASAN_POISON(h, p, n)                                                                  \
+        ((h)->debug ? (void)0 : ASAN_POISON_MEMORY_REGION((p), (n)))
+#    define ASAN_UNPOISON(h, p, n)                                                                \
+        ((h)->debug ? (void)0 : ASAN_UNPOISON_MEMORY_REGION((p), (n)))
+/* Makes the first `n` of a block's `size` bytes addressable and the rest not. */
+#    define ASAN_FIT(h, p, n, size) (ASAN_POISON(h, p, size), ASAN_UNPOISON(h, p, n))
+#else
+#    define ASAN_POISON(h, p, n)    ((void)0)
+#    define ASAN_UNPOISON(h, p, n)  ((void)0)
+#    define ASAN_FIT(h, p, n, size) ((void)0)
+#endif
+
 /* The arena holding `p`, or NULL if `p` is not in one of this heap's arenas. */
 static inline arena *
 zwi_mem_arena_of(const zw_heap *h, const void *p)
