@@ -85,7 +85,7 @@ ZW_API size_t zw_heap_allocated_bytes(const zw_heap *h);
 
 typedef struct zw_mem_class_stats {
     size_t block_size;    /* bytes of one block of this class: 16 * (index + 1) */
-    size_t pools;         /* pools of this class with at least one block in use */
+    size_t pools;         /* pools serving this class (with a block in use, or its spare) */
     size_t blocks_in_use; /* blocks handed out */
     size_t blocks_free;   /* blocks of those pools not in use (freed or never handed out) */
 } zw_mem_class_stats;
@@ -99,8 +99,8 @@ typedef struct zw_mem_stats {
     size_t arenas_reclaimed;       /* arenas given back to the OS: total - current */
     size_t arenas_highwater;       /* the most arenas mapped at once */
     size_t arenas_current;         /* arenas mapped now */
-    size_t arenas_cached;          /* of those, wholly free ones kept for reuse */
-    size_t pools_in_use;           /* pools with at least one block in use */
+    size_t arenas_cached;          /* of those, idle ones kept for reuse (no block in use) */
+    size_t pools_in_use;           /* pools serving a class: with a block in use, or a spare */
     size_t pools_unused;           /* freed or never carved pools of current arenas */
     size_t small_blocks;           /* small blocks in use */
     size_t bytes_in_blocks;        /* sum of blocks_in_use * block_size */

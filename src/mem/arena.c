@@ -147,7 +147,7 @@ arena_new(zw_heap *h)
     a->nfreepools = POOLS_PER_ARENA;
     usable_insert_after(h, a, NULL);
     h->last[POOLS_PER_ARENA] = a;
-    h->arenas_free++;
+    h->arenas_idle++; /* for a moment: the caller takes a pool at once */
     h->arenas_total++;
     h->arenas_current++;
     if (h->arenas_current > h->arenas_highwater)
@@ -171,7 +171,7 @@ arena_release(zw_heap *h, arena *a)
     ASAN_UNPOISON(h, a->base, ARENA_SIZE); /* the next user of these addresses starts clean */
     zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
     record_release(h, a);
-    h->arenas_free--;
+    h->arenas_idle--;
     h->arenas_current--;
 }
 
@@ -182,7 +182,7 @@ pool_init(zw_heap *h, pool *p, arena *a, unsigned cls)
     p->arena = a;
     p->nused = 0;
     p->next = p->prev = NULL;
-    if (p->cls == cls && p->free != NULL && p->nextoffset != 0)
+    if (p->cls == cls && p->free != NULL)
         return; /* it last served this class: its free list is still good (CPython does this) */
     size_t size = CLASS_SIZE(cls);
     p->cls = cls;
@@ -217,11 +217,11 @@ zwi_mem_take_pool(zw_heap *h, unsigned cls)
         p = (pool *)a->pool_address;
         a->pool_address += POOL_SIZE;
         p->cls = UINT32_MAX; /* never served a class: pool_init() must carve it */
-        p->nextoffset = 0;
+        p->free = NULL;
     }
-    /* `a` is the head and has the fewest free pools, so it stays first with one fewer. */
     if (n == POOLS_PER_ARENA)
-        h->arenas_free--;
+        h->arenas_idle--;
+    /* `a` is the head and has the fewest free pools, so it stays first with one fewer. */
     if (h->last[n] == a)
         h->last[n] = NULL;
     a->nfreepools = n - 1;
@@ -238,9 +238,43 @@ zwi_mem_take_pool(zw_heap *h, unsigned cls)
     return p;
 }
 
-/* The last block of partial pool `p` was freed: the pool goes back to its arena. */
+/* Spares of arena `a`: they are heads of class lists with no block in use. */
+static unsigned
+count_spares(const zw_heap *h, const arena *a)
+{
+    unsigned n = 0;
+    for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
+        const pool *p = h->used[c];
+        n += p != NULL && p->nused == 0 && p->arena == a;
+    }
+    return n;
+}
+
+/* True if nothing in `a` is in use but spares, and the heap is big enough that the arena
+ * should not be kept for them: then the spares go back and the arena is free. */
+static bool
+holds_only_spares(const zw_heap *h, const arena *a)
+{
+    return a->nfreepools < POOLS_PER_ARENA && a->nfreepools + ZW_MEM_NCLASSES >= POOLS_PER_ARENA &&
+           h->arenas_current > h->arena_cache &&
+           a->nfreepools + count_spares(h, a) == POOLS_PER_ARENA;
+}
+
+static void
+return_spares(zw_heap *h, arena *a)
+{
+    for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
+        pool *p = h->used[c];
+        if (p != NULL && p->nused == 0 && (a == NULL || p->arena == a))
+            zwi_mem_pool_to_arena(h, p);
+    }
+}
+
+/* Empty pool `p` (a spare, or a pool whose last block was just freed) leaves its class list
+ * for its arena's free pools; the arena moves up the usable list, and is unmapped if wholly
+ * free with the cache of free arenas full. */
 void
-zwi_mem_pool_emptied(zw_heap *h, pool *p)
+zwi_mem_pool_to_arena(zw_heap *h, pool *p)
 {
     ZW_ASSERT(p->nused == 0);
     if (p->prev != NULL)
@@ -264,16 +298,37 @@ zwi_mem_pool_emptied(zw_heap *h, pool *p)
     }
     usable_moved_up(h, a, n);
     if (n + 1 == POOLS_PER_ARENA) {
-        h->arenas_free++;
-        if (h->arenas_free > h->arena_cache)
+        h->arenas_idle++;
+        if (h->arenas_idle > h->arena_cache)
             arena_release(h, a);
     }
 }
 
-/* Unmaps every wholly free arena; returns how many. */
+/* The last block of pool `p` was freed and heap.c could not simply keep it as its class's
+ * spare. A pool alone on its class list stays as the spare unless its arena would then hold
+ * only spares in a heap bigger than the arena cache; such an arena gets all its spares back.
+ * A pool with company on its list goes back to its arena, and if that leaves the arena with
+ * only spares, they go back too. */
+void
+zwi_mem_pool_emptied(zw_heap *h, pool *p)
+{
+    ZW_ASSERT(p->nused == 0);
+    arena *a = p->arena;
+    if (p->prev != NULL || p->next != NULL) {
+        zwi_mem_pool_to_arena(h, p); /* may unmap `a`: look at it only if it had pools left */
+        if (a->base != NULL && holds_only_spares(h, a))
+            return_spares(h, a);
+        return;
+    }
+    if (holds_only_spares(h, a))
+        return_spares(h, a); /* p is one of them */
+}
+
+/* Gives the spares back, then unmaps every wholly free arena; returns how many. */
 size_t
 zwi_mem_trim(zw_heap *h)
 {
+    return_spares(h, NULL);
     size_t released = 0;
     while (h->last[POOLS_PER_ARENA] != NULL) {
         arena_release(h, h->last[POOLS_PER_ARENA]);

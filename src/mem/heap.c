@@ -33,9 +33,10 @@ pool_exhausted(zw_heap *h, pool *p)
     p->next = NULL;
 }
 
-/* The fast path: pop the head pool's free list. `n` (<= the class size) is what the caller
- * asked for: only ASan builds use it, to leave the rest of the block poisoned. */
-static inline void *
+/* Pops a block of class `cls` from the head pool, taking a pool first if the class has none.
+ * `n` (<= the class size) is what the caller asked for: only ASan builds use it, to leave the
+ * rest of the block poisoned. zw_heap_malloc() inlines the common case. */
+static __attribute__((noinline)) void *
 small_alloc(zw_heap *h, unsigned cls, size_t n)
 {
     pool *p = h->used[cls];
@@ -52,8 +53,7 @@ small_alloc(zw_heap *h, unsigned cls, size_t n)
     if (ZW_UNLIKELY(p->free == NULL))
         pool_exhausted(h, p);
 #if ZW_MEM_COUNTERS
-    h->nblocks++;
-    h->nbytes += CLASS_SIZE(cls);
+    h->nused[cls]++;
 #endif
     ASAN_FIT(h, b, n, CLASS_SIZE(cls));
     (void)n;
@@ -67,6 +67,11 @@ pool_was_full(zw_heap *h, pool *p)
 {
     ZW_ASSERT(p->nused > 0);
     pool *head = h->used[p->cls];
+    if (head != NULL && head->nused == 0) {
+        zwi_mem_pool_to_arena(h, head); /* the class has a pool again: no spare needed */
+        head = h->used[p->cls];
+        ZW_ASSERT(head == NULL);
+    }
     p->prev = NULL;
     p->next = head;
     if (head != NULL)
@@ -74,8 +79,9 @@ pool_was_full(zw_heap *h, pool *p)
     h->used[p->cls] = p;
 }
 
-/* The fast path: push on the pool's free list. */
-static inline void
+/* Pushes `b` on its pool's free list and moves the pool between states when it was full or
+ * is now empty. zw_heap_free() inlines the common case. */
+static __attribute__((noinline)) void
 small_free(zw_heap *h, void *b)
 {
     pool *p = POOL_OF(b);
@@ -87,13 +93,19 @@ small_free(zw_heap *h, void *b)
     p->free = b;
     p->nused--;
 #if ZW_MEM_COUNTERS
-    h->nblocks--;
-    h->nbytes -= CLASS_SIZE(p->cls);
+    h->nused[p->cls]--;
 #endif
-    if (ZW_UNLIKELY(last == NULL))
+    if (ZW_UNLIKELY(last == NULL)) {
         pool_was_full(h, p);
-    else if (ZW_UNLIKELY(p->nused == 0))
-        zwi_mem_pool_emptied(h, p);
+    } else if (ZW_UNLIKELY(p->nused == 0)) {
+        /* Alone on its class list it stays as the class's spare (the ping-pong case) when its
+         * arena surely holds a pool that is not a spare (more in use than there are classes)
+         * or the heap is small; arena.c decides the rest. */
+        bool alone = p->prev == NULL && p->next == NULL;
+        if (!alone || (p->arena->nfreepools + ZW_MEM_NCLASSES >= POOLS_PER_ARENA &&
+                       h->arenas_current > h->arena_cache))
+            zwi_mem_pool_emptied(h, p);
+    }
 }
 
 /* ---- big blocks ---- */
@@ -236,11 +248,31 @@ zwi_mem_block_size(const zw_heap *h, const void *p)
 
 /* ---- public entry points ---- */
 
+/* The fast paths below touch the heap's first lines, the pool header and the block, take no
+ * stack frame, and leave every state change to small_alloc()/small_free(). ASan builds always
+ * take those, which manage the poisoning. */
 void *
 zw_heap_malloc(zw_heap *h, size_t n)
 {
-    if (ZW_LIKELY(n - 1 < h->small_limit)) /* 1..512 and not debug; n == 0 wraps around */
-        return small_alloc(h, (unsigned)((n - 1) >> 4), n);
+    if (ZW_LIKELY(n - 1 < h->small_limit)) { /* 1..512 and not debug; n == 0 wraps around */
+        unsigned cls = (unsigned)((n - 1) >> 4);
+#ifndef ZW_ASAN
+        pool *p = h->used[cls];
+        if (ZW_LIKELY(p != NULL)) {
+            void *b = p->free;
+            void *next = *(void **)b;
+            if (ZW_LIKELY(next != NULL)) {
+                p->free = next;
+                p->nused++;
+#    if ZW_MEM_COUNTERS
+                h->nused[cls]++;
+#    endif
+                return b;
+            }
+        }
+#endif
+        return small_alloc(h, cls, n);
+    }
     if (h->debug)
         return zwi_mem_debug_malloc(h, n, false);
     return zwi_mem_alloc_block(h, n);
@@ -263,6 +295,20 @@ void
 zw_heap_free(zw_heap *h, void *p)
 {
     if (ZW_LIKELY(zwi_mem_arena_of(h, p) != NULL && !h->debug)) {
+#ifndef ZW_ASAN
+        pool *pl = POOL_OF(p);
+        void *last = pl->free;
+        uint32_t nused = pl->nused;
+        if (ZW_LIKELY(last != NULL && nused > 1)) { /* neither full before nor empty after */
+            *(void **)p = last;
+            pl->free = p;
+            pl->nused = nused - 1;
+#    if ZW_MEM_COUNTERS
+            h->nused[pl->cls]--;
+#    endif
+            return;
+        }
+#endif
         small_free(h, p);
         return;
     }
@@ -359,13 +405,18 @@ count_arena(const arena *a, void *ctx)
 }
 #endif
 
-/* Small blocks and their bytes: the counters, or a walk when they are compiled out. */
+/* Small blocks and their bytes: the per-class counters (O(32)), or a walk when they are
+ * compiled out. */
 static void
 small_totals(const zw_heap *h, size_t *blocks, size_t *bytes)
 {
 #if ZW_MEM_COUNTERS
-    *blocks = h->nblocks;
-    *bytes = h->nbytes;
+    *blocks = 0;
+    *bytes = 0;
+    for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
+        *blocks += h->nused[c];
+        *bytes += h->nused[c] * CLASS_SIZE(c);
+    }
 #else
     size_t sums[2] = {0, 0};
     zwi_mem_for_each_arena(h, count_arena, sums);

@@ -48,6 +48,11 @@ struct arena;
 /* A pool: blocks of one size class. Between calls into the heap:
  *   - in use (nused > 0): free == NULL iff the pool is full; a partial pool is on used[cls],
  *     a full pool on no list;
+ *   - spare (nused == 0, on used[cls]): the class's only pool, kept when its last block was
+ *     freed so that allocating and freeing one block does not move a pool in and out of its
+ *     arena each time. A spare is always alone on its list. An arena holding nothing in use
+ *     but spares keeps them only while the heap has no more arenas than heap->arena_cache, so
+ *     spares never keep more than arena_cache arenas mapped;
  *   - empty (nused == 0): on its arena's freepools list, linked through `next`; `cls`, `free`
  *     and `nextoffset` still describe the last class it served, so it can be reused as is;
  *   - blocks at offsets < nextoffset have been handed out at least once; blocks from
@@ -70,6 +75,8 @@ _Static_assert(sizeof(pool) == POOL_HEADER, "the pool header is 48 bytes, as in 
  *   - nfreepools = pools on `freepools` + pools never carved (from pool_address to the end);
  *   - the arena is on heap->usable iff nfreepools > 0; that list is sorted by nfreepools,
  *     ascending, and heap->last[n] is its last arena with nfreepools == n (NULL if none);
+ *   - heap->arenas_idle counts arenas with all their pools free; it never exceeds
+ *     heap->arena_cache between calls;
  *   - a record not in use is on heap->spare_records, linked through `next`. */
 typedef struct arena {
     char *base;           /* the arena's first byte, aligned to ARENA_SIZE */
@@ -104,9 +111,8 @@ struct zw_heap {
     /* -- hot: read by every malloc and free -- */
     size_t small_limit;             /* 512, or 0 in debug mode: requests above go the slow way */
     bool debug;                     /* debug mode: every call goes through debug.c */
-    size_t nblocks;                 /* small blocks in use (ZW_MEM_COUNTERS) */
-    size_t nbytes;                  /* bytes of small blocks in use, by class size */
     pool *used[ZW_MEM_NCLASSES];    /* partial pools of each class; allocations come from the head */
+    size_t nused[ZW_MEM_NCLASSES];  /* blocks of each class in use (ZW_MEM_COUNTERS) */
 
     /* -- big blocks -- */
     big_header *big;                /* live big blocks (and quarantined ones in debug mode) */
@@ -121,8 +127,8 @@ struct zw_heap {
     size_t arenas_total;            /* arenas ever mapped */
     size_t arenas_current;          /* arenas mapped now */
     size_t arenas_highwater;        /* the most arenas mapped at once */
-    size_t arenas_free;             /* arenas on `usable` with all their pools free */
-    size_t arena_cache;             /* the most arenas_free may be before one is unmapped */
+    size_t arenas_idle;             /* arenas with all their pools free (see arena) */
+    size_t arena_cache;             /* the most such arenas kept mapped */
 
     /* -- configuration and debug state -- */
     zw_raw *raw;                    /* the door every page and big block comes from */
@@ -178,6 +184,8 @@ zwi_mem_arena_of(const zw_heap *h, const void *p)
 /* arena.c: pools and arenas, the slow paths */
 ZW_HIDDEN pool *zwi_mem_take_pool(zw_heap *h, unsigned cls);
 ZW_HIDDEN void zwi_mem_pool_emptied(zw_heap *h, pool *p);
+ZW_HIDDEN void zwi_mem_pool_to_arena(zw_heap *h, pool *p);
+
 ZW_HIDDEN void zwi_mem_release_all_arenas(zw_heap *h);
 ZW_HIDDEN size_t zwi_mem_trim(zw_heap *h);
 ZW_HIDDEN void zwi_mem_for_each_arena(const zw_heap *h, void (*fn)(const arena *a, void *ctx),

@@ -35,6 +35,16 @@ zw_heap_stats(const zw_heap *h, zw_mem_stats *st)
         st->classes[c].block_size = CLASS_SIZE(c);
     zwi_mem_for_each_arena(h, census_arena, st);
     for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
+        const pool *p = h->used[c];
+        if (p == NULL || p->nused != 0)
+            continue; /* a spare serves its class with no block in use (see mem_internal.h) */
+        size_t size = CLASS_SIZE(c);
+        st->classes[c].pools++;
+        st->classes[c].blocks_free += (POOL_SIZE - POOL_HEADER) / size;
+        st->pools_in_use++;
+        st->bytes_quantization += (POOL_SIZE - POOL_HEADER) % size;
+    }
+    for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
         const zw_mem_class_stats *cs = &st->classes[c];
         st->small_blocks += cs->blocks_in_use;
         st->bytes_in_blocks += cs->blocks_in_use * cs->block_size;
@@ -44,7 +54,7 @@ zw_heap_stats(const zw_heap *h, zw_mem_stats *st)
     st->arenas_current = h->arenas_current;
     st->arenas_reclaimed = h->arenas_total - h->arenas_current;
     st->arenas_highwater = h->arenas_highwater;
-    st->arenas_cached = h->arenas_free;
+    st->arenas_cached = h->arenas_idle;
     st->bytes_unused_pools = st->pools_unused * POOL_SIZE;
     st->bytes_pool_headers = st->pools_in_use * POOL_HEADER;
     st->big_blocks = h->nbig;
