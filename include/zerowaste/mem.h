@@ -42,7 +42,8 @@ enum zw_heap_flags {
 typedef struct zw_heap_config {
     unsigned flags;       /* enum zw_heap_flags */
     zw_raw *raw;          /* where pages and big blocks come from; NULL: a door of the heap's own */
-    int arena_cache;      /* wholly free arenas kept mapped for reuse; -1: the default (2) */
+    int arena_cache;      /* wholly free arenas kept mapped for reuse; 0: the default (2);
+                           * negative: none */
     FILE *report;         /* where debug reports go; NULL: stderr */
 } zw_heap_config;
 
@@ -56,14 +57,15 @@ ZW_API void zw_heap_destroy(zw_heap *h);
 
 /* The malloc family on one heap. On failure NULL with errno = ENOMEM, the heap unchanged.
  * malloc(0) returns a unique pointer; free(NULL) does nothing; realloc(p, 0) returns a valid
- * pointer (it is not a free); calloc fails when nelem * elsize overflows. Every block is
- * aligned to 16 bytes. */
+ * pointer (it is not a free); calloc fails when nelem * elsize overflows, and every call when
+ * the size exceeds PTRDIFF_MAX. Every block is aligned to 16 bytes. */
 ZW_API void *zw_heap_malloc(zw_heap *h, size_t n);
 ZW_API void *zw_heap_calloc(zw_heap *h, size_t nelem, size_t elsize);
 ZW_API void *zw_heap_realloc(zw_heap *h, void *p, size_t n);
 ZW_API void zw_heap_free(zw_heap *h, void *p);
 
-/* Bytes usable at `p`: the size class for a small block, the request for a big one. */
+/* Bytes usable at `p`: the size class for a small block, the request for a big one (in
+ * AddressSanitizer builds, the request for both: only that much is addressable). */
 ZW_API size_t zw_heap_usable_size(const zw_heap *h, const void *p);
 /* True if `p` lies in one of this heap's arenas (O(1); big blocks are not looked up). */
 ZW_API bool zw_heap_owns(const zw_heap *h, const void *p);
@@ -121,7 +123,8 @@ ZW_API void zw_heap_stats(const zw_heap *h, zw_mem_stats *out);
 /* Prints the census in the shape of sys._debugmallocstats(). */
 ZW_API void zw_heap_print_stats(const zw_heap *h, FILE *out);
 
-/* Gives wholly free cached arenas back to the OS now. Returns the number released. */
+/* Gives the spare pools and the wholly free cached arenas back to the OS now; returns the
+ * number of arenas released. A debug heap keeps its arenas and only empties its quarantine. */
 ZW_API size_t zw_heap_trim(zw_heap *h);
 
 /* ---- allocator domains, as PyMem_SetAllocator ---- */

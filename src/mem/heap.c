@@ -2,6 +2,7 @@
  * pool's free list), big blocks through raw, and the heap's life cycle. Pools and arenas change
  * state only in arena.c; debug mode wraps all of this in debug.c. See docs/mem.md#blocks. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -137,7 +138,7 @@ big_unlink(zw_heap *h, big_header *hdr)
 static void *
 big_alloc(zw_heap *h, size_t n, bool zero)
 {
-    if (n > SIZE_MAX - sizeof(big_header)) {
+    if (n > PTRDIFF_MAX - sizeof(big_header)) { /* as CPython: no object is that big */
         errno = ENOMEM;
         return NULL;
     }
@@ -185,7 +186,7 @@ big_free(zw_heap *h, void *p)
 static void *
 big_realloc(zw_heap *h, big_header *hdr, size_t n)
 {
-    if (n > SIZE_MAX - sizeof(big_header)) {
+    if (n > PTRDIFF_MAX - sizeof(big_header)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -363,7 +364,14 @@ zw_heap_usable_size(const zw_heap *h, const void *p)
         return 0;
     if (h->debug)
         return zwi_mem_debug_usable_size(h, p);
-    return zwi_mem_block_size(h, p);
+    size_t size = zwi_mem_block_size(h, p);
+#ifdef ZW_ASAN
+    /* ASan builds make only the requested bytes of a small block addressable */
+    const char *poisoned = __asan_region_is_poisoned((void *)p, size);
+    if (poisoned != NULL)
+        size = (size_t)(poisoned - (const char *)p);
+#endif
+    return size;
 }
 
 bool
@@ -454,7 +462,7 @@ zw_heap_new(void)
 zw_heap *
 zw_heap_new_ex(const zw_heap_config *cfg)
 {
-    static const zw_heap_config defaults = {.arena_cache = -1};
+    static const zw_heap_config defaults = {0};
     if (cfg == NULL)
         cfg = &defaults;
     zw_raw *raw = cfg->raw;
@@ -478,7 +486,9 @@ zw_heap_new_ex(const zw_heap_config *cfg)
     h->debug = (flags & ZW_HEAP_DEBUG) != 0;
     h->small_limit = h->debug ? 0 : ZW_MEM_SMALL_MAX;
     h->report = cfg->report;
-    h->arena_cache = cfg->arena_cache < 0 ? DEFAULT_CACHE : (size_t)cfg->arena_cache;
+    h->arena_cache = cfg->arena_cache == 0  ? DEFAULT_CACHE
+                     : cfg->arena_cache < 0 ? 0
+                                            : (size_t)cfg->arena_cache;
     if (h->debug)
         h->arena_cache = SIZE_MAX; /* a stale pointer into an unmapped arena could not be read */
     return h;
@@ -489,6 +499,8 @@ zw_heap_destroy(zw_heap *h)
 {
     if (h == NULL)
         return;
+    if (h->debug)
+        zwi_mem_debug_release(h); /* checks what waits in quarantine */
     while (h->big != NULL)
         zwi_mem_big_release(h, h->big); /* quarantined big blocks are on this list too */
     zwi_mem_release_all_arenas(h);
@@ -502,5 +514,9 @@ zw_heap_destroy(zw_heap *h)
 size_t
 zw_heap_trim(zw_heap *h)
 {
+    if (h->debug) {
+        zwi_mem_debug_flush_quarantine(h);
+        return 0; /* debug heaps keep their arenas: a stale pointer must stay readable */
+    }
     return zwi_mem_trim(h);
 }

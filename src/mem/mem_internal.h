@@ -140,6 +140,11 @@ struct zw_heap {
     big_header *quarantine[QUARANTINE_LEN]; /* debug mode: freed big blocks, oldest at qhead */
     unsigned qhead;                 /* next slot of `quarantine` to fill (and to evict) */
     size_t map_bytes;               /* pages mapped for map leaves */
+    /* debug mode: the set of big blocks (live and quarantined), open addressing with linear
+     * probing; a debug free looks a pointer up here before reading anything near it */
+    big_header **bigset;            /* bigset_cap slots: NULL empty, BIGSET_GONE removed */
+    size_t bigset_cap;              /* a power of two, or 0 before the first big block */
+    size_t bigset_used;             /* slots not NULL (live + removed); at most cap / 2 */
 
     /* -- the address map; its untouched pages cost nothing -- */
     arena **map[MAP_ROOT_LEN];
@@ -205,6 +210,7 @@ ZW_HIDDEN void zwi_mem_debug_free(zw_heap *h, void *p);
 ZW_HIDDEN size_t zwi_mem_debug_usable_size(const zw_heap *h, const void *p);
 ZW_HIDDEN void zwi_mem_debug_prepare_pool(pool *p);
 ZW_HIDDEN void zwi_mem_debug_flush_quarantine(zw_heap *h);
+ZW_HIDDEN void zwi_mem_debug_release(zw_heap *h);
 
 /* domain.c */
 ZW_HIDDEN bool zwi_mem_traceback(const void *ptr, FILE *out);
