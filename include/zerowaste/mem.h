@@ -28,7 +28,6 @@ extern "C" {
 #define ZW_MEM_NCLASSES   (ZW_MEM_SMALL_MAX / ZW_MEM_ALIGNMENT) /* 32 */
 #define ZW_MEM_POOL_SIZE  ((size_t)16 << 10)                 /* 16 KiB */
 #define ZW_MEM_ARENA_SIZE ((size_t)1 << 20)                  /* 1 MiB, aligned to its size */
-#define ZW_MEM_POOL_HEADER 48                                /* bytes before a pool's 1st block */
 
 typedef struct zw_heap zw_heap;
 
@@ -94,7 +93,8 @@ typedef struct zw_mem_class_stats {
 
 /* A census of a heap, in the terms of CPython's sys._debugmallocstats(). Between any two calls
  * of the heap, arenas_current * ZW_MEM_ARENA_SIZE == bytes_in_blocks + bytes_available +
- * bytes_unused_pools + bytes_pool_headers + bytes_quantization. */
+ * bytes_unused_pools + bytes_quantization: pool headers are kept outside the arenas, in
+ * arena records (bytes_arena_records), so a pool of class size s holds 16384 / s blocks. */
 typedef struct zw_mem_stats {
     zw_mem_class_stats classes[ZW_MEM_NCLASSES];
     size_t arenas_allocated_total; /* arenas ever mapped */
@@ -108,8 +108,8 @@ typedef struct zw_mem_stats {
     size_t bytes_in_blocks;        /* sum of blocks_in_use * block_size */
     size_t bytes_available;        /* free and never handed out blocks of pools in use */
     size_t bytes_unused_pools;     /* pools_unused * ZW_MEM_POOL_SIZE */
-    size_t bytes_pool_headers;     /* pools_in_use * ZW_MEM_POOL_HEADER */
-    size_t bytes_quantization;     /* per pool in use: (POOL_SIZE - HEADER) % block_size */
+    size_t bytes_quantization;     /* per pool in use: POOL_SIZE % block_size */
+    size_t bytes_arena_records;    /* pages of arena records with the pool headers (outside) */
     size_t big_blocks;             /* blocks of more than 512 bytes in use */
     size_t big_bytes;              /* bytes requested for them */
     size_t allocated_blocks;       /* small_blocks + big_blocks: zw_heap_allocated_blocks() */

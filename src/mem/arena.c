@@ -35,26 +35,25 @@ map_set(zw_heap *h, const char *base, arena *a)
 
 /* ---- arena records ---- */
 
+/* A record for a new arena: a spare one, or a new page. NULL if raw refuses the page. */
 static arena *
 record_new(zw_heap *h)
 {
-    if (h->spare_records == NULL) {
-        char *chunk = zw_raw_map(h->raw, RECORD_CHUNK_SIZE, 0);
-        if (chunk == NULL)
-            return NULL;
-        *(void **)chunk = h->record_chunks;
-        h->record_chunks = chunk;
-        /* records start after the chunk's link word, padded to the record's alignment */
-        for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
-             r += sizeof(arena)) {
-            arena *a = (arena *)r;
-            a->next = h->spare_records;
-            h->spare_records = a;
-        }
-    }
     arena *a = h->spare_records;
-    h->spare_records = a->next;
-    memset(a, 0, sizeof(*a));
+    if (a != NULL) {
+        h->spare_records = a->next;
+    } else {
+        a = zw_raw_map(h->raw, RECORD_SIZE, 0);
+        if (a == NULL)
+            return NULL;
+        a->all = h->records;
+        h->records = a;
+        h->nrecords++;
+    }
+    a->freepools = NULL;
+    a->nextpool = 0;
+    a->nfreepools = 0;
+    a->next = a->prev = NULL;
     return a;
 }
 
@@ -70,13 +69,9 @@ record_release(zw_heap *h, arena *a)
 void
 zwi_mem_for_each_arena(const zw_heap *h, void (*fn)(const arena *a, void *ctx), void *ctx)
 {
-    for (char *chunk = h->record_chunks; chunk != NULL; chunk = *(char **)chunk) {
-        for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
-             r += sizeof(arena)) {
-            const arena *a = (const arena *)r;
-            if (a->base != NULL)
-                fn(a, ctx);
-        }
+    for (const arena *a = h->records; a != NULL; a = a->all) {
+        if (a->base != NULL)
+            fn(a, ctx);
     }
 }
 
@@ -143,7 +138,6 @@ arena_new(zw_heap *h)
     if (map_set(h, base, a) != 0)
         goto out_unmap;
     a->base = base;
-    a->pool_address = base;
     a->nfreepools = POOLS_PER_ARENA;
     usable_insert_after(h, a, NULL);
     h->last[POOLS_PER_ARENA] = a;
@@ -177,9 +171,8 @@ arena_release(zw_heap *h, arena *a)
 
 /* Makes `p` (fresh or empty) a partial pool of class `cls` with a free block at its head. */
 static void
-pool_init(zw_heap *h, pool *p, arena *a, unsigned cls)
+pool_init(zw_heap *h, pool *p, unsigned cls)
 {
-    p->arena = a;
     p->nused = 0;
     p->next = p->prev = NULL;
     if (p->cls == cls && p->free != NULL)
@@ -189,12 +182,12 @@ pool_init(zw_heap *h, pool *p, arena *a, unsigned cls)
     p->maxnextoffset = (uint32_t)(POOL_SIZE - size);
     if (h->debug)
         zwi_mem_debug_prepare_pool(p);
-    ASAN_POISON(h, (char *)p + POOL_HEADER, POOL_SIZE - POOL_HEADER);
-    p->free = (char *)p + POOL_HEADER;
+    ASAN_POISON(h, p->base, POOL_SIZE);
+    p->free = p->base;
     ASAN_UNPOISON(h, p->free, sizeof(void *));
     *(void **)p->free = NULL;
     ASAN_POISON(h, p->free, sizeof(void *));
-    p->nextoffset = (uint32_t)(POOL_HEADER + size);
+    p->nextoffset = (uint32_t)size;
 }
 
 /* Takes a pool from the fullest usable arena (mapping one if needed) and puts it at the head of
@@ -213,9 +206,10 @@ zwi_mem_take_pool(zw_heap *h, unsigned cls)
         p = a->freepools;
         a->freepools = p->next;
     } else {
-        ZW_ASSERT(a->pool_address < a->base + ARENA_SIZE);
-        p = (pool *)a->pool_address;
-        a->pool_address += POOL_SIZE;
+        ZW_ASSERT(a->nextpool < POOLS_PER_ARENA);
+        p = &a->pools[a->nextpool];
+        p->base = a->base + (size_t)a->nextpool * POOL_SIZE;
+        a->nextpool++;
         p->cls = UINT32_MAX; /* never served a class: pool_init() must carve it */
         p->free = NULL;
     }
@@ -233,7 +227,7 @@ zwi_mem_take_pool(zw_heap *h, unsigned cls)
     } else if (h->last[n - 1] == NULL) {
         h->last[n - 1] = a;
     }
-    pool_init(h, p, a, cls);
+    pool_init(h, p, cls);
     h->used[cls] = p;
     return p;
 }
@@ -245,7 +239,7 @@ count_spares(const zw_heap *h, const arena *a)
     unsigned n = 0;
     for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
         const pool *p = h->used[c];
-        n += p != NULL && p->nused == 0 && p->arena == a;
+        n += p != NULL && p->nused == 0 && zwi_mem_arena_of_pool((pool *)p) == a;
     }
     return n;
 }
@@ -265,7 +259,7 @@ return_spares(zw_heap *h, arena *a)
 {
     for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
         pool *p = h->used[c];
-        if (p != NULL && p->nused == 0 && (a == NULL || p->arena == a))
+        if (p != NULL && p->nused == 0 && (a == NULL || zwi_mem_arena_of_pool(p) == a))
             zwi_mem_pool_to_arena(h, p);
     }
 }
@@ -284,7 +278,7 @@ zwi_mem_pool_to_arena(zw_heap *h, pool *p)
     if (p->next != NULL)
         p->next->prev = p->prev;
     p->prev = NULL;
-    arena *a = p->arena;
+    arena *a = zwi_mem_arena_of_pool(p);
     p->next = a->freepools;
     a->freepools = p;
     unsigned n = a->nfreepools;
@@ -313,7 +307,7 @@ void
 zwi_mem_pool_emptied(zw_heap *h, pool *p)
 {
     ZW_ASSERT(p->nused == 0);
-    arena *a = p->arena;
+    arena *a = zwi_mem_arena_of_pool(p);
     if (p->prev != NULL || p->next != NULL) {
         zwi_mem_pool_to_arena(h, p); /* may unmap `a`: look at it only if it had pools left */
         if (a->base != NULL && holds_only_spares(h, a))
@@ -341,24 +335,20 @@ zwi_mem_trim(zw_heap *h)
 void
 zwi_mem_release_all_arenas(zw_heap *h)
 {
-    for (char *chunk = h->record_chunks; chunk != NULL; chunk = *(char **)chunk) {
-        for (char *r = chunk + sizeof(arena); r + sizeof(arena) <= chunk + RECORD_CHUNK_SIZE;
-             r += sizeof(arena)) {
-            arena *a = (arena *)r;
-            if (a->base != NULL) {
-                ASAN_UNPOISON(h, a->base, ARENA_SIZE);
-                zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
-            }
+    for (arena *a = h->records; a != NULL; a = a->all) {
+        if (a->base != NULL) {
+            ASAN_UNPOISON(h, a->base, ARENA_SIZE);
+            zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
         }
     }
     for (size_t i = 0; i < MAP_ROOT_LEN; i++) {
         if (h->map[i] != NULL)
             zw_raw_unmap(h->raw, h->map[i], MAP_LEAF_LEN * sizeof(arena *));
     }
-    char *chunk = h->record_chunks;
-    while (chunk != NULL) {
-        char *next = *(char **)chunk;
-        zw_raw_unmap(h->raw, chunk, RECORD_CHUNK_SIZE);
-        chunk = next;
+    arena *a = h->records;
+    while (a != NULL) {
+        arena *next = a->all;
+        zw_raw_unmap(h->raw, a, RECORD_SIZE);
+        a = next;
     }
 }

@@ -243,12 +243,11 @@ find_block(zw_heap *h, const char *verb, char *p, dblock *b)
     char *base = p - DBG_HEAD;
     arena *a = zwi_mem_arena_of(h, p);
     if (a != NULL) {
-        pool *pl = POOL_OF(p);
-        size_t size = CLASS_SIZE(pl->cls);
-        bool carved = (char *)pl < a->pool_address && pl->nextoffset != 0;
-        size_t off = (size_t)(base - (char *)pl);
-        if (!carved || base < (char *)pl + POOL_HEADER || (off - POOL_HEADER) % size != 0 ||
-            off + size > pl->nextoffset) {
+        pool *pl = zwi_mem_pool_of(a, p);
+        bool carved = POOL_INDEX(p) < a->nextpool && pl->cls < ZW_MEM_NCLASSES;
+        size_t size = carved ? CLASS_SIZE(pl->cls) : 0;
+        if (!carved || base < pl->base || (size_t)(base - pl->base) % size != 0 ||
+            (size_t)(base - pl->base) + size > pl->nextoffset) {
             report_foreign(h, verb, p, "which is not the start of a block of this heap");
             return -1;
         }
@@ -365,7 +364,7 @@ check_reuse(zw_heap *h, const dblock *b)
 void
 zwi_mem_debug_prepare_pool(pool *p)
 {
-    memset((char *)p + POOL_HEADER, ZW_FILL_DEAD, POOL_SIZE - POOL_HEADER);
+    memset(p->base, ZW_FILL_DEAD, POOL_SIZE);
 }
 
 void *

@@ -19,7 +19,7 @@ pool_exhausted(zw_heap *h, pool *p)
 {
     size_t size = CLASS_SIZE(p->cls);
     if (p->nextoffset <= p->maxnextoffset) {
-        void *b = (char *)p + p->nextoffset;
+        void *b = p->base + p->nextoffset;
         p->nextoffset += (uint32_t)size;
         ASAN_UNPOISON(h, b, sizeof(void *));
         *(void **)b = NULL;
@@ -80,12 +80,23 @@ pool_was_full(zw_heap *h, pool *p)
     h->used[p->cls] = p;
 }
 
-/* Pushes `b` on its pool's free list and moves the pool between states when it was full or
- * is now empty. zw_heap_free() inlines the common case. */
-static __attribute__((noinline)) void
-small_free(zw_heap *h, void *b)
+/* True if pool `p` of arena `a`, whose last block is being freed, can stay as its class's
+ * spare with no further check: it is alone on its class list, and its arena surely holds a
+ * pool that is not a spare (more in use than there are classes) or the heap is small. */
+static inline bool
+stays_spare(const zw_heap *h, const arena *a, const pool *p)
 {
-    pool *p = POOL_OF(b);
+    return p->prev == NULL && p->next == NULL &&
+           (a->nfreepools + ZW_MEM_NCLASSES < POOLS_PER_ARENA ||
+            h->arenas_current <= h->arena_cache);
+}
+
+/* Pushes block `b` of arena `a` on its pool's free list and moves the pool between states when
+ * it was full or is now empty. zw_heap_free() inlines the common cases. */
+static __attribute__((noinline)) void
+small_free(zw_heap *h, arena *a, void *b)
+{
+    pool *p = zwi_mem_pool_of(a, b);
     void *last = p->free;
     ZW_ASSERT(p->nused > 0);
     ASAN_UNPOISON(h, b, sizeof(void *));
@@ -98,14 +109,8 @@ small_free(zw_heap *h, void *b)
 #endif
     if (ZW_UNLIKELY(last == NULL)) {
         pool_was_full(h, p);
-    } else if (ZW_UNLIKELY(p->nused == 0)) {
-        /* Alone on its class list it stays as the class's spare (the ping-pong case) when its
-         * arena surely holds a pool that is not a spare (more in use than there are classes)
-         * or the heap is small; arena.c decides the rest. */
-        bool alone = p->prev == NULL && p->next == NULL;
-        if (!alone || (p->arena->nfreepools + ZW_MEM_NCLASSES >= POOLS_PER_ARENA &&
-                       h->arenas_current > h->arena_cache))
-            zwi_mem_pool_emptied(h, p);
+    } else if (ZW_UNLIKELY(p->nused == 0) && !stays_spare(h, a, p)) {
+        zwi_mem_pool_emptied(h, p); /* arena.c decides */
     }
 }
 
@@ -232,8 +237,9 @@ zwi_mem_calloc_block(zw_heap *h, size_t n)
 void
 zwi_mem_free_block(zw_heap *h, void *p)
 {
-    if (zwi_mem_arena_of(h, p) != NULL)
-        small_free(h, p);
+    arena *a = zwi_mem_arena_of(h, p);
+    if (a != NULL)
+        small_free(h, a, p);
     else
         big_free(h, p);
 }
@@ -241,8 +247,9 @@ zwi_mem_free_block(zw_heap *h, void *p)
 size_t
 zwi_mem_block_size(const zw_heap *h, const void *p)
 {
-    if (zwi_mem_arena_of(h, p) != NULL)
-        return CLASS_SIZE(POOL_OF(p)->cls);
+    arena *a = zwi_mem_arena_of(h, p);
+    if (a != NULL)
+        return CLASS_SIZE(zwi_mem_pool_of(a, p)->cls);
     big_header *hdr = big_header_of(h, p);
     return hdr != NULL ? hdr->size : 0;
 }
@@ -295,12 +302,14 @@ zw_heap_calloc(zw_heap *h, size_t nelem, size_t elsize)
 void
 zw_heap_free(zw_heap *h, void *p)
 {
-    if (ZW_LIKELY(zwi_mem_arena_of(h, p) != NULL && !h->debug)) {
+    arena *a = zwi_mem_arena_of(h, p);
+    if (ZW_LIKELY(a != NULL && !h->debug)) {
 #ifndef ZW_ASAN
-        pool *pl = POOL_OF(p);
+        pool *pl = zwi_mem_pool_of(a, p);
         void *last = pl->free;
         uint32_t nused = pl->nused;
-        if (ZW_LIKELY(last != NULL && nused > 1)) { /* neither full before nor empty after */
+        /* not full before, and not empty after unless it stays its class's spare */
+        if (ZW_LIKELY(last != NULL && (nused > 1 || stays_spare(h, a, pl)))) {
             *(void **)p = last;
             pl->free = p;
             pl->nused = nused - 1;
@@ -310,7 +319,7 @@ zw_heap_free(zw_heap *h, void *p)
             return;
         }
 #endif
-        small_free(h, p);
+        small_free(h, a, p);
         return;
     }
     if (p == NULL)
@@ -328,7 +337,8 @@ zw_heap_realloc(zw_heap *h, void *p, size_t n)
         return zw_heap_malloc(h, n);
     if (h->debug)
         return zwi_mem_debug_realloc(h, p, n);
-    if (zwi_mem_arena_of(h, p) == NULL) {
+    arena *a = zwi_mem_arena_of(h, p);
+    if (a == NULL) {
         big_header *hdr = big_header_of(h, p);
         if (hdr == NULL) {
             fprintf(stderr, "zw: mem: realloc of %p, a pointer not from this heap "
@@ -338,7 +348,7 @@ zw_heap_realloc(zw_heap *h, void *p, size_t n)
         /* As CPython: a big block stays big, even when it shrinks under 512 bytes. */
         return big_realloc(h, hdr, n);
     }
-    size_t size = CLASS_SIZE(POOL_OF(p)->cls);
+    size_t size = CLASS_SIZE(zwi_mem_pool_of(a, p)->cls);
     if (n <= size && 4 * n > 3 * size) {
         ASAN_FIT(h, p, n, size);
         return p; /* same class, or shrinking by less than a quarter: keep the block */
@@ -353,7 +363,7 @@ zw_heap_realloc(zw_heap *h, void *p, size_t n)
         size = (size_t)(poisoned - (const char *)p);
 #endif
     memcpy(q, p, n < size ? n : size);
-    small_free(h, p);
+    small_free(h, a, p);
     return q;
 }
 
@@ -405,8 +415,8 @@ static void
 count_arena(const arena *a, void *ctx)
 {
     size_t *sums = ctx;
-    for (const char *pp = a->base; pp < a->pool_address; pp += POOL_SIZE) {
-        const pool *p = (const pool *)pp;
+    for (unsigned i = 0; i < a->nextpool; i++) {
+        const pool *p = &a->pools[i];
         sums[0] += p->nused;
         sums[1] += p->nused * CLASS_SIZE(p->cls);
     }

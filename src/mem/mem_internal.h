@@ -3,13 +3,17 @@
  *   heap --usable--> arena records (sorted by free pools, fullest first)
  *        --used[c]--> partial pools of class c (the head serves allocations)
  *        --map------> two-level table: address >> 20 -> arena record (arenas are 1 MiB aligned)
- *   arena (1 MiB, mapped by raw) = 64 pools of 16 KiB; pool = 48-byte header + blocks.
+ *   arena (1 MiB, mapped by raw) = 64 pools of 16 KiB, each all blocks of one class;
+ *   arena record (one page, outside the arena) = the arena's fields + its 64 pool headers.
+ * Keeping the headers out of the arenas means a free touches the freed block and a header in
+ * a small, dense array instead of a second page of a big heap.
  *
  * See docs/mem.md for the walk-through; the invariants are stated on each struct. */
 #ifndef ZW_MEM_INTERNAL_H
 #define ZW_MEM_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -27,9 +31,8 @@
 #define POOL_MASK        (POOL_SIZE - 1)
 #define ARENA_SIZE       ZW_MEM_ARENA_SIZE
 #define POOLS_PER_ARENA  ((unsigned)(ARENA_SIZE / POOL_SIZE)) /* 64: arenas are aligned */
-#define POOL_HEADER      ZW_MEM_POOL_HEADER
 #define CLASS_SIZE(c)    (((size_t)(c) + 1) << 4)
-#define POOL_OF(p)       ((pool *)((uintptr_t)(p) & ~(uintptr_t)POOL_MASK))
+#define POOL_INDEX(p)    (((uintptr_t)(p) >> 14) & (POOLS_PER_ARENA - 1))
 #define DEFAULT_CACHE    2
 
 /* The address map: bits 20..33 of an address pick a leaf entry, bits 34..47 the leaf. */
@@ -60,15 +63,15 @@ struct arena;
 typedef struct pool {
     void *free;             /* freed blocks, last in first out, linked through their first word */
     uint32_t nused;         /* blocks handed out and not yet returned */
-    uint32_t cls;           /* size class: blocks are CLASS_SIZE(cls) bytes */
+    uint32_t cls;           /* size class: blocks are CLASS_SIZE(cls) bytes; UINT32_MAX: none yet */
     struct pool *next;      /* next partial pool of the class, or next empty pool of the arena */
     struct pool *prev;      /* previous partial pool of the class; NULL at the head */
-    struct arena *arena;    /* the arena record the pool belongs to */
-    uint32_t nextoffset;    /* offset of the first block never handed out */
+    char *base;             /* the pool's 16 KiB of blocks, inside its arena */
+    uint32_t nextoffset;    /* offset from base of the first block never handed out */
     uint32_t maxnextoffset; /* POOL_SIZE - block size: the last offset a block may start at */
 } pool;
 
-_Static_assert(sizeof(pool) == POOL_HEADER, "the pool header is 48 bytes, as in CPython");
+_Static_assert(sizeof(pool) == 48, "a pool header is 48 bytes, as in CPython"); 
 
 /* An arena record, kept outside the arena (so all 64 pools hold blocks). Between calls:
  *   - base != NULL iff the record describes a mapped arena;
@@ -81,12 +84,16 @@ _Static_assert(sizeof(pool) == POOL_HEADER, "the pool header is 48 bytes, as in 
 typedef struct arena {
     char *base;           /* the arena's first byte, aligned to ARENA_SIZE */
     pool *freepools;      /* empty pools, linked through pool->next */
-    char *pool_address;   /* the next pool never carved; base + ARENA_SIZE once all are */
+    uint32_t nextpool;    /* index of the next pool never carved; POOLS_PER_ARENA once all are */
     uint32_t nfreepools;  /* pools available for any class */
-    uint32_t pad;
     struct arena *next;   /* on heap->usable: the arena with as many or more free pools */
     struct arena *prev;   /* on heap->usable: the arena with as many or fewer free pools */
+    struct arena *all;    /* next record the heap ever made (heap->records), in use or not */
+    pool pools[64];       /* header of the pool at base + i * POOL_SIZE; valid for i < nextpool */
 } arena;
+
+#define RECORD_SIZE 4096 /* each arena record is one page of its own */
+_Static_assert(sizeof(arena) <= RECORD_SIZE, "an arena record fits a page");
 
 /* The header in front of a big block (more than 512 bytes). Big blocks of a heap are on one
  * doubly linked list so that zw_heap_destroy() can give them all back. */
@@ -104,8 +111,6 @@ typedef struct big_header {
  * or a write to them is still seen. */
 #define QUARANTINE_LEN 16
 
-/* Chunks of arena records, one page each, linked through their first word. */
-#define RECORD_CHUNK_SIZE 4096
 
 struct zw_heap {
     /* -- hot: read by every malloc and free -- */
@@ -123,7 +128,8 @@ struct zw_heap {
     arena *usable;                  /* arenas with a free pool, fullest first */
     arena *last[POOLS_PER_ARENA + 1]; /* last[n]: last arena of `usable` with n free pools */
     arena *spare_records;           /* arena records not in use */
-    void *record_chunks;            /* pages holding arena records */
+    arena *records;                 /* every record made, linked through `all` */
+    size_t nrecords;                /* records made: each is a RECORD_SIZE page */
     size_t arenas_total;            /* arenas ever mapped */
     size_t arenas_current;          /* arenas mapped now */
     size_t arenas_highwater;        /* the most arenas mapped at once */
@@ -184,6 +190,20 @@ zwi_mem_arena_of(const zw_heap *h, const void *p)
         return NULL;
     arena **leaf = h->map[key >> MAP_LEAF_BITS];
     return leaf != NULL ? leaf[key & (MAP_LEAF_LEN - 1)] : NULL;
+}
+
+/* The header of the pool holding block `b` of arena `a`. */
+static inline pool *
+zwi_mem_pool_of(arena *a, const void *b)
+{
+    return &a->pools[POOL_INDEX(b)];
+}
+
+/* The record holding pool header `p`. */
+static inline arena *
+zwi_mem_arena_of_pool(pool *p)
+{
+    return (arena *)((char *)(p - POOL_INDEX(p->base)) - offsetof(arena, pools));
 }
 
 /* arena.c: pools and arenas, the slow paths */

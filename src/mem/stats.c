@@ -12,18 +12,18 @@ census_arena(const arena *a, void *ctx)
 {
     zw_mem_stats *st = ctx;
     st->pools_unused += a->nfreepools;
-    for (const char *pp = a->base; pp < a->pool_address; pp += POOL_SIZE) {
-        const pool *p = (const pool *)pp;
+    for (unsigned i = 0; i < a->nextpool; i++) {
+        const pool *p = &a->pools[i];
         if (p->nused == 0)
-            continue; /* empty: counted in nfreepools */
+            continue; /* empty (counted in nfreepools) or a spare (counted below) */
         size_t size = CLASS_SIZE(p->cls);
-        size_t capacity = (POOL_SIZE - POOL_HEADER) / size;
+        size_t capacity = POOL_SIZE / size;
         zw_mem_class_stats *c = &st->classes[p->cls];
         c->pools++;
         c->blocks_in_use += p->nused;
         c->blocks_free += capacity - p->nused;
         st->pools_in_use++;
-        st->bytes_quantization += (POOL_SIZE - POOL_HEADER) % size;
+        st->bytes_quantization += POOL_SIZE % size;
     }
 }
 
@@ -40,9 +40,9 @@ zw_heap_stats(const zw_heap *h, zw_mem_stats *st)
             continue; /* a spare serves its class with no block in use (see mem_internal.h) */
         size_t size = CLASS_SIZE(c);
         st->classes[c].pools++;
-        st->classes[c].blocks_free += (POOL_SIZE - POOL_HEADER) / size;
+        st->classes[c].blocks_free += POOL_SIZE / size;
         st->pools_in_use++;
-        st->bytes_quantization += (POOL_SIZE - POOL_HEADER) % size;
+        st->bytes_quantization += POOL_SIZE % size;
     }
     for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
         const zw_mem_class_stats *cs = &st->classes[c];
@@ -56,7 +56,7 @@ zw_heap_stats(const zw_heap *h, zw_mem_stats *st)
     st->arenas_highwater = h->arenas_highwater;
     st->arenas_cached = h->arenas_idle;
     st->bytes_unused_pools = st->pools_unused * POOL_SIZE;
-    st->bytes_pool_headers = st->pools_in_use * POOL_HEADER;
+    st->bytes_arena_records = h->nrecords * RECORD_SIZE;
     st->big_blocks = h->nbig;
     st->big_bytes = h->big_bytes;
     st->allocated_blocks = st->small_blocks + h->nbig;
@@ -119,18 +119,20 @@ zw_heap_print_stats(const zw_heap *h, FILE *out)
     snprintf(label, sizeof(label), "%zu unused pools * %zu bytes", st.pools_unused,
              (size_t)ZW_MEM_POOL_SIZE);
     print_line(out, label, st.bytes_unused_pools, "(freed + never-carved pools)");
-    print_line(out, "# bytes lost to pool headers", st.bytes_pool_headers, "(48 * pools in use)");
+    print_line(out, "# bytes lost to pool headers", 0, "(kept in arena records, below)");
     print_line(out, "# bytes lost to quantization", st.bytes_quantization,
-               "(pools * ((16384-48) % size))");
+               "(pools * (16384 % size))");
     print_line(out, "# bytes lost to arena alignment", 0, "(arenas are 1 MiB aligned)");
     print_line(out, "Total",
                st.bytes_in_blocks + st.bytes_available + st.bytes_unused_pools +
-                   st.bytes_pool_headers + st.bytes_quantization,
+                   st.bytes_quantization,
                "(must equal arenas * 1 MiB)");
     fprintf(out, "\n");
     print_line(out, "# big blocks (> 512 bytes)", st.big_blocks, "");
     print_line(out, "# bytes in big blocks", st.big_bytes, "(requested)");
     print_line(out, "# allocated blocks", st.allocated_blocks, "(small + big)");
+    print_line(out, "# bytes in arena records", st.bytes_arena_records,
+               "(a page per arena: pool headers)");
     print_line(out, "# bytes lost to arena map", st.map_bytes, "(mapped; touched sparsely)");
     if (h->debug)
         print_line(out, "# debug errors reported", st.debug_errors, "");

@@ -182,8 +182,8 @@ free_release_heaps_second_block(zw_heap *h, FILE *out)
     free_block_of_other_heap(h, out, 0, 2, 10);
 }
 
-/* The first block a release heap hands out sits 48 bytes into its first arena; a debug heap
- * that does not know it reads the 64 bytes before it (its own header and a big block's). */
+/* The first block a release heap hands out is the first byte of its first arena, with nothing
+ * mapped before it: a debug heap must not read near a pointer it does not know. */
 static void
 free_release_heaps_first_block(zw_heap *h, FILE *out)
 {

@@ -232,13 +232,13 @@ Test(mem_heap, block_freed_from_a_full_pool_is_handed_out_next)
     enum { MAX = 64 };
     void *p[MAX];
     int n = 0;
-    /* 512-byte blocks: 31 fit in a pool; fill the first and start a second one. */
+    /* 512-byte blocks: 32 fit in a pool (headers live outside the pools); fill the first and start a second one. */
     do {
         cr_assert_lt(n, MAX);
         p[n] = zw_heap_malloc(h, 512);
         n++;
     } while (pool_of(p[n - 1]) == pool_of(p[0]));
-    cr_assert_eq(n - 1, (int)((ZW_MEM_POOL_SIZE - ZW_MEM_POOL_HEADER) / 512), "blocks per pool");
+    cr_assert_eq(n - 1, (int)(ZW_MEM_POOL_SIZE / 512), "blocks per pool");
     zw_heap_free(h, p[7]); /* the first pool is partial again and goes first (CPython) */
     cr_assert_eq(zw_heap_malloc(h, 512), p[7]);
     zw_heap_destroy(h);
@@ -257,8 +257,8 @@ Test(mem_heap, lone_emptied_pool_stays_its_class_spare)
 
 Test(mem_heap, emptied_pool_is_reused_for_another_class)
 {
-    enum { PER16 = (ZW_MEM_POOL_SIZE - ZW_MEM_POOL_HEADER) / 16, NA = 3 * PER16 + 1 };
-    enum { PER256 = (ZW_MEM_POOL_SIZE - ZW_MEM_POOL_HEADER) / 256, NB = 3 * PER256 };
+    enum { PER16 = ZW_MEM_POOL_SIZE / 16, NA = 3 * PER16 + 1 };
+    enum { PER256 = ZW_MEM_POOL_SIZE / 256, NB = 3 * PER256 };
     zw_raw *raw = zw_raw_new(NULL);
     zw_heap *h = zw_heap_new_ex(
         &(zw_heap_config){.flags = ZW_HEAP_IGNORE_ENV, .raw = raw, .arena_cache = 0});
