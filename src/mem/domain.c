@@ -124,16 +124,26 @@ zw_mem_default_heap_unlock(void)
     pthread_mutex_unlock(&G.lock);
 }
 
-static void *
-heap_malloc(void *ctx, size_t n)
+/* Returns the default heap locked, or NULL with errno = ENOMEM if it could not be created. */
+static zw_heap *
+lock_default_heap(void)
 {
-    (void)ctx;
     zw_heap *h = zw_mem_default_heap();
     if (h == NULL) {
         errno = ENOMEM;
         return NULL;
     }
     pthread_mutex_lock(&G.lock);
+    return h;
+}
+
+static void *
+heap_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    zw_heap *h = lock_default_heap();
+    if (h == NULL)
+        return NULL;
     void *p = zw_heap_malloc(h, n);
     pthread_mutex_unlock(&G.lock);
     return p;
@@ -143,12 +153,9 @@ static void *
 heap_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     (void)ctx;
-    zw_heap *h = zw_mem_default_heap();
-    if (h == NULL) {
-        errno = ENOMEM;
+    zw_heap *h = lock_default_heap();
+    if (h == NULL)
         return NULL;
-    }
-    pthread_mutex_lock(&G.lock);
     void *p = zw_heap_calloc(h, nelem, elsize);
     pthread_mutex_unlock(&G.lock);
     return p;
@@ -158,12 +165,9 @@ static void *
 heap_realloc(void *ctx, void *p, size_t n)
 {
     (void)ctx;
-    zw_heap *h = zw_mem_default_heap();
-    if (h == NULL) {
-        errno = ENOMEM;
+    zw_heap *h = lock_default_heap();
+    if (h == NULL)
         return NULL;
-    }
-    pthread_mutex_lock(&G.lock);
     void *q = zw_heap_realloc(h, p, n);
     pthread_mutex_unlock(&G.lock);
     return q;
@@ -175,8 +179,7 @@ heap_free(void *ctx, void *p)
     (void)ctx;
     if (p == NULL)
         return;
-    zw_heap *h = zw_mem_default_heap();
-    pthread_mutex_lock(&G.lock);
+    zw_heap *h = lock_default_heap(); /* not NULL: p came from it */
     zw_heap_free(h, p);
     pthread_mutex_unlock(&G.lock);
 }
