@@ -55,7 +55,8 @@ ZW_API void zw_raw_unmap(zw_raw *raw, void *p, size_t size);
 ZW_API void zw_raw_discard(zw_raw *raw, void *p, size_t size);
 
 /* Blocks, as the C library's functions; NULL with errno = ENOMEM on failure (realloc then
- * leaves `p` as it was). zw_raw_free(raw, NULL) does nothing. */
+ * leaves `p` as it was; realloc to 0 bytes returns a valid block, never frees `p`).
+ * zw_raw_free(raw, NULL) does nothing. */
 ZW_API void *zw_raw_malloc(zw_raw *raw, size_t n);
 ZW_API void *zw_raw_calloc(zw_raw *raw, size_t nelem, size_t elsize);
 ZW_API void *zw_raw_realloc(zw_raw *raw, void *p, size_t n);

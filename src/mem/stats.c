@@ -67,7 +67,8 @@ zw_heap_stats(const zw_heap *h, zw_mem_stats *st)
     st->debug_errors = h->debug_errors;
 }
 
-/* Prints `label` left in 35 columns, '=', then `value` right in 21 with thousands commas. */
+/* Prints `label` left in 35 columns, '=', then `value` right in 21 with thousands commas,
+ * as CPython's printone(). */
 static void
 print_line(FILE *out, const char *label, size_t value, const char *note)
 {
@@ -81,7 +82,7 @@ print_line(FILE *out, const char *label, size_t value, const char *note)
         grouped[j++] = digits[i];
     }
     grouped[j] = '\0';
-    fprintf(out, "%-35s= %21s%s%s\n", label, grouped, note[0] ? "      " : "", note);
+    fprintf(out, "%-35s=%21s%s%s\n", label, grouped, note[0] ? "      " : "", note);
 }
 
 void

@@ -31,6 +31,9 @@ os_map(void *ctx, size_t size, size_t align)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (align < page)
         align = page;
+    if (size > SIZE_MAX - page)
+        return NULL;
+    size = (size + page - 1) & ~(page - 1); /* whole pages, so the trimmed tail is one too */
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -58,7 +61,7 @@ static void
 os_unmap(void *ctx, void *p, size_t size)
 {
     (void)ctx;
-    munmap(p, size);
+    munmap(p, size); /* the kernel rounds size up to whole pages, as os_map() did */
 }
 
 static void
@@ -86,7 +89,7 @@ static void *
 os_realloc(void *ctx, void *p, size_t n)
 {
     (void)ctx;
-    return realloc(p, n);
+    return realloc(p, n == 0 ? 1 : n); /* realloc(p, 0) would free p: the contract keeps it */
 }
 
 static void

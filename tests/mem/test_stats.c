@@ -430,7 +430,7 @@ Test(mem_stats, print_stats_writes_cpython_shaped_lines)
 /* CPython's printone() writes the label padded to 35 columns, '=', then the value right-aligned
  * in the next 21 columns (so it ends in column 57); see reference/cpython-memory.md 1.9 and its
  * verified lines, e.g. "Total" + 30 spaces + "=" + "            4,194,304". */
-Test(mem_stats, print_stats_value_column_matches_cpython_bug)
+Test(mem_stats, print_stats_value_column_matches_cpython)
 {
     zw_heap *h = zwt_heap(NULL);
     void *p = zw_heap_malloc(h, 8);
