@@ -16,17 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* 1 in AddressSanitizer builds, where a release heap poisons what the caller may not touch. */
-#if defined(__SANITIZE_ADDRESS__)
-#    define ZWT_ASAN 1
-#elif defined(__has_feature)
-#    if __has_feature(address_sanitizer)
-#        define ZWT_ASAN 1
-#    endif
-#endif
-#ifndef ZWT_ASAN
-#    define ZWT_ASAN 0
-#endif
+#include "zw_test.h" /* ZWT_ASAN */
 
 /* How a child ended and what it wrote. */
 typedef struct zwt_child {

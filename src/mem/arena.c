@@ -35,44 +35,41 @@ map_set(zw_heap *h, const char *base, arena *a)
 
 /* ---- arena records ---- */
 
-/* A record for a new arena: a spare one, or a new page. NULL if raw refuses the page. */
+/* A record for a new arena, on a page of its own (zeroed by raw); NULL if raw refuses it. */
 static arena *
 record_new(zw_heap *h)
 {
-    arena *a = h->spare_records;
-    if (a != NULL) {
-        h->spare_records = a->next;
-    } else {
-        a = zw_raw_map(h->raw, RECORD_SIZE, 0);
-        if (a == NULL)
-            return NULL;
-        a->all = h->records;
-        h->records = a;
-        h->nrecords++;
-    }
-    a->freepools = NULL;
-    a->nextpool = 0;
-    a->nfreepools = 0;
-    a->next = a->prev = NULL;
+    arena *a = zw_raw_map(h->raw, RECORD_SIZE, 0);
+    if (a == NULL)
+        return NULL;
+    a->all_next = h->records;
+    if (h->records != NULL)
+        h->records->all_prev = a;
+    h->records = a;
+    h->nrecords++;
     return a;
 }
 
+/* Unlinks a record and gives its page back. */
 static void
 record_release(zw_heap *h, arena *a)
 {
-    a->base = NULL;
-    a->next = h->spare_records;
-    h->spare_records = a;
+    if (a->all_prev != NULL)
+        a->all_prev->all_next = a->all_next;
+    else
+        h->records = a->all_next;
+    if (a->all_next != NULL)
+        a->all_next->all_prev = a->all_prev;
+    h->nrecords--;
+    zw_raw_unmap(h->raw, a, RECORD_SIZE);
 }
 
 /* Calls `fn` on every mapped arena. */
 void
 zwi_mem_for_each_arena(const zw_heap *h, void (*fn)(const arena *a, void *ctx), void *ctx)
 {
-    for (const arena *a = h->records; a != NULL; a = a->all) {
-        if (a->base != NULL)
-            fn(a, ctx);
-    }
+    for (const arena *a = h->records; a != NULL; a = a->all_next)
+        fn(a, ctx);
 }
 
 /* ---- the usable list, sorted by free pools ---- */
@@ -265,9 +262,10 @@ return_spares(zw_heap *h, arena *a)
 }
 
 /* Empty pool `p` (a spare, or a pool whose last block was just freed) leaves its class list
- * for its arena's free pools; the arena moves up the usable list, and is unmapped if wholly
- * free with the cache of free arenas full. */
-void
+ * for its arena's free pools; the arena moves up the usable list, and is unmapped (with its
+ * record, which holds `p`) if wholly free with the cache of free arenas full. Returns false
+ * if it was unmapped. */
+bool
 zwi_mem_pool_to_arena(zw_heap *h, pool *p)
 {
     ZW_ASSERT(p->nused == 0);
@@ -288,14 +286,17 @@ zwi_mem_pool_to_arena(zw_heap *h, pool *p)
         usable_insert_after(h, a, NULL);
         if (h->last[1] == NULL)
             h->last[1] = a;
-        return;
+        return true;
     }
     usable_moved_up(h, a, n);
     if (n + 1 == POOLS_PER_ARENA) {
         h->arenas_idle++;
-        if (h->arenas_idle > h->arena_cache)
+        if (h->arenas_idle > h->arena_cache) {
             arena_release(h, a);
+            return false;
+        }
     }
+    return true;
 }
 
 /* The last block of pool `p` was freed and heap.c could not simply keep it as its class's
@@ -309,8 +310,7 @@ zwi_mem_pool_emptied(zw_heap *h, pool *p)
     ZW_ASSERT(p->nused == 0);
     arena *a = zwi_mem_arena_of_pool(p);
     if (p->prev != NULL || p->next != NULL) {
-        zwi_mem_pool_to_arena(h, p); /* may unmap `a`: look at it only if it had pools left */
-        if (a->base != NULL && holds_only_spares(h, a))
+        if (zwi_mem_pool_to_arena(h, p) && holds_only_spares(h, a))
             return_spares(h, a);
         return;
     }
@@ -335,20 +335,14 @@ zwi_mem_trim(zw_heap *h)
 void
 zwi_mem_release_all_arenas(zw_heap *h)
 {
-    for (arena *a = h->records; a != NULL; a = a->all) {
-        if (a->base != NULL) {
-            ASAN_UNPOISON(h, a->base, ARENA_SIZE);
-            zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
-        }
+    for (arena *a = h->records; a != NULL; a = a->all_next) {
+        ASAN_UNPOISON(h, a->base, ARENA_SIZE);
+        zw_raw_unmap(h->raw, a->base, ARENA_SIZE);
     }
     for (size_t i = 0; i < MAP_ROOT_LEN; i++) {
         if (h->map[i] != NULL)
             zw_raw_unmap(h->raw, h->map[i], MAP_LEAF_LEN * sizeof(arena *));
     }
-    arena *a = h->records;
-    while (a != NULL) {
-        arena *next = a->all;
-        zw_raw_unmap(h->raw, a, RECORD_SIZE);
-        a = next;
-    }
+    while (h->records != NULL)
+        record_release(h, h->records);
 }

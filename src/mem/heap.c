@@ -270,6 +270,9 @@ zw_heap_malloc(zw_heap *h, size_t n)
             void *b = p->free;
             void *next = *(void **)b;
             if (ZW_LIKELY(next != NULL)) {
+                /* The next block of the class is handed out later, maybe after many others:
+                 * start bringing it in now (a freed block is usually cold in a big heap). */
+                __builtin_prefetch(next, 1, 3);
                 p->free = next;
                 p->nused++;
 #    if ZW_MEM_COUNTERS

@@ -80,7 +80,8 @@ _Static_assert(sizeof(pool) == 48, "a pool header is 48 bytes, as in CPython");
  *     ascending, and heap->last[n] is its last arena with nfreepools == n (NULL if none);
  *   - heap->arenas_idle counts arenas with all their pools free; it never exceeds
  *     heap->arena_cache between calls;
- *   - a record not in use is on heap->spare_records, linked through `next`. */
+ *   - every record is on heap->records (linked through all_next/all_prev) from the arena's
+ *     mapping to its unmapping, when the record's page is unmapped too. */
 typedef struct arena {
     char *base;           /* the arena's first byte, aligned to ARENA_SIZE */
     pool *freepools;      /* empty pools, linked through pool->next */
@@ -88,7 +89,8 @@ typedef struct arena {
     uint32_t nfreepools;  /* pools available for any class */
     struct arena *next;   /* on heap->usable: the arena with as many or more free pools */
     struct arena *prev;   /* on heap->usable: the arena with as many or fewer free pools */
-    struct arena *all;    /* next record the heap ever made (heap->records), in use or not */
+    struct arena *all_next; /* on heap->records: every arena's record */
+    struct arena *all_prev;
     pool pools[64];       /* header of the pool at base + i * POOL_SIZE; valid for i < nextpool */
 } arena;
 
@@ -127,9 +129,8 @@ struct zw_heap {
     /* -- arenas -- */
     arena *usable;                  /* arenas with a free pool, fullest first */
     arena *last[POOLS_PER_ARENA + 1]; /* last[n]: last arena of `usable` with n free pools */
-    arena *spare_records;           /* arena records not in use */
-    arena *records;                 /* every record made, linked through `all` */
-    size_t nrecords;                /* records made: each is a RECORD_SIZE page */
+    arena *records;                 /* the records of all mapped arenas */
+    size_t nrecords;                /* records on that list: each is a RECORD_SIZE page */
     size_t arenas_total;            /* arenas ever mapped */
     size_t arenas_current;          /* arenas mapped now */
     size_t arenas_highwater;        /* the most arenas mapped at once */
@@ -209,7 +210,7 @@ zwi_mem_arena_of_pool(pool *p)
 /* arena.c: pools and arenas, the slow paths */
 ZW_HIDDEN pool *zwi_mem_take_pool(zw_heap *h, unsigned cls);
 ZW_HIDDEN void zwi_mem_pool_emptied(zw_heap *h, pool *p);
-ZW_HIDDEN void zwi_mem_pool_to_arena(zw_heap *h, pool *p);
+ZW_HIDDEN bool zwi_mem_pool_to_arena(zw_heap *h, pool *p);
 
 ZW_HIDDEN void zwi_mem_release_all_arenas(zw_heap *h);
 ZW_HIDDEN size_t zwi_mem_trim(zw_heap *h);
