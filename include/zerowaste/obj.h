@@ -263,7 +263,7 @@ typedef enum zw_builtin {
     ZW_T_OBJECT, ZW_T_TYPE, ZW_T_NONE, ZW_T_NOTIMPLEMENTED, ZW_T_BOOL, ZW_T_INT, ZW_T_FLOAT,
     ZW_T_STR, ZW_T_BYTES, ZW_T_TUPLE, ZW_T_LIST, ZW_T_DICT, ZW_T_RANGE, ZW_T_GENERATOR,
     ZW_T_TUPLE_ITER, ZW_T_LIST_ITER, ZW_T_DICT_KEYITER, ZW_T_DICT_VALUEITER, ZW_T_DICT_ITEMITER,
-    ZW_T_RANGE_ITER, ZW_T_STR_ITER, ZW_T_BYTES_ITER, ZW_T_METHOD, ZW_T_SEQ_ITER,
+    ZW_T_RANGE_ITER, ZW_T_STR_ITER, ZW_T_BYTES_ITER, ZW_T_METHOD,
     ZW_NBUILTIN
 } zw_builtin;
 ZW_API zw_type *zw_builtin_type(zw_rt *rt, zw_builtin which);
@@ -387,8 +387,8 @@ ZW_API bool zw_bytes_check(const zw_obj *o);
 
 /* ---- tuple ---- */
 
-/* A tuple of n items, each None until set with zw_tuple_init_item. n == 0 gives the empty-tuple
- * singleton. New reference. */
+/* A tuple of n items, each NULL until set with zw_tuple_init_item: fill every item before the
+ * tuple is used. n == 0 gives the empty-tuple singleton. New reference. */
 ZW_API zw_obj *zw_tuple_new(zw_rt *rt, size_t n);
 /* Fills item i of a tuple being built (steals `item`). */
 ZW_API void zw_tuple_init_item(zw_obj *t, size_t i, zw_obj *item);
@@ -487,7 +487,8 @@ typedef struct zw_class_spec {
     const zw_method *methods;  /* NULL-terminated, or NULL; "__init__" is called by zw_call */
 } zw_class_spec;
 
-/* Creates a class. New reference to the type (types are objects; the runtime keeps it alive). */
+/* Creates a class. Borrowed reference: the runtime owns every type until zw_rt_free. NULL with
+ * the error set (TypeError for a bad spec: duplicate or missing field names, too many fields). */
 ZW_API zw_type *zw_class_new(zw_rt *rt, const zw_class_spec *spec);
 /* Calls a class: a new instance. With an __init__ method it is called with the args; otherwise
  * the args fill the spec's fields in order (TypeError if too many). New reference. */
@@ -499,7 +500,10 @@ ZW_API zw_obj *zw_getattr(zw_obj *o, const char *name);
 ZW_API int zw_setattr(zw_obj *o, const char *name, zw_obj *value);
 /* delattr. 0 or -1. */
 ZW_API int zw_delattr(zw_obj *o, const char *name);
-/* o.name(*args): new reference. */
+/* callable(*args) for a class (as zw_call) or a bound method from zw_getattr: new reference;
+ * TypeError for other objects. */
+ZW_API zw_obj *zw_call_object(zw_obj *callable, size_t nargs, zw_obj *const *args);
+/* o.name(*args), without making a bound method: new reference. */
 ZW_API zw_obj *zw_call_method(zw_obj *o, const char *name, size_t nargs, zw_obj *const *args);
 /* o.__dict__ for a dict-layout instance: new reference to its dict (materialised on first use,
  * as CPython does); AttributeError for other layouts. */

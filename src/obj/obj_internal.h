@@ -308,6 +308,9 @@ struct zw_rt {
     int keys_nfree;
     zw_obj *float_free; /* linked through the type field */
     int float_nfree;
+    /* repr of containers: the ones being printed, to print a cycle as [...] */
+    zw_obj *repr_active[64];
+    int repr_depth;
     /* the collector's lists */
     zwi_gcstate gc;
     /* debug */
@@ -334,6 +337,9 @@ ZW_HIDDEN void zwi_init_static(zw_obj *o, zw_type *t);
 /* Link into / unlink from generation 0 (no-op if already in that state). */
 ZW_HIDDEN void zwi_gc_track(zw_obj *o);
 ZW_HIDDEN void zwi_gc_untrack(zw_obj *o);
+/* Allocates `size` bytes for an object of a non-GC type whose size is not basic + items
+ * (str): only the header is set. New reference, or NULL with MemoryError. */
+ZW_HIDDEN zw_obj *zwi_obj_alloc_sized(zw_type *t, size_t size);
 /* Frees an object without the registry and gen-0 bookkeeping (free lists use this when full). */
 ZW_HIDDEN void zwi_obj_forget(zw_obj *o);
 /* Called by a type's dealloc when it keeps the object on a free list instead of freeing it. */
@@ -341,6 +347,13 @@ ZW_HIDDEN void zwi_obj_cached(zw_obj *o);
 /* Revives an object taken from a free list: refcount 1, registry entry back. */
 ZW_HIDDEN void zwi_obj_revive(zw_obj *o, zw_type *t);
 ZW_HIDDEN zw_obj *zwi_type_error_unsupported(zw_obj *o, const char *what);
+/* Repr recursion guard: 1 if `o` is already being printed (print "..."), 0 if entered, -1 with
+ * RecursionError when too deep. zwi_repr_leave undoes a 0. */
+ZW_HIDDEN int zwi_repr_enter(zw_obj *o);
+ZW_HIDDEN void zwi_repr_leave(zw_obj *o);
+/* repr of a sequence of items between `open` and `close` ("[", "]"), ", " between them. */
+ZW_HIDDEN zw_obj *zwi_seq_repr(zw_obj *self, zw_obj *const *items, size_t n, const char *open,
+                               const char *close);
 
 /* ---- per-type files: specs and set-up/tear-down of the type's runtime state ---- */
 
@@ -348,7 +361,7 @@ extern ZW_HIDDEN const zw_type_spec zwi_int_spec, zwi_bool_spec, zwi_float_spec,
     zwi_bytes_spec, zwi_tuple_spec, zwi_list_spec, zwi_dict_spec, zwi_range_spec,
     zwi_generator_spec, zwi_tuple_iter_spec, zwi_list_iter_spec, zwi_dict_keyiter_spec,
     zwi_dict_valueiter_spec, zwi_dict_itemiter_spec, zwi_range_iter_spec, zwi_str_iter_spec,
-    zwi_bytes_iter_spec, zwi_method_spec, zwi_seq_iter_spec;
+    zwi_bytes_iter_spec, zwi_method_spec;
 
 ZW_HIDDEN void zwi_int_init(zw_rt *rt);   /* the small ints, True and False */
 ZW_HIDDEN void zwi_str_init(zw_rt *rt);   /* the empty str, hash keys */

@@ -96,6 +96,21 @@ zw_obj_alloc(zw_type *t, size_t nitems)
     return o;
 }
 
+zw_obj *
+zwi_obj_alloc_sized(zw_type *t, size_t size)
+{
+    ZW_ASSERT(!(t->flags & ZW_TPFLAGS_GC) && t->preheader == 0);
+    zw_rt *rt = t->rt;
+    zw_obj *o = zwi_rt_malloc(rt, size);
+    if (o == NULL)
+        return NULL;
+    o->refcnt = 1;
+    o->type = t;
+    if (ZW_UNLIKELY(rt->debug))
+        zwi_registry_add(rt, o);
+    return o;
+}
+
 void
 zwi_obj_forget(zw_obj *o)
 {
@@ -470,4 +485,59 @@ zw_print(zw_obj *o, FILE *f)
     int rc = s != NULL && fwrite(s, 1, len, f) == len ? 0 : -1;
     zw_decref(r);
     return rc;
+}
+
+/* ---- repr of containers ---- */
+
+int
+zwi_repr_enter(zw_obj *o)
+{
+    zw_rt *rt = ZWI_RT(o);
+    for (int i = 0; i < rt->repr_depth; i++)
+        if (rt->repr_active[i] == o)
+            return 1;
+    if (rt->repr_depth == (int)(sizeof(rt->repr_active) / sizeof(rt->repr_active[0])))
+        return zw_err_set(rt, ZW_RecursionError, "maximum recursion depth exceeded while "
+                                                 "getting the repr of an object");
+    rt->repr_active[rt->repr_depth++] = o;
+    return 0;
+}
+
+void
+zwi_repr_leave(zw_obj *o)
+{
+    zw_rt *rt = ZWI_RT(o);
+    ZW_ASSERT(rt->repr_depth > 0 && rt->repr_active[rt->repr_depth - 1] == o);
+    rt->repr_depth--;
+}
+
+zw_obj *
+zwi_seq_repr(zw_obj *self, zw_obj *const *items, size_t n, const char *open, const char *close)
+{
+    zw_rt *rt = ZWI_RT(self);
+    int r = zwi_repr_enter(self);
+    if (r != 0)
+        return r < 0 ? NULL : zw_str_from_format(rt, "%s...%s", open, close);
+    zw_obj *parts = zw_list_new(rt, n);
+    zw_obj *result = NULL;
+    if (parts == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        zw_obj *s = zw_repr(items[i]);
+        if (s == NULL || zw_list_append(parts, s) != 0) {
+            zw_xdecref(s);
+            goto out;
+        }
+        zw_decref(s);
+    }
+    zw_obj *sep = zw_str_new(rt, ", ");
+    zw_obj *body = sep ? zw_str_join(sep, parts) : NULL;
+    zw_xdecref(sep);
+    if (body != NULL)
+        result = zw_str_from_format(rt, "%s%U%s", open, body, close);
+    zw_xdecref(body);
+out:
+    zw_xdecref(parts);
+    zwi_repr_leave(self);
+    return result;
 }

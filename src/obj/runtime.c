@@ -317,13 +317,13 @@ static const struct {
     {ZW_T_STR_ITER, &zwi_str_iter_spec, ZW_T_OBJECT},
     {ZW_T_BYTES_ITER, &zwi_bytes_iter_spec, ZW_T_OBJECT},
     {ZW_T_METHOD, &zwi_method_spec, ZW_T_OBJECT},
-    {ZW_T_SEQ_ITER, &zwi_seq_iter_spec, ZW_T_OBJECT},
 };
 
 extern ZW_HIDDEN const zw_type_spec zwi_object_spec, zwi_type_spec, zwi_none_spec,
     zwi_notimpl_spec;
 ZW_HIDDEN zw_type *zwi_type_make(zw_rt *rt, const zw_type_spec *spec, zw_type *base);
 ZW_HIDDEN void zwi_type_release_all(zw_rt *rt);
+ZW_HIDDEN void zwi_type_drop_names(zw_rt *rt);
 
 static bool
 env_flag(const char *name)
@@ -436,6 +436,7 @@ zw_rt_free(zw_rt *rt)
 {
     if (rt == NULL)
         return;
+    zwi_type_drop_names(rt); /* the classes' interned names, before the interned table goes */
     zwi_str_fini(rt); /* the interned table is an object: leave it out of the live list */
     zwi_float_clear_freelist(rt);
     zwi_tuple_clear_freelist(rt);

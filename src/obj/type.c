@@ -112,6 +112,21 @@ zw_type_new(zw_rt *rt, const zw_type_spec *spec)
     return t;
 }
 
+/* Drops the references classes hold on their field and attribute names (interned strs). */
+void
+zwi_type_drop_names(zw_rt *rt)
+{
+    for (zw_type *t = rt->types; t != NULL; t = t->next_type) {
+        for (size_t i = 0; i < t->nfields; i++)
+            ZW_CLEAR(t->fields[i]);
+        t->nfields = 0;
+        for (size_t i = 0; t->shared != NULL && i < t->shared->n; i++)
+            ZW_CLEAR(t->shared->names[i]);
+        if (t->shared != NULL)
+            t->shared->n = 0;
+    }
+}
+
 void
 zwi_type_release_all(zw_rt *rt)
 {
