@@ -120,6 +120,9 @@ ZW_API zw_rt *zw_rt_of(const zw_obj *o);
 ZW_API zw_heap *zw_rt_heap(zw_rt *rt);
 /* Blocks currently allocated by the runtime: sys.getallocatedblocks(). */
 ZW_API size_t zw_rt_allocated_blocks(zw_rt *rt);
+/* Empties the types' free lists (dead tuples, lists, dicts, floats and dict tables kept for
+ * reuse, as CPython's), as a full collection does; returns the number of blocks freed. */
+ZW_API size_t zw_rt_clear_freelists(zw_rt *rt);
 /* Objects currently alive in a debug runtime (0 when not in debug mode). */
 ZW_API size_t zw_rt_live_objects(zw_rt *rt);
 /* Writes the live objects of a debug runtime (type, refcount, size, address) to `out`;

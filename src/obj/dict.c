@@ -111,12 +111,17 @@ free_keys(zw_rt *rt, zwi_dictkeys *k)
     zwi_rt_free(rt, k);
 }
 
+/* 3.11's calculate_log2_keysize: the bit length of ((minsize | 8) - 1) | 7, which is the
+ * smallest power of two >= minsize from 8 on, but 16 for 1..7 (and 8 for 0). */
 static uint8_t
 log2_for(size_t minsize)
 {
-    uint8_t log2 = LOG2_MINSIZE;
-    while (((size_t)1 << log2) < minsize)
+    size_t m = (((minsize | 8) - 1) | 7);
+    uint8_t log2 = 0;
+    while (m != 0) {
         log2++;
+        m >>= 1;
+    }
     return log2;
 }
 

@@ -387,7 +387,7 @@ zw_list_sort(zw_obj *l, bool rev)
     for (size_t lo = 0; lo < n && rc == 0; lo += run)
         rc = insertion_sort(a + lo, n - lo < run ? n - lo : run);
     if (rc == 0 && n > run) {
-        tmp = zwi_rt_malloc(rt, (n / 2 + 1) * sizeof(zw_obj *));
+        tmp = zwi_rt_malloc(rt, n * sizeof(zw_obj *)); /* a merge copies its left run: < n */
         if (tmp == NULL)
             rc = -1;
     }

@@ -464,7 +464,12 @@ zw_obj *
 zw_list_from_iter(zw_obj *iterable)
 {
     zw_rt *rt = ZWI_RT(iterable);
-    zw_obj *list = zw_list_new(rt, 0);
+    /* as 3.11's list(): an iterable with a length gets an exact array first */
+    unsigned f = iterable->type->flags;
+    bool sized = (f & (ZW_TPFLAGS_TUPLE | ZW_TPFLAGS_LIST | ZW_TPFLAGS_BYTES | ZW_TPFLAGS_STR |
+                       ZW_TPFLAGS_DICT)) ||
+                 iterable->type == rt->builtin[ZW_T_RANGE];
+    zw_obj *list = zw_list_new(rt, sized ? (size_t)zw_len(iterable) : 0);
     if (list == NULL)
         return NULL;
     if (zw_list_extend(list, iterable) != 0) {

@@ -455,6 +455,17 @@ zw_rt_free(zw_rt *rt)
     zw_heap_destroy(heap); /* every block of every object still alive goes with it */
 }
 
+size_t
+zw_rt_clear_freelists(zw_rt *rt)
+{
+    size_t before = zw_heap_allocated_blocks(rt->heap);
+    zwi_float_clear_freelist(rt);
+    zwi_tuple_clear_freelist(rt);
+    zwi_list_clear_freelist(rt);
+    zwi_dict_clear_freelist(rt);
+    return before - zw_heap_allocated_blocks(rt->heap);
+}
+
 zw_type *
 zw_builtin_type(zw_rt *rt, zw_builtin which)
 {
