@@ -240,6 +240,12 @@ typedef struct zw_type_spec {
                                                          * set) or failed (error set) */
     size_t (*size_of)(zw_obj *self);                    /* __sizeof__; NULL: basic + items */
     const zw_method *methods;                           /* NULL-terminated, or NULL */
+    /* With ZW_TPFLAGS_WEAKREFABLE: the offset of a zw_obj * field (NULL at creation) where the
+     * gc layer keeps the object's weak references. */
+    size_t weaklist_offset;
+    /* A legacy finalizer (CPython's tp_del): the collector never breaks a cycle that holds an
+     * object with one; it keeps them in zw_gc_garbage as uncollectable. */
+    void (*legacy_del)(zw_obj *self);
 } zw_type_spec;
 
 /* Creates a type in the runtime (it lives until zw_rt_free). NULL with the error set. */
@@ -266,7 +272,7 @@ typedef enum zw_builtin {
     ZW_T_OBJECT, ZW_T_TYPE, ZW_T_NONE, ZW_T_NOTIMPLEMENTED, ZW_T_BOOL, ZW_T_INT, ZW_T_FLOAT,
     ZW_T_STR, ZW_T_BYTES, ZW_T_TUPLE, ZW_T_LIST, ZW_T_DICT, ZW_T_RANGE, ZW_T_GENERATOR,
     ZW_T_TUPLE_ITER, ZW_T_LIST_ITER, ZW_T_DICT_KEYITER, ZW_T_DICT_VALUEITER, ZW_T_DICT_ITEMITER,
-    ZW_T_RANGE_ITER, ZW_T_STR_ITER, ZW_T_BYTES_ITER, ZW_T_METHOD,
+    ZW_T_RANGE_ITER, ZW_T_STR_ITER, ZW_T_BYTES_ITER, ZW_T_METHOD, ZW_T_FUNCTION,
     ZW_NBUILTIN
 } zw_builtin;
 ZW_API zw_type *zw_builtin_type(zw_rt *rt, zw_builtin which);
@@ -503,7 +509,12 @@ ZW_API zw_obj *zw_getattr(zw_obj *o, const char *name);
 ZW_API int zw_setattr(zw_obj *o, const char *name, zw_obj *value);
 /* delattr. 0 or -1. */
 ZW_API int zw_delattr(zw_obj *o, const char *name);
-/* callable(*args) for a class (as zw_call) or a bound method from zw_getattr: new reference;
+/* A function object wrapping a C function, bound to `self` (passed as self; NULL passes the
+ * function object itself). Callbacks (weak references, finalize) are such objects, so they can
+ * be garbage too, as Python functions are. New reference. */
+ZW_API zw_obj *zw_func_new(zw_rt *rt, const zw_method *def, zw_obj *self);
+/* callable(*args) for a class (as zw_call), a bound method from zw_getattr or a function from
+ * zw_func_new: new reference;
  * TypeError for other objects. */
 ZW_API zw_obj *zw_call_object(zw_obj *callable, size_t nargs, zw_obj *const *args);
 /* o.name(*args), without making a bound method: new reference. */

@@ -5,6 +5,7 @@
 #include <zerowaste/common.h>
 #include <zerowaste/mem.h>
 #include <zerowaste/obj.h>
+#include <zerowaste/gc.h>
 #include <zerowaste/raw.h>
 
 #endif /* ZEROWASTE_H */

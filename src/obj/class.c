@@ -291,6 +291,19 @@ out:
     return result;
 }
 
+static const zw_method *find_method(zw_type *t, const char *name);
+
+/* The finalize slot of a class with a __del__ method (PEP 442: the collector and refcount death
+ * both run it once). An error it raises is reported by the caller and ignored, as Python's
+ * "Exception ignored in" does. */
+static void
+instance_del(zw_obj *o)
+{
+    const zw_method *def = find_method(o->type, "__del__");
+    zw_obj *r = def->fn(o, NULL, 0);
+    zw_xdecref(r);
+}
+
 /* ---- making classes ---- */
 
 static int
@@ -353,6 +366,7 @@ zw_class_new(zw_rt *rt, const zw_class_spec *spec)
         ts.dealloc = instance_dealloc;
         ts.traverse = instance_traverse;
         ts.clear = instance_clear;
+        ts.weaklist_offset = sizeof(zw_obj);
         break;
     case ZW_LAYOUT_SLOTS:
         ts.basicsize = sizeof(zw_obj) + nfields * sizeof(zw_obj *);
@@ -383,6 +397,8 @@ zw_class_new(zw_rt *rt, const zw_class_spec *spec)
     t->layout = spec->layout;
     if (copy_fields(t, spec->fields) != 0 || copy_methods(t, spec->methods) != 0)
         return NULL; /* the half-made type stays on rt->types and goes at zw_rt_free */
+    if (find_method(t, "__del__") != NULL)
+        t->finalize = instance_del;
     if (spec->layout == ZW_LAYOUT_DICT) {
         t->shared = zw_raw_calloc(rt->raw, 1, sizeof(zwi_shared_keys));
         if (t->shared == NULL) {
@@ -605,12 +621,63 @@ zw_call(zw_type *cls, size_t nargs, zw_obj *const *args)
     return o;
 }
 
+/* ---- function objects ---- */
+
+zw_obj *
+zw_func_new(zw_rt *rt, const zw_method *def, zw_obj *self)
+{
+    if (def == NULL || def->fn == NULL || def->name == NULL) {
+        zw_err_set(rt, ZW_ValueError, "a function needs a name and a C function");
+        return NULL;
+    }
+    zwi_func_obj *f = (zwi_func_obj *)zw_obj_alloc(rt->builtin[ZW_T_FUNCTION], 0);
+    if (f == NULL)
+        return NULL;
+    f->self = self ? zw_newref(self) : NULL;
+    f->def = def;
+    zwi_gc_track(&f->ob);
+    return &f->ob;
+}
+
+static int
+func_traverse(zw_obj *o, zw_visit_fn visit, void *arg)
+{
+    zwi_func_obj *f = (zwi_func_obj *)o;
+    return f->self ? visit(f->self, arg) : 0;
+}
+
+static int
+func_clear(zw_obj *o)
+{
+    ZW_CLEAR(((zwi_func_obj *)o)->self);
+    return 0;
+}
+
+static zw_obj *
+func_repr(zw_obj *o)
+{
+    return zw_str_from_format(ZWI_RT(o), "<built-in function %s>", ((zwi_func_obj *)o)->def->name);
+}
+
+ZW_HIDDEN const zw_type_spec zwi_func_spec = {
+    .name = "builtin_function_or_method",
+    .basicsize = sizeof(zwi_func_obj),
+    .flags = ZW_TPFLAGS_GC,
+    .traverse = func_traverse,
+    .clear = func_clear,
+    .repr = func_repr,
+};
+
 zw_obj *
 zw_call_object(zw_obj *callable, size_t nargs, zw_obj *const *args)
 {
     zw_rt *rt = ZWI_RT(callable);
     if (callable->type == rt->builtin[ZW_T_TYPE])
         return zw_call((zw_type *)callable, nargs, args);
+    if (callable->type == rt->builtin[ZW_T_FUNCTION]) {
+        zwi_func_obj *f = (zwi_func_obj *)callable;
+        return call_def(f->def, f->self ? f->self : callable, nargs, args);
+    }
     if (callable->type == rt->builtin[ZW_T_METHOD]) {
         zwi_method_obj *m = (zwi_method_obj *)callable;
         return call_def(m->def, m->self, nargs, args);

@@ -68,7 +68,10 @@ typedef struct zwi_gcstate {
     zwi_gchead permanent;   /* frozen objects (gc.freeze) */
     bool enabled;           /* automatic collection */
     bool collecting;        /* a collection is running (no automatic one may start) */
+    bool stress;            /* ZW_GC_STRESS: collect at every allocation of a GC object */
     void (*collect_hook)(zw_rt *rt); /* set by the gc layer; NULL: nothing collects */
+    /* called by zw_dealloc for an object with weak references, before its dealloc */
+    void (*clear_weakrefs_hook)(zw_obj *o);
     void *ext;              /* the gc layer's own state */
 } zwi_gcstate;
 
@@ -94,6 +97,8 @@ struct zw_type {
     zw_obj *(*next)(zw_obj *);
     size_t (*size_of)(zw_obj *);
     const zw_method *methods; /* NULL-terminated table, or NULL */
+    size_t weaklist_offset;   /* WEAKREFABLE types: where the weak reference list is */
+    void (*legacy_del)(zw_obj *);
     /* ---- user classes (ZW_TPFLAGS_HEAPTYPE) ---- */
     zw_class_layout layout;
     size_t nfields;            /* slots / namedtuple fields / __init__ names */
@@ -215,6 +220,13 @@ typedef struct zwi_range {
     int64_t start, stop, step, length;
 } zwi_range; /* 48 */
 
+/* A C function as an object (zw_func_new). */
+typedef struct zwi_func_obj {
+    zw_obj ob;
+    zw_obj *self;         /* bound object, or NULL */
+    const zw_method *def;
+} zwi_func_obj;
+
 /* A bound method: what zw_getattr returns for a method of a class. */
 typedef struct zwi_method_obj {
     zw_obj ob;
@@ -318,6 +330,13 @@ struct zw_rt {
 };
 
 #define ZWI_RT(o)   ((o)->type->rt)
+#define ZWI_WEAKLIST(o) ((zw_obj **)((char *)(o) + (o)->type->weaklist_offset))
+
+/* The gc layer's entry points into a runtime, found at link time when the gc layer is linked
+ * in (weak references: obj does not depend on gc; without it nothing collects). attach runs at
+ * the end of zw_rt_new (0 or -1), detach first thing in zw_rt_free. */
+ZW_HIDDEN int zwi_gc_attach(zw_rt *rt) __attribute__((weak));
+ZW_HIDDEN void zwi_gc_detach(zw_rt *rt) __attribute__((weak));
 #define ZWI_TYPE(rt, which) ((rt)->builtin[(which)])
 
 /* ---- runtime.c ---- */
@@ -361,7 +380,7 @@ extern ZW_HIDDEN const zw_type_spec zwi_int_spec, zwi_bool_spec, zwi_float_spec,
     zwi_bytes_spec, zwi_tuple_spec, zwi_list_spec, zwi_dict_spec, zwi_range_spec,
     zwi_generator_spec, zwi_tuple_iter_spec, zwi_list_iter_spec, zwi_dict_keyiter_spec,
     zwi_dict_valueiter_spec, zwi_dict_itemiter_spec, zwi_range_iter_spec, zwi_str_iter_spec,
-    zwi_bytes_iter_spec, zwi_method_spec;
+    zwi_bytes_iter_spec, zwi_method_spec, zwi_func_spec;
 
 ZW_HIDDEN void zwi_int_init(zw_rt *rt);   /* the small ints, True and False */
 ZW_HIDDEN void zwi_str_init(zw_rt *rt);   /* the empty str, hash keys */

@@ -87,8 +87,8 @@ zw_obj_alloc(zw_type *t, size_t nitems)
     if (t->flags & ZW_TPFLAGS_GC) {
         zwi_gcstate *gc = &rt->gc;
         gc->gen[0].count++;
-        if (gc->gen[0].count > gc->gen[0].threshold && gc->enabled && gc->gen[0].threshold &&
-            !gc->collecting && gc->collect_hook != NULL && rt->exc == ZW_NoError)
+        if ((gc->stress || (gc->gen[0].count > gc->gen[0].threshold && gc->gen[0].threshold)) &&
+            gc->enabled && !gc->collecting && gc->collect_hook != NULL && rt->exc == ZW_NoError)
             gc->collect_hook(rt);
     }
     if (ZW_UNLIKELY(rt->debug))
@@ -231,6 +231,11 @@ zw_dealloc(zw_obj *o)
     zw_type *t = o->type;
     if (t->finalize != NULL && finalize_resurrects(o))
         return;
+    /* as subtype_dealloc: after the finalizer, before the fields go, weak references are
+     * cleared and their callbacks run (the gc layer does it) */
+    if ((t->flags & ZW_TPFLAGS_WEAKREFABLE) && *ZWI_WEAKLIST(o) != NULL &&
+        t->rt->gc.clear_weakrefs_hook != NULL)
+        t->rt->gc.clear_weakrefs_hook(o);
     if (t->dealloc != NULL)
         t->dealloc(o);
     else

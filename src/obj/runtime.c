@@ -317,6 +317,7 @@ static const struct {
     {ZW_T_STR_ITER, &zwi_str_iter_spec, ZW_T_OBJECT},
     {ZW_T_BYTES_ITER, &zwi_bytes_iter_spec, ZW_T_OBJECT},
     {ZW_T_METHOD, &zwi_method_spec, ZW_T_OBJECT},
+    {ZW_T_FUNCTION, &zwi_func_spec, ZW_T_OBJECT},
 };
 
 extern ZW_HIDDEN const zw_type_spec zwi_object_spec, zwi_type_spec, zwi_none_spec,
@@ -421,6 +422,10 @@ zw_rt_new(const zw_rt_config *cfg)
     zwi_str_init(rt);
     zwi_bytes_init(rt);
     zwi_tuple_init(rt);
+    const char *stress = (cfg->flags & ZW_RT_IGNORE_ENV) ? NULL : getenv("ZW_GC_STRESS");
+    rt->gc.stress = stress != NULL && stress[0] != '\0' && strcmp(stress, "0") != 0;
+    if (zwi_gc_attach != NULL && zwi_gc_attach(rt) != 0)
+        goto fail;
     zw_err_clear(rt);
     return rt;
 fail:
@@ -436,6 +441,8 @@ zw_rt_free(zw_rt *rt)
 {
     if (rt == NULL)
         return;
+    if (zwi_gc_detach != NULL)
+        zwi_gc_detach(rt); /* atexit finalizers, a last collection, gc.garbage */
     zwi_type_drop_names(rt); /* the classes' interned names, before the interned table goes */
     zwi_str_fini(rt); /* the interned table is an object: leave it out of the live list */
     zwi_float_clear_freelist(rt);

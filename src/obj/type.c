@@ -31,6 +31,11 @@ inherit_slots(zw_type *t, const zw_type *b)
     INHERIT(iter);
     INHERIT(next);
     INHERIT(size_of);
+    INHERIT(legacy_del);
+    if (t->weaklist_offset == 0 && (b->flags & ZW_TPFLAGS_WEAKREFABLE)) {
+        t->weaklist_offset = b->weaklist_offset;
+        t->flags |= ZW_TPFLAGS_WEAKREFABLE;
+    }
 #undef INHERIT
 }
 
@@ -72,6 +77,8 @@ zwi_type_make(zw_rt *rt, const zw_type_spec *spec, zw_type *base)
     t->next = spec->next;
     t->size_of = spec->size_of;
     t->methods = spec->methods;
+    t->weaklist_offset = spec->weaklist_offset;
+    t->legacy_del = spec->legacy_del;
     if (base != NULL)
         inherit_slots(t, base);
     t->preheader = ((t->flags & ZW_TPFLAGS_GC) ? sizeof(zwi_gchead) : 0) +
@@ -96,6 +103,13 @@ zw_type_new(zw_rt *rt, const zw_type_spec *spec)
     if (spec->name == NULL || spec->basicsize < base->basicsize) {
         zw_err_set(rt, ZW_TypeError, "type '%s': basicsize %zu is smaller than its base's (%zu)",
                    spec->name ? spec->name : "?", spec->basicsize, base->basicsize);
+        return NULL;
+    }
+    if ((spec->flags & ZW_TPFLAGS_WEAKREFABLE) &&
+        (spec->weaklist_offset < sizeof(zw_obj) ||
+         spec->weaklist_offset + sizeof(zw_obj *) > spec->basicsize)) {
+        zw_err_set(rt, ZW_TypeError, "type '%s': weaklist_offset %zu is not a field of the object",
+                   spec->name, spec->weaklist_offset);
         return NULL;
     }
     if ((spec->flags & ZW_TPFLAGS_GC) && spec->traverse == NULL && base->traverse == NULL) {
