@@ -5,7 +5,8 @@
  * hash is -1 until first asked for, then zwi_hash_bytes of the data (siphash13 with the
  * runtime's keys: a bytes hashes as the str of the same Latin-1 text, as in CPython); the
  * empty bytes is the runtime's singleton (rt->empty_bytes), never a new object. 3.11 also
- * keeps the 256 one-byte bytes as singletons; we do not (they are ordinary 40-byte objects). */
+ * keeps the 256 one-byte bytes as singletons; we do not (they are ordinary 34-byte objects).
+ * See docs/obj.md, "Built-in types, layouts and sizes". */
 #include <stdint.h>
 #include <string.h>
 

@@ -4,7 +4,8 @@
  *
  * Free list: up to FREELIST_MAX dead floats wait on rt->float_free, linked through their type
  * field, rt->float_nfree of them; a float on the list is no live object (zwi_obj_cached) and
- * gets its header back from zwi_obj_revive. zwi_float_clear_freelist empties it. */
+ * gets its header back from zwi_obj_revive. zwi_float_clear_freelist empties it. See
+ * docs/obj.md, "Built-in types, layouts and sizes". */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,6 @@
 /* obj/int.c - int and bool: integers of any size in 30-bit digits, laid out as CPython 3.11's
- * longobject (docs/obj.md#int), with its arithmetic, decimal conversions, hash and sizes.
+ * longobject, with its arithmetic, decimal conversions, hash and sizes (docs/obj.md, "Built-in
+ * types, layouts and sizes").
  *
  * Invariants of every int this file hands out:
  *   - |size| digits, least significant first, the sign of size is the sign of the number;
@@ -78,7 +79,11 @@ small_int(zw_rt *rt, int64_t v)
 }
 
 /* A new exact int with room for `n` digits (at least one) and size n (the caller fills the
- * digits, then sets the sign and normalises). NULL with MemoryError. */
+ * digits, then sets the sign and normalises). NULL with MemoryError.
+ *
+ * The hot path of the whole file: int is no GC type and has no pre-header, and the caller
+ * writes every digit, so nothing needs zw_obj_alloc's zeroing and checks;
+ * zwi_obj_alloc_sized is inline (obj_internal.h). */
 static zw_obj *
 int_alloc(zw_rt *rt, size_t n)
 {
@@ -86,14 +91,12 @@ int_alloc(zw_rt *rt, size_t n)
         zw_err_set(rt, ZW_OverflowError, "too many digits in integer");
         return NULL;
     }
-    /* int is no GC type and has no pre-header: skip zw_obj_alloc's zeroing and checks, the
-     * caller writes every digit (the hot path of creating ints) */
-    size_t bytes = ZWI_INT_BASICSIZE + (n == 0 ? 1 : n) * sizeof(zwi_digit);
-    zw_obj *o = zwi_obj_alloc_sized(ZWI_TYPE(rt, ZW_T_INT), (bytes + 7) & ~(size_t)7);
-    if (o != NULL) {
-        SIZE(o) = (intptr_t)n;
-        INT(o)->digits[0] = 0; /* the digit of 0 */
-    }
+    size_t bytes = (ZWI_INT_BASICSIZE + (n == 0 ? 1 : n) * sizeof(zwi_digit) + 7) & ~(size_t)7;
+    zw_obj *o = zwi_obj_alloc_sized(ZWI_TYPE(rt, ZW_T_INT), bytes);
+    if (o == NULL)
+        return NULL;
+    SIZE(o) = (intptr_t)n;
+    INT(o)->digits[0] = 0; /* the digit of 0 */
     return o;
 }
 
@@ -1112,7 +1115,8 @@ int_size_of(zw_obj *self)
 }
 
 /* No free list, as 3.11. An exact int in a release runtime is a bare heap block (no GC
- * header, no registry entry): give it straight back, the other half of int_alloc's shortcut. */
+ * header, no registry entry): give it straight back, the other half of int_alloc's shortcut
+ * (zwi_rt_free is zw_heap_free). */
 static void
 int_dealloc(zw_obj *self)
 {

@@ -341,12 +341,31 @@ ZW_HIDDEN void zwi_gc_detach(zw_rt *rt) __attribute__((weak));
 
 /* ---- runtime.c ---- */
 
-/* Allocates from the runtime's heap; counts the allocation; MemoryError (and NULL) on failure
- * or when fault injection says so. */
-ZW_HIDDEN void *zwi_rt_malloc(zw_rt *rt, size_t n);
-ZW_HIDDEN void *zwi_rt_realloc(zw_rt *rt, void *p, size_t n);
-ZW_HIDDEN void zwi_rt_free(zw_rt *rt, void *p);
 ZW_HIDDEN void zwi_registry_add(zw_rt *rt, zw_obj *o);
+/* The failed or refused allocation: MemoryError (and the fault record), NULL. */
+ZW_HIDDEN void *zwi_rt_nomemory(zw_rt *rt, bool injected);
+
+/* Allocates from the runtime's heap; counts the allocation; MemoryError (and NULL) on failure
+ * or when fault injection says so. Inline: every object creation runs it. */
+static inline void *
+zwi_rt_malloc(zw_rt *rt, size_t n)
+{
+    rt->nallocs++;
+    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
+        return zwi_rt_nomemory(rt, true);
+    void *p = zw_heap_malloc(rt->heap, n);
+    if (ZW_UNLIKELY(p == NULL))
+        return zwi_rt_nomemory(rt, false);
+    return p;
+}
+
+ZW_HIDDEN void *zwi_rt_realloc(zw_rt *rt, void *p, size_t n);
+
+static inline void
+zwi_rt_free(zw_rt *rt, void *p)
+{
+    zw_heap_free(rt->heap, p);
+}
 ZW_HIDDEN void zwi_registry_remove(zw_rt *rt, zw_obj *o);
 /* Makes a statically stored object immortal and of type t. */
 ZW_HIDDEN void zwi_init_static(zw_obj *o, zw_type *t);
@@ -357,8 +376,21 @@ ZW_HIDDEN void zwi_init_static(zw_obj *o, zw_type *t);
 ZW_HIDDEN void zwi_gc_track(zw_obj *o);
 ZW_HIDDEN void zwi_gc_untrack(zw_obj *o);
 /* Allocates `size` bytes for an object of a non-GC type whose size is not basic + items
- * (str): only the header is set. New reference, or NULL with MemoryError. */
-ZW_HIDDEN zw_obj *zwi_obj_alloc_sized(zw_type *t, size_t size);
+ * (str, int): only the header is set. New reference, or NULL with MemoryError. */
+static inline zw_obj *
+zwi_obj_alloc_sized(zw_type *t, size_t size)
+{
+    ZW_ASSERT(!(t->flags & ZW_TPFLAGS_GC) && t->preheader == 0);
+    zw_rt *rt = t->rt;
+    zw_obj *o = zwi_rt_malloc(rt, size);
+    if (o == NULL)
+        return NULL;
+    o->refcnt = 1;
+    o->type = t;
+    if (ZW_UNLIKELY(rt->debug))
+        zwi_registry_add(rt, o);
+    return o;
+}
 /* Frees an object without the registry and gen-0 bookkeeping (free lists use this when full). */
 ZW_HIDDEN void zwi_obj_forget(zw_obj *o);
 /* Called by a type's dealloc when it keeps the object on a free list instead of freeing it. */

@@ -96,21 +96,6 @@ zw_obj_alloc(zw_type *t, size_t nitems)
     return o;
 }
 
-zw_obj *
-zwi_obj_alloc_sized(zw_type *t, size_t size)
-{
-    ZW_ASSERT(!(t->flags & ZW_TPFLAGS_GC) && t->preheader == 0);
-    zw_rt *rt = t->rt;
-    zw_obj *o = zwi_rt_malloc(rt, size);
-    if (o == NULL)
-        return NULL;
-    o->refcnt = 1;
-    o->type = t;
-    if (ZW_UNLIKELY(rt->debug))
-        zwi_registry_add(rt, o);
-    return o;
-}
-
 void
 zwi_obj_forget(zw_obj *o)
 {

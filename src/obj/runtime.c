@@ -116,39 +116,24 @@ zw_errmsg(zw_rt *rt)
 /* ---- allocation ---- */
 
 void *
-zwi_rt_malloc(zw_rt *rt, size_t n)
+zwi_rt_nomemory(zw_rt *rt, bool injected)
 {
-    rt->nallocs++;
-    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0) {
+    if (injected)
         rt->fault_fired = true;
-        zw_err_nomemory(rt);
-        return NULL;
-    }
-    void *p = zw_heap_malloc(rt->heap, n);
-    if (ZW_UNLIKELY(p == NULL))
-        zw_err_nomemory(rt);
-    return p;
+    zw_err_nomemory(rt);
+    return NULL;
 }
 
 void *
 zwi_rt_realloc(zw_rt *rt, void *p, size_t n)
 {
     rt->nallocs++;
-    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0) {
-        rt->fault_fired = true;
-        zw_err_nomemory(rt);
-        return NULL;
-    }
+    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
+        return zwi_rt_nomemory(rt, true);
     void *q = zw_heap_realloc(rt->heap, p, n);
     if (ZW_UNLIKELY(q == NULL))
         zw_err_nomemory(rt);
     return q;
-}
-
-void
-zwi_rt_free(zw_rt *rt, void *p)
-{
-    zw_heap_free(rt->heap, p);
 }
 
 void
