@@ -103,10 +103,16 @@ ZW_API int zw_gc_remove_callback(zw_rt *rt, zw_gc_callback fn, void *arg);
 /* ---- weak references ---- */
 
 /* A weak reference to `o` with an optional callback (a callable, called with the weakref when
- * `o` dies; NULL for none). Callback-less refs are shared: the same object comes back. Only
+ * `o` dies; NULL or None for none). Callback-less refs are shared: the same object comes back. Only
  * types with ZW_TPFLAGS_WEAKREFABLE (classes of LAYOUT_DICT, user types that opt in) accept
  * them: TypeError "cannot create weak reference to 'int' object" otherwise. New reference. */
 ZW_API zw_obj *zw_weakref_new(zw_obj *o, zw_obj *callback);
+/* The weakref type of a runtime (borrowed): a base for subtypes (zw_type_new with .base set;
+ * the subtype's basicsize may add fields after the weakref's). */
+ZW_API zw_type *zw_weakref_type(zw_rt *rt);
+/* A weak reference of `type` (the weakref type or a subtype). Refs of a subtype are never
+ * shared, and come after the plain shared ref in zw_weakref_list. New reference. */
+ZW_API zw_obj *zw_weakref_new_ex(zw_type *type, zw_obj *o, zw_obj *callback);
 /* The referent (new reference), or None once it died. */
 ZW_API zw_obj *zw_weakref_get(zw_obj *ref);
 ZW_API bool zw_weakref_check(const zw_obj *o);

@@ -266,6 +266,10 @@ ZW_API size_t zw_type_preheader(const zw_type *t);
 ZW_API zw_obj *zw_obj_alloc(zw_type *t, size_t nitems);
 /* Frees the memory of an object whose refcount reached 0 (called by dealloc slots). */
 ZW_API void zw_obj_free(zw_obj *o);
+/* For a subtype's slots that handle only the fields they add: run `base`'s dealloc (which frees
+ * the object) or clear on `o`, as CPython's tp_base->tp_dealloc(self). */
+ZW_API void zw_base_dealloc(zw_type *base, zw_obj *o);
+ZW_API int zw_base_clear(zw_type *base, zw_obj *o);
 
 /* The built-in types of a runtime (borrowed). */
 typedef enum zw_builtin {

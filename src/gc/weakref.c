@@ -155,8 +155,21 @@ zwi_gc_handle_weakrefs(zw_rt *rt, gchead *unreachable, gchead *old)
 
 /* ---- the weakref type ---- */
 
+zw_type *
+zw_weakref_type(zw_rt *rt)
+{
+    return GC_EXT(rt) ? GC_EXT(rt)->weakref_type : NULL;
+}
+
 zw_obj *
 zw_weakref_new(zw_obj *o, zw_obj *callback)
+{
+    zwi_gc_ext *ext = GC_EXT(ZWI_RT(o));
+    return zw_weakref_new_ex(ext ? ext->weakref_type : NULL, o, callback);
+}
+
+zw_obj *
+zw_weakref_new_ex(zw_type *type, zw_obj *o, zw_obj *callback)
 {
     zw_rt *rt = ZWI_RT(o);
     zwi_gc_ext *ext = GC_EXT(rt);
@@ -165,17 +178,28 @@ zw_weakref_new(zw_obj *o, zw_obj *callback)
                    o->type->name);
         return NULL;
     }
+    if (type == NULL || !zw_type_is_subtype(type, ext->weakref_type)) {
+        zw_err_set(rt, ZW_TypeError, "'%s' is not a weakref type", type ? type->name : "NULL");
+        return NULL;
+    }
+    if (callback == &rt->none_obj)
+        callback = NULL;
+    bool plain = type == ext->weakref_type;
     zw_obj **list = ZWI_WEAKLIST(o);
-    weakref *basic = (*list != NULL && WR(*list)->callback == NULL) ? WR(*list) : NULL;
-    if (callback == NULL && basic != NULL)
+    /* the shared ref: plain and callback-less, always at the head when it exists */
+    weakref *basic = (*list != NULL && WR(*list)->callback == NULL &&
+                      (*list)->type == ext->weakref_type)
+                         ? WR(*list)
+                         : NULL;
+    if (callback == NULL && plain && basic != NULL)
         return zw_newref(&basic->ob);
-    weakref *wr = (weakref *)zw_obj_alloc(ext->weakref_type, 0);
+    weakref *wr = (weakref *)zw_obj_alloc(type, 0);
     if (wr == NULL)
         return NULL;
     wr->object = o;
     wr->callback = callback ? zw_newref(callback) : NULL;
     wr->hash = -1;
-    if (callback == NULL || basic == NULL) { /* at the head */
+    if ((callback == NULL && plain) || basic == NULL) { /* at the head */
         wr->next = *list ? WR(*list) : NULL;
         if (wr->next)
             wr->next->prev = wr;

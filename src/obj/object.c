@@ -209,6 +209,21 @@ finalize_resurrects(zw_obj *o)
 }
 
 void
+zw_base_dealloc(zw_type *base, zw_obj *o)
+{
+    if (base->dealloc != NULL)
+        base->dealloc(o);
+    else
+        default_dealloc(o);
+}
+
+int
+zw_base_clear(zw_type *base, zw_obj *o)
+{
+    return base->clear != NULL ? base->clear(o) : 0;
+}
+
+void
 zw_dealloc(zw_obj *o)
 {
     if (ZW_UNLIKELY(o->refcnt < 0))
@@ -219,8 +234,13 @@ zw_dealloc(zw_obj *o)
     /* as subtype_dealloc: after the finalizer, before the fields go, weak references are
      * cleared and their callbacks run (the gc layer does it) */
     if ((t->flags & ZW_TPFLAGS_WEAKREFABLE) && *ZWI_WEAKLIST(o) != NULL &&
-        t->rt->gc.clear_weakrefs_hook != NULL)
+        t->rt->gc.clear_weakrefs_hook != NULL) {
+        /* untracked first: a callback may collect, and a tracked object with refcount 0 would
+         * look like garbage to the collector, which would free it a second time */
+        if (t->flags & ZW_TPFLAGS_GC)
+            zwi_gc_untrack(o);
         t->rt->gc.clear_weakrefs_hook(o);
+    }
     if (t->dealloc != NULL)
         t->dealloc(o);
     else
