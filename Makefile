@@ -6,7 +6,7 @@ BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo test test-release asan bench format clean install
+.PHONY: all demo test test-release test-stress asan bench format clean install
 
 all:
 	@scripts/install-deps build test
@@ -17,11 +17,15 @@ all:
 demo: all
 	$(BUILD)/examples/mallocstats
 
-# The whole suite, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: test-release asan
+# The whole suite, the object and collector suites again in GC stress mode (a collection at
+# every allocation of a GC object), then the suite under AddressSanitizer + UBSan.
+test: test-release test-stress asan
 
 test-release: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-stress: all
+	cd $(BUILD) && ZW_GC_STRESS=1 ctest --output-on-failure -j $(JOBS) -R '^(obj|gc)_'
 
 asan:
 	@scripts/install-deps build test
