@@ -6,7 +6,8 @@ BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo test test-release test-stress asan bench format clean install
+.PHONY: all demo test test-release test-stress asan bench bench-build bench-obj format clean \
+	install
 
 all:
 	@scripts/install-deps build test
@@ -33,12 +34,19 @@ asan:
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-bench:
+# Every benchmark (the allocators, then the object runtime against CPython), or one of them.
+bench: bench-build
+	bench/alloc/run $(BUILD_BENCH)
+	bench/obj/run $(BUILD_BENCH)
+
+bench-obj: bench-build
+	bench/obj/run $(BUILD_BENCH)
+
+bench-build:
 	@scripts/install-deps build bench
 	cmake -S . -B $(BUILD_BENCH) -DZW_BUILD_BENCH=ON -DZW_BUILD_TESTS=OFF \
 	    -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_BENCH) -j $(JOBS)
-	bench/alloc/run $(BUILD_BENCH)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
