@@ -84,7 +84,7 @@ small_int(zw_rt *rt, int64_t v)
  * The hot path of the whole file: int is no GC type and has no pre-header, and the caller
  * writes every digit, so nothing needs zw_obj_alloc's zeroing and checks;
  * zwi_obj_alloc_sized is inline (obj_internal.h). */
-static zw_obj *
+static inline __attribute__((always_inline)) zw_obj *
 int_alloc(zw_rt *rt, size_t n)
 {
     if (n > (size_t)INTPTR_MAX / 8) { /* 3.11's MAX_LONG_DIGITS, roughly */
@@ -663,10 +663,19 @@ fail:
 
 /* ---- construction ---- */
 
+/* Kept out of line so that zw_int_from_i64's small-int path saves no register. */
+static zw_obj *__attribute__((noinline))
+int_from_i64_alloc(zw_rt *rt, int64_t v)
+{
+    return int_from_i64(rt, v);
+}
+
 zw_obj *
 zw_int_from_i64(zw_rt *rt, int64_t v)
 {
-    return int_from_i64(rt, v);
+    if (is_small_int(v))
+        return small_int(rt, v);
+    return int_from_i64_alloc(rt, v);
 }
 
 zw_obj *

@@ -359,7 +359,17 @@ zwi_rt_malloc(zw_rt *rt, size_t n)
     return p;
 }
 
-ZW_HIDDEN void *zwi_rt_realloc(zw_rt *rt, void *p, size_t n);
+static inline void *
+zwi_rt_realloc(zw_rt *rt, void *p, size_t n)
+{
+    rt->nallocs++;
+    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
+        return zwi_rt_nomemory(rt, true);
+    void *q = zw_heap_realloc(rt->heap, p, n);
+    if (ZW_UNLIKELY(q == NULL))
+        return zwi_rt_nomemory(rt, false);
+    return q;
+}
 
 static inline void
 zwi_rt_free(zw_rt *rt, void *p)
@@ -372,9 +382,6 @@ ZW_HIDDEN void zwi_init_static(zw_obj *o, zw_type *t);
 
 /* ---- object.c ---- */
 
-/* Link into / unlink from generation 0 (no-op if already in that state). */
-ZW_HIDDEN void zwi_gc_track(zw_obj *o);
-ZW_HIDDEN void zwi_gc_untrack(zw_obj *o);
 /* Allocates `size` bytes for an object of a non-GC type whose size is not basic + items
  * (str, int): only the header is set. New reference, or NULL with MemoryError. */
 static inline zw_obj *
@@ -391,12 +398,69 @@ zwi_obj_alloc_sized(zw_type *t, size_t size)
         zwi_registry_add(rt, o);
     return o;
 }
+
 /* Frees an object without the registry and gen-0 bookkeeping (free lists use this when full). */
 ZW_HIDDEN void zwi_obj_forget(zw_obj *o);
 /* Called by a type's dealloc when it keeps the object on a free list instead of freeing it. */
-ZW_HIDDEN void zwi_obj_cached(zw_obj *o);
+static inline void
+zwi_obj_cached(zw_obj *o)
+{
+    zw_rt *rt = ZWI_RT(o);
+    if (ZW_UNLIKELY(rt->debug))
+        zwi_registry_remove(rt, o);
+}
+
 /* Revives an object taken from a free list: refcount 1, registry entry back. */
-ZW_HIDDEN void zwi_obj_revive(zw_obj *o, zw_type *t);
+static inline void
+zwi_obj_revive(zw_obj *o, zw_type *t)
+{
+    o->refcnt = 1;
+    o->type = t;
+    if (ZW_UNLIKELY(t->rt->debug))
+        zwi_registry_add(t->rt, o);
+}
+
+/* ---- generation lists (inline: every container's creation and death links or unlinks) ---- */
+
+static inline void
+zwi_gc_list_append(zwi_gchead *node, zwi_gchead *list)
+{
+    zwi_gchead *last = (zwi_gchead *)(list->prev & ~ZWI_GC_FLAGS);
+    node->prev = (uintptr_t)last | (node->prev & ZWI_GC_FLAGS);
+    last->next = (uintptr_t)node;
+    node->next = (uintptr_t)list;
+    list->prev = (uintptr_t)node | (list->prev & ZWI_GC_FLAGS);
+}
+
+static inline void
+zwi_gc_list_remove(zwi_gchead *node)
+{
+    zwi_gchead *prev = (zwi_gchead *)(node->prev & ~ZWI_GC_FLAGS);
+    zwi_gchead *next = (zwi_gchead *)node->next;
+    prev->next = (uintptr_t)next;
+    next->prev = (uintptr_t)prev | (next->prev & ZWI_GC_FLAGS);
+    node->next = 0;
+    node->prev &= ZWI_GC_FLAGS;
+}
+
+/* Link into / unlink from generation 0 (no-op if already in that state). */
+static inline void
+zwi_gc_track(zw_obj *o)
+{
+    ZW_ASSERT(ZWI_IS_GC(o));
+    zwi_gchead *g = ZWI_GC_HEAD(o);
+    if (g->next == 0)
+        zwi_gc_list_append(g, &ZWI_RT(o)->gc.gen[0].head);
+}
+
+static inline void
+zwi_gc_untrack(zw_obj *o)
+{
+    ZW_ASSERT(ZWI_IS_GC(o));
+    zwi_gchead *g = ZWI_GC_HEAD(o);
+    if (g->next != 0)
+        zwi_gc_list_remove(g);
+}
 ZW_HIDDEN zw_obj *zwi_type_error_unsupported(zw_obj *o, const char *what);
 /* Repr recursion guard: 1 if `o` is already being printed (print "..."), 0 if entered, -1 with
  * RecursionError when too deep. zwi_repr_leave undoes a 0. */

@@ -15,49 +15,6 @@
 
 #include "obj_internal.h"
 
-/* ---- generation lists ---- */
-
-static void
-gc_list_append(zwi_gchead *node, zwi_gchead *list)
-{
-    zwi_gchead *last = (zwi_gchead *)(list->prev & ~ZWI_GC_FLAGS);
-    node->prev = (uintptr_t)last | (node->prev & ZWI_GC_FLAGS);
-    last->next = (uintptr_t)node;
-    node->next = (uintptr_t)list;
-    list->prev = (uintptr_t)node | (list->prev & ZWI_GC_FLAGS);
-}
-
-static void
-gc_list_remove(zwi_gchead *node)
-{
-    zwi_gchead *prev = (zwi_gchead *)(node->prev & ~ZWI_GC_FLAGS);
-    zwi_gchead *next = (zwi_gchead *)node->next;
-    prev->next = (uintptr_t)next;
-    next->prev = (uintptr_t)prev | (next->prev & ZWI_GC_FLAGS);
-    node->next = 0;
-    node->prev &= ZWI_GC_FLAGS;
-}
-
-void
-zwi_gc_track(zw_obj *o)
-{
-    ZW_ASSERT(ZWI_IS_GC(o));
-    zwi_gchead *g = ZWI_GC_HEAD(o);
-    if (g->next != 0)
-        return;
-    gc_list_append(g, &ZWI_RT(o)->gc.gen[0].head);
-}
-
-void
-zwi_gc_untrack(zw_obj *o)
-{
-    ZW_ASSERT(ZWI_IS_GC(o));
-    zwi_gchead *g = ZWI_GC_HEAD(o);
-    if (g->next == 0)
-        return;
-    gc_list_remove(g);
-}
-
 /* ---- allocation and freeing ---- */
 
 zw_obj *
@@ -104,23 +61,6 @@ zwi_obj_forget(zw_obj *o)
 }
 
 void
-zwi_obj_cached(zw_obj *o)
-{
-    zw_rt *rt = ZWI_RT(o);
-    if (ZW_UNLIKELY(rt->debug))
-        zwi_registry_remove(rt, o);
-}
-
-void
-zwi_obj_revive(zw_obj *o, zw_type *t)
-{
-    o->refcnt = 1;
-    o->type = t;
-    if (ZW_UNLIKELY(t->rt->debug))
-        zwi_registry_add(t->rt, o);
-}
-
-void
 zw_obj_free(zw_obj *o)
 {
     zw_type *t = o->type;
@@ -128,7 +68,7 @@ zw_obj_free(zw_obj *o)
     if (t->flags & ZW_TPFLAGS_GC) {
         zwi_gchead *g = ZWI_GC_HEAD(o);
         if (g->next != 0)
-            gc_list_remove(g);
+            zwi_gc_list_remove(g);
         if (rt->gc.gen[0].count > 0)
             rt->gc.gen[0].count--;
     }

@@ -124,18 +124,6 @@ zwi_rt_nomemory(zw_rt *rt, bool injected)
     return NULL;
 }
 
-void *
-zwi_rt_realloc(zw_rt *rt, void *p, size_t n)
-{
-    rt->nallocs++;
-    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
-        return zwi_rt_nomemory(rt, true);
-    void *q = zw_heap_realloc(rt->heap, p, n);
-    if (ZW_UNLIKELY(q == NULL))
-        zw_err_nomemory(rt);
-    return q;
-}
-
 void
 zw_rt_fail_nth(zw_rt *rt, long n)
 {
