@@ -5,5 +5,6 @@
 #include <zerowaste/common.h>
 #include <zerowaste/mem.h>
 #include <zerowaste/raw.h>
+#include <zerowaste/trace.h>
 
 #endif /* ZEROWASTE_H */
