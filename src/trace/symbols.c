@@ -178,6 +178,18 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
         return 1;
     Dwarf_Die *scopes = NULL;
     int nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
+    if (nscopes > 0) {
+        /* dwarf_getscopes() continues into an inlined function's abstract definition; the chain
+         * of concrete scopes around the innermost one is what holds the call sites (as
+         * eu-addr2line -i does) */
+        Dwarf_Die inner;
+        Dwarf_Addr dwbias;
+        Dwarf *dw = dwfl_module_getdwarf(mod, &dwbias);
+        bool ok = dw != NULL && dwarf_offdie(dw, dwarf_dieoffset(&scopes[0]), &inner) != NULL;
+        free(scopes);
+        scopes = NULL;
+        nscopes = ok ? dwarf_getscopes_die(&inner, &scopes) : 0;
+    }
     size_t n = 0;
     const char *cur_file = file;
     unsigned cur_line = out[0].line;
