@@ -13,7 +13,12 @@
  * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
  * new tracer start a new generation, so stale entries never match.
  *
- * Traced bytes: one atomic counter and an atomic peak (a CAS only when the peak moves).
+ * Traced bytes: each thread counts what it adds and removes in its own state (`pending`, no
+ * locked instruction) and moves it to the tracer's shared counter (`flushed`) once it exceeds
+ * FLUSH_BYTES either way, or when the thread exits. Current = flushed + the pending bytes of every
+ * registered thread (exact whenever read). The peak is checked on each allocation against
+ * flushed + this thread's pending: exact with one allocating thread; with several, it can miss
+ * up to FLUSH_BYTES per other thread. One locked instruction remains per call: the shard lock.
  * See docs/trace.md#engine. */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +36,7 @@
 #define TB_FIRST       64                  /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW    UINT32_MAX          /* sizes from here on go to the wide table */
 #define PAGE           4096
+#define FLUSH_BYTES    ((int64_t)64 << 10) /* a thread's pending traced bytes kept to itself */
 
 /* ---- locks ---- */
 
@@ -113,9 +119,22 @@ struct zwi_tracer {
     size_t intern_mask;
     size_t intern_count;
 
-    atomic_size_t traced; /* bytes of all traces */
-    atomic_size_t peak;   /* the most `traced` has been since start/clear/reset_peak */
+    _Atomic int64_t flushed; /* traced bytes moved here by threads (see the file comment) */
+    _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
 };
+
+/* ---- the thread registry ---- */
+
+/* Every live thread's state, so that the traced bytes they hold can be summed, and the key whose
+ * destructor unregisters a thread's state when it exits. Process-wide by nature: the key is made
+ * once (pthread_once) and never changed; the list is guarded by `lock`. */
+static struct {
+    pthread_once_t once;
+    pthread_key_t key;
+    bool key_ok;      /* the key could be made; otherwise states of exited threads stay listed */
+    zwi_lock lock;    /* guards `threads` and every state's tracer/gen seen from outside */
+    zwi_thread *threads;
+} T = {.once = PTHREAD_ONCE_INIT};
 
 /* A new generation number: distinct across tracers of a process (time plus a counter). */
 static uint64_t
@@ -179,6 +198,14 @@ zwi_tracer_free(zwi_tracer *t)
 {
     if (t == NULL)
         return;
+    zwi_lock_acquire(&T.lock);
+    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
+        if (th->tracer == t) {
+            th->tracer = NULL;
+            atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
+        }
+    }
+    zwi_lock_release(&T.lock);
     for (size_t i = 0; i < NSHARDS; i++) {
         if (t->shards[i].slots != NULL)
             munmap(t->shards[i].slots, (t->shards[i].mask + 1) * sizeof(slot));
@@ -200,12 +227,14 @@ zwi_tracer_nframe(const zwi_tracer *t)
 
 /* ---- tracebacks ---- */
 
+/* Rotate-and-xor per frame (one cycle of latency each, not a multiply), then one mix: this runs
+ * on every traced allocation. */
 static uint32_t
 tb_hash(const uintptr_t *frames, unsigned n, unsigned total)
 {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)n << 16 | total);
     for (unsigned i = 0; i < n; i++)
-        h = (h ^ frames[i]) * 0x100000001B3ULL + (h >> 29);
+        h = ((h << 7) | (h >> 57)) ^ frames[i];
     h = mix64(h);
     return (uint32_t)h | 1; /* never 0 */
 }
@@ -219,8 +248,13 @@ zwi_tracer_tb(const zwi_tracer *t, uint32_t ref)
 static bool
 tb_equal(const zwi_tb *tb, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
 {
-    return tb->hash == hash && tb->nframe == n && tb->total_nframe == total &&
-           memcmp(tb->frames, frames, n * sizeof(uintptr_t)) == 0;
+    if (tb->hash != hash || tb->nframe != n || tb->total_nframe != total)
+        return false;
+    for (unsigned i = 0; i < n; i++) { /* short: a call to memcmp costs more */
+        if (tb->frames[i] != frames[i])
+            return false;
+    }
+    return true;
 }
 
 static int
@@ -477,21 +511,82 @@ out:
 
 /* ---- traced bytes ---- */
 
+/* Moves this thread's pending bytes to the tracer they belong to. */
+static void
+flush_pending(zwi_thread *th)
+{
+    int64_t n = atomic_load_explicit(&th->pending, memory_order_relaxed);
+    if (th->tracer != NULL && th->gen == th->tracer->gen && n != 0)
+        atomic_fetch_add_explicit(&th->tracer->flushed, n, memory_order_relaxed);
+    atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
+}
+
+/* This thread's state, counting for tracer `t` (of its current generation). */
+static inline zwi_thread *
+counting_thread(zwi_tracer *t)
+{
+    zwi_thread *th = zwi_thread_get();
+    if (ZW_UNLIKELY(th != NULL && (th->tracer != t || th->gen != t->gen))) {
+        zwi_lock_acquire(&T.lock);
+        flush_pending(th); /* to the tracer it counted for, if that one still counts */
+        th->tracer = t;
+        th->gen = t->gen;
+        zwi_lock_release(&T.lock);
+    }
+    return th;
+}
+
+static inline void
+traced_change(zwi_tracer *t, int64_t n)
+{
+    zwi_thread *th = counting_thread(t);
+    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: the shared counter directly */
+        int64_t now = atomic_fetch_add_explicit(&t->flushed, n, memory_order_relaxed) + n;
+        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak_explicit(
+                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+            ;
+        return;
+    }
+    int64_t pending = atomic_load_explicit(&th->pending, memory_order_relaxed) + n;
+    atomic_store_explicit(&th->pending, pending, memory_order_relaxed);
+    if (n > 0) {
+        int64_t now = atomic_load_explicit(&t->flushed, memory_order_relaxed) + pending;
+        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak_explicit(
+                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+            ;
+    }
+    if (ZW_UNLIKELY(pending > FLUSH_BYTES || pending < -FLUSH_BYTES)) {
+        atomic_fetch_add_explicit(&t->flushed, pending, memory_order_relaxed);
+        atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
+    }
+}
+
 static inline void
 traced_add(zwi_tracer *t, size_t n)
 {
-    size_t now = atomic_fetch_add_explicit(&t->traced, n, memory_order_relaxed) + n;
-    size_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
-    while (now > peak &&
-           !atomic_compare_exchange_weak_explicit(&t->peak, &peak, now, memory_order_relaxed,
-                                                  memory_order_relaxed))
-        ;
+    traced_change(t, (int64_t)n);
 }
 
 static inline void
 traced_sub(zwi_tracer *t, size_t n)
 {
-    atomic_fetch_sub_explicit(&t->traced, n, memory_order_relaxed);
+    traced_change(t, -(int64_t)n);
+}
+
+/* Traced bytes now: the shared counter plus every thread's pending bytes for this generation. */
+static int64_t
+traced_now(zwi_tracer *t)
+{
+    int64_t n = atomic_load_explicit(&t->flushed, memory_order_relaxed);
+    zwi_lock_acquire(&T.lock);
+    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
+        if (th->tracer == t && th->gen == t->gen)
+            n += atomic_load_explicit(&th->pending, memory_order_relaxed);
+    }
+    zwi_lock_release(&T.lock);
+    return n < 0 ? 0 : n;
 }
 
 /* ---- records ---- */
@@ -696,7 +791,7 @@ zwi_tracer_clear(zwi_tracer *t)
         madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
     t->region_used = t->region_dirty = TB_FIRST;
     t->gen = new_generation();
-    atomic_store(&t->traced, 0);
+    atomic_store(&t->flushed, 0); /* threads' pending bytes belong to the old generation */
     atomic_store(&t->peak, 0);
     zwi_lock_release(&t->intern_lock);
     zwi_lock_release(&t->wide_lock);
@@ -707,8 +802,8 @@ zwi_tracer_clear(zwi_tracer *t)
 void
 zwi_tracer_traced_memory(zwi_tracer *t, size_t *current, size_t *peak)
 {
-    size_t c = atomic_load(&t->traced);
-    size_t p = atomic_load(&t->peak);
+    size_t c = (size_t)traced_now(t);
+    size_t p = (size_t)atomic_load(&t->peak);
     if (current != NULL)
         *current = c;
     if (peak != NULL)
@@ -718,7 +813,7 @@ zwi_tracer_traced_memory(zwi_tracer *t, size_t *current, size_t *peak)
 void
 zwi_tracer_reset_peak(zwi_tracer *t)
 {
-    atomic_store(&t->peak, atomic_load(&t->traced));
+    atomic_store(&t->peak, traced_now(t));
 }
 
 void
@@ -767,22 +862,25 @@ zwi_tracer_memory(zwi_tracer *t)
 _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
 _Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
 
-/* The key whose destructor unmaps a thread's state when it exits. Process-wide by nature: made
- * once (pthread_once), never changed afterwards. */
-static struct {
-    pthread_once_t once;
-    pthread_key_t key;
-    bool key_ok; /* the key could be made; otherwise states of exited threads are leaked */
-} T = {.once = PTHREAD_ONCE_INIT};
 
 #define THREAD_BYTES round_page(sizeof(zwi_thread))
 
 static void
 thread_exit(void *p)
 {
-    if (zwi_trace_self == p)
+    zwi_thread *th = p;
+    zwi_lock_acquire(&T.lock);
+    flush_pending(th);
+    if (th->reg_prev != NULL)
+        th->reg_prev->reg_next = th->reg_next;
+    else
+        T.threads = th->reg_next;
+    if (th->reg_next != NULL)
+        th->reg_next->reg_prev = th->reg_prev;
+    zwi_lock_release(&T.lock);
+    if (zwi_trace_self == th)
         zwi_trace_self = NULL;
-    munmap(p, THREAD_BYTES);
+    munmap(th, THREAD_BYTES);
 }
 
 static void
@@ -814,6 +912,12 @@ zwi_thread_make(void)
     pthread_once(&T.once, make_key);
     if (T.key_ok)
         pthread_setspecific(T.key, th);
+    zwi_lock_acquire(&T.lock);
+    th->reg_next = T.threads;
+    if (T.threads != NULL)
+        T.threads->reg_prev = th;
+    T.threads = th;
+    zwi_lock_release(&T.lock);
     zwi_trace_self = th;
     return th;
 }

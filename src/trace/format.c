@@ -417,6 +417,7 @@ static int
 read_u32(reader *r, uint32_t *v)
 {
     const unsigned char *p;
+    *v = 0;
     if (!take(r, 4, &p))
         return bad(r, "truncated record");
     *v = (uint32_t)get_le(p, 4);
@@ -427,6 +428,7 @@ static int
 read_u64(reader *r, uint64_t *v)
 {
     const unsigned char *p;
+    *v = 0;
     if (!take(r, 8, &p))
         return bad(r, "truncated record");
     *v = get_le(p, 8);
@@ -456,7 +458,8 @@ read_count(reader *r, int width, size_t min, size_t *count)
 static int
 read_string(reader *r, bool nullable, const char **s)
 {
-    uint32_t i;
+    uint32_t i = 0;
+    *s = NULL;
     if (read_u32(r, &i) != 0)
         return -1;
     if (i == NO_STRING && nullable) {
@@ -517,8 +520,8 @@ decode_modules(reader *r)
     if (read_count(r, 4, 16, &n) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        const char *path;
-        const char *id;
+        const char *path = NULL;
+        const char *id = NULL;
         uint64_t bias;
         if (read_string(r, false, &path) || read_string(r, true, &id) || read_u64(r, &bias))
             return -1;

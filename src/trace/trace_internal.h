@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 
 #include <zerowaste/raw.h>
 #include <zerowaste/trace.h>
@@ -27,7 +28,13 @@
 /* ---- locks: a test-and-test-and-set spin lock, yielding after a while ---- */
 
 /* Held for a probe sequence or a copy, never across a call that can block for long. Preload
- * threads contend on shards picked by address, so one shard lock is rarely fought over. */
+ * threads contend on shards picked by address, so one shard lock is rarely fought over.
+ *
+ * While the process has one thread (glibc's __libc_single_threaded, as libstdc++ uses for its
+ * reference counts) acquiring is skipped: no other thread can hold or want the lock, and a thread
+ * can only appear through pthread_create(), which is never called inside a critical section.
+ * Release always stores, so a lock taken before the process became single-threaded again is
+ * still released. */
 typedef struct zwi_lock {
     atomic_int held; /* 1 while held */
 } zwi_lock;
@@ -37,6 +44,8 @@ ZW_HIDDEN void zwi_lock_slow(zwi_lock *l);
 static inline void
 zwi_lock_acquire(zwi_lock *l)
 {
+    if (__libc_single_threaded)
+        return;
     if (ZW_LIKELY(!atomic_exchange_explicit(&l->held, 1, memory_order_acquire)))
         return;
     zwi_lock_slow(l);
@@ -119,6 +128,13 @@ extern _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-
 typedef struct zwi_thread {
     uintptr_t stack_lo; /* the thread's stack: frame pointers outside [lo, hi) end a walk */
     uintptr_t stack_hi;
+    /* Traced bytes this thread added (or, negative, removed) and not yet added to its tracer's
+     * shared counter: written by this thread only, read by any under the registry lock. */
+    zwi_tracer *tracer;            /* the tracer `pending` belongs to; NULL: none */
+    uint64_t gen;                  /* that tracer's generation when `pending` started */
+    _Atomic int64_t pending;
+    struct zwi_thread *reg_next;   /* the registry of live threads' states (engine.c) */
+    struct zwi_thread *reg_prev;
     struct {
         uint64_t gen;  /* the generation of the tracer that filled it (see zwi_tracer) */
         uint32_t hash; /* hash of the traceback */
