@@ -35,6 +35,7 @@ bench:
 	    -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_BENCH) -j $(JOBS)
 	bench/alloc/run $(BUILD_BENCH)
+	bench/trace/run $(BUILD_BENCH)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
