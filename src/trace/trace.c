@@ -48,13 +48,16 @@ static inline __attribute__((always_inline)) void
 record(zwi_tracer *t, unsigned path, void *p, size_t n)
 {
     zwi_thread *th = zwi_thread_get();
-    uintptr_t frames[ZW_TRACE_MAX_NFRAME];
-    unsigned total = 0;
+    static const uintptr_t unknown[1] = {0}; /* no frame at all: tracemalloc's <unknown> */
+    const uintptr_t *frames = unknown;
+    unsigned total = 1;
     unsigned nf = 0;
-    if (th != NULL)
-        nf = zwi_capture(th, G.skip[path], frames, zwi_tracer_nframe(t), &total);
-    if (nf == 0) { /* no frame at all: tracemalloc's <unknown> */
-        frames[0] = 0;
+    if (th != NULL) {
+        nf = zwi_capture(th, G.skip[path], th->frames, zwi_tracer_nframe(t), &total);
+        frames = th->frames;
+    }
+    if (nf == 0) {
+        frames = unknown;
         nf = total = 1;
     }
     (void)zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total);
@@ -392,13 +395,16 @@ zw_trace_track(unsigned domain, uintptr_t ptr, size_t size)
     zwi_trace_guard++;
     int rc = -1;
     zwi_thread *th = zwi_thread_get();
-    uintptr_t frames[ZW_TRACE_MAX_NFRAME];
-    unsigned total = 0;
+    static const uintptr_t unknown[1] = {0};
+    const uintptr_t *frames = unknown;
+    unsigned total = 1;
     unsigned nf = 0;
-    if (th != NULL)
-        nf = zwi_capture(th, 0, frames, zwi_tracer_nframe(t), &total);
+    if (th != NULL) {
+        nf = zwi_capture(th, 0, th->frames, zwi_tracer_nframe(t), &total);
+        frames = th->frames;
+    }
     if (nf == 0) {
-        frames[0] = 0;
+        frames = unknown;
         nf = total = 1;
     }
     rc = zwi_tracer_add(t, domain, ptr, size, frames, nf, total);

@@ -140,6 +140,9 @@ typedef struct zwi_thread {
         uint32_t hash; /* hash of the traceback */
         uint32_t ref;  /* its ref in that tracer */
     } cache[ZWI_TB_CACHE]; /* recently interned tracebacks: a hit skips the intern lock */
+    /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
+     * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
+    uintptr_t frames[ZW_TRACE_MAX_NFRAME];
 } zwi_thread;
 
 extern _Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
