@@ -111,10 +111,18 @@ site(int k, size_t n)
 {
     void *p;
     switch (k) {
-    case 0: p = zw_mem_malloc(n); break;
-    case 1: p = zw_mem_malloc(n); break;
-    case 2: p = zw_mem_obj_malloc(n); break;
-    default: p = zw_mem_raw_malloc(n); break;
+    case 0:
+        p = zw_mem_malloc(n);
+        break;
+    case 1:
+        p = zw_mem_malloc(n);
+        break;
+    case 2:
+        p = zw_mem_obj_malloc(n);
+        break;
+    default:
+        p = zw_mem_raw_malloc(n);
+        break;
     }
     __asm__ volatile("" : : "r"(p) : "memory");
     return p;

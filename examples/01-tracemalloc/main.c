@@ -9,7 +9,7 @@
 #include <zerowaste/zerowaste.h>
 
 typedef struct record {
-    char *name;            /* zw_mem_malloc'ed copy */
+    char *name; /* zw_mem_malloc'ed copy */
     double values[6];
     struct record *next;
 } record;

@@ -188,10 +188,10 @@ typedef struct zw_filter {
 } zw_filter;
 
 /* Filter(inclusive, pattern) with lineno=None, all_frames=False, domain=None. */
-#define ZW_FILTER(incl, pattern)                                                                  \
+#define ZW_FILTER(incl, pattern)                                                                   \
     ((zw_filter){ZW_FILTER_FRAME, (incl), (pattern), ZW_ANY_LINENO, false, ZW_ANY_DOMAIN})
 /* DomainFilter(inclusive, domain). */
-#define ZW_DOMAIN_FILTER(incl, dom)                                                               \
+#define ZW_DOMAIN_FILTER(incl, dom)                                                                \
     ((zw_filter){ZW_FILTER_DOMAIN, (incl), NULL, ZW_ANY_LINENO, false, (dom)})
 
 /* Snapshot.filter_traces(filters): a new snapshot holding the traces kept (the original is left

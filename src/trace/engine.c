@@ -30,13 +30,13 @@
 
 #include "trace_internal.h"
 
-#define NSHARDS        64
-#define SHARD_MIN      256                 /* slots of a new shard table (one page) */
-#define TB_REGION      ((size_t)1 << 34)   /* 16 GiB of address space for tracebacks */
-#define TB_FIRST       64                  /* offset of the first traceback: ref 0 is none */
-#define SIZE_NARROW    UINT32_MAX          /* sizes from here on go to the wide table */
-#define PAGE           4096
-#define FLUSH_BYTES    ((int64_t)64 << 10) /* a thread's pending traced bytes kept to itself */
+#define NSHARDS     64
+#define SHARD_MIN   256               /* slots of a new shard table (one page) */
+#define TB_REGION   ((size_t)1 << 34) /* 16 GiB of address space for tracebacks */
+#define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
+#define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
+#define PAGE        4096
+#define FLUSH_BYTES ((int64_t)64 << 10) /* a thread's pending traced bytes kept to itself */
 
 /* ---- locks ---- */
 
@@ -94,7 +94,7 @@ typedef struct shard {
     _Alignas(64) zwi_lock lock; /* a cache line per shard: threads on different shards share none */
     slot *slots;                /* mask + 1 of them, mapped */
     size_t mask;
-    size_t count;               /* live slots */
+    size_t count; /* live slots */
 } shard;
 
 _Static_assert(sizeof(shard) == 64, "a shard is one cache line");
@@ -106,16 +106,16 @@ struct zwi_tracer {
 
     /* the wide table: other domains and sizes >= 4 GiB */
     zwi_lock wide_lock;
-    wide_slot *wide;         /* wide_mask + 1 slots, or NULL */
+    wide_slot *wide; /* wide_mask + 1 slots, or NULL */
     size_t wide_mask;
     atomic_size_t wide_count; /* read without the lock by free: 0 skips the table */
 
     /* tracebacks */
     zwi_lock intern_lock;
-    char *region;         /* TB_REGION bytes reserved */
-    size_t region_used;   /* bytes handed out, TB_FIRST.. */
-    size_t region_dirty;  /* the most region_used has been since the last discard */
-    uint32_t *intern;     /* refs, 0 empty; intern_mask + 1 of them */
+    char *region;        /* TB_REGION bytes reserved */
+    size_t region_used;  /* bytes handed out, TB_FIRST.. */
+    size_t region_dirty; /* the most region_used has been since the last discard */
+    uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
     size_t intern_mask;
     size_t intern_count;
 
@@ -131,8 +131,8 @@ struct zwi_tracer {
 static struct {
     pthread_once_t once;
     pthread_key_t key;
-    bool key_ok;      /* the key could be made; otherwise states of exited threads stay listed */
-    zwi_lock lock;    /* guards `threads` and every state's tracer/gen seen from outside */
+    bool key_ok;   /* the key could be made; otherwise states of exited threads stay listed */
+    zwi_lock lock; /* guards `threads` and every state's tracer/gen seen from outside */
     zwi_thread *threads;
 } T = {.once = PTHREAD_ONCE_INIT};
 
@@ -643,8 +643,8 @@ out:
 }
 
 int
-zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
-               const uintptr_t *frames, unsigned nframe, unsigned total_nframe)
+zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const uintptr_t *frames,
+               unsigned nframe, unsigned total_nframe)
 {
     uint32_t tb = intern(t, frames, nframe, total_nframe);
     if (tb == 0)

@@ -62,8 +62,9 @@ static uint64_t
 frame_hash(const zw_frame *f)
 {
     /* strings are interned: their pointers stand for their contents */
-    uintptr_t w[6] = {(uintptr_t)f->filename, f->lineno, (uintptr_t)f->function,
-                      (uintptr_t)f->module, (uintptr_t)f->offset, f->inlined};
+    uintptr_t w[6] = {(uintptr_t)f->filename, f->lineno,
+                      (uintptr_t)f->function, (uintptr_t)f->module,
+                      (uintptr_t)f->offset,   f->inlined};
     uint64_t h = zwi_hash_bytes(w, sizeof(w), 0x51);
     return h == 0 ? 1 : h;
 }
@@ -158,8 +159,7 @@ zwi_snapshot_push(zw_snapshot *snap, unsigned domain, uint64_t size, const zw_tr
 }
 
 int
-zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const char *build_id,
-                        uint64_t bias)
+zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const char *build_id, uint64_t bias)
 {
     path = zwi_strtab_intern(&snap->strs, path);
     const char *id = zwi_strtab_intern(&snap->strs, build_id);
@@ -177,9 +177,8 @@ zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const char *build_i
 }
 
 int
-zw_snapshot_add_trace(zw_snapshot *snap, unsigned domain, size_t size,
-                      const char *const *filenames, const unsigned *linenos, size_t nframe,
-                      size_t total_nframe, zw_error *err)
+zw_snapshot_add_trace(zw_snapshot *snap, unsigned domain, size_t size, const char *const *filenames,
+                      const unsigned *linenos, size_t nframe, size_t total_nframe, zw_error *err)
 {
     if (nframe == 0 || nframe > UINT16_MAX)
         return zw_error_set(err, "a trace needs 1 to %u frames, not %zu", UINT16_MAX, nframe);
@@ -218,7 +217,7 @@ typedef struct builder {
     zwi_trace_rec *recs; /* copied under the shard locks */
     size_t nrecs;
     size_t cap;
-    zwi_map by_ref;      /* tracer traceback ref + 1 -> snapshot traceback */
+    zwi_map by_ref;       /* tracer traceback ref + 1 -> snapshot traceback */
     const zw_frame **buf; /* frames of one traceback being built */
     size_t cap_buf;
 } builder;
@@ -247,13 +246,15 @@ convert_traceback(builder *b, uint32_t ref)
         const zwi_sym *syms = zwi_symbolize(b->sym, raw->frames[i], &nsym);
         if (syms == NULL)
             return NULL;
-        if (zwi_reserve(b->snap->raw, (void **)&b->buf, &b->cap_buf, n + nsym,
-                        sizeof(*b->buf)) != 0)
+        if (zwi_reserve(b->snap->raw, (void **)&b->buf, &b->cap_buf, n + nsym, sizeof(*b->buf)) !=
+            0)
             return NULL;
         for (size_t k = nsym; k-- > 0;) { /* the function holding the code, then inlined ones */
             const zwi_sym *s = &syms[k];
             zw_frame f = {
-                .filename = s->file != NULL ? s->file : s->module != NULL ? s->module : "<unknown>",
+                .filename = s->file != NULL     ? s->file
+                            : s->module != NULL ? s->module
+                                                : "<unknown>",
                 .lineno = s->file != NULL ? s->line : 0,
                 .function = s->function,
                 .module = s->module,
@@ -418,8 +419,8 @@ print_source_line(const char *path, unsigned lineno, FILE *out)
     while (*s == ' ' || *s == '\t')
         s++;
     size_t len = strlen(s);
-    while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' ||
-                       s[len - 1] == '\t'))
+    while (len > 0 &&
+           (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
         len--;
     fprintf(out, "    %.*s\n", (int)len, s);
     return true;
@@ -434,7 +435,7 @@ zw_traceback_format(const zw_traceback *tb, int32_t limit, bool most_recent_firs
         if (limit > 0)
             first = (size_t)limit < end ? end - (size_t)limit : 0; /* the limit most recent */
         else if (limit < 0)
-            end = (size_t)-(int64_t)limit < end ? end - (size_t)-(int64_t)limit : 0;
+            end = (size_t) - (int64_t)limit < end ? end - (size_t) - (int64_t)limit : 0;
         else
             end = 0;
     }

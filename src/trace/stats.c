@@ -16,7 +16,7 @@
 typedef struct grp {
     uint64_t hash;
     const zw_traceback *tb;
-    size_t size[2];  /* [0] the new snapshot, [1] the old one */
+    size_t size[2]; /* [0] the new snapshot, [1] the old one */
     size_t count[2];
     struct grp *next; /* same hash */
 } grp;
@@ -30,11 +30,11 @@ typedef struct keyframe {
 
 struct zw_stat_list {
     zw_raw *raw;
-    zwi_map map;           /* hash -> group chain */
-    grp **groups;        /* every group, in first-seen order */
+    zwi_map map;  /* hash -> group chain */
+    grp **groups; /* every group, in first-seen order */
     size_t ngroups;
     size_t cap_groups;
-    zw_statistic *stats;   /* the result, sorted */
+    zw_statistic *stats; /* the result, sorted */
     size_t nstats;
     zw_group group;
     bool compare;
@@ -129,8 +129,8 @@ account(zw_stat_list *l, const zw_traceback *tb, bool owned, int side, size_t si
             return 0;
         }
     }
-    if (zwi_reserve(l->raw, (void **)&l->groups, &l->cap_groups, l->ngroups + 1,
-                    sizeof(grp *)) != 0)
+    if (zwi_reserve(l->raw, (void **)&l->groups, &l->cap_groups, l->ngroups + 1, sizeof(grp *)) !=
+        0)
         return -1;
     grp *g = zwi_alloc(l->raw, owned ? sizeof(grp) + sizeof(keyframe) : sizeof(grp));
     if (g == NULL)
@@ -142,8 +142,8 @@ account(zw_stat_list *l, const zw_traceback *tb, bool owned, int side, size_t si
         keyframe *k = (keyframe *)(g + 1);
         k->frame = *tb->frames[0];
         k->ptr = &k->frame;
-        k->tb = (zw_traceback){.frames = &k->ptr, .nframe = 1, .total_nframe = 1,
-                               .index = UINT32_MAX};
+        k->tb =
+            (zw_traceback){.frames = &k->ptr, .nframe = 1, .total_nframe = 1, .index = UINT32_MAX};
         g->tb = &k->tb;
     }
     g->size[side] = size;

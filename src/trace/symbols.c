@@ -22,10 +22,10 @@ typedef struct cached {
 } cached;
 
 struct zwi_symbolizer {
-    zw_raw *raw;      /* where the cache and strings live */
-    Dwfl *dwfl;       /* the process's modules */
-    zwi_map cache;    /* return address -> cached */
-    zwi_strtab strs;  /* file, function and module names */
+    zw_raw *raw;     /* where the cache and strings live */
+    Dwfl *dwfl;      /* the process's modules */
+    zwi_map cache;   /* return address -> cached */
+    zwi_strtab strs; /* file, function and module names */
     size_t cache_bytes;
 };
 
@@ -130,7 +130,7 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
 {
     memset(out, 0, MAX_INLINE * sizeof(*out));
     if (ret == 0 || s->dwfl == NULL)
-        return 1; /* <unknown> */
+        return 1;            /* <unknown> */
     Dwarf_Addr pc = ret - 1; /* inside the call instruction, not after it */
     Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
     if (mod == NULL && report_modules(s) == 0)

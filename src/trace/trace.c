@@ -24,9 +24,9 @@
 static struct {
     /* non-NULL while tracing: set by start, cleared by stop; wrappers read it */
     zwi_tracer *_Atomic tracer;
-    pthread_mutex_t lock;    /* serialises start, stop, clear, snapshots and symbolisation */
-    zwi_symbolizer *sym;     /* symbol cache, under `lock`; kept from start to stop */
-    int limit;               /* the last traceback limit; 1 before the first start */
+    pthread_mutex_t lock; /* serialises start, stop, clear, snapshots and symbolisation */
+    zwi_symbolizer *sym;  /* symbol cache, under `lock`; kept from start to stop */
+    int limit;            /* the last traceback limit; 1 before the first start */
     zw_allocator saved[ZW_MEM_NDOMAINS]; /* each domain's table before start: wrappers forward */
     zw_heap_hook saved_hook; /* the observer installed before start (restored by stop) */
     unsigned skip[NPATHS];   /* mem frames between a wrapper and its caller (calibrate()) */
@@ -70,7 +70,7 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
  * traced once, by the outermost door. A free removes the trace before the block is given back
  * (then its address can be handed to another thread); a realloc takes the old trace out first and
  * puts it back if the call fails. */
-#define DOMAIN_WRAPPERS(d)                                                                        \
+#define DOMAIN_WRAPPERS(d)                                                                         \
     static void *wrap_malloc_##d(void *ctx, size_t n)                                              \
     {                                                                                              \
         const zw_allocator *a = &G.saved[d];                                                       \
@@ -93,7 +93,7 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
         zwi_trace_guard++;                                                                         \
         void *p = a->calloc(a->ctx, nelem, elsize);                                                \
         if (p != NULL)                                                                             \
-            record(t, d, p, nelem * elsize);                                                       \
+            record(t, d, p, nelem *elsize);                                                        \
         zwi_trace_guard--;                                                                         \
         return p;                                                                                  \
     }                                                                                              \
@@ -105,8 +105,7 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
             return a->realloc(a->ctx, p, n);                                                       \
         zwi_trace_guard++;                                                                         \
         zwi_trace_rec old;                                                                         \
-        bool had = p != NULL &&                                                                    \
-                   zwi_tracer_remove(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &old);              \
+        bool had = p != NULL && zwi_tracer_remove(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &old); \
         void *q = a->realloc(a->ctx, p, n);                                                        \
         if (q != NULL)                                                                             \
             record(t, d, q, n);                                                                    \

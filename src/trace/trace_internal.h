@@ -90,13 +90,11 @@ ZW_HIDDEN unsigned zwi_tracer_nframe(const zwi_tracer *t);
 ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                              const uintptr_t *frames, unsigned nframe, unsigned total_nframe);
 /* Removes the trace of (domain, ptr), copying it to `old` (may be NULL); false if none. */
-ZW_HIDDEN bool zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr,
-                                 zwi_trace_rec *old);
+ZW_HIDDEN bool zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old);
 /* Puts back a trace removed by zwi_tracer_remove() (a realloc that failed). */
 ZW_HIDDEN int zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec);
 /* Copies the trace of (domain, ptr) to `out`; false if none. */
-ZW_HIDDEN bool zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr,
-                                 zwi_trace_rec *out);
+ZW_HIDDEN bool zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *out);
 /* The traceback of `ref` (valid until clear or free). */
 ZW_HIDDEN const zwi_tb *zwi_tracer_tb(const zwi_tracer *t, uint32_t ref);
 
@@ -130,15 +128,15 @@ typedef struct zwi_thread {
     uintptr_t stack_hi;
     /* Traced bytes this thread added (or, negative, removed) and not yet added to its tracer's
      * shared counter: written by this thread only, read by any under the registry lock. */
-    zwi_tracer *tracer;            /* the tracer `pending` belongs to; NULL: none */
-    uint64_t gen;                  /* that tracer's generation when `pending` started */
+    zwi_tracer *tracer; /* the tracer `pending` belongs to; NULL: none */
+    uint64_t gen;       /* that tracer's generation when `pending` started */
     _Atomic int64_t pending;
-    struct zwi_thread *reg_next;   /* the registry of live threads' states (engine.c) */
+    struct zwi_thread *reg_next; /* the registry of live threads' states (engine.c) */
     struct zwi_thread *reg_prev;
     struct {
-        uint64_t gen;  /* the generation of the tracer that filled it (see zwi_tracer) */
-        uint32_t hash; /* hash of the traceback */
-        uint32_t ref;  /* its ref in that tracer */
+        uint64_t gen;      /* the generation of the tracer that filled it (see zwi_tracer) */
+        uint32_t hash;     /* hash of the traceback */
+        uint32_t ref;      /* its ref in that tracer */
     } cache[ZWI_TB_CACHE]; /* recently interned tracebacks: a hit skips the intern lock */
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
@@ -212,9 +210,9 @@ typedef struct zwi_strtab {
     const char **strs; /* by index */
     size_t count;
     size_t cap;
-    uint32_t *slots;   /* index + 1, 0 empty; mask + 1 of them */
+    uint32_t *slots; /* index + 1, 0 empty; mask + 1 of them */
     size_t mask;
-    size_t bytes;      /* bytes of string data held */
+    size_t bytes; /* bytes of string data held */
 } zwi_strtab;
 
 ZW_HIDDEN void zwi_strtab_init(zwi_strtab *st, zw_raw *raw);
@@ -232,7 +230,7 @@ typedef struct zwi_map {
     struct zwi_map_slot {
         uint64_t key; /* 0: empty */
         void *value;
-    } *slots;
+    } * slots;
     size_t mask;
     size_t count;
 } zwi_map;
@@ -247,7 +245,7 @@ ZW_HIDDEN int zwi_map_put(zwi_map *m, uint64_t key, void *value);
 
 /* A resolved frame. Strings are owned by the symboliser (valid until it is freed). */
 typedef struct zwi_sym {
-    const char *file;     /* NULL without line info */
+    const char *file; /* NULL without line info */
     unsigned line;
     const char *function; /* NULL if unknown */
     const char *module;   /* NULL if the address is in no known module */
@@ -303,17 +301,17 @@ typedef struct zwi_module {
 /* Between calls: every traceback's frames are frames of this snapshot, every trace's tb is a
  * valid index, every string is in `strs`. */
 struct zw_snapshot {
-    zw_raw *raw;                /* everything below lives in it */
+    zw_raw *raw; /* everything below lives in it */
     unsigned traceback_limit;
     zwi_strtab strs;
-    zwi_frame **frames;         /* nframes, by index */
+    zwi_frame **frames; /* nframes, by index */
     size_t nframes;
     size_t cap_frames;
-    zwi_map frame_map;          /* hash -> zwi_frame chain */
-    zw_traceback **tbs;         /* ntbs, by index */
+    zwi_map frame_map;  /* hash -> zwi_frame chain */
+    zw_traceback **tbs; /* ntbs, by index */
     size_t ntbs;
     size_t cap_tbs;
-    zwi_map tb_map;             /* hash -> traceback chain */
+    zwi_map tb_map; /* hash -> traceback chain */
     zwi_trace *traces;
     size_t ntraces;
     size_t cap_traces;
@@ -325,19 +323,17 @@ struct zw_snapshot {
 /* The snapshot's copy of `f` (strings interned), NULL if out of memory. */
 ZW_HIDDEN zwi_frame *zwi_snapshot_frame(zw_snapshot *snap, const zw_frame *f);
 /* The snapshot's traceback of these frames (oldest first, frames of this snapshot). */
-ZW_HIDDEN zw_traceback *zwi_snapshot_traceback(zw_snapshot *snap, const zw_frame **frames,
-                                               size_t n, size_t total_nframe);
+ZW_HIDDEN zw_traceback *zwi_snapshot_traceback(zw_snapshot *snap, const zw_frame **frames, size_t n,
+                                               size_t total_nframe);
 ZW_HIDDEN int zwi_snapshot_push(zw_snapshot *snap, unsigned domain, uint64_t size,
                                 const zw_traceback *tb);
 ZW_HIDDEN int zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const char *build_id,
                                       uint64_t bias);
 
 /* A snapshot under construction from a tracer: made by zwi_snapshot_from_tracer(). */
-ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym,
-                                                zw_error *err);
+ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err);
 /* One traceback of a tracer as a standalone traceback (zw_trace_get_traceback()). */
-ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym,
-                                                  uint32_t ref);
+ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref);
 
 /* ---- CRC32 (format.c) ---- */
 

@@ -10,7 +10,7 @@
 #include "zw_test.h"
 
 typedef struct event {
-    char kind;   /* 'a' alloc, 'f' free */
+    char kind; /* 'a' alloc, 'f' free */
     zw_heap *h;
     void *ptr;
     size_t size; /* alloc only */

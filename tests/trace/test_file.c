@@ -53,7 +53,8 @@ assert_same(const zw_snapshot *a, const zw_snapshot *b)
         zw_trace_info y = zw_snapshot_trace(b, i);
         cr_assert(x.domain == y.domain && x.size == y.size, "trace %zu", i);
         cr_assert_eq(zw_traceback_len(x.traceback), zw_traceback_len(y.traceback));
-        cr_assert_eq(zw_traceback_total_nframe(x.traceback), zw_traceback_total_nframe(y.traceback));
+        cr_assert_eq(zw_traceback_total_nframe(x.traceback),
+                     zw_traceback_total_nframe(y.traceback));
         for (size_t k = 0; k < zw_traceback_len(x.traceback); k++) {
             const zw_frame *f = zw_traceback_frame(x.traceback, k);
             const zw_frame *g = zw_traceback_frame(y.traceback, k);
@@ -123,7 +124,8 @@ Test(trace_file, traced_snapshot_round_trip_through_a_file)
     unlink(path);
     zw_stat_list *l = zw_snapshot_compare_to(b, a, ZW_GROUP_LINENO, true, &err);
     for (size_t i = 0; i < zw_stat_list_len(l); i++)
-        cr_assert(zw_stat_list_get(l, i)->size_diff == 0 && zw_stat_list_get(l, i)->count_diff == 0);
+        cr_assert(zw_stat_list_get(l, i)->size_diff == 0 &&
+                  zw_stat_list_get(l, i)->count_diff == 0);
     zw_stat_list_free(l);
     zw_snapshot_free(a);
     zw_snapshot_free(b);

@@ -476,10 +476,14 @@ Test(trace_tracemalloc, str_forms)
         int64_t size;
         bool sign;
         const char *text;
-    } sizes[] = {{0, false, "0 B"},           {5002, false, "5002 B"},
-                 {10239, false, "10239 B"},    {10240, false, "10.0 KiB"},
-                 {12595, true, "+12.3 KiB"},   {107520, false, "105 KiB"},
-                 {-66, true, "-66 B"},         {(int64_t)100 << 20, false, "100 MiB"},
+    } sizes[] = {{0, false, "0 B"},
+                 {5002, false, "5002 B"},
+                 {10239, false, "10239 B"},
+                 {10240, false, "10.0 KiB"},
+                 {12595, true, "+12.3 KiB"},
+                 {107520, false, "105 KiB"},
+                 {-66, true, "-66 B"},
+                 {(int64_t)100 << 20, false, "100 MiB"},
                  {(int64_t)1 << 50, false, "1024 TiB"}};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         zw_format_size(sizes[i].size, sizes[i].sign, text, sizeof(text));
@@ -617,11 +621,11 @@ Test(trace_tracemalloc, filename_patterns)
         const char *file;
         bool match;
     } cases[] = {
-        {"", "", true},           {"", "a", false},           {"*", "", true},
-        {"*", "abc", true},       {"a*c", "abc", true},       {"a*c", "abcx", false},
-        {"a*c", "abcxc", true},   {"a*c*e", "abcde", true},   {"a*c*e", "abcd", false},
-        {"a*b", "a/b", true},     {"abc", "ABC", false},      {"a/b", "a\\b", false},
-        {"a\\b", "a\\b", true},   {"a?c", "abc", true},       {"[ab]*", "b.c", true},
+        {"", "", true},         {"", "a", false},         {"*", "", true},
+        {"*", "abc", true},     {"a*c", "abc", true},     {"a*c", "abcx", false},
+        {"a*c", "abcxc", true}, {"a*c*e", "abcde", true}, {"a*c*e", "abcd", false},
+        {"a*b", "a/b", true},   {"abc", "ABC", false},    {"a/b", "a\\b", false},
+        {"a\\b", "a\\b", true}, {"a?c", "abc", true},     {"[ab]*", "b.c", true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         cr_assert_eq(keeps(ZW_FILTER(true, cases[i].pattern), cases[i].file, 1), cases[i].match,
@@ -657,8 +661,7 @@ Test(trace_tracemalloc, all_frames)
             zw_snapshot *snap = zwt_snapshot_of(&t[i], 1, 2);
             zw_filter f = ZW_FILTER(cases[c].inclusive, cases[c].pattern);
             f.all_frames = cases[c].all;
-            cr_assert_eq(zwt_kept(snap, &f, 1) == 1, cases[c].keep[i], "case %zu, trace %zu", c,
-                         i);
+            cr_assert_eq(zwt_kept(snap, &f, 1) == 1, cases[c].keep[i], "case %zu, trace %zu", c, i);
             zw_snapshot_free(snap);
         }
     }

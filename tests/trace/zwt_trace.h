@@ -39,9 +39,12 @@ static inline zw_snapshot *
 zwt_fixture_a(void)
 {
     static const zwt_raw_trace t[] = {
-        {0, 10, 2, {"a.py", "b.py"}, {2, 4}, 3}, {0, 10, 2, {"a.py", "b.py"}, {2, 4}, 3},
-        {0, 10, 2, {"a.py", "b.py"}, {2, 4}, 3}, {1, 2, 2, {"a.py", "b.py"}, {5, 4}, 3},
-        {2, 66, 1, {"b.py"}, {1}, 1},           {3, 7, 1, {"<unknown>"}, {0}, 1},
+        {0, 10, 2, {"a.py", "b.py"}, {2, 4}, 3},
+        {0, 10, 2, {"a.py", "b.py"}, {2, 4}, 3},
+        {0, 10, 2, {"a.py", "b.py"}, {2, 4}, 3},
+        {1, 2, 2, {"a.py", "b.py"}, {5, 4}, 3},
+        {2, 66, 1, {"b.py"}, {1}, 1},
+        {3, 7, 1, {"<unknown>"}, {0}, 1},
     };
     return zwt_snapshot_of(t, sizeof(t) / sizeof(t[0]), 2);
 }
@@ -76,16 +79,16 @@ zwt_check_rows(const zw_stat_list *l, const zwt_row *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         const zw_statistic *s = zw_stat_list_get(l, i);
         const zw_frame *f = zw_traceback_frame(s->traceback, zw_traceback_len(s->traceback) - 1);
-        cr_assert_str_eq(f->filename, rows[i].file, "row %zu: file %s, expected %s", i,
-                         f->filename, rows[i].file);
+        cr_assert_str_eq(f->filename, rows[i].file, "row %zu: file %s, expected %s", i, f->filename,
+                         rows[i].file);
         cr_assert_eq(f->lineno, rows[i].line, "row %zu: line %u, expected %u", i, f->lineno,
                      rows[i].line);
         cr_assert_eq(s->size, rows[i].size, "row %zu: size %zu, expected %zu", i, s->size,
                      rows[i].size);
         cr_assert_eq(s->count, rows[i].count, "row %zu: count %zu, expected %zu", i, s->count,
                      rows[i].count);
-        cr_assert_eq(s->size_diff, rows[i].size_diff, "row %zu: size_diff %lld, expected %lld",
-                     i, (long long)s->size_diff, (long long)rows[i].size_diff);
+        cr_assert_eq(s->size_diff, rows[i].size_diff, "row %zu: size_diff %lld, expected %lld", i,
+                     (long long)s->size_diff, (long long)rows[i].size_diff);
         cr_assert_eq(s->count_diff, rows[i].count_diff, "row %zu: count_diff %lld, expected %lld",
                      i, (long long)s->count_diff, (long long)rows[i].count_diff);
     }
@@ -99,8 +102,7 @@ zwt_frames_text(const zw_traceback *tb, char *buf, size_t len)
     size_t at = 0;
     for (size_t i = 0; i < zw_traceback_len(tb) && at < len; i++) {
         const zw_frame *f = zw_traceback_frame(tb, i);
-        at += (size_t)snprintf(buf + at, len - at, "%s%s:%u", i ? " " : "", f->filename,
-                               f->lineno);
+        at += (size_t)snprintf(buf + at, len - at, "%s%s:%u", i ? " " : "", f->filename, f->lineno);
     }
     return buf;
 }
