@@ -134,17 +134,17 @@ static struct {
     bool key_ok;   /* the key could be made; otherwise states of exited threads stay listed */
     zwi_lock lock; /* guards `threads` and every state's tracer/gen seen from outside */
     zwi_thread *threads;
+    atomic_uint_fast64_t generations; /* generations handed out: only ever incremented */
 } T = {.once = PTHREAD_ONCE_INIT};
 
 /* A new generation number: distinct across tracers of a process (time plus a counter). */
 static uint64_t
 new_generation(void)
 {
-    static atomic_uint_fast64_t counter; /* only ever incremented: no state to guard */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) * 64 +
-           (atomic_fetch_add(&counter, 1) & 63);
+           (atomic_fetch_add(&T.generations, 1) & 63);
 }
 
 static inline uint64_t
