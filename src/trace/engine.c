@@ -318,13 +318,21 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
     if (total > 65535)
         total = 65535;
-    uint32_t hash = tb_hash(frames, n, total);
     zwi_thread *th = zwi_trace_self;
+    if (th != NULL && th->last_gen == t->gen) { /* the same site as last time: no hash */
+        const zwi_tb *last = zwi_tracer_tb(t, th->last_ref);
+        if (tb_equal(last, last->hash, frames, n, total))
+            return th->last_ref;
+    }
+    uint32_t hash = tb_hash(frames, n, total);
     if (th != NULL) {
         unsigned c = hash & (ZWI_TB_CACHE - 1);
         if (th->cache[c].gen == t->gen && th->cache[c].hash == hash &&
-            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total))
+            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total)) {
+            th->last_gen = t->gen;
+            th->last_ref = th->cache[c].ref;
             return th->cache[c].ref;
+        }
     }
     zwi_lock_acquire(&t->intern_lock);
     uint64_t gen = t->gen;
@@ -335,6 +343,8 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
         th->cache[c].gen = gen;
         th->cache[c].hash = hash;
         th->cache[c].ref = ref;
+        th->last_gen = gen;
+        th->last_ref = ref;
     }
     return ref;
 }

@@ -24,6 +24,7 @@
 static struct {
     /* non-NULL while tracing: set by start, cleared by stop; wrappers read it */
     zwi_tracer *_Atomic tracer;
+    unsigned nframe;      /* the tracer's traceback limit, read by every wrapper */
     pthread_mutex_t lock; /* serialises start, stop, clear, snapshots and symbolisation */
     zwi_symbolizer *sym;  /* symbol cache, under `lock`; kept from start to stop */
     int limit;            /* the last traceback limit; 1 before the first start */
@@ -53,7 +54,7 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
     unsigned total = 1;
     unsigned nf = 0;
     if (th != NULL) {
-        nf = zwi_capture(th, G.skip[path], th->frames, zwi_tracer_nframe(t), &total);
+        nf = zwi_capture(th, G.skip[path], th->frames, G.nframe, &total);
         frames = th->frames;
     }
     if (nf == 0) {
@@ -294,6 +295,7 @@ zw_trace_start(int nframe, zw_error *err)
     calibrate();
     (void)zwi_thread_get(); /* this thread's stack bounds, before the first traced block */
     G.limit = nframe;
+    G.nframe = (unsigned)nframe;
     atomic_store_explicit(&G.tracer, t, memory_order_release);
     for (unsigned d = 0; d < ZW_MEM_NDOMAINS; d++)
         zw_mem_set_allocator((zw_mem_domain)d, &wrappers[d]);

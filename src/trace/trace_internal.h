@@ -138,6 +138,8 @@ typedef struct zwi_thread {
         uint32_t hash;     /* hash of the traceback */
         uint32_t ref;      /* its ref in that tracer */
     } cache[ZWI_TB_CACHE]; /* recently interned tracebacks: a hit skips the intern lock */
+    uint64_t last_gen;     /* the generation of last_ref (0: none) */
+    uint32_t last_ref;     /* the traceback this thread interned or found last */
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
     uintptr_t frames[ZW_TRACE_MAX_NFRAME];
