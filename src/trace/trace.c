@@ -342,8 +342,10 @@ zw_trace_clear(void)
 {
     pthread_mutex_lock(&G.lock);
     zwi_tracer *t = tracer();
+    zwi_trace_guard++; /* a signal handler allocating now is not traced into a half-cleared table */
     if (t != NULL)
         zwi_tracer_clear(t);
+    zwi_trace_guard--;
     pthread_mutex_unlock(&G.lock);
 }
 

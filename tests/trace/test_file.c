@@ -263,3 +263,21 @@ Test(trace_file, foreign_newer_and_unknown_files_are_named)
     free(data);
     zw_snapshot_free(a);
 }
+
+Test(trace_file, unwritable_and_unreadable_paths_are_errors)
+{
+    zw_snapshot *a = zwt_fixture_a();
+    zw_error err;
+    cr_assert_eq(zw_snapshot_dump(a, "/nonexistent-dir/x.zws", &err), -1);
+    cr_assert_str_eq(err.msg,
+                     "cannot create '/nonexistent-dir/x.zws.tmp': No such file or directory");
+    cr_assert_null(zw_snapshot_load("/", &err), "a directory is not a snapshot");
+    cr_assert_neq(err.msg[0], '\0');
+    /* an empty file */
+    char path[64];
+    temp_path(path, sizeof(path));
+    cr_assert_null(zw_snapshot_load(path, &err));
+    cr_assert(strstr(err.msg, "truncated") != NULL, "%s", err.msg);
+    unlink(path);
+    zw_snapshot_free(a);
+}
