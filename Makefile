@@ -6,7 +6,7 @@ BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo test test-release test-stress asan bench bench-build bench-obj format clean \
+.PHONY: all demo test test-release test-stress asan bench bench-build bench-obj bench-trace format clean \
 	install
 
 all:
@@ -34,13 +34,17 @@ asan:
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-# Every benchmark (the allocators, then the object runtime against CPython), or one of them.
+# Every benchmark (the allocators, the object runtime against CPython, tracing), or one of them.
 bench: bench-build
 	bench/alloc/run $(BUILD_BENCH)
 	bench/obj/run $(BUILD_BENCH)
+	bench/trace/run $(BUILD_BENCH)
 
 bench-obj: bench-build
 	bench/obj/run $(BUILD_BENCH)
+
+bench-trace: bench-build
+	bench/trace/run $(BUILD_BENCH)
 
 bench-build:
 	@scripts/install-deps build bench

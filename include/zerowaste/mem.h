@@ -181,6 +181,27 @@ ZW_API void zw_mem_default_heap_unlock(void);
 typedef bool (*zw_mem_traceback_fn)(void *ctx, const void *ptr, FILE *out);
 ZW_API void zw_mem_set_traceback_hook(zw_mem_traceback_fn fn, void *ctx);
 
+/* ---- the heap observer ---- */
+
+/* A process-wide observer of every heap's malloc family (the tracer installs one so that blocks
+ * of private heaps are traced too). `alloc` is called after a block of `size` requested bytes
+ * was handed out at `ptr` (calloc: nelem * elsize); `free` before `ptr` is given back (never
+ * with NULL); a successful realloc is a `free` of the old pointer then an `alloc` of the new
+ * one; a failed call is not reported. Callbacks run on the allocating thread, must not call
+ * back into the same heap, and receive `ctx` first. */
+typedef struct zw_heap_hook {
+    void *ctx;
+    void (*alloc)(void *ctx, zw_heap *h, void *ptr, size_t size);
+    void (*free)(void *ctx, zw_heap *h, void *ptr);
+} zw_heap_hook;
+
+/* Installs `hook` (copied; both callbacks set) for every heap, or removes it (NULL). Costs one
+ * predictable branch per call while none is installed. Not thread-safe, like
+ * zw_mem_set_allocator(): install and remove while no other thread allocates from a heap. */
+ZW_API void zw_mem_set_heap_hook(const zw_heap_hook *hook);
+/* Copies the installed hook into `out` (all NULL when none). */
+ZW_API void zw_mem_get_heap_hook(zw_heap_hook *out);
+
 #ifdef __cplusplus
 }
 #endif

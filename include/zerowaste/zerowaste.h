@@ -7,5 +7,6 @@
 #include <zerowaste/obj.h>
 #include <zerowaste/gc.h>
 #include <zerowaste/raw.h>
+#include <zerowaste/trace.h>
 
 #endif /* ZEROWASTE_H */

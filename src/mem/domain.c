@@ -231,6 +231,39 @@ DOMAIN_ENTRY_POINTS(zw_mem_raw_, ZW_MEM_DOMAIN_RAW)
 DOMAIN_ENTRY_POINTS(zw_mem_, ZW_MEM_DOMAIN_MEM)
 DOMAIN_ENTRY_POINTS(zw_mem_obj_, ZW_MEM_DOMAIN_OBJ)
 
+/* ---- the heap observer ---- */
+
+/* The installed observer: NULL, or one of the two copies in `hook_slots`. Its own variable (not
+ * a field of G) so that heap.c reads it with one load on every call. Changed only by
+ * zw_mem_set_heap_hook(), which alternates slots so that a racing reader never sees a half
+ * written copy; callers install and remove while no other thread allocates (see mem.h). */
+const zw_heap_hook *zwi_mem_heap_hook;
+static zw_heap_hook hook_slots[2];
+static unsigned hook_next_slot;
+
+void
+zw_mem_set_heap_hook(const zw_heap_hook *hook)
+{
+    if (hook == NULL || hook->alloc == NULL || hook->free == NULL) {
+        __atomic_store_n(&zwi_mem_heap_hook, NULL, __ATOMIC_RELEASE);
+        return;
+    }
+    zw_heap_hook *slot = &hook_slots[hook_next_slot];
+    hook_next_slot ^= 1;
+    *slot = *hook;
+    __atomic_store_n(&zwi_mem_heap_hook, slot, __ATOMIC_RELEASE);
+}
+
+void
+zw_mem_get_heap_hook(zw_heap_hook *out)
+{
+    const zw_heap_hook *k = zwi_mem_get_hook();
+    if (k == NULL)
+        memset(out, 0, sizeof(*out));
+    else
+        *out = *k;
+}
+
 /* ---- the traceback hook ---- */
 
 void

@@ -259,8 +259,8 @@ zwi_mem_block_size(const zw_heap *h, const void *p)
 /* The fast paths below touch the heap's first lines, the pool header and the block, take no
  * stack frame, and leave every state change to small_alloc()/small_free(). ASan builds always
  * take those, which manage the poisoning. */
-void *
-zw_heap_malloc(zw_heap *h, size_t n)
+static inline __attribute__((always_inline)) void *
+malloc_unhooked(zw_heap *h, size_t n)
 {
     if (ZW_LIKELY(n - 1 < h->small_limit)) { /* 1..512 and not debug; n == 0 wraps around */
         unsigned cls = (unsigned)((n - 1) >> 4);
@@ -289,8 +289,8 @@ zw_heap_malloc(zw_heap *h, size_t n)
     return zwi_mem_alloc_block(h, n);
 }
 
-void *
-zw_heap_calloc(zw_heap *h, size_t nelem, size_t elsize)
+static inline __attribute__((always_inline)) void *
+calloc_unhooked(zw_heap *h, size_t nelem, size_t elsize)
 {
     size_t n;
     if (__builtin_mul_overflow(nelem, elsize, &n)) {
@@ -302,8 +302,8 @@ zw_heap_calloc(zw_heap *h, size_t nelem, size_t elsize)
     return zwi_mem_calloc_block(h, n);
 }
 
-void
-zw_heap_free(zw_heap *h, void *p)
+static inline __attribute__((always_inline)) void
+free_unhooked(zw_heap *h, void *p)
 {
     arena *a = zwi_mem_arena_of(h, p);
     if (ZW_LIKELY(a != NULL && !h->debug)) {
@@ -333,11 +333,11 @@ zw_heap_free(zw_heap *h, void *p)
         big_free(h, p);
 }
 
-void *
-zw_heap_realloc(zw_heap *h, void *p, size_t n)
+static inline __attribute__((always_inline)) void *
+realloc_unhooked(zw_heap *h, void *p, size_t n)
 {
     if (p == NULL)
-        return zw_heap_malloc(h, n);
+        return malloc_unhooked(h, n);
     if (h->debug)
         return zwi_mem_debug_realloc(h, p, n);
     arena *a = zwi_mem_arena_of(h, p);
@@ -368,6 +368,66 @@ zw_heap_realloc(zw_heap *h, void *p, size_t n)
     memcpy(q, p, n < size ? n : size);
     small_free(h, a, p);
     return q;
+}
+
+/* The public calls: one branch on the observer (zw_mem_set_heap_hook), then the fast paths
+ * above, inlined. With an observer, a tail call to hook.c, which reports and calls back here. */
+void *
+zw_heap_malloc(zw_heap *h, size_t n)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return zwi_mem_hooked_malloc(h, n);
+    return malloc_unhooked(h, n);
+}
+
+void *
+zw_heap_calloc(zw_heap *h, size_t nelem, size_t elsize)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return zwi_mem_hooked_calloc(h, nelem, elsize);
+    return calloc_unhooked(h, nelem, elsize);
+}
+
+void *
+zw_heap_realloc(zw_heap *h, void *p, size_t n)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return zwi_mem_hooked_realloc(h, p, n);
+    return realloc_unhooked(h, p, n);
+}
+
+void
+zw_heap_free(zw_heap *h, void *p)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL)) {
+        zwi_mem_hooked_free(h, p);
+        return;
+    }
+    free_unhooked(h, p);
+}
+
+void *
+zwi_mem_malloc_unhooked(zw_heap *h, size_t n)
+{
+    return malloc_unhooked(h, n);
+}
+
+void *
+zwi_mem_calloc_unhooked(zw_heap *h, size_t nelem, size_t elsize)
+{
+    return calloc_unhooked(h, nelem, elsize);
+}
+
+void *
+zwi_mem_realloc_unhooked(zw_heap *h, void *p, size_t n)
+{
+    return realloc_unhooked(h, p, n);
+}
+
+void
+zwi_mem_free_unhooked(zw_heap *h, void *p)
+{
+    free_unhooked(h, p);
 }
 
 size_t

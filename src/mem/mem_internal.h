@@ -235,6 +235,27 @@ ZW_HIDDEN void zwi_mem_debug_release(zw_heap *h);
 
 /* domain.c */
 ZW_HIDDEN bool zwi_mem_traceback(const void *ptr, FILE *out);
+/* The installed heap observer, or NULL: read by every public heap call (see zw_heap_hook). */
+ZW_HIDDEN extern const zw_heap_hook *zwi_mem_heap_hook;
+
+static inline const zw_heap_hook *
+zwi_mem_get_hook(void)
+{
+    return __atomic_load_n(&zwi_mem_heap_hook, __ATOMIC_ACQUIRE);
+}
+
+/* heap.c: the public calls without the observer */
+ZW_HIDDEN void *zwi_mem_malloc_unhooked(zw_heap *h, size_t n);
+ZW_HIDDEN void *zwi_mem_calloc_unhooked(zw_heap *h, size_t nelem, size_t elsize);
+ZW_HIDDEN void *zwi_mem_realloc_unhooked(zw_heap *h, void *p, size_t n);
+ZW_HIDDEN void zwi_mem_free_unhooked(zw_heap *h, void *p);
+
+/* hook.c: the public calls while an observer is installed (built with frame pointers, so a
+ * tracer walking the stack from the callback reaches the caller of zw_heap_malloc()) */
+ZW_HIDDEN void *zwi_mem_hooked_malloc(zw_heap *h, size_t n);
+ZW_HIDDEN void *zwi_mem_hooked_calloc(zw_heap *h, size_t nelem, size_t elsize);
+ZW_HIDDEN void *zwi_mem_hooked_realloc(zw_heap *h, void *p, size_t n);
+ZW_HIDDEN void zwi_mem_hooked_free(zw_heap *h, void *p);
 ZW_HIDDEN unsigned zwi_mem_env_flags(void);
 
 #endif /* ZW_MEM_INTERNAL_H */

@@ -2,7 +2,7 @@
  * variable-size header, a cached hash, then the bytes and a NUL (33 + len bytes).
  *
  * Invariants: data[size] == 0, so zw_bytes_data is a C string when the bytes hold no NUL;
- * hash is -1 until first asked for, then zwi_hash_bytes of the data (siphash13 with the
+ * hash is -1 until first asked for, then zwi_obj_hash_bytes of the data (siphash13 with the
  * runtime's keys: a bytes hashes as the str of the same Latin-1 text, as in CPython); the
  * empty bytes is the runtime's singleton (rt->empty_bytes), never a new object. 3.11 also
  * keeps the 256 one-byte bytes as singletons; we do not (they are ordinary 34-byte objects).
@@ -166,7 +166,7 @@ bytes_hash(zw_obj *self)
 {
     zwi_bytes *b = BYTES(self);
     if (b->hash == -1)
-        b->hash = zwi_hash_bytes(ZWI_RT(self), b->data, (size_t)b->vo.size);
+        b->hash = zwi_obj_hash_bytes(ZWI_RT(self), b->data, (size_t)b->vo.size);
     return b->hash;
 }
 

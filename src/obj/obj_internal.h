@@ -493,7 +493,7 @@ ZW_HIDDEN void zwi_dict_clear_freelist(zw_rt *rt);
 ZW_HIDDEN int64_t zwi_str_hash(zw_obj *s);
 ZW_HIDDEN bool zwi_str_equal(zw_obj *a, zw_obj *b); /* both str */
 /* siphash13 of bytes with the runtime's keys (str of kind 1 and bytes hash this way). */
-ZW_HIDDEN int64_t zwi_hash_bytes(zw_rt *rt, const void *p, size_t n);
+ZW_HIDDEN int64_t zwi_obj_hash_bytes(zw_rt *rt, const void *p, size_t n);
 /* Hash of an int64 value as Python's int hash (mod 2**61 - 1). */
 ZW_HIDDEN int64_t zwi_hash_i64(int64_t v);
 ZW_HIDDEN int64_t zwi_hash_double(double v);

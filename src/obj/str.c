@@ -62,7 +62,7 @@ siphash13(uint64_t k0, uint64_t k1, const void *src, size_t n)
 }
 
 int64_t
-zwi_hash_bytes(zw_rt *rt, const void *p, size_t n)
+zwi_obj_hash_bytes(zw_rt *rt, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
@@ -101,7 +101,7 @@ zwi_str_hash(zw_obj *s)
     zwi_str *u = ZWI_STR(s);
     if (u->hash != -1)
         return u->hash;
-    u->hash = zwi_hash_bytes(ZWI_RT(s), ZWI_STR_DATA(s), (size_t)u->length * ZWI_STR_KIND(s));
+    u->hash = zwi_obj_hash_bytes(ZWI_RT(s), ZWI_STR_DATA(s), (size_t)u->length * ZWI_STR_KIND(s));
     return u->hash;
 }
 

@@ -1,0 +1,933 @@
+/* trace/engine.c - the tracer: the trace table, the interned tracebacks and the per-thread state.
+ *
+ * Trace table: NSHARDS shards picked by a hash of the address, each an open-addressing table
+ * (linear probing, backward-shift deletion, no tombstones) of 16-byte slots under a spin lock of
+ * its own. Slots hold (ptr, size as 32 bits, traceback ref): blocks of the default domain below
+ * 4 GiB, nearly all of them. Other domains and bigger blocks go to the `wide` table (24-byte
+ * slots, one lock), looked at on a free only while it holds anything. A shard grows at 3/4 full,
+ * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
+ *
+ * Tracebacks: bump-allocated in one reserved region (MAP_NORESERVE; only what is written is
+ * committed) and interned in a table of refs under the intern lock. A thread first looks in its
+ * own cache of recent tracebacks (zwi_thread.cache), so a hot allocation site takes no shared
+ * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
+ * new tracer start a new generation, so stale entries never match.
+ *
+ * Traced bytes: each thread counts what it adds and removes in its own state (`pending`, no
+ * locked instruction) and moves it to the tracer's shared counter (`flushed`) once it exceeds
+ * FLUSH_BYTES either way, or when the thread exits. Current = flushed + the pending bytes of every
+ * registered thread (exact whenever read). The peak is checked on each allocation against
+ * flushed + this thread's pending: exact with one allocating thread; with several, it can miss
+ * up to FLUSH_BYTES per other thread. One locked instruction remains per call: the shard lock.
+ * See docs/trace.md#engine. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "trace_internal.h"
+
+#define NSHARDS     64
+#define SHARD_MIN   256               /* slots of a new shard table (one page) */
+#define TB_REGION   ((size_t)1 << 34) /* 16 GiB of address space for tracebacks */
+#define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
+#define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
+#define PAGE        4096
+#define FLUSH_BYTES ((int64_t)64 << 10) /* a thread's pending traced bytes kept to itself */
+
+/* ---- locks ---- */
+
+void
+zwi_lock_slow(zwi_lock *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        while (atomic_load_explicit(&l->held, memory_order_relaxed)) {
+            if (++spins > 128) {
+                sched_yield();
+                spins = 0;
+            } else {
+                __builtin_ia32_pause();
+            }
+        }
+        if (!atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+            return;
+    }
+}
+
+/* ---- pages ---- */
+
+static void *
+map_pages(size_t size, bool noreserve)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static size_t
+round_page(size_t n)
+{
+    return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
+}
+
+/* ---- the tracer ---- */
+
+typedef struct slot {
+    uintptr_t ptr; /* 0: empty */
+    uint32_t size; /* bytes requested (< SIZE_NARROW) */
+    uint32_t tb;   /* traceback ref */
+} slot;
+
+typedef struct wide_slot {
+    uintptr_t ptr; /* 0: empty */
+    size_t size;
+    uint32_t tb;
+    uint32_t domain;
+} wide_slot;
+
+/* One shard. Between calls: count < 3/4 (mask + 1), and every live slot is reachable from its
+ * home index by a run of non-empty slots (the linear-probing invariant). */
+typedef struct shard {
+    _Alignas(64) zwi_lock lock; /* a cache line per shard: threads on different shards share none */
+    slot *slots;                /* mask + 1 of them, mapped */
+    size_t mask;
+    size_t count; /* live slots */
+} shard;
+
+_Static_assert(sizeof(shard) == 64, "a shard is one cache line");
+
+struct zwi_tracer {
+    shard shards[NSHARDS];
+    unsigned nframe; /* traceback limit */
+    uint64_t gen;    /* generation: thread cache entries of other generations never match */
+
+    /* the wide table: other domains and sizes >= 4 GiB */
+    zwi_lock wide_lock;
+    wide_slot *wide; /* wide_mask + 1 slots, or NULL */
+    size_t wide_mask;
+    atomic_size_t wide_count; /* read without the lock by free: 0 skips the table */
+
+    /* tracebacks */
+    zwi_lock intern_lock;
+    char *region;        /* TB_REGION bytes reserved */
+    size_t region_used;  /* bytes handed out, TB_FIRST.. */
+    size_t region_dirty; /* the most region_used has been since the last discard */
+    uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
+    size_t intern_mask;
+    size_t intern_count;
+
+    _Atomic int64_t flushed; /* traced bytes moved here by threads (see the file comment) */
+    _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
+};
+
+/* ---- the thread registry ---- */
+
+/* Every live thread's state, so that the traced bytes they hold can be summed, and the key whose
+ * destructor unregisters a thread's state when it exits. Process-wide by nature: the key is made
+ * once (pthread_once) and never changed; the list is guarded by `lock`. */
+static struct {
+    pthread_once_t once;
+    pthread_key_t key;
+    bool key_ok;   /* the key could be made; otherwise states of exited threads stay listed */
+    zwi_lock lock; /* guards `threads` and every state's tracer/gen seen from outside */
+    zwi_thread *threads;
+    atomic_uint_fast64_t generations; /* generations handed out: only ever incremented */
+} T = {.once = PTHREAD_ONCE_INIT};
+
+/* A new generation number: distinct across tracers of a process (time plus a counter). */
+static uint64_t
+new_generation(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) * 64 +
+           (atomic_fetch_add(&T.generations, 1) & 63);
+}
+
+static inline uint64_t
+mix64(uint64_t z)
+{
+    z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdULL;
+    z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+    return z ^ (z >> 33);
+}
+
+static int
+shard_init(shard *s, size_t cap)
+{
+    s->slots = map_pages(cap * sizeof(slot), false);
+    if (s->slots == NULL)
+        return -1;
+    s->mask = cap - 1;
+    s->count = 0;
+    return 0;
+}
+
+zwi_tracer *
+zwi_tracer_new(unsigned nframe)
+{
+    zwi_tracer *t = map_pages(round_page(sizeof(zwi_tracer)), false);
+    if (t == NULL)
+        return NULL;
+    t->nframe = nframe;
+    t->gen = new_generation();
+    t->region = map_pages(TB_REGION, true);
+    if (t->region == NULL)
+        goto fail;
+    t->region_used = t->region_dirty = TB_FIRST;
+    t->intern_mask = 1023;
+    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), false);
+    if (t->intern == NULL)
+        goto fail;
+    for (size_t i = 0; i < NSHARDS; i++) {
+        if (shard_init(&t->shards[i], SHARD_MIN) != 0)
+            goto fail;
+    }
+    return t;
+fail:
+    zwi_tracer_free(t);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void
+zwi_tracer_free(zwi_tracer *t)
+{
+    if (t == NULL)
+        return;
+    zwi_lock_acquire(&T.lock);
+    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
+        if (th->tracer == t) {
+            th->tracer = NULL;
+            atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
+        }
+    }
+    zwi_lock_release(&T.lock);
+    for (size_t i = 0; i < NSHARDS; i++) {
+        if (t->shards[i].slots != NULL)
+            munmap(t->shards[i].slots, (t->shards[i].mask + 1) * sizeof(slot));
+    }
+    if (t->wide != NULL)
+        munmap(t->wide, (t->wide_mask + 1) * sizeof(wide_slot));
+    if (t->intern != NULL)
+        munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
+    if (t->region != NULL)
+        munmap(t->region, TB_REGION);
+    munmap(t, round_page(sizeof(zwi_tracer)));
+}
+
+unsigned
+zwi_tracer_nframe(const zwi_tracer *t)
+{
+    return t->nframe;
+}
+
+/* ---- tracebacks ---- */
+
+/* Rotate-and-xor per frame (one cycle of latency each, not a multiply), then one mix: this runs
+ * on every traced allocation. */
+static uint32_t
+tb_hash(const uintptr_t *frames, unsigned n, unsigned total)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)n << 16 | total);
+    for (unsigned i = 0; i < n; i++)
+        h = ((h << 7) | (h >> 57)) ^ frames[i];
+    h = mix64(h);
+    return (uint32_t)h | 1; /* never 0 */
+}
+
+const zwi_tb *
+zwi_tracer_tb(const zwi_tracer *t, uint32_t ref)
+{
+    return (const zwi_tb *)(t->region + (size_t)ref * 8);
+}
+
+static bool
+tb_equal(const zwi_tb *tb, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
+{
+    if (tb->hash != hash || tb->nframe != n || tb->total_nframe != total)
+        return false;
+    for (unsigned i = 0; i < n; i++) { /* short: a call to memcmp costs more */
+        if (tb->frames[i] != frames[i])
+            return false;
+    }
+    return true;
+}
+
+static int
+intern_grow_locked(zwi_tracer *t)
+{
+    size_t cap = (t->intern_mask + 1) * 2;
+    uint32_t *tab = map_pages(cap * sizeof(uint32_t), false);
+    if (tab == NULL)
+        return -1;
+    for (size_t i = 0; i <= t->intern_mask; i++) {
+        uint32_t ref = t->intern[i];
+        if (ref == 0)
+            continue;
+        size_t j = zwi_tracer_tb(t, ref)->hash & (cap - 1);
+        while (tab[j] != 0)
+            j = (j + 1) & (cap - 1);
+        tab[j] = ref;
+    }
+    munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
+    t->intern = tab;
+    t->intern_mask = cap - 1;
+    return 0;
+}
+
+/* The ref of the traceback (frames, n, total), interned now if new; 0 if out of memory. */
+static uint32_t
+intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
+{
+    size_t i = hash & t->intern_mask;
+    for (uint32_t ref; (ref = t->intern[i]) != 0; i = (i + 1) & t->intern_mask) {
+        if (tb_equal(zwi_tracer_tb(t, ref), hash, frames, n, total))
+            return ref;
+    }
+    size_t need = sizeof(zwi_tb) + n * sizeof(uintptr_t);
+    if (t->region_used + need > TB_REGION)
+        return 0;
+    if (2 * (t->intern_count + 1) > t->intern_mask + 1) {
+        if (intern_grow_locked(t) != 0)
+            return 0;
+        i = hash & t->intern_mask;
+        while (t->intern[i] != 0)
+            i = (i + 1) & t->intern_mask;
+    }
+    zwi_tb *tb = (zwi_tb *)(t->region + t->region_used);
+    uint32_t ref = (uint32_t)(t->region_used / 8);
+    tb->hash = hash;
+    tb->nframe = (uint16_t)n;
+    tb->total_nframe = (uint16_t)(total > 65535 ? 65535 : total);
+    memcpy(tb->frames, frames, n * sizeof(uintptr_t));
+    t->region_used += need; /* a multiple of 8 */
+    if (t->region_used > t->region_dirty)
+        t->region_dirty = t->region_used;
+    t->intern[i] = ref;
+    t->intern_count++;
+    return ref;
+}
+
+/* The traceback's ref: from this thread's cache, else from the intern table. */
+static uint32_t
+intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
+{
+    if (total > 65535)
+        total = 65535;
+    zwi_thread *th = zwi_trace_self;
+    if (th != NULL && th->last_gen == t->gen) { /* the same site as last time: no hash */
+        const zwi_tb *last = zwi_tracer_tb(t, th->last_ref);
+        if (tb_equal(last, last->hash, frames, n, total))
+            return th->last_ref;
+    }
+    uint32_t hash = tb_hash(frames, n, total);
+    if (th != NULL) {
+        unsigned c = hash & (ZWI_TB_CACHE - 1);
+        if (th->cache[c].gen == t->gen && th->cache[c].hash == hash &&
+            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total)) {
+            th->last_gen = t->gen;
+            th->last_ref = th->cache[c].ref;
+            return th->cache[c].ref;
+        }
+    }
+    zwi_lock_acquire(&t->intern_lock);
+    uint64_t gen = t->gen;
+    uint32_t ref = intern_locked(t, hash, frames, n, total);
+    zwi_lock_release(&t->intern_lock);
+    if (th != NULL && ref != 0) {
+        unsigned c = hash & (ZWI_TB_CACHE - 1);
+        th->cache[c].gen = gen;
+        th->cache[c].hash = hash;
+        th->cache[c].ref = ref;
+        th->last_gen = gen;
+        th->last_ref = ref;
+    }
+    return ref;
+}
+
+/* ---- the shards ---- */
+
+static inline uint64_t
+ptr_hash(uintptr_t ptr)
+{
+    return mix64(ptr);
+}
+
+static inline shard *
+shard_of(zwi_tracer *t, uint64_t h)
+{
+    return &t->shards[h & (NSHARDS - 1)];
+}
+
+static inline size_t
+home_of(const shard *s, uint64_t h)
+{
+    return (size_t)(h >> 6) & s->mask;
+}
+
+static int
+shard_grow_locked(shard *s)
+{
+    size_t cap = (s->mask + 1) * 2;
+    slot *tab = map_pages(cap * sizeof(slot), false);
+    if (tab == NULL)
+        return -1;
+    for (size_t i = 0; i <= s->mask; i++) {
+        if (s->slots[i].ptr == 0)
+            continue;
+        size_t j = (size_t)(ptr_hash(s->slots[i].ptr) >> 6) & (cap - 1);
+        while (tab[j].ptr != 0)
+            j = (j + 1) & (cap - 1);
+        tab[j] = s->slots[i];
+    }
+    munmap(s->slots, (s->mask + 1) * sizeof(slot));
+    s->slots = tab;
+    s->mask = cap - 1;
+    return 0;
+}
+
+/* Removes slot i by shifting later members of its run back (no tombstones). */
+static void
+shard_delete_at_locked(shard *s, size_t i)
+{
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & s->mask;
+        if (s->slots[j].ptr == 0)
+            break;
+        size_t home = home_of(s, ptr_hash(s->slots[j].ptr));
+        /* slot j may move to i if its home is not in (i, j] (cyclically) */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        s->slots[i] = s->slots[j];
+        i = j;
+    }
+    s->slots[i].ptr = 0;
+    s->count--;
+}
+
+/* ---- the wide table ---- */
+
+static inline size_t
+wide_home(const zwi_tracer *t, uintptr_t ptr, unsigned domain)
+{
+    return (size_t)mix64(ptr ^ ((uint64_t)domain << 48) ^ domain) & t->wide_mask;
+}
+
+static int
+wide_grow_locked(zwi_tracer *t)
+{
+    size_t cap = t->wide == NULL ? 256 : (t->wide_mask + 1) * 2;
+    wide_slot *tab = map_pages(cap * sizeof(wide_slot), false);
+    if (tab == NULL)
+        return -1;
+    wide_slot *old = t->wide;
+    size_t oldcap = old == NULL ? 0 : t->wide_mask + 1;
+    t->wide = tab;
+    t->wide_mask = cap - 1;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].ptr == 0)
+            continue;
+        size_t j = wide_home(t, old[i].ptr, old[i].domain);
+        while (tab[j].ptr != 0)
+            j = (j + 1) & t->wide_mask;
+        tab[j] = old[i];
+    }
+    if (old != NULL)
+        munmap(old, oldcap * sizeof(wide_slot));
+    return 0;
+}
+
+/* The index of (domain, ptr) in the wide table, or SIZE_MAX. */
+static size_t
+wide_find_locked(const zwi_tracer *t, unsigned domain, uintptr_t ptr)
+{
+    if (t->wide == NULL)
+        return SIZE_MAX;
+    for (size_t i = wide_home(t, ptr, domain); t->wide[i].ptr != 0; i = (i + 1) & t->wide_mask) {
+        if (t->wide[i].ptr == ptr && t->wide[i].domain == domain)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+static void
+wide_delete_at_locked(zwi_tracer *t, size_t i)
+{
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & t->wide_mask;
+        if (t->wide[j].ptr == 0)
+            break;
+        size_t home = wide_home(t, t->wide[j].ptr, t->wide[j].domain);
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        t->wide[i] = t->wide[j];
+        i = j;
+    }
+    t->wide[i].ptr = 0;
+    atomic_fetch_sub_explicit(&t->wide_count, 1, memory_order_relaxed);
+}
+
+static bool
+wide_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
+{
+    bool found = false;
+    zwi_lock_acquire(&t->wide_lock);
+    size_t i = wide_find_locked(t, domain, ptr);
+    if (i != SIZE_MAX) {
+        if (old != NULL)
+            *old = (zwi_trace_rec){domain, t->wide[i].size, t->wide[i].tb};
+        wide_delete_at_locked(t, i);
+        found = true;
+    }
+    zwi_lock_release(&t->wide_lock);
+    return found;
+}
+
+static int
+wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb,
+            size_t *replaced)
+{
+    int rc = 0;
+    zwi_lock_acquire(&t->wide_lock);
+    size_t i = wide_find_locked(t, domain, ptr);
+    if (i != SIZE_MAX) {
+        *replaced = t->wide[i].size;
+        t->wide[i].size = size;
+        t->wide[i].tb = tb;
+        goto out;
+    }
+    size_t count = atomic_load_explicit(&t->wide_count, memory_order_relaxed);
+    if ((t->wide == NULL || 4 * (count + 1) > 3 * (t->wide_mask + 1)) && wide_grow_locked(t)) {
+        rc = -1;
+        goto out;
+    }
+    i = wide_home(t, ptr, domain);
+    while (t->wide[i].ptr != 0)
+        i = (i + 1) & t->wide_mask;
+    t->wide[i] = (wide_slot){ptr, size, tb, domain};
+    atomic_fetch_add_explicit(&t->wide_count, 1, memory_order_relaxed);
+out:
+    zwi_lock_release(&t->wide_lock);
+    return rc;
+}
+
+/* ---- traced bytes ---- */
+
+/* Moves this thread's pending bytes to the tracer they belong to. */
+static void
+flush_pending(zwi_thread *th)
+{
+    int64_t n = atomic_load_explicit(&th->pending, memory_order_relaxed);
+    if (th->tracer != NULL && th->gen == th->tracer->gen && n != 0)
+        atomic_fetch_add_explicit(&th->tracer->flushed, n, memory_order_relaxed);
+    atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
+}
+
+/* This thread's state, counting for tracer `t` (of its current generation). */
+static inline zwi_thread *
+counting_thread(zwi_tracer *t)
+{
+    zwi_thread *th = zwi_thread_get();
+    if (ZW_UNLIKELY(th != NULL && (th->tracer != t || th->gen != t->gen))) {
+        zwi_lock_acquire(&T.lock);
+        flush_pending(th); /* to the tracer it counted for, if that one still counts */
+        th->tracer = t;
+        th->gen = t->gen;
+        zwi_lock_release(&T.lock);
+    }
+    return th;
+}
+
+static inline void
+traced_change(zwi_tracer *t, int64_t n)
+{
+    zwi_thread *th = counting_thread(t);
+    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: the shared counter directly */
+        int64_t now = atomic_fetch_add_explicit(&t->flushed, n, memory_order_relaxed) + n;
+        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak_explicit(
+                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+            ;
+        return;
+    }
+    int64_t pending = atomic_load_explicit(&th->pending, memory_order_relaxed) + n;
+    atomic_store_explicit(&th->pending, pending, memory_order_relaxed);
+    if (n > 0) {
+        int64_t now = atomic_load_explicit(&t->flushed, memory_order_relaxed) + pending;
+        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak_explicit(
+                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+            ;
+    }
+    if (ZW_UNLIKELY(pending > FLUSH_BYTES || pending < -FLUSH_BYTES)) {
+        atomic_fetch_add_explicit(&t->flushed, pending, memory_order_relaxed);
+        atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
+    }
+}
+
+static inline void
+traced_add(zwi_tracer *t, size_t n)
+{
+    traced_change(t, (int64_t)n);
+}
+
+static inline void
+traced_sub(zwi_tracer *t, size_t n)
+{
+    traced_change(t, -(int64_t)n);
+}
+
+/* Traced bytes now: the shared counter plus every thread's pending bytes for this generation. */
+static int64_t
+traced_now(zwi_tracer *t)
+{
+    int64_t n = atomic_load_explicit(&t->flushed, memory_order_relaxed);
+    zwi_lock_acquire(&T.lock);
+    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
+        if (th->tracer == t && th->gen == t->gen)
+            n += atomic_load_explicit(&th->pending, memory_order_relaxed);
+    }
+    zwi_lock_release(&T.lock);
+    return n < 0 ? 0 : n;
+}
+
+/* ---- records ---- */
+
+/* Inserts or replaces; *replaced gets the size of a replaced trace (else left alone). */
+static int
+insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced)
+{
+    uint64_t h = ptr_hash(ptr);
+    shard *s = shard_of(t, h);
+    bool narrow = domain == ZW_TRACE_DEFAULT_DOMAIN && size < SIZE_NARROW;
+    if (!narrow || atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0) {
+        /* the block may be in the other table under an older size: take it out first */
+        zwi_trace_rec old;
+        if (narrow ? wide_remove(t, domain, ptr, &old) : false)
+            *replaced = old.size;
+    }
+    if (!narrow) {
+        zwi_lock_acquire(&s->lock);
+        for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
+            if (s->slots[i].ptr == ptr && domain == ZW_TRACE_DEFAULT_DOMAIN) {
+                *replaced = s->slots[i].size;
+                shard_delete_at_locked(s, i);
+                break;
+            }
+        }
+        zwi_lock_release(&s->lock);
+        return wide_insert(t, domain, ptr, size, tb, replaced);
+    }
+    int rc = 0;
+    zwi_lock_acquire(&s->lock);
+    size_t i = home_of(s, h);
+    for (; s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
+        if (s->slots[i].ptr == ptr) {
+            *replaced = s->slots[i].size;
+            s->slots[i].size = (uint32_t)size;
+            s->slots[i].tb = tb;
+            goto out;
+        }
+    }
+    if (ZW_UNLIKELY(4 * (s->count + 1) > 3 * (s->mask + 1))) {
+        if (shard_grow_locked(s) != 0) {
+            rc = -1;
+            goto out;
+        }
+        for (i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask)
+            ;
+    }
+    s->slots[i] = (slot){ptr, (uint32_t)size, tb};
+    s->count++;
+out:
+    zwi_lock_release(&s->lock);
+    return rc;
+}
+
+int
+zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const uintptr_t *frames,
+               unsigned nframe, unsigned total_nframe)
+{
+    uint32_t tb = intern(t, frames, nframe, total_nframe);
+    if (tb == 0)
+        return -1;
+    size_t replaced = SIZE_MAX;
+    if (insert(t, domain, ptr, size, tb, &replaced) != 0)
+        return -1;
+    if (replaced != SIZE_MAX)
+        traced_sub(t, replaced);
+    traced_add(t, size);
+    return 0;
+}
+
+int
+zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
+{
+    size_t replaced = SIZE_MAX;
+    if (insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced) != 0)
+        return -1;
+    if (replaced != SIZE_MAX)
+        traced_sub(t, replaced);
+    traced_add(t, rec->size);
+    return 0;
+}
+
+bool
+zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
+{
+    zwi_trace_rec rec;
+    bool found = false;
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
+        uint64_t h = ptr_hash(ptr);
+        shard *s = shard_of(t, h);
+        zwi_lock_acquire(&s->lock);
+        for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
+            if (s->slots[i].ptr == ptr) {
+                rec = (zwi_trace_rec){domain, s->slots[i].size, s->slots[i].tb};
+                shard_delete_at_locked(s, i);
+                found = true;
+                break;
+            }
+        }
+        zwi_lock_release(&s->lock);
+    }
+    if (!found && atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0)
+        found = wide_remove(t, domain, ptr, &rec);
+    if (!found)
+        return false;
+    traced_sub(t, rec.size);
+    if (old != NULL)
+        *old = rec;
+    return true;
+}
+
+bool
+zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *out)
+{
+    bool found = false;
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
+        uint64_t h = ptr_hash(ptr);
+        shard *s = shard_of(t, h);
+        zwi_lock_acquire(&s->lock);
+        for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
+            if (s->slots[i].ptr == ptr) {
+                *out = (zwi_trace_rec){domain, s->slots[i].size, s->slots[i].tb};
+                found = true;
+                break;
+            }
+        }
+        zwi_lock_release(&s->lock);
+    }
+    if (!found && atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0) {
+        zwi_lock_acquire(&t->wide_lock);
+        size_t i = wide_find_locked(t, domain, ptr);
+        if (i != SIZE_MAX) {
+            *out = (zwi_trace_rec){domain, t->wide[i].size, t->wide[i].tb};
+            found = true;
+        }
+        zwi_lock_release(&t->wide_lock);
+    }
+    return found;
+}
+
+int
+zwi_tracer_foreach(zwi_tracer *t, int (*fn)(void *ctx, const zwi_trace_rec *rec), void *ctx)
+{
+    int rc = 0;
+    for (size_t k = 0; k < NSHARDS && rc == 0; k++) {
+        shard *s = &t->shards[k];
+        zwi_lock_acquire(&s->lock);
+        for (size_t i = 0; i <= s->mask && rc == 0; i++) {
+            if (s->slots[i].ptr == 0)
+                continue;
+            zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN, s->slots[i].size, s->slots[i].tb};
+            rc = fn(ctx, &rec);
+        }
+        zwi_lock_release(&s->lock);
+    }
+    zwi_lock_acquire(&t->wide_lock);
+    for (size_t i = 0; t->wide != NULL && i <= t->wide_mask && rc == 0; i++) {
+        if (t->wide[i].ptr == 0)
+            continue;
+        zwi_trace_rec rec = {t->wide[i].domain, t->wide[i].size, t->wide[i].tb};
+        rc = fn(ctx, &rec);
+    }
+    zwi_lock_release(&t->wide_lock);
+    return rc;
+}
+
+/* ---- clear, counters, memory ---- */
+
+void
+zwi_tracer_clear(zwi_tracer *t)
+{
+    for (size_t k = 0; k < NSHARDS; k++)
+        zwi_lock_acquire(&t->shards[k].lock);
+    zwi_lock_acquire(&t->wide_lock);
+    zwi_lock_acquire(&t->intern_lock);
+    for (size_t k = 0; k < NSHARDS; k++) {
+        shard *s = &t->shards[k];
+        size_t bytes = (s->mask + 1) * sizeof(slot);
+        if (s->mask + 1 > SHARD_MIN) {
+            slot *small = map_pages(SHARD_MIN * sizeof(slot), false);
+            if (small != NULL) {
+                munmap(s->slots, bytes);
+                s->slots = small;
+                s->mask = SHARD_MIN - 1;
+                s->count = 0;
+                continue;
+            }
+        }
+        memset(s->slots, 0, bytes);
+        s->count = 0;
+    }
+    if (t->wide != NULL) {
+        munmap(t->wide, (t->wide_mask + 1) * sizeof(wide_slot));
+        t->wide = NULL;
+        t->wide_mask = 0;
+        atomic_store(&t->wide_count, 0);
+    }
+    memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
+    t->intern_count = 0;
+    if (t->region_dirty > PAGE) /* give back the tracebacks' pages (the first stays) */
+        madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
+    t->region_used = t->region_dirty = TB_FIRST;
+    t->gen = new_generation();
+    atomic_store(&t->flushed, 0); /* threads' pending bytes belong to the old generation */
+    atomic_store(&t->peak, 0);
+    zwi_lock_release(&t->intern_lock);
+    zwi_lock_release(&t->wide_lock);
+    for (size_t k = 0; k < NSHARDS; k++)
+        zwi_lock_release(&t->shards[k].lock);
+}
+
+void
+zwi_tracer_traced_memory(zwi_tracer *t, size_t *current, size_t *peak)
+{
+    size_t c = (size_t)traced_now(t);
+    size_t p = (size_t)atomic_load(&t->peak);
+    if (current != NULL)
+        *current = c;
+    if (peak != NULL)
+        *peak = p < c ? c : p;
+}
+
+void
+zwi_tracer_reset_peak(zwi_tracer *t)
+{
+    atomic_store(&t->peak, traced_now(t));
+}
+
+void
+zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *table_bytes,
+                  size_t *traceback_bytes)
+{
+    size_t n = 0;
+    size_t bytes = 0;
+    for (size_t k = 0; k < NSHARDS; k++) {
+        shard *s = &t->shards[k];
+        zwi_lock_acquire(&s->lock);
+        n += s->count;
+        bytes += (s->mask + 1) * sizeof(slot);
+        zwi_lock_release(&s->lock);
+    }
+    zwi_lock_acquire(&t->wide_lock);
+    n += atomic_load(&t->wide_count);
+    if (t->wide != NULL)
+        bytes += (t->wide_mask + 1) * sizeof(wide_slot);
+    zwi_lock_release(&t->wide_lock);
+    zwi_lock_acquire(&t->intern_lock);
+    size_t ntb = t->intern_count;
+    size_t tbytes = (t->intern_mask + 1) * sizeof(uint32_t) + round_page(t->region_used);
+    zwi_lock_release(&t->intern_lock);
+    if (traces != NULL)
+        *traces = n;
+    if (tracebacks != NULL)
+        *tracebacks = ntb;
+    if (table_bytes != NULL)
+        *table_bytes = bytes;
+    if (traceback_bytes != NULL)
+        *traceback_bytes = tbytes;
+}
+
+size_t
+zwi_tracer_memory(zwi_tracer *t)
+{
+    size_t table;
+    size_t tbs;
+    zwi_tracer_counts(t, NULL, NULL, &table, &tbs);
+    return round_page(sizeof(zwi_tracer)) + table + tbs;
+}
+
+/* ---- per-thread state ---- */
+
+_Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
+_Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
+
+
+#define THREAD_BYTES round_page(sizeof(zwi_thread))
+
+static void
+thread_exit(void *p)
+{
+    zwi_thread *th = p;
+    zwi_lock_acquire(&T.lock);
+    flush_pending(th);
+    if (th->reg_prev != NULL)
+        th->reg_prev->reg_next = th->reg_next;
+    else
+        T.threads = th->reg_next;
+    if (th->reg_next != NULL)
+        th->reg_next->reg_prev = th->reg_prev;
+    zwi_lock_release(&T.lock);
+    if (zwi_trace_self == th)
+        zwi_trace_self = NULL;
+    munmap(th, THREAD_BYTES);
+}
+
+static void
+make_key(void)
+{
+    T.key_ok = pthread_key_create(&T.key, thread_exit) == 0;
+}
+
+zwi_thread *
+zwi_thread_make(void)
+{
+    zwi_thread *th = map_pages(THREAD_BYTES, false);
+    if (th == NULL)
+        return NULL;
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            th->stack_lo = (uintptr_t)addr;
+            th->stack_hi = (uintptr_t)addr + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (th->stack_hi == 0) { /* unknown: walks stop after the first frame */
+        th->stack_lo = 0;
+        th->stack_hi = 0;
+    }
+    pthread_once(&T.once, make_key);
+    if (T.key_ok)
+        pthread_setspecific(T.key, th);
+    zwi_lock_acquire(&T.lock);
+    th->reg_next = T.threads;
+    if (T.threads != NULL)
+        T.threads->reg_prev = th;
+    T.threads = th;
+    zwi_lock_release(&T.lock);
+    zwi_trace_self = th;
+    return th;
+}

@@ -1,0 +1,597 @@
+/* trace/snapshot.c - snapshots: traces (domain, size, traceback) over tracebacks and frames each
+ * stored once, built from a tracer (copy the table shard by shard, then symbolise each distinct
+ * return address once) or from raw frames (zw_snapshot_add_trace, the tests' fixtures); their
+ * accessors, the textual forms of tracemalloc (str(frame), str(trace), Traceback.format) and
+ * filter_traces. Statistics are in stats.c, files in format.c. See docs/trace.md#snapshots. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "trace_internal.h"
+
+/* ---- life cycle ---- */
+
+zw_snapshot *
+zw_snapshot_new(unsigned traceback_limit)
+{
+    zw_raw *raw = zw_raw_new(NULL);
+    if (raw == NULL)
+        return NULL;
+    zw_snapshot *snap = zwi_alloc(raw, sizeof(*snap));
+    if (snap == NULL) {
+        zw_raw_destroy(raw);
+        return NULL;
+    }
+    memset(snap, 0, sizeof(*snap));
+    snap->raw = raw;
+    snap->traceback_limit = traceback_limit;
+    zwi_strtab_init(&snap->strs, raw);
+    zwi_map_init(&snap->frame_map, raw);
+    zwi_map_init(&snap->tb_map, raw);
+    return snap;
+}
+
+void
+zw_snapshot_free(zw_snapshot *snap)
+{
+    if (snap == NULL)
+        return;
+    zw_raw *raw = snap->raw;
+    for (size_t i = 0; i < snap->nframes; i++)
+        zwi_free(raw, snap->frames[i]);
+    for (size_t i = 0; i < snap->ntbs; i++) {
+        zwi_free(raw, snap->tbs[i]->frames);
+        zwi_free(raw, snap->tbs[i]);
+    }
+    zwi_free(raw, snap->frames);
+    zwi_free(raw, snap->tbs);
+    zwi_free(raw, snap->traces);
+    zwi_free(raw, snap->modules);
+    zwi_map_release(&snap->frame_map);
+    zwi_map_release(&snap->tb_map);
+    zwi_strtab_release(&snap->strs);
+    zwi_free(raw, snap);
+    zw_raw_destroy(raw);
+}
+
+/* ---- frames, tracebacks, traces ---- */
+
+static uint64_t
+frame_hash(const zw_frame *f)
+{
+    /* strings are interned: their pointers stand for their contents */
+    uintptr_t w[6] = {(uintptr_t)f->filename, f->lineno,
+                      (uintptr_t)f->function, (uintptr_t)f->module,
+                      (uintptr_t)f->offset,   f->inlined};
+    uint64_t h = zwi_hash_bytes(w, sizeof(w), 0x51);
+    return h == 0 ? 1 : h;
+}
+
+zwi_frame *
+zwi_snapshot_frame(zw_snapshot *snap, const zw_frame *f)
+{
+    zw_frame key;
+    memset(&key, 0, sizeof(key)); /* padding too: frames are compared with memcmp */
+    key.lineno = f->lineno;
+    key.offset = f->offset;
+    key.inlined = f->inlined;
+    key.filename = zwi_strtab_intern(&snap->strs, f->filename);
+    key.function = zwi_strtab_intern(&snap->strs, f->function);
+    key.module = zwi_strtab_intern(&snap->strs, f->module);
+    if (key.filename == NULL || (f->function != NULL && key.function == NULL) ||
+        (f->module != NULL && key.module == NULL))
+        return NULL;
+    uint64_t h = frame_hash(&key);
+    zwi_frame *head = zwi_map_get(&snap->frame_map, h);
+    for (zwi_frame *x = head; x != NULL; x = x->next) {
+        if (memcmp(&x->pub, &key, sizeof(key)) == 0)
+            return x;
+    }
+    if (snap->nframes >= UINT32_MAX ||
+        zwi_reserve(snap->raw, (void **)&snap->frames, &snap->cap_frames, snap->nframes + 1,
+                    sizeof(zwi_frame *)) != 0)
+        return NULL;
+    zwi_frame *x = zwi_alloc(snap->raw, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    memset(x, 0, sizeof(*x)); /* padding too: frames are compared with memcmp */
+    x->pub = key;
+    x->index = (uint32_t)snap->nframes;
+    x->hash = h;
+    x->next = head;
+    if (zwi_map_put(&snap->frame_map, h, x) != 0) {
+        zwi_free(snap->raw, x);
+        return NULL;
+    }
+    snap->frames[snap->nframes++] = x;
+    return x;
+}
+
+zw_traceback *
+zwi_snapshot_traceback(zw_snapshot *snap, const zw_frame **frames, size_t n, size_t total_nframe)
+{
+    uint64_t h = zwi_hash_bytes(frames, n * sizeof(*frames), total_nframe);
+    h = h == 0 ? 1 : h;
+    zw_traceback *head = zwi_map_get(&snap->tb_map, h);
+    for (zw_traceback *x = head; x != NULL; x = x->next) {
+        if (x->nframe == n && x->total_nframe == total_nframe &&
+            memcmp(x->frames, frames, n * sizeof(*frames)) == 0)
+            return x;
+    }
+    if (n > UINT32_MAX || total_nframe > UINT32_MAX || snap->ntbs >= UINT32_MAX ||
+        zwi_reserve(snap->raw, (void **)&snap->tbs, &snap->cap_tbs, snap->ntbs + 1,
+                    sizeof(zw_traceback *)) != 0)
+        return NULL;
+    zw_traceback *tb = zwi_alloc(snap->raw, sizeof(*tb));
+    if (tb == NULL)
+        return NULL;
+    memset(tb, 0, sizeof(*tb));
+    tb->frames = zwi_alloc(snap->raw, n * sizeof(*frames));
+    if (tb->frames == NULL) {
+        zwi_free(snap->raw, tb);
+        return NULL;
+    }
+    memcpy(tb->frames, frames, n * sizeof(*frames));
+    tb->nframe = (uint32_t)n;
+    tb->total_nframe = (uint32_t)total_nframe;
+    tb->index = (uint32_t)snap->ntbs;
+    tb->hash = h;
+    tb->next = head;
+    if (zwi_map_put(&snap->tb_map, h, tb) != 0) {
+        zwi_free(snap->raw, tb->frames);
+        zwi_free(snap->raw, tb);
+        return NULL;
+    }
+    snap->tbs[snap->ntbs++] = tb;
+    return tb;
+}
+
+int
+zwi_snapshot_push(zw_snapshot *snap, unsigned domain, uint64_t size, const zw_traceback *tb)
+{
+    if (zwi_reserve(snap->raw, (void **)&snap->traces, &snap->cap_traces, snap->ntraces + 1,
+                    sizeof(zwi_trace)) != 0)
+        return -1;
+    snap->traces[snap->ntraces++] = (zwi_trace){domain, tb->index, size};
+    return 0;
+}
+
+int
+zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const char *build_id, uint64_t bias)
+{
+    path = zwi_strtab_intern(&snap->strs, path);
+    const char *id = zwi_strtab_intern(&snap->strs, build_id);
+    if (path == NULL || (build_id != NULL && id == NULL))
+        return -1;
+    for (size_t i = 0; i < snap->nmodules; i++) {
+        if (snap->modules[i].path == path)
+            return 0;
+    }
+    if (zwi_reserve(snap->raw, (void **)&snap->modules, &snap->cap_modules, snap->nmodules + 1,
+                    sizeof(zwi_module)) != 0)
+        return -1;
+    snap->modules[snap->nmodules++] = (zwi_module){path, id, bias};
+    return 0;
+}
+
+int
+zw_snapshot_add_trace(zw_snapshot *snap, unsigned domain, size_t size, const char *const *filenames,
+                      const unsigned *linenos, size_t nframe, size_t total_nframe, zw_error *err)
+{
+    if (nframe == 0 || nframe > UINT16_MAX)
+        return zw_error_set(err, "a trace needs 1 to %u frames, not %zu", UINT16_MAX, nframe);
+    for (size_t i = 0; i < nframe; i++) {
+        if (filenames[i] == NULL)
+            return zw_error_set(err, "frame %zu of the trace has no filename", i);
+    }
+    int status = -1;
+    const zw_frame **frames = zwi_alloc(snap->raw, nframe * sizeof(*frames));
+    if (frames == NULL)
+        goto out;
+    for (size_t i = 0; i < nframe; i++) {
+        zw_frame f = {.filename = filenames[i], .lineno = linenos[i]};
+        zwi_frame *x = zwi_snapshot_frame(snap, &f);
+        if (x == NULL)
+            goto out_release;
+        frames[nframe - 1 - i] = &x->pub; /* given most recent first, stored oldest first */
+    }
+    zw_traceback *tb = zwi_snapshot_traceback(snap, frames, nframe, total_nframe);
+    if (tb != NULL && zwi_snapshot_push(snap, domain, size, tb) == 0)
+        status = 0;
+out_release:
+    zwi_free(snap->raw, frames);
+out:
+    if (status != 0)
+        zw_error_set(err, "cannot add a trace: %s", strerror(ENOMEM));
+    return status;
+}
+
+/* ---- from a tracer ---- */
+
+typedef struct builder {
+    zw_snapshot *snap;
+    zwi_tracer *t;
+    zwi_symbolizer *sym;
+    zwi_trace_rec *recs; /* copied under the shard locks */
+    size_t nrecs;
+    size_t cap;
+    zwi_map by_ref;       /* tracer traceback ref + 1 -> snapshot traceback */
+    const zw_frame **buf; /* frames of one traceback being built */
+    size_t cap_buf;
+} builder;
+
+static int
+copy_rec(void *ctx, const zwi_trace_rec *rec)
+{
+    builder *b = ctx;
+    if (zwi_reserve(b->snap->raw, (void **)&b->recs, &b->cap, b->nrecs + 1, sizeof(*rec)) != 0)
+        return -1;
+    b->recs[b->nrecs++] = *rec;
+    return 0;
+}
+
+/* The snapshot's traceback for tracer traceback `ref`: symbolised frames, oldest first. */
+static zw_traceback *
+convert_traceback(builder *b, uint32_t ref)
+{
+    zw_traceback *tb = zwi_map_get(&b->by_ref, (uint64_t)ref + 1);
+    if (tb != NULL)
+        return tb;
+    const zwi_tb *raw = zwi_tracer_tb(b->t, ref);
+    size_t n = 0;
+    for (size_t i = raw->nframe; i-- > 0;) { /* oldest captured frame first */
+        size_t nsym;
+        const zwi_sym *syms = zwi_symbolize(b->sym, raw->frames[i], &nsym);
+        if (syms == NULL)
+            return NULL;
+        if (zwi_reserve(b->snap->raw, (void **)&b->buf, &b->cap_buf, n + nsym, sizeof(*b->buf)) !=
+            0)
+            return NULL;
+        for (size_t k = nsym; k-- > 0;) { /* the function holding the code, then inlined ones */
+            const zwi_sym *s = &syms[k];
+            zw_frame f = {
+                .filename = s->file != NULL     ? s->file
+                            : s->module != NULL ? s->module
+                                                : "<unknown>",
+                .lineno = s->file != NULL ? s->line : 0,
+                .function = s->function,
+                .module = s->module,
+                .offset = s->offset,
+                .inlined = s->inlined,
+            };
+            zwi_frame *x = zwi_snapshot_frame(b->snap, &f);
+            if (x == NULL)
+                return NULL;
+            if (s->module != NULL &&
+                zwi_snapshot_add_module(b->snap, s->module, s->build_id, s->bias) != 0)
+                return NULL;
+            b->buf[n++] = &x->pub;
+        }
+    }
+    tb = zwi_snapshot_traceback(b->snap, b->buf, n, raw->total_nframe);
+    if (tb == NULL || zwi_map_put(&b->by_ref, (uint64_t)ref + 1, tb) != 0)
+        return NULL;
+    return tb;
+}
+
+zw_snapshot *
+zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err)
+{
+    zw_snapshot *snap = zw_snapshot_new(zwi_tracer_nframe(t));
+    if (snap == NULL) {
+        zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    builder b = {.snap = snap, .t = t, .sym = sym};
+    zwi_map_init(&b.by_ref, snap->raw);
+    int rc = zwi_tracer_foreach(t, copy_rec, &b);
+    for (size_t i = 0; rc == 0 && i < b.nrecs; i++) {
+        zw_traceback *tb = convert_traceback(&b, b.recs[i].tb);
+        if (tb == NULL || zwi_snapshot_push(snap, b.recs[i].domain, b.recs[i].size, tb) != 0)
+            rc = -1;
+    }
+    zwi_free(snap->raw, b.recs);
+    zwi_free(snap->raw, b.buf);
+    zwi_map_release(&b.by_ref);
+    if (rc != 0) {
+        zw_snapshot_free(snap);
+        zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return snap;
+}
+
+zw_traceback *
+zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref)
+{
+    zw_snapshot *snap = zw_snapshot_new(zwi_tracer_nframe(t));
+    if (snap == NULL)
+        return NULL;
+    builder b = {.snap = snap, .t = t, .sym = sym};
+    zwi_map_init(&b.by_ref, snap->raw);
+    zw_traceback *tb = convert_traceback(&b, ref);
+    zwi_free(snap->raw, b.buf);
+    zwi_map_release(&b.by_ref);
+    if (tb == NULL) {
+        zw_snapshot_free(snap);
+        return NULL;
+    }
+    tb->standalone = snap;
+    return tb;
+}
+
+void
+zw_traceback_free(zw_traceback *tb)
+{
+    if (tb != NULL && tb->standalone != NULL)
+        zw_snapshot_free(tb->standalone);
+}
+
+/* ---- accessors ---- */
+
+size_t
+zw_snapshot_len(const zw_snapshot *snap)
+{
+    return snap->ntraces;
+}
+
+zw_trace_info
+zw_snapshot_trace(const zw_snapshot *snap, size_t i)
+{
+    const zwi_trace *t = &snap->traces[i];
+    return (zw_trace_info){t->domain, (size_t)t->size, snap->tbs[t->tb]};
+}
+
+unsigned
+zw_snapshot_traceback_limit(const zw_snapshot *snap)
+{
+    return snap->traceback_limit;
+}
+
+size_t
+zw_traceback_len(const zw_traceback *tb)
+{
+    return tb->nframe;
+}
+
+const zw_frame *
+zw_traceback_frame(const zw_traceback *tb, size_t i)
+{
+    return i < tb->nframe ? tb->frames[i] : NULL;
+}
+
+size_t
+zw_traceback_total_nframe(const zw_traceback *tb)
+{
+    return tb->total_nframe;
+}
+
+/* ---- text ---- */
+
+int
+zw_frame_str(const zw_frame *f, char *buf, size_t len)
+{
+    if (f->module != NULL && f->lineno == 0)
+        return snprintf(buf, len, "%s+0x%" PRIx64, f->module, f->offset);
+    return snprintf(buf, len, "%s:%u", f->filename, f->lineno);
+}
+
+int
+zw_trace_info_str(const zw_trace_info *t, char *buf, size_t len)
+{
+    char where[1024];
+    char size[64];
+    zw_frame_str(t->traceback->frames[0], where, sizeof(where)); /* str(tb): the oldest frame */
+    zw_format_size((int64_t)t->size, false, size, sizeof(size));
+    return snprintf(buf, len, "%s: %s", where, size);
+}
+
+/* Writes line `lineno` of `path`, stripped, after four spaces; false if it cannot be read. */
+static bool
+print_source_line(const char *path, unsigned lineno, FILE *out)
+{
+    if (lineno == 0)
+        return false;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char line[1024];
+    unsigned n = 0;
+    bool found = false;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        bool whole = len > 0 && line[len - 1] == '\n';
+        if (++n == lineno) {
+            found = true;
+            break;
+        }
+        while (!whole && fgets(line, sizeof(line), f) != NULL) { /* the rest of a long line */
+            len = strlen(line);
+            whole = len > 0 && line[len - 1] == '\n';
+        }
+    }
+    fclose(f);
+    if (!found)
+        return false;
+    char *s = line;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 &&
+           (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    fprintf(out, "    %.*s\n", (int)len, s);
+    return true;
+}
+
+size_t
+zw_traceback_format(const zw_traceback *tb, int32_t limit, bool most_recent_first, FILE *out)
+{
+    size_t first = 0;
+    size_t end = tb->nframe;
+    if (limit != ZW_NO_LIMIT) {
+        if (limit > 0)
+            first = (size_t)limit < end ? end - (size_t)limit : 0; /* the limit most recent */
+        else if (limit < 0)
+            end = (size_t) - (int64_t)limit < end ? end - (size_t) - (int64_t)limit : 0;
+        else
+            end = 0;
+    }
+    size_t lines = 0;
+    for (size_t k = first; k < end; k++) {
+        size_t i = most_recent_first ? end - 1 - (k - first) : k;
+        const zw_frame *f = tb->frames[i];
+        if (f->module != NULL && f->lineno == 0)
+            fprintf(out, "  File \"%s+0x%" PRIx64 "\"", f->module, f->offset);
+        else
+            fprintf(out, "  File \"%s\", line %u", f->filename, f->lineno);
+        if (f->function != NULL)
+            fprintf(out, ", in %s%s", f->function, f->inlined ? " (inlined)" : "");
+        fputc('\n', out);
+        lines++;
+        if (print_source_line(f->filename, f->lineno, out))
+            lines++;
+    }
+    return lines;
+}
+
+/* ---- filters ---- */
+
+static bool
+match_frame_impl(const zw_filter *f, const zw_frame *fr)
+{
+    if (fnmatch(f->filename_pattern, fr->filename, FNM_NOESCAPE) != 0)
+        return false;
+    return f->lineno == ZW_ANY_LINENO || (long)fr->lineno == f->lineno;
+}
+
+/* tracemalloc's Filter._match(trace). */
+static bool
+filter_match(const zw_filter *f, unsigned domain, const zw_traceback *tb)
+{
+    if (f->kind == ZW_FILTER_DOMAIN)
+        return ((long long)domain == f->domain) ^ !f->inclusive;
+    bool res;
+    if (f->all_frames) {
+        bool any = false;
+        for (size_t i = 0; i < tb->nframe && !any; i++)
+            any = match_frame_impl(f, tb->frames[i]);
+        res = any ? f->inclusive : !f->inclusive;
+    } else {
+        res = match_frame_impl(f, tb->frames[tb->nframe - 1]) ^ !f->inclusive;
+    }
+    if (f->domain != ZW_ANY_DOMAIN) {
+        if (f->inclusive)
+            return res && (long long)domain == f->domain;
+        return res || (long long)domain != f->domain;
+    }
+    return res;
+}
+
+static bool
+keep_trace(const zw_filter *filters, size_t n, unsigned domain, const zw_traceback *tb)
+{
+    bool any_inclusive = false;
+    bool included = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!filters[i].inclusive)
+            continue;
+        any_inclusive = true;
+        if (filter_match(&filters[i], domain, tb)) {
+            included = true;
+            break;
+        }
+    }
+    if (any_inclusive && !included)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!filters[i].inclusive && !filter_match(&filters[i], domain, tb))
+            return false;
+    }
+    return true;
+}
+
+/* The copy's traceback of `tb` (from another snapshot). */
+static zw_traceback *
+copy_traceback(zw_snapshot *dst, const zw_traceback *tb, zwi_map *done)
+{
+    zw_traceback *x = zwi_map_get(done, (uint64_t)tb->index + 1);
+    if (x != NULL)
+        return x;
+    const zw_frame *small[64];
+    const zw_frame **frames = small;
+    if (tb->nframe > 64 && (frames = zwi_alloc(dst->raw, tb->nframe * sizeof(*frames))) == NULL)
+        return NULL;
+    for (size_t i = 0; i < tb->nframe; i++) {
+        zwi_frame *f = zwi_snapshot_frame(dst, tb->frames[i]);
+        if (f == NULL)
+            goto out;
+        frames[i] = &f->pub;
+    }
+    x = zwi_snapshot_traceback(dst, frames, tb->nframe, tb->total_nframe);
+    if (x != NULL && zwi_map_put(done, (uint64_t)tb->index + 1, x) != 0)
+        x = NULL;
+out:
+    if (frames != small)
+        zwi_free(dst->raw, frames);
+    return x;
+}
+
+zw_snapshot *
+zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, size_t n,
+                          zw_error *err)
+{
+    if (n > 0 && filters == NULL) {
+        zw_error_set(err, "filters must be an array of %zu filters, not NULL", n);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const zw_filter *f = &filters[i];
+        if (f->kind != ZW_FILTER_FRAME && f->kind != ZW_FILTER_DOMAIN) {
+            zw_error_set(err, "filter %zu: unknown kind %d", i, (int)f->kind);
+            return NULL;
+        }
+        if (f->kind == ZW_FILTER_FRAME && f->filename_pattern == NULL) {
+            zw_error_set(err, "filter %zu: filename_pattern must be a string, not NULL", i);
+            return NULL;
+        }
+        if (f->kind == ZW_FILTER_FRAME && f->lineno < ZW_ANY_LINENO) {
+            zw_error_set(err, "filter %zu: lineno must be ZW_ANY_LINENO or >= 0, not %ld", i,
+                         f->lineno);
+            return NULL;
+        }
+        if (f->domain < ZW_ANY_DOMAIN || f->domain > UINT32_MAX ||
+            (f->kind == ZW_FILTER_DOMAIN && f->domain == ZW_ANY_DOMAIN)) {
+            zw_error_set(err, "filter %zu: domain %lld is out of range", i, f->domain);
+            return NULL;
+        }
+    }
+    zw_snapshot *dst = zw_snapshot_new(snap->traceback_limit);
+    if (dst == NULL) {
+        zw_error_set(err, "cannot filter a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    zwi_map done;
+    zwi_map_init(&done, dst->raw);
+    int rc = 0;
+    for (size_t i = 0; i < snap->nmodules && rc == 0; i++)
+        rc = zwi_snapshot_add_module(dst, snap->modules[i].path, snap->modules[i].build_id,
+                                     snap->modules[i].bias);
+    for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
+        const zwi_trace *t = &snap->traces[i];
+        const zw_traceback *tb = snap->tbs[t->tb];
+        if (!keep_trace(filters, n, t->domain, tb))
+            continue;
+        zw_traceback *x = copy_traceback(dst, tb, &done);
+        rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
+    }
+    zwi_map_release(&done);
+    if (rc != 0) {
+        zw_snapshot_free(dst);
+        zw_error_set(err, "cannot filter a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return dst;
+}

@@ -1,0 +1,344 @@
+/* trace/trace_internal.h - the trace engine shared by the in-process API (trace.c) and, later,
+ * the preload library: a tracer object with its trace table, its interned tracebacks and its
+ * symbol cache, the per-thread state (reentrancy guard, stack bounds, traceback cache) and the
+ * frame-pointer walk. Snapshots, statistics and files are built on top (snapshot.c, stats.c,
+ * format.c). See docs/trace.md#engine.
+ *
+ *   record: guard -> walk frame pointers -> intern traceback (thread cache, else locked table)
+ *           -> insert (ptr -> size, traceback) in the shard of ptr, under that shard's lock
+ *   free:   guard -> remove ptr from its shard (a miss costs one probe sequence)
+ *   snapshot: copy each shard under its lock -> symbolise each distinct address once (cached)
+ *
+ * The engine never allocates through what it traces: its tables and tracebacks are anonymous
+ * mappings of its own; snapshots and the symbol cache use a zw_raw door. */
+#ifndef ZW_TRACE_INTERNAL_H
+#define ZW_TRACE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/single_threaded.h>
+
+#include <zerowaste/raw.h>
+#include <zerowaste/trace.h>
+
+#include "../common/zw_assert.h"
+
+/* ---- locks: a test-and-test-and-set spin lock, yielding after a while ---- */
+
+/* Held for a probe sequence or a copy, never across a call that can block for long. Preload
+ * threads contend on shards picked by address, so one shard lock is rarely fought over.
+ *
+ * While the process has one thread (glibc's __libc_single_threaded, as libstdc++ uses for its
+ * reference counts) acquiring is skipped: no other thread can hold or want the lock, and a thread
+ * can only appear through pthread_create(), which is never called inside a critical section.
+ * Release always stores, so a lock taken before the process became single-threaded again is
+ * still released. */
+typedef struct zwi_lock {
+    atomic_int held; /* 1 while held */
+} zwi_lock;
+
+ZW_HIDDEN void zwi_lock_slow(zwi_lock *l);
+
+static inline void
+zwi_lock_acquire(zwi_lock *l)
+{
+    if (__libc_single_threaded)
+        return;
+    if (ZW_LIKELY(!atomic_exchange_explicit(&l->held, 1, memory_order_acquire)))
+        return;
+    zwi_lock_slow(l);
+}
+
+static inline void
+zwi_lock_release(zwi_lock *l)
+{
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
+/* ---- interned tracebacks ---- */
+
+/* A native traceback as captured: return addresses, most recent first. Immutable once interned;
+ * lives in the tracer's traceback region until clear/stop. Referenced by a 32-bit `ref` =
+ * offset in the region / 8 (0 is never a traceback). */
+typedef struct zwi_tb {
+    uint32_t hash;         /* of nframe, total_nframe and frames */
+    uint16_t nframe;       /* frames kept: 1..limit */
+    uint16_t total_nframe; /* frames on the stack, capped at 65535 */
+    uintptr_t frames[];    /* return addresses; frames[0] is the allocation site */
+} zwi_tb;
+
+/* ---- the tracer ---- */
+
+typedef struct zwi_tracer zwi_tracer;
+
+/* One live block as the table holds it. */
+typedef struct zwi_trace_rec {
+    unsigned domain;
+    size_t size;
+    uint32_t tb; /* ref of its traceback */
+} zwi_trace_rec;
+
+/* A new tracer keeping tracebacks of at most `nframe` frames; NULL with errno on failure. */
+ZW_HIDDEN zwi_tracer *zwi_tracer_new(unsigned nframe);
+ZW_HIDDEN void zwi_tracer_free(zwi_tracer *t);
+ZW_HIDDEN unsigned zwi_tracer_nframe(const zwi_tracer *t);
+
+/* Records block (domain, ptr) of `size` bytes allocated with the given frames (most recent
+ * first); replaces a trace of the same block. 0, or -1 if the tables cannot grow. */
+ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
+                             const uintptr_t *frames, unsigned nframe, unsigned total_nframe);
+/* Removes the trace of (domain, ptr), copying it to `old` (may be NULL); false if none. */
+ZW_HIDDEN bool zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old);
+/* Puts back a trace removed by zwi_tracer_remove() (a realloc that failed). */
+ZW_HIDDEN int zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec);
+/* Copies the trace of (domain, ptr) to `out`; false if none. */
+ZW_HIDDEN bool zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *out);
+/* The traceback of `ref` (valid until clear or free). */
+ZW_HIDDEN const zwi_tb *zwi_tracer_tb(const zwi_tracer *t, uint32_t ref);
+
+ZW_HIDDEN void zwi_tracer_clear(zwi_tracer *t);
+ZW_HIDDEN void zwi_tracer_traced_memory(zwi_tracer *t, size_t *current, size_t *peak);
+ZW_HIDDEN void zwi_tracer_reset_peak(zwi_tracer *t);
+/* Bytes the tracer maps now: tables, tracebacks, symbol cache. */
+ZW_HIDDEN size_t zwi_tracer_memory(zwi_tracer *t);
+/* Live traces and distinct tracebacks, for the benchmark's bytes-per-block figure. */
+ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks,
+                                 size_t *table_bytes, size_t *traceback_bytes);
+
+/* Calls fn(ctx, rec) for every trace, one shard at a time under its lock (fn must not call
+ * the tracer). Returns the first non-zero value fn returned, or 0. */
+ZW_HIDDEN int zwi_tracer_foreach(zwi_tracer *t, int (*fn)(void *ctx, const zwi_trace_rec *rec),
+                                 void *ctx);
+
+/* ---- per-thread state ---- */
+
+/* > 0 while this thread runs inside the tracer or under a wrapper: allocations it makes then are
+ * not traced (tracemalloc's reentrant flag). initial-exec: reading it never calls into the
+ * dynamic loader, which may allocate. */
+extern _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
+
+#define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
+
+/* A thread's state, two pages of its own, made on the thread's first traced allocation and
+ * unmapped when the thread exits. */
+typedef struct zwi_thread {
+    uintptr_t stack_lo; /* the thread's stack: frame pointers outside [lo, hi) end a walk */
+    uintptr_t stack_hi;
+    /* Traced bytes this thread added (or, negative, removed) and not yet added to its tracer's
+     * shared counter: written by this thread only, read by any under the registry lock. */
+    zwi_tracer *tracer; /* the tracer `pending` belongs to; NULL: none */
+    uint64_t gen;       /* that tracer's generation when `pending` started */
+    _Atomic int64_t pending;
+    struct zwi_thread *reg_next; /* the registry of live threads' states (engine.c) */
+    struct zwi_thread *reg_prev;
+    struct {
+        uint64_t gen;      /* the generation of the tracer that filled it (see zwi_tracer) */
+        uint32_t hash;     /* hash of the traceback */
+        uint32_t ref;      /* its ref in that tracer */
+    } cache[ZWI_TB_CACHE]; /* recently interned tracebacks: a hit skips the intern lock */
+    uint64_t last_gen;     /* the generation of last_ref (0: none) */
+    uint32_t last_ref;     /* the traceback this thread interned or found last */
+    /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
+     * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
+    uintptr_t frames[ZW_TRACE_MAX_NFRAME];
+} zwi_thread;
+
+extern _Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
+
+/* This thread's state, made on first use; NULL if it cannot be mapped. */
+ZW_HIDDEN zwi_thread *zwi_thread_make(void);
+
+static inline zwi_thread *
+zwi_thread_get(void)
+{
+    zwi_thread *self = zwi_trace_self;
+    return ZW_LIKELY(self != NULL) ? self : zwi_thread_make();
+}
+
+/* ---- frame capture: walking the frame-pointer chain ---- */
+
+/* Walks the frame-pointer chain from the frame of the function this is inlined into (which must
+ * keep a frame: src/trace is built with -fno-omit-frame-pointer). Skips `skip` return addresses
+ * (the wrappers between the caller and here), stores at most `max` in `out`, most recent first,
+ * and counts the whole chain in *total (capped at 65535). A frame pointer that leaves the
+ * thread's stack, goes down or is misaligned ends the walk: code built without frame pointers
+ * ends it early, never makes it read outside the stack. Returns the number stored. */
+static inline __attribute__((always_inline)) unsigned
+zwi_capture(const zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, unsigned *total)
+{
+    const uintptr_t *fp = __builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)fp;
+    uintptr_t hi = th->stack_hi;
+    unsigned n = 0;
+    unsigned depth = 0;
+    while ((uintptr_t)fp >= lo && (uintptr_t)fp + 2 * sizeof(uintptr_t) <= hi &&
+           ((uintptr_t)fp & (sizeof(uintptr_t) - 1)) == 0) {
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        if (depth >= skip) {
+            if (n < max)
+                out[n] = ret;
+            n++;
+        }
+        if (++depth >= 65535 + skip)
+            break;
+        const uintptr_t *next = (const uintptr_t *)fp[0];
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    *total = n;
+    return n < max ? n : max;
+}
+
+/* ---- helpers (util.c): memory from a raw door, strings, maps, byte buffers ---- */
+
+/* `n` bytes from `raw` (never through mem), NULL with errno = ENOMEM. */
+ZW_HIDDEN void *zwi_alloc(zw_raw *raw, size_t n);
+ZW_HIDDEN void *zwi_realloc(zw_raw *raw, void *p, size_t n);
+ZW_HIDDEN void zwi_free(zw_raw *raw, void *p);
+/* Grows *v (of *cap elements of `size` bytes) to hold at least `need`; 0 or -1. */
+ZW_HIDDEN int zwi_reserve(zw_raw *raw, void **v, size_t *cap, size_t need, size_t size);
+
+ZW_HIDDEN uint64_t zwi_hash_bytes(const void *p, size_t n, uint64_t seed);
+
+/* A set of strings: each distinct string stored once, NUL-terminated, with a stable pointer and
+ * a dense index (0..count-1) in insertion order. */
+typedef struct zwi_strtab {
+    zw_raw *raw;
+    const char **strs; /* by index */
+    size_t count;
+    size_t cap;
+    uint32_t *slots; /* index + 1, 0 empty; mask + 1 of them */
+    size_t mask;
+    size_t bytes; /* bytes of string data held */
+} zwi_strtab;
+
+ZW_HIDDEN void zwi_strtab_init(zwi_strtab *st, zw_raw *raw);
+ZW_HIDDEN void zwi_strtab_release(zwi_strtab *st);
+/* The stored copy of `s` (NULL stays NULL), its index in *index if not NULL; NULL if out of
+ * memory (then *index is untouched). */
+ZW_HIDDEN const char *zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index);
+ZW_HIDDEN const char *zwi_strtab_intern(zwi_strtab *st, const char *s);
+/* The index of stored string `s` (a pointer from this table), or UINT32_MAX for NULL. */
+ZW_HIDDEN uint32_t zwi_strtab_index(const zwi_strtab *st, const char *s);
+
+/* A map from non-zero 64-bit keys to pointers (open addressing). */
+typedef struct zwi_map {
+    zw_raw *raw;
+    struct zwi_map_slot {
+        uint64_t key; /* 0: empty */
+        void *value;
+    } * slots;
+    size_t mask;
+    size_t count;
+} zwi_map;
+
+ZW_HIDDEN void zwi_map_init(zwi_map *m, zw_raw *raw);
+ZW_HIDDEN void zwi_map_release(zwi_map *m);
+ZW_HIDDEN void *zwi_map_get(const zwi_map *m, uint64_t key);
+/* 0, or -1 if out of memory. Replaces the value of a present key. */
+ZW_HIDDEN int zwi_map_put(zwi_map *m, uint64_t key, void *value);
+
+/* ---- symbols (symbols.c) ---- */
+
+/* A resolved frame. Strings are owned by the symboliser (valid until it is freed). */
+typedef struct zwi_sym {
+    const char *file; /* NULL without line info */
+    unsigned line;
+    const char *function; /* NULL if unknown */
+    const char *module;   /* NULL if the address is in no known module */
+    const char *build_id; /* the module's GNU build-id in hex, NULL if none */
+    uint64_t bias;        /* the module's load bias */
+    uint64_t offset;      /* address - module bias */
+    bool inlined;
+} zwi_sym;
+
+typedef struct zwi_symbolizer zwi_symbolizer;
+
+ZW_HIDDEN zwi_symbolizer *zwi_symbolizer_new(void);
+ZW_HIDDEN void zwi_symbolizer_free(zwi_symbolizer *s);
+/* The frames of return address `ret` (inlined ones first); *n of them. Cached per address;
+ * the module map is read again when an address falls in no known module. NULL if out of
+ * memory. Valid until the symboliser is freed. */
+ZW_HIDDEN const zwi_sym *zwi_symbolize(zwi_symbolizer *s, uintptr_t ret, size_t *n);
+ZW_HIDDEN size_t zwi_symbolizer_memory(const zwi_symbolizer *s);
+
+/* ---- snapshots (snapshot.c) ---- */
+
+/* A frame of a snapshot: stored once per snapshot (frames are compared by pointer there). */
+typedef struct zwi_frame {
+    zw_frame pub;           /* first: a zw_frame * of a snapshot points here */
+    uint32_t index;         /* in zw_snapshot.frames */
+    uint64_t hash;          /* of every field */
+    struct zwi_frame *next; /* same hash bucket of zw_snapshot.frame_map */
+} zwi_frame;
+
+struct zw_traceback {
+    const zw_frame **frames; /* oldest first */
+    uint32_t nframe;
+    uint32_t total_nframe;
+    uint32_t index;            /* in zw_snapshot.tbs; UINT32_MAX for a statistics key */
+    uint64_t hash;             /* of the frame pointers and total_nframe */
+    struct zw_traceback *next; /* same hash bucket of zw_snapshot.tb_map */
+    zw_snapshot *standalone;   /* zw_trace_get_traceback(): the snapshot freed with it */
+};
+
+typedef struct zwi_trace {
+    uint32_t domain;
+    uint32_t tb; /* index in zw_snapshot.tbs */
+    uint64_t size;
+} zwi_trace;
+
+/* A module frames of the snapshot point into. */
+typedef struct zwi_module {
+    const char *path;     /* as frames' `module` */
+    const char *build_id; /* lower-case hex, NULL if none */
+    uint64_t bias;        /* load bias when captured (0 when not known) */
+} zwi_module;
+
+/* Between calls: every traceback's frames are frames of this snapshot, every trace's tb is a
+ * valid index, every string is in `strs`. */
+struct zw_snapshot {
+    zw_raw *raw; /* everything below lives in it */
+    unsigned traceback_limit;
+    zwi_strtab strs;
+    zwi_frame **frames; /* nframes, by index */
+    size_t nframes;
+    size_t cap_frames;
+    zwi_map frame_map;  /* hash -> zwi_frame chain */
+    zw_traceback **tbs; /* ntbs, by index */
+    size_t ntbs;
+    size_t cap_tbs;
+    zwi_map tb_map; /* hash -> traceback chain */
+    zwi_trace *traces;
+    size_t ntraces;
+    size_t cap_traces;
+    zwi_module *modules;
+    size_t nmodules;
+    size_t cap_modules;
+};
+
+/* The snapshot's copy of `f` (strings interned), NULL if out of memory. */
+ZW_HIDDEN zwi_frame *zwi_snapshot_frame(zw_snapshot *snap, const zw_frame *f);
+/* The snapshot's traceback of these frames (oldest first, frames of this snapshot). */
+ZW_HIDDEN zw_traceback *zwi_snapshot_traceback(zw_snapshot *snap, const zw_frame **frames, size_t n,
+                                               size_t total_nframe);
+ZW_HIDDEN int zwi_snapshot_push(zw_snapshot *snap, unsigned domain, uint64_t size,
+                                const zw_traceback *tb);
+ZW_HIDDEN int zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const char *build_id,
+                                      uint64_t bias);
+
+/* A snapshot under construction from a tracer: made by zwi_snapshot_from_tracer(). */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err);
+/* One traceback of a tracer as a standalone traceback (zw_trace_get_traceback()). */
+ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref);
+
+/* ---- CRC32 (format.c) ---- */
+
+ZW_HIDDEN uint32_t zwi_crc32(uint32_t crc, const void *data, size_t len);
+
+#endif /* ZW_TRACE_INTERNAL_H */

@@ -1,0 +1,227 @@
+/* trace/util.c - the small containers of the trace layer's slow side (snapshots, statistics,
+ * the symbol cache, files): memory from a zw_raw door, a string set, a 64-bit key map. None of
+ * them allocates through mem, which the tracer may be tracing. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "trace_internal.h"
+
+/* ---- memory ---- */
+
+void *
+zwi_alloc(zw_raw *raw, size_t n)
+{
+    return zw_raw_malloc(raw, n == 0 ? 1 : n);
+}
+
+void *
+zwi_realloc(zw_raw *raw, void *p, size_t n)
+{
+    return zw_raw_realloc(raw, p, n == 0 ? 1 : n);
+}
+
+void
+zwi_free(zw_raw *raw, void *p)
+{
+    zw_raw_free(raw, p);
+}
+
+int
+zwi_reserve(zw_raw *raw, void **v, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap < 8 ? 8 : *cap;
+    while (n < need) {
+        if (n > SIZE_MAX / 2 / size) {
+            errno = ENOMEM;
+            return -1;
+        }
+        n *= 2;
+    }
+    void *p = zwi_realloc(raw, *v, n * size);
+    if (p == NULL)
+        return -1;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
+uint64_t
+zwi_hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* ---- strings ---- */
+
+void
+zwi_strtab_init(zwi_strtab *st, zw_raw *raw)
+{
+    memset(st, 0, sizeof(*st));
+    st->raw = raw;
+}
+
+void
+zwi_strtab_release(zwi_strtab *st)
+{
+    for (size_t i = 0; i < st->count; i++)
+        zwi_free(st->raw, (void *)st->strs[i]);
+    zwi_free(st->raw, st->strs);
+    zwi_free(st->raw, st->slots);
+    memset(st, 0, sizeof(*st));
+}
+
+static int
+strtab_grow(zwi_strtab *st)
+{
+    size_t cap = st->slots == NULL ? 64 : (st->mask + 1) * 2;
+    uint32_t *slots = zwi_alloc(st->raw, cap * sizeof(uint32_t));
+    if (slots == NULL)
+        return -1;
+    memset(slots, 0, cap * sizeof(uint32_t));
+    for (size_t i = 0; i < st->count; i++) {
+        const char *s = st->strs[i];
+        size_t j = zwi_hash_bytes(s, strlen(s), 0) & (cap - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (cap - 1);
+        slots[j] = (uint32_t)(i + 1);
+    }
+    zwi_free(st->raw, st->slots);
+    st->slots = slots;
+    st->mask = cap - 1;
+    return 0;
+}
+
+const char *
+zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index)
+{
+    if (s == NULL) {
+        if (index != NULL)
+            *index = UINT32_MAX;
+        return NULL;
+    }
+    if ((st->slots == NULL || 2 * (st->count + 1) > st->mask + 1) && strtab_grow(st) != 0)
+        return NULL;
+    size_t j = zwi_hash_bytes(s, len, 0) & st->mask;
+    for (uint32_t k; (k = st->slots[j]) != 0; j = (j + 1) & st->mask) {
+        const char *t = st->strs[k - 1];
+        if (strncmp(t, s, len) == 0 && t[len] == '\0') {
+            if (index != NULL)
+                *index = k - 1;
+            return t;
+        }
+    }
+    if (st->count >= UINT32_MAX - 1 ||
+        zwi_reserve(st->raw, (void **)&st->strs, &st->cap, st->count + 1, sizeof(char *)) != 0)
+        return NULL;
+    char *copy = zwi_alloc(st->raw, len + 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    st->strs[st->count] = copy;
+    st->slots[j] = (uint32_t)(st->count + 1);
+    if (index != NULL)
+        *index = (uint32_t)st->count;
+    st->count++;
+    st->bytes += len + 1;
+    return copy;
+}
+
+const char *
+zwi_strtab_intern(zwi_strtab *st, const char *s)
+{
+    return s == NULL ? NULL : zwi_strtab_add(st, s, strlen(s), NULL);
+}
+
+uint32_t
+zwi_strtab_index(const zwi_strtab *st, const char *s)
+{
+    if (s == NULL)
+        return UINT32_MAX;
+    size_t j = zwi_hash_bytes(s, strlen(s), 0) & st->mask;
+    for (uint32_t k; (k = st->slots[j]) != 0; j = (j + 1) & st->mask) {
+        if (st->strs[k - 1] == s)
+            return k - 1;
+    }
+    ZW_ASSERT(!"string not from this table");
+    return UINT32_MAX;
+}
+
+/* ---- maps ---- */
+
+void
+zwi_map_init(zwi_map *m, zw_raw *raw)
+{
+    memset(m, 0, sizeof(*m));
+    m->raw = raw;
+}
+
+void
+zwi_map_release(zwi_map *m)
+{
+    zwi_free(m->raw, m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t
+map_home(uint64_t key, size_t mask)
+{
+    key = (key ^ (key >> 33)) * 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return (size_t)key & mask;
+}
+
+void *
+zwi_map_get(const zwi_map *m, uint64_t key)
+{
+    if (m->slots == NULL)
+        return NULL;
+    for (size_t i = map_home(key, m->mask); m->slots[i].key != 0; i = (i + 1) & m->mask) {
+        if (m->slots[i].key == key)
+            return m->slots[i].value;
+    }
+    return NULL;
+}
+
+int
+zwi_map_put(zwi_map *m, uint64_t key, void *value)
+{
+    ZW_ASSERT(key != 0);
+    if (m->slots == NULL || 2 * (m->count + 1) > m->mask + 1) {
+        size_t cap = m->slots == NULL ? 64 : (m->mask + 1) * 2;
+        struct zwi_map_slot *slots = zwi_alloc(m->raw, cap * sizeof(*slots));
+        if (slots == NULL)
+            return -1;
+        memset(slots, 0, cap * sizeof(*slots));
+        for (size_t i = 0; m->slots != NULL && i <= m->mask; i++) {
+            if (m->slots[i].key == 0)
+                continue;
+            size_t j = map_home(m->slots[i].key, cap - 1);
+            while (slots[j].key != 0)
+                j = (j + 1) & (cap - 1);
+            slots[j] = m->slots[i];
+        }
+        zwi_free(m->raw, m->slots);
+        m->slots = slots;
+        m->mask = cap - 1;
+    }
+    size_t i = map_home(key, m->mask);
+    for (; m->slots[i].key != 0; i = (i + 1) & m->mask) {
+        if (m->slots[i].key == key) {
+            m->slots[i].value = value;
+            return 0;
+        }
+    }
+    m->slots[i].key = key;
+    m->slots[i].value = value;
+    m->count++;
+    return 0;
+}
