@@ -53,6 +53,8 @@ ZW_API void zw_gc_get_stats(zw_rt *rt, zw_gc_stats stats[ZW_GC_NGEN]);
 /* A new list of the tracked objects of `generation` (0..2), or of all three when generation is
  * -1 (frozen objects excluded). ValueError for other values. */
 ZW_API zw_obj *zw_gc_get_objects(zw_rt *rt, int generation);
+/* len(zw_gc_get_objects(rt, generation)) without making the list. */
+ZW_API size_t zw_gc_count_objects(zw_rt *rt, int generation);
 /* A new list of the tracked objects (generations 0..2) whose traverse visits any of objs. */
 ZW_API zw_obj *zw_gc_get_referrers(zw_rt *rt, size_t n, zw_obj *const *objs);
 /* A new list of what each of objs visits in its traverse (non-GC objects: nothing). */

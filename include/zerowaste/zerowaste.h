@@ -6,6 +6,7 @@
 #include <zerowaste/mem.h>
 #include <zerowaste/obj.h>
 #include <zerowaste/gc.h>
+#include <zerowaste/measure.h>
 #include <zerowaste/raw.h>
 #include <zerowaste/trace.h>
 

@@ -133,6 +133,16 @@ zw_gc_get_objects(zw_rt *rt, int generation)
     return result;
 }
 
+size_t
+zw_gc_count_objects(zw_rt *rt, int generation)
+{
+    size_t n = 0;
+    for (int g = 0; g < ZWI_NGEN; g++)
+        if (generation == -1 || g == generation)
+            n += gc_list_size(&rt->gc.gen[g].head);
+    return n;
+}
+
 typedef struct referrer_search {
     zw_obj *const *objs;
     size_t n;
