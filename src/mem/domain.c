@@ -46,6 +46,16 @@ raw_free(void *ctx, void *p)
     free(p);
 }
 
+/* The default heap's domain functions keep a frame pointer (gcc; clang ignores the attribute
+ * and is not used for the library): a tracer's stack walk from the heap observer passes through
+ * them to the caller of zw_mem_malloc() (docs/trace.md#frames). Not on any hot path of its own:
+ * each takes the default heap's mutex. */
+#if defined(__GNUC__) && !defined(__clang__)
+#    define KEEP_FRAME __attribute__((optimize("no-omit-frame-pointer")))
+#else
+#    define KEEP_FRAME
+#endif
+
 static void *heap_malloc(void *ctx, size_t n);
 static void *heap_calloc(void *ctx, size_t nelem, size_t elsize);
 static void *heap_realloc(void *ctx, void *p, size_t n);
@@ -137,7 +147,7 @@ lock_default_heap(void)
     return h;
 }
 
-static void *
+static KEEP_FRAME void *
 heap_malloc(void *ctx, size_t n)
 {
     (void)ctx;
@@ -149,7 +159,7 @@ heap_malloc(void *ctx, size_t n)
     return p;
 }
 
-static void *
+static KEEP_FRAME void *
 heap_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     (void)ctx;
@@ -161,7 +171,7 @@ heap_calloc(void *ctx, size_t nelem, size_t elsize)
     return p;
 }
 
-static void *
+static KEEP_FRAME void *
 heap_realloc(void *ctx, void *p, size_t n)
 {
     (void)ctx;
@@ -173,7 +183,7 @@ heap_realloc(void *ctx, void *p, size_t n)
     return q;
 }
 
-static void
+static KEEP_FRAME void
 heap_free(void *ctx, void *p)
 {
     (void)ctx;

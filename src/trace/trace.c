@@ -31,9 +31,28 @@ static struct {
     zw_allocator saved[ZW_MEM_NDOMAINS]; /* each domain's table before start: wrappers forward */
     zw_heap_hook saved_hook; /* the observer installed before start (restored by stop) */
     unsigned skip[NPATHS];   /* mem frames between a wrapper and its caller (calibrate()) */
-    uintptr_t calib_fp;      /* calibration: the probe's frame pointer */
-    int calib_found;         /* calibration: frames between the wrapper and the probe, or -1 */
+    /* Domains whose calls reach the default heap, and so the heap observer: their wrappers only
+     * forward, and the observer records their blocks (one dispatch instead of two). A block of
+     * such a domain reaches the observer with a return address into mem's domain code first,
+     * `via[i].ra`; then `via[i].extra` frames (that one included) are mem's, not the caller's. */
+    bool forwarded[ZW_MEM_NDOMAINS];
+    struct {
+        uintptr_t ra;
+        unsigned extra;
+    } via[3 * ZW_MEM_NDOMAINS];
+    unsigned nvia;
+    unsigned max_extra; /* the largest via[].extra */
+    /* calibration scratch (calibrate() only) */
+    uintptr_t calib_fp;  /* the probe's frame pointer */
+    int calib_found;     /* frames between the calibration wrapper and the probe, or -1 */
+    uintptr_t calib_ra;  /* the observer's first return address past its heap-path skip */
+    zw_heap *calib_heap; /* the heap the calibration observer saw */
+    void *calib_ptr;     /* the block it saw allocated */
+    bool calib_freed;    /* it saw that block freed */
+    void *probe_ptr;     /* the block the probe allocated */
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER, .limit = 1};
+
+#define MAX_EXTRA 16 /* the most domain frames the observer drops (zwi_thread.frames has room) */
 
 static inline zwi_tracer *
 tracer(void)
@@ -140,7 +159,72 @@ static const zw_allocator wrappers[ZW_MEM_NDOMAINS] = {
     {NULL, wrap_malloc_2, wrap_calloc_2, wrap_realloc_2, wrap_free_2},
 };
 
+/* The wrappers of a forwarded domain: the observer underneath records (see G.forwarded). */
+#define FORWARDERS(d)                                                                              \
+    static void *fwd_malloc_##d(void *ctx, size_t n)                                               \
+    {                                                                                              \
+        const zw_allocator *a = &G.saved[d];                                                       \
+        return a->malloc(a->ctx, n);                                                               \
+    }                                                                                              \
+    static void *fwd_calloc_##d(void *ctx, size_t nelem, size_t elsize)                            \
+    {                                                                                              \
+        const zw_allocator *a = &G.saved[d];                                                       \
+        return a->calloc(a->ctx, nelem, elsize);                                                   \
+    }                                                                                              \
+    static void *fwd_realloc_##d(void *ctx, void *p, size_t n)                                     \
+    {                                                                                              \
+        const zw_allocator *a = &G.saved[d];                                                       \
+        return a->realloc(a->ctx, p, n);                                                           \
+    }                                                                                              \
+    static void fwd_free_##d(void *ctx, void *p)                                                   \
+    {                                                                                              \
+        const zw_allocator *a = &G.saved[d];                                                       \
+        a->free(a->ctx, p);                                                                        \
+    }
+
+FORWARDERS(0)
+FORWARDERS(1)
+FORWARDERS(2)
+
+static const zw_allocator forwarders[ZW_MEM_NDOMAINS] = {
+    {NULL, fwd_malloc_0, fwd_calloc_0, fwd_realloc_0, fwd_free_0},
+    {NULL, fwd_malloc_1, fwd_calloc_1, fwd_realloc_1, fwd_free_1},
+    {NULL, fwd_malloc_2, fwd_calloc_2, fwd_realloc_2, fwd_free_2},
+};
+
 /* ---- the heap observer ---- */
+
+/* record() for the observer: the block came from a private heap, or from a forwarded domain,
+ * recognised by its first return address, whose frames in mem are dropped. */
+static inline __attribute__((always_inline)) void
+record_observed(zwi_tracer *t, void *p, size_t n)
+{
+    zwi_thread *th = zwi_thread_get();
+    static const uintptr_t unknown[1] = {0};
+    const uintptr_t *frames = unknown;
+    unsigned total = 1;
+    unsigned nf = 0;
+    if (th != NULL) {
+        nf = zwi_capture(th, G.skip[PATH_HEAP], th->frames, G.nframe + G.max_extra, &total);
+        frames = th->frames;
+        for (unsigned i = 0; i < G.nvia && nf > 0; i++) {
+            if (frames[0] == G.via[i].ra) {
+                unsigned e = G.via[i].extra;
+                frames += e;
+                nf = nf > e ? nf - e : 0;
+                total = total > e ? total - e : 0;
+                break;
+            }
+        }
+        if (nf > G.nframe)
+            nf = G.nframe;
+    }
+    if (nf == 0) {
+        frames = unknown;
+        nf = total = 1;
+    }
+    (void)zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total);
+}
 
 static void
 observe_alloc(void *ctx, zw_heap *h, void *ptr, size_t size)
@@ -149,7 +233,7 @@ observe_alloc(void *ctx, zw_heap *h, void *ptr, size_t size)
     if (zwi_trace_guard || t == NULL)
         return;
     zwi_trace_guard++;
-    record(t, PATH_HEAP, ptr, size);
+    record_observed(t, ptr, size);
     zwi_trace_guard--;
 }
 
@@ -200,42 +284,118 @@ calib_free(void *ctx, void *p)
     a->free(a->ctx, p);
 }
 
+/* The return address `idx` frames above the function this is inlined into (calibration). */
+static inline __attribute__((always_inline)) uintptr_t
+return_address_at(unsigned idx)
+{
+    const uintptr_t *fp = __builtin_frame_address(0);
+    for (unsigned i = 0; i < idx; i++) {
+        const uintptr_t *next = (const uintptr_t *)fp[0];
+        if (next <= fp)
+            return 0;
+        fp = next;
+    }
+    return fp[1];
+}
+
 static void
 calib_heap_alloc(void *ctx, zw_heap *h, void *ptr, size_t size)
 {
     G.calib_found = frames_to_probe();
+    G.calib_ra = return_address_at(G.skip[PATH_HEAP]);
+    G.calib_heap = h;
+    G.calib_ptr = ptr;
 }
 
 static void
 calib_heap_free(void *ctx, zw_heap *h, void *ptr)
 {
+    G.calib_freed |= ptr == G.calib_ptr && ptr != NULL;
 }
 
-/* Allocates and frees one block through `path` from a frame of its own. */
+enum probe_op { PROBE_MALLOC, PROBE_CALLOC, PROBE_REALLOC };
+
+/* Allocates (with `op`) and frees one block through `path` from a frame of its own. */
 static __attribute__((noinline)) void
-probe(unsigned path, zw_heap *heap)
+probe(unsigned path, zw_heap *heap, enum probe_op op)
 {
     G.calib_fp = (uintptr_t)__builtin_frame_address(0);
     void *p;
     switch (path) {
     case ZW_MEM_DOMAIN_RAW:
-        p = zw_mem_raw_malloc(8);
+        p = op == PROBE_MALLOC   ? zw_mem_raw_malloc(8)
+            : op == PROBE_CALLOC ? zw_mem_raw_calloc(1, 8)
+                                 : zw_mem_raw_realloc(NULL, 8);
+        G.probe_ptr = p;
         zw_mem_raw_free(p);
         break;
     case ZW_MEM_DOMAIN_MEM:
-        p = zw_mem_malloc(8);
+        p = op == PROBE_MALLOC   ? zw_mem_malloc(8)
+            : op == PROBE_CALLOC ? zw_mem_calloc(1, 8)
+                                 : zw_mem_realloc(NULL, 8);
+        G.probe_ptr = p;
         zw_mem_free(p);
         break;
     case ZW_MEM_DOMAIN_OBJ:
-        p = zw_mem_obj_malloc(8);
+        p = op == PROBE_MALLOC   ? zw_mem_obj_malloc(8)
+            : op == PROBE_CALLOC ? zw_mem_obj_calloc(1, 8)
+                                 : zw_mem_obj_realloc(NULL, 8);
+        G.probe_ptr = p;
         zw_mem_obj_free(p);
         break;
     default:
         p = zw_heap_malloc(heap, 8);
+        G.probe_ptr = p;
         zw_heap_free(heap, p);
         break;
     }
     __asm__ volatile("" ::: "memory"); /* keep the frame: no tail call above */
+}
+
+/* Can domain `d` be forwarded (G.forwarded)? With its forwarders and a calibration observer
+ * installed, each of malloc, calloc and realloc must reach the observer on the default heap with
+ * the probe's block, which the domain's free must give back through it too; then the return
+ * address and the frame count seen are added to G.via. */
+static bool
+try_forward(unsigned d)
+{
+    zw_heap *dh = zw_mem_default_heap();
+    unsigned nvia = G.nvia;
+    bool ok = dh != NULL;
+    zw_heap_hook calib = {NULL, calib_heap_alloc, calib_heap_free};
+    zw_mem_set_allocator((zw_mem_domain)d, &forwarders[d]);
+    zw_mem_set_heap_hook(&calib);
+    for (int op = PROBE_MALLOC; op <= PROBE_REALLOC && ok; op++) {
+        G.calib_found = -1;
+        G.calib_ra = 0;
+        G.calib_heap = NULL;
+        G.calib_ptr = NULL;
+        G.calib_freed = false;
+        G.probe_ptr = NULL;
+        probe(d, NULL, (enum probe_op)op);
+        int extra = G.calib_found - (int)G.skip[PATH_HEAP];
+        ok = G.calib_heap == dh && G.calib_ptr == G.probe_ptr && G.calib_freed && G.calib_ra != 0 &&
+             extra >= 1 && extra <= MAX_EXTRA && nvia < 3 * ZW_MEM_NDOMAINS;
+        for (unsigned i = 0; ok && i < nvia; i++) {
+            if (G.via[i].ra == G.calib_ra && G.via[i].extra != (unsigned)extra)
+                ok = false; /* one return address, two meanings: do not guess */
+        }
+        if (ok) {
+            G.via[nvia].ra = G.calib_ra;
+            G.via[nvia].extra = (unsigned)extra;
+            nvia++;
+        }
+    }
+    zw_mem_set_heap_hook(NULL);
+    zw_mem_set_allocator((zw_mem_domain)d, &G.saved[d]);
+    if (!ok)
+        return false;
+    for (unsigned i = G.nvia; i < nvia; i++) {
+        if (G.via[i].extra > G.max_extra)
+            G.max_extra = G.via[i].extra;
+    }
+    G.nvia = nvia;
+    return true;
 }
 
 /* Measures G.skip[] for each path: installs calibration wrappers that count the frames up to the
@@ -248,23 +408,28 @@ calibrate(void)
 {
     zw_heap_config cfg = {.flags = ZW_HEAP_IGNORE_ENV};
     zw_heap *heap = zw_heap_new_ex(&cfg);
-    for (unsigned path = 0; path < NPATHS; path++) {
+    for (unsigned k = 0; k < NPATHS; k++) {
+        unsigned path = (PATH_HEAP + k) % NPATHS; /* the heap first: forwarding needs its skip */
         G.calib_found = -1;
         if (path < ZW_MEM_NDOMAINS) {
             /* the probe calls only malloc and free */
             zw_allocator calib = {&G.saved[path], calib_malloc, NULL, NULL, calib_free};
             zw_mem_set_allocator((zw_mem_domain)path, &calib);
-            probe(path, NULL);
+            probe(path, NULL, PROBE_MALLOC);
             zw_mem_set_allocator((zw_mem_domain)path, &G.saved[path]);
         } else if (heap != NULL) {
             zw_heap_hook calib = {NULL, calib_heap_alloc, calib_heap_free};
             zw_mem_set_heap_hook(&calib);
-            probe(path, heap);
+            probe(path, heap, PROBE_MALLOC);
             zw_mem_set_heap_hook(NULL);
         }
         G.skip[path] = G.calib_found < 0 ? 0 : (unsigned)G.calib_found;
     }
     zw_heap_destroy(heap);
+    G.nvia = 0;
+    G.max_extra = 0;
+    for (unsigned d = 0; d < ZW_MEM_NDOMAINS; d++)
+        G.forwarded[d] = try_forward(d);
 }
 
 /* ---- starting and stopping ---- */
@@ -298,7 +463,7 @@ zw_trace_start(int nframe, zw_error *err)
     G.nframe = (unsigned)nframe;
     atomic_store_explicit(&G.tracer, t, memory_order_release);
     for (unsigned d = 0; d < ZW_MEM_NDOMAINS; d++)
-        zw_mem_set_allocator((zw_mem_domain)d, &wrappers[d]);
+        zw_mem_set_allocator((zw_mem_domain)d, G.forwarded[d] ? &forwarders[d] : &wrappers[d]);
     zw_mem_set_heap_hook(&observer);
     zwi_trace_guard--;
 out:

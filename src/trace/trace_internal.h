@@ -142,7 +142,7 @@ typedef struct zwi_thread {
     uint32_t last_ref;     /* the traceback this thread interned or found last */
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
-    uintptr_t frames[ZW_TRACE_MAX_NFRAME];
+    uintptr_t frames[ZW_TRACE_MAX_NFRAME + 16];
 } zwi_thread;
 
 extern _Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));

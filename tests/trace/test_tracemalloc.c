@@ -836,3 +836,61 @@ Test(trace_tracemalloc, realloc_moves_the_trace)
     cr_assert_eq(cur, 0);
     zw_trace_stop();
 }
+
+/* A hook installed on MEM before tracing (it forwards to the table it replaced) stays under the
+ * tracer's wrapper, and blocks still carry their caller's line, whichever way they are recorded. */
+static zw_allocator hook_saved;
+static int hook_calls;
+
+static void *
+hook_malloc(void *ctx, size_t n)
+{
+    hook_calls++;
+    void *p = hook_saved.malloc(hook_saved.ctx, n);
+    __asm__ volatile("" ::: "memory"); /* a frame of its own between the domain and the heap */
+    return p;
+}
+
+static void *
+hook_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return hook_saved.calloc(hook_saved.ctx, nelem, elsize);
+}
+
+static void *
+hook_realloc(void *ctx, void *p, size_t n)
+{
+    return hook_saved.realloc(hook_saved.ctx, p, n);
+}
+
+static void
+hook_free(void *ctx, void *p)
+{
+    hook_saved.free(hook_saved.ctx, p);
+}
+
+Test(trace_tracemalloc, hook_installed_before_start_keeps_lines_exact)
+{
+    zw_mem_get_allocator(ZW_MEM_DOMAIN_MEM, &hook_saved);
+    zw_allocator mine = {NULL, hook_malloc, hook_calloc, hook_realloc, hook_free};
+    zw_mem_set_allocator(ZW_MEM_DOMAIN_MEM, &mine);
+    start(4);
+    int calls = hook_calls;
+    unsigned line_mem = __LINE__ + 1;
+    void *p = zw_mem_malloc(300);
+    unsigned line_obj = __LINE__ + 1;
+    void *q = zw_mem_obj_malloc(200);
+    expect_site(p, line_mem);
+    expect_site(q, line_obj);
+    cr_assert_eq(hook_calls, calls + 1, "the block went through the hook");
+    zw_mem_free(p);
+    zw_mem_obj_free(q);
+    size_t cur;
+    zw_trace_get_traced_memory(&cur, NULL);
+    cr_assert_eq(cur, 0);
+    zw_trace_stop();
+    zw_allocator after;
+    zw_mem_get_allocator(ZW_MEM_DOMAIN_MEM, &after);
+    cr_assert(after.malloc == hook_malloc, "stop puts the hook back");
+    zw_mem_set_allocator(ZW_MEM_DOMAIN_MEM, &hook_saved);
+}
