@@ -6,7 +6,7 @@ BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo test test-release test-stress asan bench bench-build bench-obj bench-trace format clean \
+.PHONY: all demo examples test test-release test-stress asan bench bench-build bench-obj bench-trace format clean \
 	install
 
 all:
@@ -20,6 +20,13 @@ demo: all
 
 # The whole suite, the object and collector suites again in GC stress mode (a collection at
 # every allocation of a GC object), then the suite under AddressSanitizer + UBSan.
+# The talk's "destroy" experiments (docs/talk.md): each prints its variants' measure lines and
+# a before/after/delta table.
+TALK_EXAMPLES = keep_short no_global generator slots namedtuple weakref_example
+
+examples: all
+	@for ex in $(TALK_EXAMPLES); do $(BUILD)/examples/$$ex || exit 1; echo; done
+
 test: test-release test-stress asan
 
 test-release: all
