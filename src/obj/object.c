@@ -130,6 +130,11 @@ finalize_resurrects(zw_obj *o)
         if (g->prev & ZWI_GC_FINALIZED)
             return false;
         g->prev |= ZWI_GC_FINALIZED;
+        /* as 3.11's subtype_dealloc: untracked, then tracked again for the finalizer, so an
+         * object it resurrects moves to the end of generation 0 (the order of the next
+         * collection's finalizers depends on it) */
+        zwi_gc_untrack(o);
+        zwi_gc_track(o);
     }
     o->refcnt = 1;
     zw_rt *rt = t->rt;
