@@ -6,7 +6,7 @@ BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo test test-release asan bench format clean install
+.PHONY: all demo test test-release asan bench bench-build bench-gc format clean install
 
 all:
 	@scripts/install-deps build test
@@ -29,12 +29,19 @@ asan:
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-bench:
+bench: bench-build
+	bench/alloc/run $(BUILD_BENCH)
+	bench/gc/run $(BUILD_BENCH)
+
+# The collector's benchmark alone (zerowaste against CPython 3.11, embedded).
+bench-gc: bench-build
+	bench/gc/run $(BUILD_BENCH)
+
+bench-build:
 	@scripts/install-deps build bench
 	cmake -S . -B $(BUILD_BENCH) -DZW_BUILD_BENCH=ON -DZW_BUILD_TESTS=OFF \
 	    -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_BENCH) -j $(JOBS)
-	bench/alloc/run $(BUILD_BENCH)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
