@@ -221,25 +221,54 @@ visit_move(zw_obj *op, void *arg)
     return 0;
 }
 
+/* What the pass over the unreachable set learnt: whether anything in it can run code before
+ * delete_garbage (a weak reference to clear, a finalize slot not yet run), and its size. */
+typedef struct unreachable_scan {
+    bool weakrefs;   /* a weakref, or an object with weak references to it */
+    bool finalizers; /* an object whose finalize slot has not run yet */
+    size_t n;        /* objects left in the unreachable set */
+} unreachable_scan;
+
 /* Objects with a legacy finalizer, and everything they reach in the unreachable set, are
- * uncollectable: they go to `finalizers`. Also clears the unreachable mark of every object. */
+ * uncollectable: they go to `finalizers`. Also clears the unreachable mark of every object and,
+ * in the same pass, fills `scan` (conservatively: objects later moved to `finalizers` count). */
 static void
-move_legacy_finalizers(gchead *unreachable, gchead *finalizers)
+move_legacy_finalizers(zw_rt *rt, gchead *unreachable, gchead *finalizers, unreachable_scan *scan)
 {
+    zw_type *weakref_type = GC_EXT(rt)->weakref_type;
+    zw_type *last_type = NULL; /* the set is mostly runs of one type: test each type once */
+    bool last_is_weakref = false;
+    size_t n = 0;
+    scan->weakrefs = scan->finalizers = false;
     for (gchead *g = gc_next(unreachable), *next; g != unreachable; g = next) {
         g->next &= ~NEXT_MASK_UNREACHABLE;
         next = gc_next(g);
         zw_obj *op = ZWI_GC_OBJ(g);
-        if (op->type->legacy_del != NULL) {
+        zw_type *t = op->type;
+        if (t->legacy_del != NULL) {
             gc_clear_collecting(g);
             gc_list_move(g, finalizers);
+            continue;
         }
+        n++;
+        if (t != last_type) {
+            last_type = t;
+            last_is_weakref = weakref_type != NULL && zw_type_is_subtype(t, weakref_type);
+        }
+        if (last_is_weakref || ((t->flags & ZW_TPFLAGS_WEAKREFABLE) && *ZWI_WEAKLIST(op) != NULL))
+            scan->weakrefs = true;
+        if (t->finalize != NULL && !(g->prev & ZWI_GC_FINALIZED))
+            scan->finalizers = true;
     }
+    scan->n = n;
+    if (gc_list_is_empty(finalizers))
+        return;
     for (gchead *g = gc_next(finalizers); g != finalizers; g = gc_next(g)) {
         zw_obj *op = ZWI_GC_OBJ(g);
         if (op->type->traverse != NULL)
             op->type->traverse(op, visit_move, finalizers);
     }
+    scan->n = gc_list_size(unreachable);
 }
 
 /* ---- finalizers, resurrection, clearing ---- */
@@ -378,14 +407,27 @@ collect_generation(zw_rt *rt, int generation, size_t *collected, size_t *uncolle
         ext->long_lived_total = (intptr_t)gc_list_size(young);
     }
     gc_list_init(&finalizers);
-    move_legacy_finalizers(&unreachable, &finalizers);
+    unreachable_scan scan;
+    move_legacy_finalizers(rt, &unreachable, &finalizers, &scan);
     if (ext->debug & ZW_GC_DEBUG_COLLECTABLE)
         for (gchead *g = gc_next(&unreachable); g != &unreachable; g = gc_next(g))
             debug_cycle(rt, "collectable", ZWI_GC_OBJ(g));
-    size_t m = zwi_gc_handle_weakrefs(rt, &unreachable, old);
-    finalize_garbage(rt, &unreachable);
-    handle_resurrected_objects(rt, &unreachable, &final_unreachable, old);
-    m += gc_list_size(&final_unreachable);
+    size_t m = 0;
+    if (scan.weakrefs || scan.finalizers) {
+        m = zwi_gc_handle_weakrefs(rt, &unreachable, old);
+        finalize_garbage(rt, &unreachable);
+        handle_resurrected_objects(rt, &unreachable, &final_unreachable, old);
+        m += gc_list_size(&final_unreachable);
+    } else {
+        /* Nothing to clear and no finalizer to run: handle_weakrefs and finalize_garbage would
+         * do nothing, no code runs, so no refcount changes and the resurrection check would
+         * find every object unreachable again, in the same order (each one's referrers are
+         * all in the set: a reference from outside, or from an object moved to `finalizers`,
+         * would have kept it out). Skip its five passes; the set is final as it is. */
+        gc_list_init(&final_unreachable);
+        gc_list_merge(&unreachable, &final_unreachable);
+        m = scan.n;
+    }
     delete_garbage(rt, ext, &final_unreachable, old);
     size_t n = 0;
     for (gchead *g = gc_next(&finalizers); g != &finalizers; g = gc_next(g)) {
