@@ -58,7 +58,22 @@ update_refs(zw_rt *rt, gchead *containers)
     }
 }
 
-static int
+/* Calls `visit` on each reference of `op`, as its type's traverse slot does. Lists and tuples,
+ * the commonest containers, take the inline copy of their slot (obj_internal.h), in which the
+ * collector's visit function is inlined too: no indirect call per object or per reference. */
+static inline __attribute__((always_inline)) void
+traverse(zw_rt *rt, zw_obj *op, zw_visit_fn visit, void *arg)
+{
+    zw_type *t = op->type;
+    if (t == rt->builtin[ZW_T_LIST])
+        zwi_list_traverse(op, visit, arg);
+    else if (t == rt->builtin[ZW_T_TUPLE])
+        zwi_tuple_traverse(op, visit, arg);
+    else if (t->traverse != NULL)
+        t->traverse(op, visit, arg);
+}
+
+static inline int
 visit_decref(zw_obj *op, void *parent)
 {
     if (ZWI_IS_GC(op)) {
@@ -74,16 +89,15 @@ visit_decref(zw_obj *op, void *parent)
 
 /* gc_refs -= references from inside `containers`: what is left comes from outside. */
 static void
-subtract_refs(gchead *containers)
+subtract_refs(zw_rt *rt, gchead *containers)
 {
     for (gchead *g = gc_next(containers); g != containers; g = gc_next(g)) {
         zw_obj *op = ZWI_GC_OBJ(g);
-        if (op->type->traverse != NULL)
-            op->type->traverse(op, visit_decref, op);
+        traverse(rt, op, visit_decref, op);
     }
 }
 
-static int
+static inline int
 visit_reachable(zw_obj *op, void *arg)
 {
     gchead *reachable = arg;
@@ -110,15 +124,14 @@ visit_reachable(zw_obj *op, void *arg)
 /* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
  * an object with gc_refs == 0 moves to `unreachable` unless something later reaches it. */
 static void
-move_unreachable(gchead *young, gchead *unreachable)
+move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable)
 {
     gchead *prev = young;
     gchead *g = gc_next(young);
     while (g != young) {
         if (gc_get_refs(g) != 0) {
             zw_obj *op = ZWI_GC_OBJ(g);
-            if (op->type->traverse != NULL)
-                op->type->traverse(op, visit_reachable, young);
+            traverse(rt, op, visit_reachable, young);
             gc_set_prev(g, prev); /* young is doubly linked again up to here */
             gc_clear_collecting(g);
             prev = g;
@@ -141,9 +154,9 @@ static void
 deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable)
 {
     update_refs(rt, base);
-    subtract_refs(base);
+    subtract_refs(rt, base);
     gc_list_init(unreachable);
-    move_unreachable(base, unreachable);
+    move_unreachable(rt, base, unreachable);
 }
 
 static void
