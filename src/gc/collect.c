@@ -121,17 +121,58 @@ visit_reachable(zw_obj *op, void *arg)
     return 0;
 }
 
-/* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
- * an object with gc_refs == 0 moves to `unreachable` unless something later reaches it. */
-static void
-move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable)
+/* What move_unreachable learnt about the survivors of a collection. */
+typedef struct survivors {
+    size_t n;   /* reachable objects left in young (untracked tuples not counted) */
+    bool dicts; /* one of them is a dict (untrack_dicts has work to do) */
+} survivors;
+
+/* Tuples holding only atomic or untracked items need no tracking (_PyTuple_MaybeUntrack). */
+static inline bool
+tuple_untrackable(zwi_tuple *t, zw_type *tuple_type)
 {
+    for (intptr_t i = 0; i < t->vo.size; i++) {
+        zw_obj *x = t->items[i];
+        if (x == NULL || (ZWI_IS_GC(x) && (x->type != tuple_type || ZWI_TRACKED(x))))
+            return false;
+    }
+    return true;
+}
+
+/* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
+ * an object with gc_refs == 0 moves to `unreachable` unless something later reaches it.
+ *
+ * With `sv` (the collection's own pass, not the resurrection check) the pass also does
+ * CPython's untrack_tuples and counts the survivors for long_lived_pending / _total, which
+ * 3.11 does in two more passes over young afterwards. The result is the same: a reachable
+ * object is never moved again, so the order in which this pass decides is the final order of
+ * young, the one untrack_tuples walks; when a tuple is decided, the tuples before it have been
+ * decided and the ones after it not yet, in both. */
+static inline __attribute__((always_inline)) void
+move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
+{
+    zw_type *tuple_type = rt->builtin[ZW_T_TUPLE];
+    zw_type *dict_type = rt->builtin[ZW_T_DICT];
+    size_t n = 0;
+    bool dicts = false;
     gchead *prev = young;
     gchead *g = gc_next(young);
     while (g != young) {
         if (gc_get_refs(g) != 0) {
             zw_obj *op = ZWI_GC_OBJ(g);
             traverse(rt, op, visit_reachable, young);
+            if (sv != NULL) {
+                if (op->type == tuple_type && tuple_untrackable((zwi_tuple *)op, tuple_type)) {
+                    /* untracked: out of young (prev stays the last survivor) */
+                    prev->next = g->next;
+                    g->next = 0;
+                    g->prev &= ZWI_GC_FINALIZED;
+                    g = (gchead *)prev->next;
+                    continue;
+                }
+                n++;
+                dicts |= op->type == dict_type;
+            }
             gc_set_prev(g, prev); /* young is doubly linked again up to here */
             gc_clear_collecting(g);
             prev = g;
@@ -148,15 +189,19 @@ move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable)
     }
     young->prev = (uintptr_t)prev;
     unreachable->next &= ~NEXT_MASK_UNREACHABLE;
+    if (sv != NULL) {
+        sv->n = n;
+        sv->dicts = dicts;
+    }
 }
 
-static void
-deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable)
+static inline __attribute__((always_inline)) void
+deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable, survivors *sv)
 {
     update_refs(rt, base);
     subtract_refs(rt, base);
     gc_list_init(unreachable);
-    move_unreachable(rt, base, unreachable);
+    move_unreachable(rt, base, unreachable, sv);
 }
 
 static void
@@ -180,29 +225,12 @@ may_be_tracked(zw_obj *o)
     return true;
 }
 
-/* Tuples holding only atomic or untracked items need no tracking (_PyTuple_MaybeUntrack). */
-static void
-untrack_tuples(zw_rt *rt, gchead *head)
-{
-    zw_type *tuple = rt->builtin[ZW_T_TUPLE];
-    for (gchead *g = gc_next(head), *next; g != head; g = next) {
-        next = gc_next(g);
-        zw_obj *op = ZWI_GC_OBJ(g);
-        if (op->type != tuple)
-            continue;
-        zwi_tuple *t = (zwi_tuple *)op;
-        bool keep = false;
-        for (intptr_t i = 0; i < t->vo.size && !keep; i++)
-            keep = t->items[i] == NULL || may_be_tracked(t->items[i]);
-        if (!keep)
-            gc_list_remove(g);
-    }
-}
-
-/* Dicts holding only atomic or untracked keys and values; full collections only (issue 14775). */
-static void
+/* Dicts holding only atomic or untracked keys and values; full collections only (issue 14775).
+ * Returns how many it untracked. */
+static size_t
 untrack_dicts(zw_rt *rt, gchead *head)
 {
+    size_t untracked = 0;
     zw_type *dict = rt->builtin[ZW_T_DICT];
     for (gchead *g = gc_next(head), *next; g != head; g = next) {
         next = gc_next(g);
@@ -214,9 +242,12 @@ untrack_dicts(zw_rt *rt, gchead *head)
         bool keep = false;
         while (!keep && zw_dict_next(op, &pos, &k, &v))
             keep = may_be_tracked(k) || may_be_tracked(v);
-        if (!keep)
+        if (!keep) {
             gc_list_remove(g);
+            untracked++;
+        }
     }
+    return untracked;
 }
 
 /* ---- legacy finalizers ---- */
@@ -316,7 +347,7 @@ handle_resurrected_objects(zw_rt *rt, gchead *unreachable, gchead *still_unreach
 {
     for (gchead *g = gc_next(unreachable); g != unreachable; g = gc_next(g))
         gc_clear_collecting(g);
-    deduce_unreachable(rt, unreachable, still_unreachable);
+    deduce_unreachable(rt, unreachable, still_unreachable, NULL);
     clear_unreachable_mask(still_unreachable);
     gc_list_merge(unreachable, old);
 }
@@ -408,16 +439,17 @@ collect_generation(zw_rt *rt, int generation, size_t *collected, size_t *uncolle
     gchead *old = generation < ZWI_NGEN - 1 ? GEN_HEAD(rt, generation + 1) : young;
 
     gchead unreachable, finalizers, final_unreachable;
-    deduce_unreachable(rt, young, &unreachable);
-    untrack_tuples(rt, young);
+    survivors sv;
+    deduce_unreachable(rt, young, &unreachable, &sv); /* and untrack_tuples, see there */
     if (young != old) {
         if (generation == ZWI_NGEN - 2)
-            ext->long_lived_pending += (intptr_t)gc_list_size(young);
+            ext->long_lived_pending += (intptr_t)sv.n;
         gc_list_merge(young, old);
     } else {
-        untrack_dicts(rt, young);
+        if (sv.dicts)
+            sv.n -= untrack_dicts(rt, young);
         ext->long_lived_pending = 0;
-        ext->long_lived_total = (intptr_t)gc_list_size(young);
+        ext->long_lived_total = (intptr_t)sv.n;
     }
     gc_list_init(&finalizers);
     unreachable_scan scan;

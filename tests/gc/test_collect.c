@@ -571,6 +571,36 @@ Test(gc_collect, atomic_tuples_and_dicts_are_untracked_lazily) /* 38 */
     zw_decref(d), zw_decref(tl), zw_decref(l), zw_decref(t), zw_decref(one), zw_decref(x);
 }
 
+Test(gc_collect, lazy_untracking_follows_the_order_of_the_generation)
+{
+    /* untrack_tuples walks the survivors in list order: an outer tuple examined before its
+     * inner one stays tracked one more collection; dicts are examined after every tuple */
+    zw_obj *one = zw_int_from_i64(rt, 1);
+    zw_obj *inner = zw_tuple_pack(rt, 1, one);
+    zw_obj *outer = zw_tuple_pack(rt, 1, inner);
+    zw_gc_collect(rt, 0);
+    cr_assert_not(zw_gc_is_tracked(inner));
+    cr_assert_not(zw_gc_is_tracked(outer), "its item was untracked just before it");
+    zw_obj *o2 = zw_tuple_new(rt, 1);
+    zw_obj *i2 = zw_tuple_pack(rt, 1, one);
+    zw_tuple_init_item(o2, 0, i2);
+    zw_gc_collect(rt, 0);
+    cr_assert_not(zw_gc_is_tracked(i2));
+    cr_assert(zw_gc_is_tracked(o2), "its item was still tracked when it was examined");
+    zw_gc_collect(rt, 1);
+    cr_assert_not(zw_gc_is_tracked(o2), "one collection per nesting level");
+    zw_obj *l = zw_list_new(rt, 0);
+    zw_obj *d = zw_dict_new(rt);
+    zw_dict_set(d, one, l); /* tracked now: before t in generation 0 */
+    zw_obj *t = zw_tuple_pack(rt, 1, one);
+    zw_dict_set(d, one, t);
+    zw_gc_collect(rt, 2);
+    cr_assert_not(zw_gc_is_tracked(t));
+    cr_assert_not(zw_gc_is_tracked(d), "the tuple it holds was untracked by the same collection");
+    zw_decref(d), zw_decref(t), zw_decref(l), zw_decref(o2), zw_decref(outer), zw_decref(inner);
+    zw_decref(one);
+}
+
 Test(gc_collect, invalid_generation_and_zero_threshold) /* 39 */
 {
     cr_assert_eq(zw_gc_collect(rt, 3), -1);
