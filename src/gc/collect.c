@@ -97,6 +97,48 @@ subtract_refs(zw_rt *rt, gchead *containers)
     }
 }
 
+/* update_refs and subtract_refs in one pass, for a full collection with nothing frozen. Then
+ * every tracked object is in `young`, so a tracked referent that is not COLLECTING yet is one the
+ * pass has not reached: it gets its gc_refs from its refcount at that first touch, as
+ * update_refs would have given it, before the reference is subtracted. Each object is
+ * initialised once and each reference subtracted once, so the counts are those of the two
+ * passes; the objects are read once instead of twice. */
+static inline __attribute__((always_inline)) void
+init_refs(zw_rt *rt, gchead *g)
+{
+    zw_obj *op = ZWI_GC_OBJ(g);
+    if (ZW_UNLIKELY(op->refcnt <= 0) && rt->debug)
+        fatal_refcount(op, "refcount is too small (a tracked object with refcount <= 0)");
+    gc_reset_refs(g, op->refcnt);
+}
+
+static inline int
+visit_decref_full(zw_obj *op, void *arg)
+{
+    if (ZWI_IS_GC(op)) {
+        gchead *g = ZWI_GC_HEAD(op);
+        if (!gc_is_collecting(g)) {
+            if (g->next == 0)
+                return 0; /* untracked */
+            init_refs(arg, g);
+        }
+        if (ZW_UNLIKELY(gc_get_refs(g) == 0) && ZWI_RT(op)->debug)
+            fatal_refcount(op, "refcount is too small (more references found than counted)");
+        g->prev -= (uintptr_t)1 << PREV_SHIFT;
+    }
+    return 0;
+}
+
+static void
+update_and_subtract_refs(zw_rt *rt, gchead *young)
+{
+    for (gchead *g = gc_next(young); g != young; g = gc_next(g)) {
+        if (!gc_is_collecting(g))
+            init_refs(rt, g);
+        traverse(rt, ZWI_GC_OBJ(g), visit_decref_full, rt);
+    }
+}
+
 static inline int
 visit_reachable(zw_obj *op, void *arg)
 {
@@ -198,8 +240,12 @@ move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
 static inline __attribute__((always_inline)) void
 deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable, survivors *sv)
 {
-    update_refs(rt, base);
-    subtract_refs(rt, base);
+    if (sv != NULL && base == GEN_HEAD(rt, ZWI_NGEN - 1) && gc_list_is_empty(&rt->gc.permanent)) {
+        update_and_subtract_refs(rt, base);
+    } else {
+        update_refs(rt, base);
+        subtract_refs(rt, base);
+    }
     gc_list_init(unreachable);
     move_unreachable(rt, base, unreachable, sv);
 }
