@@ -31,7 +31,9 @@ W(cycles)(const params *p, result *r)
             DECREF(l);
         }
         stats_reset();
+        long f0 = minflt();
         long found = (long)COLLECT_FULL();
+        r->minflt = minflt() - f0;
         if (round == 1)
             r->found = found;
     }
@@ -53,7 +55,9 @@ W(reachable)(const params *p, result *r)
     COLLECT_FULL(); /* the first one after the build: moves everything into gen 2 (warm-up) */
     COLLECT_FULL(); /* and a second warm-up */
     stats_reset();
+    long f0 = minflt();
     r->found = (long)COLLECT_FULL();
+    r->minflt = minflt() - f0;
     stats_result(r);
     r->ms = r->gc_ms;
     r->ns_per_obj = r->ms * 1e6 / (double)(p->n_objects + 1);
@@ -81,6 +85,7 @@ W(steady)(const params *p, result *r)
     for (long b = -warm; b < batches; b++) {
         if (b == 0) {
             stats_reset();
+            r->minflt = minflt();
             r->loop_ns = cpu_ns();
         }
         OBJ batch = ROOT_NEW(p->batch);
@@ -89,6 +94,7 @@ W(steady)(const params *p, result *r)
         DECREF(batch);
     }
     r->loop_ns = cpu_ns() - r->loop_ns;
+    r->minflt = minflt() - r->minflt;
     GC_OFF();
     stats_result(r);
     r->ms = r->gc_ms;
@@ -108,11 +114,13 @@ W(build)(const params *p, result *r, bool on)
         if (on)
             GC_ON();
         stats_reset();
+        long f0 = minflt();
         int64_t t0 = cpu_ns();
         OBJ root = GROW_NEW();
         for (long i = 0; i < p->n_objects; i++)
             GROW_APPEND(root, PAIR_NEW());
         r->loop_ns = cpu_ns() - t0;
+        r->minflt = minflt() - f0;
         GC_OFF();
         stats_result(r);
         r->found = (long)r->collected;
