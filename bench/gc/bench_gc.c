@@ -38,6 +38,7 @@ typedef struct result {
     double ms;           /* the headline: a collection (1, 2), total GC time (3), the build (4) */
     long found;          /* unreachable objects found (collected + uncollectable) */
     double gc_ms;        /* total time in collections */
+    double gen_ms[3];    /* ... in collections of each generation */
     double max_pause_us; /* the longest collection */
     unsigned long collections, gen[3];
     unsigned long collected;
@@ -104,6 +105,7 @@ calibrate_clock(void)
 static struct {
     int64_t t0;
     unsigned long n[3];
+    int64_t gen_total[3];
     int64_t total, max;
     unsigned long collected;
     size_t nyoung;
@@ -136,6 +138,7 @@ stats_record(long generation, int64_t d, unsigned long found)
     if (generation < 0 || generation > 2)
         die("a collection of generation %ld", generation);
     st.n[generation]++;
+    st.gen_total[generation] += d;
     st.total += d;
     if (d > st.max)
         st.max = d;
@@ -150,6 +153,8 @@ stats_result(result *r)
     r->collections = st.n[0] + st.n[1] + st.n[2];
     memcpy(r->gen, st.n, sizeof r->gen);
     r->gc_ms = (double)st.total / 1e6;
+    for (int g = 0; g < 3; g++)
+        r->gen_ms[g] = (double)st.gen_total[g] / 1e6;
     r->max_pause_us = (double)st.max / 1e3;
     r->collected = st.collected;
     r->young_mean_us = r->young_p99_us = r->young_max_us = 0;
@@ -511,10 +516,11 @@ main(int argc, char **argv)
     case 6: py_build_python(&p, &r, false); break;
     }
     printf("bench=gc workload=%s impl=%s ms=%.3f found=%ld max_pause_us=%.0f collections=%lu "
-           "gen0=%lu gen1=%lu gen2=%lu gc_ms=%.3f young_us=%.2f young_p99_us=%.2f "
+           "gen0=%lu gen1=%lu gen2=%lu gc_ms=%.3f gen0_ms=%.3f gen1_ms=%.3f gen2_ms=%.3f young_us=%.2f young_p99_us=%.2f "
            "young_max_us=%.2f loop_ms=%.3f ns_per_obj=%.2f minflt=%ld\n",
            workload, zw ? "zw" : "cpython", r.ms, r.found, r.max_pause_us, r.collections,
-           r.gen[0], r.gen[1], r.gen[2], r.gc_ms, r.young_mean_us, r.young_p99_us, r.young_max_us,
+           r.gen[0], r.gen[1], r.gen[2], r.gc_ms, r.gen_ms[0], r.gen_ms[1], r.gen_ms[2],
+           r.young_mean_us, r.young_p99_us, r.young_max_us,
            (double)r.loop_ns / 1e6, r.ns_per_obj, r.minflt);
     fflush(stdout);
     if (zw) {
