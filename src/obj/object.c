@@ -35,7 +35,10 @@ gc_list_remove(zwi_gchead *node)
     prev->next = (uintptr_t)next;
     next->prev = (uintptr_t)prev | (next->prev & ZWI_GC_FLAGS);
     node->next = 0;
-    node->prev &= ZWI_GC_FLAGS;
+    /* as _PyObject_GC_UNTRACK: only FINALIZED survives. An object that dies in a collection is
+     * COLLECTING; kept on a free list and revived, it must not enter gen 0 still marked (the
+     * collector's one-pass count in collect.c takes COLLECTING for "already counted"). */
+    node->prev &= ZWI_GC_FINALIZED;
 }
 
 void

@@ -635,6 +635,21 @@ Test(gc_collect, full_collection_counts_alike_with_and_without_frozen_objects)
     cr_assert_eq(collect_mixed_graph(true), 2, "the c-d cycle");
 }
 
+Test(gc_collect, a_list_revived_from_the_free_list_is_counted_afresh)
+{
+    /* a list freed by a young collection dies marked COLLECTING and goes to the free list; the
+     * next list comes from there and must enter gen 0 unmarked (as _PyObject_GC_UNTRACK) */
+    zw_obj *l = zw_list_new(rt, 0);
+    zw_list_append(l, l);
+    zw_decref(l);
+    cr_assert_eq(zw_gc_collect(rt, 0), 1);
+    zw_obj *a = zw_list_new(rt, 0);
+    cr_assert_eq(a, l, "the same memory, from the free list");
+    zw_list_append(a, a);
+    zw_decref(a);
+    cr_assert_eq(zw_gc_collect(rt, 2), 1, "the revived list's self-cycle is found");
+}
+
 Test(gc_collect, invalid_generation_and_zero_threshold) /* 39 */
 {
     cr_assert_eq(zw_gc_collect(rt, 3), -1);
