@@ -6,8 +6,8 @@ BUILD_BENCH ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo examples test test-release test-stress asan bench bench-build bench-obj bench-trace format clean \
-	install
+.PHONY: all demo examples test test-release test-stress asan bench bench-build bench-obj bench-gc \
+	bench-trace format clean install
 
 all:
 	@scripts/install-deps build test
@@ -41,14 +41,20 @@ asan:
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-# Every benchmark (the allocators, the object runtime against CPython, tracing), or one of them.
+# Every benchmark (the allocators, the object runtime and the collector against CPython,
+# tracing), or one of them.
 bench: bench-build
 	bench/alloc/run $(BUILD_BENCH)
 	bench/obj/run $(BUILD_BENCH)
+	bench/gc/run $(BUILD_BENCH)
 	bench/trace/run $(BUILD_BENCH)
 
 bench-obj: bench-build
 	bench/obj/run $(BUILD_BENCH)
+
+# The collector's benchmark alone (zerowaste against CPython 3.11, embedded).
+bench-gc: bench-build
+	bench/gc/run $(BUILD_BENCH)
 
 bench-trace: bench-build
 	bench/trace/run $(BUILD_BENCH)

@@ -58,7 +58,22 @@ update_refs(zw_rt *rt, gchead *containers)
     }
 }
 
-static int
+/* Calls `visit` on each reference of `op`, as its type's traverse slot does. Lists and tuples,
+ * the commonest containers, take the inline copy of their slot (obj_internal.h), in which the
+ * collector's visit function is inlined too: no indirect call per object or per reference. */
+static inline __attribute__((always_inline)) void
+traverse(zw_rt *rt, zw_obj *op, zw_visit_fn visit, void *arg)
+{
+    zw_type *t = op->type;
+    if (t == rt->builtin[ZW_T_LIST])
+        zwi_list_traverse(op, visit, arg);
+    else if (t == rt->builtin[ZW_T_TUPLE])
+        zwi_tuple_traverse(op, visit, arg);
+    else if (t->traverse != NULL)
+        t->traverse(op, visit, arg);
+}
+
+static inline int
 visit_decref(zw_obj *op, void *parent)
 {
     if (ZWI_IS_GC(op)) {
@@ -74,16 +89,57 @@ visit_decref(zw_obj *op, void *parent)
 
 /* gc_refs -= references from inside `containers`: what is left comes from outside. */
 static void
-subtract_refs(gchead *containers)
+subtract_refs(zw_rt *rt, gchead *containers)
 {
     for (gchead *g = gc_next(containers); g != containers; g = gc_next(g)) {
         zw_obj *op = ZWI_GC_OBJ(g);
-        if (op->type->traverse != NULL)
-            op->type->traverse(op, visit_decref, op);
+        traverse(rt, op, visit_decref, op);
     }
 }
 
-static int
+/* update_refs and subtract_refs in one pass, for a full collection with nothing frozen. Then
+ * every tracked object is in `young`, so a tracked referent that is not COLLECTING yet is one the
+ * pass has not reached: it gets its gc_refs from its refcount at that first touch, as
+ * update_refs would have given it, before the reference is subtracted. Each object is
+ * initialised once and each reference subtracted once, so the counts are those of the two
+ * passes; the objects are read once instead of twice. */
+static inline __attribute__((always_inline)) void
+init_refs(zw_rt *rt, gchead *g)
+{
+    zw_obj *op = ZWI_GC_OBJ(g);
+    if (ZW_UNLIKELY(op->refcnt <= 0) && rt->debug)
+        fatal_refcount(op, "refcount is too small (a tracked object with refcount <= 0)");
+    gc_reset_refs(g, op->refcnt);
+}
+
+static inline int
+visit_decref_full(zw_obj *op, void *arg)
+{
+    if (ZWI_IS_GC(op)) {
+        gchead *g = ZWI_GC_HEAD(op);
+        if (!gc_is_collecting(g)) {
+            if (g->next == 0)
+                return 0; /* untracked */
+            init_refs(arg, g);
+        }
+        if (ZW_UNLIKELY(gc_get_refs(g) == 0) && ZWI_RT(op)->debug)
+            fatal_refcount(op, "refcount is too small (more references found than counted)");
+        g->prev -= (uintptr_t)1 << PREV_SHIFT;
+    }
+    return 0;
+}
+
+static void
+update_and_subtract_refs(zw_rt *rt, gchead *young)
+{
+    for (gchead *g = gc_next(young); g != young; g = gc_next(g)) {
+        if (!gc_is_collecting(g))
+            init_refs(rt, g);
+        traverse(rt, ZWI_GC_OBJ(g), visit_decref_full, rt);
+    }
+}
+
+static inline int
 visit_reachable(zw_obj *op, void *arg)
 {
     gchead *reachable = arg;
@@ -107,18 +163,58 @@ visit_reachable(zw_obj *op, void *arg)
     return 0;
 }
 
-/* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
- * an object with gc_refs == 0 moves to `unreachable` unless something later reaches it. */
-static void
-move_unreachable(gchead *young, gchead *unreachable)
+/* What move_unreachable learnt about the survivors of a collection. */
+typedef struct survivors {
+    size_t n;   /* reachable objects left in young (untracked tuples not counted) */
+    bool dicts; /* one of them is a dict (untrack_dicts has work to do) */
+} survivors;
+
+/* Tuples holding only atomic or untracked items need no tracking (_PyTuple_MaybeUntrack). */
+static inline bool
+tuple_untrackable(zwi_tuple *t, zw_type *tuple_type)
 {
+    for (intptr_t i = 0; i < t->vo.size; i++) {
+        zw_obj *x = t->items[i];
+        if (x == NULL || (ZWI_IS_GC(x) && (x->type != tuple_type || ZWI_TRACKED(x))))
+            return false;
+    }
+    return true;
+}
+
+/* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
+ * an object with gc_refs == 0 moves to `unreachable` unless something later reaches it.
+ *
+ * With `sv` (the collection's own pass, not the resurrection check) the pass also does
+ * CPython's untrack_tuples and counts the survivors for long_lived_pending / _total, which
+ * 3.11 does in two more passes over young afterwards. The result is the same: a reachable
+ * object is never moved again, so the order in which this pass decides is the final order of
+ * young, the one untrack_tuples walks; when a tuple is decided, the tuples before it have been
+ * decided and the ones after it not yet, in both. */
+static inline __attribute__((always_inline)) void
+move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
+{
+    zw_type *tuple_type = rt->builtin[ZW_T_TUPLE];
+    zw_type *dict_type = rt->builtin[ZW_T_DICT];
+    size_t n = 0;
+    bool dicts = false;
     gchead *prev = young;
     gchead *g = gc_next(young);
     while (g != young) {
         if (gc_get_refs(g) != 0) {
             zw_obj *op = ZWI_GC_OBJ(g);
-            if (op->type->traverse != NULL)
-                op->type->traverse(op, visit_reachable, young);
+            traverse(rt, op, visit_reachable, young);
+            if (sv != NULL) {
+                if (op->type == tuple_type && tuple_untrackable((zwi_tuple *)op, tuple_type)) {
+                    /* untracked: out of young (prev stays the last survivor) */
+                    prev->next = g->next;
+                    g->next = 0;
+                    g->prev &= ZWI_GC_FINALIZED;
+                    g = (gchead *)prev->next;
+                    continue;
+                }
+                n++;
+                dicts |= op->type == dict_type;
+            }
             gc_set_prev(g, prev); /* young is doubly linked again up to here */
             gc_clear_collecting(g);
             prev = g;
@@ -135,15 +231,23 @@ move_unreachable(gchead *young, gchead *unreachable)
     }
     young->prev = (uintptr_t)prev;
     unreachable->next &= ~NEXT_MASK_UNREACHABLE;
+    if (sv != NULL) {
+        sv->n = n;
+        sv->dicts = dicts;
+    }
 }
 
-static void
-deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable)
+static inline __attribute__((always_inline)) void
+deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable, survivors *sv)
 {
-    update_refs(rt, base);
-    subtract_refs(base);
+    if (sv != NULL && base == GEN_HEAD(rt, ZWI_NGEN - 1) && gc_list_is_empty(&rt->gc.permanent)) {
+        update_and_subtract_refs(rt, base);
+    } else {
+        update_refs(rt, base);
+        subtract_refs(rt, base);
+    }
     gc_list_init(unreachable);
-    move_unreachable(base, unreachable);
+    move_unreachable(rt, base, unreachable, sv);
 }
 
 static void
@@ -167,29 +271,12 @@ may_be_tracked(zw_obj *o)
     return true;
 }
 
-/* Tuples holding only atomic or untracked items need no tracking (_PyTuple_MaybeUntrack). */
-static void
-untrack_tuples(zw_rt *rt, gchead *head)
-{
-    zw_type *tuple = rt->builtin[ZW_T_TUPLE];
-    for (gchead *g = gc_next(head), *next; g != head; g = next) {
-        next = gc_next(g);
-        zw_obj *op = ZWI_GC_OBJ(g);
-        if (op->type != tuple)
-            continue;
-        zwi_tuple *t = (zwi_tuple *)op;
-        bool keep = false;
-        for (intptr_t i = 0; i < t->vo.size && !keep; i++)
-            keep = t->items[i] == NULL || may_be_tracked(t->items[i]);
-        if (!keep)
-            gc_list_remove(g);
-    }
-}
-
-/* Dicts holding only atomic or untracked keys and values; full collections only (issue 14775). */
-static void
+/* Dicts holding only atomic or untracked keys and values; full collections only (issue 14775).
+ * Returns how many it untracked. */
+static size_t
 untrack_dicts(zw_rt *rt, gchead *head)
 {
+    size_t untracked = 0;
     zw_type *dict = rt->builtin[ZW_T_DICT];
     for (gchead *g = gc_next(head), *next; g != head; g = next) {
         next = gc_next(g);
@@ -201,9 +288,12 @@ untrack_dicts(zw_rt *rt, gchead *head)
         bool keep = false;
         while (!keep && zw_dict_next(op, &pos, &k, &v))
             keep = may_be_tracked(k) || may_be_tracked(v);
-        if (!keep)
+        if (!keep) {
             gc_list_remove(g);
+            untracked++;
+        }
     }
+    return untracked;
 }
 
 /* ---- legacy finalizers ---- */
@@ -221,25 +311,54 @@ visit_move(zw_obj *op, void *arg)
     return 0;
 }
 
+/* What the pass over the unreachable set learnt: whether anything in it can run code before
+ * delete_garbage (a weak reference to clear, a finalize slot not yet run), and its size. */
+typedef struct unreachable_scan {
+    bool weakrefs;   /* a weakref, or an object with weak references to it */
+    bool finalizers; /* an object whose finalize slot has not run yet */
+    size_t n;        /* objects left in the unreachable set */
+} unreachable_scan;
+
 /* Objects with a legacy finalizer, and everything they reach in the unreachable set, are
- * uncollectable: they go to `finalizers`. Also clears the unreachable mark of every object. */
+ * uncollectable: they go to `finalizers`. Also clears the unreachable mark of every object and,
+ * in the same pass, fills `scan` (conservatively: objects later moved to `finalizers` count). */
 static void
-move_legacy_finalizers(gchead *unreachable, gchead *finalizers)
+move_legacy_finalizers(zw_rt *rt, gchead *unreachable, gchead *finalizers, unreachable_scan *scan)
 {
+    zw_type *weakref_type = GC_EXT(rt)->weakref_type;
+    zw_type *last_type = NULL; /* the set is mostly runs of one type: test each type once */
+    bool last_is_weakref = false;
+    size_t n = 0;
+    scan->weakrefs = scan->finalizers = false;
     for (gchead *g = gc_next(unreachable), *next; g != unreachable; g = next) {
         g->next &= ~NEXT_MASK_UNREACHABLE;
         next = gc_next(g);
         zw_obj *op = ZWI_GC_OBJ(g);
-        if (op->type->legacy_del != NULL) {
+        zw_type *t = op->type;
+        if (t->legacy_del != NULL) {
             gc_clear_collecting(g);
             gc_list_move(g, finalizers);
+            continue;
         }
+        n++;
+        if (t != last_type) {
+            last_type = t;
+            last_is_weakref = weakref_type != NULL && zw_type_is_subtype(t, weakref_type);
+        }
+        if (last_is_weakref || ((t->flags & ZW_TPFLAGS_WEAKREFABLE) && *ZWI_WEAKLIST(op) != NULL))
+            scan->weakrefs = true;
+        if (t->finalize != NULL && !(g->prev & ZWI_GC_FINALIZED))
+            scan->finalizers = true;
     }
+    scan->n = n;
+    if (gc_list_is_empty(finalizers))
+        return;
     for (gchead *g = gc_next(finalizers); g != finalizers; g = gc_next(g)) {
         zw_obj *op = ZWI_GC_OBJ(g);
         if (op->type->traverse != NULL)
             op->type->traverse(op, visit_move, finalizers);
     }
+    scan->n = gc_list_size(unreachable);
 }
 
 /* ---- finalizers, resurrection, clearing ---- */
@@ -274,7 +393,7 @@ handle_resurrected_objects(zw_rt *rt, gchead *unreachable, gchead *still_unreach
 {
     for (gchead *g = gc_next(unreachable); g != unreachable; g = gc_next(g))
         gc_clear_collecting(g);
-    deduce_unreachable(rt, unreachable, still_unreachable);
+    deduce_unreachable(rt, unreachable, still_unreachable, NULL);
     clear_unreachable_mask(still_unreachable);
     gc_list_merge(unreachable, old);
 }
@@ -366,26 +485,40 @@ collect_generation(zw_rt *rt, int generation, size_t *collected, size_t *uncolle
     gchead *old = generation < ZWI_NGEN - 1 ? GEN_HEAD(rt, generation + 1) : young;
 
     gchead unreachable, finalizers, final_unreachable;
-    deduce_unreachable(rt, young, &unreachable);
-    untrack_tuples(rt, young);
+    survivors sv;
+    deduce_unreachable(rt, young, &unreachable, &sv); /* and untrack_tuples, see there */
     if (young != old) {
         if (generation == ZWI_NGEN - 2)
-            ext->long_lived_pending += (intptr_t)gc_list_size(young);
+            ext->long_lived_pending += (intptr_t)sv.n;
         gc_list_merge(young, old);
     } else {
-        untrack_dicts(rt, young);
+        if (sv.dicts)
+            sv.n -= untrack_dicts(rt, young);
         ext->long_lived_pending = 0;
-        ext->long_lived_total = (intptr_t)gc_list_size(young);
+        ext->long_lived_total = (intptr_t)sv.n;
     }
     gc_list_init(&finalizers);
-    move_legacy_finalizers(&unreachable, &finalizers);
+    unreachable_scan scan;
+    move_legacy_finalizers(rt, &unreachable, &finalizers, &scan);
     if (ext->debug & ZW_GC_DEBUG_COLLECTABLE)
         for (gchead *g = gc_next(&unreachable); g != &unreachable; g = gc_next(g))
             debug_cycle(rt, "collectable", ZWI_GC_OBJ(g));
-    size_t m = zwi_gc_handle_weakrefs(rt, &unreachable, old);
-    finalize_garbage(rt, &unreachable);
-    handle_resurrected_objects(rt, &unreachable, &final_unreachable, old);
-    m += gc_list_size(&final_unreachable);
+    size_t m = 0;
+    if (scan.weakrefs || scan.finalizers) {
+        m = zwi_gc_handle_weakrefs(rt, &unreachable, old);
+        finalize_garbage(rt, &unreachable);
+        handle_resurrected_objects(rt, &unreachable, &final_unreachable, old);
+        m += gc_list_size(&final_unreachable);
+    } else {
+        /* Nothing to clear and no finalizer to run: handle_weakrefs and finalize_garbage would
+         * do nothing, no code runs, so no refcount changes and the resurrection check would
+         * find every object unreachable again, in the same order (each one's referrers are
+         * all in the set: a reference from outside, or from an object moved to `finalizers`,
+         * would have kept it out). Skip its five passes; the set is final as it is. */
+        gc_list_init(&final_unreachable);
+        gc_list_merge(&unreachable, &final_unreachable);
+        m = scan.n;
+    }
     delete_garbage(rt, ext, &final_unreachable, old);
     size_t n = 0;
     for (gchead *g = gc_next(&finalizers); g != &finalizers; g = gc_next(g)) {

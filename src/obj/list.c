@@ -448,12 +448,7 @@ list_dealloc(zw_obj *o)
 static int
 list_traverse(zw_obj *o, zw_visit_fn visit, void *arg)
 {
-    for (intptr_t i = LIST(o)->vo.size; --i >= 0;) {
-        int r = visit(LIST(o)->items[i], arg);
-        if (r != 0)
-            return r;
-    }
-    return 0;
+    return zwi_list_traverse(o, visit, arg); /* obj_internal.h: the collector inlines it */
 }
 
 static zw_obj *

@@ -182,6 +182,36 @@ typedef struct zwi_list {
 } zwi_list;             /* 40, GC */
 #define ZWI_LIST_MAXFREELIST 80
 
+/* The traverse slots of tuple and list, inline: the collector's passes call them directly so
+ * that its visit functions are inlined into the loop (tuple.c and list.c's slots are these).
+ * A list is visited last item first, as CPython's list_traverse. */
+static inline int
+zwi_tuple_traverse(zw_obj *o, zw_visit_fn visit, void *arg)
+{
+    zwi_tuple *t = (zwi_tuple *)o;
+    for (intptr_t i = 0; i < t->vo.size; i++) {
+        zw_obj *x = t->items[i];
+        if (x != NULL) {
+            int r = visit(x, arg);
+            if (r != 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+static inline int
+zwi_list_traverse(zw_obj *o, zw_visit_fn visit, void *arg)
+{
+    zwi_list *l = (zwi_list *)o;
+    for (intptr_t i = l->vo.size; --i >= 0;) {
+        int r = visit(l->items[i], arg);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
 /* dict, as 3.11's: a table of indices into an array of entries kept in insertion order. */
 typedef struct zwi_dictkeys {
     intptr_t refcnt;            /* 1 for a dict's own keys */
@@ -440,7 +470,10 @@ zwi_gc_list_remove(zwi_gchead *node)
     prev->next = (uintptr_t)next;
     next->prev = (uintptr_t)prev | (next->prev & ZWI_GC_FLAGS);
     node->next = 0;
-    node->prev &= ZWI_GC_FLAGS;
+    /* as _PyObject_GC_UNTRACK: only FINALIZED survives. An object that dies in a collection is
+     * COLLECTING; kept on a free list and revived, it must not enter gen 0 still marked (the
+     * collector's one-pass count in collect.c takes COLLECTING for "already counted"). */
+    node->prev &= ZWI_GC_FINALIZED;
 }
 
 /* Link into / unlink from generation 0 (no-op if already in that state). */

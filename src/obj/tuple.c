@@ -121,15 +121,7 @@ tuple_dealloc(zw_obj *o)
 static int
 tuple_traverse(zw_obj *o, zw_visit_fn visit, void *arg)
 {
-    for (intptr_t i = 0; i < TUPLE(o)->vo.size; i++) {
-        zw_obj *x = TUPLE(o)->items[i];
-        if (x != NULL) {
-            int r = visit(x, arg);
-            if (r != 0)
-                return r;
-        }
-    }
-    return 0;
+    return zwi_tuple_traverse(o, visit, arg); /* obj_internal.h: the collector inlines it */
 }
 
 static zw_obj *

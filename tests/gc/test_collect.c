@@ -571,6 +571,85 @@ Test(gc_collect, atomic_tuples_and_dicts_are_untracked_lazily) /* 38 */
     zw_decref(d), zw_decref(tl), zw_decref(l), zw_decref(t), zw_decref(one), zw_decref(x);
 }
 
+Test(gc_collect, lazy_untracking_follows_the_order_of_the_generation)
+{
+    /* untrack_tuples walks the survivors in list order: an outer tuple examined before its
+     * inner one stays tracked one more collection; dicts are examined after every tuple */
+    zw_obj *one = zw_int_from_i64(rt, 1);
+    zw_obj *inner = zw_tuple_pack(rt, 1, one);
+    zw_obj *outer = zw_tuple_pack(rt, 1, inner);
+    zw_gc_collect(rt, 0);
+    cr_assert_not(zw_gc_is_tracked(inner));
+    cr_assert_not(zw_gc_is_tracked(outer), "its item was untracked just before it");
+    zw_obj *o2 = zw_tuple_new(rt, 1);
+    zw_obj *i2 = zw_tuple_pack(rt, 1, one);
+    zw_tuple_init_item(o2, 0, i2);
+    zw_gc_collect(rt, 0);
+    cr_assert_not(zw_gc_is_tracked(i2));
+    cr_assert(zw_gc_is_tracked(o2), "its item was still tracked when it was examined");
+    zw_gc_collect(rt, 1);
+    cr_assert_not(zw_gc_is_tracked(o2), "one collection per nesting level");
+    zw_obj *l = zw_list_new(rt, 0);
+    zw_obj *d = zw_dict_new(rt);
+    zw_dict_set(d, one, l); /* tracked now: before t in generation 0 */
+    zw_obj *t = zw_tuple_pack(rt, 1, one);
+    zw_dict_set(d, one, t);
+    zw_gc_collect(rt, 2);
+    cr_assert_not(zw_gc_is_tracked(t));
+    cr_assert_not(zw_gc_is_tracked(d), "the tuple it holds was untracked by the same collection");
+    zw_decref(d), zw_decref(t), zw_decref(l), zw_decref(o2), zw_decref(outer), zw_decref(inner);
+    zw_decref(one);
+}
+
+/* A full collection with nothing frozen counts references in one pass (first touch sets a
+ * referent's count); with a frozen object it takes update_refs and subtract_refs: same result. */
+static intptr_t
+collect_mixed_graph(bool with_frozen)
+{
+    zw_obj *frozen = NULL;
+    if (with_frozen) {
+        frozen = zw_list_new(rt, 0);
+        zw_gc_freeze(rt);
+    }
+    zw_obj *holder = zw_list_new(rt, 0); /* older than what it holds */
+    zw_obj *d = zw_list_new(rt, 0), *c = zw_list_new(rt, 0);
+    zw_list_append(c, d), zw_list_append(d, c); /* garbage: d is before c */
+    zw_obj *a = zw_list_new(rt, 0), *b = zw_list_new(rt, 0);
+    zw_list_append(a, b), zw_list_append(b, a), zw_list_append(holder, b);
+    zw_obj *t = zw_tuple_pack(rt, 2, a, holder); /* reachable from outside */
+    zw_decref(a), zw_decref(b), zw_decref(c), zw_decref(d), zw_decref(holder);
+    intptr_t found = zw_gc_collect(rt, 2);
+    cr_assert(zw_gc_is_tracked(t) && zw_gc_is_tracked(zw_tuple_get(t, 0)));
+    zw_decref(t);
+    cr_assert_eq(zw_gc_collect(rt, 2), 2, "the a-b cycle is garbage now");
+    if (with_frozen) {
+        zw_gc_unfreeze(rt);
+        zw_decref(frozen);
+    }
+    return found;
+}
+
+Test(gc_collect, full_collection_counts_alike_with_and_without_frozen_objects)
+{
+    cr_assert_eq(collect_mixed_graph(false), 2, "the c-d cycle");
+    cr_assert_eq(collect_mixed_graph(true), 2, "the c-d cycle");
+}
+
+Test(gc_collect, a_list_revived_from_the_free_list_is_counted_afresh)
+{
+    /* a list freed by a young collection dies marked COLLECTING and goes to the free list; the
+     * next list comes from there and must enter gen 0 unmarked (as _PyObject_GC_UNTRACK) */
+    zw_obj *l = zw_list_new(rt, 0);
+    zw_list_append(l, l);
+    zw_decref(l);
+    cr_assert_eq(zw_gc_collect(rt, 0), 1);
+    zw_obj *a = zw_list_new(rt, 0);
+    cr_assert_eq(a, l, "the same memory, from the free list");
+    zw_list_append(a, a);
+    zw_decref(a);
+    cr_assert_eq(zw_gc_collect(rt, 2), 1, "the revived list's self-cycle is found");
+}
+
 Test(gc_collect, invalid_generation_and_zero_threshold) /* 39 */
 {
     cr_assert_eq(zw_gc_collect(rt, 3), -1);
