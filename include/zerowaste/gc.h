@@ -140,6 +140,106 @@ ZW_API zw_obj *zw_finalize_peek(zw_obj *f);
 ZW_API bool zw_finalize_get_atexit(zw_obj *f);
 ZW_API void zw_finalize_set_atexit(zw_obj *f, bool atexit);
 
+/* ---- weak containers ---- */
+
+/* weakref.WeakValueDictionary, WeakKeyDictionary and WeakSet (Lib/weakref.py, _weakrefset.py).
+ * Each container is a GC object of its own type, itself weakly referenceable. An entry vanishes
+ * when its weak side dies, by refcount or in a collection: the container holds one weak
+ * reference with a callback per entry, and that is the only weak reference it makes to the
+ * weak side (zw_weakref_count of a value or key stays 1). The weak side must accept weak
+ * references (TypeError otherwise, as zw_weakref_new); keys must be hashable.
+ *
+ * Iteration: the *_iter functions return iterators for zw_iter_next, which yields new
+ * references to live entries only. While an iterator of a container is alive and not
+ * exhausted, entries whose weak side dies are queued, not removed, so a walk never sees the
+ * table change under it; the queue is applied when the last such iterator is exhausted or
+ * freed. len counts live entries: stored minus queued. Explicit changes during a walk are
+ * allowed (re-inserting the key of a queued entry works); adding or removing entries makes the
+ * walking iterator's next call fail with RuntimeError, as a dict's iterator does.
+ * See docs/gc.md#weak-containers. */
+
+/* A new, empty WeakValueDictionary. NULL with the error set. */
+ZW_API zw_obj *zw_weakvaluedict_new(zw_rt *rt);
+/* wd[key] = value: the container keeps its own reference to `key` and a weak one to `value`.
+ * 0, or -1 (TypeError if `value` is not weakly referenceable or `key` unhashable). */
+ZW_API int zw_weakvaluedict_set(zw_obj *wd, zw_obj *key, zw_obj *value);
+/* wd.get(key): a new reference to the value; NULL with no error set when `key` is absent or
+ * its value died (queued or not); NULL with the error set on failure (key unhashable, a
+ * comparison failed): tell them apart with zw_err_occurred. */
+ZW_API zw_obj *zw_weakvaluedict_get(zw_obj *wd, zw_obj *key);
+/* del wd[key]: 0, or -1 with KeyError when absent or dead. */
+ZW_API int zw_weakvaluedict_del(zw_obj *wd, zw_obj *key);
+/* key in wd, its value alive: 1, 0, or -1 with the error set. */
+ZW_API int zw_weakvaluedict_contains(zw_obj *wd, zw_obj *key);
+/* len(wd): entries stored minus the ones queued for removal. */
+ZW_API size_t zw_weakvaluedict_len(zw_obj *wd);
+/* wd.copy(): a new WeakValueDictionary of the live entries. */
+ZW_API zw_obj *zw_weakvaluedict_copy(zw_obj *wd);
+/* New iterators over the live keys, values, or (key, value) tuples, in insertion order. */
+ZW_API zw_obj *zw_weakvaluedict_keys_iter(zw_obj *wd);
+ZW_API zw_obj *zw_weakvaluedict_values_iter(zw_obj *wd);
+ZW_API zw_obj *zw_weakvaluedict_items_iter(zw_obj *wd);
+/* wd.valuerefs(): a new list of the weak references to the live values (the container's own
+ * refs, with their callbacks: keep them no longer than needed). */
+ZW_API zw_obj *zw_weakvaluedict_valuerefs(zw_obj *wd);
+/* wd.setdefault(key, default_): the live value for `key` if there is one, else stores
+ * `default_` (weakly) and returns it. New reference; NULL with the error set. */
+ZW_API zw_obj *zw_weakvaluedict_setdefault(zw_obj *wd, zw_obj *key, zw_obj *default_);
+/* wd.pop(key[, default_]): removes `key` and returns its value (new reference); when absent or
+ * dead returns `default_` (new reference) or, if it is NULL, fails with KeyError. */
+ZW_API zw_obj *zw_weakvaluedict_pop(zw_obj *wd, zw_obj *key, zw_obj *default_);
+/* wd.popitem(): removes the last live entry inserted and gives its key and value as new
+ * references in *key and *value. 0, or -1 with KeyError when there is none. */
+ZW_API int zw_weakvaluedict_popitem(zw_obj *wd, zw_obj **key, zw_obj **value);
+/* wd.update(other): `other` is a dict or a WeakValueDictionary (its live entries). 0 or -1
+ * (TypeError for other kinds; entries set before a failure stay). */
+ZW_API int zw_weakvaluedict_update(zw_obj *wd, zw_obj *other);
+ZW_API bool zw_weakvaluedict_check(const zw_obj *o);
+
+/* A new, empty WeakKeyDictionary. NULL with the error set. */
+ZW_API zw_obj *zw_weakkeydict_new(zw_rt *rt);
+/* wd[key] = value: a weak reference to `key`, a reference of its own to `value`. An equal live
+ * key already stored stays (as dict keeps its first key). 0, or -1 (TypeError if `key` is not
+ * weakly referenceable or unhashable). */
+ZW_API int zw_weakkeydict_set(zw_obj *wd, zw_obj *key, zw_obj *value);
+/* wd.get(key): the value, a new reference; NULL with no error set when absent; NULL with the
+ * error set on failure (TypeError when `key` is not weakly referenceable, as CPython). */
+ZW_API zw_obj *zw_weakkeydict_get(zw_obj *wd, zw_obj *key);
+/* del wd[key]: 0, or -1 with KeyError (TypeError if `key` is not weakly referenceable). */
+ZW_API int zw_weakkeydict_del(zw_obj *wd, zw_obj *key);
+/* key in wd: 1, 0 (also for keys that cannot be weakly referenced), -1 on error. */
+ZW_API int zw_weakkeydict_contains(zw_obj *wd, zw_obj *key);
+ZW_API size_t zw_weakkeydict_len(zw_obj *wd);
+/* wd.copy(): a new WeakKeyDictionary of the live entries. */
+ZW_API zw_obj *zw_weakkeydict_copy(zw_obj *wd);
+/* New iterators over the live keys, values, or (key, value) tuples, in insertion order. */
+ZW_API zw_obj *zw_weakkeydict_keys_iter(zw_obj *wd);
+ZW_API zw_obj *zw_weakkeydict_values_iter(zw_obj *wd);
+ZW_API zw_obj *zw_weakkeydict_items_iter(zw_obj *wd);
+/* wd.keyrefs(): a new list of the weak references to the live keys (the container's own). */
+ZW_API zw_obj *zw_weakkeydict_keyrefs(zw_obj *wd);
+/* As the zw_weakvaluedict_ ones, keys weak. */
+ZW_API zw_obj *zw_weakkeydict_setdefault(zw_obj *wd, zw_obj *key, zw_obj *default_);
+ZW_API zw_obj *zw_weakkeydict_pop(zw_obj *wd, zw_obj *key, zw_obj *default_);
+ZW_API int zw_weakkeydict_popitem(zw_obj *wd, zw_obj **key, zw_obj **value);
+/* wd.update(other): `other` is a dict or a WeakKeyDictionary (its live entries). */
+ZW_API int zw_weakkeydict_update(zw_obj *wd, zw_obj *other);
+ZW_API bool zw_weakkeydict_check(const zw_obj *o);
+
+/* A new, empty WeakSet. NULL with the error set. */
+ZW_API zw_obj *zw_weakset_new(zw_rt *rt);
+/* ws.add(item): 0, or -1 (TypeError if `item` is not weakly referenceable or unhashable). */
+ZW_API int zw_weakset_add(zw_obj *ws, zw_obj *item);
+/* ws.discard(item): 0 whether or not it was there (also for items that cannot be weakly
+ * referenced); -1 on error. */
+ZW_API int zw_weakset_discard(zw_obj *ws, zw_obj *item);
+/* item in ws: 1, 0 (also for items that cannot be weakly referenced), -1 on error. */
+ZW_API int zw_weakset_contains(zw_obj *ws, zw_obj *item);
+ZW_API size_t zw_weakset_len(zw_obj *ws);
+/* A new iterator over the live items, in insertion order. */
+ZW_API zw_obj *zw_weakset_iter(zw_obj *ws);
+ZW_API bool zw_weakset_check(const zw_obj *o);
+
 #ifdef __cplusplus
 }
 #endif

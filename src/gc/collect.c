@@ -620,7 +620,7 @@ zwi_gc_attach(zw_rt *rt)
     if (ext == NULL)
         return -1;
     rt->gc.ext = ext;
-    if (zwi_weakref_init(rt) != 0) {
+    if (zwi_weakref_init(rt) != 0 || zwi_weakcontainers_init(rt) != 0) {
         zw_raw_free(rt->raw, ext);
         rt->gc.ext = NULL;
         return -1;

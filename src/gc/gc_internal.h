@@ -166,6 +166,11 @@ ZW_HIDDEN void zwi_weakref_clear_all(zw_obj *o);
 /* Runs the live finalizers with atexit set, newest first (zw_rt_free). */
 ZW_HIDDEN void zwi_finalize_atexit(zw_rt *rt);
 
+/* ---- weakdict.c ---- */
+
+/* Makes the weak container types of a runtime (WeakValueDictionary ...). 0 or -1. */
+ZW_HIDDEN int zwi_weakcontainers_init(zw_rt *rt);
+
 /* ---- gc.c ---- */
 
 /* Reports an error a callback, finalizer or clear left, as Python's "Exception ignored in",

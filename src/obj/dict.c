@@ -181,10 +181,13 @@ lookup(zw_obj *d, zw_obj *key, int64_t hash, size_t *slot)
                 } else if (!str_key || !zw_str_check(ek)) {
                     zw_incref(ek);
                     int eq = zw_equal(ek, key);
+                    /* the comparison may have changed the dict: its table, or this entry (a
+                     * compare that deletes the key it is comparing): start over, as CPython */
+                    bool changed = DICT(d)->keys != k || entry_key(k, ix) != ek;
                     zw_decref(ek);
                     if (eq < 0)
                         return IX_ERROR;
-                    if (DICT(d)->keys != k) /* the comparison changed the dict: start over */
+                    if (changed)
                         return lookup(d, key, hash, slot);
                     if (eq) {
                         *slot = i;

@@ -180,3 +180,43 @@ Test(obj_dict, random_operations_agree_with_a_model)
         zw_decref(keys[i]);
     zw_decref(d);
 }
+
+/* A key type whose equality deletes the entry it is being compared with, then says "equal":
+ * the lookup must notice the entry changed and start over (as CPython's does). */
+static zw_obj *victim_dict, *victim_key;
+
+static int64_t
+same_hash(zw_obj *o)
+{
+    return 1;
+}
+
+static int
+deleting_compare(zw_obj *a, zw_obj *b, zw_cmp op)
+{
+    if (op != ZW_EQ && op != ZW_NE)
+        return ZW_CMP_UNSUPPORTED;
+    if (victim_key != NULL) {
+        zw_obj *k = victim_key;
+        victim_key = NULL;
+        zw_dict_del(victim_dict, k);
+        zw_decref(k);
+    }
+    return op == ZW_EQ;
+}
+
+Test(obj_dict, a_comparison_that_deletes_the_entry_restarts_the_lookup)
+{
+    zw_type_spec spec = {.name = "X", .basicsize = sizeof(zw_obj), .hash = same_hash,
+                         .compare = deleting_compare};
+    zw_type *X = zw_type_new(rt, &spec);
+    victim_dict = zw_dict_new(rt);
+    zw_obj *stored = zw_obj_alloc(X, 0), *probe = zw_obj_alloc(X, 0);
+    zw_dict_set(victim_dict, stored, zw_none(rt));
+    victim_key = zw_newref(stored);
+    cr_assert_eq(zw_dict_del(victim_dict, probe), -1, "the entry went during the compare");
+    cr_assert_eq(zw_err_occurred(rt), ZW_KeyError);
+    zw_err_clear(rt);
+    cr_assert_eq(zw_dict_len(victim_dict), 0);
+    zw_decref(stored), zw_decref(probe), zw_decref(victim_dict);
+}
