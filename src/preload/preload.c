@@ -40,7 +40,7 @@
 #define PENDING_SAMPLES 256               /* samples held before the sampler must write */
 #define DEFAULT_NFRAME  16
 #define DEFAULT_OUTPUT  "zw.%p.zwc"
-#define PEAK_MIN_STEP   ((int64_t)4096) /* a new peak set needs +1% and at least this many bytes */
+#define PEAK_MIN_STEP   ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
 
 /* ---- the one struct of mutable state ---- */
 
@@ -1165,8 +1165,5 @@ preload_start(void)
     zwi_trace_guard--;
 }
 
-__attribute__((destructor)) static void
-preload_stop(void)
-{
-    finish(ZW_CAPTURE_END_EXIT, 0); /* after atexit handlers: nothing left to do, usually */
-}
+/* No destructor writes the capture: _dl_fini, which runs destructors, is registered with atexit
+ * after this constructor ran, so it runs before on_exit_hook, which alone knows the status. */
