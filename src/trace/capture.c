@@ -460,6 +460,21 @@ read_sections(reader *r, const unsigned char *data, size_t len)
     return rc;
 }
 
+/* A capture cut short has no TOTALS: its peak and duration come from the time series. */
+static void
+totals_from_samples(zw_capture *c)
+{
+    for (size_t i = 0; i < c->nsamples; i++) {
+        const zw_capture_sample *s = &c->samples[i];
+        if (s->heap_bytes > c->totals.peak_bytes) {
+            c->totals.peak_bytes = s->heap_bytes;
+            c->totals.peak_time_ns = s->time_ns;
+        }
+        if (s->time_ns > c->totals.duration_ns)
+            c->totals.duration_ns = s->time_ns;
+    }
+}
+
 /* The capture's memory: a raw door whose pointer is kept just before the capture (freed by
  * zw_capture_free). */
 typedef struct holder {
@@ -505,8 +520,11 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
              ZWI_CAPTURE_KIND, kind == 1 ? ": it is a snapshot" : "");
         goto out_free;
     }
-    if (read_sections(&r, data, len) == 0)
+    if (read_sections(&r, data, len) == 0) {
+        if (!r.c->has_totals)
+            totals_from_samples(r.c);
         return r.c;
+    }
 out_free:
     zw_capture_free(r.c);
     return NULL;

@@ -96,10 +96,35 @@ prepare_output(const char *path)
     return 0;
 }
 
-static void
-summarize(const char *path)
+/* The capture of the program: `path`, or, if the program executed another one (the same pid,
+ * a later file), the last image's capture. */
+static zw_capture *
+main_capture(const char *path, char *used, size_t len)
 {
     zw_capture *c = zw_load(path);
+    snprintf(used, len, "%s", path);
+    for (int i = 1; c != NULL && !c->complete && i < 1000; i++) {
+        char other[PATH_MAX + 16];
+        snprintf(other, sizeof(other), "%s.%d", path, i);
+        if (access(other, F_OK) != 0)
+            break;
+        zw_capture *o = zw_capture_load(other, NULL);
+        if (o != NULL && o->pid == c->pid) {
+            zw_capture_free(c);
+            c = o;
+            snprintf(used, len, "%s", other);
+        } else {
+            zw_capture_free(o);
+        }
+    }
+    return c;
+}
+
+static void
+summarize(const char *first)
+{
+    char path[PATH_MAX + 16];
+    zw_capture *c = main_capture(first, path, sizeof(path));
     if (c == NULL)
         return;
     char a[32], b[32];
@@ -122,14 +147,14 @@ summarize(const char *path)
     int more = 0;
     for (int i = 1; i < 1000; i++) {
         char other[PATH_MAX + 16];
-        snprintf(other, sizeof(other), "%s.%d", path, i);
+        snprintf(other, sizeof(other), "%s.%d", first, i);
         if (access(other, F_OK) != 0)
             break;
         more++;
     }
     if (more > 0)
-        fprintf(stderr, "zw: capture      %s%s (and %d of other processes: %s.1 ...)\n", path,
-                c->complete ? "" : " (incomplete)", more, path);
+        fprintf(stderr, "zw: capture      %s%s (one of %d files, one per process: %s, %s.1 ...)\n",
+                path, c->complete ? "" : " (incomplete)", more + 1, first, first);
     else
         fprintf(stderr, "zw: capture      %s%s ('zw stat %s' for more)\n", path,
                 c->complete ? "" : " (incomplete)", path);
