@@ -622,11 +622,14 @@ write_locked(const zwi_cbuf *b)
     }
 }
 
+static void flush_samples_locked(void);
+
 static void
 push_sample_locked(zw_capture_sample s)
 {
-    if (G.npending < PENDING_SAMPLES)
-        G.pending[G.npending++] = s;
+    if (G.npending == PENDING_SAMPLES)
+        flush_samples_locked();
+    G.pending[G.npending++] = s;
 }
 
 /* Appends the pending samples as a TIMESERIES section. */
