@@ -83,6 +83,8 @@ typedef struct zw_capture {
  * without running its exit path) loads with `complete` false and what was written until then; a
  * damaged, foreign or newer file gives NULL and an error naming what is wrong and where. */
 ZW_API zw_capture *zw_capture_load(const char *path, zw_error *err);
+/* The same from `len` bytes in memory (the fuzz target's door). */
+ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
 ZW_API void zw_capture_free(zw_capture *c);
 
 /* zw_mark("label") in a traced process records a mark (time, heap bytes, live set); in a process
