@@ -354,7 +354,7 @@ save_peak(int64_t bytes)
 static inline bool
 tracing(void)
 {
-    return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_relaxed);
+    return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
 }
 
 /* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
@@ -388,8 +388,10 @@ on_alloc(void *p, size_t n)
     if (G.sites != NULL && ref != 0 && ref < SITE_REFS) {
         atomic_fetch_add_explicit(&G.sites[ref].count, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&G.sites[ref].bytes, n, memory_order_relaxed);
-        if (ref > atomic_load_explicit(&G.site_max, memory_order_relaxed))
-            atomic_store_explicit(&G.site_max, ref, memory_order_relaxed); /* races: see finish */
+        unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
+        while (ref > max && !atomic_compare_exchange_weak_explicit(
+                                &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
+            ; /* only when a new traceback is interned: rare */
     }
     int64_t peak = zwi_tracer_peak_hint(t);
     if (ZW_UNLIKELY(peak >= atomic_load_explicit(&G.peak_next, memory_order_relaxed)))
@@ -467,8 +469,10 @@ calloc(size_t nelem, size_t elsize)
     return p;
 }
 
-EXPORT void *
-realloc(void *p, size_t n)
+/* realloc's body, inlined into realloc and reallocarray so that the traceback starts at their
+ * caller. */
+static inline __attribute__((always_inline)) void *
+do_realloc(void *p, size_t n)
 {
     if (ZW_UNLIKELY(!resolve() || in_boot(p))) {
         /* a bootstrap block moves out of the arena (or, during dlsym, within it) */
@@ -496,6 +500,12 @@ realloc(void *p, size_t n)
 }
 
 EXPORT void *
+realloc(void *p, size_t n)
+{
+    return do_realloc(p, n);
+}
+
+EXPORT void *
 reallocarray(void *p, size_t nelem, size_t elsize)
 {
     size_t n;
@@ -503,7 +513,7 @@ reallocarray(void *p, size_t nelem, size_t elsize)
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, n);
+    return do_realloc(p, n);
 }
 
 /* The aligned family: one body, the real function chosen by `which`. */
