@@ -1,5 +1,5 @@
 /* tests/preload/crash.c - keeps 5000 bytes, then dies of SIGSEGV (or abort() or _exit(7), by its
- * argument): the capture must load with those 5000 bytes live. */
+ * argument; "mark" raises SIGUSR1 and exits): the capture must load with those 5000 bytes live. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,11 @@ main(int argc, char **argv)
         abort();
     if (strcmp(how, "_exit") == 0)
         _exit(7);
+    if (strcmp(how, "mark") == 0) { /* ZW_MARK_SIGNAL=USR1: the sampler takes a mark */
+        raise(SIGUSR1);
+        usleep(100000);
+        return 0;
+    }
     if (strcmp(how, "kill") == 0) {
         usleep(100000); /* some samples streamed first */
         raise(SIGKILL);

@@ -97,6 +97,11 @@ expect "killed: capture incomplete" "$(stat complete "$tmp/killed.zwc")" false
 n=$(stat samples "$tmp/killed.zwc")
 [ "$n" -ge 3 ] && echo "ok: killed: $n samples streamed" || fail "killed: $n samples streamed"
 
+# ---- a mark taken by a signal (ZW_MARK_SIGNAL) ----
+ZW_MARK_SIGNAL=USR1 "$zw" run -q -o "$tmp/mark.zwc" -- "$dir/zwp_crash" mark || fail "zw run mark"
+"$zw" top --at "signal 10" --json "$tmp/mark.zwc" | grep -q '"bytes": 5000, "blocks": 1,' &&
+    echo "ok: ZW_MARK_SIGNAL mark holds the 5000-byte block" || fail "ZW_MARK_SIGNAL mark"
+
 # ---- 10M allocations, timed ----
 start=$(date +%s.%N)
 "$dir/zwp_many" >/dev/null

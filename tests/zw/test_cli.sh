@@ -99,6 +99,10 @@ grep -q '"function": "remember", "file": "[^"]*main.c", "line": [0-9]*, "module"
 check 0 '' top --at grown --group filename "$cap"
 check 0 '' top --cumulative --at 0.001 "$cap"
 check 0 '' peak --limit 1 "$cap"
+check 0 '' top --at allocations --json "$cap"
+head -2 "$tmp/out" | grep -q '"bytes": 160000, "blocks": 10000, .*"function": "count_digits"' ||
+    { echo "FAIL: top --at allocations: the 10000 digit buffers first"; fails=$((fails + 1)); }
+check 1 'has no allocation sites' top --at allocations "$tmp/cut.zwc"
 check 0 '' compare "$cap" --from start --to end --group traceback
 check 0 '' compare "$cap" "$cap" --at peak --json
 

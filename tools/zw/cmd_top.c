@@ -1,6 +1,7 @@
 /* tools/zw/cmd_top.c - zw top: a live set of a capture grouped by line, file or traceback
  * (zw_snapshot_statistics: tracemalloc's Snapshot.statistics), largest first. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "zw.h"
@@ -14,12 +15,71 @@ static const char help[] =
     "options:\n"
     "  --at peak|exit|MARK|SECONDS   the live set (default peak); SECONDS picks the last set\n"
     "                                taken at or before that time\n"
+    "  --at allocations              not a live set: every allocation site, most allocations\n"
+    "                                first, with the bytes allocated there in all\n"
     "  --group lineno|filename|traceback   how to group blocks (default lineno)\n"
     "  --cumulative                  count every frame of each traceback, not only the most\n"
     "                                recent (lineno and filename only)\n"
     "  --limit N                     at most N entries (default 10; 0: all)\n"
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
     "  -h, --help                    this text\n";
+
+/* Most allocations first, then most bytes. */
+static int
+by_count(const void *x, const void *y, void *ctx)
+{
+    const zw_capture *c = ctx;
+    size_t a = *(const size_t *)x;
+    size_t b = *(const size_t *)y;
+    if (c->site_counts[a] != c->site_counts[b])
+        return c->site_counts[a] < c->site_counts[b] ? 1 : -1;
+    size_t sa = zw_snapshot_trace(c->sites, a).size;
+    size_t sb = zw_snapshot_trace(c->sites, b).size;
+    return sa < sb ? 1 : sa > sb ? -1 : 0;
+}
+
+/* --at allocations: the capture's sites (one per allocation traceback), most allocations first,
+ * with the bytes allocated there in all. */
+static int
+print_sites(const zw_capture *c, const char *path, size_t limit, bool json)
+{
+    size_t n = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
+    if (c->sites == NULL)
+        return zw_fail("capture '%s' has no allocation sites%s", path,
+                       c->complete ? "" : " (the process died before writing them)");
+    size_t *order = malloc((n + 1) * sizeof(size_t));
+    if (order == NULL)
+        return zw_fail("out of memory");
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof(*order), by_count, (void *)c);
+    if (limit == 0 || limit > n)
+        limit = n;
+    if (json)
+        fputc('[', stdout);
+    else
+        printf("%s: %zu allocation sites, most allocations first\n%4s  %10s  %12s  %s\n", path, n,
+               "#", "allocations", "bytes", "allocated at");
+    for (size_t i = 0; i < limit; i++) {
+        zw_trace_info t = zw_snapshot_trace(c->sites, order[i]);
+        zw_statistic s = {t.traceback, t.size, (size_t)c->site_counts[order[i]], 0, 0};
+        if (json) {
+            fputs(i == 0 ? "\n  " : ",\n  ", stdout);
+            zw_print_json_entry(&s, false, stdout);
+            continue;
+        }
+        char b[32];
+        printf("%4zu  %10zu  %12s  ", i + 1, s.count, zw_size(b, (long long)s.size, false));
+        zw_print_location(s.traceback, stdout);
+        fputc('\n', stdout);
+    }
+    if (json)
+        fputs(limit > 0 ? "\n]\n" : "]\n", stdout);
+    else if (limit < n)
+        printf("(%zu more; --limit 0 shows all)\n", n - limit);
+    free(order);
+    return 0;
+}
 
 /* Shared by top, leaks and peak: parse the options, load, group, print. */
 int
@@ -77,6 +137,11 @@ zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int
     if (c == NULL)
         return ZW_EXIT_FAILURE;
     int rc = ZW_EXIT_FAILURE;
+    if (strcmp(at, "allocations") == 0) {
+        rc = print_sites(c, path, limit, json);
+        zw_capture_free(c);
+        return rc;
+    }
     bool usage;
     const zw_capture_set *set = zw_pick_set(c, path, at, &usage);
     if (set == NULL) {

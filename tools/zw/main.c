@@ -192,8 +192,8 @@ zw_json_string(const char *s, FILE *out)
 }
 
 /* "file:line (function)" of the most recent frame of `tb`. */
-static void
-print_location(const zw_traceback *tb, FILE *out)
+void
+zw_print_location(const zw_traceback *tb, FILE *out)
 {
     size_t n = zw_traceback_len(tb);
     if (n == 0) {
@@ -208,8 +208,8 @@ print_location(const zw_traceback *tb, FILE *out)
         fprintf(out, " (%s)", f->function);
 }
 
-static void
-print_json_entry(const zw_statistic *s, bool diff, FILE *out)
+void
+zw_print_json_entry(const zw_statistic *s, bool diff, FILE *out)
 {
     fprintf(out, "{\"bytes\": %zu, \"blocks\": %zu", s->size, s->count);
     if (diff)
@@ -242,7 +242,7 @@ zw_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, boo
         fputc('[', out);
         for (size_t i = 0; i < n; i++) {
             fputs(i == 0 ? "\n  " : ",\n  ", out);
-            print_json_entry(zw_stat_list_get(list, i), diff, out);
+            zw_print_json_entry(zw_stat_list_get(list, i), diff, out);
         }
         fputs(n > 0 ? "\n]\n" : "]\n", out);
         return;
@@ -262,7 +262,7 @@ zw_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, boo
         else
             fprintf(out, "%4zu  %10s  %7zu  %10s  ", i + 1, zw_size(a, (long long)s->size, 0),
                     s->count, zw_size(b, s->count ? (long long)(s->size / s->count) : 0, false));
-        print_location(s->traceback, out);
+        zw_print_location(s->traceback, out);
         fputc('\n', out);
         if (tracebacks) {
             size_t nf = zw_traceback_len(s->traceback);

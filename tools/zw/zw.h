@@ -53,6 +53,10 @@ const char *zw_size(char buf[32], long long bytes, bool sign);
  * a JSON array; at most `limit` entries (0: all). `diff` adds the differences. */
 void zw_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bool tracebacks,
                     FILE *out);
+/* "file:line (function)" of the most recent frame of `tb`. */
+void zw_print_location(const zw_traceback *tb, FILE *out);
+/* One entry {bytes, blocks[, bytes_diff, blocks_diff], traceback} of a JSON array. */
+void zw_print_json_entry(const zw_statistic *s, bool diff, FILE *out);
 /* A JSON string literal of `s` ("null" for NULL). */
 void zw_json_string(const char *s, FILE *out);
 
