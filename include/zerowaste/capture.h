@@ -43,6 +43,7 @@ enum zw_capture_end {
     ZW_CAPTURE_END_EXIT = 1,    /* return from main, exit() */
     ZW_CAPTURE_END_SIGNAL = 2,  /* a fatal signal: `code` is its number */
     ZW_CAPTURE_END_UNDERSCORE_EXIT = 3, /* _exit() or _Exit(): `code` is the status */
+    ZW_CAPTURE_END_EXEC = 4, /* an exec replaced the image (the new one writes its own capture) */
 };
 
 typedef struct zw_capture_totals {

@@ -20,6 +20,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,10 @@ typedef struct real_fns {
     void *(*pvalloc)(size_t);
     size_t (*malloc_usable_size)(void *);
     void (*exit_)(int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
 } real_fns;
 
 static struct {
@@ -102,6 +107,8 @@ static struct {
     unsigned interval_ms; /* sampling interval, from ZW_INTERVAL_MS; set by the constructor */
     bool follow_fork;     /* ZW_FOLLOW_FORK=1: a fork child writes a capture of its own */
     uint64_t start_ns;    /* CLOCK_MONOTONIC at start (reset in a followed fork child) */
+    pid_t pid;            /* the process the capture is of: a vfork child (another pid sharing
+                           * this memory) must not finish it; set at start and in a fork child */
     uint64_t start_real;  /* CLOCK_REALTIME at start */
     zw_raw *raw;          /* buffers of the writer and live sets; used under `lock` */
 
@@ -190,6 +197,10 @@ resolve(void)
     r.pvalloc = dlsym(RTLD_NEXT, "pvalloc");
     r.malloc_usable_size = dlsym(RTLD_NEXT, "malloc_usable_size");
     r.exit_ = dlsym(RTLD_NEXT, "_exit");
+    r.execve = dlsym(RTLD_NEXT, "execve");
+    r.execvp = dlsym(RTLD_NEXT, "execvp");
+    r.execvpe = dlsym(RTLD_NEXT, "execvpe");
+    r.fexecve = dlsym(RTLD_NEXT, "fexecve");
     if (r.malloc == NULL || r.free == NULL || r.calloc == NULL || r.realloc == NULL ||
         r.memalign == NULL || r.exit_ == NULL) {
         static const char msg[] = "zw: preload: cannot find the real malloc functions\n";
@@ -971,20 +982,152 @@ on_fatal_signal(int sig)
     raise(sig); /* a fault re-runs the instruction and dies of the default action */
 }
 
+/* True in the process the capture is of; false in a vfork child, which shares our memory: it
+ * must neither write the parent's capture nor mark it finished. */
+static bool
+owner(void)
+{
+    return getpid() == G.pid;
+}
+
 EXPORT void
 _exit(int status)
 {
     if (resolve()) {
-        finish(ZW_CAPTURE_END_UNDERSCORE_EXIT, status);
+        if (owner())
+            finish(ZW_CAPTURE_END_UNDERSCORE_EXIT, status);
         G.real.exit_(status);
     }
     __builtin_trap();
 }
 
-EXPORT void
-_Exit(int status)
+/* ---- exec: the image ends, its capture too; the new image (LD_PRELOAD) writes its own. If the
+ * exec fails, the rest of this process is not traced. glibc's exec functions call each other
+ * internally, so each is interposed; the l-forms build an argument vector for the v-forms. ---- */
+
+static void
+before_exec(void)
 {
-    _exit(status);
+    if (owner())
+        finish(ZW_CAPTURE_END_EXEC, 0);
+}
+
+EXPORT int
+execve(const char *path, char *const argv[], char *const envp[])
+{
+    resolve();
+    before_exec();
+    return G.real.execve(path, argv, envp);
+}
+
+EXPORT int
+execv(const char *path, char *const argv[])
+{
+    return execve(path, argv, environ);
+}
+
+EXPORT int
+execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    resolve();
+    before_exec();
+    if (G.real.execvpe == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return G.real.execvpe(file, argv, envp);
+}
+
+EXPORT int
+execvp(const char *file, char *const argv[])
+{
+    return execvpe(file, argv, environ);
+}
+
+EXPORT int
+fexecve(int fd, char *const argv[], char *const envp[])
+{
+    resolve();
+    before_exec();
+    if (G.real.fexecve == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return G.real.fexecve(fd, argv, envp);
+}
+
+#define MAX_EXEC_ARGS 65536 /* execl's arguments we forward; more gets E2BIG */
+
+/* execl's arguments (arg0 and the variadic ones up to NULL) as a vector from the real malloc (the
+ * caller frees it if the exec fails); NULL with errno on failure. *envp gets execle's
+ * environment when `with_env`. */
+static char **
+collect_args(const char *arg0, va_list ap, bool with_env, char ***envp)
+{
+    va_list count;
+    va_copy(count, ap);
+    size_t n = 1;
+    while (arg0 != NULL && va_arg(count, char *) != NULL && n < MAX_EXEC_ARGS)
+        n++;
+    va_end(count);
+    if (n == MAX_EXEC_ARGS) {
+        errno = E2BIG;
+        return NULL;
+    }
+    resolve();
+    char **argv = G.real.malloc((n + 1) * sizeof(char *));
+    if (argv == NULL)
+        return NULL;
+    argv[0] = (char *)arg0;
+    for (size_t i = 1; arg0 != NULL && i <= n; i++)
+        argv[i] = va_arg(ap, char *); /* argv[n] is the NULL */
+    argv[arg0 == NULL ? 0 : n] = NULL;
+    if (with_env)
+        *envp = va_arg(ap, char **);
+    return argv;
+}
+
+EXPORT int
+execl(const char *path, const char *arg0, ...)
+{
+    va_list ap;
+    va_start(ap, arg0);
+    char **argv = collect_args(arg0, ap, false, NULL);
+    va_end(ap);
+    if (argv == NULL)
+        return -1;
+    int rc = execve(path, argv, environ);
+    G.real.free(argv);
+    return rc;
+}
+
+EXPORT int
+execle(const char *path, const char *arg0, ...)
+{
+    char **envp = NULL;
+    va_list ap;
+    va_start(ap, arg0);
+    char **argv = collect_args(arg0, ap, true, &envp);
+    va_end(ap);
+    if (argv == NULL)
+        return -1;
+    int rc = execve(path, argv, envp);
+    G.real.free(argv);
+    return rc;
+}
+
+EXPORT int
+execlp(const char *file, const char *arg0, ...)
+{
+    va_list ap;
+    va_start(ap, arg0);
+    char **argv = collect_args(arg0, ap, false, NULL);
+    va_end(ap);
+    if (argv == NULL)
+        return -1;
+    int rc = execvpe(file, argv, environ);
+    G.real.free(argv);
+    return rc;
 }
 
 /* ---- fork ---- */
@@ -1038,6 +1181,7 @@ fork_child(void)
     G.npending = 0;
     G.start_ns = clock_ns(CLOCK_MONOTONIC);
     G.start_real = clock_ns(CLOCK_REALTIME);
+    G.pid = getpid();
     if (G.fd >= 0)
         close(G.fd);
     G.fd = -1;
@@ -1164,6 +1308,7 @@ preload_start(void)
     G.sites = sites == MAP_FAILED ? NULL : sites;
     G.start_ns = clock_ns(CLOCK_MONOTONIC);
     G.start_real = clock_ns(CLOCK_REALTIME);
+    G.pid = getpid();
     read_cmdline();
     pthread_mutex_lock(&G.lock);
     open_output();

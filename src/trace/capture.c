@@ -309,7 +309,7 @@ decode_totals(reader *r)
         rd(r, 8, &t->bytes_allocated) || rd(r, 8, &t->peak_bytes) || rd(r, 8, &t->peak_time_ns) ||
         rd(r, 8, &t->duration_ns) || rd(r, 4, &end) || rd(r, 4, &code))
         return -1;
-    if (end > ZW_CAPTURE_END_UNDERSCORE_EXIT)
+    if (end > ZW_CAPTURE_END_EXEC)
         return bad(r, "unknown end of process");
     t->end = (uint32_t)end;
     t->code = (int32_t)(uint32_t)code;

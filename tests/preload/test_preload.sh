@@ -75,6 +75,13 @@ expect "fork: parent's allocations" "$(stat bytes_allocated "$tmp/fork.zwc")" 10
 # ---- exec: followed by default, not with --no-follow-exec ----
 "$zw" run -q -o "$tmp/exec.zwc" -- "$dir/zwp_exec" || fail "zw run exec"
 expect "exec: the new image's leak" "$(stat leaked_bytes "$tmp/exec.zwc.1")" 3000
+expect "exec: the old image's capture ends with exec" "$(stat end "$tmp/exec.zwc")" '"exec"'
+expect "exec: the old image's live bytes" "$(stat leaked_bytes "$tmp/exec.zwc")" 1000
+"$zw" run -q -o "$tmp/vfork.zwc" -- "$dir/zwp_exec" vfork || fail "zw run exec vfork"
+expect "vfork: the parent's capture goes on after the child's exec" \
+    "$(stat leaked_bytes "$tmp/vfork.zwc")" 1500
+expect "vfork: the child's image" "$(stat leaked_bytes "$tmp/vfork.zwc.1")" 3000
+expect "vfork: the parent's image after exec" "$(stat leaked_bytes "$tmp/vfork.zwc.2")" 3000
 expect "exec: same pid" "$(stat pid "$tmp/exec.zwc.1")" "$(stat pid "$tmp/exec.zwc")"
 "$zw" run -q --no-follow-exec -o "$tmp/noexec.zwc" -- "$dir/zwp_exec" || fail "zw run --no-follow-exec"
 [ ! -e "$tmp/noexec.zwc.1" ] && echo "ok: exec not followed with --no-follow-exec" ||

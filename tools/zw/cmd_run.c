@@ -97,13 +97,14 @@ prepare_output(const char *path)
 }
 
 /* The capture of the program: `path`, or, if the program executed another one (the same pid,
- * a later file), the last image's capture. */
+ * a later file; the capture before ends with exec or was cut short), the last image's. */
 static zw_capture *
 main_capture(const char *path, char *used, size_t len)
 {
     zw_capture *c = zw_load(path);
     snprintf(used, len, "%s", path);
-    for (int i = 1; c != NULL && !c->complete && i < 1000; i++) {
+    for (int i = 1; c != NULL && (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < 1000;
+         i++) {
         char other[PATH_MAX + 16];
         snprintf(other, sizeof(other), "%s.%d", path, i);
         if (access(other, F_OK) != 0)

@@ -31,6 +31,8 @@ end_text(const zw_capture *c, char *buf, size_t len)
     case ZW_CAPTURE_END_SIGNAL:
         snprintf(buf, len, "signal %d (%s)", c->totals.code, strsignal(c->totals.code));
         break;
+    case ZW_CAPTURE_END_EXEC:
+        return "exec (the new image has a capture of its own)";
     default:
         return "unknown";
     }
@@ -72,6 +74,7 @@ print_json(const zw_capture *c, const char *path)
     const char *end = !c->has_totals                                  ? "unknown"
                       : t->end == ZW_CAPTURE_END_SIGNAL                ? "signal"
                       : t->end == ZW_CAPTURE_END_UNDERSCORE_EXIT       ? "_exit"
+                      : t->end == ZW_CAPTURE_END_EXEC                  ? "exec"
                                                                        : "exit";
     fprintf(o, ", \"end\": \"%s\", \"end_code\": %d, \"marks\": [", end, t->code);
     for (size_t i = 0; i < c->nmarks; i++) {
