@@ -946,8 +946,8 @@ stop_sampler(bool join)
 static void
 finish(uint32_t end, int code)
 {
-    if (atomic_exchange(&G.finished, true))
-        return;
+    if (G.tracer == NULL || atomic_exchange(&G.finished, true))
+        return; /* never started (no memory, or before the constructor), or done */
     zwi_trace_guard++;
     stop_sampler(end != ZW_CAPTURE_END_SIGNAL);
     atomic_store(&G.active, false);
