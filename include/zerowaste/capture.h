@@ -31,17 +31,17 @@ typedef struct zw_capture_sample {
 
 /* A live set: the traced blocks at one moment, as a snapshot. */
 typedef struct zw_capture_set {
-    const char *label;  /* the mark's label; "peak" or "exit" for those sets */
-    uint64_t time_ns;   /* when it was taken */
+    const char *label;   /* the mark's label; "peak" or "exit" for those sets */
+    uint64_t time_ns;    /* when it was taken */
     uint64_t heap_bytes; /* live bytes then */
-    zw_snapshot *snap;  /* NULL if the set was not kept */
+    zw_snapshot *snap;   /* NULL if the set was not kept */
 } zw_capture_set;
 
 /* How the process ended, as far as the capture knows. */
 enum zw_capture_end {
-    ZW_CAPTURE_END_UNKNOWN = 0, /* no totals section: the capture was cut short */
-    ZW_CAPTURE_END_EXIT = 1,    /* return from main, exit() */
-    ZW_CAPTURE_END_SIGNAL = 2,  /* a fatal signal: `code` is its number */
+    ZW_CAPTURE_END_UNKNOWN = 0,         /* no totals section: the capture was cut short */
+    ZW_CAPTURE_END_EXIT = 1,            /* return from main, exit() */
+    ZW_CAPTURE_END_SIGNAL = 2,          /* a fatal signal: `code` is its number */
     ZW_CAPTURE_END_UNDERSCORE_EXIT = 3, /* _exit() or _Exit(): `code` is the status */
     ZW_CAPTURE_END_EXEC = 4, /* an exec replaced the image (the new one writes its own capture) */
 };
@@ -61,23 +61,23 @@ typedef struct zw_capture_totals {
 /* A loaded capture. Read-only for the caller. */
 typedef struct zw_capture {
     uint32_t pid;
-    uint32_t ppid;           /* the parent's pid (a process tree is linked by it) */
+    uint32_t ppid;              /* the parent's pid (a process tree is linked by it) */
     uint64_t start_realtime_ns; /* CLOCK_REALTIME when tracing started */
-    uint32_t interval_ms;    /* the sampling interval */
-    uint32_t nframe;         /* the traceback limit */
-    const char **argv;       /* the command line; argc strings */
+    uint32_t interval_ms;       /* the sampling interval */
+    uint32_t nframe;            /* the traceback limit */
+    const char **argv;          /* the command line; argc strings */
     size_t argc;
-    bool complete;           /* the END section was reached (false: the process died first) */
+    bool complete; /* the END section was reached (false: the process died first) */
     bool has_totals;
     zw_capture_totals totals;
     zw_capture_sample *samples; /* in time order */
     size_t nsamples;
-    zw_capture_set peak;     /* snap NULL when absent */
-    zw_capture_set exit;     /* snap NULL when absent */
-    zw_capture_set *marks;   /* in time order */
+    zw_capture_set peak;   /* snap NULL when absent */
+    zw_capture_set exit;   /* snap NULL when absent */
+    zw_capture_set *marks; /* in time order */
     size_t nmarks;
-    zw_snapshot *sites;      /* one trace per allocation traceback: size = bytes allocated there */
-    uint64_t *site_counts;   /* allocations at each of `sites`' traces, in its order */
+    zw_snapshot *sites;    /* one trace per allocation traceback: size = bytes allocated there */
+    uint64_t *site_counts; /* allocations at each of `sites`' traces, in its order */
 } zw_capture;
 
 /* Reads a capture file. A capture cut short (the process was killed while writing, or died

@@ -91,51 +91,53 @@ typedef struct real_fns {
     int (*fexecve)(int, char *const[], char *const[]);
 } real_fns;
 
+/* The library's state. "Constructor" fields are written by preload_start() (and again by
+ * fork_child(), in a child that has one thread) before `active` is set, and only read after. */
 static struct {
-    real_fns real;       /* written once by resolve(), read by every hook after `ready` */
-    atomic_bool ready;   /* release-stored after `real` is complete */
-    atomic_bool resolving; /* dlsym() is running: its allocations come from `boot` */
+    real_fns real;         /* written once by resolve() before `ready`; read-only after */
+    atomic_bool ready;     /* atomic: release-stored once `real` is complete */
+    atomic_bool resolving; /* atomic: dlsym() is running, its allocations come from `boot` */
     struct {
         _Alignas(16) unsigned char bytes[BOOT_SIZE];
-        atomic_size_t used; /* bump pointer; blocks are never reused */
+        atomic_size_t used; /* atomic bump pointer; blocks are never reused */
     } boot;
 
-    zwi_tracer *tracer;   /* set once by the constructor, read-only afterwards */
-    atomic_bool active;   /* hooks record while set: set at start, cleared by finish/fork */
-    atomic_bool finished; /* finish() ran (or must never run: an unfollowed fork child) */
-    unsigned nframe;      /* traceback limit, from ZW_NFRAME; set by the constructor */
-    unsigned interval_ms; /* sampling interval, from ZW_INTERVAL_MS; set by the constructor */
-    bool follow_fork;     /* ZW_FOLLOW_FORK=1: a fork child writes a capture of its own */
-    uint64_t start_ns;    /* CLOCK_MONOTONIC at start (reset in a followed fork child) */
-    pid_t pid;            /* the process the capture is of: a vfork child (another pid sharing
-                           * this memory) must not finish it; set at start and in a fork child */
-    uint64_t start_real;  /* CLOCK_REALTIME at start */
-    zw_raw *raw;          /* buffers of the writer and live sets; used under `lock` */
+    zwi_tracer *tracer;   /* constructor; the engine guards its own tables */
+    atomic_bool active;   /* atomic: hooks record while set; cleared by finish() and fork */
+    atomic_bool finished; /* atomic exchange: finish() runs once (set in an unfollowed child) */
+    unsigned nframe;      /* constructor: traceback limit, from ZW_NFRAME */
+    unsigned interval_ms; /* constructor: sampling interval, from ZW_INTERVAL_MS */
+    bool follow_fork;     /* constructor: ZW_FOLLOW_FORK=1, a fork child writes its capture */
+    uint64_t start_ns;    /* constructor: CLOCK_MONOTONIC at start */
+    uint64_t start_real;  /* constructor: CLOCK_REALTIME at start */
+    pid_t pid;            /* constructor: the process the capture is of; a vfork child (another
+                           * pid sharing this memory) must not finish it */
+    zw_raw *raw;          /* constructor; what it allocates is used under `lock` only */
 
-    site *sites;           /* SITE_REFS counters (mapped MAP_NORESERVE); NULL: none kept */
-    atomic_uint site_max;  /* the largest ref counted */
-    int64_t _Atomic peak_next; /* a peak at least this large saves a new peak set */
+    site *sites;               /* constructor (NULL: none kept); entries are atomic counters */
+    atomic_uint site_max;      /* atomic (CAS): the largest ref counted */
+    int64_t _Atomic peak_next; /* atomic: a peak this large saves a peak set; stored under `lock` */
 
-    pthread_mutex_t lock; /* guards peak, marks, the file, pending samples and `raw` */
+    pthread_mutex_t lock; /* guards the fields below it up to `npending` */
     liveset peak;         /* the live set at the last saved peak */
     liveset *marks;       /* zw_mark() sets, newest first */
-    int fd;               /* the capture file, -1 if it could not be made */
+    int fd;               /* the capture file, -1 if it could not be made or writing failed */
     char path[4096];      /* its name */
     zw_capture_sample pending[PENDING_SAMPLES]; /* samples not yet written */
     size_t npending;
 
-    zwi_lock ts_lock;         /* guards `threads` and the slab below */
-    tstats *threads;          /* every thread's counters */
-    tstats *slab;             /* the current slab of TS_PER_SLAB counters */
+    zwi_lock ts_lock; /* guards `threads`, `slab` and `slab_used` */
+    tstats *threads;  /* every thread's counters (each written by its thread, atomically) */
+    tstats *slab;     /* the current slab of TS_PER_SLAB counters */
     size_t slab_used;
 
-    pthread_t sampler;       /* the sampler thread, when sampler_on */
-    bool sampler_on;         /* set by start_sampler, cleared by join; under lock */
-    atomic_bool stop;        /* asks the sampler to return */
-    int mark_signal;         /* ZW_MARK_SIGNAL's number, 0 if none */
-    atomic_uint signal_marks; /* marks asked for by that signal, taken by the sampler */
-    char cmdline[4096];      /* /proc/self/cmdline at start, NUL-separated */
-    size_t cmdline_len;
+    pthread_t sampler;        /* written by start_sampler() only, before the thread runs */
+    bool sampler_on;          /* start_sampler() and stop_sampler(): the exit path, one thread */
+    atomic_bool stop;         /* atomic: asks the sampler to return */
+    int mark_signal;          /* constructor: ZW_MARK_SIGNAL's number, 0 if none */
+    atomic_uint signal_marks; /* atomic: marks asked for by that signal, taken by the sampler */
+    char cmdline[4096];       /* constructor: /proc/self/cmdline, NUL-separated */
+    size_t cmdline_len;       /* constructor */
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* This thread's counters, or NULL before its first traced allocation. initial-exec: reading it
@@ -340,8 +342,7 @@ take_set_locked(liveset *set, uint64_t bytes)
         set->n = 0;
 }
 
-static void
-push_sample_locked(zw_capture_sample s);
+static void push_sample_locked(zw_capture_sample s);
 
 /* Saves the live set at a new peak of `bytes` (called when it passed G.peak_next). */
 static __attribute__((noinline)) void
@@ -354,8 +355,8 @@ save_peak(int64_t bytes)
         int64_t step = bytes / 100 > PEAK_MIN_STEP ? bytes / 100 : PEAK_MIN_STEP;
         atomic_store(&G.peak_next, bytes + step);
         totals s = sum_stats();
-        push_sample_locked((zw_capture_sample){G.peak.time_ns, (uint64_t)bytes,
-                                               s.allocs - s.frees, rss_bytes()});
+        push_sample_locked(
+            (zw_capture_sample){G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees, rss_bytes()});
     }
     pthread_mutex_unlock(&G.lock);
 }

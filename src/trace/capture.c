@@ -86,7 +86,7 @@ zwi_capture_put_header(zwi_cbuf *out)
     if (h == NULL)
         return;
     memcpy(h, MAGIC, 8);
-    set_le(h + 8, 1, 2);  /* version 1.1: 1.0 plus captures */
+    set_le(h + 8, 1, 2); /* version 1.1: 1.0 plus captures */
     set_le(h + 10, 1, 2);
     set_le(h + 12, ZWI_CAPTURE_KIND, 4);
     set_le(h + 16, 0, 4);
@@ -162,9 +162,9 @@ typedef struct reader {
     const char *name;
     zw_error *err;
     zw_capture *c;
-    zw_raw *raw;    /* the capture's memory */
-    size_t sec;     /* index of the section being read */
-    size_t sec_off; /* its offset in the file */
+    zw_raw *raw;            /* the capture's memory */
+    size_t sec;             /* index of the section being read */
+    size_t sec_off;         /* its offset in the file */
     const unsigned char *p; /* its payload */
     size_t len;
     size_t pos;

@@ -103,8 +103,8 @@ cmd_compare(int argc, char **argv)
         goto out_free;
     }
     zw_error err;
-    zw_stat_list *list = zw_snapshot_compare_to(new_set->snap, old_set->snap, group, cumulative,
-                                                &err);
+    zw_stat_list *list =
+        zw_snapshot_compare_to(new_set->snap, old_set->snap, group, cumulative, &err);
     if (list == NULL) {
         zw_fail("%s", err.msg);
         goto out_free;

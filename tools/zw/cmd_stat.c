@@ -71,18 +71,18 @@ print_json(const zw_capture *c, const char *path)
         fputs(", \"leaked_bytes\": null, \"leaked_blocks\": null", o);
     fprintf(o, ", \"duration_s\": %.6f, \"max_rss_bytes\": %" PRIu64 ", \"samples\": %zu",
             (double)t->duration_ns / 1e9, max_rss, c->nsamples);
-    const char *end = !c->has_totals                                  ? "unknown"
-                      : t->end == ZW_CAPTURE_END_SIGNAL                ? "signal"
-                      : t->end == ZW_CAPTURE_END_UNDERSCORE_EXIT       ? "_exit"
-                      : t->end == ZW_CAPTURE_END_EXEC                  ? "exec"
-                                                                       : "exit";
+    const char *end = !c->has_totals                             ? "unknown"
+                      : t->end == ZW_CAPTURE_END_SIGNAL          ? "signal"
+                      : t->end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"
+                      : t->end == ZW_CAPTURE_END_EXEC            ? "exec"
+                                                                 : "exit";
     fprintf(o, ", \"end\": \"%s\", \"end_code\": %d, \"marks\": [", end, t->code);
     for (size_t i = 0; i < c->nmarks; i++) {
         fputs(i ? ", " : "", o);
         fputs("{\"label\": ", o);
         zw_json_string(c->marks[i].label, o);
-        fprintf(o, ", \"time_s\": %.6f, \"bytes\": %" PRIu64 "}",
-                (double)c->marks[i].time_ns / 1e9, c->marks[i].heap_bytes);
+        fprintf(o, ", \"time_s\": %.6f, \"bytes\": %" PRIu64 "}", (double)c->marks[i].time_ns / 1e9,
+                c->marks[i].heap_bytes);
     }
     fputs("]}\n", o);
 }

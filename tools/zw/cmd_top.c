@@ -110,8 +110,7 @@ zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int
             else if (strcmp(a.value, "traceback") == 0)
                 group = ZW_GROUP_TRACEBACK;
             else
-                return zw_usage(cmd, "unknown group '%s' (lineno, filename or traceback)",
-                                a.value);
+                return zw_usage(cmd, "unknown group '%s' (lineno, filename or traceback)", a.value);
         } else if (zw_opt(&a, "--cumulative", false)) {
             cumulative = true;
         } else if (zw_opt(&a, "--limit", true)) {

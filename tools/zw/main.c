@@ -257,8 +257,9 @@ zw_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, boo
         const zw_statistic *s = zw_stat_list_get(list, i);
         char a[32], b[32];
         if (diff)
-            fprintf(out, "%4zu  %10s  %11s  %7zu  %+8lld  ", i + 1, zw_size(a, (long long)s->size, 0),
-                    zw_size(b, s->size_diff, true), s->count, (long long)s->count_diff);
+            fprintf(out, "%4zu  %10s  %11s  %7zu  %+8lld  ", i + 1,
+                    zw_size(a, (long long)s->size, 0), zw_size(b, s->size_diff, true), s->count,
+                    (long long)s->count_diff);
         else
             fprintf(out, "%4zu  %10s  %7zu  %10s  ", i + 1, zw_size(a, (long long)s->size, 0),
                     s->count, zw_size(b, s->count ? (long long)(s->size / s->count) : 0, false));
