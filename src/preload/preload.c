@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +124,8 @@ static struct {
     liveset *marks;       /* zw_mark() sets, newest first */
     int fd;               /* the capture file, -1 if it could not be made or writing failed */
     char path[4096];      /* its name */
+    dev_t file_dev;       /* the file `fd` must still be, checked before each write */
+    ino_t file_ino;
     zw_capture_sample pending[PENDING_SAMPLES]; /* samples not yet written */
     size_t npending;
 
@@ -631,6 +634,11 @@ write_locked(const zwi_cbuf *b)
 {
     if (G.fd < 0 || b->failed)
         return;
+    struct stat st;
+    if (fstat(G.fd, &st) != 0 || st.st_dev != G.file_dev || st.st_ino != G.file_ino) {
+        G.fd = -1; /* the program closed our descriptor and reused it: never write into theirs */
+        return;
+    }
     for (size_t off = 0; off < b->len;) {
         ssize_t n = write(G.fd, b->data + off, b->len - off);
         if (n < 0 && errno == EINTR)
@@ -703,6 +711,19 @@ open_output(void)
         G.fd = open(G.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (G.fd >= 0 || errno != EEXIST)
             break;
+    }
+    struct stat st;
+    if (G.fd >= 0) {
+        /* out of the way of the program's low descriptors (dup2 onto 0-2, close loops) */
+        int high = fcntl(G.fd, F_DUPFD_CLOEXEC, 1000);
+        if (high >= 0) {
+            close(G.fd);
+            G.fd = high;
+        }
+        if (fstat(G.fd, &st) == 0) {
+            G.file_dev = st.st_dev;
+            G.file_ino = st.st_ino;
+        }
     }
     if (G.fd < 0) {
         char msg[4200];
