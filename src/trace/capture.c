@@ -502,6 +502,14 @@ read_sections(reader *r, const unsigned char *data, size_t len)
     return rc;
 }
 
+static int
+by_time(const void *a, const void *b)
+{
+    uint64_t x = ((const zw_capture_sample *)a)->time_ns;
+    uint64_t y = ((const zw_capture_sample *)b)->time_ns;
+    return x < y ? -1 : x > y;
+}
+
 /* A capture cut short has no TOTALS: its peak and duration come from the time series. */
 static void
 totals_from_samples(zw_capture *c)
@@ -563,6 +571,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         goto out_free;
     }
     if (read_sections(&r, data, len) == 0) {
+        /* the sampler and the peak saves append samples as they go: nearly in order */
+        qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
         if (!r.c->has_totals)
             totals_from_samples(r.c);
         return r.c;

@@ -93,6 +93,11 @@ for key in allocations frees temporary bytes_allocated peak_bytes peak_time_s le
     leaked_blocks duration_s; do
     grep -q "\"$key\": [0-9]" "$tmp/out" || { echo "FAIL: stat --json lacks $key"; fails=$((fails + 1)); }
 done
+check 0 '' stat --series "$cap"
+head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes$' ||
+    { echo "FAIL: stat --series header"; fails=$((fails + 1)); }
+[ "$(wc -l <"$tmp/out")" -gt 10 ] || { echo "FAIL: stat --series samples"; fails=$((fails + 1)); }
+check 0 '' stat --series --json "$cap"
 check 0 '' leaks --json "$cap"
 grep -q '"function": "remember", "file": "[^"]*main.c", "line": [0-9]*, "module"' "$tmp/out" ||
     { echo "FAIL: leaks --json frame"; fails=$((fails + 1)); }

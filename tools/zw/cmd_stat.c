@@ -7,13 +7,15 @@
 #include "zw.h"
 
 static const char help[] =
-    "usage: zw stat [--json] FILE\n"
+    "usage: zw stat [--json] [--series] FILE\n"
     "\n"
     "The figures of capture FILE: allocations, frees, temporary allocations, bytes allocated,\n"
     "the peak and when it happened, the leaks at exit, the duration, the largest RSS, marks.\n"
     "\n"
     "options:\n"
     "  --json      one JSON object (keys in docs/zw.md)\n"
+    "  --series    the time series instead: time_s, heap_bytes, heap_blocks, rss_bytes per\n"
+    "              sample (tab-separated with a header line; with --json an array of arrays)\n"
     "  -h, --help  this text\n";
 
 static const char *
@@ -87,11 +89,31 @@ print_json(const zw_capture *c, const char *path)
     fputs("]}\n", o);
 }
 
+/* The samples, in time order, for a plot. */
+static void
+print_series(const zw_capture *c, bool json)
+{
+    if (!json)
+        puts("time_s\theap_bytes\theap_blocks\trss_bytes");
+    else
+        fputc('[', stdout);
+    for (size_t i = 0; i < c->nsamples; i++) {
+        const zw_capture_sample *s = &c->samples[i];
+        printf(json ? "%s[%.6f, %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]"
+                    : "%s%.6f\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
+               json ? (i ? ",\n  " : "\n  ") : "", (double)s->time_ns / 1e9, s->heap_bytes,
+               s->heap_blocks, s->rss_bytes);
+    }
+    if (json)
+        fputs(c->nsamples ? "\n]\n" : "]\n", stdout);
+}
+
 int
 cmd_stat(int argc, char **argv)
 {
     zw_args a = {.cmd = "stat", .argc = argc, .argv = argv, .i = 1};
     bool json = false;
+    bool series = false;
     const char *path = NULL;
     while (a.i < argc) {
         const char *arg = argv[a.i];
@@ -101,6 +123,8 @@ cmd_stat(int argc, char **argv)
         }
         if (zw_opt(&a, "--json", false))
             json = true;
+        else if (zw_opt(&a, "--series", false))
+            series = true;
         else if (arg[0] == '-' && arg[1] != '\0')
             return zw_usage("stat", "unknown option '%s'", arg);
         else if (path != NULL)
@@ -113,6 +137,11 @@ cmd_stat(int argc, char **argv)
     zw_capture *c = zw_load(path);
     if (c == NULL)
         return ZW_EXIT_FAILURE;
+    if (series) {
+        print_series(c, json);
+        zw_capture_free(c);
+        return 0;
+    }
     if (json) {
         print_json(c, path);
         zw_capture_free(c);
