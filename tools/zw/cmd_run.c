@@ -31,7 +31,8 @@ static const char help[] =
     "  -q, --quiet         no summary\n"
     "  -h, --help          this text\n";
 
-/* libzwpreload.so: $ZW_PRELOAD, beside this executable, then the build tree and the libdir. */
+/* libzwpreload.so: $ZW_PRELOAD, beside this executable, in the libdir relative to it, then the
+ * build tree and the configured libdir. */
 static const char *
 find_preload(char *buf, size_t len)
 {
@@ -48,7 +49,7 @@ find_preload(char *buf, size_t len)
             snprintf(buf, len, "%s/libzwpreload.so", self);
             if (access(buf, R_OK) == 0)
                 return buf;
-            snprintf(buf, len, "%s/../lib/libzwpreload.so", self);
+            snprintf(buf, len, "%s/%s", self, ZW_PRELOAD_FROM_BINDIR);
             if (access(buf, R_OK) == 0)
                 return buf;
         }
