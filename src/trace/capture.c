@@ -572,7 +572,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     }
     if (read_sections(&r, data, len) == 0) {
         /* the sampler and the peak saves append samples as they go: nearly in order */
-        qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
+        if (r.c->nsamples > 1)
+            qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
         if (!r.c->has_totals)
             totals_from_samples(r.c);
         return r.c;

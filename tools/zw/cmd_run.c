@@ -102,6 +102,12 @@ prepare_output(const char *path)
 static zw_capture *
 main_capture(const char *path, char *used, size_t len)
 {
+    if (access(path, F_OK) != 0) {
+        zw_fail("the program wrote no capture '%s': is it statically linked or set-user-ID "
+                "(LD_PRELOAD is ignored then), or did it close the capture's descriptor?",
+                path);
+        return NULL;
+    }
     zw_capture *c = zw_load(path);
     snprintf(used, len, "%s", path);
     for (int i = 1; c != NULL && (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < 1000;
