@@ -41,6 +41,7 @@
 #define TS_PER_SLAB     63                /* thread counters per mapped slab */
 #define PENDING_SAMPLES 256               /* samples held before the sampler must write */
 #define DEFAULT_NFRAME  16
+#define MAX_MARK_SETS   256 /* marks that keep a copy of the live set; later ones time and bytes */
 #define DEFAULT_OUTPUT  "zw.%p.zwc"
 #define PEAK_MIN_STEP   ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
 
@@ -71,6 +72,7 @@ typedef struct liveset {
     uint64_t time_ns;
     uint64_t bytes;
     char label[64];
+    bool kept;            /* a mark's records were copied (see MAX_MARK_SETS) */
     struct liveset *next; /* marks, newest first */
 } liveset;
 
@@ -122,6 +124,7 @@ static struct {
     pthread_mutex_t lock; /* guards the fields below it up to `npending` */
     liveset peak;         /* the live set at the last saved peak */
     liveset *marks;       /* zw_mark() sets, newest first */
+    size_t nmark_sets;    /* marks whose live set was copied */
     int fd;               /* the capture file, -1 if it could not be made or writing failed */
     char path[4096];      /* its name */
     dev_t file_dev;       /* the file `fd` must still be, checked before each write */
@@ -838,7 +841,8 @@ write_end_locked(uint32_t end, int code)
     }
     G.marks = rev;
     for (liveset *m = G.marks; m != NULL; m = m->next) {
-        zw_snapshot *snap = zwi_snapshot_from_recs(G.tracer, sym, m->recs, m->n, NULL);
+        zw_snapshot *snap =
+            m->kept ? zwi_snapshot_from_recs(G.tracer, sym, m->recs, m->n, NULL) : NULL;
         put_set(&out, ZWI_SEC_MARK, m->label, m->time_ns, m->bytes, snap);
         zw_snapshot_free(snap);
     }
@@ -888,7 +892,14 @@ take_mark(const char *label)
     size_t cur = 0;
     zwi_tracer_traced_memory(G.tracer, &cur, NULL);
     pthread_mutex_lock(&G.lock);
-    take_set_locked(m, cur);
+    if (G.nmark_sets < MAX_MARK_SETS) { /* past it, a mark keeps its time and bytes only */
+        take_set_locked(m, cur);
+        m->kept = true;
+        G.nmark_sets++;
+    } else {
+        m->time_ns = now_ns();
+        m->bytes = cur;
+    }
     snprintf(m->label, sizeof(m->label), "%s", label != NULL ? label : "");
     m->next = G.marks;
     G.marks = m;
@@ -1195,6 +1206,7 @@ fork_child(void)
     for (size_t i = 0; G.sites != NULL && i <= atomic_load(&G.site_max); i++)
         G.sites[i] = (site){0};
     G.marks = NULL; /* the parent's: its capture has them */
+    G.nmark_sets = 0;
     G.peak.n = 0;
     G.peak.bytes = 0;
     G.peak.time_ns = 0;

@@ -127,8 +127,15 @@ zw_pick_set(const zw_capture *c, const char *path, const char *which, bool *usag
         return s;
     }
     for (size_t i = c->nmarks; i-- > 0;) {
-        if (strcmp(c->marks[i].label, which) == 0 && c->marks[i].snap != NULL)
-            return &c->marks[i];
+        if (strcmp(c->marks[i].label, which) != 0)
+            continue;
+        if (c->marks[i].snap == NULL) {
+            zw_fail("mark '%s' of '%s' kept no live set (only the first 256 marks of a process "
+                    "do)",
+                    which, path);
+            return NULL;
+        }
+        return &c->marks[i];
     }
     char *end;
     double t = strtod(which, &end);
