@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include <zerowaste/capture.h>
 
@@ -367,6 +368,48 @@ save_peak(int64_t bytes)
     pthread_mutex_unlock(&G.lock);
 }
 
+/* ---- tracebacks through code without frame pointers ---- */
+
+typedef struct unwind_walk {
+    uintptr_t *out;
+    unsigned n;
+    unsigned max;
+    unsigned skip; /* frames still to skip: unwind_dwarf's own and the hook's */
+} unwind_walk;
+
+static _Unwind_Reason_Code
+unwind_step(struct _Unwind_Context *ctx, void *arg)
+{
+    unwind_walk *w = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (ip == 0)
+        return _URC_END_OF_STACK;
+    if (w->skip > 0) {
+        w->skip--;
+        return _URC_NO_REASON;
+    }
+    w->out[w->n++] = ip;
+    return w->n < w->max ? _URC_NO_REASON : _URC_END_OF_STACK;
+}
+
+/* The frame-pointer walk found only the hook's caller: it is code built without frame pointers
+ * (the C library's strdup, fopen, printf; libstdc++'s operator new), whose caller the chain
+ * skips or loses. Walks the stack again with the DWARF unwinder (libgcc's, which finds unwind
+ * tables through _dl_find_object: no lock, no malloc), slower but complete. Keeps the frame-pointer
+ * result if the unwinder finds no more. Called from a hook only (one hook frame to skip). */
+static __attribute__((noinline)) unsigned
+unwind_dwarf(uintptr_t *frames, unsigned max, unsigned found)
+{
+    uintptr_t first = frames[0];
+    unwind_walk w = {frames, 0, max, 2};
+    _Unwind_Backtrace(unwind_step, &w);
+    if (w.n <= found || frames[0] != first) { /* not the same chain: keep what we had */
+        frames[0] = first;
+        return found;
+    }
+    return w.n;
+}
+
 /* ---- the hooks' common steps ---- */
 
 static inline bool
@@ -389,6 +432,8 @@ on_alloc(void *p, size_t n)
     if (th != NULL) {
         nf = zwi_capture(th, 0, th->frames, G.nframe, &total);
         frames = th->frames;
+        if (ZW_UNLIKELY(nf == 1 && G.nframe > 1))
+            nf = total = unwind_dwarf(th->frames, G.nframe, nf);
     }
     if (nf == 0) {
         frames = unknown;

@@ -51,6 +51,9 @@ fi
     fail "demo: the peak's largest block in smoothed_sum()"
 "$zw" compare --json "$tmp/demo.zwc" --from start --to grown | head -2 |
     grep -q '"bytes_diff": 2097152, .*"function": "push"' || fail "demo: the growth in push()"
+"$zw" leaks --json "$tmp/demo.zwc" | grep '__GI__IO_file_doallocate' | grep -q '"function": "main"' &&
+    echo "ok: demo: printf's buffer traced through the C library to main" ||
+    fail "demo: the DWARF fallback did not reach main through printf"
 t=$(stat temporary "$tmp/demo.zwc")
 [ "$t" -ge 10000 ] && echo "ok: demo temporary $t >= 10000" || fail "demo temporary $t < 10000"
 
