@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,6 +43,7 @@
 #define TS_PER_SLAB     63                /* thread counters per mapped slab */
 #define PENDING_SAMPLES 256               /* samples held before the sampler must write */
 #define DEFAULT_NFRAME  16
+#define NOFP_RANGES     8   /* code ranges of libraries without frame pointers */
 #define MAX_MARK_SETS   256 /* marks that keep a copy of the live set; later ones time and bytes */
 #define DEFAULT_OUTPUT  "zw.%p.zwc"
 #define PEAK_MIN_STEP   ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
@@ -143,8 +145,12 @@ static struct {
     atomic_bool stop;         /* atomic: asks the sampler to return */
     int mark_signal;          /* constructor: ZW_MARK_SIGNAL's number, 0 if none */
     atomic_uint signal_marks; /* atomic: marks asked for by that signal, taken by the sampler */
-    char cmdline[4096];       /* constructor: /proc/self/cmdline, NUL-separated */
-    size_t cmdline_len;       /* constructor */
+    struct pc_range {
+        uintptr_t lo, hi;
+    } nofp[NOFP_RANGES]; /* constructor: code of libc and libstdc++ (no frame pointers) */
+    unsigned nnofp;      /* constructor */
+    char cmdline[4096];  /* constructor: /proc/self/cmdline, NUL-separated */
+    size_t cmdline_len;  /* constructor */
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* This thread's counters, or NULL before its first traced allocation. initial-exec: reading it
@@ -370,6 +376,35 @@ save_peak(int64_t bytes)
 
 /* ---- tracebacks through code without frame pointers ---- */
 
+/* True if `pc` lies in the code of a library known to be built without frame pointers (G.nofp):
+ * the frame-pointer walk from there skips its caller's frame. */
+static inline bool
+in_nofp(uintptr_t pc)
+{
+    for (unsigned i = 0; i < G.nnofp; i++) {
+        if (pc - G.nofp[i].lo < G.nofp[i].hi - G.nofp[i].lo)
+            return true;
+    }
+    return false;
+}
+
+/* dl_iterate_phdr callback: notes the executable segments of the C and C++ runtime libraries. */
+static int
+note_nofp(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    const char *name = info->dlpi_name;
+    if (name == NULL || (strstr(name, "/libc.so") == NULL && strstr(name, "/libstdc++.so") == NULL))
+        return 0;
+    for (unsigned i = 0; i < info->dlpi_phnum && G.nnofp < NOFP_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            G.nofp[G.nnofp++] = (struct pc_range){lo, lo + ph->p_memsz};
+        }
+    }
+    return 0;
+}
+
 typedef struct unwind_walk {
     uintptr_t *out;
     unsigned n;
@@ -392,11 +427,12 @@ unwind_step(struct _Unwind_Context *ctx, void *arg)
     return w->n < w->max ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
-/* The frame-pointer walk found only the hook's caller: it is code built without frame pointers
- * (the C library's strdup, fopen, printf; libstdc++'s operator new), whose caller the chain
- * skips or loses. Walks the stack again with the DWARF unwinder (libgcc's, which finds unwind
- * tables through _dl_find_object: no lock, no malloc), slower but complete. Keeps the frame-pointer
- * result if the unwinder finds no more. Called from a hook only (one hook frame to skip). */
+/* The frame-pointer walk found only the hook's caller, or the caller is in the C or C++ runtime:
+ * code built without frame pointers (the C library's strdup, fopen, printf; libstdc++'s operator
+ * new), whose caller the chain skips or loses. Walks the stack again with the DWARF unwinder
+ * (libgcc's, which finds unwind tables through _dl_find_object: no lock, no malloc), slower but
+ * complete. Keeps the frame-pointer result if the unwinder finds no more. Called from a hook only
+ * (one hook frame to skip). */
 static __attribute__((noinline)) unsigned
 unwind_dwarf(uintptr_t *frames, unsigned max, unsigned found)
 {
@@ -432,7 +468,7 @@ on_alloc(void *p, size_t n)
     if (th != NULL) {
         nf = zwi_capture(th, 0, th->frames, G.nframe, &total);
         frames = th->frames;
-        if (ZW_UNLIKELY(nf == 1 && G.nframe > 1))
+        if (ZW_UNLIKELY((nf == 1 || in_nofp(th->frames[0])) && G.nframe > 1))
             nf = total = unwind_dwarf(th->frames, G.nframe, nf);
     }
     if (nf == 0) {
@@ -1394,6 +1430,8 @@ preload_start(void)
     write_start_locked();
     pthread_mutex_unlock(&G.lock);
     (void)zwi_thread_get(); /* this thread's stack bounds, before its first traced block */
+    if (G.nframe > 1)
+        dl_iterate_phdr(note_nofp, NULL);
     install_signals();
     on_exit(on_exit_hook, NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
