@@ -14,9 +14,15 @@ all:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job on a bundled example.
+# The main job on bundled examples: the allocator's census, then zw on a program with a leak, a
+# growth and a peak at known lines (examples/zw-demo, walked through in docs/zw.md).
 demo: all
 	$(BUILD)/examples/mallocstats
+	@echo
+	$(BUILD)/zw run -o $(BUILD)/zw-demo.zwc -- $(BUILD)/examples/zw-demo
+	$(BUILD)/zw stat $(BUILD)/zw-demo.zwc
+	$(BUILD)/zw top $(BUILD)/zw-demo.zwc --limit 5
+	$(BUILD)/zw leaks $(BUILD)/zw-demo.zwc --limit 3
 
 # The whole suite, the object and collector suites again in GC stress mode (a collection at
 # every allocation of a GC object), then the suite under AddressSanitizer + UBSan.

@@ -9,5 +9,6 @@
 #include <zerowaste/measure.h>
 #include <zerowaste/raw.h>
 #include <zerowaste/trace.h>
+#include <zerowaste/capture.h>
 
 #endif /* ZEROWASTE_H */

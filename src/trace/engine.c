@@ -931,3 +931,31 @@ zwi_thread_make(void)
     zwi_trace_self = th;
     return th;
 }
+
+/* ---- for the preload library ---- */
+
+int64_t
+zwi_tracer_peak_hint(const zwi_tracer *t)
+{
+    return atomic_load_explicit(&((zwi_tracer *)t)->peak, memory_order_relaxed);
+}
+
+void
+zwi_tracer_lock_all(zwi_tracer *t)
+{
+    zwi_lock_acquire(&T.lock);
+    for (size_t k = 0; k < NSHARDS; k++)
+        zwi_lock_acquire(&t->shards[k].lock);
+    zwi_lock_acquire(&t->wide_lock);
+    zwi_lock_acquire(&t->intern_lock);
+}
+
+void
+zwi_tracer_unlock_all(zwi_tracer *t)
+{
+    zwi_lock_release(&t->intern_lock);
+    zwi_lock_release(&t->wide_lock);
+    for (size_t k = 0; k < NSHARDS; k++)
+        zwi_lock_release(&t->shards[k].lock);
+    zwi_lock_release(&T.lock);
+}

@@ -948,3 +948,16 @@ out_close:
     fclose(f);
     return snap;
 }
+
+int
+zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned char **data, size_t *len)
+{
+    buf out = {.raw = raw};
+    if (encode_file(snap, &out) != 0) {
+        zwi_free(raw, out.data);
+        return -1;
+    }
+    *data = out.data;
+    *len = out.len;
+    return 0;
+}

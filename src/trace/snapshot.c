@@ -595,3 +595,30 @@ zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, siz
     }
     return dst;
 }
+
+zw_snapshot *
+zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym, const zwi_trace_rec *recs, size_t n,
+                       zw_error *err)
+{
+    zw_snapshot *snap = zw_snapshot_new(zwi_tracer_nframe(t));
+    if (snap == NULL) {
+        zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    builder b = {.snap = snap, .t = t, .sym = sym};
+    zwi_map_init(&b.by_ref, snap->raw);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        zw_traceback *tb = convert_traceback(&b, recs[i].tb);
+        if (tb == NULL || zwi_snapshot_push(snap, recs[i].domain, recs[i].size, tb) != 0)
+            rc = -1;
+    }
+    zwi_free(snap->raw, b.buf);
+    zwi_map_release(&b.by_ref);
+    if (rc != 0) {
+        zw_snapshot_free(snap);
+        zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return snap;
+}

@@ -112,6 +112,13 @@ ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebac
 ZW_HIDDEN int zwi_tracer_foreach(zwi_tracer *t, int (*fn)(void *ctx, const zwi_trace_rec *rec),
                                  void *ctx);
 
+/* For the preload library (src/preload): the peak as last recorded (a relaxed read, no lock:
+ * cheap enough to test on every allocation), and every lock of the tracer and of the thread
+ * registry taken and released around fork() so that the child inherits none held. */
+ZW_HIDDEN int64_t zwi_tracer_peak_hint(const zwi_tracer *t);
+ZW_HIDDEN void zwi_tracer_lock_all(zwi_tracer *t);
+ZW_HIDDEN void zwi_tracer_unlock_all(zwi_tracer *t);
+
 /* ---- per-thread state ---- */
 
 /* > 0 while this thread runs inside the tracer or under a wrapper: allocations it makes then are
@@ -336,6 +343,15 @@ ZW_HIDDEN int zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const
 ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err);
 /* One traceback of a tracer as a standalone traceback (zw_trace_get_traceback()). */
 ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref);
+
+/* A snapshot of the given records of a tracer (the preload library's peak, mark and site sets),
+ * symbolised with `sym`; NULL with an error if out of memory. */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym,
+                                              const zwi_trace_rec *recs, size_t n, zw_error *err);
+/* The bytes of a snapshot file of `snap` (as zw_snapshot_dump writes) in *data, allocated from
+ * `raw` (free with zwi_free); 0, or -1 if out of memory. */
+ZW_HIDDEN int zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned char **data,
+                                  size_t *len);
 
 /* ---- CRC32 (format.c) ---- */
 

@@ -44,3 +44,13 @@ cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/nu
 cmake --build "$tmp/cm/build" >/dev/null
 "$tmp/cm/build/consumer" | grep -q '^zerowaste 0\.1\.0 blocks=1$'
 echo "cmake find_package consumer: ok"
+
+# zw and libzwpreload.so, installed: zw run finds the library relative to itself
+if [ -x "$tmp/prefix/bin/zw" ]; then
+    lib=$(find "$tmp/prefix" -name libzwpreload.so | head -n 1)
+    [ -n "$lib" ] || { echo "libzwpreload.so not installed" >&2; exit 1; }
+    [ -f "$tmp/prefix/share/man/man1/zw.1" ] || { echo "zw.1 not installed" >&2; exit 1; }
+    ZW_PRELOAD= "$tmp/prefix/bin/zw" run -q -o "$tmp/true.zwc" -- true
+    "$tmp/prefix/bin/zw" stat --json "$tmp/true.zwc" | grep -q '"end": "exit"'
+    echo "installed zw run: ok"
+fi

@@ -1,0 +1,101 @@
+/* zerowaste/capture.h - reading the captures that libzwpreload.so writes (`zw run`): one file per
+ * process, holding the process's memory over time (heap bytes and blocks, RSS), its totals
+ * (allocations, frees, temporary allocations), the live set at the peak, at each mark and at
+ * exit, and per-traceback allocation counts. The live sets are snapshots (zerowaste/trace.h), so
+ * statistics, compare_to and filters work on them as on any snapshot. The layout is
+ * docs/format.md#captures; the `zw` command (docs/zw.md) is built on this reader.
+ *
+ * Ownership: zw_capture_load() returns a new capture, freed with zw_capture_free(); everything
+ * reached through it (snapshots, strings, arrays) is borrowed from it. */
+#ifndef ZEROWASTE_CAPTURE_H
+#define ZEROWASTE_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <zerowaste/common.h>
+#include <zerowaste/trace.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One point of the time series. */
+typedef struct zw_capture_sample {
+    uint64_t time_ns;     /* since the process started tracing */
+    uint64_t heap_bytes;  /* bytes of live blocks (requested sizes) */
+    uint64_t heap_blocks; /* live blocks */
+    uint64_t rss_bytes;   /* resident set size (/proc/self/statm) */
+} zw_capture_sample;
+
+/* A live set: the traced blocks at one moment, as a snapshot. */
+typedef struct zw_capture_set {
+    const char *label;   /* the mark's label; "peak" or "exit" for those sets */
+    uint64_t time_ns;    /* when it was taken */
+    uint64_t heap_bytes; /* live bytes then */
+    zw_snapshot *snap;   /* NULL if the set was not kept */
+} zw_capture_set;
+
+/* How the process ended, as far as the capture knows. */
+enum zw_capture_end {
+    ZW_CAPTURE_END_UNKNOWN = 0,         /* no totals section: the capture was cut short */
+    ZW_CAPTURE_END_EXIT = 1,            /* return from main, exit() */
+    ZW_CAPTURE_END_SIGNAL = 2,          /* a fatal signal: `code` is its number */
+    ZW_CAPTURE_END_UNDERSCORE_EXIT = 3, /* _exit() or _Exit(): `code` is the status */
+    ZW_CAPTURE_END_EXEC = 4, /* an exec replaced the image (the new one writes its own capture) */
+};
+
+typedef struct zw_capture_totals {
+    uint64_t allocations;     /* malloc-family calls that returned a block (realloc counts) */
+    uint64_t frees;           /* blocks freed (a realloc that moves counts one) */
+    uint64_t temporary;       /* allocations freed with no other allocation in between */
+    uint64_t bytes_allocated; /* bytes requested in all */
+    uint64_t peak_bytes;      /* the most live bytes seen */
+    uint64_t peak_time_ns;    /* when the peak set was taken */
+    uint64_t duration_ns;     /* from the start of tracing to the capture's end */
+    uint32_t end;             /* enum zw_capture_end */
+    int32_t code;             /* exit status or signal number */
+} zw_capture_totals;
+
+/* A loaded capture. Read-only for the caller. */
+typedef struct zw_capture {
+    uint32_t pid;
+    uint32_t ppid;              /* the parent's pid (a process tree is linked by it) */
+    uint64_t start_realtime_ns; /* CLOCK_REALTIME when tracing started */
+    uint32_t interval_ms;       /* the sampling interval */
+    uint32_t nframe;            /* the traceback limit */
+    const char **argv;          /* the command line; argc strings */
+    size_t argc;
+    bool complete; /* the END section was reached (false: the process died first) */
+    bool has_totals;
+    zw_capture_totals totals;
+    zw_capture_sample *samples; /* in time order */
+    size_t nsamples;
+    zw_capture_set peak;   /* snap NULL when absent */
+    zw_capture_set exit;   /* snap NULL when absent */
+    zw_capture_set *marks; /* in time order */
+    size_t nmarks;
+    zw_snapshot *sites;    /* one trace per allocation traceback: size = bytes allocated there */
+    uint64_t *site_counts; /* allocations at each of `sites`' traces, in its order */
+} zw_capture;
+
+/* Reads a capture file. A capture cut short (the process was killed while writing, or died
+ * without running its exit path) loads with `complete` false and what was written until then; a
+ * damaged, foreign or newer file gives NULL and an error naming what is wrong and where. */
+ZW_API zw_capture *zw_capture_load(const char *path, zw_error *err);
+/* The same from `len` bytes in memory (the fuzz target's door). */
+ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
+ZW_API void zw_capture_free(zw_capture *c);
+
+/* zw_mark("label") in a traced process records a mark (time, heap bytes, live set); in a process
+ * without libzwpreload.so it does nothing. Declared here for programs that link zerowaste; a
+ * program that does not can declare `void zw_mark(const char *) __attribute__((weak));` and call
+ * it when non-NULL. */
+ZW_API void zw_mark(const char *label);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZEROWASTE_CAPTURE_H */

@@ -1,0 +1,132 @@
+#!/bin/sh
+# tests/preload/test_preload.sh ZW TESTDIR DEMO - runs programs under `zw run` and checks their
+# captures: the known-lines program against the in-process API, the demo's figures, 8 threads,
+# fork, exec, crashes (SIGSEGV, abort, _exit, SIGKILL), 10M allocations (timed), zw_mark.
+set -u
+zw=$1
+dir=$2
+demo=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+}
+
+# stat KEY FILE: the value of KEY in `zw stat --json FILE`
+stat() {
+    "$zw" stat --json "$2" | sed -E "s/.*\"$1\": (null|true|false|[0-9.]+|\"[a-z_]*\").*/\1/"
+}
+
+expect() { # expect WHAT GOT WANT
+    if [ "$2" = "$3" ]; then echo "ok: $1 = $3"; else fail "$1: got '$2', want '$3'"; fi
+}
+
+# LINE BYTES BLOCKS of a set of a capture, lines of known_lines.c only, sorted by line
+lines_of() { # lines_of WHEN FILE
+    "$zw" top --json --group lineno --limit 0 --at "$1" "$2" |
+        grep 'known_lines.c' |
+        sed -E 's/.*"bytes": ([0-9]+), "blocks": ([0-9]+), .*"line": ([0-9]+).*/\3 \1 \2/' |
+        sort -n | sed "s/^/$1 /"
+}
+
+# ---- the known-lines program: zw run gives what the in-process API gives ----
+"$dir/zwp_known_lines" inproc >"$tmp/inproc.txt" || fail "known_lines inproc"
+"$zw" run -q -o "$tmp/kl.zwc" -- "$dir/zwp_known_lines" || fail "zw run known_lines"
+{ lines_of middle "$tmp/kl.zwc"; lines_of exit "$tmp/kl.zwc"; } >"$tmp/zw.txt"
+if diff "$tmp/inproc.txt" "$tmp/zw.txt" >/dev/null && [ -s "$tmp/inproc.txt" ]; then
+    echo "ok: known lines: zw run = in-process API ($(wc -l <"$tmp/inproc.txt") lines)"
+else
+    fail "known lines differ (< in-process, > zw run)"
+    diff "$tmp/inproc.txt" "$tmp/zw.txt"
+fi
+
+# ---- the demo: the figures docs/zw.md shows ----
+"$zw" run -q -o "$tmp/demo.zwc" -- "$demo" >/dev/null || fail "zw run demo"
+"$zw" leaks --json --group lineno "$tmp/demo.zwc" | grep -q '"bytes": 56000, "blocks": 1000, .*"function": "remember"' ||
+    fail "demo: the leak of 1000 blocks of 56 bytes in remember()"
+"$zw" top --json "$tmp/demo.zwc" | head -2 | grep -q '"bytes": 6400000, "blocks": 1, .*"function": "smoothed_sum"' ||
+    fail "demo: the peak's largest block in smoothed_sum()"
+"$zw" compare --json "$tmp/demo.zwc" --from start --to grown | head -2 |
+    grep -q '"bytes_diff": 2097152, .*"function": "push"' || fail "demo: the growth in push()"
+"$zw" leaks --json "$tmp/demo.zwc" | grep '__GI__IO_file_doallocate' | grep -q '"function": "main"' &&
+    echo "ok: demo: printf's buffer traced through the C library to main" ||
+    fail "demo: the DWARF fallback did not reach main through printf"
+t=$(stat temporary "$tmp/demo.zwc")
+[ "$t" -ge 10000 ] && echo "ok: demo temporary $t >= 10000" || fail "demo temporary $t < 10000"
+
+# ---- 8 threads ----
+"$zw" run -q -o "$tmp/threads.zwc" -- "$dir/zwp_threads" >/dev/null || fail "zw run threads"
+a=$(stat allocations "$tmp/threads.zwc")
+[ "$a" -ge 800800 ] && [ "$a" -lt 800900 ] && echo "ok: threads: $a allocations" ||
+    fail "threads: $a allocations, want 800800 and a few of libc's"
+"$zw" leaks --json --group lineno "$tmp/threads.zwc" | grep -q '"bytes": 80000, "blocks": 800, ' ||
+    fail "threads: 800 blocks of 100 bytes leaked"
+
+# ---- fork: followed, the child writes FILE.1 with its parent's pid ----
+"$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$dir/zwp_fork" || fail "zw run fork"
+ppid=$(stat ppid "$tmp/fork.zwc.1")
+pid=$(stat pid "$tmp/fork.zwc")
+expect "fork: child's parent pid" "$ppid" "$pid"
+expect "fork: child's allocations" "$(stat bytes_allocated "$tmp/fork.zwc.1")" 2000
+expect "fork: parent's allocations" "$(stat bytes_allocated "$tmp/fork.zwc")" 1000
+"$zw" run -q -o "$tmp/nofork.zwc" -- "$dir/zwp_fork" || fail "zw run fork (not followed)"
+[ ! -e "$tmp/nofork.zwc.1" ] && echo "ok: fork not followed by default" || fail "unfollowed fork wrote a capture"
+
+# ---- exec: followed by default, not with --no-follow-exec ----
+"$zw" run -q -o "$tmp/exec.zwc" -- "$dir/zwp_exec" || fail "zw run exec"
+expect "exec: the new image's leak" "$(stat leaked_bytes "$tmp/exec.zwc.1")" 3000
+expect "exec: the old image's capture ends with exec" "$(stat end "$tmp/exec.zwc")" '"exec"'
+expect "exec: the old image's live bytes" "$(stat leaked_bytes "$tmp/exec.zwc")" 1000
+"$zw" run -q -o "$tmp/vfork.zwc" -- "$dir/zwp_exec" vfork || fail "zw run exec vfork"
+expect "vfork: the parent's capture goes on after the child's exec" \
+    "$(stat leaked_bytes "$tmp/vfork.zwc")" 1500
+expect "vfork: the child's image" "$(stat leaked_bytes "$tmp/vfork.zwc.1")" 3000
+expect "vfork: the parent's image after exec" "$(stat leaked_bytes "$tmp/vfork.zwc.2")" 3000
+expect "exec: same pid" "$(stat pid "$tmp/exec.zwc.1")" "$(stat pid "$tmp/exec.zwc")"
+"$zw" run -q --no-follow-exec -o "$tmp/noexec.zwc" -- "$dir/zwp_exec" || fail "zw run --no-follow-exec"
+[ ! -e "$tmp/noexec.zwc.1" ] && echo "ok: exec not followed with --no-follow-exec" ||
+    fail "--no-follow-exec traced the new image"
+
+# ---- crashes: the capture loads, the status is the program's ----
+for how in segv:139:signal abort:134:signal _exit:7:_exit; do
+    what=${how%%:*}
+    rest=${how#*:}
+    want_rc=${rest%%:*}
+    want_end=${rest#*:}
+    "$zw" run -q -o "$tmp/crash-$what.zwc" -- "$dir/zwp_crash" "$what"
+    expect "crash $what: exit status" "$?" "$want_rc"
+    expect "crash $what: end" "$(stat end "$tmp/crash-$what.zwc")" "\"$want_end\""
+    expect "crash $what: live bytes" "$(stat leaked_bytes "$tmp/crash-$what.zwc")" 5000
+done
+"$zw" run -q -o "$tmp/killed.zwc" -- "$dir/zwp_crash" kill
+expect "killed: exit status" "$?" 137
+expect "killed: capture incomplete" "$(stat complete "$tmp/killed.zwc")" false
+n=$(stat samples "$tmp/killed.zwc")
+[ "$n" -ge 3 ] && echo "ok: killed: $n samples streamed" || fail "killed: $n samples streamed"
+
+# ---- a mark taken by a signal (ZW_MARK_SIGNAL) ----
+ZW_MARK_SIGNAL=USR1 "$zw" run -q -o "$tmp/mark.zwc" -- "$dir/zwp_crash" mark || fail "zw run mark"
+"$zw" top --at "signal 10" --json "$tmp/mark.zwc" | grep -q '"bytes": 5000, "blocks": 1,' &&
+    echo "ok: ZW_MARK_SIGNAL mark holds the 5000-byte block" || fail "ZW_MARK_SIGNAL mark"
+
+# ---- 10M allocations, timed ----
+start=$(date +%s.%N)
+"$dir/zwp_many" >/dev/null
+plain=$(date +%s.%N)
+"$zw" run -q -o "$tmp/many.zwc" -- "$dir/zwp_many" >/dev/null || fail "zw run many"
+traced=$(date +%s.%N)
+awk -v s="$start" -v p="$plain" -v t="$traced" \
+    'BEGIN { printf "10M allocations: plain %.2f s, zw run %.2f s (%.1fx)\n", p - s, t - p, (t - p) / (p - s) }' 
+a=$(stat allocations "$tmp/many.zwc")
+[ "$a" -ge 10000001 ] && [ "$a" -lt 10000100 ] && echo "ok: many: $a allocations" ||
+    fail "many: $a allocations"
+expect "many: temporary" "$(stat temporary "$tmp/many.zwc")" 9990000
+
+if [ "$fails" -ne 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "preload programs: ok"

@@ -1,0 +1,129 @@
+#!/bin/sh
+# tests/zw/test_cli.sh ZW DATADIR SANITIZE - every error path of the zw command: each gets a
+# "zw: error: ..." line and status 2 (bad usage) or 1 (failure); every subcommand has --help.
+# Works on stored captures (data/demo.zwc from examples/zw-demo, data/snapshot.zws), so it runs
+# in the sanitizer build too; the `zw run` cases that preload a program are skipped there.
+set -u
+zw=$1
+data=$2
+sanitize=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+cap="$data/demo.zwc"
+
+# check WANT_STATUS WANT_STDERR_PATTERN ARGS...: runs zw ARGS and checks both
+check() {
+    want=$1
+    pattern=$2
+    shift 2
+    "$zw" "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" -ne "$want" ]; then
+        echo "FAIL: zw $*: status $got, want $want"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    elif [ -n "$pattern" ] && ! grep -q -- "$pattern" "$tmp/err"; then
+        echo "FAIL: zw $*: stderr lacks '$pattern':"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    else
+        echo "ok: zw $* -> $got"
+    fi
+}
+
+# ---- usage errors: status 2 ----
+check 2 'zw: error: no command given'
+check 2 "zw: error: unknown command 'frobnicate'" frobnicate
+for cmd in run stat top leaks peak compare; do
+    check 0 '' "$cmd" --help
+    grep -q "^usage: zw $cmd" "$tmp/out" || { echo "FAIL: zw $cmd --help"; fails=$((fails + 1)); }
+    check 2 "zw: error: unknown option '--bogus'" "$cmd" --bogus
+done
+check 0 '' --help
+check 2 'zw: error: no program to run' run
+check 2 'zw: error: no program to run' run -o x.zwc --
+check 2 "needs a value" run -o
+check 2 "is not a number" run --nframe 0 -- true
+check 2 "is not a number" run --nframe 2000 -- true
+check 2 "is not a number" run --interval abc -- true
+check 2 'no capture file given' stat
+check 2 'one too many' stat "$cap" "$cap"
+check 2 'no capture file given' top
+check 2 "unknown group 'bogus'" top --group bogus "$cap"
+check 2 'cannot be used with --group traceback' top --group traceback --cumulative "$cap"
+check 2 'is not a number' top --limit -1 "$cap"
+check 2 "is neither peak, exit, a mark" top --at nowhere "$cap"
+check 2 'no capture file given' leaks
+check 2 'no capture file given' peak
+check 2 'no capture file given' compare
+check 2 'one capture needs --from and --to' compare "$cap"
+check 2 'one capture needs --from and --to' compare "$cap" --from start
+check 2 '--from and --to compare two moments of one capture' compare "$cap" "$cap" --from start
+check 2 'at most two captures' compare "$cap" "$cap" "$cap"
+check 2 "is neither peak, exit, a mark" compare "$cap" --from start --to nowhere
+
+# ---- failures: status 1 ----
+check 1 "zw: error: cannot open '$tmp/missing.zwc'" stat "$tmp/missing.zwc"
+printf 'hello, not a capture at all, just text\n' >"$tmp/text.zwc"
+check 1 'not a zerowaste file (bad magic number at offset 0)' stat "$tmp/text.zwc"
+check 1 'it is a snapshot' stat "$data/snapshot.zws"
+head -c 20 "$cap" >"$tmp/short.zwc"
+check 1 'file truncated: 20 bytes' stat "$tmp/short.zwc"
+# a flipped byte in the header, in a section header, in a payload
+for off in 20 40 200 2000; do
+    cp "$cap" "$tmp/flip.zwc"
+    printf '\377' | dd of="$tmp/flip.zwc" bs=1 seek=$off conv=notrunc 2>/dev/null
+    check 1 'damaged' stat "$tmp/flip.zwc"
+done
+# a capture cut short loads, says so, and has no exit set
+head -c 300 "$cap" >"$tmp/cut.zwc" # the process and sample sections, no live set
+check 0 '' stat "$tmp/cut.zwc"
+grep -q '(incomplete)' "$tmp/out" || { echo "FAIL: cut capture not said incomplete"; fails=$((fails + 1)); }
+check 1 'has no exit set' leaks "$tmp/cut.zwc"
+check 1 'has no live set taken at or before' top --at 0 "$tmp/cut.zwc"
+# bytes after END
+cp "$cap" "$tmp/tail.zwc"
+printf 'x' >>"$tmp/tail.zwc"
+check 1 'bytes after the end section' stat "$tmp/tail.zwc"
+
+# ---- the good paths print what they should ----
+check 0 '' stat --json "$cap"
+for key in allocations frees temporary bytes_allocated peak_bytes peak_time_s leaked_bytes \
+    leaked_blocks duration_s; do
+    grep -q "\"$key\": [0-9]" "$tmp/out" || { echo "FAIL: stat --json lacks $key"; fails=$((fails + 1)); }
+done
+check 0 '' stat --series "$cap"
+head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes$' ||
+    { echo "FAIL: stat --series header"; fails=$((fails + 1)); }
+[ "$(wc -l <"$tmp/out")" -gt 10 ] || { echo "FAIL: stat --series samples"; fails=$((fails + 1)); }
+check 0 '' stat --series --json "$cap"
+check 0 '' leaks --json "$cap"
+grep -q '"function": "remember", "file": "[^"]*main.c", "line": [0-9]*, "module"' "$tmp/out" ||
+    { echo "FAIL: leaks --json frame"; fails=$((fails + 1)); }
+check 0 '' top --at grown --group filename "$cap"
+check 0 '' top --cumulative --at 0.001 "$cap"
+check 0 '' peak --limit 1 "$cap"
+check 0 '' top --at allocations --json "$cap"
+head -2 "$tmp/out" | grep -q '"bytes": 160000, "blocks": 10000, .*"function": "count_digits"' ||
+    { echo "FAIL: top --at allocations: the 10000 digit buffers first"; fails=$((fails + 1)); }
+check 1 'has no allocation sites' top --at allocations "$tmp/cut.zwc"
+check 0 '' compare "$cap" --from start --to end --group traceback
+check 0 '' compare "$cap" "$cap" --at peak --json
+
+# ---- zw run: output, program and status ----
+if [ "$sanitize" = 1 ] || [ "$sanitize" = ON ]; then
+    echo "skipped: zw run cases (the sanitizer build does not preload: ASan owns malloc)"
+else
+    check 1 "cannot create the capture '/nonexistent/dir/x.zwc'" run -o /nonexistent/dir/x.zwc -- true
+    check 127 "zw: error: cannot run 'no-such-program-zw'" run -o "$tmp/r.zwc" -- no-such-program-zw
+    check 3 'zw: capture' run -o "$tmp/r.zwc" -- sh -c 'exit 3'
+    check 143 'zw: capture' run -o "$tmp/r.zwc" -- sh -c 'kill -TERM $$'
+    ZW_PRELOAD=/nonexistent/libzwpreload.so check 1 'cannot find libzwpreload.so' run -- true
+fi
+
+if [ "$fails" -ne 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "zw cli: ok"

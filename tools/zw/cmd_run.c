@@ -1,0 +1,296 @@
+/* tools/zw/cmd_run.c - zw run: runs a program with libzwpreload.so in LD_PRELOAD, waits for it,
+ * reads the capture it wrote and prints a five-line summary on stderr. Exits with the program's
+ * status (128 + the signal if a signal ended it), so `zw run` fits in scripts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zw.h"
+
+static const char help[] =
+    "usage: zw run [options] [--] PROGRAM [ARGS...]\n"
+    "\n"
+    "Run PROGRAM with libzwpreload.so, which records every malloc-family call, and print a\n"
+    "summary of its capture on stderr. Exits with the program's status (128+N if signal N\n"
+    "ended it).\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE   the capture file (default zw.PID.zwc; %p in FILE is the pid);\n"
+    "                      child processes write FILE.1, FILE.2, ...\n"
+    "  --nframe N          frames kept per traceback (1-1024, default 16)\n"
+    "  --interval MS       sampling interval of the time series (default 10)\n"
+    "  --follow-fork       forked children write a capture of their own (default: not traced)\n"
+    "  --no-follow-exec    programs that PROGRAM executes are not traced (default: traced)\n"
+    "  -q, --quiet         no summary\n"
+    "  -h, --help          this text\n";
+
+/* libzwpreload.so: $ZW_PRELOAD, beside this executable, in the libdir relative to it, then the
+ * build tree and the configured libdir. */
+static const char *
+find_preload(char *buf, size_t len)
+{
+    const char *env = getenv("ZW_PRELOAD");
+    if (env != NULL && *env != '\0')
+        return access(env, R_OK) == 0 ? env : NULL;
+    char self[PATH_MAX - 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(buf, len, "%s/libzwpreload.so", self);
+            if (access(buf, R_OK) == 0)
+                return buf;
+            snprintf(buf, len, "%s/%s", self, ZW_PRELOAD_FROM_BINDIR);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    static const char *const fixed[] = {ZW_PRELOAD_BUILD, ZW_PRELOAD_INSTALLED};
+    for (size_t i = 0; i < 2; i++) {
+        if (fixed[i][0] != '\0' && access(fixed[i], R_OK) == 0)
+            return fixed[i];
+    }
+    return NULL;
+}
+
+/* `pat` with %p replaced by `pid`. */
+static void
+expand(char *out, size_t len, const char *pat, long pid)
+{
+    size_t k = 0;
+    for (const char *s = pat; *s != '\0' && k + 24 < len; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            k += (size_t)snprintf(out + k, len - k, "%ld", pid);
+            s++;
+        } else {
+            out[k++] = *s;
+        }
+    }
+    out[k] = '\0';
+}
+
+/* Checks that `path` can be created, and removes it and FILE.1, FILE.2... of an older run (the
+ * preload library never overwrites a file). 0, or 1 after a message. */
+static int
+prepare_output(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return zw_fail("cannot create the capture '%s': %s", path, strerror(errno));
+    close(fd);
+    unlink(path);
+    for (int i = 1; i < 1000; i++) {
+        char old[PATH_MAX + 16];
+        snprintf(old, sizeof(old), "%s.%d", path, i);
+        if (unlink(old) != 0)
+            break;
+    }
+    return 0;
+}
+
+/* The capture of the program: `path`, or, if the program executed another one (the same pid,
+ * a later file; the capture before ends with exec or was cut short), the last image's. */
+static zw_capture *
+main_capture(const char *path, char *used, size_t len)
+{
+    if (access(path, F_OK) != 0) {
+        zw_fail("the program wrote no capture '%s': is it statically linked or set-user-ID "
+                "(LD_PRELOAD is ignored then), or did it close the capture's descriptor?",
+                path);
+        return NULL;
+    }
+    zw_capture *c = zw_load(path);
+    snprintf(used, len, "%s", path);
+    for (int i = 1; c != NULL && (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < 1000;
+         i++) {
+        char other[PATH_MAX + 16];
+        snprintf(other, sizeof(other), "%s.%d", path, i);
+        if (access(other, F_OK) != 0)
+            break;
+        zw_capture *o = zw_capture_load(other, NULL);
+        if (o != NULL && o->pid == c->pid) {
+            zw_capture_free(c);
+            c = o;
+            snprintf(used, len, "%s", other);
+        } else {
+            zw_capture_free(o);
+        }
+    }
+    return c;
+}
+
+static void
+summarize(const char *first)
+{
+    char path[PATH_MAX + 16];
+    zw_capture *c = main_capture(first, path, sizeof(path));
+    if (c == NULL)
+        return;
+    char a[32], b[32];
+    const zw_capture_totals *t = &c->totals;
+    size_t leaked = 0, blocks = 0;
+    zw_snapshot_totals(c->exit.snap, &leaked, &blocks);
+    fprintf(stderr, "zw: peak         %s at %.3f s\n", zw_size(a, (long long)t->peak_bytes, false),
+            (double)t->peak_time_ns / 1e9);
+    if (c->exit.snap != NULL)
+        fprintf(stderr, "zw: leaks        %s in %zu blocks at exit\n",
+                zw_size(a, (long long)leaked, false), blocks);
+    else
+        fprintf(stderr, "zw: leaks        unknown: the process died before writing them\n");
+    fprintf(stderr, "zw: allocations  %llu (%llu frees), %s in all\n",
+            (unsigned long long)t->allocations, (unsigned long long)t->frees,
+            zw_size(b, (long long)t->bytes_allocated, false));
+    fprintf(stderr, "zw: temporary    %llu (%.1f%% of allocations)\n",
+            (unsigned long long)t->temporary,
+            t->allocations ? 100.0 * (double)t->temporary / (double)t->allocations : 0.0);
+    int more = 0;
+    for (int i = 1; i < 1000; i++) {
+        char other[PATH_MAX + 16];
+        snprintf(other, sizeof(other), "%s.%d", first, i);
+        if (access(other, F_OK) != 0)
+            break;
+        more++;
+    }
+    if (more > 0)
+        fprintf(stderr, "zw: capture      %s%s (one of %d files, one per process: %s, %s.1 ...)\n",
+                path, c->complete ? "" : " (incomplete)", more + 1, first, first);
+    else
+        fprintf(stderr, "zw: capture      %s%s ('zw stat %s' for more)\n", path,
+                c->complete ? "" : " (incomplete)", path);
+    zw_capture_free(c);
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+    zw_args a = {.cmd = "run", .argc = argc, .argv = argv, .i = 1};
+    const char *output = NULL;
+    unsigned long nframe = 0, interval = 0;
+    bool follow_fork = false, no_follow_exec = false, quiet = false;
+    while (a.i < argc && !a.bad) {
+        const char *arg = argv[a.i];
+        if (strcmp(arg, "--") == 0) {
+            a.i++;
+            break;
+        }
+        if (arg[0] != '-')
+            break;
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (zw_opt(&a, "-o", true) || zw_opt(&a, "--output", true)) {
+            output = a.value;
+        } else if (zw_opt(&a, "--nframe", true)) {
+            if (!a.bad)
+                zw_opt_uint(&a, 1, ZW_TRACE_MAX_NFRAME, &nframe);
+        } else if (zw_opt(&a, "--interval", true)) {
+            if (!a.bad)
+                zw_opt_uint(&a, 1, 3600000, &interval);
+        } else if (zw_opt(&a, "--follow-fork", false)) {
+            follow_fork = true;
+        } else if (zw_opt(&a, "--no-follow-exec", false)) {
+            no_follow_exec = true;
+        } else if (zw_opt(&a, "-q", false) || zw_opt(&a, "--quiet", false)) {
+            quiet = true;
+        } else {
+            return zw_usage("run", "unknown option '%s'", arg);
+        }
+    }
+    if (a.bad)
+        return ZW_EXIT_USAGE;
+    if (a.i >= argc)
+        return zw_usage("run", "no program to run");
+    if (output != NULL && output[0] == '\0')
+        return zw_usage("run", "the output file name is empty");
+    char pbuf[PATH_MAX];
+    const char *preload = find_preload(pbuf, sizeof(pbuf));
+    if (preload == NULL)
+        return zw_fail("cannot find libzwpreload.so (beside zw, in %s, or in $ZW_PRELOAD)",
+                       ZW_PRELOAD_INSTALLED);
+    char abs_preload[PATH_MAX];
+    if (realpath(preload, abs_preload) == NULL)
+        return zw_fail("cannot find libzwpreload.so: '%s': %s", preload, strerror(errno));
+    const char *pattern = output != NULL ? output : "zw.%p.zwc";
+    bool per_pid = strstr(pattern, "%p") != NULL;
+    char path[PATH_MAX];
+    if (!per_pid) {
+        snprintf(path, sizeof(path), "%s", pattern);
+        if (prepare_output(path) != 0)
+            return ZW_EXIT_FAILURE;
+    } else {
+        expand(path, sizeof(path), pattern, (long)getpid());
+        if (prepare_output(path) != 0) /* the directory must be writable */
+            return ZW_EXIT_FAILURE;
+    }
+
+    /* a terminal's ^C and ^\ go to the program; zw stays to write the summary */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    fflush(NULL);
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0)
+        return zw_fail("cannot start '%s': %s", argv[a.i], strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        return zw_fail("cannot start '%s': %s", argv[a.i], strerror(errno));
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        close(ready[0]);
+        const char *lp = getenv("LD_PRELOAD");
+        char env[2 * PATH_MAX + 2];
+        if (lp != NULL && *lp != '\0')
+            snprintf(env, sizeof(env), "%s:%s", abs_preload, lp);
+        else
+            snprintf(env, sizeof(env), "%s", abs_preload);
+        setenv("LD_PRELOAD", env, 1);
+        setenv("ZW_OUTPUT", pattern, 1);
+        char num[32];
+        if (nframe != 0) {
+            snprintf(num, sizeof(num), "%lu", nframe);
+            setenv("ZW_NFRAME", num, 1);
+        }
+        if (interval != 0) {
+            snprintf(num, sizeof(num), "%lu", interval);
+            setenv("ZW_INTERVAL_MS", num, 1);
+        }
+        setenv("ZW_FOLLOW_FORK", follow_fork ? "1" : "0", 1);
+        setenv("ZW_FOLLOW_EXEC", no_follow_exec ? "0" : "1", 1);
+        execvp(argv[a.i], argv + a.i);
+        int e = errno;
+        (void)!write(ready[1], &e, sizeof(e));
+        _exit(127);
+    }
+    close(ready[1]);
+    int exec_errno = 0;
+    ssize_t got = read(ready[0], &exec_errno, sizeof(exec_errno));
+    close(ready[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    if (got == (ssize_t)sizeof(exec_errno)) {
+        zw_fail("cannot run '%s': %s", argv[a.i], strerror(exec_errno));
+        return exec_errno == ENOENT ? 127 : 126;
+    }
+    if (per_pid)
+        expand(path, sizeof(path), pattern, (long)pid);
+    if (!quiet)
+        summarize(path);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}

@@ -1,0 +1,175 @@
+/* tools/zw/cmd_top.c - zw top: a live set of a capture grouped by line, file or traceback
+ * (zw_snapshot_statistics: tracemalloc's Snapshot.statistics), largest first. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zw.h"
+
+static const char help[] =
+    "usage: zw top [options] FILE\n"
+    "\n"
+    "The largest allocation sites of capture FILE in one live set, as tracemalloc's\n"
+    "Snapshot.statistics().\n"
+    "\n"
+    "options:\n"
+    "  --at peak|exit|MARK|SECONDS   the live set (default peak); SECONDS picks the last set\n"
+    "                                taken at or before that time\n"
+    "  --at allocations              not a live set: every allocation site, most allocations\n"
+    "                                first, with the bytes allocated there in all\n"
+    "  --group lineno|filename|traceback   how to group blocks (default lineno)\n"
+    "  --cumulative                  count every frame of each traceback, not only the most\n"
+    "                                recent (lineno and filename only)\n"
+    "  --limit N                     at most N entries (default 10; 0: all)\n"
+    "  --json                        a JSON array of {bytes, blocks, traceback}\n"
+    "  -h, --help                    this text\n";
+
+/* Most allocations first, then most bytes. */
+static int
+by_count(const void *x, const void *y, void *ctx)
+{
+    const zw_capture *c = ctx;
+    size_t a = *(const size_t *)x;
+    size_t b = *(const size_t *)y;
+    if (c->site_counts[a] != c->site_counts[b])
+        return c->site_counts[a] < c->site_counts[b] ? 1 : -1;
+    size_t sa = zw_snapshot_trace(c->sites, a).size;
+    size_t sb = zw_snapshot_trace(c->sites, b).size;
+    return sa < sb ? 1 : sa > sb ? -1 : 0;
+}
+
+/* --at allocations: the capture's sites (one per allocation traceback), most allocations first,
+ * with the bytes allocated there in all. */
+static int
+print_sites(const zw_capture *c, const char *path, size_t limit, bool json)
+{
+    size_t n = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
+    if (c->sites == NULL)
+        return zw_fail("capture '%s' has no allocation sites%s", path,
+                       c->complete ? "" : " (the process died before writing them)");
+    size_t *order = malloc((n + 1) * sizeof(size_t));
+    if (order == NULL)
+        return zw_fail("out of memory");
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof(*order), by_count, (void *)c);
+    if (limit == 0 || limit > n)
+        limit = n;
+    if (json)
+        fputc('[', stdout);
+    else
+        printf("%s: %zu allocation sites, most allocations first\n%4s  %10s  %12s  %s\n", path, n,
+               "#", "allocations", "bytes", "allocated at");
+    for (size_t i = 0; i < limit; i++) {
+        zw_trace_info t = zw_snapshot_trace(c->sites, order[i]);
+        zw_statistic s = {t.traceback, t.size, (size_t)c->site_counts[order[i]], 0, 0};
+        if (json) {
+            fputs(i == 0 ? "\n  " : ",\n  ", stdout);
+            zw_print_json_entry(&s, false, stdout);
+            continue;
+        }
+        char b[32];
+        printf("%4zu  %10zu  %12s  ", i + 1, s.count, zw_size(b, (long long)s.size, false));
+        zw_print_location(s.traceback, stdout);
+        fputc('\n', stdout);
+    }
+    if (json)
+        fputs(limit > 0 ? "\n]\n" : "]\n", stdout);
+    else if (limit < n)
+        printf("(%zu more; --limit 0 shows all)\n", n - limit);
+    free(order);
+    return 0;
+}
+
+/* Shared by top, leaks and peak: parse the options, load, group, print. */
+int
+zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int default_group,
+            int argc, char **argv)
+{
+    zw_args a = {.cmd = cmd, .argc = argc, .argv = argv, .i = 1};
+    const char *path = NULL;
+    const char *at = default_at;
+    zw_group group = (zw_group)default_group;
+    bool cumulative = false, json = false;
+    unsigned long limit = 10;
+    while (a.i < argc && !a.bad) {
+        const char *arg = argv[a.i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(usage_help, stdout);
+            return 0;
+        }
+        if (strcmp(cmd, "top") == 0 && zw_opt(&a, "--at", true)) {
+            at = a.value;
+        } else if (zw_opt(&a, "--group", true)) {
+            if (a.bad)
+                break;
+            if (strcmp(a.value, "lineno") == 0)
+                group = ZW_GROUP_LINENO;
+            else if (strcmp(a.value, "filename") == 0)
+                group = ZW_GROUP_FILENAME;
+            else if (strcmp(a.value, "traceback") == 0)
+                group = ZW_GROUP_TRACEBACK;
+            else
+                return zw_usage(cmd, "unknown group '%s' (lineno, filename or traceback)", a.value);
+        } else if (zw_opt(&a, "--cumulative", false)) {
+            cumulative = true;
+        } else if (zw_opt(&a, "--limit", true)) {
+            if (!a.bad)
+                zw_opt_uint(&a, 0, 1000000000, &limit);
+        } else if (zw_opt(&a, "--json", false)) {
+            json = true;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return zw_usage(cmd, "unknown option '%s'", arg);
+        } else if (path != NULL) {
+            return zw_usage(cmd, "one capture at a time ('%s' is one too many)", arg);
+        } else {
+            path = argv[a.i++];
+        }
+    }
+    if (a.bad)
+        return ZW_EXIT_USAGE;
+    if (path == NULL)
+        return zw_usage(cmd, "no capture file given");
+    if (cumulative && group == ZW_GROUP_TRACEBACK)
+        return zw_usage(cmd, "--cumulative cannot be used with --group traceback");
+    zw_capture *c = zw_load(path);
+    if (c == NULL)
+        return ZW_EXIT_FAILURE;
+    int rc = ZW_EXIT_FAILURE;
+    if (strcmp(at, "allocations") == 0) {
+        rc = print_sites(c, path, limit, json);
+        zw_capture_free(c);
+        return rc;
+    }
+    bool usage;
+    const zw_capture_set *set = zw_pick_set(c, path, at, &usage);
+    if (set == NULL) {
+        rc = usage ? ZW_EXIT_USAGE : ZW_EXIT_FAILURE;
+        goto out_free;
+    }
+    zw_error err;
+    zw_stat_list *list = zw_snapshot_statistics(set->snap, group, cumulative, &err);
+    if (list == NULL) {
+        zw_fail("%s", err.msg);
+        goto out_free;
+    }
+    if (!json) {
+        size_t bytes, blocks;
+        zw_snapshot_totals(set->snap, &bytes, &blocks);
+        char b[32];
+        printf("%s: %s set at %.3f s: %s in %zu blocks\n", path, set->label,
+               (double)set->time_ns / 1e9, zw_size(b, (long long)bytes, false), blocks);
+    }
+    zw_print_stats(list, limit, json, false, group == ZW_GROUP_TRACEBACK, stdout);
+    zw_stat_list_free(list);
+    rc = 0;
+out_free:
+    zw_capture_free(c);
+    return rc;
+}
+
+int
+cmd_top(int argc, char **argv)
+{
+    return zw_top_like("top", help, "peak", ZW_GROUP_LINENO, argc, argv);
+}
