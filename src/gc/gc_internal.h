@@ -41,6 +41,8 @@ typedef struct zwi_gc_ext {
     size_t ncallbacks, capcallbacks;
     zw_type *weakref_type;
     zw_type *finalize_type;
+    zw_type *weakcontainer_types[4]; /* WeakValueDictionary, WeakKeyDictionary, WeakSet, and
+                                      * their iterator (weakdict.c) */
     zw_obj *registry;            /* live finalizers: dict finalizer -> None, creation order */
     uint64_t finalize_index;
     size_t stress_allocs;        /* GC-object allocations since the last stress full collection */

@@ -63,16 +63,18 @@ is_weakdict(const zw_obj *o, kind k)
     return o->type->dealloc == weakdict_dealloc && WD(o)->kind == k;
 }
 
-/* The type zwi_weakcontainers_init made from `spec`. zwi_gc_ext has no field for our types, so
- * this walks the runtime's types (newest first: user classes come before ours). */
+/* The type zwi_weakcontainers_init made from `spec` (one of weakdict_specs, or weakiter_spec). */
 static zw_type *
 find_type(zw_rt *rt, const zw_type_spec *spec)
 {
-    for (zw_type *t = rt->types; t != NULL; t = t->next_type)
-        if (t->dealloc == spec->dealloc && strcmp(t->name, spec->name) == 0)
-            return t;
-    zw_err_set(rt, ZW_SystemError, "type '%s' missing: the gc layer is not attached", spec->name);
-    return NULL;
+    zwi_gc_ext *ext = GC_EXT(rt);
+    size_t i = spec == &weakiter_spec ? NKINDS : (size_t)(spec - weakdict_specs);
+    if (ext == NULL || ext->weakcontainer_types[i] == NULL) {
+        zw_err_set(rt, ZW_SystemError, "type '%s' missing: the gc layer is not attached",
+                   spec->name);
+        return NULL;
+    }
+    return ext->weakcontainer_types[i];
 }
 
 /* The referent of weakref `w` as a new reference, or NULL (no error) once it died. */
@@ -584,10 +586,12 @@ static const zw_type_spec weakdict_specs[NKINDS] = {
 int
 zwi_weakcontainers_init(zw_rt *rt)
 {
+    zwi_gc_ext *ext = GC_EXT(rt);
     for (int k = 0; k < NKINDS; k++)
-        if (zw_type_new(rt, &weakdict_specs[k]) == NULL)
+        if ((ext->weakcontainer_types[k] = zw_type_new(rt, &weakdict_specs[k])) == NULL)
             return -1;
-    return zw_type_new(rt, &weakiter_spec) ? 0 : -1;
+    ext->weakcontainer_types[NKINDS] = zw_type_new(rt, &weakiter_spec);
+    return ext->weakcontainer_types[NKINDS] ? 0 : -1;
 }
 
 /* ---- operations shared by the three kinds ---- */
