@@ -1086,7 +1086,12 @@ on_exit_hook(int status, void *arg)
     finish(ZW_CAPTURE_END_EXIT, status);
 }
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+/* Signals that end the process by default and are raised by the program's own action, so never
+ * inside malloc: faults, abort, and a write to a closed pipe or past the file-size limit (`prog |
+ * head` ends prog with SIGPIPE). Asynchronous ones (SIGINT, SIGTERM) may land inside malloc,
+ * where writing the capture could deadlock: they end the process with the samples streamed so
+ * far (the capture loads as incomplete). */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGPIPE, SIGXFSZ};
 
 static void
 on_fatal_signal(int sig)
