@@ -102,7 +102,7 @@ check 0 '' stat --series --json "$cap"
 check 0 '' stat --json "$data/demo-1.1.zwc"
 grep -q '"allocations": 11017' "$tmp/out" || { echo "FAIL: 1.1 capture figures"; fails=$((fails + 1)); }
 check 0 '' top --at 0.02 "$data/demo-1.1.zwc"
-grep -q '^.*: exit set at' "$tmp/out" || { echo "FAIL: 1.1 capture: --at SECONDS picks a saved set"; fails=$((fails + 1)); }
+grep -q ': end set at 0.017 s' "$tmp/out" || { echo "FAIL: 1.1 capture: --at SECONDS picks a saved set"; fails=$((fails + 1)); }
 # the live set at a time between marks, rebuilt from the steps
 check 0 '' top --at 0.005 --json "$cap"
 check 2 "'-1' is neither peak, exit" top --at -1 "$cap"
