@@ -4,6 +4,8 @@
  * to a temporary file beside OUT and renamed over it: a failed export leaves no file that looks
  * whole. This file holds the options, the buffer and map the writers share, and the writing.
  * See docs/export.md. */
+#include "cmd_export.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cmd_export.h"
 #include "zw.h"
 
 static const char help[] =
@@ -273,10 +274,10 @@ write_stdout(const xbuf *out)
 enum export_format { FORMAT_NONE, FORMAT_PPROF, FORMAT_FOLDED, FORMAT_MASSIF };
 
 typedef struct export_opts {
-    const char *path;    /* the capture */
-    const char *out;     /* -o; NULL or "-": standard output */
-    const char *at;      /* --at; NULL when not given */
-    const char *metric;  /* --metric; NULL when not given */
+    const char *path;   /* the capture */
+    const char *out;    /* -o; NULL or "-": standard output */
+    const char *at;     /* --at; NULL when not given */
+    const char *metric; /* --metric; NULL when not given */
     enum export_format format;
 } export_opts;
 
@@ -303,8 +304,7 @@ parse_options(int argc, char **argv, export_opts *o, bool *help_shown)
             else if (strcmp(a.value, "massif") == 0)
                 o->format = FORMAT_MASSIF;
             else
-                return zw_usage("export", "unknown format '%s' (pprof, folded or massif)",
-                                a.value);
+                return zw_usage("export", "unknown format '%s' (pprof, folded or massif)", a.value);
         } else if (zw_opt(&a, "--output", true) || zw_opt(&a, "-o", true)) {
             o->out = a.value;
         } else if (zw_opt(&a, "--at", true)) {
@@ -353,8 +353,7 @@ check_metric(const export_opts *o, enum export_metric *metric)
         return zw_usage("export", "--metric allocations counts every allocation made, not a "
                                   "live set: it takes no --at");
     if (*metric == METRIC_LEAKED && o->at != NULL && strcmp(o->at, "exit") != 0)
-        return zw_usage("export", "--metric leaked is the exit set: it takes no --at '%s'",
-                        o->at);
+        return zw_usage("export", "--metric leaked is the exit set: it takes no --at '%s'", o->at);
     return 0;
 }
 
@@ -385,8 +384,7 @@ cmd_export(int argc, char **argv)
                 o.path, (unsigned long long)c->totals.temporary);
         goto out_free;
     }
-    if (o.format != FORMAT_MASSIF &&
-        (x.metric != METRIC_ALLOCATIONS || o.format == FORMAT_PPROF)) {
+    if (o.format != FORMAT_MASSIF && (x.metric != METRIC_ALLOCATIONS || o.format == FORMAT_PPROF)) {
         const char *at = x.metric == METRIC_LEAKED ? "exit" : o.at != NULL ? o.at : "peak";
         bool usage;
         x.set = zw_pick_set(c, o.path, at, &usage);

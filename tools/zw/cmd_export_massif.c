@@ -206,8 +206,9 @@ export_massif(const export_ctx *x, xbuf *out)
         sets[nsets++] = &c->exit;
     qsort(sets, nsets, sizeof(*sets), by_time);
 
-    xbuf_printf(out, "desc: --time-unit=ms (written by zw export from capture '%s': heap bytes "
-                     "are requested sizes; extra-heap and stacks are not measured)\n",
+    xbuf_printf(out,
+                "desc: --time-unit=ms (written by zw export from capture '%s': heap bytes "
+                "are requested sizes; extra-heap and stacks are not measured)\n",
                 x->path);
     xbuf_puts(out, "cmd:");
     for (size_t i = 0; i < c->argc; i++)
@@ -234,5 +235,8 @@ export_massif(const export_ctx *x, xbuf *out)
         xbuf_puts(out, "heap_tree=empty\n");
     }
     free(sets);
+    if (rc == 0 && num == 0) /* ms_print needs a snapshot; massif always has one */
+        return zw_fail("capture '%s' has no samples and no live set: nothing for massif to show%s",
+                       x->path, c->complete ? "" : " (the process died before writing any)");
     return rc == 0 ? 0 : ZW_EXIT_FAILURE;
 }

@@ -353,8 +353,8 @@ encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
              "alloc_*: every allocation made; inuse_*: the %s set at %.3f s", x->set->label,
              (double)x->set->time_ns / 1e9);
     pb_uint(pb, 13, str_index(p, comment));
-    pb_uint(pb, 14, str_index(p, x->metric == METRIC_ALLOCATIONS ? "alloc_objects"
-                                                                   : "inuse_space"));
+    pb_uint(pb, 14,
+            str_index(p, x->metric == METRIC_ALLOCATIONS ? "alloc_objects" : "inuse_space"));
     /* last, once every string is interned */
     for (size_t s = 0; s < p->strings.nentries; s++)
         pb_bytes(pb, 6, p->strings.entries[s].key, p->strings.entries[s].len);
@@ -368,8 +368,7 @@ static int
 gzip_into(const xbuf *in, xbuf *out)
 {
     z_stream z = {0};
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return -1;
     int rc = -1;
     uLong bound = deflateBound(&z, (uLong)in->len);
