@@ -129,7 +129,8 @@ put_frame(xbuf *out, const zw_frame *f)
 static void
 put_tree(xbuf *out, mnode *n, unsigned depth, uint64_t total)
 {
-    qsort(n->kids, n->nkids, sizeof(*n->kids), by_bytes_desc);
+    if (n->nkids > 1)
+        qsort(n->kids, n->nkids, sizeof(*n->kids), by_bytes_desc);
     size_t nsig = 0;
     uint64_t insig_bytes = 0;
     for (size_t i = 0; i < n->nkids; i++) {
