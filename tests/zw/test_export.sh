@@ -182,6 +182,8 @@ cmp -s "$tmp/f.exit" "$tmp/f.leaked" || fail "--at exit differs from --metric le
 expect "folded at mark grown" "$(sum_folded "$tmp/f.grown")" 2153152
 "$zw" export --format folded --at 0.0088 -o "$tmp/f.secs" "$demo"
 cmp -s "$tmp/f.secs" "$tmp/f.grown" || fail "--at 0.0088 is not the set of mark grown"
+"$zw" export --format folded --at start -o "$tmp/f.start" "$demo" && [ ! -s "$tmp/f.start" ] &&
+    [ -f "$tmp/f.start" ] || fail "folded of an empty set is not an empty file"
 "$zw" export --format folded "$inline" | grep -q ';main;fill_buffers;make_buffer [0-9]*$' ||
     fail "folded lacks the inlined frames"
 
@@ -218,7 +220,7 @@ check 2 'is neither peak, exit, a mark' export --format folded --at nowhere "$de
 check 2 '-o needs a file name' export --format folded -o '' "$demo"
 check 1 'no per-site temporary counts' export --format folded --metric temporary "$demo"
 check 1 "cannot open '$tmp/missing.zwc'" export --format pprof -o "$tmp/x.pb.gz" "$tmp/missing.zwc"
-check 1 "cannot create '$tmp/no/such/dir/x.pb.gz.tmp" export --format pprof \
+check 1 "cannot create '$tmp/no/such/dir/x.pb.gz': No such file" export --format pprof \
     -o "$tmp/no/such/dir/x.pb.gz" "$demo"
 check 1 'has no peak set (the process died' export --format pprof -o "$tmp/cut.pb.gz" "$tmp/cut.zwc"
 check 1 'nothing for massif to show' export --format massif -o "$tmp/cut.out" "$tmp/cut300.zwc"

@@ -229,7 +229,7 @@ write_file(const xbuf *out, const char *path)
     int rc = ZW_EXIT_FAILURE;
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        zw_fail("cannot create '%s': %s", tmp, strerror(errno));
+        zw_fail("cannot create '%s': %s", path, strerror(errno));
         goto out_free;
     }
     FILE *f = fdopen(fd, "wb");
@@ -238,7 +238,7 @@ write_file(const xbuf *out, const char *path)
         close(fd);
         goto out_unlink;
     }
-    bool wrote = fwrite(out->data, 1, out->len, f) == out->len;
+    bool wrote = out->len == 0 || fwrite(out->data, 1, out->len, f) == out->len;
     int werr = errno;
     if (fclose(f) != 0 && wrote) {
         wrote = false;
@@ -264,7 +264,7 @@ out_free:
 static int
 write_stdout(const xbuf *out)
 {
-    if (fwrite(out->data, 1, out->len, stdout) != out->len || fflush(stdout) != 0)
+    if ((out->len > 0 && fwrite(out->data, 1, out->len, stdout) != out->len) || fflush(stdout) != 0)
         return zw_fail("cannot write the output: %s", strerror(errno));
     return 0;
 }
