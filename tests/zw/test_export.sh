@@ -225,6 +225,14 @@ check 1 "cannot create '$tmp/no/such/dir/x.pb.gz': No such file" export --format
 check 1 'has no peak set (the process died' export --format pprof -o "$tmp/cut.pb.gz" "$tmp/cut.zwc"
 check 1 'nothing for massif to show' export --format massif -o "$tmp/cut.out" "$tmp/cut300.zwc"
 check 1 'has no exit set' export --format folded --at exit "$tmp/cut.zwc"
+# pprof is binary: to a terminal (script(1) gives it one) it is refused
+script -qec "'$zw' export --format pprof '$demo'" /dev/null >"$tmp/tty" 2>&1
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q "pprof's output is binary" "$tmp/tty"; then
+    ok "pprof to a terminal -> 2"
+else
+    fail "pprof to a terminal: status $rc: $(cat "$tmp/tty")"
+fi
 # a damaged capture: an error, no output, an older OUT left as it was, no temporary file
 mkdir "$tmp/outdir"
 cp "$demo" "$tmp/flip.zwc"
