@@ -90,19 +90,22 @@ typedef struct mapping_info {
 } mapping_info;
 
 typedef struct pprof {
-    smap strings;        /* the string table: index = entry index; "" first */
-    smap functions;      /* "name\0file" -> Function; id = index + 1 */
-    smap locations;      /* location key -> Location; id = index + 1 */
-    smap mappings;       /* module path -> Mapping; id = index + 1 */
-    mapping_info *maps;  /* per entry of `mappings` */
-    size_t maps_cap;     /* entries allocated in `maps` */
-    smap samples;        /* location ids (uint64 array, leaf first) -> sample index */
-    uint64_t *values;    /* NVALUES per sample */
-    size_t values_cap;   /* samples `values` has room for */
-    xbuf functions_pb;   /* encoded Function fields of the Profile, in id order */
-    xbuf locations_pb;   /* encoded Location fields, in id order */
-    xbuf msg, msg2, tmp; /* scratch for embedded messages */
-    bool nomem;          /* an allocation failed: the profile is incomplete */
+    smap strings;       /* the string table: index = entry index; "" first */
+    smap functions;     /* "name\0file" -> Function; id = index + 1 */
+    smap locations;     /* location key -> Location; id = index + 1 */
+    smap mappings;      /* module path -> Mapping; id = index + 1 */
+    mapping_info *maps; /* per entry of `mappings` */
+    size_t maps_cap;    /* entries allocated in `maps` */
+    smap samples;       /* location ids (uint64 array, leaf first) -> sample index */
+    uint64_t *values;   /* NVALUES per sample */
+    size_t values_cap;  /* samples `values` has room for */
+    xbuf functions_pb;  /* encoded Function fields of the Profile, in id order */
+    xbuf locations_pb;  /* encoded Location fields, in id order */
+    xbuf msg;           /* scratch: a Location, a Sample, a Mapping, a ValueType */
+    xbuf msg2;          /* scratch: a Line, inside the Location in `msg` */
+    xbuf fmsg;          /* scratch: a Function, made while its Line is being encoded */
+    xbuf tmp;           /* scratch: a packed field */
+    bool nomem;         /* an allocation failed: the profile is incomplete */
 } pprof;
 
 /* The string's index in the string table. */
@@ -135,11 +138,11 @@ function_id(pprof *p, const zw_frame *f)
     }
     uint64_t id = (uint64_t)i + 1;
     if (added) {
-        pb_uint(&p->msg2, 1, id);
-        pb_uint(&p->msg2, 2, str_index(p, name));
-        pb_uint(&p->msg2, 3, str_index(p, name));
-        pb_uint(&p->msg2, 4, str_index(p, f->filename));
-        pb_msg(&p->functions_pb, 5, &p->msg2);
+        pb_uint(&p->fmsg, 1, id);
+        pb_uint(&p->fmsg, 2, str_index(p, name));
+        pb_uint(&p->fmsg, 3, str_index(p, name));
+        pb_uint(&p->fmsg, 4, str_index(p, f->filename));
+        pb_msg(&p->functions_pb, 5, &p->fmsg);
     }
     return id;
 }
@@ -274,6 +277,7 @@ pprof_release(pprof *p)
     xbuf_release(&p->msg);
     xbuf_release(&p->msg2);
     xbuf_release(&p->tmp);
+    xbuf_release(&p->fmsg);
 }
 
 /* ---- building ---- */
@@ -314,6 +318,8 @@ static void
 encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
 {
     const zw_capture *c = x->c;
+    if (p->nomem) /* `maps` may lack an entry of `mappings` */
+        return;
     static const char *const types[NVALUES][2] = {{"alloc_objects", "count"},
                                                   {"alloc_space", "bytes"},
                                                   {"inuse_objects", "count"},
@@ -358,8 +364,8 @@ encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
     /* last, once every string is interned */
     for (size_t s = 0; s < p->strings.nentries; s++)
         pb_bytes(pb, 6, p->strings.entries[s].key, p->strings.entries[s].len);
-    if (p->msg.failed || p->msg2.failed || p->tmp.failed || p->functions_pb.failed ||
-        p->locations_pb.failed)
+    if (p->msg.failed || p->msg2.failed || p->tmp.failed || p->fmsg.failed ||
+        p->functions_pb.failed || p->locations_pb.failed)
         p->nomem = true;
 }
 
