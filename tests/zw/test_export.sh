@@ -245,6 +245,26 @@ for fmt in pprof folded massif; do
     check 1 'damaged' export --format "$fmt" "$tmp/flip.zwc"
     [ -s "$tmp/out" ] && fail "$fmt: a failed export wrote to standard output"
 done
+# every 97th truncation of the demo capture: an export or an error (never a crash), and a
+# file only with an export
+size=$(wc -c <"$demo")
+cut=32
+bad=0
+while [ "$cut" -lt "$size" ]; do
+    head -c "$cut" "$demo" >"$tmp/trunc.zwc"
+    for fmt in pprof folded massif; do
+        "$zw" export --format "$fmt" -o "$tmp/outdir/trunc" "$tmp/trunc.zwc" 2>"$tmp/err"
+        rc=$?
+        if [ "$rc" -eq 0 ] && [ -f "$tmp/outdir/trunc" ]; then
+            rm "$tmp/outdir/trunc"
+        elif [ "$rc" -ne 1 ] || [ -e "$tmp/outdir/trunc" ] || ! grep -q '^zw: error: ' "$tmp/err"; then
+            fail "$fmt of the first $cut bytes: status $rc: $(cat "$tmp/err")"
+            bad=$((bad + 1))
+        fi
+    done
+    cut=$((cut + 97))
+done
+[ "$bad" -eq 0 ] && ok "exports of $(((size - 32 + 96) / 97)) truncations of demo.zwc"
 left=$(ls "$tmp/outdir" | grep -v '^old\.' || true)
 expect "files left by failed exports" "$left" ""
 [ -z "$(ls "$tmp/no" 2>/dev/null)" ] || fail "files left in a missing directory"
