@@ -30,11 +30,13 @@ static const char help[] =
     "options:\n"
     "  -o, --output OUT   write to OUT (default: standard output; pprof needs -o or a pipe)\n"
     "  --at peak|exit|MARK|SECONDS   the live set for bytes and inuse_* (default peak;\n"
-    "                     SECONDS picks the last set taken at or before that time)\n"
+    "                     SECONDS: the live set at that time)\n"
     "  --metric bytes|allocations|leaked|temporary   what a folded line counts (default\n"
     "                     bytes): bytes live in the --at set, allocations made at each site,\n"
-    "                     bytes leaked (the exit set), temporary allocations (not per site in\n"
-    "                     a capture: refused); for pprof, the default sample type\n"
+    "                     bytes leaked (the exit set), temporary allocations made at each\n"
+    "                     site (folded only); for pprof, the default sample type\n"
+    "  --pid PID          the process of a capture set to export (one process per export)\n"
+    "  --only             FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  -h, --help         this text\n"
     "\n"
     "massif holds every set and only bytes: it takes neither --at nor --metric.\n";
@@ -279,6 +281,8 @@ typedef struct export_opts {
     const char *at;     /* --at; NULL when not given */
     const char *metric; /* --metric; NULL when not given */
     enum export_format format;
+    unsigned long pid; /* --pid; 0: not given */
+    bool only;         /* --only */
 } export_opts;
 
 /* Parses argv into *o: 0, or the exit status of a usage error already printed. */
@@ -311,6 +315,11 @@ parse_options(int argc, char **argv, export_opts *o, bool *help_shown)
             o->at = a.value;
         } else if (zw_opt(&a, "--metric", true)) {
             o->metric = a.value;
+        } else if (zw_opt(&a, "--pid", true)) {
+            if (!a.bad)
+                zw_opt_uint(&a, 1, 0x7fffffff, &o->pid);
+        } else if (zw_opt(&a, "--only", false)) {
+            o->only = true;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return zw_usage("export", "unknown option '%s'", arg);
         } else if (o->path != NULL) {
@@ -342,13 +351,18 @@ check_metric(const export_opts *o, enum export_metric *metric)
     else if (strcmp(m, "leaked") == 0)
         *metric = METRIC_LEAKED;
     else if (strcmp(m, "temporary") == 0)
-        return -1; /* a fact of the capture, not a usage error: the caller says why */
+        *metric = METRIC_TEMPORARY;
     else
         return zw_usage("export", "unknown metric '%s' (bytes, allocations, leaked or temporary)",
                         m);
     if (o->format == FORMAT_MASSIF && (o->at != NULL || o->metric != NULL))
         return zw_usage("export", "massif holds the whole time series and every saved set in "
                                   "bytes: it takes neither --at nor --metric");
+    if (*metric == METRIC_TEMPORARY && o->format != FORMAT_FOLDED)
+        return zw_usage("export", "--metric temporary is for folded stacks only");
+    if (*metric == METRIC_TEMPORARY && o->at != NULL)
+        return zw_usage("export", "--metric temporary counts every temporary allocation made, "
+                                  "not a live set: it takes no --at");
     if (*metric == METRIC_ALLOCATIONS && o->at != NULL && o->format != FORMAT_PPROF)
         return zw_usage("export", "--metric allocations counts every allocation made, not a "
                                   "live set: it takes no --at");
@@ -367,31 +381,42 @@ cmd_export(int argc, char **argv)
         return rc;
     export_ctx x = {.path = o.path};
     int mrc = check_metric(&o, &x.metric);
-    if (mrc > 0)
+    if (mrc != 0)
         return mrc;
     bool to_stdout = o.out == NULL || strcmp(o.out, "-") == 0;
     if (o.format == FORMAT_PPROF && to_stdout && isatty(STDOUT_FILENO))
         return zw_usage("export", "pprof's output is binary: give -o FILE or redirect it");
-    zw_capture *c = zw_load(o.path);
-    if (c == NULL)
+    zw_tree *t = zw_load_tree(o.path, (long)o.pid, o.only);
+    if (t == NULL)
         return ZW_EXIT_FAILURE;
-    x.c = c;
-    rc = ZW_EXIT_FAILURE;
     xbuf out = {0};
-    if (mrc < 0) {
-        zw_fail("capture '%s' has no per-site temporary counts, only the total (%llu temporary "
-                "allocations; 'zw stat' shows it): there is nothing to attribute to frames",
-                o.path, (unsigned long long)c->totals.temporary);
+    zw_picked picked = {0};
+    zw_capture_set set = {0};
+    if (t->n > 1) {
+        rc = zw_usage("export", "'%s' is a capture set of %zu process images, and an export is "
+                                "of one: choose it with --pid PID or --only ('zw stat %s' lists "
+                                "them)",
+                      o.path, t->n, o.path);
         goto out_free;
     }
-    if (o.format != FORMAT_MASSIF && (x.metric != METRIC_ALLOCATIONS || o.format == FORMAT_PPROF)) {
+    const zw_capture *c = x.c = t->caps[0];
+    x.path = t->paths[0];
+    rc = ZW_EXIT_FAILURE;
+    if (x.metric == METRIC_TEMPORARY && c->site_temporary == NULL) {
+        zw_fail("capture '%s' has no per-site temporary counts (it was written by an older zw, "
+                "or cut short), only the total: %llu temporary allocations",
+                x.path, (unsigned long long)c->totals.temporary);
+        goto out_free;
+    }
+    if (o.format != FORMAT_MASSIF && x.metric != METRIC_TEMPORARY &&
+        (x.metric != METRIC_ALLOCATIONS || o.format == FORMAT_PPROF)) {
         const char *at = x.metric == METRIC_LEAKED ? "exit" : o.at != NULL ? o.at : "peak";
-        bool usage;
-        x.set = zw_pick_set(c, o.path, at, &usage);
-        if (x.set == NULL) {
-            rc = usage ? ZW_EXIT_USAGE : ZW_EXIT_FAILURE;
+        if ((rc = zw_tree_pick(t, at, &picked)) != 0)
             goto out_free;
-        }
+        rc = ZW_EXIT_FAILURE;
+        set = (zw_capture_set){picked.label, (uint64_t)(picked.time_s * 1e9 + 0.5), 0,
+                               (zw_snapshot *)picked.snap};
+        x.set = &set;
     }
     switch (o.format) {
     case FORMAT_PPROF:
@@ -412,6 +437,7 @@ cmd_export(int argc, char **argv)
         rc = to_stdout ? write_stdout(&out) : write_file(&out, o.out);
 out_free:
     xbuf_release(&out);
-    zw_capture_free(c);
+    zw_picked_release(&picked);
+    zw_tree_free(t);
     return rc;
 }

@@ -57,6 +57,7 @@ enum export_metric {
     METRIC_BYTES,       /* bytes live in the chosen set */
     METRIC_ALLOCATIONS, /* allocations made at each site, from the capture's SITES */
     METRIC_LEAKED,      /* bytes live at exit: METRIC_BYTES of the exit set */
+    METRIC_TEMPORARY,   /* temporary allocations made at each site (folded only) */
 };
 
 typedef struct export_ctx {

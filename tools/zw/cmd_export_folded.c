@@ -63,14 +63,17 @@ export_folded(const export_ctx *x, xbuf *out)
     const zw_capture *c = x->c;
     smap lines = {0};
     int rc = ZW_EXIT_FAILURE;
-    if (x->metric == METRIC_ALLOCATIONS) {
+    if (x->metric == METRIC_ALLOCATIONS || x->metric == METRIC_TEMPORARY) {
         if (c->sites == NULL) {
             zw_fail("capture '%s' has no allocation sites%s", x->path,
                     c->complete ? "" : " (the process died before writing them)");
             goto out_release;
         }
+        const uint64_t *count =
+            x->metric == METRIC_ALLOCATIONS ? c->site_counts : c->site_temporary;
         for (size_t i = 0; i < zw_snapshot_len(c->sites); i++)
-            if (add_stack(&lines, zw_snapshot_trace(c->sites, i).traceback, c->site_counts[i]))
+            if (count[i] != 0 &&
+                add_stack(&lines, zw_snapshot_trace(c->sites, i).traceback, count[i]))
                 goto out_nomem;
     } else {
         zw_error err;
