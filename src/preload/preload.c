@@ -57,7 +57,7 @@ typedef struct tstats {
     _Atomic uint64_t frees;
     _Atomic uint64_t temps;
     _Atomic uint64_t bytes;
-    void *last; /* the thread's last allocation, until freed or replaced (temporary detection) */
+    void *last; /* the thread's last allocation, until this thread frees any block (temporary) */
     struct tstats *next; /* G.threads list */
 } tstats;
 
@@ -512,10 +512,9 @@ on_free(void *p, zwi_trace_rec *old, bool *had)
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
     if (ts != NULL) {
         bump(&ts->frees, 1);
-        if (ts->last == p) {
+        if (ts->last == p)
             bump(&ts->temps, 1);
-            ts->last = NULL;
-        }
+        ts->last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
     }
 }
 
