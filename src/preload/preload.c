@@ -63,7 +63,7 @@ typedef struct tstats {
     _Atomic uint64_t frees;
     _Atomic uint64_t temps;
     _Atomic uint64_t bytes;
-    void *last; /* the thread's last allocation, until freed or replaced (temporary detection) */
+    void *last; /* the thread's last allocation, until this thread frees any block (temporary) */
     struct tstats *next; /* G.threads list */
 } tstats;
 
@@ -794,10 +794,10 @@ on_free(void *p, zwi_trace_rec *old, bool *had)
         bump(&ts->frees, 1);
         if (ts->last == p) {
             bump(&ts->temps, 1);
-            ts->last = NULL;
             if (G.sites != NULL && rec.tb != 0 && rec.tb < SITE_REFS)
                 atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
         }
+        ts->last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
     }
 }
 
