@@ -392,9 +392,11 @@ peak_from_steps(reader *r)
     zw_snapshot *snap = zw_capture_live_at(c, c->steps[last].time_ns, &inner);
     char *label = zwi_alloc(r->raw, 5);
     if (snap == NULL || label == NULL) {
+        /* too large to rebuild (see rebuild_limit) or no memory: the capture loads without its
+         * peak set, as one cut short would */
         zw_snapshot_free(snap);
         zwi_free(r->raw, label);
-        return fail(r, "rebuilding the peak set: %s", snap == NULL ? inner.msg : strerror(ENOMEM));
+        return 0;
     }
     memcpy(label, "peak", 5);
     uint64_t bytes = 0;
@@ -841,6 +843,17 @@ zw_capture_free(zw_capture *c)
     zw_raw_destroy(raw);
 }
 
+/* The most blocks a rebuilt live set may hold: ZW_REBUILD_MAX_BLOCKS, default 2^28 (4 GiB of
+ * traces). A damaged or hostile file could otherwise ask for any number. */
+static uint64_t
+rebuild_limit(void)
+{
+    const char *s = getenv("ZW_REBUILD_MAX_BLOCKS");
+    char *end;
+    unsigned long long v = s != NULL ? strtoull(s, &end, 10) : 0;
+    return s != NULL && *s != '\0' && *end == '\0' && v > 0 ? v : (uint64_t)1 << 28;
+}
+
 zw_snapshot *
 zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
 {
@@ -862,9 +875,22 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
     for (size_t i = 0; i < c->nsteps && c->steps[i].time_ns <= time_ns; i++) {
         for (size_t k = c->steps[i].first; k < c->steps[i].first + c->steps[i].n; k++) {
             const zw_capture_delta *d = &c->deltas[k];
-            blocks[d->site] += d->blocks;
-            bytes[d->site] += d->bytes;
+            /* modulo 2^64: a damaged file's sums wrap instead of overflowing */
+            blocks[d->site] = (int64_t)((uint64_t)blocks[d->site] + (uint64_t)d->blocks);
+            bytes[d->site] = (int64_t)((uint64_t)bytes[d->site] + (uint64_t)d->bytes);
         }
+    }
+    uint64_t total = 0, limit = rebuild_limit();
+    for (size_t i = 0; i < n && total <= limit; i++)
+        total += blocks[i] > 0 ? (uint64_t)blocks[i] : 0;
+    if (total > limit) {
+        zwi_free(raw, sum);
+        zw_raw_destroy(raw);
+        zw_error_set(err,
+                     "the live set at %.3f s would hold more than %" PRIu64 " blocks, the most "
+                     "zw rebuilds (ZW_REBUILD_MAX_BLOCKS)",
+                     (double)time_ns / 1e9, limit);
+        return NULL;
     }
     zw_snapshot *snap = zwi_snapshot_spread(c->sites, blocks, bytes, err);
     zwi_free(raw, sum);

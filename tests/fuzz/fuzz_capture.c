@@ -9,6 +9,16 @@
 #include <zerowaste/capture.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* A fuzzed step may name any number of live blocks: rebuilding is capped (as a user may cap it),
+ * low enough for the fuzzer's memory limit. */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    setenv("ZW_REBUILD_MAX_BLOCKS", "1000000", 1);
+    return 0;
+}
 
 static void
 use(const zw_snapshot *snap, const zw_snapshot *old)
