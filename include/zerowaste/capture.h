@@ -21,13 +21,33 @@
 extern "C" {
 #endif
 
-/* One point of the time series. */
+/* One point of the time series. The running totals are those of zw_capture_totals at that time
+ * (all 0 in captures written before they were streamed: see zw_capture.has_counters). */
 typedef struct zw_capture_sample {
-    uint64_t time_ns;     /* since the process started tracing */
-    uint64_t heap_bytes;  /* bytes of live blocks (requested sizes) */
-    uint64_t heap_blocks; /* live blocks */
-    uint64_t rss_bytes;   /* resident set size (/proc/self/statm) */
+    uint64_t time_ns;         /* since the process started tracing */
+    uint64_t heap_bytes;      /* bytes of live blocks (requested sizes) */
+    uint64_t heap_blocks;     /* live blocks */
+    uint64_t rss_bytes;       /* resident set size (/proc/self/statm) */
+    uint64_t allocations;     /* allocations so far */
+    uint64_t frees;           /* frees so far */
+    uint64_t temporary;       /* temporary allocations so far */
+    uint64_t bytes_allocated; /* bytes allocated so far */
 } zw_capture_sample;
+
+/* A change of one site's live blocks between two samples. */
+typedef struct zw_capture_delta {
+    uint32_t site;  /* index of the site in zw_capture.sites */
+    int64_t bytes;  /* live bytes allocated at that site: now minus at the previous step */
+    int64_t blocks; /* live blocks, likewise */
+} zw_capture_delta;
+
+/* The sites whose live blocks changed since the previous step: deltas[first .. first + n). The
+ * sum of the deltas of every step up to one time is the live set by site at that time. */
+typedef struct zw_capture_step {
+    uint64_t time_ns;
+    size_t first;
+    size_t n;
+} zw_capture_step;
 
 /* A live set: the traced blocks at one moment, as a snapshot. */
 typedef struct zw_capture_set {
@@ -78,6 +98,13 @@ typedef struct zw_capture {
     size_t nmarks;
     zw_snapshot *sites;    /* one trace per allocation traceback: size = bytes allocated there */
     uint64_t *site_counts; /* allocations at each of `sites`' traces, in its order */
+    uint64_t *site_temporary; /* temporary allocations at each site; NULL if not recorded */
+    bool has_counters;        /* the samples carry the running totals */
+    zw_capture_step *steps;   /* the live set's changes by site over time, in time order; none
+                               * (nsteps 0) if not recorded or the process died before SITES */
+    size_t nsteps;
+    zw_capture_delta *deltas;
+    size_t ndeltas;
 } zw_capture;
 
 /* Reads a capture file. A capture cut short (the process was killed while writing, or died
@@ -87,6 +114,14 @@ ZW_API zw_capture *zw_capture_load(const char *path, zw_error *err);
 /* The same from `len` bytes in memory (the fuzz target's door). */
 ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
 ZW_API void zw_capture_free(zw_capture *c);
+
+/* The live set at `time_ns` (since the start of tracing) rebuilt from the steps: the sites' live
+ * blocks and bytes summed over every step taken at or before that time, as a new snapshot (free it
+ * with zw_snapshot_free) whose traces are the sites' tracebacks. A site's bytes are spread evenly
+ * over its blocks (a step records per-site sums, not single blocks): statistics by line, file or
+ * traceback are exact, single sizes are averages. NULL and an error if the capture has no steps
+ * or memory runs out. */
+ZW_API zw_snapshot *zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err);
 
 /* zw_mark("label") in a traced process records a mark (time, heap bytes, live set); in a process
  * without libzwpreload.so it does nothing. Declared here for programs that link zerowaste; a

@@ -200,6 +200,11 @@ typedef struct zw_filter {
 ZW_API zw_snapshot *zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters,
                                               size_t n, zw_error *err);
 
+/* One snapshot holding the traces of all `n` snapshots, in order (the processes of a capture set
+ * seen as one). Equal tracebacks merge; the traceback limit is the largest. NULL if out of
+ * memory. */
+ZW_API zw_snapshot *zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err);
+
 /* ---- files (docs/format.md) ---- */
 
 /* Writes the snapshot with its symbolised frames to `path` (zstd-compressed sections, each with

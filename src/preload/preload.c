@@ -5,8 +5,9 @@
  *   bootstrap: until dlsym(RTLD_NEXT, ...) has found the real functions, blocks come from a static
  *              arena (G.boot); freeing one of them does nothing
  *   hook:      guard up -> the real function -> record (frames, counters, site, peak) -> guard down
- *   sampler:   a thread wakes every ZW_INTERVAL_MS, takes a sample (heap bytes and blocks, RSS) and
- *              appends it to the file as a TIMESERIES section
+ *   sampler:   a thread wakes every ZW_INTERVAL_MS, takes a sample (heap bytes and blocks, RSS,
+ *              the running totals) and appends it to the file as a SERIES section, with the
+ *              sites whose live bytes changed since the last sample (a SITE_DELTAS section)
  *   finish:    at exit(), _exit(), a fatal signal: the live sets (peak, marks, exit) symbolised,
  *              the sites, the totals and END appended; runs once per process
  *
@@ -61,11 +62,25 @@ typedef struct tstats {
     struct tstats *next; /* G.threads list */
 } tstats;
 
-/* Per-site counters, indexed by traceback ref. */
+/* Per-site counters, indexed by traceback ref; written by every thread (atomic adds). Live blocks
+ * of the site = count - freed, live bytes = bytes - freed_bytes (modulo 2^64: in a fork child,
+ * whose counts start at 0 while its parent's blocks stay live, `freed` starts below zero). */
 typedef struct site {
-    _Atomic uint64_t count;
-    _Atomic uint64_t bytes;
+    _Atomic uint64_t count;       /* allocations made here */
+    _Atomic uint64_t bytes;       /* bytes allocated here */
+    _Atomic uint64_t freed;       /* blocks allocated here and freed since */
+    _Atomic uint64_t freed_bytes; /* their bytes */
+    _Atomic uint64_t temps;       /* temporary allocations made here */
 } site;
+
+/* What the sampler last wrote of a site (SITE_DELTAS): the sampler's own, under G.scan_lock. */
+typedef struct site_shown {
+    uint64_t blocks;
+    uint64_t bytes;
+    bool mentioned; /* a delta of this site was written: SITES must list it */
+} site_shown;
+
+#define DIRTY_SHIFT 12 /* one summary byte per 4096 refs */
 
 /* A kept live set: the records of the tracer at one moment (symbolised only at finish). */
 typedef struct liveset {
@@ -122,6 +137,13 @@ static struct {
 
     site *sites;               /* constructor (NULL: none kept); entries are atomic counters */
     atomic_uint site_max;      /* atomic (CAS): the largest ref counted */
+    /* Sites changed since the sampler last looked: a writer updates the site's counters, then
+     * sets dirty[ref] and summary[ref >> DIRTY_SHIFT] (seq_cst, skipped when already set); the
+     * sampler clears a summary byte, then each dirty byte of its block, then reads the counters.
+     * Either the writer sees the cleared byte and sets it again, or the sampler sees its counts. */
+    _Atomic unsigned char *dirty;   /* constructor, SITE_REFS bytes (NULL with sites) */
+    _Atomic unsigned char *summary; /* constructor, SITE_REFS >> DIRTY_SHIFT bytes */
+    site_shown *shown;              /* constructor, SITE_REFS entries; under `lock` */
     int64_t _Atomic peak_next; /* atomic: a peak this large saves a peak set; stored under `lock` */
 
     pthread_mutex_t lock; /* guards the fields below it up to `npending` */
@@ -134,6 +156,9 @@ static struct {
     ino_t file_ino;
     zw_capture_sample pending[PENDING_SAMPLES]; /* samples not yet written */
     size_t npending;
+    zwi_cbuf steps;    /* SITE_DELTAS records not yet written */
+    size_t nsteps;     /* their number */
+    bool steps_broken; /* a step could not be stored: the steps written are not the whole story */
 
     zwi_lock ts_lock; /* guards `threads`, `slab` and `slab_used` */
     tstats *threads;  /* every thread's counters (each written by its thread, atomically) */
@@ -317,7 +342,8 @@ sample_now(void)
     size_t cur = 0;
     zwi_tracer_traced_memory(G.tracer, &cur, NULL);
     totals s = sum_stats();
-    return (zw_capture_sample){now_ns(), cur, s.allocs - s.frees, rss_bytes()};
+    return (zw_capture_sample){now_ns(), cur,     s.allocs - s.frees, rss_bytes(),
+                               s.allocs, s.frees, s.temps,            s.bytes};
 }
 
 /* ---- live sets ---- */
@@ -368,8 +394,8 @@ save_peak(int64_t bytes)
         int64_t step = bytes / 100 > PEAK_MIN_STEP ? bytes / 100 : PEAK_MIN_STEP;
         atomic_store(&G.peak_next, bytes + step);
         totals s = sum_stats();
-        push_sample_locked(
-            (zw_capture_sample){G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees, rss_bytes()});
+        push_sample_locked((zw_capture_sample){G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees,
+                                               rss_bytes(), s.allocs, s.frees, s.temps, s.bytes});
     }
     pthread_mutex_unlock(&G.lock);
 }
@@ -454,6 +480,17 @@ tracing(void)
     return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
 }
 
+/* Notes that site `ref`'s counters changed (see G.dirty), after they were updated. */
+static inline void
+site_dirty(uint32_t ref)
+{
+    if (atomic_load(&G.dirty[ref]) == 0) {
+        atomic_store(&G.dirty[ref], 1);
+        if (atomic_load(&G.summary[ref >> DIRTY_SHIFT]) == 0)
+            atomic_store(&G.summary[ref >> DIRTY_SHIFT], 1);
+    }
+}
+
 /* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
  * keeps a frame: this file is built with -fno-omit-frame-pointer). Guard up. */
 static inline __attribute__((always_inline)) void
@@ -485,8 +522,9 @@ on_alloc(void *p, size_t n)
     }
     uint32_t ref = th != NULL ? th->last_ref : 0;
     if (G.sites != NULL && ref != 0 && ref < SITE_REFS) {
-        atomic_fetch_add_explicit(&G.sites[ref].count, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&G.sites[ref].bytes, n, memory_order_relaxed);
+        atomic_fetch_add(&G.sites[ref].count, 1);
+        atomic_fetch_add(&G.sites[ref].bytes, n);
+        site_dirty(ref);
         unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
         while (ref > max && !atomic_compare_exchange_weak_explicit(
                                 &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
@@ -495,6 +533,17 @@ on_alloc(void *p, size_t n)
     int64_t peak = zwi_tracer_peak_hint(t);
     if (ZW_UNLIKELY(peak >= atomic_load_explicit(&G.peak_next, memory_order_relaxed)))
         save_peak(peak);
+}
+
+/* Counts a block of `rec`'s site as freed (n = 1) or, for a realloc that failed, back (n = -1). */
+static inline void
+site_free(const zwi_trace_rec *rec, int64_t n)
+{
+    if (G.sites == NULL || rec->tb == 0 || rec->tb >= SITE_REFS)
+        return;
+    atomic_fetch_add(&G.sites[rec->tb].freed, (uint64_t)n);
+    atomic_fetch_add(&G.sites[rec->tb].freed_bytes, (uint64_t)n * (uint64_t)rec->size);
+    site_dirty(rec->tb);
 }
 
 /* Removes the trace of `p`, if traced, and counts the free. Guard up. */
@@ -509,12 +558,15 @@ on_free(void *p, zwi_trace_rec *old, bool *had)
     }
     if (!found)
         return;
+    site_free(&rec, 1);
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
     if (ts != NULL) {
         bump(&ts->frees, 1);
         if (ts->last == p) {
             bump(&ts->temps, 1);
             ts->last = NULL;
+            if (G.sites != NULL && rec.tb != 0 && rec.tb < SITE_REFS)
+                atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
         }
     }
 }
@@ -592,8 +644,8 @@ do_realloc(void *p, size_t n)
     void *q = G.real.realloc(p, n);
     if (q != NULL)
         on_alloc(q, n);
-    else if (had && n != 0) /* failed: the old block stays (realloc(p, 0) freed it) */
-        (void)zwi_tracer_restore(G.tracer, (uintptr_t)p, &old);
+    else if (had && n != 0 && zwi_tracer_restore(G.tracer, (uintptr_t)p, &old) == 0)
+        site_free(&old, -1); /* failed: the old block stays (realloc(p, 0) freed it) */
     zwi_trace_guard--;
     return q;
 }
@@ -746,26 +798,92 @@ push_sample_locked(zw_capture_sample s)
     G.pending[G.npending++] = s;
 }
 
-/* Appends the pending samples as a TIMESERIES section. */
+/* Appends the pending samples as a SERIES section and the pending steps as a SITE_DELTAS one, in
+ * one write. */
 static void
 flush_samples_locked(void)
 {
-    if (G.npending == 0)
+    if (G.npending == 0 && G.nsteps == 0)
         return;
     zwi_cbuf pay = {.raw = G.raw};
     zwi_cbuf sec = {.raw = G.raw};
-    zwi_cbuf_put(&pay, G.npending, 4);
-    for (size_t i = 0; i < G.npending; i++) {
-        zwi_cbuf_put(&pay, G.pending[i].time_ns, 8);
-        zwi_cbuf_put(&pay, G.pending[i].heap_bytes, 8);
-        zwi_cbuf_put(&pay, G.pending[i].heap_blocks, 8);
-        zwi_cbuf_put(&pay, G.pending[i].rss_bytes, 8);
+    if (G.npending > 0) {
+        zwi_cbuf_put(&pay, G.npending, 4);
+        zwi_cbuf_put(&pay, ZWI_SERIES_FIELDS, 4);
+        for (size_t i = 0; i < G.npending; i++) {
+            const zw_capture_sample *x = &G.pending[i];
+            const uint64_t f[ZWI_SERIES_FIELDS] = {x->time_ns,   x->heap_bytes,  x->heap_blocks,
+                                                   x->rss_bytes, x->allocations, x->frees,
+                                                   x->temporary, x->bytes_allocated};
+            for (int k = 0; k < ZWI_SERIES_FIELDS; k++)
+                zwi_cbuf_put(&pay, f[k], 8);
+        }
+        zwi_capture_put_section(&sec, ZWI_SEC_SERIES, &pay, G.npending > 8);
     }
-    zwi_capture_put_section(&sec, ZWI_SEC_TIMESERIES, &pay, G.npending > 16);
+    if (G.steps.failed)
+        G.steps_broken = true; /* out of memory: no more steps, and SITE_INFO says so */
+    if (G.nsteps > 0 && !G.steps_broken) {
+        pay.len = 0;
+        zwi_cbuf_put(&pay, G.nsteps, 4);
+        zwi_cbuf_bytes(&pay, G.steps.data, G.steps.len);
+        zwi_capture_put_section(&sec, ZWI_SEC_SITE_DELTAS, &pay, pay.len > 256);
+    }
     write_locked(&sec);
     G.npending = 0;
+    G.nsteps = 0;
+    G.steps.len = 0;
+    pay.failed = G.steps.failed = false;
     zwi_cbuf_release(&pay);
     zwi_cbuf_release(&sec);
+}
+
+/* Appends a step at `time_ns` to G.steps: the sites whose live blocks changed since the last step
+ * (see G.dirty), their counters read now. Under `lock`. */
+static void
+scan_sites_locked(uint64_t time_ns)
+{
+    if (G.sites == NULL || G.steps_broken)
+        return;
+    size_t at = G.steps.len;
+    zwi_cbuf_put(&G.steps, time_ns, 8);
+    zwi_cbuf_put(&G.steps, 0, 4); /* the count, patched below */
+    uint32_t n = 0;
+    size_t max = atomic_load(&G.site_max);
+    for (size_t blk = 0; blk <= (max >> DIRTY_SHIFT); blk++) {
+        if (atomic_load_explicit(&G.summary[blk], memory_order_relaxed) == 0)
+            continue;
+        atomic_store(&G.summary[blk], 0);
+        size_t lo = blk << DIRTY_SHIFT;
+        size_t hi = lo + ((size_t)1 << DIRTY_SHIFT);
+        for (size_t ref = lo == 0 ? 1 : lo; ref < hi && ref < SITE_REFS; ref++) {
+            if (atomic_load_explicit(&G.dirty[ref], memory_order_relaxed) == 0)
+                continue;
+            atomic_store(&G.dirty[ref], 0);
+            site *x = &G.sites[ref];
+            uint64_t blocks = atomic_load(&x->count) - atomic_load(&x->freed);
+            uint64_t bytes = atomic_load(&x->bytes) - atomic_load(&x->freed_bytes);
+            site_shown *sh = &G.shown[ref];
+            if (blocks == sh->blocks && bytes == sh->bytes)
+                continue;
+            zwi_cbuf_put(&G.steps, ref, 4);
+            zwi_cbuf_put(&G.steps, bytes - sh->bytes, 8);
+            zwi_cbuf_put(&G.steps, blocks - sh->blocks, 8);
+            sh->blocks = blocks;
+            sh->bytes = bytes;
+            sh->mentioned = true;
+            n++;
+        }
+    }
+    if (n == 0) {
+        G.steps.len = at; /* nothing changed: no step */
+        return;
+    }
+    if (!G.steps.failed) {
+        unsigned char *c = G.steps.data + at + 8;
+        for (int k = 0; k < 4; k++)
+            c[k] = (unsigned char)(n >> (8 * k));
+    }
+    G.nsteps++;
 }
 
 /* Makes the file for this process: ZW_OUTPUT with %p replaced by the pid. An existing file (the
@@ -866,7 +984,9 @@ put_set(zwi_cbuf *out, uint32_t type, const char *label, uint64_t time_ns, uint6
     zwi_cbuf_release(&pay);
 }
 
-/* The SITES section: per traceback, the allocations made there and their bytes. */
+/* The SITES section: per traceback, the allocations made there and their bytes; then SITE_INFO:
+ * the sites' refs (the SITE_DELTAS name sites by them) and temporary allocations. A site appears
+ * if an allocation was made there or a step mentioned it (a fork child frees its parent's). */
 static void
 put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
 {
@@ -874,7 +994,7 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
     unsigned max = atomic_load(&G.site_max);
     for (size_t ref = 1; G.sites != NULL && ref <= max && ref < SITE_REFS; ref++) {
         uint64_t count = atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed);
-        if (count == 0)
+        if (count == 0 && !G.shown[ref].mentioned)
             continue;
         zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN,
                              atomic_load_explicit(&G.sites[ref].bytes, memory_order_relaxed),
@@ -893,6 +1013,14 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
         zwi_cbuf_put(&pay, len, 8);
         zwi_cbuf_bytes(&pay, data, len);
         zwi_capture_put_section(out, ZWI_SEC_SITES, &pay, false);
+        pay.len = 0;
+        zwi_cbuf_put(&pay, !G.steps_broken, 4);
+        zwi_cbuf_put(&pay, set.n, 8);
+        for (size_t i = 0; i < set.n; i++) {
+            zwi_cbuf_put(&pay, set.recs[i].tb, 4);
+            zwi_cbuf_put(&pay, atomic_load(&G.sites[set.recs[i].tb].temps), 8);
+        }
+        zwi_capture_put_section(out, ZWI_SEC_SITE_INFO, &pay, set.n > 64);
         zwi_cbuf_release(&pay);
     }
     zwi_free(G.raw, data);
@@ -907,6 +1035,7 @@ write_end_locked(uint32_t end, int code)
 {
     zw_capture_sample last = sample_now();
     push_sample_locked(last);
+    scan_sites_locked(last.time_ns);
     flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
     if (sym == NULL)
@@ -1031,6 +1160,7 @@ sampler_main(void *arg)
         pthread_mutex_lock(&G.lock);
         if (!atomic_load(&G.finished)) {
             push_sample_locked(s);
+            scan_sites_locked(s.time_ns);
             flush_samples_locked();
         }
         pthread_mutex_unlock(&G.lock);
@@ -1289,8 +1419,21 @@ fork_child(void)
     }
     for (tstats *ts = G.threads; ts != NULL; ts = ts->next)
         *ts = (tstats){.next = ts->next};
-    for (size_t i = 0; G.sites != NULL && i <= atomic_load(&G.site_max); i++)
-        G.sites[i] = (site){0};
+    /* the sites' own counts start afresh; the parent's live blocks stay live (freed < 0), and
+     * the first step of the child states them */
+    for (size_t i = 1; G.sites != NULL && i <= atomic_load(&G.site_max) && i < SITE_REFS; i++) {
+        site *x = &G.sites[i];
+        uint64_t live = atomic_load(&x->count) - atomic_load(&x->freed);
+        uint64_t live_bytes = atomic_load(&x->bytes) - atomic_load(&x->freed_bytes);
+        *x = (site){.freed = -live, .freed_bytes = -live_bytes};
+        G.shown[i] = (site_shown){0};
+        atomic_store(&G.dirty[i], live != 0 || live_bytes != 0);
+        if (live != 0 || live_bytes != 0)
+            atomic_store(&G.summary[i >> DIRTY_SHIFT], 1);
+    }
+    G.steps.len = 0;
+    G.nsteps = 0;
+    G.steps_broken = false;
     G.marks = NULL; /* the parent's: its capture has them */
     G.nmark_sets = 0;
     G.peak.n = 0;
@@ -1423,9 +1566,27 @@ preload_start(void)
         zwi_trace_guard--;
         return;
     }
-    void *sites = mmap(NULL, SITE_REFS * sizeof(site), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    G.sites = sites == MAP_FAILED ? NULL : sites;
+    /* per-site tables: reserved, touched (and so made resident) only where refs fall */
+    const size_t sizes[4] = {SITE_REFS * sizeof(site), SITE_REFS * sizeof(site_shown), SITE_REFS,
+                             SITE_REFS >> DIRTY_SHIFT};
+    void *tab[4];
+    for (int i = 0; i < 4; i++) {
+        tab[i] = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (tab[i] == MAP_FAILED) {
+            for (int k = 0; k < i; k++)
+                munmap(tab[k], sizes[k]);
+            tab[0] = NULL;
+            break;
+        }
+    }
+    if (tab[0] != NULL) {
+        G.sites = tab[0];
+        G.shown = tab[1];
+        G.dirty = tab[2];
+        G.summary = tab[3];
+    }
+    G.steps.raw = G.raw;
     G.start_ns = clock_ns(CLOCK_MONOTONIC);
     G.start_real = clock_ns(CLOCK_REALTIME);
     G.pid = getpid();

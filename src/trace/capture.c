@@ -86,8 +86,8 @@ zwi_capture_put_header(zwi_cbuf *out)
     if (h == NULL)
         return;
     memcpy(h, MAGIC, 8);
-    set_le(h + 8, 1, 2); /* version 1.1: 1.0 plus captures */
-    set_le(h + 10, 1, 2);
+    set_le(h + 8, 1, 2); /* version 1.2: 1.0 plus captures, plus SERIES and the site steps */
+    set_le(h + 10, 2, 2);
     set_le(h + 12, ZWI_CAPTURE_KIND, 4);
     set_le(h + 16, 0, 4);
     set_le(h + 20, 0, 4); /* nsections: streamed, not known */
@@ -168,6 +168,10 @@ typedef struct reader {
     const unsigned char *p; /* its payload */
     size_t len;
     size_t pos;
+    size_t cap_samples, cap_marks, cap_steps, cap_deltas;
+    uint32_t *site_refs; /* SITE_INFO: the ref of each site of SITES */
+    uint64_t nsite_refs;
+    bool steps_ok;       /* SITE_INFO says the steps are whole */
 } reader;
 
 static int fail(reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -269,23 +273,141 @@ decode_process(reader *r)
     return 0;
 }
 
+/* TIMESERIES (4 fields per sample) or SERIES (a field count, then that many: the first 8 are
+ * zw_capture_sample's; more, from a later minor version, are skipped). */
 static int
-decode_timeseries(reader *r, size_t *cap)
+decode_timeseries(reader *r, bool series)
 {
     zw_capture *c = r->c;
-    uint64_t n;
-    if (rd(r, 4, &n) != 0)
+    uint64_t n, fields = 4;
+    if (rd(r, 4, &n) != 0 || (series && rd(r, 4, &fields) != 0))
         return -1;
-    if (n > (r->len - r->pos) / 32)
+    if (series && fields < ZWI_SERIES_FIELDS)
+        return bad(r, "too few fields per sample");
+    if (n > (r->len - r->pos) / (8 * fields))
         return bad(r, "sample count larger than the payload");
-    if (zwi_reserve(r->raw, (void **)&c->samples, cap, c->nsamples + n, sizeof(zw_capture_sample)))
+    if (zwi_reserve(r->raw, (void **)&c->samples, &r->cap_samples, c->nsamples + n,
+                    sizeof(zw_capture_sample)))
         return bad(r, "out of memory");
+    if (series)
+        c->has_counters = true;
     for (uint64_t i = 0; i < n; i++) {
         zw_capture_sample *s = &c->samples[c->nsamples++];
-        rd(r, 8, &s->time_ns);
-        rd(r, 8, &s->heap_bytes);
-        rd(r, 8, &s->heap_blocks);
-        rd(r, 8, &s->rss_bytes);
+        uint64_t f[ZWI_SERIES_FIELDS] = {0};
+        for (uint64_t k = 0; k < fields; k++) {
+            uint64_t v;
+            rd(r, 8, &v);
+            if (k < ZWI_SERIES_FIELDS)
+                f[k] = v;
+        }
+        *s = (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+    }
+    return 0;
+}
+
+/* SITE_DELTAS: steps whose deltas name sites by ref (mapped to indices once SITE_INFO is read). */
+static int
+decode_deltas(reader *r)
+{
+    zw_capture *c = r->c;
+    uint64_t nsteps;
+    if (rd(r, 4, &nsteps) != 0)
+        return -1;
+    if (nsteps > (r->len - r->pos) / 12)
+        return bad(r, "step count larger than the payload");
+    for (uint64_t i = 0; i < nsteps; i++) {
+        uint64_t t, n;
+        if (rd(r, 8, &t) || rd(r, 4, &n))
+            return -1;
+        if (n > (r->len - r->pos) / 20)
+            return bad(r, "delta count larger than the payload");
+        if (zwi_reserve(r->raw, (void **)&c->steps, &r->cap_steps, c->nsteps + 1,
+                        sizeof(zw_capture_step)) ||
+            zwi_reserve(r->raw, (void **)&c->deltas, &r->cap_deltas, c->ndeltas + n,
+                        sizeof(zw_capture_delta)))
+            return bad(r, "out of memory");
+        c->steps[c->nsteps++] = (zw_capture_step){t, c->ndeltas, (size_t)n};
+        for (uint64_t k = 0; k < n; k++) {
+            uint64_t ref, bytes, blocks;
+            rd(r, 4, &ref);
+            rd(r, 8, &bytes);
+            rd(r, 8, &blocks);
+            c->deltas[c->ndeltas++] =
+                (zw_capture_delta){(uint32_t)ref, (int64_t)bytes, (int64_t)blocks};
+        }
+    }
+    return 0;
+}
+
+/* SITE_INFO: whether the steps are whole, then per site its ref and temporary allocations. */
+static int
+decode_site_info(reader *r)
+{
+    zw_capture *c = r->c;
+    uint64_t ok, n;
+    if (r->site_refs != NULL)
+        return bad(r, "site information stored twice");
+    if (rd(r, 4, &ok) || rd(r, 8, &n))
+        return -1;
+    if (n > (r->len - r->pos) / 12)
+        return bad(r, "site count larger than the payload");
+    r->site_refs = zwi_alloc(r->raw, (size_t)(n + 1) * sizeof(uint32_t));
+    c->site_temporary = zwi_alloc(r->raw, (size_t)(n + 1) * sizeof(uint64_t));
+    if (r->site_refs == NULL || c->site_temporary == NULL)
+        return bad(r, "out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t ref;
+        rd(r, 4, &ref);
+        rd(r, 8, &c->site_temporary[i]);
+        r->site_refs[i] = (uint32_t)ref;
+    }
+    r->nsite_refs = n;
+    r->steps_ok = ok == 1;
+    return 0;
+}
+
+static int
+by_ref(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a >> 32, y = *(const uint64_t *)b >> 32;
+    return x < y ? -1 : x > y;
+}
+
+/* Once every section is read: the deltas' refs become site indices. Steps that cannot be resolved
+ * (no SITES or SITE_INFO: the process died first; a ref no site has; steps not whole) are dropped
+ * rather than shown wrong. -1 only when out of memory. */
+static int
+resolve_steps(reader *r)
+{
+    zw_capture *c = r->c;
+    size_t nsites = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
+    bool usable = c->nsteps > 0 && r->site_refs != NULL && r->steps_ok &&
+                  r->nsite_refs == nsites && c->site_temporary != NULL;
+    uint64_t *map = NULL; /* (ref << 32 | index), sorted by ref */
+    if (usable) {
+        map = zwi_alloc(r->raw, (size_t)(nsites + 1) * sizeof(uint64_t));
+        if (map == NULL)
+            return bad(r, "out of memory");
+        for (size_t i = 0; i < nsites; i++)
+            map[i] = (uint64_t)r->site_refs[i] << 32 | i;
+        qsort(map, nsites, sizeof(uint64_t), by_ref);
+        for (size_t i = 0; usable && i < c->ndeltas; i++) {
+            uint64_t key = (uint64_t)c->deltas[i].site << 32;
+            const uint64_t *hit = bsearch(&key, map, nsites, sizeof(uint64_t), by_ref);
+            if (hit == NULL)
+                usable = false;
+            else
+                c->deltas[i].site = (uint32_t)*hit;
+        }
+        zwi_free(r->raw, map);
+    }
+    if (!usable) {
+        c->nsteps = 0;
+        c->ndeltas = 0;
+    }
+    if (r->nsite_refs != nsites && c->site_temporary != NULL) {
+        zwi_free(r->raw, c->site_temporary);
+        c->site_temporary = NULL; /* not the same sites: not trusted */
     }
     return 0;
 }
@@ -341,20 +463,27 @@ decode_sites(reader *r)
 }
 
 static int
-decode(reader *r, uint32_t type, size_t *cap_samples, size_t *cap_marks)
+decode(reader *r, uint32_t type)
 {
     zw_capture *c = r->c;
     switch (type) {
     case ZWI_SEC_PROCESS:
         return decode_process(r);
     case ZWI_SEC_TIMESERIES:
-        return decode_timeseries(r, cap_samples);
+        return decode_timeseries(r, false);
+    case ZWI_SEC_SERIES:
+        return decode_timeseries(r, true);
+    case ZWI_SEC_SITE_DELTAS:
+        return decode_deltas(r);
+    case ZWI_SEC_SITE_INFO:
+        return decode_site_info(r);
     case ZWI_SEC_PEAK_SET:
         return decode_set(r, &c->peak);
     case ZWI_SEC_EXIT_SET:
         return decode_set(r, &c->exit);
     case ZWI_SEC_MARK:
-        if (zwi_reserve(r->raw, (void **)&c->marks, cap_marks, c->nmarks + 1, sizeof(*c->marks)))
+        if (zwi_reserve(r->raw, (void **)&c->marks, &r->cap_marks, c->nmarks + 1,
+                        sizeof(*c->marks)))
             return bad(r, "out of memory");
         c->marks[c->nmarks] = (zw_capture_set){0};
         c->nmarks++; /* counted first: zw_capture_free() frees what a failed decode left */
@@ -372,7 +501,7 @@ decode(reader *r, uint32_t type, size_t *cap_samples, size_t *cap_marks)
 static bool
 known(uint32_t type)
 {
-    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITES);
+    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITE_INFO);
 }
 
 /* The payload of the section at `h` into r->p / r->len (decompressed into *tmp if needed). */
@@ -442,8 +571,6 @@ payload(reader *r, const unsigned char *h, uint32_t flags, uint64_t stored, uint
 static int
 read_sections(reader *r, const unsigned char *data, size_t len)
 {
-    size_t cap_samples = 0;
-    size_t cap_marks = 0;
     zwi_cbuf tmp = {.raw = r->raw};
     int rc = 0;
     size_t off = HEADER_SIZE;
@@ -491,7 +618,7 @@ read_sections(reader *r, const unsigned char *data, size_t len)
             break;
         }
         if (payload(r, h, flags, stored, raw_len, &tmp) != 0 ||
-            decode(r, type, &cap_samples, &cap_marks) != 0) {
+            decode(r, type) != 0) {
             rc = -1;
             break;
         }
@@ -522,6 +649,13 @@ totals_from_samples(zw_capture *c)
         }
         if (s->time_ns > c->totals.duration_ns)
             c->totals.duration_ns = s->time_ns;
+        if (c->has_counters && s->allocations >= c->totals.allocations) {
+            /* the running totals of the last sample: the counts up to the last interval */
+            c->totals.allocations = s->allocations;
+            c->totals.frees = s->frees;
+            c->totals.temporary = s->temporary;
+            c->totals.bytes_allocated = s->bytes_allocated;
+        }
     }
 }
 
@@ -560,7 +694,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     unsigned major = (unsigned)get_le(data + 8, 2);
     unsigned minor = (unsigned)get_le(data + 10, 2);
     if (major != 1) {
-        fail(&r, "format version %u.%u is %s than this reader's 1.1 (offset 8)", major, minor,
+        fail(&r, "format version %u.%u is %s than this reader's 1.2 (offset 8)", major, minor,
              major > 1 ? "newer" : "older");
         goto out_free;
     }
@@ -570,15 +704,17 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
              ZWI_CAPTURE_KIND, kind == 1 ? ": it is a snapshot" : "");
         goto out_free;
     }
-    if (read_sections(&r, data, len) == 0) {
+    if (read_sections(&r, data, len) == 0 && resolve_steps(&r) == 0) {
         /* the sampler and the peak saves append samples as they go: nearly in order */
         if (r.c->nsamples > 1)
             qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
         if (!r.c->has_totals)
             totals_from_samples(r.c);
+        zwi_free(raw, r.site_refs);
         return r.c;
     }
 out_free:
+    zwi_free(raw, r.site_refs);
     zw_capture_free(r.c);
     return NULL;
 }
@@ -667,6 +803,39 @@ zw_capture_free(zw_capture *c)
         zwi_free(raw, (void *)c->marks[i].label);
     zwi_free(raw, c->marks);
     zwi_free(raw, c->site_counts);
+    zwi_free(raw, c->site_temporary);
+    zwi_free(raw, c->steps);
+    zwi_free(raw, c->deltas);
     zwi_free(raw, h);
     zw_raw_destroy(raw);
+}
+
+zw_snapshot *
+zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
+{
+    if (c->nsteps == 0 || c->sites == NULL) {
+        zw_error_set(err, "the capture has no live-set steps (written by an older zw, or the "
+                          "process died before its sites were written)");
+        return NULL;
+    }
+    size_t n = zw_snapshot_len(c->sites);
+    zw_raw *raw = zw_raw_new(NULL);
+    int64_t *sum = raw != NULL ? zwi_alloc(raw, 2 * (n + 1) * sizeof(int64_t)) : NULL;
+    if (sum == NULL) {
+        zw_raw_destroy(raw);
+        zw_error_set(err, "cannot rebuild a live set: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    memset(sum, 0, 2 * (n + 1) * sizeof(int64_t));
+    int64_t *blocks = sum, *bytes = sum + n + 1;
+    for (size_t i = 0; i < c->nsteps && c->steps[i].time_ns <= time_ns; i++) {
+        for (size_t k = c->steps[i].first; k < c->steps[i].first + c->steps[i].n; k++) {
+            const zw_capture_delta *d = &c->deltas[k];
+            blocks[d->site] += d->blocks;
+            bytes[d->site] += d->bytes;
+        }
+    }
+    zw_snapshot *snap = zwi_snapshot_spread(c->sites, blocks, bytes, err);
+    zw_raw_destroy(raw);
+    return snap;
 }

@@ -20,7 +20,12 @@ enum zwi_capture_section {
     ZWI_SEC_MARK = 20,
     ZWI_SEC_TOTALS = 21, /* the counters and how the process ended */
     ZWI_SEC_SITES = 22,  /* per-traceback allocation counts and bytes */
+    ZWI_SEC_SERIES = 23, /* samples with the running totals (written instead of TIMESERIES) */
+    ZWI_SEC_SITE_DELTAS = 24, /* steps: per site, the change of its live blocks and bytes */
+    ZWI_SEC_SITE_INFO = 25,   /* per site of SITES: its ref and temporary allocations */
 };
+
+#define ZWI_SERIES_FIELDS 8 /* u64 fields of a SERIES record (zw_capture_sample's, in order) */
 
 /* A growable byte buffer in memory of a raw door, little-endian writers. */
 typedef struct zwi_cbuf {

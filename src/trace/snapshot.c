@@ -597,6 +597,76 @@ zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, siz
 }
 
 zw_snapshot *
+zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
+{
+    unsigned limit = 0;
+    for (size_t k = 0; k < n; k++)
+        limit = snaps[k]->traceback_limit > limit ? snaps[k]->traceback_limit : limit;
+    zw_snapshot *dst = zw_snapshot_new(limit);
+    if (dst == NULL) {
+        zw_error_set(err, "cannot merge snapshots: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        const zw_snapshot *snap = snaps[k];
+        zwi_map done; /* this snapshot's traceback indices -> the copy's */
+        zwi_map_init(&done, dst->raw);
+        for (size_t i = 0; i < snap->nmodules && rc == 0; i++)
+            rc = zwi_snapshot_add_module(dst, snap->modules[i].path, snap->modules[i].build_id,
+                                         snap->modules[i].bias);
+        for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
+            const zwi_trace *t = &snap->traces[i];
+            zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
+            rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
+        }
+        zwi_map_release(&done);
+    }
+    if (rc != 0) {
+        zw_snapshot_free(dst);
+        zw_error_set(err, "cannot merge snapshots: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return dst;
+}
+
+zw_snapshot *
+zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks, const int64_t *bytes,
+                    zw_error *err)
+{
+    zw_snapshot *dst = zw_snapshot_new(sites->traceback_limit);
+    if (dst == NULL) {
+        zw_error_set(err, "cannot rebuild a live set: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    zwi_map done;
+    zwi_map_init(&done, dst->raw);
+    int rc = 0;
+    for (size_t i = 0; i < sites->nmodules && rc == 0; i++)
+        rc = zwi_snapshot_add_module(dst, sites->modules[i].path, sites->modules[i].build_id,
+                                     sites->modules[i].bias);
+    for (size_t i = 0; i < sites->ntraces && rc == 0; i++) {
+        if (blocks[i] <= 0 || bytes[i] < 0)
+            continue; /* nothing live (negative only for blocks a step did not see allocated) */
+        const zwi_trace *t = &sites->traces[i];
+        zw_traceback *x = copy_traceback(dst, sites->tbs[t->tb], &done);
+        uint64_t each = (uint64_t)bytes[i] / (uint64_t)blocks[i];
+        uint64_t extra = (uint64_t)bytes[i] % (uint64_t)blocks[i];
+        for (int64_t k = 0; x != NULL && rc == 0 && k < blocks[i]; k++)
+            rc = zwi_snapshot_push(dst, t->domain, each + ((uint64_t)k < extra), x);
+        if (x == NULL)
+            rc = -1;
+    }
+    zwi_map_release(&done);
+    if (rc != 0) {
+        zw_snapshot_free(dst);
+        zw_error_set(err, "cannot rebuild a live set: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return dst;
+}
+
+zw_snapshot *
 zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym, const zwi_trace_rec *recs, size_t n,
                        zw_error *err)
 {

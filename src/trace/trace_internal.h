@@ -346,6 +346,10 @@ ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer 
 
 /* A snapshot of the given records of a tracer (the preload library's peak, mark and site sets),
  * symbolised with `sym`; NULL with an error if out of memory. */
+/* A snapshot holding, for each trace i of `sites` with blocks[i] > 0, blocks[i] traces of its
+ * traceback whose sizes sum to bytes[i] (zw_capture_live_at). */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks,
+                                           const int64_t *bytes, zw_error *err);
 ZW_HIDDEN zw_snapshot *zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym,
                                               const zwi_trace_rec *recs, size_t n, zw_error *err);
 /* The bytes of a snapshot file of `snap` (as zw_snapshot_dump writes) in *data, allocated from

@@ -15,9 +15,22 @@ fail() {
     fails=$((fails + 1))
 }
 
-# stat KEY FILE: the value of KEY in `zw stat --json FILE`
+# stat KEY FILE: the value of KEY in `zw stat --json --only FILE` (that file alone)
 stat() {
-    "$zw" stat --json "$2" | sed -E "s/.*\"$1\": (null|true|false|[0-9.]+|\"[a-z_]*\").*/\1/"
+    "$zw" stat --json --only "$2" | sed -E "s/^\{[^{]*\"$1\": (null|true|false|[0-9.]+|\"[a-z_]*\").*/\1/"
+}
+# setstat KEY FILE: the same of the whole capture set FILE, FILE.1, ...
+setstat() {
+    "$zw" stat --json "$2" | sed -E "s/^\{[^{]*\"$1\": (null|true|false|[0-9.]+|\"[a-z_]*\").*/\1/"
+}
+
+# entries KIND FILE ARGS...: "bytes blocks function" of each entry of a top/leaks JSON array
+entries() {
+    kind=$1
+    shift
+    "$zw" "$kind" --json --limit 0 --group traceback "$@" |
+        sed -nE 's/.*"bytes": ([0-9]+), "blocks": ([0-9]+), .*"function": "([^"]*)".*/\1 \2 \3/p' |
+        sort
 }
 
 expect() { # expect WHAT GOT WANT
@@ -57,6 +70,27 @@ fi
 t=$(stat temporary "$tmp/demo.zwc")
 [ "$t" -ge 10000 ] && echo "ok: demo temporary $t >= 10000" || fail "demo temporary $t < 10000"
 
+# ---- the live set at any time, rebuilt from the steps ----
+# steps_match WHAT FILE: at the capture's end it is the exit set, site by site
+steps_match() {
+    end=$(awk -v d="$(stat duration_s "$2")" 'BEGIN { print d + 0.000001 }')
+    entries leaks --only "$2" >"$tmp/exit.txt"
+    entries top --only "$2" --at "$end" >"$tmp/at-end.txt"
+    if [ -s "$tmp/exit.txt" ] && diff "$tmp/exit.txt" "$tmp/at-end.txt" >/dev/null; then
+        echo "ok: $1: live set at $end s = exit set ($(wc -l <"$tmp/exit.txt") tracebacks)"
+    else
+        fail "$1: live set at the end differs from the exit set (< exit, > at $end s)"
+        diff "$tmp/exit.txt" "$tmp/at-end.txt"
+    fi
+}
+steps_match demo "$tmp/demo.zwc"
+# between the marks grown and end the vector (2 MiB) is live, the scratch copy is not
+"$zw" top --json --limit 0 --at 0 "$tmp/demo.zwc" | grep -q '"function": "push"' &&
+    fail "demo: the vector is live at 0 s" || echo "ok: demo: nothing of push() live at 0 s"
+# the running totals stream with the samples: the last sample's are the totals
+last=$("$zw" stat --series --only "$tmp/demo.zwc" | tail -1 | cut -f5-8)
+expect "demo: the last sample's totals" "$last" "$(for k in allocations frees temporary bytes_allocated; do stat $k "$tmp/demo.zwc"; done | paste -s)"
+
 # ---- 8 threads ----
 "$zw" run -q -o "$tmp/threads.zwc" -- "$dir/zwp_threads" >/dev/null || fail "zw run threads"
 a=$(stat allocations "$tmp/threads.zwc")
@@ -64,6 +98,7 @@ a=$(stat allocations "$tmp/threads.zwc")
     fail "threads: $a allocations, want 800800 and a few of libc's"
 "$zw" leaks --json --group lineno "$tmp/threads.zwc" | grep -q '"bytes": 80000, "blocks": 800, ' ||
     fail "threads: 800 blocks of 100 bytes leaked"
+steps_match threads "$tmp/threads.zwc"
 
 # ---- fork: followed, the child writes FILE.1 with its parent's pid ----
 "$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$dir/zwp_fork" || fail "zw run fork"
@@ -72,6 +107,12 @@ pid=$(stat pid "$tmp/fork.zwc")
 expect "fork: child's parent pid" "$ppid" "$pid"
 expect "fork: child's allocations" "$(stat bytes_allocated "$tmp/fork.zwc.1")" 2000
 expect "fork: parent's allocations" "$(stat bytes_allocated "$tmp/fork.zwc")" 1000
+steps_match "fork child (inherited blocks)" "$tmp/fork.zwc.1"
+expect "fork: the set's allocations" "$(setstat bytes_allocated "$tmp/fork.zwc")" 3000
+expect "fork: --pid picks the parent" \
+    "$("$zw" stat --json --pid "$ppid" "$tmp/fork.zwc" | sed -E 's/^\{[^{]*"bytes_allocated": ([0-9]+).*/\1/')" 1000
+"$zw" stat "$tmp/fork.zwc" | grep -q '^capture set .*: 2 processes' &&
+    echo "ok: fork: zw stat lists 2 processes" || fail "fork: zw stat does not list the set"
 "$zw" run -q -o "$tmp/nofork.zwc" -- "$dir/zwp_fork" || fail "zw run fork (not followed)"
 [ ! -e "$tmp/nofork.zwc.1" ] && echo "ok: fork not followed by default" || fail "unfollowed fork wrote a capture"
 
@@ -86,6 +127,9 @@ expect "vfork: the parent's capture goes on after the child's exec" \
 expect "vfork: the child's image" "$(stat leaked_bytes "$tmp/vfork.zwc.1")" 3000
 expect "vfork: the parent's image after exec" "$(stat leaked_bytes "$tmp/vfork.zwc.2")" 3000
 expect "exec: same pid" "$(stat pid "$tmp/exec.zwc.1")" "$(stat pid "$tmp/exec.zwc")"
+expect "exec: the set's leaks, both images" "$(setstat leaked_bytes "$tmp/exec.zwc")" 4000
+expect "exec: the set ends as the last image" "$(setstat end "$tmp/exec.zwc")" '"exit"'
+entries leaks "$tmp/exec.zwc" | grep -q . && echo "ok: exec: leaks of the set" || fail "exec: no leaks of the set"
 "$zw" run -q --no-follow-exec -o "$tmp/noexec.zwc" -- "$dir/zwp_exec" || fail "zw run --no-follow-exec"
 [ ! -e "$tmp/noexec.zwc.1" ] && echo "ok: exec not followed with --no-follow-exec" ||
     fail "--no-follow-exec traced the new image"

@@ -94,10 +94,20 @@ for key in allocations frees temporary bytes_allocated peak_bytes peak_time_s le
     grep -q "\"$key\": [0-9]" "$tmp/out" || { echo "FAIL: stat --json lacks $key"; fails=$((fails + 1)); }
 done
 check 0 '' stat --series "$cap"
-head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes$' ||
+head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes	allocations	frees	temporary	bytes_allocated$' ||
     { echo "FAIL: stat --series header"; fails=$((fails + 1)); }
 [ "$(wc -l <"$tmp/out")" -gt 10 ] || { echo "FAIL: stat --series samples"; fails=$((fails + 1)); }
 check 0 '' stat --series --json "$cap"
+# a capture of format 1.1 (before SERIES and the steps) still reads; times pick saved sets
+check 0 '' stat --json "$data/demo-1.1.zwc"
+grep -q '"allocations": 11017' "$tmp/out" || { echo "FAIL: 1.1 capture figures"; fails=$((fails + 1)); }
+check 0 '' top --at 0.02 "$data/demo-1.1.zwc"
+grep -q ': end set at 0.017 s' "$tmp/out" || { echo "FAIL: 1.1 capture: --at SECONDS picks a saved set"; fails=$((fails + 1)); }
+# the live set at a time between marks, rebuilt from the steps
+check 0 '' top --at 0.005 --json "$cap"
+check 2 "'-1' is neither peak, exit" top --at -1 "$cap"
+check 1 "no capture of process 1 in the capture set" stat --pid 1 "$cap"
+check 2 "'x' is not a number" stat --pid x "$cap"
 check 0 '' leaks --json "$cap"
 grep -q '"function": "remember", "file": "[^"]*main.c", "line": [0-9]*, "module"' "$tmp/out" ||
     { echo "FAIL: leaks --json frame"; fails=$((fails + 1)); }

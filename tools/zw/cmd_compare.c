@@ -11,8 +11,8 @@ static const char help[] =
     "       zw compare [options] OLD NEW\n"
     "\n"
     "What changed between two live sets, largest change first (tracemalloc's compare_to).\n"
-    "WHEN is peak, exit, a mark's label or a time in seconds (the last set taken at or before\n"
-    "it). With two captures, the same moment of each is compared (--at, default exit).\n"
+    "WHEN is peak, exit, a mark's label or a time in seconds (the live set then). With two\n"
+    "captures, the same moment of each is compared (--at, default exit).\n"
     "\n"
     "options:\n"
     "  --from WHEN, --to WHEN        the two sets of FILE\n"
@@ -20,6 +20,8 @@ static const char help[] =
     "  --group lineno|filename|traceback   (default lineno)\n"
     "  --cumulative                  count every frame (lineno and filename only)\n"
     "  --limit N                     at most N entries (default 10; 0: all)\n"
+    "  --pid PID                     only that process of a capture set (default: all)\n"
+    "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, bytes_diff, blocks_diff,\n"
     "                                traceback}\n"
     "  -h, --help                    this text\n";
@@ -33,7 +35,8 @@ cmd_compare(int argc, char **argv)
     const char *from = NULL, *to = NULL, *at = "exit";
     zw_group group = ZW_GROUP_LINENO;
     bool cumulative = false, json = false;
-    unsigned long limit = 10;
+    unsigned long limit = 10, pid = 0;
+    bool only = false;
     while (a.i < argc && !a.bad) {
         const char *arg = argv[a.i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -63,6 +66,11 @@ cmd_compare(int argc, char **argv)
         } else if (zw_opt(&a, "--limit", true)) {
             if (!a.bad)
                 zw_opt_uint(&a, 0, 1000000000, &limit);
+        } else if (zw_opt(&a, "--only", false)) {
+            only = true;
+        } else if (zw_opt(&a, "--pid", true)) {
+            if (!a.bad)
+                zw_opt_uint(&a, 1, 0x7fffffff, &pid);
         } else if (zw_opt(&a, "--json", false)) {
             json = true;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -84,46 +92,41 @@ cmd_compare(int argc, char **argv)
     if (cumulative && group == ZW_GROUP_TRACEBACK)
         return zw_usage("compare", "--cumulative cannot be used with --group traceback");
     int rc = ZW_EXIT_FAILURE;
-    zw_capture *c[2] = {zw_load(paths[0]), NULL};
-    if (c[0] == NULL)
+    zw_tree *t[2] = {zw_load_tree(paths[0], (long)pid, only), NULL};
+    zw_picked sets[2] = {{0}, {0}};
+    if (t[0] == NULL)
         return ZW_EXIT_FAILURE;
-    if (npaths == 2 && (c[1] = zw_load(paths[1])) == NULL)
+    if (npaths == 2 && (t[1] = zw_load_tree(paths[1], (long)pid, only)) == NULL)
         goto out_free;
-    bool usage = false;
-    const zw_capture_set *old_set, *new_set;
-    if (npaths == 1) {
-        old_set = zw_pick_set(c[0], paths[0], from, &usage);
-        new_set = old_set == NULL ? NULL : zw_pick_set(c[0], paths[0], to, &usage);
-    } else {
-        old_set = zw_pick_set(c[0], paths[0], at, &usage);
-        new_set = old_set == NULL ? NULL : zw_pick_set(c[1], paths[1], at, &usage);
+    const char *when[2] = {npaths == 1 ? from : at, npaths == 1 ? to : at};
+    for (int k = 0; k < 2; k++) {
+        if ((rc = zw_tree_pick(t[npaths == 1 ? 0 : k], when[k], &sets[k])) != 0)
+            goto out_free;
     }
-    if (old_set == NULL || new_set == NULL) {
-        rc = usage ? ZW_EXIT_USAGE : ZW_EXIT_FAILURE;
-        goto out_free;
-    }
+    rc = ZW_EXIT_FAILURE;
     zw_error err;
-    zw_stat_list *list =
-        zw_snapshot_compare_to(new_set->snap, old_set->snap, group, cumulative, &err);
+    zw_stat_list *list = zw_snapshot_compare_to(sets[1].snap, sets[0].snap, group, cumulative, &err);
     if (list == NULL) {
         zw_fail("%s", err.msg);
         goto out_free;
     }
     if (!json) {
         size_t ob, ok, nb, nk;
-        zw_snapshot_totals(old_set->snap, &ob, &ok);
-        zw_snapshot_totals(new_set->snap, &nb, &nk);
+        zw_snapshot_totals(sets[0].snap, &ob, &ok);
+        zw_snapshot_totals(sets[1].snap, &nb, &nk);
         char b1[32], b2[32], b3[32];
         printf("from %s (%s at %.3f s, %s) to %s (%s at %.3f s, %s): %s\n", paths[0],
-               old_set->label, (double)old_set->time_ns / 1e9, zw_size(b1, (long long)ob, false),
-               paths[npaths - 1], new_set->label, (double)new_set->time_ns / 1e9,
-               zw_size(b2, (long long)nb, false), zw_size(b3, (long long)nb - (long long)ob, true));
+               sets[0].label, sets[0].time_s, zw_size(b1, (long long)ob, false), paths[npaths - 1],
+               sets[1].label, sets[1].time_s, zw_size(b2, (long long)nb, false),
+               zw_size(b3, (long long)nb - (long long)ob, true));
     }
     zw_print_stats(list, limit, json, true, group == ZW_GROUP_TRACEBACK, stdout);
     zw_stat_list_free(list);
     rc = 0;
 out_free:
-    zw_capture_free(c[0]);
-    zw_capture_free(c[1]);
+    zw_picked_release(&sets[0]);
+    zw_picked_release(&sets[1]);
+    zw_tree_free(t[0]);
+    zw_tree_free(t[1]);
     return rc;
 }

@@ -14,6 +14,8 @@ static const char help[] =
     "options:\n"
     "  --group lineno|filename|traceback   (default traceback)\n"
     "  --limit N    at most N entries (default 10; 0: all)\n"
+    "  --pid PID    only that process of a capture set (default: all, merged)\n"
+    "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json       a JSON array of {bytes, blocks, traceback}\n"
     "  -h, --help   this text\n";
 

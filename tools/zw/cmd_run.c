@@ -22,8 +22,9 @@ static const char help[] =
     "ended it).\n"
     "\n"
     "options:\n"
-    "  -o, --output FILE   the capture file (default zw.PID.zwc; %p in FILE is the pid);\n"
-    "                      child processes write FILE.1, FILE.2, ...\n"
+    "  -o, --output FILE   the capture file (default zw.PID.zwc; %p in FILE is the pid of\n"
+    "                      PROGRAM); its child processes and the images it executes write\n"
+    "                      FILE.1, FILE.2, ...: one capture set that the other commands read\n"
     "  --nframe N          frames kept per traceback (1-1024, default 16)\n"
     "  --interval MS       sampling interval of the time series (default 10)\n"
     "  --follow-fork       forked children write a capture of their own (default: not traced)\n"
@@ -256,7 +257,16 @@ cmd_run(int argc, char **argv)
         else
             snprintf(env, sizeof(env), "%s", abs_preload);
         setenv("LD_PRELOAD", env, 1);
-        setenv("ZW_OUTPUT", pattern, 1);
+        if (per_pid) {
+            /* one name for the whole process tree: PROGRAM's pid, children add .1, .2 ... */
+            char mine[PATH_MAX];
+            expand(mine, sizeof(mine), pattern, (long)getpid());
+            if (prepare_output(mine) != 0)
+                _exit(126);
+            setenv("ZW_OUTPUT", mine, 1);
+        } else {
+            setenv("ZW_OUTPUT", pattern, 1);
+        }
         char num[32];
         if (nframe != 0) {
             snprintf(num, sizeof(num), "%lu", nframe);

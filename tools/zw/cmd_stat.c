@@ -7,16 +7,21 @@
 #include "zw.h"
 
 static const char help[] =
-    "usage: zw stat [--json] [--series] FILE\n"
+    "usage: zw stat [--json] [--series] [--pid PID] [--only] FILE\n"
     "\n"
     "The figures of capture FILE: allocations, frees, temporary allocations, bytes allocated,\n"
     "the peak and when it happened, the leaks at exit, the duration, the largest RSS, marks.\n"
+    "When the program started other processes (FILE.1, FILE.2...: a capture set), a table of\n"
+    "the processes comes first and the figures are those of the whole set.\n"
     "\n"
     "options:\n"
-    "  --json      one JSON object (keys in docs/zw.md)\n"
-    "  --series    the time series instead: time_s, heap_bytes, heap_blocks, rss_bytes per\n"
-    "              sample (tab-separated with a header line; with --json an array of arrays)\n"
-    "  -h, --help  this text\n";
+    "  --json       one JSON object (keys in docs/zw.md), its \"processes\" one per process\n"
+    "  --series     the time series instead: time_s, heap_bytes, heap_blocks, rss_bytes,\n"
+    "               allocations, frees, temporary, bytes_allocated per sample (tab-separated\n"
+    "               with a header line; with --json an array of arrays); one process only\n"
+    "  --pid PID    only that process of a capture set\n"
+    "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
+    "  -h, --help   this text\n";
 
 static const char *
 end_text(const zw_capture *c, char *buf, size_t len)
@@ -41,8 +46,9 @@ end_text(const zw_capture *c, char *buf, size_t len)
     return buf;
 }
 
+/* The figures of one capture as the members of a JSON object (no braces). */
 static void
-print_json(const zw_capture *c, const char *path)
+print_members(const zw_capture *c, const char *path)
 {
     const zw_capture_totals *t = &c->totals;
     size_t leaked = 0, blocks = 0;
@@ -51,7 +57,7 @@ print_json(const zw_capture *c, const char *path)
     for (size_t i = 0; i < c->nsamples; i++)
         max_rss = c->samples[i].rss_bytes > max_rss ? c->samples[i].rss_bytes : max_rss;
     FILE *o = stdout;
-    fputs("{\"capture\": ", o);
+    fputs("\"capture\": ", o);
     zw_json_string(path, o);
     fprintf(o, ", \"complete\": %s, \"pid\": %" PRIu32 ", \"ppid\": %" PRIu32,
             c->complete ? "true" : "false", c->pid, c->ppid);
@@ -86,7 +92,144 @@ print_json(const zw_capture *c, const char *path)
         fprintf(o, ", \"time_s\": %.6f, \"bytes\": %" PRIu64 "}", (double)c->marks[i].time_ns / 1e9,
                 c->marks[i].heap_bytes);
     }
+    fputs("]", o);
+}
+
+/* The figures of a whole capture set (see whole()). */
+typedef struct set_figures {
+    zw_capture_totals t; /* allocations..bytes_allocated summed; the largest peak */
+    size_t peak_proc;    /* the process of that peak */
+    double duration_s;   /* from the first start to the last end */
+    size_t leaked, leaked_blocks;
+    bool leaks_known; /* every process has its exit set */
+    bool complete;
+    uint64_t max_rss;
+    size_t samples;
+    size_t last_root; /* the last image of the first process: how the program ended */
+} set_figures;
+
+static set_figures
+whole(const zw_tree *t)
+{
+    set_figures f = {.leaks_known = true, .complete = true};
+    for (size_t i = 0; i < t->n; i++) {
+        const zw_capture *c = t->caps[i];
+        f.t.allocations += c->totals.allocations;
+        f.t.frees += c->totals.frees;
+        f.t.temporary += c->totals.temporary;
+        f.t.bytes_allocated += c->totals.bytes_allocated;
+        if (i == 0 || c->totals.peak_bytes > f.t.peak_bytes) {
+            f.t.peak_bytes = c->totals.peak_bytes;
+            f.peak_proc = i;
+        }
+        double end = zw_tree_offset(t, i) + (double)c->totals.duration_ns / 1e9;
+        f.duration_s = end > f.duration_s ? end : f.duration_s;
+        size_t bytes = 0, blocks = 0;
+        zw_snapshot_totals(c->exit.snap, &bytes, &blocks);
+        f.leaked += bytes;
+        f.leaked_blocks += blocks;
+        f.leaks_known &= c->exit.snap != NULL;
+        f.complete &= c->complete;
+        for (size_t k = 0; k < c->nsamples; k++)
+            f.max_rss = c->samples[k].rss_bytes > f.max_rss ? c->samples[k].rss_bytes : f.max_rss;
+        f.samples += c->nsamples;
+        if (c->pid == t->caps[0]->pid)
+            f.last_root = i;
+    }
+    f.t.peak_time_ns = t->caps[f.peak_proc]->totals.peak_time_ns;
+    return f;
+}
+
+static void
+print_json(const zw_tree *t)
+{
+    FILE *o = stdout;
+    fputc('{', o);
+    if (t->n == 1) {
+        print_members(t->caps[0], t->paths[0]);
+    } else {
+        set_figures f = whole(t);
+        const zw_capture *root = t->caps[0];
+        fputs("\"capture\": ", o);
+        zw_json_string(t->base, o);
+        fprintf(o, ", \"complete\": %s, \"pid\": %" PRIu32 ", \"ppid\": %" PRIu32,
+                f.complete ? "true" : "false", root->pid, root->ppid);
+        fputs(", \"command\": [", o);
+        for (size_t i = 0; i < root->argc; i++) {
+            fputs(i ? ", " : "", o);
+            zw_json_string(root->argv[i], o);
+        }
+        fprintf(o,
+                "], \"allocations\": %" PRIu64 ", \"frees\": %" PRIu64 ", \"temporary\": %" PRIu64
+                ", \"bytes_allocated\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
+                ", \"peak_time_s\": %.6f, \"peak_pid\": %" PRIu32,
+                f.t.allocations, f.t.frees, f.t.temporary, f.t.bytes_allocated, f.t.peak_bytes,
+                (double)f.t.peak_time_ns / 1e9 + zw_tree_offset(t, f.peak_proc),
+                t->caps[f.peak_proc]->pid);
+        if (f.leaks_known)
+            fprintf(o, ", \"leaked_bytes\": %zu, \"leaked_blocks\": %zu", f.leaked,
+                    f.leaked_blocks);
+        else
+            fputs(", \"leaked_bytes\": null, \"leaked_blocks\": null", o);
+        const zw_capture *last = t->caps[f.last_root];
+        const char *end = !last->has_totals                               ? "unknown"
+                          : last->totals.end == ZW_CAPTURE_END_SIGNAL     ? "signal"
+                          : last->totals.end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"
+                          : last->totals.end == ZW_CAPTURE_END_EXEC       ? "exec"
+                                                                          : "exit";
+        fprintf(o,
+                ", \"duration_s\": %.6f, \"max_rss_bytes\": %" PRIu64
+                ", \"samples\": %zu, \"end\": \"%s\", \"end_code\": %d",
+                f.duration_s, f.max_rss, f.samples, end, last->totals.code);
+    }
+    fputs(", \"processes\": [", o);
+    for (size_t i = 0; i < t->n; i++) {
+        fputs(i ? ", {" : "{", o);
+        print_members(t->caps[i], t->paths[i]);
+        fprintf(o, ", \"start_s\": %.6f}", zw_tree_offset(t, i));
+    }
     fputs("]}\n", o);
+}
+
+/* The table of a capture set's processes. */
+static void
+print_processes(const zw_tree *t)
+{
+    set_figures f = whole(t);
+    char a1[32], a2[32], a3[32], buf[128];
+    printf("%-16s %s: %zu processes%s\n", "capture set", t->base, t->n,
+           f.complete ? "" : " (some incomplete)");
+    printf("\n%8s %8s %8s %12s %10s %10s  %-22s %s\n", "pid", "parent", "start", "allocations",
+           "peak", "leaked", "ended", "command");
+    for (size_t i = 0; i < t->n; i++) {
+        const zw_capture *c = t->caps[i];
+        size_t leaked = 0, blocks = 0;
+        zw_snapshot_totals(c->exit.snap, &leaked, &blocks);
+        printf("%8" PRIu32 " %8" PRIu32 " %7.3fs %12" PRIu64 " %10s %10s  %-22s", c->pid, c->ppid,
+               zw_tree_offset(t, i), c->totals.allocations,
+               zw_size(a1, (long long)c->totals.peak_bytes, false),
+               c->exit.snap ? zw_size(a2, (long long)leaked, false) : "?",
+               end_text(c, buf, sizeof(buf)));
+        for (size_t k = 0; k < c->argc; k++)
+            printf(" %s", c->argv[k]);
+        printf("\n");
+    }
+    printf("\nthe whole set\n");
+    printf("%-16s %.3f s\n", "duration", f.duration_s);
+    printf("%-16s %" PRIu64 "\n", "allocations", f.t.allocations);
+    printf("%-16s %" PRIu64 "\n", "frees", f.t.frees);
+    printf("%-16s %" PRIu64 " (%.1f%%)\n", "temporary", f.t.temporary,
+           f.t.allocations ? 100.0 * (double)f.t.temporary / (double)f.t.allocations : 0.0);
+    printf("%-16s %s\n", "bytes allocated", zw_size(a1, (long long)f.t.bytes_allocated, false));
+    printf("%-16s %s in process %" PRIu32 " at %.3f s (the largest of the processes' peaks)\n",
+           "peak", zw_size(a2, (long long)f.t.peak_bytes, false), t->caps[f.peak_proc]->pid,
+           (double)f.t.peak_time_ns / 1e9 + zw_tree_offset(t, f.peak_proc));
+    if (f.leaks_known)
+        printf("%-16s %s in %zu blocks\n", "leaked at exit",
+               zw_size(a3, (long long)f.leaked, false), f.leaked_blocks);
+    else
+        printf("%-16s %s in %zu blocks (and unknown in processes cut short)\n", "leaked at exit",
+               zw_size(a3, (long long)f.leaked, false), f.leaked_blocks);
 }
 
 /* The samples, in time order, for a plot. */
@@ -94,15 +237,20 @@ static void
 print_series(const zw_capture *c, bool json)
 {
     if (!json)
-        puts("time_s\theap_bytes\theap_blocks\trss_bytes");
+        puts("time_s\theap_bytes\theap_blocks\trss_bytes\tallocations\tfrees\ttemporary\t"
+             "bytes_allocated");
     else
         fputc('[', stdout);
     for (size_t i = 0; i < c->nsamples; i++) {
         const zw_capture_sample *s = &c->samples[i];
-        printf(json ? "%s[%.6f, %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]"
-                    : "%s%.6f\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-               json ? (i ? ",\n  " : "\n  ") : "", (double)s->time_ns / 1e9, s->heap_bytes,
-               s->heap_blocks, s->rss_bytes);
+        const char *sep = json ? ", " : "\t";
+        printf("%s%s%.6f", json ? (i ? ",\n  " : "\n  ") : "", json ? "[" : "",
+               (double)s->time_ns / 1e9);
+        const uint64_t v[] = {s->heap_bytes,  s->heap_blocks, s->rss_bytes,  s->allocations,
+                              s->frees,       s->temporary,   s->bytes_allocated};
+        for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+            printf("%s%" PRIu64, sep, v[k]);
+        fputs(json ? "]" : "\n", stdout);
     }
     if (json)
         fputs(c->nsamples ? "\n]\n" : "]\n", stdout);
@@ -114,6 +262,8 @@ cmd_stat(int argc, char **argv)
     zw_args a = {.cmd = "stat", .argc = argc, .argv = argv, .i = 1};
     bool json = false;
     bool series = false;
+    unsigned long pid = 0;
+    bool only = false;
     const char *path = NULL;
     while (a.i < argc) {
         const char *arg = argv[a.i];
@@ -125,6 +275,12 @@ cmd_stat(int argc, char **argv)
             json = true;
         else if (zw_opt(&a, "--series", false))
             series = true;
+        else if (zw_opt(&a, "--only", false))
+            only = true;
+        else if (zw_opt(&a, "--pid", true)) {
+            if (a.bad || !zw_opt_uint(&a, 1, 0x7fffffff, &pid))
+                return ZW_EXIT_USAGE;
+        }
         else if (arg[0] == '-' && arg[1] != '\0')
             return zw_usage("stat", "unknown option '%s'", arg);
         else if (path != NULL)
@@ -134,19 +290,31 @@ cmd_stat(int argc, char **argv)
     }
     if (path == NULL)
         return zw_usage("stat", "no capture file given");
-    zw_capture *c = zw_load(path);
-    if (c == NULL)
+    zw_tree *tree = zw_load_tree(path, (long)pid, only);
+    if (tree == NULL)
         return ZW_EXIT_FAILURE;
-    if (series) {
-        print_series(c, json);
-        zw_capture_free(c);
+    if (series && tree->n > 1) {
+        int rc = zw_usage("stat", "the capture set '%s' holds %zu process images: choose one "
+                                  "with --pid for --series",
+                          path, tree->n);
+        zw_tree_free(tree);
+        return rc;
+    }
+    if (series || json) {
+        if (series)
+            print_series(tree->caps[0], json);
+        else
+            print_json(tree);
+        zw_tree_free(tree);
         return 0;
     }
-    if (json) {
-        print_json(c, path);
-        zw_capture_free(c);
+    if (tree->n > 1) {
+        print_processes(tree);
+        zw_tree_free(tree);
         return 0;
     }
+    const zw_capture *c = tree->caps[0];
+    path = tree->paths[0];
     const zw_capture_totals *t = &c->totals;
     char a1[32], a2[32], buf[128];
     size_t leaked = 0, blocks = 0;
@@ -180,6 +348,6 @@ cmd_stat(int argc, char **argv)
         printf("%s%s at %.3f s", i ? ", " : ": ", c->marks[i].label,
                (double)c->marks[i].time_ns / 1e9);
     printf("\n");
-    zw_capture_free(c);
+    zw_tree_free(tree);
     return 0;
 }

@@ -13,56 +13,72 @@ static const char help[] =
     "Snapshot.statistics().\n"
     "\n"
     "options:\n"
-    "  --at peak|exit|MARK|SECONDS   the live set (default peak); SECONDS picks the last set\n"
-    "                                taken at or before that time\n"
+    "  --at peak|exit|MARK|SECONDS   the live set (default peak); SECONDS: the live set at\n"
+    "                                that time (at the sampling interval's resolution)\n"
     "  --at allocations              not a live set: every allocation site, most allocations\n"
     "                                first, with the bytes allocated there in all\n"
     "  --group lineno|filename|traceback   how to group blocks (default lineno)\n"
     "  --cumulative                  count every frame of each traceback, not only the most\n"
     "                                recent (lineno and filename only)\n"
     "  --limit N                     at most N entries (default 10; 0: all)\n"
+    "  --pid PID                     only that process of a capture set (default: all of\n"
+    "                                them, their sets merged)\n"
+    "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
     "  -h, --help                    this text\n";
 
+/* A site of one capture of a set. */
+typedef struct site_ref {
+    const zw_capture *c;
+    size_t i;
+} site_ref;
+
 /* Most allocations first, then most bytes. */
 static int
-by_count(const void *x, const void *y, void *ctx)
+by_count(const void *x, const void *y)
 {
-    const zw_capture *c = ctx;
-    size_t a = *(const size_t *)x;
-    size_t b = *(const size_t *)y;
-    if (c->site_counts[a] != c->site_counts[b])
-        return c->site_counts[a] < c->site_counts[b] ? 1 : -1;
-    size_t sa = zw_snapshot_trace(c->sites, a).size;
-    size_t sb = zw_snapshot_trace(c->sites, b).size;
+    const site_ref *a = x, *b = y;
+    uint64_t ca = a->c->site_counts[a->i], cb = b->c->site_counts[b->i];
+    if (ca != cb)
+        return ca < cb ? 1 : -1;
+    size_t sa = zw_snapshot_trace(a->c->sites, a->i).size;
+    size_t sb = zw_snapshot_trace(b->c->sites, b->i).size;
     return sa < sb ? 1 : sa > sb ? -1 : 0;
 }
 
-/* --at allocations: the capture's sites (one per allocation traceback), most allocations first,
+/* --at allocations: the sites (one per allocation traceback and process), most allocations first,
  * with the bytes allocated there in all. */
 static int
-print_sites(const zw_capture *c, const char *path, size_t limit, bool json)
+print_sites(const zw_tree *t, size_t limit, bool json)
 {
-    size_t n = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
-    if (c->sites == NULL)
-        return zw_fail("capture '%s' has no allocation sites%s", path,
-                       c->complete ? "" : " (the process died before writing them)");
-    size_t *order = malloc((n + 1) * sizeof(size_t));
+    size_t n = 0;
+    for (size_t k = 0; k < t->n; k++)
+        n += t->caps[k]->sites != NULL ? zw_snapshot_len(t->caps[k]->sites) : 0;
+    if (n == 0 && t->n == 1 && t->caps[0]->sites == NULL)
+        return zw_fail("capture '%s' has no allocation sites%s", t->paths[0],
+                       t->caps[0]->complete ? "" : " (the process died before writing them)");
+    site_ref *order = malloc((n + 1) * sizeof(*order));
     if (order == NULL)
         return zw_fail("out of memory");
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    qsort_r(order, n, sizeof(*order), by_count, (void *)c);
+    n = 0;
+    for (size_t k = 0; k < t->n; k++) {
+        const zw_capture *c = t->caps[k];
+        for (size_t i = 0; c->sites != NULL && i < zw_snapshot_len(c->sites); i++)
+            order[n++] = (site_ref){c, i};
+    }
+    qsort(order, n, sizeof(*order), by_count);
     if (limit == 0 || limit > n)
         limit = n;
     if (json)
         fputc('[', stdout);
     else
-        printf("%s: %zu allocation sites, most allocations first\n%4s  %10s  %12s  %s\n", path, n,
-               "#", "allocations", "bytes", "allocated at");
+        printf("%s: %zu allocation sites%s, most allocations first\n%4s  %10s  %12s  %s\n",
+               t->base, n, t->n > 1 ? " (of all processes)" : "", "#", "allocations", "bytes",
+               "allocated at");
     for (size_t i = 0; i < limit; i++) {
-        zw_trace_info t = zw_snapshot_trace(c->sites, order[i]);
-        zw_statistic s = {t.traceback, t.size, (size_t)c->site_counts[order[i]], 0, 0};
+        zw_trace_info ti = zw_snapshot_trace(order[i].c->sites, order[i].i);
+        zw_statistic s = {ti.traceback, ti.size, (size_t)order[i].c->site_counts[order[i].i], 0,
+                          0};
         if (json) {
             fputs(i == 0 ? "\n  " : ",\n  ", stdout);
             zw_print_json_entry(&s, false, stdout);
@@ -91,7 +107,8 @@ zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int
     const char *at = default_at;
     zw_group group = (zw_group)default_group;
     bool cumulative = false, json = false;
-    unsigned long limit = 10;
+    unsigned long limit = 10, pid = 0;
+    bool only = false;
     while (a.i < argc && !a.bad) {
         const char *arg = argv[a.i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -116,6 +133,11 @@ zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int
         } else if (zw_opt(&a, "--limit", true)) {
             if (!a.bad)
                 zw_opt_uint(&a, 0, 1000000000, &limit);
+        } else if (zw_opt(&a, "--only", false)) {
+            only = true;
+        } else if (zw_opt(&a, "--pid", true)) {
+            if (!a.bad)
+                zw_opt_uint(&a, 1, 0x7fffffff, &pid);
         } else if (zw_opt(&a, "--json", false)) {
             json = true;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -132,39 +154,42 @@ zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int
         return zw_usage(cmd, "no capture file given");
     if (cumulative && group == ZW_GROUP_TRACEBACK)
         return zw_usage(cmd, "--cumulative cannot be used with --group traceback");
-    zw_capture *c = zw_load(path);
-    if (c == NULL)
+    zw_tree *t = zw_load_tree(path, (long)pid, only);
+    if (t == NULL)
         return ZW_EXIT_FAILURE;
     int rc = ZW_EXIT_FAILURE;
     if (strcmp(at, "allocations") == 0) {
-        rc = print_sites(c, path, limit, json);
-        zw_capture_free(c);
+        rc = print_sites(t, limit, json);
+        zw_tree_free(t);
         return rc;
     }
-    bool usage;
-    const zw_capture_set *set = zw_pick_set(c, path, at, &usage);
-    if (set == NULL) {
-        rc = usage ? ZW_EXIT_USAGE : ZW_EXIT_FAILURE;
+    zw_picked set;
+    rc = zw_tree_pick(t, at, &set);
+    if (rc != 0)
         goto out_free;
-    }
+    rc = ZW_EXIT_FAILURE;
     zw_error err;
-    zw_stat_list *list = zw_snapshot_statistics(set->snap, group, cumulative, &err);
+    zw_stat_list *list = zw_snapshot_statistics(set.snap, group, cumulative, &err);
     if (list == NULL) {
         zw_fail("%s", err.msg);
-        goto out_free;
+        goto out_release;
     }
     if (!json) {
         size_t bytes, blocks;
-        zw_snapshot_totals(set->snap, &bytes, &blocks);
-        char b[32];
-        printf("%s: %s set at %.3f s: %s in %zu blocks\n", path, set->label,
-               (double)set->time_ns / 1e9, zw_size(b, (long long)bytes, false), blocks);
+        zw_snapshot_totals(set.snap, &bytes, &blocks);
+        char b[32], procs[64] = "";
+        if (t->n > 1)
+            snprintf(procs, sizeof(procs), " (%zu of %zu processes)", set.nprocs, t->n);
+        printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path, set.label, set.time_s, procs,
+               zw_size(b, (long long)bytes, false), blocks);
     }
     zw_print_stats(list, limit, json, false, group == ZW_GROUP_TRACEBACK, stdout);
     zw_stat_list_free(list);
     rc = 0;
+out_release:
+    zw_picked_release(&set);
 out_free:
-    zw_capture_free(c);
+    zw_tree_free(t);
     return rc;
 }
 

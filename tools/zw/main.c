@@ -102,63 +102,7 @@ zw_opt_uint(zw_args *a, unsigned long lo, unsigned long hi, unsigned long *out)
     return true;
 }
 
-/* ---- captures ---- */
-
-zw_capture *
-zw_load(const char *path)
-{
-    zw_error err;
-    zw_capture *c = zw_capture_load(path, &err);
-    if (c == NULL)
-        zw_fail("%s", err.msg);
-    return c;
-}
-
-const zw_capture_set *
-zw_pick_set(const zw_capture *c, const char *path, const char *which, bool *usage)
-{
-    *usage = false;
-    if (strcmp(which, "peak") == 0 || strcmp(which, "exit") == 0) {
-        const zw_capture_set *s = which[0] == 'p' ? &c->peak : &c->exit;
-        if (s->snap == NULL) {
-            zw_fail("capture '%s' has no %s set%s", path, which,
-                    c->complete ? "" : " (the process died before writing it)");
-            return NULL;
-        }
-        return s;
-    }
-    for (size_t i = c->nmarks; i-- > 0;) {
-        if (strcmp(c->marks[i].label, which) != 0)
-            continue;
-        if (c->marks[i].snap == NULL) {
-            zw_fail("mark '%s' of '%s' kept no live set (only the first 256 marks of a process "
-                    "do)",
-                    which, path);
-            return NULL;
-        }
-        return &c->marks[i];
-    }
-    char *end;
-    double t = strtod(which, &end);
-    if (end == which || *end != '\0' || t < 0) {
-        zw_usage(NULL, "'%s' is neither peak, exit, a mark of '%s' nor a time in seconds", which,
-                 path);
-        *usage = true;
-        return NULL;
-    }
-    /* the last set taken at or before t */
-    uint64_t ns = (uint64_t)(t * 1e9);
-    const zw_capture_set *best = NULL;
-    const zw_capture_set *cands[] = {&c->peak, &c->exit};
-    for (size_t i = 0; i < 2 + c->nmarks; i++) {
-        const zw_capture_set *s = i < 2 ? cands[i] : &c->marks[i - 2];
-        if (s->snap != NULL && s->time_ns <= ns && (best == NULL || s->time_ns > best->time_ns))
-            best = s;
-    }
-    if (best == NULL)
-        zw_fail("capture '%s' has no live set taken at or before %g s", path, t);
-    return best;
-}
+/* ---- statistics ---- */
 
 void
 zw_snapshot_totals(const zw_snapshot *snap, size_t *bytes, size_t *blocks)

@@ -38,10 +38,37 @@ bool zw_opt_uint(zw_args *a, unsigned long lo, unsigned long hi, unsigned long *
 /* The capture at `path`, or NULL after printing why. */
 zw_capture *zw_load(const char *path);
 
-/* The live set named by `which` in `c`: "peak", "exit", a mark's label, or a time in seconds (the
- * last set taken at or before it). NULL after printing why (usage is set for a bad name). */
-const zw_capture_set *zw_pick_set(const zw_capture *c, const char *path, const char *which,
-                                  bool *usage);
+/* A capture set: the captures of one run, one per process image: FILE, then FILE.1, FILE.2...
+ * (a forked child, the image an exec replaced), linked by pid and ppid. caps[0] is FILE. */
+typedef struct zw_tree {
+    const char *base; /* FILE, as given */
+    size_t n;
+    zw_capture **caps;
+    char **paths;
+} zw_tree;
+
+/* Loads FILE and its siblings (FILE alone if `only`); with pid > 0 only the captures of that
+ * process. NULL after printing why. */
+zw_tree *zw_load_tree(const char *path, long pid, bool only);
+void zw_tree_free(zw_tree *t);
+/* Seconds from the start of caps[0] to the start of caps[i]. */
+double zw_tree_offset(const zw_tree *t, size_t i);
+
+/* A live set chosen from a capture set. */
+typedef struct zw_picked {
+    const zw_snapshot *snap; /* the set, merged over the processes that have one */
+    const char *label;       /* "peak", "exit", the mark's, or "live" for a time */
+    double time_s;           /* when the first process's set was taken, since caps[0] started */
+    size_t nprocs;           /* the processes whose sets are in `snap` */
+    zw_snapshot *own;        /* what zw_picked_release frees */
+} zw_picked;
+
+/* The set named `which` of every process that has one: "peak", "exit", a mark's label, or a time
+ * in seconds since caps[0] started (the live set then, rebuilt from the steps; in a capture
+ * without steps, the last saved set taken at or before it). 0, or the exit status after printing
+ * why (ZW_EXIT_USAGE for a name that is none of these). */
+int zw_tree_pick(const zw_tree *t, const char *which, zw_picked *out);
+void zw_picked_release(zw_picked *p);
 
 /* Bytes of every trace of `snap` and their number. */
 void zw_snapshot_totals(const zw_snapshot *snap, size_t *bytes, size_t *blocks);

@@ -1,0 +1,243 @@
+/* tools/zw/tree.c - capture sets: the captures of one run, one file per process image (FILE,
+ * FILE.1, FILE.2... as libzwpreload.so names them; docs/zw.md#process-trees), loaded together,
+ * and the live sets chosen from them by name: peak, exit, a mark, or a time in seconds. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zw.h"
+
+zw_capture *
+zw_load(const char *path)
+{
+    zw_error err;
+    zw_capture *c = zw_capture_load(path, &err);
+    if (c == NULL)
+        zw_fail("%s", err.msg);
+    return c;
+}
+
+void
+zw_tree_free(zw_tree *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        zw_capture_free(t->caps[i]);
+        free(t->paths[i]);
+    }
+    free(t->caps);
+    free(t->paths);
+    free(t);
+}
+
+static int
+tree_add(zw_tree *t, char *path, zw_capture *c)
+{
+    zw_capture **caps = realloc(t->caps, (t->n + 1) * sizeof(*caps));
+    if (caps != NULL)
+        t->caps = caps;
+    char **paths = realloc(t->paths, (t->n + 1) * sizeof(*paths));
+    if (paths != NULL)
+        t->paths = paths;
+    if (caps == NULL || paths == NULL)
+        return -1;
+    t->caps[t->n] = c;
+    t->paths[t->n] = path;
+    t->n++;
+    return 0;
+}
+
+zw_tree *
+zw_load_tree(const char *path, long pid, bool only)
+{
+    zw_tree *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        zw_fail("cannot load '%s': %s", path, strerror(ENOMEM));
+        return NULL;
+    }
+    t->base = path;
+    for (int i = 0; i < 1000; i++) {
+        char *p = NULL;
+        if (i == 0 ? (p = strdup(path)) == NULL : asprintf(&p, "%s.%d", path, i) < 0) {
+            zw_fail("cannot load '%s': %s", path, strerror(ENOMEM));
+            goto out_fail;
+        }
+        if (i > 0 && (only || access(p, F_OK) != 0)) {
+            free(p);
+            break; /* the siblings are numbered without gaps */
+        }
+        zw_capture *c = zw_load(p);
+        if (c == NULL) {
+            free(p);
+            goto out_fail;
+        }
+        if (pid > 0 && c->pid != (uint32_t)pid) {
+            zw_capture_free(c);
+            free(p);
+            continue;
+        }
+        if (tree_add(t, p, c) != 0) {
+            zw_capture_free(c);
+            free(p);
+            zw_fail("cannot load '%s': %s", path, strerror(ENOMEM));
+            goto out_fail;
+        }
+    }
+    if (t->n == 0) {
+        zw_fail("no capture of process %ld in the capture set '%s' ('zw stat %s' lists them)", pid,
+                path, path);
+        goto out_fail;
+    }
+    return t;
+out_fail:
+    zw_tree_free(t);
+    return NULL;
+}
+
+double
+zw_tree_offset(const zw_tree *t, size_t i)
+{
+    return ((double)t->caps[i]->start_realtime_ns - (double)t->caps[0]->start_realtime_ns) / 1e9;
+}
+
+/* Why one capture has no set of that name. */
+enum pick_result { PICK_OK, PICK_NONE, PICK_NOT_KEPT, PICK_NO_MEMORY };
+
+/* The set of `c` named `which` (`t` seconds after the capture's own start when timed). */
+static enum pick_result
+pick_one(const zw_capture *c, const char *which, bool timed, double t, zw_capture_set *scratch,
+         const zw_capture_set **out)
+{
+    *out = NULL;
+    *scratch = (zw_capture_set){0};
+    if (!timed && (strcmp(which, "peak") == 0 || strcmp(which, "exit") == 0)) {
+        *out = which[0] == 'p' ? &c->peak : &c->exit;
+        return (*out)->snap != NULL ? PICK_OK : PICK_NONE;
+    }
+    if (!timed) {
+        for (size_t i = c->nmarks; i-- > 0;) {
+            if (strcmp(c->marks[i].label, which) == 0) {
+                *out = &c->marks[i];
+                return c->marks[i].snap != NULL ? PICK_OK : PICK_NOT_KEPT;
+            }
+        }
+        return PICK_NONE;
+    }
+    if (t < 0)
+        return PICK_NONE; /* before this process started */
+    uint64_t ns = (uint64_t)(t * 1e9);
+    if (c->nsteps > 0) {
+        zw_error err;
+        if ((scratch->snap = zw_capture_live_at(c, ns, &err)) == NULL)
+            return PICK_NO_MEMORY;
+        scratch->label = "live";
+        for (size_t i = 0; i < c->nsteps && c->steps[i].time_ns <= ns; i++)
+            scratch->time_ns = c->steps[i].time_ns;
+        size_t bytes, blocks;
+        zw_snapshot_totals(scratch->snap, &bytes, &blocks);
+        scratch->heap_bytes = bytes;
+        *out = scratch;
+        return PICK_OK;
+    }
+    /* a capture without steps: the last saved set taken at or before t */
+    const zw_capture_set *cands[] = {&c->peak, &c->exit};
+    for (size_t i = 0; i < 2 + c->nmarks; i++) {
+        const zw_capture_set *s = i < 2 ? cands[i] : &c->marks[i - 2];
+        if (s->snap != NULL && s->time_ns <= ns && (*out == NULL || s->time_ns > (*out)->time_ns))
+            *out = s;
+    }
+    return *out != NULL ? PICK_OK : PICK_NONE;
+}
+
+void
+zw_picked_release(zw_picked *p)
+{
+    zw_snapshot_free(p->own);
+    *p = (zw_picked){0};
+}
+
+int
+zw_tree_pick(const zw_tree *t, const char *which, zw_picked *out)
+{
+    *out = (zw_picked){0};
+    bool named = strcmp(which, "peak") == 0 || strcmp(which, "exit") == 0;
+    for (size_t i = 0; i < t->n && !named; i++) {
+        for (size_t k = 0; k < t->caps[i]->nmarks && !named; k++)
+            named = strcmp(t->caps[i]->marks[k].label, which) == 0;
+    }
+    double secs = 0;
+    if (!named) {
+        char *end;
+        secs = strtod(which, &end);
+        if (end == which || *end != '\0' || !(secs >= 0) || secs > 1e9)
+            return zw_usage(NULL, "'%s' is neither peak, exit, a mark of '%s' nor a time in seconds",
+                            which, t->base);
+    }
+    const zw_snapshot **snaps = calloc(t->n, sizeof(*snaps));
+    zw_capture_set *scratch = calloc(t->n, sizeof(*scratch));
+    int rc = ZW_EXIT_FAILURE;
+    if (snaps == NULL || scratch == NULL) {
+        zw_fail("cannot choose a live set: %s", strerror(ENOMEM));
+        goto out_free;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const zw_capture_set *set;
+        enum pick_result r =
+            pick_one(t->caps[i], which, !named, secs - zw_tree_offset(t, i), &scratch[i], &set);
+        if (r == PICK_NO_MEMORY) {
+            zw_fail("cannot rebuild the live set of '%s': %s", t->paths[i], strerror(ENOMEM));
+            goto out_free;
+        }
+        if (r == PICK_NOT_KEPT && t->n == 1) {
+            zw_fail("mark '%s' of '%s' kept no live set (only the first 256 marks of a process "
+                    "do)",
+                    which, t->paths[i]);
+            goto out_free;
+        }
+        if (r != PICK_OK)
+            continue;
+        if (n == 0) {
+            out->label = set->label;
+            out->time_s = (double)set->time_ns / 1e9 + zw_tree_offset(t, i);
+        }
+        snaps[n++] = set->snap;
+    }
+    if (n == 0) {
+        const zw_capture *c = t->caps[0];
+        if (t->n > 1)
+            zw_fail("no process of the capture set '%s' has a %s set", t->base, which);
+        else if (named && !c->complete)
+            zw_fail("capture '%s' has no %s set (the process died before writing it)",
+                    t->paths[0], which);
+        else if (named)
+            zw_fail("capture '%s' has no %s set", t->paths[0], which);
+        else
+            zw_fail("capture '%s' has no live set taken at or before %g s", t->paths[0], secs);
+        goto out_free;
+    }
+    out->nprocs = n;
+    if (n == 1 && scratch[0].snap == NULL) {
+        out->snap = snaps[0]; /* borrowed from the capture */
+    } else if (n == 1) {
+        out->snap = out->own = scratch[0].snap;
+        scratch[0].snap = NULL;
+    } else {
+        zw_error err;
+        out->snap = out->own = zw_snapshot_merge(snaps, n, &err);
+        if (out->own == NULL) {
+            zw_fail("%s", err.msg);
+            goto out_free;
+        }
+    }
+    rc = 0;
+out_free:
+    for (size_t i = 0; scratch != NULL && i < t->n; i++)
+        zw_snapshot_free(scratch[i].snap);
+    free(scratch);
+    free(snaps);
+    return rc;
+}
