@@ -87,6 +87,14 @@ function check(ok, what) {
     check(/search: \d+ frames/.test(found), `searching the flame graph: ${found}`);
     await page.fill('#flame-search', '');
 
+    // the flame graph of the live set at the clicked time
+    await page.selectOption('#flame-metric', 'clicked');
+    await page.waitForTimeout(700);
+    const clicked = await page.$$eval('#flame svg g.frame', (gs) => gs.length);
+    check(clicked >= 2, `the flame graph of the clicked time has ${clicked} frames`);
+    await page.selectOption('#flame-metric', 'peak');
+    await page.waitForTimeout(700);
+
     // the process selector, when the capture set holds a process tree
     const procs = wants.find((x) => x.startsWith('PROCESSES='));
     if (procs) {

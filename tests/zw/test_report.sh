@@ -3,8 +3,9 @@
 # its errors (bad usage, a damaged capture, an unwritable output: a clear message, a non-zero
 # status and no file left behind), then its pages opened in headless Chromium (test_report.js):
 # the stored capture of examples/zw-demo (data/demo.zwc: nothing is preloaded, so this part also
-# runs in the sanitizer build), and in the release build a fresh capture of zw-demo, whose
-# screenshot is OUTDIR/report.png (docs/report.png is a copy), and a process tree (zwp_fork).
+# runs in the sanitizer build; data/demo-1.1.zwc too, a capture of the format before steps), and
+# in the release build a fresh capture of zw-demo, whose screenshot is OUTDIR/report.png
+# (docs/report.png is a copy), and a process tree (zwp_fork).
 set -u
 zw=$1
 data=$2
@@ -93,6 +94,11 @@ lines="main.c:61 main.c:51 main.c:32 main.c:76"
 funcs="FUNC=smoothed_sum FUNC=push FUNC=remember FUNC=main"
 # shellcheck disable=SC2086
 browser "$tmp/demo.html" "$outdir/report-stored.png" $lines $funcs
+# a capture of format 1.1: no per-site temporary counts, no steps (a click shows a kept set)
+check 0 '' report "$data/demo-1.1.zwc" -o "$tmp/demo-1.1.html"
+grep -q '"temporary": null' "$tmp/demo-1.1.html" || { echo "FAIL: 1.1: temporary by site"; fails=$((fails + 1)); }
+# shellcheck disable=SC2086
+browser "$tmp/demo-1.1.html" "$outdir/report-1.1.png" $lines $funcs
 
 # ---- fresh captures (release build: the sanitizer build preloads nothing) ----
 if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then

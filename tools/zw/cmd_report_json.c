@@ -21,6 +21,7 @@
 
 #define NO_ID      UINT32_MAX /* a NULL string */
 #define MAX_POINTS 4000       /* samples kept for the chart; more are thinned, keeping maxima */
+#define MAX_STEPS  2000       /* steps of the live set kept; more are summed by windows of time */
 
 /* ---- interning: open-addressing sets of ids, the keys kept in the model's arrays ---- */
 
@@ -378,61 +379,205 @@ out_free:
     return status;
 }
 
-/* Most allocations first, then most bytes. */
+/* ---- per-site counts and steps: indices into the capture's `sites` ---- */
+
+/* A capture's site indices mapped to the model's sites, interned when first written. */
+typedef struct site_map {
+    const zw_capture *c;
+    uint32_t *id; /* id[i]: the model's site of c->sites' trace i, NO_ID until interned */
+    size_t n;
+} site_map;
+
+static int
+site_map_init(site_map *sm, const zw_capture *c)
+{
+    sm->c = c;
+    sm->n = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
+    sm->id = malloc((sm->n + 1) * sizeof(*sm->id));
+    if (sm->id == NULL)
+        return -1;
+    for (size_t i = 0; i < sm->n; i++)
+        sm->id[i] = NO_ID;
+    return 0;
+}
+
+/* The model's site of the capture's site i (i < sm->n: the caller checks file data). */
+static int
+site_map_get(model *m, site_map *sm, size_t i, uint32_t *out)
+{
+    if (sm->id[i] == NO_ID &&
+        intern_site(m, zw_snapshot_trace(sm->c->sites, i).traceback, &sm->id[i]) != 0)
+        return -1;
+    *out = sm->id[i];
+    return 0;
+}
+
+/* Sorts site indices by counts[], most first, then by bytes allocated there. */
+typedef struct count_order {
+    const zw_capture *c;
+    const uint64_t *counts;
+} count_order;
+
 static int
 by_count(const void *x, const void *y, void *ctx)
 {
-    const zw_capture *c = ctx;
+    const count_order *o = ctx;
     size_t a = *(const size_t *)x;
     size_t b = *(const size_t *)y;
-    if (c->site_counts[a] != c->site_counts[b])
-        return c->site_counts[a] < c->site_counts[b] ? 1 : -1;
-    size_t sa = zw_snapshot_trace(c->sites, a).size;
-    size_t sb = zw_snapshot_trace(c->sites, b).size;
+    if (o->counts[a] != o->counts[b])
+        return o->counts[a] < o->counts[b] ? 1 : -1;
+    size_t sa = zw_snapshot_trace(o->c->sites, a).size;
+    size_t sb = zw_snapshot_trace(o->c->sites, b).size;
     return sa < sb ? 1 : sa > sb ? -1 : 0;
 }
 
-/* The capture's per-site counts as [site, allocations, bytes allocated], most allocations
- * first; null when the capture has none. */
+/* The sites with counts[i] > 0 as [site, count, bytes allocated there], most first; null when
+ * the capture has no such counts. */
 static int
-write_allocations(model *m, const zw_capture *c, size_t max_entries, FILE *out, zw_error *err)
+write_site_counts(model *m, site_map *sm, const uint64_t *counts, size_t max_entries, FILE *out,
+                  zw_error *err)
 {
-    if (c->sites == NULL) {
+    const zw_capture *c = sm->c;
+    if (c->sites == NULL || counts == NULL) {
         fputs("null", out);
         return 0;
     }
-    size_t n = zw_snapshot_len(c->sites);
+    size_t n = sm->n;
     size_t *order = malloc((n + 1) * sizeof(*order));
     if (order == NULL)
         return zw_error_set(err, "out of memory");
     for (size_t i = 0; i < n; i++)
         order[i] = i;
-    qsort_r(order, n, sizeof(*order), by_count, (void *)c);
+    count_order o = {c, counts};
+    qsort_r(order, n, sizeof(*order), by_count, &o);
     uint64_t count = 0, bytes = 0, other_count = 0, other_bytes = 0;
+    size_t written = 0, others = 0;
     fputs("{\"entries\": [", out);
-    for (size_t i = 0; i < n; i++) {
-        zw_trace_info t = zw_snapshot_trace(c->sites, order[i]);
-        uint64_t k = c->site_counts[order[i]];
+    for (size_t i = 0; i < n && counts[order[i]] > 0; i++) {
+        size_t size = zw_snapshot_trace(c->sites, order[i]).size;
+        uint64_t k = counts[order[i]];
         count += k;
-        bytes += t.size;
-        if (i >= max_entries) {
+        bytes += size;
+        if (written == max_entries) {
             other_count += k;
-            other_bytes += t.size;
+            other_bytes += size;
+            others++;
             continue;
         }
         uint32_t site;
-        if (intern_site(m, t.traceback, &site) != 0) {
+        if (site_map_get(m, sm, order[i], &site) != 0) {
             free(order);
             return zw_error_set(err, "out of memory");
         }
-        fprintf(out, "%s[%" PRIu32 ",%" PRIu64 ",%zu]", i ? "," : "", site, k, t.size);
+        fprintf(out, "%s[%" PRIu32 ",%" PRIu64 ",%zu]", written++ ? "," : "", site, k, size);
     }
     fprintf(out,
             "], \"count\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"other\": [%" PRIu64 ",%" PRIu64
             ",%zu]}",
-            count, bytes, other_count, other_bytes, n > max_entries ? n - max_entries : 0);
+            count, bytes, other_count, other_bytes, others);
     free(order);
     return 0;
+}
+
+/* Per-site sums of one window of steps, emptied when the window is written. */
+typedef struct window {
+    int64_t *bytes; /* by the capture's site index */
+    int64_t *blocks;
+    uint32_t *touched; /* the sites changed in this window, each once */
+    size_t ntouched;
+    bool *in; /* in[i]: site i is on `touched` */
+} window;
+
+/* The window of time of step i: MAX_STEPS equal windows from the first step to the last; each
+ * step its own when there are no more than MAX_STEPS. */
+static uint64_t
+window_of(const zw_capture *c, size_t i)
+{
+    if (c->nsteps <= MAX_STEPS)
+        return i;
+    double t0 = (double)c->steps[0].time_ns;
+    double span = (double)c->steps[c->nsteps - 1].time_ns - t0 + 1;
+    return (uint64_t)(((double)c->steps[i].time_ns - t0) / span * MAX_STEPS);
+}
+
+/* The steps (the live set's changes by site over time) as {"count", "t": [...], "d": [[site,
+ * bytes, blocks, site, ...], ...]}: the live set at time t is the sum of the d of every t' <= t.
+ * Past MAX_STEPS steps, the steps of each of MAX_STEPS equal windows of time are summed into one
+ * at the window's last step. null when the capture has none. */
+static int
+write_steps(model *m, site_map *sm, FILE *out, zw_error *err)
+{
+    const zw_capture *c = sm->c;
+    if (c->nsteps == 0 || c->sites == NULL) {
+        fputs("null", out);
+        return 0;
+    }
+    window w = {
+        .bytes = calloc(sm->n + 1, sizeof(int64_t)),
+        .blocks = calloc(sm->n + 1, sizeof(int64_t)),
+        .touched = malloc((sm->n + 1) * sizeof(uint32_t)),
+        .in = calloc(sm->n + 1, sizeof(bool)),
+    };
+    int status = -1;
+    if (w.bytes == NULL || w.blocks == NULL || w.touched == NULL || w.in == NULL) {
+        zw_error_set(err, "out of memory");
+        goto out_free;
+    }
+    size_t nwritten = 0;
+    fprintf(out, "{\"count\": %zu, \"t\": [", c->nsteps);
+    for (size_t i = 0; i < c->nsteps; i++) { /* the times first: one per window */
+        if (i + 1 == c->nsteps || window_of(c, i + 1) != window_of(c, i)) {
+            fputs(nwritten++ ? "," : "", out);
+            json_seconds(c->steps[i].time_ns, out);
+        }
+    }
+    fputs("], \"d\": [", out);
+    nwritten = 0;
+    for (size_t i = 0; i < c->nsteps; i++) {
+        const zw_capture_step *st = &c->steps[i];
+        for (size_t k = st->first; k < st->first + st->n; k++) {
+            const zw_capture_delta *d = &c->deltas[k];
+            if (d->site >= sm->n) {
+                zw_error_set(err, "step %zu of the capture names site %" PRIu32 " of %zu", i,
+                             d->site, sm->n);
+                goto out_free;
+            }
+            if (!w.in[d->site]) {
+                w.in[d->site] = true;
+                w.touched[w.ntouched++] = d->site;
+            }
+            w.bytes[d->site] += d->bytes;
+            w.blocks[d->site] += d->blocks;
+        }
+        if (i + 1 < c->nsteps && window_of(c, i + 1) == window_of(c, i))
+            continue; /* the window goes on */
+        fputs(nwritten++ ? ",[" : "[", out);
+        size_t nd = 0;
+        for (size_t k = 0; k < w.ntouched; k++) {
+            uint32_t s = w.touched[k];
+            uint32_t site;
+            if (w.bytes[s] != 0 || w.blocks[s] != 0) {
+                if (site_map_get(m, sm, s, &site) != 0) {
+                    zw_error_set(err, "out of memory");
+                    goto out_free;
+                }
+                fprintf(out, "%s%" PRIu32 ",%" PRId64 ",%" PRId64, nd++ ? "," : "", site,
+                        w.bytes[s], w.blocks[s]);
+            }
+            w.bytes[s] = w.blocks[s] = 0;
+            w.in[s] = false;
+        }
+        w.ntouched = 0;
+        fputc(']', out);
+    }
+    fputs("]}", out);
+    status = 0;
+out_free:
+    free(w.bytes);
+    free(w.blocks);
+    free(w.touched);
+    free(w.in);
+    return status;
 }
 
 /* The live sets in time order (marks, peak and exit merged), then after them: by time. */
@@ -522,12 +667,25 @@ write_process(model *m, const zw_capture *c, const char *path, size_t max_entrie
     fputs(",\n\"sets\": ", out);
     if (write_sets(m, c, max_entries, out, err) != 0)
         return -1;
+    site_map sm;
+    if (site_map_init(&sm, c) != 0)
+        return zw_error_set(err, "out of memory");
+    int status = -1;
     fputs(",\n\"allocations\": ", out);
-    if (write_allocations(m, c, max_entries, out, err) != 0)
-        return -1;
-    /* the capture format keeps the number of temporary allocations, not where they were made */
-    fputs(",\n\"temporary\": null}", out);
-    return 0;
+    if (write_site_counts(m, &sm, c->site_counts, max_entries, out, err) != 0)
+        goto out_free;
+    /* null in captures that count temporary allocations only in all (format 1.1) */
+    fputs(",\n\"temporary\": ", out);
+    if (write_site_counts(m, &sm, c->site_temporary, max_entries, out, err) != 0)
+        goto out_free;
+    fputs(",\n\"steps\": ", out);
+    if (write_steps(m, &sm, out, err) != 0)
+        goto out_free;
+    fputs("}", out);
+    status = 0;
+out_free:
+    free(sm.id);
+    return status;
 }
 
 static void

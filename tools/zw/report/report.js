@@ -124,6 +124,8 @@
     const kept = () => P.sets.filter((s) => s.entries !== null);
     function setName(s) {
         const what = s.kind === 'mark' ? 'mark \u201c' + s.label + '\u201d' : s.kind;
+        if (s.kind === 'live')
+            return 'live at ' + fmtTime(s.t);
         return what + ' at ' + fmtTime(s.t);
     }
     /* The last live set kept at or before `t` seconds (the capture keeps peak, marks, exit). */
@@ -135,6 +137,39 @@
         return best;
     }
     const setOfKind = (kind) => kept().find((s) => s.kind === kind) || null;
+
+    /* The live set at `t` seconds rebuilt from the steps (the sum of every change by site up to
+     * t), or null if the capture has no steps. */
+    function liveAt(t) {
+        const st = P.steps;
+        if (!st)
+            return null;
+        const acc = new Map();
+        let last = 0;
+        for (let i = 0; i < st.t.length && st.t[i] <= t + 1e-9; i++) {
+            last = st.t[i];
+            const d = st.d[i];
+            for (let k = 0; k < d.length; k += 3) {
+                const a = acc.get(d[k]);
+                if (a) {
+                    a[1] += d[k + 1];
+                    a[2] += d[k + 2];
+                } else {
+                    acc.set(d[k], [d[k], d[k + 1], d[k + 2]]);
+                }
+            }
+        }
+        const entries = [...acc.values()].filter((e) => e[1] > 0 || e[2] > 0);
+        let bytes = 0, blocks = 0;
+        for (const e of entries) {
+            bytes += e[1];
+            blocks += e[2];
+        }
+        return {label: 'live', kind: 'live', t: t, stepT: last, entries: entries, bytes: bytes,
+            blocks: blocks, other: null};
+    }
+    /* What was live at `t`: rebuilt from the steps, or else the last kept set at or before it. */
+    const liveOrSetAt = (t) => liveAt(t) || setAtOrBefore(t);
 
     /* ---- tables ---- */
 
@@ -241,7 +276,7 @@
         const sets = kept();
         const pick = (sel, input) => {
             const t = input.value === '' ? NaN : +input.value;
-            return isNaN(t) ? sets[sel.value] : setAtOrBefore(t);
+            return isNaN(t) ? sets[sel.value] : liveOrSetAt(t);
         };
         const from = pick($('cmp-from'), $('cmp-from-t'));
         const to = pick($('cmp-to'), $('cmp-to-t'));
@@ -411,23 +446,34 @@
             return;
         clickedT = Math.max(0, t);
         plot.redraw(false);
-        const set = setAtOrBefore(clickedT);
+        const set = liveOrSetAt(clickedT);
         $('at-time').hidden = false;
         $('at-time-title').textContent = 'Live at ' + fmtTime(clickedT);
         const s = P.samples;
         let i = 0;
         while (i + 1 < s.t.length && s.t[i + 1] <= clickedT)
             i++;
-        const heapThen = s.t.length ? ' The heap then: ' + fmtSize(s.heap[i]) + ', RSS ' + fmtSize(s.rss[i]) + '.' : '';
+        const heapThen = s.t.length ? ' The sample then: heap ' + fmtSize(s.heap[i]) + ', RSS ' +
+            fmtSize(s.rss[i]) + ' at ' + fmtTime(s.t[i]) + '.' : '';
         if (!set) {
             $('at-time-note').textContent = 'No live set was kept at or before ' + fmtTime(clickedT) +
-                ' (the capture keeps them at the peak, the marks and exit).' + heapThen;
+                ' (this capture keeps them at the peak, the marks and exit).' + heapThen;
             $('at-time-table').replaceChildren();
             return;
         }
-        $('at-time-note').textContent = 'The lines of the live set kept nearest at or before it: ' +
-            setName(set) + ', ' + fmtSize(set.bytes) + ' in ' + fmtCount(set.blocks) + ' blocks.' + heapThen;
+        if (set.kind === 'live')
+            $('at-time-note').textContent = fmtSize(set.bytes) + ' in ' + fmtCount(set.blocks) +
+                ' blocks, rebuilt from the changes by site up to ' + fmtTime(set.stepT) + '.' + heapThen;
+        else
+            $('at-time-note').textContent = 'The lines of the live set kept nearest at or before it: ' +
+                setName(set) + ', ' + fmtSize(set.bytes) + ' in ' + fmtCount(set.blocks) +
+                ' blocks (this capture has no changes by site to rebuild any moment).' + heapThen;
         fillStats($('at-time-table'), statistics(set.entries, 'lineno'), 'lineno', 10, otherNote(set));
+        P.clicked = set; /* a choice of the flame graph from now on */
+        if ($('flame-metric').value === 'clicked')
+            drawFlame();
+        else
+            fillFlameChoices(flameChoices());
     }
 
     /* ---- flame graph ---- */
@@ -451,6 +497,9 @@
         if (P.temporary)
             c.push({id: 'temporary', name: 'temporary allocations', entries: P.temporary.entries, col: 1,
                 unit: 'allocations', other: P.temporary.other});
+        if (P.clicked)
+            c.push({id: 'clicked', name: 'bytes live at ' + fmtTime(P.clicked.t) + ' (clicked)',
+                entries: P.clicked.entries, col: 1, unit: 'bytes', other: P.clicked.other});
         for (const s of kept())
             if (s.kind === 'mark')
                 c.push({id: 'mark' + s.t, name: 'bytes live at mark \u201c' + s.label + '\u201d', entries: s.entries,
@@ -507,13 +556,19 @@
         };
     }
 
-    function drawFlame() {
-        const choices = flameChoices();
+    /* The choices in the selector, keeping the one selected if it is still there. */
+    function fillFlameChoices(choices) {
         const sel = $('flame-metric');
         const prev = sel.value;
         sel.replaceChildren(...choices.map((c) => el('option', {value: c.id}, c.name)));
         if (choices.some((c) => c.id === prev))
             sel.value = prev;
+    }
+
+    function drawFlame() {
+        const choices = flameChoices();
+        const sel = $('flame-metric');
+        fillFlameChoices(choices);
         $('flame-note').textContent = P.temporary ? '' : 'temporary allocations: this capture counts ' +
             (P.totals ? fmtCount(P.totals.temporary) + ' ' : '') + 'but not where they were made, so they have no graph';
         renderFlame(choices.find((c) => c.id === sel.value) || choices[0]);
@@ -564,6 +619,7 @@
 
     function showProcess(i) {
         P = D.processes[i];
+        P.clicked = null;
         document.title = 'zw report: ' + (P.argv[0] ? basename(P.argv[0]) : P.path);
         $('title').textContent = P.argv.join(' ') + '  (' + P.path + ')';
         const warn = [];
