@@ -159,8 +159,8 @@ cmd_report(int argc, char **argv)
     struct stat st;
     char size[32];
     if (stat(out, &st) == 0)
-        printf("%s: report of %s (%zu process%s), %s\n", out, path, nproc, nproc == 1 ? "" : "es",
-               zw_size(size, (long long)st.st_size, false));
+        printf("%s: report of %s (%zu process%s, %s); open it in a browser\n", out, path, nproc,
+               nproc == 1 ? "" : "es", zw_size(size, (long long)st.st_size, false));
     free(dflt);
     return 0;
 #endif
