@@ -109,7 +109,7 @@ if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
     "$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$progdir/zwp_fork" >/dev/null ||
         { echo "FAIL: zw run zwp_fork"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/fork.zwc" -o "$tmp/fork.html"
-    grep -q '(2 processes)' "$tmp/out" || { echo "FAIL: the fork's report has 2 processes"; fails=$((fails + 1)); }
+    grep -q '(2 processes, ' "$tmp/out" || { echo "FAIL: the fork's report has 2 processes"; fails=$((fails + 1)); }
     browser "$tmp/fork.html" "$outdir/report-fork.png" PROCESSES=2 FUNC=main
 else
     echo "skipped: fresh captures (the sanitizer build does not preload libzwpreload.so)"

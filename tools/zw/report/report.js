@@ -332,7 +332,8 @@
             el('dd', null, value, small ? el('small', null, small) : null));
         const dl = $('summary');
         dl.replaceChildren();
-        dl.append(card('program', P.argv.join(' ') || '?', 'pid ' + P.pid + ', parent ' + P.ppid));
+        dl.append(card('program', basename(P.argv[0]) || '?', P.argv.join(' ') + ' (pid ' + P.pid +
+            ', parent ' + P.ppid + ')'));
         let ended = P.end === 'exit' ? 'exit status ' + P.end_code
             : P.end === '_exit' ? '_exit status ' + P.end_code
             : P.end === 'signal' ? 'signal ' + P.end_code + (P.signal ? ' (' + P.signal + ')' : '')
