@@ -22,6 +22,10 @@
 #define NO_ID      UINT32_MAX /* a NULL string */
 #define MAX_POINTS 4000       /* samples kept for the chart; more are thinned, keeping maxima */
 #define MAX_STEPS  2000       /* steps of the live set kept; more are summed by windows of time */
+#define MAX_DELTAS 200000     /* site changes kept over all steps: fewer windows past that */
+#define SET_BUDGET                                                                                 \
+    20000 /* sites kept over all live sets of a process (5000 at most per set,                     \
+           * 500 at least) */
 
 /* ---- interning: open-addressing sets of ids, the keys kept in the model's arrays ---- */
 
@@ -479,6 +483,7 @@ write_site_counts(model *m, site_map *sm, const uint64_t *counts, size_t max_ent
     return 0;
 }
 
+
 /* Per-site sums of one window of steps, emptied when the window is written. */
 typedef struct window {
     int64_t *bytes; /* by the capture's site index */
@@ -488,22 +493,46 @@ typedef struct window {
     bool *in; /* in[i]: site i is on `touched` */
 } window;
 
-/* The window of time of step i: MAX_STEPS equal windows from the first step to the last; each
- * step its own when there are no more than MAX_STEPS. */
+/* The window of time of step i: `nwin` equal windows from the first step to the last; each step
+ * its own when there are no more than `nwin`. */
 static uint64_t
-window_of(const zw_capture *c, size_t i)
+window_of(const zw_capture *c, size_t i, size_t nwin)
 {
-    if (c->nsteps <= MAX_STEPS)
+    if (c->nsteps <= nwin)
         return i;
     double t0 = (double)c->steps[0].time_ns;
     double span = (double)c->steps[c->nsteps - 1].time_ns - t0 + 1;
-    return (uint64_t)(((double)c->steps[i].time_ns - t0) / span * MAX_STEPS);
+    return (uint64_t)(((double)c->steps[i].time_ns - t0) / span * (double)nwin);
+}
+
+/* Site changes written with `nwin` windows, at most: the sites touched in each window. */
+static size_t
+count_deltas(const zw_capture *c, size_t nwin, window *w)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < c->nsteps; i++) {
+        const zw_capture_step *st = &c->steps[i];
+        for (size_t k = st->first; k < st->first + st->n; k++) {
+            uint32_t s = c->deltas[k].site;
+            if (!w->in[s]) {
+                w->in[s] = true;
+                w->touched[w->ntouched++] = s;
+            }
+        }
+        if (i + 1 < c->nsteps && window_of(c, i + 1, nwin) == window_of(c, i, nwin))
+            continue;
+        total += w->ntouched;
+        for (size_t k = 0; k < w->ntouched; k++)
+            w->in[w->touched[k]] = false;
+        w->ntouched = 0;
+    }
+    return total;
 }
 
 /* The steps (the live set's changes by site over time) as {"count", "t": [...], "d": [[site,
  * bytes, blocks, site, ...], ...]}: the live set at time t is the sum of the d of every t' <= t.
- * Past MAX_STEPS steps, the steps of each of MAX_STEPS equal windows of time are summed into one
- * at the window's last step. null when the capture has none. */
+ * Past MAX_STEPS steps or MAX_DELTAS changes, the steps of each of fewer equal windows of time are
+ * summed into one at the window's last step. null when the capture has none. */
 static int
 write_steps(model *m, site_map *sm, FILE *out, zw_error *err)
 {
@@ -523,10 +552,26 @@ write_steps(model *m, site_map *sm, FILE *out, zw_error *err)
         zw_error_set(err, "out of memory");
         goto out_free;
     }
+    for (size_t i = 0; i < c->nsteps; i++) {
+        if (c->steps[i].first > c->ndeltas || c->steps[i].n > c->ndeltas - c->steps[i].first) {
+            zw_error_set(err, "step %zu of the capture lies outside its changes", i);
+            goto out_free;
+        }
+    }
+    for (size_t i = 0; i < c->ndeltas; i++) {
+        if (c->deltas[i].site >= sm->n) {
+            zw_error_set(err, "a step of the capture names site %" PRIu32 " of %zu",
+                         c->deltas[i].site, sm->n);
+            goto out_free;
+        }
+    }
+    size_t nwin = MAX_STEPS; /* halved until the changes fit in MAX_DELTAS */
+    while (nwin > 1 && count_deltas(c, nwin, &w) > MAX_DELTAS)
+        nwin /= 2;
     size_t nwritten = 0;
     fprintf(out, "{\"count\": %zu, \"t\": [", c->nsteps);
     for (size_t i = 0; i < c->nsteps; i++) { /* the times first: one per window */
-        if (i + 1 == c->nsteps || window_of(c, i + 1) != window_of(c, i)) {
+        if (i + 1 == c->nsteps || window_of(c, i + 1, nwin) != window_of(c, i, nwin)) {
             fputs(nwritten++ ? "," : "", out);
             json_seconds(c->steps[i].time_ns, out);
         }
@@ -537,11 +582,6 @@ write_steps(model *m, site_map *sm, FILE *out, zw_error *err)
         const zw_capture_step *st = &c->steps[i];
         for (size_t k = st->first; k < st->first + st->n; k++) {
             const zw_capture_delta *d = &c->deltas[k];
-            if (d->site >= sm->n) {
-                zw_error_set(err, "step %zu of the capture names site %" PRIu32 " of %zu", i,
-                             d->site, sm->n);
-                goto out_free;
-            }
             if (!w.in[d->site]) {
                 w.in[d->site] = true;
                 w.touched[w.ntouched++] = d->site;
@@ -549,7 +589,7 @@ write_steps(model *m, site_map *sm, FILE *out, zw_error *err)
             w.bytes[d->site] += d->bytes;
             w.blocks[d->site] += d->blocks;
         }
-        if (i + 1 < c->nsteps && window_of(c, i + 1) == window_of(c, i))
+        if (i + 1 < c->nsteps && window_of(c, i + 1, nwin) == window_of(c, i, nwin))
             continue; /* the window goes on */
         fputs(nwritten++ ? ",[" : "[", out);
         size_t nd = 0;
@@ -615,10 +655,12 @@ write_sets(model *m, const zw_capture *c, size_t max_entries, FILE *out, zw_erro
             kinds[j - 1] = kind;
         }
     }
+    size_t limit = k ? SET_BUDGET / k : max_entries; /* many marks: fewer sites each */
+    limit = limit < 500 ? 500 : limit > max_entries ? max_entries : limit;
     fputc('[', out);
     for (size_t i = 0; i < k; i++) {
         fputs(i ? ",\n" : "\n", out);
-        if (write_set(m, order[i], kinds[i], max_entries, out, err) != 0)
+        if (write_set(m, order[i], kinds[i], limit, out, err) != 0)
             goto out_free;
     }
     fputc(']', out);
