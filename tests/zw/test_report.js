@@ -73,9 +73,14 @@ function check(ok, what) {
         check(all.includes(w), `the tables list ${w}`);
     check(/\d/.test(tables[1]) && tables[1].split('\n').length > 1, 'the leaks table has rows');
 
-    // click the middle of the chart: the lines live then
+    // click the chart just after the peak (or in its middle): the lines live then
     const box = await page.locator('#chart .u-over').boundingBox();
-    await page.mouse.click(box.x + box.width * 0.6, box.y + box.height / 2);
+    const peakX = await page.evaluate(() => {
+        const p = window.zwReport.process();
+        return p.totals ? window.zwReport.plot().valToPos(p.totals.peak_t, 'x') : null;
+    });
+    const x = peakX !== null ? Math.min(box.width - 1, peakX + 2) : box.width * 0.6;
+    await page.mouse.click(box.x + x, box.y + box.height / 2);
     const at = await page.locator('#at-time').innerText();
     const lines = wants.some((x) => /\.c:\d+$/.test(x));
     check(/Live at [\d.]+ s/.test(at) && (!lines || /\.c:\d+/.test(at)),

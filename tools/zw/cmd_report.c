@@ -40,6 +40,7 @@ static const char help[] =
 
 /* ---- writing the page ---- */
 
+#ifdef ZW_REPORT_ASSETS
 /* FILE without ".zwc", plus ".html". */
 static char *
 default_output(const char *path)
@@ -53,7 +54,6 @@ default_output(const char *path)
     return out;
 }
 
-#ifdef ZW_REPORT_ASSETS
 /* The page to `out`, through `tmp` (created beside it), renamed into place when whole. */
 static int
 write_page(const zw_tree *s, const char *out, zw_error *err)
@@ -134,6 +134,7 @@ cmd_report(int argc, char **argv)
     if (path == NULL)
         return zw_usage("report", "no capture file given");
 #ifndef ZW_REPORT_ASSETS
+    (void)output;
     return zw_fail("this zw was built without 'report': %s", ZW_REPORT_MISSING);
 #else
     /* every process of the set: a damaged sibling fails the whole report, since a report

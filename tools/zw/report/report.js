@@ -168,8 +168,17 @@
         return {label: 'live', kind: 'live', t: t, stepT: last, entries: entries, bytes: bytes,
             blocks: blocks, other: null};
     }
-    /* What was live at `t`: rebuilt from the steps, or else the last kept set at or before it. */
-    const liveOrSetAt = (t) => liveAt(t) || setAtOrBefore(t);
+    /* What was live at `t`, from the latest knowledge at or before it: the live set rebuilt from
+     * the steps (taken at each sample tick) or a kept set (peak, mark, exit: exact at their time),
+     * whichever is more recent. null when neither is at or before `t`. */
+    function liveOrSetAt(t) {
+        const live = liveAt(t);
+        const set = setAtOrBefore(t);
+        const hasStep = live && P.steps.t.length > 0 && P.steps.t[0] <= t + 1e-9;
+        if (hasStep && (!set || live.stepT > set.t))
+            return live;
+        return set;
+    }
 
     /* ---- tables ---- */
 
@@ -458,7 +467,8 @@
             fmtSize(s.rss[i]) + ' at ' + fmtTime(s.t[i]) + '.' : '';
         if (!set) {
             $('at-time-note').textContent = 'No live set was kept at or before ' + fmtTime(clickedT) +
-                ' (this capture keeps them at the peak, the marks and exit).' + heapThen;
+                ' (this capture keeps them at the peak, the marks and exit' +
+                (P.steps ? ', and rebuilds them at each sample tick' : '') + ').' + heapThen;
             $('at-time-table').replaceChildren();
             return;
         }
@@ -467,8 +477,9 @@
                 ' blocks, rebuilt from the changes by site up to ' + fmtTime(set.stepT) + '.' + heapThen;
         else
             $('at-time-note').textContent = 'The lines of the live set kept nearest at or before it: ' +
-                setName(set) + ', ' + fmtSize(set.bytes) + ' in ' + fmtCount(set.blocks) +
-                ' blocks (this capture has no changes by site to rebuild any moment).' + heapThen;
+                setName(set) + ', ' + fmtSize(set.bytes) + ' in ' + fmtCount(set.blocks) + ' blocks' +
+                (P.steps ? '' : ' (this capture has no changes by site to rebuild any moment)') + '.' +
+                heapThen;
         fillStats($('at-time-table'), statistics(set.entries, 'lineno'), 'lineno', 10, otherNote(set));
         P.clicked = set; /* a choice of the flame graph from now on */
         if ($('flame-metric').value === 'clicked')
@@ -675,7 +686,7 @@
         });
         showProcess(0);
         window.zwReport = {ready: true, drawMs: performance.now() - t0, data: D, showAt: showAt,
-            showProcess: showProcess};
+            showProcess: showProcess, plot: () => plot, process: () => P};
     }
 
     try {
