@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -170,13 +171,27 @@ static struct {
     atomic_bool stop;         /* atomic: asks the sampler to return */
     int mark_signal;          /* constructor: ZW_MARK_SIGNAL's number, 0 if none */
     atomic_uint signal_marks; /* atomic: marks asked for by that signal, taken by the sampler */
+    atomic_int async_signal;  /* atomic: an asynchronous signal asks the sampler to finish */
+    atomic_int deferred_signal; /* atomic: one that landed inside a hook, served on leaving it */
+    int wake[2];              /* constructor: a pipe whose write end wakes the sampler */
+    atomic_bool written;      /* atomic: finish() has written the end of the capture */
     struct pc_range {
         uintptr_t lo, hi;
     } nofp[NOFP_RANGES]; /* constructor: code of libc and libstdc++ (no frame pointers) */
     unsigned nnofp;      /* constructor */
     char cmdline[4096];  /* constructor: /proc/self/cmdline, NUL-separated */
     size_t cmdline_len;  /* constructor */
-} G = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} G = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .wake = {-1, -1}};
+
+/* Signals sent from outside (^C, kill, a closed terminal): they may land while the thread holds a
+ * lock of malloc or of the engine, so the handler does not write: it asks the sampler thread
+ * (which never receives them) to, waits for it at most ASYNC_WAIT_MS, then dies of the signal's
+ * default action. If the sampler cannot finish in time (a lock held by the interrupted thread),
+ * the capture keeps what was streamed and loads as incomplete. */
+static const int async_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define ASYNC_WAIT_MS 5000
+
+static void finish(uint32_t end, int code);
 
 /* This thread's counters, or NULL before its first traced allocation. initial-exec: reading it
  * never enters the dynamic loader, which may call malloc. */
@@ -480,6 +495,19 @@ tracing(void)
     return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
 }
 
+static void serve_deferred(void);
+
+/* Leaves a hook: the guard down, and a signal from outside that landed while it was up (when this
+ * thread may have held a lock of the engine or of malloc) served now. */
+static inline __attribute__((always_inline)) void
+guard_down(void)
+{
+    zwi_trace_guard--;
+    if (ZW_UNLIKELY(atomic_load_explicit(&G.deferred_signal, memory_order_relaxed) != 0) &&
+        zwi_trace_guard == 0)
+        serve_deferred();
+}
+
 /* Notes that site `ref`'s counters changed (see G.dirty), after they were updated. */
 static inline void
 site_dirty(uint32_t ref)
@@ -584,7 +612,7 @@ malloc(size_t n)
     void *p = G.real.malloc(n);
     if (p != NULL)
         on_alloc(p, n);
-    zwi_trace_guard--;
+    guard_down();
     return p;
 }
 
@@ -596,7 +624,7 @@ free(void *p)
     if (tracing()) {
         zwi_trace_guard++;
         on_free(p, NULL, NULL);
-        zwi_trace_guard--;
+        guard_down();
     }
     G.real.free(p);
 }
@@ -616,7 +644,7 @@ calloc(size_t nelem, size_t elsize)
     void *p = G.real.calloc(nelem, elsize);
     if (p != NULL)
         on_alloc(p, nelem * elsize);
-    zwi_trace_guard--;
+    guard_down();
     return p;
 }
 
@@ -646,7 +674,7 @@ do_realloc(void *p, size_t n)
         on_alloc(q, n);
     else if (had && n != 0 && zwi_tracer_restore(G.tracer, (uintptr_t)p, &old) == 0)
         site_free(&old, -1); /* failed: the old block stays (realloc(p, 0) freed it) */
-    zwi_trace_guard--;
+    guard_down();
     return q;
 }
 
@@ -698,7 +726,7 @@ aligned(int which, size_t align, size_t n)
     if (on) {
         if (p != NULL)
             on_alloc(p, n);
-        zwi_trace_guard--;
+        guard_down();
     }
     return p;
 }
@@ -745,7 +773,7 @@ posix_memalign(void **out, size_t align, size_t n)
     if (on) {
         if (rc == 0 && *out != NULL)
             on_alloc(*out, n);
-        zwi_trace_guard--;
+        guard_down();
     }
     return rc;
 }
@@ -1145,9 +1173,34 @@ static void *
 sampler_main(void *arg)
 {
     zwi_trace_guard++; /* nothing this thread allocates is the program's */
-    struct timespec ts = {G.interval_ms / 1000, (long)(G.interval_ms % 1000) * 1000000};
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < sizeof(async_signals) / sizeof(async_signals[0]); i++)
+        sigaddset(&block, async_signals[i]);
+    if (G.mark_signal != 0)
+        sigaddset(&block, G.mark_signal);
+    pthread_sigmask(SIG_BLOCK, &block, NULL); /* their handlers wait for this thread */
+    /* sleeps until the next sample, or until an asynchronous signal's handler writes to wake[] */
+    uint64_t next = now_ns() + (uint64_t)G.interval_ms * 1000000u;
     while (!atomic_load(&G.stop)) {
-        nanosleep(&ts, NULL);
+        int sig = atomic_load(&G.async_signal);
+        if (sig != 0) {
+            finish(ZW_CAPTURE_END_SIGNAL, sig);
+            break;
+        }
+        uint64_t now = now_ns();
+        if (now < next) {
+            int ms = (int)((next - now + 999999u) / 1000000u);
+            struct pollfd pfd = {.fd = G.wake[0], .events = POLLIN};
+            if (G.wake[0] < 0 || poll(&pfd, 1, ms) < 0 || (pfd.revents & POLLNVAL))
+                nanosleep(&(struct timespec){0, 1000000}, NULL); /* no pipe: poll the flag */
+            else if (pfd.revents & POLLIN)
+                (void)!read(G.wake[0], (char[16]){0}, 16); /* drained; the flag says why */
+            continue;
+        }
+        next += (uint64_t)G.interval_ms * 1000000u;
+        if (next < now)
+            next = now + (uint64_t)G.interval_ms * 1000000u; /* fell behind: no burst */
         if (atomic_load(&G.stop))
             break;
         unsigned asked = atomic_exchange(&G.signal_marks, 0);
@@ -1165,7 +1218,29 @@ sampler_main(void *arg)
         }
         pthread_mutex_unlock(&G.lock);
     }
+    zwi_trace_guard--;
     return NULL;
+}
+
+/* G.wake: a new pipe (a fork child must not share its parent's). */
+static void
+make_wake_pipe(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (G.wake[i] >= 0)
+            close(G.wake[i]);
+        G.wake[i] = -1;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    for (int i = 0; i < 2; i++) { /* out of the way of the program's low descriptors */
+        G.wake[i] = fcntl(p[i], F_DUPFD_CLOEXEC, 1000);
+        if (G.wake[i] >= 0)
+            close(p[i]);
+        else
+            G.wake[i] = p[i];
+    }
 }
 
 static void
@@ -1207,6 +1282,7 @@ finish(uint32_t end, int code)
         close(G.fd);
     G.fd = -1;
     pthread_mutex_unlock(&G.lock);
+    atomic_store(&G.written, true);
     zwi_trace_guard--;
 }
 
@@ -1218,10 +1294,9 @@ on_exit_hook(int status, void *arg)
 
 /* Signals that end the process by default and are raised by the program's own action, so never
  * inside malloc: faults, abort, and a write to a closed pipe or past the file-size limit (`prog |
- * head` ends prog with SIGPIPE). Asynchronous ones (SIGINT, SIGTERM) may land inside malloc,
- * where writing the capture could deadlock: they end the process with the samples streamed so
- * far (the capture loads as incomplete). */
+ * head` ends prog with SIGPIPE). The handler writes the capture itself. */
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGPIPE, SIGXFSZ};
+
 
 static void
 on_fatal_signal(int sig)
@@ -1229,6 +1304,41 @@ on_fatal_signal(int sig)
     finish(ZW_CAPTURE_END_SIGNAL, sig);
     signal(sig, SIG_DFL);
     raise(sig); /* a fault re-runs the instruction and dies of the default action */
+}
+
+static void
+on_async_signal(int sig)
+{
+    if (zwi_trace_guard > 0 && !atomic_load(&G.finished)) {
+        /* inside a hook: this thread may hold a lock the writer needs; served by guard_down() */
+        atomic_store(&G.deferred_signal, sig);
+        return;
+    }
+    int saved = errno;
+    if (G.sampler_on && !atomic_load(&G.finished)) {
+        atomic_store(&G.async_signal, sig);
+        if (G.wake[1] >= 0)
+            (void)!write(G.wake[1], "", 1);
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
+            nanosleep(&ms, NULL);
+    } else if (!atomic_load(&G.finished)) {
+        finish(ZW_CAPTURE_END_SIGNAL, sig); /* no sampler: the only writer left */
+    } else {
+        for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
+            nanosleep(&(struct timespec){0, 1000000}, NULL); /* another thread is writing */
+    }
+    signal(sig, SIG_DFL);
+    errno = saved;
+    raise(sig); /* delivered when this handler returns: the default action ends the process */
+}
+
+static __attribute__((noinline)) void
+serve_deferred(void)
+{
+    int sig = atomic_exchange(&G.deferred_signal, 0);
+    if (sig != 0)
+        on_async_signal(sig);
 }
 
 /* True in the process the capture is of; false in a vfork child, which shares our memory: it
@@ -1451,6 +1561,7 @@ fork_child(void)
     open_output();
     write_start_locked();
     pthread_mutex_unlock(&G.lock);
+    make_wake_pipe();
     start_sampler();
     zwi_trace_guard--;
 }
@@ -1530,6 +1641,14 @@ install_signals(void)
         sigemptyset(&sa.sa_mask);
         sigaction(fatal_signals[i], &sa, NULL);
     }
+    for (size_t i = 0; i < sizeof(async_signals) / sizeof(async_signals[0]); i++) {
+        struct sigaction old;
+        if (sigaction(async_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+            continue; /* the program's own handler, or ignored (nohup): left alone */
+        struct sigaction sa = {.sa_handler = on_async_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(async_signals[i], &sa, NULL);
+    }
     const char *ms = getenv("ZW_MARK_SIGNAL");
     if (ms != NULL && *ms != '\0') {
         int sig = 0;
@@ -1598,6 +1717,7 @@ preload_start(void)
     (void)zwi_thread_get(); /* this thread's stack bounds, before its first traced block */
     if (G.nframe > 1)
         dl_iterate_phdr(note_nofp, NULL);
+    make_wake_pipe();
     install_signals();
     on_exit(on_exit_hook, NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -836,6 +836,7 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
         }
     }
     zw_snapshot *snap = zwi_snapshot_spread(c->sites, blocks, bytes, err);
+    zwi_free(raw, sum);
     zw_raw_destroy(raw);
     return snap;
 }

@@ -151,6 +151,28 @@ expect "killed: capture incomplete" "$(stat complete "$tmp/killed.zwc")" false
 n=$(stat samples "$tmp/killed.zwc")
 [ "$n" -ge 3 ] && echo "ok: killed: $n samples streamed" || fail "killed: $n samples streamed"
 
+# ---- signals from outside (SIGTERM, SIGINT, SIGHUP) while the program allocates ----
+for sig in TERM:143:15 INT:130:2 HUP:129:1; do
+    name=${sig%%:*}
+    rest=${sig#*:}
+    want_rc=${rest%%:*}
+    num=${rest#*:}
+    rm -f "$tmp/pid"
+    # a background job ignores SIGINT (no job control): env gives the program the default back
+    env --default-signal=INT "$zw" run -q -o "$tmp/sig-$name.zwc" -- "$dir/zwp_crash" wait "$tmp/pid" &
+    runner=$!
+    for i in $(seq 100); do [ -s "$tmp/pid" ] && break; sleep 0.05; done
+    sleep 0.1
+    kill -s "$name" "$(cat "$tmp/pid")"
+    wait "$runner"
+    expect "SIG$name: exit status" "$?" "$want_rc"
+    expect "SIG$name: capture complete" "$(stat complete "$tmp/sig-$name.zwc")" true
+    expect "SIG$name: end" "$(stat end "$tmp/sig-$name.zwc")" '"signal"'
+    expect "SIG$name: signal" "$(stat end_code "$tmp/sig-$name.zwc")" "$num"
+    "$zw" leaks --json --group lineno "$tmp/sig-$name.zwc" | grep -q '"bytes": 5000, "blocks": 1,' &&
+        echo "ok: SIG$name: the 5000-byte block live at the end" || fail "SIG$name: leaks"
+done
+
 # ---- a mark taken by a signal (ZW_MARK_SIGNAL) ----
 ZW_MARK_SIGNAL=USR1 "$zw" run -q -o "$tmp/mark.zwc" -- "$dir/zwp_crash" mark || fail "zw run mark"
 "$zw" top --at "signal 10" --json "$tmp/mark.zwc" | grep -q '"bytes": 5000, "blocks": 1,' &&

@@ -209,7 +209,9 @@ print_processes(const zw_tree *t)
                zw_tree_offset(t, i), c->totals.allocations,
                zw_size(a1, (long long)c->totals.peak_bytes, false),
                c->exit.snap ? zw_size(a2, (long long)leaked, false) : "?",
-               end_text(c, buf, sizeof(buf)));
+               c->has_totals && c->totals.end == ZW_CAPTURE_END_EXEC
+                   ? "exec" /* the next image of the pid goes on */
+                   : !c->has_totals ? "unknown (cut short)" : end_text(c, buf, sizeof(buf)));
         for (size_t k = 0; k < c->argc; k++)
             printf(" %s", c->argv[k]);
         printf("\n");

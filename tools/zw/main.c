@@ -22,6 +22,7 @@ static const char usage_text[] =
     "  leaks    the blocks still allocated at exit, by traceback\n"
     "  peak     the blocks allocated at the peak, by traceback\n"
     "  compare  what grew between two moments of a capture, or two captures\n"
+    "  export   a capture as pprof, folded stacks (flame graphs) or massif's massif.out\n"
     "  report   one HTML page of a capture: memory over time, flame graph, tables\n"
     "\n"
     "'zw <command> --help' describes a command; docs/zw.md walks through an example.\n";
@@ -241,6 +242,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run},     {"stat", cmd_stat}, {"top", cmd_top},
     {"leaks", cmd_leaks}, {"peak", cmd_peak}, {"compare", cmd_compare},
+    {"export", cmd_export},
     {"report", cmd_report},
 };
 
