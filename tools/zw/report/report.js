@@ -581,8 +581,10 @@
         const choices = flameChoices();
         const sel = $('flame-metric');
         fillFlameChoices(choices);
-        $('flame-note').textContent = P.temporary ? '' : 'temporary allocations: this capture counts ' +
-            (P.totals ? fmtCount(P.totals.temporary) + ' ' : '') + 'but not where they were made, so they have no graph';
+        $('flame-note').textContent = P.temporary ? '' : P.totals
+            ? 'temporary allocations: this capture counts ' + fmtCount(P.totals.temporary) +
+              ' but not where they were made, so they have no graph'
+            : 'temporary allocations: this capture does not say where they were made';
         renderFlame(choices.find((c) => c.id === sel.value) || choices[0]);
     }
 
@@ -598,6 +600,10 @@
             return;
         }
         const tree = flameTree(choice);
+        if (tree.value === 0) {
+            box.append(el('p', {class: 'hint'}, 'nothing: ' + choice.name + ' is 0'));
+            return;
+        }
         const label = flameLabel(choice.unit, tree.value);
         const fmtTotal = choice.unit === 'bytes' ? fmtSize : fmtCount;
         flame = flamegraph.default()
