@@ -4,7 +4,8 @@
 // (it is self-contained), the chart is drawn (uPlot's canvas has non-blank pixels), the flame
 // graph holds frames of the program's functions with their bytes, and the tables list the known
 // lines ("file.c:LINE" for each LINE argument; FUNC=NAME arguments name functions that the flame
-// graph must show; PROCESSES=N: the process selector offers N processes, each drawn). Clicking the chart shows the lines live then. Writes SCREENSHOT.png and
+// graph must show; PROCESSES=N: the process selector offers N processes, each drawn; INCOMPLETE:
+// only that the page says the capture was cut short, and throws nothing). Clicking the chart shows the lines live then. Writes SCREENSHOT.png and
 // prints the time from navigation until the page is drawn.
 'use strict';
 const path = require('path');
@@ -40,6 +41,16 @@ function check(ok, what) {
     const drawMs = await page.evaluate(() => window.zwReport.drawMs);
     console.log(`opened and drawn in ${openMs} ms (the page's own drawing: ${drawMs.toFixed(0)} ms)`);
     await page.waitForTimeout(700); // the flame graph's labels appear after its transition
+
+    // a capture cut short: the page says so, draws what there is and throws nothing
+    if (wants.includes('INCOMPLETE')) {
+        const warning = await page.locator('#warning').innerText();
+        check(/incomplete/.test(warning), `the page says the capture is incomplete: ${warning}`);
+        await page.screenshot({ path: shot, fullPage: true });
+        check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
+        await browser.close();
+        process.exit(fails ? 1 : 0);
+    }
 
     // the chart: uPlot's canvas with pixels that are not all one colour
     const chart = await page.evaluate(() => {
