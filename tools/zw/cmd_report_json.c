@@ -302,15 +302,17 @@ end_name(const zw_capture *c)
 }
 
 /* The samples as columns; past MAX_POINTS, one point per bucket of consecutive samples: the one
- * with the most heap bytes (so the peak stays), with the most RSS of the bucket. */
+ * with the most heap bytes (so the peak stays), with the most RSS of the bucket. The running
+ * totals ("allocations", "temporary") only when the capture has them (has_counters). */
 static void
 write_samples(const zw_capture *c, FILE *out)
 {
     size_t n = c->nsamples;
     size_t buckets = n <= MAX_POINTS ? n : MAX_POINTS;
-    static const char *const names[] = {"t", "heap", "blocks", "rss"};
+    static const char *const names[] = {"t", "heap", "blocks", "rss", "allocations", "temporary"};
+    int ncols = c->has_counters ? 6 : 4;
     fprintf(out, "{\"count\": %zu", n);
-    for (int col = 0; col < 4; col++) {
+    for (int col = 0; col < ncols; col++) {
         fprintf(out, ", \"%s\": [", names[col]);
         for (size_t b = 0; b < buckets; b++) {
             size_t lo = b * n / buckets;
@@ -323,14 +325,12 @@ write_samples(const zw_capture *c, FILE *out)
                 rss = c->samples[i].rss_bytes > rss ? c->samples[i].rss_bytes : rss;
             }
             const zw_capture_sample *s = &c->samples[best];
+            uint64_t v[] = {0, s->heap_bytes, s->heap_blocks, rss, s->allocations, s->temporary};
             fputs(b ? "," : "", out);
             if (col == 0)
                 json_seconds(s->time_ns, out);
             else
-                fprintf(out, "%" PRIu64,
-                        col == 1   ? s->heap_bytes
-                        : col == 2 ? s->heap_blocks
-                                   : rss);
+                fprintf(out, "%" PRIu64, v[col]);
         }
         fputc(']', out);
     }
@@ -672,8 +672,8 @@ out_free:
 }
 
 static int
-write_process(model *m, const zw_capture *c, const char *path, size_t max_entries, FILE *out,
-              zw_error *err)
+write_process(model *m, const zw_capture *c, const char *path, double offset, size_t max_entries,
+              FILE *out, zw_error *err)
 {
     fputs("{\"path\": ", out);
     zw_report_json_string(path, out);
@@ -684,6 +684,7 @@ write_process(model *m, const zw_capture *c, const char *path, size_t max_entrie
     }
     fprintf(out, "], \"complete\": %s, \"interval_ms\": %" PRIu32 ", \"nframe\": %" PRIu32,
             c->complete ? "true" : "false", c->interval_ms, c->nframe);
+    fprintf(out, ", \"offset\": %.6f", offset);
     fprintf(out, ", \"end\": \"%s\", \"end_code\": %" PRId32, end_name(c),
             c->has_totals ? c->totals.code : 0);
     if (c->has_totals && c->totals.end == ZW_CAPTURE_END_SIGNAL) {
@@ -770,7 +771,10 @@ zw_report_write_json(FILE *out, const zw_capture *const *caps, const char *const
             zw_version(), max_entries);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n" : "\n", out);
-        if (write_process(&m, caps[i], paths[i], max_entries, out, err) != 0)
+        /* seconds from the start of caps[0] to this process's start (as zw_tree_offset) */
+        double offset =
+            ((double)caps[i]->start_realtime_ns - (double)caps[0]->start_realtime_ns) / 1e9;
+        if (write_process(&m, caps[i], paths[i], offset, max_entries, out, err) != 0)
             goto out_release;
     }
     fputs("],\n", out);

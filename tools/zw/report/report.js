@@ -342,7 +342,8 @@
         const dl = $('summary');
         dl.replaceChildren();
         dl.append(card('program', basename(P.argv[0]) || '?', P.argv.join(' ') + ' (pid ' + P.pid +
-            ', parent ' + P.ppid + ')'));
+            ', parent ' + P.ppid + (P.offset ? ', started ' + fmtTime(P.offset) + ' after the first' : '') +
+            ')'));
         let ended = P.end === 'exit' ? 'exit status ' + P.end_code
             : P.end === '_exit' ? '_exit status ' + P.end_code
             : P.end === 'signal' ? 'signal ' + P.end_code + (P.signal ? ' (' + P.signal + ')' : '')
@@ -464,7 +465,8 @@
         while (i + 1 < s.t.length && s.t[i + 1] <= clickedT)
             i++;
         const heapThen = s.t.length ? ' The sample then: heap ' + fmtSize(s.heap[i]) + ', RSS ' +
-            fmtSize(s.rss[i]) + ' at ' + fmtTime(s.t[i]) + '.' : '';
+            fmtSize(s.rss[i]) + (s.allocations ? ', ' + fmtCount(s.allocations[i]) + ' allocations (' +
+            fmtCount(s.temporary[i]) + ' temporary) so far' : '') + ' at ' + fmtTime(s.t[i]) + '.' : '';
         if (!set) {
             $('at-time-note').textContent = 'No live set was kept at or before ' + fmtTime(clickedT) +
                 ' (this capture keeps them at the peak, the marks and exit' +
