@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 .PHONY: all demo examples test test-release test-stress asan bench bench-build bench-obj bench-gc \
-	bench-trace format clean install
+	bench-trace bench-run format clean install
 
 all:
 	@scripts/install-deps build test
@@ -55,6 +55,7 @@ bench: bench-build
 	bench/obj/run $(BUILD_BENCH)
 	bench/gc/run $(BUILD_BENCH)
 	bench/trace/run $(BUILD_BENCH)
+	bench/run/run $(BUILD_BENCH)
 
 bench-obj: bench-build
 	bench/obj/run $(BUILD_BENCH)
@@ -65,6 +66,10 @@ bench-gc: bench-build
 
 bench-trace: bench-build
 	bench/trace/run $(BUILD_BENCH)
+
+# zw run against heaptrack and valgrind's massif on three programs (about 6 minutes)
+bench-run: bench-build
+	bench/run/run $(BUILD_BENCH)
 
 bench-build:
 	@scripts/install-deps build bench

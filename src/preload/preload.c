@@ -46,6 +46,10 @@
 #define PENDING_SAMPLES 256               /* samples held before the sampler must write */
 #define DEFAULT_NFRAME  16
 #define NOFP_RANGES     8   /* code ranges of libraries without frame pointers */
+#define SKIP_CACHE      1024 /* entries of G.skip */
+#define SKIP_SLOTS      64   /* stack words searched for a skipped return address */
+#define MAX_MODULES     256  /* code ranges whose frame pointers are tracked */
+#define FP_TRUSTED      4    /* agreements before a module's frame pointers are trusted */
 #define MAX_MARK_SETS   256 /* marks that keep a copy of the live set; later ones time and bytes */
 #define DEFAULT_OUTPUT  "zw.%p.zwc"
 #define PEAK_MIN_STEP   ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
@@ -59,7 +63,7 @@ typedef struct tstats {
     _Atomic uint64_t frees;
     _Atomic uint64_t temps;
     _Atomic uint64_t bytes;
-    void *last; /* the thread's last allocation, until freed or replaced (temporary detection) */
+    void *last; /* the thread's last allocation, until this thread frees any block (temporary) */
     struct tstats *next; /* G.threads list */
 } tstats;
 
@@ -178,6 +182,19 @@ static struct {
     struct pc_range {
         uintptr_t lo, hi;
     } nofp[NOFP_RANGES]; /* constructor: code of libc and libstdc++ (no frame pointers) */
+    /* Return addresses into runtime functions that keep the caller's rbp (operator new, strdup):
+     * pc << 16 | (slot + 1), slot being where the function's own return address lies, in words
+     * above the hook's CFA. Direct-mapped by pc; learnt by unwind_dwarf(), any thread (atomic
+     * word: a reader sees a whole entry or none). */
+    _Atomic uint64_t skip[SKIP_CACHE];
+    /* The code of every module loaded at start (executable segments): whether its functions
+     * keep frame pointers, learnt from the unwinder. fp: 0 not known; k > 0: k walks agreed;
+     * -1: one did not (sticky). Trusted from FP_TRUSTED agreements. */
+    struct module_range {
+        uintptr_t lo, hi;
+        atomic_int fp;
+    } mods[MAX_MODULES];
+    unsigned nmods; /* constructor */
     unsigned nnofp;      /* constructor */
     char cmdline[4096];  /* constructor: /proc/self/cmdline, NUL-separated */
     size_t cmdline_len;  /* constructor */
@@ -429,12 +446,68 @@ in_nofp(uintptr_t pc)
     return false;
 }
 
-/* dl_iterate_phdr callback: notes the executable segments of the C and C++ runtime libraries. */
+/* The entry of G.mods holding `pc`, or NULL (code loaded later, generated code). */
+static inline struct module_range *
+module_of(uintptr_t pc)
+{
+    static _Thread_local unsigned last __attribute__((tls_model("initial-exec")));
+    unsigned i = last;
+    if (i < G.nmods && pc - G.mods[i].lo < G.mods[i].hi - G.mods[i].lo)
+        return &G.mods[i];
+    for (i = 0; i < G.nmods; i++) {
+        if (pc - G.mods[i].lo < G.mods[i].hi - G.mods[i].lo) {
+            last = i;
+            return &G.mods[i];
+        }
+    }
+    return NULL;
+}
+
+/* Is the frame-pointer chain through a function at `pc` to be trusted? 1 yes, 0 not known yet,
+ * -1 no. Code outside the modules known at start keeps the old rule: trusted. */
+static inline int
+module_fp(uintptr_t pc)
+{
+    struct module_range *m = module_of(pc);
+    if (m == NULL)
+        return 1;
+    int fp = atomic_load_explicit(&m->fp, memory_order_relaxed);
+    return fp < 0 ? -1 : fp >= FP_TRUSTED;
+}
+
+/* One walk's evidence on the frame pointers of the module holding `pc`. */
+static void
+module_vote(uintptr_t pc, bool keeps)
+{
+    struct module_range *m = module_of(pc);
+    if (m == NULL)
+        return;
+    int fp = atomic_load_explicit(&m->fp, memory_order_relaxed);
+    if (fp >= 0 && fp < FP_TRUSTED + 1)
+        atomic_store_explicit(&m->fp, keeps ? fp + 1 : -1, memory_order_relaxed);
+    else if (fp >= 0 && !keeps)
+        atomic_store_explicit(&m->fp, -1, memory_order_relaxed);
+}
+
+/* dl_iterate_phdr callback: notes the executable segments of every module (G.mods), and those of
+ * the C and C++ runtime libraries, built without frame pointers (G.nofp). */
 static int
 note_nofp(struct dl_phdr_info *info, size_t size, void *arg)
 {
     const char *name = info->dlpi_name;
-    if (name == NULL || (strstr(name, "/libc.so") == NULL && strstr(name, "/libstdc++.so") == NULL))
+    bool runtime = name != NULL &&
+                   (strstr(name, "/libc.so") != NULL || strstr(name, "/libstdc++.so") != NULL);
+    for (unsigned i = 0; i < info->dlpi_phnum && G.nmods < MAX_MODULES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            G.mods[G.nmods].lo = lo;
+            G.mods[G.nmods].hi = lo + ph->p_memsz;
+            atomic_store(&G.mods[G.nmods].fp, runtime ? -1 : 0);
+            G.nmods++;
+        }
+    }
+    if (!runtime)
         return 0;
     for (unsigned i = 0; i < info->dlpi_phnum && G.nnofp < NOFP_RANGES; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -450,7 +523,11 @@ typedef struct unwind_walk {
     uintptr_t *out;
     unsigned n;
     unsigned max;
-    unsigned skip; /* frames still to skip: unwind_dwarf's own and the hook's */
+    unsigned skip;      /* frames still to skip: ours, down to the hook's */
+    uintptr_t stack_hi; /* the thread's stack ends there */
+    uintptr_t prev_rbp; /* rbp in the frame recorded last, and its stack pointer */
+    uintptr_t prev_sp;
+    uintptr_t fp; /* set where the walk reached a frame that keeps a frame pointer: its rbp */
 } unwind_walk;
 
 static _Unwind_Reason_Code
@@ -460,12 +537,34 @@ unwind_step(struct _Unwind_Context *ctx, void *arg)
     uintptr_t ip = _Unwind_GetIP(ctx);
     if (ip == 0)
         return _URC_END_OF_STACK;
+    uintptr_t rbp = _Unwind_GetGR(ctx, 6); /* DWARF register 6 */
+    uintptr_t sp = _Unwind_GetCFA(ctx);    /* libgcc: this frame's stack pointer at the call */
     if (w->skip > 0) {
         w->skip--;
+        w->prev_rbp = w->prev_sp = 0;
         return _URC_NO_REASON;
     }
+    /* Did the frame recorded last keep a frame pointer? Then its rbp points at its frame record:
+     * the return address into this frame, and this frame's rbp. */
+    const uintptr_t *rec = (const uintptr_t *)w->prev_rbp;
+    bool prev_keeps_fp = w->prev_rbp >= w->prev_sp && w->prev_sp != 0 &&
+                         w->prev_rbp < w->stack_hi && w->stack_hi - w->prev_rbp >= 16 &&
+                         (w->prev_rbp & 7) == 0 && rec[1] == ip && rec[0] == rbp;
     w->out[w->n++] = ip;
-    return w->n < w->max ? _URC_NO_REASON : _URC_END_OF_STACK;
+    if (w->n == 3 && in_nofp(w->out[0]) && !in_nofp(w->out[1]))
+        module_vote(w->out[1], prev_keeps_fp); /* the runtime's caller: did it keep its rbp? */
+    if (w->n >= w->max)
+        return _URC_END_OF_STACK;
+    if (prev_keeps_fp && w->n >= 2 && !in_nofp(w->out[w->n - 2])) {
+        /* code that keeps frame pointers (as the program's, built with them): the chain goes on
+         * from this frame's rbp by frame pointers, many times cheaper per frame than the
+         * unwinder */
+        w->fp = rbp;
+        return _URC_END_OF_STACK;
+    }
+    w->prev_rbp = rbp;
+    w->prev_sp = sp;
+    return _URC_NO_REASON;
 }
 
 /* The frame-pointer walk found only the hook's caller, or the caller is in the C or C++ runtime:
@@ -474,17 +573,117 @@ unwind_step(struct _Unwind_Context *ctx, void *arg)
  * (libgcc's, which finds unwind tables through _dl_find_object: no lock, no malloc), slower but
  * complete. Keeps the frame-pointer result if the unwinder finds no more. Called from a hook only
  * (one hook frame to skip). */
+static inline size_t
+skip_index(uintptr_t pc)
+{
+    return (size_t)((pc * 0x9E3779B97F4A7C15u) >> 54) & (SKIP_CACHE - 1);
+}
+
 static __attribute__((noinline)) unsigned
-unwind_dwarf(uintptr_t *frames, unsigned max, unsigned found)
+unwind_dwarf(uintptr_t *frames, unsigned max, unsigned found, uintptr_t stack_hi,
+             const uintptr_t *hook_fp)
 {
     uintptr_t first = frames[0];
-    unwind_walk w = {frames, 0, max, 2};
+    uintptr_t fp_next = found >= 2 ? frames[1] : 0; /* what the frame-pointer walk saw next */
+    /* frames to skip: this function's, repair_walk_slow()'s and the hook's */
+    unwind_walk w = {frames, 0, max, 3, stack_hi, 0, 0, 0};
     _Unwind_Backtrace(unwind_step, &w);
+    /* the rest of the chain by frame pointers (as zwi_capture walks it: up the stack only,
+     * aligned, inside this thread's stack) */
+    const uintptr_t *fp = (const uintptr_t *)w.fp;
+    uintptr_t lo = (uintptr_t)__builtin_frame_address(0);
+    while (w.fp != 0 && w.n < max && (uintptr_t)fp >= lo && (uintptr_t)fp < stack_hi &&
+           stack_hi - (uintptr_t)fp >= 2 * sizeof(uintptr_t) &&
+           ((uintptr_t)fp & (sizeof(uintptr_t) - 1)) == 0) {
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        frames[w.n++] = ret;
+        const uintptr_t *next = (const uintptr_t *)fp[0];
+        if (next <= fp)
+            break;
+        fp = next;
+    }
     if (w.n <= found || frames[0] != first) { /* not the same chain: keep what we had */
         frames[0] = first;
         return found;
     }
+    /* Learn: if the unwinder's chain is the frame-pointer chain with one frame more after the
+     * first (the runtime function kept its caller's rbp and pushed no frame record), note where
+     * that frame's return address lies, so repair_walk() needs no unwinder next time. */
+    if (fp_next != 0 && w.n >= 3 && frames[2] == fp_next && in_nofp(first) && first >> 48 == 0) {
+        const uintptr_t *cfa = hook_fp + 2;
+        for (unsigned i = 0; i < SKIP_SLOTS && (uintptr_t)(cfa + i) < stack_hi; i++) {
+            if (cfa[i] == frames[1]) {
+                atomic_store_explicit(&G.skip[skip_index(first)], (uint64_t)first << 16 | (i + 1),
+                                      memory_order_relaxed);
+                break;
+            }
+        }
+    }
     return w.n;
+}
+
+/* The return address to insert after frames[0] of a frame-pointer walk of `nf` frames whose first
+ * frame `pc` is in the C or C++ runtime, or 0. It applies if that function is known to keep its
+ * caller's rbp and push no frame record (G.skip): the walk then misses exactly its own return
+ * address, which lies on the stack at the slot learnt; and only if that caller's module keeps
+ * frame pointers (G.mods), so the chain above it can be trusted. */
+static inline __attribute__((always_inline)) uintptr_t
+repair_ret(uintptr_t pc, unsigned nf, const uintptr_t *hook_fp)
+{
+    uint64_t e = atomic_load_explicit(&G.skip[skip_index(pc)], memory_order_relaxed);
+    if (nf < 2 || e >> 16 != pc || !in_nofp(pc))
+        return 0;
+    uintptr_t ret = hook_fp[2 + (e & 0xFFFF) - 1];
+    if (module_of(ret) == NULL || module_fp(ret) != 1)
+        return 0; /* a caller whose frame pointers are not known to be kept */
+    return ret;
+}
+
+/* Inserts `ret` after frames[0] of `nf` frames (the last one drops at the limit). */
+static inline __attribute__((always_inline)) unsigned
+repair_insert(uintptr_t *frames, unsigned nf, unsigned *total, uintptr_t ret)
+{
+    unsigned keep = nf < G.nframe ? nf : G.nframe - 1;
+    memmove(frames + 2, frames + 1, (keep - 1) * sizeof(*frames));
+    frames[1] = ret;
+    *total = *total + 1;
+    return keep + 1;
+}
+
+static __attribute__((noinline, noclone)) unsigned
+repair_walk_slow(zwi_thread *th, unsigned nf, unsigned *total, const uintptr_t *hook_fp)
+{
+    uintptr_t saved[64]; /* the frame-pointer walk, to repair once the unwinder has taught us */
+    unsigned nsaved = nf < 64 ? nf : 64;
+    memcpy(saved, th->frames, nsaved * sizeof(*saved));
+    unsigned got = unwind_dwarf(th->frames, G.nframe, nf, th->stack_hi, hook_fp);
+    if (!in_nofp(saved[0]) && got >= 2 && th->frames[0] == saved[0] &&
+        module_fp(saved[0]) == 0) /* the caller's module: did its frame pointers lead right? */
+        module_vote(saved[0], nf >= 2 && saved[1] == th->frames[1]);
+    uintptr_t ret = nsaved == nf ? repair_ret(saved[0], nf, hook_fp) : 0;
+    if (ret != 0) {
+        /* learnt (now or by another thread): the traceback later repairs will give, not the
+         * unwinder's (which also walks past the C library's start code), so the site stays one */
+        memcpy(th->frames, saved, nsaved * sizeof(*saved));
+        return repair_insert(th->frames, nf, total, ret);
+    }
+    *total = got;
+    return got;
+}
+
+/* The frame-pointer walk from the hook at `hook_fp` gave frames[0..nf) (of `total`), the first in
+ * the C or C++ runtime or in a module not known to keep frame pointers, or only one frame:
+ * repaired (repair_ret) or redone by the unwinder (which learns what repairs need and which
+ * modules keep frame pointers). Returns the frames kept; *total follows. */
+static inline __attribute__((always_inline)) unsigned
+repair_walk(zwi_thread *th, unsigned nf, unsigned *total, const uintptr_t *hook_fp)
+{
+    uintptr_t ret = repair_ret(th->frames[0], nf, hook_fp);
+    if (ret != 0)
+        return repair_insert(th->frames, nf, total, ret);
+    return repair_walk_slow(th, nf, total, hook_fp);
 }
 
 /* ---- the hooks' common steps ---- */
@@ -533,8 +732,11 @@ on_alloc(void *p, size_t n)
     if (th != NULL) {
         nf = zwi_capture(th, 0, th->frames, G.nframe, &total);
         frames = th->frames;
-        if (ZW_UNLIKELY((nf == 1 || in_nofp(th->frames[0])) && G.nframe > 1))
-            nf = total = unwind_dwarf(th->frames, G.nframe, nf);
+        /* the chain is trusted from a caller in a module known to keep frame pointers; from the
+         * C or C++ runtime it is repaired, otherwise walked by the unwinder */
+        if (ZW_UNLIKELY((nf == 1 || in_nofp(th->frames[0]) || module_fp(th->frames[0]) != 1) &&
+                        G.nframe > 1))
+            nf = repair_walk(th, nf, &total, __builtin_frame_address(0));
     }
     if (nf == 0) {
         frames = unknown;
@@ -592,10 +794,10 @@ on_free(void *p, zwi_trace_rec *old, bool *had)
         bump(&ts->frees, 1);
         if (ts->last == p) {
             bump(&ts->temps, 1);
-            ts->last = NULL;
             if (G.sites != NULL && rec.tb != 0 && rec.tb < SITE_REFS)
                 atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
         }
+        ts->last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
     }
 }
 

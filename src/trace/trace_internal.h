@@ -180,7 +180,10 @@ zwi_capture(const zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, u
     uintptr_t hi = th->stack_hi;
     unsigned n = 0;
     unsigned depth = 0;
-    while ((uintptr_t)fp >= lo && (uintptr_t)fp + 2 * sizeof(uintptr_t) <= hi &&
+    /* hi - fp, not fp + 16 <= hi: a frame pointer near the top of the address space (code
+     * without frame pointers leaves any value in rbp, -16 for one) must not wrap past the test */
+    while ((uintptr_t)fp >= lo && (uintptr_t)fp < hi &&
+           hi - (uintptr_t)fp >= 2 * sizeof(uintptr_t) &&
            ((uintptr_t)fp & (sizeof(uintptr_t) - 1)) == 0) {
         uintptr_t ret = fp[1];
         if (ret < 4096)
