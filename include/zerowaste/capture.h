@@ -47,6 +47,8 @@ typedef struct zw_capture_step {
     uint64_t time_ns;
     size_t first;
     size_t n;
+    bool peak; /* taken when the heap passed its last saved peak by 1%: the last such step is
+                * the peak set */
 } zw_capture_step;
 
 /* A live set: the traced blocks at one moment, as a snapshot. */
@@ -92,7 +94,8 @@ typedef struct zw_capture {
     zw_capture_totals totals;
     zw_capture_sample *samples; /* in time order */
     size_t nsamples;
-    zw_capture_set peak;   /* snap NULL when absent */
+    zw_capture_set peak;   /* snap NULL when absent; rebuilt from the last peak step when the
+                            * capture keeps it as a step (see zw_capture_step) */
     zw_capture_set exit;   /* snap NULL when absent */
     zw_capture_set *marks; /* in time order */
     size_t nmarks;

@@ -35,6 +35,10 @@
 #include <unwind.h>
 
 #include <zerowaste/capture.h>
+#ifdef ZW_HAVE_LIBUNWIND
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#endif
 
 #include "../trace/capture_format.h"
 
@@ -415,14 +419,25 @@ take_set_locked(liveset *set, uint64_t bytes)
 
 static void push_sample_locked(zw_capture_sample s);
 
-/* Saves the live set at a new peak of `bytes` (called when it passed G.peak_next). */
+static void scan_sites_locked(uint64_t time_ns, uint32_t flags);
+
+/* Saves the live set at a new peak of `bytes` (called when it passed G.peak_next): as a step of
+ * the sites whose live blocks changed, flagged peak (a reader rebuilds the set from the steps),
+ * or, when there are no steps, as a copy of the tracer's records. */
 static __attribute__((noinline)) void
 save_peak(int64_t bytes)
 {
     if (pthread_mutex_trylock(&G.lock) != 0)
         return; /* another thread writes or saves: the next allocation tries again */
     if (bytes >= atomic_load(&G.peak_next) && atomic_load(&G.active)) {
-        take_set_locked(&G.peak, (uint64_t)bytes);
+        if (G.sites != NULL && !G.steps_broken) {
+            G.peak.n = 0;
+            G.peak.time_ns = now_ns();
+            G.peak.bytes = (uint64_t)bytes;
+            scan_sites_locked(G.peak.time_ns, ZWI_STEP_PEAK);
+        } else {
+            take_set_locked(&G.peak, (uint64_t)bytes);
+        }
         int64_t step = bytes / 100 > PEAK_MIN_STEP ? bytes / 100 : PEAK_MIN_STEP;
         atomic_store(&G.peak_next, bytes + step);
         totals s = sum_stats();
@@ -581,13 +596,26 @@ skip_index(uintptr_t pc)
 
 static __attribute__((noinline)) unsigned
 unwind_dwarf(uintptr_t *frames, unsigned max, unsigned found, uintptr_t stack_hi,
-             const uintptr_t *hook_fp)
+             const uintptr_t *hook_fp, bool learn)
 {
     uintptr_t first = frames[0];
     uintptr_t fp_next = found >= 2 ? frames[1] : 0; /* what the frame-pointer walk saw next */
     /* frames to skip: this function's, repair_walk_slow()'s and the hook's */
     unwind_walk w = {frames, 0, max, 3, stack_hi, 0, 0, 0};
-    _Unwind_Backtrace(unwind_step, &w);
+#ifdef ZW_HAVE_LIBUNWIND
+    if (!learn) {
+        /* nothing to learn here: libunwind's unw_backtrace, which caches how to unwind each
+         * return address it has seen, is several times faster than libgcc's unwinder */
+        void *buf[ZW_TRACE_MAX_NFRAME + 3];
+        int got = unw_backtrace(buf, (int)max + 3);
+        for (int i = 3; i < got; i++)
+            frames[w.n++] = (uintptr_t)buf[i];
+    } else
+#endif
+    {
+        (void)learn;
+        _Unwind_Backtrace(unwind_step, &w);
+    }
     /* the rest of the chain by frame pointers (as zwi_capture walks it: up the stack only,
      * aligned, inside this thread's stack) */
     const uintptr_t *fp = (const uintptr_t *)w.fp;
@@ -658,7 +686,15 @@ repair_walk_slow(zwi_thread *th, unsigned nf, unsigned *total, const uintptr_t *
     uintptr_t saved[64]; /* the frame-pointer walk, to repair once the unwinder has taught us */
     unsigned nsaved = nf < 64 ? nf : 64;
     memcpy(saved, th->frames, nsaved * sizeof(*saved));
-    unsigned got = unwind_dwarf(th->frames, G.nframe, nf, th->stack_hi, hook_fp);
+    /* libgcc's unwinder teaches what later walks need (see unwind_step); libunwind's is faster */
+    bool learn;
+    if (in_nofp(saved[0])) { /* learning while the slot or the caller's module is not known */
+        uint64_t e = atomic_load_explicit(&G.skip[skip_index(saved[0])], memory_order_relaxed);
+        learn = e >> 16 != saved[0] || module_fp(hook_fp[2 + (e & 0xFFFF) - 1]) == 0;
+    } else {
+        learn = module_fp(saved[0]) == 0;
+    }
+    unsigned got = unwind_dwarf(th->frames, G.nframe, nf, th->stack_hi, hook_fp, learn);
     if (!in_nofp(saved[0]) && got >= 2 && th->frames[0] == saved[0] &&
         module_fp(saved[0]) == 0) /* the caller's module: did its frame pointers lead right? */
         module_vote(saved[0], nf >= 2 && saved[1] == th->frames[1]);
@@ -1070,12 +1106,13 @@ flush_samples_locked(void)
 /* Appends a step at `time_ns` to G.steps: the sites whose live blocks changed since the last step
  * (see G.dirty), their counters read now. Under `lock`. */
 static void
-scan_sites_locked(uint64_t time_ns)
+scan_sites_locked(uint64_t time_ns, uint32_t flags)
 {
     if (G.sites == NULL || G.steps_broken)
         return;
     size_t at = G.steps.len;
     zwi_cbuf_put(&G.steps, time_ns, 8);
+    zwi_cbuf_put(&G.steps, flags, 4);
     zwi_cbuf_put(&G.steps, 0, 4); /* the count, patched below */
     uint32_t n = 0;
     size_t max = atomic_load(&G.site_max);
@@ -1104,12 +1141,12 @@ scan_sites_locked(uint64_t time_ns)
             n++;
         }
     }
-    if (n == 0) {
+    if (n == 0 && flags == 0) {
         G.steps.len = at; /* nothing changed: no step */
         return;
     }
     if (!G.steps.failed) {
-        unsigned char *c = G.steps.data + at + 8;
+        unsigned char *c = G.steps.data + at + 12;
         for (int k = 0; k < 4; k++)
             c[k] = (unsigned char)(n >> (8 * k));
     }
@@ -1265,7 +1302,7 @@ write_end_locked(uint32_t end, int code)
 {
     zw_capture_sample last = sample_now();
     push_sample_locked(last);
-    scan_sites_locked(last.time_ns);
+    scan_sites_locked(last.time_ns, 0);
     flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
     if (sym == NULL)
@@ -1294,6 +1331,8 @@ write_end_locked(uint32_t end, int code)
     } else if (last.heap_bytes >= G.peak.bytes) {
         put_set(&out, ZWI_SEC_PEAK_SET, "peak", last.time_ns, last.heap_bytes, exit_snap);
         G.peak.time_ns = last.time_ns;
+    } else if (G.peak.n == 0 && !G.steps_broken) {
+        /* saved as a peak step: no PEAK_SET, the reader rebuilds it from the steps */
     } else {
         zw_snapshot *peak = zwi_snapshot_from_recs(G.tracer, sym, G.peak.recs, G.peak.n, NULL);
         put_set(&out, ZWI_SEC_PEAK_SET, "peak", G.peak.time_ns, G.peak.bytes, peak);
@@ -1415,7 +1454,7 @@ sampler_main(void *arg)
         pthread_mutex_lock(&G.lock);
         if (!atomic_load(&G.finished)) {
             push_sample_locked(s);
-            scan_sites_locked(s.time_ns);
+            scan_sites_locked(s.time_ns, 0);
             flush_samples_locked();
         }
         pthread_mutex_unlock(&G.lock);

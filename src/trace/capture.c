@@ -313,11 +313,11 @@ decode_deltas(reader *r)
     uint64_t nsteps;
     if (rd(r, 4, &nsteps) != 0)
         return -1;
-    if (nsteps > (r->len - r->pos) / 12)
+    if (nsteps > (r->len - r->pos) / 16)
         return bad(r, "step count larger than the payload");
     for (uint64_t i = 0; i < nsteps; i++) {
-        uint64_t t, n;
-        if (rd(r, 8, &t) || rd(r, 4, &n))
+        uint64_t t, flags, n;
+        if (rd(r, 8, &t) || rd(r, 4, &flags) || rd(r, 4, &n))
             return -1;
         if (n > (r->len - r->pos) / 20)
             return bad(r, "delta count larger than the payload");
@@ -326,7 +326,7 @@ decode_deltas(reader *r)
             zwi_reserve(r->raw, (void **)&c->deltas, &r->cap_deltas, c->ndeltas + n,
                         sizeof(zw_capture_delta)))
             return bad(r, "out of memory");
-        c->steps[c->nsteps++] = (zw_capture_step){t, c->ndeltas, (size_t)n};
+        c->steps[c->nsteps++] = (zw_capture_step){t, c->ndeltas, (size_t)n, flags & ZWI_STEP_PEAK};
         for (uint64_t k = 0; k < n; k++) {
             uint64_t ref, bytes, blocks;
             rd(r, 4, &ref);
@@ -371,6 +371,37 @@ by_ref(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a >> 32, y = *(const uint64_t *)b >> 32;
     return x < y ? -1 : x > y;
+}
+
+/* A capture that kept its peak as a step (no PEAK_SET) gets its peak set rebuilt from the steps
+ * up to the last peak step. -1 only when out of memory. */
+static int
+peak_from_steps(reader *r)
+{
+    zw_capture *c = r->c;
+    if (c->peak.label != NULL || c->nsteps == 0)
+        return 0;
+    size_t last = c->nsteps;
+    for (size_t i = 0; i < c->nsteps; i++) {
+        if (c->steps[i].peak)
+            last = i;
+    }
+    if (last == c->nsteps)
+        return 0;
+    zw_error inner;
+    zw_snapshot *snap = zw_capture_live_at(c, c->steps[last].time_ns, &inner);
+    char *label = zwi_alloc(r->raw, 5);
+    if (snap == NULL || label == NULL) {
+        zw_snapshot_free(snap);
+        zwi_free(r->raw, label);
+        return fail(r, "rebuilding the peak set: %s", snap == NULL ? inner.msg : strerror(ENOMEM));
+    }
+    memcpy(label, "peak", 5);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < zw_snapshot_len(snap); i++)
+        bytes += zw_snapshot_trace(snap, i).size;
+    c->peak = (zw_capture_set){label, c->steps[last].time_ns, bytes, snap};
+    return 0;
 }
 
 /* Once every section is read: the deltas' refs become site indices. Steps that cannot be resolved
@@ -704,7 +735,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
              ZWI_CAPTURE_KIND, kind == 1 ? ": it is a snapshot" : "");
         goto out_free;
     }
-    if (read_sections(&r, data, len) == 0 && resolve_steps(&r) == 0) {
+    if (read_sections(&r, data, len) == 0 && resolve_steps(&r) == 0 && peak_from_steps(&r) == 0) {
         /* the sampler and the peak saves append samples as they go: nearly in order */
         if (r.c->nsamples > 1)
             qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);

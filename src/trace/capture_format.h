@@ -25,7 +25,8 @@ enum zwi_capture_section {
     ZWI_SEC_SITE_INFO = 25,   /* per site of SITES: its ref and temporary allocations */
 };
 
-#define ZWI_SERIES_FIELDS 8 /* u64 fields of a SERIES record (zw_capture_sample's, in order) */
+#define ZWI_SERIES_FIELDS 8
+#define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */ /* u64 fields of a SERIES record (zw_capture_sample's, in order) */
 
 /* A growable byte buffer in memory of a raw door, little-endian writers. */
 typedef struct zwi_cbuf {
