@@ -23,6 +23,7 @@ demo: all
 	$(BUILD)/zw stat $(BUILD)/zw-demo.zwc
 	$(BUILD)/zw top $(BUILD)/zw-demo.zwc --limit 5
 	$(BUILD)/zw leaks $(BUILD)/zw-demo.zwc --limit 3
+	$(BUILD)/zw report $(BUILD)/zw-demo.zwc -o $(BUILD)/zw-demo.html
 
 # The whole suite, the object and collector suites again in GC stress mode (a collection at
 # every allocation of a GC object), then the suite under AddressSanitizer + UBSan.

@@ -23,6 +23,7 @@ static const char usage_text[] =
     "  peak     the blocks allocated at the peak, by traceback\n"
     "  compare  what grew between two moments of a capture, or two captures\n"
     "  export   a capture as pprof, folded stacks (flame graphs) or massif's massif.out\n"
+    "  report   one HTML page of a capture: memory over time, flame graph, tables\n"
     "\n"
     "'zw <command> --help' describes a command; docs/zw.md walks through an example.\n";
 
@@ -242,6 +243,7 @@ static const struct {
     {"run", cmd_run},     {"stat", cmd_stat}, {"top", cmd_top},
     {"leaks", cmd_leaks}, {"peak", cmd_peak}, {"compare", cmd_compare},
     {"export", cmd_export},
+    {"report", cmd_report},
 };
 
 int

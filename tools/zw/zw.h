@@ -98,5 +98,6 @@ int cmd_leaks(int argc, char **argv);
 int cmd_peak(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* ZW_TOOL_H */

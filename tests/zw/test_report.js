@@ -1,0 +1,137 @@
+// tests/zw/test_report.js NODE_MODULES REPORT.html SCREENSHOT.png [LINE...] - opens a page of
+// `zw report` in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) and
+// checks what a person would look at: no console error or page error, no request leaves the page
+// (it is self-contained), the chart is drawn (uPlot's canvas has non-blank pixels), the flame
+// graph holds frames of the program's functions with their bytes, and the tables list the known
+// lines ("file.c:LINE" for each LINE argument; FUNC=NAME arguments name functions that the flame
+// graph must show; PROCESSES=N: the process selector offers N processes, each drawn; INCOMPLETE:
+// only that the page says the capture was cut short, and throws nothing). Clicking the chart shows the lines live then. Writes SCREENSHOT.png and
+// prints the time from navigation until the page is drawn.
+'use strict';
+const path = require('path');
+const [nodeModules, page_, shot, ...wants] = process.argv.slice(2);
+const { chromium } = require(path.resolve(nodeModules, 'playwright-core'));
+
+let fails = 0;
+function check(ok, what) {
+    console.log((ok ? 'ok: ' : 'FAIL: ') + what);
+    if (!ok)
+        fails++;
+}
+
+(async () => {
+    const browser = await chromium.launch({
+        executablePath: process.env.ZW_CHROMIUM || '/usr/bin/chromium',
+        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors = [];
+    const requests = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('request', (r) => { if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url()); });
+    const t0 = Date.now();
+    await page.goto('file://' + path.resolve(page_));
+    try {
+        await page.waitForFunction(() => window.zwReport && window.zwReport.ready, null, { timeout: 20000 });
+    } catch (e) {
+        throw new Error('the page was not drawn: ' + (errors.join(' | ') || e.message));
+    }
+    const openMs = Date.now() - t0;
+    const drawMs = await page.evaluate(() => window.zwReport.drawMs);
+    console.log(`opened and drawn in ${openMs} ms (the page's own drawing: ${drawMs.toFixed(0)} ms)`);
+    await page.waitForTimeout(700); // the flame graph's labels appear after its transition
+
+    // a capture cut short: the page says so, draws what there is and throws nothing
+    if (wants.includes('INCOMPLETE')) {
+        const warning = await page.locator('#warning').innerText();
+        check(/incomplete/.test(warning), `the page says the capture is incomplete: ${warning}`);
+        await page.screenshot({ path: shot, fullPage: true });
+        check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
+        await browser.close();
+        process.exit(fails ? 1 : 0);
+    }
+
+    // the chart: uPlot's canvas with pixels that are not all one colour
+    const chart = await page.evaluate(() => {
+        const c = document.querySelector('#chart canvas');
+        if (!c)
+            return { canvas: false };
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const colours = new Set();
+        for (let i = 0; i < px.length && colours.size < 50; i += 4 * 97)
+            colours.add(px[i] << 24 | px[i + 1] << 16 | px[i + 2] << 8 | px[i + 3]);
+        return { canvas: true, colours: colours.size, legend: document.querySelector('#chart .u-legend') !== null };
+    });
+    check(chart.canvas && chart.colours > 2, `the chart's canvas is drawn (${chart.colours} colours sampled)`);
+    check(chart.legend, "the chart has uPlot's legend");
+
+    // the flame graph: frames of the program's functions, each with its bytes
+    const frames = await page.$$eval('#flame svg g.frame', (gs) => gs.map((g) => ({
+        name: g.getAttribute('name'), title: (g.querySelector('title') || {}).textContent || '' })));
+    check(frames.length >= 2, `the flame graph has ${frames.length} frames`);
+    for (const w of wants.filter((x) => x.startsWith('FUNC='))) {
+        const fn = w.slice(5);
+        const f = frames.find((x) => x.name === fn);
+        check(f && /\d+(\.\d)? (B|KiB|MiB|GiB) \(/.test(f.title), `flame graph frame ${fn}: ${f ? f.title : 'missing'}`);
+    }
+
+    // the tables: top by line at the peak, the leaks, the allocations, the compare
+    const tables = await page.evaluate(() => ['top-table', 'leaks-table', 'allocs-table', 'cmp-table']
+        .map((id) => document.getElementById(id).innerText));
+    const all = tables.join('\n');
+    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES)=/.test(x)))
+        check(all.includes(w), `the tables list ${w}`);
+    check(/\d/.test(tables[1]) && tables[1].split('\n').length > 1, 'the leaks table has rows');
+
+    // click the chart just after the peak (or in its middle): the lines live then
+    const box = await page.locator('#chart .u-over').boundingBox();
+    const peakX = await page.evaluate(() => {
+        const p = window.zwReport.process();
+        return p.totals ? window.zwReport.plot().valToPos(p.totals.peak_t, 'x') : null;
+    });
+    const x = peakX !== null ? Math.min(box.width - 1, peakX + 2) : box.width * 0.6;
+    await page.mouse.click(box.x + x, box.y + box.height / 2);
+    const at = await page.locator('#at-time').innerText();
+    const lines = wants.some((x) => /\.c:\d+$/.test(x));
+    check(/Live at [\d.]+ s/.test(at) && (!lines || /\.c:\d+/.test(at)),
+        'a click on the chart shows the lines live then');
+
+    // the flame graph's search
+    await page.fill('#flame-search', 'main');
+    const found = await page.locator('#flame-details').innerText();
+    check(/search: \d+ frames/.test(found), `searching the flame graph: ${found}`);
+    await page.fill('#flame-search', '');
+
+    // the flame graph of the live set at the clicked time
+    await page.selectOption('#flame-metric', 'clicked');
+    await page.waitForTimeout(700);
+    const clicked = await page.$$eval('#flame svg g.frame', (gs) => gs.length);
+    check(clicked >= 2, `the flame graph of the clicked time has ${clicked} frames`);
+    await page.selectOption('#flame-metric', 'peak');
+    await page.waitForTimeout(700);
+
+    // the process selector, when the capture set holds a process tree
+    const procs = wants.find((x) => x.startsWith('PROCESSES='));
+    if (procs) {
+        const n = +procs.slice(10);
+        const options = await page.$$eval('#process option', (os) => os.map((o) => o.value));
+        check(options.length === n && await page.locator('#process-box').isVisible(),
+            `the process selector offers ${options.length} processes`);
+        for (const v of options.slice(1).concat(options[0])) {
+            await page.selectOption('#process', v);
+            const pid = await page.locator('#summary').innerText();
+            check(/pid \d+, parent \d+/.test(pid), `process ${v} is drawn`);
+        }
+    }
+
+    await page.screenshot({ path: shot, fullPage: true });
+    check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
+    check(requests.length === 0, 'no request leaves the page' + (requests.length ? ': ' + requests.join(' ') : ''));
+    await browser.close();
+    console.log(`screenshot: ${shot}`);
+    process.exit(fails ? 1 : 0);
+})().catch((e) => {
+    console.error('FAIL: ' + (e && e.stack || e));
+    process.exit(1);
+});

@@ -1,0 +1,127 @@
+#!/bin/sh
+# tests/zw/test_report.sh ZW DATADIR NODE_MODULES OUTDIR SANITIZE [ZW_DEMO PROGDIR] - zw report:
+# its errors (bad usage, a damaged capture, an unwritable output: a clear message, a non-zero
+# status and no file left behind), then its pages opened in headless Chromium (test_report.js):
+# the stored capture of examples/zw-demo (data/demo.zwc: nothing is preloaded, so this part also
+# runs in the sanitizer build; data/demo-1.1.zwc too, a capture of the format before steps), and
+# in the release build a fresh capture of zw-demo, whose screenshot is OUTDIR/report.png
+# (docs/report.png is a copy), and a process tree (zwp_fork).
+set -u
+zw=$1
+data=$2
+modules=$3
+outdir=$4
+sanitize=$5
+demo=${6:-}
+progdir=${7:-}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+# check WANT_STATUS WANT_STDERR_PATTERN ARGS...: runs zw ARGS and checks both
+check() {
+    want=$1
+    pattern=$2
+    shift 2
+    "$zw" "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" -ne "$want" ]; then
+        echo "FAIL: zw $*: status $got, want $want"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    elif [ -n "$pattern" ] && ! grep -q -- "$pattern" "$tmp/err"; then
+        echo "FAIL: zw $*: stderr lacks '$pattern':"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    else
+        echo "ok: zw $* -> $got"
+    fi
+}
+# no_file DIR: nothing but captures in DIR (no report, no temporary file)
+no_file() {
+    left=$(find "$1" -type f ! -name '*.zwc' ! -name '*.zwc.[0-9]*' ! -name out ! -name err)
+    if [ -n "$left" ]; then
+        echo "FAIL: a failed report left files behind: $left"
+        fails=$((fails + 1))
+    else
+        echo "ok: no file left behind"
+    fi
+}
+# browser PAGE SHOT ARGS...: the page in Chromium (test_report.js)
+browser() {
+    page=$1
+    shift
+    if node "$here/test_report.js" "$modules" "$page" "$@"; then
+        echo "ok: $page in Chromium"
+    else
+        echo "FAIL: $page in Chromium"
+        fails=$((fails + 1))
+    fi
+}
+
+# ---- errors ----
+check 0 '' report --help
+grep -q '^usage: zw report' "$tmp/out" || { echo "FAIL: zw report --help"; fails=$((fails + 1)); }
+check 2 'no capture file given' report
+check 2 "unknown option '--bogus'" report --bogus "$data/demo.zwc"
+check 2 'one too many' report "$data/demo.zwc" "$data/demo.zwc"
+check 2 'needs a value' report "$data/demo.zwc" -o
+check 1 "cannot open '$tmp/missing.zwc'" report "$tmp/missing.zwc"
+cp "$data/demo.zwc" "$tmp/flip.zwc"
+size=$(stat -c %s "$tmp/flip.zwc")
+printf '\377\377\377\377' | dd of="$tmp/flip.zwc" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+check 1 "zw: error: cannot read capture '$tmp/flip.zwc': .*damaged" report "$tmp/flip.zwc"
+no_file "$tmp"
+# a damaged process of a set fails the whole report: one missing would pass for the whole tree
+cp "$data/demo.zwc" "$tmp/tree.zwc"
+cp "$tmp/flip.zwc" "$tmp/tree.zwc.1"
+check 1 "cannot read capture '$tmp/tree.zwc.1'" report "$tmp/tree.zwc" -o "$tmp/tree.html"
+no_file "$tmp"
+check 1 "cannot create '$tmp/no/such/dir/r.html'" report "$data/demo.zwc" -o "$tmp/no/such/dir/r.html"
+# an existing report is replaced only by a whole one
+echo keep >"$tmp/old.html"
+check 1 'damaged' report "$tmp/flip.zwc" -o "$tmp/old.html"
+[ "$(cat "$tmp/old.html")" = keep ] && echo "ok: a failed report leaves the old one alone" ||
+    { echo "FAIL: a failed report changed the old one"; fails=$((fails + 1)); }
+rm -f "$tmp/old.html" "$tmp"/*.zwc*
+
+# ---- the stored capture of zw-demo, in Chromium ----
+check 0 '' report "$data/demo.zwc" -o "$tmp/demo.html"
+grep -q "$tmp/demo.html: report of" "$tmp/out" || { echo "FAIL: zw report prints the page's path"; fails=$((fails + 1)); }
+grep -q 'src="http\|href="http' "$tmp/demo.html" && { echo "FAIL: the page links outside"; fails=$((fails + 1)); }
+lines="main.c:61 main.c:51 main.c:32 main.c:76"
+funcs="FUNC=smoothed_sum FUNC=push FUNC=remember FUNC=main"
+# shellcheck disable=SC2086
+browser "$tmp/demo.html" "$outdir/report-stored.png" $lines $funcs
+# a capture of format 1.1: no per-site temporary counts, no steps (a click shows a kept set)
+check 0 '' report "$data/demo-1.1.zwc" -o "$tmp/demo-1.1.html"
+grep -q '"temporary": null' "$tmp/demo-1.1.html" || { echo "FAIL: 1.1: temporary by site"; fails=$((fails + 1)); }
+# shellcheck disable=SC2086
+browser "$tmp/demo-1.1.html" "$outdir/report-1.1.png" $lines $funcs
+
+# a capture cut short (the process died while writing it) is no error: the page says so
+head -c 6000 "$data/demo.zwc" >"$tmp/cut.zwc"
+check 0 '' report "$tmp/cut.zwc"
+browser "$tmp/cut.html" "$outdir/report-cut.png" INCOMPLETE
+
+# ---- fresh captures (release build: the sanitizer build preloads nothing) ----
+if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
+    "$zw" run -q -o "$tmp/zw-demo.zwc" -- "$demo" >/dev/null || { echo "FAIL: zw run zw-demo"; fails=$((fails + 1)); }
+    check 0 '' report "$tmp/zw-demo.zwc"
+    # shellcheck disable=SC2086
+    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs
+    "$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$progdir/zwp_fork" >/dev/null ||
+        { echo "FAIL: zw run zwp_fork"; fails=$((fails + 1)); }
+    check 0 '' report "$tmp/fork.zwc" -o "$tmp/fork.html"
+    grep -q '(2 processes, ' "$tmp/out" || { echo "FAIL: the fork's report has 2 processes"; fails=$((fails + 1)); }
+    browser "$tmp/fork.html" "$outdir/report-fork.png" PROCESSES=2 FUNC=main
+else
+    echo "skipped: fresh captures (the sanitizer build does not preload libzwpreload.so)"
+fi
+
+if [ "$fails" -ne 0 ]; then
+    echo "$fails failed"
+    exit 1
+fi
+echo "all zw report checks passed"
