@@ -513,6 +513,18 @@ keep_trace(const zw_filter *filters, size_t n, unsigned domain, const zw_traceba
     return true;
 }
 
+/* The modules of `src` added to `dst`: 0 or -1. */
+static int
+copy_modules(zw_snapshot *dst, const zw_snapshot *src)
+{
+    for (size_t i = 0; i < src->nmodules; i++) {
+        if (zwi_snapshot_add_module(dst, src->modules[i].path, src->modules[i].build_id,
+                                    src->modules[i].bias) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The copy's traceback of `tb` (from another snapshot). */
 static zw_traceback *
 copy_traceback(zw_snapshot *dst, const zw_traceback *tb, zwi_map *done)
@@ -576,9 +588,7 @@ zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, siz
     zwi_map done;
     zwi_map_init(&done, dst->raw);
     int rc = 0;
-    for (size_t i = 0; i < snap->nmodules && rc == 0; i++)
-        rc = zwi_snapshot_add_module(dst, snap->modules[i].path, snap->modules[i].build_id,
-                                     snap->modules[i].bias);
+    rc = copy_modules(dst, snap);
     for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
         const zwi_trace *t = &snap->traces[i];
         const zw_traceback *tb = snap->tbs[t->tb];
@@ -612,9 +622,7 @@ zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
         const zw_snapshot *snap = snaps[k];
         zwi_map done; /* this snapshot's traceback indices -> the copy's */
         zwi_map_init(&done, dst->raw);
-        for (size_t i = 0; i < snap->nmodules && rc == 0; i++)
-            rc = zwi_snapshot_add_module(dst, snap->modules[i].path, snap->modules[i].build_id,
-                                         snap->modules[i].bias);
+        rc = copy_modules(dst, snap);
         for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
             const zwi_trace *t = &snap->traces[i];
             zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
@@ -642,9 +650,7 @@ zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks, const int64
     zwi_map done;
     zwi_map_init(&done, dst->raw);
     int rc = 0;
-    for (size_t i = 0; i < sites->nmodules && rc == 0; i++)
-        rc = zwi_snapshot_add_module(dst, sites->modules[i].path, sites->modules[i].build_id,
-                                     sites->modules[i].bias);
+    rc = copy_modules(dst, sites);
     for (size_t i = 0; i < sites->ntraces && rc == 0; i++) {
         if (blocks[i] <= 0 || bytes[i] < 0)
             continue; /* nothing live (negative only for blocks a step did not see allocated) */

@@ -49,18 +49,9 @@ cmd_compare(int argc, char **argv)
             to = a.value;
         } else if (zw_opt(&a, "--at", true)) {
             at = a.value;
-        } else if (zw_opt(&a, "--group", true)) {
+        } else if (zw_opt_group(&a, &group)) {
             if (a.bad)
                 break;
-            if (strcmp(a.value, "lineno") == 0)
-                group = ZW_GROUP_LINENO;
-            else if (strcmp(a.value, "filename") == 0)
-                group = ZW_GROUP_FILENAME;
-            else if (strcmp(a.value, "traceback") == 0)
-                group = ZW_GROUP_TRACEBACK;
-            else
-                return zw_usage("compare", "unknown group '%s' (lineno, filename or traceback)",
-                                a.value);
         } else if (zw_opt(&a, "--cumulative", false)) {
             cumulative = true;
         } else if (zw_opt(&a, "--limit", true)) {

@@ -117,17 +117,9 @@ zw_top_like(const char *cmd, const char *usage_help, const char *default_at, int
         }
         if (strcmp(cmd, "top") == 0 && zw_opt(&a, "--at", true)) {
             at = a.value;
-        } else if (zw_opt(&a, "--group", true)) {
+        } else if (zw_opt_group(&a, &group)) {
             if (a.bad)
                 break;
-            if (strcmp(a.value, "lineno") == 0)
-                group = ZW_GROUP_LINENO;
-            else if (strcmp(a.value, "filename") == 0)
-                group = ZW_GROUP_FILENAME;
-            else if (strcmp(a.value, "traceback") == 0)
-                group = ZW_GROUP_TRACEBACK;
-            else
-                return zw_usage(cmd, "unknown group '%s' (lineno, filename or traceback)", a.value);
         } else if (zw_opt(&a, "--cumulative", false)) {
             cumulative = true;
         } else if (zw_opt(&a, "--limit", true)) {

@@ -103,6 +103,26 @@ zw_opt_uint(zw_args *a, unsigned long lo, unsigned long hi, unsigned long *out)
     return true;
 }
 
+bool
+zw_opt_group(zw_args *a, zw_group *out)
+{
+    if (!zw_opt(a, "--group", true))
+        return false;
+    if (a->bad)
+        return true;
+    if (strcmp(a->value, "lineno") == 0) {
+        *out = ZW_GROUP_LINENO;
+    } else if (strcmp(a->value, "filename") == 0) {
+        *out = ZW_GROUP_FILENAME;
+    } else if (strcmp(a->value, "traceback") == 0) {
+        *out = ZW_GROUP_TRACEBACK;
+    } else {
+        zw_usage(a->cmd, "unknown group '%s' (lineno, filename or traceback)", a->value);
+        a->bad = true;
+    }
+    return true;
+}
+
 /* ---- statistics ---- */
 
 void

@@ -32,6 +32,9 @@ typedef struct zw_args {
 /* True if argv[i] is option `name` (e.g. "--limit"), taking a value when `with_value` (as the
  * next argument or after '='); a missing value prints a usage error and sets `bad`. */
 bool zw_opt(zw_args *a, const char *name, bool with_value);
+/* True if argv[i] is `--group lineno|filename|traceback`, stored in *out; a bad value prints a
+ * usage error and sets `bad`. */
+bool zw_opt_group(zw_args *a, zw_group *out);
 /* Parses a->value as an unsigned number in [lo, hi] into *out; false (usage error) otherwise. */
 bool zw_opt_uint(zw_args *a, unsigned long lo, unsigned long hi, unsigned long *out);
 
