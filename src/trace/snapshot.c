@@ -587,8 +587,7 @@ zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, siz
     }
     zwi_map done;
     zwi_map_init(&done, dst->raw);
-    int rc = 0;
-    rc = copy_modules(dst, snap);
+    int rc = copy_modules(dst, snap);
     for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
         const zwi_trace *t = &snap->traces[i];
         const zw_traceback *tb = snap->tbs[t->tb];
@@ -649,8 +648,7 @@ zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks, const int64
     }
     zwi_map done;
     zwi_map_init(&done, dst->raw);
-    int rc = 0;
-    rc = copy_modules(dst, sites);
+    int rc = copy_modules(dst, sites);
     for (size_t i = 0; i < sites->ntraces && rc == 0; i++) {
         if (blocks[i] <= 0 || bytes[i] < 0)
             continue; /* nothing live (negative only for blocks a step did not see allocated) */
