@@ -139,16 +139,14 @@ update_and_subtract_refs(zw_rt *rt, gchead *young)
     }
 }
 
-static inline int
-visit_reachable(zw_obj *op, void *arg)
+/* visit_reachable for an `op` known to be of a GC type */
+static inline __attribute__((always_inline)) void
+reach_gc(zw_obj *op, gchead *reachable)
 {
-    gchead *reachable = arg;
-    if (!ZWI_IS_GC(op))
-        return 0;
     gchead *g = ZWI_GC_HEAD(op);
     /* objects of other generations, and the ones the scan already passed, are not collecting */
     if (!gc_is_collecting(g))
-        return 0;
+        return;
     if (g->next & NEXT_MASK_UNREACHABLE) {
         /* tentatively unreachable: back to the end of the young list, to be scanned again */
         gchead *prev = gc_prev(g);
@@ -160,6 +158,13 @@ visit_reachable(zw_obj *op, void *arg)
     } else if (gc_get_refs(g) == 0) {
         gc_set_refs(g, 1);
     }
+}
+
+static inline int
+visit_reachable(zw_obj *op, void *arg)
+{
+    if (ZWI_IS_GC(op))
+        reach_gc(op, arg);
     return 0;
 }
 
@@ -169,16 +174,26 @@ typedef struct survivors {
     bool dicts; /* one of them is a dict (untrack_dicts has work to do) */
 } survivors;
 
-/* Tuples holding only atomic or untracked items need no tracking (_PyTuple_MaybeUntrack). */
-static inline bool
-tuple_untrackable(zwi_tuple *t, zw_type *tuple_type)
+/* A reachable tuple's traverse with visit_reachable, and in the same loop over its items
+ * _PyTuple_MaybeUntrack's test: true if it holds only atomic or untracked items and so needs no
+ * tracking. Reading each item once instead of twice matters: young collections are mostly
+ * tuples, and their items are what misses the cache. The test gives what it would after the
+ * whole traverse: a visit moves an item between lists but never untracks one. */
+static inline __attribute__((always_inline)) bool
+reach_tuple_untrackable(zwi_tuple *t, zw_type *tuple_type, gchead *reachable)
 {
+    bool untrackable = true;
     for (intptr_t i = 0; i < t->vo.size; i++) {
         zw_obj *x = t->items[i];
-        if (x == NULL || (ZWI_IS_GC(x) && (x->type != tuple_type || ZWI_TRACKED(x))))
-            return false;
+        if (x == NULL) {
+            untrackable = false;
+        } else if (ZWI_IS_GC(x)) {
+            reach_gc(x, reachable);
+            if (x->type != tuple_type || ZWI_TRACKED(x))
+                untrackable = false;
+        }
     }
-    return true;
+    return untrackable;
 }
 
 /* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
@@ -202,9 +217,13 @@ move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
     while (g != young) {
         if (gc_get_refs(g) != 0) {
             zw_obj *op = ZWI_GC_OBJ(g);
-            traverse(rt, op, visit_reachable, young);
+            bool untrack = false;
+            if (sv != NULL && op->type == tuple_type)
+                untrack = reach_tuple_untrackable((zwi_tuple *)op, tuple_type, young);
+            else
+                traverse(rt, op, visit_reachable, young);
             if (sv != NULL) {
-                if (op->type == tuple_type && tuple_untrackable((zwi_tuple *)op, tuple_type)) {
+                if (untrack) {
                     /* untracked: out of young (prev stays the last survivor) */
                     prev->next = g->next;
                     g->next = 0;
