@@ -42,13 +42,6 @@ zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
                               compressed(type, payload->len));
 }
 
-void
-zwi_capture_put_section(zwi_cbuf *out, uint32_t type, const zwi_cbuf *payload, bool compress)
-{
-    zwi_container_put_section(out, type, type == ZWI_SEC_END ? ZWI_SECTION_REQUIRED : 0, payload,
-                              compress);
-}
-
 /* ---- strings and embedded snapshots ---- */
 
 static void

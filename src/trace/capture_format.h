@@ -79,10 +79,6 @@ ZW_HIDDEN void zwi_capture_put_header(zwi_cbuf *file);
 /* Section `type` with `payload` at the end of `file`: compressed when that pays (a payload of a
  * few records is stored as it is), REQUIRED for END only. */
 ZW_HIDDEN void zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload);
-/* The same with the caller choosing compression. Kept until the preload library uses
- * zwi_capture_put(). */
-ZW_HIDDEN void zwi_capture_put_section(zwi_cbuf *out, uint32_t type, const zwi_cbuf *payload,
-                                       bool compress);
 
 /* ---- the sections: each encoder above its decoder ---- */
 
