@@ -3,7 +3,7 @@
  *
  *   hooks.c    bootstrap (the static arena until dlsym() found the real functions) and the
  *              interposed malloc family: guard up -> real function -> record -> guard down
- *   unwind.c   tracebacks through code without frame pointers (unwind.h: its own state)
+ *   unwind.c   tracebacks through code without frame pointers (unwinder.h: its own state)
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
  *   life.c     start, exit and _exit, signals, fork, exec: when the capture begins and ends
@@ -24,7 +24,7 @@
 #include <zerowaste/capture.h>
 
 #include "../trace/capture_format.h"
-#include "unwind.h"
+#include "unwinder.h"
 
 #define EXPORT          __attribute__((visibility("default")))
 #define BOOT_SIZE       ((size_t)1 << 20) /* the bootstrap arena */
@@ -160,7 +160,7 @@ typedef struct zwi_preload_state {
     atomic_bool written;        /* atomic: finish() has written the end of the capture */
     /* constructor (preload_start(), if ZW_NFRAME > 1): the modules loaded at start, which of
      * them keep frame pointers (votes, atomic) and where runtime functions keep a skipped return
-     * address (skip cache, atomic); see unwind.h */
+     * address (skip cache, atomic); see unwinder.h */
     zwi_unwinder unw;
     char cmdline[4096]; /* constructor: /proc/self/cmdline, NUL-separated */
     size_t cmdline_len; /* constructor */
