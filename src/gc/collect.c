@@ -23,10 +23,24 @@ gc_get_refs(gchead *g)
     return (intptr_t)(g->prev >> PREV_SHIFT);
 }
 
+/* keeps the flags and PREV_HAS_GC */
 static inline void
 gc_set_refs(gchead *g, intptr_t refs)
 {
-    g->prev = (g->prev & ~PREV_MASK) | ((uintptr_t)refs << PREV_SHIFT);
+    g->prev = (g->prev & (~PREV_MASK | PREV_HAS_GC)) | ((uintptr_t)refs << PREV_SHIFT);
+}
+
+/* `parent` refers to an object of a GC type (see PREV_HAS_GC) */
+static inline void
+gc_mark_has_gc(zw_obj *parent)
+{
+    ZWI_GC_HEAD(parent)->prev |= PREV_HAS_GC;
+}
+
+static inline bool
+gc_has_gc(gchead *g)
+{
+    return (g->prev & PREV_HAS_GC) != 0;
 }
 
 static inline void
@@ -77,6 +91,7 @@ static inline int
 visit_decref(zw_obj *op, void *parent)
 {
     if (ZWI_IS_GC(op)) {
+        gc_mark_has_gc(parent);
         gchead *g = ZWI_GC_HEAD(op);
         if (gc_is_collecting(g)) {
             if (ZW_UNLIKELY(gc_get_refs(g) == 0) && ZWI_RT(op)->debug)
@@ -104,23 +119,24 @@ subtract_refs(zw_rt *rt, gchead *containers)
  * initialised once and each reference subtracted once, so the counts are those of the two
  * passes; the objects are read once instead of twice. */
 static inline __attribute__((always_inline)) void
-init_refs(zw_rt *rt, gchead *g)
+init_refs(gchead *g)
 {
     zw_obj *op = ZWI_GC_OBJ(g);
-    if (ZW_UNLIKELY(op->refcnt <= 0) && rt->debug)
+    if (ZW_UNLIKELY(op->refcnt <= 0) && ZWI_RT(op)->debug)
         fatal_refcount(op, "refcount is too small (a tracked object with refcount <= 0)");
     gc_reset_refs(g, op->refcnt);
 }
 
 static inline int
-visit_decref_full(zw_obj *op, void *arg)
+visit_decref_full(zw_obj *op, void *parent)
 {
     if (ZWI_IS_GC(op)) {
+        gc_mark_has_gc(parent);
         gchead *g = ZWI_GC_HEAD(op);
         if (!gc_is_collecting(g)) {
             if (g->next == 0)
                 return 0; /* untracked */
-            init_refs(arg, g);
+            init_refs(g);
         }
         if (ZW_UNLIKELY(gc_get_refs(g) == 0) && ZWI_RT(op)->debug)
             fatal_refcount(op, "refcount is too small (more references found than counted)");
@@ -134,8 +150,8 @@ update_and_subtract_refs(zw_rt *rt, gchead *young)
 {
     for (gchead *g = gc_next(young); g != young; g = gc_next(g)) {
         if (!gc_is_collecting(g))
-            init_refs(rt, g);
-        traverse(rt, ZWI_GC_OBJ(g), visit_decref_full, rt);
+            init_refs(g);
+        traverse(rt, ZWI_GC_OBJ(g), visit_decref_full, ZWI_GC_OBJ(g));
     }
 }
 
@@ -154,7 +170,8 @@ reach_gc(zw_obj *op, gchead *reachable)
         prev->next = g->next; /* keeps the mask */
         gc_set_prev(next, prev);
         gc_list_append(g, reachable);
-        gc_set_refs(g, 1);
+        /* the move cleared PREV_HAS_GC: traverse it when the scan reaches it again */
+        g->prev = (g->prev & ~PREV_MASK) | PREV_HAS_GC | ((uintptr_t)1 << PREV_SHIFT);
     } else if (gc_get_refs(g) == 0) {
         gc_set_refs(g, 1);
     }
@@ -196,6 +213,16 @@ reach_tuple_untrackable(zwi_tuple *t, zw_type *tuple_type, gchead *reachable)
     return untrackable;
 }
 
+static inline bool
+tuple_has_no_null(const zwi_tuple *t)
+{
+    for (intptr_t i = 0; i < t->vo.size; i++) {
+        if (t->items[i] == NULL)
+            return false;
+    }
+    return true;
+}
+
 /* One pass over `young`: an object with gc_refs > 0 is reachable, and so is what it reaches;
  * an object with gc_refs == 0 moves to `unreachable` unless something later reaches it.
  *
@@ -218,10 +245,16 @@ move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
         if (gc_get_refs(g) != 0) {
             zw_obj *op = ZWI_GC_OBJ(g);
             bool untrack = false;
-            if (sv != NULL && op->type == tuple_type)
+            if (!gc_has_gc(g)) {
+                /* nothing of a GC type to visit; a tuple of such items needs no tracking
+                 * unless one is NULL (the tuple is still being built) */
+                if (sv != NULL && op->type == tuple_type)
+                    untrack = tuple_has_no_null((zwi_tuple *)op);
+            } else if (sv != NULL && op->type == tuple_type) {
                 untrack = reach_tuple_untrackable((zwi_tuple *)op, tuple_type, young);
-            else
+            } else {
                 traverse(rt, op, visit_reachable, young);
+            }
             if (sv != NULL) {
                 if (untrack) {
                     /* untracked: out of young (prev stays the last survivor) */
