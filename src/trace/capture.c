@@ -35,18 +35,6 @@ static const unsigned char MAGIC[8] = {0x89, 'Z', 'W', 'T', 'R', '\r', '\n', 0x1
 
 /* ---- writing ---- */
 
-static unsigned char *
-cbuf_grow(zwi_cbuf *b, size_t n)
-{
-    if (b->failed || zwi_reserve(b->raw, (void **)&b->data, &b->cap, b->len + n, 1) != 0) {
-        b->failed = true;
-        return NULL;
-    }
-    unsigned char *p = b->data + b->len;
-    b->len += n;
-    return p;
-}
-
 static void
 set_le(unsigned char *p, uint64_t v, int n)
 {
@@ -55,34 +43,9 @@ set_le(unsigned char *p, uint64_t v, int n)
 }
 
 void
-zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
-{
-    unsigned char *p = cbuf_grow(b, (size_t)nbytes);
-    if (p != NULL)
-        set_le(p, v, nbytes);
-}
-
-void
-zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
-{
-    unsigned char *p = cbuf_grow(b, n);
-    if (p != NULL && n > 0)
-        memcpy(p, src, n);
-}
-
-void
-zwi_cbuf_release(zwi_cbuf *b)
-{
-    zwi_free(b->raw, b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->failed = false;
-}
-
-void
 zwi_capture_put_header(zwi_cbuf *out)
 {
-    unsigned char *h = cbuf_grow(out, HEADER_SIZE);
+    unsigned char *h = zwi_cbuf_extend(out, HEADER_SIZE);
     if (h == NULL)
         return;
     memcpy(h, MAGIC, 8);
@@ -100,7 +63,7 @@ zwi_capture_put_section(zwi_cbuf *out, uint32_t type, const zwi_cbuf *payload, b
 {
     size_t bound = compress ? ZSTD_compressBound(payload->len) : payload->len;
     size_t at = out->len;
-    unsigned char *h = cbuf_grow(out, SECTION_SIZE + bound);
+    unsigned char *h = zwi_cbuf_extend(out, SECTION_SIZE + bound);
     if (h == NULL || payload->failed) {
         out->failed = true;
         return;
@@ -780,7 +743,7 @@ zw_capture_load(const char *path, zw_error *err)
         goto out_release;
     }
     for (;;) {
-        unsigned char *p = cbuf_grow(&b, 65536);
+        unsigned char *p = zwi_cbuf_extend(&b, 65536);
         if (p == NULL) {
             zw_error_set(err, "cannot read '%s': %s", path, strerror(ENOMEM));
             zw_raw_destroy(raw);

@@ -28,18 +28,6 @@ enum zwi_capture_section {
 #define ZWI_SERIES_FIELDS 8
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */ /* u64 fields of a SERIES record (zw_capture_sample's, in order) */
 
-/* A growable byte buffer in memory of a raw door, little-endian writers. */
-typedef struct zwi_cbuf {
-    zw_raw *raw;
-    unsigned char *data;
-    size_t len;
-    size_t cap;
-    bool failed; /* an allocation failed: the contents are incomplete */
-} zwi_cbuf;
-
-ZW_HIDDEN void zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes);
-ZW_HIDDEN void zwi_cbuf_bytes(zwi_cbuf *b, const void *p, size_t n);
-ZW_HIDDEN void zwi_cbuf_release(zwi_cbuf *b);
 /* The 32-byte header of a capture file (nsections 0: streamed) at the end of `out`. */
 ZW_HIDDEN void zwi_capture_put_header(zwi_cbuf *out);
 /* Section `type` holding `payload` at the end of `out`, zstd-compressed if `compress`. */
