@@ -35,13 +35,13 @@ zw_raw *cli_raw(void);
 
 /* Every option of every command, defined once in options.c; a command lists those it takes. */
 enum cli_opt {
-    CLI_OPT_AT,       /* --at WHEN */
-    CLI_OPT_FROM,     /* --from WHEN */
-    CLI_OPT_TO,       /* --to WHEN */
-    CLI_OPT_GROUP,    /* --group lineno|filename|traceback */
+    CLI_OPT_AT,    /* --at WHEN */
+    CLI_OPT_FROM,  /* --from WHEN */
+    CLI_OPT_TO,    /* --to WHEN */
+    CLI_OPT_GROUP, /* --group lineno|filename|traceback */
     CLI_OPT_CUMULATIVE,
-    CLI_OPT_LIMIT,    /* --limit N */
-    CLI_OPT_PID,      /* --pid PID */
+    CLI_OPT_LIMIT, /* --limit N */
+    CLI_OPT_PID,   /* --pid PID */
     CLI_OPT_ONLY,
     CLI_OPT_JSON,
     CLI_OPT_SERIES,
@@ -52,30 +52,35 @@ enum cli_opt {
     CLI_OPT_INTERVAL, /* --interval MS */
     CLI_OPT_FOLLOW_FORK,
     CLI_OPT_NO_FOLLOW_EXEC,
-    CLI_OPT_QUIET,    /* -q, --quiet */
+    CLI_OPT_QUIET, /* -q, --quiet */
 };
 #define CLI_TAKES(opt) (1u << CLI_OPT_##opt)
 
-/* What a subcommand takes. */
-typedef struct cli_command {
+typedef struct cli_opts cli_opts;
+
+/* A subcommand: what it takes and what runs it (main.c's table). */
+typedef struct cli_command cli_command;
+struct cli_command {
     const char *name; /* for messages */
     const char *help; /* printed for -h, --help */
     uint32_t takes;   /* CLI_TAKES() of each of its options */
     int nfiles;       /* at most this many captures; 0: a program and its arguments follow */
     const char *at;   /* the default --at (NULL: none) */
     zw_group group;   /* the default --group */
-} cli_command;
+    /* runs the command with its options, parsed by cli_parse(); an exit status */
+    int (*run)(const cli_command *c, const cli_opts *o);
+};
 
 /* export's formats, the values of --format */
 enum cli_format { CLI_FORMAT_NONE, CLI_FORMAT_PPROF, CLI_FORMAT_FOLDED, CLI_FORMAT_MASSIF };
 
 /* The options of a command line, and its captures. Options not given keep their defaults: the
  * command's at and group, limit 10, 0, false or NULL. */
-typedef struct cli_opts {
+struct cli_opts {
     bool help;            /* -h or --help: the help was printed, the command returns 0 */
     const char *files[2]; /* the captures given, nfiles of them */
     size_t nfiles;
-    int program;          /* nfiles == 0: argv[program] is the program to run */
+    char **program; /* nfiles == 0: the program to run and its arguments, NULL-terminated */
     const char *at;
     const char *from;
     const char *to;
@@ -94,7 +99,7 @@ typedef struct cli_opts {
     unsigned long pid;   /* 0: every process */
     unsigned long nframe;
     unsigned long interval;
-} cli_opts;
+};
 
 /* Parses the arguments of command `c` (argv[0] is its name) into *o: 0, or CLI_EXIT_USAGE after
  * printing why (an unknown option, a bad or missing value, too many or no captures). */
@@ -177,16 +182,16 @@ void cli_json_stat_list(const cli_json *j, const zw_stat_list *list, size_t n, b
 
 /* ---- commands ---- */
 
-/* top, leaks and peak: one live set grouped, largest first (cmd_top.c). */
-int cli_live(const cli_command *c, int argc, char **argv);
+/* The help of each command, in its cmd_<name>.c (leaks and peak: cmd_top.c). */
+extern const char cli_help_run[], cli_help_stat[], cli_help_top[], cli_help_leaks[],
+    cli_help_peak[], cli_help_compare[], cli_help_export[], cli_help_report[];
 
-int cmd_run(int argc, char **argv);
-int cmd_stat(int argc, char **argv);
-int cmd_top(int argc, char **argv);
-int cmd_leaks(int argc, char **argv);
-int cmd_peak(int argc, char **argv);
-int cmd_compare(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-int cmd_report(int argc, char **argv);
+int cmd_run(const cli_command *c, const cli_opts *o);
+int cmd_stat(const cli_command *c, const cli_opts *o);
+/* top, leaks and peak: one live set grouped, largest first */
+int cmd_top(const cli_command *c, const cli_opts *o);
+int cmd_compare(const cli_command *c, const cli_opts *o);
+int cmd_export(const cli_command *c, const cli_opts *o);
+int cmd_report(const cli_command *c, const cli_opts *o);
 
 #endif /* CLI_H */
