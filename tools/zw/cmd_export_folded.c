@@ -100,7 +100,8 @@ export_folded(const export_ctx *x, zwi_cbuf *out)
     const char **sorted = malloc((n + 1) * sizeof(*sorted));
     if (sorted == NULL)
         goto out_nomem;
-    memcpy(sorted, fl.lines.strs, n * sizeof(*sorted));
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = fl.lines.strs[i];
     qsort(sorted, n, sizeof(*sorted), by_key);
     for (size_t i = 0; i < n; i++) {
         zwi_cbuf_bytes(out, sorted[i], zwi_strtab_len(sorted[i]));
