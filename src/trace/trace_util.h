@@ -88,10 +88,12 @@ typedef struct zwi_cbuf {
 } zwi_cbuf;
 
 /* `n` more bytes at the end, for the caller to fill; NULL (and `failed`) if out of memory. */
-ZW_HIDDEN unsigned char *zwi_cbuf_extend(zwi_cbuf *b, size_t n);
-/* `v` as `nbytes` little-endian bytes. */
+ZW_HIDDEN unsigned char *zwi_cbuf_grow(zwi_cbuf *b, size_t n);
+/* The low `nbytes` bytes of `v` (1 to 8), little-endian. */
 ZW_HIDDEN void zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes);
 ZW_HIDDEN void zwi_cbuf_bytes(zwi_cbuf *b, const void *p, size_t n);
+/* Overwrites `nbytes` already written at `at` (a count known only later). */
+ZW_HIDDEN void zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes);
 ZW_HIDDEN void zwi_cbuf_printf(zwi_cbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 ZW_HIDDEN void zwi_cbuf_release(zwi_cbuf *b);

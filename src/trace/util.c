@@ -246,7 +246,7 @@ zwi_map_put(zwi_map *m, uint64_t key, void *value)
 /* ---- byte buffers ---- */
 
 unsigned char *
-zwi_cbuf_extend(zwi_cbuf *b, size_t n)
+zwi_cbuf_grow(zwi_cbuf *b, size_t n)
 {
     if (b->failed || n > SIZE_MAX - b->len ||
         zwi_reserve(b->raw, (void **)&b->data, &b->cap, b->len + n, 1) != 0) {
@@ -261,7 +261,7 @@ zwi_cbuf_extend(zwi_cbuf *b, size_t n)
 void
 zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
 {
-    unsigned char *p = zwi_cbuf_extend(b, (size_t)nbytes);
+    unsigned char *p = zwi_cbuf_grow(b, (size_t)nbytes);
     for (int i = 0; p != NULL && i < nbytes; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
@@ -269,9 +269,16 @@ zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
 void
 zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
 {
-    unsigned char *p = zwi_cbuf_extend(b, n);
+    unsigned char *p = zwi_cbuf_grow(b, n);
     if (p != NULL && n > 0)
         memcpy(p, src, n);
+}
+
+void
+zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes)
+{
+    for (int i = 0; !b->failed && at + (size_t)nbytes <= b->len && i < nbytes; i++)
+        b->data[at + (size_t)i] = (unsigned char)(v >> (8 * i));
 }
 
 void
@@ -285,7 +292,7 @@ zwi_cbuf_printf(zwi_cbuf *b, const char *fmt, ...)
         b->failed = true;
         return;
     }
-    unsigned char *p = zwi_cbuf_extend(b, (size_t)n + 1); /* vsnprintf writes a NUL too */
+    unsigned char *p = zwi_cbuf_grow(b, (size_t)n + 1); /* vsnprintf writes a NUL too */
     if (p == NULL)
         return;
     va_start(ap, fmt);
