@@ -53,7 +53,17 @@ export_intern(zwi_strtab *st, const void *key, size_t len, bool *added)
     return (long)i;
 }
 
-/* ---- frames ---- */
+/* ---- sets and frames ---- */
+
+zw_stat_list *
+export_set_stats(const export_ctx *x)
+{
+    zw_error err;
+    zw_stat_list *stats = zw_snapshot_statistics(x->set->snap, ZW_GROUP_TRACEBACK, false, &err);
+    if (stats == NULL)
+        cli_fail("%s", err.msg);
+    return stats;
+}
 
 const char *
 export_frame_name(const zw_frame *f, char *buf, size_t len)

@@ -81,12 +81,9 @@ export_folded(const export_ctx *x, zwi_cbuf *out)
             if (count[i] != 0 && add_stack(&fl, zw_snapshot_trace(c->sites, i).traceback, count[i]))
                 goto out_nomem;
     } else {
-        zw_error err;
-        zw_stat_list *stats = zw_snapshot_statistics(x->set->snap, ZW_GROUP_TRACEBACK, false, &err);
-        if (stats == NULL) {
-            cli_fail("%s", err.msg);
+        zw_stat_list *stats = export_set_stats(x);
+        if (stats == NULL)
             goto out_release;
-        }
         for (size_t i = 0; i < zw_stat_list_len(stats); i++) {
             const zw_statistic *s = zw_stat_list_get(stats, i);
             if (add_stack(&fl, s->traceback, s->size)) {

@@ -431,12 +431,9 @@ export_pprof(const export_ctx *x, zwi_cbuf *out)
         zw_trace_info t = zw_snapshot_trace(c->sites, i);
         add_sample(&p, t.traceback, false, c->site_counts[i], t.size);
     }
-    zw_error err;
-    zw_stat_list *stats = zw_snapshot_statistics(x->set->snap, ZW_GROUP_TRACEBACK, false, &err);
-    if (stats == NULL) {
-        cli_fail("%s", err.msg);
+    zw_stat_list *stats = export_set_stats(x);
+    if (stats == NULL)
         goto out_release;
-    }
     for (size_t i = 0; i < zw_stat_list_len(stats); i++) {
         const zw_statistic *s = zw_stat_list_get(stats, i);
         add_sample(&p, s->traceback, true, s->count, s->size);
