@@ -14,7 +14,7 @@
 #include <zerowaste/gc.h>
 #include <zerowaste/obj.h>
 
-#include "../obj/obj_internal.h"
+#include "obj_internal.h"
 
 typedef zwi_gchead gchead;
 

@@ -19,7 +19,7 @@
 
 #include <zerowaste/mem.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* Exact counters on the hot path (blocks and bytes in use). The benchmark builds a copy with
  * ZW_MEM_COUNTERS=0 to measure what they cost; the getters then walk the heap. */

@@ -27,7 +27,7 @@
 #include <zerowaste/obj.h>
 #include <zerowaste/raw.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* The count of an immortal object (singletons, types). Far from 0 and from overflow, so
  * incref/decref need no test, as in CPython 3.11. */

@@ -40,7 +40,7 @@
 #include <libunwind.h>
 #endif
 
-#include "../trace/capture_format.h"
+#include "capture_format.h"
 
 #define EXPORT          __attribute__((visibility("default")))
 #define BOOT_SIZE       ((size_t)1 << 20) /* the bootstrap arena */
