@@ -613,8 +613,9 @@ auto_collect(zw_rt *rt)
 
 /* ---- attaching the collector to a runtime ---- */
 
-int
-zwi_gc_attach(zw_rt *rt)
+/* zwi_gc_hooks.attach: the collector's state for a new runtime, and obj's two hooks. */
+static int
+attach(zw_rt *rt)
 {
     zwi_gc_ext *ext = zw_raw_calloc(rt->raw, 1, sizeof(*ext));
     if (ext == NULL)
@@ -630,8 +631,9 @@ zwi_gc_attach(zw_rt *rt)
     return 0;
 }
 
-void
-zwi_gc_detach(zw_rt *rt)
+/* zwi_gc_hooks.detach: as interpreter shutdown, then the state goes. */
+static void
+detach(zw_rt *rt)
 {
     zwi_gc_ext *ext = GC_EXT(rt);
     if (ext == NULL)
@@ -665,4 +667,15 @@ zwi_gc_detach(zw_rt *rt)
     zw_raw_free(rt->raw, ext->callbacks);
     zw_raw_free(rt->raw, ext);
     rt->gc.ext = NULL;
+}
+
+/* obj calls the collector only through this table (obj_internal.h). Installed before main, and
+ * before the program's own constructors (priority 101, the first one not reserved), so that a
+ * runtime made by one of them has its collector too. */
+static const zwi_gc_hooks collector = {.attach = attach, .detach = detach};
+
+__attribute__((constructor(101))) static void
+install_collector(void)
+{
+    zwi_obj_install_gc(&collector);
 }
