@@ -80,8 +80,10 @@ bench-build:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# PREFIX=DIR installs there instead of the configured prefix (/usr/local by default); DESTDIR
+# stages the install, as usual.
 install: all
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_BENCH)
