@@ -233,6 +233,13 @@ ZW_HIDDEN void zwi_mem_debug_prepare_pool(pool *p);
 ZW_HIDDEN void zwi_mem_debug_flush_quarantine(zw_heap *h);
 ZW_HIDDEN void zwi_mem_debug_release(zw_heap *h);
 
+/* check.c: true if every invariant stated on the structs above holds (pools, arenas, the
+ * usable and class lists, the counters, the big blocks); otherwise reports the first broken one
+ * on stderr and returns false. `focus` NULL walks every pool's free list; otherwise only that
+ * of the pool holding `focus` (the one that just changed shape): the rest costs O(pools).
+ * Debug builds with ZW_DEBUG_FULL run it at each change of shape (ZW_ASSERT_EXPENSIVE). */
+ZW_HIDDEN bool zwi_mem_heap_is_valid(const zw_heap *h, const void *focus);
+
 /* domain.c */
 ZW_HIDDEN bool zwi_mem_traceback(const void *ptr, FILE *out);
 /* The installed heap observer, or NULL: read by every public heap call (see zw_heap_hook). */
