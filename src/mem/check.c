@@ -5,8 +5,9 @@
  *
  * Debug builds with ZW_DEBUG_FULL run it (ZW_ASSERT_EXPENSIVE) where the heap changes shape: a
  * pool taken from an arena (and an arena mapped), a pool emptied (and an arena unmapped), a full
- * pool partial again, a trim. There the free list of the pool that changed is walked, the other
- * pools are checked in O(1) each; tests call it on the whole heap. See docs/mem.md#invariants. */
+ * pool partial again, a trim. There it checks the records and lists of every arena, the pools of
+ * the arena that changed and the free list of the pool that did, in O(arenas + pools of one
+ * arena + blocks of one pool); tests (and a trim) check the whole heap, counters included. See docs/mem.md#invariants. */
 #include <inttypes.h>
 #include <stdarg.h>
 
@@ -96,11 +97,13 @@ typedef struct totals {
     size_t partial[ZW_MEM_NCLASSES]; /* pools with a free block and one in use, per class */
     size_t usable;                 /* arenas with a free pool */
     size_t idle;                   /* arenas with every pool free */
+    bool whole;                    /* every pool was walked: the sums above are the heap's */
 } totals;
 
 /* The record of one arena: its address, nfreepools == pools on freepools + pools never carved,
- * then each carved pool that is not free; the free list of the pool holding `focus` (of every
- * pool if `focus` is NULL) is walked. */
+ * then each carved pool that is not free. With a `focus` elsewhere, only the record's own fields;
+ * in the arena holding `focus`, every pool, and the free list of the pool holding it (of every
+ * pool if `focus` is NULL). */
 static bool
 arena_is_valid(const zw_heap *h, const arena *a, const void *focus, totals *t)
 {
@@ -112,9 +115,14 @@ arena_is_valid(const zw_heap *h, const arena *a, const void *focus, totals *t)
     if (zwi_mem_arena_of(h, a->base) != a)
         return broken(h, "arena %p: the address map does not lead to its record",
                       (void *)a->base);
-    if (a->nextpool > POOLS_PER_ARENA)
-        return broken(h, "arena %p: nextpool %" PRIu32 " > %u", (void *)a->base, a->nextpool,
-                      POOLS_PER_ARENA);
+    if (a->nextpool > POOLS_PER_ARENA || a->nfreepools > POOLS_PER_ARENA)
+        return broken(h, "arena %p: nextpool %" PRIu32 " or nfreepools %" PRIu32 " > %u",
+                      (void *)a->base, a->nextpool, a->nfreepools, POOLS_PER_ARENA);
+    t->usable += a->nfreepools > 0;
+    t->idle += a->nfreepools == POOLS_PER_ARENA;
+    if (focus != NULL && (focus < (const void *)a->base ||
+                          focus >= (const void *)(a->base + ARENA_SIZE)))
+        return true;
     uint32_t nfree = 0;
     for (const pool *p = a->freepools; p != NULL; p = p->next) {
         ptrdiff_t i = p - a->pools;
@@ -149,8 +157,6 @@ arena_is_valid(const zw_heap *h, const arena *a, const void *focus, totals *t)
         if (p->nused > 0 && p->free != NULL)
             t->partial[p->cls]++;
     }
-    t->usable += a->nfreepools > 0;
-    t->idle += a->nfreepools == POOLS_PER_ARENA;
     return true;
 }
 
@@ -190,12 +196,14 @@ usable_is_valid(const zw_heap *h, const totals *t)
     return true;
 }
 
-/* used[c]: doubly linked pools of class c, each partial, or a single spare (nused == 0). */
+/* used[c]: doubly linked pools of class c, each partial, or a single spare (nused == 0); after
+ * a whole walk, they are all the class's partial pools and hold what its counter says. */
 static bool
 class_lists_are_valid(const zw_heap *h, const totals *t)
 {
     for (unsigned c = 0; c < ZW_MEM_NCLASSES; c++) {
         size_t partial = 0;
+        size_t bound = h->nrecords * POOLS_PER_ARENA;
         const pool *prev = NULL;
         for (const pool *p = h->used[c]; p != NULL; prev = p, p = p->next) {
             if (p->prev != prev)
@@ -210,9 +218,11 @@ class_lists_are_valid(const zw_heap *h, const totals *t)
                 return broken(h, "class %u list: spare pool %p is not alone", c,
                               (void *)p->base);
             partial += p->nused > 0;
-            if (partial > t->partial[c])
-                break; /* reported below */
+            if (partial > bound)
+                return broken(h, "class %u list: longer than the heap's pools (a cycle?)", c);
         }
+        if (!t->whole)
+            continue;
         if (partial != t->partial[c])
             return broken(h, "class %u: %zu partial pools on its list, %zu in the arenas", c,
                           partial, t->partial[c]);
@@ -257,7 +267,7 @@ big_blocks_are_valid(const zw_heap *h)
 bool
 zwi_mem_heap_is_valid(const zw_heap *h, const void *focus)
 {
-    totals t = {0};
+    totals t = {.whole = focus == NULL};
     size_t n = 0;
     size_t highest = 0;
     const arena *prev = NULL;
@@ -280,5 +290,6 @@ zwi_mem_heap_is_valid(const zw_heap *h, const void *focus)
     if (t.idle != h->arenas_idle || h->arenas_idle > h->arena_cache)
         return broken(h, "%zu arenas wholly free, counter says %zu (cache %zu)", t.idle,
                       h->arenas_idle, h->arena_cache);
-    return usable_is_valid(h, &t) && class_lists_are_valid(h, &t) && big_blocks_are_valid(h);
+    return usable_is_valid(h, &t) && class_lists_are_valid(h, &t) &&
+           (focus != NULL || big_blocks_are_valid(h));
 }

@@ -235,8 +235,9 @@ ZW_HIDDEN void zwi_mem_debug_release(zw_heap *h);
 
 /* check.c: true if every invariant stated on the structs above holds (pools, arenas, the
  * usable and class lists, the counters, the big blocks); otherwise reports the first broken one
- * on stderr and returns false. `focus` NULL walks every pool's free list; otherwise only that
- * of the pool holding `focus` (the one that just changed shape): the rest costs O(pools).
+ * on stderr and returns false. `focus` NULL checks everything; otherwise the arena records and
+ * lists, the pools of the arena holding `focus` and the free list of its pool (the one that just
+ * changed shape): what changed, in O(arenas), without the whole-heap sums.
  * Debug builds with ZW_DEBUG_FULL run it at each change of shape (ZW_ASSERT_EXPENSIVE). */
 ZW_HIDDEN bool zwi_mem_heap_is_valid(const zw_heap *h, const void *focus);
 

@@ -156,13 +156,27 @@ Test(mem_check, an_idle_arena_count_off_by_one_is_reported)
 
 /* ---- in this ZW_DEBUG_FULL build, the heap itself aborts at its next change of shape ---- */
 
-Test(mem_check, a_corrupt_pool_counter_aborts_when_the_next_pool_is_taken, .signal = SIGABRT)
+Test(mem_check, a_corrupt_arena_count_aborts_when_the_next_pool_is_taken, .signal = SIGABRT)
 {
     void *blocks[NBLOCKS];
     pool *p;
     zw_heap *h = heap_with_blocks(blocks, &p);
-    p->nused++;
-    zw_heap_malloc(h, 100); /* a block of another class: a pool is taken, the heap checked */
+    arena_loses_a_free_pool(h, p, blocks);
+    zw_heap_malloc(h, 100); /* a block of another class: a pool is taken, its arena checked */
+    cr_assert_fail("the heap did not abort");
+}
+
+Test(mem_check, a_corrupt_pool_counter_aborts_when_its_pool_is_full_no_more, .signal = SIGABRT)
+{
+    zw_heap *h = zwt_heap(NULL);
+    cr_assert_not_null(h);
+    void *b[1024]; /* 16-byte blocks: a pool holds 1024 */
+    for (int i = 0; i < 1024; i++)
+        cr_assert_not_null(b[i] = zw_heap_malloc(h, 16));
+    pool *p = zwi_mem_pool_of(zwi_mem_arena_of(h, b[0]), b[0]);
+    cr_assert(p->free == NULL && p->nused == 1024, "the pool is full");
+    p->nused--;
+    zw_heap_free(h, b[0]); /* partial again: the pool is checked, its free list walked */
     cr_assert_fail("the heap did not abort");
 }
 
