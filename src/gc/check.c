@@ -12,8 +12,8 @@
 static bool
 broken(const gchead *head, const gchead *g, const char *what)
 {
-    fprintf(stderr, "zw: gc: list %p is corrupt at %p: %s\n", (const void *)head,
-            (const void *)g, what);
+    fprintf(stderr, "zw: gc: list %p is corrupt at %p: %s\n", (const void *)head, (const void *)g,
+            what);
     fflush(stderr);
     return false;
 }
@@ -35,11 +35,13 @@ zwi_gc_list_is_valid(gchead *head, unsigned expect)
         if (gc_prev(g) != prev)
             return broken(head, g, "its prev link does not lead to its predecessor");
         if ((g->prev & ZWI_GC_COLLECTING) != collecting)
-            return broken(head, g, collecting ? "COLLECTING is clear, the phase expects it set"
-                                              : "COLLECTING is set, the phase expects it clear");
+            return broken(head, g,
+                          collecting ? "COLLECTING is clear, the phase expects it set"
+                                     : "COLLECTING is set, the phase expects it clear");
         if ((g->next & NEXT_MASK_UNREACHABLE) != unreachable)
-            return broken(head, g, unreachable ? "not marked unreachable, the phase expects it"
-                                               : "marked unreachable, the phase expects no mark");
+            return broken(head, g,
+                          unreachable ? "not marked unreachable, the phase expects it"
+                                      : "marked unreachable, the phase expects no mark");
         zw_obj *op = ZWI_GC_OBJ(g);
         if (op->type == NULL || !ZWI_IS_GC(op))
             return broken(head, g, "the object is not of a GC type");

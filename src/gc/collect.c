@@ -250,8 +250,8 @@ deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable, survivors *sv)
     gc_list_init(unreachable);
     move_unreachable(rt, base, unreachable, sv);
     ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(base, 0));
-    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(
-        unreachable, ZWI_GC_EXPECT_COLLECTING | ZWI_GC_EXPECT_UNREACHABLE));
+    ZW_ASSERT_EXPENSIVE(
+        zwi_gc_list_is_valid(unreachable, ZWI_GC_EXPECT_COLLECTING | ZWI_GC_EXPECT_UNREACHABLE));
 }
 
 static void

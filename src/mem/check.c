@@ -7,7 +7,8 @@
  * pool taken from an arena (and an arena mapped), a pool emptied (and an arena unmapped), a full
  * pool partial again, a trim. There it checks the records and lists of every arena, the pools of
  * the arena that changed and the free list of the pool that did, in O(arenas + pools of one
- * arena + blocks of one pool); tests (and a trim) check the whole heap, counters included. See docs/mem.md#invariants. */
+ * arena + blocks of one pool); tests (and a trim) check the whole heap, counters included. See
+ * docs/mem.md#invariants. */
 #include <inttypes.h>
 #include <stdarg.h>
 
@@ -18,8 +19,7 @@
 /* ---- reporting ---- */
 
 /* Reports the first broken invariant on stderr and returns false. */
-static bool __attribute__((format(printf, 2, 3)))
-broken(const zw_heap *h, const char *fmt, ...)
+static bool __attribute__((format(printf, 2, 3))) broken(const zw_heap *h, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -56,34 +56,43 @@ pool_is_valid(const zw_heap *h, const pool *p, bool walk_free)
     uint32_t capacity = (uint32_t)(POOL_SIZE / size);
     uint32_t last = (uint32_t)(POOL_SIZE - size); /* where the last block starts */
     if (p->maxnextoffset != last)
-        return broken(h, "pool %p (%" PRIu32 "-byte blocks): maxnextoffset %" PRIu32
-                      " != %" PRIu32, (void *)p->base, size, p->maxnextoffset, last);
+        return broken(h, "pool %p (%" PRIu32 "-byte blocks): maxnextoffset %" PRIu32 " != %" PRIu32,
+                      (void *)p->base, size, p->maxnextoffset, last);
     if (p->nextoffset % size != 0 || p->nextoffset > POOL_SIZE || p->nextoffset == 0)
-        return broken(h, "pool %p (%" PRIu32 "-byte blocks): nextoffset %" PRIu32
-                      " is not a block boundary inside the pool", (void *)p->base, size,
-                      p->nextoffset);
+        return broken(h,
+                      "pool %p (%" PRIu32 "-byte blocks): nextoffset %" PRIu32
+                      " is not a block boundary inside the pool",
+                      (void *)p->base, size, p->nextoffset);
     uint32_t carved = p->nextoffset / size; /* blocks handed out at least once */
     if (p->nused > carved)
-        return broken(h, "pool %p (%" PRIu32 "-byte blocks): %" PRIu32 " blocks in use, only %"
-                      PRIu32 " ever handed out", (void *)p->base, size, p->nused, carved);
+        return broken(h,
+                      "pool %p (%" PRIu32 "-byte blocks): %" PRIu32 " blocks in use, only %" PRIu32
+                      " ever handed out",
+                      (void *)p->base, size, p->nused, carved);
     if ((p->free == NULL) != (p->nused == capacity))
-        return broken(h, "pool %p (%" PRIu32 "-byte blocks): %" PRIu32 " of %" PRIu32
-                      " blocks in use but its free list is %s", (void *)p->base, size,
-                      p->nused, capacity, p->free == NULL ? "empty" : "not");
+        return broken(h,
+                      "pool %p (%" PRIu32 "-byte blocks): %" PRIu32 " of %" PRIu32
+                      " blocks in use but its free list is %s",
+                      (void *)p->base, size, p->nused, capacity, p->free == NULL ? "empty" : "not");
     if (!walk_free)
         return true;
     uint32_t nfree = 0;
     for (char *b = p->free; b != NULL; b = free_next(h, b)) {
         uintptr_t off = (uintptr_t)(b - p->base);
         if (b < p->base || off >= p->nextoffset || off % size != 0)
-            return broken(h, "pool %p (%" PRIu32 "-byte blocks): free list holds %p, not a "
-                          "handed-out block of the pool", (void *)p->base, size, (void *)b);
+            return broken(h,
+                          "pool %p (%" PRIu32 "-byte blocks): free list holds %p, not a "
+                          "handed-out block of the pool",
+                          (void *)p->base, size, (void *)b);
         if (++nfree > carved)
-            return broken(h, "pool %p (%" PRIu32 "-byte blocks): free list longer than the %"
-                          PRIu32 " blocks handed out (a cycle?)", (void *)p->base, size, carved);
+            return broken(h,
+                          "pool %p (%" PRIu32 "-byte blocks): free list longer than the %" PRIu32
+                          " blocks handed out (a cycle?)",
+                          (void *)p->base, size, carved);
     }
     if (p->nused + nfree != carved)
-        return broken(h, "pool %p (%" PRIu32 "-byte blocks): nused %" PRIu32 " + free %" PRIu32
+        return broken(h,
+                      "pool %p (%" PRIu32 "-byte blocks): nused %" PRIu32 " + free %" PRIu32
                       " != %" PRIu32 " blocks handed out (nextoffset %" PRIu32 ")",
                       (void *)p->base, size, p->nused, nfree, carved, p->nextoffset);
     return true;
@@ -93,11 +102,11 @@ pool_is_valid(const zw_heap *h, const pool *p, bool walk_free)
 
 /* What the walk of the arenas adds up, to compare with the heap's totals. */
 typedef struct totals {
-    size_t nused[ZW_MEM_NCLASSES]; /* blocks in use per class */
+    size_t nused[ZW_MEM_NCLASSES];   /* blocks in use per class */
     size_t partial[ZW_MEM_NCLASSES]; /* pools with a free block and one in use, per class */
-    size_t usable;                 /* arenas with a free pool */
-    size_t idle;                   /* arenas with every pool free */
-    bool whole;                    /* every pool was walked: the sums above are the heap's */
+    size_t usable;                   /* arenas with a free pool */
+    size_t idle;                     /* arenas with every pool free */
+    bool whole;                      /* every pool was walked: the sums above are the heap's */
 } totals;
 
 /* The record of one arena: its address, nfreepools == pools on freepools + pools never carved,
@@ -113,15 +122,14 @@ arena_is_valid(const zw_heap *h, const arena *a, const void *focus, totals *t)
         return broken(h, "arena record %p: base %p is not an arena", (const void *)a,
                       (void *)a->base);
     if (zwi_mem_arena_of(h, a->base) != a)
-        return broken(h, "arena %p: the address map does not lead to its record",
-                      (void *)a->base);
+        return broken(h, "arena %p: the address map does not lead to its record", (void *)a->base);
     if (a->nextpool > POOLS_PER_ARENA || a->nfreepools > POOLS_PER_ARENA)
         return broken(h, "arena %p: nextpool %" PRIu32 " or nfreepools %" PRIu32 " > %u",
                       (void *)a->base, a->nextpool, a->nfreepools, POOLS_PER_ARENA);
     t->usable += a->nfreepools > 0;
     t->idle += a->nfreepools == POOLS_PER_ARENA;
-    if (focus != NULL && (focus < (const void *)a->base ||
-                          focus >= (const void *)(a->base + ARENA_SIZE)))
+    if (focus != NULL &&
+        (focus < (const void *)a->base || focus >= (const void *)(a->base + ARENA_SIZE)))
         return true;
     uint32_t nfree = 0;
     for (const pool *p = a->freepools; p != NULL; p = p->next) {
@@ -139,9 +147,9 @@ arena_is_valid(const zw_heap *h, const arena *a, const void *focus, totals *t)
         nfree++;
     }
     if (a->nfreepools != nfree + (POOLS_PER_ARENA - a->nextpool))
-        return broken(h, "arena %p: nfreepools %" PRIu32 " != %" PRIu32 " free + %" PRIu32
-                      " never carved", (void *)a->base, a->nfreepools, nfree,
-                      POOLS_PER_ARENA - a->nextpool);
+        return broken(
+            h, "arena %p: nfreepools %" PRIu32 " != %" PRIu32 " free + %" PRIu32 " never carved",
+            (void *)a->base, a->nfreepools, nfree, POOLS_PER_ARENA - a->nextpool);
     for (uint32_t i = 0; i < a->nextpool; i++) {
         const pool *p = &a->pools[i];
         if (p->base != a->base + (size_t)i * POOL_SIZE)
@@ -149,8 +157,8 @@ arena_is_valid(const zw_heap *h, const arena *a, const void *focus, totals *t)
                           (void *)p->base);
         if (free_mask & ((uint64_t)1 << i))
             continue;
-        bool walk = focus == NULL || (focus >= (const void *)p->base &&
-                                      focus < (const void *)(p->base + POOL_SIZE));
+        bool walk = focus == NULL ||
+                    (focus >= (const void *)p->base && focus < (const void *)(p->base + POOL_SIZE));
         if (!pool_is_valid(h, p, walk))
             return false;
         t->nused[p->cls] += p->nused;
@@ -176,12 +184,15 @@ usable_is_valid(const zw_heap *h, const totals *t)
         if (a->nfreepools == 0)
             return broken(h, "usable list: arena %p has no free pool", (void *)a->base);
         if (prev != NULL && prev->nfreepools > a->nfreepools)
-            return broken(h, "usable list: arena %p (%" PRIu32 " free pools) after one with %"
-                          PRIu32, (void *)a->base, a->nfreepools, prev->nfreepools);
+            return broken(h,
+                          "usable list: arena %p (%" PRIu32 " free pools) after one with %" PRIu32,
+                          (void *)a->base, a->nfreepools, prev->nfreepools);
         bool last_of_n = a->next == NULL || a->next->nfreepools != a->nfreepools;
         if (last_of_n && h->last[a->nfreepools] != a)
-            return broken(h, "usable list: last[%" PRIu32 "] is not arena %p, the last with %"
-                          PRIu32 " free pools", a->nfreepools, (void *)a->base, a->nfreepools);
+            return broken(h,
+                          "usable list: last[%" PRIu32 "] is not arena %p, the last with %" PRIu32
+                          " free pools",
+                          a->nfreepools, (void *)a->base, a->nfreepools);
         if (++n > h->nrecords)
             return broken(h, "usable list longer than the %zu arenas (a cycle?)", h->nrecords);
     }
@@ -207,16 +218,17 @@ class_lists_are_valid(const zw_heap *h, const totals *t)
         const pool *prev = NULL;
         for (const pool *p = h->used[c]; p != NULL; prev = p, p = p->next) {
             if (p->prev != prev)
-                return broken(h, "class %u list: pool %p does not point back to its "
-                              "predecessor", c, (void *)p->base);
+                return broken(h,
+                              "class %u list: pool %p does not point back to its "
+                              "predecessor",
+                              c, (void *)p->base);
             if (p->cls != c)
-                return broken(h, "class %u list: pool %p serves class %" PRIu32, c,
-                              (void *)p->base, p->cls);
+                return broken(h, "class %u list: pool %p serves class %" PRIu32, c, (void *)p->base,
+                              p->cls);
             if (p->free == NULL)
                 return broken(h, "class %u list: pool %p is full", c, (void *)p->base);
             if (p->nused == 0 && (prev != NULL || p->next != NULL))
-                return broken(h, "class %u list: spare pool %p is not alone", c,
-                              (void *)p->base);
+                return broken(h, "class %u list: spare pool %p is not alone", c, (void *)p->base);
             partial += p->nused > 0;
             if (partial > bound)
                 return broken(h, "class %u list: longer than the heap's pools (a cycle?)", c);
@@ -257,8 +269,8 @@ big_blocks_are_valid(const zw_heap *h)
         }
     }
     if (n != h->nbig || bytes != h->big_bytes)
-        return broken(h, "big blocks: %zu blocks of %zu bytes in use, counters say %zu of %zu",
-                      n, bytes, h->nbig, h->big_bytes);
+        return broken(h, "big blocks: %zu blocks of %zu bytes in use, counters say %zu of %zu", n,
+                      bytes, h->nbig, h->big_bytes);
     return true;
 }
 

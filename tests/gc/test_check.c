@@ -85,8 +85,8 @@ expect_reported(corrupt_fn corrupt, const char *want)
     zwt_child c;
     zwt_child_run(&c, check_after, (void *)corrupt);
     cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 3,
-              "the check did not find the corruption (wait status 0x%x); it wrote:\n%s",
-              c.status, c.text);
+              "the check did not find the corruption (wait status 0x%x); it wrote:\n%s", c.status,
+              c.text);
     zwt_assert_has(c.text, "zw: gc: list ");
     zwt_assert_has(c.text, want);
     zwt_child_release(&c);

@@ -91,8 +91,8 @@ expect_reported(corrupt_fn corrupt, const char *want)
     zwt_child c;
     zwt_child_run(&c, check_after, (void *)corrupt);
     cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 3,
-              "the check did not find the corruption (wait status 0x%x); it wrote:\n%s",
-              c.status, c.text);
+              "the check did not find the corruption (wait status 0x%x); it wrote:\n%s", c.status,
+              c.text);
     zwt_assert_has(c.text, "zw: mem: heap ");
     zwt_assert_has(c.text, want);
     zwt_child_release(&c);
@@ -188,6 +188,6 @@ Test(mem_check, a_corrupt_free_list_aborts_at_the_next_trim, .signal = SIGABRT)
     free_list_points_outside(h, p, blocks);
     for (int i = 0; i < NBLOCKS / 2; i++)
         zw_heap_free(h, blocks[i]); /* the pool stays in use, its free list longer */
-    zw_heap_trim(h); /* the whole heap is checked, every free list walked */
+    zw_heap_trim(h);                /* the whole heap is checked, every free list walked */
     cr_assert_fail("the heap did not abort");
 }
