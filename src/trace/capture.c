@@ -86,8 +86,8 @@ zwi_capture_put_header(zwi_cbuf *out)
     if (h == NULL)
         return;
     memcpy(h, MAGIC, 8);
-    set_le(h + 8, 1, 2); /* version 1.2: 1.0 plus captures, plus SERIES and the site steps */
-    set_le(h + 10, 2, 2);
+    set_le(h + 8, 1, 2); /* version 1.3: 1.0 plus captures, SERIES and the site steps, LIVE */
+    set_le(h + 10, 3, 2);
     set_le(h + 12, ZWI_CAPTURE_KIND, 4);
     set_le(h + 16, 0, 4);
     set_le(h + 20, 0, 4); /* nsections: streamed, not known */
@@ -472,6 +472,43 @@ decode_totals(reader *r)
     return 0;
 }
 
+/* LIVE: the counters the process kept in place up to its end (docs/format.md#live). */
+static int
+decode_live(reader *r)
+{
+    zw_capture *c = r->c;
+    uint64_t nslots, end, code, werr, peak, peak_time;
+    if (c->has_live)
+        return bad(r, "live counters stored twice");
+    if (rd(r, 4, &nslots) || rd(r, 4, &end) || rd(r, 4, &code) || rd(r, 4, &werr) ||
+        rd(r, 8, &peak) || rd(r, 8, &peak_time))
+        return -1;
+    if (r->len != 64 + nslots * 64)
+        return bad(r, "live section length differs from its slot count");
+    if (end > ZW_CAPTURE_END_EXEC)
+        return bad(r, "unknown end of process");
+    r->pos = 64;
+    zw_capture_live *l = &c->live;
+    *l = (zw_capture_live){.end = (uint32_t)end,
+                           .code = (int32_t)(uint32_t)code,
+                           .peak_bytes = peak,
+                           .peak_time_ns = peak_time};
+    c->write_errno = (uint32_t)werr;
+    for (uint64_t i = 0; i < nslots; i++) {
+        uint64_t f[8];
+        for (int k = 0; k < 8; k++)
+            rd(r, 8, &f[k]);
+        l->allocations += f[0];
+        l->frees += f[1];
+        l->temporary += f[2];
+        l->bytes_allocated += f[3];
+        l->bytes_freed += f[4];
+        c->untraced += f[5];
+    }
+    c->has_live = true;
+    return 0;
+}
+
 static int
 decode_sites(reader *r)
 {
@@ -525,6 +562,8 @@ decode(reader *r, uint32_t type)
         return decode_totals(r);
     case ZWI_SEC_SITES:
         return decode_sites(r);
+    case ZWI_SEC_LIVE:
+        return decode_live(r);
     default:
         r->pos = r->len; /* an optional section of a later version: skipped */
         return 0;
@@ -534,7 +573,7 @@ decode(reader *r, uint32_t type)
 static bool
 known(uint32_t type)
 {
-    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITE_INFO);
+    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LIVE);
 }
 
 /* The payload of the section at `h` into r->p / r->len (decompressed into *tmp if needed). */
@@ -624,8 +663,9 @@ read_sections(reader *r, const unsigned char *data, size_t len)
         }
         if (stored > len - off - SECTION_SIZE)
             break; /* cut short while this section was written */
-        if (CHECKSUM_BAD(zwi_crc32(0, h + SECTION_SIZE, (size_t)stored),
-                         (uint32_t)get_le(h + 24, 4))) {
+        /* LIVE is updated in place by the running process: its payload has no checksum */
+        if (type != ZWI_SEC_LIVE && CHECKSUM_BAD(zwi_crc32(0, h + SECTION_SIZE, (size_t)stored),
+                                                 (uint32_t)get_le(h + 24, 4))) {
             rc = fail(r, "section %zu at offset %zu damaged (payload checksum mismatch)", r->sec,
                       off);
             break;
@@ -727,7 +767,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     unsigned major = (unsigned)get_le(data + 8, 2);
     unsigned minor = (unsigned)get_le(data + 10, 2);
     if (major != 1) {
-        fail(&r, "format version %u.%u is %s than this reader's 1.2 (offset 8)", major, minor,
+        fail(&r, "format version %u.%u is %s than this reader's 1.3 (offset 8)", major, minor,
              major > 1 ? "newer" : "older");
         goto out_free;
     }
@@ -743,6 +783,19 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
             qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
         if (!r.c->has_totals)
             totals_from_samples(r.c);
+        if (!r.c->has_totals && r.c->has_live) { /* the counters up to the process's end */
+            zw_capture_totals *t = &r.c->totals;
+            t->allocations = r.c->live.allocations;
+            t->frees = r.c->live.frees;
+            t->temporary = r.c->live.temporary;
+            t->bytes_allocated = r.c->live.bytes_allocated;
+            t->end = r.c->live.end;
+            t->code = r.c->live.code;
+            if (r.c->live.peak_bytes > t->peak_bytes) {
+                t->peak_bytes = r.c->live.peak_bytes;
+                t->peak_time_ns = r.c->live.peak_time_ns;
+            }
+        }
         zwi_free(raw, r.site_refs);
         return r.c;
     }
