@@ -70,6 +70,8 @@ zwi_preload_finish(uint32_t end, int code)
         pthread_mutex_lock(&G.lock);
     }
     zwi_preload_write_end_locked(end, code);
+    /* out of memory for the whole end: the totals and the end from the counters, at least */
+    zwi_preload_write_last_words(end, code);
     if (G.fd >= 0)
         close(G.fd);
     G.fd = -1;

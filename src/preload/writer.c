@@ -456,8 +456,10 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_scan_sites_locked(last.time_ns, 0);
     zwi_preload_flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
-    if (sym == NULL)
+    if (sym == NULL) {
+        note_write_error(ENOMEM); /* finish() writes the last words instead */
         return;
+    }
     zwi_cbuf out = {.raw = G.raw};
     /* marks, oldest first */
     liveset *rev = NULL;

@@ -117,6 +117,27 @@ expect "ulimit -v 4000000: the program's status" "$?" 42
 expect "ulimit -v 4000000: allocations" "$(stat allocations "$tmp/as.zwc" 2>&1)" 100001
 expect "ulimit -v 4000000: untraced" "$(stat untraced "$tmp/as.zwc" 2>&1)" 0
 
+# ---- the tracer out of memory: what it could not record is counted and reported ----
+got=$(sh -c "ulimit -v 200000 && exec '$zw' run -o '$tmp/oom.zwc' -- '$die' fill 20000000" 2>"$tmp/oom.err")
+expect "tracer out of memory: the program's status" "$?" 0
+a=$(stat allocations "$tmp/oom.zwc")
+u=$(stat untraced "$tmp/oom.zwc")
+[ "$u" -gt 0 ] && expect "tracer out of memory: traced + untraced = the program's allocations" \
+    "$((a + u))" "$got" || fail "tracer out of memory: untraced $u, want > 0"
+grep -q "^zw: $u allocations not traced: the tracer ran out of memory" "$tmp/oom.err" &&
+    echo "ok: tracer out of memory: zw run says how many allocations were not traced" ||
+    { fail "tracer out of memory: zw run does not say it"; cat "$tmp/oom.err"; }
+grep -q 'died' "$tmp/oom.err" && fail "tracer out of memory: zw run speaks of a death"
+expect "tracer out of memory: ended" "$(stat end "$tmp/oom.zwc") $(stat end_code "$tmp/oom.zwc")" '"exit" 0'
+
+# ---- no capture (a static program): said even with -q, never a silent success ----
+"$zw" run -q -o "$tmp/static.zwc" -- "$dir/zwp_die_static" fill 10 >/dev/null 2>"$tmp/static.err"
+expect "no capture, the program exits 0: zw run's status" "$?" 1
+grep -q 'no capture written' "$tmp/static.err" && echo "ok: no capture: said with -q" ||
+    fail "no capture: not said with -q"
+"$zw" run -q -o "$tmp/static.zwc" -- "$dir/zwp_die_static" exit 10 >/dev/null 2>&1
+expect "no capture, the program exits 42: zw run's status" "$?" 42
+
 if [ "$fails" -ne 0 ]; then
     echo "$fails check(s) failed"
     exit 1

@@ -134,7 +134,9 @@ main_capture(const char *path, char *used, size_t len)
 static void
 warn_capture(const zw_capture *c)
 {
-    if (c->write_errno != 0)
+    if (c->write_errno == ENOMEM)
+        fprintf(stderr, "zw: capture cut: the tracer ran out of memory writing it\n");
+    else if (c->write_errno != 0)
         fprintf(stderr, "zw: capture cut: write failed: %s\n", strerror((int)c->write_errno));
     if (c->untraced != 0)
         fprintf(stderr, "zw: %llu allocations not traced: the tracer ran out of memory\n",

@@ -1,5 +1,6 @@
 /* tools/zw/cmd_stat.c - zw stat: a capture's figures, as an aligned list or one JSON object (the
  * keys are documented in docs/zw.md#json and stay stable). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -343,7 +344,9 @@ cmd_stat(int argc, char **argv)
         printf(" %s", c->argv[i]);
     printf("\n%-16s %" PRIu32 " (parent %" PRIu32 ")\n", "pid", c->pid, c->ppid);
     printf("%-16s %s\n", "ended", end_text(c, buf, sizeof(buf)));
-    if (c->write_errno != 0)
+    if (c->write_errno == ENOMEM)
+        printf("%-16s the tracer ran out of memory writing it\n", "capture cut");
+    else if (c->write_errno != 0)
         printf("%-16s write failed: %s\n", "capture cut", strerror((int)c->write_errno));
     if (c->untraced != 0)
         printf("%-16s %" PRIu64 " allocations not traced: the tracer ran out of memory\n",
