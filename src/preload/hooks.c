@@ -107,17 +107,57 @@ zwi_preload_resolve(void)
 
 /* ---- counters ---- */
 
-/* This thread's counters, made on first use: a slot of the LIVE section, or the last one,
- * shared, once they are all taken. */
+/* At a thread's exit: its counts go to the shared slot (added there first: a SIGKILL in between
+ * counts them twice, never loses them), and its slot is free for the next thread. Whatever the
+ * thread allocates after this (later TLS destructors) counts in the shared slot. */
+static void
+stats_release(void *p)
+{
+    tstats *ts = p;
+    if (G.live == NULL || ts < G.slots || ts >= G.slots + G.live->nslots - 1)
+        return; /* a slot of another mapping (none should be left: forget_stats) */
+    tstats *shared = &G.slots[G.live->nslots - 1];
+    my_stats = shared;
+    _Atomic uint64_t *from[6] = {&ts->allocs, &ts->frees, &ts->temps,
+                                 &ts->bytes,  &ts->freed_bytes, &ts->untraced};
+    _Atomic uint64_t *to[6] = {&shared->allocs, &shared->frees,       &shared->temps,
+                               &shared->bytes,  &shared->freed_bytes, &shared->untraced};
+    for (int k = 0; k < 6; k++)
+        atomic_fetch_add(to[k], atomic_load(from[k]));
+    for (int k = 0; k < 6; k++)
+        atomic_store(from[k], 0);
+    atomic_store(&G.slot_free[ts - G.slots], 1);
+}
+
+/* This thread's counters, made on first use: a slot of the LIVE section (a free one, else a new
+ * one), or the last one, shared, once they are all taken. */
 static tstats *
 stats_make(void)
 {
     if (G.slots == NULL)
         return NULL;
     unsigned last = G.live->nslots - 1;
-    unsigned i = atomic_fetch_add(&G.slots_used, 1);
+    unsigned i = atomic_load(&G.slots_used);
+    for (unsigned k = 0; k < i && k < last; k++) {
+        unsigned char one = 1;
+        if (atomic_load_explicit(&G.slot_free[k], memory_order_relaxed) &&
+            atomic_compare_exchange_strong(&G.slot_free[k], &one, 0)) {
+            i = k;
+            goto found;
+        }
+    }
+    i = atomic_fetch_add(&G.slots_used, 1);
+found:
     my_stats = &G.slots[i < last ? i : last];
+    if (i < last && G.slot_key_ok) /* released at the thread's exit */
+        pthread_setspecific(G.slot_key, my_stats);
     return my_stats;
+}
+
+void
+zwi_preload_make_slot_key(void)
+{
+    G.slot_key_ok = pthread_key_create(&G.slot_key, stats_release) == 0;
 }
 
 void
@@ -125,6 +165,8 @@ zwi_preload_forget_stats(void)
 {
     my_stats = NULL;
     my_last = NULL;
+    if (G.slot_key_ok)
+        pthread_setspecific(G.slot_key, NULL);
 }
 
 /* Adds n to a counter of this thread's slot: a plain load and store (no locked instruction) on a

@@ -596,6 +596,7 @@ preload_start(void)
         zwi_preload_unwind_init(&G.unw, runtime);
     }
     zwi_preload_make_wake_pipe();
+    zwi_preload_make_slot_key();
     install_signals();
     on_exit(on_exit_hook, NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);

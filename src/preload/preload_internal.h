@@ -63,7 +63,7 @@ typedef struct live_head {
 
 _Static_assert(sizeof(tstats) == 64 && sizeof(live_head) == 64, "LIVE records are 64 bytes");
 
-#define LIVE_SLOTS 255 /* thread slots in the LIVE section; the last one is shared */
+#define LIVE_SLOTS 127 /* thread slots in the LIVE section; the last one is shared */
 #define LIVE_AT    64  /* the LIVE payload's offset: right after the file and section headers */
 
 /* Per-site counters, indexed by traceback ref; written by every thread (atomic adds). Live blocks
@@ -182,6 +182,9 @@ typedef struct zwi_preload_state {
     live_head *live;
     tstats *slots;               /* live->nslots of them; the last one is shared */
     atomic_uint slots_used;      /* slots handed to threads (may pass nslots) */
+    _Atomic unsigned char slot_free[LIVE_SLOTS]; /* 1: a slot its thread left (stats_release) */
+    pthread_key_t slot_key;      /* constructor: its destructor frees a thread's slot */
+    bool slot_key_ok;            /* constructor */
     atomic_int fatal_signal;     /* the first fatal signal being served (0: none) */
     uint64_t heap_base_bytes;    /* constructor (fork child): live bytes the counters start from */
     uint64_t heap_base_blocks;   /* likewise, blocks (a fork child keeps its parent's) */
@@ -214,6 +217,8 @@ extern ZW_HIDDEN const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC];
 
 /* ---- hooks.c ---- */
 
+/* The key whose destructor frees an exiting thread's counters slot (constructor). */
+ZW_HIDDEN void zwi_preload_make_slot_key(void);
 /* Forgets this thread's counters slot (a fork child starts on new ones). */
 ZW_HIDDEN void zwi_preload_forget_stats(void);
 

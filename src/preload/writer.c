@@ -348,6 +348,8 @@ zwi_preload_map_live(void)
     G.live->nslots = LIVE_SLOTS;
     G.slots = (tstats *)(G.live + 1);
     atomic_store(&G.slots_used, 0);
+    for (size_t i = 0; i < LIVE_SLOTS; i++)
+        atomic_store(&G.slot_free[i], 0);
     if (G.write_errno != 0)
         atomic_store(&G.live->write_errno, (uint32_t)G.write_errno);
 }
