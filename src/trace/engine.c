@@ -8,7 +8,7 @@
  * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
  *
  * Tracebacks: bump-allocated in one reserved region (MAP_NORESERVE; only what is written is
- * committed) and interned in a table of refs under the intern lock. A thread first looks in its
+ * committed; 16 GiB, or 1/16 of the address space limit) and interned in a table of refs under the intern lock. A thread first looks in its
  * own cache of recent tracebacks (zwi_thread.cache), so a hot allocation site takes no shared
  * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
  * new tracer start a new generation, so stale entries never match.
