@@ -186,7 +186,13 @@ bump(tstats *ts, _Atomic uint64_t *c, uint64_t n)
 static inline bool
 tracing(void)
 {
-    return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
+    if (ZW_LIKELY(zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire)))
+        return true;
+    if (ZW_UNLIKELY(zwi_trace_guard == 0 && !atomic_load_explicit(&G.started, memory_order_relaxed))) {
+        zwi_preload_start(); /* an allocation before our constructor ran: traced too */
+        return atomic_load(&G.active);
+    }
+    return false;
 }
 
 /* Leaves a hook: the guard down, and a signal from outside that landed while it was up (when this

@@ -541,9 +541,11 @@ site_refs_for_limit(void)
     return n < ((size_t)1 << DIRTY_SHIFT) ? (size_t)1 << DIRTY_SHIFT : n;
 }
 
-__attribute__((constructor)) static void
-preload_start(void)
+void
+zwi_preload_start(void)
 {
+    if (atomic_exchange(&G.started, true))
+        return;
     zwi_preload_resolve();
     zwi_trace_guard++;
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
@@ -603,6 +605,14 @@ preload_start(void)
     zwi_preload_start_sampler();
     atomic_store(&G.active, true);
     zwi_trace_guard--;
+}
+
+/* The constructor starts tracing, unless an allocation made it start earlier: a library initialised
+ * before this one (libselinux in mkdir) allocates in its constructor. */
+__attribute__((constructor)) static void
+preload_start(void)
+{
+    zwi_preload_start();
 }
 
 /* No destructor writes the capture: _dl_fini, which runs destructors, is registered with atexit

@@ -129,6 +129,7 @@ typedef struct zwi_preload_state {
     } boot;
 
     zwi_tracer *tracer;   /* constructor; the engine guards its own tables */
+    atomic_bool started;  /* atomic exchange: zwi_preload_start() runs once */
     atomic_bool active;   /* atomic: hooks record while set; cleared by finish() and fork */
     atomic_bool finished; /* atomic exchange: finish() runs once (set in an unfollowed child) */
     unsigned nframe;      /* constructor: traceback limit, from ZW_NFRAME */
@@ -261,6 +262,10 @@ ZW_HIDDEN void zwi_preload_write_start_locked(void);
 ZW_HIDDEN void zwi_preload_write_end_locked(uint32_t end, int code);
 
 /* ---- life.c ---- */
+
+/* Starts tracing, once: from the constructor, or from the first allocation if a library's
+ * constructor that runs before ours allocates. */
+ZW_HIDDEN void zwi_preload_start(void);
 
 /* Writes the end of the capture, once per process. `end` says how the process ends. */
 ZW_HIDDEN void zwi_preload_finish(uint32_t end, int code);

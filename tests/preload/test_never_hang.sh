@@ -130,6 +130,12 @@ grep -q "^zw: $u allocations not traced: the tracer ran out of memory" "$tmp/oom
 grep -q 'died' "$tmp/oom.err" && fail "tracer out of memory: zw run speaks of a death"
 expect "tracer out of memory: ended" "$(stat end "$tmp/oom.zwc") $(stat end_code "$tmp/oom.zwc")" '"exit" 0'
 
+# ---- allocations before zw's constructor ran (a library initialised first) are traced ----
+"$zw" run -q -o "$tmp/early.zwc" -- "$dir/zwp_early" || fail "zw run early"
+"$zw" leaks --json --group lineno "$tmp/early.zwc" | grep -q '"bytes": 999, "blocks": 3, .*"function": "early"' &&
+    echo "ok: a library constructor's 3 blocks, made before zw's constructor, are traced" ||
+    fail "a library constructor's allocations before zw's constructor are not traced"
+
 # ---- no capture (a static program): said even with -q, never a silent success ----
 "$zw" run -q -o "$tmp/static.zwc" -- "$dir/zwp_die_static" fill 10 >/dev/null 2>"$tmp/static.err"
 expect "no capture, the program exits 0: zw run's status" "$?" 1
