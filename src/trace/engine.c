@@ -271,13 +271,20 @@ zwi_tracer_tb(const zwi_tracer *t, uint32_t ref)
     return (const zwi_tb *)(t->region + (size_t)ref * 8);
 }
 
+/* A thread's cache may name a traceback that a clear() in another thread just recycled and that a
+ * third thread is rewriting: the cache path reads tracebacks without the intern lock, so every
+ * read and write of a traceback's fields is a relaxed atomic (plain moves on x86-64). A mixed read
+ * only fails to match; a match is a traceback with these very frames, valid in the generation. */
+#define TB_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TB_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static bool
 tb_equal(const zwi_tb *tb, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
 {
-    if (tb->hash != hash || tb->nframe != n || tb->total_nframe != total)
+    if (TB_LOAD(tb->hash) != hash || TB_LOAD(tb->nframe) != n || TB_LOAD(tb->total_nframe) != total)
         return false;
     for (unsigned i = 0; i < n; i++) { /* short: a call to memcmp costs more */
-        if (tb->frames[i] != frames[i])
+        if (TB_LOAD(tb->frames[i]) != frames[i])
             return false;
     }
     return true;
@@ -326,10 +333,11 @@ intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n,
     }
     zwi_tb *tb = (zwi_tb *)(t->region + t->region_used);
     uint32_t ref = (uint32_t)(t->region_used / 8);
-    tb->hash = hash;
-    tb->nframe = (uint16_t)n;
-    tb->total_nframe = (uint16_t)(total > 65535 ? 65535 : total);
-    memcpy(tb->frames, frames, n * sizeof(uintptr_t));
+    TB_STORE(tb->hash, hash);
+    TB_STORE(tb->nframe, (uint16_t)n);
+    TB_STORE(tb->total_nframe, (uint16_t)(total > 65535 ? 65535 : total));
+    for (unsigned k = 0; k < n; k++)
+        TB_STORE(tb->frames[k], frames[k]);
     t->region_used += need; /* a multiple of 8 */
     if (t->region_used > t->region_dirty)
         t->region_dirty = t->region_used;
@@ -348,7 +356,7 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
     uint64_t cur = gen_of(t);
     if (th != NULL && th->last_gen == cur) { /* the same site as last time: no hash */
         const zwi_tb *last = zwi_tracer_tb(t, th->last_ref);
-        if (tb_equal(last, last->hash, frames, n, total))
+        if (tb_equal(last, TB_LOAD(last->hash), frames, n, total))
             return th->last_ref;
     }
     uint32_t hash = tb_hash(frames, n, total);
