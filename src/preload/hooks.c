@@ -174,7 +174,7 @@ zwi_preload_forget_stats(void)
 static inline void
 bump(tstats *ts, _Atomic uint64_t *c, uint64_t n)
 {
-    if (ZW_UNLIKELY(ts == &G.slots[G.live->nslots - 1]))
+    if (ZW_UNLIKELY(ts == G.shared_slot))
         atomic_fetch_add_explicit(c, n, memory_order_relaxed);
     else
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,

@@ -356,6 +356,7 @@ drop_parent_live(void)
     G.live_map = NULL;
     G.live = NULL;
     G.slots = NULL;
+    G.shared_slot = NULL;
     zwi_preload_forget_stats();
 }
 

@@ -184,6 +184,7 @@ typedef struct zwi_preload_state {
     size_t live_len;
     live_head *live;
     tstats *slots;               /* live->nslots of them; the last one is shared */
+    tstats *shared_slot;         /* &slots[live->nslots - 1] */
     atomic_uint slots_used;      /* slots handed to threads (may pass nslots) */
     _Atomic unsigned char slot_free[LIVE_SLOTS]; /* 1: a slot its thread left (stats_release) */
     pthread_key_t slot_key;      /* constructor: its destructor frees a thread's slot */

@@ -308,6 +308,7 @@ zwi_preload_map_live(void)
     G.live = (live_head *)(G.live_map + LIVE_AT);
     G.live->nslots = LIVE_SLOTS;
     G.slots = (tstats *)(G.live + 1);
+    G.shared_slot = &G.slots[LIVE_SLOTS - 1];
     atomic_store(&G.slots_used, 0);
     for (size_t i = 0; i < LIVE_SLOTS; i++)
         atomic_store(&G.slot_free[i], 0);
