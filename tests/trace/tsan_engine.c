@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../../src/trace/trace_internal.h"
+#include "trace_internal.h"
 
 #define NTHREADS 4
 #define ROUNDS   20000
