@@ -129,8 +129,9 @@ zwi_symbolizer_free(zwi_symbolizer *s)
 size_t
 zwi_symbolizer_memory(const zwi_symbolizer *s)
 {
-    return s->cache_bytes + s->mods_bytes + s->strs.bytes + (s->cache.mask + 1) * sizeof(struct zwi_map_slot) +
-           s->strs.cap * sizeof(char *) + (s->strs.mask + 1) * sizeof(uint32_t);
+    return s->cache_bytes + s->mods_bytes + s->strs.bytes +
+           (s->cache.mask + 1) * sizeof(struct zwi_map_slot) + s->strs.cap * sizeof(char *) +
+           (s->strs.mask + 1) * sizeof(uint32_t);
 }
 
 /* ---- function names: each module's symbols, sorted ---- */
@@ -210,7 +211,10 @@ module_syms(zwi_symbolizer *s, Dwfl_Module *mod)
             .name = name,
             .index = (uint32_t)i,
             .shndx = shndx >= SHN_LORESERVE ? 0xffff : (uint16_t)shndx,
-            .bind = bind == STB_GLOBAL ? 3 : bind == STB_WEAK ? 2 : bind == STB_LOCAL ? 1 : 0,
+            .bind = bind == STB_GLOBAL  ? 3
+                    : bind == STB_WEAK  ? 2
+                    : bind == STB_LOCAL ? 1
+                                        : 0,
             .local = first_global > 1 && i < first_global,
         };
     }

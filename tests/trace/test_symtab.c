@@ -37,8 +37,8 @@ find_text(struct dl_phdr_info *info, size_t size, void *arg)
     for (unsigned i = 0; match && i < info->dlpi_phnum && ts->n < 8; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
-            ts->t[ts->n++] = (text){info->dlpi_addr + ph->p_vaddr,
-                                    info->dlpi_addr + ph->p_vaddr + ph->p_memsz};
+            ts->t[ts->n++] =
+                (text){info->dlpi_addr + ph->p_vaddr, info->dlpi_addr + ph->p_vaddr + ph->p_memsz};
     }
     return 0;
 }
