@@ -20,21 +20,21 @@
 
 /* ---- marks ---- */
 
-/* libzwpreload.so records marks in zw_preload_mark(); without it this does nothing. Looked up at
- * run time because a program linking zerowaste statically calls its own zw_mark directly, where
- * the preload library cannot interpose. Weak: the preload library's strong zw_mark replaces it
- * when both are linked into it. */
+/* Passes the mark to the tracer that exports ZW_MARK_SINK (capture.h); without one this does
+ * nothing. Looked up at run time because a program linking zerowaste statically calls its own
+ * zw_mark directly, where a preloaded tracer cannot interpose. Weak: a tracer linked from these
+ * objects may define its own strong zw_mark. */
 __attribute__((weak)) void
 zw_mark(const char *label)
 {
-    static void (*_Atomic mark)(const char *);
+    static zw_mark_sink_fn *_Atomic mark;
     static atomic_bool looked;
     if (!atomic_load_explicit(&looked, memory_order_acquire)) {
-        atomic_store_explicit(&mark, (void (*)(const char *))dlsym(RTLD_DEFAULT, "zw_preload_mark"),
+        atomic_store_explicit(&mark, (zw_mark_sink_fn *)dlsym(RTLD_DEFAULT, ZW_MARK_SINK),
                               memory_order_relaxed);
         atomic_store_explicit(&looked, true, memory_order_release);
     }
-    void (*fn)(const char *) = atomic_load_explicit(&mark, memory_order_relaxed);
+    zw_mark_sink_fn *fn = atomic_load_explicit(&mark, memory_order_relaxed);
     if (fn != NULL)
         fn(label);
 }
@@ -125,6 +125,40 @@ decode_totals(loader *l)
 }
 
 static int
+decode_live(loader *l)
+{
+    zw_capture *c = l->c;
+    if (c->has_live)
+        return zwi_cursor_fail(&l->cur, "live counters stored twice");
+    zwi_live live;
+    if (zwi_decode_live(&l->cur, &live) != 0)
+        return -1;
+    c->has_live = true;
+    c->live = live.counts;
+    c->write_errno = live.write_errno;
+    c->untraced = live.untraced;
+    return 0;
+}
+
+/* A capture cut short: its counts and how it ended from LIVE, exact; its peak from LIVE's last
+ * saved peak or the samples, whichever is larger. */
+static void
+totals_from_live(zw_capture *c)
+{
+    zw_capture_totals *t = &c->totals;
+    t->allocations = c->live.allocations;
+    t->frees = c->live.frees;
+    t->temporary = c->live.temporary;
+    t->bytes_allocated = c->live.bytes_allocated;
+    t->end = c->live.end;
+    t->code = c->live.code;
+    if (c->live.peak_bytes > t->peak_bytes) {
+        t->peak_bytes = c->live.peak_bytes;
+        t->peak_time_ns = c->live.peak_time_ns;
+    }
+}
+
+static int
 decode(loader *l, uint32_t type)
 {
     zw_capture *c = l->c;
@@ -150,6 +184,8 @@ decode(loader *l, uint32_t type)
         return decode_totals(l);
     case ZWI_SEC_SITES:
         return decode_sites(l);
+    case ZWI_SEC_LIVE:
+        return decode_live(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -330,6 +366,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         qsort(l.c->samples, l.c->nsamples, sizeof(zw_capture_sample), by_time);
     if (!l.c->has_totals)
         totals_from_samples(l.c);
+    if (!l.c->has_totals && l.c->has_live)
+        totals_from_live(l.c);
     return l.c;
 }
 

@@ -34,7 +34,7 @@ static const struct kind_info {
     bool streamed;
 } kinds[] = {
     [ZWI_KIND_SNAPSHOT] = {"snapshot", 0, false},
-    [ZWI_KIND_CAPTURE] = {"capture", 2, true},
+    [ZWI_KIND_CAPTURE] = {"capture", 3, true},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -76,6 +76,8 @@ zwi_section_name(uint32_t type)
         return "site deltas";
     case ZWI_SEC_SITE_INFO:
         return "site info";
+    case ZWI_SEC_LIVE:
+        return "live counters";
     default:
         return "unknown";
     }
@@ -87,7 +89,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITE_INFO;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LIVE;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */
@@ -162,50 +164,6 @@ get_le(const unsigned char *p, int n)
 }
 
 /* ---- writing ---- */
-
-unsigned char *
-zwi_cbuf_grow(zwi_cbuf *b, size_t n)
-{
-    if (b->failed || zwi_reserve(b->raw, (void **)&b->data, &b->cap, b->len + n, 1) != 0) {
-        b->failed = true;
-        return NULL;
-    }
-    unsigned char *p = b->data + b->len;
-    b->len += n;
-    return p;
-}
-
-void
-zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
-{
-    unsigned char *p = zwi_cbuf_grow(b, (size_t)nbytes);
-    if (p != NULL)
-        set_le(p, v, nbytes);
-}
-
-void
-zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
-{
-    unsigned char *p = zwi_cbuf_grow(b, n);
-    if (p != NULL && n > 0)
-        memcpy(p, src, n);
-}
-
-void
-zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes)
-{
-    if (!b->failed && at + (size_t)nbytes <= b->len)
-        set_le(b->data + at, v, nbytes);
-}
-
-void
-zwi_cbuf_release(zwi_cbuf *b)
-{
-    zwi_free(b->raw, b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->failed = false;
-}
 
 void
 zwi_container_put_header(zwi_cbuf *out, uint32_t kind, unsigned minor, uint32_t nsections)
@@ -442,8 +400,10 @@ read_section_header(zwi_container *c)
             c, "file truncated: section %zu (%s) at offset %zu needs %" PRIu64 " bytes, %zu left",
             c->index, zwi_section_name(c->type), off, c->stored, left);
     }
-    if (CHECKSUM_BAD(zwi_crc32(0, h + ZWI_SECTION_SIZE, (size_t)c->stored),
-                     (uint32_t)get_le(h + 24, 4)))
+    /* a capture's LIVE payload is updated in place by the running process: no checksum */
+    bool live = c->kind == ZWI_KIND_CAPTURE && c->type == ZWI_SEC_LIVE;
+    if (!live && CHECKSUM_BAD(zwi_crc32(0, h + ZWI_SECTION_SIZE, (size_t)c->stored),
+                              (uint32_t)get_le(h + 24, 4)))
         return zwi_container_fail(
             c, "section %zu (%s) at offset %zu damaged (payload checksum mismatch)", c->index,
             zwi_section_name(c->type), off);
