@@ -1,0 +1,441 @@
+/* preload/hooks.c - the interposed malloc family of libzwpreload.so, and its bootstrap.
+ *
+ *   bootstrap: until dlsym(RTLD_NEXT, ...) has found the real functions, blocks come from a static
+ *              arena (G.boot); freeing one of them does nothing
+ *   hook:      guard up -> the real function -> record (frames, counters, site, peak) -> guard down
+ *
+ * Reentrancy: the engine's per-thread guard (zwi_trace_guard, initial-exec TLS) is this library's
+ * depth counter too: a hook that finds it up forwards to the real function untraced, so the
+ * engine, the symboliser and the sampler allocate through malloc without being traced. A hook's
+ * traceback starts at its own frame: this file is built with -fno-omit-frame-pointer, and the
+ * unwinder (unwind.h) repairs walks through code without frame pointers.
+ * See docs/zw.md#how-it-works. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "preload_internal.h"
+
+#define BOOT_HEADER 16 /* before each bootstrap block: its size */
+#define TS_PER_SLAB 63 /* thread counters per mapped slab */
+
+/* This thread's counters, or NULL before its first traced allocation. initial-exec: reading it
+ * never enters the dynamic loader, which may call malloc. */
+static _Thread_local tstats *my_stats __attribute__((tls_model("initial-exec")));
+
+/* ---- bootstrap ---- */
+
+static void *
+boot_alloc(size_t n, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    for (;;) {
+        size_t used = atomic_load(&G.boot.used);
+        size_t start = (used + BOOT_HEADER + align - 1) & ~(align - 1);
+        if (start + n > BOOT_SIZE || n > BOOT_SIZE)
+            return NULL;
+        if (atomic_compare_exchange_weak(&G.boot.used, &used, start + n)) {
+            memcpy(G.boot.bytes + start - sizeof(size_t), &n, sizeof(size_t));
+            return G.boot.bytes + start;
+        }
+    }
+}
+
+static inline bool
+in_boot(const void *p)
+{
+    return (const unsigned char *)p >= G.boot.bytes &&
+           (const unsigned char *)p < G.boot.bytes + BOOT_SIZE;
+}
+
+static size_t
+boot_size(const void *p)
+{
+    size_t n;
+    memcpy(&n, (const unsigned char *)p - sizeof(size_t), sizeof(size_t));
+    return n;
+}
+
+/* Finds the real functions; false while dlsym() itself is running (then the caller serves the
+ * request from the bootstrap arena). */
+static bool
+resolve(void)
+{
+    if (ZW_LIKELY(atomic_load_explicit(&G.ready, memory_order_acquire)))
+        return true;
+    if (atomic_exchange(&G.resolving, true))
+        return false;
+    real_fns r;
+    r.malloc = dlsym(RTLD_NEXT, "malloc");
+    r.free = dlsym(RTLD_NEXT, "free");
+    r.calloc = dlsym(RTLD_NEXT, "calloc");
+    r.realloc = dlsym(RTLD_NEXT, "realloc");
+    r.posix_memalign = dlsym(RTLD_NEXT, "posix_memalign");
+    r.aligned_alloc = dlsym(RTLD_NEXT, "aligned_alloc");
+    r.memalign = dlsym(RTLD_NEXT, "memalign");
+    r.valloc = dlsym(RTLD_NEXT, "valloc");
+    r.pvalloc = dlsym(RTLD_NEXT, "pvalloc");
+    r.malloc_usable_size = dlsym(RTLD_NEXT, "malloc_usable_size");
+    r.exit_ = dlsym(RTLD_NEXT, "_exit");
+    r.execve = dlsym(RTLD_NEXT, "execve");
+    r.execvp = dlsym(RTLD_NEXT, "execvp");
+    r.execvpe = dlsym(RTLD_NEXT, "execvpe");
+    r.fexecve = dlsym(RTLD_NEXT, "fexecve");
+    if (r.malloc == NULL || r.free == NULL || r.calloc == NULL || r.realloc == NULL ||
+        r.memalign == NULL || r.exit_ == NULL) {
+        static const char msg[] = "zw: preload: cannot find the real malloc functions\n";
+        (void)!write(2, msg, sizeof(msg) - 1);
+        abort();
+    }
+    G.real = r;
+    atomic_store_explicit(&G.ready, true, memory_order_release);
+    atomic_store(&G.resolving, false);
+    return true;
+}
+
+bool
+zwi_preload_resolve(void)
+{
+    return resolve();
+}
+
+/* ---- counters ---- */
+
+/* This thread's counters, made on first use (from a mapped slab: never through malloc). */
+static tstats *
+stats_make(void)
+{
+    zwi_lock_acquire(&G.ts_lock);
+    if (G.slab == NULL || G.slab_used == TS_PER_SLAB) {
+        void *p = mmap(NULL, TS_PER_SLAB * sizeof(tstats), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            zwi_lock_release(&G.ts_lock);
+            return NULL;
+        }
+        G.slab = p;
+        G.slab_used = 0;
+    }
+    tstats *ts = &G.slab[G.slab_used++];
+    ts->next = G.threads;
+    G.threads = ts;
+    zwi_lock_release(&G.ts_lock);
+    my_stats = ts;
+    return ts;
+}
+
+static inline void
+bump(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* ---- the hooks' common steps ---- */
+
+static inline bool
+tracing(void)
+{
+    return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
+}
+
+/* Leaves a hook: the guard down, and a signal from outside that landed while it was up (when this
+ * thread may have held a lock of the engine or of malloc) served now. */
+static inline __attribute__((always_inline)) void
+guard_down(void)
+{
+    zwi_trace_guard--;
+    if (ZW_UNLIKELY(atomic_load_explicit(&G.deferred_signal, memory_order_relaxed) != 0) &&
+        zwi_trace_guard == 0)
+        zwi_preload_serve_deferred();
+}
+
+/* Notes that site `ref`'s counters changed (see G.dirty), after they were updated. */
+static inline void
+site_dirty(uint32_t ref)
+{
+    if (atomic_load(&G.dirty[ref]) == 0) {
+        atomic_store(&G.dirty[ref], 1);
+        if (atomic_load(&G.summary[ref >> DIRTY_SHIFT]) == 0)
+            atomic_store(&G.summary[ref >> DIRTY_SHIFT], 1);
+    }
+}
+
+/* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
+ * keeps a frame: this file is built with -fno-omit-frame-pointer). Guard up. */
+static inline __attribute__((always_inline)) void
+on_alloc(void *p, size_t n)
+{
+    zwi_tracer *t = G.tracer;
+    zwi_thread *th = zwi_thread_get();
+    static const uintptr_t unknown[1] = {0};
+    const uintptr_t *frames = unknown;
+    unsigned total = 1;
+    unsigned nf = 0;
+    if (th != NULL) {
+        nf = zwi_capture(th, 0, th->frames, G.nframe, &total);
+        frames = th->frames;
+        /* the chain is trusted from a caller in a module known to keep frame pointers; from the
+         * C or C++ runtime it is repaired, otherwise walked by the unwinder */
+        nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, &total, th->stack_hi,
+                                    __builtin_frame_address(0));
+    }
+    if (nf == 0) {
+        frames = unknown;
+        nf = total = 1;
+    }
+    if (zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total) != 0)
+        return;
+    tstats *ts = my_stats != NULL ? my_stats : stats_make();
+    if (ts != NULL) {
+        bump(&ts->allocs, 1);
+        bump(&ts->bytes, n);
+        ts->last = p;
+    }
+    uint32_t ref = th != NULL ? th->last_ref : 0;
+    if (G.sites != NULL && ref != 0 && ref < SITE_REFS) {
+        atomic_fetch_add(&G.sites[ref].count, 1);
+        atomic_fetch_add(&G.sites[ref].bytes, n);
+        site_dirty(ref);
+        unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
+        while (ref > max && !atomic_compare_exchange_weak_explicit(
+                                &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
+            ; /* only when a new traceback is interned: rare */
+    }
+    int64_t peak = zwi_tracer_peak_hint(t);
+    if (ZW_UNLIKELY(peak >= atomic_load_explicit(&G.peak_next, memory_order_relaxed)))
+        zwi_preload_save_peak(peak);
+}
+
+/* Counts a block of `rec`'s site as freed (n = 1) or, for a realloc that failed, back (n = -1). */
+static inline void
+site_free(const zwi_trace_rec *rec, int64_t n)
+{
+    if (G.sites == NULL || rec->tb == 0 || rec->tb >= SITE_REFS)
+        return;
+    atomic_fetch_add(&G.sites[rec->tb].freed, (uint64_t)n);
+    atomic_fetch_add(&G.sites[rec->tb].freed_bytes, (uint64_t)n * (uint64_t)rec->size);
+    site_dirty(rec->tb);
+}
+
+/* Removes the trace of `p`, if traced, and counts the free. Guard up. */
+static inline void
+on_free(void *p, zwi_trace_rec *old, bool *had)
+{
+    zwi_trace_rec rec;
+    bool found = zwi_tracer_remove(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &rec);
+    if (had != NULL) {
+        *had = found;
+        *old = rec;
+    }
+    if (!found)
+        return;
+    site_free(&rec, 1);
+    tstats *ts = my_stats != NULL ? my_stats : stats_make();
+    if (ts != NULL) {
+        bump(&ts->frees, 1);
+        if (ts->last == p) {
+            bump(&ts->temps, 1);
+            if (G.sites != NULL && rec.tb != 0 && rec.tb < SITE_REFS)
+                atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
+        }
+        ts->last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
+    }
+}
+
+/* ---- the interposed functions ---- */
+
+EXPORT void *
+malloc(size_t n)
+{
+    if (ZW_UNLIKELY(!resolve()))
+        return boot_alloc(n, 16);
+    if (!tracing())
+        return G.real.malloc(n);
+    zwi_trace_guard++;
+    void *p = G.real.malloc(n);
+    if (p != NULL)
+        on_alloc(p, n);
+    guard_down();
+    return p;
+}
+
+EXPORT void
+free(void *p)
+{
+    if (p == NULL || in_boot(p) || !resolve())
+        return;
+    if (tracing()) {
+        zwi_trace_guard++;
+        on_free(p, NULL, NULL);
+        guard_down();
+    }
+    G.real.free(p);
+}
+
+EXPORT void *
+calloc(size_t nelem, size_t elsize)
+{
+    if (ZW_UNLIKELY(!resolve())) {
+        size_t n;
+        if (__builtin_mul_overflow(nelem, elsize, &n))
+            return NULL;
+        return boot_alloc(n, 16); /* never reused: still zero */
+    }
+    if (!tracing())
+        return G.real.calloc(nelem, elsize);
+    zwi_trace_guard++;
+    void *p = G.real.calloc(nelem, elsize);
+    if (p != NULL)
+        on_alloc(p, nelem * elsize);
+    guard_down();
+    return p;
+}
+
+/* realloc's body, inlined into realloc and reallocarray so that the traceback starts at their
+ * caller. */
+static inline __attribute__((always_inline)) void *
+do_realloc(void *p, size_t n)
+{
+    if (ZW_UNLIKELY(!resolve() || in_boot(p))) {
+        /* a bootstrap block moves out of the arena (or, during dlsym, within it) */
+        void *q = resolve() ? malloc(n) : boot_alloc(n, 16);
+        if (q != NULL && p != NULL) {
+            size_t old = boot_size(p);
+            memcpy(q, p, old < n ? old : n);
+        }
+        return q;
+    }
+    if (!tracing())
+        return G.real.realloc(p, n);
+    zwi_trace_guard++;
+    zwi_trace_rec old;
+    bool had = false;
+    if (p != NULL)
+        on_free(p, &old, &had);
+    void *q = G.real.realloc(p, n);
+    if (q != NULL)
+        on_alloc(q, n);
+    else if (had && n != 0 && zwi_tracer_restore(G.tracer, (uintptr_t)p, &old) == 0)
+        site_free(&old, -1); /* failed: the old block stays (realloc(p, 0) freed it) */
+    guard_down();
+    return q;
+}
+
+EXPORT void *
+realloc(void *p, size_t n)
+{
+    return do_realloc(p, n);
+}
+
+EXPORT void *
+reallocarray(void *p, size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nelem, elsize, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return do_realloc(p, n);
+}
+
+/* The aligned family: one body, the real function chosen by `which`. */
+enum { AL_MEMALIGN, AL_ALIGNED, AL_VALLOC, AL_PVALLOC };
+
+static inline __attribute__((always_inline)) void *
+aligned(int which, size_t align, size_t n)
+{
+    if (ZW_UNLIKELY(!resolve()))
+        return boot_alloc(n, align ? align : 4096);
+    bool on = tracing();
+    if (on)
+        zwi_trace_guard++;
+    void *p;
+    switch (which) {
+    case AL_MEMALIGN:
+        p = G.real.memalign(align, n);
+        break;
+    case AL_ALIGNED:
+        p = G.real.aligned_alloc != NULL ? G.real.aligned_alloc(align, n)
+                                         : G.real.memalign(align, n);
+        break;
+    case AL_VALLOC:
+        p = G.real.valloc != NULL ? G.real.valloc(n) : G.real.memalign(4096, n);
+        break;
+    default:
+        p = G.real.pvalloc != NULL ? G.real.pvalloc(n)
+                                   : G.real.memalign(4096, (n + 4095) & ~(size_t)4095);
+        break;
+    }
+    if (on) {
+        if (p != NULL)
+            on_alloc(p, n);
+        guard_down();
+    }
+    return p;
+}
+
+EXPORT void *
+memalign(size_t align, size_t n)
+{
+    return aligned(AL_MEMALIGN, align, n);
+}
+
+EXPORT void *
+aligned_alloc(size_t align, size_t n)
+{
+    return aligned(AL_ALIGNED, align, n);
+}
+
+EXPORT void *
+valloc(size_t n)
+{
+    return aligned(AL_VALLOC, 4096, n);
+}
+
+EXPORT void *
+pvalloc(size_t n)
+{
+    return aligned(AL_PVALLOC, 4096, n);
+}
+
+EXPORT int
+posix_memalign(void **out, size_t align, size_t n)
+{
+    if (ZW_UNLIKELY(!resolve())) {
+        *out = boot_alloc(n, align);
+        return *out != NULL ? 0 : ENOMEM;
+    }
+    if (G.real.posix_memalign == NULL) {
+        *out = memalign(align, n);
+        return *out != NULL ? 0 : ENOMEM;
+    }
+    bool on = tracing();
+    if (on)
+        zwi_trace_guard++;
+    int rc = G.real.posix_memalign(out, align, n);
+    if (on) {
+        if (rc == 0 && *out != NULL)
+            on_alloc(*out, n);
+        guard_down();
+    }
+    return rc;
+}
+
+EXPORT size_t
+malloc_usable_size(void *p)
+{
+    if (p == NULL)
+        return 0;
+    if (in_boot(p))
+        return boot_size(p);
+    if (!resolve() || G.real.malloc_usable_size == NULL)
+        return 0;
+    return G.real.malloc_usable_size(p);
+}

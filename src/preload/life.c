@@ -1,0 +1,518 @@
+/* preload/life.c - the life cycle of libzwpreload.so: the constructor that starts tracing, and
+ * every way a traced image ends, each of which writes the end of its capture once (finish):
+ *
+ *   start:   read the environment, make the tracer and the file, learn the modules, install the
+ *            signal handlers and the fork handlers, start the sampler, then let the hooks record
+ *   exit:    on_exit() and _exit() finish with the status
+ *   signals: a fatal one (the program's own fault) finishes in its handler; one from outside
+ *            (^C, kill) is finished by the sampler thread, since it may land inside malloc
+ *   exec:    the image ends, its capture too; the new image (LD_PRELOAD) writes its own
+ *   fork:    a followed child starts a capture of its own, an unfollowed one traces nothing
+ *
+ * G, the library's one struct of mutable state, is defined here (preload_internal.h).
+ * See docs/zw.md#how-it-works. */
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload_internal.h"
+
+#define DEFAULT_NFRAME 16
+
+zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .wake = {-1, -1}};
+
+
+/* Signals sent from outside (^C, kill, a closed terminal): they may land while the thread holds a
+ * lock of malloc or of the engine, so the handler does not write: it asks the sampler thread
+ * (which never receives them) to, waits for it at most ASYNC_WAIT_MS, then dies of the signal's
+ * default action. If the sampler cannot finish in time (a lock held by the interrupted thread),
+ * the capture keeps what was streamed and loads as incomplete. */
+const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC] = {SIGINT, SIGTERM, SIGHUP};
+#define ASYNC_WAIT_MS 5000
+
+/* ---- ways out ---- */
+
+void
+zwi_preload_finish(uint32_t end, int code)
+{
+    if (G.tracer == NULL || atomic_exchange(&G.finished, true))
+        return; /* never started (no memory, or before the constructor), or done */
+    zwi_trace_guard++;
+    zwi_preload_stop_sampler(end != ZW_CAPTURE_END_SIGNAL);
+    atomic_store(&G.active, false);
+    if (end == ZW_CAPTURE_END_SIGNAL) {
+        /* the crashing thread may hold the lock: wait a little, then write regardless */
+        for (int i = 0; i < 200 && pthread_mutex_trylock(&G.lock) != 0; i++)
+            usleep(1000);
+    } else {
+        pthread_mutex_lock(&G.lock);
+    }
+    zwi_preload_write_end_locked(end, code);
+    if (G.fd >= 0)
+        close(G.fd);
+    G.fd = -1;
+    pthread_mutex_unlock(&G.lock);
+    atomic_store(&G.written, true);
+    zwi_trace_guard--;
+}
+
+static void
+on_mark_signal(int sig)
+{
+    atomic_fetch_add(&G.signal_marks, 1); /* the sampler takes it: a handler may not lock */
+}
+
+static void
+on_exit_hook(int status, void *arg)
+{
+    zwi_preload_finish(ZW_CAPTURE_END_EXIT, status);
+}
+
+/* Signals that end the process by default and are raised by the program's own action, so never
+ * inside malloc: faults, abort, and a write to a closed pipe or past the file-size limit (`prog |
+ * head` ends prog with SIGPIPE). The handler writes the capture itself. */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGPIPE, SIGXFSZ};
+
+
+static void
+on_fatal_signal(int sig)
+{
+    zwi_preload_finish(ZW_CAPTURE_END_SIGNAL, sig);
+    signal(sig, SIG_DFL);
+    raise(sig); /* a fault re-runs the instruction and dies of the default action */
+}
+
+static void
+on_async_signal(int sig)
+{
+    if (zwi_trace_guard > 0 && !atomic_load(&G.finished)) {
+        /* inside a hook: this thread may hold a lock the writer needs; served by guard_down() */
+        atomic_store(&G.deferred_signal, sig);
+        return;
+    }
+    int saved = errno;
+    if (G.sampler_on && !atomic_load(&G.finished)) {
+        atomic_store(&G.async_signal, sig);
+        if (G.wake[1] >= 0)
+            (void)!write(G.wake[1], "", 1);
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
+            nanosleep(&ms, NULL);
+    } else if (!atomic_load(&G.finished)) {
+        zwi_preload_finish(ZW_CAPTURE_END_SIGNAL, sig); /* no sampler: the only writer left */
+    } else {
+        for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
+            nanosleep(&(struct timespec){0, 1000000}, NULL); /* another thread is writing */
+    }
+    signal(sig, SIG_DFL);
+    errno = saved;
+    raise(sig); /* delivered when this handler returns: the default action ends the process */
+}
+
+void
+zwi_preload_serve_deferred(void)
+{
+    int sig = atomic_exchange(&G.deferred_signal, 0);
+    if (sig != 0)
+        on_async_signal(sig);
+}
+
+/* True in the process the capture is of; false in a vfork child, which shares our memory: it
+ * must neither write the parent's capture nor mark it finished. */
+static bool
+owner(void)
+{
+    return getpid() == G.pid;
+}
+
+EXPORT void
+_exit(int status)
+{
+    if (zwi_preload_resolve()) {
+        if (owner())
+            zwi_preload_finish(ZW_CAPTURE_END_UNDERSCORE_EXIT, status);
+        G.real.exit_(status);
+    }
+    __builtin_trap();
+}
+
+/* ---- exec: the image ends, its capture too; the new image (LD_PRELOAD) writes its own. If the
+ * exec fails, the rest of this process is not traced. glibc's exec functions call each other
+ * internally, so each is interposed; the l-forms build an argument vector for the v-forms. ---- */
+
+static void
+before_exec(void)
+{
+    if (owner())
+        zwi_preload_finish(ZW_CAPTURE_END_EXEC, 0);
+}
+
+EXPORT int
+execve(const char *path, char *const argv[], char *const envp[])
+{
+    zwi_preload_resolve();
+    before_exec();
+    return G.real.execve(path, argv, envp);
+}
+
+EXPORT int
+execv(const char *path, char *const argv[])
+{
+    return execve(path, argv, environ);
+}
+
+EXPORT int
+execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    zwi_preload_resolve();
+    before_exec();
+    if (G.real.execvpe == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return G.real.execvpe(file, argv, envp);
+}
+
+EXPORT int
+execvp(const char *file, char *const argv[])
+{
+    return execvpe(file, argv, environ);
+}
+
+EXPORT int
+fexecve(int fd, char *const argv[], char *const envp[])
+{
+    zwi_preload_resolve();
+    before_exec();
+    if (G.real.fexecve == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return G.real.fexecve(fd, argv, envp);
+}
+
+#define MAX_EXEC_ARGS 65536 /* execl's arguments we forward; more gets E2BIG */
+
+/* execl's arguments (arg0 and the variadic ones up to NULL) as a vector from the real malloc (the
+ * caller frees it if the exec fails); NULL with errno on failure. *envp gets execle's
+ * environment when `with_env`. */
+static char **
+collect_args(const char *arg0, va_list ap, bool with_env, char ***envp)
+{
+    va_list count;
+    va_copy(count, ap);
+    size_t n = 1;
+    while (arg0 != NULL && va_arg(count, char *) != NULL && n < MAX_EXEC_ARGS)
+        n++;
+    va_end(count);
+    if (n == MAX_EXEC_ARGS) {
+        errno = E2BIG;
+        return NULL;
+    }
+    zwi_preload_resolve();
+    char **argv = G.real.malloc((n + 1) * sizeof(char *));
+    if (argv == NULL)
+        return NULL;
+    argv[0] = (char *)arg0;
+    for (size_t i = 1; arg0 != NULL && i <= n; i++)
+        argv[i] = va_arg(ap, char *); /* argv[n] is the NULL */
+    argv[arg0 == NULL ? 0 : n] = NULL;
+    if (with_env)
+        *envp = va_arg(ap, char **);
+    return argv;
+}
+
+EXPORT int
+execl(const char *path, const char *arg0, ...)
+{
+    va_list ap;
+    va_start(ap, arg0);
+    char **argv = collect_args(arg0, ap, false, NULL);
+    va_end(ap);
+    if (argv == NULL)
+        return -1;
+    int rc = execve(path, argv, environ);
+    G.real.free(argv);
+    return rc;
+}
+
+EXPORT int
+execle(const char *path, const char *arg0, ...)
+{
+    char **envp = NULL;
+    va_list ap;
+    va_start(ap, arg0);
+    char **argv = collect_args(arg0, ap, true, &envp);
+    va_end(ap);
+    if (argv == NULL)
+        return -1;
+    int rc = execve(path, argv, envp);
+    G.real.free(argv);
+    return rc;
+}
+
+EXPORT int
+execlp(const char *file, const char *arg0, ...)
+{
+    va_list ap;
+    va_start(ap, arg0);
+    char **argv = collect_args(arg0, ap, false, NULL);
+    va_end(ap);
+    if (argv == NULL)
+        return -1;
+    int rc = execvpe(file, argv, environ);
+    G.real.free(argv);
+    return rc;
+}
+
+/* ---- fork ---- */
+
+static void
+fork_prepare(void)
+{
+    zwi_trace_guard++;
+    pthread_mutex_lock(&G.lock);
+    zwi_lock_acquire(&G.ts_lock);
+    zwi_tracer_lock_all(G.tracer);
+}
+
+static void
+fork_parent(void)
+{
+    zwi_tracer_unlock_all(G.tracer);
+    zwi_lock_release(&G.ts_lock);
+    pthread_mutex_unlock(&G.lock);
+    zwi_trace_guard--;
+}
+
+/* The child keeps the parent's live blocks (they are live in it too), starts its counters, marks
+ * and peak afresh, and writes a capture of its own; or, unfollowed, traces nothing. */
+static void
+fork_child(void)
+{
+    zwi_tracer_unlock_all(G.tracer);
+    zwi_lock_release(&G.ts_lock);
+    G.sampler_on = false; /* threads do not survive fork */
+    if (atomic_load(&G.finished) || !G.follow_fork) {
+        atomic_store(&G.active, false);
+        atomic_store(&G.finished, true);
+        if (G.fd >= 0)
+            close(G.fd);
+        G.fd = -1;
+        pthread_mutex_unlock(&G.lock);
+        zwi_trace_guard--;
+        return;
+    }
+    for (tstats *ts = G.threads; ts != NULL; ts = ts->next)
+        *ts = (tstats){.next = ts->next};
+    /* the sites' own counts start afresh; the parent's live blocks stay live (freed < 0), and
+     * the first step of the child states them */
+    for (size_t i = 1; G.sites != NULL && i <= atomic_load(&G.site_max) && i < SITE_REFS; i++) {
+        site *x = &G.sites[i];
+        uint64_t live = atomic_load(&x->count) - atomic_load(&x->freed);
+        uint64_t live_bytes = atomic_load(&x->bytes) - atomic_load(&x->freed_bytes);
+        *x = (site){.freed = -live, .freed_bytes = -live_bytes};
+        G.shown[i] = (site_shown){0};
+        atomic_store(&G.dirty[i], live != 0 || live_bytes != 0);
+        if (live != 0 || live_bytes != 0)
+            atomic_store(&G.summary[i >> DIRTY_SHIFT], 1);
+    }
+    G.steps.len = 0;
+    G.nsteps = 0;
+    G.steps_broken = false;
+    G.marks = NULL; /* the parent's: its capture has them */
+    G.nmark_sets = 0;
+    G.peak.n = 0;
+    G.peak.bytes = 0;
+    G.peak.time_ns = 0;
+    atomic_store(&G.peak_next, 0);
+    zwi_tracer_reset_peak(G.tracer);
+    G.npending = 0;
+    G.start_ns = zwi_preload_clock_ns(CLOCK_MONOTONIC);
+    G.start_real = zwi_preload_clock_ns(CLOCK_REALTIME);
+    G.pid = getpid();
+    if (G.fd >= 0)
+        close(G.fd);
+    G.fd = -1;
+    zwi_preload_open_output();
+    zwi_preload_write_start_locked();
+    pthread_mutex_unlock(&G.lock);
+    zwi_preload_make_wake_pipe();
+    zwi_preload_start_sampler();
+    zwi_trace_guard--;
+}
+
+/* ---- start ---- */
+
+static unsigned
+env_uint(const char *name, unsigned def, unsigned lo, unsigned hi)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return def;
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || v < lo || v > hi) {
+        char msg[256];
+        int n = snprintf(msg, sizeof(msg),
+                         "zw: preload: warning: %s='%s' is not in [%u, %u], using %u\n", name, s,
+                         lo, hi, def);
+        (void)!write(2, msg, (size_t)n);
+        return def;
+    }
+    return (unsigned)v;
+}
+
+/* ZW_FOLLOW_EXEC=0: programs this one executes run untraced (LD_PRELOAD loses this library). */
+static void
+drop_from_ld_preload(void)
+{
+    const char *lp = getenv("LD_PRELOAD");
+    if (lp == NULL)
+        return;
+    char keep[4096];
+    size_t k = 0;
+    for (const char *s = lp; *s != '\0';) {
+        size_t len = strcspn(s, ": ");
+        if (len > 0 && (memmem(s, len, "libzwpreload", 12) == NULL) && k + len + 2 < sizeof(keep)) {
+            if (k > 0)
+                keep[k++] = ':';
+            memcpy(keep + k, s, len);
+            k += len;
+        }
+        s += len;
+        if (*s != '\0')
+            s++;
+    }
+    keep[k] = '\0';
+    if (k == 0)
+        unsetenv("LD_PRELOAD");
+    else
+        setenv("LD_PRELOAD", keep, 1);
+}
+
+static void
+read_cmdline(void)
+{
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, G.cmdline, sizeof(G.cmdline) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    G.cmdline_len = (size_t)n;
+    if (G.cmdline[n - 1] != '\0') /* cut: end the last argument */
+        G.cmdline[G.cmdline_len++] = '\0';
+}
+
+static void
+install_signals(void)
+{
+    for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+            continue; /* the program's own handler stays */
+        struct sigaction sa = {.sa_handler = on_fatal_signal, .sa_flags = SA_RESETHAND};
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal_signals[i], &sa, NULL);
+    }
+    for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++) {
+        struct sigaction old;
+        if (sigaction(zwi_preload_async_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+            continue; /* the program's own handler, or ignored (nohup): left alone */
+        struct sigaction sa = {.sa_handler = on_async_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(zwi_preload_async_signals[i], &sa, NULL);
+    }
+    const char *ms = getenv("ZW_MARK_SIGNAL");
+    if (ms != NULL && *ms != '\0') {
+        int sig = 0;
+        if (strcmp(ms, "USR1") == 0 || strcmp(ms, "SIGUSR1") == 0)
+            sig = SIGUSR1;
+        else if (strcmp(ms, "USR2") == 0 || strcmp(ms, "SIGUSR2") == 0)
+            sig = SIGUSR2;
+        else
+            sig = atoi(ms);
+        if (sig > 0 && sig < NSIG) {
+            struct sigaction sa = {.sa_handler = on_mark_signal, .sa_flags = SA_RESTART};
+            sigemptyset(&sa.sa_mask);
+            if (sigaction(sig, &sa, NULL) == 0)
+                G.mark_signal = sig;
+        }
+    }
+}
+
+__attribute__((constructor)) static void
+preload_start(void)
+{
+    zwi_preload_resolve();
+    zwi_trace_guard++;
+    G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
+    G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
+    G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
+    if (env_uint("ZW_FOLLOW_EXEC", 1, 0, 1) == 0)
+        drop_from_ld_preload();
+    G.tracer = zwi_tracer_new(G.nframe);
+    G.raw = zw_raw_new(NULL);
+    if (G.tracer == NULL || G.raw == NULL) {
+        static const char msg[] = "zw: preload: error: cannot start tracing: out of memory\n";
+        (void)!write(2, msg, sizeof(msg) - 1);
+        zwi_trace_guard--;
+        return;
+    }
+    /* per-site tables: reserved, touched (and so made resident) only where refs fall */
+    const size_t sizes[4] = {SITE_REFS * sizeof(site), SITE_REFS * sizeof(site_shown), SITE_REFS,
+                             SITE_REFS >> DIRTY_SHIFT};
+    void *tab[4];
+    for (int i = 0; i < 4; i++) {
+        tab[i] = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (tab[i] == MAP_FAILED) {
+            for (int k = 0; k < i; k++)
+                munmap(tab[k], sizes[k]);
+            tab[0] = NULL;
+            break;
+        }
+    }
+    if (tab[0] != NULL) {
+        G.sites = tab[0];
+        G.shown = tab[1];
+        G.dirty = tab[2];
+        G.summary = tab[3];
+    }
+    G.steps.raw = G.raw;
+    G.start_ns = zwi_preload_clock_ns(CLOCK_MONOTONIC);
+    G.start_real = zwi_preload_clock_ns(CLOCK_REALTIME);
+    G.pid = getpid();
+    read_cmdline();
+    pthread_mutex_lock(&G.lock);
+    zwi_preload_open_output();
+    zwi_preload_write_start_locked();
+    pthread_mutex_unlock(&G.lock);
+    (void)zwi_thread_get(); /* this thread's stack bounds, before its first traced block */
+    if (G.nframe > 1) {
+        static const char *const runtime[] = {"/libc.so", "/libstdc++.so", NULL};
+        zwi_preload_unwind_init(&G.unw, runtime);
+    }
+    zwi_preload_make_wake_pipe();
+    install_signals();
+    on_exit(on_exit_hook, NULL);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    zwi_preload_start_sampler();
+    atomic_store(&G.active, true);
+    zwi_trace_guard--;
+}
+
+/* No destructor writes the capture: _dl_fini, which runs destructors, is registered with atexit
+ * after this constructor ran, so it runs before on_exit_hook, which alone knows the status. */

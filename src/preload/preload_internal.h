@@ -1,0 +1,219 @@
+/* preload/preload_internal.h - what the files of libzwpreload.so share: the one struct of
+ * mutable state (G), its types, and the functions one file calls in another.
+ *
+ *   hooks.c    bootstrap (the static arena until dlsym() found the real functions) and the
+ *              interposed malloc family: guard up -> real function -> record -> guard down
+ *   unwind.c   tracebacks through code without frame pointers (unwind.h: its own state)
+ *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
+ *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
+ *   life.c     start, exit and _exit, signals, fork, exec: when the capture begins and ends
+ *
+ * Each field of G says what guards it. "Constructor" fields are written by preload_start() (and
+ * again by fork_child(), in a child that has one thread) before `active` is set, and only read
+ * after. See docs/zw.md#how-it-works. */
+#ifndef ZW_PRELOAD_INTERNAL_H
+#define ZW_PRELOAD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <zerowaste/capture.h>
+
+#include "../trace/capture_format.h"
+#include "unwind.h"
+
+#define EXPORT          __attribute__((visibility("default")))
+#define BOOT_SIZE       ((size_t)1 << 20) /* the bootstrap arena */
+#define SITE_REFS       ((size_t)1 << 26) /* traceback refs below this get per-site counters */
+#define PENDING_SAMPLES 256               /* samples held before the sampler must write */
+#define DIRTY_SHIFT     12                /* one summary byte per 4096 refs */
+
+/* ---- the one struct of mutable state ---- */
+
+/* One thread's counters: written by that thread only (relaxed atomics), summed by any reader.
+ * Never freed: the counts of exited threads stay in the totals. */
+typedef struct tstats {
+    _Alignas(64) _Atomic uint64_t allocs;
+    _Atomic uint64_t frees;
+    _Atomic uint64_t temps;
+    _Atomic uint64_t bytes;
+    void *last; /* the thread's last allocation, until this thread frees any block (temporary) */
+    struct tstats *next; /* G.threads list */
+} tstats;
+
+/* Per-site counters, indexed by traceback ref; written by every thread (atomic adds). Live blocks
+ * of the site = count - freed, live bytes = bytes - freed_bytes (modulo 2^64: in a fork child,
+ * whose counts start at 0 while its parent's blocks stay live, `freed` starts below zero). */
+typedef struct site {
+    _Atomic uint64_t count;       /* allocations made here */
+    _Atomic uint64_t bytes;       /* bytes allocated here */
+    _Atomic uint64_t freed;       /* blocks allocated here and freed since */
+    _Atomic uint64_t freed_bytes; /* their bytes */
+    _Atomic uint64_t temps;       /* temporary allocations made here */
+} site;
+
+/* What the sampler last wrote of a site (SITE_DELTAS): the sampler's own, under G.lock. */
+typedef struct site_shown {
+    uint64_t blocks;
+    uint64_t bytes;
+    bool mentioned; /* a delta of this site was written: SITES must list it */
+} site_shown;
+
+/* A kept live set: the records of the tracer at one moment (symbolised only at finish). */
+typedef struct liveset {
+    zwi_trace_rec *recs;
+    size_t n;
+    size_t cap;
+    uint64_t time_ns;
+    uint64_t bytes;
+    char label[64];
+    bool kept;            /* a mark's records were copied (see MAX_MARK_SETS) */
+    struct liveset *next; /* marks, newest first */
+} liveset;
+
+typedef struct real_fns {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+    void (*exit_)(int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+} real_fns;
+
+typedef struct totals {
+    uint64_t allocs, frees, temps, bytes;
+} totals;
+
+/* The library's state: see the "constructor" fields in this file's header. */
+typedef struct zwi_preload_state {
+    real_fns real;     /* written once by zwi_preload_resolve() before `ready`; read-only after */
+    atomic_bool ready; /* atomic: release-stored once `real` is complete */
+    atomic_bool resolving; /* atomic: dlsym() is running, its allocations come from `boot` */
+    struct {
+        _Alignas(16) unsigned char bytes[BOOT_SIZE];
+        atomic_size_t used; /* atomic bump pointer; blocks are never reused */
+    } boot;
+
+    zwi_tracer *tracer;   /* constructor; the engine guards its own tables */
+    atomic_bool active;   /* atomic: hooks record while set; cleared by finish() and fork */
+    atomic_bool finished; /* atomic exchange: finish() runs once (set in an unfollowed child) */
+    unsigned nframe;      /* constructor: traceback limit, from ZW_NFRAME */
+    unsigned interval_ms; /* constructor: sampling interval, from ZW_INTERVAL_MS */
+    bool follow_fork;     /* constructor: ZW_FOLLOW_FORK=1, a fork child writes its capture */
+    uint64_t start_ns;    /* constructor: CLOCK_MONOTONIC at start */
+    uint64_t start_real;  /* constructor: CLOCK_REALTIME at start */
+    pid_t pid;            /* constructor: the process the capture is of; a vfork child (another
+                           * pid sharing this memory) must not finish it */
+    zw_raw *raw;          /* constructor; what it allocates is used under `lock` only */
+
+    site *sites;          /* constructor (NULL: none kept); entries are atomic counters */
+    atomic_uint site_max; /* atomic (CAS): the largest ref counted */
+    /* Sites changed since the sampler last looked: a writer updates the site's counters, then
+     * sets dirty[ref] and summary[ref >> DIRTY_SHIFT] (seq_cst, skipped when already set); the
+     * sampler clears a summary byte, then each dirty byte of its block, then reads the counters.
+     * Either the writer sees the cleared byte and sets it again, or the sampler sees its counts. */
+    _Atomic unsigned char *dirty;   /* constructor, SITE_REFS bytes (NULL with sites) */
+    _Atomic unsigned char *summary; /* constructor, SITE_REFS >> DIRTY_SHIFT bytes */
+    site_shown *shown;              /* constructor, SITE_REFS entries; under `lock` */
+    int64_t _Atomic peak_next; /* atomic: a peak this large saves a peak set; stored under `lock` */
+
+    pthread_mutex_t lock; /* guards the fields below it up to `npending` */
+    liveset peak;         /* the live set at the last saved peak */
+    liveset *marks;       /* zw_mark() sets, newest first */
+    size_t nmark_sets;    /* marks whose live set was copied */
+    int fd;               /* the capture file, -1 if it could not be made or writing failed */
+    char path[4096];      /* its name */
+    dev_t file_dev;       /* the file `fd` must still be, checked before each write */
+    ino_t file_ino;
+    zw_capture_sample pending[PENDING_SAMPLES]; /* samples not yet written */
+    size_t npending;
+    zwi_cbuf steps;    /* SITE_DELTAS records not yet written */
+    size_t nsteps;     /* their number */
+    bool steps_broken; /* a step could not be stored: the steps written are not the whole story */
+
+    zwi_lock ts_lock; /* guards `threads`, `slab` and `slab_used` */
+    tstats *threads;  /* every thread's counters (each written by its thread, atomically) */
+    tstats *slab;     /* the current slab of TS_PER_SLAB counters */
+    size_t slab_used;
+
+    pthread_t sampler;          /* written by start_sampler() only, before the thread runs */
+    bool sampler_on;            /* start_sampler() and stop_sampler(): the exit path, one thread */
+    atomic_bool stop;           /* atomic: asks the sampler to return */
+    int mark_signal;            /* constructor: ZW_MARK_SIGNAL's number, 0 if none */
+    atomic_uint signal_marks;   /* atomic: marks asked for by that signal, taken by the sampler */
+    atomic_int async_signal;    /* atomic: an asynchronous signal asks the sampler to finish */
+    atomic_int deferred_signal; /* atomic: one that landed inside a hook, served on leaving it */
+    int wake[2];                /* constructor: a pipe whose write end wakes the sampler */
+    atomic_bool written;        /* atomic: finish() has written the end of the capture */
+    /* constructor (preload_start(), if ZW_NFRAME > 1): the modules loaded at start, which of
+     * them keep frame pointers (votes, atomic) and where runtime functions keep a skipped return
+     * address (skip cache, atomic); see unwind.h */
+    zwi_unwinder unw;
+    char cmdline[4096]; /* constructor: /proc/self/cmdline, NUL-separated */
+    size_t cmdline_len; /* constructor */
+} zwi_preload_state;
+
+/* The library's state, defined in life.c; every file names it G. */
+extern ZW_HIDDEN zwi_preload_state zwi_preload_g;
+#define G zwi_preload_g
+
+/* Signals sent from outside (life.c): blocked in the sampler thread, which serves them. */
+#define ZWI_PRELOAD_NASYNC 3
+extern ZW_HIDDEN const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC];
+
+/* ---- hooks.c ---- */
+
+/* Finds the real functions; false while dlsym() itself is running (then the caller serves the
+ * request from the bootstrap arena). */
+ZW_HIDDEN bool zwi_preload_resolve(void);
+
+/* ---- sampler.c ---- */
+
+ZW_HIDDEN uint64_t zwi_preload_clock_ns(clockid_t id);
+/* Nanoseconds since the capture started (CLOCK_MONOTONIC). */
+ZW_HIDDEN uint64_t zwi_preload_now_ns(void);
+/* The counters of every thread, summed. */
+ZW_HIDDEN totals zwi_preload_sum_stats(void);
+ZW_HIDDEN uint64_t zwi_preload_rss_bytes(void);
+/* A sample now: heap bytes and blocks, RSS, the running totals. */
+ZW_HIDDEN zw_capture_sample zwi_preload_sample_now(void);
+/* G.wake: a new pipe (a fork child must not share its parent's). */
+ZW_HIDDEN void zwi_preload_make_wake_pipe(void);
+ZW_HIDDEN void zwi_preload_start_sampler(void);
+/* Asks the sampler to return; waits for it if `join` and this is not the sampler itself. */
+ZW_HIDDEN void zwi_preload_stop_sampler(bool join);
+
+/* ---- writer.c ---- */
+
+/* Saves the live set at a new peak of `bytes`, called by a hook when it passed G.peak_next. */
+ZW_HIDDEN __attribute__((noinline)) void zwi_preload_save_peak(int64_t bytes);
+/* zw_mark(): the live set now, labelled. */
+ZW_HIDDEN void zwi_preload_take_mark(const char *label);
+ZW_HIDDEN void zwi_preload_push_sample_locked(zw_capture_sample s);
+ZW_HIDDEN void zwi_preload_flush_samples_locked(void);
+ZW_HIDDEN void zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags);
+ZW_HIDDEN void zwi_preload_open_output(void);
+ZW_HIDDEN void zwi_preload_write_start_locked(void);
+ZW_HIDDEN void zwi_preload_write_end_locked(uint32_t end, int code);
+
+/* ---- life.c ---- */
+
+/* Writes the end of the capture, once per process. `end` says how the process ends. */
+ZW_HIDDEN void zwi_preload_finish(uint32_t end, int code);
+/* Serves a signal from outside that landed inside a hook (G.deferred_signal). */
+ZW_HIDDEN __attribute__((noinline)) void zwi_preload_serve_deferred(void);
+
+#endif /* ZW_PRELOAD_INTERNAL_H */

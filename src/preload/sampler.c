@@ -1,0 +1,172 @@
+/* preload/sampler.c - the clock, the counters' totals, and the sampler: a thread that wakes
+ * every ZW_INTERVAL_MS, takes a sample (heap bytes and blocks, RSS, the running totals) and
+ * appends it to the capture as a SERIES section, with the sites whose live bytes changed since
+ * the last sample (a SITE_DELTAS section; writer.c writes both). It also serves the signals the
+ * other threads leave to it: zw_mark's signal and those from outside (life.c).
+ * See docs/zw.md#how-it-works. */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload_internal.h"
+
+/* ---- time, counters ---- */
+
+uint64_t
+zwi_preload_clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+zwi_preload_now_ns(void)
+{
+    return zwi_preload_clock_ns(CLOCK_MONOTONIC) - G.start_ns;
+}
+
+totals
+zwi_preload_sum_stats(void)
+{
+    totals s = {0};
+    zwi_lock_acquire(&G.ts_lock);
+    for (tstats *ts = G.threads; ts != NULL; ts = ts->next) {
+        s.allocs += atomic_load_explicit(&ts->allocs, memory_order_relaxed);
+        s.frees += atomic_load_explicit(&ts->frees, memory_order_relaxed);
+        s.temps += atomic_load_explicit(&ts->temps, memory_order_relaxed);
+        s.bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
+    }
+    zwi_lock_release(&G.ts_lock);
+    return s;
+}
+
+uint64_t
+zwi_preload_rss_bytes(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long size, resident;
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+zw_capture_sample
+zwi_preload_sample_now(void)
+{
+    size_t cur = 0;
+    zwi_tracer_traced_memory(G.tracer, &cur, NULL);
+    totals s = zwi_preload_sum_stats();
+    return (zw_capture_sample){zwi_preload_now_ns(),
+                               cur,
+                               s.allocs - s.frees,
+                               zwi_preload_rss_bytes(),
+                               s.allocs,
+                               s.frees,
+                               s.temps,
+                               s.bytes};
+}
+
+/* ---- the sampler ---- */
+
+static void *
+sampler_main(void *arg)
+{
+    zwi_trace_guard++; /* nothing this thread allocates is the program's */
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++)
+        sigaddset(&block, zwi_preload_async_signals[i]);
+    if (G.mark_signal != 0)
+        sigaddset(&block, G.mark_signal);
+    pthread_sigmask(SIG_BLOCK, &block, NULL); /* their handlers wait for this thread */
+    /* sleeps until the next sample, or until an asynchronous signal's handler writes to wake[] */
+    uint64_t next = zwi_preload_now_ns() + (uint64_t)G.interval_ms * 1000000u;
+    while (!atomic_load(&G.stop)) {
+        int sig = atomic_load(&G.async_signal);
+        if (sig != 0) {
+            zwi_preload_finish(ZW_CAPTURE_END_SIGNAL, sig);
+            break;
+        }
+        uint64_t now = zwi_preload_now_ns();
+        if (now < next) {
+            int ms = (int)((next - now + 999999u) / 1000000u);
+            struct pollfd pfd = {.fd = G.wake[0], .events = POLLIN};
+            if (G.wake[0] < 0 || poll(&pfd, 1, ms) < 0 || (pfd.revents & POLLNVAL))
+                nanosleep(&(struct timespec){0, 1000000}, NULL); /* no pipe: poll the flag */
+            else if (pfd.revents & POLLIN)
+                (void)!read(G.wake[0], (char[16]){0}, 16); /* drained; the flag says why */
+            continue;
+        }
+        next += (uint64_t)G.interval_ms * 1000000u;
+        if (next < now)
+            next = now + (uint64_t)G.interval_ms * 1000000u; /* fell behind: no burst */
+        if (atomic_load(&G.stop))
+            break;
+        unsigned asked = atomic_exchange(&G.signal_marks, 0);
+        for (unsigned i = 0; i < asked; i++) {
+            char label[32];
+            snprintf(label, sizeof(label), "signal %d", G.mark_signal);
+            zwi_preload_take_mark(label);
+        }
+        zw_capture_sample s = zwi_preload_sample_now();
+        pthread_mutex_lock(&G.lock);
+        if (!atomic_load(&G.finished)) {
+            zwi_preload_push_sample_locked(s);
+            zwi_preload_scan_sites_locked(s.time_ns, 0);
+            zwi_preload_flush_samples_locked();
+        }
+        pthread_mutex_unlock(&G.lock);
+    }
+    zwi_trace_guard--;
+    return NULL;
+}
+
+void
+zwi_preload_make_wake_pipe(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (G.wake[i] >= 0)
+            close(G.wake[i]);
+        G.wake[i] = -1;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    for (int i = 0; i < 2; i++) { /* out of the way of the program's low descriptors */
+        G.wake[i] = fcntl(p[i], F_DUPFD_CLOEXEC, 1000);
+        if (G.wake[i] >= 0)
+            close(p[i]);
+        else
+            G.wake[i] = p[i];
+    }
+}
+
+void
+zwi_preload_start_sampler(void)
+{
+    atomic_store(&G.stop, false);
+    G.sampler_on = pthread_create(&G.sampler, NULL, sampler_main, NULL) == 0;
+}
+
+void
+zwi_preload_stop_sampler(bool join)
+{
+    atomic_store(&G.stop, true);
+    if (join && G.sampler_on && !pthread_equal(pthread_self(), G.sampler))
+        pthread_join(G.sampler, NULL);
+    G.sampler_on = false;
+}

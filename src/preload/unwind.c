@@ -1,0 +1,231 @@
+/* preload/unwind.c - the unwinder's slow paths: module votes, the DWARF walk that learns skip
+ * slots, the walk's repair. The fast path and the state are in unwind.h, which says how the
+ * pieces fit; see docs/zw.md#how-it-works. Nothing here allocates: a hook calls it. */
+#include <link.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <unwind.h>
+#ifdef ZW_HAVE_LIBUNWIND
+#    define UNW_LOCAL_ONLY
+#    include <libunwind.h>
+#endif
+
+#include "unwind.h"
+
+/* ---- which modules keep frame pointers ---- */
+
+/* One walk's evidence on the frame pointers of the module holding `pc`. */
+static void
+module_vote(zwi_unwinder *u, uintptr_t pc, bool keeps)
+{
+    struct zwi_unwind_module *m = zwi_preload_unwind_module_of(u, pc);
+    if (m == NULL)
+        return;
+    int fp = atomic_load_explicit(&m->fp, memory_order_relaxed);
+    if (fp >= 0 && fp < ZWI_UNWIND_FP_TRUSTED + 1)
+        atomic_store_explicit(&m->fp, keeps ? fp + 1 : -1, memory_order_relaxed);
+    else if (fp >= 0 && !keeps)
+        atomic_store_explicit(&m->fp, -1, memory_order_relaxed);
+}
+
+typedef struct note_ctx {
+    zwi_unwinder *u;
+    const char *const *runtime; /* NULL-terminated: names of the libraries without frame pointers */
+} note_ctx;
+
+/* dl_iterate_phdr callback: notes the executable segments of every module (u->mods), and those
+ * of the runtime libraries, built without frame pointers (u->nofp). */
+static int
+note_modules(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    note_ctx *ctx = arg;
+    zwi_unwinder *u = ctx->u;
+    const char *name = info->dlpi_name;
+    bool runtime = false;
+    for (const char *const *r = ctx->runtime; name != NULL && r != NULL && *r != NULL; r++)
+        runtime = runtime || strstr(name, *r) != NULL;
+    for (unsigned i = 0; i < info->dlpi_phnum && u->nmods < ZWI_UNWIND_MAX_MODULES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            u->mods[u->nmods].lo = lo;
+            u->mods[u->nmods].hi = lo + ph->p_memsz;
+            atomic_store(&u->mods[u->nmods].fp, runtime ? -1 : 0);
+            u->nmods++;
+        }
+    }
+    if (!runtime)
+        return 0;
+    for (unsigned i = 0; i < info->dlpi_phnum && u->nnofp < ZWI_UNWIND_NOFP_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            u->nofp[u->nnofp++] = (struct zwi_unwind_range){lo, lo + ph->p_memsz};
+        }
+    }
+    return 0;
+}
+
+void
+zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
+{
+    memset(u, 0, sizeof(*u));
+    note_ctx ctx = {u, runtime};
+    dl_iterate_phdr(note_modules, &ctx);
+}
+
+/* ---- the DWARF walk ---- */
+
+typedef struct unwind_walk {
+    zwi_unwinder *u;
+    uintptr_t *out;
+    unsigned n;
+    unsigned max;
+    unsigned skip;      /* frames still to skip: ours, down to the hook's */
+    uintptr_t stack_hi; /* the thread's stack ends there */
+    uintptr_t prev_rbp; /* rbp in the frame recorded last, and its stack pointer */
+    uintptr_t prev_sp;
+    uintptr_t fp; /* set where the walk reached a frame that keeps a frame pointer: its rbp */
+} unwind_walk;
+
+static _Unwind_Reason_Code
+unwind_step(struct _Unwind_Context *ctx, void *arg)
+{
+    unwind_walk *w = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (ip == 0)
+        return _URC_END_OF_STACK;
+    uintptr_t rbp = _Unwind_GetGR(ctx, 6); /* DWARF register 6 */
+    uintptr_t sp = _Unwind_GetCFA(ctx);    /* libgcc: this frame's stack pointer at the call */
+    if (w->skip > 0) {
+        w->skip--;
+        w->prev_rbp = w->prev_sp = 0;
+        return _URC_NO_REASON;
+    }
+    /* Did the frame recorded last keep a frame pointer? Then its rbp points at its frame record:
+     * the return address into this frame, and this frame's rbp. */
+    const uintptr_t *rec = (const uintptr_t *)w->prev_rbp;
+    bool prev_keeps_fp = w->prev_rbp >= w->prev_sp && w->prev_sp != 0 &&
+                         w->prev_rbp < w->stack_hi && w->stack_hi - w->prev_rbp >= 16 &&
+                         (w->prev_rbp & 7) == 0 && rec[1] == ip && rec[0] == rbp;
+    w->out[w->n++] = ip;
+    if (w->n == 3 && zwi_preload_unwind_in_nofp(w->u, w->out[0]) &&
+        !zwi_preload_unwind_in_nofp(w->u, w->out[1]))
+        module_vote(w->u, w->out[1],
+                    prev_keeps_fp); /* the runtime's caller: did it keep its rbp? */
+    if (w->n >= w->max)
+        return _URC_END_OF_STACK;
+    if (prev_keeps_fp && w->n >= 2 && !zwi_preload_unwind_in_nofp(w->u, w->out[w->n - 2])) {
+        /* code that keeps frame pointers (as the program's, built with them): the chain goes on
+         * from this frame's rbp by frame pointers, many times cheaper per frame than the
+         * unwinder */
+        w->fp = rbp;
+        return _URC_END_OF_STACK;
+    }
+    w->prev_rbp = rbp;
+    w->prev_sp = sp;
+    return _URC_NO_REASON;
+}
+
+/* The frame-pointer walk found only the hook's caller, or the caller is in the C or C++ runtime:
+ * code built without frame pointers (the C library's strdup, fopen, printf; libstdc++'s operator
+ * new), whose caller the chain skips or loses. Walks the stack again with the DWARF unwinder
+ * (libgcc's, which finds unwind tables through _dl_find_object: no lock, no malloc), slower but
+ * complete. Keeps the frame-pointer result if the unwinder finds no more. Called from
+ * zwi_preload_unwind_slow() only, itself called from a hook (three frames to skip). */
+static __attribute__((noinline)) unsigned
+unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, uintptr_t stack_hi,
+             const uintptr_t *hook_fp, bool learn)
+{
+    uintptr_t first = frames[0];
+    uintptr_t fp_next = found >= 2 ? frames[1] : 0; /* what the frame-pointer walk saw next */
+    /* frames to skip: this function's, zwi_preload_unwind_slow()'s and the hook's */
+    unwind_walk w = {u, frames, 0, max, 3, stack_hi, 0, 0, 0};
+#ifdef ZW_HAVE_LIBUNWIND
+    if (!learn) {
+        /* nothing to learn here: libunwind's unw_backtrace, which caches how to unwind each
+         * return address it has seen, is several times faster than libgcc's unwinder */
+        void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
+        int got = unw_backtrace(buf, (int)max + 3);
+        for (int i = 3; i < got; i++)
+            frames[w.n++] = (uintptr_t)buf[i];
+    } else
+#endif
+    {
+        (void)learn;
+        _Unwind_Backtrace(unwind_step, &w);
+    }
+    /* the rest of the chain by frame pointers (as zwi_capture walks it: up the stack only,
+     * aligned, inside this thread's stack) */
+    const uintptr_t *fp = (const uintptr_t *)w.fp;
+    uintptr_t lo = (uintptr_t)__builtin_frame_address(0);
+    while (w.fp != 0 && w.n < max && (uintptr_t)fp >= lo && (uintptr_t)fp < stack_hi &&
+           stack_hi - (uintptr_t)fp >= 2 * sizeof(uintptr_t) &&
+           ((uintptr_t)fp & (sizeof(uintptr_t) - 1)) == 0) {
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        frames[w.n++] = ret;
+        const uintptr_t *next = (const uintptr_t *)fp[0];
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    if (w.n <= found || frames[0] != first) { /* not the same chain: keep what we had */
+        frames[0] = first;
+        return found;
+    }
+    /* Learn: if the unwinder's chain is the frame-pointer chain with one frame more after the
+     * first (the runtime function kept its caller's rbp and pushed no frame record), note where
+     * that frame's return address lies, so zwi_preload_unwind_fix() needs no unwinder next time. */
+    if (fp_next != 0 && w.n >= 3 && frames[2] == fp_next && zwi_preload_unwind_in_nofp(u, first) &&
+        first >> 48 == 0) {
+        const uintptr_t *cfa = hook_fp + 2;
+        for (unsigned i = 0; i < ZWI_UNWIND_SKIP_SLOTS && (uintptr_t)(cfa + i) < stack_hi; i++) {
+            if (cfa[i] == frames[1]) {
+                atomic_store_explicit(&u->skip[zwi_preload_unwind_skip_index(first)],
+                                      (uint64_t)first << 16 | (i + 1), memory_order_relaxed);
+                break;
+            }
+        }
+    }
+    return w.n;
+}
+
+/* ---- the slow path of zwi_preload_unwind_fix ---- */
+
+unsigned
+zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
+                        unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp)
+{
+    uintptr_t saved[64]; /* the frame-pointer walk, to repair once the unwinder has taught us */
+    unsigned nsaved = nf < 64 ? nf : 64;
+    memcpy(saved, frames, nsaved * sizeof(*saved));
+    /* libgcc's unwinder teaches what later walks need (see unwind_step); libunwind's is faster */
+    bool learn;
+    if (zwi_preload_unwind_in_nofp(u, saved[0])) {
+        /* learning while the slot or the caller's module is not known */
+        uint64_t e = atomic_load_explicit(&u->skip[zwi_preload_unwind_skip_index(saved[0])],
+                                          memory_order_relaxed);
+        learn = e >> 16 != saved[0] ||
+                zwi_preload_unwind_module_fp(u, hook_fp[2 + (e & 0xFFFF) - 1]) == 0;
+    } else {
+        learn = zwi_preload_unwind_module_fp(u, saved[0]) == 0;
+    }
+    unsigned got = unwind_dwarf(u, frames, max, nf, stack_hi, hook_fp, learn);
+    /* the caller's module: did its frame pointers lead right? */
+    if (!zwi_preload_unwind_in_nofp(u, saved[0]) && got >= 2 && frames[0] == saved[0] &&
+        zwi_preload_unwind_module_fp(u, saved[0]) == 0)
+        module_vote(u, saved[0], nf >= 2 && saved[1] == frames[1]);
+    uintptr_t ret = nsaved == nf ? zwi_preload_unwind_repair_ret(u, saved[0], nf, hook_fp) : 0;
+    if (ret != 0) {
+        /* learnt (now or by another thread): the traceback later repairs will give, not the
+         * unwinder's (which also walks past the C library's start code), so the site stays one */
+        memcpy(frames, saved, nsaved * sizeof(*saved));
+        return zwi_preload_unwind_insert(frames, nf, max, total, ret);
+    }
+    *total = got;
+    return got;
+}

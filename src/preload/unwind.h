@@ -1,0 +1,168 @@
+/* preload/unwind.h - tracebacks through code without frame pointers: the preload library walks
+ * frame pointers (zwi_capture) and hands the walk to this unit when it cannot be trusted.
+ *
+ *   trust:  the code of each module loaded at start (dl_iterate_phdr) is voted on by the walks
+ *           that pass through it: a module whose frame-pointer chain agreed with the DWARF
+ *           unwinder's ZWI_UNWIND_FP_TRUSTED times is trusted, one disagreement distrusts it
+ *           for good; runtime libraries (named at init: the C and C++ runtimes) start distrusted
+ *   repair: a runtime function that keeps its caller's rbp and pushes no frame record (strdup,
+ *           operator new) makes the frame-pointer walk miss exactly its caller; the first walk
+ *           through it learns, from the unwinder, the stack slot holding that caller's return
+ *           address (the skip cache), and later walks insert it without the unwinder
+ *   unwind: otherwise libgcc's unwinder (which learns) or libunwind's unw_backtrace (faster, with
+ *           ZW_HAVE_LIBUNWIND) redoes the walk, then frame pointers again from the first frame
+ *           that keeps one
+ *
+ * All state is a zwi_unwinder the caller holds: no global, so a test can build one of its own.
+ * The fast path (zwi_preload_unwind_fix) is inlined into the hook: its caller must be the hook
+ * whose frame `hook_fp` is, one frame below the traced function's caller. See
+ * docs/zw.md#how-it-works. */
+#ifndef ZW_PRELOAD_UNWIND_H
+#define ZW_PRELOAD_UNWIND_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../common/zw_assert.h"
+
+#define ZWI_UNWIND_NOFP_RANGES 8    /* code ranges of runtime libraries without frame pointers */
+#define ZWI_UNWIND_SKIP_CACHE  1024 /* entries of zwi_unwinder.skip */
+#define ZWI_UNWIND_SKIP_SLOTS  64   /* stack words searched for a skipped return address */
+#define ZWI_UNWIND_MAX_MODULES 256  /* code ranges whose frame pointers are tracked */
+#define ZWI_UNWIND_FP_TRUSTED  4    /* agreements before a module's frame pointers are trusted */
+#define ZWI_UNWIND_MAX_FRAMES  1024 /* the largest `max` the walks accept */
+
+/* Filled once by zwi_preload_unwind_init() (in a process with one thread, or before any walk);
+ * afterwards only `skip` and `mods[].fp` change, as atomic words any walking thread writes. */
+typedef struct zwi_unwinder {
+    struct zwi_unwind_range {
+        uintptr_t lo, hi;
+    } nofp[ZWI_UNWIND_NOFP_RANGES]; /* init: code of the runtime libraries (no frame pointers) */
+    unsigned nnofp;                 /* init */
+    /* Return addresses into runtime functions that keep the caller's rbp (operator new, strdup):
+     * pc << 16 | (slot + 1), slot being where the function's own return address lies, in words
+     * above the hook's CFA. Direct-mapped by pc; learnt by the unwinder, any thread (atomic
+     * word: a reader sees a whole entry or none). */
+    _Atomic uint64_t skip[ZWI_UNWIND_SKIP_CACHE];
+    /* The code of every module loaded at init (executable segments): whether its functions
+     * keep frame pointers, learnt from the unwinder. fp: 0 not known; k > 0: k walks agreed;
+     * -1: one did not (sticky). Trusted from ZWI_UNWIND_FP_TRUSTED agreements. */
+    struct zwi_unwind_module {
+        uintptr_t lo, hi;
+        atomic_int fp;
+    } mods[ZWI_UNWIND_MAX_MODULES];
+    unsigned nmods; /* init */
+} zwi_unwinder;
+
+/* Empties `u` and notes the executable segments of every module loaded now; those of modules
+ * whose path contains one of `runtime` (a NULL-terminated list, such as "/libc.so") are code
+ * without frame pointers, distrusted from the start. */
+ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime);
+
+/* The walk from the hook at `hook_fp` redone or repaired (see zwi_preload_unwind_fix): the slow
+ * path, kept out of line. The frames it skips are its own, the unwinder's and the hook's. */
+ZW_HIDDEN __attribute__((noinline, noclone)) unsigned
+zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
+                        unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp);
+
+/* True if `pc` lies in the code of a runtime library (u->nofp): the frame-pointer walk from there
+ * skips its caller's frame. */
+static inline bool
+zwi_preload_unwind_in_nofp(const zwi_unwinder *u, uintptr_t pc)
+{
+    for (unsigned i = 0; i < u->nnofp; i++) {
+        if (pc - u->nofp[i].lo < u->nofp[i].hi - u->nofp[i].lo)
+            return true;
+    }
+    return false;
+}
+
+/* The entry of u->mods holding `pc`, or NULL (code loaded later, generated code). */
+static inline struct zwi_unwind_module *
+zwi_preload_unwind_module_of(zwi_unwinder *u, uintptr_t pc)
+{
+    static _Thread_local unsigned last __attribute__((tls_model("initial-exec")));
+    unsigned i = last;
+    if (i < u->nmods && pc - u->mods[i].lo < u->mods[i].hi - u->mods[i].lo)
+        return &u->mods[i];
+    for (i = 0; i < u->nmods; i++) {
+        if (pc - u->mods[i].lo < u->mods[i].hi - u->mods[i].lo) {
+            last = i;
+            return &u->mods[i];
+        }
+    }
+    return NULL;
+}
+
+/* Is the frame-pointer chain through a function at `pc` to be trusted? 1 yes, 0 not known yet,
+ * -1 no. Code outside the modules known at init keeps the old rule: trusted. */
+static inline int
+zwi_preload_unwind_module_fp(zwi_unwinder *u, uintptr_t pc)
+{
+    struct zwi_unwind_module *m = zwi_preload_unwind_module_of(u, pc);
+    if (m == NULL)
+        return 1;
+    int fp = atomic_load_explicit(&m->fp, memory_order_relaxed);
+    return fp < 0 ? -1 : fp >= ZWI_UNWIND_FP_TRUSTED;
+}
+
+/* The skip cache's slot for return address `pc`. */
+static inline size_t
+zwi_preload_unwind_skip_index(uintptr_t pc)
+{
+    return (size_t)((pc * 0x9E3779B97F4A7C15u) >> 54) & (ZWI_UNWIND_SKIP_CACHE - 1);
+}
+
+/* The return address to insert after frames[0] of a frame-pointer walk of `nf` frames whose first
+ * frame `pc` is in the C or C++ runtime, or 0. It applies if that function is known to keep its
+ * caller's rbp and push no frame record (u->skip): the walk then misses exactly its own return
+ * address, which lies on the stack at the slot learnt; and only if that caller's module keeps
+ * frame pointers (u->mods), so the chain above it can be trusted. */
+static inline __attribute__((always_inline)) uintptr_t
+zwi_preload_unwind_repair_ret(zwi_unwinder *u, uintptr_t pc, unsigned nf, const uintptr_t *hook_fp)
+{
+    uint64_t e =
+        atomic_load_explicit(&u->skip[zwi_preload_unwind_skip_index(pc)], memory_order_relaxed);
+    if (nf < 2 || e >> 16 != pc || !zwi_preload_unwind_in_nofp(u, pc))
+        return 0;
+    uintptr_t ret = hook_fp[2 + (e & 0xFFFF) - 1];
+    if (zwi_preload_unwind_module_of(u, ret) == NULL || zwi_preload_unwind_module_fp(u, ret) != 1)
+        return 0; /* a caller whose frame pointers are not known to be kept */
+    return ret;
+}
+
+/* Inserts `ret` after frames[0] of `nf` frames (the last one drops at `max`). */
+static inline __attribute__((always_inline)) unsigned
+zwi_preload_unwind_insert(uintptr_t *frames, unsigned nf, unsigned max, unsigned *total,
+                          uintptr_t ret)
+{
+    unsigned keep = nf < max ? nf : max - 1;
+    memmove(frames + 2, frames + 1, (keep - 1) * sizeof(*frames));
+    frames[1] = ret;
+    *total = *total + 1;
+    return keep + 1;
+}
+
+/* The frame-pointer walk from the hook at `hook_fp` gave frames[0..nf) (of `total`, at most
+ * `max`): kept if its first frame is in a module known to keep frame pointers and the walk went
+ * further; otherwise (in the C or C++ runtime, in a module not known to keep frame pointers, or
+ * only one frame) repaired (zwi_preload_unwind_repair_ret) or redone by the unwinder (which
+ * learns what repairs need and which modules keep frame pointers). Returns the frames kept;
+ * *total follows. */
+static inline __attribute__((always_inline)) unsigned
+zwi_preload_unwind_fix(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
+                       unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp)
+{
+    if (ZW_LIKELY((nf != 1 && !zwi_preload_unwind_in_nofp(u, frames[0]) &&
+                   zwi_preload_unwind_module_fp(u, frames[0]) == 1) ||
+                  max <= 1))
+        return nf;
+    uintptr_t ret = zwi_preload_unwind_repair_ret(u, frames[0], nf, hook_fp);
+    if (ret != 0)
+        return zwi_preload_unwind_insert(frames, nf, max, total, ret);
+    return zwi_preload_unwind_slow(u, frames, nf, max, total, stack_hi, hook_fp);
+}
+
+#endif /* ZW_PRELOAD_UNWIND_H */

@@ -1,0 +1,455 @@
+/* preload/writer.c - the capture file (docs/format.md#captures), written while the program runs:
+ * the header and PROCESS at start, SERIES and SITE_DELTAS as the sampler flushes them, and at the
+ * end the live sets (marks, peak, exit) symbolised, SITES, SITE_INFO, TOTALS and END. Also the
+ * live sets themselves: the peak (saved by a hook that passed G.peak_next) and zw_mark()'s.
+ * Everything that writes runs under G.lock. See docs/zw.md#how-it-works. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "preload_internal.h"
+
+#define MAX_MARK_SETS  256 /* marks that keep a copy of the live set; later ones time and bytes */
+#define DEFAULT_OUTPUT "zw.%p.zwc"
+#define PEAK_MIN_STEP  ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
+
+/* ---- live sets ---- */
+
+static int
+copy_rec(void *ctx, const zwi_trace_rec *rec)
+{
+    liveset *set = ctx;
+    if (set->n == set->cap) {
+        /* mapped, not malloc'd: copying must not call the allocator of the shard we hold */
+        size_t cap = set->cap ? 2 * set->cap : 4096;
+        void *p = mmap(NULL, cap * sizeof(*rec), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return -1;
+        if (set->n > 0)
+            memcpy(p, set->recs, set->n * sizeof(*rec));
+        if (set->recs != NULL)
+            munmap(set->recs, set->cap * sizeof(*rec));
+        set->recs = p;
+        set->cap = cap;
+    }
+    set->recs[set->n++] = *rec;
+    return 0;
+}
+
+/* Copies the tracer's records into `set` (which keeps its memory). */
+static void
+take_set_locked(liveset *set, uint64_t bytes)
+{
+    set->n = 0;
+    set->time_ns = zwi_preload_now_ns();
+    set->bytes = bytes;
+    if (zwi_tracer_foreach(G.tracer, copy_rec, set) != 0)
+        set->n = 0;
+}
+
+/* Saves the live set at a new peak of `bytes` (called when it passed G.peak_next): as a step of
+ * the sites whose live blocks changed, flagged peak (a reader rebuilds the set from the steps),
+ * or, when there are no steps, as a copy of the tracer's records. */
+void
+zwi_preload_save_peak(int64_t bytes)
+{
+    if (pthread_mutex_trylock(&G.lock) != 0)
+        return; /* another thread writes or saves: the next allocation tries again */
+    if (bytes >= atomic_load(&G.peak_next) && atomic_load(&G.active)) {
+        if (G.sites != NULL && !G.steps_broken) {
+            G.peak.n = 0;
+            G.peak.time_ns = zwi_preload_now_ns();
+            G.peak.bytes = (uint64_t)bytes;
+            zwi_preload_scan_sites_locked(G.peak.time_ns, ZWI_STEP_PEAK);
+        } else {
+            take_set_locked(&G.peak, (uint64_t)bytes);
+        }
+        int64_t step = bytes / 100 > PEAK_MIN_STEP ? bytes / 100 : PEAK_MIN_STEP;
+        atomic_store(&G.peak_next, bytes + step);
+        totals s = zwi_preload_sum_stats();
+        zwi_preload_push_sample_locked(
+            (zw_capture_sample){G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees,
+                                zwi_preload_rss_bytes(), s.allocs, s.frees, s.temps, s.bytes});
+    }
+    pthread_mutex_unlock(&G.lock);
+}
+
+/* ---- the capture file ---- */
+
+/* Writes all of `b` at the end of the file (under G.lock). */
+static void
+write_locked(const zwi_cbuf *b)
+{
+    if (G.fd < 0 || b->failed)
+        return;
+    struct stat st;
+    if (fstat(G.fd, &st) != 0 || st.st_dev != G.file_dev || st.st_ino != G.file_ino) {
+        G.fd = -1; /* the program closed our descriptor and reused it: never write into theirs */
+        return;
+    }
+    for (size_t off = 0; off < b->len;) {
+        ssize_t n = write(G.fd, b->data + off, b->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(G.fd);
+            G.fd = -1; /* the disk is full or gone: stop writing, keep running */
+            return;
+        }
+        off += (size_t)n;
+    }
+}
+
+void
+zwi_preload_push_sample_locked(zw_capture_sample s)
+{
+    if (G.npending == PENDING_SAMPLES)
+        zwi_preload_flush_samples_locked();
+    G.pending[G.npending++] = s;
+}
+
+/* Appends the pending samples as a SERIES section and the pending steps as a SITE_DELTAS one, in
+ * one write. */
+void
+zwi_preload_flush_samples_locked(void)
+{
+    if (G.npending == 0 && G.nsteps == 0)
+        return;
+    zwi_cbuf pay = {.raw = G.raw};
+    zwi_cbuf sec = {.raw = G.raw};
+    if (G.npending > 0) {
+        zwi_cbuf_put(&pay, G.npending, 4);
+        zwi_cbuf_put(&pay, ZWI_SERIES_FIELDS, 4);
+        for (size_t i = 0; i < G.npending; i++) {
+            const zw_capture_sample *x = &G.pending[i];
+            const uint64_t f[ZWI_SERIES_FIELDS] = {x->time_ns,   x->heap_bytes,     x->heap_blocks,
+                                                   x->rss_bytes, x->allocations,    x->frees,
+                                                   x->temporary, x->bytes_allocated};
+            for (int k = 0; k < ZWI_SERIES_FIELDS; k++)
+                zwi_cbuf_put(&pay, f[k], 8);
+        }
+        zwi_capture_put_section(&sec, ZWI_SEC_SERIES, &pay, G.npending > 8);
+    }
+    if (G.steps.failed)
+        G.steps_broken = true; /* out of memory: no more steps, and SITE_INFO says so */
+    if (G.nsteps > 0 && !G.steps_broken) {
+        pay.len = 0;
+        zwi_cbuf_put(&pay, G.nsteps, 4);
+        zwi_cbuf_bytes(&pay, G.steps.data, G.steps.len);
+        zwi_capture_put_section(&sec, ZWI_SEC_SITE_DELTAS, &pay, pay.len > 256);
+    }
+    write_locked(&sec);
+    G.npending = 0;
+    G.nsteps = 0;
+    G.steps.len = 0;
+    pay.failed = G.steps.failed = false;
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&sec);
+}
+
+/* Appends a step at `time_ns` to G.steps: the sites whose live blocks changed since the last step
+ * (see G.dirty), their counters read now. Under `lock`. */
+void
+zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
+{
+    if (G.sites == NULL || G.steps_broken)
+        return;
+    size_t at = G.steps.len;
+    zwi_cbuf_put(&G.steps, time_ns, 8);
+    zwi_cbuf_put(&G.steps, flags, 4);
+    zwi_cbuf_put(&G.steps, 0, 4); /* the count, patched below */
+    uint32_t n = 0;
+    size_t max = atomic_load(&G.site_max);
+    for (size_t blk = 0; blk <= (max >> DIRTY_SHIFT); blk++) {
+        if (atomic_load_explicit(&G.summary[blk], memory_order_relaxed) == 0)
+            continue;
+        atomic_store(&G.summary[blk], 0);
+        size_t lo = blk << DIRTY_SHIFT;
+        size_t hi = lo + ((size_t)1 << DIRTY_SHIFT);
+        for (size_t ref = lo == 0 ? 1 : lo; ref < hi && ref < SITE_REFS; ref++) {
+            if (atomic_load_explicit(&G.dirty[ref], memory_order_relaxed) == 0)
+                continue;
+            atomic_store(&G.dirty[ref], 0);
+            site *x = &G.sites[ref];
+            uint64_t blocks = atomic_load(&x->count) - atomic_load(&x->freed);
+            uint64_t bytes = atomic_load(&x->bytes) - atomic_load(&x->freed_bytes);
+            site_shown *sh = &G.shown[ref];
+            if (blocks == sh->blocks && bytes == sh->bytes)
+                continue;
+            zwi_cbuf_put(&G.steps, ref, 4);
+            zwi_cbuf_put(&G.steps, bytes - sh->bytes, 8);
+            zwi_cbuf_put(&G.steps, blocks - sh->blocks, 8);
+            sh->blocks = blocks;
+            sh->bytes = bytes;
+            sh->mentioned = true;
+            n++;
+        }
+    }
+    if (n == 0 && flags == 0) {
+        G.steps.len = at; /* nothing changed: no step */
+        return;
+    }
+    if (!G.steps.failed) {
+        unsigned char *c = G.steps.data + at + 12;
+        for (int k = 0; k < 4; k++)
+            c[k] = (unsigned char)(n >> (8 * k));
+    }
+    G.nsteps++;
+}
+
+/* Makes the file for this process: ZW_OUTPUT with %p replaced by the pid. An existing file (the
+ * image before an exec, a parent) is never overwritten: ".1", ".2"... are tried. */
+void
+zwi_preload_open_output(void)
+{
+    const char *pat = getenv("ZW_OUTPUT");
+    if (pat == NULL || *pat == '\0')
+        pat = DEFAULT_OUTPUT;
+    char base[sizeof(G.path) - 16];
+    size_t k = 0;
+    for (const char *s = pat; *s != '\0' && k + 24 < sizeof(base); s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            k += (size_t)snprintf(base + k, sizeof(base) - k, "%ld", (long)getpid());
+            s++;
+        } else {
+            base[k++] = *s;
+        }
+    }
+    base[k] = '\0';
+    for (int i = 0; i < 1000; i++) {
+        if (i == 0)
+            snprintf(G.path, sizeof(G.path), "%s", base);
+        else
+            snprintf(G.path, sizeof(G.path), "%s.%d", base, i);
+        G.fd = open(G.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (G.fd >= 0 || errno != EEXIST)
+            break;
+    }
+    struct stat st;
+    if (G.fd >= 0) {
+        /* out of the way of the program's low descriptors (dup2 onto 0-2, close loops) */
+        int high = fcntl(G.fd, F_DUPFD_CLOEXEC, 1000);
+        if (high >= 0) {
+            close(G.fd);
+            G.fd = high;
+        }
+        if (fstat(G.fd, &st) == 0) {
+            G.file_dev = st.st_dev;
+            G.file_ino = st.st_ino;
+        }
+    }
+    if (G.fd < 0) {
+        char msg[4200];
+        int n = snprintf(msg, sizeof(msg), "zw: preload: error: cannot create '%s': %s\n", G.path,
+                         strerror(errno));
+        (void)!write(2, msg, (size_t)n);
+    }
+}
+
+/* The header and the PROCESS section. */
+void
+zwi_preload_write_start_locked(void)
+{
+    zwi_cbuf out = {.raw = G.raw};
+    zwi_cbuf pay = {.raw = G.raw};
+    zwi_capture_put_header(&out);
+    size_t argc = 0;
+    for (size_t i = 0; i < G.cmdline_len; i++)
+        argc += G.cmdline[i] == '\0';
+    zwi_cbuf_put(&pay, (uint64_t)getpid(), 4);
+    zwi_cbuf_put(&pay, (uint64_t)getppid(), 4);
+    zwi_cbuf_put(&pay, G.start_real, 8);
+    zwi_cbuf_put(&pay, G.interval_ms, 4);
+    zwi_cbuf_put(&pay, G.nframe, 4);
+    zwi_cbuf_put(&pay, argc, 4);
+    for (size_t i = 0; i < G.cmdline_len;) {
+        size_t len = strlen(G.cmdline + i);
+        zwi_cbuf_put(&pay, len, 4);
+        zwi_cbuf_bytes(&pay, G.cmdline + i, len);
+        i += len + 1;
+    }
+    zwi_capture_put_section(&out, ZWI_SEC_PROCESS, &pay, false);
+    write_locked(&out);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&out);
+}
+
+/* A live set section: time, bytes, label and the set as an embedded snapshot file. */
+static void
+put_set(zwi_cbuf *out, uint32_t type, const char *label, uint64_t time_ns, uint64_t bytes,
+        zw_snapshot *snap)
+{
+    zwi_cbuf pay = {.raw = G.raw};
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (snap != NULL && zwi_snapshot_encode(snap, G.raw, &data, &len) != 0)
+        len = 0;
+    zwi_cbuf_put(&pay, time_ns, 8);
+    zwi_cbuf_put(&pay, bytes, 8);
+    zwi_cbuf_put(&pay, strlen(label), 4);
+    zwi_cbuf_bytes(&pay, label, strlen(label));
+    zwi_cbuf_put(&pay, len, 8);
+    zwi_cbuf_bytes(&pay, data, len);
+    zwi_capture_put_section(out, type, &pay, false);
+    zwi_free(G.raw, data);
+    zwi_cbuf_release(&pay);
+}
+
+/* The SITES section: per traceback, the allocations made there and their bytes; then SITE_INFO:
+ * the sites' refs (the SITE_DELTAS name sites by them) and temporary allocations. A site appears
+ * if an allocation was made there or a step mentioned it (a fork child frees its parent's). */
+static void
+put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
+{
+    liveset set = {0};
+    unsigned max = atomic_load(&G.site_max);
+    for (size_t ref = 1; G.sites != NULL && ref <= max && ref < SITE_REFS; ref++) {
+        uint64_t count = atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed);
+        if (count == 0 && !G.shown[ref].mentioned)
+            continue;
+        zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN,
+                             atomic_load_explicit(&G.sites[ref].bytes, memory_order_relaxed),
+                             (uint32_t)ref};
+        if (copy_rec(&set, &rec) != 0)
+            break;
+    }
+    zw_snapshot *snap = zwi_snapshot_from_recs(G.tracer, sym, set.recs, set.n, NULL);
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (snap != NULL && zwi_snapshot_encode(snap, G.raw, &data, &len) == 0) {
+        zwi_cbuf pay = {.raw = G.raw};
+        zwi_cbuf_put(&pay, set.n, 8);
+        for (size_t i = 0; i < set.n; i++)
+            zwi_cbuf_put(&pay, G.sites[set.recs[i].tb].count, 8);
+        zwi_cbuf_put(&pay, len, 8);
+        zwi_cbuf_bytes(&pay, data, len);
+        zwi_capture_put_section(out, ZWI_SEC_SITES, &pay, false);
+        pay.len = 0;
+        zwi_cbuf_put(&pay, !G.steps_broken, 4);
+        zwi_cbuf_put(&pay, set.n, 8);
+        for (size_t i = 0; i < set.n; i++) {
+            zwi_cbuf_put(&pay, set.recs[i].tb, 4);
+            zwi_cbuf_put(&pay, atomic_load(&G.sites[set.recs[i].tb].temps), 8);
+        }
+        zwi_capture_put_section(out, ZWI_SEC_SITE_INFO, &pay, set.n > 64);
+        zwi_cbuf_release(&pay);
+    }
+    zwi_free(G.raw, data);
+    zw_snapshot_free(snap);
+    if (set.recs != NULL)
+        munmap(set.recs, set.cap * sizeof(*set.recs));
+}
+
+/* Everything after the streamed samples: live sets, sites, totals, END. */
+void
+zwi_preload_write_end_locked(uint32_t end, int code)
+{
+    zw_capture_sample last = zwi_preload_sample_now();
+    zwi_preload_push_sample_locked(last);
+    zwi_preload_scan_sites_locked(last.time_ns, 0);
+    zwi_preload_flush_samples_locked();
+    zwi_symbolizer *sym = zwi_symbolizer_new();
+    if (sym == NULL)
+        return;
+    zwi_cbuf out = {.raw = G.raw};
+    /* marks, oldest first */
+    liveset *rev = NULL;
+    for (liveset *m = G.marks; m != NULL;) {
+        liveset *next = m->next;
+        m->next = rev;
+        rev = m;
+        m = next;
+    }
+    G.marks = rev;
+    for (liveset *m = G.marks; m != NULL; m = m->next) {
+        zw_snapshot *snap =
+            m->kept ? zwi_snapshot_from_recs(G.tracer, sym, m->recs, m->n, NULL) : NULL;
+        put_set(&out, ZWI_SEC_MARK, m->label, m->time_ns, m->bytes, snap);
+        zw_snapshot_free(snap);
+    }
+    /* the exit set; it is the peak set too if nothing larger was saved */
+    zw_snapshot *exit_snap = zwi_snapshot_from_tracer(G.tracer, sym, NULL);
+    uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
+    if (G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) {
+        put_set(&out, ZWI_SEC_PEAK_SET, "peak", last.time_ns, last.heap_bytes, exit_snap);
+    } else if (last.heap_bytes >= G.peak.bytes) {
+        put_set(&out, ZWI_SEC_PEAK_SET, "peak", last.time_ns, last.heap_bytes, exit_snap);
+        G.peak.time_ns = last.time_ns;
+    } else if (G.peak.n == 0 && !G.steps_broken) {
+        /* saved as a peak step: no PEAK_SET, the reader rebuilds it from the steps */
+    } else {
+        zw_snapshot *peak = zwi_snapshot_from_recs(G.tracer, sym, G.peak.recs, G.peak.n, NULL);
+        put_set(&out, ZWI_SEC_PEAK_SET, "peak", G.peak.time_ns, G.peak.bytes, peak);
+        zw_snapshot_free(peak);
+    }
+    put_set(&out, ZWI_SEC_EXIT_SET, "exit", last.time_ns, last.heap_bytes, exit_snap);
+    zw_snapshot_free(exit_snap);
+    put_sites(&out, sym);
+    totals s = zwi_preload_sum_stats();
+    zwi_cbuf pay = {.raw = G.raw};
+    zwi_cbuf_put(&pay, s.allocs, 8);
+    zwi_cbuf_put(&pay, s.frees, 8);
+    zwi_cbuf_put(&pay, s.temps, 8);
+    zwi_cbuf_put(&pay, s.bytes, 8);
+    zwi_cbuf_put(&pay, peak_bytes, 8);
+    zwi_cbuf_put(&pay, G.peak.time_ns, 8);
+    zwi_cbuf_put(&pay, last.time_ns, 8);
+    zwi_cbuf_put(&pay, end, 4);
+    zwi_cbuf_put(&pay, (uint32_t)code, 4);
+    zwi_capture_put_section(&out, ZWI_SEC_TOTALS, &pay, false);
+    zwi_cbuf_release(&pay);
+    zwi_capture_put_section(&out, ZWI_SEC_END, &pay, false);
+    write_locked(&out);
+    zwi_cbuf_release(&out);
+    zwi_symbolizer_free(sym);
+}
+
+/* ---- marks ---- */
+
+void
+zwi_preload_take_mark(const char *label)
+{
+    liveset *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    size_t cur = 0;
+    zwi_tracer_traced_memory(G.tracer, &cur, NULL);
+    pthread_mutex_lock(&G.lock);
+    if (G.nmark_sets < MAX_MARK_SETS) { /* past it, a mark keeps its time and bytes only */
+        take_set_locked(m, cur);
+        m->kept = true;
+        G.nmark_sets++;
+    } else {
+        m->time_ns = zwi_preload_now_ns();
+        m->bytes = cur;
+    }
+    snprintf(m->label, sizeof(m->label), "%s", label != NULL ? label : "");
+    m->next = G.marks;
+    G.marks = m;
+    pthread_mutex_unlock(&G.lock);
+}
+
+EXPORT void
+zw_preload_mark(const char *label)
+{
+    if (!atomic_load(&G.active) || zwi_trace_guard)
+        return;
+    zwi_trace_guard++;
+    zwi_preload_take_mark(label);
+    zwi_trace_guard--;
+}
+
+/* For programs that declare zw_mark weak and do not link zerowaste. */
+EXPORT void
+zw_mark(const char *label)
+{
+    zw_preload_mark(label);
+}
