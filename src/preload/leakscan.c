@@ -527,7 +527,6 @@ zwi_leakscan_kind(const zwi_leakscan *ls, uintptr_t start)
 #define STOP_WAIT_MS  500 /* how long the other threads get to stop */
 #define LEAVE_WAIT_MS 200 /* how long they get to leave the handler once released */
 #define RED_ZONE      128 /* below the stack pointer, a leaf function's locals (x86-64 ABI) */
-#define TLS_MAX       ((size_t)1 << 20) /* a TLS mapping larger than this is scanned near tp only */
 
 /* One mapping of /proc/self/maps. */
 typedef struct vma {
@@ -828,63 +827,73 @@ note_module(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-/* Whether some block starts in [lo, hi): such a mapping is the heap's, not a root. */
-static bool
-holds_blocks(const zwi_leakscan *ls, uint64_t lo, uint64_t hi)
-{
-    size_t a = 0, b = ls->n;
-    while (a < b) {
-        size_t m = a + (b - a) / 2;
-        if (ls->e[m].start < lo)
-            a = m + 1;
-        else
-            b = m;
-    }
-    return a < ls->n && ls->e[a].start < hi;
-}
-
 static void
 scan_root(zwi_leakscan *ls, uint64_t lo, uint64_t hi)
 {
     zwi_leakscan_root(ls, (uintptr_t)lo, (uintptr_t)hi);
 }
 
-/* A thread's stack from `lo` to the top of its mapping; its static TLS if that lies elsewhere
- * (the main thread's: a small mapping of the dynamic loader's, scanned whole if it holds no
- * block, else near the thread pointer). */
+/* The sizes of a thread's static TLS and of glibc's thread descriptor, from the C library (as
+ * LeakSanitizer asks them); generous guesses if unknown. */
+typedef struct tls_info {
+    size_t static_size;
+    size_t pthread_size;
+} tls_info;
+
+/* A thread's stack from `lo` to the top of its mapping; its static TLS and thread descriptor if
+ * they lie elsewhere (the main thread's, in memory of the dynamic loader's), and the TLS vector
+ * they point to. Only near the thread pointer: the kernel merges the mapping holding them with
+ * its neighbours, the tracer's own among them. */
 static void
-scan_thread(zwi_leakscan *ls, uint64_t lo, uint64_t tp, size_t tls_size)
+scan_thread(zwi_leakscan *ls, uint64_t lo, uint64_t tp, const tls_info *tls)
 {
     const vma *stack = vma_of(lo);
     if (stack != NULL && stack->readable)
         scan_root(ls, lo, stack->hi);
-    const vma *tls = tp != 0 ? vma_of(tp) : NULL;
-    if (tls == NULL || tls == stack || !tls->readable)
+    const vma *v = tp != 0 ? vma_of(tp) : NULL;
+    if (v == NULL || v == stack || !v->readable)
         return;
-    lo = tls->lo;
-    uint64_t hi = tls->hi;
-    if (hi - lo > TLS_MAX || holds_blocks(ls, lo, hi)) { /* near tp only */
-        uint64_t span = tls_size + 4096;
-        lo = tp - span > lo && tp > span ? tp - span : lo;
-        hi = tp + span < hi ? tp + span : hi;
+#if defined(__x86_64__)
+    /* TLS variant II: the static blocks below the thread pointer, the descriptor at it */
+    uint64_t tls_lo = tp - tls->static_size, tls_hi = tp + tls->pthread_size;
+#else
+    /* variant I: the descriptor below the thread pointer, the blocks after it */
+    uint64_t tls_lo = tp - tls->pthread_size, tls_hi = tp + tls->static_size;
+#endif
+    tls_lo = tls_lo < v->lo ? v->lo : tls_lo;
+    tls_hi = tls_hi > v->hi ? v->hi : tls_hi;
+    scan_root(ls, tls_lo, tls_hi);
+#if defined(__x86_64__)
+    /* the TLS vector (tcbhead_t.dtv, at tp + 8): dynamic TLS blocks hang from it; the loader
+     * made it with its own allocator unless it grew since (then it is a block, scanned anyway) */
+    const uint64_t *dtv = *(const uint64_t *const *)(uintptr_t)(tp + 8);
+    const vma *d = vma_of((uint64_t)(uintptr_t)dtv);
+    if (dtv != NULL && d != NULL && d->readable && find(ls, (uint64_t)(uintptr_t)dtv) == NONE &&
+        (uint64_t)(uintptr_t)dtv >= d->lo + 16) {
+        uint64_t n = dtv[-2]; /* dtv[-1].counter: the vector's length */
+        uint64_t end = (uint64_t)(uintptr_t)(dtv + 2 * (n + 1));
+        scan_root(ls, (uint64_t)(uintptr_t)(dtv - 2), end < d->hi ? end : d->hi);
     }
-    scan_root(ls, lo, hi);
+#endif
 }
 
-/* Bytes of static TLS, from the dynamic loader (as LeakSanitizer asks it); 64 KiB if unknown. */
-static size_t
-tls_static_size(void)
+static tls_info
+tls_sizes(void)
 {
+    tls_info t = {(size_t)64 << 10, 4096};
     void (*get)(size_t *, size_t *) =
         (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
     size_t size = 0, align = 0;
     if (get != NULL)
         get(&size, &align);
-    return size > 0 ? size : (size_t)64 << 10;
+    if (size > 0)
+        t.static_size = size;
+    const unsigned *pthread_size = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+    if (pthread_size != NULL && *pthread_size > 0)
+        t.pthread_size = *pthread_size;
+    return t;
 }
 
-/* The scan of zwi_leakscan_process_roots(); `lo` is the lowest address of the caller's stack to
- * scan: its saved registers and its frames above. */
 static int
 process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t lo)
 {
@@ -897,7 +906,7 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t 
     m->ls = ls;
     m->self = (uint64_t)self;
     dl_iterate_phdr(note_module, m);
-    size_t tls_size = tls_static_size();
+    tls_info tls = tls_sizes();
     pid_t me = (pid_t)syscall(SYS_gettid);
 
     stop_threads(me);
@@ -910,19 +919,19 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t 
         for (unsigned i = 0; i < m->n; i++)
             scan_root(ls, m->ranges[i][0], m->ranges[i][1]);
         out->modules = m->n;
-        scan_thread(ls, lo, (uint64_t)pthread_self(), tls_size);
+        scan_thread(ls, lo, (uint64_t)pthread_self(), &tls);
         out->threads = 1;
         for (size_t i = 0; i < S.nthreads; i++) {
             stopped *t = &S.threads[i];
             int state = atomic_load(&t->state);
             if (state == 1) {
                 scan_root(ls, (uint64_t)t->regs, (uint64_t)t->regs + sizeof(t->regs));
-                scan_thread(ls, t->sp - RED_ZONE, t->tp, tls_size);
+                scan_thread(ls, t->sp - RED_ZONE, t->tp, &tls);
                 out->threads++;
             } else if (state == 0) {
                 uint64_t sp = sp_from_syscall(t->tid);
                 if (sp != 0)
-                    scan_thread(ls, sp - RED_ZONE, 0, tls_size);
+                    scan_thread(ls, sp - RED_ZONE, 0, &tls);
                 out->threads_missed++;
             }
         }
@@ -936,14 +945,9 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t 
     return status;
 }
 
-/* The caller's registers first: setjmp puts those not yet saved on the stack into `regs`, and the
- * stack from `regs` up holds the rest (glibc mangles only its stack and code addresses). */
-__attribute__((noinline)) int
-zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out)
+int
+zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, uintptr_t stack_lo,
+                           zwi_leak_roots *out)
 {
-    jmp_buf regs;
-    setjmp(regs);
-    int status = process_roots(ls, self, out, (uint64_t)(uintptr_t)&regs);
-    __asm__ volatile("" : : "r"(&regs) : "memory"); /* `regs` stays in this frame until here */
-    return status;
+    return process_roots(ls, self, out, stack_lo);
 }

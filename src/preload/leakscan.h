@@ -60,10 +60,14 @@ typedef struct zwi_leak_roots {
 
 /* Scans this process's roots: the writable PT_LOAD segments of every loaded module but the one
  * holding `self` (the tracer's own library), every thread's stack from its stack pointer to the
- * top of its mapping, its static TLS, and its general registers. The other threads are stopped
- * (a signal makes each save its registers and wait) while the scan reads; the caller must hold no
- * lock those threads could need, and must not call malloc until this returns. Reads that fault
- * skip the rest of their range. 0, or -1 if nothing could be scanned. */
-ZW_HIDDEN int zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out);
+ * top of its mapping, its static TLS, and its general registers. This thread's stack is scanned
+ * from `stack_lo` up: the caller passes the address of a jmp_buf that setjmp() filled where the
+ * program's frames end (the registers as the program left them, and nothing of the tracer's
+ * frames, whose dead words may hold copies of any block's address). The other threads are
+ * stopped (a signal makes each save its registers and wait) while the scan reads; the caller must
+ * hold no lock those threads could need, and must not call malloc until this returns. Reads that
+ * fault skip the rest of their range. 0, or -1 if nothing could be scanned. */
+ZW_HIDDEN int zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, uintptr_t stack_lo,
+                                         zwi_leak_roots *out);
 
 #endif

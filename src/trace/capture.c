@@ -495,6 +495,66 @@ decode_sites(reader *r)
     return 0;
 }
 
+/* LEAKS: the reachability scan of the exit set (docs/format.md#leaks). */
+static int
+decode_leaks(reader *r)
+{
+    zw_capture_leaks *l = &r->c->leaks;
+    uint64_t status, modules, threads, missed, n;
+    if (l->status != ZW_LEAKS_UNKNOWN || l->kinds != NULL)
+        return bad(r, "leak scan stored twice");
+    if (rd(r, 4, &status) || rd(r, 4, &modules) || rd(r, 4, &threads) || rd(r, 4, &missed) ||
+        rd(r, 8, &l->scan_ns) || rd(r, 8, &l->scan_memory) || rd(r, 8, &l->root_bytes))
+        return -1;
+    for (int k = 0; k < ZW_LEAK_KINDS; k++)
+        if (rd(r, 8, &l->blocks[k]) || rd(r, 8, &l->bytes[k]))
+            return -1;
+    if (rd(r, 8, &n))
+        return -1;
+    if (status < ZW_LEAKS_SCANNED || status > ZW_LEAKS_OFF)
+        return bad(r, "unknown leak scan status");
+    if (n > r->len - r->pos)
+        return bad(r, "leak kinds: more blocks than the payload holds");
+    if (status == ZW_LEAKS_SCANNED) {
+        l->kinds = zwi_alloc(r->raw, (size_t)n + 1);
+        if (l->kinds == NULL)
+            return bad(r, "out of memory");
+        memcpy(l->kinds, r->p + r->pos, (size_t)n);
+        r->pos += (size_t)n;
+        for (uint64_t i = 0; i < n; i++)
+            if (l->kinds[i] >= ZW_LEAK_KINDS)
+                return bad(r, "unknown leak kind");
+    }
+    l->nkinds = (size_t)n;
+    l->status = (uint32_t)status;
+    l->modules = (uint32_t)modules;
+    l->threads = (uint32_t)threads;
+    l->threads_missed = (uint32_t)missed;
+    return 0;
+}
+
+/* The kinds name the exit set's traces in order: with no exit set or another number of traces
+ * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
+static void
+check_leaks(zw_capture *c, zw_raw *raw)
+{
+    zw_capture_leaks *l = &c->leaks;
+    if (l->status != ZW_LEAKS_SCANNED)
+        return;
+    size_t n = c->exit.snap != NULL ? zw_snapshot_len(c->exit.snap) : 0;
+    if (l->kinds == NULL || n != l->nkinds) {
+        zwi_free(raw, l->kinds);
+        *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
+        return;
+    }
+    memset(l->blocks, 0, sizeof(l->blocks));
+    memset(l->bytes, 0, sizeof(l->bytes));
+    for (size_t i = 0; i < n; i++) {
+        l->blocks[l->kinds[i]]++;
+        l->bytes[l->kinds[i]] += zw_snapshot_trace(c->exit.snap, i).size;
+    }
+}
+
 static int
 decode(reader *r, uint32_t type)
 {
@@ -525,6 +585,8 @@ decode(reader *r, uint32_t type)
         return decode_totals(r);
     case ZWI_SEC_SITES:
         return decode_sites(r);
+    case ZWI_SEC_LEAKS:
+        return decode_leaks(r);
     default:
         r->pos = r->len; /* an optional section of a later version: skipped */
         return 0;
@@ -534,7 +596,7 @@ decode(reader *r, uint32_t type)
 static bool
 known(uint32_t type)
 {
-    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITE_INFO);
+    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LEAKS);
 }
 
 /* The payload of the section at `h` into r->p / r->len (decompressed into *tmp if needed). */
@@ -743,6 +805,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
             qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
         if (!r.c->has_totals)
             totals_from_samples(r.c);
+        check_leaks(r.c, raw);
         zwi_free(raw, r.site_refs);
         return r.c;
     }
@@ -807,6 +870,16 @@ out_release:
     return out;
 }
 
+zw_snapshot *
+zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err)
+{
+    if (c->leaks.status != ZW_LEAKS_SCANNED || c->exit.snap == NULL) {
+        zw_error_set(err, "the capture's exit set was not scanned for leaks");
+        return NULL;
+    }
+    return zwi_snapshot_select(c->exit.snap, c->leaks.kinds, kinds, err);
+}
+
 /* Frees the snapshots of `c` (not its memory). */
 static void
 free_sets(zw_capture *c)
@@ -839,6 +912,7 @@ zw_capture_free(zw_capture *c)
     zwi_free(raw, c->site_temporary);
     zwi_free(raw, c->steps);
     zwi_free(raw, c->deltas);
+    zwi_free(raw, c->leaks.kinds);
     zwi_free(raw, h);
     zw_raw_destroy(raw);
 }

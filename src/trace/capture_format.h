@@ -23,6 +23,7 @@ enum zwi_capture_section {
     ZWI_SEC_SERIES = 23, /* samples with the running totals (written instead of TIMESERIES) */
     ZWI_SEC_SITE_DELTAS = 24, /* steps: per site, the change of its live blocks and bytes */
     ZWI_SEC_SITE_INFO = 25,   /* per site of SITES: its ref and temporary allocations */
+    ZWI_SEC_LEAKS = 26,       /* the exit set's reachability scan: status, kind of each block */
 };
 
 #define ZWI_SERIES_FIELDS 8
