@@ -94,7 +94,8 @@ typedef struct zw_capture_leaks {
     uint64_t bytes[ZW_LEAK_KINDS];  /* and their bytes */
     uint8_t *kinds;      /* the kind of each trace of exit.snap, in its order; NULL unless SCANNED */
     size_t nkinds;       /* exit.snap's traces */
-    uint64_t scan_ns;    /* how long the scan took in the traced process */
+    uint64_t scan_ns;     /* how long the scan took in the traced process (wall time) */
+    uint64_t scan_cpu_ns; /* the CPU time it took there */
     uint64_t scan_memory; /* bytes it mapped */
     uint64_t root_bytes; /* bytes of roots read */
     uint32_t modules;    /* writable segments of loaded modules scanned */

@@ -103,19 +103,19 @@ malloc_is_glibc(void)
 /* ---- the check ---- */
 
 static uint64_t
-mono_ns(void)
+clock_of(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void
 zwi_preload_leak_check(zwi_leak_check *c)
 {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = clock_of(CLOCK_MONOTONIC), cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
     zw_capture_sample now = zwi_preload_sample_now();
-    zwi_leakscan *ls = zwi_leakscan_new(now.heap_blocks + now.heap_blocks / 8 + 1024);
+    zwi_leakscan *ls = zwi_leakscan_new(now.heap_blocks + now.heap_blocks / 64 + 1024);
     if (ls == NULL)
         goto out_failed;
     if (zwi_tracer_foreach_block(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, add_block, ls) != 0 ||
@@ -127,7 +127,8 @@ zwi_preload_leak_check(zwi_leak_check *c)
                                    &c->roots) != 0)
         goto out_free;
     zwi_leakscan_classify(ls);
-    c->scan_ns = mono_ns() - t0;
+    c->scan_ns = clock_of(CLOCK_MONOTONIC) - t0;
+    c->scan_cpu_ns = clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     c->scan_memory = zwi_leakscan_memory(ls);
     collector col = {c, ls};
     if (zwi_tracer_foreach_block(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, collect_block, &col) != 0)

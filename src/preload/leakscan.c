@@ -110,7 +110,7 @@ grow(void **array, size_t *cap, size_t need, size_t size)
         return 0;
     size_t ncap = *cap < 1024 ? 1024 : *cap;
     while (ncap < need)
-        ncap *= 2;
+        ncap += ncap / 2; /* 1.5x: a doubling could map nearly twice what a large table needs */
     void *p;
     if (*array == NULL)
         p = map(ncap * size);
@@ -134,7 +134,8 @@ zwi_leakscan_new(size_t hint)
     zwi_leakscan *ls = map(sizeof(*ls));
     if (ls == NULL)
         return NULL;
-    if (grow((void **)&ls->e, &ls->cap, hint > 0 ? hint : 1, sizeof(entry)) != 0) {
+    ls->cap = hint > 1024 ? hint : 1024; /* exactly: the caller knows about how many */
+    if ((ls->e = map(ls->cap * sizeof(entry))) == NULL) {
         unmap(ls, sizeof(*ls));
         return NULL;
     }

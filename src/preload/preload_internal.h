@@ -109,8 +109,9 @@ typedef struct zwi_leak_check {
     uint64_t blocks[ZWI_LEAK_KINDS];
     uint64_t bytes[ZWI_LEAK_KINDS];
     zwi_leak_roots roots;
-    uint64_t scan_ns;
-    size_t scan_memory;
+    uint64_t scan_ns;     /* wall time of the scan */
+    uint64_t scan_cpu_ns; /* this thread's CPU time in it */
+    size_t scan_memory;   /* bytes the scan mapped */
 } zwi_leak_check;
 
 /* The library's state: see the "constructor" fields in this file's header. */

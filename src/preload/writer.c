@@ -360,6 +360,7 @@ put_leaks(zwi_cbuf *out, const zwi_leak_check *c, bool have_set)
     zwi_cbuf_put(&pay, c->roots.threads, 4);
     zwi_cbuf_put(&pay, c->roots.threads_missed, 4);
     zwi_cbuf_put(&pay, c->scan_ns, 8);
+    zwi_cbuf_put(&pay, c->scan_cpu_ns, 8);
     zwi_cbuf_put(&pay, c->scan_memory, 8);
     zwi_cbuf_put(&pay, c->roots.root_bytes, 8);
     for (int k = 0; k < ZW_LEAK_KINDS; k++) {

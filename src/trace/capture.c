@@ -504,7 +504,8 @@ decode_leaks(reader *r)
     if (l->status != ZW_LEAKS_UNKNOWN || l->kinds != NULL)
         return bad(r, "leak scan stored twice");
     if (rd(r, 4, &status) || rd(r, 4, &modules) || rd(r, 4, &threads) || rd(r, 4, &missed) ||
-        rd(r, 8, &l->scan_ns) || rd(r, 8, &l->scan_memory) || rd(r, 8, &l->root_bytes))
+        rd(r, 8, &l->scan_ns) || rd(r, 8, &l->scan_cpu_ns) || rd(r, 8, &l->scan_memory) ||
+        rd(r, 8, &l->root_bytes))
         return -1;
     for (int k = 0; k < ZW_LEAK_KINDS; k++)
         if (rd(r, 8, &l->blocks[k]) || rd(r, 8, &l->bytes[k]))
