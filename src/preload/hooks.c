@@ -8,7 +8,7 @@
  * depth counter too: a hook that finds it up forwards to the real function untraced, so the
  * engine, the symboliser and the sampler allocate through malloc without being traced. A hook's
  * traceback starts at its own frame: this file is built with -fno-omit-frame-pointer, and the
- * unwinder (unwind.h) repairs walks through code without frame pointers.
+ * unwinder (unwinder.h) repairs walks through code without frame pointers.
  * See docs/zw.md#how-it-works. */
 #include <dlfcn.h>
 #include <errno.h>

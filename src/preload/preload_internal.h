@@ -3,7 +3,7 @@
  *
  *   hooks.c    bootstrap (the static arena until dlsym() found the real functions) and the
  *              interposed malloc family: guard up -> real function -> record -> guard down
- *   unwind.c   tracebacks through code without frame pointers (unwind.h: its own state)
+ *   unwind.c   tracebacks through code without frame pointers (unwinder.h: its own state)
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
  *   life.c     start, exit and _exit, signals, fork, exec: when the capture begins and ends
@@ -25,7 +25,7 @@
 
 #include "../trace/capture_format.h"
 #include "leakscan.h"
-#include "unwind.h"
+#include "unwinder.h"
 
 #define EXPORT          __attribute__((visibility("default")))
 #define BOOT_SIZE       ((size_t)1 << 20) /* the bootstrap arena */
@@ -124,9 +124,11 @@ typedef struct zwi_preload_state {
         atomic_size_t used; /* atomic bump pointer; blocks are never reused */
     } boot;
 
-    zwi_tracer *tracer;   /* constructor; the engine guards its own tables */
-    atomic_bool active;   /* atomic: hooks record while set; cleared by finish() and fork */
-    atomic_bool finished; /* atomic exchange: finish() runs once (set in an unfollowed child) */
+    zwi_tracer *tracer; /* constructor; the engine guards its own tables */
+    atomic_bool
+        active; /* atomic: hooks record while set; cleared by zwi_preload_finish() and fork */
+    atomic_bool
+        finished; /* atomic exchange: zwi_preload_finish() runs once (set in an unfollowed child) */
     unsigned nframe;      /* constructor: traceback limit, from ZW_NFRAME */
     unsigned interval_ms; /* constructor: sampling interval, from ZW_INTERVAL_MS */
     bool follow_fork;     /* constructor: ZW_FOLLOW_FORK=1, a fork child writes its capture */
@@ -147,7 +149,7 @@ typedef struct zwi_preload_state {
     site_shown *shown;              /* constructor, SITE_REFS entries; under `lock` */
     int64_t _Atomic peak_next; /* atomic: a peak this large saves a peak set; stored under `lock` */
 
-    pthread_mutex_t lock; /* guards the fields below it up to `npending` */
+    pthread_mutex_t lock; /* guards the fields below it up to `steps_broken` */
     liveset peak;         /* the live set at the last saved peak */
     liveset *marks;       /* zw_mark() sets, newest first */
     size_t nmark_sets;    /* marks whose live set was copied */
@@ -166,18 +168,18 @@ typedef struct zwi_preload_state {
     tstats *slab;     /* the current slab of TS_PER_SLAB counters */
     size_t slab_used;
 
-    pthread_t sampler;          /* written by start_sampler() only, before the thread runs */
-    bool sampler_on;            /* start_sampler() and stop_sampler(): the exit path, one thread */
-    atomic_bool stop;           /* atomic: asks the sampler to return */
-    int mark_signal;            /* constructor: ZW_MARK_SIGNAL's number, 0 if none */
+    pthread_t sampler; /* written by zwi_preload_start_sampler() only, before the thread runs */
+    bool sampler_on;   /* zwi_preload_start_sampler(), _stop_sampler(): the exit path, one thread */
+    atomic_bool stop;  /* atomic: asks the sampler to return */
+    int mark_signal;   /* constructor: ZW_MARK_SIGNAL's number, 0 if none */
     atomic_uint signal_marks;   /* atomic: marks asked for by that signal, taken by the sampler */
     atomic_int async_signal;    /* atomic: an asynchronous signal asks the sampler to finish */
     atomic_int deferred_signal; /* atomic: one that landed inside a hook, served on leaving it */
     int wake[2];                /* constructor: a pipe whose write end wakes the sampler */
-    atomic_bool written;        /* atomic: finish() has written the end of the capture */
+    atomic_bool written; /* atomic: zwi_preload_finish() has written the end of the capture */
     /* constructor (preload_start(), if ZW_NFRAME > 1): the modules loaded at start, which of
      * them keep frame pointers (votes, atomic) and where runtime functions keep a skipped return
-     * address (skip cache, atomic); see unwind.h */
+     * address (skip cache, atomic); see unwinder.h */
     zwi_unwinder unw;
     char cmdline[4096]; /* constructor: /proc/self/cmdline, NUL-separated */
     bool leak_check;    /* constructor: ZW_LEAK_CHECK (default 1): scan the exit set */

@@ -1,5 +1,5 @@
 /* preload/unwind.c - the unwinder's slow paths: module votes, the DWARF walk that learns skip
- * slots, the walk's repair. The fast path and the state are in unwind.h, which says how the
+ * slots, the walk's repair. The fast path and the state are in unwinder.h, which says how the
  * pieces fit; see docs/zw.md#how-it-works. Nothing here allocates: a hook calls it. */
 #include <link.h>
 #include <stdatomic.h>
@@ -12,7 +12,7 @@
 #    include <libunwind.h>
 #endif
 
-#include "unwind.h"
+#include "unwinder.h"
 
 /* ---- which modules keep frame pointers ---- */
 

@@ -1,4 +1,4 @@
-/* preload/unwind.h - tracebacks through code without frame pointers: the preload library walks
+/* preload/unwinder.h - tracebacks through code without frame pointers: the preload library walks
  * frame pointers (zwi_capture) and hands the walk to this unit when it cannot be trusted.
  *
  *   trust:  the code of each module loaded at start (dl_iterate_phdr) is voted on by the walks
@@ -17,8 +17,8 @@
  * The fast path (zwi_preload_unwind_fix) is inlined into the hook: its caller must be the hook
  * whose frame `hook_fp` is, one frame below the traced function's caller. See
  * docs/zw.md#how-it-works. */
-#ifndef ZW_PRELOAD_UNWIND_H
-#define ZW_PRELOAD_UNWIND_H
+#ifndef ZW_PRELOAD_UNWINDER_H
+#define ZW_PRELOAD_UNWINDER_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -165,4 +165,4 @@ zwi_preload_unwind_fix(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned
     return zwi_preload_unwind_slow(u, frames, nf, max, total, stack_hi, hook_fp);
 }
 
-#endif /* ZW_PRELOAD_UNWIND_H */
+#endif /* ZW_PRELOAD_UNWINDER_H */

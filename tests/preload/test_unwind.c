@@ -1,0 +1,303 @@
+/* tests/preload/test_unwind.c - the preload library's unwinder (src/preload/unwind.c) alone, on
+ * real stacks. A hook built like preload's (a frame of its own, a frame-pointer walk, then
+ * zwi_preload_unwind_fix) is called through functions of small libraries built with and without
+ * frame pointers (unwind_call.c):
+ *
+ *   libzwu_fp.so     zwu_fp_call, frame pointers
+ *   libzwu_rt.so     zwu_rt_call, none: named a runtime library, as the C library is in preload
+ *   libzwu_mixed.so  zwu_mixed_fp_call with frame pointers, zwu_mixed_nofp_call without
+ *
+ * Each traceback is checked against a full walk by libgcc's unwinder (_Unwind_Backtrace) and
+ * against the names of the functions called (dladdr). Each test starts from a fresh unwinder.
+ * ZWT_UNWIND_VERBOSE=1 prints each checked walk. */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unwind.h>
+
+#include "trace_internal.h"
+#include "unwinder.h"
+
+/* one link of a call chain (unwind_call.c) */
+typedef struct zwu_link {
+    void *(*fn)(const struct zwu_link *self); /* called with its own link */
+    const struct zwu_link *next;
+} zwu_link;
+void *zwu_fp_call(const zwu_link *self);
+void *zwu_rt_call(const zwu_link *self);
+void *zwu_mixed_fp_call(const zwu_link *self);
+void *zwu_mixed_nofp_call(const zwu_link *self);
+
+#define MAXF 64 /* frames kept per walk: more than any chain here */
+
+static zwi_unwinder U; /* the unwinder under test */
+static zwi_thread TH;  /* only its stack bounds are used (by zwi_capture) */
+static struct {
+    uintptr_t raw[MAXF]; /* the frame-pointer walk, as the hook saw it */
+    unsigned nraw;
+    uintptr_t fixed[MAXF]; /* after zwi_preload_unwind_fix */
+    unsigned nfixed;
+    unsigned total;
+    uintptr_t ref[MAXF]; /* libgcc's unwinder, from the hook's caller on */
+    unsigned nref;
+    uintptr_t repair; /* zwi_preload_unwind_repair_ret() of the frame-pointer walk, before fix */
+} W;
+
+static void
+setup(void)
+{
+    static const char *const runtime[] = {"/libzwu_rt.so", NULL};
+    zwi_preload_unwind_init(&U, runtime);
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    cr_assert_eq(pthread_getattr_np(pthread_self(), &attr), 0);
+    cr_assert_eq(pthread_attr_getstack(&attr, &addr, &size), 0);
+    pthread_attr_destroy(&attr);
+    TH.stack_lo = (uintptr_t)addr;
+    TH.stack_hi = (uintptr_t)addr + size;
+}
+
+typedef struct ref_walk {
+    unsigned skip; /* frames still to skip: the hook's */
+} ref_walk;
+
+static _Unwind_Reason_Code
+ref_step(struct _Unwind_Context *ctx, void *arg)
+{
+    ref_walk *w = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (ip == 0 || W.nref == MAXF)
+        return _URC_END_OF_STACK;
+    if (w->skip > 0)
+        w->skip--;
+    else
+        W.ref[W.nref++] = ip;
+    return _URC_NO_REASON;
+}
+
+/* The hook: the same steps as preload's on_alloc, from a frame of its own. */
+__attribute__((noinline)) static void *
+hook(const zwu_link *self)
+{
+    unsigned total;
+    unsigned nf = zwi_capture(&TH, 0, W.fixed, MAXF, &total);
+    memcpy(W.raw, W.fixed, nf * sizeof(*W.raw));
+    W.nraw = nf;
+    const uintptr_t *hook_fp = __builtin_frame_address(0);
+    W.repair = zwi_preload_unwind_repair_ret(&U, W.fixed[0], nf, hook_fp);
+    W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_hi, hook_fp);
+    W.total = total;
+    W.nref = 0;
+    ref_walk rw = {1};
+    _Unwind_Backtrace(ref_step, &rw);
+    return NULL;
+}
+
+/* ---- the chains: each starts in a function of this program, named for dladdr ---- */
+
+#define VISIBLE __attribute__((visibility("default"), noinline))
+
+/* Calls fns[0], which calls fns[1] ... which calls the hook. */
+VISIBLE void *
+zwt_unwind_drive(const zwu_link *first)
+{
+    return first->fn(first);
+}
+
+/* the middle of a chain: a function of this program (frame pointers) */
+VISIBLE void *
+zwt_unwind_inner(const zwu_link *self)
+{
+    return self->next->fn(self->next);
+}
+
+/* Runs the chain fns[0] -> fns[1] -> ... -> the hook, from zwt_unwind_drive. */
+static void
+run(void *(*const *fns)(const zwu_link *), unsigned n)
+{
+    zwu_link links[8];
+    cr_assert_lt(n, 8);
+    for (unsigned i = 0; i <= n; i++) {
+        links[i].fn = i < n ? fns[i] : hook;
+        links[i].next = i < n ? &links[i + 1] : NULL;
+    }
+    zwt_unwind_drive(&links[0]);
+}
+
+#define RUN(...)                                                                                   \
+    do {                                                                                           \
+        void *(*const fns_[])(const zwu_link *) = {__VA_ARGS__};                                   \
+        run(fns_, sizeof(fns_) / sizeof(fns_[0]));                                                 \
+    } while (0)
+
+/* The function whose code holds `pc` (a return address, so pc - 1 is inside the call). */
+static const char *
+name_of(uintptr_t pc)
+{
+    Dl_info info;
+    if (dladdr((void *)(pc - 1), &info) == 0 || info.dli_sname == NULL)
+        return "?";
+    return info.dli_sname;
+}
+
+/* The index of the first frame of `f` in `name`, or -1. */
+static int
+find(const uintptr_t *f, unsigned n, const char *name)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(name_of(f[i]), name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The fixed traceback names `names` in order from its first frame, agrees with the unwinder's
+ * walk up to the frame into the test's body (the one after zwt_unwind_drive), and says how many
+ * frames it has. */
+static void
+check_complete(const char *const *names, unsigned count)
+{
+    if (getenv("ZWT_UNWIND_VERBOSE") != NULL) {
+        for (unsigned i = 0; i < 8; i++)
+            fprintf(stderr, "%u: raw %s fixed %s ref %s\n", i, i < W.nraw ? name_of(W.raw[i]) : "-",
+                    i < W.nfixed ? name_of(W.fixed[i]) : "-", i < W.nref ? name_of(W.ref[i]) : "-");
+    }
+    for (unsigned i = 0; i < count; i++)
+        cr_assert_str_eq(name_of(W.fixed[i]), names[i], "frame %u", i);
+    cr_assert_str_eq(names[count - 1], "zwt_unwind_drive");
+    cr_assert_gt(W.nref, count, "the unwinder's walk has %u frames", W.nref);
+    cr_assert_gt(W.nfixed, count);
+    for (unsigned i = 0; i <= count; i++)
+        cr_assert_eq(W.fixed[i], W.ref[i], "frame %u: %#lx, the unwinder says %#lx (%s)", i,
+                     (unsigned long)W.fixed[i], (unsigned long)W.ref[i], name_of(W.ref[i]));
+    cr_assert_geq(W.total, W.nfixed);
+}
+
+static int
+votes(void *fn)
+{
+    struct zwi_unwind_module *m = zwi_preload_unwind_module_of(&U, (uintptr_t)fn);
+    cr_assert_not_null(m, "no module holds %p", fn);
+    return atomic_load(&m->fp);
+}
+
+TestSuite(preload_unwind, .init = setup);
+
+Test(preload_unwind, finds_the_test_libraries)
+{
+    cr_assert_gt(U.nmods, 3);
+    cr_assert_geq(U.nnofp, 1, "libzwu_rt.so is named a runtime library");
+    cr_assert(zwi_preload_unwind_in_nofp(&U, (uintptr_t)zwu_rt_call));
+    cr_assert_not(zwi_preload_unwind_in_nofp(&U, (uintptr_t)zwu_fp_call));
+    cr_assert_eq(votes(zwu_rt_call), -1, "runtime code starts distrusted");
+    cr_assert_eq(votes(zwu_fp_call), 0);
+    cr_assert_eq(zwi_preload_unwind_module_fp(&U, (uintptr_t)zwu_fp_call), 0);
+}
+
+Test(preload_unwind, module_is_trusted_after_agreeing_walks)
+{
+    static const char *const names[] = {"zwu_fp_call", "zwt_unwind_drive"};
+    for (int k = 1; k <= ZWI_UNWIND_FP_TRUSTED; k++) {
+        cr_assert_eq(zwi_preload_unwind_module_fp(&U, (uintptr_t)zwu_fp_call), 0, "walk %d", k);
+        RUN(zwu_fp_call);
+        check_complete(names, 2);
+        cr_assert_eq(votes(zwu_fp_call), k, "walk %d agreed", k);
+    }
+    cr_assert_eq(zwi_preload_unwind_module_fp(&U, (uintptr_t)zwu_fp_call), 1);
+    /* trusted: the frame-pointer walk is kept as it is, and it is right */
+    RUN(zwu_fp_call);
+    cr_assert_eq(W.nfixed, W.nraw);
+    cr_assert_arr_eq(W.fixed, W.raw, W.nraw * sizeof(*W.raw));
+    check_complete(names, 2);
+    cr_assert_eq(votes(zwu_fp_call), ZWI_UNWIND_FP_TRUSTED, "no walk asked the unwinder");
+}
+
+Test(preload_unwind, module_is_distrusted_after_one_disagreement)
+{
+    RUN(zwu_mixed_fp_call);
+    RUN(zwu_mixed_fp_call);
+    cr_assert_eq(votes(zwu_mixed_fp_call), 2);
+    /* a function of the same module without frame pointers: its walk skips zwt_unwind_drive */
+    RUN(zwu_mixed_nofp_call);
+    cr_assert_eq(find(W.raw, W.nraw, "zwt_unwind_drive"), -1, "the frame-pointer walk skips it");
+    static const char *const nofp_names[] = {"zwu_mixed_nofp_call", "zwt_unwind_drive"};
+    check_complete(nofp_names, 2);
+    cr_assert_eq(votes(zwu_mixed_nofp_call), -1);
+    cr_assert_eq(zwi_preload_unwind_module_fp(&U, (uintptr_t)zwu_mixed_fp_call), -1);
+    /* for good: agreeing walks do not bring it back, and each is still complete */
+    static const char *const fp_names[] = {"zwu_mixed_fp_call", "zwt_unwind_drive"};
+    for (int k = 0; k < ZWI_UNWIND_FP_TRUSTED + 1; k++) {
+        RUN(zwu_mixed_fp_call);
+        check_complete(fp_names, 2);
+    }
+    cr_assert_eq(votes(zwu_mixed_fp_call), -1);
+}
+
+Test(preload_unwind, traceback_through_a_function_without_frame_pointers_is_complete)
+{
+    /* drive -> zwu_mixed_nofp_call (no frame pointer, a module not known yet) -> hook */
+    RUN(zwu_mixed_nofp_call);
+    cr_assert_eq(find(W.raw, W.nraw, "zwt_unwind_drive"), -1, "the frame-pointer walk skips it");
+    static const char *const names[] = {"zwu_mixed_nofp_call", "zwt_unwind_drive"};
+    check_complete(names, 2);
+}
+
+/* The documented rule (docs/zw.md#how-it-works): the unwinder hands over to frame pointers at the
+ * first frame whose frame record checks out, so a function without frame pointers higher up
+ * (not in a runtime library) loses its caller, as with frame pointers alone. */
+Test(preload_unwind, walk_goes_on_by_frame_pointers_from_the_first_frame_that_keeps_one)
+{
+    /* drive -> zwu_mixed_nofp_call -> inner -> zwu_fp_call -> hook */
+    RUN(zwu_mixed_nofp_call, zwt_unwind_inner, zwu_fp_call);
+    static const char *const names[] = {"zwu_fp_call", "zwt_unwind_inner", "zwu_mixed_nofp_call"};
+    for (unsigned i = 0; i < 3; i++) {
+        cr_assert_str_eq(name_of(W.fixed[i]), names[i], "frame %u", i);
+        cr_assert_eq(W.fixed[i], W.ref[i], "frame %u", i);
+    }
+    cr_assert_str_eq(name_of(W.ref[3]), "zwt_unwind_drive");
+    cr_assert_eq(find(W.fixed, W.nfixed, "zwt_unwind_drive"), -1);
+    cr_assert_eq(W.nfixed, W.nraw);
+    cr_assert_arr_eq(W.fixed, W.raw, W.nraw * sizeof(*W.raw), "the frame-pointer walk, as it was");
+}
+
+Test(preload_unwind, traceback_through_runtime_code_is_complete)
+{
+    /* drive -> zwu_rt_call (runtime, no frame pointer) -> hook: first walk, nothing learnt */
+    RUN(zwu_rt_call);
+    cr_assert_eq(find(W.raw, W.nraw, "zwt_unwind_drive"), -1, "the frame-pointer walk skips it");
+    cr_assert_eq(W.repair, 0, "nothing learnt yet");
+    static const char *const names[] = {"zwu_rt_call", "zwt_unwind_drive"};
+    check_complete(names, 2);
+}
+
+Test(preload_unwind, skip_slot_repair_finds_the_caller_of_a_function_that_keeps_its_rbp)
+{
+    /* zwu_fp_call -> zwu_rt_call -> hook: the frame-pointer walk misses zwu_fp_call, the caller of
+     * the runtime function, which keeps zwu_fp_call's rbp */
+    for (int k = 0; k < ZWI_UNWIND_FP_TRUSTED; k++)
+        RUN(zwu_fp_call); /* the caller's module keeps frame pointers */
+    cr_assert_eq(zwi_preload_unwind_module_fp(&U, (uintptr_t)zwu_fp_call), 1);
+    static const char *const names[] = {"zwu_rt_call", "zwu_fp_call", "zwt_unwind_drive"};
+    /* first walk: the unwinder's, which learns the slot of zwu_fp_call's return address */
+    RUN(zwu_fp_call, zwu_rt_call);
+    cr_assert_eq(find(W.raw, W.nraw, "zwu_fp_call"), -1, "the frame-pointer walk skips it");
+    cr_assert_eq(W.repair, 0, "nothing learnt yet");
+    check_complete(names, 3);
+    uint64_t e = atomic_load(&U.skip[zwi_preload_unwind_skip_index(W.raw[0])]);
+    cr_assert_eq(e >> 16, W.raw[0], "a skip slot learnt for the return address into zwu_rt_call");
+    cr_assert_gt(e & 0xFFFF, 0);
+    /* later walks: repaired from the slot, without the unwinder */
+    for (int k = 0; k < 3; k++) {
+        RUN(zwu_fp_call, zwu_rt_call);
+        cr_assert_str_eq(name_of(W.repair), "zwu_fp_call");
+        cr_assert_eq(W.repair, W.ref[1]);
+        cr_assert_eq(W.nfixed, W.nraw + 1, "one frame inserted");
+        cr_assert_arr_eq(W.fixed + 2, W.raw + 1, (W.nraw - 1) * sizeof(*W.raw));
+        check_complete(names, 3);
+    }
+}
