@@ -86,8 +86,9 @@ zwi_capture_put_header(zwi_cbuf *out)
     if (h == NULL)
         return;
     memcpy(h, MAGIC, 8);
-    set_le(h + 8, 1, 2); /* version 1.2: 1.0 plus captures, plus SERIES and the site steps */
-    set_le(h + 10, 2, 2);
+    set_le(h + 8, 1, 2); /* version 1.3: 1.0 plus captures, SERIES and the site steps (1.2), the
+                          * exit set's leak scan (LEAKS, 1.3) */
+    set_le(h + 10, 3, 2);
     set_le(h + 12, ZWI_CAPTURE_KIND, 4);
     set_le(h + 16, 0, 4);
     set_le(h + 20, 0, 4); /* nsections: streamed, not known */
@@ -790,7 +791,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     unsigned major = (unsigned)get_le(data + 8, 2);
     unsigned minor = (unsigned)get_le(data + 10, 2);
     if (major != 1) {
-        fail(&r, "format version %u.%u is %s than this reader's 1.2 (offset 8)", major, minor,
+        fail(&r, "format version %u.%u is %s than this reader's 1.3 (offset 8)", major, minor,
              major > 1 ? "newer" : "older");
         goto out_free;
     }
