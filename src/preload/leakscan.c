@@ -189,33 +189,83 @@ zwi_leakscan_memory(const zwi_leakscan *ls)
            ls->ndir * sizeof(uint64_t) + (ls->stack != NULL ? STACK_CAP * sizeof(uint32_t) : 0);
 }
 
-/* Sorts entries [lo, hi) by start: quicksort on the middle of three, insertion sort below 16. */
+/* Heapsort of entries [lo, hi): the introsort's way out when quicksort's partitions go bad. */
 static void
-sort_entries(entry *e, size_t lo, size_t hi)
+sift_down(entry *e, size_t lo, size_t root, size_t n)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && e[lo + child + 1].start > e[lo + child].start)
+            child++;
+        if (e[lo + root].start >= e[lo + child].start)
+            return;
+        entry t = e[lo + root];
+        e[lo + root] = e[lo + child];
+        e[lo + child] = t;
+        root = child;
+    }
+}
+
+static void
+heap_sort(entry *e, size_t lo, size_t hi)
+{
+    size_t n = hi - lo;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(e, lo, i, n);
+    for (size_t end = n; end-- > 1;) {
+        entry t = e[lo];
+        e[lo] = e[lo + end];
+        e[lo + end] = t;
+        sift_down(e, lo, 0, end);
+    }
+}
+
+/* Sorts entries [lo, hi) by start: introsort (quicksort on the median of three moved to `lo`,
+ * Hoare's partition, heapsort past `depth` levels, insertion sort below 16 entries). Starts are
+ * distinct: blocks do not overlap. */
+static void
+sort_entries(entry *e, size_t lo, size_t hi, unsigned depth)
 {
     while (hi - lo > 16) {
-        size_t mid = lo + (hi - lo) / 2;
-        uint64_t a = e[lo].start, b = e[mid].start, c = e[hi - 1].start;
-        uint64_t pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        size_t i = lo, j = hi - 1;
-        for (;;) { /* Hoare's partition: [lo, i) <= pivot, (j, hi) >= pivot */
-            while (e[i].start < pivot)
+        if (depth-- == 0) {
+            heap_sort(e, lo, hi);
+            return;
+        }
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        /* the median of e[lo], e[mid], e[last] into e[lo] */
+        size_t m = e[lo].start < e[mid].start
+                       ? (e[mid].start < e[last].start ? mid : (e[lo].start < e[last].start ? last : lo))
+                       : (e[lo].start < e[last].start ? lo : (e[mid].start < e[last].start ? last : mid));
+        entry t = e[lo];
+        e[lo] = e[m];
+        e[m] = t;
+        uint64_t pivot = e[lo].start;
+        size_t i = lo, j = hi; /* Hoare: [lo, j] <= pivot, [j + 1, hi) >= pivot, lo <= j < hi - 1 */
+        for (;;) {
+            do
                 i++;
-            while (e[j].start > pivot)
+            while (i < hi && e[i].start < pivot);
+            do
                 j--;
+            while (e[j].start > pivot);
             if (i >= j)
                 break;
-            entry t = e[i];
-            e[i++] = e[j];
-            e[j--] = t;
+            t = e[i];
+            e[i] = e[j];
+            e[j] = t;
         }
+        t = e[lo];
+        e[lo] = e[j];
+        e[j] = t; /* the pivot in its place: [lo, j) < pivot < (j, hi) */
         /* recurse into the smaller side, loop on the larger: depth stays O(log n) */
-        if (j + 1 - lo < hi - (j + 1)) {
-            sort_entries(e, lo, j + 1);
+        if (j - lo < hi - (j + 1)) {
+            sort_entries(e, lo, j, depth);
             lo = j + 1;
         } else {
-            sort_entries(e, j + 1, hi);
-            hi = j + 1;
+            sort_entries(e, j + 1, hi, depth);
+            hi = j;
         }
     }
     for (size_t i = lo + 1; i < hi; i++) {
@@ -261,7 +311,10 @@ int
 zwi_leakscan_prepare(zwi_leakscan *ls)
 {
     ZW_ASSERT(!ls->prepared);
-    sort_entries(ls->e, 0, ls->n);
+    unsigned depth = 0;
+    for (size_t n = ls->n; n > 1; n >>= 1)
+        depth += 2;
+    sort_entries(ls->e, 0, ls->n, depth);
     sort_bigs(ls->bigs, ls->nbig);
     ls->ndir = (ls->n + DIR_STEP - 1) / DIR_STEP;
     if (ls->ndir > 0 && (ls->dir = map(ls->ndir * sizeof(uint64_t))) == NULL)

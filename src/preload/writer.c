@@ -126,25 +126,15 @@ zwi_preload_flush_samples_locked(void)
     zwi_cbuf pay = {.raw = G.raw};
     zwi_cbuf sec = {.raw = G.raw};
     if (G.npending > 0) {
-        zwi_cbuf_put(&pay, G.npending, 4);
-        zwi_cbuf_put(&pay, ZWI_SERIES_FIELDS, 4);
-        for (size_t i = 0; i < G.npending; i++) {
-            const zw_capture_sample *x = &G.pending[i];
-            const uint64_t f[ZWI_SERIES_FIELDS] = {x->time_ns,   x->heap_bytes,     x->heap_blocks,
-                                                   x->rss_bytes, x->allocations,    x->frees,
-                                                   x->temporary, x->bytes_allocated};
-            for (int k = 0; k < ZWI_SERIES_FIELDS; k++)
-                zwi_cbuf_put(&pay, f[k], 8);
-        }
-        zwi_capture_put_section(&sec, ZWI_SEC_SERIES, &pay, G.npending > 8);
+        zwi_encode_series(&pay, G.pending, G.npending);
+        zwi_capture_put(&sec, ZWI_SEC_SERIES, &pay);
     }
     if (G.steps.failed)
         G.steps_broken = true; /* out of memory: no more steps, and SITE_INFO says so */
     if (G.nsteps > 0 && !G.steps_broken) {
         pay.len = 0;
-        zwi_cbuf_put(&pay, G.nsteps, 4);
-        zwi_cbuf_bytes(&pay, G.steps.data, G.steps.len);
-        zwi_capture_put_section(&sec, ZWI_SEC_SITE_DELTAS, &pay, pay.len > 256);
+        zwi_encode_site_deltas_of(&pay, &G.steps, G.nsteps);
+        zwi_capture_put(&sec, ZWI_SEC_SITE_DELTAS, &pay);
     }
     write_locked(&sec);
     G.npending = 0;
@@ -162,10 +152,7 @@ zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
 {
     if (G.sites == NULL || G.steps_broken)
         return;
-    size_t at = G.steps.len;
-    zwi_cbuf_put(&G.steps, time_ns, 8);
-    zwi_cbuf_put(&G.steps, flags, 4);
-    zwi_cbuf_put(&G.steps, 0, 4); /* the count, patched below */
+    size_t at = zwi_step_begin(&G.steps, time_ns, flags & ZWI_STEP_PEAK);
     uint32_t n = 0;
     size_t max = atomic_load(&G.site_max);
     for (size_t blk = 0; blk <= (max >> DIRTY_SHIFT); blk++) {
@@ -184,9 +171,8 @@ zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
             site_shown *sh = &G.shown[ref];
             if (blocks == sh->blocks && bytes == sh->bytes)
                 continue;
-            zwi_cbuf_put(&G.steps, ref, 4);
-            zwi_cbuf_put(&G.steps, bytes - sh->bytes, 8);
-            zwi_cbuf_put(&G.steps, blocks - sh->blocks, 8);
+            zwi_step_delta(&G.steps, (uint32_t)ref, (int64_t)(bytes - sh->bytes),
+                           (int64_t)(blocks - sh->blocks));
             sh->blocks = blocks;
             sh->bytes = bytes;
             sh->mentioned = true;
@@ -197,11 +183,7 @@ zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
         G.steps.len = at; /* nothing changed: no step */
         return;
     }
-    if (!G.steps.failed) {
-        unsigned char *c = G.steps.data + at + 12;
-        for (int k = 0; k < 4; k++)
-            c[k] = (unsigned char)(n >> (8 * k));
-    }
+    zwi_step_end(&G.steps, at, n);
     G.nsteps++;
 }
 
@@ -261,23 +243,24 @@ zwi_preload_write_start_locked(void)
     zwi_cbuf out = {.raw = G.raw};
     zwi_cbuf pay = {.raw = G.raw};
     zwi_capture_put_header(&out);
-    size_t argc = 0;
+    zwi_process p = {.pid = (uint32_t)getpid(),
+                     .ppid = (uint32_t)getppid(),
+                     .start_realtime_ns = G.start_real,
+                     .interval_ms = G.interval_ms,
+                     .nframe = G.nframe};
     for (size_t i = 0; i < G.cmdline_len; i++)
-        argc += G.cmdline[i] == '\0';
-    zwi_cbuf_put(&pay, (uint64_t)getpid(), 4);
-    zwi_cbuf_put(&pay, (uint64_t)getppid(), 4);
-    zwi_cbuf_put(&pay, G.start_real, 8);
-    zwi_cbuf_put(&pay, G.interval_ms, 4);
-    zwi_cbuf_put(&pay, G.nframe, 4);
-    zwi_cbuf_put(&pay, argc, 4);
-    for (size_t i = 0; i < G.cmdline_len;) {
-        size_t len = strlen(G.cmdline + i);
-        zwi_cbuf_put(&pay, len, 4);
-        zwi_cbuf_bytes(&pay, G.cmdline + i, len);
-        i += len + 1;
+        p.argc += G.cmdline[i] == '\0';
+    p.argv = zwi_alloc(G.raw, (p.argc + 1) * sizeof(char *)); /* into G.cmdline */
+    if (p.argv == NULL) {
+        out.failed = true; /* no file rather than one without its command line */
+    } else {
+        for (size_t i = 0, k = 0; i < G.cmdline_len; i += strlen(G.cmdline + i) + 1)
+            p.argv[k++] = G.cmdline + i;
+        zwi_encode_process(&pay, &p);
+        zwi_capture_put(&out, ZWI_SEC_PROCESS, &pay);
     }
-    zwi_capture_put_section(&out, ZWI_SEC_PROCESS, &pay, false);
     write_locked(&out);
+    zwi_free(G.raw, (void *)p.argv);
     zwi_cbuf_release(&pay);
     zwi_cbuf_release(&out);
 }
@@ -288,18 +271,8 @@ put_set(zwi_cbuf *out, uint32_t type, const char *label, uint64_t time_ns, uint6
         zw_snapshot *snap)
 {
     zwi_cbuf pay = {.raw = G.raw};
-    unsigned char *data = NULL;
-    size_t len = 0;
-    if (snap != NULL && zwi_snapshot_encode(snap, G.raw, &data, &len) != 0)
-        len = 0;
-    zwi_cbuf_put(&pay, time_ns, 8);
-    zwi_cbuf_put(&pay, bytes, 8);
-    zwi_cbuf_put(&pay, strlen(label), 4);
-    zwi_cbuf_bytes(&pay, label, strlen(label));
-    zwi_cbuf_put(&pay, len, 8);
-    zwi_cbuf_bytes(&pay, data, len);
-    zwi_capture_put_section(out, type, &pay, false);
-    zwi_free(G.raw, data);
+    zwi_encode_set(&pay, &(zw_capture_set){label, time_ns, bytes, snap});
+    zwi_capture_put(out, type, &pay);
     zwi_cbuf_release(&pay);
 }
 
@@ -321,29 +294,32 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
         if (copy_rec(&set, &rec) != 0)
             break;
     }
-    zw_snapshot *snap = zwi_snapshot_from_recs(G.tracer, sym, set.recs, set.n, NULL);
-    unsigned char *data = NULL;
-    size_t len = 0;
-    if (snap != NULL && zwi_snapshot_encode(snap, G.raw, &data, &len) == 0) {
-        zwi_cbuf pay = {.raw = G.raw};
-        zwi_cbuf_put(&pay, set.n, 8);
-        for (size_t i = 0; i < set.n; i++)
-            zwi_cbuf_put(&pay, G.sites[set.recs[i].tb].count, 8);
-        zwi_cbuf_put(&pay, len, 8);
-        zwi_cbuf_bytes(&pay, data, len);
-        zwi_capture_put_section(out, ZWI_SEC_SITES, &pay, false);
-        pay.len = 0;
-        zwi_cbuf_put(&pay, !G.steps_broken, 4);
-        zwi_cbuf_put(&pay, set.n, 8);
+    zwi_sites sites = {.n = set.n};
+    zwi_site_info info = {.steps_whole = !G.steps_broken, .n = set.n};
+    sites.snap = zwi_snapshot_from_recs(G.tracer, sym, set.recs, set.n, NULL);
+    sites.counts = zwi_alloc(G.raw, (set.n + 1) * sizeof(uint64_t));
+    info.refs = zwi_alloc(G.raw, (set.n + 1) * sizeof(uint32_t));
+    info.temporary = zwi_alloc(G.raw, (set.n + 1) * sizeof(uint64_t));
+    zwi_cbuf pay = {.raw = G.raw};
+    if (sites.snap != NULL && sites.counts != NULL && info.refs != NULL && info.temporary != NULL) {
         for (size_t i = 0; i < set.n; i++) {
-            zwi_cbuf_put(&pay, set.recs[i].tb, 4);
-            zwi_cbuf_put(&pay, atomic_load(&G.sites[set.recs[i].tb].temps), 8);
+            const site *x = &G.sites[set.recs[i].tb];
+            sites.counts[i] = atomic_load(&x->count);
+            info.refs[i] = set.recs[i].tb;
+            info.temporary[i] = atomic_load(&x->temps);
         }
-        zwi_capture_put_section(out, ZWI_SEC_SITE_INFO, &pay, set.n > 64);
-        zwi_cbuf_release(&pay);
+        if (zwi_encode_sites(&pay, &sites) == 0) { /* both or neither */
+            zwi_capture_put(out, ZWI_SEC_SITES, &pay);
+            pay.len = 0;
+            zwi_encode_site_info(&pay, &info);
+            zwi_capture_put(out, ZWI_SEC_SITE_INFO, &pay);
+        }
     }
-    zwi_free(G.raw, data);
-    zw_snapshot_free(snap);
+    zwi_cbuf_release(&pay);
+    zwi_free(G.raw, info.temporary);
+    zwi_free(G.raw, info.refs);
+    zwi_free(G.raw, sites.counts);
+    zw_snapshot_free(sites.snap);
     if (set.recs != NULL)
         munmap(set.recs, set.cap * sizeof(*set.recs));
 }
@@ -352,25 +328,23 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
 static void
 put_leaks(zwi_cbuf *out, const zwi_leak_check *c, bool have_set)
 {
+    zw_capture_leaks l = {
+        .status = c->status == ZW_LEAKS_SCANNED && !have_set ? ZW_LEAKS_FAILED : c->status,
+        .kinds = c->kinds,
+        .nkinds = c->n,
+        .scan_ns = c->scan_ns,
+        .scan_cpu_ns = c->scan_cpu_ns,
+        .scan_memory = c->scan_memory,
+        .root_bytes = c->roots.root_bytes,
+        .modules = c->roots.modules,
+        .threads = c->roots.threads,
+        .threads_missed = c->roots.threads_missed,
+    };
+    memcpy(l.blocks, c->blocks, sizeof(l.blocks));
+    memcpy(l.bytes, c->bytes, sizeof(l.bytes));
     zwi_cbuf pay = {.raw = G.raw};
-    uint32_t status = c->status == ZW_LEAKS_SCANNED && !have_set ? ZW_LEAKS_FAILED : c->status;
-    bool kinds = status == ZW_LEAKS_SCANNED;
-    zwi_cbuf_put(&pay, status, 4);
-    zwi_cbuf_put(&pay, c->roots.modules, 4);
-    zwi_cbuf_put(&pay, c->roots.threads, 4);
-    zwi_cbuf_put(&pay, c->roots.threads_missed, 4);
-    zwi_cbuf_put(&pay, c->scan_ns, 8);
-    zwi_cbuf_put(&pay, c->scan_cpu_ns, 8);
-    zwi_cbuf_put(&pay, c->scan_memory, 8);
-    zwi_cbuf_put(&pay, c->roots.root_bytes, 8);
-    for (int k = 0; k < ZW_LEAK_KINDS; k++) {
-        zwi_cbuf_put(&pay, kinds ? c->blocks[k] : 0, 8);
-        zwi_cbuf_put(&pay, kinds ? c->bytes[k] : 0, 8);
-    }
-    zwi_cbuf_put(&pay, kinds ? c->n : 0, 8);
-    if (kinds)
-        zwi_cbuf_bytes(&pay, c->kinds, c->n);
-    zwi_capture_put_section(out, ZWI_SEC_LEAKS, &pay, kinds && c->n > 64);
+    zwi_encode_leaks(&pay, &l);
+    zwi_capture_put(out, ZWI_SEC_LEAKS, &pay);
     zwi_cbuf_release(&pay);
 }
 
@@ -431,18 +405,13 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     put_sites(&out, sym);
     totals s = zwi_preload_sum_stats();
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_cbuf_put(&pay, s.allocs, 8);
-    zwi_cbuf_put(&pay, s.frees, 8);
-    zwi_cbuf_put(&pay, s.temps, 8);
-    zwi_cbuf_put(&pay, s.bytes, 8);
-    zwi_cbuf_put(&pay, peak_bytes, 8);
-    zwi_cbuf_put(&pay, G.peak.time_ns, 8);
-    zwi_cbuf_put(&pay, last.time_ns, 8);
-    zwi_cbuf_put(&pay, end, 4);
-    zwi_cbuf_put(&pay, (uint32_t)code, 4);
-    zwi_capture_put_section(&out, ZWI_SEC_TOTALS, &pay, false);
+    zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes, peak_bytes,
+                                                 G.peak.time_ns, last.time_ns, end, code});
+    zwi_capture_put(&out, ZWI_SEC_TOTALS, &pay);
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(&out, ZWI_SEC_END, &pay);
     zwi_cbuf_release(&pay);
-    zwi_capture_put_section(&out, ZWI_SEC_END, &pay, false);
     write_locked(&out);
     zwi_cbuf_release(&out);
     zwi_symbolizer_free(sym);

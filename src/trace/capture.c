@@ -1,7 +1,8 @@
-/* trace/capture.c - capture files (docs/format.md#captures): the helpers the preload library
- * writes them with, and the reader the `zw` command uses. A capture is the container of snapshot
- * files with kind 2 and its own section types; its live sets embed whole snapshot files, read with
- * the snapshot reader, so one reader checks every frame and traceback.
+/* trace/capture.c - reading capture files (kind 2, docs/format.md#captures), as the `zw` command
+ * does: the container (container.c) walks and checks the sections, capture_format.c decodes each
+ * payload, and this file assembles a zw_capture from them: it rejects sections stored twice, maps
+ * the steps' site refs to sites, rebuilds a peak set kept as steps, and fills in the totals of a
+ * capture cut short. Also zw_mark(), and zw_capture_live_at().
  *
  * A capture is streamed: the header says nsections 0 and sections are appended while the process
  * runs. A file that ends before its END section (the process was killed) loads as incomplete with
@@ -9,123 +10,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include <zerowaste/capture.h>
 
 #include "capture_format.h"
-
-static const unsigned char MAGIC[8] = {0x89, 'Z', 'W', 'T', 'R', '\r', '\n', 0x1a};
-#define HEADER_SIZE      32
-#define SECTION_SIZE     32
-#define SECTION_REQUIRED (1u << 0)
-#define SECTION_ZSTD     (1u << 1)
-#define MAX_RAW_LEN      ((uint64_t)1 << 32) /* the largest decompressed payload read */
-
-/* The fuzz target's build ignores checksums so that the fuzzer reaches the decoders. */
-#ifdef ZW_FUZZING
-#    define CHECKSUM_BAD(computed, stored) ((void)(computed), (void)(stored), false)
-#else
-#    define CHECKSUM_BAD(computed, stored) ((computed) != (stored))
-#endif
-
-/* ---- writing ---- */
-
-static unsigned char *
-cbuf_grow(zwi_cbuf *b, size_t n)
-{
-    if (b->failed || zwi_reserve(b->raw, (void **)&b->data, &b->cap, b->len + n, 1) != 0) {
-        b->failed = true;
-        return NULL;
-    }
-    unsigned char *p = b->data + b->len;
-    b->len += n;
-    return p;
-}
-
-static void
-set_le(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-void
-zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
-{
-    unsigned char *p = cbuf_grow(b, (size_t)nbytes);
-    if (p != NULL)
-        set_le(p, v, nbytes);
-}
-
-void
-zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
-{
-    unsigned char *p = cbuf_grow(b, n);
-    if (p != NULL && n > 0)
-        memcpy(p, src, n);
-}
-
-void
-zwi_cbuf_release(zwi_cbuf *b)
-{
-    zwi_free(b->raw, b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->failed = false;
-}
-
-void
-zwi_capture_put_header(zwi_cbuf *out)
-{
-    unsigned char *h = cbuf_grow(out, HEADER_SIZE);
-    if (h == NULL)
-        return;
-    memcpy(h, MAGIC, 8);
-    set_le(h + 8, 1, 2); /* version 1.3: 1.0 plus captures, SERIES and the site steps (1.2), the
-                          * exit set's leak scan (LEAKS, 1.3) */
-    set_le(h + 10, 3, 2);
-    set_le(h + 12, ZWI_CAPTURE_KIND, 4);
-    set_le(h + 16, 0, 4);
-    set_le(h + 20, 0, 4); /* nsections: streamed, not known */
-    set_le(h + 24, 0, 4);
-    set_le(h + 28, zwi_crc32(0, h, 28), 4);
-}
-
-void
-zwi_capture_put_section(zwi_cbuf *out, uint32_t type, const zwi_cbuf *payload, bool compress)
-{
-    size_t bound = compress ? ZSTD_compressBound(payload->len) : payload->len;
-    size_t at = out->len;
-    unsigned char *h = cbuf_grow(out, SECTION_SIZE + bound);
-    if (h == NULL || payload->failed) {
-        out->failed = true;
-        return;
-    }
-    size_t stored = payload->len;
-    if (compress) {
-        stored = ZSTD_compress(h + SECTION_SIZE, bound, payload->data, payload->len, 3);
-        if (ZSTD_isError(stored)) {
-            out->failed = true;
-            return;
-        }
-    } else if (stored > 0) {
-        memcpy(h + SECTION_SIZE, payload->data, stored);
-    }
-    out->len = at + SECTION_SIZE + stored;
-    h = out->data + at;
-    uint32_t flags = (type == ZWI_SEC_END ? SECTION_REQUIRED : 0) | (compress ? SECTION_ZSTD : 0);
-    set_le(h, type, 4);
-    set_le(h + 4, flags, 4);
-    set_le(h + 8, stored, 8);
-    set_le(h + 16, payload->len, 8);
-    set_le(h + 24, zwi_crc32(0, h + SECTION_SIZE, stored), 4);
-    set_le(h + 28, zwi_crc32(0, h, 28), 4);
-}
 
 /* ---- marks ---- */
 
@@ -150,221 +41,178 @@ zw_mark(const char *label)
 
 /* ---- reading ---- */
 
-static uint64_t
-get_le(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
+typedef struct loader {
+    zwi_container file;
+    zwi_cursor cur;      /* the payload of the section being decoded */
+    zw_capture *c;       /* being filled */
+    zw_raw *raw;         /* the capture's memory */
+    zwi_samples samples; /* moved into c once every section is read */
+    zwi_steps steps;     /* likewise */
+    size_t cap_marks;
+    zwi_site_info info; /* SITE_INFO; info.temporary becomes c->site_temporary */
+    bool has_info;
+} loader;
 
-typedef struct reader {
-    const char *name;
-    zw_error *err;
-    zw_capture *c;
-    zw_raw *raw;            /* the capture's memory */
-    size_t sec;             /* index of the section being read */
-    size_t sec_off;         /* its offset in the file */
-    const unsigned char *p; /* its payload */
-    size_t len;
-    size_t pos;
-    size_t cap_samples, cap_marks, cap_steps, cap_deltas;
-    uint32_t *site_refs; /* SITE_INFO: the ref of each site of SITES */
-    uint64_t nsite_refs;
-    bool steps_ok;       /* SITE_INFO says the steps are whole */
-} reader;
-
-static int fail(reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
+/* A live set, refused if one of its kind was read before. */
 static int
-fail(reader *r, const char *fmt, ...)
+decode_set(loader *l, zw_capture_set *set)
 {
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    return zw_error_set(r->err, "cannot read capture '%s': %s", r->name, what);
+    if (set->label != NULL)
+        return zwi_cursor_fail(&l->cur, "live set stored twice");
+    return zwi_decode_set(&l->cur, set);
 }
 
 static int
-bad(reader *r, const char *what)
+decode_mark(loader *l)
 {
-    return fail(r, "%s at byte %zu of the payload of section %zu at offset %zu", what, r->pos,
-                r->sec, r->sec_off);
+    zw_capture *c = l->c;
+    if (zwi_reserve(l->raw, (void **)&c->marks, &l->cap_marks, c->nmarks + 1, sizeof(*c->marks)))
+        return zwi_cursor_fail(&l->cur, "out of memory");
+    c->marks[c->nmarks] = (zw_capture_set){0};
+    c->nmarks++; /* counted first: zw_capture_free() frees what a failed decode left */
+    return zwi_decode_set(&l->cur, &c->marks[c->nmarks - 1]);
 }
 
 static int
-rd(reader *r, int n, uint64_t *v)
+decode_process(loader *l)
 {
-    *v = 0;
-    if (r->len - r->pos < (size_t)n)
-        return bad(r, "truncated record");
-    *v = get_le(r->p + r->pos, n);
-    r->pos += (size_t)n;
-    return 0;
-}
-
-/* A u32-length string, copied into the capture's memory. */
-static int
-rd_string(reader *r, const char **out)
-{
-    uint64_t n;
-    if (rd(r, 4, &n) != 0)
-        return -1;
-    if (r->len - r->pos < n)
-        return bad(r, "truncated string");
-    char *s = zwi_alloc(r->raw, (size_t)n + 1);
-    if (s == NULL)
-        return bad(r, "out of memory");
-    memcpy(s, r->p + r->pos, (size_t)n);
-    s[n] = '\0';
-    r->pos += (size_t)n;
-    *out = s;
-    return 0;
-}
-
-/* A u64-length embedded snapshot file (none when the length is 0). */
-static int
-rd_snapshot(reader *r, zw_snapshot **out)
-{
-    uint64_t n;
-    if (rd(r, 8, &n) != 0)
-        return -1;
-    if (r->len - r->pos < n)
-        return bad(r, "truncated snapshot");
-    *out = NULL;
-    if (n == 0)
-        return 0;
-    zw_error inner;
-    *out = zw_snapshot_load_memory(r->p + r->pos, (size_t)n, &inner);
-    if (*out == NULL)
-        return fail(r, "the snapshot in section %zu at offset %zu: %s", r->sec, r->sec_off,
-                    inner.msg);
-    r->pos += (size_t)n;
-    return 0;
-}
-
-static int
-decode_process(reader *r)
-{
-    zw_capture *c = r->c;
-    uint64_t pid, ppid, start, interval, nframe, argc;
+    zw_capture *c = l->c;
     if (c->argv != NULL)
-        return bad(r, "process section stored twice");
-    if (rd(r, 4, &pid) || rd(r, 4, &ppid) || rd(r, 8, &start) || rd(r, 4, &interval) ||
-        rd(r, 4, &nframe) || rd(r, 4, &argc))
+        return zwi_cursor_fail(&l->cur, "process section stored twice");
+    zwi_process p;
+    int rc = zwi_decode_process(&l->cur, &p);
+    c->argv = p.argv; /* also when it failed: zw_capture_free() frees what was read */
+    c->argc = p.argc;
+    c->pid = p.pid;
+    c->ppid = p.ppid;
+    c->start_realtime_ns = p.start_realtime_ns;
+    c->interval_ms = p.interval_ms;
+    c->nframe = p.nframe;
+    return rc;
+}
+
+static int
+decode_sites(loader *l)
+{
+    zw_capture *c = l->c;
+    if (c->site_counts != NULL)
+        return zwi_cursor_fail(&l->cur, "sites stored twice");
+    zwi_sites s;
+    int rc = zwi_decode_sites(&l->cur, &s);
+    c->site_counts = s.counts;
+    c->sites = s.snap;
+    return rc;
+}
+
+static int
+decode_site_info(loader *l)
+{
+    if (l->has_info)
+        return zwi_cursor_fail(&l->cur, "site information stored twice");
+    l->has_info = true;
+    int rc = zwi_decode_site_info(&l->cur, &l->info);
+    l->c->site_temporary = l->info.temporary;
+    return rc;
+}
+
+static int
+decode_totals(loader *l)
+{
+    if (zwi_decode_totals(&l->cur, &l->c->totals) != 0)
         return -1;
-    if (argc > r->len - r->pos) /* each argument takes 4 bytes at least */
-        return bad(r, "argument count too large");
-    c->pid = (uint32_t)pid;
-    c->ppid = (uint32_t)ppid;
-    c->start_realtime_ns = start;
-    c->interval_ms = (uint32_t)interval;
-    c->nframe = (uint32_t)nframe;
-    c->argv = zwi_alloc(r->raw, (size_t)(argc + 1) * sizeof(char *));
-    if (c->argv == NULL)
-        return bad(r, "out of memory");
-    for (c->argc = 0; c->argc < argc; c->argc++) {
-        if (rd_string(r, &c->argv[c->argc]) != 0)
-            return -1;
-    }
-    c->argv[c->argc] = NULL;
+    l->c->has_totals = true;
     return 0;
 }
 
-/* TIMESERIES (4 fields per sample) or SERIES (a field count, then that many: the first 8 are
- * zw_capture_sample's; more, from a later minor version, are skipped). */
 static int
-decode_timeseries(reader *r, bool series)
+decode_leaks(loader *l)
 {
-    zw_capture *c = r->c;
-    uint64_t n, fields = 4;
-    if (rd(r, 4, &n) != 0 || (series && rd(r, 4, &fields) != 0))
-        return -1;
-    if (series && fields < ZWI_SERIES_FIELDS)
-        return bad(r, "too few fields per sample");
-    if (n > (r->len - r->pos) / (8 * fields))
-        return bad(r, "sample count larger than the payload");
-    if (zwi_reserve(r->raw, (void **)&c->samples, &r->cap_samples, c->nsamples + n,
-                    sizeof(zw_capture_sample)))
-        return bad(r, "out of memory");
-    if (series)
+    if (l->c->leaks.status != ZW_LEAKS_UNKNOWN)
+        return zwi_cursor_fail(&l->cur, "leak scan stored twice");
+    return zwi_decode_leaks(&l->cur, &l->c->leaks);
+}
+
+/* The kinds name the exit set's traces in order: with no exit set or another number of traces
+ * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
+static void
+check_leaks(zw_capture *c, zw_raw *raw)
+{
+    zw_capture_leaks *l = &c->leaks;
+    if (l->status != ZW_LEAKS_SCANNED)
+        return;
+    size_t n = c->exit.snap != NULL ? zw_snapshot_len(c->exit.snap) : 0;
+    if (n != l->nkinds || (n > 0 && l->kinds == NULL)) {
+        zwi_free(raw, l->kinds);
+        *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
+        return;
+    }
+    memset(l->blocks, 0, sizeof(l->blocks));
+    memset(l->bytes, 0, sizeof(l->bytes));
+    for (size_t i = 0; i < n; i++) {
+        l->blocks[l->kinds[i]]++;
+        l->bytes[l->kinds[i]] += zw_snapshot_trace(c->exit.snap, i).size;
+    }
+}
+
+static int
+decode(loader *l, uint32_t type)
+{
+    zw_capture *c = l->c;
+    switch (type) {
+    case ZWI_SEC_PROCESS:
+        return decode_process(l);
+    case ZWI_SEC_TIMESERIES:
+        return zwi_decode_timeseries(&l->cur, &l->samples);
+    case ZWI_SEC_SERIES:
         c->has_counters = true;
-    for (uint64_t i = 0; i < n; i++) {
-        zw_capture_sample *s = &c->samples[c->nsamples++];
-        uint64_t f[ZWI_SERIES_FIELDS] = {0};
-        for (uint64_t k = 0; k < fields; k++) {
-            uint64_t v;
-            rd(r, 8, &v);
-            if (k < ZWI_SERIES_FIELDS)
-                f[k] = v;
-        }
-        *s = (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+        return zwi_decode_series(&l->cur, &l->samples);
+    case ZWI_SEC_SITE_DELTAS:
+        return zwi_decode_site_deltas(&l->cur, &l->steps);
+    case ZWI_SEC_SITE_INFO:
+        return decode_site_info(l);
+    case ZWI_SEC_PEAK_SET:
+        return decode_set(l, &c->peak);
+    case ZWI_SEC_EXIT_SET:
+        return decode_set(l, &c->exit);
+    case ZWI_SEC_MARK:
+        return decode_mark(l);
+    case ZWI_SEC_TOTALS:
+        return decode_totals(l);
+    case ZWI_SEC_SITES:
+        return decode_sites(l);
+    case ZWI_SEC_LEAKS:
+        return decode_leaks(l);
+    default:
+        l->cur.pos = l->cur.len; /* the container passes only the types above */
+        return 0;
     }
-    return 0;
 }
 
-/* SITE_DELTAS: steps whose deltas name sites by ref (mapped to indices once SITE_INFO is read). */
+/* Every section after the header, each decoded whole; sets c->complete when END was read. */
 static int
-decode_deltas(reader *r)
+read_sections(loader *l)
 {
-    zw_capture *c = r->c;
-    uint64_t nsteps;
-    if (rd(r, 4, &nsteps) != 0)
-        return -1;
-    if (nsteps > (r->len - r->pos) / 16)
-        return bad(r, "step count larger than the payload");
-    for (uint64_t i = 0; i < nsteps; i++) {
-        uint64_t t, flags, n;
-        if (rd(r, 8, &t) || rd(r, 4, &flags) || rd(r, 4, &n))
+    int rc;
+    while ((rc = zwi_container_next(&l->file)) == 1) {
+        if (zwi_container_payload(&l->file, &l->cur, l->raw) != 0 ||
+            zwi_container_decoded(&l->file, &l->cur, decode(l, l->file.type)) != 0)
             return -1;
-        if (n > (r->len - r->pos) / 20)
-            return bad(r, "delta count larger than the payload");
-        if (zwi_reserve(r->raw, (void **)&c->steps, &r->cap_steps, c->nsteps + 1,
-                        sizeof(zw_capture_step)) ||
-            zwi_reserve(r->raw, (void **)&c->deltas, &r->cap_deltas, c->ndeltas + n,
-                        sizeof(zw_capture_delta)))
-            return bad(r, "out of memory");
-        c->steps[c->nsteps++] = (zw_capture_step){t, c->ndeltas, (size_t)n, flags & ZWI_STEP_PEAK};
-        for (uint64_t k = 0; k < n; k++) {
-            uint64_t ref, bytes, blocks;
-            rd(r, 4, &ref);
-            rd(r, 8, &bytes);
-            rd(r, 8, &blocks);
-            c->deltas[c->ndeltas++] =
-                (zw_capture_delta){(uint32_t)ref, (int64_t)bytes, (int64_t)blocks};
-        }
     }
-    return 0;
+    l->c->complete = rc == 0 && l->file.ended;
+    return rc;
 }
 
-/* SITE_INFO: whether the steps are whole, then per site its ref and temporary allocations. */
-static int
-decode_site_info(reader *r)
+/* The samples and steps read, into the capture (which frees them). */
+static void
+keep_arrays(loader *l)
 {
-    zw_capture *c = r->c;
-    uint64_t ok, n;
-    if (r->site_refs != NULL)
-        return bad(r, "site information stored twice");
-    if (rd(r, 4, &ok) || rd(r, 8, &n))
-        return -1;
-    if (n > (r->len - r->pos) / 12)
-        return bad(r, "site count larger than the payload");
-    r->site_refs = zwi_alloc(r->raw, (size_t)(n + 1) * sizeof(uint32_t));
-    c->site_temporary = zwi_alloc(r->raw, (size_t)(n + 1) * sizeof(uint64_t));
-    if (r->site_refs == NULL || c->site_temporary == NULL)
-        return bad(r, "out of memory");
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t ref;
-        rd(r, 4, &ref);
-        rd(r, 8, &c->site_temporary[i]);
-        r->site_refs[i] = (uint32_t)ref;
-    }
-    r->nsite_refs = n;
-    r->steps_ok = ok == 1;
-    return 0;
+    zw_capture *c = l->c;
+    c->samples = l->samples.v;
+    c->nsamples = l->samples.n;
+    c->steps = l->steps.steps;
+    c->nsteps = l->steps.nsteps;
+    c->deltas = l->steps.deltas;
+    c->ndeltas = l->steps.ndeltas;
 }
 
 static int
@@ -377,9 +225,9 @@ by_ref(const void *a, const void *b)
 /* A capture that kept its peak as a step (no PEAK_SET) gets its peak set rebuilt from the steps
  * up to the last peak step. -1 only when out of memory. */
 static int
-peak_from_steps(reader *r)
+peak_from_steps(loader *l)
 {
-    zw_capture *c = r->c;
+    zw_capture *c = l->c;
     if (c->peak.label != NULL || c->nsteps == 0)
         return 0;
     size_t last = c->nsteps;
@@ -391,12 +239,12 @@ peak_from_steps(reader *r)
         return 0;
     zw_error inner;
     zw_snapshot *snap = zw_capture_live_at(c, c->steps[last].time_ns, &inner);
-    char *label = zwi_alloc(r->raw, 5);
+    char *label = zwi_alloc(l->raw, 5);
     if (snap == NULL || label == NULL) {
         /* too large to rebuild (see rebuild_limit) or no memory: the capture loads without its
          * peak set, as one cut short would */
         zw_snapshot_free(snap);
-        zwi_free(r->raw, label);
+        zwi_free(l->raw, label);
         return 0;
     }
     memcpy(label, "peak", 5);
@@ -411,19 +259,19 @@ peak_from_steps(reader *r)
  * (no SITES or SITE_INFO: the process died first; a ref no site has; steps not whole) are dropped
  * rather than shown wrong. -1 only when out of memory. */
 static int
-resolve_steps(reader *r)
+resolve_steps(loader *l)
 {
-    zw_capture *c = r->c;
+    zw_capture *c = l->c;
     size_t nsites = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
-    bool usable = c->nsteps > 0 && r->site_refs != NULL && r->steps_ok &&
-                  r->nsite_refs == nsites && c->site_temporary != NULL;
+    bool usable = c->nsteps > 0 && l->has_info && l->info.steps_whole && l->info.n == nsites &&
+                  c->site_temporary != NULL;
     uint64_t *map = NULL; /* (ref << 32 | index), sorted by ref */
     if (usable) {
-        map = zwi_alloc(r->raw, (size_t)(nsites + 1) * sizeof(uint64_t));
+        map = zwi_alloc(l->raw, (size_t)(nsites + 1) * sizeof(uint64_t));
         if (map == NULL)
-            return bad(r, "out of memory");
+            return zwi_container_fail(&l->file, "%s", strerror(ENOMEM));
         for (size_t i = 0; i < nsites; i++)
-            map[i] = (uint64_t)r->site_refs[i] << 32 | i;
+            map[i] = (uint64_t)l->info.refs[i] << 32 | i;
         qsort(map, nsites, sizeof(uint64_t), by_ref);
         for (size_t i = 0; usable && i < c->ndeltas; i++) {
             uint64_t key = (uint64_t)c->deltas[i].site << 32;
@@ -433,297 +281,17 @@ resolve_steps(reader *r)
             else
                 c->deltas[i].site = (uint32_t)*hit;
         }
-        zwi_free(r->raw, map);
+        zwi_free(l->raw, map);
     }
     if (!usable) {
         c->nsteps = 0;
         c->ndeltas = 0;
     }
-    if (r->nsite_refs != nsites && c->site_temporary != NULL) {
-        zwi_free(r->raw, c->site_temporary);
+    if (l->info.n != nsites && c->site_temporary != NULL) {
+        zwi_free(l->raw, c->site_temporary);
         c->site_temporary = NULL; /* not the same sites: not trusted */
     }
     return 0;
-}
-
-static int
-decode_set(reader *r, zw_capture_set *set)
-{
-    if (set->label != NULL)
-        return bad(r, "live set stored twice");
-    if (rd(r, 8, &set->time_ns) || rd(r, 8, &set->heap_bytes) || rd_string(r, &set->label))
-        return -1;
-    return rd_snapshot(r, &set->snap);
-}
-
-static int
-decode_totals(reader *r)
-{
-    zw_capture_totals *t = &r->c->totals;
-    uint64_t end, code;
-    if (rd(r, 8, &t->allocations) || rd(r, 8, &t->frees) || rd(r, 8, &t->temporary) ||
-        rd(r, 8, &t->bytes_allocated) || rd(r, 8, &t->peak_bytes) || rd(r, 8, &t->peak_time_ns) ||
-        rd(r, 8, &t->duration_ns) || rd(r, 4, &end) || rd(r, 4, &code))
-        return -1;
-    if (end > ZW_CAPTURE_END_EXEC)
-        return bad(r, "unknown end of process");
-    t->end = (uint32_t)end;
-    t->code = (int32_t)(uint32_t)code;
-    r->c->has_totals = true;
-    return 0;
-}
-
-static int
-decode_sites(reader *r)
-{
-    zw_capture *c = r->c;
-    uint64_t n;
-    if (c->sites != NULL)
-        return bad(r, "sites stored twice");
-    if (rd(r, 8, &n) != 0)
-        return -1;
-    if (n > (r->len - r->pos) / 8)
-        return bad(r, "site count larger than the payload");
-    c->site_counts = zwi_alloc(r->raw, (size_t)(n + 1) * sizeof(uint64_t));
-    if (c->site_counts == NULL)
-        return bad(r, "out of memory");
-    for (uint64_t i = 0; i < n; i++)
-        rd(r, 8, &c->site_counts[i]);
-    if (rd_snapshot(r, &c->sites) != 0)
-        return -1;
-    if (c->sites == NULL ? n != 0 : zw_snapshot_len(c->sites) != n)
-        return bad(r, "site count differs from the snapshot's traces");
-    return 0;
-}
-
-/* LEAKS: the reachability scan of the exit set (docs/format.md#leaks). */
-static int
-decode_leaks(reader *r)
-{
-    zw_capture_leaks *l = &r->c->leaks;
-    uint64_t status, modules, threads, missed, n;
-    if (l->status != ZW_LEAKS_UNKNOWN || l->kinds != NULL)
-        return bad(r, "leak scan stored twice");
-    if (rd(r, 4, &status) || rd(r, 4, &modules) || rd(r, 4, &threads) || rd(r, 4, &missed) ||
-        rd(r, 8, &l->scan_ns) || rd(r, 8, &l->scan_cpu_ns) || rd(r, 8, &l->scan_memory) ||
-        rd(r, 8, &l->root_bytes))
-        return -1;
-    for (int k = 0; k < ZW_LEAK_KINDS; k++)
-        if (rd(r, 8, &l->blocks[k]) || rd(r, 8, &l->bytes[k]))
-            return -1;
-    if (rd(r, 8, &n))
-        return -1;
-    if (status < ZW_LEAKS_SCANNED || status > ZW_LEAKS_OFF)
-        return bad(r, "unknown leak scan status");
-    if (n > r->len - r->pos)
-        return bad(r, "leak kinds: more blocks than the payload holds");
-    if (status == ZW_LEAKS_SCANNED) {
-        l->kinds = zwi_alloc(r->raw, (size_t)n + 1);
-        if (l->kinds == NULL)
-            return bad(r, "out of memory");
-        memcpy(l->kinds, r->p + r->pos, (size_t)n);
-        r->pos += (size_t)n;
-        for (uint64_t i = 0; i < n; i++)
-            if (l->kinds[i] >= ZW_LEAK_KINDS)
-                return bad(r, "unknown leak kind");
-    }
-    l->nkinds = (size_t)n;
-    l->status = (uint32_t)status;
-    l->modules = (uint32_t)modules;
-    l->threads = (uint32_t)threads;
-    l->threads_missed = (uint32_t)missed;
-    return 0;
-}
-
-/* The kinds name the exit set's traces in order: with no exit set or another number of traces
- * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
-static void
-check_leaks(zw_capture *c, zw_raw *raw)
-{
-    zw_capture_leaks *l = &c->leaks;
-    if (l->status != ZW_LEAKS_SCANNED)
-        return;
-    size_t n = c->exit.snap != NULL ? zw_snapshot_len(c->exit.snap) : 0;
-    if (l->kinds == NULL || n != l->nkinds) {
-        zwi_free(raw, l->kinds);
-        *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
-        return;
-    }
-    memset(l->blocks, 0, sizeof(l->blocks));
-    memset(l->bytes, 0, sizeof(l->bytes));
-    for (size_t i = 0; i < n; i++) {
-        l->blocks[l->kinds[i]]++;
-        l->bytes[l->kinds[i]] += zw_snapshot_trace(c->exit.snap, i).size;
-    }
-}
-
-static int
-decode(reader *r, uint32_t type)
-{
-    zw_capture *c = r->c;
-    switch (type) {
-    case ZWI_SEC_PROCESS:
-        return decode_process(r);
-    case ZWI_SEC_TIMESERIES:
-        return decode_timeseries(r, false);
-    case ZWI_SEC_SERIES:
-        return decode_timeseries(r, true);
-    case ZWI_SEC_SITE_DELTAS:
-        return decode_deltas(r);
-    case ZWI_SEC_SITE_INFO:
-        return decode_site_info(r);
-    case ZWI_SEC_PEAK_SET:
-        return decode_set(r, &c->peak);
-    case ZWI_SEC_EXIT_SET:
-        return decode_set(r, &c->exit);
-    case ZWI_SEC_MARK:
-        if (zwi_reserve(r->raw, (void **)&c->marks, &r->cap_marks, c->nmarks + 1,
-                        sizeof(*c->marks)))
-            return bad(r, "out of memory");
-        c->marks[c->nmarks] = (zw_capture_set){0};
-        c->nmarks++; /* counted first: zw_capture_free() frees what a failed decode left */
-        return decode_set(r, &c->marks[c->nmarks - 1]);
-    case ZWI_SEC_TOTALS:
-        return decode_totals(r);
-    case ZWI_SEC_SITES:
-        return decode_sites(r);
-    case ZWI_SEC_LEAKS:
-        return decode_leaks(r);
-    default:
-        r->pos = r->len; /* an optional section of a later version: skipped */
-        return 0;
-    }
-}
-
-static bool
-known(uint32_t type)
-{
-    return type == ZWI_SEC_END || (type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LEAKS);
-}
-
-/* The payload of the section at `h` into r->p / r->len (decompressed into *tmp if needed). */
-static int
-payload(reader *r, const unsigned char *h, uint32_t flags, uint64_t stored, uint64_t raw_len,
-        zwi_cbuf *tmp)
-{
-    const unsigned char *src = h + SECTION_SIZE;
-    if (!(flags & SECTION_ZSTD)) {
-        if (raw_len != stored)
-            return bad(r, "stored and raw lengths differ in an uncompressed section");
-        r->p = src;
-        r->len = (size_t)stored;
-        return 0;
-    }
-    if (raw_len > MAX_RAW_LEN)
-        return bad(r, "payload length too large");
-    /* streamed into a buffer that grows with what the frame really produces: a forged raw_len
-     * allocates nothing */
-    ZSTD_DCtx *dctx = ZSTD_createDCtx();
-    if (dctx == NULL)
-        return bad(r, "out of memory");
-    zwi_cbuf *out = tmp;
-    out->len = 0;
-    ZSTD_inBuffer in = {src, (size_t)stored, 0};
-    int rc = 0;
-    for (;;) {
-        if (out->len == out->cap) {
-            size_t grow = out->cap < 65536 ? 65536 : out->cap;
-            if (out->cap + grow > raw_len + 1)
-                grow = (size_t)(raw_len + 1 - out->cap);
-            if (grow == 0) {
-                rc = bad(r, "payload longer than its stated length");
-                break;
-            }
-            if (zwi_reserve(r->raw, (void **)&out->data, &out->cap, out->cap + grow, 1) != 0) {
-                rc = bad(r, "out of memory");
-                break;
-            }
-        }
-        ZSTD_outBuffer o = {out->data, out->cap, out->len};
-        size_t ret = ZSTD_decompressStream(dctx, &o, &in);
-        out->len = o.pos;
-        if (ZSTD_isError(ret)) {
-            rc = fail(r, "section %zu at offset %zu: corrupt compressed data (%s)", r->sec,
-                      r->sec_off, ZSTD_getErrorName(ret));
-            break;
-        }
-        if (ret == 0) {
-            if (in.pos != in.size)
-                rc = bad(r, "bytes after the compressed payload");
-            else if (out->len != raw_len)
-                rc = bad(r, "payload length differs from its stated length");
-            break;
-        }
-        if (in.pos == in.size && o.pos < o.size) {
-            rc = bad(r, "compressed payload ends early");
-            break;
-        }
-    }
-    ZSTD_freeDCtx(dctx);
-    r->p = out->data;
-    r->len = out->len;
-    return rc;
-}
-
-static int
-read_sections(reader *r, const unsigned char *data, size_t len)
-{
-    zwi_cbuf tmp = {.raw = r->raw};
-    int rc = 0;
-    size_t off = HEADER_SIZE;
-    for (r->sec = 0; rc == 0; r->sec++) {
-        r->sec_off = off;
-        r->pos = 0;
-        if (len - off < SECTION_SIZE)
-            break; /* cut short: the sections before stand */
-        const unsigned char *h = data + off;
-        uint32_t type = (uint32_t)get_le(h, 4);
-        uint32_t flags = (uint32_t)get_le(h + 4, 4);
-        uint64_t stored = get_le(h + 8, 8);
-        uint64_t raw_len = get_le(h + 16, 8);
-        if (CHECKSUM_BAD(zwi_crc32(0, h, 28), (uint32_t)get_le(h + 28, 4))) {
-            rc = fail(r, "section %zu header at offset %zu damaged (checksum mismatch)", r->sec,
-                      off);
-            break;
-        }
-        if (stored > len - off - SECTION_SIZE)
-            break; /* cut short while this section was written */
-        if (CHECKSUM_BAD(zwi_crc32(0, h + SECTION_SIZE, (size_t)stored),
-                         (uint32_t)get_le(h + 24, 4))) {
-            rc = fail(r, "section %zu at offset %zu damaged (payload checksum mismatch)", r->sec,
-                      off);
-            break;
-        }
-        if (flags & ~(SECTION_REQUIRED | SECTION_ZSTD)) {
-            rc = fail(r, "section %zu at offset %zu has unknown flags 0x%" PRIx32, r->sec, off,
-                      flags);
-            break;
-        }
-        if (!known(type) && (flags & SECTION_REQUIRED)) {
-            rc = fail(r, "section %zu at offset %zu has type %" PRIu32 ", required and unknown",
-                      r->sec, off, type);
-            break;
-        }
-        off += SECTION_SIZE + (size_t)stored;
-        if (type == ZWI_SEC_END) {
-            if (raw_len != 0)
-                rc = fail(r, "section %zu (end) at offset %zu is not empty", r->sec, r->sec_off);
-            else if (off != len)
-                rc = fail(r, "%zu bytes after the end section at offset %zu", len - off, off);
-            else
-                r->c->complete = true;
-            break;
-        }
-        if (payload(r, h, flags, stored, raw_len, &tmp) != 0 ||
-            decode(r, type) != 0) {
-            rc = -1;
-            break;
-        }
-        if (r->pos != r->len)
-            rc = bad(r, "bytes left over after the last record");
-    }
-    zwi_cbuf_release(&tmp);
-    return rc;
 }
 
 static int
@@ -767,54 +335,35 @@ typedef struct holder {
 static zw_capture *
 load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_raw *raw)
 {
-    reader r = {.name = name, .err = err, .raw = raw};
     holder *h = zwi_alloc(raw, sizeof(holder));
     if (h == NULL) {
-        fail(&r, "%s", strerror(ENOMEM));
+        zw_error_set(err, "cannot read capture '%s': %s", name, strerror(ENOMEM));
         zw_raw_destroy(raw);
         return NULL;
     }
     *h = (holder){.raw = raw};
-    r.c = &h->c;
-    if (len < 8 || memcmp(data, MAGIC, 8) != 0) {
-        fail(&r, "not a zerowaste file (bad magic number at offset 0)");
-        goto out_free;
+    loader l = {.c = &h->c, .raw = raw};
+    int rc = zwi_container_open(&l.file, data, len, ZWI_KIND_CAPTURE, name, raw, err);
+    if (rc == 0)
+        rc = read_sections(&l);
+    keep_arrays(&l);
+    if (rc == 0)
+        rc = resolve_steps(&l);
+    if (rc == 0)
+        rc = peak_from_steps(&l);
+    zwi_container_release(&l.file);
+    zwi_free(raw, l.info.refs);
+    if (rc != 0) {
+        zw_capture_free(l.c);
+        return NULL;
     }
-    if (len < HEADER_SIZE) {
-        fail(&r, "file truncated: %zu bytes, the header alone is %d", len, HEADER_SIZE);
-        goto out_free;
-    }
-    if (CHECKSUM_BAD(zwi_crc32(0, data, 28), (uint32_t)get_le(data + 28, 4))) {
-        fail(&r, "header damaged (checksum mismatch at offset 28)");
-        goto out_free;
-    }
-    unsigned major = (unsigned)get_le(data + 8, 2);
-    unsigned minor = (unsigned)get_le(data + 10, 2);
-    if (major != 1) {
-        fail(&r, "format version %u.%u is %s than this reader's 1.3 (offset 8)", major, minor,
-             major > 1 ? "newer" : "older");
-        goto out_free;
-    }
-    uint32_t kind = (uint32_t)get_le(data + 12, 4);
-    if (kind != ZWI_CAPTURE_KIND) {
-        fail(&r, "file kind %" PRIu32 " at offset 12 is not a capture (%u)%s", kind,
-             ZWI_CAPTURE_KIND, kind == 1 ? ": it is a snapshot" : "");
-        goto out_free;
-    }
-    if (read_sections(&r, data, len) == 0 && resolve_steps(&r) == 0 && peak_from_steps(&r) == 0) {
-        /* the sampler and the peak saves append samples as they go: nearly in order */
-        if (r.c->nsamples > 1)
-            qsort(r.c->samples, r.c->nsamples, sizeof(zw_capture_sample), by_time);
-        if (!r.c->has_totals)
-            totals_from_samples(r.c);
-        check_leaks(r.c, raw);
-        zwi_free(raw, r.site_refs);
-        return r.c;
-    }
-out_free:
-    zwi_free(raw, r.site_refs);
-    zw_capture_free(r.c);
-    return NULL;
+    /* the sampler and the peak saves append samples as they go: nearly in order */
+    if (l.c->nsamples > 1)
+        qsort(l.c->samples, l.c->nsamples, sizeof(zw_capture_sample), by_time);
+    if (!l.c->has_totals)
+        totals_from_samples(l.c);
+    check_leaks(l.c, raw);
+    return l.c;
 }
 
 zw_capture *
@@ -831,44 +380,21 @@ zw_capture_load_memory(const void *data, size_t len, zw_error *err)
 zw_capture *
 zw_capture_load(const char *path, zw_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        zw_error_set(err, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
     zw_capture *out = NULL;
-    zwi_cbuf b = {.raw = zw_raw_new(NULL)}; /* the file's bytes */
-    zw_raw *raw = zw_raw_new(NULL);         /* the capture's memory, given to load() */
-    if (b.raw == NULL || raw == NULL) {
+    zwi_cbuf file = {.raw = zw_raw_new(NULL)}; /* the file's bytes */
+    zw_raw *raw = zw_raw_new(NULL);            /* the capture's memory, given to load() */
+    if (file.raw == NULL || raw == NULL) {
         zw_error_set(err, "cannot read '%s': %s", path, strerror(ENOMEM));
         zw_raw_destroy(raw);
-        goto out_release;
+    } else if (zwi_read_file(path, &file, err) != 0) {
+        zw_raw_destroy(raw);
+    } else {
+        out = load(file.data, file.len, path, err, raw);
     }
-    for (;;) {
-        unsigned char *p = cbuf_grow(&b, 65536);
-        if (p == NULL) {
-            zw_error_set(err, "cannot read '%s': %s", path, strerror(ENOMEM));
-            zw_raw_destroy(raw);
-            goto out_release;
-        }
-        size_t got = fread(p, 1, 65536, f);
-        b.len -= 65536 - got;
-        if (got < 65536) {
-            if (ferror(f)) {
-                zw_error_set(err, "cannot read '%s': %s", path, strerror(errno));
-                zw_raw_destroy(raw);
-                goto out_release;
-            }
-            break;
-        }
+    if (file.raw != NULL) {
+        zwi_cbuf_release(&file);
+        zw_raw_destroy(file.raw);
     }
-    out = load(b.data, b.len, path, err, raw);
-out_release:
-    if (b.raw != NULL) {
-        zwi_cbuf_release(&b);
-        zw_raw_destroy(b.raw);
-    }
-    fclose(f);
     return out;
 }
 

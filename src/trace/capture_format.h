@@ -1,50 +1,133 @@
-/* trace/capture_format.h - the capture container (docs/format.md#captures): the section types of
- * kind 2 files and the helpers the preload library writes them with. The reader is capture.c. */
-#ifndef ZW_CAPTURE_FORMAT_H
-#define ZW_CAPTURE_FORMAT_H
+/* trace/capture_format.h - the sections of a capture file (kind 2, docs/format.md#captures) as
+ * plain C structs, each with its encoder and its decoder (capture_format.c, side by side). The
+ * preload library writes captures with the encoders, capture.c reads them with the decoders, and
+ * the container (container.h) frames, checksums and compresses both ways.
+ *
+ * Encoders append a section's payload to a zwi_cbuf (a failed allocation sets its `failed` flag);
+ * zwi_capture_put() then appends the section to the file. Decoders read one payload through a
+ * zwi_cursor and fill a struct; what they allocate comes from the cursor's raw door, also when
+ * they fail (the caller frees it with that door), and snapshots they return are the caller's to
+ * free with zw_snapshot_free(). A decoder fails (-1, the reason in the cursor) on any payload
+ * that is not what its encoder writes, never reads past its end and never trusts a count before
+ * checking it against the bytes left. */
+#ifndef ZW_TRACE_CAPTURE_FORMAT_H
+#define ZW_TRACE_CAPTURE_FORMAT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "trace_internal.h"
+#include <zerowaste/capture.h>
 
-#define ZWI_CAPTURE_KIND 2u
+#include "container.h"
 
-enum zwi_capture_section {
-    ZWI_SEC_END = 0,
-    ZWI_SEC_PROCESS = 16,    /* pid, ppid, start time, interval, nframe, argv */
-    ZWI_SEC_TIMESERIES = 17, /* samples (time, heap bytes, heap blocks, rss) */
-    ZWI_SEC_PEAK_SET = 18,   /* a live set: time, bytes, label, an embedded snapshot file */
-    ZWI_SEC_EXIT_SET = 19,
-    ZWI_SEC_MARK = 20,
-    ZWI_SEC_TOTALS = 21, /* the counters and how the process ended */
-    ZWI_SEC_SITES = 22,  /* per-traceback allocation counts and bytes */
-    ZWI_SEC_SERIES = 23, /* samples with the running totals (written instead of TIMESERIES) */
-    ZWI_SEC_SITE_DELTAS = 24, /* steps: per site, the change of its live blocks and bytes */
-    ZWI_SEC_SITE_INFO = 25,   /* per site of SITES: its ref and temporary allocations */
-    ZWI_SEC_LEAKS = 26,       /* the exit set's reachability scan: status, kind of each block */
-};
+#define ZWI_CAPTURE_MINOR                                                                          \
+    3 /* the version written, 1.3: 1.0, plus captures, SERIES and steps (1.2), LEAKS (1.3) */
+#define ZWI_SERIES_FIELDS 8  /* u64 fields of a SERIES record: zw_capture_sample's, in order */
+#define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
 
-#define ZWI_SERIES_FIELDS 8
-#define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */ /* u64 fields of a SERIES record (zw_capture_sample's, in order) */
+/* PROCESS: who the process was. */
+typedef struct zwi_process {
+    uint32_t pid;
+    uint32_t ppid;
+    uint64_t start_realtime_ns; /* CLOCK_REALTIME when tracing started */
+    uint32_t interval_ms;       /* the sampling interval */
+    uint32_t nframe;            /* the traceback limit */
+    const char **argv;          /* argc strings; decoded: NULL-terminated */
+    size_t argc;
+} zwi_process;
 
-/* A growable byte buffer in memory of a raw door, little-endian writers. */
-typedef struct zwi_cbuf {
-    zw_raw *raw;
-    unsigned char *data;
-    size_t len;
+/* TIMESERIES and SERIES decode into this growing array (a capture has a SERIES per interval). */
+typedef struct zwi_samples {
+    zw_capture_sample *v;
+    size_t n;
     size_t cap;
-    bool failed; /* an allocation failed: the contents are incomplete */
-} zwi_cbuf;
+} zwi_samples;
 
-ZW_HIDDEN void zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes);
-ZW_HIDDEN void zwi_cbuf_bytes(zwi_cbuf *b, const void *p, size_t n);
-ZW_HIDDEN void zwi_cbuf_release(zwi_cbuf *b);
-/* The 32-byte header of a capture file (nsections 0: streamed) at the end of `out`. */
-ZW_HIDDEN void zwi_capture_put_header(zwi_cbuf *out);
-/* Section `type` holding `payload` at the end of `out`, zstd-compressed if `compress`. */
-ZW_HIDDEN void zwi_capture_put_section(zwi_cbuf *out, uint32_t type, const zwi_cbuf *payload,
-                                       bool compress);
+/* SITE_DELTAS decode into these growing arrays; a delta's `site` is the site's ref (SITE_INFO),
+ * not yet its index in SITES. */
+typedef struct zwi_steps {
+    zw_capture_step *steps;
+    size_t nsteps;
+    size_t cap_steps;
+    zw_capture_delta *deltas;
+    size_t ndeltas;
+    size_t cap_deltas;
+} zwi_steps;
 
-#endif /* ZW_CAPTURE_FORMAT_H */
+/* SITES: per allocation traceback, the allocations made there and (in the snapshot, trace i being
+ * site i) the bytes. */
+typedef struct zwi_sites {
+    uint64_t *counts; /* n */
+    size_t n;
+    zw_snapshot *snap; /* n traces; NULL when n is 0 */
+} zwi_sites;
+
+/* SITE_INFO: per site of SITES, the ref that SITE_DELTAS name it by and its temporary
+ * allocations; and whether every step was stored. */
+typedef struct zwi_site_info {
+    bool steps_whole;
+    uint32_t *refs;      /* n */
+    uint64_t *temporary; /* n */
+    size_t n;
+} zwi_site_info;
+
+/* ---- the file ---- */
+
+/* The header of a capture (version 1.2, nsections 0: streamed) at the end of `file`. */
+ZW_HIDDEN void zwi_capture_put_header(zwi_cbuf *file);
+/* Section `type` with `payload` at the end of `file`: compressed when that pays (a payload of a
+ * few records is stored as it is), REQUIRED for END only. */
+ZW_HIDDEN void zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload);
+
+/* ---- the sections: each encoder above its decoder ---- */
+
+ZW_HIDDEN void zwi_encode_process(zwi_cbuf *b, const zwi_process *p);
+ZW_HIDDEN int zwi_decode_process(zwi_cursor *c, zwi_process *out);
+
+/* TIMESERIES (1.1): time, heap bytes, heap blocks and RSS of each sample. */
+ZW_HIDDEN void zwi_encode_timeseries(zwi_cbuf *b, const zw_capture_sample *s, size_t n);
+ZW_HIDDEN int zwi_decode_timeseries(zwi_cursor *c, zwi_samples *into);
+
+/* SERIES: every field of each sample (a reader skips fields past the ones it knows). */
+ZW_HIDDEN void zwi_encode_series(zwi_cbuf *b, const zw_capture_sample *s, size_t n);
+ZW_HIDDEN int zwi_decode_series(zwi_cursor *c, zwi_samples *into);
+
+/* A live set (PEAK_SET, EXIT_SET, MARK): its snapshot is embedded as a whole snapshot file, or
+ * left out (length 0) when `snap` is NULL or cannot be encoded for want of memory. */
+ZW_HIDDEN void zwi_encode_set(zwi_cbuf *b, const zw_capture_set *set);
+ZW_HIDDEN int zwi_decode_set(zwi_cursor *c, zw_capture_set *out);
+
+/* -1 (and nothing appended) if the snapshot cannot be encoded for want of memory. */
+ZW_HIDDEN int zwi_encode_sites(zwi_cbuf *b, const zwi_sites *s);
+ZW_HIDDEN int zwi_decode_sites(zwi_cursor *c, zwi_sites *out);
+
+ZW_HIDDEN void zwi_encode_site_info(zwi_cbuf *b, const zwi_site_info *info);
+ZW_HIDDEN int zwi_decode_site_info(zwi_cursor *c, zwi_site_info *out);
+
+/* SITE_DELTAS from steps whose deltas name sites by ref. */
+ZW_HIDDEN void zwi_encode_site_deltas(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                                      const zw_capture_delta *deltas);
+ZW_HIDDEN int zwi_decode_site_deltas(zwi_cursor *c, zwi_steps *into);
+/* The same built a step at a time, as the sampler finds changed sites: zwi_step_begin() starts a
+ * step in `steps` (returning where), zwi_step_delta() adds a site's change, zwi_step_end() sets
+ * the step's count; zwi_encode_site_deltas_of() makes the payload of `nsteps` such steps. */
+ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak);
+ZW_HIDDEN void zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks);
+ZW_HIDDEN void zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n);
+ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+
+/* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
+ * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the
+ * loader does, once both are read). */
+ZW_HIDDEN void zwi_encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l);
+ZW_HIDDEN int zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out);
+
+ZW_HIDDEN void zwi_encode_totals(zwi_cbuf *b, const zw_capture_totals *t);
+ZW_HIDDEN int zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out);
+
+/* END: an empty payload. */
+ZW_HIDDEN void zwi_encode_end(zwi_cbuf *b);
+ZW_HIDDEN int zwi_decode_end(zwi_cursor *c);
+
+#endif /* ZW_TRACE_CAPTURE_FORMAT_H */

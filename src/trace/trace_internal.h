@@ -368,9 +368,8 @@ ZW_HIDDEN zw_snapshot *zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym
  * `raw` (free with zwi_free); 0, or -1 if out of memory. */
 ZW_HIDDEN int zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned char **data,
                                   size_t *len);
-
-/* ---- CRC32 (format.c) ---- */
-
-ZW_HIDDEN uint32_t zwi_crc32(uint32_t crc, const void *data, size_t len);
+/* A snapshot file embedded in another (a capture's live set): as zw_snapshot_load_memory(), the
+ * message without its "cannot read snapshot" prefix, for the caller to place. */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_decode(const void *data, size_t len, zw_error *err);
 
 #endif /* ZW_TRACE_INTERNAL_H */

@@ -26,7 +26,7 @@ heap_make(size_t nblock, size_t size)
     heap h = {.words = size / 8, .nblock = nblock};
     h.mem = mmap(NULL, nblock * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert(h.mem != MAP_FAILED);
-    h.ls = zwi_leakscan_new(0);
+    h.ls = zwi_leakscan_new(nblock);
     cr_assert(h.ls != NULL);
     return h;
 }
@@ -216,9 +216,9 @@ Test(preload_leakscan, block_of_512_mib_or_more_keeps_its_size)
 
 Test(preload_leakscan, work_list_overflow_loses_no_block)
 {
-    /* one block pointing at 200,000 others (more than the work list holds), each the head of a
+    /* one block pointing at 70,000 others (more than the work list holds), each the head of a
      * pair; and a lost copy of the same shape */
-    size_t n = 200000;
+    size_t n = 70000; /* more than the work list holds (65536) */
     heap h = heap_make(2 * (2 * n + 1), 16);
     size_t fan = (2 * n + 1) * 2; /* a block of n words: the fan, laid out separately */
     uintptr_t *fans = mmap(NULL, 2 * n * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -253,7 +253,7 @@ Test(preload_leakscan, work_list_overflow_loses_no_block)
 
 Test(preload_leakscan, long_chain_needs_no_recursion)
 {
-    size_t n = 1000000;
+    size_t n = 300000;
     heap h = heap_make(n, 16);
     for (size_t i = 0; i + 1 < n; i++)
         link_to(&h, i, 0, i + 1, 0);

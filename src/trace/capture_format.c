@@ -1,0 +1,515 @@
+/* trace/capture_format.c - the payload of every capture section (docs/format.md#captures), its
+ * encoder and its decoder side by side, so that a change of the format is one edit here (and a
+ * line of docs/format.md). The container (container.c) frames them; the preload library calls
+ * the encoders, capture.c the decoders; tests/trace/test_capture_format.c round-trips each.
+ *
+ * All integers are little-endian of the width written; a string is u32 len, u8[len]; a snapshot
+ * is u64 len, then a whole snapshot file (len 0: none). */
+#include "capture_format.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* ---- the file ---- */
+
+void
+zwi_capture_put_header(zwi_cbuf *file)
+{
+    zwi_container_put_header(file, ZWI_KIND_CAPTURE, ZWI_CAPTURE_MINOR, 0);
+}
+
+/* Whether section `type` is stored compressed: the sampler's sections only when they hold more
+ * than a few records (compressing 100 bytes costs more than it saves); the live sets and SITES
+ * embed snapshot files, compressed already. */
+static bool
+compressed(uint32_t type, size_t len)
+{
+    switch (type) {
+    case ZWI_SEC_SERIES:
+        return len > 8 + 8 * 8 * ZWI_SERIES_FIELDS; /* more than 8 samples */
+    case ZWI_SEC_SITE_DELTAS:
+        return len > 256;
+    case ZWI_SEC_SITE_INFO:
+        return len > 12 + 12 * 64; /* more than 64 sites */
+    case ZWI_SEC_LEAKS:
+        return len > 160 + 64; /* more than 64 blocks' kinds */
+    default:
+        return false;
+    }
+}
+
+void
+zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
+{
+    zwi_container_put_section(file, type, type == ZWI_SEC_END ? ZWI_SECTION_REQUIRED : 0, payload,
+                              compressed(type, payload->len));
+}
+
+/* ---- strings and embedded snapshots ---- */
+
+static void
+put_string(zwi_cbuf *b, const char *s)
+{
+    size_t len = strlen(s);
+    zwi_cbuf_put(b, len, 4);
+    zwi_cbuf_bytes(b, s, len);
+}
+
+/* A string copied into the cursor's memory, NUL-terminated. */
+static int
+get_string(zwi_cursor *c, const char **out)
+{
+    uint32_t n;
+    const unsigned char *p;
+    *out = NULL;
+    if (zwi_get_u32(c, &n) != 0 || zwi_get_bytes(c, n, "string", &p) != 0)
+        return -1;
+    char *s = zwi_alloc(c->raw, (size_t)n + 1);
+    if (s == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    memcpy(s, p, n);
+    s[n] = '\0';
+    *out = s;
+    return 0;
+}
+
+/* `snap` as an embedded snapshot file; length 0 if it is NULL or cannot be encoded. -1 only when
+ * `must` and it cannot be encoded (then nothing is appended). */
+static int
+put_snapshot(zwi_cbuf *b, const zw_snapshot *snap, bool must)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (snap != NULL && zwi_snapshot_encode(snap, b->raw, &data, &len) != 0) {
+        if (must)
+            return -1;
+        len = 0;
+    }
+    zwi_cbuf_put(b, len, 8);
+    zwi_cbuf_bytes(b, data, len);
+    zwi_free(b->raw, data);
+    return 0;
+}
+
+static int
+get_snapshot(zwi_cursor *c, zw_snapshot **out)
+{
+    uint64_t n;
+    const unsigned char *p;
+    *out = NULL;
+    if (zwi_get_u64(c, &n) != 0)
+        return -1;
+    if (n == 0)
+        return 0; /* the set was not kept */
+    size_t at = c->pos;
+    if (n > c->len - c->pos)
+        return zwi_cursor_fail(c, "truncated snapshot");
+    if (zwi_get_bytes(c, (size_t)n, "snapshot", &p) != 0)
+        return -1;
+    zw_error inner;
+    *out = zwi_snapshot_decode(p, (size_t)n, &inner);
+    if (*out == NULL) {
+        c->pos = at; /* the message names the snapshot's first byte */
+        return zwi_cursor_fail(c, "embedded snapshot: %s", inner.msg);
+    }
+    return 0;
+}
+
+/* ---- PROCESS ---- */
+
+void
+zwi_encode_process(zwi_cbuf *b, const zwi_process *p)
+{
+    zwi_cbuf_put(b, p->pid, 4);
+    zwi_cbuf_put(b, p->ppid, 4);
+    zwi_cbuf_put(b, p->start_realtime_ns, 8);
+    zwi_cbuf_put(b, p->interval_ms, 4);
+    zwi_cbuf_put(b, p->nframe, 4);
+    zwi_cbuf_put(b, p->argc, 4);
+    for (size_t i = 0; i < p->argc; i++)
+        put_string(b, p->argv[i]);
+}
+
+int
+zwi_decode_process(zwi_cursor *c, zwi_process *out)
+{
+    size_t argc;
+    *out = (zwi_process){0};
+    if (zwi_get_u32(c, &out->pid) || zwi_get_u32(c, &out->ppid) ||
+        zwi_get_u64(c, &out->start_realtime_ns) || zwi_get_u32(c, &out->interval_ms) ||
+        zwi_get_u32(c, &out->nframe) || zwi_get_count(c, 4, 4, "argument", &argc))
+        return -1;
+    out->argv = zwi_alloc(c->raw, (argc + 1) * sizeof(char *));
+    if (out->argv == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    memset(out->argv, 0, (argc + 1) * sizeof(char *));
+    for (out->argc = 0; out->argc < argc; out->argc++) {
+        if (get_string(c, &out->argv[out->argc]) != 0)
+            return -1; /* argv[0 .. argc) are the strings read: the caller frees them */
+    }
+    return 0;
+}
+
+/* ---- TIMESERIES and SERIES ---- */
+
+/* The fields of a sample in the order SERIES stores them (TIMESERIES: the first 4). */
+static void
+sample_fields(const zw_capture_sample *s, uint64_t f[ZWI_SERIES_FIELDS])
+{
+    const uint64_t v[ZWI_SERIES_FIELDS] = {s->time_ns,   s->heap_bytes,     s->heap_blocks,
+                                           s->rss_bytes, s->allocations,    s->frees,
+                                           s->temporary, s->bytes_allocated};
+    memcpy(f, v, sizeof(v));
+}
+
+static void
+put_samples(zwi_cbuf *b, const zw_capture_sample *s, size_t n, int fields)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f[ZWI_SERIES_FIELDS];
+        sample_fields(&s[i], f);
+        for (int k = 0; k < fields; k++)
+            zwi_cbuf_put(b, f[k], 8);
+    }
+}
+
+/* `count` samples of `fields` u64 each (the first ZWI_SERIES_FIELDS taken, the rest skipped),
+ * appended to `into`. */
+static int
+get_samples(zwi_cursor *c, zwi_samples *into, size_t count, uint32_t fields)
+{
+    if (zwi_reserve(c->raw, (void **)&into->v, &into->cap, into->n + count,
+                    sizeof(zw_capture_sample)) != 0)
+        return zwi_cursor_fail(c, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        uint64_t f[ZWI_SERIES_FIELDS] = {0};
+        for (uint32_t k = 0; k < fields; k++) {
+            uint64_t v;
+            if (zwi_get_u64(c, &v) != 0)
+                return -1;
+            if (k < ZWI_SERIES_FIELDS)
+                f[k] = v;
+        }
+        into->v[into->n++] = (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+    }
+    return 0;
+}
+
+void
+zwi_encode_timeseries(zwi_cbuf *b, const zw_capture_sample *s, size_t n)
+{
+    zwi_cbuf_put(b, n, 4);
+    put_samples(b, s, n, 4);
+}
+
+int
+zwi_decode_timeseries(zwi_cursor *c, zwi_samples *into)
+{
+    size_t n;
+    if (zwi_get_count(c, 4, 4 * 8, "sample", &n) != 0)
+        return -1;
+    return get_samples(c, into, n, 4);
+}
+
+void
+zwi_encode_series(zwi_cbuf *b, const zw_capture_sample *s, size_t n)
+{
+    zwi_cbuf_put(b, n, 4);
+    zwi_cbuf_put(b, ZWI_SERIES_FIELDS, 4);
+    put_samples(b, s, n, ZWI_SERIES_FIELDS);
+}
+
+int
+zwi_decode_series(zwi_cursor *c, zwi_samples *into)
+{
+    uint32_t n;
+    uint32_t fields;
+    if (zwi_get_u32(c, &n) != 0 || zwi_get_u32(c, &fields) != 0)
+        return -1;
+    if (fields < ZWI_SERIES_FIELDS)
+        return zwi_cursor_fail(c, "too few fields per sample");
+    if (n > (c->len - c->pos) / (8 * (uint64_t)fields))
+        return zwi_cursor_fail(c, "sample count larger than the payload");
+    return get_samples(c, into, n, fields);
+}
+
+/* ---- live sets: PEAK_SET, EXIT_SET, MARK ---- */
+
+void
+zwi_encode_set(zwi_cbuf *b, const zw_capture_set *set)
+{
+    zwi_cbuf_put(b, set->time_ns, 8);
+    zwi_cbuf_put(b, set->heap_bytes, 8);
+    put_string(b, set->label);
+    put_snapshot(b, set->snap, false);
+}
+
+int
+zwi_decode_set(zwi_cursor *c, zw_capture_set *out)
+{
+    *out = (zw_capture_set){0};
+    if (zwi_get_u64(c, &out->time_ns) || zwi_get_u64(c, &out->heap_bytes) ||
+        get_string(c, &out->label))
+        return -1;
+    return get_snapshot(c, &out->snap);
+}
+
+/* ---- SITES ---- */
+
+int
+zwi_encode_sites(zwi_cbuf *b, const zwi_sites *s)
+{
+    size_t at = b->len;
+    zwi_cbuf_put(b, s->n, 8);
+    for (size_t i = 0; i < s->n; i++)
+        zwi_cbuf_put(b, s->counts[i], 8);
+    if (put_snapshot(b, s->snap, true) != 0) {
+        if (!b->failed)
+            b->len = at;
+        return -1;
+    }
+    return 0;
+}
+
+int
+zwi_decode_sites(zwi_cursor *c, zwi_sites *out)
+{
+    size_t n;
+    *out = (zwi_sites){0};
+    if (zwi_get_count(c, 8, 8, "site", &n) != 0)
+        return -1;
+    out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->counts == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (out->n = 0; out->n < n; out->n++) {
+        if (zwi_get_u64(c, &out->counts[out->n]) != 0)
+            return -1;
+    }
+    if (get_snapshot(c, &out->snap) != 0)
+        return -1;
+    if (out->snap == NULL ? n != 0 : zw_snapshot_len(out->snap) != n)
+        return zwi_cursor_fail(c, "site count differs from the snapshot's traces");
+    return 0;
+}
+
+/* ---- SITE_INFO ---- */
+
+void
+zwi_encode_site_info(zwi_cbuf *b, const zwi_site_info *info)
+{
+    zwi_cbuf_put(b, info->steps_whole ? 1 : 0, 4);
+    zwi_cbuf_put(b, info->n, 8);
+    for (size_t i = 0; i < info->n; i++) {
+        zwi_cbuf_put(b, info->refs[i], 4);
+        zwi_cbuf_put(b, info->temporary[i], 8);
+    }
+}
+
+int
+zwi_decode_site_info(zwi_cursor *c, zwi_site_info *out)
+{
+    uint32_t whole;
+    size_t n;
+    *out = (zwi_site_info){0};
+    if (zwi_get_u32(c, &whole) != 0 || zwi_get_count(c, 8, 12, "site", &n) != 0)
+        return -1;
+    out->steps_whole = whole == 1;
+    out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->refs == NULL || out->temporary == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (out->n = 0; out->n < n; out->n++) {
+        if (zwi_get_u32(c, &out->refs[out->n]) != 0 || zwi_get_u64(c, &out->temporary[out->n]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- SITE_DELTAS ---- */
+
+#define STEP_HEAD  16 /* u64 time, u32 flags, u32 n */
+#define DELTA_SIZE 20 /* u32 ref, i64 bytes, i64 blocks */
+
+size_t
+zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak)
+{
+    size_t at = steps->len;
+    zwi_cbuf_put(steps, time_ns, 8);
+    zwi_cbuf_put(steps, peak ? ZWI_STEP_PEAK : 0, 4);
+    zwi_cbuf_put(steps, 0, 4); /* the count, set by zwi_step_end() */
+    return at;
+}
+
+void
+zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks)
+{
+    zwi_cbuf_put(steps, ref, 4);
+    zwi_cbuf_put(steps, (uint64_t)bytes, 8);
+    zwi_cbuf_put(steps, (uint64_t)blocks, 8);
+}
+
+void
+zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n)
+{
+    zwi_cbuf_patch(steps, at + 12, n, 4);
+}
+
+void
+zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps)
+{
+    if (steps->failed) {
+        b->failed = true;
+        return;
+    }
+    zwi_cbuf_put(b, nsteps, 4);
+    zwi_cbuf_bytes(b, steps->data, steps->len);
+}
+
+void
+zwi_encode_site_deltas(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                       const zw_capture_delta *deltas)
+{
+    zwi_cbuf_put(b, nsteps, 4);
+    for (size_t i = 0; i < nsteps; i++) {
+        size_t at = zwi_step_begin(b, steps[i].time_ns, steps[i].peak);
+        for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
+            zwi_step_delta(b, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
+        zwi_step_end(b, at, (uint32_t)steps[i].n);
+    }
+}
+
+int
+zwi_decode_site_deltas(zwi_cursor *c, zwi_steps *into)
+{
+    size_t nsteps;
+    if (zwi_get_count(c, 4, STEP_HEAD, "step", &nsteps) != 0)
+        return -1;
+    for (size_t i = 0; i < nsteps; i++) {
+        uint64_t time_ns;
+        uint32_t flags;
+        size_t n;
+        if (zwi_get_u64(c, &time_ns) || zwi_get_u32(c, &flags) ||
+            zwi_get_count(c, 4, DELTA_SIZE, "delta", &n))
+            return -1;
+        if (zwi_reserve(c->raw, (void **)&into->steps, &into->cap_steps, into->nsteps + 1,
+                        sizeof(zw_capture_step)) ||
+            zwi_reserve(c->raw, (void **)&into->deltas, &into->cap_deltas, into->ndeltas + n,
+                        sizeof(zw_capture_delta)))
+            return zwi_cursor_fail(c, "out of memory");
+        into->steps[into->nsteps++] =
+            (zw_capture_step){time_ns, into->ndeltas, n, (flags & ZWI_STEP_PEAK) != 0};
+        for (size_t k = 0; k < n; k++) {
+            uint32_t ref;
+            uint64_t bytes;
+            uint64_t blocks;
+            if (zwi_get_u32(c, &ref) || zwi_get_u64(c, &bytes) || zwi_get_u64(c, &blocks))
+                return -1;
+            into->deltas[into->ndeltas++] =
+                (zw_capture_delta){ref, (int64_t)bytes, (int64_t)blocks};
+        }
+    }
+    return 0;
+}
+
+/* ---- TOTALS ---- */
+
+void
+zwi_encode_totals(zwi_cbuf *b, const zw_capture_totals *t)
+{
+    zwi_cbuf_put(b, t->allocations, 8);
+    zwi_cbuf_put(b, t->frees, 8);
+    zwi_cbuf_put(b, t->temporary, 8);
+    zwi_cbuf_put(b, t->bytes_allocated, 8);
+    zwi_cbuf_put(b, t->peak_bytes, 8);
+    zwi_cbuf_put(b, t->peak_time_ns, 8);
+    zwi_cbuf_put(b, t->duration_ns, 8);
+    zwi_cbuf_put(b, t->end, 4);
+    zwi_cbuf_put(b, (uint32_t)t->code, 4);
+}
+
+int
+zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out)
+{
+    uint32_t code;
+    *out = (zw_capture_totals){0};
+    if (zwi_get_u64(c, &out->allocations) || zwi_get_u64(c, &out->frees) ||
+        zwi_get_u64(c, &out->temporary) || zwi_get_u64(c, &out->bytes_allocated) ||
+        zwi_get_u64(c, &out->peak_bytes) || zwi_get_u64(c, &out->peak_time_ns) ||
+        zwi_get_u64(c, &out->duration_ns) || zwi_get_u32(c, &out->end) || zwi_get_u32(c, &code))
+        return -1;
+    if (out->end > ZW_CAPTURE_END_EXEC)
+        return zwi_cursor_fail(c, "unknown end of process");
+    out->code = (int32_t)code;
+    return 0;
+}
+
+/* ---- LEAKS ---- */
+
+void
+zwi_encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l)
+{
+    bool kinds = l->status == ZW_LEAKS_SCANNED;
+    zwi_cbuf_put(b, l->status, 4);
+    zwi_cbuf_put(b, l->modules, 4);
+    zwi_cbuf_put(b, l->threads, 4);
+    zwi_cbuf_put(b, l->threads_missed, 4);
+    zwi_cbuf_put(b, l->scan_ns, 8);
+    zwi_cbuf_put(b, l->scan_cpu_ns, 8);
+    zwi_cbuf_put(b, l->scan_memory, 8);
+    zwi_cbuf_put(b, l->root_bytes, 8);
+    for (int k = 0; k < ZW_LEAK_KINDS; k++) {
+        zwi_cbuf_put(b, kinds ? l->blocks[k] : 0, 8);
+        zwi_cbuf_put(b, kinds ? l->bytes[k] : 0, 8);
+    }
+    zwi_cbuf_put(b, kinds ? l->nkinds : 0, 8);
+    if (kinds)
+        zwi_cbuf_bytes(b, l->kinds, l->nkinds);
+}
+
+int
+zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out)
+{
+    *out = (zw_capture_leaks){0};
+    uint32_t status;
+    size_t n;
+    const unsigned char *kinds;
+    if (zwi_get_u32(c, &status) || zwi_get_u32(c, &out->modules) ||
+        zwi_get_u32(c, &out->threads) || zwi_get_u32(c, &out->threads_missed) ||
+        zwi_get_u64(c, &out->scan_ns) || zwi_get_u64(c, &out->scan_cpu_ns) ||
+        zwi_get_u64(c, &out->scan_memory) || zwi_get_u64(c, &out->root_bytes))
+        return -1;
+    for (int k = 0; k < ZW_LEAK_KINDS; k++)
+        if (zwi_get_u64(c, &out->blocks[k]) || zwi_get_u64(c, &out->bytes[k]))
+            return -1;
+    if (status < ZW_LEAKS_SCANNED || status > ZW_LEAKS_OFF)
+        return zwi_cursor_fail(c, "unknown leak scan status %" PRIu32, status);
+    if (zwi_get_count(c, 8, 1, "leak kind", &n) || zwi_get_bytes(c, n, "leak kinds", &kinds))
+        return -1;
+    if (status != ZW_LEAKS_SCANNED && n != 0)
+        return zwi_cursor_fail(c, "leak kinds of a scan that did not run");
+    for (size_t i = 0; i < n; i++)
+        if (kinds[i] >= ZW_LEAK_KINDS)
+            return zwi_cursor_fail(c, "leak kind %u of block %zu unknown", kinds[i], i);
+    if (n > 0) {
+        if ((out->kinds = zwi_alloc(c->raw, n)) == NULL)
+            return zwi_cursor_fail(c, "out of memory");
+        memcpy(out->kinds, kinds, n);
+    }
+    out->nkinds = n;
+    out->status = status;
+    return 0;
+}
+
+/* ---- END ---- */
+
+void
+zwi_encode_end(zwi_cbuf *b)
+{
+    (void)b; /* empty: the section's presence is the message */
+}
+
+int
+zwi_decode_end(zwi_cursor *c)
+{
+    return c->len == 0 ? 0 : zwi_cursor_fail(c, "end section not empty");
+}

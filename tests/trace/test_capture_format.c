@@ -1,0 +1,819 @@
+/* tests/trace/test_capture_format.c - the capture codec (src/trace/capture_format.c): for every
+ * section type, encode -> decode gives back the same values, edge values included (0, the
+ * largest integers, empty lists, a long label), and every shorter prefix of the payload gives an
+ * error, never a crash or a read past its end (each prefix is decoded from a buffer of exactly its
+ * length, so ASan sees an overread). Then a whole capture made with the encoders loads with
+ * zw_capture_load_memory, and a damaged payload's message names the section, offset and byte. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zerowaste/zerowaste.h>
+
+#include "capture_format.h"
+#include "zwt_trace.h"
+
+static zw_raw *raw;
+
+static void
+setup(void)
+{
+    raw = zw_raw_new(NULL);
+    cr_assert_not_null(raw);
+}
+
+static void
+teardown(void)
+{
+    zw_raw_destroy(raw);
+}
+
+TestSuite(trace_capture_format, .init = setup, .fini = teardown);
+
+/* ---- decoding a payload, whole or cut ---- */
+
+/* Decodes a payload into nothing kept: what the decoder allocated is freed again. */
+typedef int (*decode_fn)(zwi_cursor *c);
+
+static int
+decode_and_free_process(zwi_cursor *c)
+{
+    zwi_process p;
+    int rc = zwi_decode_process(c, &p);
+    for (size_t i = 0; p.argv != NULL && i < p.argc; i++)
+        zwi_free(raw, (void *)p.argv[i]);
+    zwi_free(raw, p.argv);
+    return rc;
+}
+
+static int
+decode_and_free_samples(zwi_cursor *c, bool series)
+{
+    zwi_samples s = {0};
+    int rc = series ? zwi_decode_series(c, &s) : zwi_decode_timeseries(c, &s);
+    zwi_free(raw, s.v);
+    return rc;
+}
+
+static int
+decode_and_free_timeseries(zwi_cursor *c)
+{
+    return decode_and_free_samples(c, false);
+}
+
+static int
+decode_and_free_series(zwi_cursor *c)
+{
+    return decode_and_free_samples(c, true);
+}
+
+static int
+decode_and_free_set(zwi_cursor *c)
+{
+    zw_capture_set set;
+    int rc = zwi_decode_set(c, &set);
+    zwi_free(raw, (void *)set.label);
+    zw_snapshot_free(set.snap);
+    return rc;
+}
+
+static int
+decode_and_free_sites(zwi_cursor *c)
+{
+    zwi_sites s;
+    int rc = zwi_decode_sites(c, &s);
+    zwi_free(raw, s.counts);
+    zw_snapshot_free(s.snap);
+    return rc;
+}
+
+static int
+decode_and_free_site_info(zwi_cursor *c)
+{
+    zwi_site_info info;
+    int rc = zwi_decode_site_info(c, &info);
+    zwi_free(raw, info.refs);
+    zwi_free(raw, info.temporary);
+    return rc;
+}
+
+static int
+decode_and_free_deltas(zwi_cursor *c)
+{
+    zwi_steps s = {0};
+    int rc = zwi_decode_site_deltas(c, &s);
+    zwi_free(raw, s.steps);
+    zwi_free(raw, s.deltas);
+    return rc;
+}
+
+static int
+decode_totals_only(zwi_cursor *c)
+{
+    zw_capture_totals t;
+    return zwi_decode_totals(c, &t);
+}
+
+/* A cursor over a copy of the first `len` bytes of `b`, in a buffer of exactly that size. */
+static zwi_cursor
+cursor_over(const zwi_cbuf *b, size_t len, unsigned char **copy)
+{
+    *copy = malloc(len > 0 ? len : 1);
+    cr_assert_not_null(*copy);
+    memcpy(*copy, b->data, len);
+    return zwi_cursor_of(*copy, len, raw);
+}
+
+/* The whole payload decodes and is used up; every shorter prefix fails with a reason. */
+static void
+assert_prefixes_fail(const zwi_cbuf *b, decode_fn decode)
+{
+    cr_assert(!b->failed);
+    for (size_t len = 0; len <= b->len; len++) {
+        unsigned char *copy;
+        zwi_cursor c = cursor_over(b, len, &copy);
+        int rc = decode(&c);
+        if (len == b->len) {
+            cr_assert_eq(rc, 0, "whole payload (%zu bytes): %s", len, c.why);
+            cr_assert_eq(c.pos, c.len, "whole payload not used up");
+        } else {
+            cr_assert_eq(rc, -1, "a %zu-byte prefix of %zu decoded", len, b->len);
+            cr_assert_neq(c.why[0], '\0', "a %zu-byte prefix failed without a reason", len);
+            cr_assert_leq(c.why_pos, len);
+        }
+        free(copy);
+    }
+}
+
+/* A cursor over all of `b` (no copy: the buffer outlives the decode). */
+static zwi_cursor
+whole(const zwi_cbuf *b)
+{
+    cr_assert(!b->failed);
+    return zwi_cursor_of(b->data, b->len, raw);
+}
+
+/* A label longer than any buffer on the way (messages, snprintf), with every byte value but NUL. */
+static char *
+long_label(size_t n)
+{
+    char *s = malloc(n + 1);
+    cr_assert_not_null(s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)(1 + i % 255);
+    s[n] = '\0';
+    return s;
+}
+
+/* ---- PROCESS ---- */
+
+Test(trace_capture_format, process_round_trips_with_edge_values)
+{
+    char *label = long_label(70000);
+    const char *argv[] = {"", "prog", label};
+    zwi_process in = {.pid = 0,
+                      .ppid = UINT32_MAX,
+                      .start_realtime_ns = UINT64_MAX,
+                      .interval_ms = 0,
+                      .nframe = UINT32_MAX,
+                      .argv = argv,
+                      .argc = 3};
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_process(&b, &in);
+    zwi_cursor c = whole(&b);
+    zwi_process out;
+    cr_assert_eq(zwi_decode_process(&c, &out), 0, "%s", c.why);
+    cr_assert_eq(c.pos, c.len);
+    cr_assert(out.pid == 0 && out.ppid == UINT32_MAX && out.start_realtime_ns == UINT64_MAX &&
+              out.interval_ms == 0 && out.nframe == UINT32_MAX);
+    cr_assert_eq(out.argc, 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_str_eq(out.argv[i], argv[i], "argument %zu", i);
+    cr_assert_null(out.argv[3], "argv is NULL-terminated");
+    for (size_t i = 0; i < out.argc; i++)
+        zwi_free(raw, (void *)out.argv[i]);
+    zwi_free(raw, out.argv);
+    zwi_cbuf_release(&b);
+
+    /* no arguments; every prefix of a short one fails (the long label's prefixes would take
+     * 70000 decodes for nothing more) */
+    in.argc = 2;
+    zwi_encode_process(&b, &in);
+    assert_prefixes_fail(&b, decode_and_free_process);
+    b.len = 0;
+    in.argc = 0;
+    zwi_encode_process(&b, &in);
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_process(&c, &out), 0, "%s", c.why);
+    cr_assert_eq(out.argc, 0);
+    cr_assert_null(out.argv[0]);
+    zwi_free(raw, out.argv);
+    zwi_cbuf_release(&b);
+    free(label);
+}
+
+Test(trace_capture_format, process_with_an_impossible_argument_count_fails)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_process(&b, &(zwi_process){.argc = 0});
+    zwi_cbuf_patch(&b, 24, UINT32_MAX, 4); /* argc: 4 billion arguments in 0 bytes */
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(decode_and_free_process(&c), -1);
+    cr_assert_str_eq(c.why, "argument count larger than the payload");
+    zwi_cbuf_release(&b);
+}
+
+/* ---- TIMESERIES and SERIES ---- */
+
+static const zw_capture_sample samples[] = {
+    {0, 0, 0, 0, 0, 0, 0, 0},
+    {1, 2, 3, 4, 5, 6, 7, 8},
+    {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+     UINT64_MAX},
+};
+#define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
+
+Test(trace_capture_format, series_round_trips_every_field_and_appends)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_series(&b, samples, NSAMPLES);
+    assert_prefixes_fail(&b, decode_and_free_series);
+    zwi_samples into = {0};
+    for (int round = 0; round < 2; round++) { /* a second section appends */
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_series(&c, &into), 0, "%s", c.why);
+    }
+    cr_assert_eq(into.n, 2 * NSAMPLES);
+    for (size_t i = 0; i < into.n; i++)
+        cr_assert_arr_eq(&into.v[i], &samples[i % NSAMPLES], sizeof(zw_capture_sample),
+                         "sample %zu", i);
+    zwi_free(raw, into.v);
+
+    /* none */
+    b.len = 0;
+    zwi_encode_series(&b, NULL, 0);
+    into = (zwi_samples){0};
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_series(&c, &into), 0, "%s", c.why);
+    cr_assert_eq(into.n, 0);
+    zwi_free(raw, into.v);
+    zwi_cbuf_release(&b);
+}
+
+Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
+{
+    /* 2 samples of 9 fields: a later minor version added one; it is skipped */
+    zwi_cbuf b = {.raw = raw};
+    zwi_cbuf_put(&b, 2, 4);
+    zwi_cbuf_put(&b, 9, 4);
+    for (uint64_t i = 0; i < 18; i++)
+        zwi_cbuf_put(&b, 100 + i, 8);
+    zwi_samples into = {0};
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_series(&c, &into), 0, "%s", c.why);
+    cr_assert_eq(c.pos, c.len);
+    cr_assert_eq(into.n, 2);
+    cr_assert(into.v[0].time_ns == 100 && into.v[0].bytes_allocated == 107);
+    cr_assert(into.v[1].time_ns == 109 && into.v[1].bytes_allocated == 116);
+    zwi_free(raw, into.v);
+
+    /* 7 fields: too few */
+    zwi_cbuf_patch(&b, 4, 7, 4);
+    c = whole(&b);
+    cr_assert_eq(decode_and_free_series(&c), -1);
+    cr_assert_str_eq(c.why, "too few fields per sample");
+    zwi_cbuf_release(&b);
+}
+
+Test(trace_capture_format, timeseries_round_trips_its_four_fields)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_timeseries(&b, samples, NSAMPLES);
+    cr_assert_eq(b.len, 4 + NSAMPLES * 4 * 8);
+    assert_prefixes_fail(&b, decode_and_free_timeseries);
+    zwi_samples into = {0};
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_timeseries(&c, &into), 0, "%s", c.why);
+    cr_assert_eq(into.n, NSAMPLES);
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        const zw_capture_sample *x = &into.v[i], *y = &samples[i];
+        cr_assert(x->time_ns == y->time_ns && x->heap_bytes == y->heap_bytes &&
+                      x->heap_blocks == y->heap_blocks && x->rss_bytes == y->rss_bytes,
+                  "sample %zu", i);
+        cr_assert(x->allocations == 0 && x->frees == 0 && x->temporary == 0 &&
+                      x->bytes_allocated == 0,
+                  "a 1.1 sample has no running totals");
+    }
+    zwi_free(raw, into.v);
+    zwi_cbuf_release(&b);
+}
+
+/* ---- live sets ---- */
+
+/* Same traces in the same order (sizes, domains, frame files and lines). */
+static void
+assert_same_snapshot(const zw_snapshot *a, const zw_snapshot *b)
+{
+    cr_assert_eq(zw_snapshot_len(a), zw_snapshot_len(b));
+    for (size_t i = 0; i < zw_snapshot_len(a); i++) {
+        zw_trace_info x = zw_snapshot_trace(a, i);
+        zw_trace_info y = zw_snapshot_trace(b, i);
+        cr_assert(x.domain == y.domain && x.size == y.size, "trace %zu", i);
+        cr_assert_eq(zw_traceback_len(x.traceback), zw_traceback_len(y.traceback));
+        for (size_t k = 0; k < zw_traceback_len(x.traceback); k++) {
+            const zw_frame *f = zw_traceback_frame(x.traceback, k);
+            const zw_frame *g = zw_traceback_frame(y.traceback, k);
+            cr_assert_str_eq(f->filename, g->filename);
+            cr_assert_eq(f->lineno, g->lineno);
+        }
+    }
+}
+
+Test(trace_capture_format, live_set_round_trips_with_and_without_its_snapshot)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    char *label = long_label(5000);
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_set(&b, &(zw_capture_set){label, UINT64_MAX, 0, snap});
+    assert_prefixes_fail(&b, decode_and_free_set);
+    zw_capture_set out;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_set(&c, &out), 0, "%s", c.why);
+    cr_assert_str_eq(out.label, label);
+    cr_assert(out.time_ns == UINT64_MAX && out.heap_bytes == 0);
+    cr_assert_not_null(out.snap);
+    assert_same_snapshot(out.snap, snap);
+    zwi_free(raw, (void *)out.label);
+    zw_snapshot_free(out.snap);
+
+    /* not kept: no snapshot; an empty label */
+    b.len = 0;
+    zwi_encode_set(&b, &(zw_capture_set){"", 0, UINT64_MAX, NULL});
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_set(&c, &out), 0, "%s", c.why);
+    cr_assert_str_eq(out.label, "");
+    cr_assert(out.time_ns == 0 && out.heap_bytes == UINT64_MAX);
+    cr_assert_null(out.snap);
+    zwi_free(raw, (void *)out.label);
+    zwi_cbuf_release(&b);
+    free(label);
+    zw_snapshot_free(snap);
+}
+
+Test(trace_capture_format, live_set_with_a_damaged_snapshot_names_it)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_set(&b, &(zw_capture_set){"m", 1, 2, snap});
+    size_t at = 8 + 8 + 4 + 1 + 8; /* the snapshot's first byte */
+    b.data[at] ^= 0xff;            /* its magic */
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(decode_and_free_set(&c), -1);
+    cr_assert(strstr(c.why, "embedded snapshot: not a zerowaste file") == c.why, "%s", c.why);
+    cr_assert_eq(c.why_pos, at);
+    zwi_cbuf_release(&b);
+    zw_snapshot_free(snap);
+}
+
+/* ---- SITES ---- */
+
+Test(trace_capture_format, sites_round_trip_and_must_match_their_snapshot)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    uint64_t counts[16];
+    cr_assert_leq(n, 16);
+    for (size_t i = 0; i < n; i++)
+        counts[i] = i == 0 ? 0 : i == 1 ? UINT64_MAX : i * 1000;
+    zwi_cbuf b = {.raw = raw};
+    cr_assert_eq(zwi_encode_sites(&b, &(zwi_sites){counts, n, snap}), 0);
+    assert_prefixes_fail(&b, decode_and_free_sites);
+    zwi_sites out;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_sites(&c, &out), 0, "%s", c.why);
+    cr_assert_eq(out.n, n);
+    cr_assert_arr_eq(out.counts, counts, n * sizeof(uint64_t));
+    assert_same_snapshot(out.snap, snap);
+    zwi_free(raw, out.counts);
+    zw_snapshot_free(out.snap);
+
+    /* none at all */
+    b.len = 0;
+    cr_assert_eq(zwi_encode_sites(&b, &(zwi_sites){NULL, 0, NULL}), 0);
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_sites(&c, &out), 0, "%s", c.why);
+    cr_assert(out.n == 0 && out.snap == NULL);
+    zwi_free(raw, out.counts);
+
+    /* one count fewer than the snapshot's traces */
+    b.len = 0;
+    cr_assert_eq(zwi_encode_sites(&b, &(zwi_sites){counts + 1, n - 1, snap}), 0);
+    c = whole(&b);
+    cr_assert_eq(decode_and_free_sites(&c), -1);
+    cr_assert_str_eq(c.why, "site count differs from the snapshot's traces");
+    zwi_cbuf_release(&b);
+    zw_snapshot_free(snap);
+}
+
+/* ---- SITE_INFO ---- */
+
+Test(trace_capture_format, site_info_round_trips)
+{
+    uint32_t refs[] = {0, 1, UINT32_MAX};
+    uint64_t temporary[] = {UINT64_MAX, 0, 42};
+    for (int whole_steps = 0; whole_steps < 2; whole_steps++) {
+        zwi_cbuf b = {.raw = raw};
+        zwi_encode_site_info(&b, &(zwi_site_info){whole_steps, refs, temporary, 3});
+        assert_prefixes_fail(&b, decode_and_free_site_info);
+        zwi_site_info out;
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_site_info(&c, &out), 0, "%s", c.why);
+        cr_assert_eq(out.steps_whole, whole_steps == 1);
+        cr_assert_eq(out.n, 3);
+        cr_assert_arr_eq(out.refs, refs, sizeof(refs));
+        cr_assert_arr_eq(out.temporary, temporary, sizeof(temporary));
+        zwi_free(raw, out.refs);
+        zwi_free(raw, out.temporary);
+        zwi_cbuf_release(&b);
+    }
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_site_info(&b, &(zwi_site_info){true, NULL, NULL, 0});
+    zwi_site_info out;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_site_info(&c, &out), 0, "%s", c.why);
+    cr_assert(out.n == 0 && out.steps_whole);
+    zwi_free(raw, out.refs);
+    zwi_free(raw, out.temporary);
+    zwi_cbuf_release(&b);
+}
+
+/* ---- SITE_DELTAS ---- */
+
+static const zw_capture_delta deltas[] = {
+    {0, INT64_MIN, INT64_MAX},
+    {UINT32_MAX, -1, 1},
+    {7, 0, 0},
+};
+static const zw_capture_step steps[] = {
+    {0, 0, 2, true},          /* two deltas, a peak step */
+    {UINT64_MAX, 2, 0, true}, /* a peak step with no change */
+    {5, 2, 1, false},
+};
+#define NSTEPS (sizeof(steps) / sizeof(steps[0]))
+
+Test(trace_capture_format, site_deltas_round_trip_and_append)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_site_deltas(&b, steps, NSTEPS, deltas);
+    assert_prefixes_fail(&b, decode_and_free_deltas);
+    zwi_steps into = {0};
+    for (int round = 0; round < 2; round++) {
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_site_deltas(&c, &into), 0, "%s", c.why);
+    }
+    cr_assert_eq(into.nsteps, 2 * NSTEPS);
+    cr_assert_eq(into.ndeltas, 6);
+    for (size_t i = 0; i < into.nsteps; i++) {
+        const zw_capture_step *x = &into.steps[i], *y = &steps[i % NSTEPS];
+        cr_assert(x->time_ns == y->time_ns && x->n == y->n && x->peak == y->peak, "step %zu", i);
+        cr_assert_eq(x->first, y->first + (i < NSTEPS ? 0 : 3), "step %zu", i);
+        for (size_t k = 0; k < x->n; k++) {
+            const zw_capture_delta *d = &into.deltas[x->first + k], *e = &deltas[y->first + k];
+            cr_assert(d->site == e->site && d->bytes == e->bytes && d->blocks == e->blocks,
+                      "step %zu delta %zu", i, k);
+        }
+    }
+    zwi_free(raw, into.steps);
+    zwi_free(raw, into.deltas);
+
+    /* built a step at a time, as the sampler does: the same bytes */
+    zwi_cbuf each = {.raw = raw};
+    for (size_t i = 0; i < NSTEPS; i++) {
+        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak);
+        for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
+            zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
+        zwi_step_end(&each, at, (uint32_t)steps[i].n);
+    }
+    zwi_cbuf payload = {.raw = raw};
+    zwi_encode_site_deltas_of(&payload, &each, NSTEPS);
+    cr_assert_eq(payload.len, b.len);
+    cr_assert_arr_eq(payload.data, b.data, b.len);
+
+    /* none */
+    b.len = 0;
+    zwi_encode_site_deltas(&b, NULL, 0, NULL);
+    into = (zwi_steps){0};
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_site_deltas(&c, &into), 0, "%s", c.why);
+    cr_assert(into.nsteps == 0 && into.ndeltas == 0);
+    zwi_cbuf_release(&payload);
+    zwi_cbuf_release(&each);
+    zwi_cbuf_release(&b);
+}
+
+/* ---- TOTALS ---- */
+
+Test(trace_capture_format, totals_round_trip_and_refuse_an_unknown_end)
+{
+    const zw_capture_totals cases[] = {
+        {0, 0, 0, 0, 0, 0, 0, ZW_CAPTURE_END_UNKNOWN, 0},
+        {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+         ZW_CAPTURE_END_EXEC, INT32_MIN},
+        {1, 2, 3, 4, 5, 6, 7, ZW_CAPTURE_END_SIGNAL, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        zwi_cbuf b = {.raw = raw};
+        zwi_encode_totals(&b, &cases[i]);
+        cr_assert_eq(b.len, 64);
+        assert_prefixes_fail(&b, decode_totals_only);
+        zw_capture_totals out;
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_totals(&c, &out), 0, "%s", c.why);
+        cr_assert_arr_eq(&out, &cases[i], sizeof(out), "case %zu", i);
+        zwi_cbuf_release(&b);
+    }
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_totals(&b, &(zw_capture_totals){.end = ZW_CAPTURE_END_EXEC + 1});
+    zw_capture_totals out;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_totals(&c, &out), -1);
+    cr_assert_str_eq(c.why, "unknown end of process");
+    zwi_cbuf_release(&b);
+}
+
+/* ---- LEAKS ---- */
+
+static int
+decode_and_free_leaks(zwi_cursor *c)
+{
+    zw_capture_leaks l;
+    int rc = zwi_decode_leaks(c, &l);
+    zwi_free(raw, l.kinds);
+    return rc;
+}
+
+Test(trace_capture_format, leaks_round_trip_with_and_without_kinds)
+{
+    uint8_t kinds[300];
+    for (size_t i = 0; i < sizeof(kinds); i++)
+        kinds[i] = (uint8_t)(i % ZW_LEAK_KINDS);
+    const zw_capture_leaks cases[] = {
+        {.status = ZW_LEAKS_SCANNED, .blocks = {75, 75, 75, 75}, .bytes = {1, 2, 3, UINT64_MAX},
+         .kinds = kinds, .nkinds = sizeof(kinds), .scan_ns = 7, .scan_cpu_ns = 6,
+         .scan_memory = UINT64_MAX, .root_bytes = 4096, .modules = 9, .threads = 3,
+         .threads_missed = UINT32_MAX},
+        {.status = ZW_LEAKS_SCANNED}, /* an empty exit set */
+        {.status = ZW_LEAKS_SKIPPED, .modules = 1},
+        {.status = ZW_LEAKS_OFF},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        zwi_cbuf b = {.raw = raw};
+        zwi_encode_leaks(&b, &cases[i]);
+        assert_prefixes_fail(&b, decode_and_free_leaks);
+        zw_capture_leaks out;
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_leaks(&c, &out), 0, "case %zu: %s", i, c.why);
+        cr_assert_eq(out.status, cases[i].status);
+        cr_assert_eq(out.nkinds, cases[i].nkinds, "case %zu", i);
+        if (cases[i].nkinds > 0)
+            cr_assert_arr_eq(out.kinds, cases[i].kinds, cases[i].nkinds);
+        else
+            cr_assert_null(out.kinds);
+        cr_assert_arr_eq(out.blocks, cases[i].blocks, sizeof(out.blocks));
+        cr_assert_arr_eq(out.bytes, cases[i].bytes, sizeof(out.bytes));
+        cr_assert(out.scan_ns == cases[i].scan_ns && out.scan_cpu_ns == cases[i].scan_cpu_ns &&
+                  out.scan_memory == cases[i].scan_memory &&
+                  out.root_bytes == cases[i].root_bytes && out.modules == cases[i].modules &&
+                  out.threads == cases[i].threads &&
+                  out.threads_missed == cases[i].threads_missed);
+        zwi_free(raw, out.kinds);
+        zwi_cbuf_release(&b);
+    }
+}
+
+Test(trace_capture_format, leaks_refuse_an_unknown_status_or_kind)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_leaks(&b, &(zw_capture_leaks){.status = ZW_LEAKS_OFF + 1});
+    zw_capture_leaks out;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_leaks(&c, &out), -1);
+    cr_assert_str_eq(c.why, "unknown leak scan status 5");
+    b.len = 0;
+    uint8_t kinds[2] = {ZW_LEAK_REACHABLE, ZW_LEAK_KINDS};
+    zwi_encode_leaks(&b, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+                                             .nkinds = 2});
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_leaks(&c, &out), -1);
+    cr_assert_str_eq(c.why, "leak kind 4 of block 1 unknown");
+    zwi_cbuf_release(&b);
+}
+
+/* ---- END ---- */
+
+Test(trace_capture_format, end_is_empty)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_end(&b);
+    cr_assert_eq(b.len, 0);
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_end(&c), 0);
+    zwi_cbuf_put(&b, 0, 1);
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_end(&c), -1);
+    cr_assert_str_eq(c.why, "end section not empty");
+    zwi_cbuf_release(&b);
+}
+
+/* ---- a whole file ---- */
+
+/* A capture made with the encoders: header, PROCESS, a SERIES of `nsamples`, SITE_DELTAS, MARK,
+ * EXIT_SET, TOTALS and END (if `end`). */
+static void
+build_capture(zwi_cbuf *file, size_t nsamples, bool end, zw_snapshot *snap)
+{
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(file);
+    const char *argv[] = {"prog", "--flag"};
+    zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 2});
+    zwi_capture_put(file, ZWI_SEC_PROCESS, &pay);
+    pay.len = 0;
+    zw_capture_sample s[40];
+    cr_assert_leq(nsamples, 40);
+    for (size_t i = 0; i < nsamples; i++)
+        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200};
+    zwi_encode_series(&pay, s, nsamples);
+    zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
+    pay.len = 0;
+    zwi_encode_set(&pay, &(zw_capture_set){"checkpoint", 15, 1500, snap});
+    zwi_capture_put(file, ZWI_SEC_MARK, &pay);
+    pay.len = 0;
+    zwi_encode_set(&pay, &(zw_capture_set){"exit", 30, 3000, snap});
+    zwi_capture_put(file, ZWI_SEC_EXIT_SET, &pay);
+    pay.len = 0;
+    zwi_encode_totals(&pay,
+                      &(zw_capture_totals){5, 4, 3, 2000, 3000, 20, 30, ZW_CAPTURE_END_EXIT, 0});
+    zwi_capture_put(file, ZWI_SEC_TOTALS, &pay);
+    if (end) {
+        pay.len = 0;
+        zwi_encode_end(&pay);
+        zwi_capture_put(file, ZWI_SEC_END, &pay);
+    }
+    zwi_cbuf_release(&pay);
+    cr_assert(!file->failed);
+}
+
+Test(trace_capture_format, a_capture_made_with_the_encoders_loads)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 20, true, snap);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(c->complete && c->pid == 7 && c->ppid == 1 && c->start_realtime_ns == 99 &&
+              c->interval_ms == 10 && c->nframe == 16);
+    cr_assert_eq(c->argc, 2);
+    cr_assert_str_eq(c->argv[1], "--flag");
+    cr_assert(c->has_counters);
+    cr_assert_eq(c->nsamples, 20);
+    cr_assert_eq(c->samples[19].bytes_allocated, 19 * 200);
+    cr_assert_eq(c->nmarks, 1);
+    cr_assert_str_eq(c->marks[0].label, "checkpoint");
+    assert_same_snapshot(c->exit.snap, snap);
+    cr_assert(c->has_totals && c->totals.peak_bytes == 3000 &&
+              c->totals.end == ZW_CAPTURE_END_EXIT);
+    zw_capture_free(c);
+
+    /* without END: incomplete, the sections before stand */
+    file.len = 0;
+    build_capture(&file, 3, false, snap);
+    c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(!c->complete && c->nsamples == 3 && c->has_totals);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+/* The capture of build_capture() with a LEAKS section of `n` kinds (the exit set has `exit_n`). */
+static zw_capture *
+load_with_leaks(zw_snapshot *snap, size_t n)
+{
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 2, false, snap);
+    uint8_t kinds[64];
+    cr_assert_leq(n, 64);
+    for (size_t i = 0; i < n; i++)
+        kinds[i] = (uint8_t)(i % 2 == 0 ? ZW_LEAK_DEFINITE : ZW_LEAK_REACHABLE);
+    zwi_cbuf pay = {.raw = raw};
+    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+                                               .nkinds = n, .blocks = {99}, .bytes = {99}});
+    zwi_capture_put(&file, ZWI_SEC_LEAKS, &pay);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&file);
+    return c;
+}
+
+Test(trace_capture_format, leak_kinds_name_the_exit_set_or_nothing)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    cr_assert_gt(n, 1);
+    zw_capture *c = load_with_leaks(snap, n);
+    cr_assert_eq(c->leaks.status, ZW_LEAKS_SCANNED);
+    uint64_t blocks = 0, bytes = 0;
+    for (size_t i = 0; i < n; i += 2) {
+        blocks++;
+        bytes += zw_snapshot_trace(snap, i).size;
+    }
+    cr_assert_eq(c->leaks.blocks[ZW_LEAK_DEFINITE], blocks, "the sums are the kinds', not 99");
+    cr_assert_eq(c->leaks.bytes[ZW_LEAK_DEFINITE], bytes);
+    zw_error err;
+    zw_snapshot *lost = zw_capture_leaked(c, 1u << ZW_LEAK_DEFINITE, &err);
+    cr_assert_not_null(lost, "%s", err.msg);
+    cr_assert_eq(zw_snapshot_len(lost), blocks);
+    cr_assert_eq(zw_snapshot_trace(lost, 0).size, zw_snapshot_trace(snap, 0).size);
+    zw_snapshot_free(lost);
+    zw_capture_free(c);
+
+    /* one kind too few: they name nothing, and the capture loads with the kinds unknown */
+    c = load_with_leaks(snap, n - 1);
+    cr_assert_eq(c->leaks.status, ZW_LEAKS_UNKNOWN);
+    cr_assert_null(c->leaks.kinds);
+    cr_assert_null(zw_capture_leaked(c, ~0u, &err));
+    zw_capture_free(c);
+    zw_snapshot_free(snap);
+}
+
+/* The flags of section `index` of a capture file (sections of known lengths in order). */
+static uint32_t
+section_flags(const zwi_cbuf *file, size_t index, size_t *offset)
+{
+    size_t off = ZWI_HEADER_SIZE;
+    for (size_t i = 0; i < index; i++) {
+        uint64_t stored = 0;
+        for (int k = 0; k < 8; k++)
+            stored |= (uint64_t)file->data[off + 8 + k] << (8 * k);
+        off += ZWI_SECTION_SIZE + stored;
+    }
+    *offset = off;
+    return file->data[off + 4];
+}
+
+Test(trace_capture_format, sampler_sections_are_compressed_past_a_few_records)
+{
+    zwi_cbuf file = {.raw = raw};
+    size_t off;
+    build_capture(&file, 8, true, NULL);
+    cr_assert_eq(section_flags(&file, 1, &off) & ZWI_SECTION_ZSTD, 0, "8 samples: as they are");
+    file.len = 0;
+    build_capture(&file, 9, true, NULL);
+    cr_assert_neq(section_flags(&file, 1, &off) & ZWI_SECTION_ZSTD, 0, "9 samples: compressed");
+    cr_assert_eq(section_flags(&file, 5, &off), ZWI_SECTION_REQUIRED, "END is required");
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->nsamples, 9);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+}
+
+Test(trace_capture_format, a_damaged_payload_names_section_offset_and_byte)
+{
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 2, true, NULL);
+    /* SERIES (section 1) says 3 samples but holds 2; its checksums made right again */
+    size_t off;
+    cr_assert_eq(section_flags(&file, 1, &off), 0);
+    file.data[off + ZWI_SECTION_SIZE] = 3;
+    uint64_t stored = 8 + 2 * 8 * ZWI_SERIES_FIELDS;
+    uint32_t crc = zwi_crc32(0, file.data + off + ZWI_SECTION_SIZE, stored);
+    for (int k = 0; k < 4; k++)
+        file.data[off + 24 + k] = (unsigned char)(crc >> (8 * k));
+    crc = zwi_crc32(0, file.data + off, 28);
+    for (int k = 0; k < 4; k++)
+        file.data[off + 28 + k] = (unsigned char)(crc >> (8 * k));
+    zw_error err;
+    cr_assert_null(zw_capture_load_memory(file.data, file.len, &err));
+    char want[200];
+    snprintf(want, sizeof(want),
+             "cannot read capture '<memory>': sample count larger than the payload at byte 8 of "
+             "the payload of section 1 (series) at offset %zu",
+             off);
+    cr_assert_str_eq(err.msg, want);
+
+    /* the payload checksum, left wrong, is damage */
+    file.data[off + ZWI_SECTION_SIZE] = 4;
+    cr_assert_null(zw_capture_load_memory(file.data, file.len, &err));
+    snprintf(want, sizeof(want),
+             "cannot read capture '<memory>': section 1 (series) at offset %zu damaged (payload "
+             "checksum mismatch)",
+             off);
+    cr_assert_str_eq(err.msg, want);
+    zwi_cbuf_release(&file);
+}
