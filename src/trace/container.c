@@ -165,50 +165,6 @@ get_le(const unsigned char *p, int n)
 
 /* ---- writing ---- */
 
-unsigned char *
-zwi_cbuf_grow(zwi_cbuf *b, size_t n)
-{
-    if (b->failed || zwi_reserve(b->raw, (void **)&b->data, &b->cap, b->len + n, 1) != 0) {
-        b->failed = true;
-        return NULL;
-    }
-    unsigned char *p = b->data + b->len;
-    b->len += n;
-    return p;
-}
-
-void
-zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
-{
-    unsigned char *p = zwi_cbuf_grow(b, (size_t)nbytes);
-    if (p != NULL)
-        set_le(p, v, nbytes);
-}
-
-void
-zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
-{
-    unsigned char *p = zwi_cbuf_grow(b, n);
-    if (p != NULL && n > 0)
-        memcpy(p, src, n);
-}
-
-void
-zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes)
-{
-    if (!b->failed && at + (size_t)nbytes <= b->len)
-        set_le(b->data + at, v, nbytes);
-}
-
-void
-zwi_cbuf_release(zwi_cbuf *b)
-{
-    zwi_free(b->raw, b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->failed = false;
-}
-
 void
 zwi_container_put_header(zwi_cbuf *out, uint32_t kind, unsigned minor, uint32_t nsections)
 {

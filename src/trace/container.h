@@ -4,7 +4,7 @@
  * zstd frame. Both file kinds use it: snapshots (kind 1, format.c) and captures (kind 2,
  * capture.c, whose section payloads are capture_format.c's).
  *
- * Writing: zwi_cbuf, a growable byte buffer, and the header and section writers below.
+ * Writing: the header and section writers below, into a zwi_cbuf (trace_util.h).
  * Reading: zwi_container walks the sections of a file in memory, checking every header and
  * payload against its CRC and decompressing; a section's payload is read through a zwi_cursor,
  * whose first failure the container turns into a message naming the file, the section and the
@@ -60,25 +60,7 @@ ZW_HIDDEN uint32_t zwi_crc32(uint32_t crc, const void *data, size_t len);
 
 /* ---- writing ---- */
 
-/* A growable byte buffer in memory of a raw door, with little-endian writers. An allocation that
- * fails sets `failed` and later writes do nothing: check once at the end. */
-typedef struct zwi_cbuf {
-    zw_raw *raw;
-    unsigned char *data;
-    size_t len;
-    size_t cap;
-    bool failed; /* an allocation failed: the contents are incomplete */
-} zwi_cbuf;
-
-/* `n` more bytes at the end of `b`, returned for the caller to fill; NULL (and `failed`) if out of
- * memory. */
-ZW_HIDDEN unsigned char *zwi_cbuf_grow(zwi_cbuf *b, size_t n);
-/* The low `nbytes` bytes of `v` (1 to 8), little-endian. */
-ZW_HIDDEN void zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes);
-ZW_HIDDEN void zwi_cbuf_bytes(zwi_cbuf *b, const void *p, size_t n);
-/* Overwrites `nbytes` already written at `at` (a count known only later). */
-ZW_HIDDEN void zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes);
-ZW_HIDDEN void zwi_cbuf_release(zwi_cbuf *b);
+/* zwi_cbuf, the growable byte buffer files are written into, is trace_util.h's. */
 
 /* The 32-byte file header at the end of `out`: version 1.`minor`, `kind`, `nsections` (0: the
  * file is streamed, the count not known). */

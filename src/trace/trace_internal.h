@@ -24,6 +24,7 @@
 #include <zerowaste/trace.h>
 
 #include "../common/zw_assert.h"
+#include "trace_util.h"
 
 /* ---- locks: a test-and-test-and-set spin lock, yielding after a while ---- */
 
@@ -209,54 +210,7 @@ zwi_capture(const zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, u
     return n < max ? n : max;
 }
 
-/* ---- helpers (util.c): memory from a raw door, strings, maps, byte buffers ---- */
-
-/* `n` bytes from `raw` (never through mem), NULL with errno = ENOMEM. */
-ZW_HIDDEN void *zwi_alloc(zw_raw *raw, size_t n);
-ZW_HIDDEN void *zwi_realloc(zw_raw *raw, void *p, size_t n);
-ZW_HIDDEN void zwi_free(zw_raw *raw, void *p);
-/* Grows *v (of *cap elements of `size` bytes) to hold at least `need`; 0 or -1. */
-ZW_HIDDEN int zwi_reserve(zw_raw *raw, void **v, size_t *cap, size_t need, size_t size);
-
-ZW_HIDDEN uint64_t zwi_hash_bytes(const void *p, size_t n, uint64_t seed);
-
-/* A set of strings: each distinct string stored once, NUL-terminated, with a stable pointer and
- * a dense index (0..count-1) in insertion order. */
-typedef struct zwi_strtab {
-    zw_raw *raw;
-    const char **strs; /* by index */
-    size_t count;
-    size_t cap;
-    uint32_t *slots; /* index + 1, 0 empty; mask + 1 of them */
-    size_t mask;
-    size_t bytes; /* bytes of string data held */
-} zwi_strtab;
-
-ZW_HIDDEN void zwi_strtab_init(zwi_strtab *st, zw_raw *raw);
-ZW_HIDDEN void zwi_strtab_release(zwi_strtab *st);
-/* The stored copy of `s` (NULL stays NULL), its index in *index if not NULL; NULL if out of
- * memory (then *index is untouched). */
-ZW_HIDDEN const char *zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index);
-ZW_HIDDEN const char *zwi_strtab_intern(zwi_strtab *st, const char *s);
-/* The index of stored string `s` (a pointer from this table), or UINT32_MAX for NULL. */
-ZW_HIDDEN uint32_t zwi_strtab_index(const zwi_strtab *st, const char *s);
-
-/* A map from non-zero 64-bit keys to pointers (open addressing). */
-typedef struct zwi_map {
-    zw_raw *raw;
-    struct zwi_map_slot {
-        uint64_t key; /* 0: empty */
-        void *value;
-    } * slots;
-    size_t mask;
-    size_t count;
-} zwi_map;
-
-ZW_HIDDEN void zwi_map_init(zwi_map *m, zw_raw *raw);
-ZW_HIDDEN void zwi_map_release(zwi_map *m);
-ZW_HIDDEN void *zwi_map_get(const zwi_map *m, uint64_t key);
-/* 0, or -1 if out of memory. Replaces the value of a present key. */
-ZW_HIDDEN int zwi_map_put(zwi_map *m, uint64_t key, void *value);
+/* ---- helpers (util.c): memory from a raw door, strings, maps, byte buffers: trace_util.h ---- */
 
 /* ---- symbols (symbols.c) ---- */
 

@@ -1,8 +1,11 @@
 /* trace/util.c - the small containers of the trace layer's slow side (snapshots, statistics,
- * the symbol cache, files): memory from a zw_raw door, a string set, a 64-bit key map. None of
- * them allocates through mem, which the tracer may be tracing. */
+ * the symbol cache, files) and of the zw command: memory from a zw_raw door, a string set, a
+ * 64-bit key map, a byte buffer (trace_util.h). None of them allocates through mem, which the
+ * tracer may be tracing. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "trace_internal.h"
@@ -61,21 +64,32 @@ zwi_hash_bytes(const void *p, size_t n, uint64_t seed)
 
 /* ---- strings ---- */
 
+/* A stored string is one block: its length (a uint64_t, so the bytes stay 8-byte aligned for
+ * keys that are records), the bytes, a NUL. strs[i] points at the bytes. */
+#define STR_HEADER sizeof(uint64_t)
+
+size_t
+zwi_strtab_len(const char *s)
+{
+    uint64_t n;
+    memcpy(&n, s - STR_HEADER, sizeof(n));
+    return (size_t)n;
+}
+
 void
 zwi_strtab_init(zwi_strtab *st, zw_raw *raw)
 {
-    memset(st, 0, sizeof(*st));
-    st->raw = raw;
+    *st = (zwi_strtab){.raw = raw};
 }
 
 void
 zwi_strtab_release(zwi_strtab *st)
 {
     for (size_t i = 0; i < st->count; i++)
-        zwi_free(st->raw, (void *)st->strs[i]);
+        zwi_free(st->raw, (char *)st->strs[i] - STR_HEADER);
     zwi_free(st->raw, st->strs);
     zwi_free(st->raw, st->slots);
-    memset(st, 0, sizeof(*st));
+    *st = (zwi_strtab){0};
 }
 
 static int
@@ -88,7 +102,7 @@ strtab_grow(zwi_strtab *st)
     memset(slots, 0, cap * sizeof(uint32_t));
     for (size_t i = 0; i < st->count; i++) {
         const char *s = st->strs[i];
-        size_t j = zwi_hash_bytes(s, strlen(s), 0) & (cap - 1);
+        size_t j = zwi_hash_bytes(s, zwi_strtab_len(s), 0) & (cap - 1);
         while (slots[j] != 0)
             j = (j + 1) & (cap - 1);
         slots[j] = (uint32_t)(i + 1);
@@ -112,18 +126,21 @@ zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index)
     size_t j = zwi_hash_bytes(s, len, 0) & st->mask;
     for (uint32_t k; (k = st->slots[j]) != 0; j = (j + 1) & st->mask) {
         const char *t = st->strs[k - 1];
-        if (strncmp(t, s, len) == 0 && t[len] == '\0') {
+        if (zwi_strtab_len(t) == len && memcmp(t, s, len) == 0) {
             if (index != NULL)
                 *index = k - 1;
             return t;
         }
     }
-    if (st->count >= UINT32_MAX - 1 ||
+    if (st->count >= UINT32_MAX - 1 || len > SIZE_MAX - STR_HEADER - 1 ||
         zwi_reserve(st->raw, (void **)&st->strs, &st->cap, st->count + 1, sizeof(char *)) != 0)
         return NULL;
-    char *copy = zwi_alloc(st->raw, len + 1);
-    if (copy == NULL)
+    char *block = zwi_alloc(st->raw, STR_HEADER + len + 1);
+    if (block == NULL)
         return NULL;
+    uint64_t n = len;
+    memcpy(block, &n, sizeof(n));
+    char *copy = block + STR_HEADER;
     memcpy(copy, s, len);
     copy[len] = '\0';
     st->strs[st->count] = copy;
@@ -131,7 +148,7 @@ zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index)
     if (index != NULL)
         *index = (uint32_t)st->count;
     st->count++;
-    st->bytes += len + 1;
+    st->bytes += STR_HEADER + len + 1;
     return copy;
 }
 
@@ -146,7 +163,7 @@ zwi_strtab_index(const zwi_strtab *st, const char *s)
 {
     if (s == NULL)
         return UINT32_MAX;
-    size_t j = zwi_hash_bytes(s, strlen(s), 0) & st->mask;
+    size_t j = zwi_hash_bytes(s, zwi_strtab_len(s), 0) & st->mask;
     for (uint32_t k; (k = st->slots[j]) != 0; j = (j + 1) & st->mask) {
         if (st->strs[k - 1] == s)
             return k - 1;
@@ -224,4 +241,71 @@ zwi_map_put(zwi_map *m, uint64_t key, void *value)
     m->slots[i].value = value;
     m->count++;
     return 0;
+}
+
+/* ---- byte buffers ---- */
+
+unsigned char *
+zwi_cbuf_grow(zwi_cbuf *b, size_t n)
+{
+    if (b->failed || n > SIZE_MAX - b->len ||
+        zwi_reserve(b->raw, (void **)&b->data, &b->cap, b->len + n, 1) != 0) {
+        b->failed = true;
+        return NULL;
+    }
+    unsigned char *p = b->data + b->len;
+    b->len += n;
+    return p;
+}
+
+void
+zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
+{
+    unsigned char *p = zwi_cbuf_grow(b, (size_t)nbytes);
+    for (int i = 0; p != NULL && i < nbytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void
+zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
+{
+    unsigned char *p = zwi_cbuf_grow(b, n);
+    if (p != NULL && n > 0)
+        memcpy(p, src, n);
+}
+
+void
+zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes)
+{
+    for (int i = 0; !b->failed && at + (size_t)nbytes <= b->len && i < nbytes; i++)
+        b->data[at + (size_t)i] = (unsigned char)(v >> (8 * i));
+}
+
+void
+zwi_cbuf_printf(zwi_cbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    unsigned char *p = zwi_cbuf_grow(b, (size_t)n + 1); /* vsnprintf writes a NUL too */
+    if (p == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf((char *)p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len--;
+}
+
+void
+zwi_cbuf_release(zwi_cbuf *b)
+{
+    zwi_free(b->raw, b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->failed = false;
 }

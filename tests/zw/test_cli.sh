@@ -62,6 +62,28 @@ check 2 'one capture needs --from and --to' compare "$cap" --from start
 check 2 '--from and --to compare two moments of one capture' compare "$cap" "$cap" --from start
 check 2 'at most two captures' compare "$cap" "$cap" "$cap"
 check 2 "is neither peak, exit, a mark" compare "$cap" --from start --to nowhere
+# one option loop for every command (tools/zw/options.c): each command takes its own options only,
+# values as the next argument or after '=', -h anywhere among the options
+for cmd in export report; do
+    check 0 '' "$cmd" --help
+    grep -q "^usage: zw $cmd" "$tmp/out" || { echo "FAIL: zw $cmd --help"; fails=$((fails + 1)); }
+    check 2 "zw: error: unknown option '--bogus'" "$cmd" --bogus
+done
+check 0 '' top --limit 3 -h "$cap"
+grep -q '^usage: zw top' "$tmp/out" || { echo "FAIL: zw top -h among options"; fails=$((fails + 1)); }
+check 2 "unknown option '--at'" leaks --at peak "$cap"
+check 2 "unknown option '--at=exit'" peak --at=exit "$cap"
+check 2 "unknown option '--from'" top --from peak "$cap"
+check 2 "unknown option '--json=1'" top --json=1 "$cap"
+check 2 "unknown option '--group'" stat --group lineno "$cap"
+check 2 "option '--group' needs a value" top "$cap" --group
+check 2 "unknown group ''" top --group= "$cap"
+check 2 "'' is not a number" top --limit= "$cap"
+check 2 "unknown format 'svg' (pprof, folded or massif)" export --format=svg "$cap"
+check 2 "unknown option '-'" run - true
+check 2 "unknown option '-x'" run -x -- true
+check 2 'one capture at a time' report "$cap" "$cap"
+check 2 'cannot be used with --group traceback' leaks --cumulative "$cap"
 
 # ---- failures: status 1 ----
 check 1 "zw: error: cannot open '$tmp/missing.zwc'" stat "$tmp/missing.zwc"
@@ -120,6 +142,27 @@ head -2 "$tmp/out" | grep -q '"bytes": 160000, "blocks": 10000, .*"function": "c
 check 1 'has no allocation sites' top --at allocations "$tmp/cut.zwc"
 check 0 '' compare "$cap" --from start --to end --group traceback
 check 0 '' compare "$cap" "$cap" --at peak --json
+# the same options with '=' give the same output, and every command's defaults hold
+"$zw" top --at grown --group filename --limit 2 --json "$cap" >"$tmp/a.json"
+"$zw" top --at=grown --group=filename --limit=2 --json "$cap" >"$tmp/b.json"
+cmp -s "$tmp/a.json" "$tmp/b.json" && grep -q '"line": 0' "$tmp/a.json" &&
+    echo "ok: options with '=' are the same options" ||
+    { echo "FAIL: top --at=grown --group=filename differs from --at grown --group filename"; fails=$((fails + 1)); }
+"$zw" leaks --json "$cap" >"$tmp/a.json"
+"$zw" top --at exit --group traceback --json "$cap" >"$tmp/b.json"
+cmp -s "$tmp/a.json" "$tmp/b.json" && echo "ok: leaks is top --at exit --group traceback" ||
+    { echo "FAIL: leaks differs from top --at exit --group traceback"; fails=$((fails + 1)); }
+"$zw" peak --limit 0 "$cap" >"$tmp/a.txt"
+"$zw" top --at peak --group traceback --limit 0 "$cap" >"$tmp/b.txt"
+cmp -s "$tmp/a.txt" "$tmp/b.txt" && echo "ok: peak is top --at peak --group traceback" ||
+    { echo "FAIL: peak differs from top --at peak --group traceback"; fails=$((fails + 1)); }
+# JSON strings: quotes, backslashes and control characters escaped; '<' left as it is (only the
+# report's data escapes it)
+name=$(printf 'a"b\\c<d>\te.zwc')
+cp "$cap" "$tmp/$name"
+(cd "$tmp" && "$zw" stat --json "$name") >"$tmp/out"
+grep -qF '{"capture": "a\"b\\c<d>\u0009e.zwc", ' "$tmp/out" && echo "ok: stat --json escapes the path" ||
+    { echo "FAIL: stat --json path escaping:"; head -c 300 "$tmp/out"; fails=$((fails + 1)); }
 
 # ---- zw run: output, program and status ----
 if [ "$sanitize" = 1 ] || [ "$sanitize" = ON ]; then

@@ -5,10 +5,15 @@
 // graph holds frames of the program's functions with their bytes, and the tables list the known
 // lines ("file.c:LINE" for each LINE argument; FUNC=NAME arguments name functions that the flame
 // graph must show; PROCESSES=N: the process selector offers N processes, each drawn; INCOMPLETE:
-// only that the page says the capture was cut short, and throws nothing). Clicking the chart shows the lines live then. Writes SCREENSHOT.png and
-// prints the time from navigation until the page is drawn.
+// only that the page says the capture was cut short, and throws nothing). Clicking the chart shows the lines live then.
+// ZW=PATH CAPTURE=FILE: the page's rows agree with the zw command's on FILE, the capture the page
+// shows: those of each kept set (prepared in C) with `zw top --at SET --json`, those of the live
+// set at a few times (grouped by the page) with `zw top --at SECONDS`, and the page's comparisons
+// with `zw compare`, for each --group. Writes SCREENSHOT.png and prints the time from navigation
+// until the page is drawn.
 'use strict';
 const path = require('path');
+const { execFileSync } = require('child_process');
 const [nodeModules, page_, shot, ...wants] = process.argv.slice(2);
 const { chromium } = require(path.resolve(nodeModules, 'playwright-core'));
 
@@ -17,6 +22,57 @@ function check(ok, what) {
     console.log((ok ? 'ok: ' : 'FAIL: ') + what);
     if (!ok)
         fails++;
+}
+
+let agreed = 0; /* rows found the same */
+
+// The rows of `zw ARGS --json --limit 0` and of the page's `fn(...args)` are the same.
+async function same(page, zwPath, cliArgs, fn, args) {
+    let cli;
+    try {
+        cli = JSON.parse(execFileSync(zwPath, cliArgs.concat(['--json', '--limit', '0']), { encoding: 'utf8' }));
+    } catch (e) {
+        check(false, `zw ${cliArgs.join(' ')}: ${e.message}`);
+        return;
+    }
+    const rows = await page.evaluate(([f, a]) => window.zwReport[f](...a), [fn, args]);
+    const a = JSON.stringify(cli), b = JSON.stringify(rows);
+    let detail = '';
+    if (a !== b) {
+        const i = cli.findIndex((r, k) => JSON.stringify(r) !== JSON.stringify(rows[k]));
+        detail = `: ${cli.length} rows vs ${rows.length}; row ${i}: zw ${JSON.stringify(cli[i])}, ` +
+            `page ${JSON.stringify(rows[i])}`;
+    }
+    agreed += a === b ? cli.length : 0;
+    check(a === b, `the page's ${fn}(${args.join(', ')}) is zw ${cliArgs.slice(0, -1).join(' ')} (${cli.length} rows)${detail}`);
+}
+
+async function agree(page, zwPath, capture) {
+    const info = await page.evaluate(() => {
+        const p = window.zwReport.process();
+        const sets = p.sets.filter((s) => s.entries !== null).map((s) => (s.kind === 'mark' ? s.label : s.kind));
+        const t = p.steps ? p.steps.t : [];
+        /* midway between kept steps: no rounding of a step's time decides which side it falls */
+        const times = t.length < 4 ? [] : [0.25, 0.5, 0.75].map((q) => {
+            const k = Math.floor(q * (t.length - 1));
+            return +((t[k] + t[k + 1]) / 2).toFixed(7);
+        });
+        return { sets, times };
+    });
+    check(info.sets.length > 0, `the page has kept sets: ${info.sets.join(', ')}`);
+    for (const g of ['lineno', 'filename', 'traceback']) {
+        for (const s of info.sets)
+            await same(page, zwPath, ['top', '--at', s, '--group', g, capture], 'top', [s, g]);
+        for (const t of info.times)
+            await same(page, zwPath, ['top', '--at', String(t), '--group', g, capture], 'top', [t, g]);
+        if (info.sets.includes('peak') && info.sets.includes('exit'))
+            await same(page, zwPath, ['compare', '--from', 'peak', '--to', 'exit', '--group', g, capture],
+                'compare', ['peak', 'exit', g]);
+        if (info.times.length > 0)
+            await same(page, zwPath, ['compare', '--from', String(info.times[0]), '--to',
+                String(info.times[2]), '--group', g, capture], 'compare', [info.times[0], info.times[2], g]);
+    }
+    check(agreed > 0, `${agreed} rows of the page and of zw agree`);
 }
 
 (async () => {
@@ -80,9 +136,15 @@ function check(ok, what) {
     const tables = await page.evaluate(() => ['top-table', 'leaks-table', 'allocs-table', 'cmp-table']
         .map((id) => document.getElementById(id).innerText));
     const all = tables.join('\n');
-    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES)=/.test(x)))
+    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE)=/.test(x)))
         check(all.includes(w), `the tables list ${w}`);
     check(/\d/.test(tables[1]) && tables[1].split('\n').length > 1, 'the leaks table has rows');
+
+    // the page's rows against zw's on the same capture
+    const zw = (wants.find((x) => x.startsWith('ZW=')) || '').slice(3);
+    const capture = (wants.find((x) => x.startsWith('CAPTURE=')) || '').slice(8);
+    if (zw && capture)
+        await agree(page, zw, capture);
 
     // click the chart just after the peak (or in its middle): the lines live then
     const box = await page.locator('#chart .u-over').boundingBox();

@@ -5,7 +5,8 @@
 # the stored capture of examples/zw-demo (data/demo.zwc: nothing is preloaded, so this part also
 # runs in the sanitizer build; data/demo-1.1.zwc too, a capture of the format before steps), and
 # in the release build a fresh capture of zw-demo, whose screenshot is OUTDIR/report.png
-# (docs/report.png is a copy), and a process tree (zwp_fork).
+# (docs/report.png is a copy), one of sort (a program without debug information) and a process
+# tree (zwp_fork). On each capture but the last, the page's rows must be zw top's and zw compare's.
 set -u
 zw=$1
 data=$2
@@ -93,12 +94,12 @@ grep -q 'src="http\|href="http' "$tmp/demo.html" && { echo "FAIL: the page links
 lines="main.c:61 main.c:51 main.c:32 main.c:76"
 funcs="FUNC=smoothed_sum FUNC=push FUNC=remember FUNC=main"
 # shellcheck disable=SC2086
-browser "$tmp/demo.html" "$outdir/report-stored.png" $lines $funcs
+browser "$tmp/demo.html" "$outdir/report-stored.png" $lines $funcs ZW="$zw" CAPTURE="$data/demo.zwc"
 # a capture of format 1.1: no per-site temporary counts, no steps (a click shows a kept set)
 check 0 '' report "$data/demo-1.1.zwc" -o "$tmp/demo-1.1.html"
 grep -q '"temporary": null' "$tmp/demo-1.1.html" || { echo "FAIL: 1.1: temporary by site"; fails=$((fails + 1)); }
 # shellcheck disable=SC2086
-browser "$tmp/demo-1.1.html" "$outdir/report-1.1.png" $lines $funcs
+browser "$tmp/demo-1.1.html" "$outdir/report-1.1.png" $lines $funcs ZW="$zw" CAPTURE="$data/demo-1.1.zwc"
 
 # a capture cut short (the process died while writing it) is no error: the page says so
 head -c 6000 "$data/demo.zwc" >"$tmp/cut.zwc"
@@ -110,7 +111,16 @@ if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
     "$zw" run -q -o "$tmp/zw-demo.zwc" -- "$demo" >/dev/null || { echo "FAIL: zw run zw-demo"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/zw-demo.zwc"
     # shellcheck disable=SC2086
-    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs
+    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs ZW="$zw" CAPTURE="$tmp/zw-demo.zwc"
+    # a program without debug information: the frames of its module without a line are told
+    # apart by their offsets, as zw top tells them apart, and the page agrees with zw
+    seq 1 3000 | sort -r >"$tmp/lines.txt"
+    "$zw" run -q -o "$tmp/sort.zwc" -- sort "$tmp/lines.txt" >/dev/null || { echo "FAIL: zw run sort"; fails=$((fails + 1)); }
+    n=$("$zw" top --limit 0 "$tmp/sort.zwc" | grep -c '/sort+0x')
+    [ "$n" -ge 2 ] && echo "ok: zw top lists $n places of sort without a line" ||
+        { echo "FAIL: zw top lists $n places of sort without a line, not 2 or more"; fails=$((fails + 1)); }
+    check 0 '' report "$tmp/sort.zwc"
+    browser "$tmp/sort.html" "$outdir/report-sort.png" ZW="$zw" CAPTURE="$tmp/sort.zwc"
     "$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$progdir/zwp_fork" >/dev/null ||
         { echo "FAIL: zw run zwp_fork"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/fork.zwc" -o "$tmp/fork.html"

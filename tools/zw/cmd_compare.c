@@ -2,11 +2,10 @@
  * marks, times, peak, exit) or of two captures (the same moment of each), as tracemalloc's
  * Snapshot.compare_to(): largest change first. */
 #include <stdio.h>
-#include <string.h>
 
-#include "zw.h"
+#include "cli.h"
 
-static const char help[] =
+const char cli_help_compare[] =
     "usage: zw compare [options] FILE --from WHEN --to WHEN\n"
     "       zw compare [options] OLD NEW\n"
     "\n"
@@ -27,97 +26,55 @@ static const char help[] =
     "  -h, --help                    this text\n";
 
 int
-cmd_compare(int argc, char **argv)
+cmd_compare(const cli_command *c, const cli_opts *o)
 {
-    zw_args a = {.cmd = "compare", .argc = argc, .argv = argv, .i = 1};
-    const char *paths[2] = {NULL, NULL};
-    size_t npaths = 0;
-    const char *from = NULL, *to = NULL, *at = "exit";
-    zw_group group = ZW_GROUP_LINENO;
-    bool cumulative = false, json = false;
-    unsigned long limit = 10, pid = 0;
-    bool only = false;
-    while (a.i < argc && !a.bad) {
-        const char *arg = argv[a.i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            fputs(help, stdout);
-            return 0;
-        }
-        if (zw_opt(&a, "--from", true)) {
-            from = a.value;
-        } else if (zw_opt(&a, "--to", true)) {
-            to = a.value;
-        } else if (zw_opt(&a, "--at", true)) {
-            at = a.value;
-        } else if (zw_opt_group(&a, &group)) {
-            if (a.bad)
-                break;
-        } else if (zw_opt(&a, "--cumulative", false)) {
-            cumulative = true;
-        } else if (zw_opt(&a, "--limit", true)) {
-            if (!a.bad)
-                zw_opt_uint(&a, 0, 1000000000, &limit);
-        } else if (zw_opt(&a, "--only", false)) {
-            only = true;
-        } else if (zw_opt(&a, "--pid", true)) {
-            if (!a.bad)
-                zw_opt_uint(&a, 1, 0x7fffffff, &pid);
-        } else if (zw_opt(&a, "--json", false)) {
-            json = true;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return zw_usage("compare", "unknown option '%s'", arg);
-        } else if (npaths == 2) {
-            return zw_usage("compare", "at most two captures ('%s' is one too many)", arg);
-        } else {
-            paths[npaths++] = argv[a.i++];
-        }
-    }
-    if (a.bad)
-        return ZW_EXIT_USAGE;
-    if (npaths == 0)
-        return zw_usage("compare", "no capture file given");
-    if (npaths == 1 && (from == NULL || to == NULL))
-        return zw_usage("compare", "one capture needs --from and --to");
-    if (npaths == 2 && (from != NULL || to != NULL))
-        return zw_usage("compare", "--from and --to compare two moments of one capture");
-    if (cumulative && group == ZW_GROUP_TRACEBACK)
-        return zw_usage("compare", "--cumulative cannot be used with --group traceback");
-    int rc = ZW_EXIT_FAILURE;
-    zw_tree *t[2] = {zw_load_tree(paths[0], (long)pid, only), NULL};
-    zw_picked sets[2] = {{0}, {0}};
+    int rc = 0;
+    const char *const *paths = o->files;
+    size_t npaths = o->nfiles;
+    if (npaths == 1 && (o->from == NULL || o->to == NULL))
+        return cli_usage("compare", "one capture needs --from and --to");
+    if (npaths == 2 && (o->from != NULL || o->to != NULL))
+        return cli_usage("compare", "--from and --to compare two moments of one capture");
+    if ((rc = cli_check_cumulative(c, o)) != 0)
+        return rc;
+    zw_group group = (zw_group)o->group;
+    rc = CLI_EXIT_FAILURE;
+    cli_tree *t[2] = {cli_load_tree(paths[0], (long)o->pid, o->only), NULL};
+    cli_picked sets[2] = {{0}, {0}};
     if (t[0] == NULL)
-        return ZW_EXIT_FAILURE;
-    if (npaths == 2 && (t[1] = zw_load_tree(paths[1], (long)pid, only)) == NULL)
+        return CLI_EXIT_FAILURE;
+    if (npaths == 2 && (t[1] = cli_load_tree(paths[1], (long)o->pid, o->only)) == NULL)
         goto out_free;
-    const char *when[2] = {npaths == 1 ? from : at, npaths == 1 ? to : at};
+    const char *when[2] = {npaths == 1 ? o->from : o->at, npaths == 1 ? o->to : o->at};
     for (int k = 0; k < 2; k++) {
-        if ((rc = zw_tree_pick(t[npaths == 1 ? 0 : k], when[k], &sets[k])) != 0)
+        if ((rc = cli_tree_pick(t[npaths == 1 ? 0 : k], when[k], &sets[k])) != 0)
             goto out_free;
     }
-    rc = ZW_EXIT_FAILURE;
+    rc = CLI_EXIT_FAILURE;
     zw_error err;
-    zw_stat_list *list = zw_snapshot_compare_to(sets[1].snap, sets[0].snap, group, cumulative, &err);
+    zw_stat_list *list =
+        zw_snapshot_compare_to(sets[1].snap, sets[0].snap, group, o->cumulative, &err);
     if (list == NULL) {
-        zw_fail("%s", err.msg);
+        cli_fail("%s", err.msg);
         goto out_free;
     }
-    if (!json) {
+    if (!o->json) {
         size_t ob, ok, nb, nk;
-        zw_snapshot_totals(sets[0].snap, &ob, &ok);
-        zw_snapshot_totals(sets[1].snap, &nb, &nk);
+        cli_snapshot_totals(sets[0].snap, &ob, &ok);
+        cli_snapshot_totals(sets[1].snap, &nb, &nk);
         char b1[32], b2[32], b3[32];
-        printf("from %s (%s at %.3f s, %s) to %s (%s at %.3f s, %s): %s\n", paths[0],
-               sets[0].label, sets[0].time_s, zw_size(b1, (long long)ob, false), paths[npaths - 1],
-               sets[1].label, sets[1].time_s, zw_size(b2, (long long)nb, false),
-               zw_size(b3, (long long)nb - (long long)ob, true));
+        printf("from %s (%s at %.3f s, %s) to %s (%s at %.3f s, %s): %s\n", paths[0], sets[0].label,
+               sets[0].time_s, cli_size(b1, (long long)ob, false), paths[npaths - 1], sets[1].label,
+               sets[1].time_s, cli_size(b2, (long long)nb, false),
+               cli_size(b3, (long long)nb - (long long)ob, true));
     }
-    zw_print_stats(list, limit, json, true, group == ZW_GROUP_TRACEBACK, stdout);
+    cli_print_stats(list, o->limit, o->json, true, group == ZW_GROUP_TRACEBACK, stdout);
     zw_stat_list_free(list);
     rc = 0;
 out_free:
-    zw_picked_release(&sets[0]);
-    zw_picked_release(&sets[1]);
-    zw_tree_free(t[0]);
-    zw_tree_free(t[1]);
+    cli_picked_release(&sets[0]);
+    cli_picked_release(&sets[1]);
+    cli_tree_free(t[0]);
+    cli_tree_free(t[1]);
     return rc;
 }

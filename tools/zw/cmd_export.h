@@ -1,55 +1,31 @@
-/* tools/zw/cmd_export.h - what the files of `zw export` share (cmd_export*.c): a growable byte
- * buffer, a map from byte strings to numbers that remembers insertion order, the export's
- * context, and one writer per format. Each writer fills a buffer in memory; cmd_export.c writes
- * it out only when the whole export succeeded (docs/export.md). */
-#ifndef ZW_EXPORT_H
-#define ZW_EXPORT_H
+/* tools/zw/cmd_export.h - what the files of `zw export` share (cmd_export*.c): the export's
+ * context and one writer per format. Each writer fills a buffer in memory (the trace layer's
+ * zwi_cbuf, its tables zwi_strtab); cmd_export.c writes it out only when the whole export
+ * succeeded (docs/export.md). */
+#ifndef CLI_EXPORT_H
+#define CLI_EXPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <zerowaste/capture.h>
 #include <zerowaste/trace.h>
 
-/* ---- bytes ---- */
+#include "trace_util.h"
 
-/* Bytes appended at the end. After a failed allocation `failed` is set, later appends do
- * nothing, and the writer reports "out of memory" once at the end. */
-typedef struct xbuf {
-    unsigned char *data; /* NULL until the first append */
-    size_t len;          /* bytes in use */
-    size_t cap;          /* bytes allocated */
-    bool failed;         /* an allocation failed: the contents are incomplete */
-} xbuf;
+/* ---- tables and buffers: the trace layer's (trace_util.h) ---- */
 
-void xbuf_add(xbuf *b, const void *p, size_t n);
-void xbuf_puts(xbuf *b, const char *s);
-void xbuf_printf(xbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void xbuf_release(xbuf *b);
+static inline void
+buf_puts(zwi_cbuf *b, const char *s)
+{
+    zwi_cbuf_bytes(b, s, strlen(s));
+}
 
-/* ---- a map of byte strings ---- */
-
-/* Keys (copied in) and their values, in insertion order: entry i is the i-th distinct key, so
- * an entry's index doubles as a dense id. Open addressing over `slots`, at most half full. */
-typedef struct smap_entry {
-    char *key;      /* owned, NUL-terminated after `len` bytes */
-    size_t len;     /* bytes of the key (it may hold NULs) */
-    uint64_t value; /* the caller's */
-} smap_entry;
-
-typedef struct smap {
-    smap_entry *entries; /* nentries of them, in insertion order */
-    size_t nentries;
-    size_t entries_cap;
-    uint32_t *slots; /* nslots of them: 0 empty, else entry index + 1 */
-    size_t nslots;   /* a power of two, or 0 before the first insertion */
-} smap;
-
-/* The index of `key` in m->entries, inserting it with value `value` when absent (then *added is
- * true). -1 when out of memory. */
-long smap_intern(smap *m, const void *key, size_t len, uint64_t value, bool *added);
-void smap_release(smap *m);
+/* The index of the `len` bytes at `key` in `st`, added if absent (then *added is true); -1 when
+ * out of memory. Indices are dense, in insertion order: an entry's index doubles as an id. */
+long export_intern(zwi_strtab *st, const void *key, size_t len, bool *added);
 
 /* ---- the export ---- */
 
@@ -67,10 +43,13 @@ typedef struct export_ctx {
     enum export_metric metric;
 } export_ctx;
 
-/* Each writes the whole export into `out`: 0, or ZW_EXIT_FAILURE after printing why. */
-int export_pprof(const export_ctx *x, xbuf *out);
-int export_folded(const export_ctx *x, xbuf *out);
-int export_massif(const export_ctx *x, xbuf *out);
+/* Each writes the whole export into `out`: 0, or CLI_EXIT_FAILURE after printing why. */
+int export_pprof(const export_ctx *x, zwi_cbuf *out);
+int export_folded(const export_ctx *x, zwi_cbuf *out);
+int export_massif(const export_ctx *x, zwi_cbuf *out);
+
+/* The --at set grouped by traceback, or NULL after printing why. */
+zw_stat_list *export_set_stats(const export_ctx *x);
 
 /* The frame's name in a profile: its function, or "module+0xoffset" / "file:line" without one. */
 const char *export_frame_name(const zw_frame *f, char *buf, size_t len);
@@ -81,4 +60,4 @@ const char *export_frame_name(const zw_frame *f, char *buf, size_t len);
  * [that index, i]. */
 size_t export_pc_group(const zw_traceback *tb, size_t i);
 
-#endif /* ZW_EXPORT_H */
+#endif /* CLI_EXPORT_H */

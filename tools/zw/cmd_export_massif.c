@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd_export.h"
-#include "zw.h"
 
 /* ---- heap trees ---- */
 
@@ -83,7 +83,7 @@ tree_build(mnode *root, const zw_snapshot *snap)
     zw_error err;
     zw_stat_list *stats = zw_snapshot_statistics(snap, ZW_GROUP_TRACEBACK, false, &err);
     if (stats == NULL) {
-        zw_fail("%s", err.msg);
+        cli_fail("%s", err.msg);
         return -1;
     }
     int rc = 0;
@@ -95,7 +95,7 @@ tree_build(mnode *root, const zw_snapshot *snap)
             n = child(n, zw_traceback_frame(s->traceback, k));
             if (n == NULL) {
                 rc = -1;
-                zw_fail("out of memory while building a heap tree");
+                cli_fail("out of memory while building a heap tree");
                 break;
             }
             n->bytes += s->size;
@@ -115,19 +115,19 @@ by_bytes_desc(const void *a, const void *b)
 
 /* massif's text for a frame: "0x1189: main (main.c:87)", "0x1189: ??? (in /bin/prog)". */
 static void
-put_frame(xbuf *out, const zw_frame *f)
+put_frame(zwi_cbuf *out, const zw_frame *f)
 {
-    xbuf_printf(out, " 0x%llX: %s", (unsigned long long)f->offset,
-                f->function ? f->function : "???");
+    zwi_cbuf_printf(out, " 0x%llX: %s", (unsigned long long)f->offset,
+                    f->function ? f->function : "???");
     if (f->lineno != 0)
-        xbuf_printf(out, " (%s:%u)\n", f->filename, f->lineno);
+        zwi_cbuf_printf(out, " (%s:%u)\n", f->filename, f->lineno);
     else
-        xbuf_printf(out, " (in %s)\n", f->module ? f->module : f->filename);
+        zwi_cbuf_printf(out, " (in %s)\n", f->module ? f->module : f->filename);
 }
 
 /* `n` and its significant children, depth-first, one space of indent per level. */
 static void
-put_tree(xbuf *out, mnode *n, unsigned depth, uint64_t total)
+put_tree(zwi_cbuf *out, mnode *n, unsigned depth, uint64_t total)
 {
     if (n->nkids > 1)
         qsort(n->kids, n->nkids, sizeof(*n->kids), by_bytes_desc);
@@ -141,18 +141,18 @@ put_tree(xbuf *out, mnode *n, unsigned depth, uint64_t total)
             insig_bytes += n->kids[i]->bytes;
     }
     size_t ninsig = n->nkids - nsig;
-    xbuf_printf(out, "%*sn%zu: %llu", (int)depth, "", nsig + (ninsig > 0),
-                (unsigned long long)n->bytes);
+    zwi_cbuf_printf(out, "%*sn%zu: %llu", (int)depth, "", nsig + (ninsig > 0),
+                    (unsigned long long)n->bytes);
     if (n->frame == NULL)
-        xbuf_puts(out, " (heap allocation functions) malloc/new/new[], --alloc-fns, etc.\n");
+        buf_puts(out, " (heap allocation functions) malloc/new/new[], --alloc-fns, etc.\n");
     else
         put_frame(out, n->frame);
     for (size_t i = 0; i < nsig; i++) /* sorted: the significant ones come first */
         put_tree(out, n->kids[i], depth + 1, total);
     if (ninsig > 0)
-        xbuf_printf(out, "%*sn0: %llu in %zu place%s, %sbelow massif's threshold (1.00%%)\n",
-                    (int)depth + 1, "", (unsigned long long)insig_bytes, ninsig,
-                    ninsig == 1 ? "" : "s", ninsig == 1 ? "" : "all ");
+        zwi_cbuf_printf(out, "%*sn0: %llu in %zu place%s, %sbelow massif's threshold (1.00%%)\n",
+                        (int)depth + 1, "", (unsigned long long)insig_bytes, ninsig,
+                        ninsig == 1 ? "" : "s", ninsig == 1 ? "" : "all ");
 }
 
 /* ---- snapshots ---- */
@@ -166,23 +166,23 @@ by_time(const void *a, const void *b)
 }
 
 static void
-put_header(xbuf *out, size_t num, uint64_t time_ns, uint64_t bytes)
+put_header(zwi_cbuf *out, size_t num, uint64_t time_ns, uint64_t bytes)
 {
-    xbuf_printf(out,
-                "#-----------\nsnapshot=%zu\n#-----------\ntime=%llu\nmem_heap_B=%llu\n"
-                "mem_heap_extra_B=0\nmem_stacks_B=0\n",
-                num, (unsigned long long)(time_ns / 1000000), (unsigned long long)bytes);
+    zwi_cbuf_printf(out,
+                    "#-----------\nsnapshot=%zu\n#-----------\ntime=%llu\nmem_heap_B=%llu\n"
+                    "mem_heap_extra_B=0\nmem_stacks_B=0\n",
+                    num, (unsigned long long)(time_ns / 1000000), (unsigned long long)bytes);
 }
 
 /* A detailed snapshot of set `s`. 0 or -1. */
 static int
-put_set(xbuf *out, size_t num, const zw_capture_set *s, bool peak)
+put_set(zwi_cbuf *out, size_t num, const zw_capture_set *s, bool peak)
 {
     mnode root = {0};
     int rc = tree_build(&root, s->snap);
     if (rc == 0) {
         put_header(out, num, s->time_ns, root.bytes);
-        xbuf_printf(out, "heap_tree=%s\n", peak ? "peak" : "detailed");
+        zwi_cbuf_printf(out, "heap_tree=%s\n", peak ? "peak" : "detailed");
         put_tree(out, &root, 0, root.bytes);
     }
     tree_free(&root);
@@ -190,13 +190,13 @@ put_set(xbuf *out, size_t num, const zw_capture_set *s, bool peak)
 }
 
 int
-export_massif(const export_ctx *x, xbuf *out)
+export_massif(const export_ctx *x, zwi_cbuf *out)
 {
     const zw_capture *c = x->c;
     /* the saved sets, in time order */
     const zw_capture_set **sets = malloc((c->nmarks + 2) * sizeof(*sets));
     if (sets == NULL)
-        return zw_fail("out of memory");
+        return cli_fail("out of memory");
     size_t nsets = 0;
     for (size_t i = 0; i < c->nmarks; i++)
         if (c->marks[i].snap != NULL)
@@ -207,14 +207,14 @@ export_massif(const export_ctx *x, xbuf *out)
         sets[nsets++] = &c->exit;
     qsort(sets, nsets, sizeof(*sets), by_time);
 
-    xbuf_printf(out,
-                "desc: --time-unit=ms (written by zw export from capture '%s': heap bytes "
-                "are requested sizes; extra-heap and stacks are not measured)\n",
-                x->path);
-    xbuf_puts(out, "cmd:");
+    zwi_cbuf_printf(out,
+                    "desc: --time-unit=ms (written by zw export from capture '%s': heap bytes "
+                    "are requested sizes; extra-heap and stacks are not measured)\n",
+                    x->path);
+    buf_puts(out, "cmd:");
     for (size_t i = 0; i < c->argc; i++)
-        xbuf_printf(out, " %s", c->argv[i]);
-    xbuf_puts(out, c->argc == 0 ? " (unknown)\ntime_unit: ms\n" : "\ntime_unit: ms\n");
+        zwi_cbuf_printf(out, " %s", c->argv[i]);
+    buf_puts(out, c->argc == 0 ? " (unknown)\ntime_unit: ms\n" : "\ntime_unit: ms\n");
 
     int rc = 0;
     size_t num = 0;
@@ -233,11 +233,11 @@ export_massif(const export_ctx *x, xbuf *out)
         if (smp == NULL || replaced || rc != 0)
             continue;
         put_header(out, num++, smp->time_ns, smp->heap_bytes);
-        xbuf_puts(out, "heap_tree=empty\n");
+        buf_puts(out, "heap_tree=empty\n");
     }
     free(sets);
     if (rc == 0 && num == 0) /* ms_print needs a snapshot; massif always has one */
-        return zw_fail("capture '%s' has no samples and no live set: nothing for massif to show%s",
-                       x->path, c->complete ? "" : " (the process died before writing any)");
-    return rc == 0 ? 0 : ZW_EXIT_FAILURE;
+        return cli_fail("capture '%s' has no samples and no live set: nothing for massif to show%s",
+                        x->path, c->complete ? "" : " (the process died before writing any)");
+    return rc == 0 ? 0 : CLI_EXIT_FAILURE;
 }

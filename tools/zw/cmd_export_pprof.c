@@ -17,15 +17,15 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "cli.h"
 #include "cmd_export.h"
-#include "zw.h"
 
 /* ---- protobuf wire format ---- */
 
 enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
 
 static void
-pb_varint(xbuf *b, uint64_t v)
+pb_varint(zwi_cbuf *b, uint64_t v)
 {
     unsigned char tmp[10];
     size_t n = 0;
@@ -36,12 +36,12 @@ pb_varint(xbuf *b, uint64_t v)
             tmp[n] |= 0x80;
         n++;
     } while (v != 0);
-    xbuf_add(b, tmp, n);
+    zwi_cbuf_bytes(b, tmp, n);
 }
 
 /* A varint field; proto3 leaves a zero out. int64 fields take two's complement. */
 static void
-pb_uint(xbuf *b, unsigned field, uint64_t v)
+pb_uint(zwi_cbuf *b, unsigned field, uint64_t v)
 {
     if (v == 0)
         return;
@@ -52,15 +52,15 @@ pb_uint(xbuf *b, unsigned field, uint64_t v)
 /* A length-delimited field: bytes, a string or an embedded message. Always written (an element
  * of a repeated field, such as the string table's "", counts even when empty). */
 static void
-pb_bytes(xbuf *b, unsigned field, const void *p, size_t n)
+pb_bytes(zwi_cbuf *b, unsigned field, const void *p, size_t n)
 {
     pb_varint(b, (uint64_t)field << 3 | WIRE_LEN);
     pb_varint(b, n);
-    xbuf_add(b, p, n);
+    zwi_cbuf_bytes(b, p, n);
 }
 
 static void
-pb_msg(xbuf *b, unsigned field, xbuf *m)
+pb_msg(zwi_cbuf *b, unsigned field, zwi_cbuf *m)
 {
     if (m->failed)
         b->failed = true;
@@ -70,7 +70,7 @@ pb_msg(xbuf *b, unsigned field, xbuf *m)
 
 /* A packed repeated varint field (every element, zeros included). */
 static void
-pb_packed(xbuf *b, unsigned field, const uint64_t *v, size_t n, xbuf *scratch)
+pb_packed(zwi_cbuf *b, unsigned field, const uint64_t *v, size_t n, zwi_cbuf *scratch)
 {
     scratch->len = 0;
     for (size_t i = 0; i < n; i++)
@@ -90,22 +90,22 @@ typedef struct mapping_info {
 } mapping_info;
 
 typedef struct pprof {
-    smap strings;       /* the string table: index = entry index; "" first */
-    smap functions;     /* "name\0file" -> Function; id = index + 1 */
-    smap locations;     /* location key -> Location; id = index + 1 */
-    smap mappings;      /* module path -> Mapping; id = index + 1 */
-    mapping_info *maps; /* per entry of `mappings` */
-    size_t maps_cap;    /* entries allocated in `maps` */
-    smap samples;       /* location ids (uint64 array, leaf first) -> sample index */
-    uint64_t *values;   /* NVALUES per sample */
-    size_t values_cap;  /* samples `values` has room for */
-    xbuf functions_pb;  /* encoded Function fields of the Profile, in id order */
-    xbuf locations_pb;  /* encoded Location fields, in id order */
-    xbuf msg;           /* scratch: a Location, a Sample, a Mapping, a ValueType */
-    xbuf msg2;          /* scratch: a Line, inside the Location in `msg` */
-    xbuf fmsg;          /* scratch: a Function, made while its Line is being encoded */
-    xbuf tmp;           /* scratch: a packed field */
-    bool nomem;         /* an allocation failed: the profile is incomplete */
+    zwi_strtab strings;    /* the string table: index = entry index; "" first */
+    zwi_strtab functions;  /* "name\0file" -> Function; id = index + 1 */
+    zwi_strtab locations;  /* location key -> Location; id = index + 1 */
+    zwi_strtab mappings;   /* module path -> Mapping; id = index + 1 */
+    mapping_info *maps;    /* per entry of `mappings` */
+    size_t maps_cap;       /* entries allocated in `maps` */
+    zwi_strtab samples;    /* location ids (uint64 array, leaf first) -> sample index */
+    uint64_t *values;      /* NVALUES per sample */
+    size_t values_cap;     /* samples `values` has room for */
+    zwi_cbuf functions_pb; /* encoded Function fields of the Profile, in id order */
+    zwi_cbuf locations_pb; /* encoded Location fields, in id order */
+    zwi_cbuf msg;          /* scratch: a Location, a Sample, a Mapping, a ValueType */
+    zwi_cbuf msg2;         /* scratch: a Line, inside the Location in `msg` */
+    zwi_cbuf fmsg;         /* scratch: a Function, made while its Line is being encoded */
+    zwi_cbuf tmp;          /* scratch: a packed field */
+    bool nomem;            /* an allocation failed: the profile is incomplete */
 } pprof;
 
 /* The string's index in the string table. */
@@ -113,7 +113,7 @@ static uint64_t
 str_index(pprof *p, const char *s)
 {
     bool added;
-    long i = smap_intern(&p->strings, s, strlen(s), 0, &added);
+    long i = export_intern(&p->strings, s, strlen(s), &added);
     if (i < 0) {
         p->nomem = true;
         return 0;
@@ -126,12 +126,12 @@ function_id(pprof *p, const zw_frame *f)
 {
     char buf[1024];
     const char *name = export_frame_name(f, buf, sizeof(buf));
-    xbuf key = {0};
-    xbuf_add(&key, name, strlen(name) + 1);
-    xbuf_puts(&key, f->filename);
+    zwi_cbuf key = {.raw = cli_raw()};
+    zwi_cbuf_bytes(&key, name, strlen(name) + 1);
+    buf_puts(&key, f->filename);
     bool added;
-    long i = key.failed ? -1 : smap_intern(&p->functions, key.data, key.len, 0, &added);
-    xbuf_release(&key);
+    long i = key.failed ? -1 : export_intern(&p->functions, key.data, key.len, &added);
+    zwi_cbuf_release(&key);
     if (i < 0) {
         p->nomem = true;
         return 0;
@@ -165,7 +165,7 @@ mapping_id(pprof *p, const zw_frame *f)
     if (f->module == NULL)
         return 0;
     bool added;
-    long i = smap_intern(&p->mappings, f->module, strlen(f->module), 0, &added);
+    long i = export_intern(&p->mappings, f->module, strlen(f->module), &added);
     if (i < 0) {
         p->nomem = true;
         return 0;
@@ -191,17 +191,17 @@ static uint64_t
 location_id(pprof *p, const zw_traceback *tb, size_t lo, size_t hi)
 {
     const zw_frame *holder = zw_traceback_frame(tb, lo);
-    xbuf key = {0};
-    xbuf_printf(&key, "%s%c%llx", holder->module ? holder->module : "", 0,
-                (unsigned long long)holder->offset);
+    zwi_cbuf key = {.raw = cli_raw()};
+    zwi_cbuf_printf(&key, "%s%c%llx", holder->module ? holder->module : "", 0,
+                    (unsigned long long)holder->offset);
     for (size_t k = hi + 1; k-- > lo;) {
         const zw_frame *f = zw_traceback_frame(tb, k);
-        xbuf_printf(&key, "%c%s%c%s%c%u", 0, f->function ? f->function : "", 0, f->filename, 0,
-                    f->lineno);
+        zwi_cbuf_printf(&key, "%c%s%c%s%c%u", 0, f->function ? f->function : "", 0, f->filename, 0,
+                        f->lineno);
     }
     bool added;
-    long i = key.failed ? -1 : smap_intern(&p->locations, key.data, key.len, 0, &added);
-    xbuf_release(&key);
+    long i = key.failed ? -1 : export_intern(&p->locations, key.data, key.len, &added);
+    zwi_cbuf_release(&key);
     if (i < 0) {
         p->nomem = true;
         return 0;
@@ -230,17 +230,17 @@ location_id(pprof *p, const zw_traceback *tb, size_t lo, size_t hi)
 static void
 add_sample(pprof *p, const zw_traceback *tb, bool inuse, uint64_t count, uint64_t bytes)
 {
-    xbuf ids = {0};
+    zwi_cbuf ids = {.raw = cli_raw()};
     size_t n = zw_traceback_len(tb);
     for (size_t i = n; i > 0;) { /* leaf first */
         size_t lo = export_pc_group(tb, i - 1);
         uint64_t id = location_id(p, tb, lo, i - 1);
-        xbuf_add(&ids, &id, sizeof(id));
+        zwi_cbuf_bytes(&ids, &id, sizeof(id));
         i = lo;
     }
     bool added;
-    long s = ids.failed ? -1 : smap_intern(&p->samples, ids.data, ids.len, 0, &added);
-    xbuf_release(&ids);
+    long s = ids.failed ? -1 : export_intern(&p->samples, ids.data, ids.len, &added);
+    zwi_cbuf_release(&ids);
     if (s < 0) {
         p->nomem = true;
         return;
@@ -262,22 +262,41 @@ add_sample(pprof *p, const zw_traceback *tb, bool inuse, uint64_t count, uint64_
     v[inuse ? V_INUSE_SPACE : V_ALLOC_SPACE] += bytes;
 }
 
+/* The string tables and buffers of a profile, for pprof_init and pprof_release. */
+#define PPROF_TABLES(p)                                                                            \
+    {                                                                                              \
+        &(p)->strings, &(p)->functions, &(p)->locations, &(p)->mappings, &(p)->samples             \
+    }
+#define PPROF_BUFS(p)                                                                              \
+    {                                                                                              \
+        &(p)->functions_pb, &(p)->locations_pb, &(p)->msg, &(p)->msg2, &(p)->fmsg, &(p)->tmp       \
+    }
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* An empty profile whose tables and buffers take memory from `raw`. */
+static void
+pprof_init(pprof *p, zw_raw *raw)
+{
+    *p = (pprof){0};
+    zwi_strtab *tables[] = PPROF_TABLES(p);
+    zwi_cbuf *bufs[] = PPROF_BUFS(p);
+    for (size_t i = 0; i < NELEM(tables); i++)
+        zwi_strtab_init(tables[i], raw);
+    for (size_t i = 0; i < NELEM(bufs); i++)
+        bufs[i]->raw = raw;
+}
+
 static void
 pprof_release(pprof *p)
 {
-    smap_release(&p->strings);
-    smap_release(&p->functions);
-    smap_release(&p->locations);
-    smap_release(&p->mappings);
-    smap_release(&p->samples);
+    zwi_strtab *tables[] = PPROF_TABLES(p);
+    zwi_cbuf *bufs[] = PPROF_BUFS(p);
+    for (size_t i = 0; i < NELEM(tables); i++)
+        zwi_strtab_release(tables[i]);
+    for (size_t i = 0; i < NELEM(bufs); i++)
+        zwi_cbuf_release(bufs[i]);
     free(p->maps);
     free(p->values);
-    xbuf_release(&p->functions_pb);
-    xbuf_release(&p->locations_pb);
-    xbuf_release(&p->msg);
-    xbuf_release(&p->msg2);
-    xbuf_release(&p->tmp);
-    xbuf_release(&p->fmsg);
 }
 
 /* ---- building ---- */
@@ -306,7 +325,7 @@ intern_main_module(pprof *p, const zw_capture *c)
 }
 
 static void
-add_value_type(pprof *p, xbuf *out, unsigned field, const char *type, const char *unit)
+add_value_type(pprof *p, zwi_cbuf *out, unsigned field, const char *type, const char *unit)
 {
     pb_uint(&p->msg, 1, str_index(p, type));
     pb_uint(&p->msg, 2, str_index(p, unit));
@@ -315,7 +334,7 @@ add_value_type(pprof *p, xbuf *out, unsigned field, const char *type, const char
 
 /* The Profile message, uncompressed, into `pb`. */
 static void
-encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
+encode_profile(pprof *p, const export_ctx *x, zwi_cbuf *pb)
 {
     const zw_capture *c = x->c;
     if (p->nomem) /* `maps` may lack an entry of `mappings` */
@@ -326,27 +345,27 @@ encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
                                                   {"inuse_space", "bytes"}};
     for (int t = 0; t < NVALUES; t++)
         add_value_type(p, pb, 1, types[t][0], types[t][1]);
-    for (size_t s = 0; s < p->samples.nentries; s++) {
-        const smap_entry *e = &p->samples.entries[s];
-        /* the key is the location ids, copied into memory from malloc() */
-        const uint64_t *ids = (const uint64_t *)(const void *)e->key;
-        pb_packed(&p->msg, 1, ids, e->len / sizeof(uint64_t), &p->tmp);
+    for (size_t s = 0; s < p->samples.count; s++) {
+        const char *key = p->samples.strs[s];
+        /* the key is the location ids, stored 8-byte aligned (trace_util.h) */
+        const uint64_t *ids = (const uint64_t *)(const void *)key;
+        pb_packed(&p->msg, 1, ids, zwi_strtab_len(key) / sizeof(uint64_t), &p->tmp);
         pb_packed(&p->msg, 2, &p->values[s * NVALUES], NVALUES, &p->tmp);
         pb_msg(pb, 2, &p->msg);
     }
-    for (size_t m = 0; m < p->mappings.nentries; m++) {
+    for (size_t m = 0; m < p->mappings.count; m++) {
         const mapping_info *mi = &p->maps[m];
         pb_uint(&p->msg, 1, m + 1);
         pb_uint(&p->msg, 3, mi->limit);
-        pb_uint(&p->msg, 5, str_index(p, p->mappings.entries[m].key));
+        pb_uint(&p->msg, 5, str_index(p, p->mappings.strs[m]));
         pb_uint(&p->msg, 7, mi->has_function);
         pb_uint(&p->msg, 8, mi->has_line);
         pb_uint(&p->msg, 9, mi->has_line);
         pb_uint(&p->msg, 10, mi->has_inline);
         pb_msg(pb, 3, &p->msg);
     }
-    xbuf_add(pb, p->locations_pb.data, p->locations_pb.len);
-    xbuf_add(pb, p->functions_pb.data, p->functions_pb.len);
+    zwi_cbuf_bytes(pb, p->locations_pb.data, p->locations_pb.len);
+    zwi_cbuf_bytes(pb, p->functions_pb.data, p->functions_pb.len);
     pb_uint(pb, 9, c->start_realtime_ns);
     pb_uint(pb, 10, c->totals.duration_ns);
     add_value_type(p, pb, 11, "space", "bytes");
@@ -362,8 +381,8 @@ encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
     pb_uint(pb, 14,
             str_index(p, x->metric == METRIC_ALLOCATIONS ? "alloc_objects" : "inuse_space"));
     /* last, once every string is interned */
-    for (size_t s = 0; s < p->strings.nentries; s++)
-        pb_bytes(pb, 6, p->strings.entries[s].key, p->strings.entries[s].len);
+    for (size_t s = 0; s < p->strings.count; s++)
+        pb_bytes(pb, 6, p->strings.strs[s], zwi_strtab_len(p->strings.strs[s]));
     if (p->msg.failed || p->msg2.failed || p->tmp.failed || p->fmsg.failed ||
         p->functions_pb.failed || p->locations_pb.failed)
         p->nomem = true;
@@ -371,7 +390,7 @@ encode_profile(pprof *p, const export_ctx *x, xbuf *pb)
 
 /* gzip (RFC 1952) of `in`, appended to `out`. 0 or -1. */
 static int
-gzip_into(const xbuf *in, xbuf *out)
+gzip_into(const zwi_cbuf *in, zwi_cbuf *out)
 {
     z_stream z = {0};
     if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -386,7 +405,7 @@ gzip_into(const xbuf *in, xbuf *out)
     z.next_out = dst;
     z.avail_out = (uInt)bound;
     if (in->len <= UINT32_MAX && bound <= UINT32_MAX && deflate(&z, Z_FINISH) == Z_STREAM_END) {
-        xbuf_add(out, dst, z.total_out);
+        zwi_cbuf_bytes(out, dst, z.total_out);
         rc = out->failed ? -1 : 0;
     }
     free(dst);
@@ -396,27 +415,25 @@ out_end:
 }
 
 int
-export_pprof(const export_ctx *x, xbuf *out)
+export_pprof(const export_ctx *x, zwi_cbuf *out)
 {
     const zw_capture *c = x->c;
     if (c->sites == NULL)
-        return zw_fail("capture '%s' has no allocation sites, so no alloc_* figures%s", x->path,
-                       c->complete ? "" : " (the process died before writing them)");
-    pprof p = {0};
-    xbuf pb = {0};
-    int rc = ZW_EXIT_FAILURE;
+        return cli_fail("capture '%s' has no allocation sites, so no alloc_* figures%s", x->path,
+                        c->complete ? "" : " (the process died before writing them)");
+    pprof p;
+    pprof_init(&p, cli_raw());
+    zwi_cbuf pb = {.raw = cli_raw()};
+    int rc = CLI_EXIT_FAILURE;
     str_index(&p, ""); /* index 0, as profile.proto requires */
     intern_main_module(&p, c);
     for (size_t i = 0; i < zw_snapshot_len(c->sites); i++) {
         zw_trace_info t = zw_snapshot_trace(c->sites, i);
         add_sample(&p, t.traceback, false, c->site_counts[i], t.size);
     }
-    zw_error err;
-    zw_stat_list *stats = zw_snapshot_statistics(x->set->snap, ZW_GROUP_TRACEBACK, false, &err);
-    if (stats == NULL) {
-        zw_fail("%s", err.msg);
+    zw_stat_list *stats = export_set_stats(x);
+    if (stats == NULL)
         goto out_release;
-    }
     for (size_t i = 0; i < zw_stat_list_len(stats); i++) {
         const zw_statistic *s = zw_stat_list_get(stats, i);
         add_sample(&p, s->traceback, true, s->count, s->size);
@@ -424,12 +441,12 @@ export_pprof(const export_ctx *x, xbuf *out)
     zw_stat_list_free(stats);
     encode_profile(&p, x, &pb);
     if (p.nomem || pb.failed || gzip_into(&pb, out) != 0) {
-        zw_fail("out of memory while encoding the profile of '%s'", x->path);
+        cli_fail("out of memory while encoding the profile of '%s'", x->path);
         goto out_release;
     }
     rc = 0;
 out_release:
-    xbuf_release(&pb);
+    zwi_cbuf_release(&pb);
     pprof_release(&p);
     return rc;
 }

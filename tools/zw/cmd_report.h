@@ -1,7 +1,7 @@
 /* tools/zw/cmd_report.h - what cmd_report.c (the command: options, files, the HTML page) and
  * cmd_report_json.c (the data the page shows) share. See docs/report.md. */
-#ifndef ZW_CMD_REPORT_H
-#define ZW_CMD_REPORT_H
+#ifndef CLI_CMD_REPORT_H
+#define CLI_CMD_REPORT_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -13,10 +13,7 @@
  * so that the text can sit inside an HTML <script> element. Aggregates by allocation site in C:
  * the size of the output grows with the number of sites kept (at most `max_entries` per live
  * set), never with the number of blocks. 0, or -1 with a message in `err`. */
-int zw_report_write_json(FILE *out, const zw_capture *const *caps, const char *const *paths,
-                         size_t n, size_t max_entries, zw_error *err);
+int cli_report_write_json(FILE *out, const zw_capture *const *caps, const char *const *paths,
+                          size_t n, size_t max_entries, zw_error *err);
 
-/* A JSON string literal of `s` that is also safe inside <script> ("null" for NULL). */
-void zw_report_json_string(const char *s, FILE *out);
-
-#endif /* ZW_CMD_REPORT_H */
+#endif /* CLI_CMD_REPORT_H */

@@ -3,11 +3,13 @@
  * sites and never the number of blocks or allocations.
  *
  * Three tables are shared by every process: `strings` (function, file and module names),
- * `frames` ([function, file, line, module, inlined], names as indices into strings, -1 for
- * none) and `sites` (tracebacks: frame indices, OLDEST first, as zw_traceback). A live set, the
- * allocation counts, and any later per-sample live delta, are lists of [site, a, b] entries that
- * point into `sites`. Invariant: an id handed out by intern_*() indexes its table, and equal keys
- * get equal ids. The layout is docs/report.md#data. */
+ * `frames` ([function, file, line, module, inlined, offset], names as indices into strings, -1
+ * for none) and `sites` (tracebacks: frame indices, OLDEST first, as zw_traceback). A live set,
+ * the allocation counts, and any later per-sample live delta, are lists of [site, a, b] entries
+ * that point into `sites`. A kept live set carries its rows by traceback, line and file as
+ * `zw top` computes them (zw_snapshot_statistics), so the page groups nothing itself for them.
+ * Invariant: an id handed out by intern_*() indexes its table, and equal keys get equal ids. The
+ * layout is docs/report.md#data. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,8 +18,9 @@
 
 #include <zerowaste/common.h>
 
+#include "cli.h"
 #include "cmd_report.h"
-#include "zw.h"
+#include "trace_util.h"
 
 #define NO_ID      UINT32_MAX /* a NULL string */
 #define MAX_POINTS 4000       /* samples kept for the chart; more are thinned, keeping maxima */
@@ -27,115 +30,56 @@
     20000 /* sites kept over all live sets of a process (5000 at most per set,                     \
            * 500 at least) */
 
-/* ---- interning: open-addressing sets of ids, the keys kept in the model's arrays ---- */
+/* ---- interning: the trace layer's string tables (trace_util.h), keyed by records ---- */
 
-/* cap is 0 or a power of two with 2 * len <= cap; slots[i].id1 is an id + 1, 0 when empty. */
-typedef struct slot {
-    uint32_t id1;
-    uint32_t hash; /* of the key, to rebuild without rehashing */
-} slot;
-
-typedef struct idset {
-    slot *slots;
-    size_t cap;
-    size_t len;
-} idset;
-
+/* A frame as the report keys it: as the statistics of stats.c tell frames apart, a frame without
+ * a line keeps its offset in its module (two such frames of one function are two places). No
+ * padding, so that its bytes are a key. */
 typedef struct frame_key {
+    uint64_t offset;   /* in `module`, for a frame without a line; 0 otherwise */
     uint32_t function; /* string ids, NO_ID when unknown */
     uint32_t file;
     uint32_t module;
     uint32_t line;
     uint32_t inlined; /* 0 or 1 */
+    uint32_t zero;    /* 0: the key's padding */
 } frame_key;
 
-/* Everything interned so far, for every process of the report. */
+/* Everything interned so far, for every process of the report: strings (function, file and
+ * module names), frames (frame_key records) and sites (arrays of frame ids, oldest first). An id
+ * is an index into its table; equal keys get equal ids. */
 typedef struct model {
-    idset string_ids;
-    const char **strings; /* borrowed from the captures, which outlive the model */
-    size_t nstrings;
-    size_t strings_cap;
-    idset frame_ids;
-    frame_key *frames;
-    size_t nframes;
-    size_t frames_cap;
-    idset site_ids;
-    uint32_t *site_frames; /* every site's frame ids, site after site */
-    size_t nsite_frames;
-    size_t site_frames_cap;
-    size_t *site_start; /* site i is site_frames[site_start[i] .. site_start[i + 1]) */
-    size_t nsites;
-    size_t sites_cap;  /* site_start has sites_cap + 1 entries */
-    uint32_t *scratch; /* one traceback's frame ids while it is interned */
-    size_t scratch_cap;
+    zwi_strtab strings;
+    zwi_strtab frames;
+    zwi_strtab sites;
+    zwi_cbuf scratch; /* one traceback's frame ids while it is interned */
 } model;
 
-static uint32_t
-hash_bytes(uint64_t h, const void *data, size_t len)
+static void
+model_init(model *m)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull; /* FNV-1a */
-    }
-    return (uint32_t)(h ^ (h >> 32));
+    zw_raw *raw = cli_raw();
+    zwi_strtab_init(&m->strings, raw);
+    zwi_strtab_init(&m->frames, raw);
+    zwi_strtab_init(&m->sites, raw);
+    m->scratch = (zwi_cbuf){.raw = raw};
 }
 
-#define HASH_SEED 0xcbf29ce484222325ull
+static void
+model_release(model *m)
+{
+    zwi_strtab_release(&m->strings);
+    zwi_strtab_release(&m->frames);
+    zwi_strtab_release(&m->sites);
+    zwi_cbuf_release(&m->scratch);
+}
 
-/* Room for one more id: doubles the table (and rebuilds it) when it would be half full. */
+/* The id of `len` bytes at `key` in `st`: 0, or -1 when out of memory. */
 static int
-idset_reserve(idset *s)
+intern(zwi_strtab *st, const void *key, size_t len, uint32_t *out)
 {
-    if (2 * (s->len + 1) <= s->cap)
-        return 0;
-    size_t cap = s->cap ? 2 * s->cap : 256;
-    slot *slots = calloc(cap, sizeof(*slots));
-    if (slots == NULL)
-        return -1;
-    for (size_t i = 0; i < s->cap; i++) {
-        if (s->slots[i].id1 == 0)
-            continue;
-        size_t j = s->slots[i].hash & (cap - 1);
-        while (slots[j].id1 != 0)
-            j = (j + 1) & (cap - 1);
-        slots[j] = s->slots[i];
-    }
-    free(s->slots);
-    s->slots = slots;
-    s->cap = cap;
-    return 0;
+    return zwi_strtab_add(st, key, len, out) != NULL ? 0 : -1;
 }
-
-/* Grows `*arr` (of `*cap` elements of `size` bytes) to hold at least `need`. */
-static int
-grow(void *arr, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*(void **)arr, n * size);
-    if (p == NULL)
-        return -1;
-    *(void **)arr = p;
-    *cap = n;
-    return 0;
-}
-
-/* The slot of the key hashing to `h` for which same(id) holds, or the empty slot where it goes. */
-#define IDSET_PROBE(s, h, same)                                                                    \
-    __extension__({                                                                                \
-        size_t j_ = (h) & ((s)->cap - 1);                                                          \
-        while ((s)->slots[j_].id1 != 0) {                                                          \
-            uint32_t id = (s)->slots[j_].id1 - 1;                                                  \
-            if ((s)->slots[j_].hash == (h) && (same))                                              \
-                break;                                                                             \
-            j_ = (j_ + 1) & ((s)->cap - 1);                                                        \
-        }                                                                                          \
-        j_;                                                                                        \
-    })
 
 static int
 intern_string(model *m, const char *str, uint32_t *out)
@@ -144,60 +88,19 @@ intern_string(model *m, const char *str, uint32_t *out)
         *out = NO_ID;
         return 0;
     }
-    if (idset_reserve(&m->string_ids) != 0)
-        return -1;
-    uint32_t h = hash_bytes(HASH_SEED, str, strlen(str));
-    size_t j = IDSET_PROBE(&m->string_ids, h, strcmp(m->strings[id], str) == 0);
-    if (m->string_ids.slots[j].id1 != 0) {
-        *out = m->string_ids.slots[j].id1 - 1;
-        return 0;
-    }
-    if (grow(&m->strings, &m->strings_cap, m->nstrings + 1, sizeof(*m->strings)) != 0)
-        return -1;
-    m->strings[m->nstrings] = str;
-    m->string_ids.slots[j] = (slot){(uint32_t)m->nstrings + 1, h};
-    m->string_ids.len++;
-    *out = (uint32_t)m->nstrings++;
-    return 0;
-}
-
-static bool
-same_frame(const frame_key *a, const frame_key *b)
-{
-    return a->function == b->function && a->file == b->file && a->module == b->module &&
-           a->line == b->line && a->inlined == b->inlined;
+    return intern(&m->strings, str, strlen(str), out);
 }
 
 static int
 intern_frame(model *m, const zw_frame *f, uint32_t *out)
 {
     frame_key k = {.line = f->lineno, .inlined = f->inlined};
+    if (f->lineno == 0 && f->module != NULL)
+        k.offset = f->offset;
     if (intern_string(m, f->function, &k.function) != 0 ||
         intern_string(m, f->filename, &k.file) != 0 || intern_string(m, f->module, &k.module) != 0)
         return -1;
-    if (idset_reserve(&m->frame_ids) != 0)
-        return -1;
-    uint32_t h = hash_bytes(HASH_SEED, &k, sizeof(k));
-    size_t j = IDSET_PROBE(&m->frame_ids, h, same_frame(&m->frames[id], &k));
-    if (m->frame_ids.slots[j].id1 != 0) {
-        *out = m->frame_ids.slots[j].id1 - 1;
-        return 0;
-    }
-    if (grow(&m->frames, &m->frames_cap, m->nframes + 1, sizeof(*m->frames)) != 0)
-        return -1;
-    m->frames[m->nframes] = k;
-    m->frame_ids.slots[j] = (slot){(uint32_t)m->nframes + 1, h};
-    m->frame_ids.len++;
-    *out = (uint32_t)m->nframes++;
-    return 0;
-}
-
-static bool
-same_site(const model *m, uint32_t id, const uint32_t *frames, size_t n)
-{
-    size_t start = m->site_start[id];
-    return m->site_start[id + 1] - start == n &&
-           memcmp(m->site_frames + start, frames, n * sizeof(*frames)) == 0;
+    return intern(&m->frames, &k, sizeof(k), out);
 }
 
 /* The site of traceback `tb`: its frames interned, oldest first. */
@@ -205,66 +108,19 @@ static int
 intern_site(model *m, const zw_traceback *tb, uint32_t *out)
 {
     size_t n = zw_traceback_len(tb);
-    if (grow(&m->scratch, &m->scratch_cap, n + 1, sizeof(*m->scratch)) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (intern_frame(m, zw_traceback_frame(tb, i), &m->scratch[i]) != 0)
+    m->scratch.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id;
+        if (intern_frame(m, zw_traceback_frame(tb, i), &id) != 0)
             return -1;
-    if (idset_reserve(&m->site_ids) != 0)
-        return -1;
-    uint32_t h = hash_bytes(HASH_SEED, m->scratch, n * sizeof(*m->scratch));
-    size_t j = IDSET_PROBE(&m->site_ids, h, same_site(m, id, m->scratch, n));
-    if (m->site_ids.slots[j].id1 != 0) {
-        *out = m->site_ids.slots[j].id1 - 1;
-        return 0;
+        zwi_cbuf_bytes(&m->scratch, &id, sizeof(id));
     }
-    if (grow(&m->site_frames, &m->site_frames_cap, m->nsite_frames + n, sizeof(*m->site_frames)) !=
-            0 ||
-        grow(&m->site_start, &m->sites_cap, m->nsites + 2, sizeof(*m->site_start)) != 0)
+    if (m->scratch.failed)
         return -1;
-    memcpy(m->site_frames + m->nsite_frames, m->scratch, n * sizeof(*m->scratch));
-    m->site_start[m->nsites] = m->nsite_frames;
-    m->nsite_frames += n;
-    m->site_start[m->nsites + 1] = m->nsite_frames;
-    m->site_ids.slots[j] = (slot){(uint32_t)m->nsites + 1, h};
-    m->site_ids.len++;
-    *out = (uint32_t)m->nsites++;
-    return 0;
-}
-
-static void
-model_release(model *m)
-{
-    free(m->string_ids.slots);
-    free(m->strings);
-    free(m->frame_ids.slots);
-    free(m->frames);
-    free(m->site_ids.slots);
-    free(m->site_frames);
-    free(m->site_start);
-    free(m->scratch);
+    return intern(&m->sites, n > 0 ? (const char *)m->scratch.data : "", n * sizeof(uint32_t), out);
 }
 
 /* ---- JSON ---- */
-
-void
-zw_report_json_string(const char *s, FILE *out)
-{
-    if (s == NULL) {
-        fputs("null", out);
-        return;
-    }
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') /* no "</script>" */
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
 
 static void
 json_id(uint32_t id, FILE *out)
@@ -275,11 +131,18 @@ json_id(uint32_t id, FILE *out)
         fprintf(out, "%" PRIu32, id);
 }
 
-/* Seconds with microseconds: times are nanoseconds since the process started tracing. */
+static void
+json_string(const char *s, FILE *out)
+{
+    const cli_json j = {out, true}; /* the data sits inside <script> */
+    cli_json_string(&j, s);
+}
+
 static void
 json_seconds(uint64_t ns, FILE *out)
 {
-    fprintf(out, "%.6f", (double)ns / 1e9);
+    const cli_json j = {out, true};
+    cli_json_seconds(&j, ns);
 }
 
 static const char *
@@ -337,28 +200,21 @@ write_samples(const zw_capture *c, FILE *out)
     fputc('}', out);
 }
 
-/* A live set grouped by traceback: the `max_entries` largest as [site, bytes, blocks], the rest
- * summed in "other": [bytes, blocks, sites]. */
+/* The rows of `set` grouped by `group`, as zw top computes them (zw_snapshot_statistics): the
+ * `max_entries` largest as [site, bytes, blocks] in the list's order, a site standing for the
+ * group's key (for lineno and filename a one-frame site), then the totals and the rest summed in
+ * "other": [bytes, blocks, rows]. */
 static int
-write_set(model *m, const zw_capture_set *set, const char *kind, size_t max_entries, FILE *out,
-          zw_error *err)
+write_rows(model *m, const zw_snapshot *snap, zw_group group, size_t max_entries, FILE *out,
+           zw_error *err)
 {
-    fputs("{\"label\": ", out);
-    zw_report_json_string(set->label, out);
-    fprintf(out, ", \"kind\": \"%s\", \"t\": ", kind);
-    json_seconds(set->time_ns, out);
-    fprintf(out, ", \"heap_bytes\": %" PRIu64, set->heap_bytes);
-    if (set->snap == NULL) {
-        fputs(", \"entries\": null}", out);
-        return 0;
-    }
-    zw_stat_list *list = zw_snapshot_statistics(set->snap, ZW_GROUP_TRACEBACK, false, err);
+    zw_stat_list *list = zw_snapshot_statistics(snap, group, false, err);
     if (list == NULL)
         return -1;
     int status = -1;
     size_t n = zw_stat_list_len(list);
     size_t bytes = 0, blocks = 0, other_bytes = 0, other_blocks = 0;
-    fputs(", \"entries\": [", out);
+    fputs("\"entries\": [", out);
     for (size_t i = 0; i < n; i++) {
         const zw_statistic *s = zw_stat_list_get(list, i);
         bytes += s->size;
@@ -375,12 +231,40 @@ write_set(model *m, const zw_capture_set *set, const char *kind, size_t max_entr
         }
         fprintf(out, "%s[%" PRIu32 ",%zu,%zu]", i ? "," : "", site, s->size, s->count);
     }
-    fprintf(out, "], \"bytes\": %zu, \"blocks\": %zu, \"other\": [%zu,%zu,%zu]}", bytes, blocks,
+    fprintf(out, "], \"bytes\": %zu, \"blocks\": %zu, \"other\": [%zu,%zu,%zu]", bytes, blocks,
             other_bytes, other_blocks, n > max_entries ? n - max_entries : 0);
     status = 0;
 out_free:
     zw_stat_list_free(list);
     return status;
+}
+
+/* A live set: its rows by traceback ("entries", the sites the flame graph draws) and, in "by",
+ * its rows by line and by file. */
+static int
+write_set(model *m, const zw_capture_set *set, const char *kind, size_t max_entries, FILE *out,
+          zw_error *err)
+{
+    fputs("{\"label\": ", out);
+    json_string(set->label, out);
+    fprintf(out, ", \"kind\": \"%s\", \"t\": ", kind);
+    json_seconds(set->time_ns, out);
+    fprintf(out, ", \"heap_bytes\": %" PRIu64, set->heap_bytes);
+    if (set->snap == NULL) {
+        fputs(", \"entries\": null}", out);
+        return 0;
+    }
+    fputs(", ", out);
+    if (write_rows(m, set->snap, ZW_GROUP_TRACEBACK, max_entries, out, err) != 0)
+        return -1;
+    fputs(",\n\"by\": {\"lineno\": {", out);
+    if (write_rows(m, set->snap, ZW_GROUP_LINENO, max_entries, out, err) != 0)
+        return -1;
+    fputs("}, \"filename\": {", out);
+    if (write_rows(m, set->snap, ZW_GROUP_FILENAME, max_entries, out, err) != 0)
+        return -1;
+    fputs("}}}", out);
+    return 0;
 }
 
 /* ---- per-site counts and steps: indices into the capture's `sites` ---- */
@@ -676,11 +560,11 @@ write_process(model *m, const zw_capture *c, const char *path, double offset, si
               FILE *out, zw_error *err)
 {
     fputs("{\"path\": ", out);
-    zw_report_json_string(path, out);
+    json_string(path, out);
     fprintf(out, ", \"pid\": %" PRIu32 ", \"ppid\": %" PRIu32 ", \"argv\": [", c->pid, c->ppid);
     for (size_t i = 0; i < c->argc; i++) {
         fputs(i ? ", " : "", out);
-        zw_report_json_string(c->argv[i], out);
+        json_string(c->argv[i], out);
     }
     fprintf(out, "], \"complete\": %s, \"interval_ms\": %" PRIu32 ", \"nframe\": %" PRIu32,
             c->complete ? "true" : "false", c->interval_ms, c->nframe);
@@ -689,7 +573,7 @@ write_process(model *m, const zw_capture *c, const char *path, double offset, si
             c->has_totals ? c->totals.code : 0);
     if (c->has_totals && c->totals.end == ZW_CAPTURE_END_SIGNAL) {
         fputs(", \"signal\": ", out);
-        zw_report_json_string(strsignal(c->totals.code), out);
+        json_string(strsignal(c->totals.code), out);
     }
     if (c->has_totals) {
         const zw_capture_totals *t = &c->totals;
@@ -735,43 +619,50 @@ static void
 write_tables(const model *m, FILE *out)
 {
     fputs("\"strings\": [", out);
-    for (size_t i = 0; i < m->nstrings; i++) {
+    for (size_t i = 0; i < m->strings.count; i++) {
         fputs(i ? "," : "", out);
-        zw_report_json_string(m->strings[i], out);
+        json_string(m->strings.strs[i], out);
     }
     fputs("],\n\"frames\": [", out);
-    for (size_t i = 0; i < m->nframes; i++) {
-        const frame_key *f = &m->frames[i];
+    for (size_t i = 0; i < m->frames.count; i++) {
+        frame_key f;
+        memcpy(&f, m->frames.strs[i], sizeof(f));
         fputs(i ? ",[" : "[", out);
-        json_id(f->function, out);
+        json_id(f.function, out);
         fputc(',', out);
-        json_id(f->file, out);
-        fprintf(out, ",%" PRIu32 ",", f->line);
-        json_id(f->module, out);
-        fprintf(out, ",%" PRIu32 "]", f->inlined);
+        json_id(f.file, out);
+        fprintf(out, ",%" PRIu32 ",", f.line);
+        json_id(f.module, out);
+        fprintf(out, ",%" PRIu32 ",%" PRIu64 "]", f.inlined, f.offset);
     }
     fputs("],\n\"sites\": [", out);
-    for (size_t i = 0; i < m->nsites; i++) {
+    for (size_t i = 0; i < m->sites.count; i++) {
+        const char *key = m->sites.strs[i];
+        size_t n = zwi_strtab_len(key) / sizeof(uint32_t);
         fputs(i ? ",[" : "[", out);
-        for (size_t k = m->site_start[i]; k < m->site_start[i + 1]; k++)
-            fprintf(out, "%s%" PRIu32, k > m->site_start[i] ? "," : "", m->site_frames[k]);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t id;
+            memcpy(&id, key + k * sizeof(id), sizeof(id));
+            fprintf(out, "%s%" PRIu32, k > 0 ? "," : "", id);
+        }
         fputc(']', out);
     }
     fputs("]", out);
 }
 
 int
-zw_report_write_json(FILE *out, const zw_capture *const *caps, const char *const *paths, size_t n,
-                     size_t max_entries, zw_error *err)
+cli_report_write_json(FILE *out, const zw_capture *const *caps, const char *const *paths, size_t n,
+                      size_t max_entries, zw_error *err)
 {
-    model m = {0};
+    model m;
+    model_init(&m);
     int status = -1;
     fprintf(out,
             "{\"format\": 1, \"generator\": \"zw %s\", \"max_entries\": %zu,\n\"processes\": [",
             zw_version(), max_entries);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n" : "\n", out);
-        /* seconds from the start of caps[0] to this process's start (as zw_tree_offset) */
+        /* seconds from the start of caps[0] to this process's start (as cli_tree_offset) */
         double offset =
             ((double)caps[i]->start_realtime_ns - (double)caps[0]->start_realtime_ns) / 1e9;
         if (write_process(&m, caps[i], paths[i], offset, max_entries, out, err) != 0)

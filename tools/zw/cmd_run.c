@@ -12,9 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "zw.h"
+#include "cli.h"
 
-static const char help[] =
+const char cli_help_run[] =
     "usage: zw run [options] [--] PROGRAM [ARGS...]\n"
     "\n"
     "Run PROGRAM with libzwpreload.so, which records every malloc-family call, and print a\n"
@@ -86,7 +86,7 @@ prepare_output(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return zw_fail("cannot create the capture '%s': %s", path, strerror(errno));
+        return cli_fail("cannot create the capture '%s': %s", path, strerror(errno));
     close(fd);
     unlink(path);
     for (int i = 1; i < 1000; i++) {
@@ -104,12 +104,12 @@ static zw_capture *
 main_capture(const char *path, char *used, size_t len)
 {
     if (access(path, F_OK) != 0) {
-        zw_fail("the program wrote no capture '%s': is it statically linked or set-user-ID "
-                "(LD_PRELOAD is ignored then), or did it close the capture's descriptor?",
-                path);
+        cli_fail("the program wrote no capture '%s': is it statically linked or set-user-ID "
+                 "(LD_PRELOAD is ignored then), or did it close the capture's descriptor?",
+                 path);
         return NULL;
     }
-    zw_capture *c = zw_load(path);
+    zw_capture *c = cli_load(path);
     snprintf(used, len, "%s", path);
     for (int i = 1; c != NULL && (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < 1000;
          i++) {
@@ -139,17 +139,17 @@ summarize(const char *first)
     char a[32], b[32];
     const zw_capture_totals *t = &c->totals;
     size_t leaked = 0, blocks = 0;
-    zw_snapshot_totals(c->exit.snap, &leaked, &blocks);
-    fprintf(stderr, "zw: peak         %s at %.3f s\n", zw_size(a, (long long)t->peak_bytes, false),
+    cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
+    fprintf(stderr, "zw: peak         %s at %.3f s\n", cli_size(a, (long long)t->peak_bytes, false),
             (double)t->peak_time_ns / 1e9);
     if (c->exit.snap != NULL)
         fprintf(stderr, "zw: leaks        %s in %zu blocks at exit\n",
-                zw_size(a, (long long)leaked, false), blocks);
+                cli_size(a, (long long)leaked, false), blocks);
     else
         fprintf(stderr, "zw: leaks        unknown: the process died before writing them\n");
     fprintf(stderr, "zw: allocations  %llu (%llu frees), %s in all\n",
             (unsigned long long)t->allocations, (unsigned long long)t->frees,
-            zw_size(b, (long long)t->bytes_allocated, false));
+            cli_size(b, (long long)t->bytes_allocated, false));
     fprintf(stderr, "zw: temporary    %llu (%.1f%% of allocations)\n",
             (unsigned long long)t->temporary,
             t->allocations ? 100.0 * (double)t->temporary / (double)t->allocations : 0.0);
@@ -171,67 +171,32 @@ summarize(const char *first)
 }
 
 int
-cmd_run(int argc, char **argv)
+cmd_run(const cli_command *c, const cli_opts *o)
 {
-    zw_args a = {.cmd = "run", .argc = argc, .argv = argv, .i = 1};
-    const char *output = NULL;
-    unsigned long nframe = 0, interval = 0;
-    bool follow_fork = false, no_follow_exec = false, quiet = false;
-    while (a.i < argc && !a.bad) {
-        const char *arg = argv[a.i];
-        if (strcmp(arg, "--") == 0) {
-            a.i++;
-            break;
-        }
-        if (arg[0] != '-')
-            break;
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            fputs(help, stdout);
-            return 0;
-        }
-        if (zw_opt(&a, "-o", true) || zw_opt(&a, "--output", true)) {
-            output = a.value;
-        } else if (zw_opt(&a, "--nframe", true)) {
-            if (!a.bad)
-                zw_opt_uint(&a, 1, ZW_TRACE_MAX_NFRAME, &nframe);
-        } else if (zw_opt(&a, "--interval", true)) {
-            if (!a.bad)
-                zw_opt_uint(&a, 1, 3600000, &interval);
-        } else if (zw_opt(&a, "--follow-fork", false)) {
-            follow_fork = true;
-        } else if (zw_opt(&a, "--no-follow-exec", false)) {
-            no_follow_exec = true;
-        } else if (zw_opt(&a, "-q", false) || zw_opt(&a, "--quiet", false)) {
-            quiet = true;
-        } else {
-            return zw_usage("run", "unknown option '%s'", arg);
-        }
-    }
-    if (a.bad)
-        return ZW_EXIT_USAGE;
-    if (a.i >= argc)
-        return zw_usage("run", "no program to run");
+    const char *output = o->output;
+    unsigned long nframe = o->nframe, interval = o->interval;
+    bool follow_fork = o->follow_fork, no_follow_exec = o->no_follow_exec, quiet = o->quiet;
     if (output != NULL && output[0] == '\0')
-        return zw_usage("run", "the output file name is empty");
+        return cli_usage("run", "the output file name is empty");
     char pbuf[PATH_MAX];
     const char *preload = find_preload(pbuf, sizeof(pbuf));
     if (preload == NULL)
-        return zw_fail("cannot find libzwpreload.so (beside zw, in %s, or in $ZW_PRELOAD)",
-                       ZW_PRELOAD_INSTALLED);
+        return cli_fail("cannot find libzwpreload.so (beside zw, in %s, or in $ZW_PRELOAD)",
+                        ZW_PRELOAD_INSTALLED);
     char abs_preload[PATH_MAX];
     if (realpath(preload, abs_preload) == NULL)
-        return zw_fail("cannot find libzwpreload.so: '%s': %s", preload, strerror(errno));
+        return cli_fail("cannot find libzwpreload.so: '%s': %s", preload, strerror(errno));
     const char *pattern = output != NULL ? output : "zw.%p.zwc";
     bool per_pid = strstr(pattern, "%p") != NULL;
     char path[PATH_MAX];
     if (!per_pid) {
         snprintf(path, sizeof(path), "%s", pattern);
         if (prepare_output(path) != 0)
-            return ZW_EXIT_FAILURE;
+            return CLI_EXIT_FAILURE;
     } else {
         expand(path, sizeof(path), pattern, (long)getpid());
         if (prepare_output(path) != 0) /* the directory must be writable */
-            return ZW_EXIT_FAILURE;
+            return CLI_EXIT_FAILURE;
     }
 
     /* a terminal's ^C and ^\ go to the program; zw stays to write the summary */
@@ -242,10 +207,10 @@ cmd_run(int argc, char **argv)
     fflush(NULL);
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0)
-        return zw_fail("cannot start '%s': %s", argv[a.i], strerror(errno));
+        return cli_fail("cannot start '%s': %s", o->program[0], strerror(errno));
     pid_t pid = fork();
     if (pid < 0)
-        return zw_fail("cannot start '%s': %s", argv[a.i], strerror(errno));
+        return cli_fail("cannot start '%s': %s", o->program[0], strerror(errno));
     if (pid == 0) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGQUIT, &old_quit, NULL);
@@ -278,7 +243,7 @@ cmd_run(int argc, char **argv)
         }
         setenv("ZW_FOLLOW_FORK", follow_fork ? "1" : "0", 1);
         setenv("ZW_FOLLOW_EXEC", no_follow_exec ? "0" : "1", 1);
-        execvp(argv[a.i], argv + a.i);
+        execvp(o->program[0], o->program);
         int e = errno;
         (void)!write(ready[1], &e, sizeof(e));
         _exit(127);
@@ -293,7 +258,7 @@ cmd_run(int argc, char **argv)
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     if (got == (ssize_t)sizeof(exec_errno)) {
-        zw_fail("cannot run '%s': %s", argv[a.i], strerror(exec_errno));
+        cli_fail("cannot run '%s': %s", o->program[0], strerror(exec_errno));
         return exec_errno == ENOENT ? 127 : 126;
     }
     if (per_pid)

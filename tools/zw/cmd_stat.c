@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "zw.h"
+#include "cli.h"
 
-static const char help[] =
+const char cli_help_stat[] =
     "usage: zw stat [--json] [--series] [--pid PID] [--only] FILE\n"
     "\n"
     "The figures of capture FILE: allocations, frees, temporary allocations, bytes allocated,\n"
@@ -52,19 +52,20 @@ print_members(const zw_capture *c, const char *path)
 {
     const zw_capture_totals *t = &c->totals;
     size_t leaked = 0, blocks = 0;
-    zw_snapshot_totals(c->exit.snap, &leaked, &blocks);
+    cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
     uint64_t max_rss = 0;
     for (size_t i = 0; i < c->nsamples; i++)
         max_rss = c->samples[i].rss_bytes > max_rss ? c->samples[i].rss_bytes : max_rss;
     FILE *o = stdout;
+    const cli_json j = {o, false};
     fputs("\"capture\": ", o);
-    zw_json_string(path, o);
+    cli_json_string(&j, path);
     fprintf(o, ", \"complete\": %s, \"pid\": %" PRIu32 ", \"ppid\": %" PRIu32,
             c->complete ? "true" : "false", c->pid, c->ppid);
     fputs(", \"command\": [", o);
     for (size_t i = 0; i < c->argc; i++) {
         fputs(i ? ", " : "", o);
-        zw_json_string(c->argv[i], o);
+        cli_json_string(&j, c->argv[i]);
     }
     fputs("]", o);
     fprintf(o,
@@ -88,7 +89,7 @@ print_members(const zw_capture *c, const char *path)
     for (size_t i = 0; i < c->nmarks; i++) {
         fputs(i ? ", " : "", o);
         fputs("{\"label\": ", o);
-        zw_json_string(c->marks[i].label, o);
+        cli_json_string(&j, c->marks[i].label);
         fprintf(o, ", \"time_s\": %.6f, \"bytes\": %" PRIu64 "}", (double)c->marks[i].time_ns / 1e9,
                 c->marks[i].heap_bytes);
     }
@@ -109,7 +110,7 @@ typedef struct set_figures {
 } set_figures;
 
 static set_figures
-whole(const zw_tree *t)
+whole(const cli_tree *t)
 {
     set_figures f = {.leaks_known = true, .complete = true};
     for (size_t i = 0; i < t->n; i++) {
@@ -122,10 +123,10 @@ whole(const zw_tree *t)
             f.t.peak_bytes = c->totals.peak_bytes;
             f.peak_proc = i;
         }
-        double end = zw_tree_offset(t, i) + (double)c->totals.duration_ns / 1e9;
+        double end = cli_tree_offset(t, i) + (double)c->totals.duration_ns / 1e9;
         f.duration_s = end > f.duration_s ? end : f.duration_s;
         size_t bytes = 0, blocks = 0;
-        zw_snapshot_totals(c->exit.snap, &bytes, &blocks);
+        cli_snapshot_totals(c->exit.snap, &bytes, &blocks);
         f.leaked += bytes;
         f.leaked_blocks += blocks;
         f.leaks_known &= c->exit.snap != NULL;
@@ -141,9 +142,10 @@ whole(const zw_tree *t)
 }
 
 static void
-print_json(const zw_tree *t)
+print_json(const cli_tree *t)
 {
     FILE *o = stdout;
+    const cli_json j = {o, false};
     fputc('{', o);
     if (t->n == 1) {
         print_members(t->caps[0], t->paths[0]);
@@ -151,20 +153,20 @@ print_json(const zw_tree *t)
         set_figures f = whole(t);
         const zw_capture *root = t->caps[0];
         fputs("\"capture\": ", o);
-        zw_json_string(t->base, o);
+        cli_json_string(&j, t->base);
         fprintf(o, ", \"complete\": %s, \"pid\": %" PRIu32 ", \"ppid\": %" PRIu32,
                 f.complete ? "true" : "false", root->pid, root->ppid);
         fputs(", \"command\": [", o);
         for (size_t i = 0; i < root->argc; i++) {
             fputs(i ? ", " : "", o);
-            zw_json_string(root->argv[i], o);
+            cli_json_string(&j, root->argv[i]);
         }
         fprintf(o,
                 "], \"allocations\": %" PRIu64 ", \"frees\": %" PRIu64 ", \"temporary\": %" PRIu64
                 ", \"bytes_allocated\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
                 ", \"peak_time_s\": %.6f, \"peak_pid\": %" PRIu32,
                 f.t.allocations, f.t.frees, f.t.temporary, f.t.bytes_allocated, f.t.peak_bytes,
-                (double)f.t.peak_time_ns / 1e9 + zw_tree_offset(t, f.peak_proc),
+                (double)f.t.peak_time_ns / 1e9 + cli_tree_offset(t, f.peak_proc),
                 t->caps[f.peak_proc]->pid);
         if (f.leaks_known)
             fprintf(o, ", \"leaked_bytes\": %zu, \"leaked_blocks\": %zu", f.leaked,
@@ -172,11 +174,11 @@ print_json(const zw_tree *t)
         else
             fputs(", \"leaked_bytes\": null, \"leaked_blocks\": null", o);
         const zw_capture *last = t->caps[f.last_root];
-        const char *end = !last->has_totals                               ? "unknown"
-                          : last->totals.end == ZW_CAPTURE_END_SIGNAL     ? "signal"
+        const char *end = !last->has_totals                                    ? "unknown"
+                          : last->totals.end == ZW_CAPTURE_END_SIGNAL          ? "signal"
                           : last->totals.end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"
-                          : last->totals.end == ZW_CAPTURE_END_EXEC       ? "exec"
-                                                                          : "exit";
+                          : last->totals.end == ZW_CAPTURE_END_EXEC            ? "exec"
+                                                                               : "exit";
         fprintf(o,
                 ", \"duration_s\": %.6f, \"max_rss_bytes\": %" PRIu64
                 ", \"samples\": %zu, \"end\": \"%s\", \"end_code\": %d",
@@ -186,14 +188,14 @@ print_json(const zw_tree *t)
     for (size_t i = 0; i < t->n; i++) {
         fputs(i ? ", {" : "{", o);
         print_members(t->caps[i], t->paths[i]);
-        fprintf(o, ", \"start_s\": %.6f}", zw_tree_offset(t, i));
+        fprintf(o, ", \"start_s\": %.6f}", cli_tree_offset(t, i));
     }
     fputs("]}\n", o);
 }
 
 /* The table of a capture set's processes. */
 static void
-print_processes(const zw_tree *t)
+print_processes(const cli_tree *t)
 {
     set_figures f = whole(t);
     char a1[32], a2[32], a3[32], buf[128];
@@ -204,14 +206,15 @@ print_processes(const zw_tree *t)
     for (size_t i = 0; i < t->n; i++) {
         const zw_capture *c = t->caps[i];
         size_t leaked = 0, blocks = 0;
-        zw_snapshot_totals(c->exit.snap, &leaked, &blocks);
+        cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
         printf("%8" PRIu32 " %8" PRIu32 " %7.3fs %12" PRIu64 " %10s %10s  %-22s", c->pid, c->ppid,
-               zw_tree_offset(t, i), c->totals.allocations,
-               zw_size(a1, (long long)c->totals.peak_bytes, false),
-               c->exit.snap ? zw_size(a2, (long long)leaked, false) : "?",
+               cli_tree_offset(t, i), c->totals.allocations,
+               cli_size(a1, (long long)c->totals.peak_bytes, false),
+               c->exit.snap ? cli_size(a2, (long long)leaked, false) : "?",
                c->has_totals && c->totals.end == ZW_CAPTURE_END_EXEC
                    ? "exec" /* the next image of the pid goes on */
-                   : !c->has_totals ? "unknown (cut short)" : end_text(c, buf, sizeof(buf)));
+               : !c->has_totals ? "unknown (cut short)"
+                                : end_text(c, buf, sizeof(buf)));
         for (size_t k = 0; k < c->argc; k++)
             printf(" %s", c->argv[k]);
         printf("\n");
@@ -222,22 +225,23 @@ print_processes(const zw_tree *t)
     printf("%-16s %" PRIu64 "\n", "frees", f.t.frees);
     printf("%-16s %" PRIu64 " (%.1f%%)\n", "temporary", f.t.temporary,
            f.t.allocations ? 100.0 * (double)f.t.temporary / (double)f.t.allocations : 0.0);
-    printf("%-16s %s\n", "bytes allocated", zw_size(a1, (long long)f.t.bytes_allocated, false));
+    printf("%-16s %s\n", "bytes allocated", cli_size(a1, (long long)f.t.bytes_allocated, false));
     printf("%-16s %s in process %" PRIu32 " at %.3f s (the largest of the processes' peaks)\n",
-           "peak", zw_size(a2, (long long)f.t.peak_bytes, false), t->caps[f.peak_proc]->pid,
-           (double)f.t.peak_time_ns / 1e9 + zw_tree_offset(t, f.peak_proc));
+           "peak", cli_size(a2, (long long)f.t.peak_bytes, false), t->caps[f.peak_proc]->pid,
+           (double)f.t.peak_time_ns / 1e9 + cli_tree_offset(t, f.peak_proc));
     if (f.leaks_known)
         printf("%-16s %s in %zu blocks\n", "leaked at exit",
-               zw_size(a3, (long long)f.leaked, false), f.leaked_blocks);
+               cli_size(a3, (long long)f.leaked, false), f.leaked_blocks);
     else
         printf("%-16s %s in %zu blocks (and unknown in processes cut short)\n", "leaked at exit",
-               zw_size(a3, (long long)f.leaked, false), f.leaked_blocks);
+               cli_size(a3, (long long)f.leaked, false), f.leaked_blocks);
 }
 
 /* The samples, in time order, for a plot. */
 static void
 print_series(const zw_capture *c, bool json)
 {
+    const cli_json j = {stdout, false};
     if (!json)
         puts("time_s\theap_bytes\theap_blocks\trss_bytes\tallocations\tfrees\ttemporary\t"
              "bytes_allocated");
@@ -246,60 +250,33 @@ print_series(const zw_capture *c, bool json)
     for (size_t i = 0; i < c->nsamples; i++) {
         const zw_capture_sample *s = &c->samples[i];
         const char *sep = json ? ", " : "\t";
-        printf("%s%s%.6f", json ? (i ? ",\n  " : "\n  ") : "", json ? "[" : "",
-               (double)s->time_ns / 1e9);
-        const uint64_t v[] = {s->heap_bytes,  s->heap_blocks, s->rss_bytes,  s->allocations,
-                              s->frees,       s->temporary,   s->bytes_allocated};
+        if (json)
+            cli_json_item(&j, i);
+        printf("%s%.6f", json ? "[" : "", (double)s->time_ns / 1e9);
+        const uint64_t v[] = {s->heap_bytes, s->heap_blocks, s->rss_bytes,      s->allocations,
+                              s->frees,      s->temporary,   s->bytes_allocated};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
             printf("%s%" PRIu64, sep, v[k]);
         fputs(json ? "]" : "\n", stdout);
     }
     if (json)
-        fputs(c->nsamples ? "\n]\n" : "]\n", stdout);
+        cli_json_end(&j, c->nsamples);
 }
 
 int
-cmd_stat(int argc, char **argv)
+cmd_stat(const cli_command *cmd, const cli_opts *o)
 {
-    zw_args a = {.cmd = "stat", .argc = argc, .argv = argv, .i = 1};
-    bool json = false;
-    bool series = false;
-    unsigned long pid = 0;
-    bool only = false;
-    const char *path = NULL;
-    while (a.i < argc) {
-        const char *arg = argv[a.i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            fputs(help, stdout);
-            return 0;
-        }
-        if (zw_opt(&a, "--json", false))
-            json = true;
-        else if (zw_opt(&a, "--series", false))
-            series = true;
-        else if (zw_opt(&a, "--only", false))
-            only = true;
-        else if (zw_opt(&a, "--pid", true)) {
-            if (a.bad || !zw_opt_uint(&a, 1, 0x7fffffff, &pid))
-                return ZW_EXIT_USAGE;
-        }
-        else if (arg[0] == '-' && arg[1] != '\0')
-            return zw_usage("stat", "unknown option '%s'", arg);
-        else if (path != NULL)
-            return zw_usage("stat", "one capture at a time ('%s' is one too many)", arg);
-        else
-            path = argv[a.i++];
-    }
-    if (path == NULL)
-        return zw_usage("stat", "no capture file given");
-    zw_tree *tree = zw_load_tree(path, (long)pid, only);
+    const char *path = o->files[0];
+    bool json = o->json, series = o->series;
+    cli_tree *tree = cli_load_tree(path, (long)o->pid, o->only);
     if (tree == NULL)
-        return ZW_EXIT_FAILURE;
+        return CLI_EXIT_FAILURE;
     if (series && tree->n > 1) {
-        int rc = zw_usage("stat", "the capture set '%s' holds %zu process images: choose one "
-                                  "with --pid for --series",
-                          path, tree->n);
-        zw_tree_free(tree);
+        int rc = cli_usage("stat",
+                           "the capture set '%s' holds %zu process images: choose one "
+                           "with --pid for --series",
+                           path, tree->n);
+        cli_tree_free(tree);
         return rc;
     }
     if (series || json) {
@@ -307,12 +284,12 @@ cmd_stat(int argc, char **argv)
             print_series(tree->caps[0], json);
         else
             print_json(tree);
-        zw_tree_free(tree);
+        cli_tree_free(tree);
         return 0;
     }
     if (tree->n > 1) {
         print_processes(tree);
-        zw_tree_free(tree);
+        cli_tree_free(tree);
         return 0;
     }
     const zw_capture *c = tree->caps[0];
@@ -320,7 +297,7 @@ cmd_stat(int argc, char **argv)
     const zw_capture_totals *t = &c->totals;
     char a1[32], a2[32], buf[128];
     size_t leaked = 0, blocks = 0;
-    zw_snapshot_totals(c->exit.snap, &leaked, &blocks);
+    cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
     uint64_t max_rss = 0;
     for (size_t i = 0; i < c->nsamples; i++)
         max_rss = c->samples[i].rss_bytes > max_rss ? c->samples[i].rss_bytes : max_rss;
@@ -335,21 +312,21 @@ cmd_stat(int argc, char **argv)
     printf("%-16s %" PRIu64 "\n", "frees", t->frees);
     printf("%-16s %" PRIu64 " (%.1f%%)\n", "temporary", t->temporary,
            t->allocations ? 100.0 * (double)t->temporary / (double)t->allocations : 0.0);
-    printf("%-16s %s\n", "bytes allocated", zw_size(a1, (long long)t->bytes_allocated, false));
-    printf("%-16s %s at %.3f s\n", "peak", zw_size(a1, (long long)t->peak_bytes, false),
+    printf("%-16s %s\n", "bytes allocated", cli_size(a1, (long long)t->bytes_allocated, false));
+    printf("%-16s %s at %.3f s\n", "peak", cli_size(a1, (long long)t->peak_bytes, false),
            (double)t->peak_time_ns / 1e9);
     if (c->exit.snap != NULL)
-        printf("%-16s %s in %zu blocks\n", "leaked at exit", zw_size(a1, (long long)leaked, false),
+        printf("%-16s %s in %zu blocks\n", "leaked at exit", cli_size(a1, (long long)leaked, false),
                blocks);
     else
         printf("%-16s unknown\n", "leaked at exit");
     printf("%-16s %s (%zu samples, every %" PRIu32 " ms)\n", "max RSS",
-           zw_size(a2, (long long)max_rss, false), c->nsamples, c->interval_ms);
+           cli_size(a2, (long long)max_rss, false), c->nsamples, c->interval_ms);
     printf("%-16s %zu", "marks", c->nmarks);
     for (size_t i = 0; i < c->nmarks; i++)
         printf("%s%s at %.3f s", i ? ", " : ": ", c->marks[i].label,
                (double)c->marks[i].time_ns / 1e9);
     printf("\n");
-    zw_tree_free(tree);
+    cli_tree_free(tree);
     return 0;
 }

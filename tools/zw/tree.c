@@ -7,20 +7,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "zw.h"
+#include "cli.h"
 
 zw_capture *
-zw_load(const char *path)
+cli_load(const char *path)
 {
     zw_error err;
     zw_capture *c = zw_capture_load(path, &err);
     if (c == NULL)
-        zw_fail("%s", err.msg);
+        cli_fail("%s", err.msg);
     return c;
 }
 
 void
-zw_tree_free(zw_tree *t)
+cli_tree_free(cli_tree *t)
 {
     if (t == NULL)
         return;
@@ -34,7 +34,7 @@ zw_tree_free(zw_tree *t)
 }
 
 static int
-tree_add(zw_tree *t, char *path, zw_capture *c)
+tree_add(cli_tree *t, char *path, zw_capture *c)
 {
     zw_capture **caps = realloc(t->caps, (t->n + 1) * sizeof(*caps));
     if (caps != NULL)
@@ -50,26 +50,26 @@ tree_add(zw_tree *t, char *path, zw_capture *c)
     return 0;
 }
 
-zw_tree *
-zw_load_tree(const char *path, long pid, bool only)
+cli_tree *
+cli_load_tree(const char *path, long pid, bool only)
 {
-    zw_tree *t = calloc(1, sizeof(*t));
+    cli_tree *t = calloc(1, sizeof(*t));
     if (t == NULL) {
-        zw_fail("cannot load '%s': %s", path, strerror(ENOMEM));
+        cli_fail("cannot load '%s': %s", path, strerror(ENOMEM));
         return NULL;
     }
     t->base = path;
     for (int i = 0; i < 1000; i++) {
         char *p = NULL;
         if (i == 0 ? (p = strdup(path)) == NULL : asprintf(&p, "%s.%d", path, i) < 0) {
-            zw_fail("cannot load '%s': %s", path, strerror(ENOMEM));
+            cli_fail("cannot load '%s': %s", path, strerror(ENOMEM));
             goto out_fail;
         }
         if (i > 0 && (only || access(p, F_OK) != 0)) {
             free(p);
             break; /* the siblings are numbered without gaps */
         }
-        zw_capture *c = zw_load(p);
+        zw_capture *c = cli_load(p);
         if (c == NULL) {
             free(p);
             goto out_fail;
@@ -82,23 +82,23 @@ zw_load_tree(const char *path, long pid, bool only)
         if (tree_add(t, p, c) != 0) {
             zw_capture_free(c);
             free(p);
-            zw_fail("cannot load '%s': %s", path, strerror(ENOMEM));
+            cli_fail("cannot load '%s': %s", path, strerror(ENOMEM));
             goto out_fail;
         }
     }
     if (t->n == 0) {
-        zw_fail("no capture of process %ld in the capture set '%s' ('zw stat %s' lists them)", pid,
-                path, path);
+        cli_fail("no capture of process %ld in the capture set '%s' ('zw stat %s' lists them)", pid,
+                 path, path);
         goto out_fail;
     }
     return t;
 out_fail:
-    zw_tree_free(t);
+    cli_tree_free(t);
     return NULL;
 }
 
 double
-zw_tree_offset(const zw_tree *t, size_t i)
+cli_tree_offset(const cli_tree *t, size_t i)
 {
     return ((double)t->caps[i]->start_realtime_ns - (double)t->caps[0]->start_realtime_ns) / 1e9;
 }
@@ -137,7 +137,7 @@ pick_one(const zw_capture *c, const char *which, bool timed, double t, zw_captur
         for (size_t i = 0; i < c->nsteps && c->steps[i].time_ns <= ns; i++)
             scratch->time_ns = c->steps[i].time_ns;
         size_t bytes, blocks;
-        zw_snapshot_totals(scratch->snap, &bytes, &blocks);
+        cli_snapshot_totals(scratch->snap, &bytes, &blocks);
         scratch->heap_bytes = bytes;
         *out = scratch;
         return PICK_OK;
@@ -153,16 +153,16 @@ pick_one(const zw_capture *c, const char *which, bool timed, double t, zw_captur
 }
 
 void
-zw_picked_release(zw_picked *p)
+cli_picked_release(cli_picked *p)
 {
     zw_snapshot_free(p->own);
-    *p = (zw_picked){0};
+    *p = (cli_picked){0};
 }
 
 int
-zw_tree_pick(const zw_tree *t, const char *which, zw_picked *out)
+cli_tree_pick(const cli_tree *t, const char *which, cli_picked *out)
 {
-    *out = (zw_picked){0};
+    *out = (cli_picked){0};
     bool named = strcmp(which, "peak") == 0 || strcmp(which, "exit") == 0;
     for (size_t i = 0; i < t->n && !named; i++) {
         for (size_t k = 0; k < t->caps[i]->nmarks && !named; k++)
@@ -173,50 +173,51 @@ zw_tree_pick(const zw_tree *t, const char *which, zw_picked *out)
         char *end;
         secs = strtod(which, &end);
         if (end == which || *end != '\0' || !(secs >= 0) || secs > 1e9)
-            return zw_usage(NULL, "'%s' is neither peak, exit, a mark of '%s' nor a time in seconds",
-                            which, t->base);
+            return cli_usage(NULL,
+                             "'%s' is neither peak, exit, a mark of '%s' nor a time in seconds",
+                             which, t->base);
     }
     const zw_snapshot **snaps = calloc(t->n, sizeof(*snaps));
     zw_capture_set *scratch = calloc(t->n, sizeof(*scratch));
-    int rc = ZW_EXIT_FAILURE;
+    int rc = CLI_EXIT_FAILURE;
     if (snaps == NULL || scratch == NULL) {
-        zw_fail("cannot choose a live set: %s", strerror(ENOMEM));
+        cli_fail("cannot choose a live set: %s", strerror(ENOMEM));
         goto out_free;
     }
     size_t n = 0;
     for (size_t i = 0; i < t->n; i++) {
         const zw_capture_set *set;
         enum pick_result r =
-            pick_one(t->caps[i], which, !named, secs - zw_tree_offset(t, i), &scratch[i], &set);
+            pick_one(t->caps[i], which, !named, secs - cli_tree_offset(t, i), &scratch[i], &set);
         if (r == PICK_NO_MEMORY) {
-            zw_fail("cannot rebuild the live set of '%s': %s", t->paths[i], strerror(ENOMEM));
+            cli_fail("cannot rebuild the live set of '%s': %s", t->paths[i], strerror(ENOMEM));
             goto out_free;
         }
         if (r == PICK_NOT_KEPT && t->n == 1) {
-            zw_fail("mark '%s' of '%s' kept no live set (only the first 256 marks of a process "
-                    "do)",
-                    which, t->paths[i]);
+            cli_fail("mark '%s' of '%s' kept no live set (only the first 256 marks of a process "
+                     "do)",
+                     which, t->paths[i]);
             goto out_free;
         }
         if (r != PICK_OK)
             continue;
         if (n == 0) {
             out->label = set->label;
-            out->time_s = (double)set->time_ns / 1e9 + zw_tree_offset(t, i);
+            out->time_s = (double)set->time_ns / 1e9 + cli_tree_offset(t, i);
         }
         snaps[n++] = set->snap;
     }
     if (n == 0) {
         const zw_capture *c = t->caps[0];
         if (t->n > 1)
-            zw_fail("no process of the capture set '%s' has a %s set", t->base, which);
+            cli_fail("no process of the capture set '%s' has a %s set", t->base, which);
         else if (named && !c->complete)
-            zw_fail("capture '%s' has no %s set (the process died before writing it)",
-                    t->paths[0], which);
+            cli_fail("capture '%s' has no %s set (the process died before writing it)", t->paths[0],
+                     which);
         else if (named)
-            zw_fail("capture '%s' has no %s set", t->paths[0], which);
+            cli_fail("capture '%s' has no %s set", t->paths[0], which);
         else
-            zw_fail("capture '%s' has no live set taken at or before %g s", t->paths[0], secs);
+            cli_fail("capture '%s' has no live set taken at or before %g s", t->paths[0], secs);
         goto out_free;
     }
     out->nprocs = n;
@@ -229,7 +230,7 @@ zw_tree_pick(const zw_tree *t, const char *which, zw_picked *out)
         zw_error err;
         out->snap = out->own = zw_snapshot_merge(snaps, n, &err);
         if (out->own == NULL) {
-            zw_fail("%s", err.msg);
+            cli_fail("%s", err.msg);
             goto out_free;
         }
     }

@@ -4,12 +4,15 @@
  * libraries, which define the globals `uPlot`, `d3` and `flamegraph` (whose `default` is
  * d3-flame-graph's chart).
  *
- * The data (docs/report.md#data): strings, frames ([function, file, line, module, inlined] as
- * indices into strings, -1 for none) and sites (frame indices, OLDEST first) shared by all
- * processes; each process has its live sets, each a list of [site, bytes, blocks] entries, and
- * its allocation counts as [site, allocations, bytes]. Groupings are computed here, as
- * zw_snapshot_statistics() does: by the most recent frame's (file, line), by its file, or by the
- * whole traceback. When the page is drawn, window.zwReport.ready is true (the test waits on it). */
+ * The data (docs/report.md#data): strings, frames ([function, file, line, module, inlined,
+ * offset] as indices into strings, -1 for none) and sites (frame indices, OLDEST first) shared by
+ * all processes; each process has its live sets and its allocation counts as [site, allocations,
+ * bytes]. A kept live set (peak, exit, a mark) carries its rows by traceback, line and file as
+ * `zw top` computes them in C (zw_snapshot_statistics): the page shows those as they are. Only
+ * what C cannot prepare is grouped here: the live set at a clicked or typed time (rebuilt from
+ * the steps, as zw_capture_live_at) and the comparison of two sets, with the keys and orders of
+ * stats.c (tests/zw/test_report.js checks both against zw top and zw compare). When the page is
+ * drawn, window.zwReport.ready is true (the test waits on it). */
 (function () {
     'use strict';
 
@@ -69,28 +72,56 @@
     const frameFile = (f) => str(F[f][1]);
     const frameLine = (f) => F[f][2];
     const frameModule = (f) => str(F[f][3]);
-    /* str(frame): "file:line", or the module's path when there is no line information. */
-    const frameWhere = (f) => (frameLine(f) ? frameFile(f) + ':' + frameLine(f) : frameFile(f));
+    const frameOffset = (f) => F[f][5] || 0;
+    /* str(frame), as zw_frame_str: "file:line", or "module+0xoffset" without line information. */
+    const frameWhere = (f) => (!frameLine(f) && frameModule(f)
+        ? frameModule(f) + '+0x' + frameOffset(f).toString(16) : frameFile(f) + ':' + frameLine(f));
     const frameText = (f) => frameWhere(f) + (frameFn(f) ? ' (' + frameFn(f) + ')' : '');
     /* The most recent frame of a site, or -1 for an empty traceback. */
     const siteTop = (s) => (T[s].length ? T[s][T[s].length - 1] : -1);
     const basename = (p) => (p ? p.slice(p.lastIndexOf('/') + 1) : '');
 
-    /* ---- statistics, as zw_snapshot_statistics and zw_snapshot_compare_to ---- */
+    /* ---- statistics, as zw_snapshot_statistics and zw_snapshot_compare_to (stats.c) ---- */
 
+    /* A frame as a key: frames are equal if their file and line are; without a line, their
+     * module and offset too (stats.c's frame_key_equal). */
+    const frameKey = (f) => frameFile(f) + ':' + frameLine(f) +
+        (!frameLine(f) && frameModule(f) !== null ? '@' + frameModule(f) + '+' + frameOffset(f) : '');
     function groupKey(site, group) {
-        const f = siteTop(site);
         if (group === 'traceback')
-            return 't' + site;
-        if (f < 0)
-            return '?';
-        return group === 'filename' ? 'f' + frameFile(f) : 'l' + frameFile(f) + ':' + frameLine(f);
+            return T[site].map(frameKey).join('\n');
+        const f = siteTop(site);
+        return group === 'filename' ? frameFile(f) : frameKey(f);
+    }
+    /* strcmp's order on strings, as zw_traceback_compare orders frames. */
+    const cmpStr = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    function cmpFrame(f, g, group) {
+        if (group === 'filename')
+            return cmpStr(frameFile(f), frameFile(g));
+        return cmpStr(frameFile(f), frameFile(g)) || frameLine(f) - frameLine(g) ||
+            (!frameLine(f) ? Math.sign(frameOffset(f) - frameOffset(g)) : 0);
+    }
+    /* zw_traceback_compare of the rows' keys. */
+    function cmpKey(a, b, group) {
+        if (group !== 'traceback')
+            return cmpFrame(siteTop(a.site), siteTop(b.site), group);
+        const x = T[a.site], y = T[b.site];
+        for (let i = 0; i < Math.min(x.length, y.length); i++) {
+            const c = cmpFrame(x[i], y[i], group);
+            if (c)
+                return c;
+        }
+        return x.length - y.length;
     }
 
-    /* [{key, site, bytes, blocks}] largest first; `entries` are [site, bytes, blocks]. */
-    function statistics(entries, group) {
+    /* [{key, site, bytes, blocks}] of `entries` ([site, bytes, blocks]) grouped as C groups:
+     * largest first, then most blocks, then by key (descending, as stats.c's order). A site
+     * without frames is in no line or file group (as in stats.c). */
+    function groupRows(entries, group) {
         const m = new Map();
         for (const [site, bytes, blocks] of entries || []) {
+            if (group !== 'traceback' && T[site].length === 0)
+                continue;
             const k = groupKey(site, group);
             let s = m.get(k);
             if (!s)
@@ -98,14 +129,28 @@
             s.bytes += bytes;
             s.blocks += blocks;
         }
-        return [...m.values()].sort((a, b) => b.bytes - a.bytes || b.blocks - a.blocks);
+        return [...m.values()].sort((a, b) => b.bytes - a.bytes || b.blocks - a.blocks ||
+            -cmpKey(a, b, group));
     }
 
-    function compare(oldEntries, newEntries, group) {
+    /* The rows of a set: prepared in C for a kept set (its "by" rows, its "entries" by traceback),
+     * grouped here for a live set rebuilt from the steps. */
+    function statistics(set, grouping) {
+        if (set.kind === 'live')
+            return groupRows(set.entries, grouping);
+        const rows = grouping === 'traceback' ? set.entries : set.by[grouping].entries;
+        return rows.map(([site, bytes, blocks]) => ({key: null, site: site, bytes: bytes, blocks: blocks}));
+    }
+    /* The "other" of a set's rows: [bytes, blocks, rows] not kept. */
+    const otherOf = (set, grouping) => (set.kind === 'live' ? null
+        : grouping === 'traceback' || !set.by ? set.other : set.by[grouping].other);
+
+    /* zw_snapshot_compare_to(new, old): every key of either, largest change first. */
+    function compare(oldSet, newSet, grouping) {
         const m = new Map();
-        for (const s of statistics(newEntries, group))
+        for (const s of groupRows(newSet.entries, grouping))
             m.set(s.key, Object.assign(s, {dbytes: s.bytes, dblocks: s.blocks}));
-        for (const s of statistics(oldEntries, group)) {
+        for (const s of groupRows(oldSet.entries, grouping)) {
             const n = m.get(s.key);
             if (n) {
                 n.dbytes -= s.bytes;
@@ -116,7 +161,26 @@
             }
         }
         return [...m.values()].sort((a, b) => Math.abs(b.dbytes) - Math.abs(a.dbytes) ||
-            b.bytes - a.bytes || Math.abs(b.dblocks) - Math.abs(a.dblocks));
+            b.bytes - a.bytes || Math.abs(b.dblocks) - Math.abs(a.dblocks) || b.blocks - a.blocks ||
+            -cmpKey(a, b, grouping));
+    }
+
+    /* Rows as zw top --json and zw compare --json print them: {bytes, blocks[, bytes_diff,
+     * blocks_diff], traceback} with the key's frames, the most recent first (for the test). */
+    function cliRows(rows, grouping) {
+        const frame = (f) => ({function: frameFn(f), file: frameFile(f), line: frameLine(f),
+            module: frameModule(f)});
+        return rows.map((r) => {
+            const f = siteTop(r.site);
+            const tb = grouping === 'traceback' ? T[r.site].slice().reverse().map(frame)
+                : grouping === 'lineno' ? [frame(f)]
+                : [{function: null, file: frameFile(f), line: 0, module: null}];
+            const o = {bytes: r.bytes, blocks: r.blocks};
+            if (r.dbytes !== undefined)
+                Object.assign(o, {bytes_diff: r.dbytes, blocks_diff: r.dblocks});
+            o.traceback = tb;
+            return o;
+        });
     }
 
     /* ---- live sets ---- */
@@ -137,6 +201,9 @@
         return best;
     }
     const setOfKind = (kind) => kept().find((s) => s.kind === kind) || null;
+    /* A kept set by name (peak, exit, a mark's label), or the live set rebuilt at a time. */
+    const setNamed = (at) => (typeof at === 'number' ? liveAt(at)
+        : kept().find((s) => (s.kind === 'mark' ? s.label : s.kind) === at) || null);
 
     /* The live set at `t` seconds rebuilt from the steps (the sum of every change by site up to
      * t), or null if the capture has no steps. */
@@ -159,7 +226,7 @@
                 }
             }
         }
-        const entries = [...acc.values()].filter((e) => e[1] > 0 || e[2] > 0);
+        const entries = [...acc.values()].filter((e) => e[2] > 0 && e[1] >= 0); /* as the rebuilt set */
         let bytes = 0, blocks = 0;
         for (const e of entries) {
             bytes += e[1];
@@ -222,12 +289,13 @@
     }
 
     /* "sites not kept" note for a set of which only the largest max_entries sites were kept. */
-    function otherNote(set) {
-        if (!set.other || set.other[2] === 0)
+    function otherNote(set, grouping) {
+        const other = otherOf(set, grouping);
+        if (!other || other[2] === 0)
             return null;
-        return 'and ' + fmtSize(set.other[0]) + ' in ' + fmtCount(set.other[1]) + ' blocks at ' +
-            fmtCount(set.other[2]) + ' smaller sites (the report keeps the ' + D.max_entries +
-            ' largest sites of each set)';
+        return 'and ' + fmtSize(other[0]) + ' in ' + fmtCount(other[1]) + ' blocks at ' +
+            fmtCount(other[2]) + ' smaller ' + (grouping === 'traceback' ? 'sites' : 'rows') +
+            ' (the report keeps the ' + D.max_entries + ' largest of each set)';
     }
 
     function setOptions(select, chosen) {
@@ -245,8 +313,8 @@
         const group = $('top-group').value;
         if (!set)
             return $('top-table').replaceChildren(el('tr', null, el('td', null, 'no live set was kept')));
-        fillStats($('top-table'), statistics(set.entries, group), group, +$('top-limit').value,
-            otherNote(set));
+        fillStats($('top-table'), statistics(set, group), group, +$('top-limit').value,
+            otherNote(set, group));
     }
 
     function drawLeaks() {
@@ -256,8 +324,8 @@
                 'no exit set: the process ' + (P.complete ? 'kept none' : 'died before writing it'))));
             return;
         }
-        fillStats($('leaks-table'), statistics(exit.entries, 'traceback'), 'traceback', 25,
-            otherNote(exit));
+        fillStats($('leaks-table'), statistics(exit, 'traceback'), 'traceback', 25,
+            otherNote(exit, 'traceback'));
     }
 
     function drawAllocations() {
@@ -302,7 +370,7 @@
         t.replaceChildren(el('tr', null, el('th', {class: 'num'}, '#'), el('th', {class: 'num'}, 'size'),
             el('th', {class: 'num'}, 'change'), el('th', {class: 'num'}, 'blocks'),
             el('th', {class: 'num'}, 'change'), el('th', null, 'allocated at')));
-        const stats = compare(from.entries, to.entries, group).filter((s) => s.dbytes || s.dblocks);
+        const stats = compare(from, to, group).filter((s) => s.dbytes || s.dblocks);
         const n = Math.min(25, stats.length);
         for (let i = 0; i < n; i++) {
             const s = stats[i];
@@ -482,7 +550,7 @@
                 setName(set) + ', ' + fmtSize(set.bytes) + ' in ' + fmtCount(set.blocks) + ' blocks' +
                 (P.steps ? '' : ' (this capture has no changes by site to rebuild any moment)') + '.' +
                 heapThen;
-        fillStats($('at-time-table'), statistics(set.entries, 'lineno'), 'lineno', 10, otherNote(set));
+        fillStats($('at-time-table'), statistics(set, 'lineno'), 'lineno', 10, otherNote(set, 'lineno'));
         P.clicked = set; /* a choice of the flame graph from now on */
         if ($('flame-metric').value === 'clicked')
             drawFlame();
@@ -694,7 +762,12 @@
         });
         showProcess(0);
         window.zwReport = {ready: true, drawMs: performance.now() - t0, data: D, showAt: showAt,
-            showProcess: showProcess, plot: () => plot, process: () => P};
+            showProcess: showProcess, plot: () => plot, process: () => P,
+            /* the page's rows in zw's JSON form: of a kept set ('peak', 'exit', a mark's label)
+             * or of the live set at a time in seconds; and of the comparison of two such sets */
+            top: (at, grouping) => cliRows(statistics(setNamed(at), grouping), grouping),
+            compare: (from, to, grouping) =>
+                cliRows(compare(setNamed(from), setNamed(to), grouping), grouping)};
     }
 
     try {

@@ -1,0 +1,197 @@
+/* tools/zw/cli.h - what the subcommands of `zw` share: messages (main.c), the options of every
+ * command parsed by one loop (options.c), loading a capture set and choosing a live set of it
+ * (tree.c), printing statistics as a table (main.c) or as JSON (json.c).
+ *
+ * The command's own helpers are named cli_*; zw_* names are the library's. Its tables are the
+ * trace layer's (trace_util.h: zwi_strtab, zwi_cbuf), as are its statistics (zw_snapshot_
+ * statistics, zw_snapshot_compare_to): one engine, two front doors.
+ * Exit statuses: 0 done, 1 failed (a file, the program), 2 bad usage. See docs/zw.md. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <zerowaste/capture.h>
+#include <zerowaste/raw.h>
+#include <zerowaste/trace.h>
+
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE   2
+
+/* ---- messages (main.c) ---- */
+
+/* "zw: error: ..." on stderr; returns CLI_EXIT_FAILURE. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "zw: error: ..." and a hint at `zw CMD --help` on stderr; returns CLI_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The raw door (the C library's malloc) of the command's tables and buffers (trace_util.h). */
+zw_raw *cli_raw(void);
+
+/* ---- options (options.c) ---- */
+
+/* Every option of every command, defined once in options.c; a command lists those it takes. */
+enum cli_opt {
+    CLI_OPT_AT,    /* --at WHEN */
+    CLI_OPT_FROM,  /* --from WHEN */
+    CLI_OPT_TO,    /* --to WHEN */
+    CLI_OPT_GROUP, /* --group lineno|filename|traceback */
+    CLI_OPT_CUMULATIVE,
+    CLI_OPT_LIMIT, /* --limit N */
+    CLI_OPT_PID,   /* --pid PID */
+    CLI_OPT_ONLY,
+    CLI_OPT_JSON,
+    CLI_OPT_SERIES,
+    CLI_OPT_OUTPUT,   /* -o, --output OUT */
+    CLI_OPT_FORMAT,   /* --format pprof|folded|massif */
+    CLI_OPT_METRIC,   /* --metric NAME */
+    CLI_OPT_NFRAME,   /* --nframe N */
+    CLI_OPT_INTERVAL, /* --interval MS */
+    CLI_OPT_FOLLOW_FORK,
+    CLI_OPT_NO_FOLLOW_EXEC,
+    CLI_OPT_QUIET, /* -q, --quiet */
+};
+#define CLI_TAKES(opt) (1u << CLI_OPT_##opt)
+
+typedef struct cli_opts cli_opts;
+
+/* A subcommand: what it takes and what runs it (main.c's table). */
+typedef struct cli_command cli_command;
+struct cli_command {
+    const char *name; /* for messages */
+    const char *help; /* printed for -h, --help */
+    uint32_t takes;   /* CLI_TAKES() of each of its options */
+    int nfiles;       /* at most this many captures; 0: a program and its arguments follow */
+    const char *at;   /* the default --at (NULL: none) */
+    zw_group group;   /* the default --group */
+    /* runs the command with its options, parsed by cli_parse(); an exit status */
+    int (*run)(const cli_command *c, const cli_opts *o);
+};
+
+/* export's formats, the values of --format */
+enum cli_format { CLI_FORMAT_NONE, CLI_FORMAT_PPROF, CLI_FORMAT_FOLDED, CLI_FORMAT_MASSIF };
+
+/* The options of a command line, and its captures. Options not given keep their defaults: the
+ * command's at and group, limit 10, 0, false or NULL. */
+struct cli_opts {
+    bool help;            /* -h or --help: the help was printed, the command returns 0 */
+    const char *files[2]; /* the captures given, nfiles of them */
+    size_t nfiles;
+    char **program; /* nfiles == 0: the program to run and its arguments, NULL-terminated */
+    const char *at;
+    const char *from;
+    const char *to;
+    const char *output;
+    const char *metric;
+    int format; /* an enum cli_format */
+    int group;  /* a zw_group */
+    bool cumulative;
+    bool only;
+    bool json;
+    bool series;
+    bool follow_fork;
+    bool no_follow_exec;
+    bool quiet;
+    unsigned long limit; /* 0: all */
+    unsigned long pid;   /* 0: every process */
+    unsigned long nframe;
+    unsigned long interval;
+};
+
+/* Parses the arguments of command `c` (argv[0] is its name) into *o: 0, or CLI_EXIT_USAGE after
+ * printing why (an unknown option, a bad or missing value, too many or no captures). */
+int cli_parse(const cli_command *c, int argc, char **argv, cli_opts *o);
+/* --cumulative with --group traceback is a usage error: 0 or CLI_EXIT_USAGE after saying so. */
+int cli_check_cumulative(const cli_command *c, const cli_opts *o);
+
+/* ---- capture sets and live sets (tree.c) ---- */
+
+/* The capture at `path`, or NULL after printing why. */
+zw_capture *cli_load(const char *path);
+
+/* A capture set: the captures of one run, one per process image: FILE, then FILE.1, FILE.2...
+ * (a forked child, the image an exec replaced), linked by pid and ppid. caps[0] is FILE. */
+typedef struct cli_tree {
+    const char *base; /* FILE, as given */
+    size_t n;
+    zw_capture **caps;
+    char **paths;
+} cli_tree;
+
+/* Loads FILE and its siblings (FILE alone if `only`); with pid > 0 only the captures of that
+ * process. NULL after printing why. */
+cli_tree *cli_load_tree(const char *path, long pid, bool only);
+void cli_tree_free(cli_tree *t);
+/* Seconds from the start of caps[0] to the start of caps[i]. */
+double cli_tree_offset(const cli_tree *t, size_t i);
+
+/* A live set chosen from a capture set. */
+typedef struct cli_picked {
+    const zw_snapshot *snap; /* the set, merged over the processes that have one */
+    const char *label;       /* "peak", "exit", the mark's, or "live" for a time */
+    double time_s;           /* when the first process's set was taken, since caps[0] started */
+    size_t nprocs;           /* the processes whose sets are in `snap` */
+    zw_snapshot *own;        /* what cli_picked_release frees */
+} cli_picked;
+
+/* The set named `which` of every process that has one: "peak", "exit", a mark's label, or a time
+ * in seconds since caps[0] started (the live set then, rebuilt from the steps; in a capture
+ * without steps, the last saved set taken at or before it). 0, or the exit status after printing
+ * why (CLI_EXIT_USAGE for a name that is none of these). */
+int cli_tree_pick(const cli_tree *t, const char *which, cli_picked *out);
+void cli_picked_release(cli_picked *p);
+
+/* ---- statistics as text (main.c) ---- */
+
+/* Bytes of every trace of `snap` and their number. */
+void cli_snapshot_totals(const zw_snapshot *snap, size_t *bytes, size_t *blocks);
+
+/* tracemalloc's size format: "12.3 KiB". */
+const char *cli_size(char buf[32], long long bytes, bool sign);
+
+/* Prints `list` as an aligned table (with the traceback of each entry when `tracebacks`), or as
+ * a JSON array; at most `limit` entries (0: all). `diff` adds the differences. */
+void cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bool tracebacks,
+                     FILE *out);
+/* "file:line (function)" of the most recent frame of `tb`. */
+void cli_print_location(const zw_traceback *tb, FILE *out);
+
+/* ---- JSON (json.c) ---- */
+
+typedef struct cli_json {
+    FILE *out;
+    bool script_safe; /* also escape '<', '>' and '&': the text sits inside an HTML <script> */
+} cli_json;
+
+/* A string literal of `s` ("null" for NULL). */
+void cli_json_string(const cli_json *j, const char *s);
+/* Nanoseconds as seconds with six decimals. */
+void cli_json_seconds(const cli_json *j, uint64_t ns);
+/* The separator before item i of a top-level array, one item a line; the end of an array of n. */
+void cli_json_item(const cli_json *j, size_t i);
+void cli_json_end(const cli_json *j, size_t n);
+/* [{function, file, line, module}, ...], the most recent frame first. */
+void cli_json_traceback(const cli_json *j, const zw_traceback *tb);
+/* {bytes, blocks[, bytes_diff, blocks_diff], traceback}. */
+void cli_json_statistic(const cli_json *j, const zw_statistic *s, bool diff);
+/* The first n entries of `list` as an array, one a line. */
+void cli_json_stat_list(const cli_json *j, const zw_stat_list *list, size_t n, bool diff);
+
+/* ---- commands ---- */
+
+/* The help of each command, in its cmd_<name>.c (leaks and peak: cmd_top.c). */
+extern const char cli_help_run[], cli_help_stat[], cli_help_top[], cli_help_leaks[],
+    cli_help_peak[], cli_help_compare[], cli_help_export[], cli_help_report[];
+
+int cmd_run(const cli_command *c, const cli_opts *o);
+int cmd_stat(const cli_command *c, const cli_opts *o);
+/* top, leaks and peak: one live set grouped, largest first */
+int cmd_top(const cli_command *c, const cli_opts *o);
+int cmd_compare(const cli_command *c, const cli_opts *o);
+int cmd_export(const cli_command *c, const cli_opts *o);
+int cmd_report(const cli_command *c, const cli_opts *o);
+
+#endif /* CLI_H */
