@@ -405,7 +405,7 @@ zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err)
         zw_error_set(err, "the capture's exit set was not scanned for leaks");
         return NULL;
     }
-    return zwi_snapshot_select(c->exit.snap, c->leaks.kinds, kinds, err);
+    return zw_snapshot_pick(c->exit.snap, c->leaks.kinds, kinds, err);
 }
 
 /* Frees the snapshots of `c` (not its memory). */

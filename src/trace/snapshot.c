@@ -638,7 +638,7 @@ zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
 }
 
 zw_snapshot *
-zwi_snapshot_select(const zw_snapshot *snap, const uint8_t *tags, unsigned mask, zw_error *err)
+zw_snapshot_pick(const zw_snapshot *snap, const uint8_t *tags, uint32_t mask, zw_error *err)
 {
     zw_snapshot *dst = zw_snapshot_new(snap->traceback_limit);
     if (dst == NULL) {

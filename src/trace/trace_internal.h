@@ -306,9 +306,6 @@ ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *s
 /* One traceback of a tracer as a standalone traceback (zw_trace_get_traceback()). */
 ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref);
 
-/* A new snapshot of the traces i of `snap` whose tags[i] is in `mask` (bit 1u << tag), in order. */
-ZW_HIDDEN zw_snapshot *zwi_snapshot_select(const zw_snapshot *snap, const uint8_t *tags,
-                                           unsigned mask, zw_error *err);
 
 /* A snapshot of the given records of a tracer (the preload library's peak, mark and site sets),
  * symbolised with `sym`; NULL with an error if out of memory. */

@@ -70,7 +70,64 @@ else
         fail "memcheck and zw differ per line (< memcheck, > zw)"
         diff "$tmp/vg_lines.txt" "$tmp/zw_lines.txt"
     fi
+    # the whole LEAK SUMMARY, blocks of each kind: memcheck frees the C library's one-time
+    # allocations (__libc_freeres) before it checks, zw suppresses them (its built-in list)
+    sed -nE 's/^==[0-9]+== +(definitely lost|indirectly lost|possibly lost|still reachable): .* in ([0-9,]+) blocks?$/\1 \2/p' \
+        "$tmp/vg.txt" | tr -d , >"$tmp/vg_summary.txt"
+    "$zw" stat "$tmp/leaky.zwc" |
+        sed -nE 's/^ +(definitely lost|indirectly lost|possibly lost|still reachable): .* in ([0-9]+) blocks$/\1 \2/p' \
+            >"$tmp/zw_summary.txt"
+    if [ "$(wc -l <"$tmp/vg_summary.txt")" -eq 4 ] &&
+        diff "$tmp/vg_summary.txt" "$tmp/zw_summary.txt" >/dev/null; then
+        echo "ok: LEAK SUMMARY: memcheck's blocks of each kind = zw's ($(tr '\n' ' ' <"$tmp/zw_summary.txt"))"
+    else
+        fail "LEAK SUMMARY blocks differ (< memcheck, > zw)"
+        diff "$tmp/vg_summary.txt" "$tmp/zw_summary.txt"
+    fi
 fi
+
+# ---- suppressions: the built-in list and a file ----
+"$zw" leaks --json --show-suppressed --group lineno "$tmp/leaky.zwc" >"$tmp/sup.json"
+grep -q '"kind": "reachable", "bytes": [0-9]*, "blocks": 1, .*"function": "__GI__IO_file_doallocate"' \
+    "$tmp/sup.json" && echo "ok: stdout's buffer is suppressed, and shown with --show-suppressed" ||
+    fail "stdout's buffer not among the suppressed blocks"
+"$zw" leaks --json --group lineno "$tmp/leaky.zwc" | grep -q '_IO_file_doallocate' &&
+    fail "stdout's buffer listed as a leak"
+printf '# the lost blocks\nleak:^make_lost*\n\nleak:make_overwritten$\n' >"$tmp/all.supp"
+printf 'leak:make_overwritten\n' >"$tmp/one.supp"
+n=$("$zw" leaks --json --kind definite --suppressions "$tmp/one.supp" "$tmp/leaky.zwc" | grep -c '"kind"')
+[ "$n" = 1 ] && echo "ok: a function pattern suppresses its block" || fail "one.supp: $n definite rows, want 1"
+"$zw" stat --json --suppressions "$tmp/all.supp" "$tmp/leaky.zwc" |
+    grep -q '"definite": {"bytes": 0, "blocks": 0}, "indirect": {"bytes": 0, "blocks": 0}' &&
+    echo "ok: file patterns ('^', '*', '\$') suppress the lost blocks, stat counts them apart" ||
+    fail "all.supp did not suppress every lost block"
+printf 'leek:x\n' >"$tmp/bad.supp"
+"$zw" leaks --suppressions "$tmp/bad.supp" "$tmp/leaky.zwc" >/dev/null 2>"$tmp/err.txt"
+[ $? -eq 1 ] && grep -q "line 1: not 'leak:PATTERN'" "$tmp/err.txt" &&
+    echo "ok: a bad suppression line is an error naming it" || fail "bad.supp accepted"
+
+# ---- the CI mode ----
+"$zw" run -q --leak-check --error-exitcode=42 -o "$tmp/ci.zwc" -- "$dir/zwp_leaky" "$lib" \
+    >/dev/null 2>"$tmp/ci.txt"
+rc=$?
+[ $rc -eq 42 ] && grep -q '^Direct leak of 100 byte(s) in 1 object(s) allocated from:' "$tmp/ci.txt" &&
+    grep -q '^Indirect leak of 128 byte(s) in 4 object(s)' "$tmp/ci.txt" &&
+    echo "ok: --leak-check: status 42 and LeakSanitizer's report" || fail "--leak-check: status $rc"
+"$zw" run -q --leak-check --suppressions "$tmp/all.supp" -o "$tmp/ci.zwc" -- "$dir/zwp_leaky" \
+    "$lib" >/dev/null 2>&1
+rc=$?
+[ $rc -eq 0 ] && echo "ok: --leak-check with every leak suppressed: the program's status" ||
+    fail "--leak-check suppressed: status $rc"
+"$zw" run -q --leak-check=possible --suppressions "$tmp/all.supp" -o "$tmp/ci.zwc" -- \
+    "$dir/zwp_leaky" "$lib" >/dev/null 2>&1
+rc=$?
+[ $rc -eq 23 ] && echo "ok: --leak-check=possible counts possibly lost blocks (status 23)" ||
+    fail "--leak-check=possible: status $rc"
+"$zw" run -q --leak-check -o "$tmp/ci.zwc" -- sh -c 'exit 3' >/dev/null 2>&1
+rc=$?
+[ $rc -eq 3 ] && echo "ok: no leak: the program's own status" || fail "no leak: status $rc, want 3"
+"$zw" run --error-exitcode=3 -- true >/dev/null 2>&1
+[ $? -eq 2 ] && echo "ok: --error-exitcode alone is a usage error" || fail "--error-exitcode alone"
 
 [ "$fails" -eq 0 ] && echo "all leak checks passed"
 exit $((fails > 0))
