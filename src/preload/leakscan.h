@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* memcheck's kinds, most serious first (valgrind's order in a leak report) */
 typedef enum zwi_leak_kind {
