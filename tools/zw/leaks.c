@@ -33,7 +33,10 @@ static const char *const builtin[] = {
     "__tzfile_read",
     "__nss_", /* NSS modules and databases */
     "nss_",
-    "__gconv_", /* iconv modules loaded by stdio */
+    "__gconv_", /* iconv modules loaded by stdio and the multibyte functions */
+    "__wcsmbs_load_conv",
+    "set_binding_values", /* gettext's domain bindings */
+    "textdomain",
     NULL,
 };
 
