@@ -129,5 +129,18 @@ rc=$?
 "$zw" run --error-exitcode=3 -- true >/dev/null 2>&1
 [ $? -eq 2 ] && echo "ok: --error-exitcode alone is a usage error" || fail "--error-exitcode alone"
 
+# ---- no scan: after a fatal signal, or turned off; the exit set is listed without kinds ----
+"$zw" run -q -o "$tmp/segv.zwc" -- "$dir/zwp_crash" segv >/dev/null 2>&1
+"$zw" stat "$tmp/segv.zwc" | grep -q '^LEAK SUMMARY: unknown (not scanned: the process ended on a signal)' &&
+    echo "ok: a fatal signal: the scan is skipped and zw stat says so" ||
+    fail "segv: no 'not scanned' summary"
+"$zw" leaks --json "$tmp/segv.zwc" 2>"$tmp/err.txt" | grep -q '"bytes": 5000, "blocks": 1,' &&
+    grep -q 'leak kinds unknown (not scanned: the process ended on a signal)' "$tmp/err.txt" &&
+    echo "ok: zw leaks without kinds lists the exit set, and says why" ||
+    fail "segv: zw leaks without kinds"
+ZW_LEAK_CHECK=0 "$zw" run -q -o "$tmp/off.zwc" -- "$dir/zwp_leaky" "$lib" >/dev/null
+"$zw" stat --json "$tmp/off.zwc" | grep -q '"leaks": null' &&
+    echo "ok: ZW_LEAK_CHECK=0: no kinds" || fail "ZW_LEAK_CHECK=0 still scanned"
+
 [ "$fails" -eq 0 ] && echo "all leak checks passed"
 exit $((fails > 0))
