@@ -908,8 +908,13 @@ scan_thread(zwi_leakscan *ls, uint64_t lo, uint64_t tp, const tls_info *tls)
     if (v == NULL || v == stack || !v->readable)
         return;
 #if defined(__x86_64__)
-    /* TLS variant II: the static blocks below the thread pointer, the descriptor at it */
-    uint64_t tls_lo = tp - tls->static_size, tls_hi = tp + tls->pthread_size;
+    /* TLS variant II: the static blocks below the thread pointer, the descriptor at it; the
+     * loader's static size counts the descriptor too, so the blocks start that much above
+     * tp - static size (below lies other memory: the tracer's own pages, once, whose stale
+     * copies of a block's address made it reachable) */
+    uint64_t below = tls->static_size > tls->pthread_size ? tls->static_size - tls->pthread_size
+                                                          : tls->static_size;
+    uint64_t tls_lo = tp - below, tls_hi = tp + tls->pthread_size;
 #else
     /* variant I: the descriptor below the thread pointer, the blocks after it */
     uint64_t tls_lo = tp - tls->pthread_size, tls_hi = tp + tls->static_size;
