@@ -60,6 +60,7 @@ bench: bench-build
 	bench/obj/run $(BUILD_BENCH)
 	bench/gc/run $(BUILD_BENCH)
 	bench/trace/run $(BUILD_BENCH)
+	$(BUILD_BENCH)/bench/preload/bench_leakscan
 	bench/run/run $(BUILD_BENCH)
 
 bench-obj: bench-build

@@ -68,6 +68,41 @@ enum zw_capture_end {
     ZW_CAPTURE_END_EXEC = 4, /* an exec replaced the image (the new one writes its own capture) */
 };
 
+/* Whether the exit set was scanned for reachability (zw_capture.leaks.status). */
+enum zw_leaks_status {
+    ZW_LEAKS_UNKNOWN = 0, /* no LEAKS section: a capture from before the scan, or cut short */
+    ZW_LEAKS_SCANNED = 1, /* every block of the exit set has its kind */
+    ZW_LEAKS_SKIPPED = 2, /* the process ended on a signal: not scanned (the thread that died
+                           * may hold a lock the scan needs, and its registers are lost) */
+    ZW_LEAKS_FAILED = 3,  /* the scan could not map its memory or read the process's roots */
+    ZW_LEAKS_OFF = 4,     /* turned off (ZW_LEAK_CHECK=0) */
+};
+
+/* memcheck's kinds of leak, most serious first (valgrind's order). */
+enum zw_leak_kind {
+    ZW_LEAK_DEFINITE = 0,  /* no pointer to the block anywhere */
+    ZW_LEAK_INDIRECT = 1,  /* pointed to only from lost blocks */
+    ZW_LEAK_POSSIBLE = 2,  /* only pointers into its interior (or only from possibly lost blocks) */
+    ZW_LEAK_REACHABLE = 3, /* a pointer to its start on a chain of such pointers from a root */
+};
+#define ZW_LEAK_KINDS 4
+
+/* The reachability scan of the exit set (docs/zw.md#leak-kinds). */
+typedef struct zw_capture_leaks {
+    uint32_t status;                /* enum zw_leaks_status */
+    uint64_t blocks[ZW_LEAK_KINDS]; /* the exit set's blocks of each kind (when SCANNED) */
+    uint64_t bytes[ZW_LEAK_KINDS];  /* and their bytes */
+    uint8_t *kinds;      /* the kind of each trace of exit.snap, in its order; NULL unless SCANNED */
+    size_t nkinds;       /* exit.snap's traces */
+    uint64_t scan_ns;     /* how long the scan took in the traced process (wall time) */
+    uint64_t scan_cpu_ns; /* the CPU time it took there */
+    uint64_t scan_memory; /* bytes it mapped */
+    uint64_t root_bytes; /* bytes of roots read */
+    uint32_t modules;    /* writable segments of loaded modules scanned */
+    uint32_t threads;    /* threads whose stack, TLS and registers were scanned */
+    uint32_t threads_missed; /* threads that did not stop: their registers were not scanned */
+} zw_capture_leaks;
+
 typedef struct zw_capture_totals {
     uint64_t allocations;     /* malloc-family calls that returned a block (realloc counts) */
     uint64_t frees;           /* blocks freed (a realloc that moves counts one) */
@@ -128,6 +163,7 @@ typedef struct zw_capture {
     size_t nsteps;
     zw_capture_delta *deltas;
     size_t ndeltas;
+    zw_capture_leaks leaks; /* status ZW_LEAKS_UNKNOWN in captures without the scan */
 } zw_capture;
 
 /* Reads a capture file. A capture cut short (the process was killed while writing, or died
@@ -145,6 +181,11 @@ ZW_API void zw_capture_free(zw_capture *c);
  * traceback are exact, single sizes are averages. NULL and an error if the capture has no steps
  * or memory runs out. */
 ZW_API zw_snapshot *zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err);
+
+/* The exit set's blocks of the kinds in `kinds` (a mask of 1u << enum zw_leak_kind), in the exit
+ * set's order, as a new snapshot (free it with zw_snapshot_free). NULL and an error if the exit
+ * set was not scanned (c->leaks.status is not ZW_LEAKS_SCANNED) or memory runs out. */
+ZW_API zw_snapshot *zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err);
 
 /* zw_mark("label") in a traced process records a mark (time, heap bytes, live set); in a process
  * without libzwpreload.so it does nothing. Declared here for programs that link zerowaste; a

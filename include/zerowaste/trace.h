@@ -200,6 +200,11 @@ typedef struct zw_filter {
 ZW_API zw_snapshot *zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters,
                                               size_t n, zw_error *err);
 
+/* A new snapshot of the traces i of `snap` whose tags[i] (one per trace) is in `mask` (bit
+ * 1u << tag; tags of 32 and more are never picked), in order. NULL if out of memory. */
+ZW_API zw_snapshot *zw_snapshot_pick(const zw_snapshot *snap, const uint8_t *tags, uint32_t mask,
+                                     zw_error *err);
+
 /* One snapshot holding the traces of all `n` snapshots, in order (the processes of a capture set
  * seen as one). Equal tracebacks merge; the traceback limit is the largest. NULL if out of
  * memory. */

@@ -26,7 +26,10 @@
  * last allocation until it frees any block (a temporary allocation is freed next). initial-exec:
  * reading them never enters the dynamic loader, which may call malloc. */
 static _Thread_local tstats *my_stats __attribute__((tls_model("initial-exec")));
-static _Thread_local void *my_last __attribute__((tls_model("initial-exec")));
+/* The thread's last allocation, hidden (XOR HIDE_PTR) so that the leak scan, which reads every
+ * thread's TLS, does not take it for a pointer that keeps the block reachable. */
+#define HIDE_PTR ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
+static _Thread_local uintptr_t my_last __attribute__((tls_model("initial-exec")));
 
 /* ---- bootstrap ---- */
 
@@ -164,7 +167,7 @@ void
 zwi_preload_forget_stats(void)
 {
     my_stats = NULL;
-    my_last = NULL;
+    my_last = 0;
     if (G.slot_key_ok)
         pthread_setspecific(G.slot_key, NULL);
 }
@@ -250,7 +253,7 @@ on_alloc(void *p, size_t n)
         bump(ts, &ts->allocs, 1);
         bump(ts, &ts->bytes, n);
     }
-    my_last = p;
+    my_last = (uintptr_t)p ^ HIDE_PTR;
     uint32_t ref = th != NULL ? th->last_ref : 0;
     if (G.sites != NULL && ref != 0 && ref < G.site_refs) {
         atomic_fetch_add(&G.sites[ref].count, 1);
@@ -291,8 +294,8 @@ on_free(void *p, zwi_trace_rec *old, bool *had)
         return;
     site_free(&rec, 1);
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
-    bool temporary = my_last == p;
-    my_last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
+    bool temporary = my_last == ((uintptr_t)p ^ HIDE_PTR);
+    my_last = 0; /* any free ends the run: temporary = freed next, as in heaptrack */
     if (ts != NULL) {
         bump(ts, &ts->frees, 1);
         bump(ts, &ts->freed_bytes, rec.size);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -53,8 +54,12 @@ const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC] = {
 void
 zwi_preload_finish(uint32_t end, int code)
 {
+    /* the registers as the program left them, and where its frames end: the leak scan's roots */
+    jmp_buf regs;
+    setjmp(regs);
     if (G.tracer == NULL || atomic_exchange(&G.finished, true))
         return; /* never started (no memory, or before the constructor), or done */
+    G.leak_stack_lo = (uintptr_t)&regs;
     zwi_trace_guard++;
     if (G.live != NULL) { /* known even if the file cannot take the rest */
         atomic_store(&G.live->end, end);
@@ -78,6 +83,7 @@ zwi_preload_finish(uint32_t end, int code)
     pthread_mutex_unlock(&G.lock);
     atomic_store(&G.written, true);
     zwi_trace_guard--;
+    __asm__ volatile("" : : "r"(&regs) : "memory"); /* `regs` stays in this frame until here */
 }
 
 static void
@@ -552,6 +558,7 @@ zwi_preload_start(void)
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
     G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
+    G.leak_check = env_uint("ZW_LEAK_CHECK", 1, 0, 1) == 1;
     if (env_uint("ZW_FOLLOW_EXEC", 1, 0, 1) == 0)
         drop_from_ld_preload();
     G.tracer = zwi_tracer_new(G.nframe);

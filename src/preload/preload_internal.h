@@ -24,6 +24,7 @@
 #include <zerowaste/capture.h>
 
 #include "capture_format.h"
+#include "leakscan.h"
 #include "unwinder.h"
 
 #define EXPORT          __attribute__((visibility("default")))
@@ -118,6 +119,22 @@ typedef struct totals {
     uint64_t allocs, frees, temps, bytes, freed_bytes, untraced;
 } totals;
 
+/* The leak check of the exit set (leaks.c): the records of the heap's live blocks, each with
+ * its kind, in the order the EXIT_SET section writes them. Arrays mapped, n of cap. */
+typedef struct zwi_leak_check {
+    uint32_t status; /* enum zw_leaks_status */
+    zwi_trace_rec *recs;
+    uint8_t *kinds; /* enum zw_leak_kind of recs[i] */
+    size_t n;
+    size_t cap;
+    uint64_t blocks[ZWI_LEAK_KINDS];
+    uint64_t bytes[ZWI_LEAK_KINDS];
+    zwi_leak_roots roots;
+    uint64_t scan_ns;     /* wall time of the scan */
+    uint64_t scan_cpu_ns; /* this thread's CPU time in it */
+    size_t scan_memory;   /* bytes the scan mapped */
+} zwi_leak_check;
+
 /* The library's state: see the "constructor" fields in this file's header. */
 typedef struct zwi_preload_state {
     real_fns real;     /* written once by zwi_preload_resolve() before `ready`; read-only after */
@@ -208,6 +225,9 @@ typedef struct zwi_preload_state {
      * address (skip cache, atomic); see unwinder.h */
     zwi_unwinder unw;
     char cmdline[4096]; /* constructor: /proc/self/cmdline, NUL-separated */
+    bool leak_check;    /* constructor: ZW_LEAK_CHECK (default 1): scan the exit set */
+    uintptr_t leak_stack_lo; /* set by finish() on the thread that finishes, before the leak check
+                              * it runs: where the program's frames end (see leakscan.h) */
     size_t cmdline_len; /* constructor */
 } zwi_preload_state;
 
@@ -245,6 +265,13 @@ ZW_HIDDEN void zwi_preload_make_wake_pipe(void);
 ZW_HIDDEN void zwi_preload_start_sampler(void);
 /* Asks the sampler to return; waits for it if `join` and this is not the sampler itself. */
 ZW_HIDDEN void zwi_preload_stop_sampler(bool join);
+
+/* ---- leaks.c ---- */
+
+/* Scans the live heap blocks for reachability and fills `c` (status SCANNED, or FAILED). The
+ * caller holds G.lock and its guard is up; the other threads are stopped while the scan reads. */
+ZW_HIDDEN void zwi_preload_leak_check(zwi_leak_check *c);
+ZW_HIDDEN void zwi_preload_leak_release(zwi_leak_check *c);
 
 /* ---- writer.c ---- */
 

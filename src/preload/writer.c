@@ -405,6 +405,30 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
         munmap(set.recs, set.cap * sizeof(*set.recs));
 }
 
+/* The LEAKS section: how the exit set's scan went and the kind of each of its blocks. */
+static void
+put_leaks(zwi_cbuf *out, const zwi_leak_check *c, bool have_set)
+{
+    zw_capture_leaks l = {
+        .status = c->status == ZW_LEAKS_SCANNED && !have_set ? ZW_LEAKS_FAILED : c->status,
+        .kinds = c->kinds,
+        .nkinds = c->n,
+        .scan_ns = c->scan_ns,
+        .scan_cpu_ns = c->scan_cpu_ns,
+        .scan_memory = c->scan_memory,
+        .root_bytes = c->roots.root_bytes,
+        .modules = c->roots.modules,
+        .threads = c->roots.threads,
+        .threads_missed = c->roots.threads_missed,
+    };
+    memcpy(l.blocks, c->blocks, sizeof(l.blocks));
+    memcpy(l.bytes, c->bytes, sizeof(l.bytes));
+    zwi_cbuf pay = {.raw = G.raw};
+    zwi_encode_leaks(&pay, &l);
+    zwi_capture_put(out, ZWI_SEC_LEAKS, &pay);
+    zwi_cbuf_release(&pay);
+}
+
 /* Everything after the streamed samples: live sets, sites, totals, END. */
 void
 zwi_preload_write_end_locked(uint32_t end, int code)
@@ -434,8 +458,16 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         put_set(&out, ZWI_SEC_MARK, m->label, m->time_ns, m->bytes, snap);
         zw_snapshot_free(snap);
     }
-    /* the exit set; it is the peak set too if nothing larger was saved */
-    zw_snapshot *exit_snap = zwi_snapshot_from_tracer(G.tracer, sym, NULL);
+    /* the exit set, scanned for leaks unless the process dies of a signal; it is the peak set
+     * too if nothing larger was saved */
+    zwi_leak_check leaks = {.status = ZW_LEAKS_OFF};
+    if (end == ZW_CAPTURE_END_SIGNAL)
+        leaks.status = ZW_LEAKS_SKIPPED;
+    else if (G.leak_check)
+        zwi_preload_leak_check(&leaks);
+    zw_snapshot *exit_snap = leaks.status == ZW_LEAKS_SCANNED
+                                 ? zwi_snapshot_from_recs(G.tracer, sym, leaks.recs, leaks.n, NULL)
+                                 : zwi_snapshot_from_tracer(G.tracer, sym, NULL);
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
     if (G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) {
         put_set(&out, ZWI_SEC_PEAK_SET, "peak", last.time_ns, last.heap_bytes, exit_snap);
@@ -450,6 +482,8 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         zw_snapshot_free(peak);
     }
     put_set(&out, ZWI_SEC_EXIT_SET, "exit", last.time_ns, last.heap_bytes, exit_snap);
+    put_leaks(&out, &leaks, exit_snap != NULL);
+    zwi_preload_leak_release(&leaks);
     zw_snapshot_free(exit_snap);
     put_sites(&out, sym);
     totals s = zwi_preload_sum_stats();

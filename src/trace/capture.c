@@ -159,6 +159,36 @@ totals_from_live(zw_capture *c)
 }
 
 static int
+decode_leaks(loader *l)
+{
+    if (l->c->leaks.status != ZW_LEAKS_UNKNOWN)
+        return zwi_cursor_fail(&l->cur, "leak scan stored twice");
+    return zwi_decode_leaks(&l->cur, &l->c->leaks);
+}
+
+/* The kinds name the exit set's traces in order: with no exit set or another number of traces
+ * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
+static void
+check_leaks(zw_capture *c, zw_raw *raw)
+{
+    zw_capture_leaks *l = &c->leaks;
+    if (l->status != ZW_LEAKS_SCANNED)
+        return;
+    size_t n = c->exit.snap != NULL ? zw_snapshot_len(c->exit.snap) : 0;
+    if (n != l->nkinds || (n > 0 && l->kinds == NULL)) {
+        zwi_free(raw, l->kinds);
+        *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
+        return;
+    }
+    memset(l->blocks, 0, sizeof(l->blocks));
+    memset(l->bytes, 0, sizeof(l->bytes));
+    for (size_t i = 0; i < n; i++) {
+        l->blocks[l->kinds[i]]++;
+        l->bytes[l->kinds[i]] += zw_snapshot_trace(c->exit.snap, i).size;
+    }
+}
+
+static int
 decode(loader *l, uint32_t type)
 {
     zw_capture *c = l->c;
@@ -186,6 +216,8 @@ decode(loader *l, uint32_t type)
         return decode_sites(l);
     case ZWI_SEC_LIVE:
         return decode_live(l);
+    case ZWI_SEC_LEAKS:
+        return decode_leaks(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -368,6 +400,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         totals_from_samples(l.c);
     if (!l.c->has_totals && l.c->has_live)
         totals_from_live(l.c);
+    check_leaks(l.c, raw);
     return l.c;
 }
 
@@ -403,6 +436,16 @@ zw_capture_load(const char *path, zw_error *err)
     return out;
 }
 
+zw_snapshot *
+zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err)
+{
+    if (c->leaks.status != ZW_LEAKS_SCANNED || c->exit.snap == NULL) {
+        zw_error_set(err, "the capture's exit set was not scanned for leaks");
+        return NULL;
+    }
+    return zw_snapshot_pick(c->exit.snap, c->leaks.kinds, kinds, err);
+}
+
 /* Frees the snapshots of `c` (not its memory). */
 static void
 free_sets(zw_capture *c)
@@ -435,6 +478,7 @@ zw_capture_free(zw_capture *c)
     zwi_free(raw, c->site_temporary);
     zwi_free(raw, c->steps);
     zwi_free(raw, c->deltas);
+    zwi_free(raw, c->leaks.kinds);
     zwi_free(raw, h);
     zw_raw_destroy(raw);
 }

@@ -7,6 +7,7 @@
  * is u64 len, then a whole snapshot file (len 0: none). */
 #include "capture_format.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 /* ---- the file ---- */
@@ -30,6 +31,8 @@ compressed(uint32_t type, size_t len)
         return len > 256;
     case ZWI_SEC_SITE_INFO:
         return len > 12 + 12 * 64; /* more than 64 sites */
+    case ZWI_SEC_LEAKS:
+        return len > 160 + 64; /* more than 64 blocks' kinds */
     default:
         return false;
     }
@@ -494,6 +497,63 @@ zwi_decode_live(zwi_cursor *c, zwi_live *out)
         out->untraced += f[5];
     }
     return c->why[0] != '\0' ? -1 : 0;
+}
+
+/* ---- LEAKS ---- */
+
+void
+zwi_encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l)
+{
+    bool kinds = l->status == ZW_LEAKS_SCANNED;
+    zwi_cbuf_put(b, l->status, 4);
+    zwi_cbuf_put(b, l->modules, 4);
+    zwi_cbuf_put(b, l->threads, 4);
+    zwi_cbuf_put(b, l->threads_missed, 4);
+    zwi_cbuf_put(b, l->scan_ns, 8);
+    zwi_cbuf_put(b, l->scan_cpu_ns, 8);
+    zwi_cbuf_put(b, l->scan_memory, 8);
+    zwi_cbuf_put(b, l->root_bytes, 8);
+    for (int k = 0; k < ZW_LEAK_KINDS; k++) {
+        zwi_cbuf_put(b, kinds ? l->blocks[k] : 0, 8);
+        zwi_cbuf_put(b, kinds ? l->bytes[k] : 0, 8);
+    }
+    zwi_cbuf_put(b, kinds ? l->nkinds : 0, 8);
+    if (kinds)
+        zwi_cbuf_bytes(b, l->kinds, l->nkinds);
+}
+
+int
+zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out)
+{
+    *out = (zw_capture_leaks){0};
+    uint32_t status;
+    size_t n;
+    const unsigned char *kinds;
+    if (zwi_get_u32(c, &status) || zwi_get_u32(c, &out->modules) ||
+        zwi_get_u32(c, &out->threads) || zwi_get_u32(c, &out->threads_missed) ||
+        zwi_get_u64(c, &out->scan_ns) || zwi_get_u64(c, &out->scan_cpu_ns) ||
+        zwi_get_u64(c, &out->scan_memory) || zwi_get_u64(c, &out->root_bytes))
+        return -1;
+    for (int k = 0; k < ZW_LEAK_KINDS; k++)
+        if (zwi_get_u64(c, &out->blocks[k]) || zwi_get_u64(c, &out->bytes[k]))
+            return -1;
+    if (status < ZW_LEAKS_SCANNED || status > ZW_LEAKS_OFF)
+        return zwi_cursor_fail(c, "unknown leak scan status %" PRIu32, status);
+    if (zwi_get_count(c, 8, 1, "leak kind", &n) || zwi_get_bytes(c, n, "leak kinds", &kinds))
+        return -1;
+    if (status != ZW_LEAKS_SCANNED && n != 0)
+        return zwi_cursor_fail(c, "leak kinds of a scan that did not run");
+    for (size_t i = 0; i < n; i++)
+        if (kinds[i] >= ZW_LEAK_KINDS)
+            return zwi_cursor_fail(c, "leak kind %u of block %zu unknown", kinds[i], i);
+    if (n > 0) {
+        if ((out->kinds = zwi_alloc(c->raw, n)) == NULL)
+            return zwi_cursor_fail(c, "out of memory");
+        memcpy(out->kinds, kinds, n);
+    }
+    out->nkinds = n;
+    out->status = status;
+    return 0;
 }
 
 /* ---- END ---- */

@@ -22,7 +22,7 @@
 #include "container.h"
 
 #define ZWI_CAPTURE_MINOR                                                                          \
-    3 /* the version written, 1.3: 1.0, plus captures, plus SERIES and steps, plus LIVE */
+    4 /* the version written, 1.4: 1.0, plus captures, SERIES and steps (1.2), LIVE (1.3), LEAKS (1.4) */
 #define ZWI_SERIES_FIELDS 8  /* u64 fields of a SERIES record: zw_capture_sample's, in order */
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
 
@@ -126,6 +126,12 @@ ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak);
 ZW_HIDDEN void zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks);
 ZW_HIDDEN void zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n);
 ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+
+/* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
+ * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the
+ * loader does, once both are read). */
+ZW_HIDDEN void zwi_encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l);
+ZW_HIDDEN int zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out);
 
 ZW_HIDDEN void zwi_encode_totals(zwi_cbuf *b, const zw_capture_totals *t);
 ZW_HIDDEN int zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out);

@@ -78,6 +78,8 @@ zwi_section_name(uint32_t type)
         return "site info";
     case ZWI_SEC_LIVE:
         return "live counters";
+    case ZWI_SEC_LEAKS:
+        return "leaks";
     default:
         return "unknown";
     }
@@ -89,7 +91,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LIVE;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LEAKS;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */

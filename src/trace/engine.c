@@ -810,6 +810,33 @@ zwi_tracer_foreach(zwi_tracer *t, int (*fn)(void *ctx, const zwi_trace_rec *rec)
     return rc;
 }
 
+int
+zwi_tracer_foreach_block(zwi_tracer *t, unsigned domain,
+                         int (*fn)(void *ctx, uintptr_t ptr, const zwi_trace_rec *rec), void *ctx)
+{
+    int rc = 0;
+    for (size_t k = 0; k < NSHARDS && rc == 0 && domain == ZW_TRACE_DEFAULT_DOMAIN; k++) {
+        shard *s = &t->shards[k];
+        zwi_lock_acquire(&s->lock);
+        for (size_t i = 0; i <= s->mask && rc == 0; i++) {
+            if (s->slots[i].ptr == 0)
+                continue;
+            zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN, s->slots[i].size, s->slots[i].tb};
+            rc = fn(ctx, s->slots[i].ptr, &rec);
+        }
+        zwi_lock_release(&s->lock);
+    }
+    zwi_lock_acquire(&t->wide_lock);
+    for (size_t i = 0; t->wide != NULL && i <= t->wide_mask && rc == 0; i++) {
+        if (t->wide[i].ptr == 0 || t->wide[i].domain != domain)
+            continue;
+        zwi_trace_rec rec = {t->wide[i].domain, t->wide[i].size, t->wide[i].tb};
+        rc = fn(ctx, t->wide[i].ptr, &rec);
+    }
+    zwi_lock_release(&t->wide_lock);
+    return rc;
+}
+
 /* ---- clear, counters, memory ---- */
 
 void

@@ -638,6 +638,33 @@ zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
 }
 
 zw_snapshot *
+zw_snapshot_pick(const zw_snapshot *snap, const uint8_t *tags, uint32_t mask, zw_error *err)
+{
+    zw_snapshot *dst = zw_snapshot_new(snap->traceback_limit);
+    if (dst == NULL) {
+        zw_error_set(err, "cannot select traces: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    zwi_map done;
+    zwi_map_init(&done, dst->raw);
+    int rc = copy_modules(dst, snap);
+    for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
+        if (tags[i] >= 32 || !(mask & (1u << tags[i])))
+            continue;
+        const zwi_trace *t = &snap->traces[i];
+        zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
+        rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
+    }
+    zwi_map_release(&done);
+    if (rc != 0) {
+        zw_snapshot_free(dst);
+        zw_error_set(err, "cannot select traces: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return dst;
+}
+
+zw_snapshot *
 zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks, const int64_t *bytes,
                     zw_error *err)
 {

@@ -113,6 +113,11 @@ ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebac
 ZW_HIDDEN int zwi_tracer_foreach(zwi_tracer *t, int (*fn)(void *ctx, const zwi_trace_rec *rec),
                                  void *ctx);
 
+/* The same for the traces of one domain, with each block's address (the leak scan's input). */
+ZW_HIDDEN int zwi_tracer_foreach_block(zwi_tracer *t, unsigned domain,
+                                       int (*fn)(void *ctx, uintptr_t ptr, const zwi_trace_rec *rec),
+                                       void *ctx);
+
 /* For the preload library (src/preload): the peak as last recorded (a relaxed read, no lock:
  * cheap enough to test on every allocation), and every lock of the tracer and of the thread
  * registry taken and released around fork() so that the child inherits none held. */
@@ -303,6 +308,7 @@ ZW_HIDDEN int zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const
 ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err);
 /* One traceback of a tracer as a standalone traceback (zw_trace_get_traceback()). */
 ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref);
+
 
 /* A snapshot of the given records of a tracer (the preload library's peak, mark and site sets),
  * symbolised with `sym`; NULL with an error if out of memory. */

@@ -64,7 +64,8 @@ fi
     fail "demo: the peak's largest block in smoothed_sum()"
 "$zw" compare --json "$tmp/demo.zwc" --from start --to grown | head -2 |
     grep -q '"bytes_diff": 2097152, .*"function": "push"' || fail "demo: the growth in push()"
-"$zw" leaks --json "$tmp/demo.zwc" | grep '__GI__IO_file_doallocate' | grep -q '"function": "main"' &&
+"$zw" top --at exit --group traceback --json "$tmp/demo.zwc" | grep '__GI__IO_file_doallocate' |
+    grep -q '"function": "main"' &&
     echo "ok: demo: printf's buffer traced through the C library to main" ||
     fail "demo: the DWARF fallback did not reach main through printf"
 t=$(stat temporary "$tmp/demo.zwc")
@@ -74,7 +75,7 @@ t=$(stat temporary "$tmp/demo.zwc")
 # steps_match WHAT FILE: at the capture's end it is the exit set, site by site
 steps_match() {
     end=$(awk -v d="$(stat duration_s "$2")" 'BEGIN { print d + 0.000001 }')
-    entries leaks --only "$2" >"$tmp/exit.txt"
+    entries top --only "$2" --at exit >"$tmp/exit.txt"
     entries top --only "$2" --at "$end" >"$tmp/at-end.txt"
     if [ -s "$tmp/exit.txt" ] && diff "$tmp/exit.txt" "$tmp/at-end.txt" >/dev/null; then
         echo "ok: $1: live set at $end s = exit set ($(wc -l <"$tmp/exit.txt") tracebacks)"

@@ -613,6 +613,74 @@ Test(trace_capture_format, live_is_unchecked_and_gives_a_cut_capture_its_counts)
     zwi_cbuf_release(&f);
 }
 
+/* ---- LEAKS ---- */
+
+static int
+decode_and_free_leaks(zwi_cursor *c)
+{
+    zw_capture_leaks l;
+    int rc = zwi_decode_leaks(c, &l);
+    zwi_free(raw, l.kinds);
+    return rc;
+}
+
+Test(trace_capture_format, leaks_round_trip_with_and_without_kinds)
+{
+    uint8_t kinds[300];
+    for (size_t i = 0; i < sizeof(kinds); i++)
+        kinds[i] = (uint8_t)(i % ZW_LEAK_KINDS);
+    const zw_capture_leaks cases[] = {
+        {.status = ZW_LEAKS_SCANNED, .blocks = {75, 75, 75, 75}, .bytes = {1, 2, 3, UINT64_MAX},
+         .kinds = kinds, .nkinds = sizeof(kinds), .scan_ns = 7, .scan_cpu_ns = 6,
+         .scan_memory = UINT64_MAX, .root_bytes = 4096, .modules = 9, .threads = 3,
+         .threads_missed = UINT32_MAX},
+        {.status = ZW_LEAKS_SCANNED}, /* an empty exit set */
+        {.status = ZW_LEAKS_SKIPPED, .modules = 1},
+        {.status = ZW_LEAKS_OFF},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        zwi_cbuf b = {.raw = raw};
+        zwi_encode_leaks(&b, &cases[i]);
+        assert_prefixes_fail(&b, decode_and_free_leaks);
+        zw_capture_leaks out;
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_leaks(&c, &out), 0, "case %zu: %s", i, c.why);
+        cr_assert_eq(out.status, cases[i].status);
+        cr_assert_eq(out.nkinds, cases[i].nkinds, "case %zu", i);
+        if (cases[i].nkinds > 0)
+            cr_assert_arr_eq(out.kinds, cases[i].kinds, cases[i].nkinds);
+        else
+            cr_assert_null(out.kinds);
+        cr_assert_arr_eq(out.blocks, cases[i].blocks, sizeof(out.blocks));
+        cr_assert_arr_eq(out.bytes, cases[i].bytes, sizeof(out.bytes));
+        cr_assert(out.scan_ns == cases[i].scan_ns && out.scan_cpu_ns == cases[i].scan_cpu_ns &&
+                  out.scan_memory == cases[i].scan_memory &&
+                  out.root_bytes == cases[i].root_bytes && out.modules == cases[i].modules &&
+                  out.threads == cases[i].threads &&
+                  out.threads_missed == cases[i].threads_missed);
+        zwi_free(raw, out.kinds);
+        zwi_cbuf_release(&b);
+    }
+}
+
+Test(trace_capture_format, leaks_refuse_an_unknown_status_or_kind)
+{
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_leaks(&b, &(zw_capture_leaks){.status = ZW_LEAKS_OFF + 1});
+    zw_capture_leaks out;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_leaks(&c, &out), -1);
+    cr_assert_str_eq(c.why, "unknown leak scan status 5");
+    b.len = 0;
+    uint8_t kinds[2] = {ZW_LEAK_REACHABLE, ZW_LEAK_KINDS};
+    zwi_encode_leaks(&b, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+                                             .nkinds = 2});
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_leaks(&c, &out), -1);
+    cr_assert_str_eq(c.why, "leak kind 4 of block 1 unknown");
+    zwi_cbuf_release(&b);
+}
+
 /* ---- END ---- */
 
 Test(trace_capture_format, end_is_empty)
@@ -697,6 +765,59 @@ Test(trace_capture_format, a_capture_made_with_the_encoders_loads)
     cr_assert(!c->complete && c->nsamples == 3 && c->has_totals);
     zw_capture_free(c);
     zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+/* The capture of build_capture() with a LEAKS section of `n` kinds (the exit set has `exit_n`). */
+static zw_capture *
+load_with_leaks(zw_snapshot *snap, size_t n)
+{
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 2, false, snap);
+    uint8_t kinds[64];
+    cr_assert_leq(n, 64);
+    for (size_t i = 0; i < n; i++)
+        kinds[i] = (uint8_t)(i % 2 == 0 ? ZW_LEAK_DEFINITE : ZW_LEAK_REACHABLE);
+    zwi_cbuf pay = {.raw = raw};
+    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+                                               .nkinds = n, .blocks = {99}, .bytes = {99}});
+    zwi_capture_put(&file, ZWI_SEC_LEAKS, &pay);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&file);
+    return c;
+}
+
+Test(trace_capture_format, leak_kinds_name_the_exit_set_or_nothing)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    cr_assert_gt(n, 1);
+    zw_capture *c = load_with_leaks(snap, n);
+    cr_assert_eq(c->leaks.status, ZW_LEAKS_SCANNED);
+    uint64_t blocks = 0, bytes = 0;
+    for (size_t i = 0; i < n; i += 2) {
+        blocks++;
+        bytes += zw_snapshot_trace(snap, i).size;
+    }
+    cr_assert_eq(c->leaks.blocks[ZW_LEAK_DEFINITE], blocks, "the sums are the kinds', not 99");
+    cr_assert_eq(c->leaks.bytes[ZW_LEAK_DEFINITE], bytes);
+    zw_error err;
+    zw_snapshot *lost = zw_capture_leaked(c, 1u << ZW_LEAK_DEFINITE, &err);
+    cr_assert_not_null(lost, "%s", err.msg);
+    cr_assert_eq(zw_snapshot_len(lost), blocks);
+    cr_assert_eq(zw_snapshot_trace(lost, 0).size, zw_snapshot_trace(snap, 0).size);
+    zw_snapshot_free(lost);
+    zw_capture_free(c);
+
+    /* one kind too few: they name nothing, and the capture loads with the kinds unknown */
+    c = load_with_leaks(snap, n - 1);
+    cr_assert_eq(c->leaks.status, ZW_LEAKS_UNKNOWN);
+    cr_assert_null(c->leaks.kinds);
+    cr_assert_null(zw_capture_leaked(c, ~0u, &err));
+    zw_capture_free(c);
     zw_snapshot_free(snap);
 }
 

@@ -53,6 +53,11 @@ enum cli_opt {
     CLI_OPT_FOLLOW_FORK,
     CLI_OPT_NO_FOLLOW_EXEC,
     CLI_OPT_QUIET, /* -q, --quiet */
+    CLI_OPT_KIND,  /* --kind definite,indirect,possible,reachable|all */
+    CLI_OPT_SUPPRESSIONS,    /* --suppressions FILE */
+    CLI_OPT_SHOW_SUPPRESSED, /* --show-suppressed */
+    CLI_OPT_LEAK_CHECK,      /* --leak-check[=definite|possible|all] */
+    CLI_OPT_ERROR_EXITCODE,  /* --error-exitcode N */
 };
 #define CLI_TAKES(opt) (1u << CLI_OPT_##opt)
 
@@ -95,6 +100,11 @@ struct cli_opts {
     bool follow_fork;
     bool no_follow_exec;
     bool quiet;
+    const char *kind;         /* --kind, NULL: all */
+    const char *suppressions; /* --suppressions FILE */
+    bool show_suppressed;
+    const char *leak_check;       /* --leak-check's kinds ("definite" if given bare); NULL: off */
+    unsigned long error_exitcode; /* with --leak-check: the status when leaks remain */
     unsigned long limit; /* 0: all */
     unsigned long pid;   /* 0: every process */
     unsigned long nframe;
@@ -180,6 +190,44 @@ void cli_json_statistic(const cli_json *j, const zw_statistic *s, bool diff);
 /* The first n entries of `list` as an array, one a line. */
 void cli_json_stat_list(const cli_json *j, const zw_stat_list *list, size_t n, bool diff);
 
+/* ---- leak kinds and suppressions (leaks.c) ---- */
+
+/* The patterns of a suppression file (LeakSanitizer's `leak:PATTERN` lines). */
+typedef struct cli_suppressions {
+    char **patterns;
+    size_t n;
+} cli_suppressions;
+
+/* Reads `path` (NULL: none, the built-in list only): 0, or CLI_EXIT_FAILURE after saying why. */
+int cli_suppressions_read(const char *path, cli_suppressions *out);
+void cli_suppressions_release(cli_suppressions *s);
+
+/* The leaks of a capture set's exit sets: the blocks and bytes of each kind, suppressed apart,
+ * and, for each kind in the mask asked, the blocks of that kind merged over the processes (the
+ * suppressed ones instead if `show_suppressed`). */
+typedef struct cli_leaks {
+    uint64_t blocks[ZW_LEAK_KINDS];
+    uint64_t bytes[ZW_LEAK_KINDS];
+    uint64_t sblocks[ZW_LEAK_KINDS]; /* suppressed */
+    uint64_t sbytes[ZW_LEAK_KINDS];
+    size_t scanned;              /* processes whose exit set was scanned */
+    size_t unscanned;            /* and those whose was not */
+    uint32_t status;             /* the first unscanned one's (enum zw_leaks_status) */
+    zw_snapshot *sets[ZW_LEAK_KINDS]; /* NULL for kinds not asked, or with no scanned process */
+} cli_leaks;
+
+int cli_leaks_of(const cli_tree *t, const cli_suppressions *s, uint32_t kinds, bool show_suppressed,
+                 cli_leaks *out);
+void cli_leaks_release(cli_leaks *l);
+/* "definite", "indirect", "possible", "reachable" */
+extern const char *const cli_leak_kind_names[ZW_LEAK_KINDS];
+/* A --kind value ("definite,indirect", "all") as a mask of 1u << kind: 0 or CLI_EXIT_USAGE. */
+int cli_parse_kinds(const char *cmd, const char *arg, uint32_t *out);
+/* Why a process's exit set has no kinds, in words. */
+const char *cli_leaks_why(uint32_t status);
+/* memcheck's LEAK SUMMARY, with the suppressed total. */
+void cli_print_leak_summary(const cli_leaks *l, FILE *out);
+
 /* ---- commands ---- */
 
 /* The help of each command, in its cmd_<name>.c (leaks and peak: cmd_top.c). */
@@ -190,6 +238,7 @@ int cmd_run(const cli_command *c, const cli_opts *o);
 int cmd_stat(const cli_command *c, const cli_opts *o);
 /* top, leaks and peak: one live set grouped, largest first */
 int cmd_top(const cli_command *c, const cli_opts *o);
+int cmd_leaks(const cli_command *c, const cli_opts *o);
 int cmd_compare(const cli_command *c, const cli_opts *o);
 int cmd_export(const cli_command *c, const cli_opts *o);
 int cmd_report(const cli_command *c, const cli_opts *o);

@@ -1,8 +1,10 @@
 /* tools/zw/cmd_run.c - zw run: runs a program with libzwpreload.so in LD_PRELOAD, waits for it,
  * reads the capture it wrote and prints a five-line summary on stderr. Exits with the program's
- * status (128 + the signal if a signal ended it), so `zw run` fits in scripts. */
+ * status (128 + the signal if a signal ended it), so `zw run` fits in scripts; with --leak-check,
+ * the status of --error-exitcode when unsuppressed leaks of the kinds asked remain. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +32,14 @@ const char cli_help_run[] =
     "  --follow-fork       forked children write a capture of their own (default: not traced)\n"
     "  --no-follow-exec    programs that PROGRAM executes are not traced (default: traced)\n"
     "  -q, --quiet         no summary\n"
+    "  --leak-check[=definite|possible|all]\n"
+    "                      check the leaks at exit (of every process of the run): with\n"
+    "                      definite (the default) definitely and indirectly lost blocks count,\n"
+    "                      possible adds possibly lost ones, all still reachable ones too; if\n"
+    "                      any is not suppressed, print them on stderr as LeakSanitizer does\n"
+    "                      and exit with --error-exitcode's status\n"
+    "  --error-exitcode N  the status then (1-255, default 23, LeakSanitizer's)\n"
+    "  --suppressions FILE leak suppressions, as zw leaks takes them\n"
     "  -h, --help          this text\n";
 
 /* libzwpreload.so: $ZW_PRELOAD, beside this executable, in the libdir relative to it, then the
@@ -200,6 +210,83 @@ summarize(const char *first, bool quiet)
     return true;
 }
 
+/* The kinds --leak-check counts: definite (definitely and indirectly lost), possible, all. */
+static int
+leak_check_kinds(const char *arg, uint32_t *kinds)
+{
+    uint32_t lost = 1u << ZW_LEAK_DEFINITE | 1u << ZW_LEAK_INDIRECT;
+    if (arg[0] == '\0' || strcmp(arg, "definite") == 0)
+        *kinds = lost;
+    else if (strcmp(arg, "possible") == 0)
+        *kinds = lost | 1u << ZW_LEAK_POSSIBLE;
+    else if (strcmp(arg, "all") == 0)
+        *kinds = (1u << ZW_LEAK_KINDS) - 1;
+    else
+        return cli_usage("run", "unknown --leak-check '%s' (definite, possible or all)", arg);
+    return 0;
+}
+
+/* LeakSanitizer's report of the unsuppressed leaks of `kinds` in the run's captures: true if
+ * there are any. A capture that was not scanned is said so, and does not fail the check. */
+static bool
+report_leaks(const char *path, uint32_t kinds, const cli_suppressions *sup, long pid)
+{
+    cli_tree *t = cli_load_tree(path, 0, false);
+    if (t == NULL)
+        return false;
+    cli_leaks l;
+    if (cli_leaks_of(t, sup, kinds, false, &l) != 0) {
+        cli_tree_free(t);
+        return false;
+    }
+    uint64_t blocks = 0, bytes = 0;
+    for (int k = 0; k < ZW_LEAK_KINDS; k++) {
+        if (kinds & (1u << k)) {
+            blocks += l.blocks[k];
+            bytes += l.bytes[k];
+        }
+    }
+    if (l.unscanned > 0)
+        fprintf(stderr, "zw: leak check: %zu of %zu processes %s\n", l.unscanned,
+                l.unscanned + l.scanned, cli_leaks_why(l.status));
+    if (blocks > 0) {
+        static const char *const what[ZW_LEAK_KINDS] = {"Direct leak", "Indirect leak",
+                                                         "Possible leak", "Still reachable"};
+        fprintf(stderr, "=================================================================\n");
+        fprintf(stderr, "==%ld==ERROR: zw: detected memory leaks\n", pid);
+        for (int k = 0; k < ZW_LEAK_KINDS; k++) {
+            zw_error err;
+            zw_stat_list *list = l.sets[k] != NULL ? zw_snapshot_statistics(
+                                                         l.sets[k], ZW_GROUP_TRACEBACK, false, &err)
+                                                   : NULL;
+            for (size_t i = 0; list != NULL && i < zw_stat_list_len(list); i++) {
+                const zw_statistic *s = zw_stat_list_get(list, i);
+                fprintf(stderr, "\n%s of %zu byte(s) in %zu object(s) allocated from:\n", what[k],
+                        s->size, s->count);
+                size_t nf = zw_traceback_len(s->traceback);
+                for (size_t f = nf, n = 0; f-- > 0; n++) {
+                    const zw_frame *fr = zw_traceback_frame(s->traceback, f);
+                    char buf[1024];
+                    zw_frame_str(fr, buf, sizeof(buf));
+                    fprintf(stderr, "    #%zu %s in %s\n", n, fr->function ? fr->function : "??",
+                            buf);
+                }
+            }
+            zw_stat_list_free(list);
+        }
+        uint64_t sblocks = 0;
+        for (int k = 0; k < ZW_LEAK_KINDS; k++)
+            sblocks += l.sblocks[k];
+        fprintf(stderr,
+                "\nSUMMARY: zw: %" PRIu64 " byte(s) leaked in %" PRIu64 " allocation(s)"
+                " (%" PRIu64 " suppressed).\n",
+                bytes, blocks, sblocks);
+    }
+    cli_leaks_release(&l);
+    cli_tree_free(t);
+    return blocks > 0;
+}
+
 int
 cmd_run(const cli_command *c, const cli_opts *o)
 {
@@ -208,6 +295,13 @@ cmd_run(const cli_command *c, const cli_opts *o)
     bool follow_fork = o->follow_fork, no_follow_exec = o->no_follow_exec, quiet = o->quiet;
     if (output != NULL && output[0] == '\0')
         return cli_usage("run", "the output file name is empty");
+    uint32_t kinds = 0;
+    int rc;
+    if (o->leak_check != NULL && (rc = leak_check_kinds(o->leak_check, &kinds)) != 0)
+        return rc;
+    if (o->error_exitcode != 0 && o->leak_check == NULL)
+        return cli_usage("run", "--error-exitcode needs --leak-check");
+
     char pbuf[PATH_MAX];
     const char *preload = find_preload(pbuf, sizeof(pbuf));
     if (preload == NULL)
@@ -229,6 +323,10 @@ cmd_run(const cli_command *c, const cli_opts *o)
             return CLI_EXIT_FAILURE;
     }
 
+    cli_suppressions sup; /* read before the program runs: a bad file is said at once */
+    if ((rc = cli_suppressions_read(o->suppressions, &sup)) != 0)
+        return rc;
+
     /* a terminal's ^C and ^\ go to the program; zw stays to write the summary */
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
     sigemptyset(&ign.sa_mask);
@@ -236,11 +334,15 @@ cmd_run(const cli_command *c, const cli_opts *o)
     sigaction(SIGQUIT, &ign, &old_quit);
     fflush(NULL);
     int ready[2];
-    if (pipe2(ready, O_CLOEXEC) != 0)
+    if (pipe2(ready, O_CLOEXEC) != 0) {
+        cli_suppressions_release(&sup);
         return cli_fail("cannot start '%s': %s", o->program[0], strerror(errno));
+    }
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        cli_suppressions_release(&sup);
         return cli_fail("cannot start '%s': %s", o->program[0], strerror(errno));
+    }
     if (pid == 0) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGQUIT, &old_quit, NULL);
@@ -289,12 +391,19 @@ cmd_run(const cli_command *c, const cli_opts *o)
     sigaction(SIGQUIT, &old_quit, NULL);
     if (got == (ssize_t)sizeof(exec_errno)) {
         cli_fail("cannot run '%s': %s", o->program[0], strerror(exec_errno));
+        cli_suppressions_release(&sup);
         return exec_errno == ENOENT ? 127 : 126;
     }
     if (per_pid)
         expand(path, sizeof(path), pattern, (long)pid);
-    int rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-    if (!summarize(path, quiet) && rc == 0)
+    rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    bool written = summarize(path, quiet);
+    if (o->leak_check != NULL && written && report_leaks(path, kinds, &sup, (long)pid)) {
+        cli_suppressions_release(&sup);
+        return (int)(o->error_exitcode ? o->error_exitcode : 23);
+    }
+    cli_suppressions_release(&sup);
+    if (!written && rc == 0)
         return CLI_EXIT_FAILURE; /* no capture written: never a silent success */
     return rc;
 }

@@ -8,7 +8,7 @@
 #include "cli.h"
 
 const char cli_help_stat[] =
-    "usage: zw stat [--json] [--series] [--pid PID] [--only] FILE\n"
+    "usage: zw stat [--json] [--series] [--suppressions FILE] [--pid PID] [--only] FILE\n"
     "\n"
     "The figures of capture FILE: allocations, frees, temporary allocations, bytes allocated,\n"
     "the peak and when it happened, the leaks at exit, the duration, the largest RSS, marks.\n"
@@ -20,6 +20,7 @@ const char cli_help_stat[] =
     "  --series     the time series instead: time_s, heap_bytes, heap_blocks, rss_bytes,\n"
     "               allocations, frees, temporary, bytes_allocated per sample (tab-separated\n"
     "               with a header line; with --json an array of arrays); one process only\n"
+    "  --suppressions FILE   leak suppressions, as zw leaks takes them\n"
     "  --pid PID    only that process of a capture set\n"
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  -h, --help   this text\n";
@@ -155,8 +156,30 @@ whole(const cli_tree *t)
     return f;
 }
 
+/* "leaks": the kinds of the exit sets' blocks, summed over the processes scanned; null if none
+ * was. */
 static void
-print_json(const cli_tree *t)
+print_json_leaks(const cli_leaks *l, FILE *o)
+{
+    if (l->scanned == 0) {
+        fputs(", \"leaks\": null", o);
+        return;
+    }
+    fprintf(o, ", \"leaks\": {\"processes_scanned\": %zu, \"processes_not_scanned\": %zu", l->scanned,
+            l->unscanned);
+    uint64_t sblocks = 0, sbytes = 0;
+    for (int k = 0; k < ZW_LEAK_KINDS; k++) {
+        fprintf(o, ", \"%s\": {\"bytes\": %" PRIu64 ", \"blocks\": %" PRIu64 "}",
+                cli_leak_kind_names[k], l->bytes[k], l->blocks[k]);
+        sblocks += l->sblocks[k];
+        sbytes += l->sbytes[k];
+    }
+    fprintf(o, ", \"suppressed\": {\"bytes\": %" PRIu64 ", \"blocks\": %" PRIu64 "}}", sbytes,
+            sblocks);
+}
+
+static void
+print_json(const cli_tree *t, const cli_leaks *l)
 {
     FILE *o = stdout;
     const cli_json j = {o, false};
@@ -198,6 +221,7 @@ print_json(const cli_tree *t)
                 ", \"samples\": %zu, \"end\": \"%s\", \"end_code\": %d",
                 f.duration_s, f.max_rss, f.samples, end, last->totals.code);
     }
+    print_json_leaks(l, o);
     fputs(", \"processes\": [", o);
     for (size_t i = 0; i < t->n; i++) {
         fputs(i ? ", {" : "{", o);
@@ -293,16 +317,28 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
         cli_tree_free(tree);
         return rc;
     }
+    cli_suppressions sup;
+    cli_leaks leaks = {0};
+    int rc = cli_suppressions_read(o->suppressions, &sup);
+    if (rc == 0)
+        rc = cli_leaks_of(tree, &sup, 0, false, &leaks);
+    cli_suppressions_release(&sup);
+    if (rc != 0) {
+        cli_tree_free(tree);
+        return rc;
+    }
     if (series || json) {
         if (series)
             print_series(tree->caps[0], json);
         else
-            print_json(tree);
+            print_json(tree, &leaks);
         cli_tree_free(tree);
         return 0;
     }
     if (tree->n > 1) {
         print_processes(tree);
+        printf("\n");
+        cli_print_leak_summary(&leaks, stdout);
         cli_tree_free(tree);
         return 0;
     }
@@ -347,7 +383,8 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
     for (size_t i = 0; i < c->nmarks; i++)
         printf("%s%s at %.3f s", i ? ", " : ": ", c->marks[i].label,
                (double)c->marks[i].time_ns / 1e9);
-    printf("\n");
+    printf("\n\n");
+    cli_print_leak_summary(&leaks, stdout);
     cli_tree_free(tree);
     return 0;
 }

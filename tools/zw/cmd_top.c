@@ -1,7 +1,7 @@
 /* tools/zw/cmd_top.c - zw top, zw leaks and zw peak: a live set of a capture grouped by line, file
- * or traceback (zw_snapshot_statistics: tracemalloc's Snapshot.statistics), largest first. leaks
- * and peak are top with another default set and grouping (their rows of main.c's table): they
- * differ from it and from each other only in their help. */
+ * or traceback (zw_snapshot_statistics: tracemalloc's Snapshot.statistics), largest first. peak
+ * is top with another default set and grouping (its row of main.c's table); leaks too when the
+ * capture has no leak scan (cmd_leaks.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,13 +38,6 @@ const char cli_help_top[] =
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"                           \
     "  --json       a JSON array of {bytes, blocks, traceback}\n"                                  \
     "  -h, --help   this text\n"
-
-const char cli_help_leaks[] =
-    "usage: zw leaks [options] FILE\n"
-    "\n"
-    "The blocks of capture FILE still allocated at exit, grouped by the traceback of their\n"
-    "allocation, largest first.\n"
-    "\n" LIVE_OPTIONS;
 
 const char cli_help_peak[] =
     "usage: zw peak [options] FILE\n"

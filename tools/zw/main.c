@@ -20,7 +20,7 @@ static const char usage_text[] =
     "  run      run a program under libzwpreload.so and write its capture\n"
     "  stat     the figures of a capture: allocations, temporary, peak, leaks\n"
     "  top      the largest allocation sites at the peak, at exit or at a mark\n"
-    "  leaks    the blocks still allocated at exit, by traceback\n"
+    "  leaks    the blocks still allocated at exit, by kind of leak and traceback\n"
     "  peak     the blocks allocated at the peak, by traceback\n"
     "  compare  what grew between two moments of a capture, or two captures\n"
     "  export   a capture as pprof, folded stacks (flame graphs) or massif's massif.out\n"
@@ -166,11 +166,15 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
  * --at (their help does not list --cumulative, which they have always taken). */
 static const cli_command commands[] = {
     {"run", cli_help_run,
-     T(OUTPUT) | T(NFRAME) | T(INTERVAL) | T(FOLLOW_FORK) | T(NO_FOLLOW_EXEC) | T(QUIET), 0, NULL,
+     T(OUTPUT) | T(NFRAME) | T(INTERVAL) | T(FOLLOW_FORK) | T(NO_FOLLOW_EXEC) | T(QUIET) |
+         T(LEAK_CHECK) | T(ERROR_EXITCODE) | T(SUPPRESSIONS),
+     0, NULL,
      0, cmd_run},
-    {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(PID) | T(ONLY), 1, NULL, 0, cmd_stat},
+    {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(PID) | T(ONLY) | T(SUPPRESSIONS), 1, NULL, 0,
+     cmd_stat},
     {"top", cli_help_top, T(AT) | LIVE, 1, "peak", ZW_GROUP_LINENO, cmd_top},
-    {"leaks", cli_help_leaks, LIVE, 1, "exit", ZW_GROUP_TRACEBACK, cmd_top},
+    {"leaks", cli_help_leaks, LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",
+     ZW_GROUP_TRACEBACK, cmd_leaks},
     {"peak", cli_help_peak, LIVE, 1, "peak", ZW_GROUP_TRACEBACK, cmd_top},
     {"compare", cli_help_compare, T(FROM) | T(TO) | T(AT) | LIVE, 2, "exit", ZW_GROUP_LINENO,
      cmd_compare},

@@ -14,6 +14,7 @@ enum kind {
     TEXT,   /* a const char * */
     NUMBER, /* an unsigned long in [lo, hi] */
     CHOICE, /* an int: the value of one of `choices` */
+    MAYBE,  /* a const char *: its value only after '=', "" when given bare */
 };
 
 typedef struct choice {
@@ -79,14 +80,20 @@ static const option_def defs[] = {
     [CLI_OPT_FOLLOW_FORK] = OPT("--follow-fork", FLAG, follow_fork),
     [CLI_OPT_NO_FOLLOW_EXEC] = OPT("--no-follow-exec", FLAG, no_follow_exec),
     [CLI_OPT_QUIET] = {{"-q", "--quiet"}, FLAG, offsetof(cli_opts, quiet)},
+    [CLI_OPT_KIND] = OPT("--kind", TEXT, kind),
+    [CLI_OPT_SUPPRESSIONS] = OPT("--suppressions", TEXT, suppressions),
+    [CLI_OPT_SHOW_SUPPRESSED] = OPT("--show-suppressed", FLAG, show_suppressed),
+    [CLI_OPT_LEAK_CHECK] = OPT("--leak-check", MAYBE, leak_check),
+    [CLI_OPT_ERROR_EXITCODE] = {{"--error-exitcode", NULL}, NUMBER,
+                                offsetof(cli_opts, error_exitcode), 1, 255},
 };
 
 /* The value of `arg` if it is option `name` ("" for a flag), taking a value as the next argument
  * (then *i moves past it) or after '='; NULL if it is not that option. A missing value is a
  * usage error: *bad is set. */
 static const char *
-match(const cli_command *c, const char *name, bool with_value, int argc, char **argv, int *i,
-      bool *bad)
+match(const cli_command *c, const char *name, bool with_value, bool maybe, int argc, char **argv,
+      int *i, bool *bad)
 {
     const char *arg = argv[*i];
     size_t n = strlen(name);
@@ -99,7 +106,7 @@ match(const cli_command *c, const char *name, bool with_value, int argc, char **
     if (arg[n] != '\0')
         return NULL;
     (*i)++;
-    if (!with_value)
+    if (!with_value || maybe)
         return "";
     if (*i >= argc) {
         cli_usage(c->name, "option '%s' needs a value", name);
@@ -119,6 +126,7 @@ store(const cli_command *c, const option_def *d, const char *value, cli_opts *o)
         *(bool *)field = true;
         return 0;
     case TEXT:
+    case MAYBE:
         *(const char **)field = value;
         return 0;
     case NUMBER: {
@@ -154,7 +162,8 @@ parse_option(const cli_command *c, int argc, char **argv, int *i, cli_opts *o)
         const option_def *d = &defs[k];
         for (int n = 0; n < 2 && d->names[n] != NULL; n++) {
             bool bad = false;
-            const char *value = match(c, d->names[n], d->kind != FLAG, argc, argv, i, &bad);
+            const char *value =
+                match(c, d->names[n], d->kind != FLAG, d->kind == MAYBE, argc, argv, i, &bad);
             if (bad)
                 return CLI_EXIT_USAGE;
             if (value != NULL)

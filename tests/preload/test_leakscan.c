@@ -1,0 +1,363 @@
+/* tests/preload/test_leakscan.c - the reachability scan (src/preload/leakscan.c): memcheck's four
+ * kinds on blocks laid out by hand in a mapping, with roots given as ranges, and then on this
+ * process's own roots (globals, another thread's stack, registers). */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../../src/preload/leakscan.h"
+
+/* ---- a heap by hand: `nblock` blocks of `size` bytes, one after another, in a mapping ---- */
+
+typedef struct heap {
+    uintptr_t *mem;
+    size_t words; /* words per block */
+    size_t nblock;
+    zwi_leakscan *ls;
+} heap;
+
+static heap
+heap_make(size_t nblock, size_t size)
+{
+    heap h = {.words = size / 8, .nblock = nblock};
+    h.mem = mmap(NULL, nblock * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(h.mem != MAP_FAILED);
+    h.ls = zwi_leakscan_new(nblock);
+    cr_assert(h.ls != NULL);
+    return h;
+}
+
+static uintptr_t
+blk(const heap *h, size_t i)
+{
+    return (uintptr_t)(h->mem + i * h->words);
+}
+
+/* block i's word k = a pointer to block j at byte offset `off` */
+static void
+link_to(heap *h, size_t i, size_t k, size_t j, size_t off)
+{
+    h->mem[i * h->words + k] = blk(h, j) + off;
+}
+
+static void
+heap_prepare(heap *h)
+{
+    for (size_t i = h->nblock; i-- > 0;) /* added out of order: prepare sorts them */
+        cr_assert_eq(zwi_leakscan_add(h->ls, blk(h, i), h->words * 8), 0);
+    cr_assert_eq(zwi_leakscan_prepare(h->ls), 0);
+}
+
+static void
+root(heap *h, const uintptr_t *words, size_t n)
+{
+    zwi_leakscan_root(h->ls, (uintptr_t)words, (uintptr_t)(words + n));
+}
+
+static int
+kind(const heap *h, size_t i)
+{
+    return zwi_leakscan_kind(h->ls, blk(h, i));
+}
+
+/* ---- memcheck's rules, one by one ---- */
+
+Test(preload_leakscan, start_pointer_from_a_root_reaches_a_chain)
+{
+    heap h = heap_make(4, 32);
+    link_to(&h, 0, 1, 1, 0); /* 0 -> 1 -> 2; 3 alone */
+    link_to(&h, 1, 3, 2, 0);
+    heap_prepare(&h);
+    uintptr_t roots[2] = {42, blk(&h, 0)};
+    root(&h, roots, 2);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_REACHABLE);
+    cr_assert_eq(kind(&h, 1), ZWI_LEAK_REACHABLE);
+    cr_assert_eq(kind(&h, 2), ZWI_LEAK_REACHABLE);
+    cr_assert_eq(kind(&h, 3), ZWI_LEAK_DEFINITE);
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, interior_pointer_makes_possible_and_passes_it_on)
+{
+    heap h = heap_make(3, 64);
+    link_to(&h, 0, 0, 1, 0); /* 0 -> start of 1 -> interior of 2 */
+    link_to(&h, 1, 7, 2, 40);
+    heap_prepare(&h);
+    uintptr_t roots[1] = {blk(&h, 0) + 24};
+    root(&h, roots, 1);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_POSSIBLE);
+    cr_assert_eq(kind(&h, 1), ZWI_LEAK_POSSIBLE);
+    cr_assert_eq(kind(&h, 2), ZWI_LEAK_POSSIBLE);
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, start_pointer_found_later_upgrades_possible_to_reachable)
+{
+    heap h = heap_make(2, 32);
+    link_to(&h, 0, 2, 1, 0);
+    heap_prepare(&h);
+    uintptr_t first[1] = {blk(&h, 0) + 8};
+    root(&h, first, 1);
+    uintptr_t second[1] = {blk(&h, 0)};
+    root(&h, second, 1);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_REACHABLE);
+    cr_assert_eq(kind(&h, 1), ZWI_LEAK_REACHABLE, "rescanned once its holder became reachable");
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, lost_list_is_one_definite_head_and_indirect_rest_in_any_address_order)
+{
+    /* list A: head 0 -> 1 -> 2 -> 3 (ascending); list B: head 7 -> 6 -> 5 -> 4 (descending) */
+    heap h = heap_make(8, 32);
+    for (size_t i = 0; i < 3; i++)
+        link_to(&h, i, 0, i + 1, 0);
+    for (size_t i = 7; i > 4; i--)
+        link_to(&h, i, 1, i - 1, 0);
+    heap_prepare(&h);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_DEFINITE);
+    cr_assert_eq(kind(&h, 7), ZWI_LEAK_DEFINITE);
+    for (size_t i = 1; i < 7; i++)
+        cr_assert_eq(kind(&h, i), ZWI_LEAK_INDIRECT, "block %zu", i);
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, lost_cycle_has_one_definite_leader)
+{
+    heap h = heap_make(3, 32);
+    link_to(&h, 0, 0, 1, 0);
+    link_to(&h, 1, 0, 2, 16); /* an interior pointer inside a lost clique still absorbs */
+    link_to(&h, 2, 0, 0, 0);
+    heap_prepare(&h);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_DEFINITE);
+    cr_assert_eq(kind(&h, 1), ZWI_LEAK_INDIRECT);
+    cr_assert_eq(kind(&h, 2), ZWI_LEAK_INDIRECT);
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, word_past_the_end_or_unaligned_reaches_nothing)
+{
+    heap h = heap_make(2, 32);
+    heap_prepare(&h);
+    /* one past block 1's end; an unaligned copy of block 0's address spans two root words */
+    unsigned char bytes[24] = {0};
+    uintptr_t a = blk(&h, 0);
+    memcpy(bytes + 4, &a, sizeof(a));
+    uintptr_t past[1] = {blk(&h, 1) + 32};
+    root(&h, past, 1);
+    zwi_leakscan_root(h.ls, (uintptr_t)bytes, (uintptr_t)(bytes + sizeof(bytes)));
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_DEFINITE);
+    cr_assert_eq(kind(&h, 1), ZWI_LEAK_DEFINITE);
+    cr_assert_eq(zwi_leakscan_kind(h.ls, blk(&h, 0) + 8), -1, "no block starts there");
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, empty_block_is_reached_at_its_start)
+{
+    zwi_leakscan *ls = zwi_leakscan_new(0);
+    static uintptr_t space[8];
+    cr_assert_eq(zwi_leakscan_add(ls, (uintptr_t)&space[2], 0), 0);
+    cr_assert_eq(zwi_leakscan_add(ls, (uintptr_t)&space[4], 0), 0);
+    cr_assert_eq(zwi_leakscan_prepare(ls), 0);
+    uintptr_t roots[1] = {(uintptr_t)&space[2]};
+    zwi_leakscan_root(ls, (uintptr_t)roots, (uintptr_t)(roots + 1));
+    zwi_leakscan_classify(ls);
+    cr_assert_eq(zwi_leakscan_kind(ls, (uintptr_t)&space[2]), ZWI_LEAK_REACHABLE);
+    cr_assert_eq(zwi_leakscan_kind(ls, (uintptr_t)&space[4]), ZWI_LEAK_DEFINITE);
+    zwi_leakscan_free(ls);
+}
+
+static bool
+ignore_last_word(uintptr_t start, size_t size, uintptr_t p)
+{
+    return p == start + size - 8;
+}
+
+Test(preload_leakscan, allocator_words_are_ignored_when_the_filter_says_so)
+{
+    heap h = heap_make(2, 32);
+    heap_prepare(&h);
+    zwi_leakscan_set_ignore(h.ls, ignore_last_word);
+    uintptr_t roots[2] = {blk(&h, 0) + 24, blk(&h, 1) + 16};
+    root(&h, roots, 2);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, 0), ZWI_LEAK_DEFINITE, "its last word's pointer is the allocator's");
+    cr_assert_eq(kind(&h, 1), ZWI_LEAK_POSSIBLE);
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, block_of_512_mib_or_more_keeps_its_size)
+{
+    size_t size = (size_t)520 << 20;
+    char *big = mmap(NULL, size + 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    cr_assert(big != MAP_FAILED);
+    zwi_leakscan *ls = zwi_leakscan_new(0);
+    cr_assert_eq(zwi_leakscan_add(ls, (uintptr_t)big, size), 0);
+    cr_assert_eq(zwi_leakscan_add(ls, (uintptr_t)big + size, 16), 0); /* right after it */
+    cr_assert_eq(zwi_leakscan_prepare(ls), 0);
+    uintptr_t roots[1] = {(uintptr_t)big + size - 64}; /* beyond 2^29 bytes in */
+    zwi_leakscan_root(ls, (uintptr_t)roots, (uintptr_t)(roots + 1));
+    zwi_leakscan_classify(ls);
+    cr_assert_eq(zwi_leakscan_kind(ls, (uintptr_t)big), ZWI_LEAK_POSSIBLE);
+    cr_assert_eq(zwi_leakscan_kind(ls, (uintptr_t)big + size), ZWI_LEAK_DEFINITE);
+    zwi_leakscan_free(ls);
+    munmap(big, size + 4096);
+}
+
+Test(preload_leakscan, work_list_overflow_loses_no_block)
+{
+    /* one block pointing at 70,000 others (more than the work list holds), each the head of a
+     * pair; and a lost copy of the same shape */
+    size_t n = 70000; /* more than the work list holds (65536) */
+    heap h = heap_make(2 * (2 * n + 1), 16);
+    size_t fan = (2 * n + 1) * 2; /* a block of n words: the fan, laid out separately */
+    uintptr_t *fans = mmap(NULL, 2 * n * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
+    (void)fan;
+    for (size_t copy = 0; copy < 2; copy++) {
+        size_t base = copy * (2 * n + 1);
+        for (size_t i = 0; i < n; i++) {
+            fans[copy * n + i] = blk(&h, base + 2 * i);
+            link_to(&h, base + 2 * i, 1, base + 2 * i + 1, 0);
+        }
+    }
+    for (size_t i = h.nblock; i-- > 0;)
+        cr_assert_eq(zwi_leakscan_add(h.ls, blk(&h, i), 16), 0);
+    cr_assert_eq(zwi_leakscan_add(h.ls, (uintptr_t)fans, n * 8), 0);
+    cr_assert_eq(zwi_leakscan_add(h.ls, (uintptr_t)(fans + n), n * 8), 0);
+    cr_assert_eq(zwi_leakscan_prepare(h.ls), 0);
+    uintptr_t roots[1] = {(uintptr_t)fans};
+    root(&h, roots, 1);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(zwi_leakscan_kind(h.ls, (uintptr_t)fans), ZWI_LEAK_REACHABLE);
+    cr_assert_eq(zwi_leakscan_kind(h.ls, (uintptr_t)(fans + n)), ZWI_LEAK_DEFINITE);
+    size_t count[ZWI_LEAK_KINDS] = {0};
+    for (size_t i = 0; i < h.nblock; i++)
+        count[kind(&h, i)]++;
+    /* the unused block at the end of each copy's range is definite */
+    cr_assert_eq(count[ZWI_LEAK_REACHABLE], 2 * n);
+    cr_assert_eq(count[ZWI_LEAK_INDIRECT], 2 * n);
+    cr_assert_eq(count[ZWI_LEAK_DEFINITE], 2);
+    zwi_leakscan_free(h.ls);
+}
+
+Test(preload_leakscan, long_chain_needs_no_recursion)
+{
+    size_t n = 300000;
+    heap h = heap_make(n, 16);
+    for (size_t i = 0; i + 1 < n; i++)
+        link_to(&h, i, 0, i + 1, 0);
+    heap_prepare(&h);
+    uintptr_t roots[1] = {blk(&h, 0)};
+    root(&h, roots, 1);
+    zwi_leakscan_classify(h.ls);
+    cr_assert_eq(kind(&h, n - 1), ZWI_LEAK_REACHABLE);
+    cr_assert_leq(zwi_leakscan_memory(h.ls), n * 13 + (1 << 20), "memory %zu for %zu blocks",
+                  zwi_leakscan_memory(h.ls), n);
+    zwi_leakscan_free(h.ls);
+}
+
+/* ---- this process's roots ---- */
+
+static void *global_holder;   /* a global pointing at a list */
+static pthread_barrier_t ready;
+static pthread_barrier_t done;
+static void *volatile from_thread; /* the block the thread holds, for the checks; cleared */
+
+static void *
+holder_main(void *arg)
+{
+    void *mine = malloc(48); /* only on this thread's stack (volatile: not just in a register) */
+    void *volatile keep = mine;
+    from_thread = mine;
+    mine = NULL;
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&done);
+    free(keep);
+    return arg;
+}
+
+typedef struct made {
+    uintptr_t list[3];  /* global -> 0 -> 1 -> 2 */
+    uintptr_t lost[2];  /* lost -> its child */
+    uintptr_t middle;   /* only a pointer to its middle kept (in `middle_ptr`) */
+} made;
+
+static void *volatile middle_ptr;
+#define DISGUISE (~(uintptr_t)0) /* a kept address, complemented: no longer a pointer */
+
+static __attribute__((noinline)) void
+make_blocks(made *m)
+{
+    void **a = calloc(1, 32), **b = calloc(1, 32), **c = calloc(1, 32);
+    a[0] = b;
+    b[0] = c;
+    global_holder = a;
+    m->list[0] = (uintptr_t)a;
+    m->list[1] = (uintptr_t)b;
+    m->list[2] = (uintptr_t)c;
+    void **lost = calloc(1, 32);
+    lost[1] = calloc(1, 16);
+    m->lost[0] = (uintptr_t)lost ^ DISGUISE; /* kept disguised: no root holds them */
+    m->lost[1] = (uintptr_t)lost[1] ^ DISGUISE;
+    char *mid = calloc(1, 64);
+    middle_ptr = mid + 32;
+    m->middle = (uintptr_t)mid ^ DISGUISE;
+}
+
+/* Clears the dead stack below the caller, where make_blocks() left copies of its pointers. */
+static __attribute__((noinline)) void
+scrub_stack(void)
+{
+    volatile char junk[16384];
+    memset((char *)junk, 0, sizeof(junk));
+}
+
+Test(preload_leakscan, process_roots_find_globals_and_another_threads_stack)
+{
+    pthread_barrier_init(&ready, NULL, 2);
+    pthread_barrier_init(&done, NULL, 2);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, holder_main, NULL), 0);
+    pthread_barrier_wait(&ready);
+    made m;
+    make_blocks(&m);
+    uintptr_t held = (uintptr_t)from_thread ^ DISGUISE;
+    from_thread = NULL;
+    zwi_leakscan *ls = zwi_leakscan_new(0);
+    uintptr_t blocks[] = {m.list[0], m.list[1], m.list[2], m.lost[0] ^ DISGUISE, m.lost[1] ^ DISGUISE,
+                          m.middle ^ DISGUISE, held ^ DISGUISE};
+    size_t sizes[] = {32, 32, 32, 32, 16, 64, 48};
+    for (size_t i = 0; i < 7; i++)
+        cr_assert_eq(zwi_leakscan_add(ls, blocks[i], sizes[i]), 0);
+    memset(blocks, 0, sizeof(blocks));
+    cr_assert_eq(zwi_leakscan_prepare(ls), 0);
+    scrub_stack();
+    zwi_leak_roots r;
+    jmp_buf regs;
+    setjmp(regs);
+    cr_assert_eq(zwi_leakscan_process_roots(ls, NULL, (uintptr_t)&regs, &r), 0);
+    zwi_leakscan_classify(ls);
+    cr_assert_geq(r.modules, 2, "the test and libc at least");
+    /* this one and the holder; Criterion's own thread blocks every signal: it may be missed */
+    cr_assert_geq(r.threads, 2, "%u threads stopped, %u missed", r.threads, r.threads_missed);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(zwi_leakscan_kind(ls, m.list[i]), ZWI_LEAK_REACHABLE, "list %zu", i);
+    cr_assert_eq(zwi_leakscan_kind(ls, m.lost[0] ^ DISGUISE), ZWI_LEAK_DEFINITE);
+    cr_assert_eq(zwi_leakscan_kind(ls, m.lost[1] ^ DISGUISE), ZWI_LEAK_INDIRECT);
+    cr_assert_eq(zwi_leakscan_kind(ls, m.middle ^ DISGUISE), ZWI_LEAK_POSSIBLE);
+    cr_assert_eq(zwi_leakscan_kind(ls, held ^ DISGUISE), ZWI_LEAK_REACHABLE, "on the thread's stack");
+    zwi_leakscan_free(ls);
+    pthread_barrier_wait(&done);
+    pthread_join(th, NULL);
+}
