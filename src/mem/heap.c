@@ -117,9 +117,30 @@ small_free(zw_heap *h, arena *a, void *b)
 
 /* ---- big blocks ---- */
 
+/* A block handed out at `hdr` is no longer one freed lately. */
+static void
+freed_forget(zw_heap *h, const big_header *hdr)
+{
+    for (unsigned i = 0; i < FREED_LEN; i++) {
+        if (h->freed[i] == hdr)
+            h->freed[i] = NULL;
+    }
+}
+
+bool
+zwi_mem_big_freed(const zw_heap *h, const big_header *hdr)
+{
+    for (unsigned i = 0; i < FREED_LEN; i++) {
+        if (h->freed[i] == hdr)
+            return true;
+    }
+    return false;
+}
+
 static void
 big_link(zw_heap *h, big_header *hdr, size_t n)
 {
+    freed_forget(h, hdr);
     hdr->size = n;
     hdr->tag = BIG_TAG(h, hdr);
     hdr->prev = NULL;
@@ -173,17 +194,31 @@ zwi_mem_big_release(zw_heap *h, big_header *hdr)
 {
     big_unlink(h, hdr);
     zw_raw_free(h->raw, hdr);
+    h->freed[h->freed_next] = hdr;
+    h->freed_next = (h->freed_next + 1) % FREED_LEN;
+}
+
+/* Aborts after saying what `verb` (free, realloc) of `p`, not a live big block, is. */
+static void __attribute__((noreturn))
+big_misuse(const zw_heap *h, const char *verb, void *p, bool freed)
+{
+    if (freed)
+        fprintf(stderr, "zw: mem: %s of %p, a big block already freed (double free)\n", verb, p);
+    else
+        fprintf(stderr, "zw: mem: %s of %p, a pointer not from this heap "
+                        "(run with ZW_MALLOC=debug for details)\n", verb, p);
+    (void)h;
+    abort();
 }
 
 static void
 big_free(zw_heap *h, void *p)
 {
+    if (zwi_mem_big_freed(h, (big_header *)p - 1)) /* its memory may be unmapped: read none */
+        big_misuse(h, "free", p, true);
     big_header *hdr = big_header_of(h, p);
-    if (hdr == NULL) {
-        fprintf(stderr, "zw: mem: free of %p, a pointer not from this heap "
-                        "(run with ZW_MALLOC=debug for details)\n", p);
-        abort();
-    }
+    if (hdr == NULL)
+        big_misuse(h, "free", p, false);
     h->nbig--;
     h->big_bytes -= hdr->size;
     zwi_mem_big_release(h, hdr);
@@ -202,6 +237,11 @@ big_realloc(zw_heap *h, big_header *hdr, size_t n)
     big_header *q = zw_raw_realloc(h->raw, hdr, sizeof(big_header) + n);
     if (q == NULL)
         return NULL; /* the old block is untouched and still linked */
+    if (q != hdr) { /* moved: the old place is freed, the new one is live */
+        freed_forget(h, q);
+        h->freed[h->freed_next] = hdr;
+        h->freed_next = (h->freed_next + 1) % FREED_LEN;
+    }
     q->size = n;
     q->tag = BIG_TAG(h, q);
     if (prev != NULL)
@@ -343,12 +383,11 @@ realloc_unhooked(zw_heap *h, void *p, size_t n)
         return zwi_mem_debug_realloc(h, p, n);
     arena *a = zwi_mem_arena_of(h, p);
     if (a == NULL) {
+        if (zwi_mem_big_freed(h, (big_header *)p - 1))
+            big_misuse(h, "realloc", p, true);
         big_header *hdr = big_header_of(h, p);
-        if (hdr == NULL) {
-            fprintf(stderr, "zw: mem: realloc of %p, a pointer not from this heap "
-                            "(run with ZW_MALLOC=debug for details)\n", p);
-            abort();
-        }
+        if (hdr == NULL)
+            big_misuse(h, "realloc", p, false);
         /* As CPython: a big block stays big, even when it shrinks under 512 bytes. */
         return big_realloc(h, hdr, n);
     }

@@ -728,3 +728,35 @@ Test(mem_heap, realloc_of_another_heaps_big_block_aborts)
     zwt_assert_has(c.text, want);
     zwt_child_release(&c);
 }
+
+/* A double free of a big block is told as one, without reading the block's memory (a block of
+ * 4 MiB is mapped on its own by the C library and unmapped at its first free: reading its
+ * header again would crash). */
+static void
+double_free_big_block(FILE *out, void *arg)
+{
+    size_t n = *(const size_t *)arg;
+    zw_heap *h = zw_heap_new_ex(&child_config);
+    void *p = zw_heap_malloc(h, n);
+    fprintf(out, "pointer %p\n", p);
+    fflush(out);
+    zw_heap_free(h, p);
+    zw_heap_free(h, p);
+}
+
+Test(mem_heap, double_free_of_a_big_block_aborts_naming_a_double_free)
+{
+    static const size_t sizes[] = {2000, 4 * ZWT_MIB};
+    for (size_t i = 0; i < 2; i++) {
+        zwt_child c;
+        zwt_child_run(&c, double_free_big_block, (void *)&sizes[i]);
+        zwt_assert_aborted(&c);
+        void *p = NULL;
+        cr_assert_eq(sscanf(c.text, "pointer %p", &p), 1);
+        char want[200];
+        snprintf(want, sizeof(want), "zw: mem: free of %p, a big block already freed (double free)\n",
+                 p);
+        zwt_assert_has(c.text, want);
+        zwt_child_release(&c);
+    }
+}
