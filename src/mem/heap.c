@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <zerowaste/mem.h>
 
@@ -179,11 +181,28 @@ big_alloc(zw_heap *h, size_t n, bool zero)
     return hdr + 1;
 }
 
+/* True if the 32 bytes before `p` can be read. They always can for a big block; a foreign
+ * pointer may start a mapping (the first block of another heap's arena does), so when they
+ * lie on the page before `p`'s, that page is asked about (mincore: 1 free in 128 at most). */
+static bool
+header_mapped(const void *p)
+{
+    if (((uintptr_t)p & 4095) >= sizeof(big_header)) /* same page, whatever the page size */
+        return true;
+    uintptr_t page = (uintptr_t)getpagesize();
+    uintptr_t at = ((uintptr_t)p - sizeof(big_header)) & ~(page - 1);
+    unsigned char vec;
+    return (uintptr_t)p >= sizeof(big_header) && mincore((void *)at, 1, &vec) == 0;
+}
+
 /* The header of big block `p`, or NULL if `p` is not a live big block of this heap. Reads the
- * 32 bytes before `p`, which any pointer from a malloc-family function has. */
+ * 32 bytes before `p`, which any pointer from a malloc-family function has, once they are
+ * known to be mapped. */
 static big_header *
 big_header_of(const zw_heap *h, const void *p)
 {
+    if (ZW_UNLIKELY(!header_mapped(p)))
+        return NULL;
     big_header *hdr = (big_header *)p - 1;
     return hdr->tag == BIG_TAG(h, hdr) ? hdr : NULL;
 }
