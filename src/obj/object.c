@@ -204,9 +204,9 @@ dealloc_body(zw_obj *o)
 static inline bool
 uses_trashcan(const zw_type *t)
 {
-    return (t->flags & ZW_TPFLAGS_GC) &&
-           (t->flags & (ZW_TPFLAGS_HEAPTYPE | ZW_TPFLAGS_TUPLE | ZW_TPFLAGS_LIST |
-                        ZW_TPFLAGS_DICT));
+    const unsigned kinds =
+        ZW_TPFLAGS_HEAPTYPE | ZW_TPFLAGS_TUPLE | ZW_TPFLAGS_LIST | ZW_TPFLAGS_DICT;
+    return (t->flags & ZW_TPFLAGS_GC) && (t->flags & kinds);
 }
 
 static void trash_destroy_chain(zw_rt *rt);

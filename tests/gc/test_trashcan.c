@@ -194,10 +194,8 @@ Test(gc_trashcan, finalizers_run_in_cpython_order_at_depth_100)
     static const zw_method del[] = {{"__del__", log_del, 0, NULL}, {NULL, NULL, 0, NULL}};
     static const char *const f_fields[] = {"id", NULL};
     static const char *const n_fields[] = {"a", "b", "c", "d", NULL};
-    zw_class_spec fs = {.name = "F", .layout = ZW_LAYOUT_SLOTS, .fields = f_fields,
-                        .methods = del};
-    zw_class_spec ns = {.name = "N", .layout = ZW_LAYOUT_SLOTS, .fields = n_fields,
-                        .methods = del};
+    zw_class_spec fs = {.name = "F", .layout = ZW_LAYOUT_SLOTS, .fields = f_fields, .methods = del};
+    zw_class_spec ns = {.name = "N", .layout = ZW_LAYOUT_SLOTS, .fields = n_fields, .methods = del};
     zw_type *f = zw_class_new(rt, &fs);
     node_class = zw_class_new(rt, &ns);
     cr_assert(f != NULL && node_class != NULL, "%s", zw_errmsg(rt));
