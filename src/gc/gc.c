@@ -301,7 +301,9 @@ zw_gc_add_callback(zw_rt *rt, zw_gc_callback fn, void *arg)
     zwi_gc_ext *ext = GC_EXT(rt);
     if (ext->ncallbacks == ext->capcallbacks) {
         size_t cap = ext->capcallbacks ? ext->capcallbacks * 2 : 4;
-        zwi_gc_cb *cbs = zw_raw_realloc(rt->raw, ext->callbacks, cap * sizeof(*cbs));
+        zwi_gc_cb *cbs = zwi_gc_fault(rt) ? NULL
+                                          : zw_raw_realloc(rt->raw, ext->callbacks,
+                                                           cap * sizeof(*cbs));
         if (cbs == NULL)
             return zw_err_nomemory(rt);
         ext->callbacks = cbs;

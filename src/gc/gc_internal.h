@@ -198,4 +198,17 @@ ZW_HIDDEN int zwi_weakcontainers_init(zw_rt *rt);
 ZW_HIDDEN void zwi_gc_write_unraisable(zw_rt *rt, const char *where, zw_obj *obj);
 ZW_HIDDEN FILE *zwi_gc_out(zw_rt *rt);
 
+/* The fault-injection switch (zw_rt_fail_nth) for the gc layer's own allocations, which come
+ * from raw: true if this allocation must fail. Counted as obj's allocations are. */
+static inline bool
+zwi_gc_fault(zw_rt *rt)
+{
+    rt->nallocs++;
+    if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0) {
+        rt->fault_fired = true;
+        return true;
+    }
+    return false;
+}
+
 #endif /* ZW_GC_INTERNAL_H */

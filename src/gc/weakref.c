@@ -88,31 +88,47 @@ zwi_weakref_clear_all(zw_obj *o)
     if (saved != ZW_NoError)
         memcpy(msg, rt->errmsg, sizeof(msg));
     rt->exc = ZW_NoError;
-    /* clear them all before any callback runs, keeping (ref, callback) pairs, newest first */
+    /* clear them all before any callback runs, keeping (ref, callback) pairs, newest first;
+     * up to CLEAR_BATCH pairs on the stack, more in an array from raw */
+    enum { CLEAR_BATCH = 16 };
+    zw_obj *stack_pairs[2 * CLEAR_BATCH];
+    zw_obj **pairs = stack_pairs;
+    size_t cap = CLEAR_BATCH;
     size_t count = 0;
     for (weakref *w = WR(*list); w != NULL; w = w->next)
         count++;
-    zw_obj **pairs = zw_raw_malloc(rt->raw, 2 * count * sizeof(zw_obj *));
-    size_t k = 0;
+    if (count > CLEAR_BATCH) {
+        zw_obj **all = zwi_gc_fault(rt) ? NULL : zw_raw_malloc(rt->raw, 2 * count * sizeof(*all));
+        if (all != NULL) {
+            pairs = all;
+            cap = count;
+        }
+        /* else out of memory: batches of CLEAR_BATCH, so that every callback still runs (a
+         * callback may then see refs of a later batch not cleared yet) */
+    }
     while (*list != NULL) {
-        weakref *w = WR(*list);
-        zw_obj *cb = w->callback;
-        w->callback = NULL;
-        clear_ref(w);
-        if (pairs != NULL && w->ob.refcnt > 0) {
-            pairs[k++] = zw_newref(&w->ob);
-            pairs[k++] = cb;
-        } else {
-            zw_xdecref(cb);
+        size_t k = 0;
+        while (*list != NULL && k < 2 * cap) {
+            weakref *w = WR(*list);
+            zw_obj *cb = w->callback;
+            w->callback = NULL;
+            clear_ref(w);
+            if (w->ob.refcnt > 0) {
+                pairs[k++] = zw_newref(&w->ob);
+                pairs[k++] = cb;
+            } else {
+                zw_xdecref(cb);
+            }
+        }
+        for (size_t i = 0; i < k; i += 2) {
+            if (pairs[i + 1] != NULL)
+                handle_callback(WR(pairs[i]), pairs[i + 1]);
+            zw_xdecref(pairs[i + 1]);
+            zw_decref(pairs[i]);
         }
     }
-    for (size_t i = 0; i < k; i += 2) {
-        if (pairs[i + 1] != NULL)
-            handle_callback(WR(pairs[i]), pairs[i + 1]);
-        zw_xdecref(pairs[i + 1]);
-        zw_decref(pairs[i]);
-    }
-    zw_raw_free(rt->raw, pairs);
+    if (pairs != stack_pairs)
+        zw_raw_free(rt->raw, pairs);
     ZW_ASSERT(*list == NULL); /* callbacks cannot make new weakrefs to a dying object */
     rt->exc = saved;
     if (saved != ZW_NoError)

@@ -256,7 +256,10 @@ find_block(zw_heap *h, const char *verb, char *p, dblock *b)
     }
     big_header *hdr = (big_header *)base - 1;
     if (!bigset_contains(h, hdr)) { /* nothing near `p` is read before this */
-        report_foreign(h, verb, p, "a pointer not from this heap");
+        if (zwi_mem_big_freed(h, hdr))
+            report_foreign(h, verb, p, "a big block already freed (double free)");
+        else
+            report_foreign(h, verb, p, "a pointer not from this heap");
         return -1;
     }
     ZW_ASSERT(hdr->tag == BIG_TAG(h, hdr));

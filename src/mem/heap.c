@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <zerowaste/mem.h>
 
@@ -117,9 +119,30 @@ small_free(zw_heap *h, arena *a, void *b)
 
 /* ---- big blocks ---- */
 
+/* A block handed out at `hdr` is no longer one freed lately. */
+static void
+freed_forget(zw_heap *h, const big_header *hdr)
+{
+    for (unsigned i = 0; i < FREED_LEN; i++) {
+        if (h->freed[i] == hdr)
+            h->freed[i] = NULL;
+    }
+}
+
+bool
+zwi_mem_big_freed(const zw_heap *h, const big_header *hdr)
+{
+    for (unsigned i = 0; i < FREED_LEN; i++) {
+        if (h->freed[i] == hdr)
+            return true;
+    }
+    return false;
+}
+
 static void
 big_link(zw_heap *h, big_header *hdr, size_t n)
 {
+    freed_forget(h, hdr);
     hdr->size = n;
     hdr->tag = BIG_TAG(h, hdr);
     hdr->prev = NULL;
@@ -158,11 +181,28 @@ big_alloc(zw_heap *h, size_t n, bool zero)
     return hdr + 1;
 }
 
+/* True if the 32 bytes before `p` can be read. They always can for a big block; a foreign
+ * pointer may start a mapping (the first block of another heap's arena does), so when they
+ * lie on the page before `p`'s, that page is asked about (mincore: 1 free in 128 at most). */
+static bool
+header_mapped(const void *p)
+{
+    if (((uintptr_t)p & 4095) >= sizeof(big_header)) /* same page, whatever the page size */
+        return true;
+    uintptr_t page = (uintptr_t)getpagesize();
+    uintptr_t at = ((uintptr_t)p - sizeof(big_header)) & ~(page - 1);
+    unsigned char vec;
+    return (uintptr_t)p >= sizeof(big_header) && mincore((void *)at, 1, &vec) == 0;
+}
+
 /* The header of big block `p`, or NULL if `p` is not a live big block of this heap. Reads the
- * 32 bytes before `p`, which any pointer from a malloc-family function has. */
+ * 32 bytes before `p`, which any pointer from a malloc-family function has, once they are
+ * known to be mapped. */
 static big_header *
 big_header_of(const zw_heap *h, const void *p)
 {
+    if (ZW_UNLIKELY(!header_mapped(p)))
+        return NULL;
     big_header *hdr = (big_header *)p - 1;
     return hdr->tag == BIG_TAG(h, hdr) ? hdr : NULL;
 }
@@ -173,17 +213,31 @@ zwi_mem_big_release(zw_heap *h, big_header *hdr)
 {
     big_unlink(h, hdr);
     zw_raw_free(h->raw, hdr);
+    h->freed[h->freed_next] = hdr;
+    h->freed_next = (h->freed_next + 1) % FREED_LEN;
+}
+
+/* Aborts after saying what `verb` (free, realloc) of `p`, not a live big block, is. */
+static void __attribute__((noreturn))
+big_misuse(const zw_heap *h, const char *verb, void *p, bool freed)
+{
+    if (freed)
+        fprintf(stderr, "zw: mem: %s of %p, a big block already freed (double free)\n", verb, p);
+    else
+        fprintf(stderr, "zw: mem: %s of %p, a pointer not from this heap "
+                        "(run with ZW_MALLOC=debug for details)\n", verb, p);
+    (void)h;
+    abort();
 }
 
 static void
 big_free(zw_heap *h, void *p)
 {
+    if (zwi_mem_big_freed(h, (big_header *)p - 1)) /* its memory may be unmapped: read none */
+        big_misuse(h, "free", p, true);
     big_header *hdr = big_header_of(h, p);
-    if (hdr == NULL) {
-        fprintf(stderr, "zw: mem: free of %p, a pointer not from this heap "
-                        "(run with ZW_MALLOC=debug for details)\n", p);
-        abort();
-    }
+    if (hdr == NULL)
+        big_misuse(h, "free", p, false);
     h->nbig--;
     h->big_bytes -= hdr->size;
     zwi_mem_big_release(h, hdr);
@@ -202,6 +256,11 @@ big_realloc(zw_heap *h, big_header *hdr, size_t n)
     big_header *q = zw_raw_realloc(h->raw, hdr, sizeof(big_header) + n);
     if (q == NULL)
         return NULL; /* the old block is untouched and still linked */
+    if (q != hdr) { /* moved: the old place is freed, the new one is live */
+        freed_forget(h, q);
+        h->freed[h->freed_next] = hdr;
+        h->freed_next = (h->freed_next + 1) % FREED_LEN;
+    }
     q->size = n;
     q->tag = BIG_TAG(h, q);
     if (prev != NULL)
@@ -343,12 +402,11 @@ realloc_unhooked(zw_heap *h, void *p, size_t n)
         return zwi_mem_debug_realloc(h, p, n);
     arena *a = zwi_mem_arena_of(h, p);
     if (a == NULL) {
+        if (zwi_mem_big_freed(h, (big_header *)p - 1))
+            big_misuse(h, "realloc", p, true);
         big_header *hdr = big_header_of(h, p);
-        if (hdr == NULL) {
-            fprintf(stderr, "zw: mem: realloc of %p, a pointer not from this heap "
-                            "(run with ZW_MALLOC=debug for details)\n", p);
-            abort();
-        }
+        if (hdr == NULL)
+            big_misuse(h, "realloc", p, false);
         /* As CPython: a big block stays big, even when it shrinks under 512 bytes. */
         return big_realloc(h, hdr, n);
     }

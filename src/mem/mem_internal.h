@@ -125,6 +125,7 @@ typedef struct big_header {
 /* Big blocks freed in debug mode wait here before going back to raw, so that a second free
  * or a write to them is still seen. */
 #define QUARANTINE_LEN 16
+#define FREED_LEN      16
 
 
 struct zw_heap {
@@ -138,6 +139,10 @@ struct zw_heap {
     big_header *big;                /* live big blocks (and quarantined ones in debug mode) */
     size_t nbig;                    /* big blocks in use (not counting the quarantine) */
     size_t big_bytes;               /* bytes requested for them */
+    /* the headers of the last FREED_LEN big blocks given back to raw (and not handed out again
+     * since): a free of one is a double free, told as such without reading its memory */
+    const big_header *freed[FREED_LEN];
+    unsigned freed_next;            /* next slot of `freed` to fill */
 
     /* -- arenas -- */
     arena *usable;                  /* arenas with a free pool, fullest first */
@@ -239,6 +244,9 @@ ZW_HIDDEN void *zwi_mem_calloc_block(zw_heap *h, size_t n);
 ZW_HIDDEN void zwi_mem_free_block(zw_heap *h, void *p);
 ZW_HIDDEN size_t zwi_mem_block_size(const zw_heap *h, const void *p);
 ZW_HIDDEN void zwi_mem_big_release(zw_heap *h, big_header *hdr);
+/* True if `hdr` is the header of a big block of `h` given back to raw lately (reads nothing of
+ * it): a free or realloc of its data is a double free. */
+ZW_HIDDEN bool zwi_mem_big_freed(const zw_heap *h, const big_header *hdr);
 
 /* debug.c */
 ZW_HIDDEN void *zwi_mem_debug_malloc(zw_heap *h, size_t n, bool zero);

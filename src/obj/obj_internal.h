@@ -379,6 +379,10 @@ struct zw_rt {
     int keys_nfree;
     zw_obj *float_free; /* linked through the type field */
     int float_nfree;
+    /* the trashcan (object.c): deallocations of containers under way, and those put off until
+     * the outermost one returns, linked through their GC header's prev, newest first */
+    int trash_nesting;
+    zw_obj *trash_later;
     /* repr of containers: the ones being printed, to print a cycle as [...] */
     zw_obj *repr_active[64];
     int repr_depth;

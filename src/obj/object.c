@@ -168,11 +168,10 @@ zw_base_clear(zw_type *base, zw_obj *o)
     return base->clear != NULL ? base->clear(o) : 0;
 }
 
-void
-zw_dealloc(zw_obj *o)
+/* The finalizer, the weak references, then the type's dealloc. */
+static void
+dealloc_body(zw_obj *o)
 {
-    if (ZW_UNLIKELY(o->refcnt < 0))
-        report_overrelease(o);
     zw_type *t = o->type;
     if (t->finalize != NULL && finalize_resurrects(o))
         return;
@@ -190,6 +189,79 @@ zw_dealloc(zw_obj *o)
         t->dealloc(o);
     else
         default_dealloc(o);
+}
+
+/* ---- the trashcan ---- */
+
+/* As CPython 3.11's Py_TRASHCAN_BEGIN/END (Objects/object.c, _PyTrash_begin/_end): the
+ * deallocation of a container that dies while ZWI_TRASH_UNWIND_LEVEL others are being
+ * deallocated in the same runtime is put off until the outermost one returns, so the death of
+ * a deep chain of containers uses a bounded C stack. The same types as CPython's take part
+ * (tuples, lists, dicts, instances of classes) and at the same depth, so finalizers run in
+ * CPython's order. */
+#define ZWI_TRASH_UNWIND_LEVEL 50
+
+static inline bool
+uses_trashcan(const zw_type *t)
+{
+    const unsigned kinds =
+        ZW_TPFLAGS_HEAPTYPE | ZW_TPFLAGS_TUPLE | ZW_TPFLAGS_LIST | ZW_TPFLAGS_DICT;
+    return (t->flags & ZW_TPFLAGS_GC) && (t->flags & kinds);
+}
+
+static void trash_destroy_chain(zw_rt *rt);
+
+static void
+dealloc_in_trashcan(zw_rt *rt, zw_obj *o)
+{
+    if (rt->trash_nesting >= ZWI_TRASH_UNWIND_LEVEL) {
+        /* put off: untracked (as the deallocs do first), linked through the GC header's prev
+         * with its flags kept, as _PyTrash_thread_deposit_object */
+        zwi_gc_untrack(o);
+        zwi_gchead *g = ZWI_GC_HEAD(o);
+        g->prev = (g->prev & ZWI_GC_FLAGS) | (uintptr_t)rt->trash_later;
+        rt->trash_later = o;
+        return;
+    }
+    rt->trash_nesting++;
+    dealloc_body(o);
+    rt->trash_nesting--;
+    if (rt->trash_later != NULL && rt->trash_nesting <= 0)
+        trash_destroy_chain(rt);
+}
+
+/* Deallocates what was put off, newest first, one level deep (as
+ * _PyTrash_thread_destroy_chain: the nesting stays at 1 so that this is not re-entered). */
+static void
+trash_destroy_chain(zw_rt *rt)
+{
+    ZW_ASSERT(rt->trash_nesting == 0);
+    rt->trash_nesting++;
+    while (rt->trash_later != NULL) {
+        zw_obj *o = rt->trash_later;
+        zwi_gchead *g = ZWI_GC_HEAD(o);
+        rt->trash_later = (zw_obj *)(g->prev & ~ZWI_GC_FLAGS);
+        g->prev &= ZWI_GC_FLAGS;
+        ZW_ASSERT(o->refcnt == 0);
+        dealloc_in_trashcan(rt, o);
+        ZW_ASSERT(rt->trash_nesting == 1);
+    }
+    rt->trash_nesting--;
+}
+
+void
+zw_dealloc(zw_obj *o)
+{
+    if (ZW_UNLIKELY(o->refcnt < 0))
+        report_overrelease(o);
+    zw_type *t = o->type;
+    if (uses_trashcan(t)) {
+        /* untracked before, as the deallocs of CPython's containers do */
+        zwi_gc_untrack(o);
+        dealloc_in_trashcan(t->rt, o);
+        return;
+    }
+    dealloc_body(o);
 }
 
 /* ---- introspection ---- */

@@ -50,6 +50,8 @@ static struct {
     void *calib_ptr;     /* the block it saw allocated */
     bool calib_freed;    /* it saw that block freed */
     void *probe_ptr;     /* the block the probe allocated */
+    /* changes at each start, stop and clear: a traceback ref saved before is stale after */
+    atomic_uint epoch;
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER, .limit = 1};
 
 #define MAX_EXTRA 16 /* the most domain frames the observer drops (zwi_thread.frames has room) */
@@ -61,6 +63,27 @@ tracer(void)
 }
 
 /* ---- recording ---- */
+
+/* The trace this thread removed last, at a free: a debug heap checks a block after the tracer
+ * has seen it freed, and its report asks for the block's traceback then (print_allocation). */
+static _Thread_local struct {
+    uintptr_t ptr;
+    uint32_t tb;
+    unsigned epoch;
+} last_freed;
+
+/* Removes the trace of block `p` at its free, keeping its traceback ref in last_freed. */
+static inline void
+remove_freed(zwi_tracer *t, void *p)
+{
+    zwi_trace_rec old;
+    unsigned epoch = atomic_load_explicit(&G.epoch, memory_order_relaxed);
+    if (zwi_tracer_remove(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &old)) {
+        last_freed.ptr = (uintptr_t)p;
+        last_freed.tb = old.tb;
+        last_freed.epoch = epoch;
+    }
+}
 
 /* Records block `p` of `n` bytes allocated through path `path`, with the frames above the
  * function this is inlined into (which keeps a frame). */
@@ -140,7 +163,7 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
         zwi_tracer *t = tracer();                                                                  \
         if (!zwi_trace_guard && t != NULL && p != NULL) {                                          \
             zwi_trace_guard++;                                                                     \
-            zwi_tracer_remove(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, NULL);                     \
+            remove_freed(t, p);                                                                    \
             zwi_trace_guard--;                                                                     \
         }                                                                                          \
         a->free(a->ctx, p);                                                                        \
@@ -244,7 +267,7 @@ observe_free(void *ctx, zw_heap *h, void *ptr)
     if (zwi_trace_guard || t == NULL)
         return;
     zwi_trace_guard++;
-    zwi_tracer_remove(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)ptr, NULL);
+    remove_freed(t, ptr);
     zwi_trace_guard--;
 }
 
@@ -434,6 +457,32 @@ calibrate(void)
 
 /* ---- starting and stopping ---- */
 
+/* The debug heap's traceback hook (zw_mem_set_traceback_hook) while tracing: a report about a
+ * damaged block says where it was allocated, as PYTHONMALLOC=debug does with tracemalloc. */
+static bool
+print_allocation(void *ctx, const void *ptr, FILE *out)
+{
+    (void)ctx;
+    zw_traceback *tb = NULL;
+    pthread_mutex_lock(&G.lock);
+    zwi_tracer *t = tracer();
+    zwi_trace_rec rec;
+    zwi_trace_guard++;
+    if (t != NULL && zwi_tracer_lookup(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)ptr, &rec))
+        tb = zwi_traceback_from_tracer(t, G.sym, rec.tb);
+    else if (t != NULL && last_freed.ptr == (uintptr_t)ptr &&
+             last_freed.epoch == atomic_load_explicit(&G.epoch, memory_order_relaxed))
+        tb = zwi_traceback_from_tracer(t, G.sym, last_freed.tb); /* a free being checked */
+    zwi_trace_guard--;
+    pthread_mutex_unlock(&G.lock);
+    if (tb == NULL)
+        return false;
+    fprintf(out, "    Memory block allocated at (most recent call first):\n");
+    zw_traceback_format(tb, ZW_NO_LIMIT, true, out);
+    zw_traceback_free(tb);
+    return true;
+}
+
 int
 zw_trace_start(int nframe, zw_error *err)
 {
@@ -461,10 +510,12 @@ zw_trace_start(int nframe, zw_error *err)
     (void)zwi_thread_get(); /* this thread's stack bounds, before the first traced block */
     G.limit = nframe;
     G.nframe = (unsigned)nframe;
+    atomic_fetch_add_explicit(&G.epoch, 1, memory_order_relaxed);
     atomic_store_explicit(&G.tracer, t, memory_order_release);
     for (unsigned d = 0; d < ZW_MEM_NDOMAINS; d++)
         zw_mem_set_allocator((zw_mem_domain)d, G.forwarded[d] ? &forwarders[d] : &wrappers[d]);
     zw_mem_set_heap_hook(&observer);
+    zw_mem_set_traceback_hook(print_allocation, NULL);
     zwi_trace_guard--;
 out:
     pthread_mutex_unlock(&G.lock);
@@ -480,7 +531,9 @@ zw_trace_stop(void)
         for (unsigned d = 0; d < ZW_MEM_NDOMAINS; d++)
             zw_mem_set_allocator((zw_mem_domain)d, &G.saved[d]);
         zw_mem_set_heap_hook(G.saved_hook.alloc != NULL ? &G.saved_hook : NULL);
+        zw_mem_set_traceback_hook(NULL, NULL);
         atomic_store_explicit(&G.tracer, NULL, memory_order_release);
+        atomic_fetch_add_explicit(&G.epoch, 1, memory_order_relaxed);
         zwi_trace_guard++;
         zwi_tracer_free(t);
         zwi_symbolizer_free(G.sym);
@@ -508,8 +561,12 @@ zw_trace_clear(void)
     pthread_mutex_lock(&G.lock);
     zwi_tracer *t = tracer();
     zwi_trace_guard++; /* a signal handler allocating now is not traced into a half-cleared table */
-    if (t != NULL)
+    if (t != NULL) {
+        /* around the clear: a free that loads either value may have found an old trace */
+        atomic_fetch_add_explicit(&G.epoch, 1, memory_order_relaxed);
         zwi_tracer_clear(t);
+        atomic_fetch_add_explicit(&G.epoch, 1, memory_order_relaxed);
+    }
     zwi_trace_guard--;
     pthread_mutex_unlock(&G.lock);
 }

@@ -633,3 +633,43 @@ Test(gc_weakref_exit, finalizers_run_at_rt_free_newest_first) /* 45 */
     zwt_assert_has(c.text, "ZeroDivisionError: division by zero");
     zwt_child_release(&c);
 }
+
+/* Out of memory while an object with many weak references dies: every callback still runs
+ * (they used to be dropped when the array of (ref, callback) pairs could not be allocated). */
+Test(gc_weakref, every_callback_runs_when_the_clearing_cannot_allocate)
+{
+    enum { NREFS = 40 };
+    zw_obj *cb = counter();
+    zw_obj *o = instance();
+    zw_obj *refs[NREFS];
+    for (int i = 0; i < NREFS; i++) {
+        refs[i] = zw_weakref_new(o, cb);
+        cr_assert_not_null(refs[i], "%s", zw_errmsg(rt));
+    }
+    zw_rt_fail_nth(rt, 1); /* the clearing's allocation is the next one */
+    zw_decref(o);
+    cr_assert(zw_rt_fault_fired(rt), "the clearing's allocation did not reach fail_nth");
+    zw_rt_fail_nth(rt, 0);
+    cr_assert_eq(ncalls, NREFS, "%d callbacks of %d ran", ncalls, NREFS);
+    cr_assert_eq(zw_err_occurred(rt), ZW_NoError);
+    for (int i = 0; i < NREFS; i++) {
+        cr_assert(zw_weakref_get(refs[i]) == zw_none(rt), "ref %d not cleared", i);
+        zw_decref(refs[i]);
+    }
+    zw_decref(cb);
+}
+
+Test(gc_weakref, every_callback_runs_when_the_clearing_allocates) /* the same, with memory */
+{
+    enum { NREFS = 40 };
+    zw_obj *cb = counter();
+    zw_obj *o = instance();
+    zw_obj *refs[NREFS];
+    for (int i = 0; i < NREFS; i++)
+        refs[i] = zw_weakref_new(o, cb);
+    zw_decref(o);
+    cr_assert_eq(ncalls, NREFS);
+    for (int i = 0; i < NREFS; i++)
+        zw_decref(refs[i]);
+    zw_decref(cb);
+}

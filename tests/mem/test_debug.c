@@ -443,6 +443,24 @@ Test(mem_debug, double_free_of_a_big_block_is_reported)
     dheap_close(&d);
 }
 
+/* Once 16 more big blocks have pushed it out of the quarantine, the block is given back to raw
+ * and its memory may be gone: the heap still tells a double free, without reading it. */
+Test(mem_debug, double_free_of_a_big_block_out_of_the_quarantine_is_reported)
+{
+    dheap d;
+    dheap_open_continue(&d);
+    void *p = zw_heap_malloc(d.h, 4 * ZWT_MIB);
+    zw_heap_free(d.h, p);
+    for (int i = 0; i < 16; i++)
+        zw_heap_free(d.h, zw_heap_malloc(d.h, 1000 + (size_t)i));
+    zw_heap_free(d.h, p);
+    cr_assert_eq(zw_heap_debug_errors(d.h), 1);
+    char want[256];
+    EXPECT(want, "zw: mem: free of %p, a big block already freed (double free)\n", p);
+    zwt_assert_has(dheap_report(&d), want);
+    dheap_close(&d);
+}
+
 Test(mem_debug, realloc_of_a_freed_block_is_reported_and_fails)
 {
     dheap d;

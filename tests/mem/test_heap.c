@@ -728,3 +728,70 @@ Test(mem_heap, realloc_of_another_heaps_big_block_aborts)
     zwt_assert_has(c.text, want);
     zwt_child_release(&c);
 }
+
+/* A double free of a big block is told as one, without reading the block's memory (a block of
+ * 4 MiB is mapped on its own by the C library and unmapped at its first free: reading its
+ * header again would crash). */
+static void
+double_free_big_block(FILE *out, void *arg)
+{
+    size_t n = *(const size_t *)arg;
+    zw_heap *h = zw_heap_new_ex(&child_config);
+    void *p = zw_heap_malloc(h, n);
+    fprintf(out, "pointer %p\n", p);
+    fflush(out);
+    zw_heap_free(h, p);
+    zw_heap_free(h, p);
+}
+
+Test(mem_heap, double_free_of_a_big_block_aborts_naming_a_double_free)
+{
+    static const size_t sizes[] = {2000, 4 * ZWT_MIB};
+    for (size_t i = 0; i < 2; i++) {
+        zwt_child c;
+        zwt_child_run(&c, double_free_big_block, (void *)&sizes[i]);
+        zwt_assert_aborted(&c);
+        void *p = NULL;
+        cr_assert_eq(sscanf(c.text, "pointer %p", &p), 1);
+        char want[200];
+        snprintf(want, sizeof(want), "zw: mem: free of %p, a big block already freed (double free)\n",
+                 p);
+        zwt_assert_has(c.text, want);
+        zwt_child_release(&c);
+    }
+}
+
+/* The first block of another heap's arena starts its mapping: the 32 bytes before it, where a
+ * big block's header would be, are not mapped, and reading them crashed. */
+static void
+free_other_heaps_first_block(FILE *out, void *arg)
+{
+    bool realloc_it = arg != NULL;
+    zw_heap *h = zw_heap_new_ex(&child_config);
+    zw_heap *other = zw_heap_new_ex(&child_config);
+    void *p = zw_heap_malloc(other, 8);
+    fprintf(out, "pointer %p page start %d\n", p, ((uintptr_t)p & 4095) == 0);
+    fflush(out);
+    if (realloc_it)
+        zw_heap_realloc(h, p, 16);
+    else
+        zw_heap_free(h, p);
+}
+
+Test(mem_heap, free_or_realloc_of_the_first_block_of_another_heaps_arena_aborts)
+{
+    for (int i = 0; i < 2; i++) {
+        zwt_child c;
+        zwt_child_run(&c, free_other_heaps_first_block, i ? (void *)1 : NULL);
+        zwt_assert_aborted(&c);
+        void *p = NULL;
+        int page_start = 0;
+        cr_assert_eq(sscanf(c.text, "pointer %p page start %d", &p, &page_start), 2);
+        cr_assert(page_start, "the block does not start a page: the test tests nothing");
+        char want[200];
+        snprintf(want, sizeof(want), "zw: mem: %s of %p, a pointer not from this heap",
+                 i ? "realloc" : "free", p);
+        zwt_assert_has(c.text, want);
+        zwt_child_release(&c);
+    }
+}

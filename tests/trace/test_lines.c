@@ -4,6 +4,8 @@
  * and filters, through every door the tracer wraps (the RAW, MEM and OBJ domains and a private
  * heap through the heap observer). */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <zerowaste/zerowaste.h>
@@ -268,4 +270,64 @@ Test(trace_lines, filters_on_lines_and_files, .init = run, .fini = finish)
     zw_filter elsewhere = ZW_FILTER(true, "*.h");
     cr_assert_eq(zwt_kept(snap, &elsewhere, 1), 0);
     zw_snapshot_free(snap);
+}
+
+/* A debug heap's report about a damaged block names where the block was allocated while
+ * tracing (the tracer installs zw_mem_set_traceback_hook), and gives the hint otherwise. */
+static int line_damaged;
+
+static void
+overrun_and_free(zw_heap *h, bool traced)
+{
+    unsigned char *p;
+    if (traced) {
+        line_damaged = __LINE__ + 1;
+        p = zw_heap_malloc(h, 10);
+    } else {
+        p = zw_heap_malloc(h, 10);
+    }
+    cr_assert_not_null(p);
+    p[10] = 'A';
+    zw_heap_free(h, p);
+}
+
+static char *
+debug_report(bool tracing)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    zw_error err;
+    if (tracing)
+        cr_assert_eq(zw_trace_start(8, &err), 0, "%s", err.msg);
+    zw_heap_config cfg = {.flags = ZW_HEAP_IGNORE_ENV | ZW_HEAP_DEBUG | ZW_HEAP_DEBUG_CONTINUE,
+                          .report = out};
+    zw_heap *h = zw_heap_new_ex(&cfg);
+    cr_assert_not_null(h);
+    overrun_and_free(h, tracing);
+    cr_assert_eq(zw_heap_debug_errors(h), 1);
+    zw_heap_destroy(h);
+    if (tracing)
+        zw_trace_stop();
+    fclose(out);
+    return text;
+}
+
+Test(trace_lines, a_debug_report_names_where_the_block_was_allocated)
+{
+    char *text = debug_report(true);
+    cr_assert_not_null(strstr(text, "buffer overrun"), "%s", text);
+    cr_assert_null(strstr(text, "start tracing"), "the hint while tracing:\n%s", text);
+    cr_assert_not_null(strstr(text, "Memory block allocated at (most recent call first):"), "%s",
+                       text);
+    char want[64];
+    snprintf(want, sizeof(want), "test_lines.c\", line %d", line_damaged);
+    cr_assert_not_null(strstr(text, want), "no %s in:\n%s", want, text);
+    free(text);
+
+    text = debug_report(false);
+    cr_assert_not_null(strstr(text, "start tracing (zw_trace_start)"), "%s", text);
+    cr_assert_null(strstr(text, "Memory block allocated at"), "%s", text);
+    free(text);
 }
