@@ -530,15 +530,21 @@ zw_capture_free(zw_capture *c)
  * few bytes of a damaged or hostile file could otherwise ask for any number; with a block costing
  * about 32 bytes once rebuilt, reading a capture stays within 2 KiB per byte of it plus 32 MiB. */
 static uint64_t
-rebuild_limit(const zw_capture *c)
+rebuild_default(const zw_capture *c)
 {
     const holder *h = (const holder *)((const char *)c - offsetof(holder, c));
+    return ((uint64_t)1 << 20) + 64 * (uint64_t)h->file_len;
+}
+
+static uint64_t
+rebuild_limit(const zw_capture *c)
+{
     const char *s = getenv("ZW_REBUILD_MAX_BLOCKS");
     char *end;
     unsigned long long v = s != NULL ? strtoull(s, &end, 10) : 0;
     if (s != NULL && *s != '\0' && *end == '\0' && v > 0)
         return v;
-    return ((uint64_t)1 << 20) + 64 * (uint64_t)h->file_len;
+    return rebuild_default(c);
 }
 
 zw_snapshot *
@@ -568,6 +574,7 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
         }
     }
     uint64_t total = 0, limit = rebuild_limit(c);
+    bool chosen = getenv("ZW_REBUILD_MAX_BLOCKS") != NULL && limit != rebuild_default(c);
     for (size_t i = 0; i < n && total <= limit; i++)
         total += blocks[i] > 0 ? (uint64_t)blocks[i] : 0;
     if (total > limit) {
@@ -575,9 +582,11 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
         zw_raw_destroy(raw);
         zw_error_set(err,
                      "the live set at %.3f s would hold more than %" PRIu64 " blocks, the most "
-                     "zw rebuilds from a capture of this size (set ZW_REBUILD_MAX_BLOCKS to "
-                     "allow more)",
-                     (double)time_ns / 1e9, limit);
+                     "%s",
+                     (double)time_ns / 1e9, limit,
+                     chosen ? "ZW_REBUILD_MAX_BLOCKS allows"
+                            : "zw rebuilds from a capture of this size (set "
+                              "ZW_REBUILD_MAX_BLOCKS to allow more)");
         return NULL;
     }
     zw_snapshot *snap = zwi_snapshot_spread(c->sites, blocks, bytes, err);

@@ -184,6 +184,24 @@ cp "$cap" "$tmp/$name"
 grep -qF '{"capture": "a\"b\\c<d>\u0009e.zwc", ' "$tmp/out" && echo "ok: stat --json escapes the path" ||
     { echo "FAIL: stat --json path escaping:"; head -c 300 "$tmp/out"; fails=$((fails + 1)); }
 
+# a capture of 1.4 KB whose one step claims 2^27 live blocks (tests/fuzz/regress): refused at
+# once, within 1 GiB of address space (it took 4.2 GB and 25 s), and said so
+huge="$data/../../fuzz/regress/capture/step-claims-2p27-blocks.zwc"
+if [ "$sanitize" = 1 ] || [ "$sanitize" = ON ]; then
+    check 1 'would hold more than 1140800 blocks' top --at 0.000001 "$huge"
+else
+    (ulimit -v 1048576 && "$zw" top --at 0.000001 "$huge") >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" -eq 1 ] && grep -q 'would hold more than 1140800 blocks, the most zw rebuilds from a capture of this size' "$tmp/err" &&
+        grep -q 'zw: warning: .*the peak set was not rebuilt' "$tmp/err"; then
+        echo "ok: a step claiming 2^27 blocks is refused within 1 GiB"
+    else
+        echo "FAIL: a step claiming 2^27 blocks: status $rc"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    fi
+fi
+
 # ---- zw run: output, program and status ----
 if [ "$sanitize" = 1 ] || [ "$sanitize" = ON ]; then
     echo "skipped: zw run cases (the sanitizer build does not preload: ASan owns malloc)"
