@@ -35,7 +35,8 @@ const char cli_help_report[] =
     "leaks, and what changed between two marks or times. It opens offline in any browser.\n"
     "\n"
     "options:\n"
-    "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html)\n"
+    "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html;\n"
+    "                             '-' is standard output)\n"
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */
