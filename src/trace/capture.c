@@ -120,8 +120,10 @@ decode_site_info(loader *l)
 static int
 decode_totals(loader *l)
 {
-    if (zwi_decode_totals(&l->cur, &l->c->totals) != 0)
-        return -1;
+    zw_capture_totals t;
+    if (zwi_decode_totals(&l->cur, &t) != 0)
+        return -1; /* totals read before stand */
+    l->c->totals = t;
     l->c->has_totals = true;
     return 0;
 }
@@ -167,6 +169,8 @@ typedef struct before {
     size_t nsteps;
     size_t ndeltas;
     size_t nmarks;
+    const char *peak_label; /* a set read before has its label: a failed decode left it alone */
+    const char *exit_label;
 } before;
 
 static void
@@ -205,19 +209,15 @@ undo(loader *l, uint32_t type, const before *b)
     case ZWI_SEC_PEAK_SET:
     case ZWI_SEC_EXIT_SET: {
         zw_capture_set *set = type == ZWI_SEC_PEAK_SET ? &c->peak : &c->exit;
-        if (set->snap == NULL || set->label == NULL)
-            free_set(l->raw, set); /* not one read whole before ("stored twice") */
+        if (set->label != (type == ZWI_SEC_PEAK_SET ? b->peak_label : b->exit_label))
+            free_set(l->raw, set); /* not the one read whole before ("stored twice") */
         break;
     }
     case ZWI_SEC_MARK:
         while (c->nmarks > b->nmarks)
             free_set(l->raw, &c->marks[--c->nmarks]);
         break;
-    case ZWI_SEC_TOTALS:
-        if (!c->has_totals)
-            c->totals = (zw_capture_totals){0};
-        break;
-    default: /* PROCESS: what was read is kept and freed with the capture */
+    default: /* TOTALS: decoded aside; PROCESS: what was read is freed with the capture */
         break;
     }
 }
@@ -257,7 +257,8 @@ read_sections(loader *l)
         if (rc == 0)
             break;
         if (rc == 1) {
-            before b = {l->samples.n, l->steps.nsteps, l->steps.ndeltas, l->c->nmarks};
+            before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
+                        l->c->nmarks, l->c->peak.label, l->c->exit.label};
             if (zwi_container_payload(&l->file, &l->cur, l->raw) == 0 &&
                 zwi_container_decoded(&l->file, &l->cur, decode(l, l->file.type)) == 0)
                 continue;

@@ -805,3 +805,31 @@ Test(trace_capture_format, a_small_capture_cannot_make_the_reader_rebuild_millio
     zw_capture_free(c);
     zwi_cbuf_release(&file);
 }
+
+Test(trace_capture_format, a_damaged_section_takes_nothing_back_from_those_before)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 2, false, snap);
+    /* a second EXIT_SET and a second TOTALS, each cut inside its payload (checksums right) */
+    zwi_cbuf pay = {.raw = raw};
+    zwi_encode_set(&pay, &(zw_capture_set){"exit", 40, 4000, snap});
+    pay.len -= 10;
+    zwi_capture_put(&file, ZWI_SEC_EXIT_SET, &pay);
+    pay.len = 0;
+    zwi_encode_totals(&pay, &(zw_capture_totals){9, 9, 9, 9, 9, 9, 9, ZW_CAPTURE_END_SIGNAL, 9});
+    pay.len -= 4;
+    zwi_capture_put(&file, ZWI_SEC_TOTALS, &pay);
+    zwi_cbuf_release(&pay);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 2);
+    cr_assert(c->has_totals && c->totals.peak_bytes == 3000 && c->totals.end == ZW_CAPTURE_END_EXIT,
+              "the first totals stand");
+    cr_assert(c->exit.time_ns == 30 && c->exit.snap != NULL, "the first exit set stands");
+    assert_same_snapshot(c->exit.snap, snap);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
