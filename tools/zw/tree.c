@@ -153,9 +153,11 @@ pick_one(const zw_capture *c, const char *which, bool timed, double t, zw_captur
     if (t < 0)
         return PICK_NONE; /* before this process started */
     uint64_t ns = (uint64_t)(t * 1e9);
+    /* past the end by more than the sampling resolution: the set at its end is not the set at
+     * t (within it, a time rounded as printed still picks the end) */
     uint64_t end = capture_end_ns(c);
-    if (end > 0 && ns > end)
-        return PICK_AFTER_END; /* the set at its end is not the set at t */
+    if (end > 0 && ns > end + (uint64_t)c->interval_ms * 1000000)
+        return PICK_AFTER_END;
     if (c->nsteps > 0) {
         if ((scratch->snap = zw_capture_live_at(c, ns, err)) == NULL)
             return PICK_FAILED;
