@@ -23,10 +23,24 @@ gc_get_refs(gchead *g)
     return (intptr_t)(g->prev >> PREV_SHIFT);
 }
 
+/* keeps the flags and PREV_HAS_GC */
 static inline void
 gc_set_refs(gchead *g, intptr_t refs)
 {
-    g->prev = (g->prev & ~PREV_MASK) | ((uintptr_t)refs << PREV_SHIFT);
+    g->prev = (g->prev & (~PREV_MASK | PREV_HAS_GC)) | ((uintptr_t)refs << PREV_SHIFT);
+}
+
+/* `parent` refers to an object of a GC type (see PREV_HAS_GC) */
+static inline void
+gc_mark_has_gc(zw_obj *parent)
+{
+    ZWI_GC_HEAD(parent)->prev |= PREV_HAS_GC;
+}
+
+static inline bool
+gc_has_gc(gchead *g)
+{
+    return (g->prev & PREV_HAS_GC) != 0;
 }
 
 static inline void
@@ -77,6 +91,7 @@ static inline int
 visit_decref(zw_obj *op, void *parent)
 {
     if (ZWI_IS_GC(op)) {
+        gc_mark_has_gc(parent);
         gchead *g = ZWI_GC_HEAD(op);
         if (gc_is_collecting(g)) {
             if (ZW_UNLIKELY(gc_get_refs(g) == 0) && ZWI_RT(op)->debug)
@@ -104,23 +119,24 @@ subtract_refs(zw_rt *rt, gchead *containers)
  * initialised once and each reference subtracted once, so the counts are those of the two
  * passes; the objects are read once instead of twice. */
 static inline __attribute__((always_inline)) void
-init_refs(zw_rt *rt, gchead *g)
+init_refs(gchead *g)
 {
     zw_obj *op = ZWI_GC_OBJ(g);
-    if (ZW_UNLIKELY(op->refcnt <= 0) && rt->debug)
+    if (ZW_UNLIKELY(op->refcnt <= 0) && ZWI_RT(op)->debug)
         fatal_refcount(op, "refcount is too small (a tracked object with refcount <= 0)");
     gc_reset_refs(g, op->refcnt);
 }
 
 static inline int
-visit_decref_full(zw_obj *op, void *arg)
+visit_decref_full(zw_obj *op, void *parent)
 {
     if (ZWI_IS_GC(op)) {
+        gc_mark_has_gc(parent);
         gchead *g = ZWI_GC_HEAD(op);
         if (!gc_is_collecting(g)) {
             if (g->next == 0)
                 return 0; /* untracked */
-            init_refs(arg, g);
+            init_refs(g);
         }
         if (ZW_UNLIKELY(gc_get_refs(g) == 0) && ZWI_RT(op)->debug)
             fatal_refcount(op, "refcount is too small (more references found than counted)");
@@ -134,21 +150,19 @@ update_and_subtract_refs(zw_rt *rt, gchead *young)
 {
     for (gchead *g = gc_next(young); g != young; g = gc_next(g)) {
         if (!gc_is_collecting(g))
-            init_refs(rt, g);
-        traverse(rt, ZWI_GC_OBJ(g), visit_decref_full, rt);
+            init_refs(g);
+        traverse(rt, ZWI_GC_OBJ(g), visit_decref_full, ZWI_GC_OBJ(g));
     }
 }
 
-static inline int
-visit_reachable(zw_obj *op, void *arg)
+/* visit_reachable for an `op` known to be of a GC type */
+static inline __attribute__((always_inline)) void
+reach_gc(zw_obj *op, gchead *reachable)
 {
-    gchead *reachable = arg;
-    if (!ZWI_IS_GC(op))
-        return 0;
     gchead *g = ZWI_GC_HEAD(op);
     /* objects of other generations, and the ones the scan already passed, are not collecting */
     if (!gc_is_collecting(g))
-        return 0;
+        return;
     if (g->next & NEXT_MASK_UNREACHABLE) {
         /* tentatively unreachable: back to the end of the young list, to be scanned again */
         gchead *prev = gc_prev(g);
@@ -156,10 +170,18 @@ visit_reachable(zw_obj *op, void *arg)
         prev->next = g->next; /* keeps the mask */
         gc_set_prev(next, prev);
         gc_list_append(g, reachable);
-        gc_set_refs(g, 1);
+        /* the move cleared PREV_HAS_GC: traverse it when the scan reaches it again */
+        g->prev = (g->prev & ~PREV_MASK) | PREV_HAS_GC | ((uintptr_t)1 << PREV_SHIFT);
     } else if (gc_get_refs(g) == 0) {
         gc_set_refs(g, 1);
     }
+}
+
+static inline int
+visit_reachable(zw_obj *op, void *arg)
+{
+    if (ZWI_IS_GC(op))
+        reach_gc(op, arg);
     return 0;
 }
 
@@ -169,13 +191,33 @@ typedef struct survivors {
     bool dicts; /* one of them is a dict (untrack_dicts has work to do) */
 } survivors;
 
-/* Tuples holding only atomic or untracked items need no tracking (_PyTuple_MaybeUntrack). */
-static inline bool
-tuple_untrackable(zwi_tuple *t, zw_type *tuple_type)
+/* A reachable tuple's traverse with visit_reachable, and in the same loop over its items
+ * _PyTuple_MaybeUntrack's test: true if it holds only atomic or untracked items and so needs no
+ * tracking. Reading each item once instead of twice matters: young collections are mostly
+ * tuples, and their items are what misses the cache. The test gives what it would after the
+ * whole traverse: a visit moves an item between lists but never untracks one. */
+static inline __attribute__((always_inline)) bool
+reach_tuple_untrackable(zwi_tuple *t, zw_type *tuple_type, gchead *reachable)
 {
+    bool untrackable = true;
     for (intptr_t i = 0; i < t->vo.size; i++) {
         zw_obj *x = t->items[i];
-        if (x == NULL || (ZWI_IS_GC(x) && (x->type != tuple_type || ZWI_TRACKED(x))))
+        if (x == NULL) {
+            untrackable = false;
+        } else if (ZWI_IS_GC(x)) {
+            reach_gc(x, reachable);
+            if (x->type != tuple_type || ZWI_TRACKED(x))
+                untrackable = false;
+        }
+    }
+    return untrackable;
+}
+
+static inline bool
+tuple_has_no_null(const zwi_tuple *t)
+{
+    for (intptr_t i = 0; i < t->vo.size; i++) {
+        if (t->items[i] == NULL)
             return false;
     }
     return true;
@@ -202,9 +244,19 @@ move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
     while (g != young) {
         if (gc_get_refs(g) != 0) {
             zw_obj *op = ZWI_GC_OBJ(g);
-            traverse(rt, op, visit_reachable, young);
+            bool untrack = false;
+            if (!gc_has_gc(g)) {
+                /* nothing of a GC type to visit; a tuple of such items needs no tracking
+                 * unless one is NULL (the tuple is still being built) */
+                if (sv != NULL && op->type == tuple_type)
+                    untrack = tuple_has_no_null((zwi_tuple *)op);
+            } else if (sv != NULL && op->type == tuple_type) {
+                untrack = reach_tuple_untrackable((zwi_tuple *)op, tuple_type, young);
+            } else {
+                traverse(rt, op, visit_reachable, young);
+            }
             if (sv != NULL) {
-                if (op->type == tuple_type && tuple_untrackable((zwi_tuple *)op, tuple_type)) {
+                if (untrack) {
                     /* untracked: out of young (prev stays the last survivor) */
                     prev->next = g->next;
                     g->next = 0;

@@ -19,10 +19,14 @@
 typedef zwi_gchead gchead;
 
 /* While a collection runs, the objects of the generation being collected keep a scratch
- * reference count in `prev` (shifted left by 2 above the two flag bits) and are linked only
- * through `next`; the low bit of `next` marks "tentatively unreachable". */
+ * reference count in `prev` (shifted left by 3 above the two flag bits and PREV_HAS_GC) and
+ * are linked only through `next`; the low bit of `next` marks "tentatively unreachable".
+ * PREV_HAS_GC, set while references are subtracted, says the object refers to an object of a
+ * GC type: one without it has nothing for move_unreachable to visit. Bit 2 of a pointer to a
+ * gchead is 0 (16-byte alignment), so gc_set_prev clears it: it never outlives a collection. */
 #define NEXT_MASK_UNREACHABLE ((uintptr_t)1)
-#define PREV_SHIFT            2
+#define PREV_SHIFT            3
+#define PREV_HAS_GC           ((uintptr_t)4)
 #define PREV_MASK             (~ZWI_GC_FLAGS)
 
 typedef struct zwi_gc_cb {

@@ -35,13 +35,15 @@ map_set(zw_heap *h, const char *base, arena *a)
 
 /* ---- arena records ---- */
 
-/* A record for a new arena, on a page of its own (zeroed by raw); NULL if raw refuses it. */
+/* A record for a new arena, at RECORD_OFFSET in a page of its own (zeroed by raw); NULL if raw
+ * refuses it. */
 static arena *
 record_new(zw_heap *h)
 {
-    arena *a = zw_raw_map(h->raw, RECORD_SIZE, 0);
-    if (a == NULL)
+    char *page = zw_raw_map(h->raw, RECORD_SIZE, 0);
+    if (page == NULL)
         return NULL;
+    arena *a = (arena *)(page + RECORD_OFFSET);
     a->all_next = h->records;
     if (h->records != NULL)
         h->records->all_prev = a;
@@ -61,7 +63,7 @@ record_release(zw_heap *h, arena *a)
     if (a->all_next != NULL)
         a->all_next->all_prev = a->all_prev;
     h->nrecords--;
-    zw_raw_unmap(h->raw, a, RECORD_SIZE);
+    zw_raw_unmap(h->raw, (char *)a - RECORD_OFFSET, RECORD_SIZE);
 }
 
 /* Calls `fn` on every mapped arena. */

@@ -551,8 +551,10 @@ zw_heap_new_ex(const zw_heap_config *cfg)
     bool owns_raw = raw == NULL;
     if (owns_raw && (raw = zw_raw_new(NULL)) == NULL)
         return NULL;
-    /* The heap lives in pages of its own: most of it is the map's root, touched sparsely. */
-    zw_heap *h = zw_raw_map(raw, sizeof(zw_heap), 0);
+    /* The heap lives in pages of its own: most of it is the map's root, touched sparsely. It
+     * starts HEAP_OFFSET bytes in (mem_internal.h says why). */
+    char *pages = zw_raw_map(raw, HEAP_OFFSET + sizeof(zw_heap), 0);
+    zw_heap *h = pages != NULL ? (zw_heap *)(pages + HEAP_OFFSET) : NULL;
     if (h == NULL) {
         if (owns_raw)
             zw_raw_destroy(raw);
@@ -588,7 +590,7 @@ zw_heap_destroy(zw_heap *h)
     zwi_mem_release_all_arenas(h);
     zw_raw *raw = h->raw;
     bool owns_raw = h->owns_raw;
-    zw_raw_unmap(raw, h, sizeof(zw_heap));
+    zw_raw_unmap(raw, (char *)h - HEAP_OFFSET, HEAP_OFFSET + sizeof(zw_heap));
     if (owns_raw)
         zw_raw_destroy(raw);
 }

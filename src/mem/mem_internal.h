@@ -4,7 +4,8 @@
  *        --used[c]--> partial pools of class c (the head serves allocations)
  *        --map------> two-level table: address >> 20 -> arena record (arenas are 1 MiB aligned)
  *   arena (1 MiB, mapped by raw) = 64 pools of 16 KiB, each all blocks of one class;
- *   arena record (one page, outside the arena) = the arena's fields + its 64 pool headers.
+ *   arena record (the end of a page, outside the arena) = the arena's fields + its 64 pool
+ *   headers.
  * Keeping the headers out of the arenas means a free touches the freed block and a header in
  * a small, dense array instead of a second page of a big heap.
  *
@@ -97,6 +98,18 @@ typedef struct arena {
 #define RECORD_SIZE 4096 /* each arena record is one page of its own */
 _Static_assert(sizeof(arena) <= RECORD_SIZE, "an arena record fits a page");
 
+/* Where the record and the heap sit in their pages. Everything raw maps is page aligned, so
+ * the heap's hot first lines, every record's first lines and the first block of every pool
+ * would all fall in L1 set 0; AMD's L1 picks a way by a hash of the address bits above the
+ * page offset, and two such lines whose hashes match evict each other at every access (seen:
+ * a malloc+free pair at 6-7 ns or 18-21 ns depending on where ASLR put the pages, and the
+ * heap-to-record distance made the match frequent). So the record ends its page (sets 15-63)
+ * and the heap starts one line into its mapping (its hot fields in sets 1-9): the heap's and
+ * the records' lines never share a set, and set 0 is left to the blocks. */
+#define RECORD_OFFSET ((RECORD_SIZE - sizeof(arena)) & ~(size_t)63) /* 960 */
+#define HEAP_OFFSET   64
+
+
 /* The header in front of a big block (more than 512 bytes). Big blocks of a heap are on one
  * doubly linked list so that zw_heap_destroy() can give them all back. */
 typedef struct big_header {
@@ -156,6 +169,9 @@ struct zw_heap {
     /* -- the address map; its untouched pages cost nothing -- */
     arena **map[MAP_ROOT_LEN];
 };
+
+_Static_assert(HEAP_OFFSET + offsetof(struct zw_heap, big) <= RECORD_OFFSET,
+               "the heap's hot lines come before the lines of a record in a page");
 
 /* AddressSanitizer builds: free blocks inside pools are poisoned, so a use after free or an
  * overrun into a neighbour is reported by ASan. Invariant: every free block of a pool (on a

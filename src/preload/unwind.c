@@ -5,7 +5,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <unwind.h>
 #ifdef ZW_HAVE_LIBUNWIND
 #    define UNW_LOCAL_ONLY
@@ -68,13 +71,95 @@ note_modules(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+bool
+zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value)
+{
+    if (value == NULL || *value == '\0' || strcmp(value, "cfa") == 0) {
+        u->mode = ZWI_UNWIND_CFA;
+        return true;
+    }
+    if (strcmp(value, "dwarf") == 0 || strcmp(value, "fp") == 0) {
+        u->mode = value[0] == 'd' ? ZWI_UNWIND_DWARF : ZWI_UNWIND_FP;
+        return true;
+    }
+    unsigned every = 1;
+    if (strncmp(value, "check", 5) != 0)
+        return false;
+    if (value[5] == ':') {
+        char *end;
+        unsigned long v = strtoul(value + 6, &end, 10);
+        if (value[6] < '0' || value[6] > '9' || *end != '\0' || v < 1 || v > 1u << 30)
+            return false;
+        every = (unsigned)v;
+    } else if (value[5] != '\0') {
+        return false;
+    }
+    u->mode = ZWI_UNWIND_CHECK;
+    u->check_every = every;
+    return true;
+}
+
 void
 zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
 {
     memset(u, 0, sizeof(*u));
     note_ctx ctx = {u, runtime};
     dl_iterate_phdr(note_modules, &ctx);
+    const char *mode = getenv("ZW_UNWIND");
+    if (!zwi_preload_unwind_set_mode(u, mode)) {
+        char msg[256];
+        int n = snprintf(msg, sizeof(msg),
+                         "zw: preload: warning: ZW_UNWIND='%.64s' is not cfa, dwarf, fp, check or "
+                         "check:N, using cfa\n",
+                         mode);
+        (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+    }
 }
+
+#ifdef ZW_HAVE_LIBUNWIND
+static atomic_uint checked; /* check mode: walks compared in this process, for its last words */
+
+/* At exit, in check mode: how many walks were compared (all agreed, or the program aborted). */
+__attribute__((destructor)) static void
+report_checked(void)
+{
+    unsigned n = atomic_load_explicit(&checked, memory_order_relaxed);
+    if (n == 0)
+        return;
+    char msg[128];
+    int len = snprintf(msg, sizeof(msg),
+                       "zw: preload: ZW_UNWIND=check: %u walks agreed with libunwind's\n", n);
+    (void)!write(2, msg, (size_t)len);
+}
+
+/* Check mode: the CFA walker's frames[0..n) against libunwind's got[0..ngot); a difference is a
+ * bug of the CFA walker: both walks go to standard error and the program aborts. */
+static void
+check_walk(const uintptr_t *frames, int n, void *const *got, int ngot)
+{
+    bool same = n == ngot;
+    for (int i = 0; same && i < n; i++)
+        same = frames[i] == (uintptr_t)got[i];
+    if (same) {
+        atomic_fetch_add_explicit(&checked, 1, memory_order_relaxed);
+        return;
+    }
+    char msg[160];
+    int len = snprintf(msg, sizeof(msg),
+                       "zw: preload: ZW_UNWIND=check: the CFA walk (%d frames) differs from "
+                       "libunwind's (%d frames)\n",
+                       n, ngot);
+    (void)!write(2, msg, (size_t)len);
+    for (int i = 0; i < n || i < ngot; i++) {
+        len = snprintf(msg, sizeof(msg), "  #%-3d cfa %#18lx  libunwind %#18lx%s\n", i,
+                       i < n ? (unsigned long)frames[i] : 0ul,
+                       i < ngot ? (unsigned long)(uintptr_t)got[i] : 0ul,
+                       i < n && i < ngot && frames[i] == (uintptr_t)got[i] ? "" : "  <--");
+        (void)!write(2, msg, (size_t)len);
+    }
+    abort();
+}
+#endif
 
 /* ---- the DWARF walk ---- */
 
@@ -143,20 +228,33 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
     uintptr_t fp_next = found >= 2 ? frames[1] : 0; /* what the frame-pointer walk saw next */
     /* frames to skip: this function's, zwi_preload_unwind_slow()'s and the hook's */
     unwind_walk w = {u, frames, 0, max, 3, stack_hi, 0, 0, 0};
+    int cfa = -1;
+    if (!learn && u->mode != ZWI_UNWIND_DWARF) {
+        /* the caller of the hook at the call: its return address, stack pointer and rbp */
+        cfa = zwi_preload_unwind_cfa(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                     hook_fp[0], stack_hi);
+        if (cfa >= 0)
+            w.n = (unsigned)cfa;
+    }
 #ifdef ZW_HAVE_LIBUNWIND
-    if (!learn) {
-        /* nothing to learn here: libunwind's unw_backtrace, which caches how to unwind each
-         * return address it has seen, is several times faster than libgcc's unwinder */
+    if (cfa >= 0 && u->mode == ZWI_UNWIND_CHECK &&
+        atomic_fetch_add_explicit(&u->check_count, 1, memory_order_relaxed) % u->check_every == 0) {
+        void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
+        int got = unw_backtrace(buf, (int)max + 3);
+        check_walk(frames, cfa, buf + 3, got > 3 ? got - 3 : 0);
+    }
+    if (cfa < 0 && !learn) {
+        /* a frame the CFA walker cannot follow: libunwind's unw_backtrace, which caches how to
+         * unwind each return address it has seen, is several times faster than libgcc's */
         void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
         int got = unw_backtrace(buf, (int)max + 3);
         for (int i = 3; i < got; i++)
             frames[w.n++] = (uintptr_t)buf[i];
-    } else
-#endif
-    {
-        (void)learn;
-        _Unwind_Backtrace(unwind_step, &w);
+        cfa = (int)w.n;
     }
+#endif
+    if (cfa < 0)
+        _Unwind_Backtrace(unwind_step, &w);
     /* the rest of the chain by frame pointers (as zwi_capture walks it: up the stack only,
      * aligned, inside this thread's stack) */
     const uintptr_t *fp = (const uintptr_t *)w.fp;
@@ -190,6 +288,13 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
                 break;
             }
         }
+    } else if (learn && w.n >= 3 && zwi_preload_unwind_in_nofp(u, first) && first >> 48 == 0 &&
+               zwi_preload_unwind_module_fp(u, frames[1]) == -1) {
+        /* a caller without frame pointers: no slot to learn from it, and the CFA walker is faster
+         * than learning again at every call (slot 0: walked, nothing learnt) */
+        _Atomic uint64_t *e = &u->skip[zwi_preload_unwind_skip_index(first)];
+        if (atomic_load_explicit(e, memory_order_relaxed) >> 16 != first)
+            atomic_store_explicit(e, (uint64_t)first << 16, memory_order_relaxed);
     }
     return w.n;
 }
@@ -210,7 +315,8 @@ zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigne
         uint64_t e = atomic_load_explicit(&u->skip[zwi_preload_unwind_skip_index(saved[0])],
                                           memory_order_relaxed);
         learn = e >> 16 != saved[0] ||
-                zwi_preload_unwind_module_fp(u, hook_fp[2 + (e & 0xFFFF) - 1]) == 0;
+                ((e & 0xFFFF) != 0 &&
+                 zwi_preload_unwind_module_fp(u, hook_fp[2 + (e & 0xFFFF) - 1]) == 0);
     } else {
         learn = zwi_preload_unwind_module_fp(u, saved[0]) == 0;
     }

@@ -9,9 +9,13 @@
  *           operator new) makes the frame-pointer walk miss exactly its caller; the first walk
  *           through it learns, from the unwinder, the stack slot holding that caller's return
  *           address (the skip cache), and later walks insert it without the unwinder
- *   unwind: otherwise libgcc's unwinder (which learns) or libunwind's unw_backtrace (faster, with
- *           ZW_HAVE_LIBUNWIND) redoes the walk, then frame pointers again from the first frame
- *           that keeps one
+ *   unwind: otherwise libgcc's unwinder (which learns) or, once nothing is left to learn, the
+ *           CFA walker (unwind_cfa.c: .eh_frame's rules, one cached word per return address, no
+ *           library call) redoes the walk; libunwind's unw_backtrace (with ZW_HAVE_LIBUNWIND)
+ *           takes the walks the CFA walker cannot follow (signal frames, CFA expressions)
+ *   modes:  ZW_UNWIND=cfa (the default), dwarf (libunwind, no CFA walker), fp (frame pointers
+ *           only: no repair, no unwinder), check[:N] (cfa, and every Nth walk of the CFA walker
+ *           compared with libunwind's: the first difference aborts the program, with both)
  *
  * All state is a zwi_unwinder the caller holds: no global, so a test can build one of its own.
  * The fast path (zwi_preload_unwind_fix) is inlined into the hook: its caller must be the hook
@@ -33,6 +37,14 @@
 #define ZWI_UNWIND_MAX_MODULES 256  /* code ranges whose frame pointers are tracked */
 #define ZWI_UNWIND_FP_TRUSTED  4    /* agreements before a module's frame pointers are trusted */
 #define ZWI_UNWIND_MAX_FRAMES  1024 /* the largest `max` the walks accept */
+#define ZWI_UNWIND_CFA_CACHE   4096 /* packed CFA rules, by return address (unwind_cfa.c) */
+
+enum zwi_unwind_mode {
+    ZWI_UNWIND_CFA = 0, /* the default */
+    ZWI_UNWIND_DWARF,
+    ZWI_UNWIND_FP,
+    ZWI_UNWIND_CHECK,
+};
 
 /* Filled once by zwi_preload_unwind_init() (in a process with one thread, or before any walk);
  * afterwards only `skip` and `mods[].fp` change, as atomic words any walking thread writes. */
@@ -43,8 +55,9 @@ typedef struct zwi_unwinder {
     unsigned nnofp;                 /* init */
     /* Return addresses into runtime functions that keep the caller's rbp (operator new, strdup):
      * pc << 16 | (slot + 1), slot being where the function's own return address lies, in words
-     * above the hook's CFA. Direct-mapped by pc; learnt by the unwinder, any thread (atomic
-     * word: a reader sees a whole entry or none). */
+     * above the hook's CFA; pc << 16 alone once a walk from a caller without frame pointers had
+     * nothing to teach (then the CFA walker takes these walks, learning no more). Direct-mapped by
+     * pc; learnt by the unwinder, any thread (atomic word: a reader sees a whole entry or none). */
     _Atomic uint64_t skip[ZWI_UNWIND_SKIP_CACHE];
     /* The code of every module loaded at init (executable segments): whether its functions
      * keep frame pointers, learnt from the unwinder. fp: 0 not known; k > 0: k walks agreed;
@@ -54,12 +67,27 @@ typedef struct zwi_unwinder {
         atomic_int fp;
     } mods[ZWI_UNWIND_MAX_MODULES];
     unsigned nmods; /* init */
+    /* How to unwind a return address without frame pointers: a packed rule (unwind_cfa.c) */
+    _Atomic uint64_t cfa[ZWI_UNWIND_CFA_CACHE];
+    enum zwi_unwind_mode mode; /* init: ZW_UNWIND */
+    unsigned check_every;      /* init: ZW_UNWIND=check:N, N (1 = every walk) */
+    atomic_uint check_count;   /* CFA walks so far, in check mode */
 } zwi_unwinder;
 
 /* Empties `u` and notes the executable segments of every module loaded now; those of modules
  * whose path contains one of `runtime` (a NULL-terminated list, such as "/libc.so") are code
  * without frame pointers, distrusted from the start. */
 ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime);
+
+/* Reads a ZW_UNWIND value into u->mode and u->check_every; false (and u left as it was) if it
+ * is not one of cfa, dwarf, fp, check, check:N (N >= 1). NULL or "" is the default, cfa. */
+ZW_HIDDEN bool zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value);
+
+/* The CFA walker (unwind_cfa.c): frames from return address `pc` with the stack pointer `sp` and
+ * rbp `rbp` of the frame it returns into (the caller's values at the call), up to `max` or the
+ * outermost frame; their number, or -1 where a frame has no rule it can follow. */
+ZW_HIDDEN int zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
+                                     uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi);
 
 /* The walk from the hook at `hook_fp` redone or repaired (see zwi_preload_unwind_fix): the slow
  * path, kept out of line. The frames it skips are its own, the unwinder's and the hook's. */
@@ -125,7 +153,7 @@ zwi_preload_unwind_repair_ret(zwi_unwinder *u, uintptr_t pc, unsigned nf, const 
 {
     uint64_t e =
         atomic_load_explicit(&u->skip[zwi_preload_unwind_skip_index(pc)], memory_order_relaxed);
-    if (nf < 2 || e >> 16 != pc || !zwi_preload_unwind_in_nofp(u, pc))
+    if (nf < 2 || e >> 16 != pc || (e & 0xFFFF) == 0 || !zwi_preload_unwind_in_nofp(u, pc))
         return 0;
     uintptr_t ret = hook_fp[2 + (e & 0xFFFF) - 1];
     if (zwi_preload_unwind_module_of(u, ret) == NULL || zwi_preload_unwind_module_fp(u, ret) != 1)
@@ -157,7 +185,7 @@ zwi_preload_unwind_fix(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned
 {
     if (ZW_LIKELY((nf != 1 && !zwi_preload_unwind_in_nofp(u, frames[0]) &&
                    zwi_preload_unwind_module_fp(u, frames[0]) == 1) ||
-                  max <= 1))
+                  max <= 1 || u->mode == ZWI_UNWIND_FP))
         return nf;
     uintptr_t ret = zwi_preload_unwind_repair_ret(u, frames[0], nf, hook_fp);
     if (ret != 0)

@@ -3,7 +3,11 @@
  * one frame per inlined function around it, each at the call site of the one inside it. Without
  * DWARF the ELF symbol table names the function and the frame has no line. Results are cached
  * per address; the module map (/proc/self/maps) is read when the symboliser is made and read again
- * when an address falls in no known module (a library loaded since). See docs/trace.md#symbols. */
+ * when an address falls in no known module (a library loaded since). Function names come from
+ * each module's symbol table (.symtab, else .dynsym), read once into an array sorted by address
+ * and searched by bisection: libdwfl's own lookup (dwfl_module_addrname) scans every symbol for
+ * each address, which on a large program (cc1plus: 31k symbols) was most of the tracer's time.
+ * See docs/trace.md#symbols. */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -16,6 +20,28 @@
 
 #define MAX_INLINE 64 /* frames one address may expand to */
 
+/* A module's symbols, sorted by address. */
+typedef struct modsym {
+    uint64_t lo;     /* absolute address */
+    uint64_t size;   /* 0: sizeless (an assembly label) */
+    uint64_t maxend; /* the highest lo + size of this symbol and every one before it */
+    const char *name;
+    uint32_t index; /* in the symbol table: ties go to the first */
+    uint16_t shndx; /* its section; SHN_ABS and other reserved ones are clipped to 0xffff */
+    uint8_t bind;   /* 3 GLOBAL, 2 WEAK, 1 LOCAL, 0 other (libdwfl's order of preference) */
+    uint8_t local;  /* searched only when no global symbol matches (.symtab's local part) */
+} modsym;
+
+typedef struct modsyms {
+    Dwfl_Module *mod;
+    modsym *syms; /* NULL if the module has no symbols */
+    size_t n;
+    int shndx_of_pc; /* cache of section_of(): the section of last_pc, -1 none */
+    uint64_t last_pc;
+} modsyms;
+
+#define MAX_MODSYMS 512 /* modules whose symbols are kept; beyond, libdwfl's lookup */
+
 typedef struct cached {
     size_t n;
     zwi_sym syms[]; /* innermost first */
@@ -27,6 +53,9 @@ struct zwi_symbolizer {
     zwi_map cache;   /* return address -> cached */
     zwi_strtab strs; /* file, function and module names */
     size_t cache_bytes;
+    modsyms mods[MAX_MODSYMS]; /* the modules whose symbols were read, in that order */
+    size_t nmods;
+    size_t mods_bytes;
 };
 
 static char *debuginfo_path; /* libdw's default search path (NULL), as its callbacks want */
@@ -37,9 +66,20 @@ static const Dwfl_Callbacks callbacks = {
     .debuginfo_path = &debuginfo_path,
 };
 
+/* Forgets the symbol arrays: reporting modules again may free the modules they point into. */
+static void
+drop_modsyms(zwi_symbolizer *s)
+{
+    for (size_t i = 0; i < s->nmods; i++)
+        zwi_free(s->raw, s->mods[i].syms);
+    s->nmods = 0;
+    s->mods_bytes = 0;
+}
+
 static int
 report_modules(zwi_symbolizer *s)
 {
+    drop_modsyms(s);
     dwfl_report_begin(s->dwfl);
     int rc = dwfl_linux_proc_report(s->dwfl, getpid());
     dwfl_report_end(s->dwfl, NULL, NULL);
@@ -72,6 +112,7 @@ zwi_symbolizer_free(zwi_symbolizer *s)
 {
     if (s == NULL)
         return;
+    drop_modsyms(s);
     if (s->dwfl != NULL)
         dwfl_end(s->dwfl);
     for (size_t i = 0; s->cache.slots != NULL && i <= s->cache.mask; i++) {
@@ -88,8 +129,214 @@ zwi_symbolizer_free(zwi_symbolizer *s)
 size_t
 zwi_symbolizer_memory(const zwi_symbolizer *s)
 {
-    return s->cache_bytes + s->strs.bytes + (s->cache.mask + 1) * sizeof(struct zwi_map_slot) +
-           s->strs.cap * sizeof(char *) + (s->strs.mask + 1) * sizeof(uint32_t);
+    return s->cache_bytes + s->mods_bytes + s->strs.bytes +
+           (s->cache.mask + 1) * sizeof(struct zwi_map_slot) + s->strs.cap * sizeof(char *) +
+           (s->strs.mask + 1) * sizeof(uint32_t);
+}
+
+/* ---- function names: each module's symbols, sorted ---- */
+
+static bool
+sym_less(const modsym *a, const modsym *b)
+{
+    return a->lo != b->lo ? a->lo < b->lo : a->index < b->index;
+}
+
+/* Heap sort: no allocation, O(n log n) (qsort may call malloc, which a hook may be running). */
+static void
+sift(modsym *v, size_t root, size_t n)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && sym_less(&v[child], &v[child + 1]))
+            child++;
+        if (!sym_less(&v[root], &v[child]))
+            return;
+        modsym t = v[root];
+        v[root] = v[child];
+        v[child] = t;
+        root = child;
+    }
+}
+
+static void
+sort_syms(modsym *v, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift(v, i, n);
+    for (size_t i = n; i-- > 1;) {
+        modsym t = v[0];
+        v[0] = v[i];
+        v[i] = t;
+        sift(v, 0, i);
+    }
+}
+
+/* The symbols of `mod` that libdwfl's lookup considers (named, defined, not a section, file or
+ * TLS symbol), sorted by address, read once. */
+static modsyms *
+module_syms(zwi_symbolizer *s, Dwfl_Module *mod)
+{
+    for (size_t i = s->nmods; i-- > 0;) {
+        if (s->mods[i].mod == mod)
+            return &s->mods[i];
+    }
+    if (s->nmods == MAX_MODSYMS)
+        return NULL;
+    modsyms *m = &s->mods[s->nmods++];
+    *m = (modsyms){mod, NULL, 0, -1, 0};
+    int nsyms = dwfl_module_getsymtab(mod);
+    int first_global = dwfl_module_getsymtab_first_global(mod);
+    if (nsyms <= 1 || first_global < 0)
+        return m;
+    m->syms = zwi_alloc(s->raw, (size_t)nsyms * sizeof(modsym));
+    if (m->syms == NULL)
+        return m;
+    s->mods_bytes += (size_t)nsyms * sizeof(modsym);
+    for (int i = 1; i < nsyms; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        GElf_Word shndx;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, &shndx, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (name == NULL || name[0] == '\0' || sym.st_shndx == SHN_UNDEF || type == STT_SECTION ||
+            type == STT_FILE || type == STT_TLS)
+            continue;
+        int bind = GELF_ST_BIND(sym.st_info);
+        m->syms[m->n++] = (modsym){
+            .lo = addr,
+            .size = sym.st_size,
+            .name = name,
+            .index = (uint32_t)i,
+            .shndx = shndx >= SHN_LORESERVE ? 0xffff : (uint16_t)shndx,
+            .bind = bind == STB_GLOBAL  ? 3
+                    : bind == STB_WEAK  ? 2
+                    : bind == STB_LOCAL ? 1
+                                        : 0,
+            .local = first_global > 1 && i < first_global,
+        };
+    }
+    sort_syms(m->syms, m->n);
+    uint64_t maxend = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->syms[i].lo + m->syms[i].size > maxend)
+            maxend = m->syms[i].lo + m->syms[i].size;
+        m->syms[i].maxend = maxend;
+    }
+    return m;
+}
+
+/* The index of the section of `mod`'s file holding `pc` (SHN_ABS if none), as libdwfl finds it
+ * for a sizeless symbol. */
+static unsigned
+section_of(modsyms *m, uint64_t pc)
+{
+    if (m->shndx_of_pc >= 0 && m->last_pc == pc)
+        return (unsigned)m->shndx_of_pc;
+    GElf_Addr bias = 0;
+    Elf *elf = dwfl_module_getelf(m->mod, &bias);
+    unsigned found = SHN_ABS;
+    for (Elf_Scn *scn = NULL; elf != NULL && (scn = elf_nextscn(elf, scn)) != NULL;) {
+        GElf_Shdr mem;
+        GElf_Shdr *sh = gelf_getshdr(scn, &mem);
+        if (sh != NULL && pc - bias >= sh->sh_addr && pc - bias < sh->sh_addr + sh->sh_size) {
+            found = (unsigned)elf_ndxscn(scn);
+            break;
+        }
+    }
+    m->last_pc = pc;
+    m->shndx_of_pc = (int)found;
+    return found;
+}
+
+/* Is sized symbol `c` a better match for an address it holds than `best`? A global symbol before
+ * a local one of .symtab (searched only if no global matches), then a stronger binding, a closer
+ * start, a smaller size, the first in the table. */
+static bool
+sized_better(const modsym *c, const modsym *best)
+{
+    if (best == NULL)
+        return true;
+    if (c->local != best->local)
+        return !c->local;
+    if (c->bind != best->bind)
+        return c->bind > best->bind;
+    if (c->lo != best->lo)
+        return c->lo > best->lo;
+    if (c->size != best->size)
+        return c->size < best->size;
+    return c->index < best->index;
+}
+
+/* The name of the symbol holding `pc` in `mod`, by libdwfl's rules (dwfl_module_addrname): the
+ * best sized symbol holding pc; if none, a sizeless symbol (an assembly label) in pc's section
+ * that no sized symbol below pc reaches past; else NULL. Bisection, then a walk down over the
+ * symbols that can reach pc (maxend). Falls back on libdwfl's lookup if the module's symbols
+ * could not be kept. */
+static const char *
+function_name(zwi_symbolizer *s, Dwfl_Module *mod, uint64_t pc)
+{
+    modsyms *m = module_syms(s, mod);
+    if (m == NULL || (m->syms == NULL && dwfl_module_getsymtab(mod) > 1))
+        return dwfl_module_addrname(mod, pc);
+    size_t lo = 0;
+    size_t hi = m->n; /* the first symbol above pc */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->syms[mid].lo <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    const modsym *best = NULL;
+    for (size_t j = lo; j-- > 0 && m->syms[j].maxend > pc;) {
+        const modsym *c = &m->syms[j];
+        if (c->size != 0 && pc - c->lo < c->size && sized_better(c, best))
+            best = c;
+    }
+    if (best != NULL)
+        return best->name;
+    /* sizeless: at or above every sized symbol's end below pc; libdwfl keeps the last one it
+     * meets in the table (globals, then the locals unless a global one is at pc exactly) */
+    uint64_t min_label = m->syms[lo - 1].maxend;
+    const modsym *label = NULL;
+    bool exact_global = false;
+    for (size_t j = lo; j-- > 0 && m->syms[j].lo >= min_label;) {
+        const modsym *c = &m->syms[j];
+        if (c->size != 0)
+            continue;
+        bool same = c->shndx == 0xffff ? c->lo == pc : c->shndx == section_of(m, pc);
+        if (!same)
+            continue;
+        if (!c->local && c->lo == pc)
+            exact_global = true;
+        if (label == NULL || c->local > label->local ||
+            (c->local == label->local && c->index > label->index))
+            label = c;
+    }
+    if (label != NULL && label->local && exact_global) {
+        label = NULL; /* the locals are not searched: the last global one */
+        for (size_t j = lo; j-- > 0 && m->syms[j].lo >= min_label;) {
+            const modsym *c = &m->syms[j];
+            if (c->size == 0 && !c->local && c->shndx == section_of(m, pc) &&
+                (label == NULL || c->index > label->index))
+                label = c;
+        }
+    }
+    return label != NULL ? label->name : NULL;
+}
+
+const char *
+zwi_symbolizer_function(zwi_symbolizer *s, uintptr_t pc)
+{
+    if (s->dwfl == NULL)
+        return NULL;
+    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+    return mod != NULL ? function_name(s, mod, pc) : NULL;
 }
 
 /* ---- one address ---- */
@@ -159,7 +406,7 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
     }
     out[0].module = module;
     out[0].offset = offset;
-    out[0].function = zwi_strtab_intern(&s->strs, dwfl_module_addrname(mod, pc));
+    out[0].function = zwi_strtab_intern(&s->strs, function_name(s, mod, pc));
 
     /* the innermost position: the line table */
     const char *file = NULL;

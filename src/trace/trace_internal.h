@@ -230,6 +230,9 @@ ZW_HIDDEN void zwi_symbolizer_free(zwi_symbolizer *s);
  * memory. Valid until the symboliser is freed. */
 ZW_HIDDEN const zwi_sym *zwi_symbolize(zwi_symbolizer *s, uintptr_t ret, size_t *n);
 ZW_HIDDEN size_t zwi_symbolizer_memory(const zwi_symbolizer *s);
+/* The symbol-table name of the function holding `pc` (not a return address: no -1), or NULL;
+ * what zwi_symbolize() names a frame without DWARF. */
+ZW_HIDDEN const char *zwi_symbolizer_function(zwi_symbolizer *s, uintptr_t pc);
 
 /* ---- snapshots (snapshot.c) ---- */
 

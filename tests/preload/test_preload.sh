@@ -107,6 +107,18 @@ grep -q '"blocks": 100000, "traceback": \[{"function": "_Znwm".*{"function": "ma
     echo "ok: cxx: 100000 new in one site, at make() line 11, through churn() and main()" ||
     { fail "cxx: the new in make() is not one site with its callers"; cat "$tmp/cxx.json"; }
 
+# ---- the unwinder's hard cases without frame pointers, every CFA walk checked ----
+# exceptions, longjmp, coroutines, a signal handler, threads, fork, return addresses read
+ZW_UNWIND=check "$zw" run -q --follow-fork -o "$tmp/hazards.zwc" -- "$dir/zwp_hazards" \
+    >"$tmp/hazards.out" 2>"$tmp/hazards.err" || { cat "$tmp/hazards.err"; fail "zw run hazards"; }
+grep -q '^hazards ok 360$' "$tmp/hazards.out" || fail "hazards: $(cat "$tmp/hazards.out")"
+checked=$(sed -n 's/^zw: preload: ZW_UNWIND=check: \([0-9]*\) walks agreed.*/\1/p' "$tmp/hazards.err" |
+    head -1)
+[ "${checked:-0}" -ge 1000 ] && echo "ok: hazards: $checked CFA walks equal libunwind's" ||
+    { cat "$tmp/hazards.err"; fail "hazards: ${checked:-no} walks checked, want 1000 or more"; }
+"$zw" top --at allocations --json --group traceback "$tmp/hazards.zwc" | grep -q '"function": "deep_throw"' &&
+    echo "ok: hazards: allocations found in deep_throw" || fail "hazards: no site in deep_throw"
+
 # ---- fork: followed, the child writes FILE.1 with its parent's pid ----
 "$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$dir/zwp_fork" || fail "zw run fork"
 ppid=$(stat ppid "$tmp/fork.zwc.1")

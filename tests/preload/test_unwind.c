@@ -44,7 +44,9 @@ static struct {
     unsigned total;
     uintptr_t ref[MAXF]; /* libgcc's unwinder, from the hook's caller on */
     unsigned nref;
-    uintptr_t repair; /* zwi_preload_unwind_repair_ret() of the frame-pointer walk, before fix */
+    uintptr_t repair;    /* zwi_preload_unwind_repair_ret() of the frame-pointer walk, before fix */
+    uintptr_t cfa[MAXF]; /* the CFA walker alone, from the hook's caller on (hook_cfa) */
+    int ncfa;
 } W;
 
 static void
@@ -98,6 +100,22 @@ hook(const zwu_link *self)
     return NULL;
 }
 
+/* A hook that walks with the CFA walker alone (W.cfa) and with libgcc's unwinder (W.ref). */
+__attribute__((noinline)) static void *
+hook_cfa(const zwu_link *self)
+{
+    (void)self;
+    const uintptr_t *hook_fp = __builtin_frame_address(0);
+    W.ncfa = zwi_preload_unwind_cfa(&U, W.cfa, MAXF, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                    hook_fp[0], TH.stack_hi);
+    W.nref = 0;
+    ref_walk rw = {1};
+    _Unwind_Backtrace(ref_step, &rw);
+    return NULL;
+}
+
+static void *(*the_hook)(const zwu_link *) = hook;
+
 /* ---- the chains: each starts in a function of this program, named for dladdr ---- */
 
 #define VISIBLE __attribute__((visibility("default"), noinline))
@@ -123,7 +141,7 @@ run(void *(*const *fns)(const zwu_link *), unsigned n)
     zwu_link links[8];
     cr_assert_lt(n, 8);
     for (unsigned i = 0; i <= n; i++) {
-        links[i].fn = i < n ? fns[i] : hook;
+        links[i].fn = i < n ? fns[i] : the_hook;
         links[i].next = i < n ? &links[i + 1] : NULL;
     }
     zwt_unwind_drive(&links[0]);
@@ -300,4 +318,91 @@ Test(preload_unwind, skip_slot_repair_finds_the_caller_of_a_function_that_keeps_
         cr_assert_arr_eq(W.fixed + 2, W.raw + 1, (W.nraw - 1) * sizeof(*W.raw));
         check_complete(names, 3);
     }
+}
+
+/* ---- the CFA walker (unwind_cfa.c) ---- */
+
+/* The CFA walker's frames are libgcc's, to the end of the stack, through every kind of link. */
+Test(preload_unwind, cfa_walk_equals_libgcc_through_code_with_and_without_frame_pointers)
+{
+    the_hook = hook_cfa;
+    void *(*const chains[][4])(const zwu_link *) = {
+        {zwu_mixed_nofp_call},
+        {zwu_rt_call, zwu_mixed_nofp_call},
+        {zwu_mixed_nofp_call, zwt_unwind_inner, zwu_fp_call, zwu_rt_call},
+        {zwu_fp_call, zwu_mixed_fp_call, zwu_rt_call},
+    };
+    const unsigned len[] = {1, 2, 4, 3};
+    for (int round = 0; round < 2; round++) { /* the second from the cache of rules */
+        for (unsigned c = 0; c < sizeof(len) / sizeof(len[0]); c++) {
+            memset(W.cfa, 0, sizeof(W.cfa));
+            run(chains[c], len[c]);
+            cr_assert_gt(W.ncfa, (int)len[c] + 1, "chain %u: %d frames", c, W.ncfa);
+            cr_assert_eq((unsigned)W.ncfa, W.nref, "chain %u, round %d: %d frames, libgcc %u", c,
+                         round, W.ncfa, W.nref);
+            for (unsigned i = 0; i < W.nref; i++)
+                cr_assert_eq(W.cfa[i], W.ref[i], "chain %u frame %u: %s, libgcc %s", c, i,
+                             name_of(W.cfa[i]), name_of(W.ref[i]));
+            cr_assert_eq(find(W.cfa, (unsigned)W.ncfa, "zwt_unwind_drive"), (int)len[c]);
+        }
+    }
+    the_hook = hook;
+}
+
+/* `max` bounds the walk; a return address in no module stops it with -1 (libunwind's turn). */
+Test(preload_unwind, cfa_walk_stops_at_max_and_gives_up_outside_any_module)
+{
+    the_hook = hook_cfa;
+    RUN(zwu_rt_call, zwu_mixed_nofp_call);
+    the_hook = hook;
+    cr_assert_gt(W.ncfa, 3);
+    uintptr_t frames[2];
+    uintptr_t stack[4] = {0, 0, 0, 0};
+    /* a made-up frame: a return address in no module */
+    cr_assert_eq(zwi_preload_unwind_cfa(&U, frames, 2, 0x10000, (uintptr_t)stack, (uintptr_t)stack,
+                                        (uintptr_t)(stack + 4)),
+                 -1);
+    cr_assert_eq(frames[0], 0x10000);
+}
+
+Test(preload_unwind, mode_values)
+{
+    zwi_unwinder *u = calloc(1, sizeof(*u));
+    cr_assert_not_null(u);
+    cr_assert(zwi_preload_unwind_set_mode(u, NULL));
+    cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
+    cr_assert(zwi_preload_unwind_set_mode(u, "dwarf"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_DWARF);
+    cr_assert(zwi_preload_unwind_set_mode(u, "fp"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_FP);
+    cr_assert(zwi_preload_unwind_set_mode(u, "check"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_CHECK);
+    cr_assert_eq(u->check_every, 1);
+    cr_assert(zwi_preload_unwind_set_mode(u, "check:100"));
+    cr_assert_eq(u->check_every, 100);
+    cr_assert(zwi_preload_unwind_set_mode(u, "cfa"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
+    const char *bad[] = {"CFA",      "check:",  "check:0",  "check:-1",
+                         "check:1x", "checked", "libunwind"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_not(zwi_preload_unwind_set_mode(u, bad[i]), "%s", bad[i]);
+        cr_assert_eq(u->mode, ZWI_UNWIND_CFA, "%s leaves the mode as it was", bad[i]);
+    }
+    free(u);
+}
+
+/* Check mode through the hook: every walk the CFA walker makes is compared with libunwind's (a
+ * difference aborts this program); the tracebacks are complete. */
+Test(preload_unwind, check_mode_walks_agree_with_libunwind)
+{
+    cr_assert(zwi_preload_unwind_set_mode(&U, "check"));
+    static const char *const names[] = {"zwu_rt_call", "zwu_mixed_nofp_call", "zwt_unwind_drive"};
+    for (int k = 0; k < 2 * ZWI_UNWIND_FP_TRUSTED; k++) {
+        RUN(zwu_mixed_nofp_call, zwu_rt_call);
+        check_complete(names, 3);
+    }
+    cr_assert_eq(zwi_preload_unwind_module_fp(&U, (uintptr_t)zwu_mixed_nofp_call), -1);
+#ifdef ZW_HAVE_LIBUNWIND
+    cr_assert_gt(atomic_load(&U.check_count), 0, "the CFA walker made no walk");
+#endif
 }

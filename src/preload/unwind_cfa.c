@@ -1,0 +1,501 @@
+/* preload/unwind_cfa.c - a walk through code without frame pointers from .eh_frame's CFA rules,
+ * without libgcc or libunwind: for each return address, the rule that gives its caller's frame
+ * (CFA = rsp or rbp + N, the return address at CFA - 8, rbp kept or saved at CFA - 8k), read from
+ * the module's .eh_frame (found through _dl_find_object and .eh_frame_hdr's sorted table, the
+ * FDE's instructions run up to the address) and then kept in a direct-mapped cache of packed
+ * rules, one word each, that every thread reads and writes without a lock. A walk costs a cache
+ * probe, two loads and a few adds per frame. Anything else (CFA expressions, signal frames, rbp
+ * or the return address elsewhere, an address in no module) makes the walk give up: the caller
+ * then asks libunwind. Nothing here allocates or locks: a hook calls it. */
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "unwinder.h"
+
+/* A rule packed in a cache word: tag (the return address >> CFA_INDEX_BITS, 35 bits) << 29 |
+ * kind (2 bits) << 27 | rbp slot (7 bits) << 20 | via rbp (1 bit) << 19 | CFA offset (19 bits).
+ * The index is the address's low CFA_INDEX_BITS bits; addresses above 2^47 are not cached. */
+#define CFA_INDEX_BITS 12
+#define KIND_RULE      1u /* a rule to follow */
+#define KIND_END       2u /* the outermost frame: its return address is undefined */
+#define KIND_NONE      3u /* no rule this walker can follow: ask libunwind */
+#define MAX_OFF        ((1u << 19) - 1)
+#define MAX_SLOT       127u
+
+_Static_assert(sizeof(((zwi_unwinder *)0)->cfa) / sizeof(uint64_t) == 1u << CFA_INDEX_BITS,
+               "cfa cache size");
+
+typedef struct rule {
+    unsigned kind;
+    bool via_rbp;  /* CFA = rbp + off, else rsp + off */
+    uint32_t off;  /* CFA offset */
+    unsigned slot; /* rbp saved at CFA - 8 * slot; 0: kept */
+} rule;
+
+/* ---- reading .eh_frame ---- */
+
+typedef struct reader {
+    const uint8_t *p, *end;
+    bool bad;
+} reader;
+
+static uint8_t
+u8(reader *r)
+{
+    if (r->p >= r->end) {
+        r->bad = true;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static uint64_t
+uleb(reader *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        uint8_t b = u8(r);
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    r->bad = true;
+    return v;
+}
+
+static int64_t
+sleb(reader *r)
+{
+    int64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b;
+    do {
+        b = u8(r);
+        v |= (int64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while ((b & 0x80) && shift < 64);
+    if (shift < 64 && (b & 0x40))
+        v |= -((int64_t)1 << shift);
+    return v;
+}
+
+static uint64_t
+fixed(reader *r, unsigned n)
+{
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    memcpy(&v, r->p, n); /* little-endian */
+    r->p += n;
+    return v;
+}
+
+/* A pointer in DW_EH_PE encoding `enc` (absolute or pc-relative; datarel with `data`). */
+static uintptr_t
+encoded(reader *r, uint8_t enc, uintptr_t data)
+{
+    if (enc == 0xff) /* DW_EH_PE_omit */
+        return 0;
+    uintptr_t at = (uintptr_t)r->p;
+    uint64_t v;
+    switch (enc & 0x0f) {
+    case 0x00:
+        v = fixed(r, 8);
+        break; /* absptr */
+    case 0x01:
+        v = uleb(r);
+        break; /* uleb128 */
+    case 0x02:
+        v = fixed(r, 2);
+        break; /* udata2 */
+    case 0x03:
+        v = fixed(r, 4);
+        break; /* udata4 */
+    case 0x04:
+        v = fixed(r, 8);
+        break; /* udata8 */
+    case 0x09:
+        v = (uint64_t)sleb(r);
+        break; /* sleb128 */
+    case 0x0a:
+        v = (uint64_t)(int64_t)(int16_t)fixed(r, 2);
+        break; /* sdata2 */
+    case 0x0b:
+        v = (uint64_t)(int64_t)(int32_t)fixed(r, 4);
+        break; /* sdata4 */
+    case 0x0c:
+        v = fixed(r, 8);
+        break; /* sdata8 */
+    default:
+        r->bad = true;
+        return 0;
+    }
+    switch (enc & 0x70) {
+    case 0x00:
+        break; /* absolute */
+    case 0x10:
+        v += at;
+        break; /* pcrel */
+    case 0x30:
+        v += data;
+        break; /* datarel */
+    default:
+        r->bad = true;
+        return 0;
+    }
+    return (uintptr_t)v;
+}
+
+/* The register rules this walker follows: CFA, rbp's, the return address's. */
+typedef struct state {
+    int cfa_reg; /* DWARF 7 rsp, 6 rbp; -1 anything else (an expression) */
+    int64_t cfa_off;
+    int rbp; /* 0 kept, 1 at CFA + rbp_off, -1 elsewhere */
+    int64_t rbp_off;
+    int ra; /* 1 at CFA + ra_off, 2 undefined, -1 elsewhere */
+    int64_t ra_off;
+} state;
+
+#define MAX_REMEMBER 8
+
+/* Runs CFA instructions [p, end) from location `loc` while loc <= target. `init` is the state
+ * after the CIE's instructions (for DW_CFA_restore), NULL while running those. False if they
+ * cannot be read. */
+static bool
+run_cfa(reader *r, uintptr_t loc, uintptr_t target, uint64_t code_align, int64_t data_align,
+        state *st, const state *init, uint8_t fde_enc)
+{
+    state stack[MAX_REMEMBER];
+    unsigned depth = 0;
+    while (r->p < r->end && !r->bad) {
+        uint8_t op = u8(r);
+        uint64_t reg = 0;
+        int64_t off = 0;
+        uint64_t delta = 0;
+        switch (op & 0xc0) {
+        case 0x40:
+            delta = (op & 0x3f) * code_align;
+            goto advance;
+        case 0x80:
+            reg = op & 0x3f;
+            off = (int64_t)uleb(r) * data_align;
+            goto offset;
+        case 0xc0:
+            reg = op & 0x3f;
+            goto restore;
+        default:
+            break;
+        }
+        switch (op) {
+        case 0x00: /* nop */
+            continue;
+        case 0x01: /* set_loc */
+            loc = encoded(r, fde_enc, 0);
+            if (loc > target)
+                return !r->bad;
+            continue;
+        case 0x02:
+            delta = u8(r) * code_align;
+            goto advance;
+        case 0x03:
+            delta = fixed(r, 2) * code_align;
+            goto advance;
+        case 0x04:
+            delta = fixed(r, 4) * code_align;
+            goto advance;
+        case 0x05: /* offset_extended */
+            reg = uleb(r);
+            off = (int64_t)uleb(r) * data_align;
+            goto offset;
+        case 0x11: /* offset_extended_sf */
+            reg = uleb(r);
+            off = sleb(r) * data_align;
+            goto offset;
+        case 0x06: /* restore_extended */
+            reg = uleb(r);
+            goto restore;
+        case 0x07: /* undefined */
+        case 0x08: /* same_value */
+            reg = uleb(r);
+            if (reg == 6)
+                st->rbp = op == 0x08 ? 0 : -1;
+            else if (reg == 16)
+                st->ra = op == 0x07 ? 2 : -1;
+            continue;
+        case 0x09: /* register */
+            reg = uleb(r);
+            (void)uleb(r);
+            if (reg == 6)
+                st->rbp = -1;
+            else if (reg == 16)
+                st->ra = -1;
+            continue;
+        case 0x0a: /* remember_state */
+            if (depth == MAX_REMEMBER)
+                return false;
+            stack[depth++] = *st;
+            continue;
+        case 0x0b: /* restore_state */
+            if (depth == 0)
+                return false;
+            *st = stack[--depth];
+            continue;
+        case 0x0c: /* def_cfa */
+            st->cfa_reg = (int)uleb(r);
+            st->cfa_off = (int64_t)uleb(r);
+            continue;
+        case 0x12: /* def_cfa_sf */
+            st->cfa_reg = (int)uleb(r);
+            st->cfa_off = sleb(r) * data_align;
+            continue;
+        case 0x0d: /* def_cfa_register */
+            st->cfa_reg = (int)uleb(r);
+            continue;
+        case 0x0e: /* def_cfa_offset */
+            st->cfa_off = (int64_t)uleb(r);
+            continue;
+        case 0x13: /* def_cfa_offset_sf */
+            st->cfa_off = sleb(r) * data_align;
+            continue;
+        case 0x0f: { /* def_cfa_expression */
+            uint64_t n = uleb(r);
+            st->cfa_reg = -1;
+            if (n > (uint64_t)(r->end - r->p))
+                return false;
+            r->p += n;
+            continue;
+        }
+        case 0x10:   /* expression */
+        case 0x16: { /* val_expression */
+            reg = uleb(r);
+            uint64_t n = uleb(r);
+            if (n > (uint64_t)(r->end - r->p))
+                return false;
+            r->p += n;
+            if (reg == 6)
+                st->rbp = -1;
+            else if (reg == 16)
+                st->ra = -1;
+            continue;
+        }
+        case 0x14: /* val_offset */
+        case 0x15: /* val_offset_sf */
+            reg = uleb(r);
+            if (op == 0x14)
+                (void)uleb(r);
+            else
+                (void)sleb(r);
+            if (reg == 6)
+                st->rbp = -1;
+            else if (reg == 16)
+                st->ra = -1;
+            continue;
+        case 0x2e: /* GNU_args_size */
+            (void)uleb(r);
+            continue;
+        case 0x2f: /* GNU_negative_offset_extended */
+            reg = uleb(r);
+            off = -(int64_t)uleb(r) * data_align;
+            goto offset;
+        default:
+            return false;
+        }
+    advance:
+        loc += delta;
+        if (loc > target)
+            return !r->bad;
+        continue;
+    offset:
+        if (reg == 6) {
+            st->rbp = 1;
+            st->rbp_off = off;
+        } else if (reg == 16) {
+            st->ra = 1;
+            st->ra_off = off;
+        }
+        continue;
+    restore:
+        if (init == NULL)
+            return false;
+        if (reg == 6) {
+            st->rbp = init->rbp;
+            st->rbp_off = init->rbp_off;
+        } else if (reg == 16) {
+            st->ra = init->ra;
+            st->ra_off = init->ra_off;
+        }
+        continue;
+    }
+    return !r->bad;
+}
+
+/* The FDE covering `pc` in the module whose .eh_frame_hdr is `hdr`, by its sorted table; NULL if
+ * none. *fde_end is set. */
+static const uint8_t *
+find_fde(const uint8_t *hdr, uintptr_t pc)
+{
+    if (hdr == NULL || hdr[0] != 1)
+        return NULL;
+    uint8_t ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
+    reader r = {hdr + 4, hdr + 4 + 16, false};
+    (void)encoded(&r, ptr_enc, (uintptr_t)hdr);
+    uint64_t count = encoded(&r, count_enc, (uintptr_t)hdr);
+    if (r.bad || table_enc != 0x3b || count == 0) /* datarel sdata4 pairs: what ld writes */
+        return NULL;
+    const int32_t *table = (const int32_t *)(const void *)r.p;
+    uint64_t lo = 0, hi = count;
+    while (lo < hi) { /* the first entry above pc */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)hdr + table[2 * mid] <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    return hdr + table[2 * (lo - 1) + 1];
+}
+
+/* The rule for return address `ret` (the call is at ret - 1). */
+static rule
+find_rule(uintptr_t ret)
+{
+    rule none = {KIND_NONE, false, 0, 0};
+    uintptr_t pc = ret - 1;
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)pc, &dlfo) != 0)
+        return none;
+    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc);
+    if (fde == NULL)
+        return none;
+    uint32_t len;
+    memcpy(&len, fde, 4);
+    if (len == 0 || len == 0xffffffffu)
+        return none;
+    reader f = {fde + 8, fde + 4 + len, false};
+    uint32_t cie_off;
+    memcpy(&cie_off, fde + 4, 4);
+    const uint8_t *cie = fde + 4 - cie_off;
+    uint32_t cie_len;
+    memcpy(&cie_len, cie, 4);
+    if (cie_len == 0 || cie_len == 0xffffffffu)
+        return none;
+    reader c = {cie + 8, cie + 4 + cie_len, false};
+    uint8_t version = u8(&c);
+    const char *aug = (const char *)c.p;
+    size_t auglen = strnlen(aug, (size_t)(c.end - c.p));
+    c.p += auglen + 1;
+    if (version != 1 && version != 3)
+        return none;
+    uint64_t code_align = uleb(&c);
+    int64_t data_align = sleb(&c);
+    uint64_t ra_reg = version == 1 ? u8(&c) : uleb(&c);
+    uint8_t fde_enc = 0;
+    bool has_z = aug[0] == 'z';
+    if (ra_reg != 16 || (auglen > 0 && !has_z))
+        return none;
+    if (has_z) {
+        uint64_t n = uleb(&c);
+        reader a = {c.p, c.p + n, false};
+        if (n > (uint64_t)(c.end - c.p))
+            return none;
+        c.p += n;
+        for (size_t i = 1; i < auglen; i++) {
+            switch (aug[i]) {
+            case 'R':
+                fde_enc = u8(&a);
+                break;
+            case 'L':
+                (void)u8(&a);
+                break;
+            case 'P': {
+                uint8_t enc = u8(&a);
+                (void)encoded(&a, enc & 0x7f, 0); /* indirect or not: only skipped */
+                break;
+            }
+            default:
+                return none; /* 'S' (a signal frame) and the rest */
+            }
+        }
+        if (a.bad)
+            return none;
+    }
+    uintptr_t begin = encoded(&f, fde_enc, 0);
+    uintptr_t range = encoded(&f, fde_enc & 0x0f, 0);
+    if (f.bad || pc < begin || pc - begin >= range)
+        return none;
+    if (has_z) {
+        uint64_t n = uleb(&f);
+        if (n > (uint64_t)(f.end - f.p))
+            return none;
+        f.p += n;
+    }
+    state st = {7, 8, 0, 0, 1, -8};
+    if (!run_cfa(&c, begin, UINTPTR_MAX, code_align, data_align, &st, NULL, fde_enc))
+        return none;
+    state init = st;
+    if (!run_cfa(&f, begin, pc, code_align, data_align, &st, &init, fde_enc))
+        return none;
+    if (st.ra == 2)
+        return (rule){KIND_END, false, 0, 0};
+    if ((st.cfa_reg != 7 && st.cfa_reg != 6) || st.cfa_off < 0 || st.cfa_off > MAX_OFF ||
+        st.ra != 1 || st.ra_off != -8 || st.rbp < 0 ||
+        (st.rbp == 1 && (st.rbp_off >= 0 || st.rbp_off % 8 != 0 || -st.rbp_off / 8 > MAX_SLOT)))
+        return none;
+    return (rule){KIND_RULE, st.cfa_reg == 6, (uint32_t)st.cfa_off,
+                  st.rbp == 1 ? (unsigned)(-st.rbp_off / 8) : 0};
+}
+
+/* ---- the cache and the walk ---- */
+
+static inline uint64_t
+pack(uintptr_t ret, rule r)
+{
+    return (uint64_t)(ret >> CFA_INDEX_BITS) << 29 | (uint64_t)r.kind << 27 |
+           (uint64_t)r.slot << 20 | (uint64_t)r.via_rbp << 19 | r.off;
+}
+
+static inline rule
+lookup(zwi_unwinder *u, uintptr_t ret)
+{
+    _Atomic uint64_t *slot = &u->cfa[ret & ((1u << CFA_INDEX_BITS) - 1)];
+    uint64_t e = atomic_load_explicit(slot, memory_order_relaxed);
+    if (ZW_LIKELY(e >> 29 == (uint64_t)(ret >> CFA_INDEX_BITS) && e != 0))
+        return (rule){(unsigned)(e >> 27) & 3, (e >> 19) & 1, (uint32_t)e & MAX_OFF,
+                      (unsigned)(e >> 20) & MAX_SLOT};
+    rule r = find_rule(ret);
+    if (ret >> 47 == 0)
+        atomic_store_explicit(slot, pack(ret, r), memory_order_relaxed);
+    return r;
+}
+
+int
+zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, uintptr_t sp,
+                       uintptr_t rbp, uintptr_t stack_hi)
+{
+    unsigned n = 0;
+    while (n < max) {
+        if (pc < 4096)
+            break;
+        frames[n++] = pc;
+        rule r = lookup(u, pc);
+        if (r.kind == KIND_END)
+            break;
+        if (r.kind != KIND_RULE)
+            return -1;
+        uintptr_t cfa = (r.via_rbp ? rbp : sp) + r.off;
+        if (cfa <= sp || cfa > stack_hi || (cfa & 7) != 0)
+            return -1; /* not a frame of this stack: let libunwind judge */
+        const uintptr_t *top = (const uintptr_t *)cfa;
+        if (r.slot != 0)
+            rbp = top[-(int)r.slot];
+        pc = top[-1];
+        sp = cfa;
+    }
+    return (int)n;
+}
