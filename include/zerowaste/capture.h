@@ -154,8 +154,8 @@ typedef struct zw_capture {
     zw_capture_set exit;   /* snap NULL when absent */
     zw_capture_set *marks; /* in time order */
     size_t nmarks;
-    zw_snapshot *sites;    /* one trace per allocation traceback: size = bytes allocated there */
-    uint64_t *site_counts; /* allocations at each of `sites`' traces, in its order */
+    zw_snapshot *sites;       /* one trace per allocation traceback: size = bytes allocated there */
+    uint64_t *site_counts;    /* allocations at each of `sites`' traces, in its order */
     uint64_t *site_temporary; /* temporary allocations at each site; NULL if not recorded */
     bool has_counters;        /* the samples carry the running totals */
     zw_capture_step *steps;   /* the live set's changes by site over time, in time order; none
@@ -164,11 +164,19 @@ typedef struct zw_capture {
     zw_capture_delta *deltas;
     size_t ndeltas;
     zw_capture_leaks leaks; /* status ZW_LEAKS_UNKNOWN in captures without the scan */
+    size_t damaged;        /* damaged sections skipped: what they held is missing */
+    const char *damage;    /* the first of them ("section 3 (series) at offset 880 damaged
+                            * (payload checksum mismatch)"), or where reading had to stop; NULL
+                            * when the file was read whole */
+    const char *peak_lost; /* why a peak set kept as steps was not rebuilt; NULL otherwise */
 } zw_capture;
 
 /* Reads a capture file. A capture cut short (the process was killed while writing, or died
- * without running its exit path) loads with `complete` false and what was written until then; a
- * damaged, foreign or newer file gives NULL and an error naming what is wrong and where. */
+ * without running its exit path) loads with `complete` false and what was written until then. A
+ * damaged section is skipped and counted in `damaged` (`damage` says which and why); a damaged
+ * section header stops the reading there, with what came before kept. A foreign or newer file, or
+ * one whose file header is damaged, gives NULL and an error naming what is wrong and where.
+ * Memory: at most a fixed multiple of the file's size plus a constant (see zw_capture_live_at). */
 ZW_API zw_capture *zw_capture_load(const char *path, zw_error *err);
 /* The same from `len` bytes in memory (the fuzz target's door). */
 ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
@@ -178,8 +186,9 @@ ZW_API void zw_capture_free(zw_capture *c);
  * blocks and bytes summed over every step taken at or before that time, as a new snapshot (free it
  * with zw_snapshot_free) whose traces are the sites' tracebacks. A site's bytes are spread evenly
  * over its blocks (a step records per-site sums, not single blocks): statistics by line, file or
- * traceback are exact, single sizes are averages. NULL and an error if the capture has no steps
- * or memory runs out. */
+ * traceback are exact, single sizes are averages. NULL and an error if the capture has no steps,
+ * memory runs out, or the set would hold more blocks than ZW_REBUILD_MAX_BLOCKS (by default
+ * 2^20 plus 64 per byte of the capture file: a rebuilt set costs about 32 bytes a block). */
 ZW_API zw_snapshot *zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err);
 
 /* The exit set's blocks of the kinds in `kinds` (a mask of 1u << enum zw_leak_kind), in the exit

@@ -51,6 +51,8 @@ typedef struct loader {
     size_t cap_marks;
     zwi_site_info info; /* SITE_INFO; info.temporary becomes c->site_temporary */
     bool has_info;
+    bool steps_lost; /* a SITE_DELTAS section was damaged: the sums of the steps are wrong */
+    size_t prefix;   /* length of "cannot read capture 'NAME': " in the container's messages */
 } loader;
 
 /* A live set, refused if one of its kind was read before. */
@@ -118,8 +120,10 @@ decode_site_info(loader *l)
 static int
 decode_totals(loader *l)
 {
-    if (zwi_decode_totals(&l->cur, &l->c->totals) != 0)
-        return -1;
+    zw_capture_totals t;
+    if (zwi_decode_totals(&l->cur, &t) != 0)
+        return -1; /* totals read before stand */
+    l->c->totals = t;
     l->c->has_totals = true;
     return 0;
 }
@@ -224,16 +228,126 @@ decode(loader *l, uint32_t type)
     }
 }
 
-/* Every section after the header, each decoded whole; sets c->complete when END was read. */
+/* ---- salvage ---- */
+
+/* What a section adds to the capture, noted before it is decoded so that a failed decode can be
+ * taken back whole: a damaged section adds nothing. */
+typedef struct before {
+    size_t nsamples;
+    size_t nsteps;
+    size_t ndeltas;
+    size_t nmarks;
+    const char *peak_label; /* a set read before has its label: a failed decode left it alone */
+    const char *exit_label;
+} before;
+
+static void
+free_set(zw_raw *raw, zw_capture_set *set)
+{
+    zw_snapshot_free(set->snap);
+    zwi_free(raw, (void *)set->label);
+    *set = (zw_capture_set){0};
+}
+
+/* Takes back what the failed decode of a section of `type` left in the capture. */
+static void
+undo(loader *l, uint32_t type, const before *b)
+{
+    zw_capture *c = l->c;
+    l->samples.n = b->nsamples;
+    l->steps.nsteps = b->nsteps;
+    l->steps.ndeltas = b->ndeltas;
+    switch (type) {
+    case ZWI_SEC_SITE_DELTAS:
+        l->steps_lost = true;
+        break;
+    case ZWI_SEC_SITES:
+        zw_snapshot_free(c->sites);
+        zwi_free(l->raw, c->site_counts);
+        c->sites = NULL;
+        c->site_counts = NULL;
+        break;
+    case ZWI_SEC_SITE_INFO:
+        zwi_free(l->raw, l->info.refs);
+        zwi_free(l->raw, l->info.temporary);
+        l->info = (zwi_site_info){0};
+        c->site_temporary = NULL;
+        l->has_info = false;
+        break;
+    case ZWI_SEC_PEAK_SET:
+    case ZWI_SEC_EXIT_SET: {
+        zw_capture_set *set = type == ZWI_SEC_PEAK_SET ? &c->peak : &c->exit;
+        if (set->label != (type == ZWI_SEC_PEAK_SET ? b->peak_label : b->exit_label))
+            free_set(l->raw, set); /* not the one read whole before ("stored twice") */
+        break;
+    }
+    case ZWI_SEC_MARK:
+        while (c->nmarks > b->nmarks)
+            free_set(l->raw, &c->marks[--c->nmarks]);
+        break;
+    default: /* TOTALS: decoded aside; PROCESS: what was read is freed with the capture */
+        break;
+    }
+}
+
+/* Counts the section the container's last message is about as damaged; the first message is
+ * kept (without its "cannot read capture" prefix) in c->damage. */
+static void
+note_damage(loader *l)
+{
+    zw_capture *c = l->c;
+    c->damaged++;
+    if (c->damage != NULL || l->file.err == NULL)
+        return;
+    const char *msg = l->file.err->msg;
+    msg += strlen(msg) > l->prefix ? l->prefix : 0;
+    size_t n = strlen(msg);
+    char *copy = zwi_alloc(l->raw, n + 1);
+    if (copy != NULL) {
+        memcpy(copy, msg, n + 1);
+        c->damage = copy;
+    }
+}
+
+/* Every section after the header, each decoded whole; sets c->complete when END was read. A
+ * damaged section is skipped and counted; a damaged section header ends the reading (what comes
+ * after it cannot be found), which is also counted. -1 only for a file this reader must refuse
+ * whole (an unknown required section). */
 static int
 read_sections(loader *l)
 {
     int rc;
-    while ((rc = zwi_container_next(&l->file)) == 1) {
-        if (zwi_container_payload(&l->file, &l->cur, l->raw) != 0 ||
-            zwi_container_decoded(&l->file, &l->cur, decode(l, l->file.type)) != 0)
-            return -1;
+    zw_error scratch = {{0}};
+    if (l->file.err == NULL)
+        l->file.err = &scratch; /* the damage is still described in the capture */
+    for (;;) {
+        rc = zwi_container_next(&l->file);
+        if (rc == 0)
+            break;
+        if (rc == 1) {
+            before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
+                        l->c->nmarks, l->c->peak.label, l->c->exit.label};
+            if (zwi_container_payload(&l->file, &l->cur, l->raw) == 0 &&
+                zwi_container_decoded(&l->file, &l->cur, decode(l, l->file.type)) == 0)
+                continue;
+            undo(l, l->file.type, &b);
+            note_damage(l);
+            continue;
+        }
+        if (l->file.skippable) {
+            if (l->file.type == ZWI_SEC_SITE_DELTAS)
+                l->steps_lost = true;
+            note_damage(l);
+            continue;
+        }
+        if (l->file.ended || (l->file.flags & ZWI_SECTION_REQUIRED))
+            break;      /* a file to refuse whole: a bad end, an unknown required section */
+        note_damage(l); /* a section header: nothing after it can be found */
+        rc = 0;
+        break;
     }
+    if (l->file.err == &scratch)
+        l->file.err = NULL;
     l->c->complete = rc == 0 && l->file.ended;
     return rc;
 }
@@ -273,14 +387,21 @@ peak_from_steps(loader *l)
     }
     if (last == c->nsteps)
         return 0;
-    zw_error inner;
+    zw_error inner = {{0}};
     zw_snapshot *snap = zw_capture_live_at(c, c->steps[last].time_ns, &inner);
     char *label = zwi_alloc(l->raw, 5);
     if (snap == NULL || label == NULL) {
         /* too large to rebuild (see rebuild_limit) or no memory: the capture loads without its
-         * peak set, as one cut short would */
+         * peak set, and says why */
         zw_snapshot_free(snap);
         zwi_free(l->raw, label);
+        if (snap != NULL)
+            snprintf(inner.msg, sizeof(inner.msg), "%s", strerror(ENOMEM));
+        size_t n = strlen(inner.msg);
+        char *why = zwi_alloc(l->raw, n + 1);
+        if (why != NULL)
+            memcpy(why, inner.msg, n + 1);
+        c->peak_lost = why;
         return 0;
     }
     memcpy(label, "peak", 5);
@@ -300,7 +421,7 @@ resolve_steps(loader *l)
     zw_capture *c = l->c;
     size_t nsites = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
     bool usable = c->nsteps > 0 && l->has_info && l->info.steps_whole && l->info.n == nsites &&
-                  c->site_temporary != NULL;
+                  c->site_temporary != NULL && !l->steps_lost;
     uint64_t *map = NULL; /* (ref << 32 | index), sorted by ref */
     if (usable) {
         map = zwi_alloc(l->raw, (size_t)(nsites + 1) * sizeof(uint64_t));
@@ -364,6 +485,7 @@ totals_from_samples(zw_capture *c)
  * zw_capture_free). */
 typedef struct holder {
     zw_raw *raw;
+    size_t file_len; /* bytes of the file read: bounds what rebuilding a live set may use */
     zw_capture c;
 } holder;
 
@@ -377,8 +499,9 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         zw_raw_destroy(raw);
         return NULL;
     }
-    *h = (holder){.raw = raw};
+    *h = (holder){.raw = raw, .file_len = len};
     loader l = {.c = &h->c, .raw = raw};
+    l.prefix = (size_t)snprintf(NULL, 0, "cannot read capture '%s': ", name);
     int rc = zwi_container_open(&l.file, data, len, ZWI_KIND_CAPTURE, name, raw, err);
     if (rc == 0)
         rc = read_sections(&l);
@@ -479,19 +602,32 @@ zw_capture_free(zw_capture *c)
     zwi_free(raw, c->steps);
     zwi_free(raw, c->deltas);
     zwi_free(raw, c->leaks.kinds);
+    zwi_free(raw, (void *)c->damage);
+    zwi_free(raw, (void *)c->peak_lost);
     zwi_free(raw, h);
     zw_raw_destroy(raw);
 }
 
-/* The most blocks a rebuilt live set may hold: ZW_REBUILD_MAX_BLOCKS, default 2^28 (4 GiB of
- * traces). A damaged or hostile file could otherwise ask for any number. */
+/* The most blocks a rebuilt live set of `c` may hold: ZW_REBUILD_MAX_BLOCKS if set, else 2^20
+ * plus 64 per byte of the capture file. A step names a site's block count, not its blocks, so a
+ * few bytes of a damaged or hostile file could otherwise ask for any number; with a block costing
+ * about 32 bytes once rebuilt, reading a capture stays within 2 KiB per byte of it plus 32 MiB. */
 static uint64_t
-rebuild_limit(void)
+rebuild_default(const zw_capture *c)
+{
+    const holder *h = (const holder *)((const char *)c - offsetof(holder, c));
+    return ((uint64_t)1 << 20) + 64 * (uint64_t)h->file_len;
+}
+
+static uint64_t
+rebuild_limit(const zw_capture *c)
 {
     const char *s = getenv("ZW_REBUILD_MAX_BLOCKS");
     char *end;
     unsigned long long v = s != NULL ? strtoull(s, &end, 10) : 0;
-    return s != NULL && *s != '\0' && *end == '\0' && v > 0 ? v : (uint64_t)1 << 28;
+    if (s != NULL && *s != '\0' && *end == '\0' && v > 0)
+        return v;
+    return rebuild_default(c);
 }
 
 zw_snapshot *
@@ -520,7 +656,8 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
             bytes[d->site] = (int64_t)((uint64_t)bytes[d->site] + (uint64_t)d->bytes);
         }
     }
-    uint64_t total = 0, limit = rebuild_limit();
+    uint64_t total = 0, limit = rebuild_limit(c);
+    bool chosen = getenv("ZW_REBUILD_MAX_BLOCKS") != NULL && limit != rebuild_default(c);
     for (size_t i = 0; i < n && total <= limit; i++)
         total += blocks[i] > 0 ? (uint64_t)blocks[i] : 0;
     if (total > limit) {
@@ -528,8 +665,11 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
         zw_raw_destroy(raw);
         zw_error_set(err,
                      "the live set at %.3f s would hold more than %" PRIu64 " blocks, the most "
-                     "zw rebuilds (ZW_REBUILD_MAX_BLOCKS)",
-                     (double)time_ns / 1e9, limit);
+                     "%s",
+                     (double)time_ns / 1e9, limit,
+                     chosen ? "ZW_REBUILD_MAX_BLOCKS allows"
+                            : "zw rebuilds from a capture of this size (set "
+                              "ZW_REBUILD_MAX_BLOCKS to allow more)");
         return NULL;
     }
     zw_snapshot *snap = zwi_snapshot_spread(c->sites, blocks, bytes, err);

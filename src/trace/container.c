@@ -375,6 +375,7 @@ read_section_header(zwi_container *c)
     c->index++;
     c->offset = off;
     c->type = 0;
+    c->flags = 0;
     if (!c->streamed && c->index >= c->nsections)
         return zwi_container_fail(
             c, "no end section after the %" PRIu32 " sections the header announces (offset %zu)",
@@ -402,6 +403,9 @@ read_section_header(zwi_container *c)
             c, "file truncated: section %zu (%s) at offset %zu needs %" PRIu64 " bytes, %zu left",
             c->index, zwi_section_name(c->type), off, c->stored, left);
     }
+    /* the header is sound: whatever is wrong from here on, the next section is known */
+    c->next_off = off + ZWI_SECTION_SIZE + (size_t)c->stored;
+    c->skippable = true;
     /* a capture's LIVE payload is updated in place by the running process: no checksum */
     bool live = c->kind == ZWI_KIND_CAPTURE && c->type == ZWI_SEC_LIVE;
     if (!live && CHECKSUM_BAD(zwi_crc32(0, h + ZWI_SECTION_SIZE, (size_t)c->stored),
@@ -409,7 +413,6 @@ read_section_header(zwi_container *c)
         return zwi_container_fail(
             c, "section %zu (%s) at offset %zu damaged (payload checksum mismatch)", c->index,
             zwi_section_name(c->type), off);
-    c->next_off = off + ZWI_SECTION_SIZE + (size_t)c->stored;
     if (c->flags & ~(ZWI_SECTION_REQUIRED | ZWI_SECTION_ZSTD))
         return zwi_container_fail(c, "section %zu (%s) at offset %zu has unknown flags 0x%" PRIx32,
                                   c->index, zwi_section_name(c->type), off, c->flags);
@@ -437,13 +440,17 @@ int
 zwi_container_next(zwi_container *c)
 {
     while (!c->ended) {
+        c->skippable = false;
         int rc = read_section_header(c);
         if (rc <= 0)
             return rc;
-        if (c->type == ZWI_SEC_END)
+        if (c->type == ZWI_SEC_END) {
+            c->skippable = false;
             return read_end(c);
+        }
         if (known(c->kind, c->type))
             return 1;
+        c->skippable = false;
         if (c->flags & ZWI_SECTION_REQUIRED)
             return zwi_container_fail(c,
                                       "section %zu at offset %zu has type %" PRIu32

@@ -115,6 +115,8 @@ typedef struct zwi_container {
     uint32_t nsections; /* as the header says; 0 in a streamed file */
     bool streamed;      /* a capture: a section cut short by the end of the file ends it quietly */
     bool ended;         /* the END section was read */
+    bool skippable;     /* the last failure lies inside a section whose header is sound: a
+                         * reader may skip that section (next_off is past it) and go on */
     size_t next_off;    /* the offset of the next section */
     /* the section returned last */
     size_t index;  /* its position, the first 0 */
@@ -133,7 +135,8 @@ ZW_HIDDEN int zwi_container_open(zwi_container *c, const void *data, size_t len,
                                  const char *name, zw_raw *raw, zw_error *err);
 /* The next section this kind knows (unknown optional ones are skipped, unknown required ones
  * refused), its header and payload checked: 1, or 0 when the file is over (END read, or a
- * streamed file cut short: `ended` tells which), or -1 with a message. */
+ * streamed file cut short: `ended` tells which), or -1 with a message. After -1, `skippable`
+ * says whether the next call may go on with the section after the damaged one. */
 ZW_HIDDEN int zwi_container_next(zwi_container *c);
 /* The payload of the section returned last (decompressed, exactly raw_len bytes) as a cursor
  * decoding into `raw`; 0 or -1 with a message. */

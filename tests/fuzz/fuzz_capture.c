@@ -1,7 +1,8 @@
 /* tests/fuzz/fuzz_capture.c - libFuzzer target for the capture reader (zw_capture_load_memory):
  * any input gives a capture or an error with a message, never a crash, a leak or undefined
- * behaviour. Every live set a loaded capture holds is grouped and compared, as `zw` does. Seeds:
- * tests/zw/data (a capture of examples/zw-demo). */
+ * behaviour, and never more memory than a fixed multiple of the input (the default bound of a
+ * rebuilt live set; run_fuzz.sh's RSS limit). Every live set a loaded capture holds is grouped and
+ * compared, as `zw` does. Seeds: tests/fuzz/corpus/capture; found inputs: tests/fuzz/regress. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,16 +10,6 @@
 #include <zerowaste/capture.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-/* A fuzzed step may name any number of live blocks: rebuilding is capped (as a user may cap it),
- * low enough for the fuzzer's memory limit. */
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    setenv("ZW_REBUILD_MAX_BLOCKS", "1000000", 1);
-    return 0;
-}
 
 static void
 use(const zw_snapshot *snap, const zw_snapshot *old)
@@ -50,6 +41,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     use(c->sites, NULL);
     for (size_t i = 0; i < c->nmarks; i++)
         use(c->marks[i].snap, c->peak.snap);
+    if (c->nsteps > 0) { /* as `zw top --at` does */
+        zw_snapshot *at = zw_capture_live_at(c, c->steps[c->nsteps - 1].time_ns, &err);
+        use(at, NULL);
+        zw_snapshot_free(at);
+    }
     zw_capture_free(c);
     return 0;
 }

@@ -2,7 +2,8 @@
  * (zw_snapshot_load_memory): any input gives a snapshot or an error with a message, never a
  * crash, a leak or undefined behaviour. A loaded snapshot is used (statistics, a dump) so that
  * what the reader accepted is also safe to read. Built with clang by tests/CMakeLists.txt and
- * run for a bounded time by `make test` (tests/fuzz/run_fuzz.sh); seeds in tests/fuzz/corpus. */
+ * run for a bounded time by `make test` (tests/fuzz/run_fuzz.sh); seeds in
+ * tests/fuzz/corpus/snapshot, found inputs in tests/fuzz/regress/snapshot. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

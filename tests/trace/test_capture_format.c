@@ -605,11 +605,13 @@ Test(trace_capture_format, live_is_unchecked_and_gives_a_cut_capture_its_counts)
     cr_assert_eq(c->totals.peak_bytes, 5000);
     cr_assert_eq(c->totals.peak_time_ns, 77);
     zw_capture_free(c);
-    pay[0] = 4; /* a slot count the length does not hold */
+    pay[0] = 4; /* a slot count the length does not hold: the section is skipped, and said */
     c = zw_capture_load_memory(f.data, f.len, &err);
-    cr_assert_null(c);
-    cr_assert(strstr(err.msg, "live section length differs from its slot count") != NULL, "%s",
-              err.msg);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(c->damaged == 1 && !c->has_live && c->pid == 7);
+    cr_assert(strstr(c->damage, "live section length differs from its slot count") != NULL, "%s",
+              c->damage);
+    zw_capture_free(c);
     zwi_cbuf_release(&f);
 }
 
@@ -869,22 +871,159 @@ Test(trace_capture_format, a_damaged_payload_names_section_offset_and_byte)
     crc = zwi_crc32(0, file.data + off, 28);
     for (int k = 0; k < 4; k++)
         file.data[off + 28 + k] = (unsigned char)(crc >> (8 * k));
+    /* the section is skipped, the rest salvaged, the loss reported */
     zw_error err;
-    cr_assert_null(zw_capture_load_memory(file.data, file.len, &err));
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
     char want[200];
     snprintf(want, sizeof(want),
-             "cannot read capture '<memory>': sample count larger than the payload at byte 8 of "
-             "the payload of section 1 (series) at offset %zu",
+             "sample count larger than the payload at byte 8 of the payload of section 1 (series) "
+             "at offset %zu",
              off);
-    cr_assert_str_eq(err.msg, want);
+    cr_assert_eq(c->damaged, 1);
+    cr_assert_str_eq(c->damage, want);
+    cr_assert_eq(c->nsamples, 0, "nothing of the damaged section is kept");
+    cr_assert(c->complete && c->pid == 7 && c->nmarks == 1 && c->exit.snap == NULL &&
+              c->has_totals && c->totals.peak_bytes == 3000);
+    zw_capture_free(c);
 
     /* the payload checksum, left wrong, is damage */
     file.data[off + ZWI_SECTION_SIZE] = 4;
-    cr_assert_null(zw_capture_load_memory(file.data, file.len, &err));
+    c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
     snprintf(want, sizeof(want),
-             "cannot read capture '<memory>': section 1 (series) at offset %zu damaged (payload "
-             "checksum mismatch)",
-             off);
-    cr_assert_str_eq(err.msg, want);
+             "section 1 (series) at offset %zu damaged (payload checksum mismatch)", off);
+    cr_assert_eq(c->damaged, 1);
+    cr_assert_str_eq(c->damage, want);
+    cr_assert(c->complete && c->has_totals && c->nmarks == 1 && c->nsamples == 0);
+    zw_capture_free(c);
     zwi_cbuf_release(&file);
+}
+
+Test(trace_capture_format, every_damaged_byte_leaves_the_rest_of_the_capture_readable)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 20, true, snap);
+    /* one byte flipped anywhere after the file header: the capture still loads, and whatever
+     * is lost is reported */
+    for (size_t i = ZWI_HEADER_SIZE; i < file.len; i++) {
+        file.data[i] ^= 0x40;
+        zw_error err;
+        zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+        cr_assert_not_null(c, "byte %zu: %s", i, err.msg);
+        cr_assert_eq(c->damaged, 1, "byte %zu", i);
+        cr_assert_not_null(c->damage, "byte %zu", i);
+        zw_capture_free(c);
+        file.data[i] ^= 0x40;
+    }
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+Test(trace_capture_format, a_damaged_section_header_keeps_the_sections_before)
+{
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 2, true, NULL);
+    size_t off;
+    section_flags(&file, 3, &off); /* EXIT_SET */
+    file.data[off + 8] ^= 1;       /* its stored length: the header's checksum fails */
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(!c->complete && !c->has_totals && c->nsamples == 2 && c->nmarks == 1);
+    cr_assert_eq(c->damaged, 1);
+    char want[120];
+    snprintf(want, sizeof(want), "section 3 header at offset %zu damaged (checksum mismatch)", off);
+    cr_assert_str_eq(c->damage, want);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+}
+
+/* A capture whose one peak step says its site holds `blocks` live blocks. */
+static void
+build_capture_with_steps(zwi_cbuf *file, int64_t blocks)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    uint64_t counts[16] = {0};
+    uint32_t refs[16];
+    uint64_t temporary[16] = {0};
+    cr_assert_leq(n, 16);
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (uint32_t)(100 + i);
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(file);
+    const char *argv[] = {"prog"};
+    zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
+    zwi_capture_put(file, ZWI_SEC_PROCESS, &pay);
+    pay.len = 0;
+    cr_assert_eq(zwi_encode_sites(&pay, &(zwi_sites){counts, n, snap}), 0);
+    zwi_capture_put(file, ZWI_SEC_SITES, &pay);
+    pay.len = 0;
+    zwi_encode_site_info(&pay, &(zwi_site_info){true, refs, temporary, n});
+    zwi_capture_put(file, ZWI_SEC_SITE_INFO, &pay);
+    pay.len = 0;
+    zw_capture_delta d = {100, blocks * 16, blocks};
+    zw_capture_step st = {10, 0, 1, true};
+    zwi_encode_site_deltas(&pay, &st, 1, &d);
+    zwi_capture_put(file, ZWI_SEC_SITE_DELTAS, &pay);
+    zwi_cbuf_release(&pay);
+    zw_snapshot_free(snap);
+    cr_assert(!file->failed);
+}
+
+Test(trace_capture_format, a_small_capture_cannot_make_the_reader_rebuild_millions_of_blocks)
+{
+    zwi_cbuf file = {.raw = raw};
+    build_capture_with_steps(&file, 1000);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_not_null(c->peak.snap, "1000 blocks are rebuilt");
+    cr_assert_eq(zw_snapshot_len(c->peak.snap), 1000);
+    cr_assert_null(c->peak_lost);
+    zw_capture_free(c);
+
+    /* 2^27 blocks claimed by a file of a few hundred bytes: refused, and said so */
+    file.len = 0;
+    build_capture_with_steps(&file, (int64_t)1 << 27);
+    cr_assert_lt(file.len, 4096);
+    c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_null(c->peak.snap);
+    cr_assert_not_null(c->peak_lost);
+    cr_assert(strstr(c->peak_lost, "would hold more than") != NULL, "%s", c->peak_lost);
+    cr_assert_null(zw_capture_live_at(c, 10, &err));
+    cr_assert(strstr(err.msg, "ZW_REBUILD_MAX_BLOCKS") != NULL, "%s", err.msg);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+}
+
+Test(trace_capture_format, a_damaged_section_takes_nothing_back_from_those_before)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 2, false, snap);
+    /* a second EXIT_SET and a second TOTALS, each cut inside its payload (checksums right) */
+    zwi_cbuf pay = {.raw = raw};
+    zwi_encode_set(&pay, &(zw_capture_set){"exit", 40, 4000, snap});
+    pay.len -= 10;
+    zwi_capture_put(&file, ZWI_SEC_EXIT_SET, &pay);
+    pay.len = 0;
+    zwi_encode_totals(&pay, &(zw_capture_totals){9, 9, 9, 9, 9, 9, 9, ZW_CAPTURE_END_SIGNAL, 9});
+    pay.len -= 4;
+    zwi_capture_put(&file, ZWI_SEC_TOTALS, &pay);
+    zwi_cbuf_release(&pay);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 2);
+    cr_assert(c->has_totals && c->totals.peak_bytes == 3000 && c->totals.end == ZW_CAPTURE_END_EXIT,
+              "the first totals stand");
+    cr_assert(c->exit.time_ns == 30 && c->exit.snap != NULL, "the first exit set stands");
+    assert_same_snapshot(c->exit.snap, snap);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
 }

@@ -54,6 +54,7 @@ check 2 "unknown group 'bogus'" top --group bogus "$cap"
 check 2 'cannot be used with --group traceback' top --group traceback --cumulative "$cap"
 check 2 'is not a number' top --limit -1 "$cap"
 check 2 "is neither peak, exit, a mark" top --at nowhere "$cap"
+grep -q "^try 'zw top --help'" "$tmp/err" || { echo "FAIL: --at's usage error hints at zw --help"; fails=$((fails + 1)); }
 check 2 'no capture file given' leaks
 check 2 'no capture file given' peak
 check 2 'no capture file given' compare
@@ -83,7 +84,11 @@ check 2 "unknown format 'svg' (pprof, folded or massif)" export --format=svg "$c
 check 2 "unknown option '-'" run - true
 check 2 "unknown option '-x'" run -x -- true
 check 2 'one capture at a time' report "$cap" "$cap"
-check 2 'cannot be used with --group traceback' leaks --cumulative "$cap"
+# leaks groups by traceback by default: the message does not blame a --group never given
+check 2 "--cumulative needs --group lineno or filename ('zw leaks' groups by traceback unless told)" \
+    leaks --cumulative "$cap"
+grep -q "^try 'zw leaks --help'" "$tmp/err" || { echo "FAIL: leaks --cumulative hint"; fails=$((fails + 1)); }
+check 0 '' leaks --cumulative --group lineno "$cap"
 
 # ---- failures: status 1 ----
 check 1 "zw: error: cannot open '$tmp/missing.zwc'" stat "$tmp/missing.zwc"
@@ -92,17 +97,28 @@ check 1 'not a zerowaste file (bad magic number at offset 0)' stat "$tmp/text.zw
 check 1 'it is a snapshot' stat "$data/snapshot.zws"
 head -c 20 "$cap" >"$tmp/short.zwc"
 check 1 'file truncated: 20 bytes' stat "$tmp/short.zwc"
-# a flipped byte in the header, in a section header, in a payload
-for off in 20 40 200 2000; do
+# a flipped byte in the file header refuses the file
+cp "$cap" "$tmp/flip.zwc"
+printf '\377' | dd of="$tmp/flip.zwc" bs=1 seek=20 conv=notrunc 2>/dev/null
+check 1 'header damaged' stat "$tmp/flip.zwc"
+# in a section header or a payload: the rest is read, the loss said
+for off in 40 200 2000; do
     cp "$cap" "$tmp/flip.zwc"
     printf '\377' | dd of="$tmp/flip.zwc" bs=1 seek=$off conv=notrunc 2>/dev/null
-    check 1 'damaged' stat "$tmp/flip.zwc"
+    check 0 "zw: warning: capture '$tmp/flip.zwc' is damaged: 1 section skipped, what it held is missing (section" \
+        stat "$tmp/flip.zwc"
 done
+check 0 'is damaged: 1 section skipped' top "$tmp/flip.zwc"
+check 0 'is damaged: 1 section skipped' leaks "$tmp/flip.zwc"
+# a file holding its header only: no made-up pid
+head -c 32 "$cap" >"$tmp/header.zwc"
+check 0 '' stat "$tmp/header.zwc"
+grep -q '^pid  *unknown$' "$tmp/out" || { echo "FAIL: header-only capture: pid"; cat "$tmp/out"; fails=$((fails + 1)); }
 # a capture cut short loads, says so, and has no exit set
 head -c 300 "$cap" >"$tmp/cut.zwc" # the process and sample sections, no live set
 check 0 '' stat "$tmp/cut.zwc"
 grep -q '(incomplete)' "$tmp/out" || { echo "FAIL: cut capture not said incomplete"; fails=$((fails + 1)); }
-check 1 'has no exit set' leaks "$tmp/cut.zwc"
+check 1 'has no exit set (the capture ends before its end section: the process was killed or the file was cut short)' leaks "$tmp/cut.zwc"
 check 1 'has no live set taken at or before' top --at 0 "$tmp/cut.zwc"
 # bytes after END
 cp "$cap" "$tmp/tail.zwc"
@@ -127,6 +143,10 @@ check 0 '' top --at 0.02 "$data/demo-1.1.zwc"
 grep -q ': end set at 0.017 s' "$tmp/out" || { echo "FAIL: 1.1 capture: --at SECONDS picks a saved set"; fails=$((fails + 1)); }
 # the live set at a time between marks, rebuilt from the steps
 check 0 '' top --at 0.005 --json "$cap"
+# past the end: an error naming the end, not the last set
+check 1 "capture '$cap' ends at [0-9.]* s: there is no live set at 1000 s" top --at 1000 "$cap"
+check 1 "ends at [0-9.]* s: there is no live set at 1000 s" top --at 1000 "$data/demo-1.1.zwc"
+check 1 "ends at" compare "$cap" --from 0.001 --to 1000
 check 2 "'-1' is neither peak, exit" top --at -1 "$cap"
 check 1 "no capture of process 1 in the capture set" stat --pid 1 "$cap"
 check 2 "'x' is not a number" stat --pid x "$cap"
@@ -163,6 +183,24 @@ cp "$cap" "$tmp/$name"
 (cd "$tmp" && "$zw" stat --json "$name") >"$tmp/out"
 grep -qF '{"capture": "a\"b\\c<d>\u0009e.zwc", ' "$tmp/out" && echo "ok: stat --json escapes the path" ||
     { echo "FAIL: stat --json path escaping:"; head -c 300 "$tmp/out"; fails=$((fails + 1)); }
+
+# a capture of 1.4 KB whose one step claims 2^27 live blocks (tests/fuzz/regress): refused at
+# once, within 1 GiB of address space (it took 4.2 GB and 25 s), and said so
+huge="$data/../../fuzz/regress/capture/step-claims-2p27-blocks.zwc"
+if [ "$sanitize" = 1 ] || [ "$sanitize" = ON ]; then
+    check 1 'would hold more than 1140800 blocks' top --at 0.000001 "$huge"
+else
+    (ulimit -v 1048576 && "$zw" top --at 0.000001 "$huge") >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" -eq 1 ] && grep -q 'would hold more than 1140800 blocks, the most zw rebuilds from a capture of this size' "$tmp/err" &&
+        grep -q 'zw: warning: .*the peak set was not rebuilt' "$tmp/err"; then
+        echo "ok: a step claiming 2^27 blocks is refused within 1 GiB"
+    else
+        echo "FAIL: a step claiming 2^27 blocks: status $rc"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    fi
+fi
 
 # ---- zw run: output, program and status ----
 if [ "$sanitize" = 1 ] || [ "$sanitize" = ON ]; then

@@ -189,9 +189,16 @@ expect "folded leaked" "$(sum_folded "$tmp/f.leaked")" "$leaked_bytes"
 cmp -s "$tmp/f.exit" "$tmp/f.leaked" || fail "--at exit differs from --metric leaked"
 "$zw" export --format folded --at grown -o "$tmp/f.grown" "$demo"
 expect "folded at mark grown" "$(sum_folded "$tmp/f.grown")" 2153152
-# a time after the last step: the live set rebuilt from the steps is the exit set
-"$zw" export --format folded --at 1000 -o "$tmp/f.secs" "$demo"
-cmp -s "$tmp/f.secs" "$tmp/f.exit" || fail "--at 1000 (after the end) is not the exit set"
+# the end of the capture, after the last step: the live set rebuilt from the steps is the exit set
+end=$("$zw" export --format folded --at 1000 "$demo" 2>&1 | sed -n 's/.* ends at \([0-9.]*\) s: .*/\1/p')
+"$zw" export --format folded --at "$end" -o "$tmp/f.secs" "$demo"
+cmp -s "$tmp/f.secs" "$tmp/f.exit" || fail "--at $end (the end) is not the exit set"
+# past the end: an error, not the last set
+check_past=$("$zw" export --format folded --at 1000 "$demo" 2>&1 >/dev/null)
+case "$check_past" in
+*"ends at 0.0"*"s: there is no live set at 1000 s"*) ok "--at past the end is an error" ;;
+*) fail "--at past the end: $check_past" ;;
+esac
 "$zw" export --format folded --metric temporary -o "$tmp/f.temp" "$demo"
 expect "folded temporary" "$(sum_folded "$tmp/f.temp")" "$(json temporary "$demo")"
 grep -q ";main;count_digits [0-9]*$" "$tmp/f.temp" || fail "folded temporary lacks count_digits()"
@@ -236,7 +243,7 @@ check 2 'for folded stacks only' export --format pprof --metric temporary -o "$t
 check 1 "cannot open '$tmp/missing.zwc'" export --format pprof -o "$tmp/x.pb.gz" "$tmp/missing.zwc"
 check 1 "cannot create '$tmp/no/such/dir/x.pb.gz': No such file" export --format pprof \
     -o "$tmp/no/such/dir/x.pb.gz" "$demo"
-check 1 'has no peak set (the process died' export --format pprof -o "$tmp/cut.pb.gz" "$tmp/cut.zwc"
+check 1 'has no peak set (the capture ends before its end section' export --format pprof -o "$tmp/cut.pb.gz" "$tmp/cut.zwc"
 check 1 'nothing for massif to show' export --format massif -o "$tmp/cut.out" "$tmp/cut300.zwc"
 check 1 'has no exit set' export --format folded --at exit "$tmp/cut.zwc"
 # pprof is binary: to a terminal (script(1) gives it one) it is refused
@@ -247,10 +254,11 @@ if [ "$rc" -eq 2 ] && grep -q "pprof's output is binary" "$tmp/tty"; then
 else
     fail "pprof to a terminal: status $rc: $(cat "$tmp/tty")"
 fi
-# a damaged capture: an error, no output, an older OUT left as it was, no temporary file
+# a capture refused (its file header damaged): an error, no output, an older OUT left as it was,
+# no temporary file
 mkdir "$tmp/outdir"
 cp "$demo" "$tmp/flip.zwc"
-printf '\377' | dd of="$tmp/flip.zwc" bs=1 seek=2000 conv=notrunc 2>/dev/null
+printf '\377' | dd of="$tmp/flip.zwc" bs=1 seek=20 conv=notrunc 2>/dev/null
 for fmt in pprof folded massif; do
     check 1 'damaged' export --format "$fmt" -o "$tmp/outdir/new.$fmt" "$tmp/flip.zwc"
     echo old >"$tmp/outdir/old.$fmt"
@@ -259,6 +267,47 @@ for fmt in pprof folded massif; do
     check 1 'damaged' export --format "$fmt" "$tmp/flip.zwc"
     [ -s "$tmp/out" ] && fail "$fmt: a failed export wrote to standard output"
 done
+# a damaged section: skipped, the export made from the rest, the loss said
+cp "$demo" "$tmp/flip2.zwc"
+printf '\377' | dd of="$tmp/flip2.zwc" bs=1 seek=2000 conv=notrunc 2>/dev/null
+check 0 'is damaged: 1 section skipped' export --format folded -o "$tmp/outdir/salvaged" "$tmp/flip2.zwc"
+[ -s "$tmp/outdir/salvaged" ] && rm "$tmp/outdir/salvaged" || fail "no export of a salvaged capture"
+
+# ---- -o: '-' is standard output; only a new or regular file is replaced ----
+"$zw" export --format folded "$demo" >"$tmp/plain.folded"
+check 0 '' export --format folded -o - "$demo"
+cmp -s "$tmp/out" "$tmp/plain.folded" && ok "-o - is standard output" || fail "-o - differs from standard output"
+[ -e ./- ] && fail "-o - wrote a file named '-'"
+# a symbolic link: its regular target is replaced, the link stays
+echo old >"$tmp/target.folded"
+ln -s "$tmp/target.folded" "$tmp/link.folded"
+check 0 '' export --format folded -o "$tmp/link.folded" "$demo"
+[ -L "$tmp/link.folded" ] && cmp -s "$tmp/target.folded" "$tmp/plain.folded" &&
+    ok "-o LINK writes its target, the link stays" || fail "-o LINK replaced the link"
+# a dangling link: its target is created
+ln -s "$tmp/made.folded" "$tmp/dangling.folded"
+check 0 '' export --format folded -o "$tmp/dangling.folded" "$demo"
+[ -L "$tmp/dangling.folded" ] && cmp -s "$tmp/made.folded" "$tmp/plain.folded" &&
+    ok "-o DANGLING-LINK creates its target" || fail "-o DANGLING-LINK"
+# a FIFO: written through, still a FIFO
+mkfifo "$tmp/fifo"
+cat "$tmp/fifo" >"$tmp/from-fifo" &
+reader=$!
+check 0 '' export --format folded -o "$tmp/fifo" "$demo"
+wait "$reader"
+[ -p "$tmp/fifo" ] && cmp -s "$tmp/from-fifo" "$tmp/plain.folded" &&
+    ok "-o FIFO written through" || fail "-o FIFO was replaced or not written"
+# devices (made here, never the system's): written through, never replaced; a full one fails
+if mknod "$tmp/null" c 1 3 2>/dev/null && mknod "$tmp/full" c 1 7 2>/dev/null; then
+    check 0 '' export --format folded -o "$tmp/null" "$demo"
+    [ -c "$tmp/null" ] && ok "-o a null device: still a device" || fail "-o a null device replaced it"
+    check 1 "cannot write '$tmp/full': No space left on device" export --format folded -o "$tmp/full" "$demo"
+    [ -c "$tmp/full" ] && ok "-o a full device: still a device" || fail "-o a full device replaced it"
+else
+    echo "skipped: devices (mknod needs root)"
+fi
+check 1 "cannot write '$tmp/outdir': Is a directory" export --format folded -o "$tmp/outdir" "$demo"
+
 # every 97th truncation of the demo capture: an export or an error (never a crash), and a
 # file only with an export
 size=$(wc -c <"$demo")

@@ -71,7 +71,7 @@ check 2 'needs a value' report "$data/demo.zwc" -o
 check 1 "cannot open '$tmp/missing.zwc'" report "$tmp/missing.zwc"
 cp "$data/demo.zwc" "$tmp/flip.zwc"
 size=$(stat -c %s "$tmp/flip.zwc")
-printf '\377\377\377\377' | dd of="$tmp/flip.zwc" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+printf '\377\377\377\377' | dd of="$tmp/flip.zwc" bs=1 seek=20 conv=notrunc 2>/dev/null
 check 1 "zw: error: cannot read capture '$tmp/flip.zwc': .*damaged" report "$tmp/flip.zwc"
 no_file "$tmp"
 # a damaged process of a set fails the whole report: one missing would pass for the whole tree
@@ -86,6 +86,16 @@ check 1 'damaged' report "$tmp/flip.zwc" -o "$tmp/old.html"
 [ "$(cat "$tmp/old.html")" = keep ] && echo "ok: a failed report leaves the old one alone" ||
     { echo "FAIL: a failed report changed the old one"; fails=$((fails + 1)); }
 rm -f "$tmp/old.html" "$tmp"/*.zwc*
+# a damaged section is skipped, the page made of the rest, the loss said
+cp "$data/demo.zwc" "$tmp/flip2.zwc"
+printf '\377\377\377\377' | dd of="$tmp/flip2.zwc" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+check 0 'is damaged: 1 section skipped' report "$tmp/flip2.zwc" -o "$tmp/flip2.html"
+# -o -: the page on standard output, no file named '-'
+check 0 '' report "$data/demo.zwc" -o -
+head -c 15 "$tmp/out" | grep -qi '<!doctype html>' && ok=1 || ok=0
+[ "$ok" = 1 ] && [ ! -e ./- ] && echo "ok: report -o - is standard output" ||
+    { echo "FAIL: report -o -"; fails=$((fails + 1)); }
+rm -f "$tmp/flip2.html" "$tmp"/*.zwc*
 
 # ---- the stored capture of zw-demo, in Chromium ----
 check 0 '' report "$data/demo.zwc" -o "$tmp/demo.html"

@@ -23,6 +23,11 @@
 
 /* ---- messages (main.c) ---- */
 
+/* Said of a capture without its end section: a killed process and a file cut short (a copy, a
+ * full disk) look the same. */
+#define CLI_CUT_SHORT                                                                              \
+    " (the capture ends before its end section: the process was killed or the file was cut short)"
+
 /* "zw: error: ..." on stderr; returns CLI_EXIT_FAILURE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "zw: error: ..." and a hint at `zw CMD --help` on stderr; returns CLI_EXIT_USAGE. */
@@ -91,8 +96,9 @@ struct cli_opts {
     const char *to;
     const char *output;
     const char *metric;
-    int format; /* an enum cli_format */
-    int group;  /* a zw_group */
+    int format;       /* an enum cli_format */
+    int group;        /* a zw_group */
+    bool group_given; /* --group was on the command line (else `group` is the command's) */
     bool cumulative;
     bool only;
     bool json;
@@ -116,6 +122,25 @@ struct cli_opts {
 int cli_parse(const cli_command *c, int argc, char **argv, cli_opts *o);
 /* --cumulative with --group traceback is a usage error: 0 or CLI_EXIT_USAGE after saying so. */
 int cli_check_cumulative(const cli_command *c, const cli_opts *o);
+
+/* ---- -o OUT (output.c) ---- */
+
+/* An output being written: `f` is where to write. */
+typedef struct cli_output {
+    FILE *f;
+    const char *path; /* as given, for messages */
+    char *tmp; /* the temporary file renamed over `final` when whole; NULL: written through */
+    char *final;
+    bool is_stdout; /* "-" */
+} cli_output;
+
+/* Opens `path` for writing: "-" is standard output; a new or regular file (or a link's regular
+ * target) is replaced atomically on close; a device, a FIFO or another link target is written
+ * through. 0, or CLI_EXIT_FAILURE after saying why. */
+int cli_output_open(cli_output *o, const char *path);
+/* Finishes the output: when `ok`, flushes and (for a replaced file) renames it into place, else
+ * removes the temporary file. 0, or CLI_EXIT_FAILURE (said; also when !ok, without a message). */
+int cli_output_close(cli_output *o, bool ok);
 
 /* ---- capture sets and live sets (tree.c) ---- */
 

@@ -1,8 +1,8 @@
 /* tools/zw/cmd_export.c - zw export: a capture as a file other tools read: pprof's profile.proto
  * (cmd_export_pprof.c), folded stacks for flame graphs (cmd_export_folded.c) and valgrind
  * massif's massif.out (cmd_export_massif.c). The export is built whole in memory, then written
- * to a temporary file beside OUT and renamed over it: a failed export leaves no file that looks
- * whole. This file holds the options and the writing.
+ * by output.c: a regular OUT is replaced once whole (a failed export leaves no file that looks
+ * whole), a device or FIFO is written through. This file holds the options and the writing.
  * See docs/export.md. */
 #include "cmd_export.h"
 
@@ -86,59 +86,21 @@ export_pc_group(const zw_traceback *tb, size_t i)
 
 /* ---- writing ---- */
 
-/* mkstemp() creates the file for its owner only; give it the mode a new file gets. */
-static int
-fchmod_default(const char *path)
-{
-    mode_t mask = umask(0);
-    umask(mask);
-    return chmod(path, 0666 & ~mask);
-}
-
-/* Writes `out` to `path` through a temporary file in the same directory, renamed over `path`
- * once whole; the temporary file is removed on failure. */
+/* Writes `out` to `path` (cli_output_open: "-" or a new or regular file replaced once whole, a
+ * device or FIFO written through). */
 static int
 write_file(const zwi_cbuf *out, const char *path)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof(".tmp.XXXXXX"));
-    if (tmp == NULL)
-        return cli_fail("out of memory");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
-    int rc = CLI_EXIT_FAILURE;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cli_fail("cannot create '%s': %s", path, strerror(errno));
-        goto out_free;
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (f == NULL) {
-        cli_fail("cannot write '%s': %s", tmp, strerror(errno));
-        close(fd);
-        goto out_unlink;
-    }
-    bool wrote = out->len == 0 || fwrite(out->data, 1, out->len, f) == out->len;
-    int werr = errno;
-    if (fclose(f) != 0 && wrote) {
-        wrote = false;
-        werr = errno;
-    }
+    cli_output o;
+    if (cli_output_open(&o, path) != 0)
+        return CLI_EXIT_FAILURE;
+    bool wrote = out->len == 0 || fwrite(out->data, 1, out->len, o.f) == out->len;
     if (!wrote) {
-        cli_fail("cannot write '%s': %s", tmp, strerror(werr));
-        goto out_unlink;
+        int e = errno;
+        cli_output_close(&o, false);
+        return cli_fail("cannot write '%s': %s", path, strerror(e));
     }
-    if (fchmod_default(tmp) != 0 || rename(tmp, path) != 0) {
-        cli_fail("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        goto out_unlink;
-    }
-    rc = 0;
-    goto out_free;
-out_unlink:
-    unlink(tmp);
-out_free:
-    free(tmp);
-    return rc;
+    return cli_output_close(&o, true);
 }
 
 static int

@@ -72,7 +72,7 @@ export_folded(const export_ctx *x, zwi_cbuf *out)
     if (x->metric == METRIC_ALLOCATIONS || x->metric == METRIC_TEMPORARY) {
         if (c->sites == NULL) {
             cli_fail("capture '%s' has no allocation sites%s", x->path,
-                     c->complete ? "" : " (the process died before writing them)");
+                     c->complete ? "" : CLI_CUT_SHORT);
             goto out_release;
         }
         const uint64_t *count =

@@ -238,6 +238,6 @@ export_massif(const export_ctx *x, zwi_cbuf *out)
     free(sets);
     if (rc == 0 && num == 0) /* ms_print needs a snapshot; massif always has one */
         return cli_fail("capture '%s' has no samples and no live set: nothing for massif to show%s",
-                        x->path, c->complete ? "" : " (the process died before writing any)");
+                        x->path, c->complete ? "" : CLI_CUT_SHORT);
     return rc == 0 ? 0 : CLI_EXIT_FAILURE;
 }

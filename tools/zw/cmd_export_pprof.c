@@ -420,7 +420,7 @@ export_pprof(const export_ctx *x, zwi_cbuf *out)
     const zw_capture *c = x->c;
     if (c->sites == NULL)
         return cli_fail("capture '%s' has no allocation sites, so no alloc_* figures%s", x->path,
-                        c->complete ? "" : " (the process died before writing them)");
+                        c->complete ? "" : CLI_CUT_SHORT);
     pprof p;
     pprof_init(&p, cli_raw());
     zwi_cbuf pb = {.raw = cli_raw()};

@@ -2,9 +2,9 @@
  * time, flame graph, tables, leaks, compare). The page is the template tools/zw/report/report.html
  * with its styles and scripts (uPlot, d3, d3-flame-graph from npm, and report.js) inlined at
  * build time (cmake/report.cmake generates zw_report_assets.c), and the data written here
- * (cmd_report_json.c) between its two halves. The page is written to a temporary file beside
- * the output and renamed into place once whole: a failed report leaves no file. See
- * docs/report.md. */
+ * (cmd_report_json.c) between its two halves. output.c writes it: "-" is standard output, a
+ * regular file is replaced once whole (a failed report leaves no file), a device or FIFO is
+ * written through. See docs/report.md. */
 #include "cmd_report.h"
 
 #include <errno.h>
@@ -35,7 +35,8 @@ const char cli_help_report[] =
     "leaks, and what changed between two marks or times. It opens offline in any browser.\n"
     "\n"
     "options:\n"
-    "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html)\n"
+    "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html;\n"
+    "                             '-' is standard output)\n"
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */
@@ -54,57 +55,24 @@ default_output(const char *path)
     return out;
 }
 
-/* The page to `out`, through `tmp` (created beside it), renamed into place when whole. */
+/* The page to `out` (output.c: "-", a file replaced once whole, or a device written through). */
 static int
-write_page(const cli_tree *s, const char *out, zw_error *err)
+write_page(const cli_tree *s, const char *out)
 {
-    size_t len = strlen(out) + 16;
-    char *tmp = malloc(len);
-    if (tmp == NULL)
-        return zw_error_set(err, "out of memory");
-    snprintf(tmp, len, "%s.tmp-XXXXXX", out);
-    int status = -1;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        zw_error_set(err, "cannot create '%s': %s", out, strerror(errno));
-        goto out_free;
+    cli_output o;
+    if (cli_output_open(&o, out) != 0)
+        return -1;
+    zw_error err = {{0}};
+    fwrite(cli_report_head, 1, cli_report_head_len, o.f);
+    int rc = cli_report_write_json(o.f, (const zw_capture *const *)s->caps,
+                                   (const char *const *)s->paths, s->n, MAX_ENTRIES, &err);
+    fwrite(cli_report_tail, 1, cli_report_tail_len, o.f);
+    if (rc != 0) {
+        cli_output_close(&o, false);
+        cli_fail("%s", err.msg);
+        return -1;
     }
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) { /* mkstemp's 0600 is for secrets, not pages */
-        zw_error_set(err, "cannot create '%s': %s", out, strerror(errno));
-        close(fd);
-        goto out_unlink;
-    }
-    FILE *f = fdopen(fd, "w");
-    if (f == NULL) {
-        zw_error_set(err, "cannot create '%s': %s", out, strerror(errno));
-        close(fd);
-        goto out_unlink;
-    }
-    fwrite(cli_report_head, 1, cli_report_head_len, f);
-    int rc = cli_report_write_json(f, (const zw_capture *const *)s->caps,
-                                   (const char *const *)s->paths, s->n, MAX_ENTRIES, err);
-    fwrite(cli_report_tail, 1, cli_report_tail_len, f);
-    bool bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        if (rc == 0)
-            zw_error_set(err, "cannot write '%s': %s", out, strerror(errno));
-        goto out_unlink;
-    }
-    if (rc != 0)
-        goto out_unlink;
-    if (rename(tmp, out) != 0) {
-        zw_error_set(err, "cannot write '%s': %s", out, strerror(errno));
-        goto out_unlink;
-    }
-    status = 0;
-    goto out_free;
-out_unlink:
-    unlink(tmp);
-out_free:
-    free(tmp);
-    return status;
+    return cli_output_close(&o, true) == 0 ? 0 : -1;
 }
 #endif
 
@@ -129,18 +97,16 @@ cmd_report(const cli_command *c, const cli_opts *o)
         return cli_fail("out of memory");
     }
     const char *out = output != NULL ? output : dflt;
-    zw_error err;
-    rc = write_page(s, out, &err);
+    rc = write_page(s, out);
     size_t nproc = s->n;
     cli_tree_free(s);
     if (rc != 0) {
-        cli_fail("%s", err.msg);
         free(dflt);
         return CLI_EXIT_FAILURE;
     }
     struct stat st;
     char size[32];
-    if (stat(out, &st) == 0)
+    if (strcmp(out, "-") != 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode))
         printf("%s: report of %s (%zu process%s, %s); open it in a browser\n", out, path, nproc,
                nproc == 1 ? "" : "es", cli_size(size, (long long)st.st_size, false));
     free(dflt);

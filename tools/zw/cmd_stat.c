@@ -352,10 +352,15 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
     for (size_t i = 0; i < c->nsamples; i++)
         max_rss = c->samples[i].rss_bytes > max_rss ? c->samples[i].rss_bytes : max_rss;
     printf("%-16s %s%s\n", "capture", path, c->complete ? "" : " (incomplete)");
-    printf("%-16s", "command");
-    for (size_t i = 0; i < c->argc; i++)
-        printf(" %s", c->argv[i]);
-    printf("\n%-16s %" PRIu32 " (parent %" PRIu32 ")\n", "pid", c->pid, c->ppid);
+    if (c->argv == NULL) { /* no process section read: 0 would be a made-up pid */
+        printf("%-16s unknown (the capture holds no process section)\n", "command");
+        printf("%-16s unknown\n", "pid");
+    } else {
+        printf("%-16s", "command");
+        for (size_t i = 0; i < c->argc; i++)
+            printf(" %s", c->argv[i]);
+        printf("\n%-16s %" PRIu32 " (parent %" PRIu32 ")\n", "pid", c->pid, c->ppid);
+    }
     printf("%-16s %s\n", "ended", end_text(c, buf, sizeof(buf)));
     if (c->write_errno == ENOMEM)
         printf("%-16s the tracer ran out of memory writing it\n", "capture cut");

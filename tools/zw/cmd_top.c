@@ -76,7 +76,7 @@ print_sites(const cli_tree *t, size_t limit, bool json)
         n += t->caps[k]->sites != NULL ? zw_snapshot_len(t->caps[k]->sites) : 0;
     if (n == 0 && t->n == 1 && t->caps[0]->sites == NULL)
         return cli_fail("capture '%s' has no allocation sites%s", t->paths[0],
-                        t->caps[0]->complete ? "" : " (the process died before writing them)");
+                        t->caps[0]->complete ? "" : CLI_CUT_SHORT);
     site_ref *order = malloc((n + 1) * sizeof(*order));
     if (order == NULL)
         return cli_fail("out of memory");

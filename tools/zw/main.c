@@ -49,6 +49,9 @@ cli_fail(const char *fmt, ...)
     return CLI_EXIT_FAILURE;
 }
 
+/* The command running, for the hint of a usage error found past its option loop. */
+static const char *running;
+
 int
 cli_usage(const char *cmd, const char *fmt, ...)
 {
@@ -56,6 +59,8 @@ cli_usage(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     say_error(fmt, ap);
     va_end(ap);
+    if (cmd == NULL)
+        cmd = running;
     if (cmd != NULL)
         fprintf(stderr, "try 'zw %s --help'\n", cmd);
     else
@@ -203,6 +208,7 @@ main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli_opts o;
+            running = commands[i].name;
             int rc = cli_parse(&commands[i], argc - 1, argv + 1, &o);
             if (rc == 0 && !o.help)
                 rc = commands[i].run(&commands[i], &o);

@@ -143,6 +143,7 @@ store(const cli_command *c, const option_def *d, const char *value, cli_opts *o)
         for (const choice *k = d->choices; k->name != NULL; k++) {
             if (strcmp(value, k->name) == 0) {
                 *(int *)field = k->value;
+                o->group_given |= d->field == offsetof(cli_opts, group);
                 return 0;
             }
         }
@@ -215,7 +216,12 @@ cli_parse(const cli_command *c, int argc, char **argv, cli_opts *o)
 int
 cli_check_cumulative(const cli_command *c, const cli_opts *o)
 {
-    if (o->cumulative && o->group == ZW_GROUP_TRACEBACK)
+    if (o->cumulative && o->group == ZW_GROUP_TRACEBACK && o->group_given)
         return cli_usage(c->name, "--cumulative cannot be used with --group traceback");
+    if (o->cumulative && o->group == ZW_GROUP_TRACEBACK)
+        return cli_usage(c->name,
+                         "--cumulative needs --group lineno or filename ('zw %s' groups by "
+                         "traceback unless told)",
+                         c->name);
     return 0;
 }

@@ -14,9 +14,33 @@ cli_load(const char *path)
 {
     zw_error err;
     zw_capture *c = zw_capture_load(path, &err);
-    if (c == NULL)
+    if (c == NULL) {
         cli_fail("%s", err.msg);
+        return NULL;
+    }
+    if (c->damaged > 0)
+        fprintf(stderr,
+                "zw: warning: capture '%s' is damaged: %zu section%s skipped, what %s held is "
+                "missing (%s)\n",
+                path, c->damaged, c->damaged == 1 ? "" : "s", c->damaged == 1 ? "it" : "they",
+                c->damage != NULL ? c->damage : "no details");
+    if (c->peak_lost != NULL)
+        fprintf(stderr, "zw: warning: capture '%s': the peak set was not rebuilt: %s\n", path,
+                c->peak_lost);
     return c;
+}
+
+/* When the capture ends, in ns since its start: its duration, or the last time it recorded,
+ * rounded up to the microsecond (as printed, so that the time a message gives is in range). */
+static uint64_t
+capture_end_ns(const zw_capture *c)
+{
+    uint64_t end = c->totals.duration_ns;
+    for (size_t i = 0; i < c->nsamples; i++)
+        end = c->samples[i].time_ns > end ? c->samples[i].time_ns : end;
+    for (size_t i = 0; i < c->nsteps; i++)
+        end = c->steps[i].time_ns > end ? c->steps[i].time_ns : end;
+    return end > UINT64_MAX - 1000 ? end : (end + 999) / 1000 * 1000;
 }
 
 void
@@ -104,12 +128,12 @@ cli_tree_offset(const cli_tree *t, size_t i)
 }
 
 /* Why one capture has no set of that name. */
-enum pick_result { PICK_OK, PICK_NONE, PICK_NOT_KEPT, PICK_NO_MEMORY };
+enum pick_result { PICK_OK, PICK_NONE, PICK_NOT_KEPT, PICK_AFTER_END, PICK_FAILED };
 
 /* The set of `c` named `which` (`t` seconds after the capture's own start when timed). */
 static enum pick_result
 pick_one(const zw_capture *c, const char *which, bool timed, double t, zw_capture_set *scratch,
-         const zw_capture_set **out)
+         const zw_capture_set **out, zw_error *err)
 {
     *out = NULL;
     *scratch = (zw_capture_set){0};
@@ -129,10 +153,14 @@ pick_one(const zw_capture *c, const char *which, bool timed, double t, zw_captur
     if (t < 0)
         return PICK_NONE; /* before this process started */
     uint64_t ns = (uint64_t)(t * 1e9);
+    /* past the end by more than the sampling resolution: the set at its end is not the set at
+     * t (within it, a time rounded as printed still picks the end) */
+    uint64_t end = capture_end_ns(c);
+    if (end > 0 && ns > end + (uint64_t)c->interval_ms * 1000000)
+        return PICK_AFTER_END;
     if (c->nsteps > 0) {
-        zw_error err;
-        if ((scratch->snap = zw_capture_live_at(c, ns, &err)) == NULL)
-            return PICK_NO_MEMORY;
+        if ((scratch->snap = zw_capture_live_at(c, ns, err)) == NULL)
+            return PICK_FAILED;
         scratch->label = "live";
         for (size_t i = 0; i < c->nsteps && c->steps[i].time_ns <= ns; i++)
             scratch->time_ns = c->steps[i].time_ns;
@@ -185,14 +213,17 @@ cli_tree_pick(const cli_tree *t, const char *which, cli_picked *out)
         goto out_free;
     }
     size_t n = 0;
+    bool after_end = false;
     for (size_t i = 0; i < t->n; i++) {
         const zw_capture_set *set;
-        enum pick_result r =
-            pick_one(t->caps[i], which, !named, secs - cli_tree_offset(t, i), &scratch[i], &set);
-        if (r == PICK_NO_MEMORY) {
-            cli_fail("cannot rebuild the live set of '%s': %s", t->paths[i], strerror(ENOMEM));
+        zw_error err = {{0}};
+        enum pick_result r = pick_one(t->caps[i], which, !named, secs - cli_tree_offset(t, i),
+                                      &scratch[i], &set, &err);
+        if (r == PICK_FAILED) {
+            cli_fail("cannot rebuild the live set of '%s': %s", t->paths[i], err.msg);
             goto out_free;
         }
+        after_end |= r == PICK_AFTER_END;
         if (r == PICK_NOT_KEPT && t->n == 1) {
             cli_fail("mark '%s' of '%s' kept no live set (only the first 256 marks of a process "
                      "do)",
@@ -212,10 +243,12 @@ cli_tree_pick(const cli_tree *t, const char *which, cli_picked *out)
         if (t->n > 1)
             cli_fail("no process of the capture set '%s' has a %s set", t->base, which);
         else if (named && !c->complete)
-            cli_fail("capture '%s' has no %s set (the process died before writing it)", t->paths[0],
-                     which);
+            cli_fail("capture '%s' has no %s set" CLI_CUT_SHORT, t->paths[0], which);
         else if (named)
             cli_fail("capture '%s' has no %s set", t->paths[0], which);
+        else if (after_end)
+            cli_fail("capture '%s' ends at %.6f s: there is no live set at %g s", t->paths[0],
+                     (double)capture_end_ns(c) / 1e9, secs);
         else
             cli_fail("capture '%s' has no live set taken at or before %g s", t->paths[0], secs);
         goto out_free;
