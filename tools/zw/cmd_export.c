@@ -69,7 +69,7 @@ const char *
 export_frame_name(const zw_frame *f, char *buf, size_t len)
 {
     if (f->function != NULL)
-        return f->function;
+        return cli_demangle(f->function);
     zw_frame_str(f, buf, len);
     return buf;
 }

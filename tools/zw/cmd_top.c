@@ -146,12 +146,13 @@ cmd_top(const cli_command *c, const cli_opts *o)
     if (rc != 0)
         goto out_free;
     rc = CLI_EXIT_FAILURE;
+    cli_stats st;
     zw_error err;
-    zw_stat_list *list = zw_snapshot_statistics(set.snap, group, o->cumulative, &err);
-    if (list == NULL) {
+    if (cli_stats_compute(&st, set.snap, NULL, group, o->cumulative, &err) != 0) {
         cli_fail("%s", err.msg);
         goto out_release;
     }
+    zw_stat_list *list = st.list;
     if (!o->json) {
         size_t bytes, blocks;
         cli_snapshot_totals(set.snap, &bytes, &blocks);
@@ -162,7 +163,7 @@ cmd_top(const cli_command *c, const cli_opts *o)
                cli_size(b, (long long)bytes, false), blocks);
     }
     cli_print_stats(list, o->limit, o->json, false, group == ZW_GROUP_TRACEBACK, stdout);
-    zw_stat_list_free(list);
+    cli_stats_release(&st);
     rc = 0;
 out_release:
     cli_picked_release(&set);

@@ -77,8 +77,15 @@
     const frameWhere = (f) => (!frameLine(f) && frameModule(f)
         ? frameModule(f) + '+0x' + frameOffset(f).toString(16) : frameFile(f) + ':' + frameLine(f));
     const frameText = (f) => frameWhere(f) + (frameFn(f) ? ' (' + frameFn(f) + ')' : '');
-    /* The most recent frame of a site, or -1 for an empty traceback. */
-    const siteTop = (s) => (T[s].length ? T[s][T[s].length - 1] : -1);
+    const frameSymbol = (f) => str(F[f][7]);
+    /* The most recent frame of a site outside the allocation functions (the oldest one if all
+     * are), as zw's cli_site_frame; -1 for an empty traceback. */
+    function siteTop(s) {
+        let i = T[s].length - 1;
+        while (i > 0 && F[T[s][i]][6])
+            i--;
+        return i >= 0 ? T[s][i] : -1;
+    }
     const basename = (p) => (p ? p.slice(p.lastIndexOf('/') + 1) : '');
 
     /* ---- statistics, as zw_snapshot_statistics and zw_snapshot_compare_to (stats.c) ---- */
@@ -168,13 +175,13 @@
     /* Rows as zw top --json and zw compare --json print them: {bytes, blocks[, bytes_diff,
      * blocks_diff], traceback} with the key's frames, the most recent first (for the test). */
     function cliRows(rows, grouping) {
-        const frame = (f) => ({function: frameFn(f), file: frameFile(f), line: frameLine(f),
-            module: frameModule(f)});
+        const frame = (f) => ({function: frameFn(f), symbol: frameSymbol(f), file: frameFile(f),
+            line: frameLine(f), module: frameModule(f)});
         return rows.map((r) => {
             const f = siteTop(r.site);
             const tb = grouping === 'traceback' ? T[r.site].slice().reverse().map(frame)
                 : grouping === 'lineno' ? [frame(f)]
-                : [{function: null, file: frameFile(f), line: 0, module: null}];
+                : [{function: null, symbol: null, file: frameFile(f), line: 0, module: null}];
             const o = {bytes: r.bytes, blocks: r.blocks};
             if (r.dbytes !== undefined)
                 Object.assign(o, {bytes_diff: r.dbytes, blocks_diff: r.dblocks});
