@@ -1,11 +1,16 @@
 // tests/zw/progs/readable.cc - C++ names for zw to demangle and an allocation wrapper for it to look
 // past: 2000 blocks of 1000 bytes made by grab() (operator new[] in a helper) called from a lambda,
-// 500 doubles made by a member function of a class template (operator new), kept to the end.
+// 500 blocks of 256 bytes made by a member function of a class template (operator new), all kept to
+// the end.
 // Without --alloc-fn the largest site is grab's line (operator new[] is a built-in allocation
 // function); with --alloc-fn 'grab*' it is the lambda's line that calls grab.
 #include <cstddef>
 #include <cstdio>
 #include <vector>
+
+struct Block {
+    char bytes[256];
+};
 
 namespace shapes {
 template <typename T> struct Pool {
@@ -37,10 +42,10 @@ main()
             keep.push_back(grab(1000)); // LAMBDA_CALL
     };
     fill(2000);
-    shapes::Pool<double> pool;
+    shapes::Pool<Block> pool;
     pool.items.reserve(500);
     for (int i = 0; i < 500; i++)
-        pool.make(i * 0.5);
+        pool.make(Block{{static_cast<char>(i)}});
     long sum = 0;
     for (char *p : keep)
         sum += p[0];
