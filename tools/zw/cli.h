@@ -75,6 +75,13 @@ struct cli_command {
 
 #define CLI_MAX_ALLOC_FNS 64 /* --alloc-fn given at most this many times */
 
+/* The help lines of --alloc-fn and --no-default-alloc-fns, for the commands that take them. */
+#define CLI_HELP_ALLOC_FNS                                                                         \
+    "  --alloc-fn GLOB   (repeatable) functions that only allocate for their caller, as well\n"   \
+    "                    as the built-in list (operator new, xmalloc, g_malloc...): rows by\n"     \
+    "                    line or file name their caller\n"                                        \
+    "  --no-default-alloc-fns   drop the built-in list\n"
+
 /* export's formats, the values of --format */
 enum cli_format { CLI_FORMAT_NONE, CLI_FORMAT_PPROF, CLI_FORMAT_FOLDED, CLI_FORMAT_MASSIF };
 

@@ -23,6 +23,7 @@ const char cli_help_compare[] =
     "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, bytes_diff, blocks_diff,\n"
     "                                traceback}\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help                    this text\n";
 
 int

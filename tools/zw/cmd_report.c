@@ -36,6 +36,7 @@ const char cli_help_report[] =
     "\n"
     "options:\n"
     "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html)\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */

@@ -28,6 +28,7 @@ const char cli_help_top[] =
     "                                them, their sets merged)\n"
     "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help                    this text\n";
 
 /* leaks and peak: the options they take, in their help */
@@ -38,6 +39,7 @@ const char cli_help_top[] =
     "  --pid PID    only that process of a capture set (default: all, merged)\n"                   \
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"                           \
     "  --json       a JSON array of {bytes, blocks, traceback}\n"                                  \
+    CLI_HELP_ALLOC_FNS                                                                             \
     "  -h, --help   this text\n"
 
 const char cli_help_leaks[] =
