@@ -42,11 +42,16 @@ test-release: all
 test-stress: all
 	cd $(BUILD) && ZW_GC_STRESS=1 ctest --output-on-failure -j $(JOBS) -R '^(obj|gc)_'
 
+# The sanitizer build also has every assert and invariant check on (ZW_DEBUG_FULL): the suite,
+# then the obj and gc suites in GC stress mode, where the collector's checks run at every
+# allocation of a GC object.
 asan:
 	@scripts/install-deps build test
-	cmake -S . -B $(BUILD_ASAN) -DZW_SANITIZE=ON -DZW_DEBUG=ON $(CMAKE_FLAGS) >/dev/null
+	cmake -S . -B $(BUILD_ASAN) -DZW_SANITIZE=ON -DZW_DEBUG_FULL=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ZW_GC_STRESS=1 ctest --output-on-failure \
+	    -j $(JOBS) -R '^(obj|gc)_'
 
 # Every benchmark (the allocators, the object runtime and the collector against CPython,
 # tracing), or one of them.

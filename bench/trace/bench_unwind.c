@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/trace/trace_internal.h"
+#include "trace_internal.h"
 
 #define RUNS  5
 #define CALLS 200000

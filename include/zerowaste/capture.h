@@ -132,6 +132,14 @@ ZW_API zw_snapshot *zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw
  * it when non-NULL. */
 ZW_API void zw_mark(const char *label);
 
+/* The rendezvous of marks between two copies of the tracer in one process. A program that links
+ * zerowaste calls its own zw_mark, which cannot see a tracer that lives in another shared object
+ * (libzwpreload.so, or any tracer built on this library): that tracer exports a function named
+ * ZW_MARK_SINK, of type zw_mark_sink_fn, and zw_mark passes each label to the first one
+ * dlsym(RTLD_DEFAULT, ZW_MARK_SINK) finds. No such function: zw_mark does nothing. */
+typedef void zw_mark_sink_fn(const char *label);
+#define ZW_MARK_SINK "zw_mark_sink"
+
 #ifdef __cplusplus
 }
 #endif

@@ -240,6 +240,7 @@ move_unreachable(zw_rt *rt, gchead *young, gchead *unreachable, survivors *sv)
 static inline __attribute__((always_inline)) void
 deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable, survivors *sv)
 {
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(base, 0));
     if (sv != NULL && base == GEN_HEAD(rt, ZWI_NGEN - 1) && gc_list_is_empty(&rt->gc.permanent)) {
         update_and_subtract_refs(rt, base);
     } else {
@@ -248,6 +249,9 @@ deduce_unreachable(zw_rt *rt, gchead *base, gchead *unreachable, survivors *sv)
     }
     gc_list_init(unreachable);
     move_unreachable(rt, base, unreachable, sv);
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(base, 0));
+    ZW_ASSERT_EXPENSIVE(
+        zwi_gc_list_is_valid(unreachable, ZWI_GC_EXPECT_COLLECTING | ZWI_GC_EXPECT_UNREACHABLE));
 }
 
 static void
@@ -448,6 +452,8 @@ handle_legacy_finalizers(zw_rt *rt, zwi_gc_ext *ext, gchead *finalizers, gchead 
     gc_list_merge(finalizers, old);
 }
 
+/* ---- debug output (zw_gc_set_debug), kept out of the collection's steps ---- */
+
 static double
 now_seconds(void)
 {
@@ -456,85 +462,144 @@ now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ZW_GC_DEBUG_STATS: the generation and the lists' sizes; returns the start time (0 without). */
+static double
+debug_collection_start(zw_rt *rt, zwi_gc_ext *ext, int generation)
+{
+    if (!(ext->debug & ZW_GC_DEBUG_STATS))
+        return 0;
+    FILE *out = zwi_gc_out(rt);
+    fprintf(out, "gc: collecting generation %d...\n", generation);
+    fprintf(out, "gc: objects in each generation: %zu %zu %zu\n", gc_list_size(GEN_HEAD(rt, 0)),
+            gc_list_size(GEN_HEAD(rt, 1)), gc_list_size(GEN_HEAD(rt, 2)));
+    fprintf(out, "gc: objects in permanent generation: %zu\n", gc_list_size(&rt->gc.permanent));
+    return now_seconds();
+}
+
+/* ZW_GC_DEBUG_COLLECTABLE or _UNCOLLECTABLE (`flag`): one line per object of `list`. */
+static void
+debug_objects(zw_rt *rt, zwi_gc_ext *ext, unsigned flag, const char *msg, gchead *list)
+{
+    if (!(ext->debug & flag))
+        return;
+    for (gchead *g = gc_next(list); g != list; g = gc_next(g))
+        debug_cycle(rt, msg, ZWI_GC_OBJ(g));
+}
+
+/* ZW_GC_DEBUG_STATS: what the collection found and how long it took. */
+static void
+debug_collection_done(zw_rt *rt, zwi_gc_ext *ext, double t0, size_t unreachable,
+                      size_t uncollectable)
+{
+    if (ext->debug & ZW_GC_DEBUG_STATS)
+        fprintf(zwi_gc_out(rt), "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
+                unreachable, uncollectable, now_seconds() - t0);
+}
+
 /* ---- one collection ---- */
 
-/* Collects `generation` and the younger ones; returns unreachable objects found (m + n). */
-static size_t
-collect_generation(zw_rt *rt, int generation, size_t *collected, size_t *uncollectable)
+/* The counts (this collection is one more for the next generation, the younger ones restart)
+ * and the list to collect: generation `generation` with every younger one merged into it. */
+static gchead *
+merge_younger_into(zw_rt *rt, int generation)
 {
-    zwi_gc_ext *ext = GC_EXT(rt);
-    double t0 = 0;
-    if (ext->debug & ZW_GC_DEBUG_STATS) {
-        FILE *out = zwi_gc_out(rt);
-        fprintf(out, "gc: collecting generation %d...\n", generation);
-        fprintf(out, "gc: objects in each generation: %zu %zu %zu\n",
-                gc_list_size(GEN_HEAD(rt, 0)), gc_list_size(GEN_HEAD(rt, 1)),
-                gc_list_size(GEN_HEAD(rt, 2)));
-        fprintf(out, "gc: objects in permanent generation: %zu\n",
-                gc_list_size(&rt->gc.permanent));
-        t0 = now_seconds();
-    }
-    /* counts: this collection is one more for the next generation; the younger ones restart */
     if (generation + 1 < ZWI_NGEN)
         rt->gc.gen[generation + 1].count += 1;
     for (int i = 0; i <= generation; i++)
         rt->gc.gen[i].count = 0;
     for (int i = 0; i < generation; i++)
         gc_list_merge(GEN_HEAD(rt, i), GEN_HEAD(rt, generation));
-    gchead *young = GEN_HEAD(rt, generation);
+    return GEN_HEAD(rt, generation);
+}
+
+/* The reachable objects of `young` move to the older generation (a full collection keeps them
+ * where they are and untracks the dicts that need no tracking); the counts of long-lived
+ * objects that pace full collections follow (as 3.11). */
+static void
+move_survivors(zw_rt *rt, zwi_gc_ext *ext, int generation, gchead *young, gchead *old,
+               survivors *sv)
+{
+    if (young != old) {
+        if (generation == ZWI_NGEN - 2)
+            ext->long_lived_pending += (intptr_t)sv->n;
+        gc_list_merge(young, old);
+    } else {
+        if (sv->dicts)
+            sv->n -= untrack_dicts(rt, young);
+        ext->long_lived_pending = 0;
+        ext->long_lived_total = (intptr_t)sv->n;
+    }
+}
+
+/* Clears the weak references to the unreachable set, runs its finalizers and takes back what
+ * they resurrected: `final_unreachable` gets what is still garbage. Returns its size plus the
+ * weakrefs that died with it (m). */
+static size_t
+finalize_unreachable(zw_rt *rt, gchead *unreachable, gchead *final_unreachable, gchead *old,
+                     const unreachable_scan *scan)
+{
+    if (scan->weakrefs || scan->finalizers) {
+        size_t m = zwi_gc_handle_weakrefs(rt, unreachable, old);
+        finalize_garbage(rt, unreachable);
+        handle_resurrected_objects(rt, unreachable, final_unreachable, old);
+        return m + gc_list_size(final_unreachable);
+    }
+    /* Nothing to clear and no finalizer to run: handle_weakrefs and finalize_garbage would do
+     * nothing, no code runs, so no refcount changes and the resurrection check would find
+     * every object unreachable again, in the same order (each one's referrers are all in the
+     * set: a reference from outside, or from an object moved to `finalizers`, would have kept
+     * it out). Skip its five passes; the set is final as it is. */
+    gc_list_init(final_unreachable);
+    gc_list_merge(unreachable, final_unreachable);
+    return scan->n;
+}
+
+static void
+count_collection(zwi_gc_ext *ext, int generation, size_t collected, size_t uncollectable)
+{
+    ext->stats[generation].collections++;
+    ext->stats[generation].collected += collected;
+    ext->stats[generation].uncollectable += uncollectable;
+}
+
+/* Collects `generation` and the younger ones; returns unreachable objects found (m + n). Each
+ * step is a function above, called in this order; between them, ZW_DEBUG_FULL builds check the
+ * lists with the flags the next step expects (validate_list). */
+static size_t
+collect_generation(zw_rt *rt, int generation, size_t *collected, size_t *uncollectable)
+{
+    zwi_gc_ext *ext = GC_EXT(rt);
+    ZW_ASSERT(rt->gc.collecting && generation >= 0 && generation < ZWI_NGEN);
+    ZW_ASSERT_EXPENSIVE(zwi_gc_generations_are_valid(rt));
+    double t0 = debug_collection_start(rt, ext, generation);
+    gchead *young = merge_younger_into(rt, generation);
     gchead *old = generation < ZWI_NGEN - 1 ? GEN_HEAD(rt, generation + 1) : young;
 
     gchead unreachable, finalizers, final_unreachable;
     survivors sv;
     deduce_unreachable(rt, young, &unreachable, &sv); /* and untrack_tuples, see there */
-    if (young != old) {
-        if (generation == ZWI_NGEN - 2)
-            ext->long_lived_pending += (intptr_t)sv.n;
-        gc_list_merge(young, old);
-    } else {
-        if (sv.dicts)
-            sv.n -= untrack_dicts(rt, young);
-        ext->long_lived_pending = 0;
-        ext->long_lived_total = (intptr_t)sv.n;
-    }
+    move_survivors(rt, ext, generation, young, old, &sv);
+    ZW_ASSERT(young == old || gc_list_is_empty(young));
     gc_list_init(&finalizers);
     unreachable_scan scan;
     move_legacy_finalizers(rt, &unreachable, &finalizers, &scan);
-    if (ext->debug & ZW_GC_DEBUG_COLLECTABLE)
-        for (gchead *g = gc_next(&unreachable); g != &unreachable; g = gc_next(g))
-            debug_cycle(rt, "collectable", ZWI_GC_OBJ(g));
-    size_t m = 0;
-    if (scan.weakrefs || scan.finalizers) {
-        m = zwi_gc_handle_weakrefs(rt, &unreachable, old);
-        finalize_garbage(rt, &unreachable);
-        handle_resurrected_objects(rt, &unreachable, &final_unreachable, old);
-        m += gc_list_size(&final_unreachable);
-    } else {
-        /* Nothing to clear and no finalizer to run: handle_weakrefs and finalize_garbage would
-         * do nothing, no code runs, so no refcount changes and the resurrection check would
-         * find every object unreachable again, in the same order (each one's referrers are
-         * all in the set: a reference from outside, or from an object moved to `finalizers`,
-         * would have kept it out). Skip its five passes; the set is final as it is. */
-        gc_list_init(&final_unreachable);
-        gc_list_merge(&unreachable, &final_unreachable);
-        m = scan.n;
-    }
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(&unreachable, ZWI_GC_EXPECT_COLLECTING));
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(&finalizers, 0));
+    debug_objects(rt, ext, ZW_GC_DEBUG_COLLECTABLE, "collectable", &unreachable);
+    size_t m = finalize_unreachable(rt, &unreachable, &final_unreachable, old, &scan);
+    ZW_ASSERT(gc_list_is_empty(&unreachable));
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(&final_unreachable, ZWI_GC_EXPECT_COLLECTING));
     delete_garbage(rt, ext, &final_unreachable, old);
-    size_t n = 0;
-    for (gchead *g = gc_next(&finalizers); g != &finalizers; g = gc_next(g)) {
-        n++;
-        if (ext->debug & ZW_GC_DEBUG_UNCOLLECTABLE)
-            debug_cycle(rt, "uncollectable", ZWI_GC_OBJ(g));
-    }
-    if (ext->debug & ZW_GC_DEBUG_STATS)
-        fprintf(zwi_gc_out(rt), "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
-                n + m, n, now_seconds() - t0);
+    ZW_ASSERT(gc_list_is_empty(&final_unreachable));
+    size_t n = gc_list_size(&finalizers);
+    debug_objects(rt, ext, ZW_GC_DEBUG_UNCOLLECTABLE, "uncollectable", &finalizers);
+    debug_collection_done(rt, ext, t0, n + m, n);
     handle_legacy_finalizers(rt, ext, &finalizers, old);
+    ZW_ASSERT(gc_list_is_empty(&finalizers));
+    ZW_ASSERT_EXPENSIVE(zwi_gc_generations_are_valid(rt));
     if (generation == ZWI_NGEN - 1)
         zw_rt_clear_freelists(rt);
-    ext->stats[generation].collections++;
-    ext->stats[generation].collected += m;
-    ext->stats[generation].uncollectable += n;
+    count_collection(ext, generation, m, n);
     *collected = m;
     *uncollectable = n;
     return n + m;
@@ -613,8 +678,9 @@ auto_collect(zw_rt *rt)
 
 /* ---- attaching the collector to a runtime ---- */
 
-int
-zwi_gc_attach(zw_rt *rt)
+/* zwi_gc_hooks.attach: the collector's state for a new runtime, and obj's two hooks. */
+static int
+attach(zw_rt *rt)
 {
     zwi_gc_ext *ext = zw_raw_calloc(rt->raw, 1, sizeof(*ext));
     if (ext == NULL)
@@ -630,8 +696,9 @@ zwi_gc_attach(zw_rt *rt)
     return 0;
 }
 
-void
-zwi_gc_detach(zw_rt *rt)
+/* zwi_gc_hooks.detach: as interpreter shutdown, then the state goes. */
+static void
+detach(zw_rt *rt)
 {
     zwi_gc_ext *ext = GC_EXT(rt);
     if (ext == NULL)
@@ -665,4 +732,15 @@ zwi_gc_detach(zw_rt *rt)
     zw_raw_free(rt->raw, ext->callbacks);
     zw_raw_free(rt->raw, ext);
     rt->gc.ext = NULL;
+}
+
+/* obj calls the collector only through this table (obj_internal.h). Installed before main, and
+ * before the program's own constructors (priority 101, the first one not reserved), so that a
+ * runtime made by one of them has its collector too. */
+static const zwi_gc_hooks collector = {.attach = attach, .detach = detach};
+
+__attribute__((constructor(101))) static void
+install_collector(void)
+{
+    zwi_obj_install_gc(&collector);
 }

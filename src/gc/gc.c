@@ -57,6 +57,7 @@ zw_gc_collect(zw_rt *rt, int generation)
         return 0;
     rt->gc.collecting = true;
     size_t n = zwi_gc_collect_with_callback(rt, generation);
+    ZW_ASSERT(rt->gc.collecting); /* callbacks and finalizers cannot start another */
     rt->gc.collecting = false;
     return (intptr_t)n;
 }
@@ -242,13 +243,17 @@ zw_gc_freeze(zw_rt *rt)
     for (int g = 0; g < ZWI_NGEN; g++) {
         gc_list_merge(&rt->gc.gen[g].head, &rt->gc.permanent);
         rt->gc.gen[g].count = 0;
+        ZW_ASSERT(gc_list_is_empty(&rt->gc.gen[g].head));
     }
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(&rt->gc.permanent, 0));
 }
 
 void
 zw_gc_unfreeze(zw_rt *rt)
 {
     gc_list_merge(&rt->gc.permanent, &rt->gc.gen[ZWI_NGEN - 1].head);
+    ZW_ASSERT(gc_list_is_empty(&rt->gc.permanent));
+    ZW_ASSERT_EXPENSIVE(zwi_gc_list_is_valid(&rt->gc.gen[ZWI_NGEN - 1].head, 0));
 }
 
 size_t

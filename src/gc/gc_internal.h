@@ -14,7 +14,7 @@
 #include <zerowaste/gc.h>
 #include <zerowaste/obj.h>
 
-#include "../obj/obj_internal.h"
+#include "obj_internal.h"
 
 typedef zwi_gchead gchead;
 
@@ -153,6 +153,20 @@ gc_clear_collecting(gchead *g)
 {
     g->prev &= ~ZWI_GC_COLLECTING;
 }
+
+/* ---- check.c ---- */
+
+/* What each object of a list must carry at a phase of a collection (CPython's flagstates). */
+#define ZWI_GC_EXPECT_COLLECTING  1u /* COLLECTING set in prev (else clear) */
+#define ZWI_GC_EXPECT_UNREACHABLE 2u /* the unreachable mark set in next (else clear) */
+
+/* validate_list: true if `head`'s list is linked consistently both ways and each object is of
+ * a GC type with the flags of `expect` (ZWI_GC_EXPECT_*) and no others; otherwise reports the
+ * first fault on stderr and returns false. Not while prev holds scratch counts (between
+ * update_refs and move_unreachable). */
+ZW_HIDDEN bool zwi_gc_list_is_valid(gchead *head, unsigned expect);
+/* Every generation list and the permanent one, outside a collection: no flags. */
+ZW_HIDDEN bool zwi_gc_generations_are_valid(zw_rt *rt);
 
 /* ---- weakref.c ---- */
 

@@ -39,6 +39,10 @@ clear_ref(weakref *wr)
     if (wr->object == &rt->none_obj)
         return;
     zw_obj **list = ZWI_WEAKLIST(wr->object);
+    /* a live weakref is on its referent's list: the head, or after another ref */
+    ZW_ASSERT((*list == &wr->ob) == (wr->prev == NULL));
+    ZW_ASSERT(wr->prev == NULL || wr->prev->next == wr);
+    ZW_ASSERT(wr->next == NULL || wr->next->prev == wr);
     if (*list == &wr->ob)
         *list = wr->next ? &wr->next->ob : NULL;
     if (wr->prev != NULL)
@@ -109,6 +113,7 @@ zwi_weakref_clear_all(zw_obj *o)
         zw_decref(pairs[i]);
     }
     zw_raw_free(rt->raw, pairs);
+    ZW_ASSERT(*list == NULL); /* callbacks cannot make new weakrefs to a dying object */
     rt->exc = saved;
     if (saved != ZW_NoError)
         memcpy(rt->errmsg, msg, sizeof(msg));
@@ -123,6 +128,7 @@ zwi_gc_handle_weakrefs(zw_rt *rt, gchead *unreachable, gchead *old)
     for (gchead *g = gc_next(unreachable), *next; g != unreachable; g = next) {
         zw_obj *op = ZWI_GC_OBJ(g);
         next = gc_next(g);
+        ZW_ASSERT(gc_is_collecting(g)); /* the unreachable set, before its finalizers */
         if (zw_type_is_subtype(op->type, ext->weakref_type))
             clear_ref(WR(op)); /* garbage itself: its callback never runs */
         if (!(op->type->flags & ZW_TPFLAGS_WEAKREFABLE))
@@ -130,6 +136,7 @@ zwi_gc_handle_weakrefs(zw_rt *rt, gchead *unreachable, gchead *old)
         zw_obj **list = ZWI_WEAKLIST(op);
         while (*list != NULL) {
             weakref *wr = WR(*list);
+            ZW_ASSERT(wr->object == op);
             clear_ref(wr);
             if (wr->callback == NULL)
                 continue;
@@ -199,6 +206,7 @@ zw_weakref_new_ex(zw_type *type, zw_obj *o, zw_obj *callback)
     wr->object = o;
     wr->callback = callback ? zw_newref(callback) : NULL;
     wr->hash = -1;
+    ZW_ASSERT(basic == NULL || basic->prev == NULL);
     if ((callback == NULL && plain) || basic == NULL) { /* at the head */
         wr->next = *list ? WR(*list) : NULL;
         if (wr->next)

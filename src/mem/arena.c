@@ -226,6 +226,7 @@ zwi_mem_take_pool(zw_heap *h, unsigned cls)
     }
     pool_init(h, p, cls);
     h->used[cls] = p;
+    ZW_ASSERT_EXPENSIVE(zwi_mem_heap_is_valid(h, p->base));
     return p;
 }
 
@@ -309,13 +310,15 @@ zwi_mem_pool_emptied(zw_heap *h, pool *p)
 {
     ZW_ASSERT(p->nused == 0);
     arena *a = zwi_mem_arena_of_pool(p);
+    const char *base = p->base; /* `p` goes if its arena is unmapped */
+    (void)base;
     if (p->prev != NULL || p->next != NULL) {
         if (zwi_mem_pool_to_arena(h, p) && holds_only_spares(h, a))
             return_spares(h, a);
-        return;
-    }
-    if (holds_only_spares(h, a))
+    } else if (holds_only_spares(h, a)) {
         return_spares(h, a); /* p is one of them */
+    }
+    ZW_ASSERT_EXPENSIVE(zwi_mem_heap_is_valid(h, base));
 }
 
 /* Gives the spares back, then unmaps every wholly free arena; returns how many. */
@@ -328,6 +331,7 @@ zwi_mem_trim(zw_heap *h)
         arena_release(h, h->last[POOLS_PER_ARENA]);
         released++;
     }
+    ZW_ASSERT_EXPENSIVE(zwi_mem_heap_is_valid(h, NULL));
     return released;
 }
 

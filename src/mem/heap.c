@@ -78,6 +78,7 @@ pool_was_full(zw_heap *h, pool *p)
     if (head != NULL)
         head->prev = p;
     h->used[p->cls] = p;
+    ZW_ASSERT_EXPENSIVE(zwi_mem_heap_is_valid(h, p->base));
 }
 
 /* True if pool `p` of arena `a`, whose last block is being freed, can stay as its class's

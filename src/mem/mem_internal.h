@@ -19,7 +19,7 @@
 
 #include <zerowaste/mem.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* Exact counters on the hot path (blocks and bytes in use). The benchmark builds a copy with
  * ZW_MEM_COUNTERS=0 to measure what they cost; the getters then walk the heap. */
@@ -232,6 +232,14 @@ ZW_HIDDEN size_t zwi_mem_debug_usable_size(const zw_heap *h, const void *p);
 ZW_HIDDEN void zwi_mem_debug_prepare_pool(pool *p);
 ZW_HIDDEN void zwi_mem_debug_flush_quarantine(zw_heap *h);
 ZW_HIDDEN void zwi_mem_debug_release(zw_heap *h);
+
+/* check.c: true if every invariant stated on the structs above holds (pools, arenas, the
+ * usable and class lists, the counters, the big blocks); otherwise reports the first broken one
+ * on stderr and returns false. `focus` NULL checks everything; otherwise the arena records and
+ * lists, the pools of the arena holding `focus` and the free list of its pool (the one that just
+ * changed shape): what changed, in O(arenas), without the whole-heap sums.
+ * Debug builds with ZW_DEBUG_FULL run it at each change of shape (ZW_ASSERT_EXPENSIVE). */
+ZW_HIDDEN bool zwi_mem_heap_is_valid(const zw_heap *h, const void *focus);
 
 /* domain.c */
 ZW_HIDDEN bool zwi_mem_traceback(const void *ptr, FILE *out);

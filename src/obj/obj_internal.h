@@ -27,7 +27,7 @@
 #include <zerowaste/obj.h>
 #include <zerowaste/raw.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* The count of an immortal object (singletons, types). Far from 0 and from overflow, so
  * incref/decref need no test, as in CPython 3.11. */
@@ -61,6 +61,19 @@ typedef struct zwi_gen {
                     * of the generation below since this one was collected */
 } zwi_gen;
 
+/* ---- the collector's interface (docs/architecture.md#layers-and-what-each-may-call) ----
+ *
+ * gc sits above obj: it may read everything in this header, obj never names a gc function.
+ * The two meet here:
+ *   - the generation lists and counts below are obj's: obj links each new GC object into gen 0
+ *     and counts it (inline, on every allocation), unlinks it at its death, and gc moves objects
+ *     between the lists while it collects (with its own list operations, gc_internal.h);
+ *   - obj calls gc only through hooks that gc installs: zwi_gc_hooks, once per process, for a
+ *     runtime's birth and end, and the two per-runtime hooks of zwi_gcstate that `attach` sets;
+ *   - `ext` is gc's own state, allocated and freed by gc, opaque to obj.
+ * Without gc linked in (a static link that names no gc function) no hooks are installed: the
+ * runtime works by reference counting alone, as before the collector attaches. */
+
 /* The collector's state kept by obj. The gc layer (src/gc) runs the collections; obj only
  * keeps the lists and counts on allocation, and calls `collect_hook` when gen 0 fills. */
 typedef struct zwi_gcstate {
@@ -69,11 +82,27 @@ typedef struct zwi_gcstate {
     bool enabled;           /* automatic collection */
     bool collecting;        /* a collection is running (no automatic one may start) */
     bool stress;            /* ZW_GC_STRESS: collect at every allocation of a GC object */
-    void (*collect_hook)(zw_rt *rt); /* set by the gc layer; NULL: nothing collects */
-    /* called by zw_dealloc for an object with weak references, before its dealloc */
+    void (*collect_hook)(zw_rt *rt); /* set by gc's attach; NULL: nothing collects */
+    /* called by zw_dealloc for an object with weak references, before its dealloc; set by
+     * gc's attach */
     void (*clear_weakrefs_hook)(zw_obj *o);
-    void *ext;              /* the gc layer's own state */
+    void *ext;              /* the gc layer's own state, NULL until attach */
 } zwi_gcstate;
+
+/* The collector's entry points for a runtime's life, installed by the gc layer. */
+typedef struct zwi_gc_hooks {
+    /* End of zw_rt_new, once the built-in types exist: makes `ext` and sets the two hooks of
+     * zwi_gcstate. 0, or -1 and zw_rt_new fails. */
+    int (*attach)(zw_rt *rt);
+    /* First thing in zw_rt_free: atexit finalizers, a last collection, gc.garbage, `ext` freed. */
+    void (*detach)(zw_rt *rt);
+} zwi_gc_hooks;
+
+/* Installs the collector for every runtime made afterwards (runtime.c keeps the pointer, the
+ * one process-wide state of obj). The gc layer calls it from a constructor, before main and
+ * before any other constructor of the program can make a runtime; `hooks` lives as long as the
+ * process. */
+ZW_HIDDEN void zwi_obj_install_gc(const zwi_gc_hooks *hooks);
 
 /* ---- types ---- */
 
@@ -362,11 +391,6 @@ struct zw_rt {
 #define ZWI_RT(o)   ((o)->type->rt)
 #define ZWI_WEAKLIST(o) ((zw_obj **)((char *)(o) + (o)->type->weaklist_offset))
 
-/* The gc layer's entry points into a runtime, found at link time when the gc layer is linked
- * in (weak references: obj does not depend on gc; without it nothing collects). attach runs at
- * the end of zw_rt_new (0 or -1), detach first thing in zw_rt_free. */
-ZW_HIDDEN int zwi_gc_attach(zw_rt *rt) __attribute__((weak));
-ZW_HIDDEN void zwi_gc_detach(zw_rt *rt) __attribute__((weak));
 #define ZWI_TYPE(rt, which) ((rt)->builtin[(which)])
 
 /* ---- runtime.c ---- */

@@ -257,6 +257,16 @@ zw_rt_dump_live(zw_rt *rt, FILE *out)
 
 /* ---- the runtime's life ---- */
 
+/* The collector, installed once by the gc layer's constructor before main (NULL: gc is not
+ * linked in); read-only afterwards. obj's only process-wide state. */
+static const zwi_gc_hooks *gc_hooks;
+
+void
+zwi_obj_install_gc(const zwi_gc_hooks *hooks)
+{
+    gc_hooks = hooks;
+}
+
 void
 zwi_init_static(zw_obj *o, zw_type *t)
 {
@@ -398,7 +408,7 @@ zw_rt_new(const zw_rt_config *cfg)
     /* a test mode that must reach every runtime of a test suite: read even with IGNORE_ENV */
     const char *stress = getenv("ZW_GC_STRESS");
     rt->gc.stress = stress != NULL && stress[0] != '\0' && strcmp(stress, "0") != 0;
-    if (zwi_gc_attach != NULL && zwi_gc_attach(rt) != 0)
+    if (gc_hooks != NULL && gc_hooks->attach(rt) != 0)
         goto fail;
     zw_err_clear(rt);
     return rt;
@@ -415,8 +425,8 @@ zw_rt_free(zw_rt *rt)
 {
     if (rt == NULL)
         return;
-    if (zwi_gc_detach != NULL)
-        zwi_gc_detach(rt); /* atexit finalizers, a last collection, gc.garbage */
+    if (gc_hooks != NULL)
+        gc_hooks->detach(rt); /* atexit finalizers, a last collection, gc.garbage */
     zwi_type_drop_names(rt); /* the classes' interned names, before the interned table goes */
     zwi_str_fini(rt); /* the interned table is an object: leave it out of the live list */
     zwi_float_clear_freelist(rt);

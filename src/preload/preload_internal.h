@@ -23,7 +23,7 @@
 
 #include <zerowaste/capture.h>
 
-#include "../trace/capture_format.h"
+#include "capture_format.h"
 #include "unwinder.h"
 
 #define EXPORT          __attribute__((visibility("default")))

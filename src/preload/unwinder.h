@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 #define ZWI_UNWIND_NOFP_RANGES 8    /* code ranges of runtime libraries without frame pointers */
 #define ZWI_UNWIND_SKIP_CACHE  1024 /* entries of zwi_unwinder.skip */

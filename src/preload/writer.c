@@ -408,8 +408,11 @@ zwi_preload_take_mark(const char *label)
     pthread_mutex_unlock(&G.lock);
 }
 
+/* The marks of a program that links zerowaste itself reach us here (capture.h, ZW_MARK_SINK). */
+EXPORT zw_mark_sink_fn zw_mark_sink;
+
 EXPORT void
-zw_preload_mark(const char *label)
+zw_mark_sink(const char *label)
 {
     if (!atomic_load(&G.active) || zwi_trace_guard)
         return;
@@ -422,5 +425,5 @@ zw_preload_mark(const char *label)
 EXPORT void
 zw_mark(const char *label)
 {
-    zw_preload_mark(label);
+    zw_mark_sink(label);
 }

@@ -11,7 +11,7 @@
 
 #include <zerowaste/raw.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* Between calls: stats.mapped_bytes is the sum of the sizes of live mappings made through this
  * door; fail_in < 0 means no failure is armed. */

@@ -20,21 +20,21 @@
 
 /* ---- marks ---- */
 
-/* libzwpreload.so records marks in zw_preload_mark(); without it this does nothing. Looked up at
- * run time because a program linking zerowaste statically calls its own zw_mark directly, where
- * the preload library cannot interpose. Weak: the preload library's strong zw_mark replaces it
- * when both are linked into it. */
+/* Passes the mark to the tracer that exports ZW_MARK_SINK (capture.h); without one this does
+ * nothing. Looked up at run time because a program linking zerowaste statically calls its own
+ * zw_mark directly, where a preloaded tracer cannot interpose. Weak: a tracer linked from these
+ * objects may define its own strong zw_mark. */
 __attribute__((weak)) void
 zw_mark(const char *label)
 {
-    static void (*_Atomic mark)(const char *);
+    static zw_mark_sink_fn *_Atomic mark;
     static atomic_bool looked;
     if (!atomic_load_explicit(&looked, memory_order_acquire)) {
-        atomic_store_explicit(&mark, (void (*)(const char *))dlsym(RTLD_DEFAULT, "zw_preload_mark"),
+        atomic_store_explicit(&mark, (zw_mark_sink_fn *)dlsym(RTLD_DEFAULT, ZW_MARK_SINK),
                               memory_order_relaxed);
         atomic_store_explicit(&looked, true, memory_order_release);
     }
-    void (*fn)(const char *) = atomic_load_explicit(&mark, memory_order_relaxed);
+    zw_mark_sink_fn *fn = atomic_load_explicit(&mark, memory_order_relaxed);
     if (fn != NULL)
         fn(label);
 }

@@ -23,8 +23,8 @@
 #include <zerowaste/raw.h>
 #include <zerowaste/trace.h>
 
-#include "../common/zw_assert.h"
 #include "trace_util.h"
+#include "zw_assert.h"
 
 /* ---- locks: a test-and-test-and-set spin lock, yielding after a while ---- */
 

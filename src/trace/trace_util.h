@@ -16,7 +16,7 @@
 
 #include <zerowaste/raw.h>
 
-#include "../common/zw_assert.h"
+#include "zw_assert.h"
 
 /* ---- memory ---- */
 

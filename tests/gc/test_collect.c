@@ -2,7 +2,7 @@
  * cpython-memory.md), ported to C; the number in each test's comment is the scenario's. */
 #include <signal.h>
 
-#include "../zw_debug_test.h"
+#include "zw_debug_test.h"
 #include "zw_gc_test.h"
 
 TestSuite(gc_collect, .init = zwt_gc_setup, .fini = zwt_gc_teardown);

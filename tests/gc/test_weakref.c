@@ -2,7 +2,7 @@
  * cpython-memory.md) for weak references and finalize, ported to C; the number in each test's
  * comment is the scenario's. Proxies and WeakMethod (scenarios 7, 9-11, 33-34) are not part of
  * zerowaste's API; weak containers are in test_weakdict.c. */
-#include "../zw_debug_test.h"
+#include "zw_debug_test.h"
 #include "zw_gc_test.h"
 
 TestSuite(gc_weakref, .init = zwt_gc_setup, .fini = zwt_gc_teardown);

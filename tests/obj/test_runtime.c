@@ -2,7 +2,7 @@
  * finalizers and the debug reports. */
 #include <signal.h>
 
-#include "../zw_debug_test.h"
+#include "zw_debug_test.h"
 #include "zw_obj_test.h"
 
 TestSuite(obj_runtime, .init = zwt_rt_setup, .fini = zwt_rt_teardown);
