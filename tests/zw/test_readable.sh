@@ -6,7 +6,8 @@
 #   - grouping by line looks past operator new (a built-in allocation function) to the helper
 #     grab(), past grab() too with --alloc-fn 'grab*', and stops at operator new's frame with
 #     --no-default-alloc-fns; tracebacks keep every frame;
-#   - top --at allocations honours --group.
+#   - top --at allocations honours --group;
+#   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell.
 # Needs libzwpreload.so: in the sanitizer build (ASan owns malloc) it exits 77, skipped.
 set -u
 zw=$1
@@ -94,6 +95,16 @@ if "$zw" report -o "$tmp/r.html" "$cap" 2>"$tmp/err"; then
 else
     grep -q "configured with -DZW_REPORT=OFF" "$tmp/err" && ok "report not built" || fail "zw report"
 fi
+
+# ---- a process tree whose child holds the memory: the summary is the child's ----
+"$zw" run -o "$tmp/sh.zwc" -- sh -c "$dir/zwp_readable >/dev/null; true" 2>"$tmp/sum" >/dev/null ||
+    fail "zw run sh -c"
+has "$tmp/sum" "^zw: 2 processes; below: pid [0-9]+ \\([^)]*zwp_readable\\), the largest peak; pid [0-9]+ \\(sh\\) peaked at" \
+    "zw run's summary says it shows the child, the largest peak"
+has "$tmp/sum" "^zw: peak +2[0-9.]+ [KM]iB" "the summary's peak is the child's (about 2 MiB), not the shell's"
+"$zw" stat "$tmp/sh.zwc" >"$tmp/stat"
+has "$tmp/stat" "^peak +2[0-9.]+ [KM]iB in process [0-9]+ .*the largest of the processes' peaks" \
+    "zw stat's headline peak is the child's"
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"

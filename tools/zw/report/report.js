@@ -716,7 +716,9 @@
         P = D.processes[i];
         P.clicked = null;
         document.title = 'zw report: ' + (P.argv[0] ? basename(P.argv[0]) : P.path);
+        /* a long command line is elided by the style sheet; the whole of it on hover */
         $('title').textContent = P.argv.join(' ') + '  (' + P.path + ')';
+        $('title').title = $('title').textContent;
         const warn = [];
         if (!P.complete)
             warn.push('This capture is incomplete: the process ended before writing all of it. ' +
@@ -739,10 +741,23 @@
     function init() {
         const t0 = performance.now();
         const procs = D.processes;
+        /* the page opens on the process of the largest peak (a compiler rather than its driver,
+         * a command rather than its shell), as zw run's summary */
+        const peakOf = (p) => (p.totals ? p.totals.peak_bytes : 0);
+        let first = 0;
+        procs.forEach((p, i) => {
+            if (peakOf(p) > peakOf(procs[first]))
+                first = i;
+        });
         if (procs.length > 1) {
             $('process-box').hidden = false;
-            procs.forEach((p, i) => $('process').append(el('option', {value: i},
-                'pid ' + p.pid + ' (parent ' + p.ppid + '): ' + (p.argv.join(' ') || p.path))));
+            procs.forEach((p, i) => {
+                const text = 'pid ' + p.pid + ' (parent ' + p.ppid + '): ' + (p.argv.join(' ') || p.path);
+                $('process').append(el('option', {value: i, title: text},
+                    text.length > 90 ? text.slice(0, 89) + '\u2026' : text));
+            });
+            $('process').value = String(first);
+            $('process-hint').textContent = procs.length + ' processes; opened on the largest peak';
             $('process').addEventListener('change', () => showProcess(+$('process').value));
         }
         $('flame-metric').addEventListener('change', () =>
@@ -767,7 +782,7 @@
                 renderFlame(flameChoices().find((c) => c.id === $('flame-metric').value));
             }, 200);
         });
-        showProcess(0);
+        showProcess(first);
         window.zwReport = {ready: true, drawMs: performance.now() - t0, data: D, showAt: showAt,
             showProcess: showProcess, plot: () => plot, process: () => P,
             /* the page's rows in zw's JSON form: of a kept set ('peak', 'exit', a mark's label)
