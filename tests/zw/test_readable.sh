@@ -7,7 +7,8 @@
 #     grab(), past grab() too with --alloc-fn 'grab*', and stops at operator new's frame with
 #     --no-default-alloc-fns; tracebacks keep every frame;
 #   - top --at allocations honours --group;
-#   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell.
+#   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell;
+#   - zw run's status line under a pseudo-terminal, and none when stderr is a file.
 # Needs libzwpreload.so: in the sanitizer build (ASan owns malloc) it exits 77, skipped.
 set -u
 zw=$1
@@ -105,6 +106,33 @@ has "$tmp/sum" "^zw: peak +2[0-9.]+ [KM]iB" "the summary's peak is the child's (
 "$zw" stat "$tmp/sh.zwc" >"$tmp/stat"
 has "$tmp/stat" "^peak +2[0-9.]+ [KM]iB in process [0-9]+ .*the largest of the processes' peaks" \
     "zw stat's headline peak is the child's"
+
+# ---- the status line: on a terminal only (a pseudo-terminal here), about once a second ----
+python3 - "$zw" "$tmp/pty.zwc" "$dir/zwp_readable" >"$tmp/pty" <<'PY'
+import os, pty, sys
+zw, out, prog = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(zw, [zw, "run", "-o", out, "--", "sh", "-c", prog + " >/dev/null; sleep 2.5"])
+text = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    text += d
+os.waitpid(pid, 0)
+sys.stdout.write(text.decode(errors="replace").replace("\r", "<CR>").replace("\x1b", "<ESC>"))
+PY
+n=$(grep -o '<CR>zw: [0-9]* s, heap [0-9.]* [KMG]*i*B (peak 2[0-9.]* [KM]iB), [0-9]* allocations, [0-9] processes ([0-9] running)<ESC>\[K' "$tmp/pty" | wc -l)
+[ "$n" -ge 2 ] && ok "under a pseudo-terminal zw run refreshed its status line $n times" ||
+    { fail "no status line refreshed twice under a pseudo-terminal:"; cat "$tmp/pty"; }
+has "$tmp/pty" "<CR><ESC>\\[Kzw: 3 processes; below" "the status line is erased before the summary"
+"$zw" run -o "$tmp/nt.zwc" -- sh -c 'sleep 1.5' 2>"$tmp/nt" >/dev/null
+if grep -q "$(printf '\r')" "$tmp/nt"; then fail "a status line when stderr is not a terminal"; else
+    ok "no status line when stderr is not a terminal"; fi
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -30,7 +31,8 @@ const char cli_help_run[] =
     "  --interval MS       sampling interval of the time series (default 10)\n"
     "  --follow-fork       forked children write a capture of their own (default: not traced)\n"
     "  --no-follow-exec    programs that PROGRAM executes are not traced (default: traced)\n"
-    "  -q, --quiet         no summary\n"
+    "  -q, --quiet         no summary, and no status line while the program runs (shown\n"
+    "                      on a terminal: time, heap now and peak, allocations, processes)\n"
     "  -h, --help          this text\n";
 
 /* libzwpreload.so: $ZW_PRELOAD, beside this executable, in the libdir relative to it, then the
@@ -210,6 +212,63 @@ summarize(const char *first)
     zw_capture_free(c);
 }
 
+/* ---- the status line ---- */
+
+#define STATUS_MAX_FILES 256 /* processes followed by the status line */
+
+/* Waits for `pid`, keeping one line on stderr (a terminal) refreshed about once a second: the
+ * time since the start, the heap now (the running processes' sum) and its peak (the largest
+ * process's), allocations and processes, read from the captures as they are written (FIRST,
+ * FIRST.1, ...). The line is erased before the summary. */
+static void
+wait_showing_status(pid_t pid, const char *first, int *status)
+{
+    static zw_capture_progress prog[STATUS_MAX_FILES];
+    memset(prog, 0, sizeof(prog));
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool shown = false;
+    for (int tick = 1;; tick++) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            break;
+        struct timespec nap = {0, 100 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        if (tick % 10 != 0)
+            continue;
+        uint64_t heap = 0, peak = 0, allocations = 0;
+        size_t nproc = 0, running = 0;
+        for (size_t i = 0; i < STATUS_MAX_FILES; i++) {
+            char path[PATH_MAX + 16];
+            if (i == 0)
+                snprintf(path, sizeof(path), "%s", first);
+            else
+                snprintf(path, sizeof(path), "%s.%zu", first, i);
+            if (prog[i].offset == 0 && access(path, F_OK) != 0)
+                break;
+            if (zw_capture_poll(path, &prog[i]) != 0 || !prog[i].known)
+                continue;
+            nproc++;
+            running += !prog[i].ended;
+            heap += prog[i].ended ? 0 : prog[i].last.heap_bytes;
+            peak = prog[i].peak_bytes > peak ? prog[i].peak_bytes : peak;
+            allocations += prog[i].last.allocations;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double elapsed = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        char a[32], b[32], procs[64] = "";
+        if (nproc > 1)
+            snprintf(procs, sizeof(procs), ", %zu processes (%zu running)", nproc, running);
+        fprintf(stderr, "\rzw: %.0f s, heap %s (peak %s), %llu allocations%s\033[K", elapsed,
+                cli_size(a, (long long)heap, false), cli_size(b, (long long)peak, false),
+                (unsigned long long)allocations, procs);
+        fflush(stderr);
+        shown = true;
+    }
+    if (shown)
+        fputs("\r\033[K", stderr);
+}
+
 int
 cmd_run(const cli_command *c, const cli_opts *o)
 {
@@ -293,8 +352,17 @@ cmd_run(const cli_command *c, const cli_opts *o)
     ssize_t got = read(ready[0], &exec_errno, sizeof(exec_errno));
     close(ready[0]);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    if (got != (ssize_t)sizeof(exec_errno) && !quiet && isatty(STDERR_FILENO)) {
+        char first[PATH_MAX];
+        if (per_pid)
+            expand(first, sizeof(first), pattern, (long)pid);
+        else
+            snprintf(first, sizeof(first), "%s", pattern);
+        wait_showing_status(pid, first, &status);
+    } else {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     if (got == (ssize_t)sizeof(exec_errno)) {
