@@ -8,6 +8,8 @@
 #     --no-default-alloc-fns; tracebacks keep every frame;
 #   - top --at allocations honours --group;
 #   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell;
+#   - a stripped program's lines from its .gnu_debuglink file; without it, symbol table names and
+#     one note naming the module and how to get its debug information;
 #   - zw run's status line under a pseudo-terminal, and none when stderr is a file.
 # Needs libzwpreload.so: in the sanitizer build (ASan owns malloc) it exits 77, skipped.
 set -u
@@ -106,6 +108,26 @@ has "$tmp/sum" "^zw: peak +2[0-9.]+ [KM]iB" "the summary's peak is the child's (
 "$zw" stat "$tmp/sh.zwc" >"$tmp/stat"
 has "$tmp/stat" "^peak +2[0-9.]+ [KM]iB in process [0-9]+ .*the largest of the processes' peaks" \
     "zw stat's headline peak is the child's"
+
+# ---- debug information in a separate file (.gnu_debuglink), or none ----
+mkdir "$tmp/dl"
+cp "$dir/zwp_readable" "$tmp/dl/prog"
+objcopy --only-keep-debug "$tmp/dl/prog" "$tmp/dl/prog.debug" && strip -g "$tmp/dl/prog" &&
+    (cd "$tmp/dl" && objcopy --add-gnu-debuglink=prog.debug prog) || fail "objcopy"
+"$zw" run -q -o "$tmp/dl/a.zwc" -- "$tmp/dl/prog" >/dev/null || fail "zw run prog"
+"$zw" leaks --group lineno --limit 1 "$tmp/dl/a.zwc" >"$tmp/dl/top" 2>"$tmp/dl/err"
+has "$tmp/dl/top" "readable.cc:$grab_line \\(grab\\)\$" \
+    "a stripped program's lines come from the file its .gnu_debuglink names"
+hasnt "$tmp/dl/err" "no debug information" "no note when every printed frame has a line"
+rm "$tmp/dl/prog.debug"
+"$zw" run -q -o "$tmp/dl/b.zwc" -- "$tmp/dl/prog" >/dev/null || fail "zw run prog"
+"$zw" leaks --group lineno --limit 1 "$tmp/dl/b.zwc" >"$tmp/dl/top" 2>"$tmp/dl/err"
+has "$tmp/dl/top" "/dl/prog\\+0x[0-9a-f]+ \\(grab\\(unsigned long\\)\\)\$" \
+    "without its debug file: the symbol table's name, demangled, at module+offset"
+[ "$(grep -c 'no debug information for .*/dl/prog' "$tmp/dl/err")" = 1 ] &&
+    ok "one note names the module without debug information" ||
+    { fail "no single note naming the module:"; cat "$tmp/dl/err"; }
+has "$tmp/dl/err" "dbgsym.*DEBUGINFOD_URLS" "the note says how to get debug information"
 
 # ---- the status line: on a terminal only (a pseudo-terminal here), about once a second ----
 python3 - "$zw" "$tmp/pty.zwc" "$dir/zwp_readable" >"$tmp/pty" <<'PY'

@@ -196,6 +196,9 @@ const char *cli_size(char buf[32], long long bytes, bool sign);
  * a JSON array; at most `limit` entries (0: all). `diff` adds the differences. */
 void cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bool tracebacks,
                      FILE *out);
+/* Notes that frame `f` was printed; a frame of a module without a line makes the command end
+ * with a note naming the module and how to get its debug information (once per command). */
+void cli_note_frame(const zw_frame *f);
 /* "file:line (function)" of the most recent frame of `tb` outside the allocation functions,
  * the function demangled. */
 void cli_print_location(const zw_traceback *tb, FILE *out);

@@ -103,6 +103,52 @@ drop_alloc_fn(const zw_frame *f, void *arg)
 }
 
 
+/* ---- modules without debug information ---- */
+
+#define MAX_NODEBUG 8 /* modules named in the note; more are counted */
+
+static struct {
+    char *names[MAX_NODEBUG];
+    size_t n;
+    size_t more;
+} nodebug;
+
+void
+cli_note_frame(const zw_frame *f)
+{
+    if (f->lineno != 0 || f->module == NULL)
+        return;
+    for (size_t i = 0; i < nodebug.n; i++) {
+        if (strcmp(nodebug.names[i], f->module) == 0)
+            return;
+    }
+    if (nodebug.n == MAX_NODEBUG || (nodebug.names[nodebug.n] = strdup(f->module)) == NULL) {
+        nodebug.more++; /* counts frames past the first 8 modules, not modules: "and more" */
+        return;
+    }
+    nodebug.n++;
+}
+
+/* Once per command: the modules whose frames were printed without a line, and how to get
+ * their debug information. */
+static void
+say_nodebug(void)
+{
+    if (nodebug.n == 0)
+        return;
+    fputs("zw: note: no debug information for", stderr);
+    for (size_t i = 0; i < nodebug.n; i++) {
+        fprintf(stderr, "%s %s", i ? "," : "", nodebug.names[i]);
+        free(nodebug.names[i]);
+    }
+    fprintf(stderr, "%s: their frames print as module+0xoffset, without a line.\n"
+                    "zw: note: install their debug symbols (Debian: the -dbgsym packages of the "
+                    "debian-debug archive), or run 'zw run' again with DEBUGINFOD_URLS set "
+                    "(e.g. https://debuginfod.debian.net): libdw then fetches them\n",
+            nodebug.more ? " and more" : "");
+    nodebug.n = 0;
+}
+
 void
 cli_print_location(const zw_traceback *tb, FILE *out)
 {
@@ -112,6 +158,7 @@ cli_print_location(const zw_traceback *tb, FILE *out)
         return;
     }
     const zw_frame *f = zw_traceback_frame(tb, cli_site_frame(tb));
+    cli_note_frame(f);
     char buf[1024];
     zw_frame_str(f, buf, sizeof(buf));
     fputs(buf, out);
@@ -246,6 +293,7 @@ main(int argc, char **argv)
             int rc = cli_parse(&commands[i], argc - 1, argv + 1, &o);
             if (rc == 0 && !o.help)
                 rc = commands[i].run(&commands[i], &o);
+            say_nodebug();
             if (fflush(stdout) != 0 && rc == 0)
                 rc = cli_fail("cannot write the output: %s", strerror(errno));
             return rc;
