@@ -293,9 +293,9 @@ main(int argc, char **argv)
             int rc = cli_parse(&commands[i], argc - 1, argv + 1, &o);
             if (rc == 0 && !o.help)
                 rc = commands[i].run(&commands[i], &o);
-            say_nodebug();
             if (fflush(stdout) != 0 && rc == 0)
                 rc = cli_fail("cannot write the output: %s", strerror(errno));
+            say_nodebug(); /* after the output it is about */
             return rc;
         }
     }

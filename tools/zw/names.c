@@ -28,7 +28,9 @@ static const char *const default_alloc_fns[] = {
     /* libiberty and gnulib */
     "xmalloc", "xcalloc", "xrealloc", "xzalloc", "xnmalloc", "xnrealloc", "xcharalloc", "x2realloc",
     "x2nrealloc", "xstrdup", "xstrndup", "xmemdup", "ximemdup*", "xasprintf", "xvasprintf",
-    "concat", "reconcat",
+    "concat", "reconcat", "_obstack_newchunk", "_obstack_begin*",
+    /* GCC's own collector and tables */
+    "ggc_internal_alloc*", "ggc_internal_cleared_alloc*", "ggc_alloc_*", "ggc_cleared_alloc*",
     /* GLib */
     "g_malloc*", "g_try_malloc*", "g_realloc*", "g_try_realloc*", "g_strdup*", "g_strndup",
     "g_memdup*", "g_slice_alloc*", "g_new*",
