@@ -80,6 +80,20 @@ typedef struct zw_capture_totals {
     int32_t code;             /* exit status or signal number */
 } zw_capture_totals;
 
+/* The counters the process kept in the capture file itself (a LIVE section) up to its very end:
+ * exact even when it was killed (SIGKILL) or the file could not take the rest of the capture. */
+typedef struct zw_capture_live {
+    uint64_t allocations;
+    uint64_t frees;
+    uint64_t temporary;
+    uint64_t bytes_allocated;
+    uint64_t bytes_freed;  /* bytes of the freed blocks */
+    uint64_t peak_bytes;   /* the last peak saved (within 1% of the peak), and when */
+    uint64_t peak_time_ns;
+    uint32_t end;         /* enum zw_capture_end: ZW_CAPTURE_END_UNKNOWN if it never ended */
+    int32_t code;
+} zw_capture_live;
+
 /* A loaded capture. Read-only for the caller. */
 typedef struct zw_capture {
     uint32_t pid;
@@ -91,7 +105,13 @@ typedef struct zw_capture {
     size_t argc;
     bool complete; /* the END section was reached (false: the process died first) */
     bool has_totals;
+    /* totals: the TOTALS section's; without it (the capture was cut short), the counts and the
+     * end are the LIVE section's if there is one, the peak and duration the time series' */
     zw_capture_totals totals;
+    bool has_live;         /* `live` was read (captures of format 1.3 on) */
+    zw_capture_live live;
+    uint32_t write_errno;  /* the errno of the write that cut the capture short, 0 if none */
+    uint64_t untraced;     /* allocations not traced: the tracer ran out of memory */
     zw_capture_sample *samples; /* in time order */
     size_t nsamples;
     zw_capture_set peak;   /* snap NULL when absent; rebuilt from the last peak step when the

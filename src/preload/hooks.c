@@ -22,11 +22,11 @@
 #include "preload_internal.h"
 
 #define BOOT_HEADER 16 /* before each bootstrap block: its size */
-#define TS_PER_SLAB 63 /* thread counters per mapped slab */
-
-/* This thread's counters, or NULL before its first traced allocation. initial-exec: reading it
- * never enters the dynamic loader, which may call malloc. */
+/* This thread's counters (a slot of G.slots), or NULL before its first traced allocation, and its
+ * last allocation until it frees any block (a temporary allocation is freed next). initial-exec:
+ * reading them never enters the dynamic loader, which may call malloc. */
 static _Thread_local tstats *my_stats __attribute__((tls_model("initial-exec")));
+static _Thread_local void *my_last __attribute__((tls_model("initial-exec")));
 
 /* ---- bootstrap ---- */
 
@@ -107,34 +107,78 @@ zwi_preload_resolve(void)
 
 /* ---- counters ---- */
 
-/* This thread's counters, made on first use (from a mapped slab: never through malloc). */
+/* At a thread's exit: its counts go to the shared slot (added there first: a SIGKILL in between
+ * counts them twice, never loses them), and its slot is free for the next thread. Whatever the
+ * thread allocates after this (later TLS destructors) counts in the shared slot. */
+static void
+stats_release(void *p)
+{
+    tstats *ts = p;
+    if (G.live == NULL || ts < G.slots || ts >= G.slots + G.live->nslots - 1)
+        return; /* a slot of another mapping (none should be left: forget_stats) */
+    tstats *shared = &G.slots[G.live->nslots - 1];
+    my_stats = shared;
+    _Atomic uint64_t *from[6] = {&ts->allocs, &ts->frees, &ts->temps,
+                                 &ts->bytes,  &ts->freed_bytes, &ts->untraced};
+    _Atomic uint64_t *to[6] = {&shared->allocs, &shared->frees,       &shared->temps,
+                               &shared->bytes,  &shared->freed_bytes, &shared->untraced};
+    for (int k = 0; k < 6; k++)
+        atomic_fetch_add(to[k], atomic_load(from[k]));
+    for (int k = 0; k < 6; k++)
+        atomic_store(from[k], 0);
+    atomic_store(&G.slot_free[ts - G.slots], 1);
+}
+
+/* This thread's counters, made on first use: a slot of the LIVE section (a free one, else a new
+ * one), or the last one, shared, once they are all taken. */
 static tstats *
 stats_make(void)
 {
-    zwi_lock_acquire(&G.ts_lock);
-    if (G.slab == NULL || G.slab_used == TS_PER_SLAB) {
-        void *p = mmap(NULL, TS_PER_SLAB * sizeof(tstats), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            zwi_lock_release(&G.ts_lock);
-            return NULL;
+    if (G.slots == NULL)
+        return NULL;
+    unsigned last = G.live->nslots - 1;
+    unsigned i = atomic_load(&G.slots_used);
+    for (unsigned k = 0; k < i && k < last; k++) {
+        unsigned char one = 1;
+        if (atomic_load_explicit(&G.slot_free[k], memory_order_relaxed) &&
+            atomic_compare_exchange_strong(&G.slot_free[k], &one, 0)) {
+            i = k;
+            goto found;
         }
-        G.slab = p;
-        G.slab_used = 0;
     }
-    tstats *ts = &G.slab[G.slab_used++];
-    ts->next = G.threads;
-    G.threads = ts;
-    zwi_lock_release(&G.ts_lock);
-    my_stats = ts;
-    return ts;
+    i = atomic_fetch_add(&G.slots_used, 1);
+found:
+    my_stats = &G.slots[i < last ? i : last];
+    if (i < last && G.slot_key_ok) /* released at the thread's exit */
+        pthread_setspecific(G.slot_key, my_stats);
+    return my_stats;
 }
 
-static inline void
-bump(_Atomic uint64_t *c, uint64_t n)
+void
+zwi_preload_make_slot_key(void)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    G.slot_key_ok = pthread_key_create(&G.slot_key, stats_release) == 0;
+}
+
+void
+zwi_preload_forget_stats(void)
+{
+    my_stats = NULL;
+    my_last = NULL;
+    if (G.slot_key_ok)
+        pthread_setspecific(G.slot_key, NULL);
+}
+
+/* Adds n to a counter of this thread's slot: a plain load and store (no locked instruction) on a
+ * slot of its own, an atomic add on the shared one. */
+static inline void
+bump(tstats *ts, _Atomic uint64_t *c, uint64_t n)
+{
+    if (ZW_UNLIKELY(ts == G.shared_slot))
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+    else
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
 }
 
 /* ---- the hooks' common steps ---- */
@@ -142,7 +186,13 @@ bump(_Atomic uint64_t *c, uint64_t n)
 static inline bool
 tracing(void)
 {
-    return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
+    if (ZW_LIKELY(zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire)))
+        return true;
+    if (ZW_UNLIKELY(zwi_trace_guard == 0 && !atomic_load_explicit(&G.started, memory_order_relaxed))) {
+        zwi_preload_start(); /* an allocation before our constructor ran: traced too */
+        return atomic_load(&G.active);
+    }
+    return false;
 }
 
 /* Leaves a hook: the guard down, and a signal from outside that landed while it was up (when this
@@ -190,16 +240,19 @@ on_alloc(void *p, size_t n)
         frames = unknown;
         nf = total = 1;
     }
-    if (zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total) != 0)
-        return;
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
-    if (ts != NULL) {
-        bump(&ts->allocs, 1);
-        bump(&ts->bytes, n);
-        ts->last = p;
+    if (zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total) != 0) {
+        if (ts != NULL) /* the tracer's memory ran out: counted as such, reported by zw */
+            bump(ts, &ts->untraced, 1);
+        return;
     }
+    if (ts != NULL) {
+        bump(ts, &ts->allocs, 1);
+        bump(ts, &ts->bytes, n);
+    }
+    my_last = p;
     uint32_t ref = th != NULL ? th->last_ref : 0;
-    if (G.sites != NULL && ref != 0 && ref < SITE_REFS) {
+    if (G.sites != NULL && ref != 0 && ref < G.site_refs) {
         atomic_fetch_add(&G.sites[ref].count, 1);
         atomic_fetch_add(&G.sites[ref].bytes, n);
         site_dirty(ref);
@@ -217,7 +270,7 @@ on_alloc(void *p, size_t n)
 static inline void
 site_free(const zwi_trace_rec *rec, int64_t n)
 {
-    if (G.sites == NULL || rec->tb == 0 || rec->tb >= SITE_REFS)
+    if (G.sites == NULL || rec->tb == 0 || rec->tb >= G.site_refs)
         return;
     atomic_fetch_add(&G.sites[rec->tb].freed, (uint64_t)n);
     atomic_fetch_add(&G.sites[rec->tb].freed_bytes, (uint64_t)n * (uint64_t)rec->size);
@@ -238,15 +291,16 @@ on_free(void *p, zwi_trace_rec *old, bool *had)
         return;
     site_free(&rec, 1);
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
+    bool temporary = my_last == p;
+    my_last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
     if (ts != NULL) {
-        bump(&ts->frees, 1);
-        if (ts->last == p) {
-            bump(&ts->temps, 1);
-            if (G.sites != NULL && rec.tb != 0 && rec.tb < SITE_REFS)
-                atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
-        }
-        ts->last = NULL; /* any free ends the run: temporary = freed next, as in heaptrack */
+        bump(ts, &ts->frees, 1);
+        bump(ts, &ts->freed_bytes, rec.size);
+        if (temporary)
+            bump(ts, &ts->temps, 1);
     }
+    if (temporary && G.sites != NULL && rec.tb != 0 && rec.tb < G.site_refs)
+        atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
 }
 
 /* ---- the interposed functions ---- */
@@ -271,12 +325,16 @@ free(void *p)
 {
     if (p == NULL || in_boot(p) || !resolve())
         return;
-    if (tracing()) {
-        zwi_trace_guard++;
-        on_free(p, NULL, NULL);
-        guard_down();
+    if (!tracing()) {
+        G.real.free(p);
+        return;
     }
+    /* the guard stays up in the real free too: a fatal signal raised there (glibc's double-free
+     * abort, holding its arena's lock) is known to come from inside the allocator */
+    zwi_trace_guard++;
+    on_free(p, NULL, NULL);
     G.real.free(p);
+    guard_down();
 }
 
 EXPORT void *

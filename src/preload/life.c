@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,13 +33,20 @@
 zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .wake = {-1, -1}};
 
 
-/* Signals sent from outside (^C, kill, a closed terminal): they may land while the thread holds a
- * lock of malloc or of the engine, so the handler does not write: it asks the sampler thread
- * (which never receives them) to, waits for it at most ASYNC_WAIT_MS, then dies of the signal's
- * default action. If the sampler cannot finish in time (a lock held by the interrupted thread),
- * the capture keeps what was streamed and loads as incomplete. */
-const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC] = {SIGINT, SIGTERM, SIGHUP};
-#define ASYNC_WAIT_MS 5000
+/* Signals sent from outside (^C, kill, a closed terminal, timers, user signals: every signal
+ * whose default action ends the process and that the program does not raise by a fault): they may
+ * land while the thread holds a lock of malloc or of the engine, so the handler does not write: it
+ * asks the sampler thread (which never receives them) to, waits for it at most ASYNC_WAIT_MS,
+ * writes the capture's last words itself if the sampler could not finish (a lock held by the
+ * interrupted thread), then dies of the signal's default action. SIGQUIT is left out (a core dump
+ * is asked for: the program's state must stay as it is). */
+const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC] = {
+    SIGINT,  SIGTERM, SIGHUP,    SIGALRM, SIGUSR1, SIGUSR2,
+    SIGPROF, SIGVTALRM, SIGIO,   SIGPWR,  SIGSTKFLT};
+#define ASYNC_WAIT_MS 3000
+/* How long a fatal signal's handler waits for the sampler to write the whole end of the capture
+ * (live sets symbolised) before it writes the last words itself and dies anyway. */
+#define FATAL_WAIT_MS 2000
 
 /* ---- ways out ---- */
 
@@ -48,6 +56,10 @@ zwi_preload_finish(uint32_t end, int code)
     if (G.tracer == NULL || atomic_exchange(&G.finished, true))
         return; /* never started (no memory, or before the constructor), or done */
     zwi_trace_guard++;
+    if (G.live != NULL) { /* known even if the file cannot take the rest */
+        atomic_store(&G.live->end, end);
+        atomic_store(&G.live->code, code);
+    }
     zwi_preload_stop_sampler(end != ZW_CAPTURE_END_SIGNAL);
     atomic_store(&G.active, false);
     if (end == ZW_CAPTURE_END_SIGNAL) {
@@ -58,6 +70,8 @@ zwi_preload_finish(uint32_t end, int code)
         pthread_mutex_lock(&G.lock);
     }
     zwi_preload_write_end_locked(end, code);
+    /* out of memory for the whole end: the totals and the end from the counters, at least */
+    zwi_preload_write_last_words(end, code);
     if (G.fd >= 0)
         close(G.fd);
     G.fd = -1;
@@ -78,53 +92,25 @@ on_exit_hook(int status, void *arg)
     zwi_preload_finish(ZW_CAPTURE_END_EXIT, status);
 }
 
-/* Signals that end the process by default and are raised by the program's own action, so never
- * inside malloc: faults, abort, and a write to a closed pipe or past the file-size limit (`prog |
- * head` ends prog with SIGPIPE). The handler writes the capture itself. */
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGPIPE, SIGXFSZ};
+/* Signals that end the process by default and are raised by the program's own action: faults,
+ * abort, and a write to a closed pipe or past the file-size limit (`prog | head` ends prog with
+ * SIGPIPE). They may be raised inside malloc (glibc's double-free abort holds its arena's lock)
+ * or on a broken heap: see on_fatal_signal. */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL,
+                                    SIGPIPE, SIGXFSZ, SIGTRAP, SIGSYS};
 
-
+/* Dies of `sig`'s default action now (a fault that returns re-runs the instruction and dies). */
 static void
-on_fatal_signal(int sig)
+die_of(int sig)
 {
-    zwi_preload_finish(ZW_CAPTURE_END_SIGNAL, sig);
-    signal(sig, SIG_DFL);
-    raise(sig); /* a fault re-runs the instruction and dies of the default action */
-}
-
-static void
-on_async_signal(int sig)
-{
-    if (zwi_trace_guard > 0 && !atomic_load(&G.finished)) {
-        /* inside a hook: this thread may hold a lock the writer needs; served by guard_down() */
-        atomic_store(&G.deferred_signal, sig);
-        return;
-    }
-    int saved = errno;
-    if (G.sampler_on && !atomic_load(&G.finished)) {
-        atomic_store(&G.async_signal, sig);
-        if (G.wake[1] >= 0)
-            (void)!write(G.wake[1], "", 1);
-        struct timespec ms = {0, 1000000};
-        for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
-            nanosleep(&ms, NULL);
-    } else if (!atomic_load(&G.finished)) {
-        zwi_preload_finish(ZW_CAPTURE_END_SIGNAL, sig); /* no sampler: the only writer left */
-    } else {
-        for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
-            nanosleep(&(struct timespec){0, 1000000}, NULL); /* another thread is writing */
-    }
-    signal(sig, SIG_DFL);
-    errno = saved;
-    raise(sig); /* delivered when this handler returns: the default action ends the process */
-}
-
-void
-zwi_preload_serve_deferred(void)
-{
-    int sig = atomic_exchange(&G.deferred_signal, 0);
-    if (sig != 0)
-        on_async_signal(sig);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
 }
 
 /* True in the process the capture is of; false in a vfork child, which shares our memory: it
@@ -133,6 +119,74 @@ static bool
 owner(void)
 {
     return getpid() == G.pid;
+}
+
+/* Asks the sampler thread to write the whole end of the capture for signal `sig` and waits for it
+ * at most `ms`; true if it was written. */
+static bool
+sampler_writes_end(int sig, int ms)
+{
+    if (!G.sampler_on || pthread_equal(pthread_self(), G.sampler))
+        return false;
+    atomic_store(&G.async_signal, sig);
+    if (G.wake[1] >= 0)
+        (void)!write(G.wake[1], "", 1);
+    for (int i = 0; i < ms && !atomic_load(&G.written); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return atomic_load(&G.written);
+}
+
+/* A fatal signal. The handler takes no lock and allocates nothing: when this thread was outside
+ * the allocator and zw (the guard down), the sampler writes the whole end (live sets symbolised);
+ * otherwise, or if the sampler is not done in FATAL_WAIT_MS, the handler writes the last words
+ * (totals and how the process ended, from the counters) with system calls only. A second fatal
+ * signal meanwhile (the heap is broken) writes the last words and dies of the first. */
+static void
+on_fatal_signal(int sig)
+{
+    int first = 0;
+    if (!atomic_compare_exchange_strong(&G.fatal_signal, &first, sig)) {
+        if (owner())
+            zwi_preload_write_last_words(ZW_CAPTURE_END_SIGNAL, first);
+        die_of(first);
+        return;
+    }
+    if (owner() && G.tracer != NULL && !atomic_load(&G.finished)) {
+        if (zwi_trace_guard == 0)
+            sampler_writes_end(sig, FATAL_WAIT_MS);
+        zwi_preload_write_last_words(ZW_CAPTURE_END_SIGNAL, sig); /* if nobody did */
+    }
+    die_of(sig);
+}
+
+static void
+on_async_signal(int sig)
+{
+    if (zwi_trace_guard > 0 && !atomic_load(&G.finished) && atomic_load(&G.fatal_signal) == 0) {
+        /* inside a hook: this thread may hold a lock the writer needs; served by guard_down() */
+        atomic_store(&G.deferred_signal, sig);
+        return;
+    }
+    int saved = errno;
+    if (owner() && G.tracer != NULL) {
+        if (!atomic_load(&G.finished))
+            sampler_writes_end(sig, ASYNC_WAIT_MS);
+        else /* another thread is writing */
+            for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+        if (!atomic_load(&G.written))
+            zwi_preload_write_last_words(ZW_CAPTURE_END_SIGNAL, sig);
+    }
+    errno = saved;
+    die_of(sig); /* the default action ends the process */
+}
+
+void
+zwi_preload_serve_deferred(void)
+{
+    int sig = atomic_exchange(&G.deferred_signal, 0);
+    if (sig != 0)
+        on_async_signal(sig);
 }
 
 EXPORT void
@@ -282,7 +336,6 @@ fork_prepare(void)
 {
     zwi_trace_guard++;
     pthread_mutex_lock(&G.lock);
-    zwi_lock_acquire(&G.ts_lock);
     zwi_tracer_lock_all(G.tracer);
 }
 
@@ -290,9 +343,21 @@ static void
 fork_parent(void)
 {
     zwi_tracer_unlock_all(G.tracer);
-    zwi_lock_release(&G.ts_lock);
     pthread_mutex_unlock(&G.lock);
     zwi_trace_guard--;
+}
+
+/* Leaves the parent's LIVE section (shared with it: the child must never count there). */
+static void
+drop_parent_live(void)
+{
+    if (G.live_map != NULL)
+        munmap(G.live_map, G.live_len);
+    G.live_map = NULL;
+    G.live = NULL;
+    G.slots = NULL;
+    G.shared_slot = NULL;
+    zwi_preload_forget_stats();
 }
 
 /* The child keeps the parent's live blocks (they are live in it too), starts its counters, marks
@@ -301,11 +366,11 @@ static void
 fork_child(void)
 {
     zwi_tracer_unlock_all(G.tracer);
-    zwi_lock_release(&G.ts_lock);
     G.sampler_on = false; /* threads do not survive fork */
     if (atomic_load(&G.finished) || !G.follow_fork) {
         atomic_store(&G.active, false);
         atomic_store(&G.finished, true);
+        drop_parent_live();
         if (G.fd >= 0)
             close(G.fd);
         G.fd = -1;
@@ -313,11 +378,13 @@ fork_child(void)
         zwi_trace_guard--;
         return;
     }
-    for (tstats *ts = G.threads; ts != NULL; ts = ts->next)
-        *ts = (tstats){.next = ts->next};
+    totals parent = zwi_preload_sum_stats();
+    uint64_t base_bytes = G.heap_base_bytes + parent.bytes - parent.freed_bytes;
+    uint64_t base_blocks = G.heap_base_blocks + parent.allocs - parent.frees;
+    drop_parent_live();
     /* the sites' own counts start afresh; the parent's live blocks stay live (freed < 0), and
      * the first step of the child states them */
-    for (size_t i = 1; G.sites != NULL && i <= atomic_load(&G.site_max) && i < SITE_REFS; i++) {
+    for (size_t i = 1; G.sites != NULL && i <= atomic_load(&G.site_max) && i < G.site_refs; i++) {
         site *x = &G.sites[i];
         uint64_t live = atomic_load(&x->count) - atomic_load(&x->freed);
         uint64_t live_bytes = atomic_load(&x->bytes) - atomic_load(&x->freed_bytes);
@@ -344,9 +411,17 @@ fork_child(void)
     if (G.fd >= 0)
         close(G.fd);
     G.fd = -1;
+    atomic_store(&G.file_len, 0);
+    atomic_store(&G.end_claimed, false);
+    atomic_store(&G.in_write, false);
+    atomic_store(&G.peak_time_hint, 0);
+    G.write_errno = 0;
     zwi_preload_open_output();
     zwi_preload_write_start_locked();
+    zwi_preload_map_live();
     pthread_mutex_unlock(&G.lock);
+    G.heap_base_bytes = base_bytes; /* the parent's live blocks stay live in the child */
+    G.heap_base_blocks = base_blocks;
     zwi_preload_make_wake_pipe();
     zwi_preload_start_sampler();
     zwi_trace_guard--;
@@ -453,9 +528,25 @@ install_signals(void)
     }
 }
 
-__attribute__((constructor)) static void
-preload_start(void)
+/* Refs that get per-site counters: SITE_REFS_MAX (4.3 GB of tables, reserved, resident where
+ * used), or what 1/8 of the address space limit holds (ulimit -v), whole summary blocks. */
+static size_t
+site_refs_for_limit(void)
 {
+    const size_t per_ref = sizeof(site) + sizeof(site_shown) + 1;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur / 8 / per_ref >= SITE_REFS_MAX)
+        return SITE_REFS_MAX;
+    size_t n = (size_t)(rl.rlim_cur / 8 / per_ref) & ~(((size_t)1 << DIRTY_SHIFT) - 1);
+    return n < ((size_t)1 << DIRTY_SHIFT) ? (size_t)1 << DIRTY_SHIFT : n;
+}
+
+void
+zwi_preload_start(void)
+{
+    if (atomic_exchange(&G.started, true))
+        return;
     zwi_preload_resolve();
     zwi_trace_guard++;
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
@@ -472,8 +563,9 @@ preload_start(void)
         return;
     }
     /* per-site tables: reserved, touched (and so made resident) only where refs fall */
-    const size_t sizes[4] = {SITE_REFS * sizeof(site), SITE_REFS * sizeof(site_shown), SITE_REFS,
-                             SITE_REFS >> DIRTY_SHIFT};
+    G.site_refs = site_refs_for_limit();
+    const size_t sizes[4] = {G.site_refs * sizeof(site), G.site_refs * sizeof(site_shown),
+                             G.site_refs, G.site_refs >> DIRTY_SHIFT};
     void *tab[4];
     for (int i = 0; i < 4; i++) {
         tab[i] = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
@@ -499,6 +591,7 @@ preload_start(void)
     pthread_mutex_lock(&G.lock);
     zwi_preload_open_output();
     zwi_preload_write_start_locked();
+    zwi_preload_map_live();
     pthread_mutex_unlock(&G.lock);
     (void)zwi_thread_get(); /* this thread's stack bounds, before its first traced block */
     if (G.nframe > 1) {
@@ -506,12 +599,21 @@ preload_start(void)
         zwi_preload_unwind_init(&G.unw, runtime);
     }
     zwi_preload_make_wake_pipe();
+    zwi_preload_make_slot_key();
     install_signals();
     on_exit(on_exit_hook, NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     zwi_preload_start_sampler();
     atomic_store(&G.active, true);
     zwi_trace_guard--;
+}
+
+/* The constructor starts tracing, unless an allocation made it start earlier: a library initialised
+ * before this one (libselinux in mkdir) allocates in its constructor. */
+__attribute__((constructor)) static void
+preload_start(void)
+{
+    zwi_preload_start();
 }
 
 /* No destructor writes the capture: _dl_fini, which runs destructors, is registered with atexit

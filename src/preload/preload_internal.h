@@ -28,22 +28,43 @@
 
 #define EXPORT          __attribute__((visibility("default")))
 #define BOOT_SIZE       ((size_t)1 << 20) /* the bootstrap arena */
-#define SITE_REFS       ((size_t)1 << 26) /* traceback refs below this get per-site counters */
+#define SITE_REFS_MAX   ((size_t)1 << 26) /* traceback refs below G.site_refs get site counters */
 #define PENDING_SAMPLES 256               /* samples held before the sampler must write */
 #define DIRTY_SHIFT     12                /* one summary byte per 4096 refs */
 
 /* ---- the one struct of mutable state ---- */
 
-/* One thread's counters: written by that thread only (relaxed atomics), summed by any reader.
- * Never freed: the counts of exited threads stay in the totals. */
+/* One thread's counters: written by that thread only (relaxed atomics; the last slot, shared by
+ * the threads past LIVE_SLOTS - 1, by atomic adds), summed by any reader. They live in the LIVE
+ * section of the capture file, mapped shared, so what they count survives any death of the
+ * process, SIGKILL included (docs/format.md#live). Never freed: the counts of exited threads stay
+ * in the totals. 64 bytes, the layout of a LIVE slot. */
 typedef struct tstats {
     _Alignas(64) _Atomic uint64_t allocs;
     _Atomic uint64_t frees;
     _Atomic uint64_t temps;
     _Atomic uint64_t bytes;
-    void *last; /* the thread's last allocation, until this thread frees any block (temporary) */
-    struct tstats *next; /* G.threads list */
+    _Atomic uint64_t freed_bytes; /* bytes of the blocks counted in `frees` */
+    _Atomic uint64_t untraced; /* allocations not traced: the tracer was out of memory */
+    uint64_t reserved[2];
 } tstats;
+
+/* The head of the LIVE section's payload, then LIVE_SLOTS tstats: what a reader needs when the
+ * capture ends early. Stored with plain atomic stores; the kernel's page cache keeps them. */
+typedef struct live_head {
+    _Alignas(64) uint32_t nslots;
+    _Atomic uint32_t end;         /* enum zw_capture_end, set when the process ends (0 before) */
+    _Atomic int32_t code;         /* its status or signal */
+    _Atomic uint32_t write_errno; /* the errno of the first write of the capture that failed */
+    _Atomic uint64_t peak_bytes;   /* the last peak saved (zwi_preload_save_peak), and when */
+    _Atomic uint64_t peak_time_ns;
+    uint64_t reserved[4];
+} live_head;
+
+_Static_assert(sizeof(tstats) == 64 && sizeof(live_head) == 64, "LIVE records are 64 bytes");
+
+#define LIVE_SLOTS 127 /* thread slots in the LIVE section; the last one is shared */
+#define LIVE_AT    64  /* the LIVE payload's offset: right after the file and section headers */
 
 /* Per-site counters, indexed by traceback ref; written by every thread (atomic adds). Live blocks
  * of the site = count - freed, live bytes = bytes - freed_bytes (modulo 2^64: in a fork child,
@@ -94,7 +115,7 @@ typedef struct real_fns {
 } real_fns;
 
 typedef struct totals {
-    uint64_t allocs, frees, temps, bytes;
+    uint64_t allocs, frees, temps, bytes, freed_bytes, untraced;
 } totals;
 
 /* The library's state: see the "constructor" fields in this file's header. */
@@ -107,11 +128,12 @@ typedef struct zwi_preload_state {
         atomic_size_t used; /* atomic bump pointer; blocks are never reused */
     } boot;
 
-    zwi_tracer *tracer; /* constructor; the engine guards its own tables */
-    atomic_bool
-        active; /* atomic: hooks record while set; cleared by zwi_preload_finish() and fork */
-    atomic_bool
-        finished; /* atomic exchange: zwi_preload_finish() runs once (set in an unfollowed child) */
+    zwi_tracer *tracer;   /* constructor; the engine guards its own tables */
+    atomic_bool started;  /* atomic exchange: zwi_preload_start() runs once */
+    atomic_bool active;   /* atomic: hooks record while set; cleared by zwi_preload_finish()
+                           * and fork */
+    atomic_bool finished; /* atomic exchange: zwi_preload_finish() runs once (set in an
+                           * unfollowed child) */
     unsigned nframe;      /* constructor: traceback limit, from ZW_NFRAME */
     unsigned interval_ms; /* constructor: sampling interval, from ZW_INTERVAL_MS */
     bool follow_fork;     /* constructor: ZW_FOLLOW_FORK=1, a fork child writes its capture */
@@ -122,21 +144,24 @@ typedef struct zwi_preload_state {
     zw_raw *raw;          /* constructor; what it allocates is used under `lock` only */
 
     site *sites;          /* constructor (NULL: none kept); entries are atomic counters */
+    size_t site_refs;     /* constructor: refs below this have a site (SITE_REFS_MAX, or less
+                           * under an address space limit) */
     atomic_uint site_max; /* atomic (CAS): the largest ref counted */
     /* Sites changed since the sampler last looked: a writer updates the site's counters, then
      * sets dirty[ref] and summary[ref >> DIRTY_SHIFT] (seq_cst, skipped when already set); the
      * sampler clears a summary byte, then each dirty byte of its block, then reads the counters.
      * Either the writer sees the cleared byte and sets it again, or the sampler sees its counts. */
-    _Atomic unsigned char *dirty;   /* constructor, SITE_REFS bytes (NULL with sites) */
-    _Atomic unsigned char *summary; /* constructor, SITE_REFS >> DIRTY_SHIFT bytes */
-    site_shown *shown;              /* constructor, SITE_REFS entries; under `lock` */
+    _Atomic unsigned char *dirty;   /* constructor, site_refs bytes (NULL with sites) */
+    _Atomic unsigned char *summary; /* constructor, site_refs >> DIRTY_SHIFT bytes */
+    site_shown *shown;              /* constructor, site_refs entries; under `lock` */
     int64_t _Atomic peak_next; /* atomic: a peak this large saves a peak set; stored under `lock` */
 
     pthread_mutex_t lock; /* guards the fields below it up to `steps_broken` */
     liveset peak;         /* the live set at the last saved peak */
     liveset *marks;       /* zw_mark() sets, newest first */
     size_t nmark_sets;    /* marks whose live set was copied */
-    int fd;               /* the capture file, -1 if it could not be made or writing failed */
+    atomic_int fd;        /* the capture file, -1 if it could not be made or writing failed;
+                           * changed under `lock`, read by the fatal-signal path without it */
     char path[4096];      /* its name */
     dev_t file_dev;       /* the file `fd` must still be, checked before each write */
     ino_t file_ino;
@@ -146,10 +171,28 @@ typedef struct zwi_preload_state {
     size_t nsteps;     /* their number */
     bool steps_broken; /* a step could not be stored: the steps written are not the whole story */
 
-    zwi_lock ts_lock; /* guards `threads`, `slab` and `slab_used` */
-    tstats *threads;  /* every thread's counters (each written by its thread, atomically) */
-    tstats *slab;     /* the current slab of TS_PER_SLAB counters */
-    size_t slab_used;
+    /* The end of the file: whole sections only, written by write_locked(). The fatal-signal path
+     * writes its last words there (pwrite), over the part of a section a signal interrupted. */
+    _Atomic uint64_t file_len;
+    atomic_bool in_write;    /* write_locked() is writing (set before it checks end_claimed) */
+    atomic_bool end_claimed; /* the END of the capture is being written: nothing after it */
+    int write_errno;         /* under `lock`: the first failed write's errno (also in live) */
+
+    /* constructor (again in a followed fork child): the LIVE section, mapped shared from the
+     * capture file, or an anonymous mapping of the same layout if the file has none */
+    unsigned char *live_map;
+    size_t live_len;
+    live_head *live;
+    tstats *slots;               /* live->nslots of them; the last one is shared */
+    tstats *shared_slot;         /* &slots[live->nslots - 1] */
+    atomic_uint slots_used;      /* slots handed to threads (may pass nslots) */
+    _Atomic unsigned char slot_free[LIVE_SLOTS]; /* 1: a slot its thread left (stats_release) */
+    pthread_key_t slot_key;      /* constructor: its destructor frees a thread's slot */
+    bool slot_key_ok;            /* constructor */
+    atomic_int fatal_signal;     /* the first fatal signal being served (0: none) */
+    uint64_t heap_base_bytes;    /* constructor (fork child): live bytes the counters start from */
+    uint64_t heap_base_blocks;   /* likewise, blocks (a fork child keeps its parent's) */
+    _Atomic uint64_t peak_time_hint; /* G.peak.time_ns, readable without `lock` */
 
     pthread_t sampler; /* written by zwi_preload_start_sampler() only, before the thread runs */
     bool sampler_on;   /* zwi_preload_start_sampler(), _stop_sampler(): the exit path, one thread */
@@ -173,10 +216,15 @@ extern ZW_HIDDEN zwi_preload_state zwi_preload_g;
 #define G zwi_preload_g
 
 /* Signals sent from outside (life.c): blocked in the sampler thread, which serves them. */
-#define ZWI_PRELOAD_NASYNC 3
+#define ZWI_PRELOAD_NASYNC 11
 extern ZW_HIDDEN const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC];
 
 /* ---- hooks.c ---- */
+
+/* The key whose destructor frees an exiting thread's counters slot (constructor). */
+ZW_HIDDEN void zwi_preload_make_slot_key(void);
+/* Forgets this thread's counters slot (a fork child starts on new ones). */
+ZW_HIDDEN void zwi_preload_forget_stats(void);
 
 /* Finds the real functions; false while dlsym() itself is running (then the caller serves the
  * request from the bootstrap arena). */
@@ -208,10 +256,19 @@ ZW_HIDDEN void zwi_preload_push_sample_locked(zw_capture_sample s);
 ZW_HIDDEN void zwi_preload_flush_samples_locked(void);
 ZW_HIDDEN void zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags);
 ZW_HIDDEN void zwi_preload_open_output(void);
+/* Maps the LIVE section of the file just started (or anonymous memory): G.live, G.slots. */
+ZW_HIDDEN void zwi_preload_map_live(void);
+/* The end of the capture from a signal handler: no lock, no allocation, a bounded wait; TOTALS
+ * and END from the counters, written where the last whole section ends. Once per capture. */
+ZW_HIDDEN void zwi_preload_write_last_words(uint32_t end, int code);
 ZW_HIDDEN void zwi_preload_write_start_locked(void);
 ZW_HIDDEN void zwi_preload_write_end_locked(uint32_t end, int code);
 
 /* ---- life.c ---- */
+
+/* Starts tracing, once: from the constructor, or from the first allocation if a library's
+ * constructor that runs before ours allocates. */
+ZW_HIDDEN void zwi_preload_start(void);
 
 /* Writes the end of the capture, once per process. `end` says how the process ends. */
 ZW_HIDDEN void zwi_preload_finish(uint32_t end, int code);

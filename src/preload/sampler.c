@@ -35,14 +35,21 @@ totals
 zwi_preload_sum_stats(void)
 {
     totals s = {0};
-    zwi_lock_acquire(&G.ts_lock);
-    for (tstats *ts = G.threads; ts != NULL; ts = ts->next) {
+    if (G.slots == NULL)
+        return s;
+    unsigned n = atomic_load(&G.slots_used);
+    unsigned last = G.live->nslots - 1;
+    for (unsigned i = 0; i <= last; i++) {
+        if (i >= n && i != last)
+            continue; /* never handed out: zero */
+        const tstats *ts = &G.slots[i];
         s.allocs += atomic_load_explicit(&ts->allocs, memory_order_relaxed);
         s.frees += atomic_load_explicit(&ts->frees, memory_order_relaxed);
         s.temps += atomic_load_explicit(&ts->temps, memory_order_relaxed);
         s.bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
+        s.freed_bytes += atomic_load_explicit(&ts->freed_bytes, memory_order_relaxed);
+        s.untraced += atomic_load_explicit(&ts->untraced, memory_order_relaxed);
     }
-    zwi_lock_release(&G.ts_lock);
     return s;
 }
 

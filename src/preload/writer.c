@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,11 @@ zwi_preload_save_peak(int64_t bytes)
         } else {
             take_set_locked(&G.peak, (uint64_t)bytes);
         }
+        atomic_store(&G.peak_time_hint, G.peak.time_ns);
+        if (G.live != NULL) {
+            atomic_store(&G.live->peak_bytes, (uint64_t)bytes);
+            atomic_store(&G.live->peak_time_ns, G.peak.time_ns);
+        }
         int64_t step = bytes / 100 > PEAK_MIN_STEP ? bytes / 100 : PEAK_MIN_STEP;
         atomic_store(&G.peak_next, bytes + step);
         totals s = zwi_preload_sum_stats();
@@ -84,28 +90,76 @@ zwi_preload_save_peak(int64_t bytes)
 
 /* ---- the capture file ---- */
 
-/* Writes all of `b` at the end of the file (under G.lock). */
+/* Notes that writing the capture failed (once: the first error is the one that cut it). */
 static void
-write_locked(const zwi_cbuf *b)
+note_write_error(int err)
 {
-    if (G.fd < 0 || b->failed)
-        return;
-    struct stat st;
-    if (fstat(G.fd, &st) != 0 || st.st_dev != G.file_dev || st.st_ino != G.file_ino) {
-        G.fd = -1; /* the program closed our descriptor and reused it: never write into theirs */
-        return;
+    if (G.write_errno == 0)
+        G.write_errno = err;
+    if (G.live != NULL) {
+        uint32_t none = 0;
+        atomic_compare_exchange_strong(&G.live->write_errno, &none, (uint32_t)err);
     }
-    for (size_t off = 0; off < b->len;) {
-        ssize_t n = write(G.fd, b->data + off, b->len - off);
+}
+
+/* write(2) of a whole buffer at the end of the file. SIGXFSZ (a file-size limit) is blocked and
+ * taken back: a limit hit by the capture cuts the capture, it does not kill the program. 0 or an
+ * errno. */
+static int
+write_all(int fd, const unsigned char *p, size_t len)
+{
+    sigset_t xfsz;
+    sigset_t old;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+    int rc = 0;
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, p + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            close(G.fd);
-            G.fd = -1; /* the disk is full or gone: stop writing, keep running */
-            return;
+            rc = n < 0 ? errno : ENOSPC; /* a write of 0 bytes: no room */
+            break;
         }
         off += (size_t)n;
     }
+    if (rc == EFBIG && !sigismember(&old, SIGXFSZ))
+        sigtimedwait(&xfsz, NULL, &(struct timespec){0, 0}); /* ours: not the program's */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* Writes all of `b` at the end of the file (under G.lock); `last`: it ends the capture. Nothing is
+ * written once the end is claimed by another writer (the fatal-signal path). */
+static void
+write_locked(const zwi_cbuf *b, bool last)
+{
+    if (G.fd < 0)
+        return;
+    if (b->failed) {
+        note_write_error(ENOMEM);
+        return;
+    }
+    struct stat st;
+    if (fstat(G.fd, &st) != 0 || st.st_dev != G.file_dev || st.st_ino != G.file_ino) {
+        G.fd = -1; /* the program closed our descriptor and reused it: never write into theirs */
+        note_write_error(EBADF);
+        return;
+    }
+    atomic_store(&G.in_write, true); /* before the claim is read: see zwi_preload_write_last_words */
+    bool claimed = last ? atomic_exchange(&G.end_claimed, true) : atomic_load(&G.end_claimed);
+    if (!claimed) {
+        int err = write_all(G.fd, b->data, b->len);
+        if (err != 0) {
+            note_write_error(err);
+            close(G.fd);
+            G.fd = -1; /* the disk is full or gone: stop writing, keep running */
+        } else {
+            atomic_fetch_add(&G.file_len, b->len);
+        }
+    }
+    atomic_store(&G.in_write, false);
 }
 
 void
@@ -136,7 +190,7 @@ zwi_preload_flush_samples_locked(void)
         zwi_encode_site_deltas_of(&pay, &G.steps, G.nsteps);
         zwi_capture_put(&sec, ZWI_SEC_SITE_DELTAS, &pay);
     }
-    write_locked(&sec);
+    write_locked(&sec, false);
     G.npending = 0;
     G.nsteps = 0;
     G.steps.len = 0;
@@ -161,7 +215,7 @@ zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
         atomic_store(&G.summary[blk], 0);
         size_t lo = blk << DIRTY_SHIFT;
         size_t hi = lo + ((size_t)1 << DIRTY_SHIFT);
-        for (size_t ref = lo == 0 ? 1 : lo; ref < hi && ref < SITE_REFS; ref++) {
+        for (size_t ref = lo == 0 ? 1 : lo; ref < hi && ref < G.site_refs; ref++) {
             if (atomic_load_explicit(&G.dirty[ref], memory_order_relaxed) == 0)
                 continue;
             atomic_store(&G.dirty[ref], 0);
@@ -211,7 +265,7 @@ zwi_preload_open_output(void)
             snprintf(G.path, sizeof(G.path), "%s", base);
         else
             snprintf(G.path, sizeof(G.path), "%s.%d", base, i);
-        G.fd = open(G.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        G.fd = open(G.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644); /* read: mapped */
         if (G.fd >= 0 || errno != EEXIST)
             break;
     }
@@ -236,13 +290,40 @@ zwi_preload_open_output(void)
     }
 }
 
-/* The header and the PROCESS section. */
+void
+zwi_preload_map_live(void)
+{
+    size_t len = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    len = (len + page - 1) & ~(page - 1);
+    void *p = MAP_FAILED;
+    if (G.fd >= 0 && atomic_load(&G.file_len) >= LIVE_AT + sizeof(live_head))
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, G.fd, 0);
+    if (p == MAP_FAILED) /* no file: the same layout in memory, lost with the process */
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    G.live_map = p;
+    G.live_len = len;
+    G.live = (live_head *)(G.live_map + LIVE_AT);
+    G.live->nslots = LIVE_SLOTS;
+    G.slots = (tstats *)(G.live + 1);
+    G.shared_slot = &G.slots[LIVE_SLOTS - 1];
+    atomic_store(&G.slots_used, 0);
+    for (size_t i = 0; i < LIVE_SLOTS; i++)
+        atomic_store(&G.slot_free[i], 0);
+    if (G.write_errno != 0)
+        atomic_store(&G.live->write_errno, (uint32_t)G.write_errno);
+}
+
+/* The header, the LIVE section and the PROCESS section. */
 void
 zwi_preload_write_start_locked(void)
 {
     zwi_cbuf out = {.raw = G.raw};
     zwi_cbuf pay = {.raw = G.raw};
     zwi_capture_put_header(&out);
+    zwi_capture_put_live(&out, LIVE_SLOTS);
     zwi_process p = {.pid = (uint32_t)getpid(),
                      .ppid = (uint32_t)getppid(),
                      .start_realtime_ns = G.start_real,
@@ -259,7 +340,7 @@ zwi_preload_write_start_locked(void)
         zwi_encode_process(&pay, &p);
         zwi_capture_put(&out, ZWI_SEC_PROCESS, &pay);
     }
-    write_locked(&out);
+    write_locked(&out, false);
     zwi_free(G.raw, (void *)p.argv);
     zwi_cbuf_release(&pay);
     zwi_cbuf_release(&out);
@@ -284,7 +365,7 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
 {
     liveset set = {0};
     unsigned max = atomic_load(&G.site_max);
-    for (size_t ref = 1; G.sites != NULL && ref <= max && ref < SITE_REFS; ref++) {
+    for (size_t ref = 1; G.sites != NULL && ref <= max && ref < G.site_refs; ref++) {
         uint64_t count = atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed);
         if (count == 0 && !G.shown[ref].mentioned)
             continue;
@@ -333,8 +414,10 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_scan_sites_locked(last.time_ns, 0);
     zwi_preload_flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
-    if (sym == NULL)
+    if (sym == NULL) {
+        note_write_error(ENOMEM); /* finish() writes the last words instead */
         return;
+    }
     zwi_cbuf out = {.raw = G.raw};
     /* marks, oldest first */
     liveset *rev = NULL;
@@ -378,7 +461,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_encode_end(&pay);
     zwi_capture_put(&out, ZWI_SEC_END, &pay);
     zwi_cbuf_release(&pay);
-    write_locked(&out);
+    write_locked(&out, true);
     zwi_cbuf_release(&out);
     zwi_symbolizer_free(sym);
 }
@@ -426,4 +509,89 @@ EXPORT void
 zw_mark(const char *label)
 {
     zw_mark_sink(label);
+}
+
+/* ---- last words: the end of the capture from a signal handler ---- */
+
+/* Resident bytes from /proc/self/statm, parsed by hand (no stdio in a signal handler). */
+static uint64_t
+rss_bytes_signal_safe(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *s = buf;
+    while (*s != '\0' && *s != ' ') /* the first field is the size; the second, resident */
+        s++;
+    uint64_t pages = 0;
+    for (s++; *s >= '0' && *s <= '9'; s++)
+        pages = pages * 10 + (uint64_t)(*s - '0');
+    return pages * 4096;
+}
+
+void
+zwi_preload_write_last_words(uint32_t end, int code)
+{
+    /* Written into static memory and with system calls only: the thread may hold malloc's locks
+     * (glibc's double-free abort does), or the heap may be broken. */
+    static _Alignas(16) unsigned char out_mem[512];
+    static _Alignas(16) unsigned char pay_mem[256];
+    if (atomic_exchange(&G.end_claimed, true))
+        return; /* a writer ends the capture already */
+    if (G.live != NULL) {
+        atomic_store(&G.live->end, end);
+        atomic_store(&G.live->code, code);
+    }
+    /* a write under way finishes in microseconds; a write this thread was interrupted in never
+     * does: its bytes are written over below */
+    for (int i = 0; i < 200 && atomic_load(&G.in_write); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    int fd = G.fd;
+    uint64_t at = atomic_load(&G.file_len);
+    if (fd < 0 || at == 0)
+        return;
+    totals s = zwi_preload_sum_stats();
+    zw_capture_sample last = {zwi_preload_now_ns(),
+                              G.heap_base_bytes + s.bytes - s.freed_bytes,
+                              G.heap_base_blocks + s.allocs - s.frees,
+                              rss_bytes_signal_safe(),
+                              s.allocs,
+                              s.frees,
+                              s.temps,
+                              s.bytes};
+    zwi_cbuf out = {.raw = G.raw, .data = out_mem, .cap = sizeof(out_mem)};
+    zwi_cbuf pay = {.raw = G.raw, .data = pay_mem, .cap = sizeof(pay_mem)};
+    /* one sample, TOTALS, END: small payloads, stored uncompressed (no zstd, which allocates) */
+    zwi_encode_series(&pay, &last, 1);
+    zwi_capture_put(&out, ZWI_SEC_SERIES, &pay);
+    pay.len = 0;
+    uint64_t peak = (uint64_t)zwi_tracer_peak_hint(G.tracer);
+    bool peak_now = peak <= last.heap_bytes;
+    zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes,
+                                                 peak_now ? last.heap_bytes : peak,
+                                                 peak_now ? last.time_ns
+                                                          : atomic_load(&G.peak_time_hint),
+                                                 last.time_ns, end, code});
+    zwi_capture_put(&out, ZWI_SEC_TOTALS, &pay);
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(&out, ZWI_SEC_END, &pay);
+    if (out.failed || out.data != out_mem) /* never grows: the buffers hold these three */
+        return;
+    for (size_t off = 0; off < out.len;) {
+        ssize_t n = pwrite(fd, out.data + off, out.len - off, (off_t)(at + off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+    if (ftruncate(fd, (off_t)(at + out.len)) == 0) /* a section cut by the signal goes */
+        atomic_store(&G.file_len, at + out.len);
 }

@@ -125,6 +125,40 @@ decode_totals(loader *l)
 }
 
 static int
+decode_live(loader *l)
+{
+    zw_capture *c = l->c;
+    if (c->has_live)
+        return zwi_cursor_fail(&l->cur, "live counters stored twice");
+    zwi_live live;
+    if (zwi_decode_live(&l->cur, &live) != 0)
+        return -1;
+    c->has_live = true;
+    c->live = live.counts;
+    c->write_errno = live.write_errno;
+    c->untraced = live.untraced;
+    return 0;
+}
+
+/* A capture cut short: its counts and how it ended from LIVE, exact; its peak from LIVE's last
+ * saved peak or the samples, whichever is larger. */
+static void
+totals_from_live(zw_capture *c)
+{
+    zw_capture_totals *t = &c->totals;
+    t->allocations = c->live.allocations;
+    t->frees = c->live.frees;
+    t->temporary = c->live.temporary;
+    t->bytes_allocated = c->live.bytes_allocated;
+    t->end = c->live.end;
+    t->code = c->live.code;
+    if (c->live.peak_bytes > t->peak_bytes) {
+        t->peak_bytes = c->live.peak_bytes;
+        t->peak_time_ns = c->live.peak_time_ns;
+    }
+}
+
+static int
 decode(loader *l, uint32_t type)
 {
     zw_capture *c = l->c;
@@ -150,6 +184,8 @@ decode(loader *l, uint32_t type)
         return decode_totals(l);
     case ZWI_SEC_SITES:
         return decode_sites(l);
+    case ZWI_SEC_LIVE:
+        return decode_live(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -330,6 +366,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         qsort(l.c->samples, l.c->nsamples, sizeof(zw_capture_sample), by_time);
     if (!l.c->has_totals)
         totals_from_samples(l.c);
+    if (!l.c->has_totals && l.c->has_live)
+        totals_from_live(l.c);
     return l.c;
 }
 

@@ -440,6 +440,62 @@ zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out)
     return 0;
 }
 
+/* ---- LIVE ---- */
+
+void
+zwi_capture_put_live(zwi_cbuf *file, uint32_t nslots)
+{
+    zwi_cbuf pay = {.raw = file->raw};
+    unsigned char *p = zwi_cbuf_grow(&pay, ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE);
+    if (p != NULL) {
+        memset(p, 0, pay.len);
+        zwi_cbuf_patch(&pay, 0, nslots, 4);
+    }
+    size_t at = file->len;
+    zwi_container_put_section(file, ZWI_SEC_LIVE, 0, &pay, false);
+    if (!file->failed) { /* payload checksum 0, and the header's own checksum again */
+        zwi_cbuf_patch(file, at + 24, 0, 4);
+        zwi_cbuf_patch(file, at + 28, zwi_crc32(0, file->data + at, 28), 4);
+    }
+    zwi_cbuf_release(&pay);
+}
+
+int
+zwi_decode_live(zwi_cursor *c, zwi_live *out)
+{
+    uint32_t nslots, end, code, werr;
+    uint64_t peak, peak_time;
+    *out = (zwi_live){0};
+    if (zwi_get_u32(c, &nslots) || zwi_get_u32(c, &end) || zwi_get_u32(c, &code) ||
+        zwi_get_u32(c, &werr) || zwi_get_u64(c, &peak) || zwi_get_u64(c, &peak_time))
+        return -1;
+    if (c->len != ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE)
+        return zwi_cursor_fail(c, "live section length differs from its slot count");
+    if (end > ZW_CAPTURE_END_EXEC)
+        return zwi_cursor_fail(c, "unknown end of process");
+    const unsigned char *skip;
+    if (zwi_get_bytes(c, ZWI_LIVE_HEAD_SIZE - 32, "live head", &skip))
+        return -1;
+    zw_capture_live *l = &out->counts;
+    l->end = end;
+    l->code = (int32_t)code;
+    l->peak_bytes = peak;
+    l->peak_time_ns = peak_time;
+    out->write_errno = werr;
+    for (uint32_t i = 0; i < nslots; i++) {
+        uint64_t f[ZWI_LIVE_SLOT_SIZE / 8];
+        for (int k = 0; k < ZWI_LIVE_SLOT_SIZE / 8; k++)
+            zwi_get_u64(c, &f[k]);
+        l->allocations += f[0];
+        l->frees += f[1];
+        l->temporary += f[2];
+        l->bytes_allocated += f[3];
+        l->bytes_freed += f[4];
+        out->untraced += f[5];
+    }
+    return c->why[0] != '\0' ? -1 : 0;
+}
+
 /* ---- END ---- */
 
 void

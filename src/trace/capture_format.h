@@ -22,7 +22,7 @@
 #include "container.h"
 
 #define ZWI_CAPTURE_MINOR                                                                          \
-    2 /* the version written, 1.2: 1.0, plus captures, plus SERIES and steps */
+    3 /* the version written, 1.3: 1.0, plus captures, plus SERIES and steps, plus LIVE */
 #define ZWI_SERIES_FIELDS 8  /* u64 fields of a SERIES record: zw_capture_sample's, in order */
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
 
@@ -72,6 +72,16 @@ typedef struct zwi_site_info {
     size_t n;
 } zwi_site_info;
 
+/* LIVE: what the running process keeps in place (docs/format.md#captures): the head, then
+ * `nslots` slots of ZWI_LIVE_SLOT_SIZE bytes whose counters a reader sums. */
+#define ZWI_LIVE_HEAD_SIZE 64
+#define ZWI_LIVE_SLOT_SIZE 64
+typedef struct zwi_live {
+    zw_capture_live counts; /* the slots summed, with the head's end, code and peak */
+    uint32_t write_errno;
+    uint64_t untraced;
+} zwi_live;
+
 /* ---- the file ---- */
 
 /* The header of a capture (version 1.2, nsections 0: streamed) at the end of `file`. */
@@ -119,6 +129,12 @@ ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, siz
 
 ZW_HIDDEN void zwi_encode_totals(zwi_cbuf *b, const zw_capture_totals *t);
 ZW_HIDDEN int zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out);
+
+/* LIVE as the writer starts it, at the end of `file`: uncompressed, every counter 0, `nslots`
+ * slots, payload checksum 0 (the process then updates the payload in place, through a shared
+ * mapping of the file). */
+ZW_HIDDEN void zwi_capture_put_live(zwi_cbuf *file, uint32_t nslots);
+ZW_HIDDEN int zwi_decode_live(zwi_cursor *c, zwi_live *out);
 
 /* END: an empty payload. */
 ZW_HIDDEN void zwi_encode_end(zwi_cbuf *b);

@@ -34,7 +34,7 @@ static const struct kind_info {
     bool streamed;
 } kinds[] = {
     [ZWI_KIND_SNAPSHOT] = {"snapshot", 0, false},
-    [ZWI_KIND_CAPTURE] = {"capture", 2, true},
+    [ZWI_KIND_CAPTURE] = {"capture", 3, true},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -76,6 +76,8 @@ zwi_section_name(uint32_t type)
         return "site deltas";
     case ZWI_SEC_SITE_INFO:
         return "site info";
+    case ZWI_SEC_LIVE:
+        return "live counters";
     default:
         return "unknown";
     }
@@ -87,7 +89,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITE_INFO;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LIVE;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */
@@ -398,8 +400,10 @@ read_section_header(zwi_container *c)
             c, "file truncated: section %zu (%s) at offset %zu needs %" PRIu64 " bytes, %zu left",
             c->index, zwi_section_name(c->type), off, c->stored, left);
     }
-    if (CHECKSUM_BAD(zwi_crc32(0, h + ZWI_SECTION_SIZE, (size_t)c->stored),
-                     (uint32_t)get_le(h + 24, 4)))
+    /* a capture's LIVE payload is updated in place by the running process: no checksum */
+    bool live = c->kind == ZWI_KIND_CAPTURE && c->type == ZWI_SEC_LIVE;
+    if (!live && CHECKSUM_BAD(zwi_crc32(0, h + ZWI_SECTION_SIZE, (size_t)c->stored),
+                              (uint32_t)get_le(h + 24, 4)))
         return zwi_container_fail(
             c, "section %zu (%s) at offset %zu damaged (payload checksum mismatch)", c->index,
             zwi_section_name(c->type), off);

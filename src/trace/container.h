@@ -49,6 +49,7 @@ enum zwi_section_type {
     ZWI_SEC_SERIES = 23,      /* samples with the running totals (written instead of TIMESERIES) */
     ZWI_SEC_SITE_DELTAS = 24, /* steps: per site, the change of its live blocks and bytes */
     ZWI_SEC_SITE_INFO = 25,   /* per site of SITES: its ref and temporary allocations */
+    ZWI_SEC_LIVE = 26,        /* counters the process updates in place; no payload checksum */
 };
 
 /* The name of section `type` in messages ("series"), "unknown" for a type no kind has. */

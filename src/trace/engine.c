@@ -8,7 +8,7 @@
  * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
  *
  * Tracebacks: bump-allocated in one reserved region (MAP_NORESERVE; only what is written is
- * committed) and interned in a table of refs under the intern lock. A thread first looks in its
+ * committed; 16 GiB, or 1/16 of the address space limit) and interned in a table of refs under the intern lock. A thread first looks in its
  * own cache of recent tracebacks (zwi_thread.cache), so a hot allocation site takes no shared
  * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
  * new tracer start a new generation, so stale entries never match.
@@ -26,13 +26,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "trace_internal.h"
 
 #define NSHARDS     64
 #define SHARD_MIN   256               /* slots of a new shard table (one page) */
-#define TB_REGION   ((size_t)1 << 34) /* 16 GiB of address space for tracebacks */
+#define TB_REGION   ((size_t)1 << 34) /* at most 16 GiB of address space for tracebacks */
+#define TB_REGION_MIN ((size_t)1 << 24) /* at least 16 MiB, whatever the address space limit */
 #define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
@@ -102,7 +104,10 @@ _Static_assert(sizeof(shard) == 64, "a shard is one cache line");
 struct zwi_tracer {
     shard shards[NSHARDS];
     unsigned nframe; /* traceback limit */
-    uint64_t gen;    /* generation: thread cache entries of other generations never match */
+    /* generation: thread cache entries of other generations never match. Stored by clear() with
+     * every lock held, loaded without a lock by the hooks (atomic, relaxed: a thread that reads
+     * the old value counts one more call for the old generation, which clear() dropped) */
+    _Atomic uint64_t gen;
 
     /* the wide table: other domains and sizes >= 4 GiB */
     zwi_lock wide_lock;
@@ -112,7 +117,8 @@ struct zwi_tracer {
 
     /* tracebacks */
     zwi_lock intern_lock;
-    char *region;        /* TB_REGION bytes reserved */
+    char *region;        /* region_size bytes reserved */
+    size_t region_size;  /* TB_REGION, or less under an address space limit (tb_region_size) */
     size_t region_used;  /* bytes handed out, TB_FIRST.. */
     size_t region_dirty; /* the most region_used has been since the last discard */
     uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
@@ -166,6 +172,25 @@ shard_init(shard *s, size_t cap)
     return 0;
 }
 
+/* The reservation for tracebacks: TB_REGION, or 1/16 of the address space limit (ulimit -v)
+ * when that is smaller, so that tracing works, and leaves the program room, under a limit. */
+static size_t
+tb_region_size(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur / 16 >= TB_REGION)
+        return TB_REGION;
+    size_t n = round_page((size_t)(rl.rlim_cur / 16));
+    return n < TB_REGION_MIN ? TB_REGION_MIN : n;
+}
+
+static inline uint64_t
+gen_of(const zwi_tracer *t)
+{
+    return atomic_load_explicit(&((zwi_tracer *)t)->gen, memory_order_relaxed);
+}
+
 zwi_tracer *
 zwi_tracer_new(unsigned nframe)
 {
@@ -173,8 +198,9 @@ zwi_tracer_new(unsigned nframe)
     if (t == NULL)
         return NULL;
     t->nframe = nframe;
-    t->gen = new_generation();
-    t->region = map_pages(TB_REGION, true);
+    atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
+    t->region_size = tb_region_size();
+    t->region = map_pages(t->region_size, true);
     if (t->region == NULL)
         goto fail;
     t->region_used = t->region_dirty = TB_FIRST;
@@ -215,7 +241,7 @@ zwi_tracer_free(zwi_tracer *t)
     if (t->intern != NULL)
         munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
     if (t->region != NULL)
-        munmap(t->region, TB_REGION);
+        munmap(t->region, t->region_size);
     munmap(t, round_page(sizeof(zwi_tracer)));
 }
 
@@ -245,13 +271,20 @@ zwi_tracer_tb(const zwi_tracer *t, uint32_t ref)
     return (const zwi_tb *)(t->region + (size_t)ref * 8);
 }
 
+/* A thread's cache may name a traceback that a clear() in another thread just recycled and that a
+ * third thread is rewriting: the cache path reads tracebacks without the intern lock, so every
+ * read and write of a traceback's fields is a relaxed atomic (plain moves on x86-64). A mixed read
+ * only fails to match; a match is a traceback with these very frames, valid in the generation. */
+#define TB_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TB_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static bool
 tb_equal(const zwi_tb *tb, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
 {
-    if (tb->hash != hash || tb->nframe != n || tb->total_nframe != total)
+    if (TB_LOAD(tb->hash) != hash || TB_LOAD(tb->nframe) != n || TB_LOAD(tb->total_nframe) != total)
         return false;
     for (unsigned i = 0; i < n; i++) { /* short: a call to memcmp costs more */
-        if (tb->frames[i] != frames[i])
+        if (TB_LOAD(tb->frames[i]) != frames[i])
             return false;
     }
     return true;
@@ -289,7 +322,7 @@ intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n,
             return ref;
     }
     size_t need = sizeof(zwi_tb) + n * sizeof(uintptr_t);
-    if (t->region_used + need > TB_REGION)
+    if (t->region_used + need > t->region_size)
         return 0;
     if (2 * (t->intern_count + 1) > t->intern_mask + 1) {
         if (intern_grow_locked(t) != 0)
@@ -300,10 +333,11 @@ intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n,
     }
     zwi_tb *tb = (zwi_tb *)(t->region + t->region_used);
     uint32_t ref = (uint32_t)(t->region_used / 8);
-    tb->hash = hash;
-    tb->nframe = (uint16_t)n;
-    tb->total_nframe = (uint16_t)(total > 65535 ? 65535 : total);
-    memcpy(tb->frames, frames, n * sizeof(uintptr_t));
+    TB_STORE(tb->hash, hash);
+    TB_STORE(tb->nframe, (uint16_t)n);
+    TB_STORE(tb->total_nframe, (uint16_t)(total > 65535 ? 65535 : total));
+    for (unsigned k = 0; k < n; k++)
+        TB_STORE(tb->frames[k], frames[k]);
     t->region_used += need; /* a multiple of 8 */
     if (t->region_used > t->region_dirty)
         t->region_dirty = t->region_used;
@@ -319,23 +353,24 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
     if (total > 65535)
         total = 65535;
     zwi_thread *th = zwi_trace_self;
-    if (th != NULL && th->last_gen == t->gen) { /* the same site as last time: no hash */
+    uint64_t cur = gen_of(t);
+    if (th != NULL && th->last_gen == cur) { /* the same site as last time: no hash */
         const zwi_tb *last = zwi_tracer_tb(t, th->last_ref);
-        if (tb_equal(last, last->hash, frames, n, total))
+        if (tb_equal(last, TB_LOAD(last->hash), frames, n, total))
             return th->last_ref;
     }
     uint32_t hash = tb_hash(frames, n, total);
     if (th != NULL) {
         unsigned c = hash & (ZWI_TB_CACHE - 1);
-        if (th->cache[c].gen == t->gen && th->cache[c].hash == hash &&
+        if (th->cache[c].gen == cur && th->cache[c].hash == hash &&
             tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total)) {
-            th->last_gen = t->gen;
+            th->last_gen = cur;
             th->last_ref = th->cache[c].ref;
             return th->cache[c].ref;
         }
     }
     zwi_lock_acquire(&t->intern_lock);
-    uint64_t gen = t->gen;
+    uint64_t gen = gen_of(t);
     uint32_t ref = intern_locked(t, hash, frames, n, total);
     zwi_lock_release(&t->intern_lock);
     if (th != NULL && ref != 0) {
@@ -526,7 +561,7 @@ static void
 flush_pending(zwi_thread *th)
 {
     int64_t n = atomic_load_explicit(&th->pending, memory_order_relaxed);
-    if (th->tracer != NULL && th->gen == th->tracer->gen && n != 0)
+    if (th->tracer != NULL && th->gen == gen_of(th->tracer) && n != 0)
         atomic_fetch_add_explicit(&th->tracer->flushed, n, memory_order_relaxed);
     atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
 }
@@ -536,11 +571,11 @@ static inline zwi_thread *
 counting_thread(zwi_tracer *t)
 {
     zwi_thread *th = zwi_thread_get();
-    if (ZW_UNLIKELY(th != NULL && (th->tracer != t || th->gen != t->gen))) {
+    if (ZW_UNLIKELY(th != NULL && (th->tracer != t || th->gen != gen_of(t)))) {
         zwi_lock_acquire(&T.lock);
         flush_pending(th); /* to the tracer it counted for, if that one still counts */
         th->tracer = t;
-        th->gen = t->gen;
+        th->gen = gen_of(t);
         zwi_lock_release(&T.lock);
     }
     return th;
@@ -592,7 +627,7 @@ traced_now(zwi_tracer *t)
     int64_t n = atomic_load_explicit(&t->flushed, memory_order_relaxed);
     zwi_lock_acquire(&T.lock);
     for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
-        if (th->tracer == t && th->gen == t->gen)
+        if (th->tracer == t && th->gen == gen_of(t))
             n += atomic_load_explicit(&th->pending, memory_order_relaxed);
     }
     zwi_lock_release(&T.lock);
@@ -800,7 +835,7 @@ zwi_tracer_clear(zwi_tracer *t)
     if (t->region_dirty > PAGE) /* give back the tracebacks' pages (the first stays) */
         madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
     t->region_used = t->region_dirty = TB_FIRST;
-    t->gen = new_generation();
+    atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
     atomic_store(&t->flushed, 0); /* threads' pending bytes belong to the old generation */
     atomic_store(&t->peak, 0);
     zwi_lock_release(&t->intern_lock);

@@ -542,6 +542,77 @@ Test(trace_capture_format, totals_round_trip_and_refuse_an_unknown_end)
     zwi_cbuf_release(&b);
 }
 
+/* ---- LIVE ---- */
+
+static int
+decode_live_only(zwi_cursor *c)
+{
+    zwi_live l;
+    return zwi_decode_live(c, &l);
+}
+
+static void
+set_u64(unsigned char *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* A capture as a killed process leaves it: header, LIVE updated in place, PROCESS, no TOTALS. */
+Test(trace_capture_format, live_is_unchecked_and_gives_a_cut_capture_its_counts)
+{
+    zwi_cbuf f = {.raw = raw};
+    zwi_capture_put_header(&f);
+    zwi_capture_put_live(&f, 3);
+    cr_assert_eq(f.len, 32 + 32 + 64 + 3 * 64);
+    const unsigned char *h = f.data + 32;
+    cr_assert_eq(h[0], ZWI_SEC_LIVE);
+    cr_assert_eq(h[4], 0, "stored as it is: updated in place");
+    cr_assert_eq(h[24] | h[25] | h[26] | h[27], 0, "no payload checksum");
+    unsigned char *pay = f.data + 64; /* what the process stores while it runs */
+    pay[4] = ZW_CAPTURE_END_SIGNAL;
+    pay[8] = 9;
+    pay[12] = 28; /* ENOSPC */
+    set_u64(pay + 16, 5000);
+    set_u64(pay + 24, 77);
+    for (int slot = 0; slot < 3; slot++) {
+        unsigned char *sl = pay + 64 + 64 * slot;
+        for (int k = 0; k < 6; k++)
+            set_u64(sl + 8 * k, (uint64_t)(slot + 1) * (k + 1));
+    }
+    zwi_cbuf p = {.raw = raw};
+    zwi_cbuf_bytes(&p, pay, 64 + 3 * 64);
+    assert_prefixes_fail(&p, decode_live_only);
+    zwi_cbuf_release(&p);
+    zwi_cbuf pp = {.raw = raw};
+    const char *argv[] = {"prog"};
+    zwi_encode_process(&pp, &(zwi_process){.pid = 7, .argv = argv, .argc = 1});
+    zwi_capture_put(&f, ZWI_SEC_PROCESS, &pp);
+    zwi_cbuf_release(&pp);
+    zw_error err = {0};
+    zw_capture *c = zw_capture_load_memory(f.data, f.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(!c->complete && !c->has_totals && c->has_live);
+    cr_assert_eq(c->totals.allocations, 1 + 2 + 3);
+    cr_assert_eq(c->totals.frees, 2 * 6);
+    cr_assert_eq(c->totals.temporary, 3 * 6);
+    cr_assert_eq(c->totals.bytes_allocated, 4 * 6);
+    cr_assert_eq(c->live.bytes_freed, 5 * 6);
+    cr_assert_eq(c->untraced, 6 * 6);
+    cr_assert_eq(c->totals.end, ZW_CAPTURE_END_SIGNAL);
+    cr_assert_eq(c->totals.code, 9);
+    cr_assert_eq(c->write_errno, 28);
+    cr_assert_eq(c->totals.peak_bytes, 5000);
+    cr_assert_eq(c->totals.peak_time_ns, 77);
+    zw_capture_free(c);
+    pay[0] = 4; /* a slot count the length does not hold */
+    c = zw_capture_load_memory(f.data, f.len, &err);
+    cr_assert_null(c);
+    cr_assert(strstr(err.msg, "live section length differs from its slot count") != NULL, "%s",
+              err.msg);
+    zwi_cbuf_release(&f);
+}
+
 /* ---- END ---- */
 
 Test(trace_capture_format, end_is_empty)

@@ -21,7 +21,7 @@ const char cli_help_run[] =
     "\n"
     "Run PROGRAM with libzwpreload.so, which records every malloc-family call, and print a\n"
     "summary of its capture on stderr. Exits with the program's status (128+N if signal N\n"
-    "ended it).\n"
+    "ended it), or 1 if the program exited 0 but wrote no capture.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE   the capture file (default zw.PID.zwc; %p in FILE is the pid of\n"
@@ -107,8 +107,8 @@ static zw_capture *
 main_capture(const char *path, char *used, size_t len)
 {
     if (access(path, F_OK) != 0) {
-        cli_fail("the program wrote no capture '%s': is it statically linked or set-user-ID "
-                 "(LD_PRELOAD is ignored then), or did it close the capture's descriptor?",
+        cli_fail("no capture written: the program wrote no '%s': is it statically linked or "
+                 "set-user-ID (LD_PRELOAD is ignored then)?",
                  path);
         return NULL;
     }
@@ -170,13 +170,34 @@ largest_peak(const char *first, zw_capture *c, char *used, size_t len)
     return c;
 }
 
+/* What went wrong with the capture itself, on stderr even with -q: a write that failed, blocks
+ * the tracer could not record. */
 static void
-summarize(const char *first)
+warn_capture(const zw_capture *c)
+{
+    if (c->write_errno == ENOMEM)
+        fprintf(stderr, "zw: capture cut: the tracer ran out of memory writing it\n");
+    else if (c->write_errno != 0)
+        fprintf(stderr, "zw: capture cut: write failed: %s\n", strerror((int)c->write_errno));
+    if (c->untraced != 0)
+        fprintf(stderr, "zw: %llu allocations not traced: the tracer ran out of memory\n",
+                (unsigned long long)c->untraced);
+}
+
+/* Prints the summary (unless `quiet`) and the capture's warnings; false if there is no capture
+ * (after a message). */
+static bool
+summarize(const char *first, bool quiet)
 {
     char path[PATH_MAX + 16];
     zw_capture *c = main_capture(first, path, sizeof(path));
     if (c == NULL)
-        return;
+        return false;
+    if (quiet) {
+        warn_capture(c);
+        zw_capture_free(c);
+        return true;
+    }
     c = largest_peak(first, c, path, sizeof(path));
     char a[32], b[32];
     const zw_capture_totals *t = &c->totals;
@@ -187,6 +208,13 @@ summarize(const char *first)
     if (c->exit.snap != NULL)
         fprintf(stderr, "zw: leaks        %s in %zu blocks at exit\n",
                 cli_size(a, (long long)leaked, false), blocks);
+    else if (c->write_errno != 0)
+        fprintf(stderr, "zw: leaks        unknown: the capture was cut before them\n");
+    else if (t->end == ZW_CAPTURE_END_SIGNAL)
+        fprintf(stderr,
+                "zw: leaks        unknown: signal %d (%s) ended the process where they could "
+                "not be written\n",
+                t->code, strsignal(t->code));
     else
         fprintf(stderr, "zw: leaks        unknown: the process died before writing them\n");
     fprintf(stderr, "zw: allocations  %llu (%llu frees), %s in all\n",
@@ -209,7 +237,9 @@ summarize(const char *first)
     else
         fprintf(stderr, "zw: capture      %s%s ('zw stat %s' for more)\n", path,
                 c->complete ? "" : " (incomplete)", path);
+    warn_capture(c);
     zw_capture_free(c);
+    return true;
 }
 
 /* ---- the status line ---- */
@@ -371,9 +401,8 @@ cmd_run(const cli_command *c, const cli_opts *o)
     }
     if (per_pid)
         expand(path, sizeof(path), pattern, (long)pid);
-    if (!quiet)
-        summarize(path);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    int rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (!summarize(path, quiet) && rc == 0)
+        return CLI_EXIT_FAILURE; /* no capture written: never a silent success */
+    return rc;
 }

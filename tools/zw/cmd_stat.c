@@ -1,5 +1,6 @@
 /* tools/zw/cmd_stat.c - zw stat: a capture's figures, as an aligned list or one JSON object (the
  * keys are documented in docs/zw.md#json and stay stable). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,11 +24,19 @@ const char cli_help_stat[] =
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  -h, --help   this text\n";
 
+/* How the process ended is known: from TOTALS, or from the LIVE section of a capture cut short. */
+static bool
+end_known(const zw_capture *c)
+{
+    return c->has_totals || (c->has_live && c->totals.end != ZW_CAPTURE_END_UNKNOWN);
+}
+
 static const char *
 end_text(const zw_capture *c, char *buf, size_t len)
 {
-    if (!c->has_totals)
-        return "unknown (the capture was cut short)";
+    if (!end_known(c))
+        return c->has_live ? "unknown (killed, by SIGKILL or the like: the counts are exact)"
+                           : "unknown (the capture was cut short)";
     switch (c->totals.end) {
     case ZW_CAPTURE_END_EXIT:
         snprintf(buf, len, "exit status %d", c->totals.code);
@@ -80,12 +89,17 @@ print_members(const zw_capture *c, const char *path)
         fputs(", \"leaked_bytes\": null, \"leaked_blocks\": null", o);
     fprintf(o, ", \"duration_s\": %.6f, \"max_rss_bytes\": %" PRIu64 ", \"samples\": %zu",
             (double)t->duration_ns / 1e9, max_rss, c->nsamples);
-    const char *end = !c->has_totals                             ? "unknown"
+    const char *end = !end_known(c)                              ? "unknown"
                       : t->end == ZW_CAPTURE_END_SIGNAL          ? "signal"
                       : t->end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"
                       : t->end == ZW_CAPTURE_END_EXEC            ? "exec"
                                                                  : "exit";
-    fprintf(o, ", \"end\": \"%s\", \"end_code\": %d, \"marks\": [", end, t->code);
+    fprintf(o, ", \"end\": \"%s\", \"end_code\": %d, \"write_error\": ", end, t->code);
+    if (c->write_errno != 0)
+        cli_json_string(&j, strerror((int)c->write_errno));
+    else
+        fputs("null", o);
+    fprintf(o, ", \"untraced\": %" PRIu64 ", \"marks\": [", c->untraced);
     for (size_t i = 0; i < c->nmarks; i++) {
         fputs(i ? ", " : "", o);
         fputs("{\"label\": ", o);
@@ -174,7 +188,7 @@ print_json(const cli_tree *t)
         else
             fputs(", \"leaked_bytes\": null, \"leaked_blocks\": null", o);
         const zw_capture *last = t->caps[f.last_root];
-        const char *end = !last->has_totals                                    ? "unknown"
+        const char *end = !end_known(last)                                     ? "unknown"
                           : last->totals.end == ZW_CAPTURE_END_SIGNAL          ? "signal"
                           : last->totals.end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"
                           : last->totals.end == ZW_CAPTURE_END_EXEC            ? "exec"
@@ -211,10 +225,10 @@ print_processes(const cli_tree *t)
                cli_tree_offset(t, i), c->totals.allocations,
                cli_size(a1, (long long)c->totals.peak_bytes, false),
                c->exit.snap ? cli_size(a2, (long long)leaked, false) : "?",
-               c->has_totals && c->totals.end == ZW_CAPTURE_END_EXEC
+               end_known(c) && c->totals.end == ZW_CAPTURE_END_EXEC
                    ? "exec" /* the next image of the pid goes on */
-               : !c->has_totals ? "unknown (cut short)"
-                                : end_text(c, buf, sizeof(buf)));
+               : !end_known(c) ? "unknown (cut short)"
+                               : end_text(c, buf, sizeof(buf)));
         for (size_t k = 0; k < c->argc; k++)
             printf(" %s", c->argv[k]);
         printf("\n");
@@ -307,6 +321,13 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
         printf(" %s", c->argv[i]);
     printf("\n%-16s %" PRIu32 " (parent %" PRIu32 ")\n", "pid", c->pid, c->ppid);
     printf("%-16s %s\n", "ended", end_text(c, buf, sizeof(buf)));
+    if (c->write_errno == ENOMEM)
+        printf("%-16s the tracer ran out of memory writing it\n", "capture cut");
+    else if (c->write_errno != 0)
+        printf("%-16s write failed: %s\n", "capture cut", strerror((int)c->write_errno));
+    if (c->untraced != 0)
+        printf("%-16s %" PRIu64 " allocations not traced: the tracer ran out of memory\n",
+               "not traced", c->untraced);
     printf("%-16s %.3f s\n", "duration", (double)t->duration_ns / 1e9);
     printf("%-16s %" PRIu64 "\n", "allocations", t->allocations);
     printf("%-16s %" PRIu64 "\n", "frees", t->frees);
