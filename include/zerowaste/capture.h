@@ -195,6 +195,19 @@ ZW_API zw_snapshot *zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw
  * set's order, as a new snapshot (free it with zw_snapshot_free). NULL and an error if the exit
  * set was not scanned (c->leaks.status is not ZW_LEAKS_SCANNED) or memory runs out. */
 ZW_API zw_snapshot *zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err);
+/* A capture followed while its process writes it (zw run's status line). Zero it before the
+ * first poll. */
+typedef struct zw_capture_progress {
+    uint64_t offset;        /* of the first byte the next poll reads */
+    bool known;             /* a sample was read: `last` holds it */
+    bool ended;             /* the END section was read: the process has finished */
+    zw_capture_sample last; /* the last sample written */
+    uint64_t peak_bytes;    /* the largest heap_bytes of the samples read */
+} zw_capture_progress;
+
+/* Reads the whole sections appended to the capture at `path` since the last poll (a missing file
+ * is one not written yet): 0, or -1 if the file is no capture or cannot be read. */
+ZW_API int zw_capture_poll(const char *path, zw_capture_progress *p);
 
 /* zw_mark("label") in a traced process records a mark (time, heap bytes, live set); in a process
  * without libzwpreload.so it does nothing. Declared here for programs that link zerowaste; a

@@ -210,6 +210,14 @@ ZW_API zw_snapshot *zw_snapshot_pick(const zw_snapshot *snap, const uint8_t *tag
  * memory. */
 ZW_API zw_snapshot *zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err);
 
+/* A copy of `snap` in which each traceback loses its most recent frames for as long as `drop`
+ * returns true for them (the oldest frame always stays; total_nframe is kept). With `drop` naming
+ * allocation wrappers (operator new, xmalloc...), the copy's statistics grouped by line or file
+ * attribute each block to the wrapper's caller. NULL if out of memory. */
+ZW_API zw_snapshot *zw_snapshot_trim_recent(const zw_snapshot *snap,
+                                            bool (*drop)(const zw_frame *f, void *arg), void *arg,
+                                            zw_error *err);
+
 /* ---- files (docs/format.md) ---- */
 
 /* Writes the snapshot with its symbolised frames to `path` (zstd-compressed sections, each with

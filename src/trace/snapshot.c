@@ -606,6 +606,41 @@ zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, siz
 }
 
 zw_snapshot *
+zw_snapshot_trim_recent(const zw_snapshot *snap, bool (*drop)(const zw_frame *f, void *arg),
+                        void *arg, zw_error *err)
+{
+    zw_snapshot *dst = zw_snapshot_new(snap->traceback_limit);
+    if (dst == NULL) {
+        zw_error_set(err, "cannot trim a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    zwi_map done; /* the source's traceback indices -> the copy's */
+    zwi_map_init(&done, dst->raw);
+    int rc = copy_modules(dst, snap);
+    for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
+        const zwi_trace *t = &snap->traces[i];
+        const zw_traceback *tb = snap->tbs[t->tb];
+        zw_traceback *x = zwi_map_get(&done, (uint64_t)tb->index + 1);
+        if (x == NULL) {
+            size_t keep = tb->nframe;
+            while (keep > 1 && drop(tb->frames[keep - 1], arg))
+                keep--;
+            zw_traceback part = *tb;
+            part.nframe = (uint32_t)keep;
+            x = copy_traceback(dst, &part, &done);
+        }
+        rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
+    }
+    zwi_map_release(&done);
+    if (rc != 0) {
+        zw_snapshot_free(dst);
+        zw_error_set(err, "cannot trim a snapshot: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return dst;
+}
+
+zw_snapshot *
 zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
 {
     unsigned limit = 0;

@@ -103,8 +103,8 @@ steps_match threads "$tmp/threads.zwc"
 
 # ---- C++: operator new's caller found, one site for 100000 new ----
 "$zw" run -q -o "$tmp/cxx.zwc" -- "$dir/zwp_cxx" >/dev/null || fail "zw run cxx"
-"$zw" top --at allocations --json --limit 1 "$tmp/cxx.zwc" >"$tmp/cxx.json"
-grep -q '"blocks": 100000, "traceback": \[{"function": "_Znwm".*{"function": "make", "file": "[^"]*cxx.cc", "line": 11,.*{"function": "churn".*{"function": "main"' "$tmp/cxx.json" &&
+"$zw" top --at allocations --group traceback --json --limit 1 "$tmp/cxx.zwc" >"$tmp/cxx.json"
+grep -q '"blocks": 100000, "traceback": \[{"function": "operator new(unsigned long)", "symbol": "_Znwm".*{"function": "make", "symbol": "make", "file": "[^"]*cxx.cc", "line": 11,.*{"function": "churn".*{"function": "main"' "$tmp/cxx.json" &&
     echo "ok: cxx: 100000 new in one site, at make() line 11, through churn() and main()" ||
     { fail "cxx: the new in make() is not one site with its callers"; cat "$tmp/cxx.json"; }
 

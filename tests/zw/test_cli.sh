@@ -151,7 +151,7 @@ check 2 "'-1' is neither peak, exit" top --at -1 "$cap"
 check 1 "no capture of process 1 in the capture set" stat --pid 1 "$cap"
 check 2 "'x' is not a number" stat --pid x "$cap"
 check 0 '' leaks --json "$cap"
-grep -q '"function": "remember", "file": "[^"]*main.c", "line": [0-9]*, "module"' "$tmp/out" ||
+grep -q '"function": "remember", "symbol": "remember", "file": "[^"]*main.c", "line": [0-9]*, "module"' "$tmp/out" ||
     { echo "FAIL: leaks --json frame"; fails=$((fails + 1)); }
 check 0 '' top --at grown --group filename "$cap"
 check 0 '' top --cumulative --at 0.001 "$cap"

@@ -136,7 +136,7 @@ async function agree(page, zwPath, capture) {
     const tables = await page.evaluate(() => ['top-table', 'leaks-table', 'allocs-table', 'cmp-table']
         .map((id) => document.getElementById(id).innerText));
     const all = tables.join('\n');
-    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE)=/.test(x)))
+    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE|LARGEST)=/.test(x)))
         check(all.includes(w), `the tables list ${w}`);
     check(/\d/.test(tables[1]) && tables[1].split('\n').length > 1, 'the leaks table has rows');
 
@@ -172,6 +172,20 @@ async function agree(page, zwPath, capture) {
     check(clicked >= 2, `the flame graph of the clicked time has ${clicked} frames`);
     await page.selectOption('#flame-metric', 'peak');
     await page.waitForTimeout(700);
+
+    // the page opens on the process of the largest peak; it is never wider than the window
+    const largest = wants.find((x) => x.startsWith('LARGEST='));
+    if (largest) {
+        const opened = await page.evaluate(() => {
+            const p = window.zwReport.process(), all = window.zwReport.data.processes;
+            const peak = (q) => (q.totals ? q.totals.peak_bytes : 0);
+            return { argv0: p.argv[0] || '', largest: all.every((q) => peak(q) <= peak(p)) };
+        });
+        check(opened.largest && opened.argv0.endsWith(largest.slice(8)),
+            `the page opens on the largest peak, ${opened.argv0}`);
+    }
+    const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    check(widths[0] <= widths[1], `the page is ${widths[0]} px wide in a window of ${widths[1]} px`);
 
     // the process selector, when the capture set holds a process tree
     const procs = wants.find((x) => x.startsWith('PROCESSES='));

@@ -136,6 +136,13 @@ if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
     check 0 '' report "$tmp/fork.zwc" -o "$tmp/fork.html"
     grep -q '(2 processes, ' "$tmp/out" || { echo "FAIL: the fork's report has 2 processes"; fails=$((fails + 1)); }
     browser "$tmp/fork.html" "$outdir/report-fork.png" PROCESSES=2 FUNC=main
+    # a shell whose command holds the memory, with a command line of 600 characters: the page
+    # opens on the command (the largest peak) and stays as wide as the window
+    long=$(printf 'word%.0s ' $(seq 1 120))
+    "$zw" run -q -o "$tmp/shell.zwc" -- sh -c "$progdir/zwp_readable >/dev/null; : $long" ||
+        { echo "FAIL: zw run sh -c"; fails=$((fails + 1)); }
+    check 0 '' report "$tmp/shell.zwc" -o "$tmp/shell.html"
+    browser "$tmp/shell.html" "$outdir/report-shell.png" PROCESSES=2 LARGEST=zwp_readable
 else
     echo "skipped: fresh captures (the sanitizer build does not preload libzwpreload.so)"
 fi

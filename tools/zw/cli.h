@@ -63,6 +63,8 @@ enum cli_opt {
     CLI_OPT_SHOW_SUPPRESSED, /* --show-suppressed */
     CLI_OPT_LEAK_CHECK,      /* --leak-check[=definite|possible|all] */
     CLI_OPT_ERROR_EXITCODE,  /* --error-exitcode N */
+    CLI_OPT_ALLOC_FN, /* --alloc-fn GLOB, repeatable */
+    CLI_OPT_NO_DEFAULT_ALLOC_FNS,
 };
 #define CLI_TAKES(opt) (1u << CLI_OPT_##opt)
 
@@ -80,6 +82,15 @@ struct cli_command {
     /* runs the command with its options, parsed by cli_parse(); an exit status */
     int (*run)(const cli_command *c, const cli_opts *o);
 };
+
+#define CLI_MAX_ALLOC_FNS 64 /* --alloc-fn given at most this many times */
+
+/* The help lines of --alloc-fn and --no-default-alloc-fns, for the commands that take them. */
+#define CLI_HELP_ALLOC_FNS                                                                         \
+    "  --alloc-fn GLOB   (repeatable) functions that only allocate for their caller, as well\n"   \
+    "                    as the built-in list (operator new, xmalloc, g_malloc...): rows by\n"     \
+    "                    line or file name their caller\n"                                        \
+    "  --no-default-alloc-fns   drop the built-in list\n"
 
 /* export's formats, the values of --format */
 enum cli_format { CLI_FORMAT_NONE, CLI_FORMAT_PPROF, CLI_FORMAT_FOLDED, CLI_FORMAT_MASSIF };
@@ -115,6 +126,9 @@ struct cli_opts {
     unsigned long pid;   /* 0: every process */
     unsigned long nframe;
     unsigned long interval;
+    const char *alloc_fns[CLI_MAX_ALLOC_FNS]; /* --alloc-fn, in order */
+    size_t nalloc_fns;
+    bool no_default_alloc_fns;
 };
 
 /* Parses the arguments of command `c` (argv[0] is its name) into *o: 0, or CLI_EXIT_USAGE after
@@ -141,6 +155,31 @@ int cli_output_open(cli_output *o, const char *path);
 /* Finishes the output: when `ok`, flushes and (for a replaced file) renames it into place, else
  * removes the temporary file. 0, or CLI_EXIT_FAILURE (said; also when !ok, without a message). */
 int cli_output_close(cli_output *o, bool ok);
+/* ---- function names (names.c) ---- */
+
+/* The demangled name of a C++ or Rust symbol (libiberty's cplus_demangle), `raw` itself for any
+ * other name; NULL for NULL. Valid until the command ends. */
+const char *cli_demangle(const char *raw);
+/* The allocation functions: the built-in list (unless `no_defaults`) and `globs` (fnmatch, on the
+ * raw or the demangled name, with or without its parameters). cli_parse() sets them. */
+void cli_set_alloc_fns(const char *const *globs, size_t n, bool no_defaults);
+/* Whether frame `f` is in an allocation function. */
+bool cli_is_alloc_fn(const zw_frame *f);
+/* The index of the most recent frame of `tb` outside the allocation functions (the oldest frame
+ * when all are in them): the site grouping by line or file gives the block. */
+size_t cli_site_frame(const zw_traceback *tb);
+
+/* Statistics whose line and file groups look past the allocation functions (tracebacks keep every
+ * frame): zw_snapshot_statistics, or zw_snapshot_compare_to when `old` is not NULL, on copies of
+ * the snapshots without their most recent allocation-function frames. */
+typedef struct cli_stats {
+    zw_stat_list *list;
+    zw_snapshot *own[2]; /* the copies the list borrows from */
+} cli_stats;
+/* 0, or -1 with an error. */
+int cli_stats_compute(cli_stats *s, const zw_snapshot *snap, const zw_snapshot *old,
+                      zw_group group, bool cumulative, zw_error *err);
+void cli_stats_release(cli_stats *s);
 
 /* ---- capture sets and live sets (tree.c) ---- */
 
@@ -191,7 +230,11 @@ const char *cli_size(char buf[32], long long bytes, bool sign);
  * a JSON array; at most `limit` entries (0: all). `diff` adds the differences. */
 void cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bool tracebacks,
                      FILE *out);
-/* "file:line (function)" of the most recent frame of `tb`. */
+/* Notes that frame `f` was printed; a frame of a module without a line makes the command end
+ * with a note naming the module and how to get its debug information (once per command). */
+void cli_note_frame(const zw_frame *f);
+/* "file:line (function)" of the most recent frame of `tb` outside the allocation functions,
+ * the function demangled. */
 void cli_print_location(const zw_traceback *tb, FILE *out);
 
 /* ---- JSON (json.c) ---- */
@@ -208,7 +251,8 @@ void cli_json_seconds(const cli_json *j, uint64_t ns);
 /* The separator before item i of a top-level array, one item a line; the end of an array of n. */
 void cli_json_item(const cli_json *j, size_t i);
 void cli_json_end(const cli_json *j, size_t n);
-/* [{function, file, line, module}, ...], the most recent frame first. */
+/* [{function, symbol, file, line, module}, ...], the most recent frame first: function
+ * demangled, symbol as captured. */
 void cli_json_traceback(const cli_json *j, const zw_traceback *tb);
 /* {bytes, blocks[, bytes_diff, blocks_diff], traceback}. */
 void cli_json_statistic(const cli_json *j, const zw_statistic *s, bool diff);

@@ -23,6 +23,7 @@ const char cli_help_compare[] =
     "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, bytes_diff, blocks_diff,\n"
     "                                traceback}\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help                    this text\n";
 
 int
@@ -51,13 +52,13 @@ cmd_compare(const cli_command *c, const cli_opts *o)
             goto out_free;
     }
     rc = CLI_EXIT_FAILURE;
+    cli_stats st;
     zw_error err;
-    zw_stat_list *list =
-        zw_snapshot_compare_to(sets[1].snap, sets[0].snap, group, o->cumulative, &err);
-    if (list == NULL) {
+    if (cli_stats_compute(&st, sets[1].snap, sets[0].snap, group, o->cumulative, &err) != 0) {
         cli_fail("%s", err.msg);
         goto out_free;
     }
+    zw_stat_list *list = st.list;
     if (!o->json) {
         size_t ob, ok, nb, nk;
         cli_snapshot_totals(sets[0].snap, &ob, &ok);
@@ -69,7 +70,7 @@ cmd_compare(const cli_command *c, const cli_opts *o)
                cli_size(b3, (long long)nb - (long long)ob, true));
     }
     cli_print_stats(list, o->limit, o->json, true, group == ZW_GROUP_TRACEBACK, stdout);
-    zw_stat_list_free(list);
+    cli_stats_release(&st);
     rc = 0;
 out_free:
     cli_picked_release(&sets[0]);

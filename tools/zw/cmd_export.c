@@ -36,6 +36,7 @@ const char cli_help_export[] =
     "                     site (folded only); for pprof, the default sample type\n"
     "  --pid PID          the process of a capture set to export (one process per export)\n"
     "  --only             FILE alone, not FILE.1, FILE.2... of the same run\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help         this text\n"
     "\n"
     "massif holds every set and only bytes: it takes neither --at nor --metric.\n";
@@ -69,7 +70,7 @@ const char *
 export_frame_name(const zw_frame *f, char *buf, size_t len)
 {
     if (f->function != NULL)
-        return f->function;
+        return cli_demangle(f->function);
     zw_frame_str(f, buf, len);
     return buf;
 }

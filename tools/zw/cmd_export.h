@@ -51,7 +51,7 @@ int export_massif(const export_ctx *x, zwi_cbuf *out);
 /* The --at set grouped by traceback, or NULL after printing why. */
 zw_stat_list *export_set_stats(const export_ctx *x);
 
-/* The frame's name in a profile: its function, or "module+0xoffset" / "file:line" without one. */
+/* The frame's name in a profile: its function demangled, or "module+0xoffset" / "file:line" without one. */
 const char *export_frame_name(const zw_frame *f, char *buf, size_t len);
 
 /* The frames of one return address in `tb`, as the symboliser gives them: a frame that holds the

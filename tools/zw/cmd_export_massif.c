@@ -91,7 +91,9 @@ tree_build(mnode *root, const zw_snapshot *snap)
         const zw_statistic *s = zw_stat_list_get(stats, i);
         mnode *n = root;
         n->bytes += s->size;
-        for (size_t k = zw_traceback_len(s->traceback); k-- > 0;) { /* most recent first */
+        /* most recent first, from the allocation function's caller (as massif's --alloc-fn) */
+        size_t top = zw_traceback_len(s->traceback) > 0 ? cli_site_frame(s->traceback) + 1 : 0;
+        for (size_t k = top; k-- > 0;) {
             n = child(n, zw_traceback_frame(s->traceback, k));
             if (n == NULL) {
                 rc = -1;
@@ -118,7 +120,7 @@ static void
 put_frame(zwi_cbuf *out, const zw_frame *f)
 {
     zwi_cbuf_printf(out, " 0x%llX: %s", (unsigned long long)f->offset,
-                    f->function ? f->function : "???");
+                    f->function ? cli_demangle(f->function) : "???");
     if (f->lineno != 0)
         zwi_cbuf_printf(out, " (%s:%u)\n", f->filename, f->lineno);
     else

@@ -140,7 +140,7 @@ function_id(pprof *p, const zw_frame *f)
     if (added) {
         pb_uint(&p->fmsg, 1, id);
         pb_uint(&p->fmsg, 2, str_index(p, name));
-        pb_uint(&p->fmsg, 3, str_index(p, name));
+        pb_uint(&p->fmsg, 3, str_index(p, f->function != NULL ? f->function : name));
         pb_uint(&p->fmsg, 4, str_index(p, f->filename));
         pb_msg(&p->functions_pb, 5, &p->fmsg);
     }

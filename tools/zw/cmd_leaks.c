@@ -67,7 +67,7 @@ print_rows(const row *rows, size_t n, size_t total, bool json, bool tracebacks)
             const zw_frame *f = zw_traceback_frame(s->traceback, k);
             char buf[1024];
             zw_frame_str(f, buf, sizeof(buf));
-            printf("        %s%s%s\n", buf, f->function ? " " : "", f->function ? f->function : "");
+            printf("        %s%s%s\n", buf, f->function ? " " : "", f->function ? cli_demangle(f->function) : "");
         }
     }
     if (n < total)
@@ -100,17 +100,21 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
         cli_suppressions_release(&sup);
         return cmd_top(c, o);
     }
+    /* by kind, each grouped as zw top groups (past the allocation functions) */
+    cli_stats st[ZW_LEAK_KINDS] = {0};
     zw_stat_list *lists[ZW_LEAK_KINDS] = {0};
     size_t total = 0;
     for (int k = 0; rc == 0 && k < ZW_LEAK_KINDS; k++) {
         if (l.sets[k] == NULL)
             continue;
         zw_error err;
-        lists[k] = zw_snapshot_statistics(l.sets[k], (zw_group)o->group, o->cumulative, &err);
-        if (lists[k] == NULL)
+        if (cli_stats_compute(&st[k], l.sets[k], NULL, (zw_group)o->group, o->cumulative, &err) !=
+            0) {
             rc = cli_fail("%s", err.msg);
-        else
-            total += zw_stat_list_len(lists[k]);
+            break;
+        }
+        lists[k] = st[k].list;
+        total += zw_stat_list_len(lists[k]);
     }
     row *rows = rc == 0 ? malloc((total + 1) * sizeof(row)) : NULL;
     if (rc == 0 && rows == NULL)
@@ -131,7 +135,7 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
     }
     free(rows);
     for (int k = 0; k < ZW_LEAK_KINDS; k++)
-        zw_stat_list_free(lists[k]);
+        cli_stats_release(&st[k]);
     cli_leaks_release(&l);
     cli_tree_free(t);
     cli_suppressions_release(&sup);

@@ -37,6 +37,7 @@ const char cli_help_report[] =
     "options:\n"
     "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html;\n"
     "                             '-' is standard output)\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */

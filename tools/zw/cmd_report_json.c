@@ -3,8 +3,9 @@
  * sites and never the number of blocks or allocations.
  *
  * Three tables are shared by every process: `strings` (function, file and module names),
- * `frames` ([function, file, line, module, inlined, offset], names as indices into strings, -1
- * for none) and `sites` (tracebacks: frame indices, OLDEST first, as zw_traceback). A live set,
+ * `frames` ([function, file, line, module, inlined, offset, alloc_fn, symbol], names as indices
+ * into strings, -1 for none; function demangled, symbol as captured; alloc_fn 1 for an
+ * allocation function) and `sites` (tracebacks: frame indices, OLDEST first, as zw_traceback). A live set,
  * the allocation counts, and any later per-sample live delta, are lists of [site, a, b] entries
  * that point into `sites`. A kept live set carries its rows by traceback, line and file as
  * `zw top` computes them (zw_snapshot_statistics), so the page groups nothing itself for them.
@@ -41,8 +42,10 @@ typedef struct frame_key {
     uint32_t file;
     uint32_t module;
     uint32_t line;
-    uint32_t inlined; /* 0 or 1 */
-    uint32_t zero;    /* 0: the key's padding */
+    uint32_t inlined;  /* 0 or 1 */
+    uint32_t alloc_fn; /* 1: an allocation function (names.c), which line and file rows skip */
+    uint32_t symbol;   /* the function's raw (mangled) name */
+    uint32_t zero;     /* 0: the key's padding */
 } frame_key;
 
 /* Everything interned so far, for every process of the report: strings (function, file and
@@ -94,10 +97,11 @@ intern_string(model *m, const char *str, uint32_t *out)
 static int
 intern_frame(model *m, const zw_frame *f, uint32_t *out)
 {
-    frame_key k = {.line = f->lineno, .inlined = f->inlined};
+    frame_key k = {.line = f->lineno, .inlined = f->inlined, .alloc_fn = cli_is_alloc_fn(f)};
     if (f->lineno == 0 && f->module != NULL)
         k.offset = f->offset;
-    if (intern_string(m, f->function, &k.function) != 0 ||
+    if (intern_string(m, cli_demangle(f->function), &k.function) != 0 ||
+        intern_string(m, f->function, &k.symbol) != 0 ||
         intern_string(m, f->filename, &k.file) != 0 || intern_string(m, f->module, &k.module) != 0)
         return -1;
     return intern(&m->frames, &k, sizeof(k), out);
@@ -208,9 +212,10 @@ static int
 write_rows(model *m, const zw_snapshot *snap, zw_group group, size_t max_entries, FILE *out,
            zw_error *err)
 {
-    zw_stat_list *list = zw_snapshot_statistics(snap, group, false, err);
-    if (list == NULL)
+    cli_stats st;
+    if (cli_stats_compute(&st, snap, NULL, group, false, err) != 0)
         return -1;
+    const zw_stat_list *list = st.list;
     int status = -1;
     size_t n = zw_stat_list_len(list);
     size_t bytes = 0, blocks = 0, other_bytes = 0, other_blocks = 0;
@@ -235,7 +240,7 @@ write_rows(model *m, const zw_snapshot *snap, zw_group group, size_t max_entries
             other_bytes, other_blocks, n > max_entries ? n - max_entries : 0);
     status = 0;
 out_free:
-    zw_stat_list_free(list);
+    cli_stats_release(&st);
     return status;
 }
 
@@ -633,7 +638,9 @@ write_tables(const model *m, FILE *out)
         json_id(f.file, out);
         fprintf(out, ",%" PRIu32 ",", f.line);
         json_id(f.module, out);
-        fprintf(out, ",%" PRIu32 ",%" PRIu64 "]", f.inlined, f.offset);
+        fprintf(out, ",%" PRIu32 ",%" PRIu64 ",%" PRIu32 ",", f.inlined, f.offset, f.alloc_fn);
+        json_id(f.symbol, out);
+        fputc(']', out);
     }
     fputs("],\n\"sites\": [", out);
     for (size_t i = 0; i < m->sites.count; i++) {

@@ -3,6 +3,7 @@
  * status (128 + the signal if a signal ended it), so `zw run` fits in scripts; with --leak-check,
  * the status of --error-exitcode when unsuppressed leaks of the kinds asked remain. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -31,7 +33,8 @@ const char cli_help_run[] =
     "  --interval MS       sampling interval of the time series (default 10)\n"
     "  --follow-fork       forked children write a capture of their own (default: not traced)\n"
     "  --no-follow-exec    programs that PROGRAM executes are not traced (default: traced)\n"
-    "  -q, --quiet         no summary\n"
+    "  -q, --quiet         no summary, and no status line while the program runs (shown\n"
+    "                      on a terminal: time, heap now and peak, allocations, processes)\n"
     "  --leak-check[=definite|possible|all]\n"
     "                      check the leaks at exit (of every process of the run): with\n"
     "                      definite (the default) definitely and indirectly lost blocks count,\n"
@@ -139,6 +142,44 @@ main_capture(const char *path, char *used, size_t len)
     return c;
 }
 
+/* In a capture set of several processes, the capture of the largest peak when it is another
+ * process's than `c`'s (a driver and the compiler it runs, a shell and its command): that one
+ * replaces `c`, after a line that says so. */
+static zw_capture *
+largest_peak(const char *first, zw_capture *c, char *used, size_t len)
+{
+    char other[PATH_MAX + 16];
+    snprintf(other, sizeof(other), "%s.1", first);
+    if (access(other, F_OK) != 0)
+        return c;
+    cli_tree *t = cli_load_tree(first, 0, false);
+    if (t == NULL)
+        return c;
+    size_t best = 0;
+    for (size_t i = 1; i < t->n; i++) {
+        if (t->caps[i]->totals.peak_bytes > t->caps[best]->totals.peak_bytes)
+            best = i;
+    }
+    const zw_capture *b = t->caps[best];
+    if (t->n > 1 && b->pid != c->pid && b->totals.peak_bytes > c->totals.peak_bytes) {
+        zw_capture *chosen = zw_capture_load(t->paths[best], NULL);
+        if (chosen != NULL) {
+            char a[32];
+            fprintf(stderr,
+                    "zw: %zu processes; below: pid %" PRIu32 " (%s), the largest peak; pid %" PRIu32
+                    " (%s) peaked at %s\n",
+                    t->n, b->pid, b->argc > 0 ? b->argv[0] : "?", c->pid,
+                    c->argc > 0 ? c->argv[0] : "?",
+                    cli_size(a, (long long)c->totals.peak_bytes, false));
+            snprintf(used, len, "%s", t->paths[best]);
+            zw_capture_free(c);
+            c = chosen;
+        }
+    }
+    cli_tree_free(t);
+    return c;
+}
+
 /* What went wrong with the capture itself, on stderr even with -q: a write that failed, blocks
  * the tracer could not record. */
 static void
@@ -167,6 +208,7 @@ summarize(const char *first, bool quiet)
         zw_capture_free(c);
         return true;
     }
+    c = largest_peak(first, c, path, sizeof(path));
     char a[32], b[32];
     const zw_capture_totals *t = &c->totals;
     size_t leaked = 0, blocks = 0;
@@ -268,7 +310,7 @@ report_leaks(const char *path, uint32_t kinds, const cli_suppressions *sup, long
                     const zw_frame *fr = zw_traceback_frame(s->traceback, f);
                     char buf[1024];
                     zw_frame_str(fr, buf, sizeof(buf));
-                    fprintf(stderr, "    #%zu %s in %s\n", n, fr->function ? fr->function : "??",
+                    fprintf(stderr, "    #%zu %s in %s\n", n, fr->function ? cli_demangle(fr->function) : "??",
                             buf);
                 }
             }
@@ -285,6 +327,63 @@ report_leaks(const char *path, uint32_t kinds, const cli_suppressions *sup, long
     cli_leaks_release(&l);
     cli_tree_free(t);
     return blocks > 0;
+}
+
+/* ---- the status line ---- */
+
+#define STATUS_MAX_FILES 256 /* processes followed by the status line */
+
+/* Waits for `pid`, keeping one line on stderr (a terminal) refreshed about once a second: the
+ * time since the start, the heap now (the running processes' sum) and its peak (the largest
+ * process's), allocations and processes, read from the captures as they are written (FIRST,
+ * FIRST.1, ...). The line is erased before the summary. */
+static void
+wait_showing_status(pid_t pid, const char *first, int *status)
+{
+    static zw_capture_progress prog[STATUS_MAX_FILES];
+    memset(prog, 0, sizeof(prog));
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool shown = false;
+    for (int tick = 1;; tick++) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            break;
+        struct timespec nap = {0, 100 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        if (tick % 10 != 0)
+            continue;
+        uint64_t heap = 0, peak = 0, allocations = 0;
+        size_t nproc = 0, running = 0;
+        for (size_t i = 0; i < STATUS_MAX_FILES; i++) {
+            char path[PATH_MAX + 16];
+            if (i == 0)
+                snprintf(path, sizeof(path), "%s", first);
+            else
+                snprintf(path, sizeof(path), "%s.%zu", first, i);
+            if (prog[i].offset == 0 && access(path, F_OK) != 0)
+                break;
+            if (zw_capture_poll(path, &prog[i]) != 0 || !prog[i].known)
+                continue;
+            nproc++;
+            running += !prog[i].ended;
+            heap += prog[i].ended ? 0 : prog[i].last.heap_bytes;
+            peak = prog[i].peak_bytes > peak ? prog[i].peak_bytes : peak;
+            allocations += prog[i].last.allocations;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double elapsed = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        char a[32], b[32], procs[64] = "";
+        if (nproc > 1)
+            snprintf(procs, sizeof(procs), ", %zu processes (%zu running)", nproc, running);
+        fprintf(stderr, "\rzw: %.0f s, heap %s (peak %s), %llu allocations%s\033[K", elapsed,
+                cli_size(a, (long long)heap, false), cli_size(b, (long long)peak, false),
+                (unsigned long long)allocations, procs);
+        fflush(stderr);
+        shown = true;
+    }
+    if (shown)
+        fputs("\r\033[K", stderr);
 }
 
 int
@@ -385,8 +484,17 @@ cmd_run(const cli_command *c, const cli_opts *o)
     ssize_t got = read(ready[0], &exec_errno, sizeof(exec_errno));
     close(ready[0]);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    if (got != (ssize_t)sizeof(exec_errno) && !quiet && isatty(STDERR_FILENO)) {
+        char first[PATH_MAX];
+        if (per_pid)
+            expand(first, sizeof(first), pattern, (long)pid);
+        else
+            snprintf(first, sizeof(first), "%s", pattern);
+        wait_showing_status(pid, first, &status);
+    } else {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     if (got == (ssize_t)sizeof(exec_errno)) {

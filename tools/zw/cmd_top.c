@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "trace_util.h"
 
 const char cli_help_top[] =
     "usage: zw top [options] FILE\n"
@@ -27,6 +28,7 @@ const char cli_help_top[] =
     "                                them, their sets merged)\n"
     "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
+    CLI_HELP_ALLOC_FNS
     "  -h, --help                    this text\n";
 
 /* leaks and peak: the options they take, in their help */
@@ -37,6 +39,7 @@ const char cli_help_top[] =
     "  --pid PID    only that process of a capture set (default: all, merged)\n"                   \
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"                           \
     "  --json       a JSON array of {bytes, blocks, traceback}\n"                                  \
+    CLI_HELP_ALLOC_FNS                                                                             \
     "  -h, --help   this text\n"
 
 const char cli_help_peak[] =
@@ -47,61 +50,131 @@ const char cli_help_peak[] =
     "the last saved one, so it is within 1% of the true peak.\n"
     "\n" LIVE_OPTIONS;
 
-/* A site of one capture of a set. */
-typedef struct site_ref {
-    const zw_capture *c;
-    size_t i;
-} site_ref;
+/* A group of allocation sites: its key and what was allocated there. */
+typedef struct site_row {
+    const zw_traceback *key; /* the statistics' key */
+    uint64_t count;          /* allocations */
+    uint64_t bytes;
+} site_row;
 
-/* Most allocations first, then most bytes. */
+/* Most allocations first, then most bytes, then the key. */
 static int
 by_count(const void *x, const void *y)
 {
-    const site_ref *a = x, *b = y;
-    uint64_t ca = a->c->site_counts[a->i], cb = b->c->site_counts[b->i];
-    if (ca != cb)
-        return ca < cb ? 1 : -1;
-    size_t sa = zw_snapshot_trace(a->c->sites, a->i).size;
-    size_t sb = zw_snapshot_trace(b->c->sites, b->i).size;
-    return sa < sb ? 1 : sa > sb ? -1 : 0;
+    const site_row *a = x, *b = y;
+    if (a->count != b->count)
+        return a->count < b->count ? 1 : -1;
+    if (a->bytes != b->bytes)
+        return a->bytes < b->bytes ? 1 : -1;
+    return -zw_traceback_compare(a->key, b->key);
 }
 
-/* --at allocations: the sites (one per allocation traceback and process), most allocations first,
- * with the bytes allocated there in all. */
-static int
-print_sites(const cli_tree *t, size_t limit, bool json)
+/* The text of the key `group` makes of traceback `tb` (as stats.c tells keys apart: file and
+ * line, or module and offset for a frame without a line). */
+static void
+key_text(zwi_cbuf *b, const zw_traceback *tb, zw_group group)
 {
-    size_t n = 0;
-    for (size_t k = 0; k < t->n; k++)
-        n += t->caps[k]->sites != NULL ? zw_snapshot_len(t->caps[k]->sites) : 0;
-    if (n == 0 && t->n == 1 && t->caps[0]->sites == NULL)
+    b->len = 0;
+    size_t n = zw_traceback_len(tb);
+    for (size_t i = group == ZW_GROUP_TRACEBACK ? 0 : n - 1; i < n; i++) {
+        const zw_frame *f = zw_traceback_frame(tb, i);
+        if (group == ZW_GROUP_FILENAME) {
+            zwi_cbuf_printf(b, "%s", f->filename);
+            continue;
+        }
+        zwi_cbuf_printf(b, "%s:%u", f->filename, f->lineno);
+        if (f->lineno == 0 && f->module != NULL)
+            zwi_cbuf_printf(b, "@%s+%llx", f->module, (unsigned long long)f->offset);
+        zwi_cbuf_bytes(b, "\n", 1);
+    }
+}
+
+/* --at allocations: every allocation site of every process grouped by `group` (past the
+ * allocation functions, as the live sets), most allocations first, with the bytes allocated there
+ * in all. */
+static int
+print_sites(const cli_tree *t, zw_group group, size_t limit, bool json)
+{
+    if (t->n == 1 && t->caps[0]->sites == NULL)
         return cli_fail("capture '%s' has no allocation sites%s", t->paths[0],
                         t->caps[0]->complete ? "" : CLI_CUT_SHORT);
-    site_ref *order = malloc((n + 1) * sizeof(*order));
-    if (order == NULL)
+    const zw_snapshot **snaps = malloc((t->n + 1) * sizeof(*snaps));
+    if (snaps == NULL)
         return cli_fail("out of memory");
-    n = 0;
+    size_t nsnaps = 0;
     for (size_t k = 0; k < t->n; k++) {
-        const zw_capture *c = t->caps[k];
-        for (size_t i = 0; c->sites != NULL && i < zw_snapshot_len(c->sites); i++)
-            order[n++] = (site_ref){c, i};
+        if (t->caps[k]->sites != NULL)
+            snaps[nsnaps++] = t->caps[k]->sites;
     }
-    qsort(order, n, sizeof(*order), by_count);
+    /* one snapshot of every site, in the order of the captures and their sites */
+    zw_error err;
+    zw_snapshot *all = zw_snapshot_merge(snaps, nsnaps, &err);
+    cli_stats st = {0};
+    site_row *rows = NULL;
+    zwi_strtab keys;
+    zwi_strtab_init(&keys, cli_raw());
+    zwi_cbuf text = {.raw = cli_raw()};
+    int rc = CLI_EXIT_FAILURE;
+    if (all == NULL || cli_stats_compute(&st, all, NULL, group, false, &err) != 0) {
+        cli_fail("%s", err.msg);
+        goto out;
+    }
+    /* the statistics give the keys; the counts are summed here, site by site */
+    const zw_snapshot *sites = st.own[0] != NULL ? st.own[0] : all;
+    size_t nrows = zw_stat_list_len(st.list);
+    if ((rows = calloc(nrows + 1, sizeof(*rows))) == NULL) {
+        cli_fail("out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        rows[i].key = zw_stat_list_get(st.list, i)->traceback;
+        key_text(&text, rows[i].key, group);
+        if (text.failed || zwi_strtab_add(&keys, (const char *)text.data, text.len, NULL) == NULL) {
+            cli_fail("out of memory");
+            goto out;
+        }
+    }
+    size_t j = 0; /* the trace of `sites` site i of capture snaps[k] is */
+    for (size_t k = 0; k < nsnaps; k++) {
+        const zw_capture *c = NULL;
+        for (size_t q = 0; q < t->n && c == NULL; q++)
+            c = t->caps[q]->sites == snaps[k] ? t->caps[q] : NULL;
+        for (size_t i = 0; i < zw_snapshot_len(snaps[k]); i++, j++) {
+            zw_trace_info ti = zw_snapshot_trace(sites, j);
+            if (zw_traceback_len(ti.traceback) == 0 && group != ZW_GROUP_TRACEBACK)
+                continue; /* in no line or file group, as in the statistics */
+            key_text(&text, ti.traceback, group);
+            const char *at = text.failed ? NULL
+                                          : zwi_strtab_add(&keys, (const char *)text.data,
+                                                           text.len, NULL);
+            uint32_t r = at != NULL ? zwi_strtab_index(&keys, at) : UINT32_MAX;
+            if (r >= nrows) {
+                cli_fail("out of memory");
+                goto out;
+            }
+            rows[r].count += c->site_counts[i];
+            rows[r].bytes += ti.size;
+        }
+    }
+    qsort(rows, nrows, sizeof(*rows), by_count);
+    size_t n = nrows;
     if (limit == 0 || limit > n)
         limit = n;
-    cli_json j = {stdout, false};
+    cli_json j_out = {stdout, false};
     if (json)
         fputc('[', stdout);
     else
-        printf("%s: %zu allocation sites%s, most allocations first\n%4s  %10s  %12s  %s\n", t->base,
-               n, t->n > 1 ? " (of all processes)" : "", "#", "allocations", "bytes",
-               "allocated at");
+        printf("%s: %zu %s allocated at%s, most allocations first\n%4s  %10s  %12s  %s\n",
+               t->base, n,
+               group == ZW_GROUP_LINENO     ? "lines"
+               : group == ZW_GROUP_FILENAME ? "files"
+                                            : "tracebacks",
+               t->n > 1 ? " (of all processes)" : "", "#", "allocations", "bytes", "allocated at");
     for (size_t i = 0; i < limit; i++) {
-        zw_trace_info ti = zw_snapshot_trace(order[i].c->sites, order[i].i);
-        zw_statistic s = {ti.traceback, ti.size, (size_t)order[i].c->site_counts[order[i].i], 0, 0};
+        zw_statistic s = {rows[i].key, (size_t)rows[i].bytes, (size_t)rows[i].count, 0, 0};
         if (json) {
-            cli_json_item(&j, i);
-            cli_json_statistic(&j, &s, false);
+            cli_json_item(&j_out, i);
+            cli_json_statistic(&j_out, &s, false);
             continue;
         }
         char b[32];
@@ -110,11 +183,18 @@ print_sites(const cli_tree *t, size_t limit, bool json)
         fputc('\n', stdout);
     }
     if (json)
-        cli_json_end(&j, limit);
+        cli_json_end(&j_out, limit);
     else if (limit < n)
         printf("(%zu more; --limit 0 shows all)\n", n - limit);
-    free(order);
-    return 0;
+    rc = 0;
+out:
+    zwi_cbuf_release(&text);
+    zwi_strtab_release(&keys);
+    free(rows);
+    cli_stats_release(&st);
+    zw_snapshot_free(all);
+    free(snaps);
+    return rc;
 }
 
 /* top, leaks and peak: load, pick the live set, group, print. */
@@ -130,7 +210,7 @@ cmd_top(const cli_command *c, const cli_opts *o)
     if (t == NULL)
         return CLI_EXIT_FAILURE;
     if (strcmp(o->at, "allocations") == 0) {
-        rc = print_sites(t, o->limit, o->json);
+        rc = print_sites(t, group, o->limit, o->json);
         cli_tree_free(t);
         return rc;
     }
@@ -139,12 +219,13 @@ cmd_top(const cli_command *c, const cli_opts *o)
     if (rc != 0)
         goto out_free;
     rc = CLI_EXIT_FAILURE;
+    cli_stats st;
     zw_error err;
-    zw_stat_list *list = zw_snapshot_statistics(set.snap, group, o->cumulative, &err);
-    if (list == NULL) {
+    if (cli_stats_compute(&st, set.snap, NULL, group, o->cumulative, &err) != 0) {
         cli_fail("%s", err.msg);
         goto out_release;
     }
+    zw_stat_list *list = st.list;
     if (!o->json) {
         size_t bytes, blocks;
         cli_snapshot_totals(set.snap, &bytes, &blocks);
@@ -155,7 +236,7 @@ cmd_top(const cli_command *c, const cli_opts *o)
                cli_size(b, (long long)bytes, false), blocks);
     }
     cli_print_stats(list, o->limit, o->json, false, group == ZW_GROUP_TRACEBACK, stdout);
-    zw_stat_list_free(list);
+    cli_stats_release(&st);
     rc = 0;
 out_release:
     cli_picked_release(&set);

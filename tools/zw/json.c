@@ -54,6 +54,8 @@ cli_json_traceback(const cli_json *j, const zw_traceback *tb)
         const zw_frame *f = zw_traceback_frame(tb, k);
         fputs(k + 1 == n ? "" : ", ", j->out);
         fputs("{\"function\": ", j->out);
+        cli_json_string(j, cli_demangle(f->function));
+        fputs(", \"symbol\": ", j->out);
         cli_json_string(j, f->function);
         fputs(", \"file\": ", j->out);
         cli_json_string(j, f->filename);

@@ -100,7 +100,60 @@ cli_size(char buf[32], long long bytes, bool sign)
 
 /* ---- printing ---- */
 
-/* "file:line (function)" of the most recent frame of `tb`. */
+static bool
+drop_alloc_fn(const zw_frame *f, void *arg)
+{
+    (void)arg;
+    return cli_is_alloc_fn(f);
+}
+
+
+/* ---- modules without debug information ---- */
+
+#define MAX_NODEBUG 8 /* modules named in the note; more are counted */
+
+static struct {
+    char *names[MAX_NODEBUG];
+    size_t n;
+    size_t more;
+} nodebug;
+
+void
+cli_note_frame(const zw_frame *f)
+{
+    if (f->lineno != 0 || f->module == NULL)
+        return;
+    for (size_t i = 0; i < nodebug.n; i++) {
+        if (strcmp(nodebug.names[i], f->module) == 0)
+            return;
+    }
+    if (nodebug.n == MAX_NODEBUG || (nodebug.names[nodebug.n] = strdup(f->module)) == NULL) {
+        nodebug.more++; /* counts frames past the first 8 modules, not modules: "and more" */
+        return;
+    }
+    nodebug.n++;
+}
+
+/* Once per command: the modules whose frames were printed without a line, and how to get
+ * their debug information. */
+static void
+say_nodebug(void)
+{
+    if (nodebug.n == 0)
+        return;
+    fputs("zw: note: no debug information for", stderr);
+    for (size_t i = 0; i < nodebug.n; i++) {
+        fprintf(stderr, "%s %s", i ? "," : "", nodebug.names[i]);
+        free(nodebug.names[i]);
+    }
+    fprintf(stderr, "%s: their frames print as module+0xoffset, without a line.\n"
+                    "zw: note: install their debug symbols (Debian: the -dbgsym packages of the "
+                    "debian-debug archive), or run 'zw run' again with DEBUGINFOD_URLS set "
+                    "(e.g. https://debuginfod.debian.net): libdw then fetches them\n",
+            nodebug.more ? " and more" : "");
+    nodebug.n = 0;
+}
+
 void
 cli_print_location(const zw_traceback *tb, FILE *out)
 {
@@ -109,12 +162,48 @@ cli_print_location(const zw_traceback *tb, FILE *out)
         fputs("<unknown>", out);
         return;
     }
-    const zw_frame *f = zw_traceback_frame(tb, n - 1);
+    const zw_frame *f = zw_traceback_frame(tb, cli_site_frame(tb));
+    cli_note_frame(f);
     char buf[1024];
     zw_frame_str(f, buf, sizeof(buf));
     fputs(buf, out);
     if (f->function != NULL)
-        fprintf(out, " (%s)", f->function);
+        fprintf(out, " (%s)", cli_demangle(f->function));
+}
+
+int
+cli_stats_compute(cli_stats *s, const zw_snapshot *snap, const zw_snapshot *old, zw_group group,
+                  bool cumulative, zw_error *err)
+{
+    *s = (cli_stats){0};
+    if (group != ZW_GROUP_TRACEBACK) {
+        const zw_snapshot *in[2] = {snap, old};
+        for (int k = 0; k < 2 && in[k] != NULL; k++) {
+            s->own[k] = zw_snapshot_trim_recent(in[k], drop_alloc_fn, NULL, err);
+            if (s->own[k] == NULL) {
+                cli_stats_release(s);
+                return -1;
+            }
+        }
+        snap = s->own[0];
+        old = old != NULL ? s->own[1] : NULL;
+    }
+    s->list = old != NULL ? zw_snapshot_compare_to(snap, old, group, cumulative, err)
+                          : zw_snapshot_statistics(snap, group, cumulative, err);
+    if (s->list == NULL) {
+        cli_stats_release(s);
+        return -1;
+    }
+    return 0;
+}
+
+void
+cli_stats_release(cli_stats *s)
+{
+    zw_stat_list_free(s->list); /* before the snapshots it borrows from */
+    zw_snapshot_free(s->own[0]);
+    zw_snapshot_free(s->own[1]);
+    *s = (cli_stats){0};
 }
 
 void
@@ -153,7 +242,7 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
                 char buf[1024];
                 zw_frame_str(f, buf, sizeof(buf));
                 fprintf(out, "        %s%s%s\n", buf, f->function ? " " : "",
-                        f->function ? f->function : "");
+                        f->function ? cli_demangle(f->function) : "");
             }
         }
     }
@@ -165,7 +254,8 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
 /* ---- dispatch ---- */
 
 #define T(opt) CLI_TAKES(opt)
-#define LIVE   (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON))
+#define NAMES  (T(ALLOC_FN) | T(NO_DEFAULT_ALLOC_FNS))
+#define LIVE   (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES)
 
 /* Every command and the options it takes. leaks and peak are top with other defaults and no
  * --at (their help does not list --cumulative, which they have always taken). */
@@ -183,9 +273,10 @@ static const cli_command commands[] = {
     {"peak", cli_help_peak, LIVE, 1, "peak", ZW_GROUP_TRACEBACK, cmd_top},
     {"compare", cli_help_compare, T(FROM) | T(TO) | T(AT) | LIVE, 2, "exit", ZW_GROUP_LINENO,
      cmd_compare},
-    {"export", cli_help_export, T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(PID) | T(ONLY), 1,
+    {"export", cli_help_export, T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(PID) | T(ONLY) | NAMES,
+     1,
      NULL, 0, cmd_export},
-    {"report", cli_help_report, T(OUTPUT), 1, NULL, 0, cmd_report},
+    {"report", cli_help_report, T(OUTPUT) | NAMES, 1, NULL, 0, cmd_report},
 };
 
 
@@ -214,6 +305,7 @@ main(int argc, char **argv)
                 rc = commands[i].run(&commands[i], &o);
             if (fflush(stdout) != 0 && rc == 0)
                 rc = cli_fail("cannot write the output: %s", strerror(errno));
+            say_nodebug(); /* after the output it is about */
             return rc;
         }
     }

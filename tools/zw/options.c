@@ -15,6 +15,7 @@ enum kind {
     NUMBER, /* an unsigned long in [lo, hi] */
     CHOICE, /* an int: the value of one of `choices` */
     MAYBE,  /* a const char *: its value only after '=', "" when given bare */
+    LIST,   /* --alloc-fn: one more of cli_opts.alloc_fns */
 };
 
 typedef struct choice {
@@ -86,6 +87,8 @@ static const option_def defs[] = {
     [CLI_OPT_LEAK_CHECK] = OPT("--leak-check", MAYBE, leak_check),
     [CLI_OPT_ERROR_EXITCODE] = {{"--error-exitcode", NULL}, NUMBER,
                                 offsetof(cli_opts, error_exitcode), 1, 255},
+    [CLI_OPT_ALLOC_FN] = OPT("--alloc-fn", LIST, alloc_fns),
+    [CLI_OPT_NO_DEFAULT_ALLOC_FNS] = OPT("--no-default-alloc-fns", FLAG, no_default_alloc_fns),
 };
 
 /* The value of `arg` if it is option `name` ("" for a flag), taking a value as the next argument
@@ -148,6 +151,13 @@ store(const cli_command *c, const option_def *d, const char *value, cli_opts *o)
             }
         }
         return cli_usage(c->name, "unknown %s '%s' (%s)", d->what, value, d->one_of);
+    case LIST:
+        if (value[0] == '\0')
+            return cli_usage(c->name, "--alloc-fn needs a function name or a glob");
+        if (o->nalloc_fns == CLI_MAX_ALLOC_FNS)
+            return cli_usage(c->name, "--alloc-fn given more than %d times", CLI_MAX_ALLOC_FNS);
+        o->alloc_fns[o->nalloc_fns++] = value;
+        return 0;
     }
     return 0;
 }
@@ -206,6 +216,7 @@ cli_parse(const cli_command *c, int argc, char **argv, cli_opts *o)
                              arg);
         o->files[o->nfiles++] = argv[i++];
     }
+    cli_set_alloc_fns(o->alloc_fns, o->nalloc_fns, o->no_default_alloc_fns);
     if (c->nfiles == 0) {
         o->program = argv + i;
         return i < argc ? 0 : cli_usage(c->name, "no program to run");

@@ -77,8 +77,15 @@
     const frameWhere = (f) => (!frameLine(f) && frameModule(f)
         ? frameModule(f) + '+0x' + frameOffset(f).toString(16) : frameFile(f) + ':' + frameLine(f));
     const frameText = (f) => frameWhere(f) + (frameFn(f) ? ' (' + frameFn(f) + ')' : '');
-    /* The most recent frame of a site, or -1 for an empty traceback. */
-    const siteTop = (s) => (T[s].length ? T[s][T[s].length - 1] : -1);
+    const frameSymbol = (f) => str(F[f][7]);
+    /* The most recent frame of a site outside the allocation functions (the oldest one if all
+     * are), as zw's cli_site_frame; -1 for an empty traceback. */
+    function siteTop(s) {
+        let i = T[s].length - 1;
+        while (i > 0 && F[T[s][i]][6])
+            i--;
+        return i >= 0 ? T[s][i] : -1;
+    }
     const basename = (p) => (p ? p.slice(p.lastIndexOf('/') + 1) : '');
 
     /* ---- statistics, as zw_snapshot_statistics and zw_snapshot_compare_to (stats.c) ---- */
@@ -168,13 +175,13 @@
     /* Rows as zw top --json and zw compare --json print them: {bytes, blocks[, bytes_diff,
      * blocks_diff], traceback} with the key's frames, the most recent first (for the test). */
     function cliRows(rows, grouping) {
-        const frame = (f) => ({function: frameFn(f), file: frameFile(f), line: frameLine(f),
-            module: frameModule(f)});
+        const frame = (f) => ({function: frameFn(f), symbol: frameSymbol(f), file: frameFile(f),
+            line: frameLine(f), module: frameModule(f)});
         return rows.map((r) => {
             const f = siteTop(r.site);
             const tb = grouping === 'traceback' ? T[r.site].slice().reverse().map(frame)
                 : grouping === 'lineno' ? [frame(f)]
-                : [{function: null, file: frameFile(f), line: 0, module: null}];
+                : [{function: null, symbol: null, file: frameFile(f), line: 0, module: null}];
             const o = {bytes: r.bytes, blocks: r.blocks};
             if (r.dbytes !== undefined)
                 Object.assign(o, {bytes_diff: r.dbytes, blocks_diff: r.dblocks});
@@ -709,7 +716,9 @@
         P = D.processes[i];
         P.clicked = null;
         document.title = 'zw report: ' + (P.argv[0] ? basename(P.argv[0]) : P.path);
+        /* a long command line is elided by the style sheet; the whole of it on hover */
         $('title').textContent = P.argv.join(' ') + '  (' + P.path + ')';
+        $('title').title = $('title').textContent;
         const warn = [];
         if (!P.complete)
             warn.push('This capture is incomplete: the process ended before writing all of it. ' +
@@ -732,10 +741,23 @@
     function init() {
         const t0 = performance.now();
         const procs = D.processes;
+        /* the page opens on the process of the largest peak (a compiler rather than its driver,
+         * a command rather than its shell), as zw run's summary */
+        const peakOf = (p) => (p.totals ? p.totals.peak_bytes : 0);
+        let first = 0;
+        procs.forEach((p, i) => {
+            if (peakOf(p) > peakOf(procs[first]))
+                first = i;
+        });
         if (procs.length > 1) {
             $('process-box').hidden = false;
-            procs.forEach((p, i) => $('process').append(el('option', {value: i},
-                'pid ' + p.pid + ' (parent ' + p.ppid + '): ' + (p.argv.join(' ') || p.path))));
+            procs.forEach((p, i) => {
+                const text = 'pid ' + p.pid + ' (parent ' + p.ppid + '): ' + (p.argv.join(' ') || p.path);
+                $('process').append(el('option', {value: i, title: text},
+                    text.length > 90 ? text.slice(0, 89) + '\u2026' : text));
+            });
+            $('process').value = String(first);
+            $('process-hint').textContent = procs.length + ' processes; opened on the largest peak';
             $('process').addEventListener('change', () => showProcess(+$('process').value));
         }
         $('flame-metric').addEventListener('change', () =>
@@ -760,7 +782,7 @@
                 renderFlame(flameChoices().find((c) => c.id === $('flame-metric').value));
             }, 200);
         });
-        showProcess(0);
+        showProcess(first);
         window.zwReport = {ready: true, drawMs: performance.now() - t0, data: D, showAt: showAt,
             showProcess: showProcess, plot: () => plot, process: () => P,
             /* the page's rows in zw's JSON form: of a kept set ('peak', 'exit', a mark's label)

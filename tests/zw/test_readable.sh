@@ -1,0 +1,160 @@
+#!/bin/sh
+# tests/zw/test_readable.sh ZW TESTDIR - zw's answers on a C++ program read as a person would
+# write them (tests/zw/progs/readable.cc: a class template, a lambda, new in a helper):
+#   - names demangled in the table, --json (the raw symbol beside it), folded, pprof (name
+#     demangled, system_name raw), massif and the report;
+#   - grouping by line looks past operator new (a built-in allocation function) to the helper
+#     grab(), past grab() too with --alloc-fn 'grab*', and stops at operator new's frame with
+#     --no-default-alloc-fns; tracebacks keep every frame;
+#   - top --at allocations honours --group;
+#   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell;
+#   - a stripped program's lines from its .gnu_debuglink file; without it, symbol table names and
+#     one note naming the module and how to get its debug information;
+#   - zw run's status line under a pseudo-terminal, and none when stderr is a file.
+# Needs libzwpreload.so: in the sanitizer build (ASan owns malloc) it exits 77, skipped.
+set -u
+zw=$1
+dir=$2
+[ "${3:-0}" = 1 ] && { echo "skipped: the sanitizer build preloads nothing"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+}
+# has FILE PATTERN WHAT: grep -E
+has() {
+    if grep -Eq -- "$2" "$1"; then ok "$3"; else
+        fail "$3 (no /$2/ in:)"
+        head -20 "$1"
+    fi
+}
+hasnt() {
+    if grep -Eq -- "$2" "$1"; then
+        fail "$3 (/$2/ in:)"
+        head -20 "$1"
+    else ok "$3"; fi
+}
+src=$(cd "$(dirname "$0")" && pwd)/progs/readable.cc
+line() { grep -n "// $1\$" "$src" | cut -d: -f1; }
+grab_line=$(line GRAB_NEW)
+lambda_line=$(line LAMBDA_CALL)
+pool_line=$(line POOL_NEW)
+
+cap="$tmp/r.zwc"
+"$zw" run -q -o "$cap" -- "$dir/zwp_readable" >/dev/null || fail "zw run zwp_readable"
+
+# ---- grouping past the allocation functions ----
+"$zw" leaks --group lineno --limit 3 "$cap" >"$tmp/top"
+has "$tmp/top" "^ +1 +definite +1953 KiB +2000 +1000 B +.*readable.cc:$grab_line \\(grab\\)\$" \
+    "leaks --group lineno: the 2000 blocks at grab()'s new, line $grab_line, not in operator new"
+has "$tmp/top" "readable.cc:$pool_line \\(shapes::Pool<Block>::make\\(Block const&\\)\\)\$" \
+    "the class template's member function demangled, at its new (line $pool_line)"
+"$zw" leaks --group lineno --alloc-fn 'grab*' --limit 1 "$cap" >"$tmp/top"
+has "$tmp/top" "^ +1 +definite +1953 KiB +2000 .*readable.cc:$lambda_line \\(" \
+    "--alloc-fn 'grab*': the 2000 blocks at the lambda's call of grab(), line $lambda_line"
+"$zw" leaks --group lineno --no-default-alloc-fns --limit 1 "$cap" >"$tmp/top"
+has "$tmp/top" "^ +1 .*libstdc\\+\\+[^ ]*\\+0x[0-9a-f]+ \\(operator new\\(unsigned long\\)\\)\$" \
+    "--no-default-alloc-fns: operator new is a site again (demangled)"
+"$zw" leaks --group traceback --limit 1 "$cap" >"$tmp/tb"
+has "$tmp/tb" "^ +1 .*readable.cc:$grab_line \\(grab\\)\$" "leaks by traceback: the row names grab()"
+has "$tmp/tb" "^        .* operator new(\\[\\])?\\(unsigned long\\)\$" \
+    "the traceback keeps operator new's frame"
+"$zw" compare "$cap" --from peak --to exit --limit 3 >"$tmp/cmp"
+hasnt "$tmp/cmp" "operator new" "compare by line looks past operator new"
+
+# ---- top --at allocations groups ----
+"$zw" top --at allocations --limit 0 "$cap" >"$tmp/al"
+has "$tmp/al" "^ +1 +2000 +1953 KiB +.*readable.cc:$grab_line \\(grab\\)\$" \
+    "top --at allocations: 2000 allocations at grab()'s line"
+"$zw" top --at allocations --group filename --limit 0 "$cap" >"$tmp/alf"
+has "$tmp/alf" "^ +1 +2500 +[0-9.]+ [KM]iB +.*readable.cc" \
+    "top --at allocations --group filename: the file's 2500 allocations in one row"
+[ "$(grep -c readable.cc "$tmp/alf")" = 1 ] && ok "one row for readable.cc" ||
+    fail "top --at allocations --group filename: readable.cc in more than one row"
+
+# ---- demangled in every output, raw where a tool wants it ----
+"$zw" leaks --json --limit 0 "$cap" >"$tmp/json"
+has "$tmp/json" '"function": "shapes::Pool<Block>::make\(Block const&\)", "symbol": "_ZN6shapes4PoolI5BlockE4makeERKS1_"' \
+    "--json: function demangled, symbol raw"
+has "$tmp/json" '"function": "operator new\(unsigned long\)", "symbol": "_Znwm"' \
+    "--json: operator new and _Znwm"
+"$zw" export --format folded --metric leaked -o "$tmp/f.folded" "$cap" || fail "export folded"
+has "$tmp/f.folded" "shapes::Pool<Block>::make\\(Block const&\\);operator new\\(unsigned long\\) " \
+    "folded: demangled frames"
+hasnt "$tmp/f.folded" "_Z" "folded: no mangled name"
+"$zw" export --format massif -o "$tmp/massif.out" "$cap" || fail "export massif"
+has "$tmp/massif.out" ": shapes::Pool<Block>::make\\(Block const&\\) \\(" "massif: demangled"
+hasnt "$tmp/massif.out" ": operator new" "massif: operator new folded into its callers (as --alloc-fn)"
+"$zw" export --format pprof -o "$tmp/p.pb.gz" "$cap" || fail "export pprof"
+gzip -dc "$tmp/p.pb.gz" >"$tmp/p.pb"
+has "$tmp/p.pb" "shapes::Pool<Block>::make\\(Block const&\\)" "pprof: the name demangled"
+has "$tmp/p.pb" "_ZN6shapes4PoolI5BlockE4makeERKS1_" "pprof: system_name raw"
+if "$zw" report -o "$tmp/r.html" "$cap" 2>"$tmp/err"; then
+    has "$tmp/r.html" "shapes::Pool&lt;Block&gt;::make|shapes::Pool\\\\u003cBlock\\\\u003e::make|shapes::Pool<Block>::make" \
+        "report: demangled names in its data"
+else
+    grep -q "configured with -DZW_REPORT=OFF" "$tmp/err" && ok "report not built" || fail "zw report"
+fi
+
+# ---- a process tree whose child holds the memory: the summary is the child's ----
+"$zw" run -o "$tmp/sh.zwc" -- sh -c "$dir/zwp_readable >/dev/null; true" 2>"$tmp/sum" >/dev/null ||
+    fail "zw run sh -c"
+has "$tmp/sum" "^zw: 2 processes; below: pid [0-9]+ \\([^)]*zwp_readable\\), the largest peak; pid [0-9]+ \\(sh\\) peaked at" \
+    "zw run's summary says it shows the child, the largest peak"
+has "$tmp/sum" "^zw: peak +2[0-9.]+ [KM]iB" "the summary's peak is the child's (about 2 MiB), not the shell's"
+"$zw" stat "$tmp/sh.zwc" >"$tmp/stat"
+has "$tmp/stat" "^peak +2[0-9.]+ [KM]iB in process [0-9]+ .*the largest of the processes' peaks" \
+    "zw stat's headline peak is the child's"
+
+# ---- debug information in a separate file (.gnu_debuglink), or none ----
+mkdir "$tmp/dl"
+cp "$dir/zwp_readable" "$tmp/dl/prog"
+objcopy --only-keep-debug "$tmp/dl/prog" "$tmp/dl/prog.debug" && strip -g "$tmp/dl/prog" &&
+    (cd "$tmp/dl" && objcopy --add-gnu-debuglink=prog.debug prog) || fail "objcopy"
+"$zw" run -q -o "$tmp/dl/a.zwc" -- "$tmp/dl/prog" >/dev/null || fail "zw run prog"
+"$zw" leaks --group lineno --limit 1 "$tmp/dl/a.zwc" >"$tmp/dl/top" 2>"$tmp/dl/err"
+has "$tmp/dl/top" "readable.cc:$grab_line \\(grab\\)\$" \
+    "a stripped program's lines come from the file its .gnu_debuglink names"
+hasnt "$tmp/dl/err" "no debug information" "no note when every printed frame has a line"
+rm "$tmp/dl/prog.debug"
+"$zw" run -q -o "$tmp/dl/b.zwc" -- "$tmp/dl/prog" >/dev/null || fail "zw run prog"
+"$zw" leaks --group lineno --limit 1 "$tmp/dl/b.zwc" >"$tmp/dl/top" 2>"$tmp/dl/err"
+has "$tmp/dl/top" "/dl/prog\\+0x[0-9a-f]+ \\(grab\\(unsigned long\\)\\)\$" \
+    "without its debug file: the symbol table's name, demangled, at module+offset"
+[ "$(grep -c 'no debug information for .*/dl/prog' "$tmp/dl/err")" = 1 ] &&
+    ok "one note names the module without debug information" ||
+    { fail "no single note naming the module:"; cat "$tmp/dl/err"; }
+has "$tmp/dl/err" "dbgsym.*DEBUGINFOD_URLS" "the note says how to get debug information"
+
+# ---- the status line: on a terminal only (a pseudo-terminal here), about once a second ----
+python3 - "$zw" "$tmp/pty.zwc" "$dir/zwp_readable" >"$tmp/pty" <<'PY'
+import os, pty, sys
+zw, out, prog = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(zw, [zw, "run", "-o", out, "--", "sh", "-c", prog + " >/dev/null; sleep 2.5"])
+text = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    text += d
+os.waitpid(pid, 0)
+sys.stdout.write(text.decode(errors="replace").replace("\r", "<CR>").replace("\x1b", "<ESC>"))
+PY
+n=$(grep -o '<CR>zw: [0-9]* s, heap [0-9.]* [KMG]*i*B (peak 2[0-9.]* [KM]iB), [0-9]* allocations, [0-9] processes ([0-9] running)<ESC>\[K' "$tmp/pty" | wc -l)
+[ "$n" -ge 2 ] && ok "under a pseudo-terminal zw run refreshed its status line $n times" ||
+    { fail "no status line refreshed twice under a pseudo-terminal:"; cat "$tmp/pty"; }
+has "$tmp/pty" "<CR><ESC>\\[Kzw: 3 processes; below" "the status line is erased before the summary"
+"$zw" run -o "$tmp/nt.zwc" -- sh -c 'sleep 1.5' 2>"$tmp/nt" >/dev/null
+if grep -q "$(printf '\r')" "$tmp/nt"; then fail "a status line when stderr is not a terminal"; else
+    ok "no status line when stderr is not a terminal"; fi
+
+[ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
+echo "all passed"
