@@ -56,6 +56,15 @@ zwi_preload_sum_stats(void)
 uint64_t
 zwi_preload_rss_bytes(void)
 {
+    /* async-signal-safe (the last words call it from a handler): no stdio; the page size is read
+     * once by the first sample, long before a handler can run */
+    static _Atomic uint64_t page;
+    uint64_t psz = atomic_load_explicit(&page, memory_order_relaxed);
+    if (psz == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        psz = v > 0 ? (uint64_t)v : 4096;
+        atomic_store_explicit(&page, psz, memory_order_relaxed);
+    }
     char buf[128];
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -65,10 +74,15 @@ zwi_preload_rss_bytes(void)
     if (n <= 0)
         return 0;
     buf[n] = '\0';
-    unsigned long size, resident;
-    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+    const char *c = buf;
+    while (*c != '\0' && *c != ' ') /* the first field is the size; the second, resident */
+        c++;
+    if (*c == '\0')
         return 0;
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t pages = 0;
+    for (c++; *c >= '0' && *c <= '9'; c++)
+        pages = pages * 10 + (uint64_t)(*c - '0');
+    return pages * psz;
 }
 
 zw_capture_sample

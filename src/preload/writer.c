@@ -547,28 +547,6 @@ zw_mark(const char *label)
 
 /* ---- last words: the end of the capture from a signal handler ---- */
 
-/* Resident bytes from /proc/self/statm, parsed by hand (no stdio in a signal handler). */
-static uint64_t
-rss_bytes_signal_safe(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *s = buf;
-    while (*s != '\0' && *s != ' ') /* the first field is the size; the second, resident */
-        s++;
-    uint64_t pages = 0;
-    for (s++; *s >= '0' && *s <= '9'; s++)
-        pages = pages * 10 + (uint64_t)(*s - '0');
-    return pages * 4096;
-}
-
 void
 zwi_preload_write_last_words(uint32_t end, int code)
 {
@@ -594,7 +572,7 @@ zwi_preload_write_last_words(uint32_t end, int code)
     zw_capture_sample last = {zwi_preload_now_ns(),
                               G.heap_base_bytes + s.bytes - s.freed_bytes,
                               G.heap_base_blocks + s.allocs - s.frees,
-                              rss_bytes_signal_safe(),
+                              zwi_preload_rss_bytes(),
                               s.allocs,
                               s.frees,
                               s.temps,
