@@ -20,6 +20,8 @@ const char cli_help_leaks[] =
     "the summary always counts suppressed blocks.\n"
     "\n"
     "options:\n"
+    "  --at exit|MARK       the exit set (default), or the set at the last zw_mark(MARK) when\n"
+    "                       the program ran under zw run --leak-check-at-marks\n"
     "  --kind K[,K...]      definite, indirect, possible, reachable, or all (default all)\n"
     "  --suppressions FILE  LeakSanitizer's format: one leak:PATTERN a line, matched on the\n"
     "                       function, file or module of any frame ('*' wildcard, '^' '$')\n"
@@ -90,11 +92,18 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
         return CLI_EXIT_FAILURE;
     }
     cli_leaks l;
-    rc = cli_leaks_of(t, &sup, kinds, o->show_suppressed, &l);
+    bool exit_set = o->at == NULL || strcmp(o->at, "exit") == 0;
+    rc = cli_leaks_of(t, exit_set ? NULL : o->at, &sup, kinds, o->show_suppressed, &l);
     if (rc == 0 && l.scanned == 0) {
-        /* no kinds: the exit set as it is */
-        fprintf(stderr, "zw: %s: leak kinds unknown (%s); every block live at exit follows\n",
-                o->files[0], cli_leaks_why(l.status));
+        /* no kinds: the set as it is (zw top says if there is no such mark) */
+        if (exit_set)
+            fprintf(stderr, "zw: %s: leak kinds unknown (%s); every block live at exit follows\n",
+                    o->files[0], cli_leaks_why(l.status));
+        else
+            fprintf(stderr,
+                    "zw: %s: leak kinds at mark '%s' unknown (not scanned: zw run "
+                    "--leak-check-at-marks scans them); every block live then follows\n",
+                    o->files[0], o->at);
         cli_leaks_release(&l);
         cli_tree_free(t);
         cli_suppressions_release(&sup);
@@ -126,7 +135,8 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
                 rows[n++] = (row){k, zw_stat_list_get(lists[k], i)};
         size_t shown = o->limit == 0 || o->limit > n ? n : o->limit;
         if (!o->json) {
-            printf("%s: exit set%s, %s\n", o->files[0],
+            printf("%s: %s%s%s%s, %s\n", o->files[0], exit_set ? "exit set" : "mark '",
+                   exit_set ? "" : o->at, exit_set ? "" : "'",
                    t->n > 1 ? " of every process" : "",
                    o->show_suppressed ? "the suppressed blocks" : "by kind of leak");
             cli_print_leak_summary(&l, stdout);
