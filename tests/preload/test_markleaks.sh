@@ -65,8 +65,13 @@ else
         cat "$tmp/n_err.txt" "$tmp/n_out.txt"
     fi
 fi
-"$zw" leaks --at nosuchmark "$tmp/m.zwc" >/dev/null 2>"$tmp/none.txt" &&
+if "$zw" leaks --at nosuchmark "$tmp/m.zwc" >/dev/null 2>"$tmp/none.txt"; then
     fail "zw leaks --at a mark that does not exist succeeded"
+elif grep -q "no mark 'nosuchmark'" "$tmp/none.txt"; then
+    echo "ok: zw leaks --at a mark that does not exist: an error that names it"
+else
+    fail "zw leaks --at nosuchmark: $(cat "$tmp/none.txt")"
+fi
 
 [ "$fails" -eq 0 ] || exit 1
 echo "all ok"

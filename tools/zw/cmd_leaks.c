@@ -83,6 +83,9 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
     uint32_t kinds = (1u << ZW_LEAK_KINDS) - 1;
     if (rc != 0 || (o->kind != NULL && (rc = cli_parse_kinds(c->name, o->kind, &kinds)) != 0))
         return rc;
+    bool exit_set = o->at == NULL || strcmp(o->at, "exit") == 0;
+    if (o->at != NULL && strcmp(o->at, "peak") == 0)
+        return cli_usage(c->name, "--at takes exit or a mark's label (the peak set is not scanned)");
     cli_suppressions sup;
     if ((rc = cli_suppressions_read(o->suppressions, &sup)) != 0)
         return rc;
@@ -91,8 +94,17 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
         cli_suppressions_release(&sup);
         return CLI_EXIT_FAILURE;
     }
+    size_t found = 0;
+    for (size_t p = 0; !exit_set && p < t->n; p++)
+        for (size_t i = 0; i < t->caps[p]->nmarks; i++)
+            found += strcmp(t->caps[p]->marks[i].label, o->at) == 0;
+    if (!exit_set && found == 0) {
+        rc = cli_fail("%s: no mark '%s' (zw stat lists the marks)", o->files[0], o->at);
+        cli_tree_free(t);
+        cli_suppressions_release(&sup);
+        return rc;
+    }
     cli_leaks l;
-    bool exit_set = o->at == NULL || strcmp(o->at, "exit") == 0;
     rc = cli_leaks_of(t, exit_set ? NULL : o->at, &sup, kinds, o->show_suppressed, &l);
     if (rc == 0 && l.scanned == 0) {
         /* no kinds: the set as it is (zw top says if there is no such mark) */
