@@ -57,6 +57,8 @@ typedef struct zw_capture_set {
     uint64_t time_ns;    /* when it was taken */
     uint64_t heap_bytes; /* live bytes then */
     zw_snapshot *snap;   /* NULL if the set was not kept */
+    struct zw_capture_leaks *leaks; /* a mark's reachability scan (zw run --leak-check-at-marks),
+                                     * its kinds in snap's order; NULL if none */
 } zw_capture_set;
 
 /* How the process ended, as far as the capture knows. */

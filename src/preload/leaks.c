@@ -8,7 +8,8 @@
  *   classify: cliques of lost blocks
  *   collect:  the records again, each with its kind, for the EXIT_SET and LEAKS sections
  *
- * Runs under G.lock on the thread that finishes the capture, with this thread's guard up. */
+ * Runs under G.lock with this thread's guard up: on the thread that finishes the capture, or on
+ * the thread that called zw_mark (with ZW_LEAK_MARKS=1). */
 #include <dlfcn.h>
 #include <malloc.h>
 #include <string.h>
@@ -111,7 +112,7 @@ clock_of(clockid_t id)
 }
 
 void
-zwi_preload_leak_check(zwi_leak_check *c)
+zwi_preload_leak_check(zwi_leak_check *c, uintptr_t stack_lo)
 {
     uint64_t t0 = clock_of(CLOCK_MONOTONIC), cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
     zw_capture_sample now = zwi_preload_sample_now();
@@ -123,7 +124,7 @@ zwi_preload_leak_check(zwi_leak_check *c)
         goto out_free;
     if (malloc_is_glibc())
         zwi_leakscan_set_ignore(ls, glibc_chunk_header);
-    if (zwi_leakscan_process_roots(ls, (const void *)zwi_preload_leak_check, G.leak_stack_lo,
+    if (zwi_leakscan_process_roots(ls, (const void *)zwi_preload_leak_check, stack_lo,
                                    &c->roots) != 0)
         goto out_free;
     zwi_leakscan_classify(ls);

@@ -559,6 +559,7 @@ zwi_preload_start(void)
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
     G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
     G.leak_check = env_uint("ZW_LEAK_CHECK", 1, 0, 1) == 1;
+    G.leak_marks = env_uint("ZW_LEAK_MARKS", 0, 0, 1) == 1;
     if (env_uint("ZW_FOLLOW_EXEC", 1, 0, 1) == 0)
         drop_from_ld_preload();
     G.tracer = zwi_tracer_new(G.nframe);

@@ -85,6 +85,22 @@ typedef struct site_shown {
     bool mentioned; /* a delta of this site was written: SITES must list it */
 } site_shown;
 
+/* The leak check of a live set (leaks.c), the exit's or a mark's: the records of the heap's live blocks, each with
+ * its kind, in the order the EXIT_SET section writes them. Arrays mapped, n of cap. */
+typedef struct zwi_leak_check {
+    uint32_t status; /* enum zw_leaks_status */
+    zwi_trace_rec *recs;
+    uint8_t *kinds; /* enum zw_leak_kind of recs[i] */
+    size_t n;
+    size_t cap;
+    uint64_t blocks[ZWI_LEAK_KINDS];
+    uint64_t bytes[ZWI_LEAK_KINDS];
+    zwi_leak_roots roots;
+    uint64_t scan_ns;     /* wall time of the scan */
+    uint64_t scan_cpu_ns; /* this thread's CPU time in it */
+    size_t scan_memory;   /* bytes the scan mapped */
+} zwi_leak_check;
+
 /* A kept live set: the records of the tracer at one moment (symbolised only at finish). */
 typedef struct liveset {
     zwi_trace_rec *recs;
@@ -94,6 +110,8 @@ typedef struct liveset {
     uint64_t bytes;
     char label[64];
     bool kept;            /* a mark's records were copied (see MAX_MARK_SETS) */
+    zwi_leak_check leak;  /* a mark's scan (ZW_LEAK_MARKS): status ZW_LEAKS_UNKNOWN if none;
+                           * when SCANNED its recs are the set's */
     struct liveset *next; /* marks, newest first */
 } liveset;
 
@@ -118,22 +136,6 @@ typedef struct real_fns {
 typedef struct totals {
     uint64_t allocs, frees, temps, bytes, freed_bytes, untraced;
 } totals;
-
-/* The leak check of the exit set (leaks.c): the records of the heap's live blocks, each with
- * its kind, in the order the EXIT_SET section writes them. Arrays mapped, n of cap. */
-typedef struct zwi_leak_check {
-    uint32_t status; /* enum zw_leaks_status */
-    zwi_trace_rec *recs;
-    uint8_t *kinds; /* enum zw_leak_kind of recs[i] */
-    size_t n;
-    size_t cap;
-    uint64_t blocks[ZWI_LEAK_KINDS];
-    uint64_t bytes[ZWI_LEAK_KINDS];
-    zwi_leak_roots roots;
-    uint64_t scan_ns;     /* wall time of the scan */
-    uint64_t scan_cpu_ns; /* this thread's CPU time in it */
-    size_t scan_memory;   /* bytes the scan mapped */
-} zwi_leak_check;
 
 /* The library's state: see the "constructor" fields in this file's header. */
 typedef struct zwi_preload_state {
@@ -226,6 +228,7 @@ typedef struct zwi_preload_state {
     zwi_unwinder unw;
     char cmdline[4096]; /* constructor: /proc/self/cmdline, NUL-separated */
     bool leak_check;    /* constructor: ZW_LEAK_CHECK (default 1): scan the exit set */
+    bool leak_marks;    /* constructor: ZW_LEAK_MARKS (default 0): scan each kept mark's set */
     uintptr_t leak_stack_lo; /* set by finish() on the thread that finishes, before the leak check
                               * it runs: where the program's frames end (see leakscan.h) */
     size_t cmdline_len; /* constructor */
@@ -269,16 +272,18 @@ ZW_HIDDEN void zwi_preload_stop_sampler(bool join);
 /* ---- leaks.c ---- */
 
 /* Scans the live heap blocks for reachability and fills `c` (status SCANNED, or FAILED). The
- * caller holds G.lock and its guard is up; the other threads are stopped while the scan reads. */
-ZW_HIDDEN void zwi_preload_leak_check(zwi_leak_check *c);
+ * caller holds G.lock and its guard is up; the other threads are stopped while the scan reads.
+ * This thread's stack is scanned from `stack_lo` up (the caller's frames end there). */
+ZW_HIDDEN void zwi_preload_leak_check(zwi_leak_check *c, uintptr_t stack_lo);
 ZW_HIDDEN void zwi_preload_leak_release(zwi_leak_check *c);
 
 /* ---- writer.c ---- */
 
 /* Saves the live set at a new peak of `bytes`, called by a hook when it passed G.peak_next. */
 ZW_HIDDEN __attribute__((noinline)) void zwi_preload_save_peak(int64_t bytes);
-/* zw_mark(): the live set now, labelled. */
-ZW_HIDDEN void zwi_preload_take_mark(const char *label);
+/* zw_mark(): the live set now, labelled; with ZW_LEAK_MARKS, scanned for reachability on this
+ * thread, whose stack is scanned from `stack_lo` up. */
+ZW_HIDDEN void zwi_preload_take_mark(const char *label, uintptr_t stack_lo);
 ZW_HIDDEN void zwi_preload_push_sample_locked(zw_capture_sample s);
 ZW_HIDDEN void zwi_preload_flush_samples_locked(void);
 ZW_HIDDEN void zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags);

@@ -141,7 +141,8 @@ sampler_main(void *arg)
         for (unsigned i = 0; i < asked; i++) {
             char label[32];
             snprintf(label, sizeof(label), "signal %d", G.mark_signal);
-            zwi_preload_take_mark(label);
+            /* the sampler has no frames of the program's: its own stack from here up */
+            zwi_preload_take_mark(label, (uintptr_t)label);
         }
         zw_capture_sample s = zwi_preload_sample_now();
         pthread_mutex_lock(&G.lock);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -352,7 +353,7 @@ put_set(zwi_cbuf *out, uint32_t type, const char *label, uint64_t time_ns, uint6
         zw_snapshot *snap)
 {
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_set(&pay, &(zw_capture_set){label, time_ns, bytes, snap});
+    zwi_encode_set(&pay, &(zw_capture_set){label, time_ns, bytes, snap, NULL});
     zwi_capture_put(out, type, &pay);
     zwi_cbuf_release(&pay);
 }
@@ -405,9 +406,9 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
         munmap(set.recs, set.cap * sizeof(*set.recs));
 }
 
-/* The LEAKS section: how the exit set's scan went and the kind of each of its blocks. */
+/* A LEAKS section (or MARK_LEAKS, `type`): how a set's scan went and the kind of each block. */
 static void
-put_leaks(zwi_cbuf *out, const zwi_leak_check *c, bool have_set)
+put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
 {
     zw_capture_leaks l = {
         .status = c->status == ZW_LEAKS_SCANNED && !have_set ? ZW_LEAKS_FAILED : c->status,
@@ -425,7 +426,7 @@ put_leaks(zwi_cbuf *out, const zwi_leak_check *c, bool have_set)
     memcpy(l.bytes, c->bytes, sizeof(l.bytes));
     zwi_cbuf pay = {.raw = G.raw};
     zwi_encode_leaks(&pay, &l);
-    zwi_capture_put(out, ZWI_SEC_LEAKS, &pay);
+    zwi_capture_put(out, type, &pay);
     zwi_cbuf_release(&pay);
 }
 
@@ -456,6 +457,8 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         zw_snapshot *snap =
             m->kept ? zwi_snapshot_from_recs(G.tracer, sym, m->recs, m->n, NULL) : NULL;
         put_set(&out, ZWI_SEC_MARK, m->label, m->time_ns, m->bytes, snap);
+        if (m->leak.status != ZW_LEAKS_UNKNOWN) /* its scan, right after it */
+            put_leaks(&out, ZWI_SEC_MARK_LEAKS, &m->leak, snap != NULL);
         zw_snapshot_free(snap);
     }
     /* the exit set, scanned for leaks unless the process dies of a signal; it is the peak set
@@ -464,7 +467,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     if (end == ZW_CAPTURE_END_SIGNAL)
         leaks.status = ZW_LEAKS_SKIPPED;
     else if (G.leak_check)
-        zwi_preload_leak_check(&leaks);
+        zwi_preload_leak_check(&leaks, G.leak_stack_lo);
     zw_snapshot *exit_snap = leaks.status == ZW_LEAKS_SCANNED
                                  ? zwi_snapshot_from_recs(G.tracer, sym, leaks.recs, leaks.n, NULL)
                                  : zwi_snapshot_from_tracer(G.tracer, sym, NULL);
@@ -482,7 +485,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         zw_snapshot_free(peak);
     }
     put_set(&out, ZWI_SEC_EXIT_SET, "exit", last.time_ns, last.heap_bytes, exit_snap);
-    put_leaks(&out, &leaks, exit_snap != NULL);
+    put_leaks(&out, ZWI_SEC_LEAKS, &leaks, exit_snap != NULL);
     zwi_preload_leak_release(&leaks);
     zw_snapshot_free(exit_snap);
     put_sites(&out, sym);
@@ -503,7 +506,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
 /* ---- marks ---- */
 
 void
-zwi_preload_take_mark(const char *label)
+zwi_preload_take_mark(const char *label, uintptr_t stack_lo)
 {
     liveset *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
@@ -511,7 +514,21 @@ zwi_preload_take_mark(const char *label)
     size_t cur = 0;
     zwi_tracer_traced_memory(G.tracer, &cur, NULL);
     pthread_mutex_lock(&G.lock);
-    if (G.nmark_sets < MAX_MARK_SETS) { /* past it, a mark keeps its time and bytes only */
+    if (G.nmark_sets < MAX_MARK_SETS && G.leak_marks) {
+        /* the scan's records are the set: every block of it has its kind */
+        m->time_ns = zwi_preload_now_ns();
+        m->bytes = cur;
+        zwi_preload_leak_check(&m->leak, stack_lo);
+        if (m->leak.status == ZW_LEAKS_SCANNED) {
+            m->recs = m->leak.recs;
+            m->n = m->leak.n;
+            m->cap = m->leak.cap;
+        } else {
+            take_set_locked(m, cur);
+        }
+        m->kept = true;
+        G.nmark_sets++;
+    } else if (G.nmark_sets < MAX_MARK_SETS) { /* past it, a mark keeps its time and bytes only */
         take_set_locked(m, cur);
         m->kept = true;
         G.nmark_sets++;
@@ -531,10 +548,13 @@ EXPORT zw_mark_sink_fn zw_mark_sink;
 EXPORT void
 zw_mark_sink(const char *label)
 {
+    /* the registers as the program left them, and where its frames end: a mark's scan's roots */
+    jmp_buf regs;
+    setjmp(regs);
     if (!atomic_load(&G.active) || zwi_trace_guard)
         return;
     zwi_trace_guard++;
-    zwi_preload_take_mark(label);
+    zwi_preload_take_mark(label, (uintptr_t)&regs);
     zwi_trace_guard--;
 }
 

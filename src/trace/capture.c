@@ -170,6 +170,39 @@ decode_leaks(loader *l)
     return zwi_decode_leaks(&l->cur, &l->c->leaks);
 }
 
+/* A mark's scan follows its MARK section: it belongs to the last mark read. Kinds that do not
+ * name that mark's traces name nothing (the mark's kinds are then unknown, as older captures'). */
+static int
+decode_mark_leaks(loader *l)
+{
+    zw_capture *c = l->c;
+    zw_capture_set *m = c->nmarks > 0 ? &c->marks[c->nmarks - 1] : NULL;
+    if (m == NULL || m->leaks != NULL)
+        return zwi_cursor_fail(&l->cur, "mark leak scan without its mark");
+    zw_capture_leaks got;
+    if (zwi_decode_leaks(&l->cur, &got) != 0)
+        return -1;
+    size_t n = m->snap != NULL ? zw_snapshot_len(m->snap) : 0;
+    if (got.status == ZW_LEAKS_SCANNED && (m->snap == NULL || n != got.nkinds)) {
+        zwi_free(l->raw, got.kinds);
+        return 0;
+    }
+    if ((m->leaks = zwi_alloc(l->raw, sizeof(*m->leaks))) == NULL) {
+        zwi_free(l->raw, got.kinds);
+        return zwi_cursor_fail(&l->cur, "out of memory");
+    }
+    if (got.status == ZW_LEAKS_SCANNED) { /* the sums are the kinds' */
+        memset(got.blocks, 0, sizeof(got.blocks));
+        memset(got.bytes, 0, sizeof(got.bytes));
+        for (size_t i = 0; i < n; i++) {
+            got.blocks[got.kinds[i]]++;
+            got.bytes[got.kinds[i]] += zw_snapshot_trace(m->snap, i).size;
+        }
+    }
+    *m->leaks = got;
+    return 0;
+}
+
 /* The kinds name the exit set's traces in order: with no exit set or another number of traces
  * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
 static void
@@ -222,6 +255,8 @@ decode(loader *l, uint32_t type)
         return decode_live(l);
     case ZWI_SEC_LEAKS:
         return decode_leaks(l);
+    case ZWI_SEC_MARK_LEAKS:
+        return decode_mark_leaks(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -245,6 +280,9 @@ static void
 free_set(zw_raw *raw, zw_capture_set *set)
 {
     zw_snapshot_free(set->snap);
+    if (set->leaks != NULL)
+        zwi_free(raw, set->leaks->kinds);
+    zwi_free(raw, set->leaks);
     zwi_free(raw, (void *)set->label);
     *set = (zw_capture_set){0};
 }
@@ -408,7 +446,7 @@ peak_from_steps(loader *l)
     uint64_t bytes = 0;
     for (size_t i = 0; i < zw_snapshot_len(snap); i++)
         bytes += zw_snapshot_trace(snap, i).size;
-    c->peak = (zw_capture_set){label, c->steps[last].time_ns, bytes, snap};
+    c->peak = (zw_capture_set){label, c->steps[last].time_ns, bytes, snap, NULL};
     return 0;
 }
 
@@ -594,8 +632,12 @@ zw_capture_free(zw_capture *c)
     zwi_free(raw, c->samples);
     zwi_free(raw, (void *)c->peak.label);
     zwi_free(raw, (void *)c->exit.label);
-    for (size_t i = 0; i < c->nmarks; i++)
+    for (size_t i = 0; i < c->nmarks; i++) {
         zwi_free(raw, (void *)c->marks[i].label);
+        if (c->marks[i].leaks != NULL)
+            zwi_free(raw, c->marks[i].leaks->kinds);
+        zwi_free(raw, c->marks[i].leaks);
+    }
     zwi_free(raw, c->marks);
     zwi_free(raw, c->site_counts);
     zwi_free(raw, c->site_temporary);

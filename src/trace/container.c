@@ -80,6 +80,8 @@ zwi_section_name(uint32_t type)
         return "live counters";
     case ZWI_SEC_LEAKS:
         return "leaks";
+    case ZWI_SEC_MARK_LEAKS:
+        return "mark leaks";
     default:
         return "unknown";
     }
@@ -91,7 +93,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_LEAKS;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_MARK_LEAKS;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */

@@ -51,6 +51,7 @@ enum zwi_section_type {
     ZWI_SEC_SITE_INFO = 25,   /* per site of SITES: its ref and temporary allocations */
     ZWI_SEC_LIVE = 26,        /* counters the process updates in place; no payload checksum */
     ZWI_SEC_LEAKS = 27,       /* the exit set's reachability scan: status, kind of each block */
+    ZWI_SEC_MARK_LEAKS = 28,  /* a mark's scan, as LEAKS, right after its MARK section */
 };
 
 /* The name of section `type` in messages ("series"), "unknown" for a type no kind has. */

@@ -335,7 +335,7 @@ Test(trace_capture_format, live_set_round_trips_with_and_without_its_snapshot)
     zw_snapshot *snap = zwt_fixture_a();
     char *label = long_label(5000);
     zwi_cbuf b = {.raw = raw};
-    zwi_encode_set(&b, &(zw_capture_set){label, UINT64_MAX, 0, snap});
+    zwi_encode_set(&b, &(zw_capture_set){label, UINT64_MAX, 0, snap, NULL});
     assert_prefixes_fail(&b, decode_and_free_set);
     zw_capture_set out;
     zwi_cursor c = whole(&b);
@@ -349,7 +349,7 @@ Test(trace_capture_format, live_set_round_trips_with_and_without_its_snapshot)
 
     /* not kept: no snapshot; an empty label */
     b.len = 0;
-    zwi_encode_set(&b, &(zw_capture_set){"", 0, UINT64_MAX, NULL});
+    zwi_encode_set(&b, &(zw_capture_set){"", 0, UINT64_MAX, NULL, NULL});
     c = whole(&b);
     cr_assert_eq(zwi_decode_set(&c, &out), 0, "%s", c.why);
     cr_assert_str_eq(out.label, "");
@@ -365,7 +365,7 @@ Test(trace_capture_format, live_set_with_a_damaged_snapshot_names_it)
 {
     zw_snapshot *snap = zwt_fixture_a();
     zwi_cbuf b = {.raw = raw};
-    zwi_encode_set(&b, &(zw_capture_set){"m", 1, 2, snap});
+    zwi_encode_set(&b, &(zw_capture_set){"m", 1, 2, snap, NULL});
     size_t at = 8 + 8 + 4 + 1 + 8; /* the snapshot's first byte */
     b.data[at] ^= 0xff;            /* its magic */
     zwi_cursor c = whole(&b);
@@ -719,10 +719,10 @@ build_capture(zwi_cbuf *file, size_t nsamples, bool end, zw_snapshot *snap)
     zwi_encode_series(&pay, s, nsamples);
     zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
     pay.len = 0;
-    zwi_encode_set(&pay, &(zw_capture_set){"checkpoint", 15, 1500, snap});
+    zwi_encode_set(&pay, &(zw_capture_set){"checkpoint", 15, 1500, snap, NULL});
     zwi_capture_put(file, ZWI_SEC_MARK, &pay);
     pay.len = 0;
-    zwi_encode_set(&pay, &(zw_capture_set){"exit", 30, 3000, snap});
+    zwi_encode_set(&pay, &(zw_capture_set){"exit", 30, 3000, snap, NULL});
     zwi_capture_put(file, ZWI_SEC_EXIT_SET, &pay);
     pay.len = 0;
     zwi_encode_totals(&pay,
@@ -820,6 +820,67 @@ Test(trace_capture_format, leak_kinds_name_the_exit_set_or_nothing)
     cr_assert_null(c->leaks.kinds);
     cr_assert_null(zw_capture_leaked(c, ~0u, &err));
     zw_capture_free(c);
+    zw_snapshot_free(snap);
+}
+
+/* A mark's scan: MARK_LEAKS after the MARK of build_capture() gives that mark its kinds, summed
+ * again from them; a count that does not name the mark's traces names nothing; with no mark
+ * before it the section is damaged and skipped. */
+Test(trace_capture_format, a_marks_leak_kinds_round_trip_with_its_mark)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    cr_assert(n > 1 && n <= 64);
+    uint8_t kinds[64];
+    uint64_t blocks = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        kinds[i] = (uint8_t)(i % 2 == 1 ? ZW_LEAK_DEFINITE : ZW_LEAK_REACHABLE);
+        blocks += i % 2 == 1;
+        bytes += i % 2 == 1 ? zw_snapshot_trace(snap, i).size : 0;
+    }
+    for (int round = 0; round < 3; round++) {
+        zwi_cbuf file = {.raw = raw};
+        zwi_cbuf pay = {.raw = raw};
+        if (round == 2) { /* no mark before it */
+            zwi_capture_put_header(&file);
+            const char *argv[] = {"prog"};
+            zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
+            zwi_capture_put(&file, ZWI_SEC_PROCESS, &pay);
+            pay.len = 0;
+        } else {
+            build_capture(&file, 2, false, snap);
+        }
+        zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+                                                   .nkinds = round == 1 ? n - 1 : n,
+                                                   .threads = 3, .blocks = {99}});
+        zwi_capture_put(&file, ZWI_SEC_MARK_LEAKS, &pay);
+        zw_error err;
+        zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+        cr_assert_not_null(c, "%s", err.msg);
+        if (round == 0) {
+            cr_assert_eq(c->nmarks, 1);
+            const zw_capture_leaks *l = c->marks[0].leaks;
+            cr_assert_not_null(l);
+            cr_assert_eq(l->status, ZW_LEAKS_SCANNED);
+            cr_assert_eq(l->threads, 3);
+            cr_assert_eq(l->nkinds, n);
+            cr_assert_arr_eq(l->kinds, kinds, n);
+            cr_assert_eq(l->blocks[ZW_LEAK_DEFINITE], blocks, "the sums are the kinds', not 99");
+            cr_assert_eq(l->bytes[ZW_LEAK_DEFINITE], bytes);
+            cr_assert_eq(l->blocks[ZW_LEAK_REACHABLE], n - blocks);
+            cr_assert_eq(c->leaks.status, ZW_LEAKS_UNKNOWN, "the exit set's are not the mark's");
+            cr_assert_eq(c->damaged, 0);
+        } else if (round == 1) {
+            cr_assert_null(c->marks[0].leaks, "kinds of another set name nothing");
+            cr_assert_eq(c->damaged, 0);
+        } else {
+            cr_assert_eq(c->nmarks, 0);
+            cr_assert_eq(c->damaged, 1, "a mark's scan without its mark is damage");
+        }
+        zw_capture_free(c);
+        zwi_cbuf_release(&pay);
+        zwi_cbuf_release(&file);
+    }
     zw_snapshot_free(snap);
 }
 
@@ -1007,7 +1068,7 @@ Test(trace_capture_format, a_damaged_section_takes_nothing_back_from_those_befor
     build_capture(&file, 2, false, snap);
     /* a second EXIT_SET and a second TOTALS, each cut inside its payload (checksums right) */
     zwi_cbuf pay = {.raw = raw};
-    zwi_encode_set(&pay, &(zw_capture_set){"exit", 40, 4000, snap});
+    zwi_encode_set(&pay, &(zw_capture_set){"exit", 40, 4000, snap, NULL});
     pay.len -= 10;
     zwi_capture_put(&file, ZWI_SEC_EXIT_SET, &pay);
     pay.len = 0;

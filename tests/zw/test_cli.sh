@@ -72,7 +72,7 @@ for cmd in export report; do
 done
 check 0 '' top --limit 3 -h "$cap"
 grep -q '^usage: zw top' "$tmp/out" || { echo "FAIL: zw top -h among options"; fails=$((fails + 1)); }
-check 2 "unknown option '--at'" leaks --at peak "$cap"
+check 2 "--at takes exit or a mark's label" leaks --at peak "$cap"
 check 2 "unknown option '--at=exit'" peak --at=exit "$cap"
 check 2 "unknown option '--from'" top --from peak "$cap"
 check 2 "unknown option '--json=1'" top --json=1 "$cap"

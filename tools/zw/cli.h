@@ -65,6 +65,7 @@ enum cli_opt {
     CLI_OPT_ERROR_EXITCODE,  /* --error-exitcode N */
     CLI_OPT_ALLOC_FN, /* --alloc-fn GLOB, repeatable */
     CLI_OPT_NO_DEFAULT_ALLOC_FNS,
+    CLI_OPT_LEAK_CHECK_AT_MARKS, /* --leak-check-at-marks */
 };
 #define CLI_TAKES(opt) (1u << CLI_OPT_##opt)
 
@@ -129,6 +130,7 @@ struct cli_opts {
     const char *alloc_fns[CLI_MAX_ALLOC_FNS]; /* --alloc-fn, in order */
     size_t nalloc_fns;
     bool no_default_alloc_fns;
+    bool leak_check_at_marks; /* zw run: each zw_mark() that keeps its set scans it too */
 };
 
 /* Parses the arguments of command `c` (argv[0] is its name) into *o: 0, or CLI_EXIT_USAGE after
@@ -271,22 +273,23 @@ typedef struct cli_suppressions {
 int cli_suppressions_read(const char *path, cli_suppressions *out);
 void cli_suppressions_release(cli_suppressions *s);
 
-/* The leaks of a capture set's exit sets: the blocks and bytes of each kind, suppressed apart,
- * and, for each kind in the mask asked, the blocks of that kind merged over the processes (the
- * suppressed ones instead if `show_suppressed`). */
+/* The leaks of a capture set's exit sets (`at` NULL or "exit"), or of its marks labelled `at`
+ * (scanned with zw run --leak-check-at-marks): the blocks and bytes of each kind, suppressed
+ * apart, and, for each kind in the mask asked, the blocks of that kind merged over the processes
+ * (the suppressed ones instead if `show_suppressed`). */
 typedef struct cli_leaks {
     uint64_t blocks[ZW_LEAK_KINDS];
     uint64_t bytes[ZW_LEAK_KINDS];
     uint64_t sblocks[ZW_LEAK_KINDS]; /* suppressed */
     uint64_t sbytes[ZW_LEAK_KINDS];
-    size_t scanned;              /* processes whose exit set was scanned */
+    size_t scanned;              /* processes whose set was scanned */
     size_t unscanned;            /* and those whose was not */
     uint32_t status;             /* the first unscanned one's (enum zw_leaks_status) */
     zw_snapshot *sets[ZW_LEAK_KINDS]; /* NULL for kinds not asked, or with no scanned process */
 } cli_leaks;
 
-int cli_leaks_of(const cli_tree *t, const cli_suppressions *s, uint32_t kinds, bool show_suppressed,
-                 cli_leaks *out);
+int cli_leaks_of(const cli_tree *t, const char *at, const cli_suppressions *s, uint32_t kinds,
+                 bool show_suppressed, cli_leaks *out);
 void cli_leaks_release(cli_leaks *l);
 /* "definite", "indirect", "possible", "reachable" */
 extern const char *const cli_leak_kind_names[ZW_LEAK_KINDS];

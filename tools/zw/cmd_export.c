@@ -200,7 +200,7 @@ cmd_export(const cli_command *cmd, const cli_opts *o)
             goto out_free;
         rc = CLI_EXIT_FAILURE;
         set = (zw_capture_set){picked.label, (uint64_t)(picked.time_s * 1e9 + 0.5), 0,
-                               (zw_snapshot *)picked.snap};
+                               (zw_snapshot *)picked.snap, NULL};
         x.set = &set;
     }
     switch (o->format) {

@@ -20,6 +20,8 @@ const char cli_help_leaks[] =
     "the summary always counts suppressed blocks.\n"
     "\n"
     "options:\n"
+    "  --at exit|MARK       the exit set (default), or the set at the last zw_mark(MARK) when\n"
+    "                       the program ran under zw run --leak-check-at-marks\n"
     "  --kind K[,K...]      definite, indirect, possible, reachable, or all (default all)\n"
     "  --suppressions FILE  LeakSanitizer's format: one leak:PATTERN a line, matched on the\n"
     "                       function, file or module of any frame ('*' wildcard, '^' '$')\n"
@@ -81,6 +83,9 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
     uint32_t kinds = (1u << ZW_LEAK_KINDS) - 1;
     if (rc != 0 || (o->kind != NULL && (rc = cli_parse_kinds(c->name, o->kind, &kinds)) != 0))
         return rc;
+    bool exit_set = o->at == NULL || strcmp(o->at, "exit") == 0;
+    if (o->at != NULL && strcmp(o->at, "peak") == 0)
+        return cli_usage(c->name, "--at takes exit or a mark's label (the peak set is not scanned)");
     cli_suppressions sup;
     if ((rc = cli_suppressions_read(o->suppressions, &sup)) != 0)
         return rc;
@@ -89,12 +94,28 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
         cli_suppressions_release(&sup);
         return CLI_EXIT_FAILURE;
     }
+    size_t found = 0;
+    for (size_t p = 0; !exit_set && p < t->n; p++)
+        for (size_t i = 0; i < t->caps[p]->nmarks; i++)
+            found += strcmp(t->caps[p]->marks[i].label, o->at) == 0;
+    if (!exit_set && found == 0) {
+        rc = cli_fail("%s: no mark '%s' (zw stat lists the marks)", o->files[0], o->at);
+        cli_tree_free(t);
+        cli_suppressions_release(&sup);
+        return rc;
+    }
     cli_leaks l;
-    rc = cli_leaks_of(t, &sup, kinds, o->show_suppressed, &l);
+    rc = cli_leaks_of(t, exit_set ? NULL : o->at, &sup, kinds, o->show_suppressed, &l);
     if (rc == 0 && l.scanned == 0) {
-        /* no kinds: the exit set as it is */
-        fprintf(stderr, "zw: %s: leak kinds unknown (%s); every block live at exit follows\n",
-                o->files[0], cli_leaks_why(l.status));
+        /* no kinds: the set as it is (zw top says if there is no such mark) */
+        if (exit_set)
+            fprintf(stderr, "zw: %s: leak kinds unknown (%s); every block live at exit follows\n",
+                    o->files[0], cli_leaks_why(l.status));
+        else
+            fprintf(stderr,
+                    "zw: %s: leak kinds at mark '%s' unknown (not scanned: zw run "
+                    "--leak-check-at-marks scans them); every block live then follows\n",
+                    o->files[0], o->at);
         cli_leaks_release(&l);
         cli_tree_free(t);
         cli_suppressions_release(&sup);
@@ -126,7 +147,8 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
                 rows[n++] = (row){k, zw_stat_list_get(lists[k], i)};
         size_t shown = o->limit == 0 || o->limit > n ? n : o->limit;
         if (!o->json) {
-            printf("%s: exit set%s, %s\n", o->files[0],
+            printf("%s: %s%s%s%s, %s\n", o->files[0], exit_set ? "exit set" : "mark '",
+                   exit_set ? "" : o->at, exit_set ? "" : "'",
                    t->n > 1 ? " of every process" : "",
                    o->show_suppressed ? "the suppressed blocks" : "by kind of leak");
             cli_print_leak_summary(&l, stdout);

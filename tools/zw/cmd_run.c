@@ -43,6 +43,9 @@ const char cli_help_run[] =
     "                      and exit with --error-exitcode's status\n"
     "  --error-exitcode N  the status then (1-255, default 23, LeakSanitizer's)\n"
     "  --suppressions FILE leak suppressions, as zw leaks takes them\n"
+    "  --leak-check-at-marks\n"
+    "                      each zw_mark() that keeps its live set also scans it for\n"
+    "                      reachability (zw leaks --at MARK lists it by kind)\n"
     "  -h, --help          this text\n";
 
 /* libzwpreload.so: $ZW_PRELOAD, beside this executable, in the libdir relative to it, then the
@@ -277,7 +280,7 @@ report_leaks(const char *path, uint32_t kinds, const cli_suppressions *sup, long
     if (t == NULL)
         return false;
     cli_leaks l;
-    if (cli_leaks_of(t, sup, kinds, false, &l) != 0) {
+    if (cli_leaks_of(t, NULL, sup, kinds, false, &l) != 0) {
         cli_tree_free(t);
         return false;
     }
@@ -474,6 +477,8 @@ cmd_run(const cli_command *c, const cli_opts *o)
         }
         setenv("ZW_FOLLOW_FORK", follow_fork ? "1" : "0", 1);
         setenv("ZW_FOLLOW_EXEC", no_follow_exec ? "0" : "1", 1);
+        if (o->leak_check_at_marks)
+            setenv("ZW_LEAK_MARKS", "1", 1);
         execvp(o->program[0], o->program);
         int e = errno;
         (void)!write(ready[1], &e, sizeof(e));

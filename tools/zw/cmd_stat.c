@@ -321,7 +321,7 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
     cli_leaks leaks = {0};
     int rc = cli_suppressions_read(o->suppressions, &sup);
     if (rc == 0)
-        rc = cli_leaks_of(tree, &sup, 0, false, &leaks);
+        rc = cli_leaks_of(tree, NULL, &sup, 0, false, &leaks);
     cli_suppressions_release(&sup);
     if (rc != 0) {
         cli_tree_free(tree);

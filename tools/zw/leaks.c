@@ -229,20 +229,42 @@ verdict(verdicts *v, const cli_suppressions *s, const zw_traceback *tb, bool *ou
     return 0;
 }
 
-/* The tags of capture `c`'s exit set: kind, plus ZW_LEAK_KINDS if suppressed; counts summed. */
+/* The set of `c` at `at` (NULL or "exit": the exit set; else the last mark of that label) and
+ * its scan; a mark without one (or no such mark) has its kinds unknown. */
+static const zw_capture_set *
+set_at(const zw_capture *c, const char *at, const zw_capture_leaks **leaks)
+{
+    static const zw_capture_leaks unknown = {.status = ZW_LEAKS_UNKNOWN};
+    if (at == NULL || strcmp(at, "exit") == 0) {
+        *leaks = &c->leaks;
+        return &c->exit;
+    }
+    *leaks = &unknown;
+    for (size_t i = c->nmarks; i-- > 0;) {
+        if (strcmp(c->marks[i].label, at) == 0) {
+            if (c->marks[i].leaks != NULL && c->marks[i].snap != NULL)
+                *leaks = c->marks[i].leaks;
+            return &c->marks[i];
+        }
+    }
+    return NULL;
+}
+
+/* The tags of set `set` (scanned: `l`): kind, plus ZW_LEAK_KINDS if suppressed; counts summed. */
 static int
-tag_capture(const zw_capture *c, const cli_suppressions *s, uint8_t *tags, cli_leaks *out)
+tag_capture(const zw_capture_set *set, const zw_capture_leaks *l, const cli_suppressions *s,
+            uint8_t *tags, cli_leaks *out)
 {
     verdicts v = {0};
     int rc = 0;
-    for (size_t i = 0; i < c->leaks.nkinds && rc == 0; i++) {
-        zw_trace_info ti = zw_snapshot_trace(c->exit.snap, i);
+    for (size_t i = 0; i < l->nkinds && rc == 0; i++) {
+        zw_trace_info ti = zw_snapshot_trace(set->snap, i);
         bool sup;
         if (verdict(&v, s, ti.traceback, &sup) != 0) {
             rc = cli_fail("out of memory");
             break;
         }
-        unsigned k = c->leaks.kinds[i];
+        unsigned k = l->kinds[i];
         tags[i] = (uint8_t)(k + (sup ? ZW_LEAK_KINDS : 0));
         if (sup) {
             out->sblocks[k]++;
@@ -258,8 +280,8 @@ tag_capture(const zw_capture *c, const cli_suppressions *s, uint8_t *tags, cli_l
 }
 
 int
-cli_leaks_of(const cli_tree *t, const cli_suppressions *s, uint32_t kinds, bool show_suppressed,
-             cli_leaks *out)
+cli_leaks_of(const cli_tree *t, const char *at, const cli_suppressions *s, uint32_t kinds,
+             bool show_suppressed, cli_leaks *out)
 {
     *out = (cli_leaks){.status = ZW_LEAKS_SCANNED};
     zw_snapshot **parts[ZW_LEAK_KINDS] = {0};
@@ -269,15 +291,18 @@ cli_leaks_of(const cli_tree *t, const cli_suppressions *s, uint32_t kinds, bool 
             rc = cli_fail("out of memory");
     size_t nparts = 0;
     for (size_t p = 0; p < t->n && rc == 0; p++) {
-        const zw_capture *c = t->caps[p];
-        if (c->leaks.status != ZW_LEAKS_SCANNED) {
+        const zw_capture_leaks *l;
+        const zw_capture_set *set = set_at(t->caps[p], at, &l);
+        if (set == NULL)
+            continue; /* no such mark in this process */
+        if (l->status != ZW_LEAKS_SCANNED) {
             if (out->unscanned++ == 0)
-                out->status = c->leaks.status;
+                out->status = l->status;
             continue;
         }
         out->scanned++;
-        uint8_t *tags = malloc(c->leaks.nkinds + 1);
-        if (tags == NULL || (rc = tag_capture(c, s, tags, out)) != 0) {
+        uint8_t *tags = malloc(l->nkinds + 1);
+        if (tags == NULL || (rc = tag_capture(set, l, s, tags, out)) != 0) {
             free(tags);
             rc = rc != 0 ? rc : cli_fail("out of memory");
             break;
@@ -287,7 +312,7 @@ cli_leaks_of(const cli_tree *t, const cli_suppressions *s, uint32_t kinds, bool 
                 continue;
             zw_error err;
             uint32_t mask = 1u << (k + (show_suppressed ? ZW_LEAK_KINDS : 0));
-            parts[k][nparts] = zw_snapshot_pick(c->exit.snap, tags, mask, &err);
+            parts[k][nparts] = zw_snapshot_pick(set->snap, tags, mask, &err);
             if (parts[k][nparts] == NULL)
                 rc = cli_fail("%s", err.msg);
         }

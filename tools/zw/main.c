@@ -257,18 +257,18 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
 #define NAMES  (T(ALLOC_FN) | T(NO_DEFAULT_ALLOC_FNS))
 #define LIVE   (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES)
 
-/* Every command and the options it takes. leaks and peak are top with other defaults and no
- * --at (their help does not list --cumulative, which they have always taken). */
+/* Every command and the options it takes. leaks and peak are top with other defaults; peak has no
+ * --at, leaks's names the exit or a mark (their help does not list --cumulative, which they have always taken). */
 static const cli_command commands[] = {
     {"run", cli_help_run,
      T(OUTPUT) | T(NFRAME) | T(INTERVAL) | T(FOLLOW_FORK) | T(NO_FOLLOW_EXEC) | T(QUIET) |
-         T(LEAK_CHECK) | T(ERROR_EXITCODE) | T(SUPPRESSIONS),
+         T(LEAK_CHECK) | T(ERROR_EXITCODE) | T(SUPPRESSIONS) | T(LEAK_CHECK_AT_MARKS),
      0, NULL,
      0, cmd_run},
     {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(PID) | T(ONLY) | T(SUPPRESSIONS), 1, NULL, 0,
      cmd_stat},
     {"top", cli_help_top, T(AT) | LIVE, 1, "peak", ZW_GROUP_LINENO, cmd_top},
-    {"leaks", cli_help_leaks, LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",
+    {"leaks", cli_help_leaks, T(AT) | LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",
      ZW_GROUP_TRACEBACK, cmd_leaks},
     {"peak", cli_help_peak, LIVE, 1, "peak", ZW_GROUP_TRACEBACK, cmd_top},
     {"compare", cli_help_compare, T(FROM) | T(TO) | T(AT) | LIVE, 2, "exit", ZW_GROUP_LINENO,

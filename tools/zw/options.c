@@ -89,6 +89,7 @@ static const option_def defs[] = {
                                 offsetof(cli_opts, error_exitcode), 1, 255},
     [CLI_OPT_ALLOC_FN] = OPT("--alloc-fn", LIST, alloc_fns),
     [CLI_OPT_NO_DEFAULT_ALLOC_FNS] = OPT("--no-default-alloc-fns", FLAG, no_default_alloc_fns),
+    [CLI_OPT_LEAK_CHECK_AT_MARKS] = OPT("--leak-check-at-marks", FLAG, leak_check_at_marks),
 };
 
 /* The value of `arg` if it is option `name` ("" for a flag), taking a value as the next argument
