@@ -47,6 +47,13 @@ ZW_API void zw_trace_clear(void);
 ZW_API void zw_trace_get_traced_memory(size_t *current, size_t *peak);
 /* peak := current. */
 ZW_API void zw_trace_reset_peak(void);
+/* Blocks allocated since the last zw_trace_start() that the tracer could not record because it
+ * ran out of memory for its own tables and that are therefore missing from the traced memory
+ * and from snapshots: blocks made by a heap (the observer learns of them after the fact) and
+ * blocks resized by a realloc. A new block from a domain's malloc, calloc or realloc(NULL) is
+ * never counted here: that call fails instead (NULL, errno ENOMEM), as with tracemalloc. Kept
+ * after zw_trace_stop() and zw_trace_clear(). */
+ZW_API size_t zw_trace_get_untraced(void);
 /* Bytes the tracer itself maps for its tables, tracebacks and caches (get_tracemalloc_memory()). */
 ZW_API size_t zw_trace_get_memory(void);
 

@@ -61,9 +61,46 @@ zwi_lock_slow(zwi_lock *l)
 
 /* ---- pages ---- */
 
+/* Fault injection for tests (zwi_tracer_fail_nth): requests left before the one that fails, or
+ * -1 when off. Every page request of the tracer and every new traceback counts as one. */
+static _Atomic long fail_countdown = -1;
+static atomic_bool fail_fired;
+
+void
+zwi_tracer_fail_nth(long n)
+{
+    atomic_store(&fail_fired, false);
+    atomic_store(&fail_countdown, n < 0 ? -1 : n);
+}
+
+bool
+zwi_tracer_fault_fired(void)
+{
+    return atomic_load(&fail_fired);
+}
+
+/* True if this request is to fail on purpose. */
+static inline bool
+fail_now(void)
+{
+    long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    while (ZW_UNLIKELY(n >= 0)) {
+        if (atomic_compare_exchange_weak(&fail_countdown, &n, n - 1)) {
+            if (n == 0) {
+                atomic_store(&fail_fired, true);
+                return true;
+            }
+            return false;
+        }
+    }
+    return false;
+}
+
 static void *
 map_pages(size_t size, bool noreserve)
 {
+    if (fail_now())
+        return NULL;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
@@ -322,7 +359,7 @@ intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n,
             return ref;
     }
     size_t need = sizeof(zwi_tb) + n * sizeof(uintptr_t);
-    if (t->region_used + need > t->region_size)
+    if (t->region_used + need > t->region_size || fail_now())
         return 0;
     if (2 * (t->intern_count + 1) > t->intern_mask + 1) {
         if (intern_grow_locked(t) != 0)
@@ -706,8 +743,11 @@ zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const
     if (tb == 0)
         return -1;
     size_t replaced = SIZE_MAX;
-    if (insert(t, domain, ptr, size, tb, &replaced) != 0)
+    if (insert(t, domain, ptr, size, tb, &replaced) != 0) {
+        if (replaced != SIZE_MAX) /* the old trace went out before the insert failed */
+            traced_sub(t, replaced);
         return -1;
+    }
     if (replaced != SIZE_MAX)
         traced_sub(t, replaced);
     traced_add(t, size);
@@ -718,8 +758,11 @@ int
 zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
 {
     size_t replaced = SIZE_MAX;
-    if (insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced) != 0)
+    if (insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced) != 0) {
+        if (replaced != SIZE_MAX)
+            traced_sub(t, replaced);
         return -1;
+    }
     if (replaced != SIZE_MAX)
         traced_sub(t, replaced);
     traced_add(t, rec->size);

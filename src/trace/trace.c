@@ -52,6 +52,9 @@ static struct {
     void *probe_ptr;     /* the block the probe allocated */
     /* changes at each start, stop and clear: a traceback ref saved before is stale after */
     atomic_uint epoch;
+    /* blocks left untraced since the last start because the tracer ran out of memory where the
+     * call could not be failed instead (zw_trace_get_untraced()) */
+    atomic_size_t untraced;
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER, .limit = 1};
 
 #define MAX_EXTRA 16 /* the most domain frames the observer drops (zwi_thread.frames has room) */
@@ -85,9 +88,17 @@ remove_freed(zwi_tracer *t, void *p)
     }
 }
 
+/* Counts a block that stays untraced: the tracer ran out of memory and the call cannot fail. */
+static void
+count_untraced(void)
+{
+    atomic_fetch_add_explicit(&G.untraced, 1, memory_order_relaxed);
+}
+
 /* Records block `p` of `n` bytes allocated through path `path`, with the frames above the
- * function this is inlined into (which keeps a frame). */
-static inline __attribute__((always_inline)) void
+ * function this is inlined into (which keeps a frame). 0, or -1 if the tracer is out of memory
+ * (the block is then untraced). */
+static inline __attribute__((always_inline)) int
 record(zwi_tracer *t, unsigned path, void *p, size_t n)
 {
     zwi_thread *th = zwi_thread_get();
@@ -103,7 +114,7 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
         frames = unknown;
         nf = total = 1;
     }
-    (void)zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total);
+    return zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total);
 }
 
 /* ---- the domain wrappers ---- */
@@ -112,7 +123,10 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
  * allocator runs, so the default heap's observer call underneath records nothing: a block is
  * traced once, by the outermost door. A free removes the trace before the block is given back
  * (then its address can be handed to another thread); a realloc takes the old trace out first and
- * puts it back if the call fails. */
+ * puts it back if the call fails. As tracemalloc: a new block that cannot be traced (the tracer is
+ * out of memory) is freed and the call fails with ENOMEM; a block resized in place or moved
+ * cannot be given back, so it stays untraced and is counted (G.untraced), as is an old block
+ * whose trace cannot be put back after a failed realloc. */
 #define DOMAIN_WRAPPERS(d)                                                                         \
     static void *wrap_malloc_##d(void *ctx, size_t n)                                              \
     {                                                                                              \
@@ -122,8 +136,11 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
             return a->malloc(a->ctx, n);                                                           \
         zwi_trace_guard++;                                                                         \
         void *p = a->malloc(a->ctx, n);                                                            \
-        if (p != NULL)                                                                             \
-            record(t, d, p, n);                                                                    \
+        if (p != NULL && record(t, d, p, n) != 0) {                                                \
+            a->free(a->ctx, p);                                                                    \
+            p = NULL;                                                                              \
+            errno = ENOMEM;                                                                        \
+        }                                                                                          \
         zwi_trace_guard--;                                                                         \
         return p;                                                                                  \
     }                                                                                              \
@@ -135,8 +152,11 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
             return a->calloc(a->ctx, nelem, elsize);                                               \
         zwi_trace_guard++;                                                                         \
         void *p = a->calloc(a->ctx, nelem, elsize);                                                \
-        if (p != NULL)                                                                             \
-            record(t, d, p, nelem *elsize);                                                        \
+        if (p != NULL && record(t, d, p, nelem * elsize) != 0) {                                   \
+            a->free(a->ctx, p);                                                                    \
+            p = NULL;                                                                              \
+            errno = ENOMEM;                                                                        \
+        }                                                                                          \
         zwi_trace_guard--;                                                                         \
         return p;                                                                                  \
     }                                                                                              \
@@ -150,10 +170,17 @@ record(zwi_tracer *t, unsigned path, void *p, size_t n)
         zwi_trace_rec old;                                                                         \
         bool had = p != NULL && zwi_tracer_remove(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &old); \
         void *q = a->realloc(a->ctx, p, n);                                                        \
-        if (q != NULL)                                                                             \
-            record(t, d, q, n);                                                                    \
-        else if (had)                                                                              \
-            (void)zwi_tracer_restore(t, (uintptr_t)p, &old);                                       \
+        if (q != NULL && record(t, d, q, n) != 0) {                                                \
+            if (p == NULL) { /* a new block: fail the call */                                      \
+                a->free(a->ctx, q);                                                                \
+                q = NULL;                                                                          \
+                errno = ENOMEM;                                                                    \
+            } else {                                                                               \
+                count_untraced();                                                                  \
+            }                                                                                      \
+        } else if (q == NULL && had && zwi_tracer_restore(t, (uintptr_t)p, &old) != 0) {          \
+            count_untraced();                                                                      \
+        }                                                                                          \
         zwi_trace_guard--;                                                                         \
         return q;                                                                                  \
     }                                                                                              \
@@ -219,7 +246,7 @@ static const zw_allocator forwarders[ZW_MEM_NDOMAINS] = {
 
 /* record() for the observer: the block came from a private heap, or from a forwarded domain,
  * recognised by its first return address, whose frames in mem are dropped. */
-static inline __attribute__((always_inline)) void
+static inline __attribute__((always_inline)) int
 record_observed(zwi_tracer *t, void *p, size_t n)
 {
     zwi_thread *th = zwi_thread_get();
@@ -246,7 +273,7 @@ record_observed(zwi_tracer *t, void *p, size_t n)
         frames = unknown;
         nf = total = 1;
     }
-    (void)zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total);
+    return zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total);
 }
 
 static void
@@ -256,7 +283,8 @@ observe_alloc(void *ctx, zw_heap *h, void *ptr, size_t size)
     if (zwi_trace_guard || t == NULL)
         return;
     zwi_trace_guard++;
-    record_observed(t, ptr, size);
+    if (record_observed(t, ptr, size) != 0) /* the block is made already: it stays untraced */
+        count_untraced();
     zwi_trace_guard--;
 }
 
@@ -510,6 +538,7 @@ zw_trace_start(int nframe, zw_error *err)
     (void)zwi_thread_get(); /* this thread's stack bounds, before the first traced block */
     G.limit = nframe;
     G.nframe = (unsigned)nframe;
+    atomic_store_explicit(&G.untraced, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&G.epoch, 1, memory_order_relaxed);
     atomic_store_explicit(&G.tracer, t, memory_order_release);
     for (unsigned d = 0; d < ZW_MEM_NDOMAINS; d++)
@@ -591,6 +620,12 @@ zw_trace_reset_peak(void)
     zwi_tracer *t = tracer();
     if (t != NULL)
         zwi_tracer_reset_peak(t);
+}
+
+size_t
+zw_trace_get_untraced(void)
+{
+    return atomic_load_explicit(&G.untraced, memory_order_relaxed);
 }
 
 size_t

@@ -90,6 +90,12 @@ ZW_HIDDEN unsigned zwi_tracer_nframe(const zwi_tracer *t);
  * first); replaces a trace of the same block. 0, or -1 if the tables cannot grow. */
 ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                              const uintptr_t *frames, unsigned nframe, unsigned total_nframe);
+/* Fault injection, for tests: the tracer's request number `n` from now fails (0 = the next one),
+ * once; -1 switches it off. Requests are the tracer's page requests (tables, thread states, the
+ * tracer itself) and each new traceback; process-wide. */
+ZW_HIDDEN void zwi_tracer_fail_nth(long n);
+/* True if a request failed on purpose since the last zwi_tracer_fail_nth() call. */
+ZW_HIDDEN bool zwi_tracer_fault_fired(void);
 /* Removes the trace of (domain, ptr), copying it to `old` (may be NULL); false if none. */
 ZW_HIDDEN bool zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old);
 /* Puts back a trace removed by zwi_tracer_remove() (a realloc that failed). */
