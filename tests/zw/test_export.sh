@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/zw/test_export.sh ZW DATADIR WORKDIR - zw export's three formats, decoded back by the
+# tests/zw/test_export.sh ZW DATADIR WORKDIR [SANITIZE] - zw export's three formats, decoded back by the
 # peers' own tools, give zw stat's figures:
 #   pprof   protoc --decode against Debian's profile.proto, and Go's pprof (built here from
 #           golang-github-google-pprof-dev, offline) -raw: sums of alloc_objects, alloc_space,
@@ -14,6 +14,7 @@ set -u
 zw=$1
 data=$2
 work=$3
+sanitize=${4:-0}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passes=0
@@ -307,6 +308,42 @@ else
     echo "skipped: devices (mknod needs root)"
 fi
 check 1 "cannot write '$tmp/outdir': Is a directory" export --format folded -o "$tmp/outdir" "$demo"
+
+# ---- --metric leaked follows --kind (a fresh capture with leak kinds: release build only) ----
+check 0 "leak kinds unknown" export --format folded --metric leaked "$demo"
+check 2 "go with --metric leaked" export --format folded --kind definite "$demo"
+check 2 "unknown leak kind" export --format folded --metric leaked --kind bogus "$demo"
+if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -x "$work/zwp_leaky" ]; then
+    if "$zw" run -q -o "$tmp/leaky.zwc" -- "$work/zwp_leaky" "$work/libzwp_leaky_lib.so" >/dev/null; then
+        # each kind's folded sum is the sum of zw leaks --kind K's rows
+        for k in definite indirect possible reachable; do
+            want=$("$zw" leaks --kind "$k" --json --limit 0 "$tmp/leaky.zwc" |
+                sed -n 's/.*"bytes": \([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
+            "$zw" export --format folded --metric leaked --kind "$k" -o "$tmp/f.$k" "$tmp/leaky.zwc" 2>"$tmp/err" ||
+                fail "export --kind $k: $(cat "$tmp/err")"
+            expect "folded leaked --kind $k" "$(sum_folded "$tmp/f.$k")" "$want"
+            [ -s "$tmp/err" ] && fail "export --kind $k says: $(cat "$tmp/err")"
+        done
+        # the definitely lost bytes of zw stat's LEAK SUMMARY, exact in its JSON
+        definite=$("$zw" stat --json "$tmp/leaky.zwc" | tr -d '\n' |
+            sed -n 's/.*"definite": *{[^}]*"bytes": *\([0-9]*\).*/\1/p')
+        expect "folded --kind definite = the LEAK SUMMARY's definitely lost" \
+            "$(sum_folded "$tmp/f.definite")" "$definite"
+        [ "${definite:-0}" -gt 0 ] || fail "leaky.c loses no bytes definitely"
+        "$zw" export --format folded --metric leaked --kind definite,indirect -o "$tmp/f.di" "$tmp/leaky.zwc"
+        expect "folded leaked --kind definite,indirect" "$(sum_folded "$tmp/f.di")" \
+            "$(($(sum_folded "$tmp/f.definite") + $(sum_folded "$tmp/f.indirect")))"
+        "$zw" export --format folded --metric leaked -o "$tmp/f.all" "$tmp/leaky.zwc"
+        "$zw" export --format folded --metric leaked --kind all -o "$tmp/f.kall" "$tmp/leaky.zwc"
+        cmp -s "$tmp/f.all" "$tmp/f.kall" || fail "--kind all is not the default"
+        expect "folded leaked (every kind)" "$(sum_folded "$tmp/f.all")" \
+            "$(($(sum_folded "$tmp/f.di") + $(sum_folded "$tmp/f.possible") + $(sum_folded "$tmp/f.reachable")))"
+    else
+        fail "zw run zwp_leaky"
+    fi
+else
+    echo "skipped: --kind on a fresh capture (the sanitizer build preloads nothing)"
+fi
 
 # every 97th truncation of the demo capture: an export or an error (never a crash), and a
 # file only with an export

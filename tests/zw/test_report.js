@@ -5,11 +5,13 @@
 // graph holds frames of the program's functions with their bytes, and the tables list the known
 // lines ("file.c:LINE" for each LINE argument; FUNC=NAME arguments name functions that the flame
 // graph must show; PROCESSES=N: the process selector offers N processes, each drawn; INCOMPLETE:
-// only that the page says the capture was cut short, and throws nothing). Clicking the chart shows the lines live then.
+// only that the page says the capture was cut short, and throws nothing; LEAKS: the capture has
+// leak kinds, and the Leaks panel's kind selector shows each kind's rows; LEAKS=all: and every
+// kind has some). Clicking the chart shows the lines live then.
 // ZW=PATH CAPTURE=FILE: the page's rows agree with the zw command's on FILE, the capture the page
 // shows: those of each kept set (prepared in C) with `zw top --at SET --json`, those of the live
 // set at a few times (grouped by the page) with `zw top --at SECONDS`, and the page's comparisons
-// with `zw compare`, for each --group. Writes SCREENSHOT.png and prints the time from navigation
+// with `zw compare`, for each --group, and each leak kind's rows with `zw leaks --kind KIND`. Writes SCREENSHOT.png and prints the time from navigation
 // until the page is drawn.
 'use strict';
 const path = require('path');
@@ -72,6 +74,11 @@ async function agree(page, zwPath, capture) {
             await same(page, zwPath, ['compare', '--from', String(info.times[0]), '--to',
                 String(info.times[2]), '--group', g, capture], 'compare', [info.times[0], info.times[2], g]);
     }
+    // the leak kinds: each kind's rows are zw leaks --kind KIND's
+    const kinds = await page.evaluate(() => (window.zwReport.process().leaks ? true : false));
+    if (kinds)
+        for (const k of ['definite', 'indirect', 'possible', 'reachable'])
+            await same(page, zwPath, ['leaks', '--kind', k, '--group', 'traceback', capture], 'leaks', [k]);
     check(agreed > 0, `${agreed} rows of the page and of zw agree`);
 }
 
@@ -136,7 +143,7 @@ async function agree(page, zwPath, capture) {
     const tables = await page.evaluate(() => ['top-table', 'leaks-table', 'allocs-table', 'cmp-table']
         .map((id) => document.getElementById(id).innerText));
     const all = tables.join('\n');
-    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE|LARGEST)=/.test(x)))
+    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE|LARGEST|LEAKS)=/.test(x) && x !== 'LEAKS'))
         check(all.includes(w), `the tables list ${w}`);
     check(/\d/.test(tables[1]) && tables[1].split('\n').length > 1, 'the leaks table has rows');
 
@@ -145,6 +152,35 @@ async function agree(page, zwPath, capture) {
     const capture = (wants.find((x) => x.startsWith('CAPTURE=')) || '').slice(8);
     if (zw && capture)
         await agree(page, zw, capture);
+
+    // the Leaks panel's kind selector: each kind shows that kind's rows (blocks column), and
+    // the flame graph offers each kind
+    const leakRows = async () => page.$$eval('#leaks-table tr', (trs) => trs
+        .filter((tr) => tr.cells.length === 5 && /^\d+$/.test(tr.cells[0].innerText))
+        .map((tr) => +tr.cells[2].innerText.replace(/\D/g, '')));
+    const leaksAll = wants.includes('LEAKS=all'); /* every kind has blocks */
+    if (wants.includes('LEAKS') || leaksAll) {
+        const has = await page.evaluate(() => window.zwReport.process().leaks !== null);
+        check(has, 'the capture has leak kinds and the page has them');
+        const allRows = await leakRows();
+        let differs = false;
+        for (const k of ['definite', 'indirect', 'possible', 'reachable']) {
+            await page.selectOption('#leaks-kind', k);
+            const want = await page.evaluate((kind) => (window.zwReport.leaks(kind) || [])
+                .slice(0, 25).map((r) => r.blocks), k);
+            const got = await leakRows();
+            differs = differs || JSON.stringify(got) !== JSON.stringify(allRows);
+            check(has && JSON.stringify(got) === JSON.stringify(want),
+                `the Leaks panel's ${k} rows are that kind's (${got.length} rows)`);
+            const flame = await page.$$eval('#flame-metric option', (os) => os.map((o) => o.value));
+            const nonEmpty = await page.evaluate((kind) => (window.zwReport.leaks(kind) || []).length > 0, k);
+            if (leaksAll)
+                check(nonEmpty && got.length > 0, `the Leaks panel has ${k} rows`);
+            check(!nonEmpty || flame.includes('leak-' + k), `the flame graph offers ${k}`);
+        }
+        check(differs, 'switching the kind changes the Leaks panel');
+        await page.selectOption('#leaks-kind', 'all');
+    }
 
     // click the chart just after the peak (or in its middle): the lines live then
     const box = await page.locator('#chart .u-over').boundingBox();

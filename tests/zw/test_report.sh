@@ -121,7 +121,7 @@ if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
     "$zw" run -q -o "$tmp/zw-demo.zwc" -- "$demo" >/dev/null || { echo "FAIL: zw run zw-demo"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/zw-demo.zwc"
     # shellcheck disable=SC2086
-    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs ZW="$zw" CAPTURE="$tmp/zw-demo.zwc"
+    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs ZW="$zw" CAPTURE="$tmp/zw-demo.zwc" LEAKS
     # a program without debug information: the frames of its module without a line are told
     # apart by their offsets, as zw top tells them apart, and the page agrees with zw
     seq 1 3000 | sort -r >"$tmp/lines.txt"
@@ -131,6 +131,12 @@ if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
         { echo "FAIL: zw top lists $n places of sort without a line, not 2 or more"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/sort.zwc"
     browser "$tmp/sort.html" "$outdir/report-sort.png" ZW="$zw" CAPTURE="$tmp/sort.zwc"
+    # a program with blocks of each kind of leak (tests/preload/leaky.c): the Leaks panel's kind
+    # selector shows each kind's rows, those of zw leaks --kind
+    "$zw" run -q -o "$tmp/leaky.zwc" -- "$progdir/zwp_leaky" "$progdir/libzwp_leaky_lib.so" >/dev/null ||
+        { echo "FAIL: zw run zwp_leaky"; fails=$((fails + 1)); }
+    check 0 '' report "$tmp/leaky.zwc"
+    browser "$tmp/leaky.html" "$outdir/report-leaky.png" FUNC=main ZW="$zw" CAPTURE="$tmp/leaky.zwc" LEAKS=all
     "$zw" run -q --follow-fork -o "$tmp/fork.zwc" -- "$progdir/zwp_fork" >/dev/null ||
         { echo "FAIL: zw run zwp_fork"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/fork.zwc" -o "$tmp/fork.html"

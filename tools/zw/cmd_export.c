@@ -34,6 +34,11 @@ const char cli_help_export[] =
     "                     bytes): bytes live in the --at set, allocations made at each site,\n"
     "                     bytes leaked (the exit set), temporary allocations made at each\n"
     "                     site (folded only); for pprof, the default sample type\n"
+    "  --kind K[,K...]    with --metric leaked: the leak kinds counted, as zw leaks takes\n"
+    "                     them: definite, indirect, possible, reachable, or all (default\n"
+    "                     all); suppressed blocks are left out. A capture without leak\n"
+    "                     kinds gives its whole exit set, and says so\n"
+    "  --suppressions FILE  with --metric leaked: more blocks to leave out (zw leaks')\n"
     "  --pid PID          the process of a capture set to export (one process per export)\n"
     "  --only             FILE alone, not FILE.1, FILE.2... of the same run\n"
     CLI_HELP_ALLOC_FNS
@@ -112,6 +117,39 @@ write_stdout(const zwi_cbuf *out)
     return 0;
 }
 
+/* ---- leaks ---- */
+
+/* The blocks of the exit set of `t`'s one process in the kinds of `kinds`, suppressed ones left
+ * out (zw leaks' choice), into *out; *out stays NULL (and stderr says why) when the capture has
+ * no leak kinds: the caller keeps the whole exit set. 0 or CLI_EXIT_FAILURE after saying why. */
+static int
+leaked_of(const cli_tree *t, const char *path, const cli_suppressions *sup, uint32_t kinds,
+          zw_snapshot **out)
+{
+    *out = NULL;
+    cli_leaks l;
+    int rc = cli_leaks_of(t, sup, kinds, false, &l);
+    if (rc != 0)
+        return rc;
+    if (l.scanned == 0) {
+        fprintf(stderr, "zw: %s: leak kinds unknown (%s); every block live at exit is counted\n",
+                path, cli_leaks_why(l.status));
+        cli_leaks_release(&l);
+        return 0;
+    }
+    const zw_snapshot *parts[ZW_LEAK_KINDS];
+    size_t n = 0;
+    for (int k = 0; k < ZW_LEAK_KINDS; k++)
+        if (l.sets[k] != NULL)
+            parts[n++] = l.sets[k];
+    zw_error err;
+    *out = zw_snapshot_merge(parts, n, &err);
+    if (*out == NULL)
+        rc = cli_fail("%s", err.msg);
+    cli_leaks_release(&l);
+    return rc;
+}
+
 /* ---- options ---- */
 
 /* The checks of the options together: 0, or the exit status of a usage error already printed. */
@@ -152,6 +190,9 @@ check_metric(const cli_opts *o, enum export_metric *metric)
     if (*metric == METRIC_ALLOCATIONS && o->at != NULL && o->format != CLI_FORMAT_PPROF)
         return cli_usage("export", "--metric allocations counts every allocation made, not a "
                                    "live set: it takes no --at");
+    if (*metric != METRIC_LEAKED && (o->kind != NULL || o->suppressions != NULL))
+        return cli_usage("export", "--kind and --suppressions choose leaked blocks: they go with "
+                                   "--metric leaked");
     if (*metric == METRIC_LEAKED && o->at != NULL && strcmp(o->at, "exit") != 0)
         return cli_usage("export", "--metric leaked is the exit set: it takes no --at '%s'", o->at);
     return 0;
@@ -167,6 +208,9 @@ cmd_export(const cli_command *cmd, const cli_opts *o)
     int mrc = check_metric(o, &x.metric);
     if (mrc != 0)
         return mrc;
+    uint32_t kinds = (1u << ZW_LEAK_KINDS) - 1;
+    if (o->kind != NULL && (mrc = cli_parse_kinds("export", o->kind, &kinds)) != 0)
+        return mrc;
     bool to_stdout = o->output == NULL || strcmp(o->output, "-") == 0;
     if (o->format == CLI_FORMAT_PPROF && to_stdout && isatty(STDOUT_FILENO))
         return cli_usage("export", "pprof's output is binary: give -o FILE or redirect it");
@@ -176,6 +220,8 @@ cmd_export(const cli_command *cmd, const cli_opts *o)
     zwi_cbuf out = {.raw = cli_raw()};
     cli_picked picked = {0};
     zw_capture_set set = {0};
+    zw_snapshot *leaked = NULL;
+    cli_suppressions sup = {0};
     if (t->n > 1) {
         rc = cli_usage("export",
                        "'%s' is a capture set of %zu process images, and an export is "
@@ -202,6 +248,14 @@ cmd_export(const cli_command *cmd, const cli_opts *o)
         set = (zw_capture_set){picked.label, (uint64_t)(picked.time_s * 1e9 + 0.5), 0,
                                (zw_snapshot *)picked.snap, NULL};
         x.set = &set;
+        if (x.metric == METRIC_LEAKED) {
+            if ((rc = cli_suppressions_read(o->suppressions, &sup)) != 0 ||
+                (rc = leaked_of(t, x.path, &sup, kinds, &leaked)) != 0)
+                goto out_free;
+            rc = CLI_EXIT_FAILURE;
+            if (leaked != NULL)
+                set.snap = leaked;
+        }
     }
     switch (o->format) {
     case CLI_FORMAT_PPROF:
@@ -222,6 +276,8 @@ cmd_export(const cli_command *cmd, const cli_opts *o)
         rc = to_stdout ? write_stdout(&out) : write_file(&out, o->output);
 out_free:
     zwi_cbuf_release(&out);
+    zw_snapshot_free(leaked);
+    cli_suppressions_release(&sup);
     cli_picked_release(&picked);
     cli_tree_free(t);
     return rc;

@@ -560,6 +560,41 @@ out_free:
     return status;
 }
 
+/* The exit set's blocks by leak kind, {"definite": set, "indirect": ..., "possible": ...,
+ * "reachable": ...}, each as write_set writes it, suppressed blocks left out as zw leaks leaves
+ * them out; null when the capture has no leak kinds. */
+static int
+write_leaks(model *m, const zw_capture *c, const char *path, size_t max_entries, FILE *out,
+            zw_error *err)
+{
+    if (c->leaks.status != ZW_LEAKS_SCANNED || c->exit.snap == NULL) {
+        fputs("null", out);
+        return 0;
+    }
+    cli_suppressions sup;
+    if (cli_suppressions_read(NULL, &sup) != 0)
+        return zw_error_set(err, "cannot read the built-in suppressions");
+    zw_capture *one = (zw_capture *)c;
+    char *p = (char *)path;
+    cli_tree t = {.base = path, .n = 1, .caps = &one, .paths = &p};
+    cli_leaks l;
+    if (cli_leaks_of(&t, &sup, (1u << ZW_LEAK_KINDS) - 1, false, &l) != 0) {
+        cli_suppressions_release(&sup);
+        return zw_error_set(err, "cannot sort the exit set by kind of leak");
+    }
+    int status = 0;
+    fputc('{', out);
+    for (int k = 0; k < ZW_LEAK_KINDS && status == 0; k++) {
+        fprintf(out, "%s\n\"%s\": ", k ? "," : "", cli_leak_kind_names[k]);
+        zw_capture_set set = {c->exit.label, c->exit.time_ns, 0, l.sets[k]};
+        status = write_set(m, &set, "exit", max_entries, out, err);
+    }
+    fputc('}', out);
+    cli_leaks_release(&l);
+    cli_suppressions_release(&sup);
+    return status;
+}
+
 static int
 write_process(model *m, const zw_capture *c, const char *path, double offset, size_t max_entries,
               FILE *out, zw_error *err)
@@ -598,6 +633,9 @@ write_process(model *m, const zw_capture *c, const char *path, double offset, si
     write_samples(c, out);
     fputs(",\n\"sets\": ", out);
     if (write_sets(m, c, max_entries, out, err) != 0)
+        return -1;
+    fputs(",\n\"leaks\": ", out);
+    if (write_leaks(m, c, path, max_entries, out, err) != 0)
         return -1;
     site_map sm;
     if (site_map_init(&sm, c) != 0)

@@ -273,7 +273,9 @@ static const cli_command commands[] = {
     {"peak", cli_help_peak, LIVE, 1, "peak", ZW_GROUP_TRACEBACK, cmd_top},
     {"compare", cli_help_compare, T(FROM) | T(TO) | T(AT) | LIVE, 2, "exit", ZW_GROUP_LINENO,
      cmd_compare},
-    {"export", cli_help_export, T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(PID) | T(ONLY) | NAMES,
+    {"export", cli_help_export,
+     T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(KIND) | T(SUPPRESSIONS) | T(PID) | T(ONLY) |
+         NAMES,
      1,
      NULL, 0, cmd_export},
     {"report", cli_help_report, T(OUTPUT) | NAMES, 1, NULL, 0, cmd_report},

@@ -324,15 +324,36 @@
             otherNote(set, group));
     }
 
+    /* The names of the leak kinds, as zw leaks --kind takes them, and as the page shows them. */
+    const LEAK_KINDS = {definite: 'definitely lost', indirect: 'indirectly lost',
+        possible: 'possibly lost', reachable: 'still reachable'};
+
+    /* The exit set's blocks of a leak kind ('all': the whole exit set), or null. */
+    const leakSet = (kind) => (kind === 'all' ? setOfKind('exit') : P.leaks ? P.leaks[kind] : null);
+
     function drawLeaks() {
         const exit = setOfKind('exit');
+        const sel = $('leaks-kind');
+        for (const o of sel.options)
+            o.disabled = o.value !== 'all' && !P.leaks;
+        if (!P.leaks)
+            sel.value = 'all';
+        $('leaks-hint').textContent = !exit ? '' : P.leaks
+            ? 'kinds of leak as zw leaks gives them: suppressed blocks (the C library\u2019s one-time allocations) left out'
+            : 'leak kinds unknown: the capture has no reachability scan of its exit set';
         if (!exit) {
             $('leaks-table').replaceChildren(el('tr', null, el('td', {class: 'hint'},
                 'no exit set: the process ' + (P.complete ? 'kept none' : 'died before writing it'))));
             return;
         }
-        fillStats($('leaks-table'), statistics(exit, 'traceback'), 'traceback', 25,
-            otherNote(exit, 'traceback'));
+        const set = leakSet(sel.value);
+        if (!set || !set.entries) {
+            $('leaks-table').replaceChildren(el('tr', null, el('td', {class: 'hint'},
+                'no blocks of this kind were kept')));
+            return;
+        }
+        fillStats($('leaks-table'), statistics(set, 'traceback'), 'traceback', 25,
+            otherNote(set, 'traceback'));
     }
 
     function drawAllocations() {
@@ -577,6 +598,12 @@
             c.push({id: 'peak', name: 'bytes live at the peak', entries: peak.entries, col: 1, unit: 'bytes', other: peak.other});
         if (exit)
             c.push({id: 'exit', name: 'bytes leaked at exit', entries: exit.entries, col: 1, unit: 'bytes', other: exit.other});
+        for (const k of Object.keys(LEAK_KINDS)) {
+            const set = P.leaks ? P.leaks[k] : null;
+            if (set && set.entries)
+                c.push({id: 'leak-' + k, name: 'bytes ' + LEAK_KINDS[k] + ' at exit', entries: set.entries,
+                    col: 1, unit: 'bytes', other: set.other});
+        }
         if (P.allocations) {
             c.push({id: 'allocations', name: 'allocations in all', entries: P.allocations.entries, col: 1,
                 unit: 'allocations', other: P.allocations.other});
@@ -767,6 +794,7 @@
                 $('flame-search').value ? flame.search($('flame-search').value) : flame.clear();
         });
         $('flame-reset').addEventListener('click', () => flame && flame.resetZoom());
+        $('leaks-kind').addEventListener('change', drawLeaks);
         for (const id of ['top-set', 'top-group', 'top-limit'])
             $(id).addEventListener('change', drawTop);
         for (const id of ['cmp-from', 'cmp-to', 'cmp-group'])
@@ -788,6 +816,10 @@
             /* the page's rows in zw's JSON form: of a kept set ('peak', 'exit', a mark's label)
              * or of the live set at a time in seconds; and of the comparison of two such sets */
             top: (at, grouping) => cliRows(statistics(setNamed(at), grouping), grouping),
+            /* the rows of a leak kind as zw leaks --kind KIND --json prints them */
+            leaks: (kind) => (P.leaks && P.leaks[kind] && P.leaks[kind].entries
+                ? cliRows(statistics(P.leaks[kind], 'traceback'), 'traceback').map((r) =>
+                    Object.assign({kind: kind}, r)) : null),
             compare: (from, to, grouping) =>
                 cliRows(compare(setNamed(from), setNamed(to), grouping), grouping)};
     }
