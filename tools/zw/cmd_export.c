@@ -128,7 +128,7 @@ leaked_of(const cli_tree *t, const char *path, const cli_suppressions *sup, uint
 {
     *out = NULL;
     cli_leaks l;
-    int rc = cli_leaks_of(t, sup, kinds, false, &l);
+    int rc = cli_leaks_of(t, NULL, sup, kinds, false, &l);
     if (rc != 0)
         return rc;
     if (l.scanned == 0) {

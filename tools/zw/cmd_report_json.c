@@ -578,7 +578,7 @@ write_leaks(model *m, const zw_capture *c, const char *path, size_t max_entries,
     char *p = (char *)path;
     cli_tree t = {.base = path, .n = 1, .caps = &one, .paths = &p};
     cli_leaks l;
-    if (cli_leaks_of(&t, &sup, (1u << ZW_LEAK_KINDS) - 1, false, &l) != 0) {
+    if (cli_leaks_of(&t, NULL, &sup, (1u << ZW_LEAK_KINDS) - 1, false, &l) != 0) {
         cli_suppressions_release(&sup);
         return zw_error_set(err, "cannot sort the exit set by kind of leak");
     }
@@ -586,7 +586,7 @@ write_leaks(model *m, const zw_capture *c, const char *path, size_t max_entries,
     fputc('{', out);
     for (int k = 0; k < ZW_LEAK_KINDS && status == 0; k++) {
         fprintf(out, "%s\n\"%s\": ", k ? "," : "", cli_leak_kind_names[k]);
-        zw_capture_set set = {c->exit.label, c->exit.time_ns, 0, l.sets[k]};
+        zw_capture_set set = {c->exit.label, c->exit.time_ns, 0, l.sets[k], NULL};
         status = write_set(m, &set, "exit", max_entries, out, err);
     }
     fputc('}', out);
