@@ -640,6 +640,25 @@ zw_snapshot_trim_recent(const zw_snapshot *snap, bool (*drop)(const zw_frame *f,
     return dst;
 }
 
+/* Appends to `dst` the modules of `snap` and its traces whose tag is in `mask` (every trace when
+ * `tags` is NULL), each traceback copied once. 0, or -1 when memory runs out. */
+static int
+copy_traces(zw_snapshot *dst, const zw_snapshot *snap, const uint8_t *tags, uint32_t mask)
+{
+    zwi_map done; /* this snapshot's traceback indices -> the copy's */
+    zwi_map_init(&done, dst->raw);
+    int rc = copy_modules(dst, snap);
+    for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
+        if (tags != NULL && (tags[i] >= 32 || !(mask & (1u << tags[i]))))
+            continue;
+        const zwi_trace *t = &snap->traces[i];
+        zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
+        rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
+    }
+    zwi_map_release(&done);
+    return rc;
+}
+
 zw_snapshot *
 zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
 {
@@ -647,23 +666,9 @@ zw_snapshot_merge(const zw_snapshot *const *snaps, size_t n, zw_error *err)
     for (size_t k = 0; k < n; k++)
         limit = snaps[k]->traceback_limit > limit ? snaps[k]->traceback_limit : limit;
     zw_snapshot *dst = zw_snapshot_new(limit);
-    if (dst == NULL) {
-        zw_error_set(err, "cannot merge snapshots: %s", strerror(ENOMEM));
-        return NULL;
-    }
-    int rc = 0;
-    for (size_t k = 0; k < n && rc == 0; k++) {
-        const zw_snapshot *snap = snaps[k];
-        zwi_map done; /* this snapshot's traceback indices -> the copy's */
-        zwi_map_init(&done, dst->raw);
-        rc = copy_modules(dst, snap);
-        for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
-            const zwi_trace *t = &snap->traces[i];
-            zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
-            rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
-        }
-        zwi_map_release(&done);
-    }
+    int rc = dst == NULL ? -1 : 0;
+    for (size_t k = 0; k < n && rc == 0; k++)
+        rc = copy_traces(dst, snaps[k], NULL, 0);
     if (rc != 0) {
         zw_snapshot_free(dst);
         zw_error_set(err, "cannot merge snapshots: %s", strerror(ENOMEM));
@@ -676,22 +681,7 @@ zw_snapshot *
 zw_snapshot_pick(const zw_snapshot *snap, const uint8_t *tags, uint32_t mask, zw_error *err)
 {
     zw_snapshot *dst = zw_snapshot_new(snap->traceback_limit);
-    if (dst == NULL) {
-        zw_error_set(err, "cannot select traces: %s", strerror(ENOMEM));
-        return NULL;
-    }
-    zwi_map done;
-    zwi_map_init(&done, dst->raw);
-    int rc = copy_modules(dst, snap);
-    for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
-        if (tags[i] >= 32 || !(mask & (1u << tags[i])))
-            continue;
-        const zwi_trace *t = &snap->traces[i];
-        zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
-        rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
-    }
-    zwi_map_release(&done);
-    if (rc != 0) {
+    if (dst == NULL || copy_traces(dst, snap, tags, mask) != 0) {
         zw_snapshot_free(dst);
         zw_error_set(err, "cannot select traces: %s", strerror(ENOMEM));
         return NULL;
