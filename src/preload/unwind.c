@@ -74,7 +74,11 @@ note_modules(struct dl_phdr_info *info, size_t size, void *arg)
 bool
 zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value)
 {
-    if (value == NULL || *value == '\0' || strcmp(value, "cfa") == 0) {
+    if (value == NULL || *value == '\0' || strcmp(value, "incremental") == 0) {
+        u->mode = ZWI_UNWIND_INCREMENTAL;
+        return true;
+    }
+    if (strcmp(value, "cfa") == 0) {
         u->mode = ZWI_UNWIND_CFA;
         return true;
     }
@@ -109,8 +113,8 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
     if (!zwi_preload_unwind_set_mode(u, mode)) {
         char msg[256];
         int n = snprintf(msg, sizeof(msg),
-                         "zw: preload: warning: ZW_UNWIND='%.64s' is not cfa, dwarf, fp, check or "
-                         "check:N, using cfa\n",
+                         "zw: preload: warning: ZW_UNWIND='%.64s' is not incremental, cfa, dwarf, "
+                         "fp, check or check:N, using incremental\n",
                          mode);
         (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
     }
@@ -231,8 +235,11 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
     int cfa = -1;
     if (!learn && u->mode != ZWI_UNWIND_DWARF) {
         /* the caller of the hook at the call: its return address, stack pointer and rbp */
-        cfa = zwi_preload_unwind_cfa(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
-                                     hook_fp[0], stack_hi);
+        cfa = u->mode == ZWI_UNWIND_CFA
+                  ? zwi_preload_unwind_cfa(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                           hook_fp[0], stack_hi)
+                  : zwi_preload_unwind_incremental(u, frames, max, hook_fp[1],
+                                                   (uintptr_t)(hook_fp + 2), hook_fp[0], stack_hi);
         if (cfa >= 0)
             w.n = (unsigned)cfa;
     }

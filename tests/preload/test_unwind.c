@@ -370,7 +370,9 @@ Test(preload_unwind, mode_values)
     zwi_unwinder *u = calloc(1, sizeof(*u));
     cr_assert_not_null(u);
     cr_assert(zwi_preload_unwind_set_mode(u, NULL));
-    cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
+    cr_assert_eq(u->mode, ZWI_UNWIND_INCREMENTAL, "the default");
+    cr_assert(zwi_preload_unwind_set_mode(u, "incremental"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_INCREMENTAL);
     cr_assert(zwi_preload_unwind_set_mode(u, "dwarf"));
     cr_assert_eq(u->mode, ZWI_UNWIND_DWARF);
     cr_assert(zwi_preload_unwind_set_mode(u, "fp"));
@@ -382,8 +384,8 @@ Test(preload_unwind, mode_values)
     cr_assert_eq(u->check_every, 100);
     cr_assert(zwi_preload_unwind_set_mode(u, "cfa"));
     cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
-    const char *bad[] = {"CFA",      "check:",  "check:0",  "check:-1",
-                         "check:1x", "checked", "libunwind"};
+    const char *bad[] = {"CFA",     "check:",    "check:0",    "check:-1",
+                         "check:1x", "checked", "libunwind", "incremental:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_not(zwi_preload_unwind_set_mode(u, bad[i]), "%s", bad[i]);
         cr_assert_eq(u->mode, ZWI_UNWIND_CFA, "%s leaves the mode as it was", bad[i]);
