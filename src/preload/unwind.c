@@ -122,6 +122,7 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
 
 #ifdef ZW_HAVE_LIBUNWIND
 static atomic_uint checked; /* check mode: walks compared in this process, for its last words */
+static atomic_ulong checked_reused; /* frames of those walks taken from the walk before */
 
 /* At exit, in check mode: how many walks were compared (all agreed, or the program aborted). */
 __attribute__((destructor)) static void
@@ -130,14 +131,16 @@ report_checked(void)
     unsigned n = atomic_load_explicit(&checked, memory_order_relaxed);
     if (n == 0)
         return;
-    char msg[128];
+    char msg[160];
     int len = snprintf(msg, sizeof(msg),
-                       "zw: preload: ZW_UNWIND=check: %u walks agreed with libunwind's\n", n);
+                       "zw: preload: ZW_UNWIND=check: %u walks agreed with libunwind's (%lu frames "
+                       "of them reused from the walk before)\n",
+                       n, atomic_load_explicit(&checked_reused, memory_order_relaxed));
     (void)!write(2, msg, (size_t)len);
 }
 
-/* Check mode: the CFA walker's frames[0..n) against libunwind's got[0..ngot); a difference is a
- * bug of the CFA walker: both walks go to standard error and the program aborts. */
+/* Check mode: the incremental walk's frames[0..n) against libunwind's got[0..ngot); a difference
+ * is a bug of the CFA walker: both walks go to standard error and the program aborts. */
 static void
 check_walk(const uintptr_t *frames, int n, void *const *got, int ngot)
 {
@@ -249,6 +252,8 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
         void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
         int got = unw_backtrace(buf, (int)max + 3);
         check_walk(frames, cfa, buf + 3, got > 3 ? got - 3 : 0);
+        atomic_fetch_add_explicit(&checked_reused, zwi_preload_unwind_reused(),
+                                  memory_order_relaxed);
     }
     if (cfa < 0 && !learn) {
         /* a frame the CFA walker cannot follow: libunwind's unw_backtrace, which caches how to

@@ -554,6 +554,7 @@ typedef struct walk_cache {
     size_t bytes;       /* mapped, this header included */
     unsigned cap;       /* entries of each array: the largest walk plus its end */
     unsigned n;         /* entries of the last walk; 0 after a walk that failed */
+    unsigned reused;    /* frames the last walk took from the one before (for tests and check) */
     uintptr_t stack_hi; /* the stack bound the last walk was made under */
     struct walk_entries {
         uintptr_t *sp, *pc, *rbp;
@@ -679,6 +680,12 @@ place_fresh(walk_cache *c, unsigned base, unsigned nf, unsigned j)
     return to + keep;
 }
 
+unsigned
+zwi_preload_unwind_reused(void)
+{
+    return my_walks != NULL ? my_walks->reused : 0;
+}
+
 int
 zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
                                uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi)
@@ -692,6 +699,7 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
     unsigned n = 0;    /* frames */
     unsigned from = 0; /* the entry the last reuse started at */
     unsigned nf;       /* fresh entries, in c->fresh */
+    c->reused = 0;
     uintptr_t rbp_at = 0;
     bool ended = false;
     for (;;) {
@@ -743,6 +751,7 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
             if (p < 4096 || n == max)
                 goto reused;
             frames[n++] = p;
+            c->reused += k != from; /* the entry matched was walked fresh */
             if (e->flags[k] & ENTRY_END)
                 goto reused;
             if (++k == c->n)

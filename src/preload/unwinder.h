@@ -104,6 +104,10 @@ ZW_HIDDEN int zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames,
                                              uintptr_t pc, uintptr_t sp, uintptr_t rbp,
                                              uintptr_t stack_hi);
 
+/* The frames this thread's last zwi_preload_unwind_incremental() took from the walk before it
+ * (compared, not walked). */
+ZW_HIDDEN unsigned zwi_preload_unwind_reused(void);
+
 /* The walk from the hook at `hook_fp` redone or repaired (see zwi_preload_unwind_fix): the slow
  * path, kept out of line. The frames it skips are its own, the unwinder's and the hook's. */
 ZW_HIDDEN __attribute__((noinline, noclone)) unsigned
