@@ -36,7 +36,7 @@ _Static_assert(sizeof(((zwi_unwinder *)0)->cfa) / sizeof(uint64_t) == 1u << CFA_
 #define ENTRY_END       4u  /* the outermost frame: the walk ends after it */
 #define ENTRY_LOW       8u  /* no frame: the return address read was below 4096, the walk ends */
 #define ENTRY_LIVE      16u /* the walk from here reads this entry's rbp before reloading it */
-#define ENTRY_RELOADED  32u /* this entry's rbp was read from the stack, at its rbp_at */
+#define ENTRY_RELOADED  32u /* this entry's rbp was read from the stack, at sp - 8 * slot */
 #define ENTRY_CHECK     64u /* RELOADED and LIVE: reusing the entry compares its rbp too */
 
 typedef struct rule {
@@ -487,10 +487,10 @@ lookup(zwi_unwinder *u, uintptr_t ret)
 
 /* One step of the walk from the frame that returns to `*pc` (already recorded), with the stack
  * pointer `*sp` and rbp `*rbp` of the frame it returns into: the state of that frame's caller,
- * *rbp_at being where the new rbp was read (0: kept). Returns the rule's kind (KIND_END: no
+ * the new rbp read at the new sp - 8 * *slot (0: kept). Returns the rule's kind (KIND_END: no
  * caller; KIND_NONE: a frame this walker cannot follow) and its flags in *flags. */
 static inline __attribute__((always_inline)) unsigned
-step(zwi_unwinder *u, uintptr_t *pc, uintptr_t *sp, uintptr_t *rbp, uintptr_t *rbp_at,
+step(zwi_unwinder *u, uintptr_t *pc, uintptr_t *sp, uintptr_t *rbp, unsigned *slot,
      uint8_t *flags, uintptr_t stack_hi)
 {
     rule r = lookup(u, *pc);
@@ -501,11 +501,9 @@ step(zwi_unwinder *u, uintptr_t *pc, uintptr_t *sp, uintptr_t *rbp, uintptr_t *r
         return KIND_NONE; /* not a frame of this stack: let libunwind judge */
     const uintptr_t *top = (const uintptr_t *)cfa;
     *flags = (uint8_t)((r.via_rbp ? ENTRY_READS_RBP : 0) | (r.slot != 0 ? ENTRY_LOADS_RBP : 0));
-    *rbp_at = 0;
-    if (r.slot != 0) {
-        *rbp_at = (uintptr_t)(top - r.slot);
+    *slot = r.slot;
+    if (r.slot != 0)
         *rbp = top[-(int)r.slot];
-    }
     *pc = top[-1];
     *sp = cfa;
     return KIND_RULE;
@@ -516,13 +514,13 @@ zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr
                        uintptr_t rbp, uintptr_t stack_hi)
 {
     unsigned n = 0;
-    uintptr_t rbp_at;
+    unsigned slot;
     uint8_t flags;
     while (n < max) {
         if (pc < 4096)
             break;
         frames[n++] = pc;
-        unsigned kind = step(u, &pc, &sp, &rbp, &rbp_at, &flags, stack_hi);
+        unsigned kind = step(u, &pc, &sp, &rbp, &slot, &flags, stack_hi);
         if (kind == KIND_END)
             break;
         if (kind != KIND_RULE)
@@ -546,6 +544,13 @@ zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr
  * that held. The entries are kept newest first; a walk with more or fewer new frames than the
  * last one moves the older entries (a memmove, not a walk). */
 
+/* One state of a walk. */
+typedef struct walk_entry {
+    uintptr_t sp, pc, rbp;
+    uint8_t flags; /* ENTRY_* */
+    uint8_t slot;  /* ENTRY_RELOADED: rbp was read at sp - 8 * slot */
+} walk_entry;
+
 /* A thread's last walk, and room for the new frames of the next. Mapped on the thread's first
  * walk, unmapped at its exit; only that thread reads or writes it (a hook makes one walk at a
  * time per thread: its guard is up). Entries [0, n): sp strictly increasing; an entry whose flags
@@ -556,11 +561,8 @@ typedef struct walk_cache {
     unsigned n;         /* entries of the last walk; 0 after a walk that failed */
     unsigned reused;    /* frames the last walk took from the one before (for tests and check) */
     uintptr_t stack_hi; /* the stack bound the last walk was made under */
-    struct walk_entries {
-        uintptr_t *sp, *pc, *rbp;
-        uintptr_t *rbp_at; /* where rbp was reloaded from (ENTRY_RELOADED) */
-        uint8_t *flags;    /* ENTRY_* */
-    } e, fresh;            /* the last walk; the new frames of this one, until they are placed */
+    walk_entry *e;      /* the last walk */
+    walk_entry *fresh;  /* the new frames of this one, until they are placed */
 } walk_cache;
 
 static _Thread_local walk_cache *my_walks __attribute__((tls_model("initial-exec")));
@@ -597,8 +599,8 @@ walks_for(unsigned max, uintptr_t stack_hi)
         return c;
     }
     unsigned cap = max + 1;
-    size_t per = (size_t)cap * (4 * sizeof(uintptr_t) + 1);
-    size_t bytes = (sizeof(walk_cache) + 2 * per + 4095) & ~(size_t)4095;
+    size_t bytes = (sizeof(walk_cache) + 2 * (size_t)cap * sizeof(walk_entry) + 4095) &
+                   ~(size_t)4095;
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
@@ -608,17 +610,8 @@ walks_for(unsigned max, uintptr_t stack_hi)
     c->bytes = bytes;
     c->cap = cap;
     c->stack_hi = stack_hi;
-    uintptr_t *w = (uintptr_t *)(c + 1);
-    struct walk_entries *sets[2] = {&c->e, &c->fresh};
-    for (unsigned s = 0; s < 2; s++) {
-        sets[s]->sp = w;
-        sets[s]->pc = w + cap;
-        sets[s]->rbp = w + 2 * cap;
-        sets[s]->rbp_at = w + 3 * cap;
-        w += 4 * cap;
-    }
-    c->e.flags = (uint8_t *)w;
-    c->fresh.flags = (uint8_t *)w + cap;
+    c->e = (walk_entry *)(c + 1);
+    c->fresh = c->e + cap;
     pthread_once(&walks_once, walks_make_key);
     if (walks_key_ok)
         pthread_setspecific(walks_key, c);
@@ -630,28 +623,18 @@ walks_for(unsigned max, uintptr_t stack_hi)
  * if its rule reads rbp, or keeps it and the next entry's is live. `live` is the next entry's
  * (for a walk cut at its limit, true: whatever follows may read it). */
 static void
-mark_live(struct walk_entries *s, unsigned n, bool live)
+mark_live(walk_entry *e, unsigned n, bool live)
 {
     for (unsigned k = n; k-- > 0;) {
-        unsigned f = s->flags[k] & ~(ENTRY_LIVE | ENTRY_CHECK);
+        unsigned f = e[k].flags & ~(ENTRY_LIVE | ENTRY_CHECK);
         if (f & (ENTRY_END | ENTRY_LOW))
             live = false;
         else
             live = (f & ENTRY_READS_RBP) || (!(f & ENTRY_LOADS_RBP) && live);
         if (live)
             f |= ENTRY_LIVE | (f & ENTRY_RELOADED ? ENTRY_CHECK : 0);
-        s->flags[k] = (uint8_t)f;
+        e[k].flags = (uint8_t)f;
     }
-}
-
-/* Entry k of `s` set to a state. */
-static inline void
-put(struct walk_entries *s, unsigned k, uintptr_t pc, uintptr_t sp, uintptr_t rbp, uintptr_t rbp_at)
-{
-    s->sp[k] = sp;
-    s->pc[k] = pc;
-    s->rbp[k] = rbp;
-    s->rbp_at[k] = rbp_at;
 }
 
 /* Places `nf` fresh entries at `base`, before the last walk's entries [j, c->n), which move: the
@@ -660,23 +643,14 @@ put(struct walk_entries *s, unsigned k, uintptr_t pc, uintptr_t sp, uintptr_t rb
 static unsigned
 place_fresh(walk_cache *c, unsigned base, unsigned nf, unsigned j)
 {
-    struct walk_entries *e = &c->e, *f = &c->fresh;
     unsigned to = base + nf;
     unsigned keep = c->n - j;
     if (to + keep > c->cap)
         keep = c->cap - to;
-    if (to != j && keep > 0) {
-        memmove(e->sp + to, e->sp + j, keep * sizeof(uintptr_t));
-        memmove(e->pc + to, e->pc + j, keep * sizeof(uintptr_t));
-        memmove(e->rbp + to, e->rbp + j, keep * sizeof(uintptr_t));
-        memmove(e->rbp_at + to, e->rbp_at + j, keep * sizeof(uintptr_t));
-        memmove(e->flags + to, e->flags + j, keep);
-    }
-    memcpy(e->sp + base, f->sp, nf * sizeof(uintptr_t));
-    memcpy(e->pc + base, f->pc, nf * sizeof(uintptr_t));
-    memcpy(e->rbp + base, f->rbp, nf * sizeof(uintptr_t));
-    memcpy(e->rbp_at + base, f->rbp_at, nf * sizeof(uintptr_t));
-    memcpy(e->flags + base, f->flags, nf);
+    if (to != j && keep > 0)
+        memmove(c->e + to, c->e + j, keep * sizeof(walk_entry));
+    if (nf > 0)
+        memcpy(c->e + base, c->fresh, nf * sizeof(walk_entry));
     return to + keep;
 }
 
@@ -693,28 +667,28 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
     walk_cache *c = walks_for(max, stack_hi);
     if (ZW_UNLIKELY(c == NULL))
         return zwi_preload_unwind_cfa(u, frames, max, pc, sp, rbp, stack_hi);
-    struct walk_entries *e = &c->e, *f = &c->fresh;
+    walk_entry *e = c->e, *f = c->fresh;
     unsigned base = 0; /* entries [0, base) are this walk's; from base on, the last walk's */
     unsigned j = 0;    /* the first of the last walk's entries whose sp is not below sp */
     unsigned n = 0;    /* frames */
     unsigned from = 0; /* the entry the last reuse started at */
     unsigned nf;       /* fresh entries, in c->fresh */
-    c->reused = 0;
-    uintptr_t rbp_at = 0;
+    unsigned slot = 0; /* rbp was read at sp - 8 * slot; 0: kept */
     bool ended = false;
+    c->reused = 0;
     for (;;) {
         /* 1. frames pushed since the last walk: fresh, until a state is one of its entries */
         nf = 0;
         for (;;) {
-            while (j < c->n && e->sp[j] < sp)
+            while (j < c->n && e[j].sp < sp)
                 j++;
-            if (j < c->n && e->sp[j] == sp && e->pc[j] == pc &&
-                (!(e->flags[j] & ENTRY_LIVE) || e->rbp[j] == rbp))
+            if (j < c->n && e[j].sp == sp && e[j].pc == pc &&
+                (!(e[j].flags & ENTRY_LIVE) || e[j].rbp == rbp))
                 break;
-            put(f, nf, pc, sp, rbp, rbp_at);
-            uint8_t fl = rbp_at != 0 ? ENTRY_RELOADED : 0;
+            uint8_t fl = slot != 0 ? ENTRY_RELOADED : 0;
+            f[nf] = (walk_entry){sp, pc, rbp, fl, (uint8_t)slot};
             if (pc < 4096) {
-                f->flags[nf++] = fl | ENTRY_LOW;
+                f[nf++].flags = fl | ENTRY_LOW;
                 ended = true;
                 goto all_fresh;
             }
@@ -722,9 +696,9 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
                 goto all_fresh;
             frames[n++] = pc;
             uint8_t rl = 0;
-            unsigned kind = step(u, &pc, &sp, &rbp, &rbp_at, &rl, stack_hi);
+            unsigned kind = step(u, &pc, &sp, &rbp, &slot, &rl, stack_hi);
             if (kind == KIND_END) {
-                f->flags[nf++] = fl | ENTRY_END;
+                f[nf++].flags = fl | ENTRY_END;
                 ended = true;
                 goto all_fresh;
             }
@@ -732,32 +706,33 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
                 c->n = 0;
                 return -1;
             }
-            f->flags[nf++] = fl | rl;
+            f[nf++].flags = fl | rl;
         }
         /* 2. the last walk's entry j is this state: it and the entries after it are placed after
          * the fresh ones, and followed while the stack holds what each was read from */
         c->n = place_fresh(c, base, nf, j);
         unsigned k = base + nf;
         from = k;
-        e->rbp[k] = rbp; /* this walk's own: equal to the last one's where it matters */
-        e->rbp_at[k] = rbp_at;
-        unsigned fk = (e->flags[k] & ~(ENTRY_RELOADED | ENTRY_CHECK)) |
-                      (rbp_at != 0 ? ENTRY_RELOADED : 0);
+        e[k].rbp = rbp; /* this walk's own: equal to the last one's where it matters */
+        e[k].slot = (uint8_t)slot;
+        unsigned fk = (e[k].flags & ~(ENTRY_RELOADED | ENTRY_CHECK)) |
+                      (slot != 0 ? ENTRY_RELOADED : 0);
         if ((fk & (ENTRY_RELOADED | ENTRY_LIVE)) == (ENTRY_RELOADED | ENTRY_LIVE))
             fk |= ENTRY_CHECK;
-        e->flags[k] = (uint8_t)fk;
+        e[k].flags = (uint8_t)fk;
         for (;;) {
-            uintptr_t p = e->pc[k];
+            uintptr_t p = e[k].pc;
             if (p < 4096 || n == max)
                 goto reused;
             frames[n++] = p;
-            c->reused += k != from; /* the entry matched was walked fresh */
-            if (e->flags[k] & ENTRY_END)
+            c->reused += k != from; /* the entry met was walked fresh */
+            if (e[k].flags & ENTRY_END)
                 goto reused;
             if (++k == c->n)
                 break; /* beyond the last walk's end (it was cut at its limit) */
-            if (*(const uintptr_t *)(e->sp[k] - 8) != e->pc[k] ||
-                ((e->flags[k] & ENTRY_CHECK) && *(const uintptr_t *)e->rbp_at[k] != e->rbp[k]))
+            const uintptr_t *top = (const uintptr_t *)e[k].sp;
+            if (top[-1] != e[k].pc ||
+                ((e[k].flags & ENTRY_CHECK) && top[-(int)e[k].slot] != e[k].rbp))
                 break; /* changed since */
         }
         /* 3. on from entry k - 1, the last that held: its rbp as the stack has it now (an
@@ -765,21 +740,20 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
         base = k;
         j = k;
         unsigned m = k - 1;
-        rbp = e->rbp[from];
+        rbp = e[from].rbp;
         for (unsigned x = from + 1; x <= m; x++) {
-            if (e->flags[x] & ENTRY_RELOADED)
-                rbp = *(const uintptr_t *)e->rbp_at[x];
-            e->rbp[x] = rbp;
+            if (e[x].flags & ENTRY_RELOADED)
+                rbp = ((const uintptr_t *)e[x].sp)[-(int)e[x].slot];
+            e[x].rbp = rbp;
         }
-        pc = e->pc[m];
-        sp = e->sp[m];
+        pc = e[m].pc;
+        sp = e[m].sp;
         uint8_t rl = 0;
-        unsigned kind = step(u, &pc, &sp, &rbp, &rbp_at, &rl, stack_hi);
-        e->flags[m] = (uint8_t)((e->flags[m] & ENTRY_RELOADED) | rl);
+        unsigned kind = step(u, &pc, &sp, &rbp, &slot, &rl, stack_hi);
+        e[m].flags = (uint8_t)((e[m].flags & ENTRY_RELOADED) | rl);
         if (kind == KIND_END) {
-            e->flags[m] |= ENTRY_END;
+            e[m].flags |= ENTRY_END;
             c->n = m + 1;
-            ended = true;
             mark_live(e, c->n, false);
             return (int)n;
         }
@@ -791,7 +765,7 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
 reused:
     /* entries from `from` on are the last walk's, with their marks, still right: the rest need
      * theirs anew */
-    mark_live(e, from, (e->flags[from] & ENTRY_LIVE) != 0);
+    mark_live(e, from, (e[from].flags & ENTRY_LIVE) != 0);
     return (int)n;
 all_fresh:
     /* the walk ends in fresh entries, after entries [0, base): no entry of the last walk stays */
