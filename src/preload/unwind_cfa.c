@@ -674,8 +674,8 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
     unsigned from = 0; /* the entry the last reuse started at */
     unsigned nf;       /* fresh entries, in c->fresh */
     unsigned slot = 0; /* rbp was read at sp - 8 * slot; 0: kept */
+    unsigned reused = 0;
     bool ended = false;
-    c->reused = 0;
     for (;;) {
         /* 1. frames pushed since the last walk: fresh, until a state is one of its entries */
         nf = 0;
@@ -704,6 +704,7 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
             }
             if (kind != KIND_RULE) {
                 c->n = 0;
+                c->reused = 0;
                 return -1;
             }
             f[nf++].flags = fl | rl;
@@ -723,11 +724,11 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
         for (;;) {
             uintptr_t p = e[k].pc;
             if (p < 4096 || n == max)
-                goto reused;
+                goto reuse_ends;
             frames[n++] = p;
-            c->reused += k != from; /* the entry met was walked fresh */
-            if (e[k].flags & ENTRY_END)
-                goto reused;
+            reused += k != from; /* the entry met was walked fresh */
+            if ((e[k].flags & ENTRY_END) || n == max)
+                goto reuse_ends;
             if (++k == c->n)
                 break; /* beyond the last walk's end (it was cut at its limit) */
             const uintptr_t *top = (const uintptr_t *)e[k].sp;
@@ -755,21 +756,25 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
             e[m].flags |= ENTRY_END;
             c->n = m + 1;
             mark_live(e, c->n, false);
+            c->reused = reused;
             return (int)n;
         }
         if (kind != KIND_RULE) {
             c->n = 0;
+            c->reused = 0;
             return -1;
         }
     }
-reused:
+reuse_ends:
     /* entries from `from` on are the last walk's, with their marks, still right: the rest need
      * theirs anew */
     mark_live(e, from, (e[from].flags & ENTRY_LIVE) != 0);
+    c->reused = reused;
     return (int)n;
 all_fresh:
     /* the walk ends in fresh entries, after entries [0, base): no entry of the last walk stays */
     c->n = place_fresh(c, base, nf, c->n);
     mark_live(e, c->n, !ended);
+    c->reused = reused;
     return (int)n;
 }
