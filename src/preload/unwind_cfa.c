@@ -32,7 +32,7 @@ _Static_assert(sizeof(((zwi_unwinder *)0)->cfa) / sizeof(uint64_t) == 1u << CFA_
 
 /* What a walk entry's rule does with rbp, and how the walk ends (walk_cache) */
 #define ENTRY_READS_RBP 1u  /* the CFA is rbp + offset */
-#define ENTRY_LOADS_RBP 2u  /* rbp is reloaded from the stack: the next entry's rbp_at */
+#define ENTRY_LOADS_RBP 2u  /* rbp is reloaded from the stack (the next entry is RELOADED) */
 #define ENTRY_END       4u  /* the outermost frame: the walk ends after it */
 #define ENTRY_LOW       8u  /* no frame: the return address read was below 4096, the walk ends */
 #define ENTRY_LIVE      16u /* the walk from here reads this entry's rbp before reloading it */
@@ -490,8 +490,8 @@ lookup(zwi_unwinder *u, uintptr_t ret)
  * the new rbp read at the new sp - 8 * *slot (0: kept). Returns the rule's kind (KIND_END: no
  * caller; KIND_NONE: a frame this walker cannot follow) and its flags in *flags. */
 static inline __attribute__((always_inline)) unsigned
-step(zwi_unwinder *u, uintptr_t *pc, uintptr_t *sp, uintptr_t *rbp, unsigned *slot,
-     uint8_t *flags, uintptr_t stack_hi)
+step(zwi_unwinder *u, uintptr_t *pc, uintptr_t *sp, uintptr_t *rbp, unsigned *slot, uint8_t *flags,
+     uintptr_t stack_hi)
 {
     rule r = lookup(u, *pc);
     if (r.kind != KIND_RULE)
@@ -534,11 +534,11 @@ zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr
  * A walk is a sequence of states (pc, sp, rbp): a return address, and the stack pointer and rbp of
  * the frame it returns into. Each state follows from the one before by pc's rule (a pure function
  * of the code) and by reading the stack: at sp - 8 (the next pc) and, for a rule that reloads
- * rbp, at rbp_at. So once a new walk reaches a state equal to an entry of the last walk (the same
- * sp and pc, and the same rbp where a later rule reads it), each entry after it is the new walk's
- * own as long as the stack still holds, where that entry was read, the values it was read as (the
- * return address; the reloaded rbp if a later rule reads it): one compare per frame instead of a
- * rule. The compares read the addresses a fresh walk would read, in the same order, so they are
+ * rbp, at sp - 8 * slot. So once a new walk reaches a state equal to an entry of the last walk (the
+ * same sp and pc, and the same rbp where a later rule reads it), each entry after it is the new
+ * walk's own as long as the stack still holds, where that entry was read, the values it was read as
+ * (the return address; the reloaded rbp if a later rule reads it): one compare per frame instead of
+ * a rule. The compares read the addresses a fresh walk would read, in the same order, so they are
  * as safe as the walk. Nothing is patched: a frame left by a return, longjmp, an exception or a
  * context switch shows as a value that differs, and the walk goes on fresh from the last entry
  * that held. The entries are kept newest first; a walk with more or fewer new frames than the
@@ -557,7 +557,7 @@ typedef struct walk_entry {
  * have ENTRY_END or ENTRY_LOW is the last; flags other than LIVE and CHECK are the rule's. */
 typedef struct walk_cache {
     size_t bytes;       /* mapped, this header included */
-    unsigned cap;       /* entries of each array: the largest walk plus its end */
+    unsigned cap;       /* entries of `e` and of `fresh`: the largest walk plus its end */
     unsigned n;         /* entries of the last walk; 0 after a walk that failed */
     unsigned reused;    /* frames the last walk took from the one before (for tests and check) */
     uintptr_t stack_hi; /* the stack bound the last walk was made under */
@@ -599,8 +599,8 @@ walks_for(unsigned max, uintptr_t stack_hi)
         return c;
     }
     unsigned cap = max + 1;
-    size_t bytes = (sizeof(walk_cache) + 2 * (size_t)cap * sizeof(walk_entry) + 4095) &
-                   ~(size_t)4095;
+    size_t bytes =
+        (sizeof(walk_cache) + 2 * (size_t)cap * sizeof(walk_entry) + 4095) & ~(size_t)4095;
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
@@ -619,7 +619,7 @@ walks_for(unsigned max, uintptr_t stack_hi)
     return c;
 }
 
-/* Sets ENTRY_LIVE and ENTRY_CHECK on entries [0, n) of `s`, from the end: an entry's rbp is live
+/* Sets ENTRY_LIVE and ENTRY_CHECK on entries [0, n) of `e`, from the end: an entry's rbp is live
  * if its rule reads rbp, or keeps it and the next entry's is live. `live` is the next entry's
  * (for a walk cut at its limit, true: whatever follows may read it). */
 static void
@@ -716,8 +716,8 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
         from = k;
         e[k].rbp = rbp; /* this walk's own: equal to the last one's where it matters */
         e[k].slot = (uint8_t)slot;
-        unsigned fk = (e[k].flags & ~(ENTRY_RELOADED | ENTRY_CHECK)) |
-                      (slot != 0 ? ENTRY_RELOADED : 0);
+        unsigned fk =
+            (e[k].flags & ~(ENTRY_RELOADED | ENTRY_CHECK)) | (slot != 0 ? ENTRY_RELOADED : 0);
         if ((fk & (ENTRY_RELOADED | ENTRY_LIVE)) == (ENTRY_RELOADED | ENTRY_LIVE))
             fk |= ENTRY_CHECK;
         e[k].flags = (uint8_t)fk;

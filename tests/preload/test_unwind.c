@@ -463,7 +463,7 @@ Test(preload_unwind, mode_values)
     cr_assert_eq(u->check_every, 100);
     cr_assert(zwi_preload_unwind_set_mode(u, "cfa"));
     cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
-    const char *bad[] = {"CFA",     "check:",    "check:0",    "check:-1",
+    const char *bad[] = {"CFA",      "check:",  "check:0",   "check:-1",
                          "check:1x", "checked", "libunwind", "incremental:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_not(zwi_preload_unwind_set_mode(u, bad[i]), "%s", bad[i]);
