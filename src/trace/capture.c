@@ -170,6 +170,23 @@ decode_leaks(loader *l)
     return zwi_decode_leaks(&l->cur, &l->c->leaks);
 }
 
+/* The traces of the heap domain that `snap` (NULL: none) holds before any trace of another domain,
+ * or SIZE_MAX if one of them comes after another domain's: the traces a scan's kinds name. */
+static size_t
+heap_traces(const zw_snapshot *snap)
+{
+    size_t n = snap != NULL ? zw_snapshot_len(snap) : 0;
+    size_t heap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (zw_snapshot_trace(snap, i).domain != ZW_TRACE_DEFAULT_DOMAIN)
+            continue;
+        if (heap != i)
+            return SIZE_MAX;
+        heap++;
+    }
+    return heap;
+}
+
 /* A mark's scan follows its MARK section: it belongs to the last mark read. Kinds that do not
  * name that mark's traces name nothing (the mark's kinds are then unknown, as older captures'). */
 static int
@@ -182,7 +199,7 @@ decode_mark_leaks(loader *l)
     zw_capture_leaks got;
     if (zwi_decode_leaks(&l->cur, &got) != 0)
         return -1;
-    size_t n = m->snap != NULL ? zw_snapshot_len(m->snap) : 0;
+    size_t n = heap_traces(m->snap);
     if (got.status == ZW_LEAKS_SCANNED && (m->snap == NULL || n != got.nkinds)) {
         zwi_free(l->raw, got.kinds);
         return 0;
@@ -203,15 +220,16 @@ decode_mark_leaks(loader *l)
     return 0;
 }
 
-/* The kinds name the exit set's traces in order: with no exit set or another number of traces
- * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
+/* The kinds name the exit set's heap traces in order (the mmap domain's come after them, 1.5):
+ * with no exit set or another number of traces they name nothing, and the capture loads with the
+ * kinds unknown. The sums are the kinds'. */
 static void
 check_leaks(zw_capture *c, zw_raw *raw)
 {
     zw_capture_leaks *l = &c->leaks;
     if (l->status != ZW_LEAKS_SCANNED)
         return;
-    size_t n = c->exit.snap != NULL ? zw_snapshot_len(c->exit.snap) : 0;
+    size_t n = heap_traces(c->exit.snap);
     if (n != l->nkinds || (n > 0 && l->kinds == NULL)) {
         zwi_free(raw, l->kinds);
         *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
@@ -443,9 +461,11 @@ peak_from_steps(loader *l)
         return 0;
     }
     memcpy(label, "peak", 5);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < zw_snapshot_len(snap); i++)
-        bytes += zw_snapshot_trace(snap, i).size;
+    uint64_t bytes = 0; /* the heap's: the mmap domain's mappings live then are in the set too */
+    for (size_t i = 0; i < zw_snapshot_len(snap); i++) {
+        zw_trace_info ti = zw_snapshot_trace(snap, i);
+        bytes += ti.domain == ZW_TRACE_DEFAULT_DOMAIN ? ti.size : 0;
+    }
     c->peak = (zw_capture_set){label, c->steps[last].time_ns, bytes, snap, NULL};
     return 0;
 }
@@ -604,7 +624,21 @@ zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err)
         zw_error_set(err, "the capture's exit set was not scanned for leaks");
         return NULL;
     }
-    return zw_snapshot_pick(c->exit.snap, c->leaks.kinds, kinds, err);
+    /* the kinds name the heap's traces, which come first; the mmap domain's are never picked */
+    size_t n = zw_snapshot_len(c->exit.snap);
+    zw_raw *raw = zw_raw_new(NULL);
+    uint8_t *tags = raw != NULL ? zwi_alloc(raw, n + 1) : NULL;
+    if (tags == NULL) {
+        zw_raw_destroy(raw);
+        zw_error_set(err, "cannot select traces: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    memset(tags, 0xff, n + 1);
+    memcpy(tags, c->leaks.kinds, c->leaks.nkinds < n ? c->leaks.nkinds : n);
+    zw_snapshot *snap = zw_snapshot_pick(c->exit.snap, tags, kinds, err);
+    zwi_free(raw, tags);
+    zw_raw_destroy(raw);
+    return snap;
 }
 
 /* Frees the snapshots of `c` (not its memory). */

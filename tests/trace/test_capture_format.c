@@ -263,11 +263,11 @@ Test(trace_capture_format, series_round_trips_every_field_and_appends)
 
 Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
 {
-    /* 2 samples of 9 fields: a later minor version added one; it is skipped */
+    /* 2 samples of 11 fields: a later minor version added one; it is skipped */
     zwi_cbuf b = {.raw = raw};
     zwi_cbuf_put(&b, 2, 4);
-    zwi_cbuf_put(&b, 9, 4);
-    for (uint64_t i = 0; i < 18; i++)
+    zwi_cbuf_put(&b, 11, 4);
+    for (uint64_t i = 0; i < 22; i++)
         zwi_cbuf_put(&b, 100 + i, 8);
     zwi_samples into = {0};
     zwi_cursor c = whole(&b);
@@ -275,7 +275,22 @@ Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
     cr_assert_eq(c.pos, c.len);
     cr_assert_eq(into.n, 2);
     cr_assert(into.v[0].time_ns == 100 && into.v[0].bytes_allocated == 107);
-    cr_assert(into.v[1].time_ns == 109 && into.v[1].bytes_allocated == 116);
+    cr_assert(into.v[0].mmap_bytes == 108 && into.v[0].mmap_peak == 109);
+    cr_assert(into.v[1].time_ns == 111 && into.v[1].mmap_peak == 120);
+    zwi_free(raw, into.v);
+
+    /* 8 fields, as 1.4 wrote them: the mmap domain's read as 0 */
+    b.len = 0;
+    zwi_cbuf_put(&b, 1, 4);
+    zwi_cbuf_put(&b, 8, 4);
+    for (uint64_t i = 0; i < 8; i++)
+        zwi_cbuf_put(&b, 100 + i, 8);
+    into = (zwi_samples){0};
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_series(&c, &into), 0, "%s", c.why);
+    cr_assert_eq(into.n, 1);
+    cr_assert(into.v[0].bytes_allocated == 107 && into.v[0].mmap_bytes == 0 &&
+              into.v[0].mmap_peak == 0);
     zwi_free(raw, into.v);
 
     /* 7 fields: too few */
@@ -490,7 +505,7 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     /* built a step at a time, as the sampler does: the same bytes */
     zwi_cbuf each = {.raw = raw};
     for (size_t i = 0; i < NSTEPS; i++) {
-        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak);
+        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak ? ZWI_STEP_PEAK : 0);
         for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
             zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
         zwi_step_end(&each, at, (uint32_t)steps[i].n);
