@@ -55,13 +55,16 @@ typedef struct site_row {
     const zw_traceback *key; /* the statistics' key */
     uint64_t count;          /* allocations */
     uint64_t bytes;
+    bool seen;               /* a site of the domain asked for (--domain) is in the group */
 } site_row;
 
-/* Most allocations first, then most bytes, then the key. */
+/* Most allocations first, then most bytes, then the key; groups of other domains last. */
 static int
 by_count(const void *x, const void *y)
 {
     const site_row *a = x, *b = y;
+    if (a->seen != b->seen)
+        return a->seen ? -1 : 1;
     if (a->count != b->count)
         return a->count < b->count ? 1 : -1;
     if (a->bytes != b->bytes)
@@ -152,12 +155,17 @@ print_sites(const cli_tree *t, zw_group group, size_t limit, bool json)
                 cli_fail("out of memory");
                 goto out;
             }
+            if (!cli_in_domain(ti.domain))
+                continue;
             rows[r].count += c->site_counts[i];
             rows[r].bytes += ti.size;
+            rows[r].seen = true;
         }
     }
     qsort(rows, nrows, sizeof(*rows), by_count);
-    size_t n = nrows;
+    size_t n = 0;
+    while (n < nrows && rows[n].seen)
+        n++;
     if (limit == 0 || limit > n)
         limit = n;
     cli_json j_out = {stdout, false};
