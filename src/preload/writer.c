@@ -46,6 +46,13 @@ copy_rec(void *ctx, const zwi_trace_rec *rec)
     return 0;
 }
 
+static int
+copy_block(void *ctx, uintptr_t ptr, const zwi_trace_rec *rec)
+{
+    (void)ptr;
+    return copy_rec(ctx, rec);
+}
+
 /* Copies the tracer's records into `set` (which keeps its memory). */
 static void
 take_set_locked(liveset *set, uint64_t bytes)
@@ -431,13 +438,6 @@ put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
     zwi_cbuf_release(&pay);
 }
 
-static int
-copy_block(void *ctx, uintptr_t ptr, const zwi_trace_rec *rec)
-{
-    (void)ptr;
-    return copy_rec(ctx, rec);
-}
-
 /* The exit set of a scan: the heap blocks it kinds, in its order, then the mappings of the mmap
  * domain (the kinds name the heap's traces, which come first). */
 static zw_snapshot *
@@ -542,14 +542,15 @@ zwi_preload_take_mark(const char *label, uintptr_t stack_lo)
     zwi_tracer_traced_memory(G.tracer, &cur, NULL);
     pthread_mutex_lock(&G.lock);
     if (G.nmark_sets < MAX_MARK_SETS && G.leak_marks) {
-        /* the scan's records are the set: every block of it has its kind */
+        /* the scan's records are the set's heap blocks: every one of them has its kind */
         m->time_ns = zwi_preload_now_ns();
         m->bytes = cur;
         zwi_preload_leak_check(&m->leak, stack_lo);
         if (m->leak.status == ZW_LEAKS_SCANNED) {
-            m->recs = m->leak.recs;
-            m->n = m->leak.n;
-            m->cap = m->leak.cap;
+            /* the heap's blocks in the scan's order (its kinds name them), then the mappings */
+            for (size_t i = 0; i < m->leak.n && copy_rec(m, &m->leak.recs[i]) == 0; i++)
+                ;
+            zwi_tracer_foreach_block(G.tracer, ZW_CAPTURE_MMAP_DOMAIN, copy_block, m);
         } else {
             take_set_locked(m, cur);
         }

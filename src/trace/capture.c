@@ -170,21 +170,20 @@ decode_leaks(loader *l)
     return zwi_decode_leaks(&l->cur, &l->c->leaks);
 }
 
-/* The traces of the heap domain that `snap` (NULL: none) holds before any trace of another domain,
- * or SIZE_MAX if one of them comes after another domain's: the traces a scan's kinds name. */
-static size_t
-heap_traces(const zw_snapshot *snap)
+/* Whether `nkinds` kinds of a scan name the traces of `snap`: its first `nkinds` traces, every
+ * trace after them being a mapping of the mmap domain (from 1.5 a scanned set holds the heap's
+ * blocks first, then the mappings, which have no kind). */
+static bool
+kinds_fit(const zw_snapshot *snap, size_t nkinds)
 {
     size_t n = snap != NULL ? zw_snapshot_len(snap) : 0;
-    size_t heap = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (zw_snapshot_trace(snap, i).domain != ZW_TRACE_DEFAULT_DOMAIN)
-            continue;
-        if (heap != i)
-            return SIZE_MAX;
-        heap++;
+    if (snap == NULL || nkinds > n)
+        return false;
+    for (size_t i = nkinds; i < n; i++) {
+        if (zw_snapshot_trace(snap, i).domain != ZW_CAPTURE_MMAP_DOMAIN)
+            return false;
     }
-    return heap;
+    return true;
 }
 
 /* A mark's scan follows its MARK section: it belongs to the last mark read. Kinds that do not
@@ -199,8 +198,8 @@ decode_mark_leaks(loader *l)
     zw_capture_leaks got;
     if (zwi_decode_leaks(&l->cur, &got) != 0)
         return -1;
-    size_t n = heap_traces(m->snap);
-    if (got.status == ZW_LEAKS_SCANNED && (m->snap == NULL || n != got.nkinds)) {
+    size_t n = got.nkinds;
+    if (got.status == ZW_LEAKS_SCANNED && !kinds_fit(m->snap, n)) {
         zwi_free(l->raw, got.kinds);
         return 0;
     }
@@ -220,7 +219,7 @@ decode_mark_leaks(loader *l)
     return 0;
 }
 
-/* The kinds name the exit set's heap traces in order (the mmap domain's come after them, 1.5):
+/* The kinds name the exit set's traces in order (the mmap domain's, after them, have none: 1.5):
  * with no exit set or another number of traces they name nothing, and the capture loads with the
  * kinds unknown. The sums are the kinds'. */
 static void
@@ -229,8 +228,8 @@ check_leaks(zw_capture *c, zw_raw *raw)
     zw_capture_leaks *l = &c->leaks;
     if (l->status != ZW_LEAKS_SCANNED)
         return;
-    size_t n = heap_traces(c->exit.snap);
-    if (n != l->nkinds || (n > 0 && l->kinds == NULL)) {
+    size_t n = l->nkinds;
+    if (!kinds_fit(c->exit.snap, n) || (n > 0 && l->kinds == NULL)) {
         zwi_free(raw, l->kinds);
         *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
         return;

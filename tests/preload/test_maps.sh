@@ -61,6 +61,20 @@ else
     diff "$tmp/want-peak" "$tmp/got-peak"
 fi
 
+# a mark holds the mappings too, also when its heap blocks were scanned for leak kinds
+expect "mark: the mmap domain" "$(rows mmap end "$tmp/maps.zwc")" "$(cat "$tmp/want-exit")"
+"$zw" run -q --leak-check-at-marks -o "$tmp/marks.zwc" -- "$dir/zwp_maps" "$tmp/file" >/dev/null ||
+    fail "zw run --leak-check-at-marks maps"
+expect "scanned mark: the mmap domain" "$(rows mmap end "$tmp/marks.zwc")" "$(cat "$tmp/want-exit")"
+"$zw" leaks --json --at end --group lineno "$tmp/marks.zwc" >"$tmp/markleaks.json"
+grep -q "\"kind\": \"reachable\", \"bytes\": 1048576, \"blocks\": 1," "$tmp/markleaks.json" &&
+    echo "ok: scanned mark: the 1 MiB block keeps its kind" ||
+    fail "scanned mark kinds: $(cat "$tmp/markleaks.json")"
+"$zw" leaks --json --group lineno "$tmp/maps.zwc" >"$tmp/leaks.json"
+grep -q "\"kind\": \"reachable\", \"bytes\": 1048576, \"blocks\": 1," "$tmp/leaks.json" &&
+    echo "ok: exit set: the 1 MiB block keeps its kind beside the mappings" ||
+    fail "exit kinds: $(cat "$tmp/leaks.json")"
+
 # the 1 MiB block glibc maps itself is the heap's, once
 expect "heap domain at exit" "$(rows heap exit "$tmp/maps.zwc")" "$(line heap) 1048576 1"
 expect "all domains at exit: both" "$(rows all exit "$tmp/maps.zwc" | wc -l)" 5

@@ -203,6 +203,10 @@ zw_capture *cli_load(const char *path);
 void cli_set_domain(int domain);
 /* Whether traces of `domain` are of the domain chosen. */
 bool cli_in_domain(unsigned domain);
+/* The bytes of sample `s` in the domain chosen: heap, mmap or both. */
+uint64_t cli_sample_bytes(const zw_capture_sample *s);
+/* What those bytes are, in words ("requested sizes" for the heap). */
+const char *cli_domain_words(void);
 
 /* A capture set: the captures of one run, one per process image: FILE, then FILE.1, FILE.2...
  * (a forked child, the image an exec replaced), linked by pid and ppid. caps[0] is FILE. */
@@ -217,6 +221,8 @@ typedef struct cli_tree {
  * process. NULL after printing why. */
 cli_tree *cli_load_tree(const char *path, long pid, bool only);
 void cli_tree_free(cli_tree *t);
+/* The largest peak of the mmap domain of the captures (0: nothing mapped, or made before it). */
+uint64_t cli_tree_mmap_peak(const cli_tree *t);
 /* Seconds from the start of caps[0] to the start of caps[i]. */
 double cli_tree_offset(const cli_tree *t, size_t i);
 

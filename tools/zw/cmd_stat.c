@@ -131,12 +131,14 @@ print_members(const zw_capture *c, const char *path)
             d.mmap_peak);
     if (d.max_rss != NULL)
         fprintf(o,
-                ", \"at_max_rss\": {\"time_s\": %.6f, \"heap_bytes\": %" PRIu64
-                ", \"mmap_bytes\": %" PRIu64 ", \"other_bytes\": %" PRId64 "}",
+                ", \"max_rss_time_s\": %.6f, \"max_rss_heap_bytes\": %" PRIu64
+                ", \"max_rss_mmap_bytes\": %" PRIu64 ", \"max_rss_other_bytes\": %" PRId64,
                 (double)d.max_rss->time_ns / 1e9, d.max_rss->heap_bytes, d.max_rss->mmap_bytes,
                 d.other);
     else
-        fputs(", \"at_max_rss\": null", o);
+        fputs(", \"max_rss_time_s\": null, \"max_rss_heap_bytes\": null, "
+              "\"max_rss_mmap_bytes\": null, \"max_rss_other_bytes\": null",
+              o);
     const char *end = !end_known(c)                              ? "unknown"
                       : t->end == ZW_CAPTURE_END_SIGNAL          ? "signal"
                       : t->end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"

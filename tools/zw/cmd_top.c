@@ -242,10 +242,20 @@ cmd_top(const cli_command *c, const cli_opts *o)
         char b[32], procs[64] = "";
         if (t->n > 1)
             snprintf(procs, sizeof(procs), " (%zu of %zu processes)", set.nprocs, t->n);
-        printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path, set.label, set.time_s, procs,
+        bool mmap_peak = o->domain == CLI_DOMAIN_MMAP && strcmp(set.label, "peak") == 0;
+        printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path,
+               mmap_peak ? "mmap peak" : set.label, set.time_s, procs,
                cli_size(b, (long long)bytes, false), blocks);
     }
     cli_print_stats(list, o->limit, o->json, false, group == ZW_GROUP_TRACEBACK, stdout);
+    uint64_t mapped = cli_tree_mmap_peak(t);
+    if (o->domain == CLI_DOMAIN_HEAP && mapped > 0 && !o->json) {
+        char b[32];
+        fprintf(stderr,
+                "zw: note: the program also mapped memory itself (%s at the peak of the mmap "
+                "domain), which the heap leaves out: --domain mmap or all shows it\n",
+                cli_size(b, (long long)mapped, false));
+    }
     cli_stats_release(&st);
     rc = 0;
 out_release:

@@ -27,6 +27,32 @@ cli_in_domain(unsigned domain)
                                                        : ZW_TRACE_DEFAULT_DOMAIN);
 }
 
+uint64_t
+cli_sample_bytes(const zw_capture_sample *s)
+{
+    switch (chosen_domain) {
+    case CLI_DOMAIN_MMAP:
+        return s->mmap_bytes;
+    case CLI_DOMAIN_ALL:
+        return s->heap_bytes + s->mmap_bytes;
+    default:
+        return s->heap_bytes;
+    }
+}
+
+const char *
+cli_domain_words(void)
+{
+    switch (chosen_domain) {
+    case CLI_DOMAIN_MMAP:
+        return "the program's own mappings, in whole pages";
+    case CLI_DOMAIN_ALL:
+        return "requested sizes and the program's own mappings, in whole pages";
+    default:
+        return "requested sizes";
+    }
+}
+
 /* `*snap` with the traces of the chosen domain only (replaced; freed by zw_capture_free). */
 static int
 keep_domain(zw_snapshot **snap)
@@ -224,6 +250,19 @@ cli_load_tree(const char *path, long pid, bool only)
 out_fail:
     cli_tree_free(t);
     return NULL;
+}
+
+uint64_t
+cli_tree_mmap_peak(const cli_tree *t)
+{
+    uint64_t peak = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const zw_capture *c = t->caps[i];
+        peak = c->has_live && c->live.mmap_peak > peak ? c->live.mmap_peak : peak;
+        for (size_t k = 0; k < c->nsamples; k++)
+            peak = c->samples[k].mmap_peak > peak ? c->samples[k].mmap_peak : peak;
+    }
+    return peak;
 }
 
 double
