@@ -95,9 +95,8 @@ site_change(uint32_t ref, uint64_t allocs, uint64_t bytes, int64_t freed, uint64
     atomic_fetch_add(&x->freed_bytes, freed_bytes);
     zwi_preload_site_dirty(ref);
     unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
-    while (ref > max && !atomic_compare_exchange_weak_explicit(&G.site_max, &max, ref,
-                                                               memory_order_relaxed,
-                                                               memory_order_relaxed))
+    while (ref > max && !atomic_compare_exchange_weak_explicit(
+                            &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
         ;
 }
 
@@ -135,13 +134,12 @@ unmap_locked(uintptr_t lo, uintptr_t hi)
         }
         count_locked(-(int64_t)cut);
         site_change(m.tb, 0, 0, 1 - (int64_t)head - (int64_t)tail, cut);
-        if (head && tail) { /* the middle went: two mappings */
+        if (head && tail) {                       /* the middle went: two mappings */
             if (!reserve_locked(G.mmaps.n + 1)) { /* the tail is traced, not in the table */
                 G.mmaps.v[i].len = lo - m.start;
                 return;
             }
-            memmove(&G.mmaps.v[i + 2], &G.mmaps.v[i + 1],
-                    (G.mmaps.n - i - 1) * sizeof(mapping));
+            memmove(&G.mmaps.v[i + 2], &G.mmaps.v[i + 1], (G.mmaps.n - i - 1) * sizeof(mapping));
             G.mmaps.v[i].len = lo - m.start;
             G.mmaps.v[i + 1] = (mapping){hi, end - hi, m.tb};
             G.mmaps.n++;
@@ -232,8 +230,8 @@ zwi_preload_save_mmap_peak(uint64_t bytes)
     if ((int64_t)bytes >= atomic_load(&G.mmaps.peak_next) && atomic_load(&G.active)) {
         uint64_t time_ns = zwi_preload_now_ns();
         zwi_preload_scan_sites_locked(time_ns, ZWI_STEP_MMAP_PEAK);
-        int64_t step = (int64_t)bytes / 100 > MMAP_PEAK_MIN_STEP ? (int64_t)bytes / 100
-                                                                 : MMAP_PEAK_MIN_STEP;
+        int64_t step =
+            (int64_t)bytes / 100 > MMAP_PEAK_MIN_STEP ? (int64_t)bytes / 100 : MMAP_PEAK_MIN_STEP;
         atomic_store(&G.mmaps.peak_next, (int64_t)bytes + step);
         zw_capture_sample s = zwi_preload_sample_now();
         s.time_ns = time_ns;

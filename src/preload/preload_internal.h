@@ -250,12 +250,12 @@ typedef struct zwi_preload_state {
 
     /* the mmap domain (mmaps.c) */
     struct {
-        pthread_mutex_t lock;    /* guards the table; taken before any lock of the tracer */
-        mapping *v;              /* the traced mappings, sorted by start, disjoint; mapped */
+        pthread_mutex_t lock; /* guards the table; taken before any lock of the tracer */
+        mapping *v;           /* the traced mappings, sorted by start, disjoint; mapped */
         size_t n;
         size_t cap;
-        _Atomic uint64_t bytes;  /* their bytes (written under `lock`, read without it) */
-        _Atomic uint64_t peak;   /* the most `bytes` has been since the capture started */
+        _Atomic uint64_t bytes;    /* their bytes (written under `lock`, read without it) */
+        _Atomic uint64_t peak;     /* the most `bytes` has been since the capture started */
         _Atomic int64_t peak_next; /* bytes that save an mmap peak step (under G.lock) */
     } mmaps;
 } zwi_preload_state;

@@ -90,9 +90,8 @@ zwi_preload_save_peak(int64_t bytes)
         atomic_store(&G.peak_next, bytes + step);
         totals s = zwi_preload_sum_stats();
         zwi_preload_push_sample_locked((zw_capture_sample){
-            G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees, zwi_preload_rss_bytes(),
-            s.allocs, s.frees, s.temps, s.bytes, atomic_load(&G.mmaps.bytes),
-            atomic_load(&G.mmaps.peak)});
+            G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees, zwi_preload_rss_bytes(), s.allocs,
+            s.frees, s.temps, s.bytes, atomic_load(&G.mmaps.bytes), atomic_load(&G.mmaps.peak)});
     }
     pthread_mutex_unlock(&G.lock);
 }

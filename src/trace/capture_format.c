@@ -156,10 +156,9 @@ zwi_decode_process(zwi_cursor *c, zwi_process *out)
 static void
 sample_fields(const zw_capture_sample *s, uint64_t f[ZWI_SERIES_FIELDS])
 {
-    const uint64_t v[ZWI_SERIES_FIELDS] = {s->time_ns,   s->heap_bytes,     s->heap_blocks,
-                                           s->rss_bytes, s->allocations,    s->frees,
-                                           s->temporary, s->bytes_allocated, s->mmap_bytes,
-                                           s->mmap_peak};
+    const uint64_t v[ZWI_SERIES_FIELDS] = {
+        s->time_ns, s->heap_bytes, s->heap_blocks,     s->rss_bytes,  s->allocations,
+        s->frees,   s->temporary,  s->bytes_allocated, s->mmap_bytes, s->mmap_peak};
     memcpy(f, v, sizeof(v));
 }
 

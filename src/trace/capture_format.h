@@ -21,11 +21,11 @@
 
 #include "container.h"
 
-#define ZWI_CAPTURE_MINOR                                                                          \
-    5 /* the version written, 1.5: 1.0, plus captures, SERIES and steps (1.2), LIVE (1.3), LEAKS
-       * (1.4), the mmap domain (1.5) */
-#define ZWI_SERIES_FIELDS 10 /* u64 fields of a SERIES record: zw_capture_sample's, in order */
-#define ZWI_SERIES_MIN    8  /* fields of a SERIES record before 1.5 (no mmap_bytes, mmap_peak) */
+/* the version written, 1.5: 1.0, plus captures, SERIES and steps (1.2), LIVE (1.3), LEAKS (1.4),
+ * the mmap domain (1.5) */
+#define ZWI_CAPTURE_MINOR  5
+#define ZWI_SERIES_FIELDS  10 /* u64 fields of a SERIES record: zw_capture_sample's, in order */
+#define ZWI_SERIES_MIN     8  /* fields of a SERIES record before 1.5 (no mmap_bytes, mmap_peak) */
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
 #define ZWI_STEP_MMAP_PEAK 2u /* taken at a new peak of the mmap domain (1.5) */
 

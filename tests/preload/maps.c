@@ -22,7 +22,7 @@
 #define ANON      (MAP_PRIVATE | MAP_ANONYMOUS)
 #define LINE(tag) printf("%d %s\n", __LINE__, tag)
 
-void *keep_heap; /* reachable at exit: not a leak */
+void *keep_heap;                                       /* reachable at exit: not a leak */
 void zw_mark(const char *label) __attribute__((weak)); /* libzwpreload.so's, under zw run */
 
 static void
@@ -32,6 +32,8 @@ die(const char *what)
     exit(1);
 }
 
+/* each LINE() shares its line with the call it names */
+/* clang-format off */
 int
 main(int argc, char **argv)
 {
@@ -84,3 +86,4 @@ main(int argc, char **argv)
     printf("page %zu\n", p);
     return 0;
 }
+/* clang-format on */

@@ -100,7 +100,7 @@ enum cli_domain { CLI_DOMAIN_HEAP, CLI_DOMAIN_MMAP, CLI_DOMAIN_ALL };
 
 #define CLI_HELP_DOMAIN                                                                            \
     "  --domain heap|mmap|all   the malloc family's blocks (default), the mappings the\n"          \
-    "                    program made itself (mmap, mremap, brk, sbrk), or both; --at peak\n"     \
+    "                    program made itself (mmap, mremap, brk, sbrk), or both; --at peak\n"      \
     "                    with mmap is the mmap domain's own peak\n"
 
 /* export's formats, the values of --format */
@@ -199,7 +199,7 @@ void cli_stats_release(cli_stats *s);
 /* The capture at `path`, or NULL after printing why. Its live sets, steps and sites hold the
  * traces of the domain cli_set_domain() chose only (the heap's unless told). */
 zw_capture *cli_load(const char *path);
-/* The domain (enum cli_domain) of the captures cli_load() reads from now on; cli_parse() sets it. */
+/* The domain (enum cli_domain) cli_load() keeps from now on; cli_parse() sets it. */
 void cli_set_domain(int domain);
 /* Whether traces of `domain` are of the domain chosen. */
 bool cli_in_domain(unsigned domain);

@@ -194,8 +194,8 @@ write_samples(const zw_capture *c, FILE *out)
                 rss = c->samples[i].rss_bytes > rss ? c->samples[i].rss_bytes : rss;
             }
             const zw_capture_sample *s = &c->samples[best];
-            uint64_t v[] = {0,           s->heap_bytes,  s->heap_blocks, rss,
-                            s->mmap_bytes, s->allocations, s->temporary};
+            uint64_t v[] = {
+                0, s->heap_bytes, s->heap_blocks, rss, s->mmap_bytes, s->allocations, s->temporary};
             fputs(b ? "," : "", out);
             if (col == 0)
                 json_seconds(s->time_ns, out);

@@ -340,9 +340,8 @@ print_series(const zw_capture *c, bool json)
         if (json)
             cli_json_item(&j, i);
         printf("%s%.6f", json ? "[" : "", (double)s->time_ns / 1e9);
-        const uint64_t v[] = {s->heap_bytes, s->heap_blocks,     s->rss_bytes,
-                              s->allocations, s->frees,          s->temporary,
-                              s->bytes_allocated, s->mmap_bytes};
+        const uint64_t v[] = {s->heap_bytes, s->heap_blocks, s->rss_bytes,       s->allocations,
+                              s->frees,      s->temporary,   s->bytes_allocated, s->mmap_bytes};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
             printf("%s%" PRIu64, sep, v[k]);
         fputs(json ? "]" : "\n", stdout);
@@ -434,7 +433,8 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
         printf("%-16s unknown\n", "leaked at exit");
     domain_figures d = domains_of(c);
     printf("%-16s %s at exit, peak %s (the program's own mappings)\n", "mmap",
-           cli_size(a1, (long long)d.mmap_bytes, false), cli_size(a2, (long long)d.mmap_peak, false));
+           cli_size(a1, (long long)d.mmap_bytes, false),
+           cli_size(a2, (long long)d.mmap_peak, false));
     printf("%-16s %s (%zu samples, every %" PRIu32 " ms)\n", "max RSS",
            cli_size(a2, (long long)max_rss, false), c->nsamples, c->interval_ms);
     if (d.max_rss != NULL) {

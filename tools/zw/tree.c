@@ -23,8 +23,8 @@ cli_in_domain(unsigned domain)
 {
     if (chosen_domain == CLI_DOMAIN_ALL)
         return true;
-    return domain == (chosen_domain == CLI_DOMAIN_MMAP ? ZW_CAPTURE_MMAP_DOMAIN
-                                                       : ZW_TRACE_DEFAULT_DOMAIN);
+    return domain ==
+           (chosen_domain == CLI_DOMAIN_MMAP ? ZW_CAPTURE_MMAP_DOMAIN : ZW_TRACE_DEFAULT_DOMAIN);
 }
 
 uint64_t
@@ -60,9 +60,8 @@ keep_domain(zw_snapshot **snap)
     if (*snap == NULL || chosen_domain == CLI_DOMAIN_ALL)
         return 0;
     zw_error err;
-    zw_filter f = ZW_DOMAIN_FILTER(true, chosen_domain == CLI_DOMAIN_MMAP
-                                             ? ZW_CAPTURE_MMAP_DOMAIN
-                                             : ZW_TRACE_DEFAULT_DOMAIN);
+    zw_filter f = ZW_DOMAIN_FILTER(
+        true, chosen_domain == CLI_DOMAIN_MMAP ? ZW_CAPTURE_MMAP_DOMAIN : ZW_TRACE_DEFAULT_DOMAIN);
     zw_snapshot *kept = zw_snapshot_filter_traces(*snap, &f, 1, &err);
     if (kept == NULL)
         return cli_fail("%s", err.msg);
