@@ -227,10 +227,10 @@ Test(trace_capture_format, process_with_an_impossible_argument_count_fails)
 /* ---- TIMESERIES and SERIES ---- */
 
 static const zw_capture_sample samples[] = {
-    {0, 0, 0, 0, 0, 0, 0, 0},
-    {1, 2, 3, 4, 5, 6, 7, 8},
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
     {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
-     UINT64_MAX},
+     UINT64_MAX, UINT64_MAX, UINT64_MAX},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -471,9 +471,9 @@ static const zw_capture_delta deltas[] = {
     {7, 0, 0},
 };
 static const zw_capture_step steps[] = {
-    {0, 0, 2, true},          /* two deltas, a peak step */
-    {UINT64_MAX, 2, 0, true}, /* a peak step with no change */
-    {5, 2, 1, false},
+    {0, 0, 2, true, false},         /* two deltas, a peak step */
+    {UINT64_MAX, 2, 0, true, true}, /* a peak step of both domains with no change */
+    {5, 2, 1, false, true},         /* an mmap peak step */
 };
 #define NSTEPS (sizeof(steps) / sizeof(steps[0]))
 
@@ -492,6 +492,7 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     for (size_t i = 0; i < into.nsteps; i++) {
         const zw_capture_step *x = &into.steps[i], *y = &steps[i % NSTEPS];
         cr_assert(x->time_ns == y->time_ns && x->n == y->n && x->peak == y->peak, "step %zu", i);
+        cr_assert_eq(x->mmap_peak, y->mmap_peak, "step %zu", i);
         cr_assert_eq(x->first, y->first + (i < NSTEPS ? 0 : 3), "step %zu", i);
         for (size_t k = 0; k < x->n; k++) {
             const zw_capture_delta *d = &into.deltas[x->first + k], *e = &deltas[y->first + k];
@@ -505,7 +506,9 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     /* built a step at a time, as the sampler does: the same bytes */
     zwi_cbuf each = {.raw = raw};
     for (size_t i = 0; i < NSTEPS; i++) {
-        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak ? ZWI_STEP_PEAK : 0);
+        size_t at = zwi_step_begin(&each, steps[i].time_ns,
+                                   (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                                       (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
         for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
             zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
         zwi_step_end(&each, at, (uint32_t)steps[i].n);
@@ -730,7 +733,8 @@ build_capture(zwi_cbuf *file, size_t nsamples, bool end, zw_snapshot *snap)
     zw_capture_sample s[40];
     cr_assert_leq(nsamples, 40);
     for (size_t i = 0; i < nsamples; i++)
-        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200};
+        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200, i * 8192,
+                                   i * 8192};
     zwi_encode_series(&pay, s, nsamples);
     zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
     pay.len = 0;
@@ -1041,7 +1045,7 @@ build_capture_with_steps(zwi_cbuf *file, int64_t blocks)
     zwi_capture_put(file, ZWI_SEC_SITE_INFO, &pay);
     pay.len = 0;
     zw_capture_delta d = {100, blocks * 16, blocks};
-    zw_capture_step st = {10, 0, 1, true};
+    zw_capture_step st = {10, 0, 1, true, false};
     zwi_encode_site_deltas(&pay, &st, 1, &d);
     zwi_capture_put(file, ZWI_SEC_SITE_DELTAS, &pay);
     zwi_cbuf_release(&pay);
