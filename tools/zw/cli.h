@@ -199,6 +199,8 @@ void cli_stats_release(cli_stats *s);
 /* The capture at `path`, or NULL after printing why. Its live sets, steps and sites hold the
  * traces of the domain cli_set_domain() chose only (the heap's unless told). */
 zw_capture *cli_load(const char *path);
+/* The same without a word when the file cannot be read (NULL then) or is damaged. */
+zw_capture *cli_load_quiet(const char *path);
 /* The domain (enum cli_domain) cli_load() keeps from now on; cli_parse() sets it. */
 void cli_set_domain(int domain);
 /* Whether traces of `domain` are of the domain chosen. */

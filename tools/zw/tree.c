@@ -136,6 +136,17 @@ choose_domain(zw_capture *c)
 }
 
 zw_capture *
+cli_load_quiet(const char *path)
+{
+    zw_capture *c = zw_capture_load(path, NULL);
+    if (c != NULL && choose_domain(c) != 0) {
+        zw_capture_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+zw_capture *
 cli_load(const char *path)
 {
     zw_error err;
