@@ -62,10 +62,12 @@ else
 fi
 
 # a mark holds the mappings too, also when its heap blocks were scanned for leak kinds
-expect "mark: the mmap domain" "$(rows mmap end "$tmp/maps.zwc")" "$(cat "$tmp/want-exit")"
+expect "mark: the mmap domain" "$(rows mmap end "$tmp/maps.zwc" | tr '\n' ' ')" \
+    "$(tr '\n' ' ' <"$tmp/want-exit")"
 "$zw" run -q --leak-check-at-marks -o "$tmp/marks.zwc" -- "$dir/zwp_maps" "$tmp/file" >/dev/null ||
     fail "zw run --leak-check-at-marks maps"
-expect "scanned mark: the mmap domain" "$(rows mmap end "$tmp/marks.zwc")" "$(cat "$tmp/want-exit")"
+expect "scanned mark: the mmap domain" "$(rows mmap end "$tmp/marks.zwc" | tr '\n' ' ')" \
+    "$(tr '\n' ' ' <"$tmp/want-exit")"
 "$zw" leaks --json --at end --group lineno "$tmp/marks.zwc" >"$tmp/markleaks.json"
 grep -q "\"kind\": \"reachable\", \"bytes\": 1048576, \"blocks\": 1," "$tmp/markleaks.json" &&
     echo "ok: scanned mark: the 1 MiB block keeps its kind" ||
@@ -91,6 +93,22 @@ expect "export folded --domain mmap" \
         awk '{ s += $NF } END { print s }')" $((29 * p))
 expect "export folded (heap)" \
     "$("$zw" export --format folded --at exit "$tmp/maps.zwc" | grep -c 'main ')" 1
+# and pprof: alloc_* count the mmap calls (split, gone, old, blocker, file, sbrk, grown), inuse_*
+# the mappings at exit (protoc decodes it against Debian's profile.proto)
+proto=/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto
+[ -f "$proto" ] || proto=$(dpkg -L golang-github-google-pprof-dev 2>/dev/null | grep '/proto/profile.proto$' | head -n 1)
+if [ -z "$proto" ] || [ ! -f "$proto" ] || ! command -v protoc >/dev/null; then
+    fail "protoc or profile.proto not found (scripts/install-deps test)"
+elif "$zw" export --format pprof --domain mmap --at exit -o "$tmp/maps.pb.gz" "$tmp/maps.zwc" &&
+    gzip -dc "$tmp/maps.pb.gz" | protoc --proto_path="$(dirname "$proto")" \
+        --decode perftools.profiles.Profile "$proto" >"$tmp/decoded"; then
+    expect "export pprof --domain mmap: alloc_objects alloc_space inuse_objects inuse_space" \
+        "$(awk '/^sample \{/ { k = 0 } /^  value: / { s[k % 4] += $2; k++ }
+            END { printf "%d %d %d %d\n", s[0], s[1], s[2], s[3] }' "$tmp/decoded")" \
+        "7 $((40 * p)) 5 $((29 * p))"
+else
+    fail "export pprof --domain mmap"
+fi
 "$zw" top --domain nope "$tmp/maps.zwc" 2>"$tmp/err"
 expect "bad --domain: usage status" "$?" 2
 grep -q "unknown domain 'nope' (heap, mmap or all)" "$tmp/err" &&
