@@ -134,7 +134,7 @@ unmap_locked(uintptr_t lo, uintptr_t hi)
         }
         count_locked(-(int64_t)cut);
         site_change(m.tb, 0, 0, 1 - (int64_t)head - (int64_t)tail, cut);
-        if (head && tail) {                       /* the middle went: two mappings */
+        if (head && tail) { /* the middle went: two mappings */
             if (!reserve_locked(G.mmaps.n + 1)) {
                 /* no room for the tail: untraced, as a mapping the tracer had no memory for */
                 zwi_tracer_remove(G.tracer, ZW_CAPTURE_MMAP_DOMAIN, hi, NULL);
