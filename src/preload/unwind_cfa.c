@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "unwinder.h"
 
@@ -576,7 +578,7 @@ walks_release(void *p)
     walk_cache *c = p;
     if (my_walks == c)
         my_walks = NULL;
-    munmap(c, c->bytes);
+    syscall(SYS_munmap, c, c->bytes); /* the system call: the preload library's munmap traces */
 }
 
 static void
@@ -601,11 +603,13 @@ walks_for(unsigned max, uintptr_t stack_hi)
     unsigned cap = max + 1;
     size_t bytes =
         (sizeof(walk_cache) + 2 * (size_t)cap * sizeof(walk_entry) + 4095) & ~(size_t)4095;
-    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* the system calls: the preload library's mmap and munmap trace the program's mappings */
+    void *m = (void *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
     if (c != NULL)
-        munmap(c, c->bytes);
+        syscall(SYS_munmap, c, c->bytes);
     c = m;
     c->bytes = bytes;
     c->cap = cap;
