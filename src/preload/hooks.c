@@ -645,3 +645,24 @@ brk(void *addr)
     }
     return rc;
 }
+
+/* ---- dlclose ---- */
+
+/* A module unloaded: another may be mapped at its address, so what the unwinder learnt of its code
+ * goes (zwi_preload_unwind_unloaded). */
+EXPORT int
+dlclose(void *handle)
+{
+    static int (*_Atomic real_dlclose)(void *);
+    int (*fn)(void *) = atomic_load_explicit(&real_dlclose, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+        if (fn == NULL)
+            return -1;
+        atomic_store_explicit(&real_dlclose, fn, memory_order_relaxed);
+    }
+    int rc = fn(handle);
+    if (rc == 0)
+        zwi_preload_unwind_unloaded(&G.unw);
+    return rc;
+}
