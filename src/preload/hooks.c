@@ -229,6 +229,8 @@ capture_frames(zwi_thread *th, const uintptr_t **frames, unsigned *total)
          * C or C++ runtime it is repaired, otherwise walked by the unwinder */
         nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_hi,
                                     __builtin_frame_address(0));
+        if (ZW_UNLIKELY(atomic_load_explicit(&G.unloaded.n, memory_order_relaxed) != 0))
+            zwi_preload_tag_frames(th->frames, nf); /* code was unloaded: whose frames are these */
     }
     if (nf == 0) {
         *frames = unknown;
@@ -648,21 +650,8 @@ brk(void *addr)
 
 /* ---- dlclose ---- */
 
-/* A module unloaded: another may be mapped at its address, so what the unwinder learnt of its code
- * goes (zwi_preload_unwind_unloaded). */
 EXPORT int
 dlclose(void *handle)
 {
-    static int (*_Atomic real_dlclose)(void *);
-    int (*fn)(void *) = atomic_load_explicit(&real_dlclose, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-        if (fn == NULL)
-            return -1;
-        atomic_store_explicit(&real_dlclose, fn, memory_order_relaxed);
-    }
-    int rc = fn(handle);
-    if (rc == 0)
-        zwi_preload_unwind_unloaded(&G.unw);
-    return rc;
+    return zwi_preload_dlclose(handle); /* modules.c */
 }

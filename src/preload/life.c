@@ -34,7 +34,8 @@
 zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .fd = -1,
                                    .wake = {-1, -1},
-                                   .mmaps.lock = PTHREAD_MUTEX_INITIALIZER};
+                                   .mmaps.lock = PTHREAD_MUTEX_INITIALIZER,
+                                   .unloaded.lock = PTHREAD_MUTEX_INITIALIZER};
 
 
 /* Signals sent from outside (^C, kill, a closed terminal, timers, user signals: every signal

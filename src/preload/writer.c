@@ -469,6 +469,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         note_write_error(ENOMEM); /* finish() writes the last words instead */
         return;
     }
+    zwi_preload_report_unloaded(sym);
     zwi_cbuf out = {.raw = G.raw};
     /* marks, oldest first */
     liveset *rev = NULL;
