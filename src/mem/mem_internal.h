@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <zerowaste/mem.h>
 
@@ -312,6 +313,42 @@ zwi_mem_push_fast(zw_heap *h, arena *a, void *p)
     return false;
 }
 
+/* Moves small block `p` of arena `a` to a block of another class for n bytes when both the
+ * pop and the push take the fast path; NULL otherwise, with nothing changed. The push is
+ * checked before the pop: the new block comes from a pool of another class, so the pop cannot
+ * change what the push depends on. */
+static inline __attribute__((always_inline)) void *
+zwi_mem_move_fast(zw_heap *h, arena *a, void *p, size_t n)
+{
+#ifndef ZW_ASAN
+    pool *pl = zwi_mem_pool_of(a, p);
+    size_t size = CLASS_SIZE(pl->cls);
+    if (ZW_UNLIKELY(pl->free == NULL || (pl->nused <= 1 && !zwi_mem_stays_spare(h, a, pl))))
+        return NULL;
+    void *q = zwi_mem_pop_fast(h, n);
+    if (ZW_UNLIKELY(q == NULL))
+        return NULL;
+    /* size is a multiple of 16 and the new block holds a whole class: rounding the copy up to
+     * 16 stays inside both blocks */
+    size_t len = n < size ? n : size;
+    for (size_t i = 0; i < len; i += 16)
+        memcpy((char *)q + i, (const char *)p + i, 16);
+    *(void **)p = pl->free;
+    pl->free = p;
+    pl->nused--;
+#    if ZW_MEM_COUNTERS
+    h->nused[pl->cls]--;
+#    endif
+    return q;
+#else
+    (void)h;
+    (void)a;
+    (void)p;
+    (void)n;
+    return NULL;
+#endif
+}
+
 /* zw_heap_malloc()'s fast path: a block, or NULL (call zw_heap_malloc()). */
 static inline __attribute__((always_inline)) void *
 zwi_mem_try_malloc(zw_heap *h, size_t n)
@@ -319,6 +356,27 @@ zwi_mem_try_malloc(zw_heap *h, size_t n)
     if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
         return NULL;
     return zwi_mem_pop_fast(h, n);
+}
+
+/* zw_heap_realloc()'s fast path for small blocks: the block (moved or not), or NULL: call
+ * zw_heap_realloc(). Keeps the block when n fits its class and is more than three quarters of
+ * it, as zw_heap_realloc() does. */
+static inline __attribute__((always_inline)) void *
+zwi_mem_try_realloc(zw_heap *h, void *p, size_t n)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return NULL;
+    if (p == NULL)
+        return zwi_mem_pop_fast(h, n);
+    arena *a = zwi_mem_arena_of(h, p);
+    if (ZW_UNLIKELY(a == NULL || h->debug))
+        return NULL;
+#ifndef ZW_ASAN
+    size_t size = CLASS_SIZE(zwi_mem_pool_of(a, p)->cls);
+    if (n <= size && 4 * n > 3 * size)
+        return p;
+#endif
+    return zwi_mem_move_fast(h, a, p, n);
 }
 
 /* zw_heap_free()'s fast path: true if `p` was freed, false: call zw_heap_free(). */

@@ -428,7 +428,10 @@ zwi_rt_realloc(zw_rt *rt, void *p, size_t n)
     rt->nallocs++;
     if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
         return zwi_rt_nomemory(rt, true);
-    void *q = zw_heap_realloc(rt->heap, p, n);
+    void *q = zwi_mem_try_realloc(rt->heap, p, n);
+    if (ZW_LIKELY(q != NULL))
+        return q;
+    q = zw_heap_realloc(rt->heap, p, n);
     if (ZW_UNLIKELY(q == NULL))
         return zwi_rt_nomemory(rt, false);
     return q;
