@@ -155,9 +155,21 @@ zw_list_set(zw_obj *l, intptr_t i, zw_obj *item)
     return 0;
 }
 
+/* zw_list_append when the list is full: grow it, then append. */
+static int __attribute__((noinline))
+append_grow(zw_obj *l, zw_obj *item)
+{
+    intptr_t n = LIST(l)->vo.size;
+    if (list_resize(l, n + 1) != 0)
+        return -1;
+    LIST(l)->items[n] = zw_newref(item);
+    return 0;
+}
+
 int
 zw_list_append(zw_obj *l, zw_obj *item)
 {
+    /* the room is there in most appends: that case alone, needing no frame */
     zwi_list *x = LIST(l);
     intptr_t n = x->vo.size;
     if (ZW_LIKELY(n < x->allocated)) {
@@ -165,10 +177,7 @@ zw_list_append(zw_obj *l, zw_obj *item)
         x->vo.size = n + 1;
         return 0;
     }
-    if (list_resize(l, n + 1) != 0)
-        return -1;
-    x->items[n] = zw_newref(item);
-    return 0;
+    return append_grow(l, item);
 }
 
 int
