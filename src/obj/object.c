@@ -272,8 +272,8 @@ zw_dealloc(zw_obj *o)
     /* the common case first, a tail call that needs no frame: a type with a dealloc and none of
      * the trashcan, a finalizer or weak references (dealloc_body would go straight to it) */
     zw_type *t = o->type;
-    if (ZW_LIKELY(o->refcnt == 0 && !(t->flags & ZW_TPFLAGS_WEAKREFABLE) &&
-                  t->finalize == NULL && t->dealloc != NULL)) {
+    if (ZW_LIKELY(o->refcnt == 0 && !(t->flags & ZW_TPFLAGS_WEAKREFABLE) && t->finalize == NULL &&
+                  t->dealloc != NULL)) {
         if (!uses_trashcan(t)) {
             t->dealloc(o);
             return;
