@@ -13,12 +13,12 @@
  * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
  * new tracer start a new generation, so stale entries never match.
  *
- * Traced bytes: each thread counts what it adds and removes in its own state (`pending`, no
- * locked instruction) and moves it to the tracer's shared counter (`flushed`) once it exceeds
- * FLUSH_BYTES either way, or when the thread exits. Current = flushed + the pending bytes of every
- * registered thread (exact whenever read). The peak is checked on each allocation against
- * flushed + this thread's pending: exact with one allocating thread; with several, it can miss
- * up to FLUSH_BYTES per other thread. One locked instruction remains per call: the shard lock.
+ * Traced bytes: one shared counter (`current`), changed by an atomic add on every add and remove;
+ * the peak is checked against the value that add returns, so it is the exact maximum of the
+ * counter, with any number of threads. (Per-thread pending counts, moved to the shared counter
+ * every 64 KiB, saved that add but let the peak miss up to 64 KiB per other thread: 8 threads
+ * rising together at the barrier of tests/preload/peaks.c showed 545 KiB of a 774 KiB peak.)
+ * Two locked instructions per call: the shard lock and the counter.
  * See docs/trace.md#engine. */
 #include <errno.h>
 #include <pthread.h>
@@ -38,7 +38,6 @@
 #define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
-#define FLUSH_BYTES ((int64_t)64 << 10) /* a thread's pending traced bytes kept to itself */
 
 /* ---- locks ---- */
 
@@ -162,20 +161,20 @@ struct zwi_tracer {
     size_t intern_mask;
     size_t intern_count;
 
-    _Atomic int64_t flushed; /* traced bytes moved here by threads (see the file comment) */
+    _Atomic int64_t current; /* traced bytes now (see the file comment) */
     _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
 };
 
 /* ---- the thread registry ---- */
 
-/* Every live thread's state, so that the traced bytes they hold can be summed, and the key whose
- * destructor unregisters a thread's state when it exits. Process-wide by nature: the key is made
+/* Every live thread's state, and the key whose destructor unregisters a thread's state when it
+ * exits. Process-wide by nature: the key is made
  * once (pthread_once) and never changed; the list is guarded by `lock`. */
 static struct {
     pthread_once_t once;
     pthread_key_t key;
     bool key_ok;   /* the key could be made; otherwise states of exited threads stay listed */
-    zwi_lock lock; /* guards `threads` and every state's tracer/gen seen from outside */
+    zwi_lock lock; /* guards `threads` */
     zwi_thread *threads;
     atomic_uint_fast64_t generations; /* generations handed out: only ever incremented */
 } T = {.once = PTHREAD_ONCE_INIT};
@@ -261,14 +260,6 @@ zwi_tracer_free(zwi_tracer *t)
 {
     if (t == NULL)
         return;
-    zwi_lock_acquire(&T.lock);
-    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
-        if (th->tracer == t) {
-            th->tracer = NULL;
-            atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
-        }
-    }
-    zwi_lock_release(&T.lock);
     for (size_t i = 0; i < NSHARDS; i++) {
         if (t->shards[i].slots != NULL)
             munmap(t->shards[i].slots, (t->shards[i].mask + 1) * sizeof(slot));
@@ -604,55 +595,16 @@ out:
 
 /* ---- traced bytes ---- */
 
-/* Moves this thread's pending bytes to the tracer they belong to. */
-static void
-flush_pending(zwi_thread *th)
-{
-    int64_t n = atomic_load_explicit(&th->pending, memory_order_relaxed);
-    if (th->tracer != NULL && th->gen == gen_of(th->tracer) && n != 0)
-        atomic_fetch_add_explicit(&th->tracer->flushed, n, memory_order_relaxed);
-    atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
-}
-
-/* This thread's state, counting for tracer `t` (of its current generation). */
-static inline zwi_thread *
-counting_thread(zwi_tracer *t)
-{
-    zwi_thread *th = zwi_thread_get();
-    if (ZW_UNLIKELY(th != NULL && (th->tracer != t || th->gen != gen_of(t)))) {
-        zwi_lock_acquire(&T.lock);
-        flush_pending(th); /* to the tracer it counted for, if that one still counts */
-        th->tracer = t;
-        th->gen = gen_of(t);
-        zwi_lock_release(&T.lock);
-    }
-    return th;
-}
-
+/* Counts `n` traced bytes more (or fewer); a new maximum is the peak. */
 static inline void
 traced_change(zwi_tracer *t, int64_t n)
 {
-    zwi_thread *th = counting_thread(t);
-    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: the shared counter directly */
-        int64_t now = atomic_fetch_add_explicit(&t->flushed, n, memory_order_relaxed) + n;
-        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
-        while (now > peak && !atomic_compare_exchange_weak_explicit(
-                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
-            ;
-        return;
-    }
-    int64_t pending = atomic_load_explicit(&th->pending, memory_order_relaxed) + n;
-    atomic_store_explicit(&th->pending, pending, memory_order_relaxed);
+    int64_t now = atomic_fetch_add_explicit(&t->current, n, memory_order_relaxed) + n;
     if (n > 0) {
-        int64_t now = atomic_load_explicit(&t->flushed, memory_order_relaxed) + pending;
         int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
         while (now > peak && !atomic_compare_exchange_weak_explicit(
                                  &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
             ;
-    }
-    if (ZW_UNLIKELY(pending > FLUSH_BYTES || pending < -FLUSH_BYTES)) {
-        atomic_fetch_add_explicit(&t->flushed, pending, memory_order_relaxed);
-        atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
     }
 }
 
@@ -668,17 +620,11 @@ traced_sub(zwi_tracer *t, size_t n)
     traced_change(t, -(int64_t)n);
 }
 
-/* Traced bytes now: the shared counter plus every thread's pending bytes for this generation. */
+/* Traced bytes now. */
 static int64_t
 traced_now(zwi_tracer *t)
 {
-    int64_t n = atomic_load_explicit(&t->flushed, memory_order_relaxed);
-    zwi_lock_acquire(&T.lock);
-    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
-        if (th->tracer == t && th->gen == gen_of(t))
-            n += atomic_load_explicit(&th->pending, memory_order_relaxed);
-    }
-    zwi_lock_release(&T.lock);
+    int64_t n = atomic_load_explicit(&t->current, memory_order_relaxed);
     return n < 0 ? 0 : n;
 }
 
@@ -917,7 +863,7 @@ zwi_tracer_clear(zwi_tracer *t)
         madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
     t->region_used = t->region_dirty = TB_FIRST;
     atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
-    atomic_store(&t->flushed, 0); /* threads' pending bytes belong to the old generation */
+    atomic_store(&t->current, 0);
     atomic_store(&t->peak, 0);
     zwi_lock_release(&t->intern_lock);
     zwi_lock_release(&t->wide_lock);
@@ -996,7 +942,6 @@ thread_exit(void *p)
 {
     zwi_thread *th = p;
     zwi_lock_acquire(&T.lock);
-    flush_pending(th);
     if (th->reg_prev != NULL)
         th->reg_prev->reg_next = th->reg_next;
     else
