@@ -155,6 +155,20 @@ expect "fork: --pid picks the parent" \
 "$zw" run -q -o "$tmp/nofork.zwc" -- "$dir/zwp_fork" || fail "zw run fork (not followed)"
 [ ! -e "$tmp/nofork.zwc.1" ] && echo "ok: fork not followed by default" || fail "unfollowed fork wrote a capture"
 
+# ---- children glibc execs itself (system, posix_spawnp): traced through the environment, so the
+# program sees LD_PRELOAD and zw's variables (docs/zw.md, Limits) ----
+"$zw" run -q -o "$tmp/spawn.zwc" -- "$dir/zwp_spawn" >/dev/null || fail "zw run spawn"
+"$zw" stat "$tmp/spawn.zwc" >"$tmp/spawn.txt"
+if grep -q '^capture set .*: 4 processes' "$tmp/spawn.txt" && grep -q ' sh -c ls / >/dev/null$' "$tmp/spawn.txt" &&
+    grep -q ' ls /$' "$tmp/spawn.txt" && grep -q ' true$' "$tmp/spawn.txt"; then
+    echo "ok: spawn: system()'s shell and its ls, and posix_spawnp's true, are traced"
+else
+    fail "spawn: system() and posix_spawnp children not all traced"
+    cat "$tmp/spawn.txt"
+fi
+env_seen=$("$zw" run -q -o "$tmp/env.zwc" -- env | grep -c -E '^(LD_PRELOAD=.*libzwpreload|ZW_OUTPUT=)')
+expect "env: the program sees LD_PRELOAD and ZW_OUTPUT (documented)" "$env_seen" 2
+
 # ---- exec: followed by default, not with --no-follow-exec ----
 "$zw" run -q -o "$tmp/exec.zwc" -- "$dir/zwp_exec" || fail "zw run exec"
 expect "exec: the new image's leak" "$(stat leaked_bytes "$tmp/exec.zwc.1")" 3000
