@@ -485,6 +485,45 @@ shard_delete_at_locked(shard *s, size_t i)
     s->count--;
 }
 
+/* ---- traced bytes ---- */
+
+/* The counter changes with the table, under the lock of the slot that changes: a clear(), which
+ * holds every lock and zeroes it, sees the table and the counter agree (a change made after the
+ * unlock could add the bytes of a block the clear had already erased). */
+
+/* Counts `n` traced bytes more (or fewer); a new maximum is the peak. */
+static inline void
+traced_change(zwi_tracer *t, int64_t n)
+{
+    int64_t now = atomic_fetch_add_explicit(&t->current, n, memory_order_relaxed) + n;
+    if (n > 0) {
+        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak_explicit(
+                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+            ;
+    }
+}
+
+static inline void
+traced_add(zwi_tracer *t, size_t n)
+{
+    traced_change(t, (int64_t)n);
+}
+
+static inline void
+traced_sub(zwi_tracer *t, size_t n)
+{
+    traced_change(t, -(int64_t)n);
+}
+
+/* Traced bytes now. */
+static int64_t
+traced_now(zwi_tracer *t)
+{
+    int64_t n = atomic_load_explicit(&t->current, memory_order_relaxed);
+    return n < 0 ? 0 : n;
+}
+
 /* ---- the wide table ---- */
 
 static inline size_t
@@ -558,6 +597,7 @@ wide_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
     if (i != SIZE_MAX) {
         if (old != NULL)
             *old = (zwi_trace_rec){domain, t->wide[i].size, t->wide[i].tb};
+        traced_sub(t, t->wide[i].size);
         wide_delete_at_locked(t, i);
         found = true;
     }
@@ -574,6 +614,8 @@ wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t
     size_t i = wide_find_locked(t, domain, ptr);
     if (i != SIZE_MAX) {
         *replaced = t->wide[i].size;
+        traced_sub(t, t->wide[i].size);
+        traced_add(t, size);
         t->wide[i].size = size;
         t->wide[i].tb = tb;
         goto out;
@@ -588,44 +630,10 @@ wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t
         i = (i + 1) & t->wide_mask;
     t->wide[i] = (wide_slot){ptr, size, tb, domain};
     atomic_fetch_add_explicit(&t->wide_count, 1, memory_order_relaxed);
+    traced_add(t, size);
 out:
     zwi_lock_release(&t->wide_lock);
     return rc;
-}
-
-/* ---- traced bytes ---- */
-
-/* Counts `n` traced bytes more (or fewer); a new maximum is the peak. */
-static inline void
-traced_change(zwi_tracer *t, int64_t n)
-{
-    int64_t now = atomic_fetch_add_explicit(&t->current, n, memory_order_relaxed) + n;
-    if (n > 0) {
-        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
-        while (now > peak && !atomic_compare_exchange_weak_explicit(
-                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
-            ;
-    }
-}
-
-static inline void
-traced_add(zwi_tracer *t, size_t n)
-{
-    traced_change(t, (int64_t)n);
-}
-
-static inline void
-traced_sub(zwi_tracer *t, size_t n)
-{
-    traced_change(t, -(int64_t)n);
-}
-
-/* Traced bytes now. */
-static int64_t
-traced_now(zwi_tracer *t)
-{
-    int64_t n = atomic_load_explicit(&t->current, memory_order_relaxed);
-    return n < 0 ? 0 : n;
 }
 
 /* ---- records ---- */
@@ -648,6 +656,7 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
         for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
             if (s->slots[i].ptr == ptr && domain == ZW_TRACE_DEFAULT_DOMAIN) {
                 *replaced = s->slots[i].size;
+                traced_sub(t, s->slots[i].size);
                 shard_delete_at_locked(s, i);
                 break;
             }
@@ -661,6 +670,8 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     for (; s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
         if (s->slots[i].ptr == ptr) {
             *replaced = s->slots[i].size;
+            traced_sub(t, s->slots[i].size);
+            traced_add(t, size);
             s->slots[i].size = (uint32_t)size;
             s->slots[i].tb = tb;
             goto out;
@@ -676,6 +687,7 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     }
     s->slots[i] = (slot){ptr, (uint32_t)size, tb};
     s->count++;
+    traced_add(t, size);
 out:
     zwi_lock_release(&s->lock);
     return rc;
@@ -688,31 +700,15 @@ zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const
     uint32_t tb = intern(t, frames, nframe, total_nframe);
     if (tb == 0)
         return -1;
-    size_t replaced = SIZE_MAX;
-    if (insert(t, domain, ptr, size, tb, &replaced) != 0) {
-        if (replaced != SIZE_MAX) /* the old trace went out before the insert failed */
-            traced_sub(t, replaced);
-        return -1;
-    }
-    if (replaced != SIZE_MAX)
-        traced_sub(t, replaced);
-    traced_add(t, size);
-    return 0;
+    size_t replaced = SIZE_MAX; /* insert() counts the bytes, the replaced trace's too */
+    return insert(t, domain, ptr, size, tb, &replaced);
 }
 
 int
 zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
 {
     size_t replaced = SIZE_MAX;
-    if (insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced) != 0) {
-        if (replaced != SIZE_MAX)
-            traced_sub(t, replaced);
-        return -1;
-    }
-    if (replaced != SIZE_MAX)
-        traced_sub(t, replaced);
-    traced_add(t, rec->size);
-    return 0;
+    return insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced);
 }
 
 bool
@@ -727,6 +723,7 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
             if (s->slots[i].ptr == ptr) {
                 rec = (zwi_trace_rec){domain, s->slots[i].size, s->slots[i].tb};
+                traced_sub(t, s->slots[i].size);
                 shard_delete_at_locked(s, i);
                 found = true;
                 break;
@@ -738,7 +735,6 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         found = wide_remove(t, domain, ptr, &rec);
     if (!found)
         return false;
-    traced_sub(t, rec.size);
     if (old != NULL)
         *old = rec;
     return true;
