@@ -163,6 +163,9 @@ struct zwi_tracer {
 
     _Atomic int64_t current; /* traced bytes now (see the file comment) */
     _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
+    /* traced bytes and their peak count the default domain only (set once, before any trace:
+     * the preload library's mmap domain is counted apart from the heap) */
+    bool default_only;
 };
 
 /* ---- the thread registry ---- */
@@ -516,6 +519,13 @@ traced_sub(zwi_tracer *t, size_t n)
     traced_change(t, -(int64_t)n);
 }
 
+/* Whether traces of `domain` count in the traced bytes (see zwi_tracer.default_only). */
+static inline bool
+counted(const zwi_tracer *t, unsigned domain)
+{
+    return !t->default_only || domain == ZW_TRACE_DEFAULT_DOMAIN;
+}
+
 /* Traced bytes now. */
 static int64_t
 traced_now(zwi_tracer *t)
@@ -597,7 +607,8 @@ wide_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
     if (i != SIZE_MAX) {
         if (old != NULL)
             *old = (zwi_trace_rec){domain, t->wide[i].size, t->wide[i].tb};
-        traced_sub(t, t->wide[i].size);
+        if (counted(t, domain))
+            traced_sub(t, t->wide[i].size);
         wide_delete_at_locked(t, i);
         found = true;
     }
@@ -607,15 +618,19 @@ wide_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
 
 static int
 wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb,
-            size_t *replaced)
+            size_t *replaced, uint64_t gen)
 {
     int rc = 0;
     zwi_lock_acquire(&t->wide_lock);
+    if (gen_of(t) != gen) /* cleared since `tb` was interned: see insert() */
+        goto out;
     size_t i = wide_find_locked(t, domain, ptr);
     if (i != SIZE_MAX) {
         *replaced = t->wide[i].size;
-        traced_sub(t, t->wide[i].size);
-        traced_add(t, size);
+        if (counted(t, domain)) {
+            traced_sub(t, t->wide[i].size);
+            traced_add(t, size);
+        }
         t->wide[i].size = size;
         t->wide[i].tb = tb;
         goto out;
@@ -630,7 +645,8 @@ wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t
         i = (i + 1) & t->wide_mask;
     t->wide[i] = (wide_slot){ptr, size, tb, domain};
     atomic_fetch_add_explicit(&t->wide_count, 1, memory_order_relaxed);
-    traced_add(t, size);
+    if (counted(t, domain))
+        traced_add(t, size);
 out:
     zwi_lock_release(&t->wide_lock);
     return rc;
@@ -640,7 +656,8 @@ out:
 
 /* Inserts or replaces; *replaced gets the size of a replaced trace (else left alone). */
 static int
-insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced)
+insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced,
+       uint64_t gen)
 {
     uint64_t h = ptr_hash(ptr);
     shard *s = shard_of(t, h);
@@ -662,10 +679,14 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
             }
         }
         zwi_lock_release(&s->lock);
-        return wide_insert(t, domain, ptr, size, tb, replaced);
+        return wide_insert(t, domain, ptr, size, tb, replaced, gen);
     }
     int rc = 0;
     zwi_lock_acquire(&s->lock);
+    /* a clear() since `tb` was interned (it holds every lock to change the generation) reused its
+     * bytes for other tracebacks: the block counts as allocated before the clear, untraced */
+    if (gen_of(t) != gen)
+        goto out;
     size_t i = home_of(s, h);
     for (; s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
         if (s->slots[i].ptr == ptr) {
@@ -697,18 +718,25 @@ int
 zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const uintptr_t *frames,
                unsigned nframe, unsigned total_nframe)
 {
+    uint64_t gen = gen_of(t); /* the traceback's generation, or an older one */
     uint32_t tb = intern(t, frames, nframe, total_nframe);
     if (tb == 0)
         return -1;
     size_t replaced = SIZE_MAX; /* insert() counts the bytes, the replaced trace's too */
-    return insert(t, domain, ptr, size, tb, &replaced);
+    return insert(t, domain, ptr, size, tb, &replaced, gen);
 }
 
 int
 zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
 {
     size_t replaced = SIZE_MAX;
-    return insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced);
+    return insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced, gen_of(t));
+}
+
+void
+zwi_tracer_count_default_only(zwi_tracer *t)
+{
+    t->default_only = true;
 }
 
 bool

@@ -5,7 +5,7 @@
  * dlsym, which allocates) before TSan can run instrumented code, and crashes there; preloaded
  * after it, TSan's malloc wins and the hooks never run. So this program links the preload
  * library's sources themselves, compiled with -fsanitize=thread and with the interposed names
- * renamed (malloc -> zwp_malloc, free -> zwp_free, ... _exit -> zwp__exit: tests/CMakeLists.txt):
+ * renamed (malloc -> zwp_malloc, ... mmap -> zwp_mmap, ... _exit -> zwp__exit: tests/CMakeLists.txt):
  * the hooks, the sampler thread, the writer, the life cycle (constructor, on_exit, fork handlers)
  * run as in a preloaded process, and the "real" functions they find with dlsym are TSan's.
  *
