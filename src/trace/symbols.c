@@ -352,6 +352,177 @@ die_name(Dwarf_Die *die)
     return name;
 }
 
+#define MAX_QUALIFY 8 /* enclosing functions followed to qualify a name (a lambda in a lambda...)  \
+                       */
+
+/* The DIE that declares `die`: the end of its chain of abstract origins and specifications (a
+ * member function's declaration sits in its class, a local class's in its function). */
+static void
+declaration_of(Dwarf_Die *die, Dwarf_Die *out)
+{
+    *out = *die;
+    for (int i = 0; i < 4; i++) {
+        Dwarf_Attribute attr;
+        Dwarf_Die next;
+        if (dwarf_attr(out, DW_AT_abstract_origin, &attr) == NULL &&
+            dwarf_attr(out, DW_AT_specification, &attr) == NULL)
+            return;
+        if (dwarf_formref_die(&attr, &next) == NULL)
+            return;
+        *out = next;
+    }
+}
+
+/* Appends the name of type `die` to buf[*len .. cap) as C++ spells it, for the common forms
+ * (named types, pointers, references, const); "?" for others. */
+static void
+append_type(Dwarf_Die *die, char *buf, size_t cap, size_t *len, int depth)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Die inner;
+    bool has_inner = dwarf_formref_die(dwarf_attr(die, DW_AT_type, &attr), &inner) != NULL;
+    const char *suffix = NULL;
+    switch (dwarf_tag(die)) {
+    case DW_TAG_pointer_type:
+        suffix = "*";
+        break;
+    case DW_TAG_reference_type:
+        suffix = "&";
+        break;
+    case DW_TAG_rvalue_reference_type:
+        suffix = "&&";
+        break;
+    case DW_TAG_const_type:
+        suffix = " const";
+        break;
+    default: {
+        const char *name = dwarf_diename(die);
+        if (*len < cap)
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s", name != NULL ? name : "?");
+        return;
+    }
+    }
+    if (has_inner && depth < 8)
+        append_type(&inner, buf, cap, len, depth + 1);
+    else if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s",
+                                 dwarf_tag(die) == DW_TAG_pointer_type ? "void" : "?");
+    if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s", suffix);
+}
+
+/* A lambda's closure type (GCC gives it no name, and a constructor named "<lambda>"): appends
+ * "{lambda(int)}", with the parameter types of its operator(), as c++filt's "{lambda(int)#1}"
+ * without the number. false if `die` is no closure type. */
+static bool
+append_closure(Dwarf_Die *die, char *buf, size_t cap, size_t *len)
+{
+    Dwarf_Die child, call;
+    bool closure = false, has_call = false;
+    if (dwarf_child(die, &child) != 0)
+        return false;
+    do {
+        const char *name = dwarf_diename(&child);
+        if (dwarf_tag(&child) != DW_TAG_subprogram || name == NULL)
+            continue;
+        if (strcmp(name, "<lambda>") == 0)
+            closure = true;
+        else if (strcmp(name, "operator()") == 0 && !has_call) {
+            call = child;
+            has_call = true;
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+    if (!closure)
+        return false;
+    if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s{lambda(", *len > 0 ? "::" : "");
+    bool first = true;
+    if (has_call && dwarf_child(&call, &child) == 0) {
+        do {
+            Dwarf_Attribute attr;
+            Dwarf_Die type;
+            if (dwarf_tag(&child) != DW_TAG_formal_parameter ||
+                dwarf_hasattr(&child, DW_AT_artificial))
+                continue;
+            if (*len < cap && !first)
+                *len += (size_t)snprintf(buf + *len, cap - *len, ", ");
+            first = false;
+            if (dwarf_formref_die(dwarf_attr(&child, DW_AT_type, &attr), &type) != NULL)
+                append_type(&type, buf, cap, len, 0);
+            else if (*len < cap)
+                *len += (size_t)snprintf(buf + *len, cap - *len, "?");
+        } while (dwarf_siblingof(&child, &child) == 0);
+    }
+    if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, ")}");
+    return true;
+}
+
+/* Appends to buf[*len .. cap) the name of `die` qualified by the scopes around its declaration:
+ * namespaces, classes and, for a local class (a lambda's closure), the function it is in, itself
+ * qualified: "ns::run::{lambda(int)}::operator()". Truncated at `cap` (always terminated). */
+static void
+qualify(Dwarf_Die *die, char *buf, size_t cap, size_t *len, int depth)
+{
+    Dwarf_Die decl;
+    declaration_of(die, &decl);
+    Dwarf_Die *scopes = NULL;
+    int n = dwarf_getscopes_die(&decl, &scopes); /* decl itself first, the CU last */
+    for (int i = n - 1; i >= 0; i--) {
+        int tag = dwarf_tag(&scopes[i]);
+        const char *name = NULL;
+        if (i == 0) {
+            Dwarf_Attribute attr; /* its name, not its linkage name (an enclosing function's) */
+            name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+            name = name != NULL ? name : "?";
+        } else if (tag == DW_TAG_subprogram && depth < MAX_QUALIFY) {
+            qualify(&scopes[i], buf, cap, len, depth + 1);
+            name = "";
+        } else if (tag == DW_TAG_namespace) {
+            name = dwarf_diename(&scopes[i]);
+            name = name != NULL ? name : "(anonymous namespace)";
+        } else if (tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+                   tag == DW_TAG_union_type) {
+            name = dwarf_diename(&scopes[i]);
+            if (name == NULL && append_closure(&scopes[i], buf, cap, len))
+                continue;
+            name = name != NULL ? name : "(anonymous)";
+        }
+        if (name == NULL)
+            continue; /* the CU, a lexical block */
+        if (*len < cap)
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s",
+                                     *len > 0 && name[0] != '\0' ? "::" : "", name);
+    }
+    free(scopes); /* libdw's allocation, made with malloc */
+}
+
+/* The name of function `die` (a subprogram or an inlined subroutine) in a C++ unit when DWARF
+ * gives it no linkage name: GCC gives none to a lambda's operator() (nor to a static function),
+ * whose bare DW_AT_name "operator()" says nothing. The symbol table's (mangled) name when the
+ * function is the subprogram at pc and has one (`symname`: "_ZZ4mainENKUliE_clEi", which zw shows
+ * as "main::{lambda(int)#1}::operator()(int) const"), else the DWARF name qualified by its
+ * scopes ("main::{lambda(int)}::operator()": GCC leaves a closure type unnamed). NULL: die_name's.
+ */
+static const char *
+cxx_name(zwi_symbolizer *s, Dwarf_Die *cudie, Dwarf_Die *die, const char *symname)
+{
+    Dwarf_Attribute attr;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != NULL)
+        return NULL;
+    int lang = dwarf_srclang(cudie);
+    if (lang != DW_LANG_C_plus_plus && lang != DW_LANG_C_plus_plus_03 &&
+        lang != DW_LANG_C_plus_plus_11 && lang != DW_LANG_C_plus_plus_14)
+        return NULL;
+    if (dwarf_tag(die) == DW_TAG_subprogram && symname != NULL && strncmp(symname, "_Z", 2) == 0)
+        return symname;
+    char buf[1024];
+    size_t len = 0;
+    buf[0] = '\0';
+    qualify(die, buf, sizeof(buf), &len, 0);
+    return buf[0] != '\0' ? zwi_strtab_intern(&s->strs, buf) : NULL;
+}
+
 /* The call site (file, line) of inlined subroutine `die`. */
 static void
 call_site(Dwarf_Die *cudie, Dwarf_Die *die, const char **file, unsigned *line)
@@ -406,7 +577,8 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
     }
     out[0].module = module;
     out[0].offset = offset;
-    out[0].function = zwi_strtab_intern(&s->strs, function_name(s, mod, pc));
+    const char *symname = function_name(s, mod, pc);
+    out[0].function = zwi_strtab_intern(&s->strs, symname);
 
     /* the innermost position: the line table */
     const char *file = NULL;
@@ -449,7 +621,9 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
         f->offset = offset;
         f->file = zwi_strtab_intern(&s->strs, cur_file);
         f->line = cur_line;
-        const char *fn = die_name(&scopes[i]);
+        const char *fn = cxx_name(s, cudie, &scopes[i], symname);
+        if (fn == NULL)
+            fn = die_name(&scopes[i]);
         if (fn != NULL)
             f->function = zwi_strtab_intern(&s->strs, fn);
         else if (n > 1)

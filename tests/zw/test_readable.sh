@@ -10,6 +10,8 @@
 #   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell;
 #   - a stripped program's lines from its .gnu_debuglink file; without it, symbol table names and
 #     one note naming the module and how to get its debug information;
+#   - a lambda's frame names the lambda and the function around it, inlined (from DWARF) or out of
+#     line (from the symbol table), not a bare operator();
 #   - zw run's status line under a pseudo-terminal, and none when stderr is a file.
 # Needs libzwpreload.so: in the sanitizer build (ASan owns malloc) it exits 77, skipped.
 set -u
@@ -48,7 +50,7 @@ cap="$tmp/r.zwc"
 
 # ---- grouping past the allocation functions ----
 "$zw" leaks --group lineno --limit 3 "$cap" >"$tmp/top"
-has "$tmp/top" "^ +1 +definite +1953 KiB +2000 +1000 B +.*readable.cc:$grab_line \\(grab\\)\$" \
+has "$tmp/top" "^ +1 +definite +1953 KiB +2000 +1000 B +.*readable.cc:$grab_line \\(grab\\(unsigned long\\)\\)\$" \
     "leaks --group lineno: the 2000 blocks at grab()'s new, line $grab_line, not in operator new"
 has "$tmp/top" "readable.cc:$pool_line \\(shapes::Pool<Block>::make\\(Block const&\\)\\)\$" \
     "the class template's member function demangled, at its new (line $pool_line)"
@@ -59,15 +61,26 @@ has "$tmp/top" "^ +1 +definite +1953 KiB +2000 .*readable.cc:$lambda_line \\(" \
 has "$tmp/top" "^ +1 .*libstdc\\+\\+[^ ]*\\+0x[0-9a-f]+ \\(operator new\\(unsigned long\\)\\)\$" \
     "--no-default-alloc-fns: operator new is a site again (demangled)"
 "$zw" leaks --group traceback --limit 1 "$cap" >"$tmp/tb"
-has "$tmp/tb" "^ +1 .*readable.cc:$grab_line \\(grab\\)\$" "leaks by traceback: the row names grab()"
+has "$tmp/tb" "^ +1 .*readable.cc:$grab_line \\(grab\\(unsigned long\\)\\)\$" "leaks by traceback: the row names grab()"
 has "$tmp/tb" "^        .* operator new(\\[\\])?\\(unsigned long\\)\$" \
     "the traceback keeps operator new's frame"
 "$zw" compare "$cap" --from peak --to exit --limit 3 >"$tmp/cmp"
 hasnt "$tmp/cmp" "operator new" "compare by line looks past operator new"
 
+# ---- lambdas: named with the function around them, not a bare operator() ----
+lsrc=$(dirname "$src")/lambda.cc
+"$zw" run -q -o "$tmp/l.zwc" -- "$dir/zwp_lambda" >/dev/null || fail "zw run zwp_lambda"
+"$zw" leaks --group lineno --limit 2 "$tmp/l.zwc" >"$tmp/lt"
+has "$tmp/lt" "^ +1 +definite +18.8 KiB +300 .*lambda.cc:$(grep -n '// INLINED_NEW$' "$lsrc" | cut -d: -f1) \\(ns::build::\\{lambda\\(int\\)\\}::operator\\(\\)\\)\$" \
+    "an inlined lambda: ns::build::{lambda(int)}::operator(), from DWARF"
+has "$tmp/lt" "^ +2 +definite +6400 B +200 .*lambda.cc:$(grep -n '// OUTLINE_NEW$' "$lsrc" | cut -d: -f1) \\(ns::build\\(int\\)::\\{lambda\\(long\\)#2\\}::operator\\(\\)\\(long\\) const\\)\$" \
+    "a lambda out of line: its symbol's name, as c++filt gives it"
+"$zw" export --format folded --metric leaked -o "$tmp/l.folded" "$tmp/l.zwc" || fail "export folded"
+hasnt "$tmp/l.folded" "(^|;)operator\\(\\)( |;)" "folded: no bare operator()"
+
 # ---- top --at allocations groups ----
 "$zw" top --at allocations --limit 0 "$cap" >"$tmp/al"
-has "$tmp/al" "^ +1 +2000 +1953 KiB +.*readable.cc:$grab_line \\(grab\\)\$" \
+has "$tmp/al" "^ +1 +2000 +1953 KiB +.*readable.cc:$grab_line \\(grab\\(unsigned long\\)\\)\$" \
     "top --at allocations: 2000 allocations at grab()'s line"
 "$zw" top --at allocations --group filename --limit 0 "$cap" >"$tmp/alf"
 has "$tmp/alf" "^ +1 +2500 +[0-9.]+ [KM]iB +.*readable.cc" \
@@ -116,7 +129,7 @@ objcopy --only-keep-debug "$tmp/dl/prog" "$tmp/dl/prog.debug" && strip -g "$tmp/
     (cd "$tmp/dl" && objcopy --add-gnu-debuglink=prog.debug prog) || fail "objcopy"
 "$zw" run -q -o "$tmp/dl/a.zwc" -- "$tmp/dl/prog" >/dev/null || fail "zw run prog"
 "$zw" leaks --group lineno --limit 1 "$tmp/dl/a.zwc" >"$tmp/dl/top" 2>"$tmp/dl/err"
-has "$tmp/dl/top" "readable.cc:$grab_line \\(grab\\)\$" \
+has "$tmp/dl/top" "readable.cc:$grab_line \\(grab\\(unsigned long\\)\\)\$" \
     "a stripped program's lines come from the file its .gnu_debuglink names"
 hasnt "$tmp/dl/err" "no debug information" "no note when every printed frame has a line"
 rm "$tmp/dl/prog.debug"
