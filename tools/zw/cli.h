@@ -235,6 +235,11 @@ void cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool dif
 /* Notes that frame `f` was printed; a frame of a module without a line makes the command end
  * with a note naming the module and how to get its debug information (once per command). */
 void cli_note_frame(const zw_frame *f);
+/* The modules cli_note_frame() has seen so far (at most 8; *more: others too), for a note that
+ * names them, as the command's own note on stderr does at its end. */
+const char *const *cli_nodebug_modules(size_t *n, bool *more);
+/* How to get the debug information of such modules: the second half of that note. */
+extern const char cli_nodebug_how[];
 /* "file:line (function)" of the most recent frame of `tb` outside the allocation functions,
  * the function demangled. */
 void cli_print_location(const zw_traceback *tb, FILE *out);

@@ -134,6 +134,19 @@ cli_note_frame(const zw_frame *f)
     nodebug.n++;
 }
 
+const char cli_nodebug_how[] =
+    "install their debug symbols (Debian: the -dbgsym packages of the debian-debug archive), or "
+    "run 'zw run' again with DEBUGINFOD_URLS set (e.g. https://debuginfod.debian.net): libdw then "
+    "fetches them";
+
+const char *const *
+cli_nodebug_modules(size_t *n, bool *more)
+{
+    *n = nodebug.n;
+    *more = nodebug.more > 0;
+    return (const char *const *)nodebug.names;
+}
+
 /* Once per command: the modules whose frames were printed without a line, and how to get
  * their debug information. */
 static void
@@ -146,11 +159,8 @@ say_nodebug(void)
         fprintf(stderr, "%s %s", i ? "," : "", nodebug.names[i]);
         free(nodebug.names[i]);
     }
-    fprintf(stderr, "%s: their frames print as module+0xoffset, without a line.\n"
-                    "zw: note: install their debug symbols (Debian: the -dbgsym packages of the "
-                    "debian-debug archive), or run 'zw run' again with DEBUGINFOD_URLS set "
-                    "(e.g. https://debuginfod.debian.net): libdw then fetches them\n",
-            nodebug.more ? " and more" : "");
+    fprintf(stderr, "%s: their frames print as module+0xoffset, without a line.\nzw: note: %s\n",
+            nodebug.more ? " and more" : "", cli_nodebug_how);
     nodebug.n = 0;
 }
 
