@@ -12,7 +12,8 @@
 #     one note naming the module and how to get its debug information;
 #   - a lambda's frame names the lambda and the function around it, inlined (from DWARF) or out of
 #     line (from the symbol table), not a bare operator();
-#   - zw run's status line under a pseudo-terminal, and none when stderr is a file.
+#   - zw run's status line under a pseudo-terminal, and none when stderr is a file; that of the
+#     reading commands (top, report) too, and none with -q or on a short command.
 # Needs libzwpreload.so: in the sanitizer build (ASan owns malloc) it exits 77, skipped.
 set -u
 zw=$1
@@ -143,12 +144,16 @@ has "$tmp/dl/top" "/dl/prog\\+0x[0-9a-f]+ \\(grab\\(unsigned long\\)\\)\$" \
 has "$tmp/dl/err" "dbgsym.*DEBUGINFOD_URLS" "the note says how to get debug information"
 
 # ---- the status line: on a terminal only (a pseudo-terminal here), about once a second ----
-python3 - "$zw" "$tmp/pty.zwc" "$dir/zwp_readable" >"$tmp/pty" <<'PY'
+# under_pty OUT PROG ARGS...: what PROG writes to its terminal (stdout and stderr: one
+# pseudo-terminal) in OUT, with \r as <CR> and ESC as <ESC>
+under_pty() {
+    out=$1
+    shift
+    python3 - "$@" >"$out" <<'PY'
 import os, pty, sys
-zw, out, prog = sys.argv[1:]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(zw, [zw, "run", "-o", out, "--", "sh", "-c", prog + " >/dev/null; sleep 2.5"])
+    os.execvp(sys.argv[1], sys.argv[1:])
 text = b""
 while True:
     try:
@@ -161,6 +166,8 @@ while True:
 os.waitpid(pid, 0)
 sys.stdout.write(text.decode(errors="replace").replace("\r", "<CR>").replace("\x1b", "<ESC>"))
 PY
+}
+under_pty "$tmp/pty" "$zw" run -o "$tmp/pty.zwc" -- sh -c "$dir/zwp_readable >/dev/null; sleep 2.5"
 n=$(grep -o '<CR>zw: [0-9]* s, heap [0-9.]* [KMG]*i*B (peak 2[0-9.]* [KM]iB), [0-9]* allocations, [0-9] processes ([0-9] running)<ESC>\[K' "$tmp/pty" | wc -l)
 [ "$n" -ge 2 ] && ok "under a pseudo-terminal zw run refreshed its status line $n times" ||
     { fail "no status line refreshed twice under a pseudo-terminal:"; cat "$tmp/pty"; }
@@ -168,6 +175,30 @@ has "$tmp/pty" "<CR><ESC>\\[Kzw: 3 processes; below" "the status line is erased 
 "$zw" run -o "$tmp/nt.zwc" -- sh -c 'sleep 1.5' 2>"$tmp/nt" >/dev/null
 if grep -q "$(printf '\r')" "$tmp/nt"; then fail "a status line when stderr is not a terminal"; else
     ok "no status line when stderr is not a terminal"; fi
+
+# ---- reading commands: a status line while they read, once they have run about a second ----
+# ZW_PROGRESS_AFTER_MS=0 (for tests) makes the second none: the line the command would show on a
+# large capture, shown on these small ones
+under_pty "$tmp/rd" env ZW_PROGRESS_AFTER_MS=0 "$zw" top --limit 1 "$tmp/sh.zwc"
+has "$tmp/rd" "<CR>zw: top: reading [^ ]*/sh.zwc \\(capture 1 of 2\\): [0-9.]+ [KM]?i?B of [0-9.]+ KiB, [0-9]+\\.[0-9] s<ESC>\\[K" \
+    "zw top on a terminal: a status line says which capture of the set it reads, bytes read of all"
+has "$tmp/rd" "<ESC>\\[K<CR><ESC>\\[K[^<]*sh.zwc: peak set" "the line is erased before the table"
+hasnt "$tmp/rd" "<ESC>\\[K[^<]*<CR>zw: top" "the line is never left with the output after it"
+under_pty "$tmp/rp" env ZW_PROGRESS_AFTER_MS=0 "$zw" report -o "$tmp/rp.html" "$tmp/sh.zwc"
+if ! grep -q "configured with -DZW_REPORT=OFF" "$tmp/rp"; then
+    has "$tmp/rp" "<CR>zw: report: writing the page: process 1 of 2, [0-9.]+ s<ESC>\\[K" \
+        "zw report on a terminal: the line says which process of the page it writes"
+    has "$tmp/rp" "<CR><ESC>\\[K[^<]*rp.html: report of" "and is erased before the report's path"
+fi
+under_pty "$tmp/rq" env ZW_PROGRESS_AFTER_MS=0 "$zw" top -q --limit 1 "$tmp/sh.zwc"
+has "$tmp/rq" "sh.zwc: peak set" "top -q under a pseudo-terminal printed its table"
+hasnt "$tmp/rq" "zw: top: reading" "top -q: no status line"
+under_pty "$tmp/rs" "$zw" stat "$tmp/sh.zwc"
+has "$tmp/rs" "^peak " "zw stat under a pseudo-terminal printed its figures"
+hasnt "$tmp/rs" "zw: stat: reading" "a command shorter than a second: no status line"
+ZW_PROGRESS_AFTER_MS=0 "$zw" leaks "$tmp/sh.zwc" >/dev/null 2>"$tmp/rn"
+if grep -q "$(printf '\r')" "$tmp/rn"; then fail "a reading command's status line when stderr is not a terminal"; else
+    ok "no reading command's status line when stderr is not a terminal"; fi
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"

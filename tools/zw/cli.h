@@ -157,6 +157,20 @@ int cli_output_open(cli_output *o, const char *path);
 /* Finishes the output: when `ok`, flushes and (for a replaced file) renames it into place, else
  * removes the temporary file. 0, or CLI_EXIT_FAILURE (said; also when !ok, without a message). */
 int cli_output_close(cli_output *o, bool ok);
+/* ---- the status line of a reading command (progress.c) ---- */
+
+/* The help line of -q for the reading commands. */
+#define CLI_HELP_QUIET "  -q, --quiet   no status line while a large capture is read\n"
+
+/* Starts the clock of command `cmd`; the line is shown only on a terminal and without -q. */
+void cli_progress_begin(const char *cmd, bool quiet);
+/* "zw: CMD: WHAT, 1.2 s" on stderr once the command has run about a second, at most ten times a
+ * second; WHAT is printf's `fmt`. */
+void cli_progress_show(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Erases the line, if shown, before the command prints; a later cli_progress_show() shows it
+ * again. */
+void cli_progress_end(void);
+
 /* ---- function names (names.c) ---- */
 
 /* The demangled name of a C++ or Rust symbol (libiberty's cplus_demangle), `raw` itself for any

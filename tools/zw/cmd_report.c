@@ -38,6 +38,7 @@ const char cli_help_report[] =
     "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html;\n"
     "                             '-' is standard output)\n"
     CLI_HELP_ALLOC_FNS
+    CLI_HELP_QUIET
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */
@@ -99,6 +100,7 @@ cmd_report(const cli_command *c, const cli_opts *o)
     }
     const char *out = output != NULL ? output : dflt;
     rc = write_page(s, out);
+    cli_progress_end();
     size_t nproc = s->n;
     cli_tree_free(s);
     if (rc != 0) {

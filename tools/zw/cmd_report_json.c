@@ -7,7 +7,8 @@
  * into strings, -1 for none; function demangled, symbol as captured; alloc_fn 1 for an
  * allocation function) and `sites` (tracebacks: frame indices, OLDEST first, as zw_traceback). A live set,
  * the allocation counts, and any later per-sample live delta, are lists of [site, a, b] entries
- * that point into `sites`; `nodebug` names the modules of the rows' frames without a line. A kept live set carries its rows by traceback, line and file as
+ * that point into `sites`; `nodebug` names the modules of the rows' frames without a line. A
+ * kept live set carries its rows by traceback, line and file as
  * `zw top` computes them (zw_snapshot_statistics), so the page groups nothing itself for them.
  * Invariant: an id handed out by intern_*() indexes its table, and equal keys get equal ids. The
  * layout is docs/report.md#data. */
@@ -731,6 +732,7 @@ cli_report_write_json(FILE *out, const zw_capture *const *caps, const char *cons
         /* seconds from the start of caps[0] to this process's start (as cli_tree_offset) */
         double offset =
             ((double)caps[i]->start_realtime_ns - (double)caps[0]->start_realtime_ns) / 1e9;
+        cli_progress_show("writing the page: process %zu of %zu", i + 1, n);
         if (write_process(&m, caps[i], paths[i], offset, max_entries, out, err) != 0)
             goto out_release;
     }

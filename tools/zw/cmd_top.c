@@ -29,6 +29,7 @@ const char cli_help_top[] =
     "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
     CLI_HELP_ALLOC_FNS
+    CLI_HELP_QUIET
     "  -h, --help                    this text\n";
 
 /* leaks and peak: the options they take, in their help */
@@ -40,6 +41,7 @@ const char cli_help_top[] =
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"                           \
     "  --json       a JSON array of {bytes, blocks, traceback}\n"                                  \
     CLI_HELP_ALLOC_FNS                                                                             \
+    CLI_HELP_QUIET                                                                                 \
     "  -h, --help   this text\n"
 
 const char cli_help_peak[] =

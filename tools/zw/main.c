@@ -265,7 +265,8 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
 
 #define T(opt) CLI_TAKES(opt)
 #define NAMES  (T(ALLOC_FN) | T(NO_DEFAULT_ALLOC_FNS))
-#define LIVE   (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES)
+#define LIVE                                                                                       \
+    (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES | T(QUIET))
 
 /* Every command and the options it takes. leaks and peak are top with other defaults; peak has no
  * --at, leaks's names the exit or a mark (their help does not list --cumulative, which they have always taken). */
@@ -275,7 +276,8 @@ static const cli_command commands[] = {
          T(LEAK_CHECK) | T(ERROR_EXITCODE) | T(SUPPRESSIONS) | T(LEAK_CHECK_AT_MARKS),
      0, NULL,
      0, cmd_run},
-    {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(PID) | T(ONLY) | T(SUPPRESSIONS), 1, NULL, 0,
+    {"stat", cli_help_stat,
+     T(JSON) | T(SERIES) | T(PID) | T(ONLY) | T(SUPPRESSIONS) | T(QUIET), 1, NULL, 0,
      cmd_stat},
     {"top", cli_help_top, T(AT) | LIVE, 1, "peak", ZW_GROUP_LINENO, cmd_top},
     {"leaks", cli_help_leaks, T(AT) | LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",
@@ -285,10 +287,10 @@ static const cli_command commands[] = {
      cmd_compare},
     {"export", cli_help_export,
      T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(KIND) | T(SUPPRESSIONS) | T(PID) | T(ONLY) |
-         NAMES,
+         NAMES | T(QUIET),
      1,
      NULL, 0, cmd_export},
-    {"report", cli_help_report, T(OUTPUT) | NAMES, 1, NULL, 0, cmd_report},
+    {"report", cli_help_report, T(OUTPUT) | NAMES | T(QUIET), 1, NULL, 0, cmd_report},
 };
 
 
@@ -313,8 +315,12 @@ main(int argc, char **argv)
             cli_opts o;
             running = commands[i].name;
             int rc = cli_parse(&commands[i], argc - 1, argv + 1, &o);
-            if (rc == 0 && !o.help)
+            if (rc == 0 && !o.help) {
+                if (commands[i].nfiles > 0) /* a reading command: its status line */
+                    cli_progress_begin(commands[i].name, o.quiet);
                 rc = commands[i].run(&commands[i], &o);
+                cli_progress_end();
+            }
             if (fflush(stdout) != 0 && rc == 0)
                 rc = cli_fail("cannot write the output: %s", strerror(errno));
             say_nodebug(); /* after the output it is about */
