@@ -9,7 +9,8 @@
 #   - top --at allocations honours --group;
 #   - under `sh -c`, zw run's summary and zw stat's headline are of the command, not the shell;
 #   - a stripped program's lines from its .gnu_debuglink file; without it, symbol table names and
-#     one note naming the module and how to get its debug information;
+#     one note naming the module and how to get its debug information; from a debuginfod server
+#     (a stand-in on localhost) named by DEBUGINFOD_URLS;
 #   - a lambda's frame names the lambda and the function around it, inlined (from DWARF) or out of
 #     line (from the symbol table), not a bare operator();
 #   - zw run's status line under a pseudo-terminal, and none when stderr is a file; that of the
@@ -142,6 +143,45 @@ has "$tmp/dl/top" "/dl/prog\\+0x[0-9a-f]+ \\(grab\\(unsigned long\\)\\)\$" \
     ok "one note names the module without debug information" ||
     { fail "no single note naming the module:"; cat "$tmp/dl/err"; }
 has "$tmp/dl/err" "dbgsym.*DEBUGINFOD_URLS" "the note says how to get debug information"
+# the same debug file from a debuginfod server (a stand-in answering /buildid/ID/debuginfo on
+# localhost): with DEBUGINFOD_URLS set for zw run, libdw fetches it and the lines are back
+mkdir "$tmp/dl/srv"
+cp "$dir/zwp_readable" "$tmp/dl/prog2"
+objcopy --only-keep-debug "$tmp/dl/prog2" "$tmp/dl/srv/prog2.debug" && strip -g "$tmp/dl/prog2" ||
+    fail "objcopy"
+bid=$(readelf -n "$tmp/dl/prog2" | sed -n 's/.*Build ID: //p')
+python3 - "$tmp/dl/srv/prog2.debug" "$bid" "$tmp/dl/srv/log" >"$tmp/dl/srv/port" <<'PY' &
+import http.server, sys
+debug, build_id, log = sys.argv[1:]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(log, "a") as f:
+            f.write(self.path + "\n")
+        if self.path == "/buildid/%s/debuginfo" % build_id:
+            data = open(debug, "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.send_error(404)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+PY
+server=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$tmp/dl/srv/port" ] && break; sleep 0.5; done
+DEBUGINFOD_URLS="http://127.0.0.1:$(cat "$tmp/dl/srv/port")" DEBUGINFOD_CACHE_PATH="$tmp/dl/cache" \
+    "$zw" run -q -o "$tmp/dl/c.zwc" -- "$tmp/dl/prog2" >/dev/null || fail "zw run prog2"
+kill "$server"
+wait "$server" 2>/dev/null
+has "$tmp/dl/srv/log" "^/buildid/$bid/debuginfo\$" "libdw asked the DEBUGINFOD_URLS server for the program's debug file"
+"$zw" leaks --group lineno --limit 1 "$tmp/dl/c.zwc" >"$tmp/dl/top" 2>"$tmp/dl/err"
+has "$tmp/dl/top" "readable.cc:$grab_line \\(grab\\(unsigned long\\)\\)\$" \
+    "with DEBUGINFOD_URLS the stripped program's lines come from the server"
+hasnt "$tmp/dl/err" "no debug information for .*/dl/prog2" "and no note names it"
 
 # ---- the status line: on a terminal only (a pseudo-terminal here), about once a second ----
 # under_pty OUT PROG ARGS...: what PROG writes to its terminal (stdout and stderr: one
