@@ -2,7 +2,8 @@
 # tests/zw/test_readable.sh ZW TESTDIR - zw's answers on a C++ program read as a person would
 # write them (tests/zw/progs/readable.cc: a class template, a lambda, new in a helper):
 #   - names demangled in the table, --json (the raw symbol beside it), folded, pprof (name
-#     demangled, system_name raw), massif and the report;
+#     demangled, system_name raw), massif and the report; Rust's two manglings too
+#     (tests/zw/progs/rust_names.c);
 #   - grouping by line looks past operator new (a built-in allocation function) to the helper
 #     grab(), past grab() too with --alloc-fn 'grab*', and stops at operator new's frame with
 #     --no-default-alloc-fns; tracebacks keep every frame;
@@ -79,6 +80,17 @@ has "$tmp/lt" "^ +2 +definite +6400 B +200 .*lambda.cc:$(grep -n '// OUTLINE_NEW
     "a lambda out of line: its symbol's name, as c++filt gives it"
 "$zw" export --format folded --metric leaked -o "$tmp/l.folded" "$tmp/l.zwc" || fail "export folded"
 hasnt "$tmp/l.folded" "(^|;)operator\\(\\)( |;)" "folded: no bare operator()"
+
+# ---- Rust's two manglings (symbol table names: the program has no debug information) ----
+"$zw" run -q -o "$tmp/rn.zwc" -- "$dir/zwp_rust_names" >/dev/null || fail "zw run zwp_rust_names"
+"$zw" top --limit 2 "$tmp/rn.zwc" >"$tmp/rn" 2>/dev/null
+has "$tmp/rn" "^ +1 +19.5 KiB +200 .*zwp_rust_names\\+0x[0-9a-f]+ \\(mycrate::grab\\)\$" \
+    "Rust's legacy mangling demangled, without its hash"
+has "$tmp/rn" "^ +2 +5000 B +100 .*zwp_rust_names\\+0x[0-9a-f]+ \\(mycrate::inner::make\\)\$" \
+    "Rust's v0 mangling demangled"
+"$zw" top --json --limit 2 "$tmp/rn.zwc" >"$tmp/rnj" 2>/dev/null
+has "$tmp/rnj" '"function": "mycrate::inner::make", "symbol": "_RNvNtC7mycrate5inner4make"' \
+    "--json: the v0 name demangled, the symbol raw"
 
 # ---- top --at allocations groups ----
 "$zw" top --at allocations --limit 0 "$cap" >"$tmp/al"

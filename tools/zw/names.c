@@ -108,7 +108,8 @@ lookup(const char *raw)
     e->raw = copy;
     e->demangled = copy;
     e->alloc_fn = -1;
-    /* _Z: C++ and Rust's legacy mangling (its hash suffix is kept, as c++filt does); _R: Rust v0 */
+    /* _Z: C++ and Rust's legacy mangling (its hash suffix dropped, as rustfilt prints it; c++filt
+     * keeps it); _R: Rust v0 */
     if (raw[0] == '_' && (raw[1] == 'Z' || raw[1] == 'R')) {
         char *d = cplus_demangle(raw, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
         if (d != NULL) {
