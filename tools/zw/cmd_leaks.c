@@ -31,6 +31,7 @@ const char cli_help_leaks[] =
     "  --pid PID    only that process of a capture set (default: all, merged)\n"
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json       a JSON array of {kind, bytes, blocks, traceback}\n"
+    CLI_HELP_ALLOC_FNS
     CLI_HELP_QUIET
     "  -h, --help   this text\n";
 
