@@ -28,7 +28,10 @@ static const char *const default_alloc_fns[] = {
     /* libiberty and gnulib */
     "xmalloc", "xcalloc", "xrealloc", "xzalloc", "xnmalloc", "xnrealloc", "xcharalloc", "x2realloc",
     "x2nrealloc", "xstrdup", "xstrndup", "xmemdup", "ximemdup*", "xasprintf", "xvasprintf",
-    "concat", "reconcat", "_obstack_newchunk", "_obstack_begin*",
+    "concat", "reconcat", "_obstack_newchunk", "_obstack_begin*", "_objalloc_alloc",
+    /* binutils' BFD (the assembler and linker) */
+    "bfd_malloc", "bfd_realloc", "bfd_zmalloc", "bfd_alloc", "bfd_zalloc", "bfd_alloc2",
+    "bfd_zalloc2", "bfd_malloc2", "bfd_realloc_or_free",
     /* GCC's own collector and tables */
     "ggc_internal_alloc*", "ggc_internal_cleared_alloc*", "ggc_alloc_*", "ggc_cleared_alloc*",
     /* GLib */
