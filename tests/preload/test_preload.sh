@@ -104,7 +104,7 @@ steps_match threads "$tmp/threads.zwc"
 # ---- C++: operator new's caller found, one site for 100000 new ----
 "$zw" run -q -o "$tmp/cxx.zwc" -- "$dir/zwp_cxx" >/dev/null || fail "zw run cxx"
 "$zw" top --at allocations --group traceback --json --limit 1 "$tmp/cxx.zwc" >"$tmp/cxx.json"
-grep -q '"blocks": 100000, "traceback": \[{"function": "operator new(unsigned long)", "symbol": "_Znwm".*{"function": "make", "symbol": "make", "file": "[^"]*cxx.cc", "line": 11,.*{"function": "churn".*{"function": "main"' "$tmp/cxx.json" &&
+grep -q '"blocks": 100000, "traceback": \[{"function": "operator new(unsigned long)", "symbol": "_Znwm".*{"function": "make(int)", "symbol": "_ZL4makei", "file": "[^"]*cxx.cc", "line": 11,.*{"function": "churn(int)".*{"function": "main"' "$tmp/cxx.json" &&
     echo "ok: cxx: 100000 new in one site, at make() line 11, through churn() and main()" ||
     { fail "cxx: the new in make() is not one site with its callers"; cat "$tmp/cxx.json"; }
 
@@ -117,7 +117,7 @@ checked=$(sed -n 's/^zw: preload: ZW_UNWIND=check: \([0-9]*\) walks agreed.*/\1/
     head -1)
 [ "${checked:-0}" -ge 1000 ] && echo "ok: hazards: $checked CFA walks equal libunwind's" ||
     { cat "$tmp/hazards.err"; fail "hazards: ${checked:-no} walks checked, want 1000 or more"; }
-"$zw" top --at allocations --json --group traceback "$tmp/hazards.zwc" | grep -q '"function": "deep_throw"' &&
+"$zw" top --at allocations --json --group traceback "$tmp/hazards.zwc" | grep -q '"function": "deep_throw(int)"' &&
     echo "ok: hazards: allocations found in deep_throw" || fail "hazards: no site in deep_throw"
 
 # ---- fork: followed, the child writes FILE.1 with its parent's pid ----
