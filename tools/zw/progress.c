@@ -49,6 +49,9 @@ cli_progress_begin(const char *cmd, bool quiet)
         long ms = strtol(env, &end, 10);
         if (*end == '\0' && ms >= 0)
             progress.after = (double)ms / 1e3;
+        else
+            fprintf(stderr, "zw: warning: ZW_PROGRESS_AFTER_MS='%s' is not a number of "
+                            "milliseconds; the status line waits 1 s\n", env);
     }
 }
 
