@@ -73,11 +73,13 @@ hasnt "$tmp/cmp" "operator new" "compare by line looks past operator new"
 # ---- lambdas: named with the function around them, not a bare operator() ----
 lsrc=$(dirname "$src")/lambda.cc
 "$zw" run -q -o "$tmp/l.zwc" -- "$dir/zwp_lambda" >/dev/null || fail "zw run zwp_lambda"
-"$zw" leaks --group lineno --limit 2 "$tmp/l.zwc" >"$tmp/lt"
+"$zw" leaks --group lineno --limit 3 "$tmp/l.zwc" >"$tmp/lt"
 has "$tmp/lt" "^ +1 +definite +18.8 KiB +300 .*lambda.cc:$(grep -n '// INLINED_NEW$' "$lsrc" | cut -d: -f1) \\(ns::build::\\{lambda\\(int\\)\\}::operator\\(\\)\\)\$" \
     "an inlined lambda: ns::build::{lambda(int)}::operator(), from DWARF"
 has "$tmp/lt" "^ +2 +definite +6400 B +200 .*lambda.cc:$(grep -n '// OUTLINE_NEW$' "$lsrc" | cut -d: -f1) \\(ns::build\\(int\\)::\\{lambda\\(long\\)#2\\}::operator\\(\\)\\(long\\) const\\)\$" \
     "a lambda out of line: its symbol's name, as c++filt gives it"
+has "$tmp/lt" "^ +3 +definite +1600 B +100 .*lambda.cc:$(grep -n '// NESTED_NEW$' "$lsrc" | cut -d: -f1) \\(ns::build::\\{lambda\\(short( int)?\\)\\}::operator\\(\\)\\)\$" \
+    "an inlined lambda in a block: ns::build::{lambda(short)}::operator()"
 "$zw" export --format folded --metric leaked -o "$tmp/l.folded" "$tmp/l.zwc" || fail "export folded"
 hasnt "$tmp/l.folded" "(^|;)operator\\(\\)( |;)" "folded: no bare operator()"
 
