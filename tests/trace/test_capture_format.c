@@ -227,10 +227,10 @@ Test(trace_capture_format, process_with_an_impossible_argument_count_fails)
 /* ---- TIMESERIES and SERIES ---- */
 
 static const zw_capture_sample samples[] = {
-    {0, 0, 0, 0, 0, 0, 0, 0},
-    {1, 2, 3, 4, 5, 6, 7, 8},
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
     {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
-     UINT64_MAX},
+     UINT64_MAX, UINT64_MAX, UINT64_MAX},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -263,11 +263,11 @@ Test(trace_capture_format, series_round_trips_every_field_and_appends)
 
 Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
 {
-    /* 2 samples of 9 fields: a later minor version added one; it is skipped */
+    /* 2 samples of 11 fields: a later minor version added one; it is skipped */
     zwi_cbuf b = {.raw = raw};
     zwi_cbuf_put(&b, 2, 4);
-    zwi_cbuf_put(&b, 9, 4);
-    for (uint64_t i = 0; i < 18; i++)
+    zwi_cbuf_put(&b, 11, 4);
+    for (uint64_t i = 0; i < 22; i++)
         zwi_cbuf_put(&b, 100 + i, 8);
     zwi_samples into = {0};
     zwi_cursor c = whole(&b);
@@ -275,7 +275,22 @@ Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
     cr_assert_eq(c.pos, c.len);
     cr_assert_eq(into.n, 2);
     cr_assert(into.v[0].time_ns == 100 && into.v[0].bytes_allocated == 107);
-    cr_assert(into.v[1].time_ns == 109 && into.v[1].bytes_allocated == 116);
+    cr_assert(into.v[0].mmap_bytes == 108 && into.v[0].mmap_peak == 109);
+    cr_assert(into.v[1].time_ns == 111 && into.v[1].mmap_peak == 120);
+    zwi_free(raw, into.v);
+
+    /* 8 fields, as 1.4 wrote them: the mmap domain's read as 0 */
+    b.len = 0;
+    zwi_cbuf_put(&b, 1, 4);
+    zwi_cbuf_put(&b, 8, 4);
+    for (uint64_t i = 0; i < 8; i++)
+        zwi_cbuf_put(&b, 100 + i, 8);
+    into = (zwi_samples){0};
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_series(&c, &into), 0, "%s", c.why);
+    cr_assert_eq(into.n, 1);
+    cr_assert(into.v[0].bytes_allocated == 107 && into.v[0].mmap_bytes == 0 &&
+              into.v[0].mmap_peak == 0);
     zwi_free(raw, into.v);
 
     /* 7 fields: too few */
@@ -456,9 +471,9 @@ static const zw_capture_delta deltas[] = {
     {7, 0, 0},
 };
 static const zw_capture_step steps[] = {
-    {0, 0, 2, true},          /* two deltas, a peak step */
-    {UINT64_MAX, 2, 0, true}, /* a peak step with no change */
-    {5, 2, 1, false},
+    {0, 0, 2, true, false},         /* two deltas, a peak step */
+    {UINT64_MAX, 2, 0, true, true}, /* a peak step of both domains with no change */
+    {5, 2, 1, false, true},         /* an mmap peak step */
 };
 #define NSTEPS (sizeof(steps) / sizeof(steps[0]))
 
@@ -477,6 +492,7 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     for (size_t i = 0; i < into.nsteps; i++) {
         const zw_capture_step *x = &into.steps[i], *y = &steps[i % NSTEPS];
         cr_assert(x->time_ns == y->time_ns && x->n == y->n && x->peak == y->peak, "step %zu", i);
+        cr_assert_eq(x->mmap_peak, y->mmap_peak, "step %zu", i);
         cr_assert_eq(x->first, y->first + (i < NSTEPS ? 0 : 3), "step %zu", i);
         for (size_t k = 0; k < x->n; k++) {
             const zw_capture_delta *d = &into.deltas[x->first + k], *e = &deltas[y->first + k];
@@ -490,7 +506,9 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     /* built a step at a time, as the sampler does: the same bytes */
     zwi_cbuf each = {.raw = raw};
     for (size_t i = 0; i < NSTEPS; i++) {
-        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak);
+        size_t at = zwi_step_begin(&each, steps[i].time_ns,
+                                   (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                                       (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
         for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
             zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
         zwi_step_end(&each, at, (uint32_t)steps[i].n);
@@ -715,7 +733,8 @@ build_capture(zwi_cbuf *file, size_t nsamples, bool end, zw_snapshot *snap)
     zw_capture_sample s[40];
     cr_assert_leq(nsamples, 40);
     for (size_t i = 0; i < nsamples; i++)
-        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200};
+        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200, i * 8192,
+                                   i * 8192};
     zwi_encode_series(&pay, s, nsamples);
     zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
     pay.len = 0;
@@ -1026,7 +1045,7 @@ build_capture_with_steps(zwi_cbuf *file, int64_t blocks)
     zwi_capture_put(file, ZWI_SEC_SITE_INFO, &pay);
     pay.len = 0;
     zw_capture_delta d = {100, blocks * 16, blocks};
-    zw_capture_step st = {10, 0, 1, true};
+    zw_capture_step st = {10, 0, 1, true, false};
     zwi_encode_site_deltas(&pay, &st, 1, &d);
     zwi_capture_put(file, ZWI_SEC_SITE_DELTAS, &pay);
     zwi_cbuf_release(&pay);
