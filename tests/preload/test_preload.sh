@@ -123,7 +123,7 @@ done
 # ---- C++: operator new's caller found, one site for 100000 new ----
 "$zw" run -q -o "$tmp/cxx.zwc" -- "$dir/zwp_cxx" >/dev/null || fail "zw run cxx"
 "$zw" top --at allocations --group traceback --json --limit 1 "$tmp/cxx.zwc" >"$tmp/cxx.json"
-grep -q '"blocks": 100000, "traceback": \[{"function": "operator new(unsigned long)", "symbol": "_Znwm".*{"function": "make", "symbol": "make", "file": "[^"]*cxx.cc", "line": 11,.*{"function": "churn".*{"function": "main"' "$tmp/cxx.json" &&
+grep -q '"blocks": 100000, "traceback": \[{"function": "operator new(unsigned long)", "symbol": "_Znwm".*{"function": "make(int)", "symbol": "_ZL4makei", "file": "[^"]*cxx.cc", "line": 11,.*{"function": "churn(int)".*{"function": "main"' "$tmp/cxx.json" &&
     echo "ok: cxx: 100000 new in one site, at make() line 11, through churn() and main()" ||
     { fail "cxx: the new in make() is not one site with its callers"; cat "$tmp/cxx.json"; }
 
@@ -142,7 +142,7 @@ for nframe in 16 64; do
         echo "ok: hazards (ZW_NFRAME=$nframe): $checked walks equal libunwind's, $reused frames reused" ||
         { cat "$tmp/hazards.err"; fail "hazards: ${checked:-no} walks checked, ${reused:-no} frames reused, want 1000 or more of each"; }
 done
-"$zw" top --at allocations --json --group traceback "$tmp/hazards.zwc" | grep -q '"function": "deep_throw"' &&
+"$zw" top --at allocations --json --group traceback "$tmp/hazards.zwc" | grep -q '"function": "deep_throw(int)"' &&
     echo "ok: hazards: allocations found in deep_throw" || fail "hazards: no site in deep_throw"
 
 # ---- fork: followed, the child writes FILE.1 with its parent's pid ----
