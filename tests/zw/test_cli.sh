@@ -211,6 +211,12 @@ else
     check 3 'zw: capture' run -o "$tmp/r.zwc" -- sh -c 'exit 3'
     check 143 'zw: capture' run -o "$tmp/r.zwc" -- sh -c 'kill -TERM $$'
     ZW_PRELOAD=/nonexistent/libzwpreload.so check 1 'cannot find libzwpreload.so' run -- true
+    # a command line with a newline and spaces stays on one line, as a shell would read it back
+    check 0 '' run -q -o "$tmp/nl.zwc" -- sh -c 'x=1
+exit 0' "a b" plain
+    check 0 '' stat "$tmp/nl.zwc"
+    grep -qxF "command          sh -c 'x=1\\nexit 0' 'a b' plain" "$tmp/out" ||
+        { echo "FAIL: stat prints the command line on one line:"; cat "$tmp/out"; fails=$((fails + 1)); }
 fi
 
 if [ "$fails" -ne 0 ]; then

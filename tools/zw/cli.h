@@ -263,6 +263,11 @@ void cli_picked_release(cli_picked *p);
 /* Bytes of every trace of `snap` and their number. */
 void cli_snapshot_totals(const zw_snapshot *snap, size_t *bytes, size_t *blocks);
 
+/* Prints a command line as a shell would read it back, on one line: each argument after a space;
+ * one with a space, a quote or a shell character in single quotes; control characters (a
+ * newline of `python3 -c "..."`) as \n, \t or \xHH, so a table keeps one row per process. */
+void cli_print_command(size_t argc, const char *const *argv, FILE *out);
+
 /* tracemalloc's size format: "12.3 KiB". */
 const char *cli_size(char buf[32], long long bytes, bool sign);
 

@@ -303,8 +303,7 @@ print_processes(const cli_tree *t)
                    ? "exec" /* the next image of the pid goes on */
                : !end_known(c) ? "unknown (cut short)"
                                : end_text(c, buf, sizeof(buf)));
-        for (size_t k = 0; k < c->argc; k++)
-            printf(" %s", c->argv[k]);
+        cli_print_command(c->argc, c->argv, stdout);
         printf("\n");
     }
     printf("\nthe whole set\n");
@@ -407,8 +406,7 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
         printf("%-16s unknown\n", "pid");
     } else {
         printf("%-16s", "command");
-        for (size_t i = 0; i < c->argc; i++)
-            printf(" %s", c->argv[i]);
+        cli_print_command(c->argc, c->argv, stdout);
         printf("\n%-16s %" PRIu32 " (parent %" PRIu32 ")\n", "pid", c->pid, c->ppid);
     }
     printf("%-16s %s\n", "ended", end_text(c, buf, sizeof(buf)));
