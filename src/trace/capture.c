@@ -51,8 +51,9 @@ typedef struct loader {
     size_t cap_marks;
     zwi_site_info info; /* SITE_INFO; info.temporary becomes c->site_temporary */
     bool has_info;
-    bool steps_lost; /* a SITE_DELTAS section was damaged: the sums of the steps are wrong */
-    size_t prefix;   /* length of "cannot read capture 'NAME': " in the container's messages */
+    bool steps_lost;    /* a SITE_DELTAS section was damaged: the sums of the steps are wrong */
+    zw_snapshot *table; /* TABLE (1.5): the tracebacks SET and SITE_LIST name; NULL until read */
+    size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
 } loader;
 
 /* A live set, refused if one of its kind was read before. */
@@ -114,6 +115,110 @@ decode_site_info(loader *l)
     l->has_info = true;
     int rc = zwi_decode_site_info(&l->cur, &l->info);
     l->c->site_temporary = l->info.temporary;
+    return rc;
+}
+
+/* ---- 1.5: one TABLE, sets and sites naming its tracebacks ---- */
+
+static int
+decode_table(loader *l)
+{
+    if (l->table != NULL)
+        return zwi_cursor_fail(&l->cur, "table stored twice");
+    return zwi_decode_table(&l->cur, &l->table);
+}
+
+/* Whether every one of `n` traceback indices names one of the table's. */
+static int
+check_tbs(loader *l, const uint32_t *tbs, size_t n)
+{
+    size_t ntbs = zwi_snapshot_ntracebacks(l->table);
+    for (size_t i = 0; i < n; i++) {
+        if (tbs[i] >= ntbs)
+            return zwi_cursor_fail(&l->cur, "traceback index %" PRIu32 " of trace %zu out of range",
+                                   tbs[i], i);
+    }
+    return 0;
+}
+
+/* The set's traces as a snapshot of their own (NULL: not kept), made of the table's tracebacks.
+ * A set whose table was lost (damaged) keeps its time and bytes, without traces. */
+static int
+set_snapshot(loader *l, const zwi_set *s, zw_snapshot **out)
+{
+    *out = NULL;
+    if (!s->kept || l->table == NULL)
+        return 0;
+    if (check_tbs(l, s->tbs, s->n) != 0)
+        return -1;
+    *out = zwi_snapshot_select(l->table, s->domains, s->tbs, s->sizes, s->n);
+    return *out == NULL ? zwi_cursor_fail(&l->cur, "out of memory") : 0;
+}
+
+/* A SET section: the peak, exit or a mark's set. Adds nothing to the capture when it fails. */
+static int
+decode_table_set(loader *l)
+{
+    zw_capture *c = l->c;
+    zwi_set s;
+    zw_snapshot *snap = NULL;
+    int rc = zwi_decode_table_set(&l->cur, &s);
+    if (rc == 0)
+        rc = set_snapshot(l, &s, &snap);
+    zw_capture_set *dst = NULL;
+    if (rc == 0 && s.kind != ZWI_SET_MARK) {
+        dst = s.kind == ZWI_SET_PEAK ? &c->peak : &c->exit;
+        if (dst->label != NULL)
+            rc = zwi_cursor_fail(&l->cur, "live set stored twice");
+    } else if (rc == 0) {
+        if (zwi_reserve(l->raw, (void **)&c->marks, &l->cap_marks, c->nmarks + 1,
+                        sizeof(*c->marks)) != 0)
+            rc = zwi_cursor_fail(&l->cur, "out of memory");
+        else
+            dst = &c->marks[c->nmarks++];
+    }
+    if (rc == 0)
+        *dst = (zw_capture_set){s.label, s.time_ns, s.heap_bytes, snap, NULL};
+    else {
+        zw_snapshot_free(snap);
+        zwi_free(l->raw, (void *)s.label);
+    }
+    zwi_free(l->raw, s.domains);
+    zwi_free(l->raw, s.tbs);
+    zwi_free(l->raw, s.sizes);
+    return rc;
+}
+
+/* A SITE_LIST section: SITES and SITE_INFO at once. Adds nothing to the capture when it fails;
+ * without its table it is of no use (a site is its traceback), so it fails. */
+static int
+decode_site_list(loader *l)
+{
+    zw_capture *c = l->c;
+    zwi_site_list s;
+    zw_snapshot *snap = NULL;
+    int rc = zwi_decode_site_list(&l->cur, &s);
+    if (rc == 0 && (c->site_counts != NULL || l->has_info))
+        rc = zwi_cursor_fail(&l->cur, "sites stored twice");
+    if (rc == 0 && l->table == NULL)
+        rc = zwi_cursor_fail(&l->cur, "site list without its table (lost, or not before it)");
+    if (rc == 0)
+        rc = check_tbs(l, s.tbs, s.n);
+    if (rc == 0 && (snap = zwi_snapshot_select(l->table, NULL, s.tbs, s.bytes, s.n)) == NULL)
+        rc = zwi_cursor_fail(&l->cur, "out of memory");
+    if (rc == 0) {
+        c->sites = snap;
+        c->site_counts = s.counts;
+        c->site_temporary = s.temporary;
+        l->info = (zwi_site_info){s.steps_whole, s.refs, s.temporary, s.n};
+        l->has_info = true;
+    } else {
+        zwi_free(l->raw, s.counts);
+        zwi_free(l->raw, s.temporary);
+        zwi_free(l->raw, s.refs);
+    }
+    zwi_free(l->raw, s.tbs);
+    zwi_free(l->raw, s.bytes);
     return rc;
 }
 
@@ -257,6 +362,12 @@ decode(loader *l, uint32_t type)
         return decode_leaks(l);
     case ZWI_SEC_MARK_LEAKS:
         return decode_mark_leaks(l);
+    case ZWI_SEC_TABLE:
+        return decode_table(l);
+    case ZWI_SEC_SET:
+        return decode_table_set(l);
+    case ZWI_SEC_SITE_LIST:
+        return decode_site_list(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -323,7 +434,8 @@ undo(loader *l, uint32_t type, const before *b)
         while (c->nmarks > b->nmarks)
             free_set(l->raw, &c->marks[--c->nmarks]);
         break;
-    default: /* TOTALS: decoded aside; PROCESS: what was read is freed with the capture */
+    default: /* TOTALS: decoded aside; PROCESS: what was read is freed with the capture; TABLE,
+              * SET and SITE_LIST add nothing when they fail */
         break;
     }
 }
@@ -550,6 +662,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         rc = peak_from_steps(&l);
     zwi_container_release(&l.file);
     zwi_free(raw, l.info.refs);
+    zw_snapshot_free(l.table);
     if (rc != 0) {
         zw_capture_free(l.c);
         return NULL;

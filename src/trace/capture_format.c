@@ -33,6 +33,11 @@ compressed(uint32_t type, size_t len)
         return len > 12 + 12 * 64; /* more than 64 sites */
     case ZWI_SEC_LEAKS:
         return len > 160 + 64; /* more than 64 blocks' kinds */
+    case ZWI_SEC_TABLE:
+        return len > 64;
+    case ZWI_SEC_SET:
+    case ZWI_SEC_SITE_LIST:
+        return len > 256;
     default:
         return false;
     }
@@ -289,6 +294,114 @@ zwi_decode_sites(zwi_cursor *c, zwi_sites *out)
         return -1;
     if (out->snap == NULL ? n != 0 : zw_snapshot_len(out->snap) != n)
         return zwi_cursor_fail(c, "site count differs from the snapshot's traces");
+    return 0;
+}
+
+/* ---- TABLE, SET and SITE_LIST (1.5) ---- */
+
+#define SET_RECORD  16 /* u32 domain, u32 traceback, u64 size */
+#define SITE_RECORD 32 /* u32 ref, u32 traceback, u64 allocations, u64 bytes, u64 temporary */
+
+void
+zwi_encode_table(zwi_cbuf *b, const zw_snapshot *table)
+{
+    zwi_snapshot_encode_tables(table, b);
+}
+
+int
+zwi_decode_table(zwi_cursor *c, zw_snapshot **out)
+{
+    *out = zwi_snapshot_decode_tables(c);
+    return *out == NULL ? -1 : 0;
+}
+
+void
+zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set, const uint32_t *tbmap)
+{
+    const zw_snapshot *snap = set->snap;
+    zwi_cbuf_put(b, kind, 4);
+    zwi_cbuf_put(b, set->time_ns, 8);
+    zwi_cbuf_put(b, set->heap_bytes, 8);
+    put_string(b, set->label);
+    zwi_cbuf_put(b, snap != NULL ? 1 : 0, 4);
+    zwi_cbuf_put(b, snap != NULL ? snap->ntraces : 0, 8);
+    for (size_t i = 0; snap != NULL && i < snap->ntraces; i++) {
+        zwi_cbuf_put(b, snap->traces[i].domain, 4);
+        zwi_cbuf_put(b, tbmap[snap->traces[i].tb], 4);
+        zwi_cbuf_put(b, snap->traces[i].size, 8);
+    }
+}
+
+int
+zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
+{
+    uint32_t kept;
+    size_t n;
+    *out = (zwi_set){0};
+    if (zwi_get_u32(c, &out->kind) || zwi_get_u64(c, &out->time_ns) ||
+        zwi_get_u64(c, &out->heap_bytes) || get_string(c, &out->label) || zwi_get_u32(c, &kept) ||
+        zwi_get_count(c, 8, SET_RECORD, "trace", &n))
+        return -1;
+    if (out->kind < ZWI_SET_PEAK || out->kind > ZWI_SET_MARK)
+        return zwi_cursor_fail(c, "unknown kind of live set %" PRIu32, out->kind);
+    if (kept > 1 || (kept == 0 && n != 0))
+        return zwi_cursor_fail(c, "traces of a live set that was not kept");
+    out->kept = kept == 1;
+    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->sizes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->domains == NULL || out->tbs == NULL || out->sizes == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (out->n = 0; out->n < n; out->n++) {
+        if (zwi_get_u32(c, &out->domains[out->n]) || zwi_get_u32(c, &out->tbs[out->n]) ||
+            zwi_get_u64(c, &out->sizes[out->n]))
+            return -1;
+    }
+    return 0;
+}
+
+void
+zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *info,
+                     const uint32_t *tbmap)
+{
+    zwi_cbuf_put(b, info->steps_whole ? 1 : 0, 4);
+    zwi_cbuf_put(b, sites->n, 8);
+    for (size_t i = 0; i < sites->n; i++) {
+        const zwi_trace *t = &sites->snap->traces[i];
+        zwi_cbuf_put(b, info->refs[i], 4);
+        zwi_cbuf_put(b, tbmap[t->tb], 4);
+        zwi_cbuf_put(b, sites->counts[i], 8);
+        zwi_cbuf_put(b, t->size, 8);
+        zwi_cbuf_put(b, info->temporary[i], 8);
+    }
+}
+
+int
+zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out)
+{
+    uint32_t whole;
+    size_t n;
+    *out = (zwi_site_list){0};
+    if (zwi_get_u32(c, &whole) || zwi_get_count(c, 8, SITE_RECORD, "site", &n))
+        return -1;
+    if (whole > 1)
+        return zwi_cursor_fail(c, "unknown steps flag %" PRIu32, whole);
+    out->steps_whole = whole == 1;
+    out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->bytes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->refs == NULL || out->tbs == NULL || out->counts == NULL || out->bytes == NULL ||
+        out->temporary == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (out->n = 0; out->n < n; out->n++) {
+        size_t i = out->n;
+        if (zwi_get_u32(c, &out->refs[i]) || zwi_get_u32(c, &out->tbs[i]) ||
+            zwi_get_u64(c, &out->counts[i]) || zwi_get_u64(c, &out->bytes[i]) ||
+            zwi_get_u64(c, &out->temporary[i]))
+            return -1;
+    }
     return 0;
 }
 

@@ -21,8 +21,9 @@
 
 #include "container.h"
 
-#define ZWI_CAPTURE_MINOR                                                                          \
-    4 /* the version written, 1.4: 1.0, plus captures, SERIES and steps (1.2), LIVE (1.3), LEAKS (1.4) */
+/* the version written, 1.5: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
+ * (1.4), one TABLE of frames shared by SET and SITE_LIST sections (1.5) */
+#define ZWI_CAPTURE_MINOR 5
 #define ZWI_SERIES_FIELDS 8  /* u64 fields of a SERIES record: zw_capture_sample's, in order */
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
 
@@ -71,6 +72,31 @@ typedef struct zwi_site_info {
     uint64_t *temporary; /* n */
     size_t n;
 } zwi_site_info;
+
+/* SET (1.5): a live set whose traces name tracebacks of the capture's TABLE by index. */
+enum zwi_set_kind { ZWI_SET_PEAK = 1, ZWI_SET_EXIT = 2, ZWI_SET_MARK = 3 };
+typedef struct zwi_set {
+    uint32_t kind;       /* enum zwi_set_kind */
+    uint64_t time_ns;    /* when it was taken */
+    uint64_t heap_bytes; /* live bytes then */
+    const char *label;
+    bool kept;         /* false: only its time and bytes were kept (n is 0) */
+    size_t n;          /* traces */
+    uint32_t *domains; /* decoded: n each */
+    uint32_t *tbs;     /* indices into TABLE's tracebacks (checked by the loader) */
+    uint64_t *sizes;
+} zwi_set;
+
+/* SITE_LIST (1.5): SITES and SITE_INFO in one, the tracebacks named in TABLE. */
+typedef struct zwi_site_list {
+    bool steps_whole;
+    size_t n;
+    uint32_t *refs;      /* decoded: n each; the ref SITE_DELTAS name site i by */
+    uint32_t *tbs;       /* indices into TABLE's tracebacks (checked by the loader) */
+    uint64_t *counts;    /* allocations made there */
+    uint64_t *bytes;     /* bytes allocated there */
+    uint64_t *temporary; /* temporary allocations there */
+} zwi_site_list;
 
 /* LIVE: what the running process keeps in place (docs/format.md#captures): the head, then
  * `nslots` slots of ZWI_LIVE_SLOT_SIZE bytes whose counters a reader sums. */
@@ -126,6 +152,23 @@ ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak);
 ZW_HIDDEN void zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks);
 ZW_HIDDEN void zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n);
 ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+
+/* TABLE (1.5): the strings, modules, frames and tracebacks of every set and site of the capture,
+ * once; decoded into a snapshot with no traces (the caller's to free). */
+ZW_HIDDEN void zwi_encode_table(zwi_cbuf *b, const zw_snapshot *table);
+ZW_HIDDEN int zwi_decode_table(zwi_cursor *c, zw_snapshot **out);
+
+/* SET (1.5): `set`'s snapshot (NULL: not kept) with trace i naming TABLE's traceback
+ * tbmap[its traceback's index in set->snap]. Decoded arrays come from the cursor's door. */
+ZW_HIDDEN void zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set,
+                                    const uint32_t *tbmap);
+ZW_HIDDEN int zwi_decode_table_set(zwi_cursor *c, zwi_set *out);
+
+/* SITE_LIST (1.5): site i is sites->snap's trace i, whose traceback is TABLE's
+ * tbmap[its index in sites->snap]; refs and temporary from `info`. */
+ZW_HIDDEN void zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *info,
+                                    const uint32_t *tbmap);
+ZW_HIDDEN int zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out);
 
 /* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
  * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the

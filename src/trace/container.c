@@ -82,6 +82,12 @@ zwi_section_name(uint32_t type)
         return "leaks";
     case ZWI_SEC_MARK_LEAKS:
         return "mark leaks";
+    case ZWI_SEC_TABLE:
+        return "table";
+    case ZWI_SEC_SET:
+        return "set";
+    case ZWI_SEC_SITE_LIST:
+        return "site list";
     default:
         return "unknown";
     }
@@ -93,7 +99,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_MARK_LEAKS;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_SITE_LIST;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */

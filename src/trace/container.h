@@ -52,6 +52,9 @@ enum zwi_section_type {
     ZWI_SEC_LIVE = 26,        /* counters the process updates in place; no payload checksum */
     ZWI_SEC_LEAKS = 27,       /* the exit set's reachability scan: status, kind of each block */
     ZWI_SEC_MARK_LEAKS = 28,  /* a mark's scan, as LEAKS, right after its MARK section */
+    ZWI_SEC_TABLE = 29,       /* 1.5: strings, modules, frames, tracebacks of every set and site */
+    ZWI_SEC_SET = 30,         /* 1.5: a live set (peak, exit, mark) naming TABLE's tracebacks */
+    ZWI_SEC_SITE_LIST = 31,   /* 1.5: SITES and SITE_INFO in one, naming TABLE's tracebacks */
 };
 
 /* The name of section `type` in messages ("series"), "unknown" for a type no kind has. */

@@ -173,6 +173,19 @@ zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned char **data, 
     return 0;
 }
 
+/* The tables of `snap` without its traces, for a capture's TABLE section (capture_format.c):
+ * u32 traceback_limit, u32 0, then the payloads of STRINGS, MODULES, FRAMES and TRACEBACKS. */
+void
+zwi_snapshot_encode_tables(const zw_snapshot *snap, zwi_cbuf *b)
+{
+    zwi_cbuf_put(b, snap->traceback_limit, 4);
+    zwi_cbuf_put(b, 0, 4);
+    encode(snap, ZWI_SEC_STRINGS, b);
+    encode(snap, ZWI_SEC_MODULES, b);
+    encode(snap, ZWI_SEC_FRAMES, b);
+    encode(snap, ZWI_SEC_TRACEBACKS, b);
+}
+
 /* ---- reading ---- */
 
 typedef struct reader {
@@ -358,6 +371,39 @@ decode_traces(reader *r)
         r->snap->traces[r->snap->ntraces++] = (zwi_trace){domain, tb, size};
     }
     return 0;
+}
+
+/* A snapshot with the tables zwi_snapshot_encode_tables() wrote and no traces, read from `c`
+ * (whose failure says why when NULL is returned). */
+zw_snapshot *
+zwi_snapshot_decode_tables(zwi_cursor *c)
+{
+    uint32_t limit;
+    uint32_t reserved;
+    if (zwi_get_u32(c, &limit) || zwi_get_u32(c, &reserved))
+        return NULL;
+    reader r = {.snap = zw_snapshot_new(limit), .cur = *c};
+    if (r.snap == NULL) {
+        zwi_cursor_fail(c, "out of memory");
+        return NULL;
+    }
+    r.cur.raw = r.snap->raw;
+    int rc = decode_strings(&r);
+    if (rc == 0)
+        rc = decode_modules(&r);
+    if (rc == 0)
+        rc = decode_frames(&r);
+    if (rc == 0)
+        rc = decode_tracebacks(&r);
+    zw_raw *raw = c->raw;
+    *c = r.cur; /* where it stopped, and why */
+    c->raw = raw;
+    zwi_free(r.snap->raw, r.strs);
+    if (rc != 0) {
+        zw_snapshot_free(r.snap);
+        return NULL;
+    }
+    return r.snap;
 }
 
 /* The decoder of each section type, in the order the sections come. */

@@ -51,6 +51,8 @@ ZW_HIDDEN void zwi_strtab_release(zwi_strtab *st);
  * *index if not NULL; NULL if out of memory (then *index is untouched). */
 ZW_HIDDEN const char *zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index);
 ZW_HIDDEN const char *zwi_strtab_intern(zwi_strtab *st, const char *s);
+/* The stored copy of NUL-terminated `s`, NULL if the table does not hold it. */
+ZW_HIDDEN const char *zwi_strtab_find(const zwi_strtab *st, const char *s);
 /* The index of stored string `s` (a pointer from this table), or UINT32_MAX for NULL. */
 ZW_HIDDEN uint32_t zwi_strtab_index(const zwi_strtab *st, const char *s);
 /* The length of stored string `s` (a pointer from this table). */

@@ -153,6 +153,21 @@ zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index)
 }
 
 const char *
+zwi_strtab_find(const zwi_strtab *st, const char *s)
+{
+    if (s == NULL || st->slots == NULL)
+        return NULL;
+    size_t len = strlen(s);
+    size_t j = zwi_hash_bytes(s, len, 0) & st->mask;
+    for (uint32_t k; (k = st->slots[j]) != 0; j = (j + 1) & st->mask) {
+        const char *t = st->strs[k - 1];
+        if (zwi_strtab_len(t) == len && memcmp(t, s, len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+const char *
 zwi_strtab_intern(zwi_strtab *st, const char *s)
 {
     return s == NULL ? NULL : zwi_strtab_add(st, s, strlen(s), NULL);

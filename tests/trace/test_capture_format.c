@@ -632,9 +632,17 @@ Test(trace_capture_format, leaks_round_trip_with_and_without_kinds)
     for (size_t i = 0; i < sizeof(kinds); i++)
         kinds[i] = (uint8_t)(i % ZW_LEAK_KINDS);
     const zw_capture_leaks cases[] = {
-        {.status = ZW_LEAKS_SCANNED, .blocks = {75, 75, 75, 75}, .bytes = {1, 2, 3, UINT64_MAX},
-         .kinds = kinds, .nkinds = sizeof(kinds), .scan_ns = 7, .scan_cpu_ns = 6,
-         .scan_memory = UINT64_MAX, .root_bytes = 4096, .modules = 9, .threads = 3,
+        {.status = ZW_LEAKS_SCANNED,
+         .blocks = {75, 75, 75, 75},
+         .bytes = {1, 2, 3, UINT64_MAX},
+         .kinds = kinds,
+         .nkinds = sizeof(kinds),
+         .scan_ns = 7,
+         .scan_cpu_ns = 6,
+         .scan_memory = UINT64_MAX,
+         .root_bytes = 4096,
+         .modules = 9,
+         .threads = 3,
          .threads_missed = UINT32_MAX},
         {.status = ZW_LEAKS_SCANNED}, /* an empty exit set */
         {.status = ZW_LEAKS_SKIPPED, .modules = 1},
@@ -658,8 +666,7 @@ Test(trace_capture_format, leaks_round_trip_with_and_without_kinds)
         cr_assert(out.scan_ns == cases[i].scan_ns && out.scan_cpu_ns == cases[i].scan_cpu_ns &&
                   out.scan_memory == cases[i].scan_memory &&
                   out.root_bytes == cases[i].root_bytes && out.modules == cases[i].modules &&
-                  out.threads == cases[i].threads &&
-                  out.threads_missed == cases[i].threads_missed);
+                  out.threads == cases[i].threads && out.threads_missed == cases[i].threads_missed);
         zwi_free(raw, out.kinds);
         zwi_cbuf_release(&b);
     }
@@ -675,8 +682,8 @@ Test(trace_capture_format, leaks_refuse_an_unknown_status_or_kind)
     cr_assert_str_eq(c.why, "unknown leak scan status 5");
     b.len = 0;
     uint8_t kinds[2] = {ZW_LEAK_REACHABLE, ZW_LEAK_KINDS};
-    zwi_encode_leaks(&b, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
-                                             .nkinds = 2});
+    zwi_encode_leaks(&b,
+                     &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = 2});
     c = whole(&b);
     cr_assert_eq(zwi_decode_leaks(&c, &out), -1);
     cr_assert_str_eq(c.why, "leak kind 4 of block 1 unknown");
@@ -781,8 +788,11 @@ load_with_leaks(zw_snapshot *snap, size_t n)
     for (size_t i = 0; i < n; i++)
         kinds[i] = (uint8_t)(i % 2 == 0 ? ZW_LEAK_DEFINITE : ZW_LEAK_REACHABLE);
     zwi_cbuf pay = {.raw = raw};
-    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
-                                               .nkinds = n, .blocks = {99}, .bytes = {99}});
+    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED,
+                                               .kinds = kinds,
+                                               .nkinds = n,
+                                               .blocks = {99},
+                                               .bytes = {99}});
     zwi_capture_put(&file, ZWI_SEC_LEAKS, &pay);
     zw_error err;
     zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
@@ -850,9 +860,11 @@ Test(trace_capture_format, a_marks_leak_kinds_round_trip_with_its_mark)
         } else {
             build_capture(&file, 2, false, snap);
         }
-        zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+        zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED,
+                                                   .kinds = kinds,
                                                    .nkinds = round == 1 ? n - 1 : n,
-                                                   .threads = 3, .blocks = {99}});
+                                                   .threads = 3,
+                                                   .blocks = {99}});
         zwi_capture_put(&file, ZWI_SEC_MARK_LEAKS, &pay);
         zw_error err;
         zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
@@ -1085,6 +1097,279 @@ Test(trace_capture_format, a_damaged_section_takes_nothing_back_from_those_befor
     cr_assert(c->exit.time_ns == 30 && c->exit.snap != NULL, "the first exit set stands");
     assert_same_snapshot(c->exit.snap, snap);
     zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+/* ---- 1.5: one TABLE, SET and SITE_LIST sections naming its tracebacks ---- */
+
+static int
+decode_and_free_table(zwi_cursor *c)
+{
+    zw_snapshot *t;
+    int rc = zwi_decode_table(c, &t);
+    zw_snapshot_free(t);
+    return rc;
+}
+
+static int
+decode_and_free_table_set(zwi_cursor *c)
+{
+    zwi_set s;
+    int rc = zwi_decode_table_set(c, &s);
+    zwi_free(raw, (void *)s.label);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.sizes);
+    return rc;
+}
+
+static int
+decode_and_free_site_list(zwi_cursor *c)
+{
+    zwi_site_list s;
+    int rc = zwi_decode_site_list(c, &s);
+    zwi_free(raw, s.refs);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.counts);
+    zwi_free(raw, s.bytes);
+    zwi_free(raw, s.temporary);
+    return rc;
+}
+
+/* `snap`'s tracebacks copied into a new table; map[i] is the table's index of snap's i. */
+static zw_snapshot *
+table_of(const zw_snapshot *snap, uint32_t *map, size_t cap)
+{
+    zw_snapshot *table = zw_snapshot_new(zw_snapshot_traceback_limit(snap));
+    cr_assert_not_null(table);
+    cr_assert_leq(zwi_snapshot_ntracebacks(snap), cap);
+    cr_assert_eq(zwi_snapshot_absorb(table, snap, map), 0);
+    return table;
+}
+
+Test(trace_capture_format, table_set_and_site_list_round_trip_and_refuse_every_prefix)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    uint32_t map[64];
+    zw_snapshot *table = table_of(snap, map, 64);
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_table(&b, table);
+    assert_prefixes_fail(&b, decode_and_free_table);
+    zw_snapshot *back;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_table(&c, &back), 0, "%s", c.why);
+    cr_assert_eq(zwi_snapshot_ntracebacks(back), zwi_snapshot_ntracebacks(snap));
+    cr_assert_eq(zw_snapshot_len(back), 0, "a table has no traces");
+
+    /* a set: its traces name the table's tracebacks; read back through the table, the same */
+    char *label = long_label(3000);
+    b.len = 0;
+    zwi_encode_table_set(&b, ZWI_SET_MARK, &(zw_capture_set){label, 5, UINT64_MAX, snap, NULL},
+                         map);
+    assert_prefixes_fail(&b, decode_and_free_table_set);
+    zwi_set s;
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_table_set(&c, &s), 0, "%s", c.why);
+    cr_assert(s.kind == ZWI_SET_MARK && s.kept && s.n == n && s.time_ns == 5 &&
+              s.heap_bytes == UINT64_MAX);
+    cr_assert_str_eq(s.label, label);
+    zw_snapshot *again = zwi_snapshot_select(back, s.domains, s.tbs, s.sizes, s.n);
+    cr_assert_not_null(again);
+    assert_same_snapshot(again, snap);
+    zw_snapshot_free(again);
+    decode_and_free_table_set(&(zwi_cursor){0}); /* a cursor with nothing: fails, frees nothing */
+    zwi_free(raw, (void *)s.label);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.sizes);
+
+    /* a set not kept has no traces; an unknown kind is refused */
+    b.len = 0;
+    zwi_encode_table_set(&b, ZWI_SET_EXIT, &(zw_capture_set){"exit", 1, 2, NULL, NULL}, NULL);
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_table_set(&c, &s), 0, "%s", c.why);
+    cr_assert(!s.kept && s.n == 0 && s.kind == ZWI_SET_EXIT);
+    zwi_free(raw, (void *)s.label);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.sizes);
+    b.data[0] = 9;
+    c = whole(&b);
+    cr_assert_eq(decode_and_free_table_set(&c), -1);
+    cr_assert_str_eq(c.why, "unknown kind of live set 9");
+
+    /* a site list: trace i is site i */
+    uint64_t counts[64];
+    uint32_t refs[64];
+    uint64_t temps[64];
+    for (size_t i = 0; i < n; i++) {
+        counts[i] = i == 1 ? UINT64_MAX : i * 3;
+        refs[i] = (uint32_t)(i * 7 + 1);
+        temps[i] = i;
+    }
+    b.len = 0;
+    zwi_encode_site_list(&b, &(zwi_sites){counts, n, snap}, &(zwi_site_info){true, refs, temps, n},
+                         map);
+    assert_prefixes_fail(&b, decode_and_free_site_list);
+    zwi_site_list l;
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_site_list(&c, &l), 0, "%s", c.why);
+    cr_assert(l.steps_whole && l.n == n);
+    cr_assert_arr_eq(l.counts, counts, n * sizeof(uint64_t));
+    cr_assert_arr_eq(l.refs, refs, n * sizeof(uint32_t));
+    cr_assert_arr_eq(l.temporary, temps, n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(l.bytes[i], zw_snapshot_trace(snap, i).size);
+        cr_assert_eq(l.tbs[i], map[((const zwi_trace *)&snap->traces[i])->tb]);
+    }
+    zwi_free(raw, l.refs);
+    zwi_free(raw, l.tbs);
+    zwi_free(raw, l.counts);
+    zwi_free(raw, l.bytes);
+    zwi_free(raw, l.temporary);
+    zwi_cbuf_release(&b);
+    free(label);
+    zw_snapshot_free(back);
+    zw_snapshot_free(table);
+    zw_snapshot_free(snap);
+}
+
+/* A 1.5 capture as the writer makes it: PROCESS, SERIES, TABLE, a mark's SET, the exit SET,
+ * SITE_LIST, TOTALS, END. `bad_tb`: the exit set names a traceback the table does not have. */
+static void
+build_table_capture(zwi_cbuf *file, zw_snapshot *snap, bool bad_tb)
+{
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(file);
+    const char *argv[] = {"prog"};
+    zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
+    zwi_capture_put(file, ZWI_SEC_PROCESS, &pay);
+    pay.len = 0;
+    zw_capture_sample s[3] = {{1, 2, 3, 4, 5, 6, 7, 8}, {2, 3, 4, 5, 6, 7, 8, 9}};
+    zwi_encode_series(&pay, s, 2);
+    zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
+    uint32_t map[64];
+    zw_snapshot *table = table_of(snap, map, 64);
+    pay.len = 0;
+    zwi_encode_table(&pay, table);
+    zwi_capture_put(file, ZWI_SEC_TABLE, &pay);
+    pay.len = 0;
+    zwi_encode_table_set(&pay, ZWI_SET_MARK, &(zw_capture_set){"checkpoint", 15, 1500, snap, NULL},
+                         map);
+    zwi_capture_put(file, ZWI_SEC_SET, &pay);
+    uint32_t bad[64];
+    for (size_t i = 0; i < 64; i++)
+        bad[i] = bad_tb ? 1000 : map[i];
+    pay.len = 0;
+    zwi_encode_table_set(&pay, ZWI_SET_EXIT, &(zw_capture_set){"exit", 30, 3000, snap, NULL}, bad);
+    zwi_capture_put(file, ZWI_SEC_SET, &pay);
+    size_t n = zw_snapshot_len(snap);
+    uint64_t counts[64] = {0};
+    uint32_t refs[64];
+    uint64_t temps[64] = {0};
+    for (size_t i = 0; i < n; i++) {
+        counts[i] = i + 1;
+        refs[i] = (uint32_t)(i + 1);
+    }
+    pay.len = 0;
+    zwi_encode_site_list(&pay, &(zwi_sites){counts, n, snap},
+                         &(zwi_site_info){true, refs, temps, n}, map);
+    zwi_capture_put(file, ZWI_SEC_SITE_LIST, &pay);
+    pay.len = 0;
+    zwi_encode_totals(&pay,
+                      &(zw_capture_totals){5, 4, 3, 2000, 3000, 20, 30, ZW_CAPTURE_END_EXIT, 0});
+    zwi_capture_put(file, ZWI_SEC_TOTALS, &pay);
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(file, ZWI_SEC_END, &pay);
+    zwi_cbuf_release(&pay);
+    zw_snapshot_free(table);
+    cr_assert(!file->failed);
+}
+
+Test(trace_capture_format, sets_and_sites_read_through_the_shared_table)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(c->complete && c->damaged == 0);
+    cr_assert_eq(c->nmarks, 1);
+    cr_assert_str_eq(c->marks[0].label, "checkpoint");
+    assert_same_snapshot(c->marks[0].snap, snap);
+    cr_assert_str_eq(c->exit.label, "exit");
+    cr_assert(c->exit.time_ns == 30 && c->exit.heap_bytes == 3000);
+    assert_same_snapshot(c->exit.snap, snap);
+    cr_assert_null(c->peak.label);
+    size_t n = zw_snapshot_len(snap);
+    cr_assert_not_null(c->sites);
+    cr_assert_eq(zw_snapshot_len(c->sites), n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(c->site_counts[i], i + 1);
+        cr_assert_eq(zw_snapshot_trace(c->sites, i).size, zw_snapshot_trace(snap, i).size);
+    }
+    cr_assert_not_null(c->site_temporary);
+    zw_capture_free(c);
+
+    /* a traceback index the table does not have: that set is damaged, the rest loads */
+    file.len = 0;
+    build_table_capture(&file, snap, true);
+    c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 1);
+    cr_assert(strstr(c->damage, "traceback index 1000 of trace 0 out of range") == c->damage, "%s",
+              c->damage);
+    cr_assert_null(c->exit.label, "nothing of the damaged set");
+    cr_assert(c->nmarks == 1 && c->sites != NULL && c->has_totals);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+Test(trace_capture_format, a_damaged_table_keeps_the_sets_times_and_bytes)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    size_t off;
+    section_flags(&file, 2, &off); /* TABLE */
+    cr_assert_eq(file.data[off], ZWI_SEC_TABLE);
+    file.data[off + ZWI_SECTION_SIZE + 9] ^= 0x10; /* its payload: the checksum fails */
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 2, "the table, and the site list that needs it");
+    cr_assert(strstr(c->damage, "(table)") != NULL, "%s", c->damage);
+    cr_assert(c->complete && c->has_totals && c->nsamples == 2);
+    cr_assert_eq(c->nmarks, 1);
+    cr_assert(c->marks[0].time_ns == 15 && c->marks[0].heap_bytes == 1500 &&
+              c->marks[0].snap == NULL);
+    cr_assert(c->exit.label != NULL && c->exit.heap_bytes == 3000 && c->exit.snap == NULL);
+    cr_assert_null(c->sites);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+Test(trace_capture_format, every_damaged_byte_of_a_table_capture_is_salvaged)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    for (size_t i = ZWI_HEADER_SIZE; i < file.len; i++) {
+        file.data[i] ^= 0x40;
+        zw_error err;
+        zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+        cr_assert_not_null(c, "byte %zu: %s", i, err.msg);
+        cr_assert_geq(c->damaged, 1, "byte %zu", i);
+        cr_assert_not_null(c->damage, "byte %zu", i);
+        zw_capture_free(c);
+        file.data[i] ^= 0x40;
+    }
     zwi_cbuf_release(&file);
     zw_snapshot_free(snap);
 }
