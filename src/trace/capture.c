@@ -344,6 +344,11 @@ decode(loader *l, uint32_t type)
         return zwi_decode_series(&l->cur, &l->samples);
     case ZWI_SEC_SITE_DELTAS:
         return zwi_decode_site_deltas(&l->cur, &l->steps);
+    case ZWI_SEC_SAMPLES:
+        c->has_counters = true;
+        return zwi_decode_samples(&l->cur, &l->samples);
+    case ZWI_SEC_STEPS:
+        return zwi_decode_steps(&l->cur, &l->steps);
     case ZWI_SEC_SITE_INFO:
         return decode_site_info(l);
     case ZWI_SEC_PEAK_SET:
@@ -408,6 +413,7 @@ undo(loader *l, uint32_t type, const before *b)
     l->steps.ndeltas = b->ndeltas;
     switch (type) {
     case ZWI_SEC_SITE_DELTAS:
+    case ZWI_SEC_STEPS:
         l->steps_lost = true;
         break;
     case ZWI_SEC_SITES:
@@ -485,7 +491,7 @@ read_sections(loader *l)
             continue;
         }
         if (l->file.skippable) {
-            if (l->file.type == ZWI_SEC_SITE_DELTAS)
+            if (l->file.type == ZWI_SEC_SITE_DELTAS || l->file.type == ZWI_SEC_STEPS)
                 l->steps_lost = true;
             note_damage(l);
             continue;

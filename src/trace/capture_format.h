@@ -129,6 +129,13 @@ ZW_HIDDEN int zwi_decode_timeseries(zwi_cursor *c, zwi_samples *into);
 ZW_HIDDEN void zwi_encode_series(zwi_cbuf *b, const zw_capture_sample *s, size_t n);
 ZW_HIDDEN int zwi_decode_series(zwi_cursor *c, zwi_samples *into);
 
+/* SAMPLES (1.5): SERIES's fields, each sample's as zigzag varint differences from the sample
+ * before it (the first's from 0); a time's difference less `tick_ns`, the sampling interval
+ * (what is left is the jitter: a byte or two). */
+ZW_HIDDEN void zwi_encode_samples(zwi_cbuf *b, const zw_capture_sample *s, size_t n,
+                                  uint64_t tick_ns);
+ZW_HIDDEN int zwi_decode_samples(zwi_cursor *c, zwi_samples *into);
+
 /* A live set (PEAK_SET, EXIT_SET, MARK): its snapshot is embedded as a whole snapshot file, or
  * left out (length 0) when `snap` is NULL or cannot be encoded for want of memory. */
 ZW_HIDDEN void zwi_encode_set(zwi_cbuf *b, const zw_capture_set *set);
@@ -152,6 +159,10 @@ ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak);
 ZW_HIDDEN void zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks);
 ZW_HIDDEN void zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n);
 ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+/* STEPS (1.5): the same steps as varints, a step's time as the difference from the step before
+ * it and a delta's ref from the delta before it in its step (the scan finds refs in order). */
+ZW_HIDDEN void zwi_encode_steps_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+ZW_HIDDEN int zwi_decode_steps(zwi_cursor *c, zwi_steps *into);
 
 /* TABLE (1.5): the strings, modules, frames and tracebacks of every set and site of the capture,
  * once; decoded into a snapshot with no traces (the caller's to free). */

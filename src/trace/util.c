@@ -282,6 +282,18 @@ zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
 }
 
 void
+zwi_cbuf_varint(zwi_cbuf *b, uint64_t v)
+{
+    unsigned char tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    zwi_cbuf_bytes(b, tmp, (size_t)n);
+}
+
+void
 zwi_cbuf_bytes(zwi_cbuf *b, const void *src, size_t n)
 {
     unsigned char *p = zwi_cbuf_grow(b, n);

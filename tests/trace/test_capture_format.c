@@ -1373,3 +1373,125 @@ Test(trace_capture_format, every_damaged_byte_of_a_table_capture_is_salvaged)
     zwi_cbuf_release(&file);
     zw_snapshot_free(snap);
 }
+
+/* ---- 1.5: SAMPLES and STEPS, the sampler's sections as varints ---- */
+
+static int
+decode_and_free_packed_samples(zwi_cursor *c)
+{
+    zwi_samples s = {0};
+    int rc = zwi_decode_samples(c, &s);
+    zwi_free(raw, s.v);
+    return rc;
+}
+
+static int
+decode_and_free_steps(zwi_cursor *c)
+{
+    zwi_steps s = {0};
+    int rc = zwi_decode_steps(c, &s);
+    zwi_free(raw, s.steps);
+    zwi_free(raw, s.deltas);
+    return rc;
+}
+
+Test(trace_capture_format, samples_round_trip_every_field_whatever_the_interval)
+{
+    /* out of time order too (a peak's sample can come before the sampler's of the same tick) */
+    const zw_capture_sample s[] = {
+        {10000000, 5, 1, 4096, 1, 0, 0, 5},
+        {20000100, 5, 1, 8192, 1, 0, 0, 5},
+        {19999999, UINT64_MAX, 0, 0, UINT64_MAX, 2, 1, UINT64_MAX},
+        samples[2],
+        samples[0],
+    };
+    const uint64_t ticks[] = {0, 10000000, UINT64_MAX};
+    for (size_t t = 0; t < 3; t++) {
+        zwi_cbuf b = {.raw = raw};
+        zwi_encode_samples(&b, s, 5, ticks[t]);
+        assert_prefixes_fail(&b, decode_and_free_packed_samples);
+        zwi_samples into = {0};
+        for (int round = 0; round < 2; round++) { /* a second section appends */
+            zwi_cursor c = whole(&b);
+            cr_assert_eq(zwi_decode_samples(&c, &into), 0, "%s", c.why);
+        }
+        cr_assert_eq(into.n, 10);
+        for (size_t i = 0; i < into.n; i++)
+            cr_assert_arr_eq(&into.v[i], &s[i % 5], sizeof(zw_capture_sample),
+                             "tick %zu sample %zu", t, i);
+        zwi_free(raw, into.v);
+        zwi_cbuf_release(&b);
+    }
+    /* a sampler at 10 ms: a sample costs about a byte a field, not 8 */
+    zw_capture_sample tick[100];
+    for (size_t i = 0; i < 100; i++)
+        tick[i] = (zw_capture_sample){i * 10000000 + i % 7, 1000 + i, 10, 8 << 20, i, 0, 0, 1000};
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_samples(&b, tick, 100, 10000000);
+    cr_assert_lt(b.len, 100 * 10, "%zu bytes", b.len);
+    zwi_cbuf_release(&b);
+}
+
+Test(trace_capture_format, steps_round_trip_as_the_sampler_builds_them)
+{
+    zwi_cbuf each = {.raw = raw};
+    for (size_t i = 0; i < NSTEPS; i++) {
+        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak);
+        for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
+            zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
+        zwi_step_end(&each, at, (uint32_t)steps[i].n);
+    }
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_steps_of(&b, &each, NSTEPS);
+    assert_prefixes_fail(&b, decode_and_free_steps);
+    zwi_steps into = {0};
+    for (int round = 0; round < 2; round++) {
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_steps(&c, &into), 0, "%s", c.why);
+    }
+    cr_assert_eq(into.nsteps, 2 * NSTEPS);
+    cr_assert_eq(into.ndeltas, 6);
+    for (size_t i = 0; i < into.nsteps; i++) {
+        const zw_capture_step *x = &into.steps[i], *y = &steps[i % NSTEPS];
+        cr_assert(x->time_ns == y->time_ns && x->n == y->n && x->peak == y->peak, "step %zu", i);
+        for (size_t k = 0; k < x->n; k++) {
+            const zw_capture_delta *d = &into.deltas[x->first + k], *e = &deltas[y->first + k];
+            cr_assert(d->site == e->site && d->bytes == e->bytes && d->blocks == e->blocks,
+                      "step %zu delta %zu", i, k);
+        }
+    }
+    zwi_free(raw, into.steps);
+    zwi_free(raw, into.deltas);
+
+    /* a ref below 0 or past 32 bits is refused */
+    b.len = 0;
+    zwi_cbuf_varint(&b, 1);              /* one step */
+    zwi_cbuf_varint(&b, 0);              /* time */
+    zwi_cbuf_varint(&b, 0);              /* flags */
+    zwi_cbuf_varint(&b, 1);              /* one delta */
+    zwi_cbuf_varint(&b, zwi_zigzag(-1)); /* ref -1 */
+    zwi_cbuf_varint(&b, 0);
+    zwi_cbuf_varint(&b, 0);
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(decode_and_free_steps(&c), -1);
+    cr_assert_str_eq(c.why, "site ref out of range");
+    zwi_cbuf_release(&b);
+    zwi_cbuf_release(&each);
+}
+
+Test(trace_capture_format, a_varint_longer_than_64_bits_is_refused)
+{
+    zwi_cbuf b = {.raw = raw};
+    for (int i = 0; i < 9; i++)
+        zwi_cbuf_put(&b, 0xff, 1);
+    zwi_cbuf_put(&b, 0x02, 1); /* bit 64 */
+    uint64_t v;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_get_varint(&c, &v), -1);
+    cr_assert_str_eq(c.why, "varint larger than 64 bits");
+    b.data[9] = 0x01; /* UINT64_MAX */
+    c = whole(&b);
+    cr_assert_eq(zwi_get_varint(&c, &v), 0, "%s", c.why);
+    cr_assert_eq(v, UINT64_MAX);
+    zwi_cbuf_release(&b);
+}
