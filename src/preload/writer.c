@@ -1,5 +1,5 @@
 /* preload/writer.c - the capture file (docs/format.md#captures), written while the program runs:
- * the header and PROCESS at start, SERIES and SITE_DELTAS as the sampler flushes them, and at the
+ * the header and PROCESS at start, SAMPLES and STEPS as the sampler flushes them, and at the
  * end the live sets (marks, peak, exit) symbolised, SITES, SITE_INFO, TOTALS and END. Also the
  * live sets themselves: the peak (saved by a hook that passed G.peak_next) and zw_mark()'s.
  * Everything that writes runs under G.lock. See docs/zw.md#how-it-works. */
@@ -208,7 +208,7 @@ zwi_preload_push_tick_locked(zw_capture_sample s)
     zwi_preload_push_sample_locked(s);
 }
 
-/* Appends the pending samples as a SERIES section and the pending steps as a SITE_DELTAS one, in
+/* Appends the pending samples as a SAMPLES section and the pending steps as a STEPS one, in
  * one write. */
 void
 zwi_preload_flush_samples_locked(void)
@@ -218,15 +218,15 @@ zwi_preload_flush_samples_locked(void)
     zwi_cbuf pay = {.raw = G.raw};
     zwi_cbuf sec = {.raw = G.raw};
     if (G.npending > 0) {
-        zwi_encode_series(&pay, G.pending, G.npending);
-        zwi_capture_put(&sec, ZWI_SEC_SERIES, &pay);
+        zwi_encode_samples(&pay, G.pending, G.npending, (uint64_t)G.interval_ms * 1000000u);
+        zwi_capture_put(&sec, ZWI_SEC_SAMPLES, &pay);
     }
     if (G.steps.failed)
         G.steps_broken = true; /* out of memory: no more steps, and SITE_INFO says so */
     if (G.nsteps > 0 && !G.steps_broken) {
         pay.len = 0;
-        zwi_encode_site_deltas_of(&pay, &G.steps, G.nsteps);
-        zwi_capture_put(&sec, ZWI_SEC_SITE_DELTAS, &pay);
+        zwi_encode_steps_of(&pay, &G.steps, G.nsteps);
+        zwi_capture_put(&sec, ZWI_SEC_STEPS, &pay);
     }
     write_locked(&sec, false);
     if (G.npending > 0) {
