@@ -838,3 +838,41 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
     zw_raw_destroy(raw);
     return snap;
 }
+
+/* ---- the sections as stored ---- */
+
+int
+zw_capture_sections(const char *path, void (*fn)(void *ctx, const zw_capture_section *s),
+                    void *ctx, zw_error *err)
+{
+    zw_raw *raw = zw_raw_new(NULL);
+    if (raw == NULL)
+        return zw_error_set(err, "cannot read '%s': %s", path, strerror(ENOMEM));
+    zwi_cbuf file = {.raw = raw};
+    int rc = zwi_read_file(path, &file, err);
+    zwi_container c;
+    if (rc == 0 && (rc = zwi_container_open(&c, file.data, file.len, ZWI_KIND_CAPTURE, path, raw,
+                                            err)) == 0) {
+        zw_error scratch = {{0}};
+        c.err = &scratch; /* a damaged section is listed, not an error */
+        int got;
+        while ((got = zwi_container_next(&c)) != 0) {
+            if (got < 0 && !c.skippable)
+                break; /* a section header: where the next one is cannot be known */
+            zw_capture_section s = {c.type,    zwi_section_name(c.type),
+                                    c.offset,  c.stored,
+                                    c.raw_len, (c.flags & ZWI_SECTION_ZSTD) != 0,
+                                    got < 0};
+            fn(ctx, &s);
+        }
+        if (c.ended) { /* END itself */
+            zw_capture_section s = {ZWI_SEC_END, zwi_section_name(ZWI_SEC_END), c.offset, 0, 0,
+                                    false, false};
+            fn(ctx, &s);
+        }
+    }
+    zwi_container_release(&c);
+    zwi_cbuf_release(&file);
+    zw_raw_destroy(raw);
+    return rc;
+}

@@ -6,8 +6,10 @@
  * zw_capture_load_memory, and a damaged payload's message names the section, offset and byte. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zerowaste/zerowaste.h>
 
@@ -1494,4 +1496,51 @@ Test(trace_capture_format, a_varint_longer_than_64_bits_is_refused)
     cr_assert_eq(zwi_get_varint(&c, &v), 0, "%s", c.why);
     cr_assert_eq(v, UINT64_MAX);
     zwi_cbuf_release(&b);
+}
+
+/* zw run's status line follows a capture by offset; a capture rewritten shorter at its end (LIVE
+ * shrunk) is read again from its start, its SAMPLES as SERIES. */
+Test(trace_capture_format, a_poll_follows_samples_and_a_capture_rewritten_at_its_end)
+{
+    char path[] = "/tmp/zw-poll-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    zwi_cbuf file = {.raw = raw};
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(&file);
+    zwi_capture_put_live(&file, 127);
+    zw_capture_sample s[2] = {{10, 500, 1, 0, 1, 0, 0, 500}, {20, 700, 2, 0, 2, 0, 0, 700}};
+    zwi_encode_samples(&pay, s, 2, 10);
+    zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(file.data, 1, file.len, f), file.len);
+    fclose(f);
+    zw_capture_progress p = {0};
+    cr_assert_eq(zw_capture_poll(path, &p), 0);
+    cr_assert(p.known && !p.ended && p.last.heap_bytes == 700 && p.peak_bytes == 700);
+
+    /* the end: the same sections behind a LIVE of one slot, one more sample, END */
+    file.len = 0;
+    zwi_capture_put_header(&file);
+    zwi_capture_put_live(&file, 1);
+    zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+    pay.len = 0;
+    zw_capture_sample last = {30, 100, 1, 0, 2, 1, 0, 700};
+    zwi_encode_samples(&pay, &last, 1, 10);
+    zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(&file, ZWI_SEC_END, &pay);
+    cr_assert_lt(file.len, p.offset, "shorter than what was read");
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(file.data, 1, file.len, f), file.len);
+    fclose(f);
+    cr_assert_eq(zw_capture_poll(path, &p), 0);
+    cr_assert(p.known && p.ended && p.last.heap_bytes == 100 && p.peak_bytes == 700);
+    unlink(path);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&file);
 }

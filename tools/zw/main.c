@@ -265,7 +265,7 @@ static const cli_command commands[] = {
          T(LEAK_CHECK) | T(ERROR_EXITCODE) | T(SUPPRESSIONS) | T(LEAK_CHECK_AT_MARKS),
      0, NULL,
      0, cmd_run},
-    {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(PID) | T(ONLY) | T(SUPPRESSIONS), 1, NULL, 0,
+    {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(SECTIONS) | T(PID) | T(ONLY) | T(SUPPRESSIONS), 1, NULL, 0,
      cmd_stat},
     {"top", cli_help_top, T(AT) | LIVE, 1, "peak", ZW_GROUP_LINENO, cmd_top},
     {"leaks", cli_help_leaks, T(AT) | LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",
