@@ -188,9 +188,9 @@ typedef struct zwi_preload_state {
     ino_t file_ino;
     zw_capture_sample pending[PENDING_SAMPLES]; /* samples not yet written */
     size_t npending;
-    /* The last sample taken when nothing had moved since the one before it (every field but the
-     * time equal): held back, and pushed only before the next sample that differs, so a flat
-     * stretch costs two samples, not one per interval. */
+    /* The last sample taken when nothing had moved since the last one pushed (the heap and the
+     * counters equal, RSS within 1%): held back, and pushed only before the next sample that
+     * differs, so a flat stretch costs two samples, not one per interval. */
     zw_capture_sample held;
     bool has_held;
     zw_capture_sample last_written; /* the last sample written, if any_written */
@@ -296,8 +296,9 @@ ZW_HIDDEN __attribute__((noinline)) void zwi_preload_save_peak(int64_t bytes);
 ZW_HIDDEN void zwi_preload_take_mark(const char *label, uintptr_t stack_lo);
 /* A sample to be written at the next flush (which comes when PENDING_SAMPLES are held). */
 ZW_HIDDEN void zwi_preload_push_sample_locked(zw_capture_sample s);
-/* The sampler's sample of an interval: the same, but one that differs from the sample before it
- * only by its time is held back (G.held) until something moves. */
+/* The sampler's sample of an interval: the same, but one that differs from the last sample
+ * pushed only by its time (and RSS by less than 1%) is held back (G.held) until something
+ * moves. */
 ZW_HIDDEN void zwi_preload_push_tick_locked(zw_capture_sample s);
 ZW_HIDDEN void zwi_preload_flush_samples_locked(void);
 ZW_HIDDEN void zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags);

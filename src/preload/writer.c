@@ -174,14 +174,17 @@ append_sample_locked(zw_capture_sample s)
     G.pending[G.npending++] = s;
 }
 
-/* Whether nothing but the time differs between two samples. */
+/* Whether nothing moved between sample `a` (the last one pushed) and `b`: the heap and the
+ * counters are the same, and RSS moved by less than 1% of a's (RSS moves a page at a time while
+ * a program reads or touches memory; a reader's line through the samples kept stays within 1%). */
 static bool
 same_sample(const zw_capture_sample *a, const zw_capture_sample *b)
 {
+    uint64_t drss =
+        a->rss_bytes > b->rss_bytes ? a->rss_bytes - b->rss_bytes : b->rss_bytes - a->rss_bytes;
     return a->heap_bytes == b->heap_bytes && a->heap_blocks == b->heap_blocks &&
-           a->rss_bytes == b->rss_bytes && a->allocations == b->allocations &&
-           a->frees == b->frees && a->temporary == b->temporary &&
-           a->bytes_allocated == b->bytes_allocated;
+           drss <= a->rss_bytes / 100 && a->allocations == b->allocations && a->frees == b->frees &&
+           a->temporary == b->temporary && a->bytes_allocated == b->bytes_allocated;
 }
 
 void
@@ -197,14 +200,20 @@ zwi_preload_push_sample_locked(zw_capture_sample s)
 void
 zwi_preload_push_tick_locked(zw_capture_sample s)
 {
-    const zw_capture_sample *prev = G.has_held       ? &G.held
-                                    : G.npending > 0 ? &G.pending[G.npending - 1]
-                                                     : &G.last_written;
-    if ((G.npending > 0 || G.has_held || G.any_written) && same_sample(prev, &s)) {
+    /* compared with the last sample pushed, not the one held: a slow drift is written */
+    const zw_capture_sample *prev = G.npending > 0 ? &G.pending[G.npending - 1] : &G.last_written;
+    bool any = G.npending > 0 || G.any_written;
+    if (any && same_sample(prev, &s)) {
         G.held = s;
         G.has_held = true;
         return;
     }
+    /* RSS alone moved on: the sample held is no corner of the curve (it is within 1% of the line
+     * from the last sample pushed to this one) */
+    zw_capture_sample rss_only = *prev;
+    rss_only.rss_bytes = s.rss_bytes;
+    if (any && G.has_held && same_sample(&rss_only, &s))
+        G.has_held = false;
     zwi_preload_push_sample_locked(s);
 }
 
@@ -536,12 +545,19 @@ compact_locked(void)
         }
         off += (size_t)n;
     }
+    /* the second's worth of samples and steps of each flush, as one section each */
+    zwi_cbuf merged = {.raw = G.raw};
+    const zwi_cbuf *final = &out;
+    if (!out.failed && zwi_capture_merge_streamed(out.data, out.len,
+                                                  (uint64_t)G.interval_ms * 1000000u, &merged) == 0)
+        final = &merged;
     int fd = out.failed ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
-        bool ok = write_all(fd, out.data, out.len) == 0;
+        bool ok = write_all(fd, final->data, final->len) == 0;
         if (close(fd) != 0 || !ok || rename(tmp, G.path) != 0)
             unlink(tmp);
     }
+    zwi_cbuf_release(&merged);
     zwi_cbuf_release(&out);
 }
 

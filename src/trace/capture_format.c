@@ -51,6 +51,14 @@ level(uint32_t type, size_t len)
     }
 }
 
+/* A section written once at the end, or merged then: compressed past 128 bytes as the end's. */
+static void
+put_final(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
+{
+    int lvl = payload->len <= 128 ? 0 : payload->len <= SMALL_END_PAYLOAD ? 19 : 6;
+    zwi_container_put_section_level(file, type, 0, payload, lvl);
+}
+
 void
 zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
 {
@@ -644,6 +652,27 @@ zwi_decode_steps(zwi_cursor *c, zwi_steps *into)
 }
 
 void
+zwi_encode_steps(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                 const zw_capture_delta *deltas)
+{
+    zwi_cbuf_varint(b, nsteps);
+    uint64_t prev_time = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)(steps[i].time_ns - prev_time)));
+        zwi_cbuf_varint(b, steps[i].peak ? ZWI_STEP_PEAK : 0);
+        zwi_cbuf_varint(b, steps[i].n);
+        prev_time = steps[i].time_ns;
+        uint32_t prev_ref = 0;
+        for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++) {
+            zwi_cbuf_varint(b, zwi_zigzag((int64_t)deltas[k].site - (int64_t)prev_ref));
+            zwi_cbuf_varint(b, zwi_zigzag(deltas[k].bytes));
+            zwi_cbuf_varint(b, zwi_zigzag(deltas[k].blocks));
+            prev_ref = deltas[k].site;
+        }
+    }
+}
+
+void
 zwi_encode_site_deltas(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
                        const zw_capture_delta *deltas)
 {
@@ -846,4 +875,60 @@ int
 zwi_decode_end(zwi_cursor *c)
 {
     return c->len == 0 ? 0 : zwi_cursor_fail(c, "end section not empty");
+}
+
+/* ---- merging the streamed sections of a finished capture ---- */
+
+int
+zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cbuf *out)
+{
+    zw_raw *raw = out->raw;
+    zwi_samples samples = {0};
+    zwi_steps steps = {0};
+    zwi_cbuf after = {.raw = raw}; /* the sections after the first SAMPLES */
+    zwi_cbuf pay = {.raw = raw};
+    zwi_container c;
+    zw_error err;
+    bool seen = false; /* a SAMPLES or STEPS section was read: later sections go to `after` */
+    int rc = zwi_container_open(&c, data, len, ZWI_KIND_CAPTURE, NULL, raw, &err);
+    if (rc == 0)
+        zwi_cbuf_bytes(out, data, ZWI_HEADER_SIZE);
+    int got = 0;
+    while (rc == 0 && (got = zwi_container_next(&c)) == 1) {
+        if (c.type != ZWI_SEC_SAMPLES && c.type != ZWI_SEC_STEPS) {
+            zwi_cbuf_bytes(seen ? &after : out, data + c.offset, ZWI_SECTION_SIZE + c.stored);
+            continue;
+        }
+        seen = true;
+        zwi_cursor cur;
+        if (zwi_container_payload(&c, &cur, raw) != 0 ||
+            (c.type == ZWI_SEC_SAMPLES ? zwi_decode_samples(&cur, &samples)
+                                       : zwi_decode_steps(&cur, &steps)) != 0 ||
+            cur.pos != cur.len)
+            rc = -1;
+    }
+    if (rc == 0 && (got != 0 || !c.ended))
+        rc = -1; /* damaged, or not finished: left as it is */
+    if (rc == 0 && samples.n > 0) {
+        zwi_encode_samples(&pay, samples.v, samples.n, tick_ns);
+        put_final(out, ZWI_SEC_SAMPLES, &pay);
+    }
+    if (rc == 0 && steps.nsteps > 0) {
+        pay.len = 0;
+        zwi_encode_steps(&pay, steps.steps, steps.nsteps, steps.deltas);
+        put_final(out, ZWI_SEC_STEPS, &pay);
+    }
+    if (rc == 0) {
+        zwi_cbuf_bytes(out, after.data, after.len);
+        zwi_cbuf_bytes(out, data + c.offset, ZWI_SECTION_SIZE); /* END */
+        if (out->failed || after.failed || pay.failed)
+            rc = -1;
+    }
+    zwi_container_release(&c);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&after);
+    zwi_free(raw, samples.v);
+    zwi_free(raw, steps.steps);
+    zwi_free(raw, steps.deltas);
+    return rc;
 }

@@ -116,6 +116,14 @@ ZW_HIDDEN void zwi_capture_put_header(zwi_cbuf *file);
  * few records is stored as it is), REQUIRED for END only. */
 ZW_HIDDEN void zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload);
 
+/* The whole capture of `len` bytes at `data` (ended: END read) into `out` with its SAMPLES
+ * sections merged into one and its STEPS into one, both where the first SAMPLES was and
+ * compressed as the end's sections are (one zstd frame learns more than many small ones); every
+ * other section copied as it is, in its order. 0, or -1 (out left to the caller to drop) if the
+ * file is not such a capture or memory runs out. The sampler's intervals are `tick_ns`. */
+ZW_HIDDEN int zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_ns,
+                                         zwi_cbuf *out);
+
 /* ---- the sections: each encoder above its decoder ---- */
 
 ZW_HIDDEN void zwi_encode_process(zwi_cbuf *b, const zwi_process *p);
@@ -162,6 +170,9 @@ ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, siz
 /* STEPS (1.5): the same steps as varints, a step's time as the difference from the step before
  * it and a delta's ref from the delta before it in its step (the scan finds refs in order). */
 ZW_HIDDEN void zwi_encode_steps_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+/* The same from decoded steps, whose deltas name sites by ref. */
+ZW_HIDDEN void zwi_encode_steps(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                                const zw_capture_delta *deltas);
 ZW_HIDDEN int zwi_decode_steps(zwi_cursor *c, zwi_steps *into);
 
 /* TABLE (1.5): the strings, modules, frames and tracebacks of every set and site of the capture,

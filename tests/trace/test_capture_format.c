@@ -1544,3 +1544,103 @@ Test(trace_capture_format, a_poll_follows_samples_and_a_capture_rewritten_at_its
     zwi_cbuf_release(&pay);
     zwi_cbuf_release(&file);
 }
+
+/* A finished capture's samples and steps, a section per flush, merged into one of each: it loads
+ * the same, with fewer sections; an unfinished one is left alone. */
+Test(trace_capture_format, merging_the_streamed_sections_loads_the_same)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(&file);
+    zwi_capture_put_live(&file, 1);
+    const char *argv[] = {"prog"};
+    zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
+    zwi_capture_put(&file, ZWI_SEC_PROCESS, &pay);
+    for (uint64_t flush = 0; flush < 3; flush++) {
+        zw_capture_sample s[20];
+        for (uint64_t i = 0; i < 20; i++) {
+            uint64_t t = flush * 20 + i;
+            s[i] = (zw_capture_sample){t * 10000000, t * 64, t, 4096 * t, t, 0, 0, t * 64};
+        }
+        pay.len = 0;
+        zwi_encode_samples(&pay, s, 20, 10000000);
+        zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+        zwi_cbuf st = {.raw = raw};
+        size_t at = zwi_step_begin(&st, flush * 200000000, flush == 1);
+        zwi_step_delta(&st, 3, 64, 1);
+        zwi_step_delta(&st, 9 + (uint32_t)flush, -64, -1);
+        zwi_step_end(&st, at, 2);
+        pay.len = 0;
+        zwi_encode_steps_of(&pay, &st, 1);
+        zwi_capture_put(&file, ZWI_SEC_STEPS, &pay);
+        zwi_cbuf_release(&st);
+    }
+    uint32_t map[64];
+    zw_snapshot *table = table_of(snap, map, 64);
+    pay.len = 0;
+    zwi_encode_table(&pay, table);
+    zwi_capture_put(&file, ZWI_SEC_TABLE, &pay);
+    pay.len = 0;
+    zwi_encode_table_set(&pay, ZWI_SET_EXIT, &(zw_capture_set){"exit", 30, 3000, snap, NULL}, map);
+    zwi_capture_put(&file, ZWI_SEC_SET, &pay);
+    size_t n = zw_snapshot_len(snap);
+    cr_assert_geq(n, 4);
+    uint64_t counts[64] = {0};
+    uint32_t refs[64];
+    uint64_t temps[64] = {0};
+    for (size_t i = 0; i < n; i++)
+        refs[i] = i == 0 ? 3 : (uint32_t)(8 + i); /* 3, 9, 10, 11 ... */
+    pay.len = 0;
+    zwi_encode_site_list(&pay, &(zwi_sites){counts, n, snap},
+                         &(zwi_site_info){true, refs, temps, n}, map);
+    zwi_capture_put(&file, ZWI_SEC_SITE_LIST, &pay);
+    size_t cut = file.len; /* before END: not finished */
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(&file, ZWI_SEC_END, &pay);
+
+    zwi_cbuf merged = {.raw = raw};
+    cr_assert_eq(zwi_capture_merge_streamed(file.data, file.len, 10000000, &merged), 0);
+    cr_assert_lt(merged.len, file.len);
+    zw_error err;
+    zw_capture *a = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(a, "%s", err.msg);
+    zw_capture *b = zw_capture_load_memory(merged.data, merged.len, &err);
+    cr_assert_not_null(b, "%s", err.msg);
+    cr_assert(b->complete && b->damaged == 0 && b->pid == 7);
+    cr_assert_eq(b->nsamples, 60);
+    cr_assert_arr_eq(b->samples, a->samples, 60 * sizeof(zw_capture_sample));
+    cr_assert_eq(b->exit.heap_bytes, 3000);
+    assert_same_snapshot(b->exit.snap, snap);
+    cr_assert(a->nsteps == 3 && b->nsteps == 3 && a->ndeltas == 6 && b->ndeltas == 6);
+    for (size_t i = 0; i < 3; i++) /* field by field: the structs have padding */
+        cr_assert(b->steps[i].time_ns == a->steps[i].time_ns && b->steps[i].n == 2 &&
+                      b->steps[i].first == a->steps[i].first && b->steps[i].peak == (i == 1),
+                  "step %zu", i);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert(b->deltas[i].site == a->deltas[i].site &&
+                      b->deltas[i].bytes == a->deltas[i].bytes &&
+                      b->deltas[i].blocks == a->deltas[i].blocks,
+                  "delta %zu", i);
+    zw_capture_free(a);
+    zw_capture_free(b);
+    /* LIVE, PROCESS, then one SAMPLES and one STEPS where the first SAMPLES was */
+    size_t off;
+    section_flags(&merged, 2, &off);
+    cr_assert_eq(merged.data[off], ZWI_SEC_SAMPLES);
+    section_flags(&merged, 3, &off);
+    cr_assert_eq(merged.data[off], ZWI_SEC_STEPS);
+    section_flags(&merged, 4, &off);
+    cr_assert_eq(merged.data[off], ZWI_SEC_TABLE, "the rest in its order");
+
+    /* not finished: refused, the caller keeps the file as it is */
+    zwi_cbuf again = {.raw = raw};
+    cr_assert_eq(zwi_capture_merge_streamed(file.data, cut, 10000000, &again), -1);
+    zwi_cbuf_release(&again);
+    zwi_cbuf_release(&merged);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(table);
+    zw_snapshot_free(snap);
+}
