@@ -608,11 +608,19 @@ zwi_preload_write_end_locked(uint32_t end, int code)
                                  ? zwi_snapshot_from_recs(G.tracer, sym, leaks.recs, leaks.n, NULL)
                                  : zwi_snapshot_from_tracer(G.tracer, sym, NULL);
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
-    if (G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) {
-        put_set(&body, table, ZWI_SET_PEAK, "peak", last.time_ns, last.heap_bytes, exit_snap);
-    } else if (last.heap_bytes >= G.peak.bytes) {
-        put_set(&body, table, ZWI_SET_PEAK, "peak", last.time_ns, last.heap_bytes, exit_snap);
-        G.peak.time_ns = last.time_ns;
+    if ((G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) ||
+        last.heap_bytes >= G.peak.bytes) { /* the peak set is the exit set: said, not repeated */
+        zwi_cbuf pay = {.raw = G.raw};
+        if (exit_snap != NULL)
+            zwi_encode_table_set_as_exit(&pay, last.time_ns, last.heap_bytes);
+        else
+            zwi_encode_table_set(
+                &pay, ZWI_SET_PEAK,
+                &(zw_capture_set){"peak", last.time_ns, last.heap_bytes, NULL, NULL}, NULL);
+        zwi_capture_put(&body, ZWI_SEC_SET, &pay);
+        zwi_cbuf_release(&pay);
+        if (G.peak.time_ns != 0 || G.peak.n != 0 || G.peak.bytes != 0)
+            G.peak.time_ns = last.time_ns;
     } else if (G.peak.n == 0 && !G.steps_broken) {
         /* saved as a peak step: no PEAK_SET, the reader rebuilds it from the steps */
     } else {

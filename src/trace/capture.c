@@ -53,6 +53,7 @@ typedef struct loader {
     bool has_info;
     bool steps_lost;    /* a SITE_DELTAS section was damaged: the sums of the steps are wrong */
     zw_snapshot *table; /* TABLE (1.5): the tracebacks SET and SITE_LIST name; NULL until read */
+    bool peak_as_exit;  /* the peak SET said it is the exit set: its traces are copied from it */
     size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
 } loader;
 
@@ -177,9 +178,10 @@ decode_table_set(loader *l)
         else
             dst = &c->marks[c->nmarks++];
     }
-    if (rc == 0)
+    if (rc == 0) {
         *dst = (zw_capture_set){s.label, s.time_ns, s.heap_bytes, snap, NULL};
-    else {
+        l->peak_as_exit |= s.as_exit;
+    } else {
         zw_snapshot_free(snap);
         zwi_free(l->raw, (void *)s.label);
     }
@@ -528,6 +530,19 @@ by_ref(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A 1.5 peak SET that is the exit set gets a copy of the exit set's traces (none if the exit
+ * set was lost). -1 only when out of memory. */
+static int
+peak_from_exit(loader *l)
+{
+    zw_capture *c = l->c;
+    if (!l->peak_as_exit || c->exit.snap == NULL || c->peak.snap != NULL)
+        return 0;
+    zw_error inner;
+    c->peak.snap = zw_snapshot_pick(c->exit.snap, NULL, 0, &inner);
+    return c->peak.snap == NULL ? zwi_container_fail(&l->file, "%s", strerror(ENOMEM)) : 0;
+}
+
 /* A capture that kept its peak as a step (no PEAK_SET) gets its peak set rebuilt from the steps
  * up to the last peak step. -1 only when out of memory. */
 static int
@@ -664,6 +679,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     keep_arrays(&l);
     if (rc == 0)
         rc = resolve_steps(&l);
+    if (rc == 0)
+        rc = peak_from_exit(&l);
     if (rc == 0)
         rc = peak_from_steps(&l);
     zwi_container_release(&l.file);
@@ -842,8 +859,8 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
 /* ---- the sections as stored ---- */
 
 int
-zw_capture_sections(const char *path, void (*fn)(void *ctx, const zw_capture_section *s),
-                    void *ctx, zw_error *err)
+zw_capture_sections(const char *path, void (*fn)(void *ctx, const zw_capture_section *s), void *ctx,
+                    zw_error *err)
 {
     zw_raw *raw = zw_raw_new(NULL);
     if (raw == NULL)
@@ -851,23 +868,22 @@ zw_capture_sections(const char *path, void (*fn)(void *ctx, const zw_capture_sec
     zwi_cbuf file = {.raw = raw};
     int rc = zwi_read_file(path, &file, err);
     zwi_container c;
-    if (rc == 0 && (rc = zwi_container_open(&c, file.data, file.len, ZWI_KIND_CAPTURE, path, raw,
-                                            err)) == 0) {
+    if (rc == 0 &&
+        (rc = zwi_container_open(&c, file.data, file.len, ZWI_KIND_CAPTURE, path, raw, err)) == 0) {
         zw_error scratch = {{0}};
         c.err = &scratch; /* a damaged section is listed, not an error */
         int got;
         while ((got = zwi_container_next(&c)) != 0) {
             if (got < 0 && !c.skippable)
                 break; /* a section header: where the next one is cannot be known */
-            zw_capture_section s = {c.type,    zwi_section_name(c.type),
-                                    c.offset,  c.stored,
-                                    c.raw_len, (c.flags & ZWI_SECTION_ZSTD) != 0,
-                                    got < 0};
+            zw_capture_section s = {
+                c.type,    zwi_section_name(c.type),          c.offset, c.stored,
+                c.raw_len, (c.flags & ZWI_SECTION_ZSTD) != 0, got < 0};
             fn(ctx, &s);
         }
         if (c.ended) { /* END itself */
-            zw_capture_section s = {ZWI_SEC_END, zwi_section_name(ZWI_SEC_END), c.offset, 0, 0,
-                                    false, false};
+            zw_capture_section s = {
+                ZWI_SEC_END, zwi_section_name(ZWI_SEC_END), c.offset, 0, 0, false, false};
             fn(ctx, &s);
         }
     }

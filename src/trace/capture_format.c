@@ -425,6 +425,17 @@ zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set, cons
     }
 }
 
+void
+zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes)
+{
+    zwi_cbuf_varint(b, ZWI_SET_PEAK);
+    zwi_cbuf_varint(b, time_ns);
+    zwi_cbuf_varint(b, heap_bytes);
+    put_vstring(b, "peak");
+    zwi_cbuf_varint(b, 2); /* kept: as the exit set */
+    zwi_cbuf_varint(b, 0);
+}
+
 int
 zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
 {
@@ -437,9 +448,12 @@ zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
         return -1;
     if (out->kind < ZWI_SET_PEAK || out->kind > ZWI_SET_MARK)
         return zwi_cursor_fail(c, "unknown kind of live set %" PRIu32, out->kind);
-    if (kept > 1 || (kept == 0 && n != 0))
+    if (kept > 2 || (kept != 1 && n != 0))
         return zwi_cursor_fail(c, "traces of a live set that was not kept");
+    if (kept == 2 && out->kind != ZWI_SET_PEAK)
+        return zwi_cursor_fail(c, "only the peak set can be the exit set");
     out->kept = kept == 1;
+    out->as_exit = kept == 2;
     out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
     out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
     out->sizes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));

@@ -81,6 +81,7 @@ typedef struct zwi_set {
     uint64_t heap_bytes; /* live bytes then */
     const char *label;
     bool kept;         /* false: only its time and bytes were kept (n is 0) */
+    bool as_exit;      /* a peak set that is the exit set: its traces are the exit SET's */
     size_t n;          /* traces */
     uint32_t *domains; /* decoded: n each */
     uint32_t *tbs;     /* indices into TABLE's tracebacks (checked by the loader) */
@@ -185,6 +186,8 @@ ZW_HIDDEN int zwi_decode_table(zwi_cursor *c, zw_snapshot **out);
 ZW_HIDDEN void zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set,
                                     const uint32_t *tbmap);
 ZW_HIDDEN int zwi_decode_table_set(zwi_cursor *c, zwi_set *out);
+/* A peak SET whose traces are those of the exit SET (the heap was largest at the end). */
+ZW_HIDDEN void zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes);
 
 /* SITE_LIST (1.5): site i is sites->snap's trace i, whose traceback is TABLE's
  * tbmap[its index in sites->snap]; refs and temporary from `info`. */

@@ -1644,3 +1644,43 @@ Test(trace_capture_format, merging_the_streamed_sections_loads_the_same)
     zw_snapshot_free(table);
     zw_snapshot_free(snap);
 }
+
+/* A peak SET that says it is the exit set gets the exit set's traces, a copy of its own; only a
+ * peak set may say so. */
+Test(trace_capture_format, a_peak_set_that_is_the_exit_set_reads_as_its_copy)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    /* the peak SET before END (sections are read in any order after PROCESS) */
+    size_t end = file.len - ZWI_SECTION_SIZE;
+    zwi_cbuf tail = {.raw = raw};
+    zwi_cbuf_bytes(&tail, file.data + end, ZWI_SECTION_SIZE);
+    file.len = end;
+    zwi_cbuf pay = {.raw = raw};
+    zwi_encode_table_set_as_exit(&pay, 30, 3000);
+    zwi_capture_put(&file, ZWI_SEC_SET, &pay);
+    zwi_cbuf_bytes(&file, tail.data, tail.len);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 0, "%s", c->damage);
+    cr_assert_str_eq(c->peak.label, "peak");
+    cr_assert(c->peak.time_ns == 30 && c->peak.heap_bytes == 3000);
+    cr_assert_not_null(c->peak.snap);
+    cr_assert_neq(c->peak.snap, c->exit.snap, "a copy: each is freed with the capture");
+    assert_same_snapshot(c->peak.snap, snap);
+    zw_capture_free(c);
+
+    /* an exit set may not say so */
+    pay.len = 0;
+    zwi_encode_table_set_as_exit(&pay, 30, 3000);
+    pay.data[0] = ZWI_SET_EXIT;
+    zwi_cursor cur = whole(&pay);
+    cr_assert_eq(decode_and_free_table_set(&cur), -1);
+    cr_assert_str_eq(cur.why, "only the peak set can be the exit set");
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&tail);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
