@@ -23,6 +23,10 @@ extern "C" {
 
 /* One point of the time series. The running totals are those of zw_capture_totals at that time
  * (all 0 in captures written before they were streamed: see zw_capture.has_counters). */
+/* The domain of the traces of the mappings a traced program made itself (mmap, mremap, brk,
+ * sbrk); the heap's (the malloc family's) is ZW_TRACE_DEFAULT_DOMAIN. */
+#define ZW_CAPTURE_MMAP_DOMAIN 1u
+
 typedef struct zw_capture_sample {
     uint64_t time_ns;         /* since the process started tracing */
     uint64_t heap_bytes;      /* bytes of live blocks (requested sizes) */
@@ -32,6 +36,8 @@ typedef struct zw_capture_sample {
     uint64_t frees;           /* frees so far */
     uint64_t temporary;       /* temporary allocations so far */
     uint64_t bytes_allocated; /* bytes allocated so far */
+    uint64_t mmap_bytes;      /* bytes of the mmap domain's mappings (0 before format 1.5) */
+    uint64_t mmap_peak;       /* the most mmap_bytes has been so far */
 } zw_capture_sample;
 
 /* A change of one site's live blocks between two samples. */
@@ -49,6 +55,7 @@ typedef struct zw_capture_step {
     size_t n;
     bool peak; /* taken when the heap passed its last saved peak by 1%: the last such step is
                 * the peak set */
+    bool mmap_peak; /* taken when the mmap domain passed its last saved peak by 1% */
 } zw_capture_step;
 
 /* A live set: the traced blocks at one moment, as a snapshot. */
@@ -129,6 +136,8 @@ typedef struct zw_capture_live {
     uint64_t peak_time_ns;
     uint32_t end;         /* enum zw_capture_end: ZW_CAPTURE_END_UNKNOWN if it never ended */
     int32_t code;
+    uint64_t mmap_bytes; /* the mmap domain's bytes at the end, and at its peak (format 1.5) */
+    uint64_t mmap_peak;
 } zw_capture_live;
 
 /* A loaded capture. Read-only for the caller. */

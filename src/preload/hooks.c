@@ -13,10 +13,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "preload_internal.h"
@@ -90,6 +92,8 @@ resolve(void)
     r.execvp = dlsym(RTLD_NEXT, "execvp");
     r.execvpe = dlsym(RTLD_NEXT, "execvpe");
     r.fexecve = dlsym(RTLD_NEXT, "fexecve");
+    r.brk = dlsym(RTLD_NEXT, "brk");
+    r.sbrk = dlsym(RTLD_NEXT, "sbrk");
     if (r.malloc == NULL || r.free == NULL || r.calloc == NULL || r.realloc == NULL ||
         r.memalign == NULL || r.exit_ == NULL) {
         static const char msg[] = "zw: preload: cannot find the real malloc functions\n";
@@ -209,15 +213,28 @@ guard_down(void)
         zwi_preload_serve_deferred();
 }
 
-/* Notes that site `ref`'s counters changed (see G.dirty), after they were updated. */
-static inline void
-site_dirty(uint32_t ref)
+/* The traceback of the caller of the hook this is inlined into: nf frames at *frames (of `total`),
+ * or one unknown frame. */
+static inline __attribute__((always_inline)) unsigned
+capture_frames(zwi_thread *th, const uintptr_t **frames, unsigned *total)
 {
-    if (atomic_load(&G.dirty[ref]) == 0) {
-        atomic_store(&G.dirty[ref], 1);
-        if (atomic_load(&G.summary[ref >> DIRTY_SHIFT]) == 0)
-            atomic_store(&G.summary[ref >> DIRTY_SHIFT], 1);
+    static const uintptr_t unknown[1] = {0};
+    unsigned nf = 0;
+    *frames = unknown;
+    *total = 1;
+    if (th != NULL) {
+        nf = zwi_capture(th, 0, th->frames, G.nframe, total);
+        *frames = th->frames;
+        /* the chain is trusted from a caller in a module known to keep frame pointers; from the
+         * C or C++ runtime it is repaired, otherwise walked by the unwinder */
+        nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_hi,
+                                    __builtin_frame_address(0));
     }
+    if (nf == 0) {
+        *frames = unknown;
+        nf = *total = 1;
+    }
+    return nf;
 }
 
 /* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
@@ -227,22 +244,9 @@ on_alloc(void *p, size_t n)
 {
     zwi_tracer *t = G.tracer;
     zwi_thread *th = zwi_thread_get();
-    static const uintptr_t unknown[1] = {0};
-    const uintptr_t *frames = unknown;
-    unsigned total = 1;
-    unsigned nf = 0;
-    if (th != NULL) {
-        nf = zwi_capture(th, 0, th->frames, G.nframe, &total);
-        frames = th->frames;
-        /* the chain is trusted from a caller in a module known to keep frame pointers; from the
-         * C or C++ runtime it is repaired, otherwise walked by the unwinder */
-        nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, &total, th->stack_hi,
-                                    __builtin_frame_address(0));
-    }
-    if (nf == 0) {
-        frames = unknown;
-        nf = total = 1;
-    }
+    const uintptr_t *frames;
+    unsigned total;
+    unsigned nf = capture_frames(th, &frames, &total);
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
     if (zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total) != 0) {
         if (ts != NULL) /* the tracer's memory ran out: counted as such, reported by zw */
@@ -258,7 +262,7 @@ on_alloc(void *p, size_t n)
     if (G.sites != NULL && ref != 0 && ref < G.site_refs) {
         atomic_fetch_add(&G.sites[ref].count, 1);
         atomic_fetch_add(&G.sites[ref].bytes, n);
-        site_dirty(ref);
+        zwi_preload_site_dirty(ref);
         unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
         while (ref > max && !atomic_compare_exchange_weak_explicit(
                                 &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
@@ -277,7 +281,7 @@ site_free(const zwi_trace_rec *rec, int64_t n)
         return;
     atomic_fetch_add(&G.sites[rec->tb].freed, (uint64_t)n);
     atomic_fetch_add(&G.sites[rec->tb].freed_bytes, (uint64_t)n * (uint64_t)rec->size);
-    site_dirty(rec->tb);
+    zwi_preload_site_dirty(rec->tb);
 }
 
 /* Removes the trace of `p`, if traced, and counts the free. Guard up. */
@@ -499,4 +503,145 @@ malloc_usable_size(void *p)
     if (!resolve() || G.real.malloc_usable_size == NULL)
         return 0;
     return G.real.malloc_usable_size(p);
+}
+
+/* ---- the mmap family: the program's own mappings (mmaps.c keeps them) ---- */
+
+#ifndef MREMAP_DONTUNMAP
+#    define MREMAP_DONTUNMAP 4
+#endif
+
+/* Whether a mapping call is the program's to record: not one made inside a hook (malloc's own
+ * mappings when it runs under ours, the engine's tables, the writer's buffers), nor one before
+ * tracing started or after it ended. */
+static inline bool
+recording_map(void)
+{
+    return zwi_trace_guard == 0 && atomic_load_explicit(&G.active, memory_order_acquire);
+}
+
+/* `n` rounded up to whole pages: what the kernel maps. */
+static inline size_t
+page_round(size_t n)
+{
+    static _Atomic size_t page_size;
+    size_t page = atomic_load_explicit(&page_size, memory_order_relaxed);
+    if (page == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        page = v > 0 ? (size_t)v : 4096;
+        atomic_store_explicit(&page_size, page, memory_order_relaxed);
+    }
+    return n > SIZE_MAX - page ? SIZE_MAX & ~(page - 1) : (n + page - 1) & ~(page - 1);
+}
+
+/* Records the mapping [p, p + len) made by the caller of the hook this is inlined into. */
+static inline __attribute__((always_inline)) void
+on_map(void *p, size_t len)
+{
+    zwi_trace_guard++;
+    const uintptr_t *frames;
+    unsigned total;
+    unsigned nf = capture_frames(zwi_thread_get(), &frames, &total);
+    zwi_preload_mmap_map((uintptr_t)p, len, frames, nf, total);
+    guard_down();
+}
+
+/* The system calls themselves (glibc's wrappers add nothing to them on Linux): usable before
+ * dlsym() found anything, and never re-entering these hooks. */
+EXPORT void *
+mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && recording_map())
+        on_map(p, page_round(len));
+    return p;
+}
+
+EXPORT void *
+mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && recording_map())
+        on_map(p, page_round(len));
+    return p;
+}
+
+EXPORT int
+munmap(void *addr, size_t len)
+{
+    int rc = (int)syscall(SYS_munmap, addr, len);
+    if (rc == 0 && recording_map()) {
+        zwi_trace_guard++;
+        zwi_preload_mmap_unmap((uintptr_t)addr, page_round(len));
+        guard_down();
+    }
+    return rc;
+}
+
+EXPORT void *
+mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *want = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    void *p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, want);
+    if (p == MAP_FAILED || !recording_map())
+        return p;
+    /* the old pages go (unless kept, or old_len 0: a second mapping of shared pages), the new
+     * range is a mapping of this call's: a resize is traced as realloc is, at its caller */
+    if (old_len != 0 && !(flags & MREMAP_DONTUNMAP)) {
+        zwi_trace_guard++;
+        zwi_preload_mmap_unmap((uintptr_t)old, page_round(old_len));
+        guard_down();
+    }
+    on_map(p, page_round(new_len));
+    return p;
+}
+
+/* brk and sbrk called by the program itself (malloc's own calls are libc's internal ones): the
+ * break's growth is a mapping of the caller's, its shrinking an unmapping. */
+EXPORT void *
+sbrk(intptr_t incr)
+{
+    if (!resolve() || G.real.sbrk == NULL) {
+        errno = ENOMEM;
+        return (void *)-1;
+    }
+    void *old = G.real.sbrk(incr);
+    if (old == (void *)-1 || incr == 0 || !recording_map())
+        return old;
+    if (incr > 0) {
+        on_map(old, (size_t)incr);
+    } else {
+        zwi_trace_guard++;
+        zwi_preload_mmap_unmap((uintptr_t)old - (uintptr_t)-incr, (size_t)-incr);
+        guard_down();
+    }
+    return old;
+}
+
+EXPORT int
+brk(void *addr)
+{
+    if (!resolve() || G.real.brk == NULL || G.real.sbrk == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    uintptr_t old = (uintptr_t)G.real.sbrk(0);
+    int rc = G.real.brk(addr);
+    if (rc != 0 || !recording_map() || old == (uintptr_t)-1)
+        return rc;
+    uintptr_t now = (uintptr_t)addr;
+    if (now > old) {
+        on_map((void *)old, now - old);
+    } else if (now < old) {
+        zwi_trace_guard++;
+        zwi_preload_mmap_unmap(now, old - now);
+        guard_down();
+    }
+    return rc;
 }

@@ -31,7 +31,10 @@
 
 #define DEFAULT_NFRAME 16
 
-zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .wake = {-1, -1}};
+zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                                   .fd = -1,
+                                   .wake = {-1, -1},
+                                   .mmaps.lock = PTHREAD_MUTEX_INITIALIZER};
 
 
 /* Signals sent from outside (^C, kill, a closed terminal, timers, user signals: every signal
@@ -342,6 +345,7 @@ fork_prepare(void)
 {
     zwi_trace_guard++;
     pthread_mutex_lock(&G.lock);
+    zwi_preload_mmap_lock();
     zwi_tracer_lock_all(G.tracer);
 }
 
@@ -349,6 +353,7 @@ static void
 fork_parent(void)
 {
     zwi_tracer_unlock_all(G.tracer);
+    zwi_preload_mmap_unlock();
     pthread_mutex_unlock(&G.lock);
     zwi_trace_guard--;
 }
@@ -372,6 +377,7 @@ static void
 fork_child(void)
 {
     zwi_tracer_unlock_all(G.tracer);
+    zwi_preload_mmap_unlock();
     G.sampler_on = false; /* threads do not survive fork */
     if (atomic_load(&G.finished) || !G.follow_fork) {
         atomic_store(&G.active, false);
@@ -394,7 +400,7 @@ fork_child(void)
         site *x = &G.sites[i];
         uint64_t live = atomic_load(&x->count) - atomic_load(&x->freed);
         uint64_t live_bytes = atomic_load(&x->bytes) - atomic_load(&x->freed_bytes);
-        *x = (site){.freed = -live, .freed_bytes = -live_bytes};
+        *x = (site){.freed = -live, .freed_bytes = -live_bytes, .domain = atomic_load(&x->domain)};
         G.shown[i] = (site_shown){0};
         atomic_store(&G.dirty[i], live != 0 || live_bytes != 0);
         if (live != 0 || live_bytes != 0)
@@ -428,6 +434,7 @@ fork_child(void)
     zwi_preload_open_output();
     zwi_preload_write_start_locked();
     zwi_preload_map_live();
+    zwi_preload_mmap_restart(); /* the inherited mappings are the child's */
     pthread_mutex_unlock(&G.lock);
     G.heap_base_bytes = base_bytes; /* the parent's live blocks stay live in the child */
     G.heap_base_blocks = base_blocks;
@@ -568,6 +575,8 @@ zwi_preload_start(void)
         drop_from_ld_preload();
     G.tracer = zwi_tracer_new(G.nframe);
     G.raw = zw_raw_new(NULL);
+    if (G.tracer != NULL) /* the heap's bytes and peak; the mmap domain counts apart */
+        zwi_tracer_count_default_only(G.tracer);
     if (G.tracer == NULL || G.raw == NULL) {
         static const char msg[] = "zw: preload: error: cannot start tracing: out of memory\n";
         (void)!write(2, msg, sizeof(msg) - 1);

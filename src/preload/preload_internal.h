@@ -2,7 +2,9 @@
  * mutable state (G), its types, and the functions one file calls in another.
  *
  *   hooks.c    bootstrap (the static arena until dlsym() found the real functions) and the
- *              interposed malloc family: guard up -> real function -> record -> guard down
+ *              interposed malloc family: guard up -> real function -> record -> guard down;
+ *              the interposed mmap family, recorded by mmaps.c
+ *   mmaps.c    the mmap domain: the program's own mappings, each a trace of ZW_CAPTURE_MMAP_DOMAIN
  *   unwind.c   tracebacks through code without frame pointers (unwinder.h: its own state)
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
@@ -59,7 +61,9 @@ typedef struct live_head {
     _Atomic uint32_t write_errno; /* the errno of the first write of the capture that failed */
     _Atomic uint64_t peak_bytes;   /* the last peak saved (zwi_preload_save_peak), and when */
     _Atomic uint64_t peak_time_ns;
-    uint64_t reserved[4];
+    _Atomic uint64_t mmap_bytes; /* the mmap domain's bytes now and at its peak (format 1.5) */
+    _Atomic uint64_t mmap_peak;
+    uint64_t reserved[2];
 } live_head;
 
 _Static_assert(sizeof(tstats) == 64 && sizeof(live_head) == 64, "LIVE records are 64 bytes");
@@ -76,6 +80,7 @@ typedef struct site {
     _Atomic uint64_t freed;       /* blocks allocated here and freed since */
     _Atomic uint64_t freed_bytes; /* their bytes */
     _Atomic uint64_t temps;       /* temporary allocations made here */
+    _Atomic uint32_t domain;      /* the domain of the site's traces: 0, or the mmap domain */
 } site;
 
 /* What the sampler last wrote of a site (SITE_DELTAS): the sampler's own, under G.lock. */
@@ -131,7 +136,17 @@ typedef struct real_fns {
     int (*execvp)(const char *, char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
     int (*fexecve)(int, char *const[], char *const[]);
+    int (*brk)(void *);
+    void *(*sbrk)(intptr_t);
 } real_fns;
+
+/* One mapping of the mmap domain: [start, start + len), whole pages, with the traceback ref of the
+ * call that mapped it (its trace in the tracer is keyed by `start`). */
+typedef struct mapping {
+    uintptr_t start;
+    size_t len;
+    uint32_t tb;
+} mapping;
 
 typedef struct totals {
     uint64_t allocs, frees, temps, bytes, freed_bytes, untraced;
@@ -242,6 +257,17 @@ typedef struct zwi_preload_state {
     uintptr_t leak_stack_lo; /* set by finish() on the thread that finishes, before the leak check
                               * it runs: where the program's frames end (see leakscan.h) */
     size_t cmdline_len; /* constructor */
+
+    /* the mmap domain (mmaps.c) */
+    struct {
+        pthread_mutex_t lock; /* guards the table; taken before any lock of the tracer */
+        mapping *v;           /* the traced mappings, sorted by start, disjoint; mapped */
+        size_t n;
+        size_t cap;
+        _Atomic uint64_t bytes;    /* their bytes (written under `lock`, read without it) */
+        _Atomic uint64_t peak;     /* the most `bytes` has been since the capture started */
+        _Atomic int64_t peak_next; /* bytes that save an mmap peak step (under G.lock) */
+    } mmaps;
 } zwi_preload_state;
 
 /* The library's state, defined in life.c; every file names it G. */
@@ -254,6 +280,17 @@ extern ZW_HIDDEN const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC];
 
 /* ---- hooks.c ---- */
 
+/* Notes that site `ref`'s counters changed (see G.dirty), after they were updated. */
+static inline void
+zwi_preload_site_dirty(uint32_t ref)
+{
+    if (atomic_load(&G.dirty[ref]) == 0) {
+        atomic_store(&G.dirty[ref], 1);
+        if (atomic_load(&G.summary[ref >> DIRTY_SHIFT]) == 0)
+            atomic_store(&G.summary[ref >> DIRTY_SHIFT], 1);
+    }
+}
+
 /* The key whose destructor frees an exiting thread's counters slot (constructor). */
 ZW_HIDDEN void zwi_preload_make_slot_key(void);
 /* Forgets this thread's counters slot (a fork child starts on new ones). */
@@ -262,6 +299,21 @@ ZW_HIDDEN void zwi_preload_forget_stats(void);
 /* Finds the real functions; false while dlsym() itself is running (then the caller serves the
  * request from the bootstrap arena). */
 ZW_HIDDEN bool zwi_preload_resolve(void);
+
+/* ---- mmaps.c ---- */
+
+/* The program mapped [start, start + len) (len in whole pages) with the given traceback: a new
+ * trace of the mmap domain, after whatever of the range was traced before is taken out (MAP_FIXED
+ * maps over old mappings). The caller's guard is up. */
+ZW_HIDDEN void zwi_preload_mmap_map(uintptr_t start, size_t len, const uintptr_t *frames,
+                                    unsigned nf, unsigned total);
+/* The program unmapped [start, start + len): the mappings in the range shrink, split or go. */
+ZW_HIDDEN void zwi_preload_mmap_unmap(uintptr_t start, size_t len);
+/* fork(): the table's lock held around it; in a followed child the counters start over from the
+ * mappings it inherited (they are its too). */
+ZW_HIDDEN void zwi_preload_mmap_lock(void);
+ZW_HIDDEN void zwi_preload_mmap_unlock(void);
+ZW_HIDDEN void zwi_preload_mmap_restart(void);
 
 /* ---- sampler.c ---- */
 
@@ -291,6 +343,8 @@ ZW_HIDDEN void zwi_preload_leak_release(zwi_leak_check *c);
 
 /* Saves the live set at a new peak of `bytes`, called by a hook when it passed G.peak_next. */
 ZW_HIDDEN __attribute__((noinline)) void zwi_preload_save_peak(int64_t bytes);
+/* Saves a step flagged as the mmap domain's peak of `bytes` (past G.mmaps.peak_next). */
+ZW_HIDDEN void zwi_preload_save_mmap_peak(uint64_t bytes);
 /* zw_mark(): the live set now, labelled; with ZW_LEAK_MARKS, scanned for reachability on this
  * thread, whose stack is scanned from `stack_lo` up. */
 ZW_HIDDEN void zwi_preload_take_mark(const char *label, uintptr_t stack_lo);

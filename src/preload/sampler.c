@@ -98,7 +98,9 @@ zwi_preload_sample_now(void)
                                s.allocs,
                                s.frees,
                                s.temps,
-                               s.bytes};
+                               s.bytes,
+                               atomic_load(&G.mmaps.bytes),
+                               atomic_load(&G.mmaps.peak)};
 }
 
 /* ---- the sampler ---- */

@@ -49,6 +49,13 @@ copy_rec(void *ctx, const zwi_trace_rec *rec)
     return 0;
 }
 
+static int
+copy_block(void *ctx, uintptr_t ptr, const zwi_trace_rec *rec)
+{
+    (void)ptr;
+    return copy_rec(ctx, rec);
+}
+
 /* Copies the tracer's records into `set` (which keeps its memory). */
 static void
 take_set_locked(liveset *set, uint64_t bytes)
@@ -85,9 +92,9 @@ zwi_preload_save_peak(int64_t bytes)
         int64_t step = bytes / 100 > PEAK_MIN_STEP ? bytes / 100 : PEAK_MIN_STEP;
         atomic_store(&G.peak_next, bytes + step);
         totals s = zwi_preload_sum_stats();
-        zwi_preload_push_sample_locked(
-            (zw_capture_sample){G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees,
-                                zwi_preload_rss_bytes(), s.allocs, s.frees, s.temps, s.bytes});
+        zwi_preload_push_sample_locked((zw_capture_sample){
+            G.peak.time_ns, (uint64_t)bytes, s.allocs - s.frees, zwi_preload_rss_bytes(), s.allocs,
+            s.frees, s.temps, s.bytes, atomic_load(&G.mmaps.bytes), atomic_load(&G.mmaps.peak)});
     }
     pthread_mutex_unlock(&G.lock);
 }
@@ -184,7 +191,8 @@ same_sample(const zw_capture_sample *a, const zw_capture_sample *b)
         a->rss_bytes > b->rss_bytes ? a->rss_bytes - b->rss_bytes : b->rss_bytes - a->rss_bytes;
     return a->heap_bytes == b->heap_bytes && a->heap_blocks == b->heap_blocks &&
            drss <= a->rss_bytes / 100 && a->allocations == b->allocations && a->frees == b->frees &&
-           a->temporary == b->temporary && a->bytes_allocated == b->bytes_allocated;
+           a->temporary == b->temporary && a->bytes_allocated == b->bytes_allocated &&
+           a->mmap_bytes == b->mmap_bytes && a->mmap_peak == b->mmap_peak;
 }
 
 void
@@ -258,7 +266,7 @@ zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
 {
     if (G.sites == NULL || G.steps_broken)
         return;
-    size_t at = zwi_step_begin(&G.steps, time_ns, flags & ZWI_STEP_PEAK);
+    size_t at = zwi_step_begin(&G.steps, time_ns, flags);
     uint32_t n = 0;
     size_t max = atomic_load(&G.site_max);
     for (size_t blk = 0; blk <= (max >> DIRTY_SHIFT); blk++) {
@@ -440,7 +448,7 @@ put_sites(zwi_cbuf *out, zw_snapshot *table, zwi_symbolizer *sym)
         uint64_t count = atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed);
         if (count == 0 && !G.shown[ref].mentioned)
             continue;
-        zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN,
+        zwi_trace_rec rec = {atomic_load_explicit(&G.sites[ref].domain, memory_order_relaxed),
                              atomic_load_explicit(&G.sites[ref].bytes, memory_order_relaxed),
                              (uint32_t)ref};
         if (copy_rec(&set, &rec) != 0)
@@ -561,6 +569,25 @@ compact_locked(void)
     zwi_cbuf_release(&out);
 }
 
+/* The exit set of a scan: the heap blocks it kinds, in its order, then the mappings of the mmap
+ * domain (the kinds name the heap's traces, which come first). */
+static zw_snapshot *
+scanned_set(const zwi_leak_check *c, zwi_symbolizer *sym)
+{
+    liveset set = {0};
+    zw_snapshot *snap = NULL;
+    for (size_t i = 0; i < c->n; i++) {
+        if (copy_rec(&set, &c->recs[i]) != 0)
+            goto out;
+    }
+    if (zwi_tracer_foreach_block(G.tracer, ZW_CAPTURE_MMAP_DOMAIN, copy_block, &set) == 0)
+        snap = zwi_snapshot_from_recs(G.tracer, sym, set.recs, set.n, NULL);
+out:
+    if (set.recs != NULL)
+        munmap(set.recs, set.cap * sizeof(*set.recs));
+    return snap;
+}
+
 /* Everything after the streamed samples: live sets, sites, totals, END. */
 void
 zwi_preload_write_end_locked(uint32_t end, int code)
@@ -605,7 +632,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     else if (G.leak_check)
         zwi_preload_leak_check(&leaks, G.leak_stack_lo);
     zw_snapshot *exit_snap = leaks.status == ZW_LEAKS_SCANNED
-                                 ? zwi_snapshot_from_recs(G.tracer, sym, leaks.recs, leaks.n, NULL)
+                                 ? scanned_set(&leaks, sym)
                                  : zwi_snapshot_from_tracer(G.tracer, sym, NULL);
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
     if ((G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) ||
@@ -671,14 +698,15 @@ zwi_preload_take_mark(const char *label, uintptr_t stack_lo)
     zwi_tracer_traced_memory(G.tracer, &cur, NULL);
     pthread_mutex_lock(&G.lock);
     if (G.nmark_sets < MAX_MARK_SETS && G.leak_marks) {
-        /* the scan's records are the set: every block of it has its kind */
+        /* the scan's records are the set's heap blocks: every one of them has its kind */
         m->time_ns = zwi_preload_now_ns();
         m->bytes = cur;
         zwi_preload_leak_check(&m->leak, stack_lo);
         if (m->leak.status == ZW_LEAKS_SCANNED) {
-            m->recs = m->leak.recs;
-            m->n = m->leak.n;
-            m->cap = m->leak.cap;
+            /* the heap's blocks in the scan's order (its kinds name them), then the mappings */
+            for (size_t i = 0; i < m->leak.n && copy_rec(m, &m->leak.recs[i]) == 0; i++)
+                ;
+            zwi_tracer_foreach_block(G.tracer, ZW_CAPTURE_MMAP_DOMAIN, copy_block, m);
         } else {
             take_set_locked(m, cur);
         }
@@ -752,7 +780,9 @@ zwi_preload_write_last_words(uint32_t end, int code)
                               s.allocs,
                               s.frees,
                               s.temps,
-                              s.bytes};
+                              s.bytes,
+                              atomic_load(&G.mmaps.bytes),
+                              atomic_load(&G.mmaps.peak)};
     zwi_cbuf out = {.raw = G.raw, .data = out_mem, .cap = sizeof(out_mem)};
     zwi_cbuf pay = {.raw = G.raw, .data = pay_mem, .cap = sizeof(pay_mem)};
     /* one sample, TOTALS, END: small payloads, stored uncompressed (no zstd, which allocates) */

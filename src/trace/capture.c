@@ -206,7 +206,7 @@ decode_site_list(loader *l)
         rc = zwi_cursor_fail(&l->cur, "site list without its table (lost, or not before it)");
     if (rc == 0)
         rc = check_tbs(l, s.tbs, s.n);
-    if (rc == 0 && (snap = zwi_snapshot_select(l->table, NULL, s.tbs, s.bytes, s.n)) == NULL)
+    if (rc == 0 && (snap = zwi_snapshot_select(l->table, s.domains, s.tbs, s.bytes, s.n)) == NULL)
         rc = zwi_cursor_fail(&l->cur, "out of memory");
     if (rc == 0) {
         c->sites = snap;
@@ -219,6 +219,7 @@ decode_site_list(loader *l)
         zwi_free(l->raw, s.temporary);
         zwi_free(l->raw, s.refs);
     }
+    zwi_free(l->raw, s.domains);
     zwi_free(l->raw, s.tbs);
     zwi_free(l->raw, s.bytes);
     return rc;
@@ -277,6 +278,22 @@ decode_leaks(loader *l)
     return zwi_decode_leaks(&l->cur, &l->c->leaks);
 }
 
+/* Whether `nkinds` kinds of a scan name the traces of `snap`: its first `nkinds` traces, every
+ * trace after them being a mapping of the mmap domain (from 1.5 a scanned set holds the heap's
+ * blocks first, then the mappings, which have no kind). */
+static bool
+kinds_fit(const zw_snapshot *snap, size_t nkinds)
+{
+    size_t n = snap != NULL ? zw_snapshot_len(snap) : 0;
+    if (snap == NULL || nkinds > n)
+        return false;
+    for (size_t i = nkinds; i < n; i++) {
+        if (zw_snapshot_trace(snap, i).domain != ZW_CAPTURE_MMAP_DOMAIN)
+            return false;
+    }
+    return true;
+}
+
 /* A mark's scan follows its MARK section: it belongs to the last mark read. Kinds that do not
  * name that mark's traces name nothing (the mark's kinds are then unknown, as older captures'). */
 static int
@@ -289,8 +306,8 @@ decode_mark_leaks(loader *l)
     zw_capture_leaks got;
     if (zwi_decode_leaks(&l->cur, &got) != 0)
         return -1;
-    size_t n = m->snap != NULL ? zw_snapshot_len(m->snap) : 0;
-    if (got.status == ZW_LEAKS_SCANNED && (m->snap == NULL || n != got.nkinds)) {
+    size_t n = got.nkinds;
+    if (got.status == ZW_LEAKS_SCANNED && !kinds_fit(m->snap, n)) {
         zwi_free(l->raw, got.kinds);
         return 0;
     }
@@ -310,16 +327,17 @@ decode_mark_leaks(loader *l)
     return 0;
 }
 
-/* The kinds name the exit set's traces in order: with no exit set or another number of traces
- * they name nothing, and the capture loads with the kinds unknown. The sums are the kinds'. */
+/* The kinds name the exit set's traces in order (the mmap domain's, after them, have none: 1.5):
+ * with no exit set or another number of traces they name nothing, and the capture loads with the
+ * kinds unknown. The sums are the kinds'. */
 static void
 check_leaks(zw_capture *c, zw_raw *raw)
 {
     zw_capture_leaks *l = &c->leaks;
     if (l->status != ZW_LEAKS_SCANNED)
         return;
-    size_t n = c->exit.snap != NULL ? zw_snapshot_len(c->exit.snap) : 0;
-    if (n != l->nkinds || (n > 0 && l->kinds == NULL)) {
+    size_t n = l->nkinds;
+    if (!kinds_fit(c->exit.snap, n) || (n > 0 && l->kinds == NULL)) {
         zwi_free(raw, l->kinds);
         *l = (zw_capture_leaks){.status = ZW_LEAKS_UNKNOWN};
         return;
@@ -576,9 +594,11 @@ peak_from_steps(loader *l)
         return 0;
     }
     memcpy(label, "peak", 5);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < zw_snapshot_len(snap); i++)
-        bytes += zw_snapshot_trace(snap, i).size;
+    uint64_t bytes = 0; /* the heap's: the mmap domain's mappings live then are in the set too */
+    for (size_t i = 0; i < zw_snapshot_len(snap); i++) {
+        zw_trace_info ti = zw_snapshot_trace(snap, i);
+        bytes += ti.domain == ZW_TRACE_DEFAULT_DOMAIN ? ti.size : 0;
+    }
     c->peak = (zw_capture_set){label, c->steps[last].time_ns, bytes, snap, NULL};
     return 0;
 }
@@ -740,7 +760,21 @@ zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err)
         zw_error_set(err, "the capture's exit set was not scanned for leaks");
         return NULL;
     }
-    return zw_snapshot_pick(c->exit.snap, c->leaks.kinds, kinds, err);
+    /* the kinds name the heap's traces, which come first; the mmap domain's are never picked */
+    size_t n = zw_snapshot_len(c->exit.snap);
+    zw_raw *raw = zw_raw_new(NULL);
+    uint8_t *tags = raw != NULL ? zwi_alloc(raw, n + 1) : NULL;
+    if (tags == NULL) {
+        zw_raw_destroy(raw);
+        zw_error_set(err, "cannot select traces: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    memset(tags, 0xff, n + 1);
+    memcpy(tags, c->leaks.kinds, c->leaks.nkinds < n ? c->leaks.nkinds : n);
+    zw_snapshot *snap = zw_snapshot_pick(c->exit.snap, tags, kinds, err);
+    zwi_free(raw, tags);
+    zw_raw_destroy(raw);
+    return snap;
 }
 
 /* Frees the snapshots of `c` (not its memory). */

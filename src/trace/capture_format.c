@@ -177,9 +177,9 @@ zwi_decode_process(zwi_cursor *c, zwi_process *out)
 static void
 sample_fields(const zw_capture_sample *s, uint64_t f[ZWI_SERIES_FIELDS])
 {
-    const uint64_t v[ZWI_SERIES_FIELDS] = {s->time_ns,   s->heap_bytes,     s->heap_blocks,
-                                           s->rss_bytes, s->allocations,    s->frees,
-                                           s->temporary, s->bytes_allocated};
+    const uint64_t v[ZWI_SERIES_FIELDS] = {
+        s->time_ns, s->heap_bytes, s->heap_blocks,     s->rss_bytes,  s->allocations,
+        s->frees,   s->temporary,  s->bytes_allocated, s->mmap_bytes, s->mmap_peak};
     memcpy(f, v, sizeof(v));
 }
 
@@ -211,7 +211,8 @@ get_samples(zwi_cursor *c, zwi_samples *into, size_t count, uint32_t fields)
             if (k < ZWI_SERIES_FIELDS)
                 f[k] = v;
         }
-        into->v[into->n++] = (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+        into->v[into->n++] =
+            (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]};
     }
     return 0;
 }
@@ -247,7 +248,7 @@ zwi_decode_series(zwi_cursor *c, zwi_samples *into)
     uint32_t fields;
     if (zwi_get_u32(c, &n) != 0 || zwi_get_u32(c, &fields) != 0)
         return -1;
-    if (fields < ZWI_SERIES_FIELDS)
+    if (fields < ZWI_SERIES_MIN)
         return zwi_cursor_fail(c, "too few fields per sample");
     if (n > (c->len - c->pos) / (8 * (uint64_t)fields))
         return zwi_cursor_fail(c, "sample count larger than the payload");
@@ -283,7 +284,7 @@ zwi_decode_samples(zwi_cursor *c, zwi_samples *into)
     if (zwi_get_count(c, 0, 1, "sample", &n) || zwi_get_count(c, 0, 1, "field", &fields) ||
         zwi_get_varint(c, &tick))
         return -1;
-    if (fields < ZWI_SERIES_FIELDS)
+    if (fields < ZWI_SERIES_MIN)
         return zwi_cursor_fail(c, "too few fields per sample");
     if (n > (c->len - c->pos) / fields)
         return zwi_cursor_fail(c, "sample count larger than the payload");
@@ -298,7 +299,8 @@ zwi_decode_samples(zwi_cursor *c, zwi_samples *into)
             if (k < ZWI_SERIES_FIELDS) /* modulo 2^64, as written */
                 f[k] += (uint64_t)zwi_unzigzag(v) + (k == 0 && i > 0 ? tick : 0);
         }
-        into->v[into->n++] = (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+        into->v[into->n++] =
+            (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]};
     }
     return 0;
 }
@@ -367,7 +369,7 @@ zwi_decode_sites(zwi_cursor *c, zwi_sites *out)
 /* Every integer of these three is a varint (zwi_cbuf_varint), signed ones zigzagged: most are
  * small (a domain of 0, a traceback index, a size), and a table of frames is mostly indices. */
 #define SET_RECORD  3 /* the fewest bytes of a trace: domain, traceback, size */
-#define SITE_RECORD 5 /* of a site: ref, traceback, allocations, bytes, temporary */
+#define SITE_RECORD 6 /* of a site: ref, domain, traceback, allocations, bytes, temporary */
 
 /* A string as a varint length and its bytes. */
 static void
@@ -476,6 +478,7 @@ zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *i
     for (size_t i = 0; i < sites->n; i++) {
         const zwi_trace *t = &sites->snap->traces[i];
         zwi_cbuf_varint(b, info->refs[i]);
+        zwi_cbuf_varint(b, t->domain);
         zwi_cbuf_varint(b, tbmap[t->tb]);
         zwi_cbuf_varint(b, sites->counts[i]);
         zwi_cbuf_varint(b, t->size);
@@ -495,18 +498,19 @@ zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out)
         return zwi_cursor_fail(c, "unknown steps flag %" PRIu64, whole);
     out->steps_whole = whole == 1;
     out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
     out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
     out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
     out->bytes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
     out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
-    if (out->refs == NULL || out->tbs == NULL || out->counts == NULL || out->bytes == NULL ||
-        out->temporary == NULL)
+    if (out->refs == NULL || out->domains == NULL || out->tbs == NULL || out->counts == NULL ||
+        out->bytes == NULL || out->temporary == NULL)
         return zwi_cursor_fail(c, "out of memory");
     for (out->n = 0; out->n < n; out->n++) {
         size_t i = out->n;
-        if (zwi_get_varint32(c, &out->refs[i]) || zwi_get_varint32(c, &out->tbs[i]) ||
-            zwi_get_varint(c, &out->counts[i]) || zwi_get_varint(c, &out->bytes[i]) ||
-            zwi_get_varint(c, &out->temporary[i]))
+        if (zwi_get_varint32(c, &out->refs[i]) || zwi_get_varint32(c, &out->domains[i]) ||
+            zwi_get_varint32(c, &out->tbs[i]) || zwi_get_varint(c, &out->counts[i]) ||
+            zwi_get_varint(c, &out->bytes[i]) || zwi_get_varint(c, &out->temporary[i]))
             return -1;
     }
     return 0;
@@ -551,11 +555,11 @@ zwi_decode_site_info(zwi_cursor *c, zwi_site_info *out)
 #define DELTA_SIZE 20 /* u32 ref, i64 bytes, i64 blocks */
 
 size_t
-zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak)
+zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, uint32_t flags)
 {
     size_t at = steps->len;
     zwi_cbuf_put(steps, time_ns, 8);
-    zwi_cbuf_put(steps, peak ? ZWI_STEP_PEAK : 0, 4);
+    zwi_cbuf_put(steps, flags & (ZWI_STEP_PEAK | ZWI_STEP_MMAP_PEAK), 4);
     zwi_cbuf_put(steps, 0, 4); /* the count, set by zwi_step_end() */
     return at;
 }
@@ -640,7 +644,7 @@ zwi_decode_steps(zwi_cursor *c, zwi_steps *into)
         if (zwi_get_varint(c, &dt) || zwi_get_varint(c, &flags) ||
             zwi_get_count(c, 0, 3, "delta", &n))
             return -1;
-        if (flags > ZWI_STEP_PEAK)
+        if (flags & ~(uint64_t)(ZWI_STEP_PEAK | ZWI_STEP_MMAP_PEAK))
             return zwi_cursor_fail(c, "unknown step flags");
         time += (uint64_t)zwi_unzigzag(dt);
         if (zwi_reserve(c->raw, (void **)&into->steps, &into->cap_steps, into->nsteps + 1,
@@ -649,7 +653,8 @@ zwi_decode_steps(zwi_cursor *c, zwi_steps *into)
                         sizeof(zw_capture_delta)))
             return zwi_cursor_fail(c, "out of memory");
         into->steps[into->nsteps++] =
-            (zw_capture_step){time, into->ndeltas, n, (flags & ZWI_STEP_PEAK) != 0};
+            (zw_capture_step){time, into->ndeltas, n, (flags & ZWI_STEP_PEAK) != 0,
+                              (flags & ZWI_STEP_MMAP_PEAK) != 0};
         int64_t ref = 0;
         for (size_t k = 0; k < n; k++) {
             uint64_t dref, bytes, blocks;
@@ -673,7 +678,8 @@ zwi_encode_steps(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
     uint64_t prev_time = 0;
     for (size_t i = 0; i < nsteps; i++) {
         zwi_cbuf_varint(b, zwi_zigzag((int64_t)(steps[i].time_ns - prev_time)));
-        zwi_cbuf_varint(b, steps[i].peak ? ZWI_STEP_PEAK : 0);
+        zwi_cbuf_varint(b, (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                               (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
         zwi_cbuf_varint(b, steps[i].n);
         prev_time = steps[i].time_ns;
         uint32_t prev_ref = 0;
@@ -692,7 +698,9 @@ zwi_encode_site_deltas(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
 {
     zwi_cbuf_put(b, nsteps, 4);
     for (size_t i = 0; i < nsteps; i++) {
-        size_t at = zwi_step_begin(b, steps[i].time_ns, steps[i].peak);
+        size_t at = zwi_step_begin(b, steps[i].time_ns,
+                                   (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                                       (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
         for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
             zwi_step_delta(b, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
         zwi_step_end(b, at, (uint32_t)steps[i].n);
@@ -718,7 +726,8 @@ zwi_decode_site_deltas(zwi_cursor *c, zwi_steps *into)
                         sizeof(zw_capture_delta)))
             return zwi_cursor_fail(c, "out of memory");
         into->steps[into->nsteps++] =
-            (zw_capture_step){time_ns, into->ndeltas, n, (flags & ZWI_STEP_PEAK) != 0};
+            (zw_capture_step){time_ns, into->ndeltas, n, (flags & ZWI_STEP_PEAK) != 0,
+                              (flags & ZWI_STEP_MMAP_PEAK) != 0};
         for (size_t k = 0; k < n; k++) {
             uint32_t ref;
             uint64_t bytes;
@@ -788,23 +797,26 @@ int
 zwi_decode_live(zwi_cursor *c, zwi_live *out)
 {
     uint32_t nslots, end, code, werr;
-    uint64_t peak, peak_time;
+    uint64_t peak, peak_time, mmap_bytes, mmap_peak;
     *out = (zwi_live){0};
     if (zwi_get_u32(c, &nslots) || zwi_get_u32(c, &end) || zwi_get_u32(c, &code) ||
-        zwi_get_u32(c, &werr) || zwi_get_u64(c, &peak) || zwi_get_u64(c, &peak_time))
+        zwi_get_u32(c, &werr) || zwi_get_u64(c, &peak) || zwi_get_u64(c, &peak_time) ||
+        zwi_get_u64(c, &mmap_bytes) || zwi_get_u64(c, &mmap_peak)) /* 0 before 1.5 */
         return -1;
     if (c->len != ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE)
         return zwi_cursor_fail(c, "live section length differs from its slot count");
     if (end > ZW_CAPTURE_END_EXEC)
         return zwi_cursor_fail(c, "unknown end of process");
     const unsigned char *skip;
-    if (zwi_get_bytes(c, ZWI_LIVE_HEAD_SIZE - 32, "live head", &skip))
+    if (zwi_get_bytes(c, ZWI_LIVE_HEAD_SIZE - 48, "live head", &skip))
         return -1;
     zw_capture_live *l = &out->counts;
     l->end = end;
     l->code = (int32_t)code;
     l->peak_bytes = peak;
     l->peak_time_ns = peak_time;
+    l->mmap_bytes = mmap_bytes;
+    l->mmap_peak = mmap_peak;
     out->write_errno = werr;
     for (uint32_t i = 0; i < nslots; i++) {
         uint64_t f[ZWI_LIVE_SLOT_SIZE / 8];

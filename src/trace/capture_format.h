@@ -22,10 +22,12 @@
 #include "container.h"
 
 /* the version written, 1.5: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
- * (1.4), one TABLE of frames shared by SET and SITE_LIST sections (1.5) */
-#define ZWI_CAPTURE_MINOR 5
-#define ZWI_SERIES_FIELDS 8  /* u64 fields of a SERIES record: zw_capture_sample's, in order */
+ * (1.4), the mmap domain, and one TABLE of frames shared by SET and SITE_LIST sections (1.5) */
+#define ZWI_CAPTURE_MINOR  5
+#define ZWI_SERIES_FIELDS  10 /* u64 fields of a SERIES record: zw_capture_sample's, in order */
+#define ZWI_SERIES_MIN     8  /* fields of a SERIES record before 1.5 (no mmap_bytes, mmap_peak) */
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
+#define ZWI_STEP_MMAP_PEAK 2u /* taken at a new peak of the mmap domain (1.5) */
 
 /* PROCESS: who the process was. */
 typedef struct zwi_process {
@@ -93,6 +95,7 @@ typedef struct zwi_site_list {
     bool steps_whole;
     size_t n;
     uint32_t *refs;      /* decoded: n each; the ref SITE_DELTAS name site i by */
+    uint32_t *domains;   /* 0 the heap, 1 the mmap domain (1.5) */
     uint32_t *tbs;       /* indices into TABLE's tracebacks (checked by the loader) */
     uint64_t *counts;    /* allocations made there */
     uint64_t *bytes;     /* bytes allocated there */
@@ -164,7 +167,7 @@ ZW_HIDDEN int zwi_decode_site_deltas(zwi_cursor *c, zwi_steps *into);
 /* The same built a step at a time, as the sampler finds changed sites: zwi_step_begin() starts a
  * step in `steps` (returning where), zwi_step_delta() adds a site's change, zwi_step_end() sets
  * the step's count; zwi_encode_site_deltas_of() makes the payload of `nsteps` such steps. */
-ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, bool peak);
+ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, uint32_t flags);
 ZW_HIDDEN void zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks);
 ZW_HIDDEN void zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n);
 ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);

@@ -164,6 +164,9 @@ struct zwi_tracer {
 
     _Atomic int64_t flushed; /* traced bytes moved here by threads (see the file comment) */
     _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
+    /* traced bytes and their peak count the default domain only (set once, before any trace:
+     * the preload library's mmap domain is counted apart from the heap) */
+    bool default_only;
 };
 
 /* ---- the thread registry ---- */
@@ -735,6 +738,26 @@ out:
     return rc;
 }
 
+/* Whether traces of `domain` count in the traced bytes (see zwi_tracer.default_only). */
+static inline bool
+counted(const zwi_tracer *t, unsigned domain)
+{
+    return !t->default_only || domain == ZW_TRACE_DEFAULT_DOMAIN;
+}
+
+/* Inserts the trace of `ptr` with traceback ref `tb` and counts its bytes. */
+static int
+insert_counted(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb)
+{
+    size_t replaced = SIZE_MAX;
+    int rc = insert(t, domain, ptr, size, tb, &replaced);
+    if (replaced != SIZE_MAX && counted(t, domain)) /* out even when the insert failed */
+        traced_sub(t, replaced);
+    if (rc == 0 && counted(t, domain))
+        traced_add(t, size);
+    return rc;
+}
+
 int
 zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const uintptr_t *frames,
                unsigned nframe, unsigned total_nframe)
@@ -742,31 +765,19 @@ zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const
     uint32_t tb = intern(t, frames, nframe, total_nframe);
     if (tb == 0)
         return -1;
-    size_t replaced = SIZE_MAX;
-    if (insert(t, domain, ptr, size, tb, &replaced) != 0) {
-        if (replaced != SIZE_MAX) /* the old trace went out before the insert failed */
-            traced_sub(t, replaced);
-        return -1;
-    }
-    if (replaced != SIZE_MAX)
-        traced_sub(t, replaced);
-    traced_add(t, size);
-    return 0;
+    return insert_counted(t, domain, ptr, size, tb);
 }
 
 int
 zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
 {
-    size_t replaced = SIZE_MAX;
-    if (insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced) != 0) {
-        if (replaced != SIZE_MAX)
-            traced_sub(t, replaced);
-        return -1;
-    }
-    if (replaced != SIZE_MAX)
-        traced_sub(t, replaced);
-    traced_add(t, rec->size);
-    return 0;
+    return insert_counted(t, rec->domain, ptr, rec->size, rec->tb);
+}
+
+void
+zwi_tracer_count_default_only(zwi_tracer *t)
+{
+    t->default_only = true;
 }
 
 bool
@@ -792,7 +803,8 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         found = wide_remove(t, domain, ptr, &rec);
     if (!found)
         return false;
-    traced_sub(t, rec.size);
+    if (counted(t, domain))
+        traced_sub(t, rec.size);
     if (old != NULL)
         *old = rec;
     return true;

@@ -128,6 +128,9 @@ ZW_HIDDEN int zwi_tracer_foreach_block(zwi_tracer *t, unsigned domain,
  * cheap enough to test on every allocation), and every lock of the tracer and of the thread
  * registry taken and released around fork() so that the child inherits none held. */
 ZW_HIDDEN int64_t zwi_tracer_peak_hint(const zwi_tracer *t);
+/* From now on the traced bytes and their peak count the default domain only: the preload
+ * library's other domain (mmap) is counted apart. Called once, before the first trace. */
+ZW_HIDDEN void zwi_tracer_count_default_only(zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_lock_all(zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_unlock_all(zwi_tracer *t);
 

@@ -229,10 +229,10 @@ Test(trace_capture_format, process_with_an_impossible_argument_count_fails)
 /* ---- TIMESERIES and SERIES ---- */
 
 static const zw_capture_sample samples[] = {
-    {0, 0, 0, 0, 0, 0, 0, 0},
-    {1, 2, 3, 4, 5, 6, 7, 8},
-    {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
-     UINT64_MAX},
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+    {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+     UINT64_MAX, UINT64_MAX},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -265,11 +265,11 @@ Test(trace_capture_format, series_round_trips_every_field_and_appends)
 
 Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
 {
-    /* 2 samples of 9 fields: a later minor version added one; it is skipped */
+    /* 2 samples of 11 fields: a later minor version added one; it is skipped */
     zwi_cbuf b = {.raw = raw};
     zwi_cbuf_put(&b, 2, 4);
-    zwi_cbuf_put(&b, 9, 4);
-    for (uint64_t i = 0; i < 18; i++)
+    zwi_cbuf_put(&b, 11, 4);
+    for (uint64_t i = 0; i < 22; i++)
         zwi_cbuf_put(&b, 100 + i, 8);
     zwi_samples into = {0};
     zwi_cursor c = whole(&b);
@@ -277,7 +277,22 @@ Test(trace_capture_format, series_of_a_later_version_keeps_the_fields_it_knows)
     cr_assert_eq(c.pos, c.len);
     cr_assert_eq(into.n, 2);
     cr_assert(into.v[0].time_ns == 100 && into.v[0].bytes_allocated == 107);
-    cr_assert(into.v[1].time_ns == 109 && into.v[1].bytes_allocated == 116);
+    cr_assert(into.v[0].mmap_bytes == 108 && into.v[0].mmap_peak == 109);
+    cr_assert(into.v[1].time_ns == 111 && into.v[1].mmap_peak == 120);
+    zwi_free(raw, into.v);
+
+    /* 8 fields, as 1.4 wrote them: the mmap domain's read as 0 */
+    b.len = 0;
+    zwi_cbuf_put(&b, 1, 4);
+    zwi_cbuf_put(&b, 8, 4);
+    for (uint64_t i = 0; i < 8; i++)
+        zwi_cbuf_put(&b, 100 + i, 8);
+    into = (zwi_samples){0};
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_series(&c, &into), 0, "%s", c.why);
+    cr_assert_eq(into.n, 1);
+    cr_assert(into.v[0].bytes_allocated == 107 && into.v[0].mmap_bytes == 0 &&
+              into.v[0].mmap_peak == 0);
     zwi_free(raw, into.v);
 
     /* 7 fields: too few */
@@ -458,9 +473,9 @@ static const zw_capture_delta deltas[] = {
     {7, 0, 0},
 };
 static const zw_capture_step steps[] = {
-    {0, 0, 2, true},          /* two deltas, a peak step */
-    {UINT64_MAX, 2, 0, true}, /* a peak step with no change */
-    {5, 2, 1, false},
+    {0, 0, 2, true, false},         /* two deltas, a peak step */
+    {UINT64_MAX, 2, 0, true, true}, /* a peak step of both domains with no change */
+    {5, 2, 1, false, true},         /* an mmap peak step */
 };
 #define NSTEPS (sizeof(steps) / sizeof(steps[0]))
 
@@ -479,6 +494,7 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     for (size_t i = 0; i < into.nsteps; i++) {
         const zw_capture_step *x = &into.steps[i], *y = &steps[i % NSTEPS];
         cr_assert(x->time_ns == y->time_ns && x->n == y->n && x->peak == y->peak, "step %zu", i);
+        cr_assert_eq(x->mmap_peak, y->mmap_peak, "step %zu", i);
         cr_assert_eq(x->first, y->first + (i < NSTEPS ? 0 : 3), "step %zu", i);
         for (size_t k = 0; k < x->n; k++) {
             const zw_capture_delta *d = &into.deltas[x->first + k], *e = &deltas[y->first + k];
@@ -492,7 +508,9 @@ Test(trace_capture_format, site_deltas_round_trip_and_append)
     /* built a step at a time, as the sampler does: the same bytes */
     zwi_cbuf each = {.raw = raw};
     for (size_t i = 0; i < NSTEPS; i++) {
-        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak);
+        size_t at = zwi_step_begin(&each, steps[i].time_ns,
+                                   (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                                       (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
         for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
             zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
         zwi_step_end(&each, at, (uint32_t)steps[i].n);
@@ -724,7 +742,8 @@ build_capture(zwi_cbuf *file, size_t nsamples, bool end, zw_snapshot *snap)
     zw_capture_sample s[40];
     cr_assert_leq(nsamples, 40);
     for (size_t i = 0; i < nsamples; i++)
-        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200};
+        s[i] =
+            (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200, i * 8192, i * 8192};
     zwi_encode_series(&pay, s, nsamples);
     zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
     pay.len = 0;
@@ -1040,7 +1059,7 @@ build_capture_with_steps(zwi_cbuf *file, int64_t blocks)
     zwi_capture_put(file, ZWI_SEC_SITE_INFO, &pay);
     pay.len = 0;
     zw_capture_delta d = {100, blocks * 16, blocks};
-    zw_capture_step st = {10, 0, 1, true};
+    zw_capture_step st = {10, 0, 1, true, false};
     zwi_encode_site_deltas(&pay, &st, 1, &d);
     zwi_capture_put(file, ZWI_SEC_SITE_DELTAS, &pay);
     zwi_cbuf_release(&pay);
@@ -1132,6 +1151,7 @@ decode_and_free_site_list(zwi_cursor *c)
     zwi_site_list s;
     int rc = zwi_decode_site_list(c, &s);
     zwi_free(raw, s.refs);
+    zwi_free(raw, s.domains);
     zwi_free(raw, s.tbs);
     zwi_free(raw, s.counts);
     zwi_free(raw, s.bytes);
@@ -1225,8 +1245,10 @@ Test(trace_capture_format, table_set_and_site_list_round_trip_and_refuse_every_p
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(l.bytes[i], zw_snapshot_trace(snap, i).size);
         cr_assert_eq(l.tbs[i], map[((const zwi_trace *)&snap->traces[i])->tb]);
+        cr_assert_eq(l.domains[i], zw_snapshot_trace(snap, i).domain);
     }
     zwi_free(raw, l.refs);
+    zwi_free(raw, l.domains);
     zwi_free(raw, l.tbs);
     zwi_free(raw, l.counts);
     zwi_free(raw, l.bytes);
@@ -1249,7 +1271,7 @@ build_table_capture(zwi_cbuf *file, zw_snapshot *snap, bool bad_tb)
     zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
     zwi_capture_put(file, ZWI_SEC_PROCESS, &pay);
     pay.len = 0;
-    zw_capture_sample s[3] = {{1, 2, 3, 4, 5, 6, 7, 8}, {2, 3, 4, 5, 6, 7, 8, 9}};
+    zw_capture_sample s[3] = {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11}};
     zwi_encode_series(&pay, s, 2);
     zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
     uint32_t map[64];
@@ -1401,9 +1423,9 @@ Test(trace_capture_format, samples_round_trip_every_field_whatever_the_interval)
 {
     /* out of time order too (a peak's sample can come before the sampler's of the same tick) */
     const zw_capture_sample s[] = {
-        {10000000, 5, 1, 4096, 1, 0, 0, 5},
-        {20000100, 5, 1, 8192, 1, 0, 0, 5},
-        {19999999, UINT64_MAX, 0, 0, UINT64_MAX, 2, 1, UINT64_MAX},
+        {10000000, 5, 1, 4096, 1, 0, 0, 5, 8192, 8192},
+        {20000100, 5, 1, 8192, 1, 0, 0, 5, 0, 8192},
+        {19999999, UINT64_MAX, 0, 0, UINT64_MAX, 2, 1, UINT64_MAX, UINT64_MAX, UINT64_MAX},
         samples[2],
         samples[0],
     };
@@ -1424,13 +1446,14 @@ Test(trace_capture_format, samples_round_trip_every_field_whatever_the_interval)
         zwi_free(raw, into.v);
         zwi_cbuf_release(&b);
     }
-    /* a sampler at 10 ms: a sample costs about a byte a field, not 8 */
+    /* a sampler at 10 ms: a sample costs a byte or two a field, not 8 */
     zw_capture_sample tick[100];
     for (size_t i = 0; i < 100; i++)
-        tick[i] = (zw_capture_sample){i * 10000000 + i % 7, 1000 + i, 10, 8 << 20, i, 0, 0, 1000};
+        tick[i] =
+            (zw_capture_sample){i * 10000000 + i % 7, 1000 + i, 10, 8 << 20, i, 0, 0, 1000, 0, 0};
     zwi_cbuf b = {.raw = raw};
     zwi_encode_samples(&b, tick, 100, 10000000);
-    cr_assert_lt(b.len, 100 * 10, "%zu bytes", b.len);
+    cr_assert_lt(b.len, 100 * 2 * ZWI_SERIES_FIELDS, "%zu bytes", b.len);
     zwi_cbuf_release(&b);
 }
 
@@ -1510,7 +1533,8 @@ Test(trace_capture_format, a_poll_follows_samples_and_a_capture_rewritten_at_its
     zwi_cbuf pay = {.raw = raw};
     zwi_capture_put_header(&file);
     zwi_capture_put_live(&file, 127);
-    zw_capture_sample s[2] = {{10, 500, 1, 0, 1, 0, 0, 500}, {20, 700, 2, 0, 2, 0, 0, 700}};
+    zw_capture_sample s[2] = {{10, 500, 1, 0, 1, 0, 0, 500, 0, 0},
+                              {20, 700, 2, 0, 2, 0, 0, 700, 0, 0}};
     zwi_encode_samples(&pay, s, 2, 10);
     zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
     FILE *f = fopen(path, "wb");
@@ -1527,7 +1551,7 @@ Test(trace_capture_format, a_poll_follows_samples_and_a_capture_rewritten_at_its
     zwi_capture_put_live(&file, 1);
     zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
     pay.len = 0;
-    zw_capture_sample last = {30, 100, 1, 0, 2, 1, 0, 700};
+    zw_capture_sample last = {30, 100, 1, 0, 2, 1, 0, 700, 0, 0};
     zwi_encode_samples(&pay, &last, 1, 10);
     zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
     pay.len = 0;
@@ -1561,7 +1585,7 @@ Test(trace_capture_format, merging_the_streamed_sections_loads_the_same)
         zw_capture_sample s[20];
         for (uint64_t i = 0; i < 20; i++) {
             uint64_t t = flush * 20 + i;
-            s[i] = (zw_capture_sample){t * 10000000, t * 64, t, 4096 * t, t, 0, 0, t * 64};
+            s[i] = (zw_capture_sample){t * 10000000, t * 64, t, 4096 * t, t, 0, 0, t * 64, t, t};
         }
         pay.len = 0;
         zwi_encode_samples(&pay, s, 20, 10000000);

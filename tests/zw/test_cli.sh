@@ -132,7 +132,7 @@ for key in allocations frees temporary bytes_allocated peak_bytes peak_time_s le
     grep -q "\"$key\": [0-9]" "$tmp/out" || { echo "FAIL: stat --json lacks $key"; fails=$((fails + 1)); }
 done
 check 0 '' stat --series "$cap"
-head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes	allocations	frees	temporary	bytes_allocated$' ||
+head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes	allocations	frees	temporary	bytes_allocated	mmap_bytes$' ||
     { echo "FAIL: stat --series header"; fails=$((fails + 1)); }
 [ "$(wc -l <"$tmp/out")" -gt 10 ] || { echo "FAIL: stat --series samples"; fails=$((fails + 1)); }
 check 0 '' stat --series --json "$cap"

@@ -67,6 +67,7 @@ enum cli_opt {
     CLI_OPT_ALLOC_FN, /* --alloc-fn GLOB, repeatable */
     CLI_OPT_NO_DEFAULT_ALLOC_FNS,
     CLI_OPT_LEAK_CHECK_AT_MARKS, /* --leak-check-at-marks */
+    CLI_OPT_DOMAIN,              /* --domain heap|mmap|all */
 };
 #define CLI_TAKES(opt) (1u << CLI_OPT_##opt)
 
@@ -93,6 +94,15 @@ struct cli_command {
     "                    as the built-in list (operator new, xmalloc, g_malloc...): rows by\n"     \
     "                    line or file name their caller\n"                                        \
     "  --no-default-alloc-fns   drop the built-in list\n"
+
+/* The values of --domain: the heap (the malloc family, the default: the figures of captures
+ * before the mmap domain existed), the program's own mappings, or both. */
+enum cli_domain { CLI_DOMAIN_HEAP, CLI_DOMAIN_MMAP, CLI_DOMAIN_ALL };
+
+#define CLI_HELP_DOMAIN                                                                            \
+    "  --domain heap|mmap|all   the malloc family's blocks (default), the mappings the\n"          \
+    "                    program made itself (mmap, mremap, brk, sbrk), or both; --at peak\n"      \
+    "                    with mmap is the mmap domain's own peak\n"
 
 /* export's formats, the values of --format */
 enum cli_format { CLI_FORMAT_NONE, CLI_FORMAT_PPROF, CLI_FORMAT_FOLDED, CLI_FORMAT_MASSIF };
@@ -133,6 +143,7 @@ struct cli_opts {
     size_t nalloc_fns;
     bool no_default_alloc_fns;
     bool leak_check_at_marks; /* zw run: each zw_mark() that keeps its set scans it too */
+    int domain;               /* an enum cli_domain */
 };
 
 /* Parses the arguments of command `c` (argv[0] is its name) into *o: 0, or CLI_EXIT_USAGE after
@@ -187,8 +198,19 @@ void cli_stats_release(cli_stats *s);
 
 /* ---- capture sets and live sets (tree.c) ---- */
 
-/* The capture at `path`, or NULL after printing why. */
+/* The capture at `path`, or NULL after printing why. Its live sets, steps and sites hold the
+ * traces of the domain cli_set_domain() chose only (the heap's unless told). */
 zw_capture *cli_load(const char *path);
+/* The same without a word when the file cannot be read (NULL then) or is damaged. */
+zw_capture *cli_load_quiet(const char *path);
+/* The domain (enum cli_domain) cli_load() keeps from now on; cli_parse() sets it. */
+void cli_set_domain(int domain);
+/* Whether traces of `domain` are of the domain chosen. */
+bool cli_in_domain(unsigned domain);
+/* The bytes of sample `s` in the domain chosen: heap, mmap or both. */
+uint64_t cli_sample_bytes(const zw_capture_sample *s);
+/* What those bytes are, in words ("requested sizes" for the heap). */
+const char *cli_domain_words(void);
 
 /* A capture set: the captures of one run, one per process image: FILE, then FILE.1, FILE.2...
  * (a forked child, the image an exec replaced), linked by pid and ppid. caps[0] is FILE. */
@@ -203,6 +225,8 @@ typedef struct cli_tree {
  * process. NULL after printing why. */
 cli_tree *cli_load_tree(const char *path, long pid, bool only);
 void cli_tree_free(cli_tree *t);
+/* The largest peak of the mmap domain of the captures (0: nothing mapped, or made before it). */
+uint64_t cli_tree_mmap_peak(const cli_tree *t);
 /* Seconds from the start of caps[0] to the start of caps[i]. */
 double cli_tree_offset(const cli_tree *t, size_t i);
 

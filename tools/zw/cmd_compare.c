@@ -24,6 +24,7 @@ const char cli_help_compare[] =
     "  --json                        a JSON array of {bytes, blocks, bytes_diff, blocks_diff,\n"
     "                                traceback}\n"
     CLI_HELP_ALLOC_FNS
+    CLI_HELP_DOMAIN
     "  -h, --help                    this text\n";
 
 int

@@ -42,6 +42,7 @@ const char cli_help_export[] =
     "  --pid PID          the process of a capture set to export (one process per export)\n"
     "  --only             FILE alone, not FILE.1, FILE.2... of the same run\n"
     CLI_HELP_ALLOC_FNS
+    CLI_HELP_DOMAIN
     "  -h, --help         this text\n"
     "\n"
     "massif holds every set and only bytes: it takes neither --at nor --metric.\n";

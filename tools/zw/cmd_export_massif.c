@@ -211,8 +211,8 @@ export_massif(const export_ctx *x, zwi_cbuf *out)
 
     zwi_cbuf_printf(out,
                     "desc: --time-unit=ms (written by zw export from capture '%s': heap bytes "
-                    "are requested sizes; extra-heap and stacks are not measured)\n",
-                    x->path);
+                    "are %s; extra-heap and stacks are not measured)\n",
+                    x->path, cli_domain_words());
     buf_puts(out, "cmd:");
     for (size_t i = 0; i < c->argc; i++)
         zwi_cbuf_printf(out, " %s", c->argv[i]);
@@ -234,7 +234,7 @@ export_massif(const export_ctx *x, zwi_cbuf *out)
         }
         if (smp == NULL || replaced || rc != 0)
             continue;
-        put_header(out, num++, smp->time_ns, smp->heap_bytes);
+        put_header(out, num++, smp->time_ns, cli_sample_bytes(smp));
         buf_puts(out, "heap_tree=empty\n");
     }
     free(sets);

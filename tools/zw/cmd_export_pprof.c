@@ -429,7 +429,8 @@ export_pprof(const export_ctx *x, zwi_cbuf *out)
     intern_main_module(&p, c);
     for (size_t i = 0; i < zw_snapshot_len(c->sites); i++) {
         zw_trace_info t = zw_snapshot_trace(c->sites, i);
-        add_sample(&p, t.traceback, false, c->site_counts[i], t.size);
+        if (cli_in_domain(t.domain)) /* alloc_* of the domain asked for (--domain) */
+            add_sample(&p, t.traceback, false, c->site_counts[i], t.size);
     }
     zw_stat_list *stats = export_set_stats(x);
     if (stats == NULL)

@@ -31,6 +31,8 @@ const char cli_help_leaks[] =
     "  --pid PID    only that process of a capture set (default: all, merged)\n"
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json       a JSON array of {kind, bytes, blocks, traceback}\n"
+    "  --domain heap|mmap|all   heap (default) and all: the heap's blocks by kind; mmap:\n"
+    "               the mappings the program made itself still mapped, without kinds\n"
     "  -h, --help   this text\n";
 
 /* One row: a statistic of a kind's list. */
@@ -108,7 +110,12 @@ cmd_leaks(const cli_command *c, const cli_opts *o)
     rc = cli_leaks_of(t, exit_set ? NULL : o->at, &sup, kinds, o->show_suppressed, &l);
     if (rc == 0 && l.scanned == 0) {
         /* no kinds: the set as it is (zw top says if there is no such mark) */
-        if (exit_set)
+        if (o->domain == CLI_DOMAIN_MMAP)
+            fprintf(stderr,
+                    "zw: %s: the mmap domain has no leak kinds (the scan reads the heap's "
+                    "blocks); every mapping still mapped %s follows\n",
+                    o->files[0], exit_set ? "at exit" : "then");
+        else if (exit_set)
             fprintf(stderr, "zw: %s: leak kinds unknown (%s); every block live at exit follows\n",
                     o->files[0], cli_leaks_why(l.status));
         else

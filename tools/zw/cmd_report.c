@@ -38,6 +38,7 @@ const char cli_help_report[] =
     "  -o, --output REPORT.html   where to write it (default FILE without .zwc, plus .html;\n"
     "                             '-' is standard output)\n"
     CLI_HELP_ALLOC_FNS
+    CLI_HELP_DOMAIN
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */

@@ -169,15 +169,17 @@ end_name(const zw_capture *c)
 }
 
 /* The samples as columns; past MAX_POINTS, one point per bucket of consecutive samples: the one
- * with the most heap bytes (so the peak stays), with the most RSS of the bucket. The running
+ * with the most heap bytes (so the peak stays), with the most RSS of the bucket; "mmap" is the
+ * mmap domain's bytes (0 in captures made before it). The running
  * totals ("allocations", "temporary") only when the capture has them (has_counters). */
 static void
 write_samples(const zw_capture *c, FILE *out)
 {
     size_t n = c->nsamples;
     size_t buckets = n <= MAX_POINTS ? n : MAX_POINTS;
-    static const char *const names[] = {"t", "heap", "blocks", "rss", "allocations", "temporary"};
-    int ncols = c->has_counters ? 6 : 4;
+    static const char *const names[] = {"t",    "heap",        "blocks",   "rss",
+                                        "mmap", "allocations", "temporary"};
+    int ncols = c->has_counters ? 7 : 5;
     fprintf(out, "{\"count\": %zu", n);
     for (int col = 0; col < ncols; col++) {
         fprintf(out, ", \"%s\": [", names[col]);
@@ -192,7 +194,8 @@ write_samples(const zw_capture *c, FILE *out)
                 rss = c->samples[i].rss_bytes > rss ? c->samples[i].rss_bytes : rss;
             }
             const zw_capture_sample *s = &c->samples[best];
-            uint64_t v[] = {0, s->heap_bytes, s->heap_blocks, rss, s->allocations, s->temporary};
+            uint64_t v[] = {
+                0, s->heap_bytes, s->heap_blocks, rss, s->mmap_bytes, s->allocations, s->temporary};
             fputs(b ? "," : "", out);
             if (col == 0)
                 json_seconds(s->time_ns, out);

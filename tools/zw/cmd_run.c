@@ -133,7 +133,7 @@ main_capture(const char *path, char *used, size_t len)
         snprintf(other, sizeof(other), "%s.%d", path, i);
         if (access(other, F_OK) != 0)
             break;
-        zw_capture *o = zw_capture_load(other, NULL);
+        zw_capture *o = cli_load_quiet(other);
         if (o != NULL && o->pid == c->pid) {
             zw_capture_free(c);
             c = o;
@@ -165,7 +165,7 @@ largest_peak(const char *first, zw_capture *c, char *used, size_t len)
     }
     const zw_capture *b = t->caps[best];
     if (t->n > 1 && b->pid != c->pid && b->totals.peak_bytes > c->totals.peak_bytes) {
-        zw_capture *chosen = zw_capture_load(t->paths[best], NULL);
+        zw_capture *chosen = cli_load_quiet(t->paths[best]);
         if (chosen != NULL) {
             char a[32];
             fprintf(stderr,
@@ -218,6 +218,11 @@ summarize(const char *first, bool quiet)
     cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
     fprintf(stderr, "zw: peak         %s at %.3f s\n", cli_size(a, (long long)t->peak_bytes, false),
             (double)t->peak_time_ns / 1e9);
+    cli_tree one = {.n = 1, .caps = &c};
+    uint64_t mapped = cli_tree_mmap_peak(&one);
+    if (mapped > 0)
+        fprintf(stderr, "zw: mmap peak    %s (mapped by the program itself: zw top --domain mmap)\n",
+                cli_size(a, (long long)mapped, false));
     if (c->exit.snap != NULL)
         fprintf(stderr, "zw: leaks        %s in %zu blocks at exit\n",
                 cli_size(a, (long long)leaked, false), blocks);

@@ -12,15 +12,18 @@ const char cli_help_stat[] =
     "               FILE\n"
     "\n"
     "The figures of capture FILE: allocations, frees, temporary allocations, bytes allocated,\n"
-    "the peak and when it happened, the leaks at exit, the duration, the largest RSS, marks.\n"
+    "the peak and when it happened, the leaks at exit, the duration, the mmap domain (the\n"
+    "program's own mappings) at exit and at its peak, the largest RSS split into heap, mmap\n"
+    "and what neither explains, marks.\n"
     "When the program started other processes (FILE.1, FILE.2...: a capture set), a table of\n"
     "the processes comes first and the figures are those of the whole set.\n"
     "\n"
     "options:\n"
     "  --json       one JSON object (keys in docs/zw.md), its \"processes\" one per process\n"
     "  --series     the time series instead: time_s, heap_bytes, heap_blocks, rss_bytes,\n"
-    "               allocations, frees, temporary, bytes_allocated per sample (tab-separated\n"
-    "               with a header line; with --json an array of arrays); one process only\n"
+    "               allocations, frees, temporary, bytes_allocated, mmap_bytes per sample\n"
+    "               (tab-separated with a header line; with --json an array of arrays); one\n"
+    "               process only\n"
     "  --sections   what FILE alone is made of instead: per kind of section, how many, the\n"
     "               bytes they take in the file (32-byte headers included) and decompressed\n"
     "  --suppressions FILE   leak suppressions, as zw leaks takes them\n"
@@ -59,6 +62,39 @@ end_text(const zw_capture *c, char *buf, size_t len)
     return buf;
 }
 
+/* The mmap domain beside the heap and RSS: its bytes at the end and at its peak, and the sample
+ * of the largest RSS split into heap, mmap and what neither explains (the program's stacks, the
+ * libraries' pages, the allocator's own overhead and unused pages; negative when mappings or
+ * blocks are larger than what of them is resident). */
+typedef struct domain_figures {
+    uint64_t mmap_bytes;
+    uint64_t mmap_peak;
+    const zw_capture_sample *max_rss; /* NULL without samples */
+    int64_t other;                    /* of max_rss: rss - heap - mmap */
+} domain_figures;
+
+static domain_figures
+domains_of(const zw_capture *c)
+{
+    domain_figures d = {0};
+    for (size_t i = 0; i < c->nsamples; i++) {
+        const zw_capture_sample *s = &c->samples[i];
+        if (d.max_rss == NULL || s->rss_bytes > d.max_rss->rss_bytes)
+            d.max_rss = s;
+        d.mmap_peak = s->mmap_peak > d.mmap_peak ? s->mmap_peak : d.mmap_peak;
+        d.mmap_peak = s->mmap_bytes > d.mmap_peak ? s->mmap_bytes : d.mmap_peak;
+        d.mmap_bytes = s->mmap_bytes; /* in time order: the last */
+    }
+    if (c->has_live && c->live.mmap_peak >= d.mmap_peak) { /* kept to the very end */
+        d.mmap_peak = c->live.mmap_peak;
+        d.mmap_bytes = c->live.mmap_bytes;
+    }
+    if (d.max_rss != NULL)
+        d.other = (int64_t)d.max_rss->rss_bytes - (int64_t)d.max_rss->heap_bytes -
+                  (int64_t)d.max_rss->mmap_bytes;
+    return d;
+}
+
 /* The figures of one capture as the members of a JSON object (no braces). */
 static void
 print_members(const zw_capture *c, const char *path)
@@ -93,6 +129,19 @@ print_members(const zw_capture *c, const char *path)
         fputs(", \"leaked_bytes\": null, \"leaked_blocks\": null", o);
     fprintf(o, ", \"duration_s\": %.6f, \"max_rss_bytes\": %" PRIu64 ", \"samples\": %zu",
             (double)t->duration_ns / 1e9, max_rss, c->nsamples);
+    domain_figures d = domains_of(c);
+    fprintf(o, ", \"mmap_bytes\": %" PRIu64 ", \"mmap_peak_bytes\": %" PRIu64, d.mmap_bytes,
+            d.mmap_peak);
+    if (d.max_rss != NULL)
+        fprintf(o,
+                ", \"max_rss_time_s\": %.6f, \"max_rss_heap_bytes\": %" PRIu64
+                ", \"max_rss_mmap_bytes\": %" PRIu64 ", \"max_rss_other_bytes\": %" PRId64,
+                (double)d.max_rss->time_ns / 1e9, d.max_rss->heap_bytes, d.max_rss->mmap_bytes,
+                d.other);
+    else
+        fputs(", \"max_rss_time_s\": null, \"max_rss_heap_bytes\": null, "
+              "\"max_rss_mmap_bytes\": null, \"max_rss_other_bytes\": null",
+              o);
     const char *end = !end_known(c)                              ? "unknown"
                       : t->end == ZW_CAPTURE_END_SIGNAL          ? "signal"
                       : t->end == ZW_CAPTURE_END_UNDERSCORE_EXIT ? "_exit"
@@ -285,7 +334,7 @@ print_series(const zw_capture *c, bool json)
     const cli_json j = {stdout, false};
     if (!json)
         puts("time_s\theap_bytes\theap_blocks\trss_bytes\tallocations\tfrees\ttemporary\t"
-             "bytes_allocated");
+             "bytes_allocated\tmmap_bytes");
     else
         fputc('[', stdout);
     for (size_t i = 0; i < c->nsamples; i++) {
@@ -294,8 +343,8 @@ print_series(const zw_capture *c, bool json)
         if (json)
             cli_json_item(&j, i);
         printf("%s%.6f", json ? "[" : "", (double)s->time_ns / 1e9);
-        const uint64_t v[] = {s->heap_bytes, s->heap_blocks, s->rss_bytes,      s->allocations,
-                              s->frees,      s->temporary,   s->bytes_allocated};
+        const uint64_t v[] = {s->heap_bytes, s->heap_blocks, s->rss_bytes,       s->allocations,
+                              s->frees,      s->temporary,   s->bytes_allocated, s->mmap_bytes};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
             printf("%s%" PRIu64, sep, v[k]);
         fputs(json ? "]" : "\n", stdout);
@@ -460,8 +509,19 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
                blocks);
     else
         printf("%-16s unknown\n", "leaked at exit");
+    domain_figures d = domains_of(c);
+    printf("%-16s %s at exit, peak %s (the program's own mappings)\n", "mmap",
+           cli_size(a1, (long long)d.mmap_bytes, false),
+           cli_size(a2, (long long)d.mmap_peak, false));
     printf("%-16s %s (%zu samples, every %" PRIu32 " ms)\n", "max RSS",
            cli_size(a2, (long long)max_rss, false), c->nsamples, c->interval_ms);
+    if (d.max_rss != NULL) {
+        char a3[32];
+        printf("%-16s heap %s + mmap %s + neither %s (at %.3f s)\n", "of which",
+               cli_size(a1, (long long)d.max_rss->heap_bytes, false),
+               cli_size(a2, (long long)d.max_rss->mmap_bytes, false),
+               cli_size(a3, (long long)d.other, d.other < 0), (double)d.max_rss->time_ns / 1e9);
+    }
     printf("%-16s %zu", "marks", c->nmarks);
     for (size_t i = 0; i < c->nmarks; i++)
         printf("%s%s at %.3f s", i ? ", " : ": ", c->marks[i].label,

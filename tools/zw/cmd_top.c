@@ -29,6 +29,7 @@ const char cli_help_top[] =
     "  --only                        FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
     CLI_HELP_ALLOC_FNS
+    CLI_HELP_DOMAIN
     "  -h, --help                    this text\n";
 
 /* leaks and peak: the options they take, in their help */
@@ -40,6 +41,7 @@ const char cli_help_top[] =
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"                           \
     "  --json       a JSON array of {bytes, blocks, traceback}\n"                                  \
     CLI_HELP_ALLOC_FNS                                                                             \
+    CLI_HELP_DOMAIN                                                                                \
     "  -h, --help   this text\n"
 
 const char cli_help_peak[] =
@@ -55,13 +57,16 @@ typedef struct site_row {
     const zw_traceback *key; /* the statistics' key */
     uint64_t count;          /* allocations */
     uint64_t bytes;
+    bool seen;               /* a site of the domain asked for (--domain) is in the group */
 } site_row;
 
-/* Most allocations first, then most bytes, then the key. */
+/* Most allocations first, then most bytes, then the key; groups of other domains last. */
 static int
 by_count(const void *x, const void *y)
 {
     const site_row *a = x, *b = y;
+    if (a->seen != b->seen)
+        return a->seen ? -1 : 1;
     if (a->count != b->count)
         return a->count < b->count ? 1 : -1;
     if (a->bytes != b->bytes)
@@ -152,12 +157,17 @@ print_sites(const cli_tree *t, zw_group group, size_t limit, bool json)
                 cli_fail("out of memory");
                 goto out;
             }
+            if (!cli_in_domain(ti.domain))
+                continue;
             rows[r].count += c->site_counts[i];
             rows[r].bytes += ti.size;
+            rows[r].seen = true;
         }
     }
     qsort(rows, nrows, sizeof(*rows), by_count);
-    size_t n = nrows;
+    size_t n = 0;
+    while (n < nrows && rows[n].seen)
+        n++;
     if (limit == 0 || limit > n)
         limit = n;
     cli_json j_out = {stdout, false};
@@ -232,10 +242,20 @@ cmd_top(const cli_command *c, const cli_opts *o)
         char b[32], procs[64] = "";
         if (t->n > 1)
             snprintf(procs, sizeof(procs), " (%zu of %zu processes)", set.nprocs, t->n);
-        printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path, set.label, set.time_s, procs,
+        bool mmap_peak = o->domain == CLI_DOMAIN_MMAP && strcmp(set.label, "peak") == 0;
+        printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path,
+               mmap_peak ? "mmap peak" : set.label, set.time_s, procs,
                cli_size(b, (long long)bytes, false), blocks);
     }
     cli_print_stats(list, o->limit, o->json, false, group == ZW_GROUP_TRACEBACK, stdout);
+    uint64_t mapped = cli_tree_mmap_peak(t);
+    if (o->domain == CLI_DOMAIN_HEAP && mapped > 0 && !o->json) {
+        char b[32];
+        fprintf(stderr,
+                "zw: note: the program also mapped memory itself (%s at the peak of the mmap "
+                "domain), which the heap leaves out: --domain mmap or all shows it\n",
+                cli_size(b, (long long)mapped, false));
+    }
     cli_stats_release(&st);
     rc = 0;
 out_release:

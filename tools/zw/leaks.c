@@ -301,7 +301,11 @@ cli_leaks_of(const cli_tree *t, const char *at, const cli_suppressions *s, uint3
             continue;
         }
         out->scanned++;
-        uint8_t *tags = malloc(l->nkinds + 1);
+        /* the kinds name the heap's traces, first; the mmap domain's after them are never picked */
+        size_t ntraces = zw_snapshot_len(set->snap);
+        uint8_t *tags = malloc(ntraces + l->nkinds + 1);
+        if (tags != NULL)
+            memset(tags, 0xff, ntraces + l->nkinds + 1);
         if (tags == NULL || (rc = tag_capture(set, l, s, tags, out)) != 0) {
             free(tags);
             rc = rc != 0 ? rc : cli_fail("out of memory");

@@ -255,7 +255,8 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
 
 #define T(opt) CLI_TAKES(opt)
 #define NAMES  (T(ALLOC_FN) | T(NO_DEFAULT_ALLOC_FNS))
-#define LIVE   (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES)
+#define LIVE                                                                                       \
+    (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES | T(DOMAIN))
 
 /* Every command and the options it takes. leaks and peak are top with other defaults; peak has no
  * --at, leaks's names the exit or a mark (their help does not list --cumulative, which they have always taken). */
@@ -275,10 +276,10 @@ static const cli_command commands[] = {
      cmd_compare},
     {"export", cli_help_export,
      T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(KIND) | T(SUPPRESSIONS) | T(PID) | T(ONLY) |
-         NAMES,
+         NAMES | T(DOMAIN),
      1,
      NULL, 0, cmd_export},
-    {"report", cli_help_report, T(OUTPUT) | NAMES, 1, NULL, 0, cmd_report},
+    {"report", cli_help_report, T(OUTPUT) | NAMES | T(DOMAIN), 1, NULL, 0, cmd_report},
 };
 
 

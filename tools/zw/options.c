@@ -27,6 +27,10 @@ static const choice groups[] = {{"lineno", ZW_GROUP_LINENO},
                                 {"filename", ZW_GROUP_FILENAME},
                                 {"traceback", ZW_GROUP_TRACEBACK},
                                 {NULL, 0}};
+static const choice domains[] = {{"heap", CLI_DOMAIN_HEAP},
+                                 {"mmap", CLI_DOMAIN_MMAP},
+                                 {"all", CLI_DOMAIN_ALL},
+                                 {NULL, 0}};
 static const choice formats[] = {{"pprof", CLI_FORMAT_PPROF},
                                  {"folded", CLI_FORMAT_FOLDED},
                                  {"massif", CLI_FORMAT_MASSIF},
@@ -91,6 +95,14 @@ static const option_def defs[] = {
     [CLI_OPT_ALLOC_FN] = OPT("--alloc-fn", LIST, alloc_fns),
     [CLI_OPT_NO_DEFAULT_ALLOC_FNS] = OPT("--no-default-alloc-fns", FLAG, no_default_alloc_fns),
     [CLI_OPT_LEAK_CHECK_AT_MARKS] = OPT("--leak-check-at-marks", FLAG, leak_check_at_marks),
+    [CLI_OPT_DOMAIN] = {{"--domain", NULL},
+                        CHOICE,
+                        offsetof(cli_opts, domain),
+                        0,
+                        0,
+                        domains,
+                        "domain",
+                        "heap, mmap or all"},
 };
 
 /* The value of `arg` if it is option `name` ("" for a flag), taking a value as the next argument
@@ -219,6 +231,7 @@ cli_parse(const cli_command *c, int argc, char **argv, cli_opts *o)
         o->files[o->nfiles++] = argv[i++];
     }
     cli_set_alloc_fns(o->alloc_fns, o->nalloc_fns, o->no_default_alloc_fns);
+    cli_set_domain(o->domain);
     if (c->nfiles == 0) {
         o->program = argv + i;
         return i < argc ? 0 : cli_usage(c->name, "no program to run");

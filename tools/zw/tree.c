@@ -9,6 +9,143 @@
 
 #include "cli.h"
 
+/* The domain cli_load() keeps (enum cli_domain): set once per command by cli_parse(). */
+static int chosen_domain = CLI_DOMAIN_HEAP;
+
+void
+cli_set_domain(int domain)
+{
+    chosen_domain = domain;
+}
+
+bool
+cli_in_domain(unsigned domain)
+{
+    if (chosen_domain == CLI_DOMAIN_ALL)
+        return true;
+    return domain ==
+           (chosen_domain == CLI_DOMAIN_MMAP ? ZW_CAPTURE_MMAP_DOMAIN : ZW_TRACE_DEFAULT_DOMAIN);
+}
+
+uint64_t
+cli_sample_bytes(const zw_capture_sample *s)
+{
+    switch (chosen_domain) {
+    case CLI_DOMAIN_MMAP:
+        return s->mmap_bytes;
+    case CLI_DOMAIN_ALL:
+        return s->heap_bytes + s->mmap_bytes;
+    default:
+        return s->heap_bytes;
+    }
+}
+
+const char *
+cli_domain_words(void)
+{
+    switch (chosen_domain) {
+    case CLI_DOMAIN_MMAP:
+        return "the program's own mappings, in whole pages";
+    case CLI_DOMAIN_ALL:
+        return "requested sizes and the program's own mappings, in whole pages";
+    default:
+        return "requested sizes";
+    }
+}
+
+/* `*snap` with the traces of the chosen domain only (replaced; freed by zw_capture_free). */
+static int
+keep_domain(zw_snapshot **snap)
+{
+    if (*snap == NULL || chosen_domain == CLI_DOMAIN_ALL)
+        return 0;
+    zw_error err;
+    zw_filter f = ZW_DOMAIN_FILTER(
+        true, chosen_domain == CLI_DOMAIN_MMAP ? ZW_CAPTURE_MMAP_DOMAIN : ZW_TRACE_DEFAULT_DOMAIN);
+    zw_snapshot *kept = zw_snapshot_filter_traces(*snap, &f, 1, &err);
+    if (kept == NULL)
+        return cli_fail("%s", err.msg);
+    zw_snapshot_free(*snap);
+    *snap = kept;
+    return 0;
+}
+
+/* --domain mmap: the peak set is the live set at the mmap domain's last peak step (none when the
+ * capture has no such step: older captures, or no mapping at all). */
+static int
+mmap_peak_set(zw_capture *c)
+{
+    size_t last = c->nsteps;
+    for (size_t i = 0; i < c->nsteps; i++)
+        last = c->steps[i].mmap_peak ? i : last;
+    zw_snapshot_free(c->peak.snap);
+    c->peak.snap = NULL;
+    if (last == c->nsteps)
+        return 0;
+    zw_error err;
+    c->peak.snap = zw_capture_live_at(c, c->steps[last].time_ns, &err);
+    if (c->peak.snap == NULL)
+        return cli_fail("cannot rebuild the mmap domain's peak set: %s", err.msg);
+    c->peak.time_ns = c->steps[last].time_ns;
+    return 0;
+}
+
+/* Keeps the chosen domain's traces in every set, step and site of `c` (see cli_load). */
+static int
+choose_domain(zw_capture *c)
+{
+    if (chosen_domain == CLI_DOMAIN_ALL)
+        return 0;
+    if (chosen_domain == CLI_DOMAIN_MMAP && mmap_peak_set(c) != 0)
+        return CLI_EXIT_FAILURE;
+    /* the kinds of a scan name the heap's traces, which come first: still theirs in the heap's
+     * set; the mmap domain's blocks have none */
+    if (chosen_domain == CLI_DOMAIN_MMAP && c->leaks.status == ZW_LEAKS_SCANNED)
+        c->leaks.status = ZW_LEAKS_UNKNOWN;
+    for (size_t i = 0; i < c->nmarks; i++) {
+        if (chosen_domain == CLI_DOMAIN_MMAP && c->marks[i].leaks != NULL)
+            c->marks[i].leaks->status = ZW_LEAKS_UNKNOWN;
+        if (keep_domain(&c->marks[i].snap) != 0)
+            return CLI_EXIT_FAILURE;
+    }
+    if (keep_domain(&c->peak.snap) != 0 || keep_domain(&c->exit.snap) != 0)
+        return CLI_EXIT_FAILURE;
+    /* steps: the other domain's deltas go; sites: the other domain's count no allocation */
+    size_t nsites = c->sites != NULL ? zw_snapshot_len(c->sites) : 0;
+    size_t k = 0;
+    for (size_t s = 0; s < c->nsteps; s++) {
+        zw_capture_step *st = &c->steps[s];
+        size_t first = k;
+        for (size_t d = st->first; d < st->first + st->n; d++) {
+            uint32_t site = c->deltas[d].site;
+            if (site < nsites && cli_in_domain(zw_snapshot_trace(c->sites, site).domain))
+                c->deltas[k++] = c->deltas[d];
+        }
+        st->first = first;
+        st->n = k - first;
+    }
+    c->ndeltas = k;
+    for (size_t i = 0; i < nsites && c->site_counts != NULL; i++) {
+        if (!cli_in_domain(zw_snapshot_trace(c->sites, i).domain)) {
+            c->site_counts[i] = 0;
+            if (c->site_temporary != NULL)
+                c->site_temporary[i] = 0;
+        }
+    }
+    return 0;
+}
+
+zw_capture *
+cli_load_quiet(const char *path)
+{
+    zw_capture *c = zw_capture_load(path, NULL);
+    if (c != NULL && choose_domain(c) != 0) {
+        zw_capture_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 zw_capture *
 cli_load(const char *path)
 {
@@ -16,6 +153,10 @@ cli_load(const char *path)
     zw_capture *c = zw_capture_load(path, &err);
     if (c == NULL) {
         cli_fail("%s", err.msg);
+        return NULL;
+    }
+    if (choose_domain(c) != 0) {
+        zw_capture_free(c);
         return NULL;
     }
     if (c->damaged > 0)
@@ -119,6 +260,19 @@ cli_load_tree(const char *path, long pid, bool only)
 out_fail:
     cli_tree_free(t);
     return NULL;
+}
+
+uint64_t
+cli_tree_mmap_peak(const cli_tree *t)
+{
+    uint64_t peak = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const zw_capture *c = t->caps[i];
+        peak = c->has_live && c->live.mmap_peak > peak ? c->live.mmap_peak : peak;
+        for (size_t k = 0; k < c->nsamples; k++)
+            peak = c->samples[k].mmap_peak > peak ? c->samples[k].mmap_peak : peak;
+    }
+    return peak;
 }
 
 double

@@ -494,12 +494,13 @@
                 {label: 'time', value: (u, v) => (v === null ? '-' : fmtTime(v))},
                 {label: 'heap', stroke: '#c0392b', width: 1.5, fill: 'rgba(192,57,43,0.10)',
                     value: (u, v) => (v === null ? '-' : fmtSize(v))},
+                {label: 'mmap', stroke: '#7d3c98', width: 1.5, value: (u, v) => (v === null ? '-' : fmtSize(v))},
                 {label: 'RSS', stroke: '#2471a3', width: 1.5, value: (u, v) => (v === null ? '-' : fmtSize(v))},
             ],
             cursor: {drag: {x: true, y: false}},
             hooks: {draw: [(u) => drawMarks(u, peak, marks)]},
         };
-        plot = new uPlot(opts, [s.t, s.heap, s.rss], box);
+        plot = new uPlot(opts, [s.t, s.heap, s.mmap || s.t.map(() => 0), s.rss], box);
         let down = null;
         plot.over.addEventListener('mousedown', (e) => { down = [e.clientX, e.clientY]; });
         plot.over.addEventListener('mouseup', (e) => {
@@ -560,7 +561,8 @@
         let i = 0;
         while (i + 1 < s.t.length && s.t[i + 1] <= clickedT)
             i++;
-        const heapThen = s.t.length ? ' The sample then: heap ' + fmtSize(s.heap[i]) + ', RSS ' +
+        const heapThen = s.t.length ? ' The sample then: heap ' + fmtSize(s.heap[i]) +
+            (s.mmap ? ', mmap ' + fmtSize(s.mmap[i]) : '') + ', RSS ' +
             fmtSize(s.rss[i]) + (s.allocations ? ', ' + fmtCount(s.allocations[i]) + ' allocations (' +
             fmtCount(s.temporary[i]) + ' temporary) so far' : '') + ' at ' + fmtTime(s.t[i]) + '.' : '';
         if (!set) {
