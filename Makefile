@@ -61,6 +61,7 @@ bench: bench-build
 	bench/gc/run $(BUILD_BENCH)
 	bench/trace/run $(BUILD_BENCH)
 	$(BUILD_BENCH)/bench/preload/bench_leakscan
+	bench/preload/run_depth $(BUILD_BENCH)
 	bench/run/run $(BUILD_BENCH)
 
 bench-obj: bench-build

@@ -83,17 +83,6 @@ pool_was_full(zw_heap *h, pool *p)
     ZW_ASSERT_EXPENSIVE(zwi_mem_heap_is_valid(h, p->base));
 }
 
-/* True if pool `p` of arena `a`, whose last block is being freed, can stay as its class's
- * spare with no further check: it is alone on its class list, and its arena surely holds a
- * pool that is not a spare (more in use than there are classes) or the heap is small. */
-static inline bool
-stays_spare(const zw_heap *h, const arena *a, const pool *p)
-{
-    return p->prev == NULL && p->next == NULL &&
-           (a->nfreepools + ZW_MEM_NCLASSES < POOLS_PER_ARENA ||
-            h->arenas_current <= h->arena_cache);
-}
-
 /* Pushes block `b` of arena `a` on its pool's free list and moves the pool between states when
  * it was full or is now empty. zw_heap_free() inlines the common cases. */
 static __attribute__((noinline)) void
@@ -112,7 +101,7 @@ small_free(zw_heap *h, arena *a, void *b)
 #endif
     if (ZW_UNLIKELY(last == NULL)) {
         pool_was_full(h, p);
-    } else if (ZW_UNLIKELY(p->nused == 0) && !stays_spare(h, a, p)) {
+    } else if (ZW_UNLIKELY(p->nused == 0) && !zwi_mem_stays_spare(h, a, p)) {
         zwi_mem_pool_emptied(h, p); /* arena.c decides */
     }
 }
@@ -316,32 +305,17 @@ zwi_mem_block_size(const zw_heap *h, const void *p)
 
 /* ---- public entry points ---- */
 
-/* The fast paths below touch the heap's first lines, the pool header and the block, take no
- * stack frame, and leave every state change to small_alloc()/small_free(). ASan builds always
- * take those, which manage the poisoning. */
+/* The fast paths (mem_internal.h) touch the heap's first lines, the pool header and the block,
+ * take no stack frame, and leave every state change to small_alloc()/small_free(). ASan builds
+ * always take those, which manage the poisoning. */
 static inline __attribute__((always_inline)) void *
 malloc_unhooked(zw_heap *h, size_t n)
 {
-    if (ZW_LIKELY(n - 1 < h->small_limit)) { /* 1..512 and not debug; n == 0 wraps around */
+    void *b = zwi_mem_pop_fast(h, n);
+    if (ZW_LIKELY(b != NULL))
+        return b;
+    if (ZW_LIKELY(n - 1 < h->small_limit)) {
         unsigned cls = (unsigned)((n - 1) >> 4);
-#ifndef ZW_ASAN
-        pool *p = h->used[cls];
-        if (ZW_LIKELY(p != NULL)) {
-            void *b = p->free;
-            void *next = *(void **)b;
-            if (ZW_LIKELY(next != NULL)) {
-                /* The next block of the class is handed out later, maybe after many others:
-                 * start bringing it in now (a freed block is usually cold in a big heap). */
-                __builtin_prefetch(next, 1, 3);
-                p->free = next;
-                p->nused++;
-#    if ZW_MEM_COUNTERS
-                h->nused[cls]++;
-#    endif
-                return b;
-            }
-        }
-#endif
         return small_alloc(h, cls, n);
     }
     if (h->debug)
@@ -367,21 +341,8 @@ free_unhooked(zw_heap *h, void *p)
 {
     arena *a = zwi_mem_arena_of(h, p);
     if (ZW_LIKELY(a != NULL && !h->debug)) {
-#ifndef ZW_ASAN
-        pool *pl = zwi_mem_pool_of(a, p);
-        void *last = pl->free;
-        uint32_t nused = pl->nused;
-        /* not full before, and not empty after unless it stays its class's spare */
-        if (ZW_LIKELY(last != NULL && (nused > 1 || stays_spare(h, a, pl)))) {
-            *(void **)p = last;
-            pl->free = p;
-            pl->nused = nused - 1;
-#    if ZW_MEM_COUNTERS
-            h->nused[pl->cls]--;
-#    endif
+        if (ZW_LIKELY(zwi_mem_push_fast(h, a, p)))
             return;
-        }
-#endif
         small_free(h, a, p);
         return;
     }

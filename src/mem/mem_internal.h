@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <zerowaste/mem.h>
 
@@ -228,6 +229,166 @@ zwi_mem_arena_of_pool(pool *p)
     return (arena *)((char *)(p - POOL_INDEX(p->base)) - offsetof(arena, pools));
 }
 
+/* The installed heap observer, or NULL: read by every public heap call (see zw_heap_hook). */
+ZW_HIDDEN extern const zw_heap_hook *zwi_mem_heap_hook;
+
+static inline const zw_heap_hook *
+zwi_mem_get_hook(void)
+{
+    return __atomic_load_n(&zwi_mem_heap_hook, __ATOMIC_ACQUIRE);
+}
+
+/* True if pool `p` of arena `a`, whose last block is being freed, can stay as its class's
+ * spare with no further check: it is alone on its class list, and its arena surely holds a
+ * pool that is not a spare (more in use than there are classes) or the heap is small. */
+static inline bool
+zwi_mem_stays_spare(const zw_heap *h, const arena *a, const pool *p)
+{
+    return p->prev == NULL && p->next == NULL &&
+           (a->nfreepools + ZW_MEM_NCLASSES < POOLS_PER_ARENA ||
+            h->arenas_current <= h->arena_cache);
+}
+
+/* ---- the fast paths, inline for the layers above ----
+ *
+ * The common case of zw_heap_malloc() and zw_heap_free() on a small block: a pop from, or a push
+ * on, a pool's free list that changes no pool's state. heap.c inlines them into the public calls,
+ * and obj into every object's allocation and death (through zwi_mem_try_malloc/_free, which
+ * check the observer first). Each answers NULL (or false) when the call must go the full way:
+ * debug mode, a big block, a pool to take, to fill or to empty, and always in ASan builds (the
+ * full way keeps the poisoning). Neither changes anything then. */
+
+/* A block of n bytes (1..512) from the head pool of its class, or NULL. */
+static inline __attribute__((always_inline)) void *
+zwi_mem_pop_fast(zw_heap *h, size_t n)
+{
+#ifndef ZW_ASAN
+    if (ZW_LIKELY(n - 1 < h->small_limit)) { /* 1..512 and not debug; n == 0 wraps around */
+        unsigned cls = (unsigned)((n - 1) >> 4);
+        pool *p = h->used[cls];
+        if (ZW_LIKELY(p != NULL)) {
+            void *b = p->free;
+            void *next = *(void **)b;
+            if (ZW_LIKELY(next != NULL)) {
+                /* The next block of the class is handed out later, maybe after many others:
+                 * start bringing it in now (a freed block is usually cold in a big heap). */
+                __builtin_prefetch(next, 1, 3);
+                p->free = next;
+                p->nused++;
+#    if ZW_MEM_COUNTERS
+                h->nused[cls]++;
+#    endif
+                return b;
+            }
+        }
+    }
+#endif
+    (void)h;
+    (void)n;
+    return NULL;
+}
+
+/* Pushes block `p` of arena `a` on its pool's free list if that changes no pool's state (not
+ * full before, and not empty after unless it stays its class's spare); false otherwise. */
+static inline __attribute__((always_inline)) bool
+zwi_mem_push_fast(zw_heap *h, arena *a, void *p)
+{
+#ifndef ZW_ASAN
+    pool *pl = zwi_mem_pool_of(a, p);
+    void *last = pl->free;
+    uint32_t nused = pl->nused;
+    if (ZW_LIKELY(last != NULL && (nused > 1 || zwi_mem_stays_spare(h, a, pl)))) {
+        *(void **)p = last;
+        pl->free = p;
+        pl->nused = nused - 1;
+#    if ZW_MEM_COUNTERS
+        h->nused[pl->cls]--;
+#    endif
+        return true;
+    }
+#endif
+    (void)h;
+    (void)a;
+    (void)p;
+    return false;
+}
+
+/* Moves small block `p` of arena `a` to a block of another class for n bytes when both the
+ * pop and the push take the fast path; NULL otherwise, with nothing changed. The push is
+ * checked before the pop: the new block comes from a pool of another class, so the pop cannot
+ * change what the push depends on. */
+static inline __attribute__((always_inline)) void *
+zwi_mem_move_fast(zw_heap *h, arena *a, void *p, size_t n)
+{
+#ifndef ZW_ASAN
+    pool *pl = zwi_mem_pool_of(a, p);
+    size_t size = CLASS_SIZE(pl->cls);
+    if (ZW_UNLIKELY(pl->free == NULL || (pl->nused <= 1 && !zwi_mem_stays_spare(h, a, pl))))
+        return NULL;
+    void *q = zwi_mem_pop_fast(h, n);
+    if (ZW_UNLIKELY(q == NULL))
+        return NULL;
+    /* size is a multiple of 16 and the new block holds a whole class: rounding the copy up to
+     * 16 stays inside both blocks */
+    size_t len = n < size ? n : size;
+    for (size_t i = 0; i < len; i += 16)
+        memcpy((char *)q + i, (const char *)p + i, 16);
+    *(void **)p = pl->free;
+    pl->free = p;
+    pl->nused--;
+#    if ZW_MEM_COUNTERS
+    h->nused[pl->cls]--;
+#    endif
+    return q;
+#else
+    (void)h;
+    (void)a;
+    (void)p;
+    (void)n;
+    return NULL;
+#endif
+}
+
+/* zw_heap_malloc()'s fast path: a block, or NULL (call zw_heap_malloc()). */
+static inline __attribute__((always_inline)) void *
+zwi_mem_try_malloc(zw_heap *h, size_t n)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return NULL;
+    return zwi_mem_pop_fast(h, n);
+}
+
+/* zw_heap_realloc()'s fast path for small blocks: the block (moved or not), or NULL: call
+ * zw_heap_realloc(). Keeps the block when n fits its class and is more than three quarters of
+ * it, as zw_heap_realloc() does. */
+static inline __attribute__((always_inline)) void *
+zwi_mem_try_realloc(zw_heap *h, void *p, size_t n)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return NULL;
+    if (p == NULL)
+        return zwi_mem_pop_fast(h, n);
+    arena *a = zwi_mem_arena_of(h, p);
+    if (ZW_UNLIKELY(a == NULL || h->debug))
+        return NULL;
+#ifndef ZW_ASAN
+    size_t size = CLASS_SIZE(zwi_mem_pool_of(a, p)->cls);
+    if (n <= size && 4 * n > 3 * size)
+        return p;
+#endif
+    return zwi_mem_move_fast(h, a, p, n);
+}
+
+/* zw_heap_free()'s fast path: true if `p` was freed, false: call zw_heap_free(). */
+static inline __attribute__((always_inline)) bool
+zwi_mem_try_free(zw_heap *h, void *p)
+{
+    if (ZW_UNLIKELY(zwi_mem_get_hook() != NULL))
+        return false;
+    arena *a = zwi_mem_arena_of(h, p);
+    return a != NULL && !h->debug && zwi_mem_push_fast(h, a, p);
+}
+
 /* arena.c: pools and arenas, the slow paths */
 ZW_HIDDEN pool *zwi_mem_take_pool(zw_heap *h, unsigned cls);
 ZW_HIDDEN void zwi_mem_pool_emptied(zw_heap *h, pool *p);
@@ -267,14 +428,6 @@ ZW_HIDDEN bool zwi_mem_heap_is_valid(const zw_heap *h, const void *focus);
 
 /* domain.c */
 ZW_HIDDEN bool zwi_mem_traceback(const void *ptr, FILE *out);
-/* The installed heap observer, or NULL: read by every public heap call (see zw_heap_hook). */
-ZW_HIDDEN extern const zw_heap_hook *zwi_mem_heap_hook;
-
-static inline const zw_heap_hook *
-zwi_mem_get_hook(void)
-{
-    return __atomic_load_n(&zwi_mem_heap_hook, __ATOMIC_ACQUIRE);
-}
 
 /* heap.c: the public calls without the observer */
 ZW_HIDDEN void *zwi_mem_malloc_unhooked(zw_heap *h, size_t n);

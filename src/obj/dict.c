@@ -96,6 +96,16 @@ new_keys(zw_rt *rt, uint8_t log2_size, bool unicode)
     k->version = 0;
     k->usable = (intptr_t)usable;
     k->nentries = 0;
+    if (log2_size == LOG2_MINSIZE) {
+        /* constant sizes, so stores in line rather than two calls to memset: most dicts are
+         * this small */
+        memset(k->indices, 0xff, (size_t)1 << LOG2_MINSIZE);
+        if (unicode)
+            memset(DK_ENTRIES(k), 0, sizeof(zwi_dictuentry) * USABLE((size_t)1 << LOG2_MINSIZE));
+        else
+            memset(DK_ENTRIES(k), 0, sizeof(zwi_dictentry) * USABLE((size_t)1 << LOG2_MINSIZE));
+        return k;
+    }
     memset(k->indices, 0xff, (size_t)1 << log2_bytes); /* every index IX_EMPTY */
     memset(DK_ENTRIES(k), 0, entry * usable);
     return k;
@@ -201,6 +211,34 @@ lookup(zw_obj *d, zw_obj *key, int64_t hash, size_t *slot)
     }
 }
 
+/* lookup() for an exact str key in a table of str keys (k->unicode): identity first, then the
+ * hash and the text, as 3.11's unicodekeys_lookup_unicode. A str comparison cannot change the
+ * dict, so there is no restart and no error. */
+static inline __attribute__((always_inline)) intptr_t
+lookup_unicode(const zwi_dictkeys *k, zw_obj *key, int64_t hash, size_t *slot)
+{
+    const zwi_dictuentry *entries = DK_UENTRIES(k);
+    size_t mask = DK_SIZE(k) - 1;
+    size_t i = (size_t)hash & mask;
+    size_t perturb = (size_t)hash;
+    for (;;) {
+        intptr_t ix = get_index(k, i);
+        if (ix == IX_EMPTY) {
+            *slot = i;
+            return IX_EMPTY;
+        }
+        if (ix >= 0) {
+            zw_obj *ek = entries[ix].key;
+            if (ek == key || (ZWI_STR(ek)->hash == hash && zwi_str_equal(ek, key))) {
+                *slot = i;
+                return ix;
+            }
+        }
+        perturb >>= PERTURB_SHIFT;
+        i = (i * 5 + perturb + 1) & mask;
+    }
+}
+
 static size_t
 find_empty_slot(zwi_dictkeys *k, int64_t hash)
 {
@@ -291,6 +329,40 @@ zwi_dict_get_hashed(zw_obj *d, zw_obj *key, int64_t hash)
     return *entry_value(DICT(d)->keys, ix);
 }
 
+/* zwi_dict_set_hashed for an exact str key in a table of str keys with room: 1 when done, 0
+ * when the general way must do it (a resize), having changed nothing. */
+static inline int
+set_unicode(zw_obj *d, zwi_dictkeys *k, zw_obj *key, int64_t hash, zw_obj *value)
+{
+    zwi_dict *x = DICT(d);
+    size_t slot;
+    intptr_t ix = lookup_unicode(k, key, hash, &slot);
+    if (ix >= 0) {
+        maintain_tracking(d, key, value);
+        zw_obj **v = &DK_UENTRIES(k)[ix].value;
+        zw_incref(value);
+        ZW_SETREF(*v, value);
+        x->version++;
+        return 1;
+    }
+    if (k->usable <= 0)
+        return 0;
+    maintain_tracking(d, key, value);
+    /* with no deleted entry the table has no dummy index, so the empty slot where the lookup
+     * stopped is the one find_empty_slot would find */
+    if (k->nentries != x->used)
+        slot = find_empty_slot(k, hash);
+    intptr_t n = k->nentries;
+    DK_UENTRIES(k)[n].key = zw_newref(key);
+    DK_UENTRIES(k)[n].value = zw_newref(value);
+    set_index(k, slot, n);
+    k->nentries = n + 1;
+    k->usable--;
+    x->used++;
+    x->version++;
+    return 1;
+}
+
 int
 zwi_dict_set_hashed(zw_obj *d, zw_obj *key, int64_t hash, zw_obj *value)
 {
@@ -301,7 +373,10 @@ zwi_dict_set_hashed(zw_obj *d, zw_obj *key, int64_t hash, zw_obj *value)
         x->keys = new_keys(rt, LOG2_MINSIZE, str_key);
         if (x->keys == NULL)
             return -1;
-    } else if (x->keys->unicode && !str_key) {
+    }
+    if (str_key && x->keys->unicode && set_unicode(d, x->keys, key, hash, value))
+        return 0;
+    if (x->keys->unicode && !str_key) {
         if (dict_resize(d, log2_for((size_t)x->used * 3), false) != 0)
             return -1;
     }
@@ -352,6 +427,9 @@ zw_dict_get(zw_obj *d, zw_obj *key)
 int
 zw_dict_set(zw_obj *d, zw_obj *key, zw_obj *value)
 {
+    /* a str's hash is usually cached already: read it here rather than in a call */
+    if (key->type == ZWI_RT(d)->builtin[ZW_T_STR] && ZWI_STR(key)->hash != -1)
+        return zwi_dict_set_hashed(d, key, ZWI_STR(key)->hash, value);
     int64_t h = hash_of(key);
     if (h == -1 && ZWI_RT(d)->exc != ZW_NoError)
         return -1;

@@ -27,6 +27,7 @@
 #include <zerowaste/obj.h>
 #include <zerowaste/raw.h>
 
+#include "mem_internal.h"
 #include "zw_assert.h"
 
 /* The count of an immortal object (singletons, types). Far from 0 and from overflow, so
@@ -404,14 +405,18 @@ ZW_HIDDEN void zwi_registry_add(zw_rt *rt, zw_obj *o);
 ZW_HIDDEN void *zwi_rt_nomemory(zw_rt *rt, bool injected);
 
 /* Allocates from the runtime's heap; counts the allocation; MemoryError (and NULL) on failure
- * or when fault injection says so. Inline: every object creation runs it. */
+ * or when fault injection says so. Inline, with the heap's fast path (mem_internal.h): every
+ * object creation runs it. */
 static inline void *
 zwi_rt_malloc(zw_rt *rt, size_t n)
 {
     rt->nallocs++;
     if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
         return zwi_rt_nomemory(rt, true);
-    void *p = zw_heap_malloc(rt->heap, n);
+    void *p = zwi_mem_try_malloc(rt->heap, n);
+    if (ZW_LIKELY(p != NULL))
+        return p;
+    p = zw_heap_malloc(rt->heap, n);
     if (ZW_UNLIKELY(p == NULL))
         return zwi_rt_nomemory(rt, false);
     return p;
@@ -423,7 +428,10 @@ zwi_rt_realloc(zw_rt *rt, void *p, size_t n)
     rt->nallocs++;
     if (ZW_UNLIKELY(rt->fail_countdown > 0) && --rt->fail_countdown == 0)
         return zwi_rt_nomemory(rt, true);
-    void *q = zw_heap_realloc(rt->heap, p, n);
+    void *q = zwi_mem_try_realloc(rt->heap, p, n);
+    if (ZW_LIKELY(q != NULL))
+        return q;
+    q = zw_heap_realloc(rt->heap, p, n);
     if (ZW_UNLIKELY(q == NULL))
         return zwi_rt_nomemory(rt, false);
     return q;
@@ -432,7 +440,8 @@ zwi_rt_realloc(zw_rt *rt, void *p, size_t n)
 static inline void
 zwi_rt_free(zw_rt *rt, void *p)
 {
-    zw_heap_free(rt->heap, p);
+    if (!zwi_mem_try_free(rt->heap, p))
+        zw_heap_free(rt->heap, p);
 }
 ZW_HIDDEN void zwi_registry_remove(zw_rt *rt, zw_obj *o);
 /* Makes a statically stored object immortal and of type t. */

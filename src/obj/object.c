@@ -249,8 +249,10 @@ trash_destroy_chain(zw_rt *rt)
     rt->trash_nesting--;
 }
 
-void
-zw_dealloc(zw_obj *o)
+/* zw_dealloc's way for an object that needs more than its type's dealloc: an over-release,
+ * the trashcan, a finalizer or weak references. */
+static void __attribute__((noinline))
+dealloc_slow(zw_obj *o)
 {
     if (ZW_UNLIKELY(o->refcnt < 0))
         report_overrelease(o);
@@ -262,6 +264,33 @@ zw_dealloc(zw_obj *o)
         return;
     }
     dealloc_body(o);
+}
+
+void
+zw_dealloc(zw_obj *o)
+{
+    /* the common case first, a tail call that needs no frame: a type with a dealloc and none of
+     * the trashcan, a finalizer or weak references (dealloc_body would go straight to it) */
+    zw_type *t = o->type;
+    if (ZW_LIKELY(o->refcnt == 0 && !(t->flags & ZW_TPFLAGS_WEAKREFABLE) && t->finalize == NULL &&
+                  t->dealloc != NULL)) {
+        if (!uses_trashcan(t)) {
+            t->dealloc(o);
+            return;
+        }
+        /* dealloc_in_trashcan with nothing put off and nothing to put off */
+        zw_rt *rt = t->rt;
+        if (ZW_LIKELY(rt->trash_nesting < ZWI_TRASH_UNWIND_LEVEL)) {
+            zwi_gc_untrack(o);
+            rt->trash_nesting++;
+            t->dealloc(o);
+            rt->trash_nesting--;
+            if (ZW_UNLIKELY(rt->trash_later != NULL) && rt->trash_nesting <= 0)
+                trash_destroy_chain(rt);
+            return;
+        }
+    }
+    dealloc_slow(o);
 }
 
 /* ---- introspection ---- */

@@ -74,7 +74,11 @@ note_modules(struct dl_phdr_info *info, size_t size, void *arg)
 bool
 zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value)
 {
-    if (value == NULL || *value == '\0' || strcmp(value, "cfa") == 0) {
+    if (value == NULL || *value == '\0' || strcmp(value, "incremental") == 0) {
+        u->mode = ZWI_UNWIND_INCREMENTAL;
+        return true;
+    }
+    if (strcmp(value, "cfa") == 0) {
         u->mode = ZWI_UNWIND_CFA;
         return true;
     }
@@ -109,8 +113,8 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
     if (!zwi_preload_unwind_set_mode(u, mode)) {
         char msg[256];
         int n = snprintf(msg, sizeof(msg),
-                         "zw: preload: warning: ZW_UNWIND='%.64s' is not cfa, dwarf, fp, check or "
-                         "check:N, using cfa\n",
+                         "zw: preload: warning: ZW_UNWIND='%.64s' is not incremental, cfa, dwarf, "
+                         "fp, check or check:N, using incremental\n",
                          mode);
         (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
     }
@@ -118,6 +122,7 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
 
 #ifdef ZW_HAVE_LIBUNWIND
 static atomic_uint checked; /* check mode: walks compared in this process, for its last words */
+static atomic_ulong checked_reused; /* frames of those walks taken from the walk before */
 
 /* At exit, in check mode: how many walks were compared (all agreed, or the program aborted). */
 __attribute__((destructor)) static void
@@ -126,14 +131,16 @@ report_checked(void)
     unsigned n = atomic_load_explicit(&checked, memory_order_relaxed);
     if (n == 0)
         return;
-    char msg[128];
+    char msg[160];
     int len = snprintf(msg, sizeof(msg),
-                       "zw: preload: ZW_UNWIND=check: %u walks agreed with libunwind's\n", n);
+                       "zw: preload: ZW_UNWIND=check: %u walks agreed with libunwind's (%lu frames "
+                       "of them reused from the walk before)\n",
+                       n, atomic_load_explicit(&checked_reused, memory_order_relaxed));
     (void)!write(2, msg, (size_t)len);
 }
 
-/* Check mode: the CFA walker's frames[0..n) against libunwind's got[0..ngot); a difference is a
- * bug of the CFA walker: both walks go to standard error and the program aborts. */
+/* Check mode: the incremental walk's frames[0..n) against libunwind's got[0..ngot); a difference
+ * is a bug of the CFA walker: both walks go to standard error and the program aborts. */
 static void
 check_walk(const uintptr_t *frames, int n, void *const *got, int ngot)
 {
@@ -231,8 +238,11 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
     int cfa = -1;
     if (!learn && u->mode != ZWI_UNWIND_DWARF) {
         /* the caller of the hook at the call: its return address, stack pointer and rbp */
-        cfa = zwi_preload_unwind_cfa(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
-                                     hook_fp[0], stack_hi);
+        cfa = u->mode == ZWI_UNWIND_CFA
+                  ? zwi_preload_unwind_cfa(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                           hook_fp[0], stack_hi)
+                  : zwi_preload_unwind_incremental(u, frames, max, hook_fp[1],
+                                                   (uintptr_t)(hook_fp + 2), hook_fp[0], stack_hi);
         if (cfa >= 0)
             w.n = (unsigned)cfa;
     }
@@ -242,6 +252,8 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
         void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
         int got = unw_backtrace(buf, (int)max + 3);
         check_walk(frames, cfa, buf + 3, got > 3 ? got - 3 : 0);
+        atomic_fetch_add_explicit(&checked_reused, zwi_preload_unwind_reused(),
+                                  memory_order_relaxed);
     }
     if (cfa < 0 && !learn) {
         /* a frame the CFA walker cannot follow: libunwind's unw_backtrace, which caches how to
@@ -305,6 +317,22 @@ unsigned
 zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
                         unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp)
 {
+    /* The common case first: a caller in a module known not to keep frame pointers (a program
+     * built without them), walked incrementally with nothing to learn. The result is the one the
+     * full path below would give: the unwinder's walk if it found more than the frame pointers. */
+    if (u->mode == ZWI_UNWIND_INCREMENTAL && nf <= 8 &&
+        zwi_preload_unwind_module_fp(u, frames[0]) == -1 &&
+        !zwi_preload_unwind_in_nofp(u, frames[0])) {
+        uintptr_t fp_walk[8];
+        memcpy(fp_walk, frames, nf * sizeof(*frames));
+        int n = zwi_preload_unwind_incremental(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                               hook_fp[0], stack_hi);
+        if (n > (int)nf && frames[0] == fp_walk[0]) {
+            *total = (unsigned)n;
+            return (unsigned)n;
+        }
+        memcpy(frames, fp_walk, nf * sizeof(*frames));
+    }
     uintptr_t saved[64]; /* the frame-pointer walk, to repair once the unwinder has taught us */
     unsigned nsaved = nf < 64 ? nf : 64;
     memcpy(saved, frames, nsaved * sizeof(*saved));

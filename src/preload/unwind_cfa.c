@@ -8,10 +8,14 @@
  * or the return address elsewhere, an address in no module) makes the walk give up: the caller
  * then asks libunwind. Nothing here allocates or locks: a hook calls it. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "unwinder.h"
 
@@ -27,6 +31,15 @@
 
 _Static_assert(sizeof(((zwi_unwinder *)0)->cfa) / sizeof(uint64_t) == 1u << CFA_INDEX_BITS,
                "cfa cache size");
+
+/* What a walk entry's rule does with rbp, and how the walk ends (walk_cache) */
+#define ENTRY_READS_RBP 1u  /* the CFA is rbp + offset */
+#define ENTRY_LOADS_RBP 2u  /* rbp is reloaded from the stack (the next entry is RELOADED) */
+#define ENTRY_END       4u  /* the outermost frame: the walk ends after it */
+#define ENTRY_LOW       8u  /* no frame: the return address read was below 4096, the walk ends */
+#define ENTRY_LIVE      16u /* the walk from here reads this entry's rbp before reloading it */
+#define ENTRY_RELOADED  32u /* this entry's rbp was read from the stack, at sp - 8 * slot */
+#define ENTRY_CHECK     64u /* RELOADED and LIVE: reusing the entry compares its rbp too */
 
 typedef struct rule {
     unsigned kind;
@@ -474,28 +487,298 @@ lookup(zwi_unwinder *u, uintptr_t ret)
     return r;
 }
 
+/* One step of the walk from the frame that returns to `*pc` (already recorded), with the stack
+ * pointer `*sp` and rbp `*rbp` of the frame it returns into: the state of that frame's caller,
+ * the new rbp read at the new sp - 8 * *slot (0: kept). Returns the rule's kind (KIND_END: no
+ * caller; KIND_NONE: a frame this walker cannot follow) and its flags in *flags. */
+static inline __attribute__((always_inline)) unsigned
+step(zwi_unwinder *u, uintptr_t *pc, uintptr_t *sp, uintptr_t *rbp, unsigned *slot, uint8_t *flags,
+     uintptr_t stack_hi)
+{
+    rule r = lookup(u, *pc);
+    if (r.kind != KIND_RULE)
+        return r.kind;
+    uintptr_t cfa = (r.via_rbp ? *rbp : *sp) + r.off;
+    if (cfa <= *sp || cfa > stack_hi || (cfa & 7) != 0)
+        return KIND_NONE; /* not a frame of this stack: let libunwind judge */
+    const uintptr_t *top = (const uintptr_t *)cfa;
+    *flags = (uint8_t)((r.via_rbp ? ENTRY_READS_RBP : 0) | (r.slot != 0 ? ENTRY_LOADS_RBP : 0));
+    *slot = r.slot;
+    if (r.slot != 0)
+        *rbp = top[-(int)r.slot];
+    *pc = top[-1];
+    *sp = cfa;
+    return KIND_RULE;
+}
+
 int
 zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, uintptr_t sp,
                        uintptr_t rbp, uintptr_t stack_hi)
 {
     unsigned n = 0;
+    unsigned slot;
+    uint8_t flags;
     while (n < max) {
         if (pc < 4096)
             break;
         frames[n++] = pc;
-        rule r = lookup(u, pc);
-        if (r.kind == KIND_END)
+        unsigned kind = step(u, &pc, &sp, &rbp, &slot, &flags, stack_hi);
+        if (kind == KIND_END)
             break;
-        if (r.kind != KIND_RULE)
+        if (kind != KIND_RULE)
             return -1;
-        uintptr_t cfa = (r.via_rbp ? rbp : sp) + r.off;
-        if (cfa <= sp || cfa > stack_hi || (cfa & 7) != 0)
-            return -1; /* not a frame of this stack: let libunwind judge */
-        const uintptr_t *top = (const uintptr_t *)cfa;
-        if (r.slot != 0)
-            rbp = top[-(int)r.slot];
-        pc = top[-1];
-        sp = cfa;
     }
+    return (int)n;
+}
+
+/* ---- the incremental walk: each thread's last walk, reused where the stack still holds it ----
+ *
+ * A walk is a sequence of states (pc, sp, rbp): a return address, and the stack pointer and rbp of
+ * the frame it returns into. Each state follows from the one before by pc's rule (a pure function
+ * of the code) and by reading the stack: at sp - 8 (the next pc) and, for a rule that reloads
+ * rbp, at sp - 8 * slot. So once a new walk reaches a state equal to an entry of the last walk (the
+ * same sp and pc, and the same rbp where a later rule reads it), each entry after it is the new
+ * walk's own as long as the stack still holds, where that entry was read, the values it was read as
+ * (the return address; the reloaded rbp if a later rule reads it): one compare per frame instead of
+ * a rule. The compares read the addresses a fresh walk would read, in the same order, so they are
+ * as safe as the walk. Nothing is patched: a frame left by a return, longjmp, an exception or a
+ * context switch shows as a value that differs, and the walk goes on fresh from the last entry
+ * that held. The entries are kept newest first; a walk with more or fewer new frames than the
+ * last one moves the older entries (a memmove, not a walk). */
+
+/* One state of a walk. */
+typedef struct walk_entry {
+    uintptr_t sp, pc, rbp;
+    uint8_t flags; /* ENTRY_* */
+    uint8_t slot;  /* ENTRY_RELOADED: rbp was read at sp - 8 * slot */
+} walk_entry;
+
+/* A thread's last walk, and room for the new frames of the next. Mapped on the thread's first
+ * walk, unmapped at its exit; only that thread reads or writes it (a hook makes one walk at a
+ * time per thread: its guard is up). Entries [0, n): sp strictly increasing; an entry whose flags
+ * have ENTRY_END or ENTRY_LOW is the last; flags other than LIVE and CHECK are the rule's. */
+typedef struct walk_cache {
+    size_t bytes;       /* mapped, this header included */
+    unsigned cap;       /* entries of `e` and of `fresh`: the largest walk plus its end */
+    unsigned n;         /* entries of the last walk; 0 after a walk that failed */
+    unsigned reused;    /* frames the last walk took from the one before (for tests and check) */
+    uintptr_t stack_hi; /* the stack bound the last walk was made under */
+    walk_entry *e;      /* the last walk */
+    walk_entry *fresh;  /* the new frames of this one, until they are placed */
+} walk_cache;
+
+static _Thread_local walk_cache *my_walks __attribute__((tls_model("initial-exec")));
+static pthread_key_t walks_key; /* its destructor unmaps a thread's walk_cache */
+static bool walks_key_ok;
+static pthread_once_t walks_once = PTHREAD_ONCE_INIT;
+
+static void
+walks_release(void *p)
+{
+    walk_cache *c = p;
+    if (my_walks == c)
+        my_walks = NULL;
+    syscall(SYS_munmap, c, c->bytes); /* the system call: the preload library's munmap traces */
+}
+
+static void
+walks_make_key(void)
+{
+    walks_key_ok = pthread_key_create(&walks_key, walks_release) == 0;
+}
+
+/* This thread's walk_cache for walks of up to `max` frames, made or grown now; NULL if it cannot
+ * be mapped (then walks are fresh). */
+static walk_cache *
+walks_for(unsigned max, uintptr_t stack_hi)
+{
+    walk_cache *c = my_walks;
+    if (ZW_LIKELY(c != NULL && c->cap > max)) {
+        if (ZW_UNLIKELY(c->stack_hi != stack_hi)) {
+            c->n = 0;
+            c->stack_hi = stack_hi;
+        }
+        return c;
+    }
+    unsigned cap = max + 1;
+    size_t bytes =
+        (sizeof(walk_cache) + 2 * (size_t)cap * sizeof(walk_entry) + 4095) & ~(size_t)4095;
+    /* the system calls: the preload library's mmap and munmap trace the program's mappings */
+    void *m = (void *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (c != NULL)
+        syscall(SYS_munmap, c, c->bytes);
+    c = m;
+    c->bytes = bytes;
+    c->cap = cap;
+    c->stack_hi = stack_hi;
+    c->e = (walk_entry *)(c + 1);
+    c->fresh = c->e + cap;
+    pthread_once(&walks_once, walks_make_key);
+    if (walks_key_ok)
+        pthread_setspecific(walks_key, c);
+    my_walks = c;
+    return c;
+}
+
+/* Sets ENTRY_LIVE and ENTRY_CHECK on entries [0, n) of `e`, from the end: an entry's rbp is live
+ * if its rule reads rbp, or keeps it and the next entry's is live. `live` is the next entry's
+ * (for a walk cut at its limit, true: whatever follows may read it). */
+static void
+mark_live(walk_entry *e, unsigned n, bool live)
+{
+    for (unsigned k = n; k-- > 0;) {
+        unsigned f = e[k].flags & ~(ENTRY_LIVE | ENTRY_CHECK);
+        if (f & (ENTRY_END | ENTRY_LOW))
+            live = false;
+        else
+            live = (f & ENTRY_READS_RBP) || (!(f & ENTRY_LOADS_RBP) && live);
+        if (live)
+            f |= ENTRY_LIVE | (f & ENTRY_RELOADED ? ENTRY_CHECK : 0);
+        e[k].flags = (uint8_t)f;
+    }
+}
+
+/* Places `nf` fresh entries at `base`, before the last walk's entries [j, c->n), which move: the
+ * entries are then [0, the return value), at most c->cap (the oldest go: a later walk that needs
+ * them walks them). */
+static unsigned
+place_fresh(walk_cache *c, unsigned base, unsigned nf, unsigned j)
+{
+    unsigned to = base + nf;
+    unsigned keep = c->n - j;
+    if (to + keep > c->cap)
+        keep = c->cap - to;
+    if (to != j && keep > 0)
+        memmove(c->e + to, c->e + j, keep * sizeof(walk_entry));
+    if (nf > 0)
+        memcpy(c->e + base, c->fresh, nf * sizeof(walk_entry));
+    return to + keep;
+}
+
+unsigned
+zwi_preload_unwind_reused(void)
+{
+    return my_walks != NULL ? my_walks->reused : 0;
+}
+
+int
+zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
+                               uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi)
+{
+    walk_cache *c = walks_for(max, stack_hi);
+    if (ZW_UNLIKELY(c == NULL))
+        return zwi_preload_unwind_cfa(u, frames, max, pc, sp, rbp, stack_hi);
+    walk_entry *e = c->e, *f = c->fresh;
+    unsigned base = 0; /* entries [0, base) are this walk's; from base on, the last walk's */
+    unsigned j = 0;    /* the first of the last walk's entries whose sp is not below sp */
+    unsigned n = 0;    /* frames */
+    unsigned from = 0; /* the entry the last reuse started at */
+    unsigned nf;       /* fresh entries, in c->fresh */
+    unsigned slot = 0; /* rbp was read at sp - 8 * slot; 0: kept */
+    unsigned reused = 0;
+    bool ended = false;
+    for (;;) {
+        /* 1. frames pushed since the last walk: fresh, until a state is one of its entries */
+        nf = 0;
+        for (;;) {
+            while (j < c->n && e[j].sp < sp)
+                j++;
+            if (j < c->n && e[j].sp == sp && e[j].pc == pc &&
+                (!(e[j].flags & ENTRY_LIVE) || e[j].rbp == rbp))
+                break;
+            uint8_t fl = slot != 0 ? ENTRY_RELOADED : 0;
+            f[nf] = (walk_entry){sp, pc, rbp, fl, (uint8_t)slot};
+            if (pc < 4096) {
+                f[nf++].flags = fl | ENTRY_LOW;
+                ended = true;
+                goto all_fresh;
+            }
+            if (n == max)
+                goto all_fresh;
+            frames[n++] = pc;
+            uint8_t rl = 0;
+            unsigned kind = step(u, &pc, &sp, &rbp, &slot, &rl, stack_hi);
+            if (kind == KIND_END) {
+                f[nf++].flags = fl | ENTRY_END;
+                ended = true;
+                goto all_fresh;
+            }
+            if (kind != KIND_RULE) {
+                c->n = 0;
+                c->reused = 0;
+                return -1;
+            }
+            f[nf++].flags = fl | rl;
+        }
+        /* 2. the last walk's entry j is this state: it and the entries after it are placed after
+         * the fresh ones, and followed while the stack holds what each was read from */
+        c->n = place_fresh(c, base, nf, j);
+        unsigned k = base + nf;
+        from = k;
+        e[k].rbp = rbp; /* this walk's own: equal to the last one's where it matters */
+        e[k].slot = (uint8_t)slot;
+        unsigned fk =
+            (e[k].flags & ~(ENTRY_RELOADED | ENTRY_CHECK)) | (slot != 0 ? ENTRY_RELOADED : 0);
+        if ((fk & (ENTRY_RELOADED | ENTRY_LIVE)) == (ENTRY_RELOADED | ENTRY_LIVE))
+            fk |= ENTRY_CHECK;
+        e[k].flags = (uint8_t)fk;
+        for (;;) {
+            uintptr_t p = e[k].pc;
+            if (p < 4096 || n == max)
+                goto reuse_ends;
+            frames[n++] = p;
+            reused += k != from; /* the entry met was walked fresh */
+            if ((e[k].flags & ENTRY_END) || n == max)
+                goto reuse_ends;
+            if (++k == c->n)
+                break; /* beyond the last walk's end (it was cut at its limit) */
+            const uintptr_t *top = (const uintptr_t *)e[k].sp;
+            if (top[-1] != e[k].pc ||
+                ((e[k].flags & ENTRY_CHECK) && top[-(int)e[k].slot] != e[k].rbp))
+                break; /* changed since */
+        }
+        /* 3. on from entry k - 1, the last that held: its rbp as the stack has it now (an
+         * entry whose rbp no later rule read was not compared), then one fresh step */
+        base = k;
+        j = k;
+        unsigned m = k - 1;
+        rbp = e[from].rbp;
+        for (unsigned x = from + 1; x <= m; x++) {
+            if (e[x].flags & ENTRY_RELOADED)
+                rbp = ((const uintptr_t *)e[x].sp)[-(int)e[x].slot];
+            e[x].rbp = rbp;
+        }
+        pc = e[m].pc;
+        sp = e[m].sp;
+        uint8_t rl = 0;
+        unsigned kind = step(u, &pc, &sp, &rbp, &slot, &rl, stack_hi);
+        e[m].flags = (uint8_t)((e[m].flags & ENTRY_RELOADED) | rl);
+        if (kind == KIND_END) {
+            e[m].flags |= ENTRY_END;
+            c->n = m + 1;
+            mark_live(e, c->n, false);
+            c->reused = reused;
+            return (int)n;
+        }
+        if (kind != KIND_RULE) {
+            c->n = 0;
+            c->reused = 0;
+            return -1;
+        }
+    }
+reuse_ends:
+    /* entries from `from` on are the last walk's, with their marks, still right: the rest need
+     * theirs anew */
+    mark_live(e, from, (e[from].flags & ENTRY_LIVE) != 0);
+    c->reused = reused;
+    return (int)n;
+all_fresh:
+    /* the walk ends in fresh entries, after entries [0, base): no entry of the last walk stays */
+    c->n = place_fresh(c, base, nf, c->n);
+    mark_live(e, c->n, !ended);
+    c->reused = reused;
     return (int)n;
 }

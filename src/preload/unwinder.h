@@ -13,9 +13,14 @@
  *           CFA walker (unwind_cfa.c: .eh_frame's rules, one cached word per return address, no
  *           library call) redoes the walk; libunwind's unw_backtrace (with ZW_HAVE_LIBUNWIND)
  *           takes the walks the CFA walker cannot follow (signal frames, CFA expressions)
- *   modes:  ZW_UNWIND=cfa (the default), dwarf (libunwind, no CFA walker), fp (frame pointers
- *           only: no repair, no unwinder), check[:N] (cfa, and every Nth walk of the CFA walker
- *           compared with libunwind's: the first difference aborts the program, with both)
+ *   reuse:  each thread keeps its last CFA walk; the next one walks the frames pushed since, then
+ *           reuses the older ones as long as the stack still holds the return addresses (and
+ *           the saved rbp values the rules read) where the last walk read them: one compare per
+ *           frame instead of a rule, exact, nothing patched (zwi_preload_unwind_incremental)
+ *   modes:  ZW_UNWIND=incremental (the default), cfa (the CFA walker from scratch each time),
+ *           dwarf (libunwind, no CFA walker), fp (frame pointers only: no repair, no unwinder),
+ *           check[:N] (incremental, and every Nth of its walks compared with libunwind's: the
+ *           first difference aborts the program, with both)
  *
  * All state is a zwi_unwinder the caller holds: no global, so a test can build one of its own.
  * The fast path (zwi_preload_unwind_fix) is inlined into the hook: its caller must be the hook
@@ -40,7 +45,8 @@
 #define ZWI_UNWIND_CFA_CACHE   4096 /* packed CFA rules, by return address (unwind_cfa.c) */
 
 enum zwi_unwind_mode {
-    ZWI_UNWIND_CFA = 0, /* the default */
+    ZWI_UNWIND_INCREMENTAL = 0, /* the default */
+    ZWI_UNWIND_CFA,
     ZWI_UNWIND_DWARF,
     ZWI_UNWIND_FP,
     ZWI_UNWIND_CHECK,
@@ -80,7 +86,8 @@ typedef struct zwi_unwinder {
 ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime);
 
 /* Reads a ZW_UNWIND value into u->mode and u->check_every; false (and u left as it was) if it
- * is not one of cfa, dwarf, fp, check, check:N (N >= 1). NULL or "" is the default, cfa. */
+ * is not one of incremental, cfa, dwarf, fp, check, check:N (N >= 1). NULL or "" is the default,
+ * incremental. */
 ZW_HIDDEN bool zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value);
 
 /* The CFA walker (unwind_cfa.c): frames from return address `pc` with the stack pointer `sp` and
@@ -88,6 +95,18 @@ ZW_HIDDEN bool zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value);
  * outermost frame; their number, or -1 where a frame has no rule it can follow. */
 ZW_HIDDEN int zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
                                      uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi);
+
+/* The same walk as zwi_preload_unwind_cfa(), the same result, from this thread's last walk where
+ * the stack still holds it (see "reuse" above): its cost is the frames pushed since the last walk
+ * plus a compare for each older frame. The thread's last walk is kept in memory mapped at its
+ * first walk and unmapped at its exit. */
+ZW_HIDDEN int zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
+                                             uintptr_t pc, uintptr_t sp, uintptr_t rbp,
+                                             uintptr_t stack_hi);
+
+/* The frames this thread's last zwi_preload_unwind_incremental() took from the walk before it
+ * (compared, not walked). */
+ZW_HIDDEN unsigned zwi_preload_unwind_reused(void);
 
 /* The walk from the hook at `hook_fp` redone or repaired (see zwi_preload_unwind_fix): the slow
  * path, kept out of line. The frames it skips are its own, the unwinder's and the hook's. */

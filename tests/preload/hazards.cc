@@ -1,10 +1,15 @@
 // tests/preload/hazards.cc - allocations through the places an unwinder can go wrong, built
 // without frame pointers so that every traceback comes from the unwinder: C++ exceptions thrown
 // through allocating frames and destructors, longjmp out of them, coroutines on stacks of their
-// own (makecontext/swapcontext), a signal handler, threads, fork, and functions that read their
-// own return addresses (__builtin_return_address, backtrace(3)). Under zw run with ZW_UNWIND=check
-// every CFA walk is compared with libunwind's; prints "hazards ok N" with the count of checks
-// that held, and exits 0.
+// own (makecontext/swapcontext), a signal handler, siglongjmp out of one, threads that come and
+// go, fork, and functions that read their own return addresses (__builtin_return_address,
+// backtrace(3)). And the cases that break a walk reused from the last one (the default unwinder
+// keeps each thread's last walk): a frame replaced at the same stack address by another caller,
+// stacks that grow and shrink between allocations, frames whose CFA is rbp-based (alloca), two
+// coroutines taking turns on stacks of their own. Under zw run with ZW_UNWIND=check every walk
+// is compared with libunwind's; prints "hazards ok N" with the count of checks that held, and
+// exits 0.
+#include <alloca.h>
 #include <csetjmp>
 #include <csignal>
 #include <cstdio>
@@ -206,6 +211,243 @@ return_addresses()
     std::free(names);
 }
 
+// ---- walks reused from the last one ----
+
+__attribute__((noinline)) static void
+alloc_here(size_t n)
+{
+    char *p = static_cast<char *>(std::malloc(n));
+    sink = sink + (p != nullptr);
+    std::free(p);
+}
+
+// Two callers with the same frame: alloc_here's frame lands at the same stack address under
+// either, with a different return address above it.
+__attribute__((noinline)) static void
+caller_a(size_t n)
+{
+    volatile char pad[32];
+    pad[0] = 1;
+    alloc_here(n + pad[0]);
+    sink = sink + 1;
+}
+
+__attribute__((noinline)) static void
+caller_b(size_t n)
+{
+    volatile char pad[32];
+    pad[0] = 2;
+    alloc_here(n + pad[0]);
+    sink = sink + 2;
+}
+
+// A frame whose CFA is rbp + 16 (alloca: the compiler keeps a frame pointer here alone), reached
+// through frames that use rbp as a plain register.
+__attribute__((noinline)) static void
+rbp_frame(size_t n)
+{
+    char *buf = static_cast<char *>(alloca(16 + n % 64));
+    buf[0] = static_cast<char>(n);
+    alloc_here(n + static_cast<size_t>(buf[0] & 1));
+    sink = sink + buf[0];
+}
+
+// Allocates from a frame that saves its caller's rbp and uses rbp as a plain register.
+__attribute__((noinline)) static void
+saves_rbp(size_t n)
+{
+    __asm__ volatile("" ::: "rbp");
+    alloc_here(n);
+    sink = sink + 1;
+}
+
+static volatile uintptr_t probe_buf;
+
+// A frame whose CFA is rbp + 16, with `pad` bytes of alloca under it: the frames it calls land
+// where the caller's depth and `pad` put them. `inner` allocates, or is NULL.
+__attribute__((noinline)) static void
+rbp_probe(size_t pad, void (*inner)(size_t))
+{
+    char *buf = static_cast<char *>(alloca(pad));
+    buf[0] = 1;
+    probe_buf = reinterpret_cast<uintptr_t>(buf);
+    if (inner != nullptr)
+        inner(24);
+    sink = sink + buf[0];
+}
+
+__attribute__((noinline)) static void
+probe_near(size_t pad, void (*inner)(size_t))
+{
+    rbp_probe(pad, inner);
+    sink = sink + 1;
+}
+
+__attribute__((noinline)) static void
+probe_far(size_t pad, void (*inner)(size_t))
+{
+    volatile char room[512];
+    room[0] = 0;
+    rbp_probe(pad, inner);
+    sink = sink + room[0];
+}
+
+// The same return addresses at the same stack addresses, under a frame whose CFA rule reads rbp
+// and whose rbp differs (kept by the frames above it, or saved by one of them): a walk reused
+// from the last one must not be taken on return addresses alone.
+static void
+same_sp_other_rbp()
+{
+    const size_t pad = 2048;
+    probe_near(pad, nullptr);
+    uintptr_t near = probe_buf;
+    probe_far(pad, nullptr);
+    uintptr_t far = probe_buf;
+    expect(far < near && near - far < pad, "probe_far's frame is below probe_near's");
+    size_t pad_far = pad - (near - far);
+    for (int i = 0; i < 10; i++) {
+        void (*inner)(size_t) = i % 2 == 0 ? alloc_here : saves_rbp;
+        probe_near(pad, inner);
+        probe_far(pad_far, inner);
+        expect(probe_buf == near, "the frames above at the same stack address under both callers");
+    }
+}
+
+// Recursion that allocates on the way down and up, its depth changing from call to call.
+__attribute__((noinline)) static void
+ladder(int depth, int turn)
+{
+    volatile long keep = depth * 7 + turn; // rbp or another callee-saved register: changes
+    if (depth % 3 == 0)
+        alloc_here(16 + static_cast<size_t>(depth));
+    if (depth > 0) {
+        if ((depth + turn) % 4 == 0)
+            rbp_frame(static_cast<size_t>(keep));
+        else if ((depth + turn) % 2 == 0)
+            caller_a(static_cast<size_t>(depth));
+        else
+            caller_b(static_cast<size_t>(depth));
+        ladder(depth - 1, turn);
+    }
+    alloc_here(8 + static_cast<size_t>(keep % 40));
+}
+
+static void
+reused_walks()
+{
+    for (int turn = 0; turn < 60; turn++) {
+        ladder(5 + (turn * 7) % 40, turn);
+        if (turn % 2 == 0)
+            caller_a(static_cast<size_t>(turn));
+        else
+            caller_b(static_cast<size_t>(turn));
+    }
+    expect(sink != 0, "the ladder ran");
+}
+
+static ucontext_t ping_ctx, pong_ctx, turns_main;
+
+__attribute__((noinline)) static void
+player(int who)
+{
+    for (int i = 0; i < 40; i++) {
+        ladder(3 + (i + who) % 9, who);
+        swapcontext(who == 0 ? &ping_ctx : &pong_ctx, who == 0 ? &pong_ctx : &ping_ctx);
+    }
+}
+
+static void
+ping()
+{
+    player(0);
+}
+
+static void
+pong()
+{
+    player(1);
+}
+
+// Two coroutines running the same code on stacks of their own, taking turns: the same return
+// addresses at other stack addresses after each switch.
+static void
+coroutine_turns()
+{
+    std::vector<char> s1(256 * 1024), s2(256 * 1024);
+    getcontext(&ping_ctx);
+    ping_ctx.uc_stack.ss_sp = s1.data();
+    ping_ctx.uc_stack.ss_size = s1.size();
+    ping_ctx.uc_link = &turns_main;
+    makecontext(&ping_ctx, ping, 0);
+    getcontext(&pong_ctx);
+    pong_ctx.uc_stack.ss_sp = s2.data();
+    pong_ctx.uc_stack.ss_size = s2.size();
+    pong_ctx.uc_link = &turns_main;
+    makecontext(&pong_ctx, pong, 0);
+    swapcontext(&turns_main, &ping_ctx); // back here when one of them returns
+    alloc_here(40);
+    expect(true, "coroutines took turns");
+}
+
+static sigjmp_buf sig_jump;
+
+static void
+on_signal_jump(int)
+{
+    alloc_here(24);
+    siglongjmp(sig_jump, 1);
+}
+
+__attribute__((noinline)) static void
+raise_deep(int depth)
+{
+    alloc_here(32);
+    if (depth > 0)
+        raise_deep(depth - 1);
+    else
+        std::raise(SIGUSR2);
+    sink = sink + 1;
+}
+
+// Out of a signal handler by siglongjmp, from a deep stack, then allocations from shallower ones.
+static void
+signal_jumps()
+{
+    std::signal(SIGUSR2, on_signal_jump);
+    int jumped = 0;
+    for (volatile int i = 0; i < 30; i = i + 1) {
+        if (sigsetjmp(sig_jump, 1) == 0)
+            raise_deep(i % 8);
+        else
+            jumped++;
+        caller_a(static_cast<size_t>(i));
+    }
+    expect(jumped == 30, "every siglongjmp");
+}
+
+static void *
+short_thread(void *arg)
+{
+    long n = reinterpret_cast<long>(arg);
+    ladder(static_cast<int>(4 + n % 10), static_cast<int>(n));
+    return nullptr;
+}
+
+// Threads that come and go: each one's last walk is made, reused and released at its exit.
+static void
+thread_churn()
+{
+    for (long round = 0; round < 10; round++) {
+        pthread_t t[3];
+        for (long i = 0; i < 3; i++)
+            expect(pthread_create(&t[i], nullptr, short_thread,
+                                  reinterpret_cast<void *>(round * 3 + i)) == 0,
+                   "pthread_create");
+        for (auto &x : t)
+            pthread_join(x, nullptr);
+    }
+}
+
 int
 main()
 {
@@ -216,6 +458,11 @@ main()
     threads();
     forks();
     return_addresses();
+    reused_walks();
+    same_sp_other_rbp();
+    coroutine_turns();
+    signal_jumps();
+    thread_churn();
     std::printf("hazards ok %d\n", checks);
     return 0;
 }

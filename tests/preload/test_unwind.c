@@ -47,6 +47,10 @@ static struct {
     uintptr_t repair;    /* zwi_preload_unwind_repair_ret() of the frame-pointer walk, before fix */
     uintptr_t cfa[MAXF]; /* the CFA walker alone, from the hook's caller on (hook_cfa) */
     int ncfa;
+    uintptr_t inc[MAXF]; /* the incremental walk (hook_inc), of at most max_inc frames */
+    int ninc;
+    unsigned max_inc;
+    unsigned reused; /* frames of it taken from the walk before */
 } W;
 
 static void
@@ -107,6 +111,24 @@ hook_cfa(const zwu_link *self)
     (void)self;
     const uintptr_t *hook_fp = __builtin_frame_address(0);
     W.ncfa = zwi_preload_unwind_cfa(&U, W.cfa, MAXF, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                    hook_fp[0], TH.stack_hi);
+    W.nref = 0;
+    ref_walk rw = {1};
+    _Unwind_Backtrace(ref_step, &rw);
+    return NULL;
+}
+
+/* A hook that walks incrementally (W.inc, W.reused), with the CFA walker alone (W.cfa) and with
+ * libgcc's unwinder (W.ref). */
+__attribute__((noinline)) static void *
+hook_inc(const zwu_link *self)
+{
+    (void)self;
+    const uintptr_t *hook_fp = __builtin_frame_address(0);
+    W.ninc = zwi_preload_unwind_incremental(&U, W.inc, W.max_inc, hook_fp[1],
+                                            (uintptr_t)(hook_fp + 2), hook_fp[0], TH.stack_hi);
+    W.reused = zwi_preload_unwind_reused();
+    W.ncfa = zwi_preload_unwind_cfa(&U, W.cfa, W.max_inc, hook_fp[1], (uintptr_t)(hook_fp + 2),
                                     hook_fp[0], TH.stack_hi);
     W.nref = 0;
     ref_walk rw = {1};
@@ -365,12 +387,71 @@ Test(preload_unwind, cfa_walk_stops_at_max_and_gives_up_outside_any_module)
     cr_assert_eq(frames[0], 0x10000);
 }
 
+/* Runs a chain under hook_inc and checks the incremental walk against the fresh ones; returns the
+ * frames it reused. Always called from here, so that the frames below differ only by the chain. */
+static __attribute__((noinline)) unsigned
+run_inc(void *(*const *fns)(const zwu_link *), unsigned n)
+{
+    run(fns, n);
+    cr_assert_geq(W.ncfa, 1);
+    cr_assert_eq(W.ninc, W.ncfa, "max %u: %d frames, fresh %d", W.max_inc, W.ninc, W.ncfa);
+    for (int i = 0; i < W.ncfa; i++)
+        cr_assert_eq(W.inc[i], W.cfa[i], "frame %d: %s, fresh %s", i, name_of(W.inc[i]),
+                     name_of(W.cfa[i]));
+    for (int i = 0; i < W.ncfa && i < (int)W.nref; i++)
+        cr_assert_eq(W.inc[i], W.ref[i], "frame %d: %s, libgcc %s", i, name_of(W.inc[i]),
+                     name_of(W.ref[i]));
+    cr_assert_leq(W.reused, (unsigned)W.ninc);
+    return W.reused;
+}
+
+/* The incremental walk gives the CFA walker's frames whatever ran since the last walk: every
+ * chain after every other, some ending in the same function at the same stack address with
+ * another caller below it; limits that cut the walk short. The same chain again reuses all its
+ * frames but the first. */
+Test(preload_unwind, incremental_walk_equals_a_fresh_one_and_reuses_frames)
+{
+    the_hook = hook_inc;
+    void *(*const chains[][4])(const zwu_link *) = {
+        {zwu_mixed_nofp_call},
+        {zwu_rt_call, zwu_mixed_nofp_call},
+        {zwu_mixed_nofp_call, zwu_mixed_nofp_call}, /* the same frames as the one before */
+        {zwu_mixed_nofp_call, zwt_unwind_inner, zwu_fp_call, zwu_rt_call},
+        {zwu_fp_call, zwu_mixed_fp_call, zwu_rt_call},
+        {zwu_mixed_fp_call, zwu_mixed_nofp_call, zwu_rt_call},
+    };
+    const unsigned len[] = {1, 2, 2, 4, 3, 3};
+    const unsigned nchains = sizeof(len) / sizeof(len[0]);
+    const unsigned maxes[] = {MAXF, 3, 5};
+    unsigned reused = 0;
+    for (unsigned mx = 0; mx < sizeof(maxes) / sizeof(maxes[0]); mx++) {
+        W.max_inc = maxes[mx];
+        for (unsigned c1 = 0; c1 < nchains; c1++) {
+            for (unsigned c2 = 0; c2 < nchains; c2++) {
+                for (int k = 0; k < 3; k++) { /* c1, c2, c2 again: all from one call site */
+                    unsigned c = k == 0 ? c1 : c2;
+                    unsigned r = run_inc(chains[c], len[c]);
+                    if (k == 1)
+                        reused += r;
+                    if (k == 2)
+                        cr_assert_eq(r + 1, (unsigned)W.ninc, "chain %u again: %u of %d reused", c,
+                                     r, W.ninc);
+                }
+            }
+        }
+    }
+    cr_assert_gt(reused, 0, "walks after other chains reuse their common frames");
+    the_hook = hook;
+}
+
 Test(preload_unwind, mode_values)
 {
     zwi_unwinder *u = calloc(1, sizeof(*u));
     cr_assert_not_null(u);
     cr_assert(zwi_preload_unwind_set_mode(u, NULL));
-    cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
+    cr_assert_eq(u->mode, ZWI_UNWIND_INCREMENTAL, "the default");
+    cr_assert(zwi_preload_unwind_set_mode(u, "incremental"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_INCREMENTAL);
     cr_assert(zwi_preload_unwind_set_mode(u, "dwarf"));
     cr_assert_eq(u->mode, ZWI_UNWIND_DWARF);
     cr_assert(zwi_preload_unwind_set_mode(u, "fp"));
@@ -382,8 +463,8 @@ Test(preload_unwind, mode_values)
     cr_assert_eq(u->check_every, 100);
     cr_assert(zwi_preload_unwind_set_mode(u, "cfa"));
     cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
-    const char *bad[] = {"CFA",      "check:",  "check:0",  "check:-1",
-                         "check:1x", "checked", "libunwind"};
+    const char *bad[] = {"CFA",      "check:",  "check:0",   "check:-1",
+                         "check:1x", "checked", "libunwind", "incremental:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_not(zwi_preload_unwind_set_mode(u, bad[i]), "%s", bad[i]);
         cr_assert_eq(u->mode, ZWI_UNWIND_CFA, "%s leaves the mode as it was", bad[i]);
