@@ -189,6 +189,12 @@ typedef struct zw_capture {
  * one whose file header is damaged, gives NULL and an error naming what is wrong and where.
  * Memory: at most a fixed multiple of the file's size plus a constant (see zw_capture_live_at). */
 ZW_API zw_capture *zw_capture_load(const char *path, zw_error *err);
+/* Told while a capture is read: `done` of its `total` bytes are read (whole sections). */
+typedef void zw_capture_progress_fn(void *arg, uint64_t done, uint64_t total);
+/* zw_capture_load(), calling `progress` (when not NULL) with `arg` before each section (zw's
+ * status line while a large capture is read). */
+ZW_API zw_capture *zw_capture_load_progress(const char *path, zw_capture_progress_fn *progress,
+                                            void *arg, zw_error *err);
 /* The same from `len` bytes in memory (the fuzz target's door). */
 ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
 ZW_API void zw_capture_free(zw_capture *c);

@@ -117,12 +117,14 @@ zw_type_new(zw_rt *rt, const zw_type_spec *spec)
                    spec->name);
         return NULL;
     }
-    zw_type *t = zwi_type_make(rt, spec, base);
-    if (t == NULL) {
+    if (base->itemsize != 0 && spec->itemsize != base->itemsize) {
         zw_err_set(rt, ZW_TypeError, "type '%s': inconsistent item size with its base",
                    spec->name);
         return NULL;
     }
+    zw_type *t = zwi_type_make(rt, spec, base); /* the spec is consistent: NULL is memory */
+    if (t == NULL)
+        zw_err_nomemory(rt);
     return t;
 }
 

@@ -105,6 +105,23 @@ zwi_preload_sample_now(void)
 
 /* ---- the sampler ---- */
 
+/* Hooks save a peak set only each time the peak passes 1% more than the last saved one, so the
+ * last saved set can be up to 1% below the peak. When the program sits at its peak now (the
+ * traced bytes are the peak, above the saved one), the set saved now is the peak's exactly. */
+static void
+save_held_peak(void)
+{
+    size_t now;
+    size_t peak;
+    zwi_tracer_traced_memory(G.tracer, &now, &peak);
+    if (G.live == NULL || now != peak || peak <= atomic_load(&G.live->peak_bytes))
+        return;
+    pthread_mutex_lock(&G.lock);
+    atomic_store(&G.peak_next, (int64_t)peak); /* this peak is one to save */
+    pthread_mutex_unlock(&G.lock);
+    zwi_preload_save_peak((int64_t)peak);
+}
+
 static void *
 sampler_main(void *arg)
 {
@@ -146,13 +163,16 @@ sampler_main(void *arg)
             /* the sampler has no frames of the program's: its own stack from here up */
             zwi_preload_take_mark(label, (uintptr_t)label);
         }
+        save_held_peak();
         zw_capture_sample s = zwi_preload_sample_now();
         pthread_mutex_lock(&G.lock);
         if (!atomic_load(&G.finished)) {
             zwi_preload_push_tick_locked(s);
             zwi_preload_scan_sites_locked(s.time_ns, 0);
-            /* batched: a SIGKILL loses at most ZW_FLUSH_MS of samples and steps */
-            if (zwi_preload_now_ns() - G.flushed_ns >= (uint64_t)G.flush_ms * 1000000u)
+            /* batched: a SIGKILL loses at most ZW_FLUSH_MS of samples and steps; the first
+             * sample at once, so that zw run's status line knows the process */
+            if (!G.any_written ||
+                zwi_preload_now_ns() - G.flushed_ns >= (uint64_t)G.flush_ms * 1000000u)
                 zwi_preload_flush_samples_locked();
         }
         pthread_mutex_unlock(&G.lock);

@@ -55,6 +55,8 @@ typedef struct loader {
     zw_snapshot *table; /* TABLE (1.5): the tracebacks SET and SITE_LIST name; NULL until read */
     bool peak_as_exit;  /* the peak SET said it is the exit set: its traces are copied from it */
     size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
+    zw_capture_progress_fn *progress; /* told before each section; NULL: nobody */
+    void *progress_arg;
 } loader;
 
 /* A live set, refused if one of its kind was read before. */
@@ -497,6 +499,8 @@ read_sections(loader *l)
     if (l->file.err == NULL)
         l->file.err = &scratch; /* the damage is still described in the capture */
     for (;;) {
+        if (l->progress != NULL)
+            l->progress(l->progress_arg, l->file.next_off, l->file.len);
         rc = zwi_container_next(&l->file);
         if (rc == 0)
             break;
@@ -682,7 +686,8 @@ typedef struct holder {
 
 /* Reads a capture from `len` bytes; the capture takes `raw` (also on failure: it is destroyed). */
 static zw_capture *
-load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_raw *raw)
+load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_raw *raw,
+     zw_capture_progress_fn *progress, void *arg)
 {
     holder *h = zwi_alloc(raw, sizeof(holder));
     if (h == NULL) {
@@ -691,7 +696,7 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         return NULL;
     }
     *h = (holder){.raw = raw, .file_len = len};
-    loader l = {.c = &h->c, .raw = raw};
+    loader l = {.c = &h->c, .raw = raw, .progress = progress, .progress_arg = arg};
     l.prefix = (size_t)snprintf(NULL, 0, "cannot read capture '%s': ", name);
     int rc = zwi_container_open(&l.file, data, len, ZWI_KIND_CAPTURE, name, raw, err);
     if (rc == 0)
@@ -729,11 +734,18 @@ zw_capture_load_memory(const void *data, size_t len, zw_error *err)
         zw_error_set(err, "cannot read capture '<memory>': %s", strerror(ENOMEM));
         return NULL;
     }
-    return load(data, len, "<memory>", err, raw);
+    return load(data, len, "<memory>", err, raw, NULL, NULL);
 }
 
 zw_capture *
 zw_capture_load(const char *path, zw_error *err)
+{
+    return zw_capture_load_progress(path, NULL, NULL, err);
+}
+
+zw_capture *
+zw_capture_load_progress(const char *path, zw_capture_progress_fn *progress, void *arg,
+                         zw_error *err)
 {
     zw_capture *out = NULL;
     zwi_cbuf file = {.raw = zw_raw_new(NULL)}; /* the file's bytes */
@@ -744,7 +756,7 @@ zw_capture_load(const char *path, zw_error *err)
     } else if (zwi_read_file(path, &file, err) != 0) {
         zw_raw_destroy(raw);
     } else {
-        out = load(file.data, file.len, path, err, raw);
+        out = load(file.data, file.len, path, err, raw, progress, arg);
     }
     if (file.raw != NULL) {
         zwi_cbuf_release(&file);

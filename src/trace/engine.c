@@ -13,12 +13,12 @@
  * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
  * new tracer start a new generation, so stale entries never match.
  *
- * Traced bytes: each thread counts what it adds and removes in its own state (`pending`, no
- * locked instruction) and moves it to the tracer's shared counter (`flushed`) once it exceeds
- * FLUSH_BYTES either way, or when the thread exits. Current = flushed + the pending bytes of every
- * registered thread (exact whenever read). The peak is checked on each allocation against
- * flushed + this thread's pending: exact with one allocating thread; with several, it can miss
- * up to FLUSH_BYTES per other thread. One locked instruction remains per call: the shard lock.
+ * Traced bytes: one shared counter (`current`), changed by an atomic add on every add and remove;
+ * the peak is checked against the value that add returns, so it is the exact maximum of the
+ * counter, with any number of threads. (Per-thread pending counts, moved to the shared counter
+ * every 64 KiB, saved that add but let the peak miss up to 64 KiB per other thread: 8 threads
+ * rising together at the barrier of tests/preload/peaks.c showed 545 KiB of a 774 KiB peak.)
+ * Two locked instructions per call: the shard lock and the counter.
  * See docs/trace.md#engine. */
 #include <errno.h>
 #include <pthread.h>
@@ -38,7 +38,6 @@
 #define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
-#define FLUSH_BYTES ((int64_t)64 << 10) /* a thread's pending traced bytes kept to itself */
 
 /* ---- locks ---- */
 
@@ -162,7 +161,7 @@ struct zwi_tracer {
     size_t intern_mask;
     size_t intern_count;
 
-    _Atomic int64_t flushed; /* traced bytes moved here by threads (see the file comment) */
+    _Atomic int64_t current; /* traced bytes now (see the file comment) */
     _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
     /* traced bytes and their peak count the default domain only (set once, before any trace:
      * the preload library's mmap domain is counted apart from the heap) */
@@ -171,14 +170,14 @@ struct zwi_tracer {
 
 /* ---- the thread registry ---- */
 
-/* Every live thread's state, so that the traced bytes they hold can be summed, and the key whose
- * destructor unregisters a thread's state when it exits. Process-wide by nature: the key is made
+/* Every live thread's state, and the key whose destructor unregisters a thread's state when it
+ * exits. Process-wide by nature: the key is made
  * once (pthread_once) and never changed; the list is guarded by `lock`. */
 static struct {
     pthread_once_t once;
     pthread_key_t key;
     bool key_ok;   /* the key could be made; otherwise states of exited threads stay listed */
-    zwi_lock lock; /* guards `threads` and every state's tracer/gen seen from outside */
+    zwi_lock lock; /* guards `threads` */
     zwi_thread *threads;
     atomic_uint_fast64_t generations; /* generations handed out: only ever incremented */
 } T = {.once = PTHREAD_ONCE_INIT};
@@ -264,14 +263,6 @@ zwi_tracer_free(zwi_tracer *t)
 {
     if (t == NULL)
         return;
-    zwi_lock_acquire(&T.lock);
-    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
-        if (th->tracer == t) {
-            th->tracer = NULL;
-            atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
-        }
-    }
-    zwi_lock_release(&T.lock);
     for (size_t i = 0; i < NSHARDS; i++) {
         if (t->shards[i].slots != NULL)
             munmap(t->shards[i].slots, (t->shards[i].mask + 1) * sizeof(slot));
@@ -497,6 +488,52 @@ shard_delete_at_locked(shard *s, size_t i)
     s->count--;
 }
 
+/* ---- traced bytes ---- */
+
+/* The counter changes with the table, under the lock of the slot that changes: a clear(), which
+ * holds every lock and zeroes it, sees the table and the counter agree (a change made after the
+ * unlock could add the bytes of a block the clear had already erased). */
+
+/* Counts `n` traced bytes more (or fewer); a new maximum is the peak. */
+static inline void
+traced_change(zwi_tracer *t, int64_t n)
+{
+    int64_t now = atomic_fetch_add_explicit(&t->current, n, memory_order_relaxed) + n;
+    if (n > 0) {
+        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak_explicit(
+                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+            ;
+    }
+}
+
+static inline void
+traced_add(zwi_tracer *t, size_t n)
+{
+    traced_change(t, (int64_t)n);
+}
+
+static inline void
+traced_sub(zwi_tracer *t, size_t n)
+{
+    traced_change(t, -(int64_t)n);
+}
+
+/* Whether traces of `domain` count in the traced bytes (see zwi_tracer.default_only). */
+static inline bool
+counted(const zwi_tracer *t, unsigned domain)
+{
+    return !t->default_only || domain == ZW_TRACE_DEFAULT_DOMAIN;
+}
+
+/* Traced bytes now. */
+static int64_t
+traced_now(zwi_tracer *t)
+{
+    int64_t n = atomic_load_explicit(&t->current, memory_order_relaxed);
+    return n < 0 ? 0 : n;
+}
+
 /* ---- the wide table ---- */
 
 static inline size_t
@@ -570,6 +607,8 @@ wide_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
     if (i != SIZE_MAX) {
         if (old != NULL)
             *old = (zwi_trace_rec){domain, t->wide[i].size, t->wide[i].tb};
+        if (counted(t, domain))
+            traced_sub(t, t->wide[i].size);
         wide_delete_at_locked(t, i);
         found = true;
     }
@@ -579,13 +618,19 @@ wide_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *old)
 
 static int
 wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb,
-            size_t *replaced)
+            size_t *replaced, uint64_t gen)
 {
     int rc = 0;
     zwi_lock_acquire(&t->wide_lock);
+    if (gen_of(t) != gen) /* cleared since `tb` was interned: see insert() */
+        goto out;
     size_t i = wide_find_locked(t, domain, ptr);
     if (i != SIZE_MAX) {
         *replaced = t->wide[i].size;
+        if (counted(t, domain)) {
+            traced_sub(t, t->wide[i].size);
+            traced_add(t, size);
+        }
         t->wide[i].size = size;
         t->wide[i].tb = tb;
         goto out;
@@ -600,96 +645,19 @@ wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t
         i = (i + 1) & t->wide_mask;
     t->wide[i] = (wide_slot){ptr, size, tb, domain};
     atomic_fetch_add_explicit(&t->wide_count, 1, memory_order_relaxed);
+    if (counted(t, domain))
+        traced_add(t, size);
 out:
     zwi_lock_release(&t->wide_lock);
     return rc;
-}
-
-/* ---- traced bytes ---- */
-
-/* Moves this thread's pending bytes to the tracer they belong to. */
-static void
-flush_pending(zwi_thread *th)
-{
-    int64_t n = atomic_load_explicit(&th->pending, memory_order_relaxed);
-    if (th->tracer != NULL && th->gen == gen_of(th->tracer) && n != 0)
-        atomic_fetch_add_explicit(&th->tracer->flushed, n, memory_order_relaxed);
-    atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
-}
-
-/* This thread's state, counting for tracer `t` (of its current generation). */
-static inline zwi_thread *
-counting_thread(zwi_tracer *t)
-{
-    zwi_thread *th = zwi_thread_get();
-    if (ZW_UNLIKELY(th != NULL && (th->tracer != t || th->gen != gen_of(t)))) {
-        zwi_lock_acquire(&T.lock);
-        flush_pending(th); /* to the tracer it counted for, if that one still counts */
-        th->tracer = t;
-        th->gen = gen_of(t);
-        zwi_lock_release(&T.lock);
-    }
-    return th;
-}
-
-static inline void
-traced_change(zwi_tracer *t, int64_t n)
-{
-    zwi_thread *th = counting_thread(t);
-    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: the shared counter directly */
-        int64_t now = atomic_fetch_add_explicit(&t->flushed, n, memory_order_relaxed) + n;
-        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
-        while (now > peak && !atomic_compare_exchange_weak_explicit(
-                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
-            ;
-        return;
-    }
-    int64_t pending = atomic_load_explicit(&th->pending, memory_order_relaxed) + n;
-    atomic_store_explicit(&th->pending, pending, memory_order_relaxed);
-    if (n > 0) {
-        int64_t now = atomic_load_explicit(&t->flushed, memory_order_relaxed) + pending;
-        int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
-        while (now > peak && !atomic_compare_exchange_weak_explicit(
-                                 &t->peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
-            ;
-    }
-    if (ZW_UNLIKELY(pending > FLUSH_BYTES || pending < -FLUSH_BYTES)) {
-        atomic_fetch_add_explicit(&t->flushed, pending, memory_order_relaxed);
-        atomic_store_explicit(&th->pending, 0, memory_order_relaxed);
-    }
-}
-
-static inline void
-traced_add(zwi_tracer *t, size_t n)
-{
-    traced_change(t, (int64_t)n);
-}
-
-static inline void
-traced_sub(zwi_tracer *t, size_t n)
-{
-    traced_change(t, -(int64_t)n);
-}
-
-/* Traced bytes now: the shared counter plus every thread's pending bytes for this generation. */
-static int64_t
-traced_now(zwi_tracer *t)
-{
-    int64_t n = atomic_load_explicit(&t->flushed, memory_order_relaxed);
-    zwi_lock_acquire(&T.lock);
-    for (zwi_thread *th = T.threads; th != NULL; th = th->reg_next) {
-        if (th->tracer == t && th->gen == gen_of(t))
-            n += atomic_load_explicit(&th->pending, memory_order_relaxed);
-    }
-    zwi_lock_release(&T.lock);
-    return n < 0 ? 0 : n;
 }
 
 /* ---- records ---- */
 
 /* Inserts or replaces; *replaced gets the size of a replaced trace (else left alone). */
 static int
-insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced)
+insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, size_t *replaced,
+       uint64_t gen)
 {
     uint64_t h = ptr_hash(ptr);
     shard *s = shard_of(t, h);
@@ -705,19 +673,26 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
         for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
             if (s->slots[i].ptr == ptr && domain == ZW_TRACE_DEFAULT_DOMAIN) {
                 *replaced = s->slots[i].size;
+                traced_sub(t, s->slots[i].size);
                 shard_delete_at_locked(s, i);
                 break;
             }
         }
         zwi_lock_release(&s->lock);
-        return wide_insert(t, domain, ptr, size, tb, replaced);
+        return wide_insert(t, domain, ptr, size, tb, replaced, gen);
     }
     int rc = 0;
     zwi_lock_acquire(&s->lock);
+    /* a clear() since `tb` was interned (it holds every lock to change the generation) reused its
+     * bytes for other tracebacks: the block counts as allocated before the clear, untraced */
+    if (gen_of(t) != gen)
+        goto out;
     size_t i = home_of(s, h);
     for (; s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
         if (s->slots[i].ptr == ptr) {
             *replaced = s->slots[i].size;
+            traced_sub(t, s->slots[i].size);
+            traced_add(t, size);
             s->slots[i].size = (uint32_t)size;
             s->slots[i].tb = tb;
             goto out;
@@ -733,28 +708,9 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     }
     s->slots[i] = (slot){ptr, (uint32_t)size, tb};
     s->count++;
+    traced_add(t, size);
 out:
     zwi_lock_release(&s->lock);
-    return rc;
-}
-
-/* Whether traces of `domain` count in the traced bytes (see zwi_tracer.default_only). */
-static inline bool
-counted(const zwi_tracer *t, unsigned domain)
-{
-    return !t->default_only || domain == ZW_TRACE_DEFAULT_DOMAIN;
-}
-
-/* Inserts the trace of `ptr` with traceback ref `tb` and counts its bytes. */
-static int
-insert_counted(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb)
-{
-    size_t replaced = SIZE_MAX;
-    int rc = insert(t, domain, ptr, size, tb, &replaced);
-    if (replaced != SIZE_MAX && counted(t, domain)) /* out even when the insert failed */
-        traced_sub(t, replaced);
-    if (rc == 0 && counted(t, domain))
-        traced_add(t, size);
     return rc;
 }
 
@@ -762,16 +718,19 @@ int
 zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const uintptr_t *frames,
                unsigned nframe, unsigned total_nframe)
 {
+    uint64_t gen = gen_of(t); /* the traceback's generation, or an older one */
     uint32_t tb = intern(t, frames, nframe, total_nframe);
     if (tb == 0)
         return -1;
-    return insert_counted(t, domain, ptr, size, tb);
+    size_t replaced = SIZE_MAX; /* insert() counts the bytes, the replaced trace's too */
+    return insert(t, domain, ptr, size, tb, &replaced, gen);
 }
 
 int
 zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
 {
-    return insert_counted(t, rec->domain, ptr, rec->size, rec->tb);
+    size_t replaced = SIZE_MAX;
+    return insert(t, rec->domain, ptr, rec->size, rec->tb, &replaced, gen_of(t));
 }
 
 void
@@ -792,6 +751,7 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
             if (s->slots[i].ptr == ptr) {
                 rec = (zwi_trace_rec){domain, s->slots[i].size, s->slots[i].tb};
+                traced_sub(t, s->slots[i].size);
                 shard_delete_at_locked(s, i);
                 found = true;
                 break;
@@ -803,8 +763,6 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         found = wide_remove(t, domain, ptr, &rec);
     if (!found)
         return false;
-    if (counted(t, domain))
-        traced_sub(t, rec.size);
     if (old != NULL)
         *old = rec;
     return true;
@@ -929,7 +887,7 @@ zwi_tracer_clear(zwi_tracer *t)
         madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
     t->region_used = t->region_dirty = TB_FIRST;
     atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
-    atomic_store(&t->flushed, 0); /* threads' pending bytes belong to the old generation */
+    atomic_store(&t->current, 0);
     atomic_store(&t->peak, 0);
     zwi_lock_release(&t->intern_lock);
     zwi_lock_release(&t->wide_lock);
@@ -1008,7 +966,6 @@ thread_exit(void *p)
 {
     zwi_thread *th = p;
     zwi_lock_acquire(&T.lock);
-    flush_pending(th);
     if (th->reg_prev != NULL)
         th->reg_prev->reg_next = th->reg_next;
     else

@@ -11,6 +11,8 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <link.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,15 +49,37 @@ typedef struct cached {
     zwi_sym syms[]; /* innermost first */
 } cached;
 
+/* A function's name made by qualify(), kept for the other addresses inlining the function. */
+typedef struct qualified {
+    const char *build_id;   /* interned: the module's debug information */
+    Dwarf_Off decl;         /* the offset of the function's declaration in it */
+    const char *name;       /* interned */
+    struct qualified *next; /* same hash */
+} qualified;
+
+/* The scopes of one compilation unit, walked once the first time a name in it is qualified:
+ * libdw has no parent links, and dwarf_getscopes_die walks the unit again at each call (0.7 s of
+ * CPU for the 28 lambdas of one unit that includes <regex>, against 4 ms with one walk). */
+typedef struct cu_scopes {
+    const char *build_id; /* interned: the module's debug information */
+    Dwarf_Off cu;         /* the unit's DIE offset */
+    zwi_map parent; /* offset + 1 of each namespace, class, structure, union and subprogram DIE
+                     * -> offset + 1 of the one it is in (lexical blocks skipped), or of the unit */
+    struct cu_scopes *next; /* same hash */
+} cu_scopes;
+
 struct zwi_symbolizer {
-    zw_raw *raw;     /* where the cache and strings live */
-    Dwfl *dwfl;      /* the process's modules */
-    zwi_map cache;   /* return address -> cached */
-    zwi_strtab strs; /* file, function and module names */
+    zw_raw *raw;       /* where the cache and strings live */
+    Dwfl *dwfl;        /* the process's modules */
+    zwi_map cache;     /* return address -> cached */
+    zwi_map qualified; /* hash of (build ID, declaration offset) -> chain of qualified */
+    zwi_map units;     /* hash of (build ID, unit offset) -> chain of cu_scopes */
+    zwi_strtab strs;   /* file, function and module names */
     size_t cache_bytes;
     modsyms mods[MAX_MODSYMS]; /* the modules whose symbols were read, in that order */
     size_t nmods;
     size_t mods_bytes;
+    uint64_t loads; /* load_count() when the modules were last reported */
 };
 
 static char *debuginfo_path; /* libdw's default search path (NULL), as its callbacks want */
@@ -76,9 +100,37 @@ drop_modsyms(zwi_symbolizer *s)
     s->mods_bytes = 0;
 }
 
+/* The dynamic loader's count of objects loaded and unloaded so far (dl_iterate_phdr's dlpi_adds
+ * and dlpi_subs, the same for every object): the modules change only when it does. */
+static int
+read_load_count(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uint64_t *count = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
+        *count = ((uint64_t)info->dlpi_adds << 32) ^ (uint64_t)info->dlpi_subs;
+    return 1; /* the first object says it */
+}
+
+static uint64_t
+load_count(void)
+{
+    uint64_t count = 0;
+    dl_iterate_phdr(read_load_count, &count);
+    return count;
+}
+
+/* Reports the process's modules to libdw: at the start, and again when an address is in no known
+ * module and the loader has loaded or unloaded an object since (dlopen, dlclose). Without that
+ * check, every return address outside any module (a frame walked into garbage, JIT code) read
+ * and parsed the whole of /proc/self/maps again and dropped the symbol tables: 34000 such
+ * addresses took minutes under TSan. 0 when reported, -1 when not (failed, or nothing changed). */
 static int
 report_modules(zwi_symbolizer *s)
 {
+    uint64_t loads = load_count();
+    if (loads != 0 && loads == s->loads)
+        return -1;
+    s->loads = loads;
     drop_modsyms(s);
     dwfl_report_begin(s->dwfl);
     int rc = dwfl_linux_proc_report(s->dwfl, getpid());
@@ -100,6 +152,8 @@ zwi_symbolizer_new(void)
     memset(s, 0, sizeof(*s));
     s->raw = raw;
     zwi_map_init(&s->cache, raw);
+    zwi_map_init(&s->qualified, raw);
+    zwi_map_init(&s->units, raw);
     zwi_strtab_init(&s->strs, raw);
     s->dwfl = dwfl_begin(&callbacks);
     if (s->dwfl != NULL)
@@ -120,6 +174,25 @@ zwi_symbolizer_free(zwi_symbolizer *s)
             zwi_free(s->raw, s->cache.slots[i].value);
     }
     zwi_map_release(&s->cache);
+    for (size_t i = 0; s->qualified.slots != NULL && i <= s->qualified.mask; i++) {
+        qualified *q = s->qualified.slots[i].key != 0 ? s->qualified.slots[i].value : NULL;
+        while (q != NULL) {
+            qualified *next = q->next;
+            zwi_free(s->raw, q);
+            q = next;
+        }
+    }
+    zwi_map_release(&s->qualified);
+    for (size_t i = 0; s->units.slots != NULL && i <= s->units.mask; i++) {
+        cu_scopes *u = s->units.slots[i].key != 0 ? s->units.slots[i].value : NULL;
+        while (u != NULL) {
+            cu_scopes *next = u->next;
+            zwi_map_release(&u->parent);
+            zwi_free(s->raw, u);
+            u = next;
+        }
+    }
+    zwi_map_release(&s->units);
     zwi_strtab_release(&s->strs);
     zw_raw *raw = s->raw;
     zwi_free(raw, s);
@@ -352,6 +425,270 @@ die_name(Dwarf_Die *die)
     return name;
 }
 
+/* enclosing functions followed to qualify a name (a lambda in a lambda...) */
+#define MAX_QUALIFY 8
+
+/* The DIE that declares `die`: the end of its chain of abstract origins and specifications (a
+ * member function's declaration sits in its class, a local class's in its function). */
+static void
+declaration_of(Dwarf_Die *die, Dwarf_Die *out)
+{
+    *out = *die;
+    for (int i = 0; i < 4; i++) {
+        Dwarf_Attribute attr;
+        Dwarf_Die next;
+        if (dwarf_attr(out, DW_AT_abstract_origin, &attr) == NULL &&
+            dwarf_attr(out, DW_AT_specification, &attr) == NULL)
+            return;
+        if (dwarf_formref_die(&attr, &next) == NULL)
+            return;
+        *out = next;
+    }
+}
+
+/* Appends the name of type `die` to buf[*len .. cap) as C++ spells it, for the common forms
+ * (named types, pointers, references, const); "?" for others. */
+static void
+append_type(Dwarf_Die *die, char *buf, size_t cap, size_t *len, int depth)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Die inner;
+    bool has_inner = dwarf_formref_die(dwarf_attr(die, DW_AT_type, &attr), &inner) != NULL;
+    const char *suffix = NULL;
+    switch (dwarf_tag(die)) {
+    case DW_TAG_pointer_type:
+        suffix = "*";
+        break;
+    case DW_TAG_reference_type:
+        suffix = "&";
+        break;
+    case DW_TAG_rvalue_reference_type:
+        suffix = "&&";
+        break;
+    case DW_TAG_const_type:
+        suffix = " const";
+        break;
+    default: {
+        const char *name = dwarf_diename(die);
+        if (*len < cap)
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s", name != NULL ? name : "?");
+        return;
+    }
+    }
+    if (has_inner && depth < 8)
+        append_type(&inner, buf, cap, len, depth + 1);
+    else if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s",
+                                 dwarf_tag(die) == DW_TAG_pointer_type ? "void" : "?");
+    if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s", suffix);
+}
+
+/* A lambda's closure type (GCC gives it no name, and a constructor named "<lambda>"): appends
+ * "{lambda(int)}", with the parameter types of its operator(), as c++filt's "{lambda(int)#1}"
+ * without the number. false if `die` is no closure type. */
+static bool
+append_closure(Dwarf_Die *die, char *buf, size_t cap, size_t *len)
+{
+    Dwarf_Die child, call;
+    bool closure = false, has_call = false;
+    if (dwarf_child(die, &child) != 0)
+        return false;
+    do {
+        const char *name = dwarf_diename(&child);
+        if (dwarf_tag(&child) != DW_TAG_subprogram || name == NULL)
+            continue;
+        if (strcmp(name, "<lambda>") == 0)
+            closure = true;
+        else if (strcmp(name, "operator()") == 0 && !has_call) {
+            call = child;
+            has_call = true;
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+    if (!closure)
+        return false;
+    if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s{lambda(", *len > 0 ? "::" : "");
+    bool first = true;
+    if (has_call && dwarf_child(&call, &child) == 0) {
+        do {
+            Dwarf_Attribute attr;
+            Dwarf_Die type;
+            if (dwarf_tag(&child) != DW_TAG_formal_parameter ||
+                dwarf_hasattr(&child, DW_AT_artificial))
+                continue;
+            if (*len < cap && !first)
+                *len += (size_t)snprintf(buf + *len, cap - *len, ", ");
+            first = false;
+            if (dwarf_formref_die(dwarf_attr(&child, DW_AT_type, &attr), &type) != NULL)
+                append_type(&type, buf, cap, len, 0);
+            else if (*len < cap)
+                *len += (size_t)snprintf(buf + *len, cap - *len, "?");
+        } while (dwarf_siblingof(&child, &child) == 0);
+    }
+    if (*len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, ")}");
+    return true;
+}
+
+#define MAX_SCOPE_DEPTH 64 /* nesting of scopes walked in a unit */
+
+/* Records in `m` the scope each scope DIE under `parent` is in (`scope`: the offset of the
+ * innermost scope around them). */
+static void
+walk_scopes(zwi_map *m, Dwarf_Die *parent, Dwarf_Off scope, int depth)
+{
+    Dwarf_Die child;
+    if (depth > MAX_SCOPE_DEPTH || dwarf_child(parent, &child) != 0)
+        return;
+    do {
+        int tag = dwarf_tag(&child);
+        if (tag == DW_TAG_namespace || tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+            tag == DW_TAG_union_type || tag == DW_TAG_subprogram) {
+            Dwarf_Off off = dwarf_dieoffset(&child);
+            if (zwi_map_put(m, off + 1, (void *)(uintptr_t)(scope + 1)) != 0)
+                return; /* out of memory: names are qualified less */
+            walk_scopes(m, &child, off, depth + 1);
+        } else if (tag == DW_TAG_lexical_block) {
+            walk_scopes(m, &child, scope, depth + 1);
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+/* The scopes of the unit holding `die`, walked the first time. NULL if unknown. */
+static cu_scopes *
+scopes_of(zwi_symbolizer *s, Dwarf_Die *die, const char *build_id)
+{
+    Dwarf_Die cudie;
+    if (build_id == NULL || dwarf_diecu(die, &cudie, NULL, NULL) == NULL)
+        return NULL;
+    Dwarf_Off cu = dwarf_dieoffset(&cudie);
+    uint64_t key[2] = {(uint64_t)(uintptr_t)build_id, (uint64_t)cu};
+    uint64_t h = zwi_hash_bytes(key, sizeof(key), 0x85ebca6b);
+    h = h == 0 ? 1 : h;
+    cu_scopes *head = zwi_map_get(&s->units, h);
+    for (cu_scopes *u = head; u != NULL; u = u->next) {
+        if (u->build_id == build_id && u->cu == cu)
+            return u;
+    }
+    cu_scopes *u = zwi_alloc(s->raw, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    *u = (cu_scopes){.build_id = build_id, .cu = cu, .next = head};
+    zwi_map_init(&u->parent, s->raw);
+    walk_scopes(&u->parent, &cudie, cu, 0);
+    if (zwi_map_put(&s->units, h, u) != 0) {
+        zwi_map_release(&u->parent);
+        zwi_free(s->raw, u);
+        return NULL;
+    }
+    s->cache_bytes += sizeof(*u) + (u->parent.mask + 1) * sizeof(struct zwi_map_slot);
+    return u;
+}
+
+/* Appends to buf[*len .. cap) the name of `die` qualified by the scopes around its declaration:
+ * namespaces, classes and, for a local class (a lambda's closure), the function it is in, itself
+ * qualified: "ns::run::{lambda(int)}::operator()". Truncated at `cap` (always terminated). */
+static void
+qualify(zwi_symbolizer *s, const char *build_id, Dwarf_Die *die, char *buf, size_t cap, size_t *len,
+        int depth)
+{
+    Dwarf_Die decl;
+    declaration_of(die, &decl);
+    Dwarf_Die scopes[MAX_SCOPE_DEPTH]; /* decl itself first, then the scopes around it */
+    int n = 1;
+    scopes[0] = decl;
+    cu_scopes *u = scopes_of(s, &decl, build_id);
+    Dwarf *dw = dwarf_cu_getdwarf(decl.cu);
+    uintptr_t up = u != NULL ? (uintptr_t)zwi_map_get(&u->parent, dwarf_dieoffset(&decl) + 1) : 0;
+    while (up != 0 && up - 1 != u->cu && n < MAX_SCOPE_DEPTH && dw != NULL &&
+           dwarf_offdie(dw, up - 1, &scopes[n]) != NULL) {
+        up = (uintptr_t)zwi_map_get(&u->parent, up);
+        n++;
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        int tag = dwarf_tag(&scopes[i]);
+        const char *name = NULL;
+        if (i == 0) {
+            Dwarf_Attribute attr; /* its name, not its linkage name (an enclosing function's) */
+            name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+            name = name != NULL ? name : "?";
+        } else if (tag == DW_TAG_subprogram && depth < MAX_QUALIFY) {
+            qualify(s, build_id, &scopes[i], buf, cap, len, depth + 1);
+            name = "";
+        } else if (tag == DW_TAG_namespace) {
+            name = dwarf_diename(&scopes[i]);
+            name = name != NULL ? name : "(anonymous namespace)";
+        } else if (tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+                   tag == DW_TAG_union_type) {
+            name = dwarf_diename(&scopes[i]);
+            if (name == NULL && append_closure(&scopes[i], buf, cap, len))
+                continue;
+            name = name != NULL ? name : "(anonymous)";
+        }
+        if (name == NULL)
+            continue; /* the CU, a lexical block */
+        if (*len < cap)
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s",
+                                     *len > 0 && name[0] != '\0' ? "::" : "", name);
+    }
+}
+
+/* qualify()'s name of `die`, made once per function of a module with a build ID (every address
+ * that inlines the function shares its declaration). NULL: none, or out of memory. */
+static const char *
+qualified_name(zwi_symbolizer *s, Dwarf_Die *die, const char *build_id)
+{
+    Dwarf_Die decl;
+    declaration_of(die, &decl);
+    Dwarf_Off off = dwarf_dieoffset(&decl);
+    uint64_t key[2] = {(uint64_t)(uintptr_t)build_id, (uint64_t)off};
+    uint64_t h = zwi_hash_bytes(key, sizeof(key), 0x9e3779b9);
+    h = h == 0 ? 1 : h;
+    qualified *head = build_id != NULL ? zwi_map_get(&s->qualified, h) : NULL;
+    for (qualified *q = head; q != NULL; q = q->next) {
+        if (q->build_id == build_id && q->decl == off)
+            return q->name;
+    }
+    char buf[1024];
+    size_t len = 0;
+    buf[0] = '\0';
+    qualify(s, build_id, die, buf, sizeof(buf), &len, 0);
+    const char *name = buf[0] != '\0' ? zwi_strtab_intern(&s->strs, buf) : NULL;
+    qualified *q = build_id != NULL && name != NULL ? zwi_alloc(s->raw, sizeof(*q)) : NULL;
+    if (q != NULL) {
+        *q = (qualified){build_id, off, name, head};
+        if (zwi_map_put(&s->qualified, h, q) != 0)
+            zwi_free(s->raw, q);
+        else
+            s->cache_bytes += sizeof(*q);
+    }
+    return name;
+}
+
+/* The name of function `die` (a subprogram or an inlined subroutine) in a C++ unit when DWARF
+ * gives it no linkage name: GCC gives none to a lambda's operator() (nor to a static function),
+ * whose bare DW_AT_name "operator()" says nothing. The symbol table's (mangled) name when the
+ * function is the subprogram at pc and has one (`symname`: "_ZZ4mainENKUliE_clEi", which zw shows
+ * as "main::{lambda(int)#1}::operator()(int) const"), else the DWARF name qualified by its
+ * scopes ("main::{lambda(int)}::operator()": GCC leaves a closure type unnamed; in a module
+ * without a build ID, the bare name). NULL: die_name's. */
+static const char *
+cxx_name(zwi_symbolizer *s, Dwarf_Die *cudie, Dwarf_Die *die, const char *symname,
+         const char *build_id)
+{
+    Dwarf_Attribute attr;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != NULL)
+        return NULL;
+    int lang = dwarf_srclang(cudie);
+    if (lang != DW_LANG_C_plus_plus && lang != DW_LANG_C_plus_plus_03 &&
+        lang != DW_LANG_C_plus_plus_11 && lang != DW_LANG_C_plus_plus_14)
+        return NULL;
+    if (dwarf_tag(die) == DW_TAG_subprogram && symname != NULL && strncmp(symname, "_Z", 2) == 0)
+        return symname;
+    return qualified_name(s, die, build_id);
+}
+
 /* The call site (file, line) of inlined subroutine `die`. */
 static void
 call_site(Dwarf_Die *cudie, Dwarf_Die *die, const char **file, unsigned *line)
@@ -406,7 +743,8 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
     }
     out[0].module = module;
     out[0].offset = offset;
-    out[0].function = zwi_strtab_intern(&s->strs, function_name(s, mod, pc));
+    const char *symname = function_name(s, mod, pc);
+    out[0].function = zwi_strtab_intern(&s->strs, symname);
 
     /* the innermost position: the line table */
     const char *file = NULL;
@@ -449,7 +787,9 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
         f->offset = offset;
         f->file = zwi_strtab_intern(&s->strs, cur_file);
         f->line = cur_line;
-        const char *fn = die_name(&scopes[i]);
+        const char *fn = cxx_name(s, cudie, &scopes[i], symname, build_id);
+        if (fn == NULL)
+            fn = die_name(&scopes[i]);
         if (fn != NULL)
             f->function = zwi_strtab_intern(&s->strs, fn);
         else if (n > 1)

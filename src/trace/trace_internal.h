@@ -148,11 +148,6 @@ extern _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-
 typedef struct zwi_thread {
     uintptr_t stack_lo; /* the thread's stack: frame pointers outside [lo, hi) end a walk */
     uintptr_t stack_hi;
-    /* Traced bytes this thread added (or, negative, removed) and not yet added to its tracer's
-     * shared counter: written by this thread only, read by any under the registry lock. */
-    zwi_tracer *tracer; /* the tracer `pending` belongs to; NULL: none */
-    uint64_t gen;       /* that tracer's generation when `pending` started */
-    _Atomic int64_t pending;
     struct zwi_thread *reg_next; /* the registry of live threads' states (engine.c) */
     struct zwi_thread *reg_prev;
     struct {

@@ -7,7 +7,9 @@
 // graph must show; PROCESSES=N: the process selector offers N processes, each drawn; INCOMPLETE:
 // only that the page says the capture was cut short, and throws nothing; LEAKS: the capture has
 // leak kinds, and the Leaks panel's kind selector shows each kind's rows; LEAKS=all: and every
-// kind has some). Clicking the chart shows the lines live then.
+// kind has some; NODEBUG=none: the page has no note on debug information; NODEBUG=TEXT: its note
+// names a module ending in TEXT and says how to get the debug information). Clicking the chart
+// shows the lines live then.
 // ZW=PATH CAPTURE=FILE: the page's rows agree with the zw command's on FILE, the capture the page
 // shows: those of each kept set (prepared in C) with `zw top --at SET --json`, those of the live
 // set at a few times (grouped by the page) with `zw top --at SECONDS`, and the page's comparisons
@@ -143,9 +145,24 @@ async function agree(page, zwPath, capture) {
     const tables = await page.evaluate(() => ['top-table', 'leaks-table', 'allocs-table', 'cmp-table']
         .map((id) => document.getElementById(id).innerText));
     const all = tables.join('\n');
-    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE|LARGEST|LEAKS)=/.test(x) && x !== 'LEAKS'))
+    for (const w of wants.filter((x) => !/^(FUNC|PROCESSES|ZW|CAPTURE|LARGEST|LEAKS|NODEBUG)=/.test(x) && x !== 'LEAKS'))
         check(all.includes(w), `the tables list ${w}`);
     check(/\d/.test(tables[1]) && tables[1].split('\n').length > 1, 'the leaks table has rows');
+
+    // the note on modules without debug information: there when a row's frame has no line
+    const nodebug = (wants.find((x) => x.startsWith('NODEBUG=')) || '').slice(8);
+    if (nodebug) {
+        const note = await page.evaluate(() => {
+            const n = document.getElementById('nodebug');
+            return { shown: !n.hidden && n.offsetHeight > 0, text: n.textContent };
+        });
+        if (nodebug === 'none')
+            check(!note.shown, `no note on debug information${note.shown ? ': ' + note.text : ''}`);
+        else
+            check(note.shown && (note.text.includes(nodebug + ':') || note.text.includes(nodebug + ',')) &&
+                /-dbgsym/.test(note.text) && /DEBUGINFOD_URLS/.test(note.text),
+                `the note names ${nodebug} and how to get its debug information: ${note.text}`);
+    }
 
     // the page's rows against zw's on the same capture
     const zw = (wants.find((x) => x.startsWith('ZW=')) || '').slice(3);

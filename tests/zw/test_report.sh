@@ -104,7 +104,7 @@ grep -q 'src="http\|href="http' "$tmp/demo.html" && { echo "FAIL: the page links
 lines="main.c:61 main.c:51 main.c:32 main.c:76"
 funcs="FUNC=smoothed_sum FUNC=push FUNC=remember FUNC=main"
 # shellcheck disable=SC2086
-browser "$tmp/demo.html" "$outdir/report-stored.png" $lines $funcs ZW="$zw" CAPTURE="$data/demo.zwc"
+browser "$tmp/demo.html" "$outdir/report-stored.png" $lines $funcs ZW="$zw" CAPTURE="$data/demo.zwc" NODEBUG=none
 # a capture of format 1.1: no per-site temporary counts, no steps (a click shows a kept set)
 check 0 '' report "$data/demo-1.1.zwc" -o "$tmp/demo-1.1.html"
 grep -q '"temporary": null' "$tmp/demo-1.1.html" || { echo "FAIL: 1.1: temporary by site"; fails=$((fails + 1)); }
@@ -121,16 +121,17 @@ if [ "$sanitize" != 1 ] && [ "$sanitize" != ON ] && [ -n "$demo" ]; then
     "$zw" run -q -o "$tmp/zw-demo.zwc" -- "$demo" >/dev/null || { echo "FAIL: zw run zw-demo"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/zw-demo.zwc"
     # shellcheck disable=SC2086
-    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs ZW="$zw" CAPTURE="$tmp/zw-demo.zwc" LEAKS
+    browser "$tmp/zw-demo.html" "$outdir/report.png" $lines $funcs ZW="$zw" CAPTURE="$tmp/zw-demo.zwc" LEAKS NODEBUG=none
     # a program without debug information: the frames of its module without a line are told
-    # apart by their offsets, as zw top tells them apart, and the page agrees with zw
+    # apart by their offsets, as zw top tells them apart, and the page agrees with zw; a note names
+    # sort's module and how to get its debug information
     seq 1 3000 | sort -r >"$tmp/lines.txt"
     "$zw" run -q -o "$tmp/sort.zwc" -- sort "$tmp/lines.txt" >/dev/null || { echo "FAIL: zw run sort"; fails=$((fails + 1)); }
     n=$("$zw" top --limit 0 "$tmp/sort.zwc" | grep -c '/sort+0x')
     [ "$n" -ge 2 ] && echo "ok: zw top lists $n places of sort without a line" ||
         { echo "FAIL: zw top lists $n places of sort without a line, not 2 or more"; fails=$((fails + 1)); }
     check 0 '' report "$tmp/sort.zwc"
-    browser "$tmp/sort.html" "$outdir/report-sort.png" ZW="$zw" CAPTURE="$tmp/sort.zwc"
+    browser "$tmp/sort.html" "$outdir/report-sort.png" ZW="$zw" CAPTURE="$tmp/sort.zwc" NODEBUG=/sort
     # a program with blocks of each kind of leak (tests/preload/leaky.c): the Leaks panel's kind
     # selector shows each kind's rows, those of zw leaks --kind
     "$zw" run -q -o "$tmp/leaky.zwc" -- "$progdir/zwp_leaky" "$progdir/libzwp_leaky_lib.so" >/dev/null ||

@@ -170,6 +170,20 @@ int cli_output_open(cli_output *o, const char *path);
 /* Finishes the output: when `ok`, flushes and (for a replaced file) renames it into place, else
  * removes the temporary file. 0, or CLI_EXIT_FAILURE (said; also when !ok, without a message). */
 int cli_output_close(cli_output *o, bool ok);
+/* ---- the status line of a reading command (progress.c) ---- */
+
+/* The help line of -q for the reading commands. */
+#define CLI_HELP_QUIET "  -q, --quiet   no status line while a large capture is read\n"
+
+/* Starts the clock of command `cmd`; the line is shown only on a terminal and without -q. */
+void cli_progress_begin(const char *cmd, bool quiet);
+/* "zw: CMD: WHAT, 1.2 s" on stderr once the command has run about a second, at most ten times a
+ * second; WHAT is printf's `fmt`. */
+void cli_progress_show(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Erases the line, if shown, before the command prints; a later cli_progress_show() shows it
+ * again. */
+void cli_progress_end(void);
+
 /* ---- function names (names.c) ---- */
 
 /* The demangled name of a C++ or Rust symbol (libiberty's cplus_demangle), `raw` itself for any
@@ -261,6 +275,11 @@ void cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool dif
 /* Notes that frame `f` was printed; a frame of a module without a line makes the command end
  * with a note naming the module and how to get its debug information (once per command). */
 void cli_note_frame(const zw_frame *f);
+/* The modules cli_note_frame() has seen so far (at most 8; *more: others too), for a note that
+ * names them, as the command's own note on stderr does at its end. */
+const char *const *cli_nodebug_modules(size_t *n, bool *more);
+/* How to get the debug information of such modules: the second half of that note. */
+extern const char cli_nodebug_how[];
 /* "file:line (function)" of the most recent frame of `tb` outside the allocation functions,
  * the function demangled. */
 void cli_print_location(const zw_traceback *tb, FILE *out);

@@ -25,6 +25,7 @@ const char cli_help_compare[] =
     "                                traceback}\n"
     CLI_HELP_ALLOC_FNS
     CLI_HELP_DOMAIN
+    CLI_HELP_QUIET
     "  -h, --help                    this text\n";
 
 int

@@ -43,6 +43,7 @@ const char cli_help_export[] =
     "  --only             FILE alone, not FILE.1, FILE.2... of the same run\n"
     CLI_HELP_ALLOC_FNS
     CLI_HELP_DOMAIN
+    CLI_HELP_QUIET
     "  -h, --help         this text\n"
     "\n"
     "massif holds every set and only bytes: it takes neither --at nor --metric.\n";

@@ -31,8 +31,10 @@ const char cli_help_leaks[] =
     "  --pid PID    only that process of a capture set (default: all, merged)\n"
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
     "  --json       a JSON array of {kind, bytes, blocks, traceback}\n"
+    CLI_HELP_ALLOC_FNS
     "  --domain heap|mmap|all   heap (default) and all: the heap's blocks by kind; mmap:\n"
     "               the mappings the program made itself still mapped, without kinds\n"
+    CLI_HELP_QUIET
     "  -h, --help   this text\n";
 
 /* One row: a statistic of a kind's list. */

@@ -39,6 +39,7 @@ const char cli_help_report[] =
     "                             '-' is standard output)\n"
     CLI_HELP_ALLOC_FNS
     CLI_HELP_DOMAIN
+    CLI_HELP_QUIET
     "  -h, --help                 this text\n";
 
 /* ---- writing the page ---- */
@@ -100,6 +101,7 @@ cmd_report(const cli_command *c, const cli_opts *o)
     }
     const char *out = output != NULL ? output : dflt;
     rc = write_page(s, out);
+    cli_progress_end();
     size_t nproc = s->n;
     cli_tree_free(s);
     if (rc != 0) {

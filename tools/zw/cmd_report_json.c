@@ -7,7 +7,8 @@
  * into strings, -1 for none; function demangled, symbol as captured; alloc_fn 1 for an
  * allocation function) and `sites` (tracebacks: frame indices, OLDEST first, as zw_traceback). A live set,
  * the allocation counts, and any later per-sample live delta, are lists of [site, a, b] entries
- * that point into `sites`. A kept live set carries its rows by traceback, line and file as
+ * that point into `sites`; `nodebug` names the modules of the rows' frames without a line. A
+ * kept live set carries its rows by traceback, line and file as
  * `zw top` computes them (zw_snapshot_statistics), so the page groups nothing itself for them.
  * Invariant: an id handed out by intern_*() indexes its table, and equal keys get equal ids. The
  * layout is docs/report.md#data. */
@@ -112,6 +113,8 @@ static int
 intern_site(model *m, const zw_traceback *tb, uint32_t *out)
 {
     size_t n = zw_traceback_len(tb);
+    if (n > 0) /* the frame its rows name, as zw's tables (for the note on debug information) */
+        cli_note_frame(zw_traceback_frame(tb, cli_site_frame(tb)));
     m->scratch.len = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t id;
@@ -661,6 +664,25 @@ out_free:
     return status;
 }
 
+/* The modules of the frames the page names without a line (its rows' sites, as zw's own note
+ * on stderr) and how to get their debug information: {"modules": [...], "more": false,
+ * "how": "..."}, modules empty when every such frame has a line. */
+static void
+write_nodebug(FILE *out)
+{
+    size_t n;
+    bool more;
+    const char *const *mods = cli_nodebug_modules(&n, &more);
+    fputs("\"nodebug\": {\"modules\": [", out);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? "," : "", out);
+        json_string(mods[i], out);
+    }
+    fprintf(out, "], \"more\": %s, \"how\": ", more ? "true" : "false");
+    json_string(cli_nodebug_how, out);
+    fputs("},\n", out);
+}
+
 static void
 write_tables(const model *m, FILE *out)
 {
@@ -713,10 +735,12 @@ cli_report_write_json(FILE *out, const zw_capture *const *caps, const char *cons
         /* seconds from the start of caps[0] to this process's start (as cli_tree_offset) */
         double offset =
             ((double)caps[i]->start_realtime_ns - (double)caps[0]->start_realtime_ns) / 1e9;
+        cli_progress_show("writing the page: process %zu of %zu", i + 1, n);
         if (write_process(&m, caps[i], paths[i], offset, max_entries, out, err) != 0)
             goto out_release;
     }
     fputs("],\n", out);
+    write_nodebug(out);
     write_tables(&m, out);
     fputs("}", out);
     status = 0;

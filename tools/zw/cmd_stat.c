@@ -29,6 +29,7 @@ const char cli_help_stat[] =
     "  --suppressions FILE   leak suppressions, as zw leaks takes them\n"
     "  --pid PID    only that process of a capture set\n"
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
+    CLI_HELP_QUIET
     "  -h, --help   this text\n";
 
 /* How the process ended is known: from TOTALS, or from the LIVE section of a capture cut short. */

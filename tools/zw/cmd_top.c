@@ -30,6 +30,7 @@ const char cli_help_top[] =
     "  --json                        a JSON array of {bytes, blocks, traceback}\n"
     CLI_HELP_ALLOC_FNS
     CLI_HELP_DOMAIN
+    CLI_HELP_QUIET
     "  -h, --help                    this text\n";
 
 /* leaks and peak: the options they take, in their help */
@@ -42,6 +43,7 @@ const char cli_help_top[] =
     "  --json       a JSON array of {bytes, blocks, traceback}\n"                                  \
     CLI_HELP_ALLOC_FNS                                                                             \
     CLI_HELP_DOMAIN                                                                                \
+    CLI_HELP_QUIET                                                                                 \
     "  -h, --help   this text\n"
 
 const char cli_help_peak[] =

@@ -134,6 +134,19 @@ cli_note_frame(const zw_frame *f)
     nodebug.n++;
 }
 
+const char cli_nodebug_how[] =
+    "install their debug symbols (Debian: the -dbgsym packages of the debian-debug archive), or "
+    "run 'zw run' again with DEBUGINFOD_URLS set (e.g. https://debuginfod.debian.net): libdw then "
+    "fetches them";
+
+const char *const *
+cli_nodebug_modules(size_t *n, bool *more)
+{
+    *n = nodebug.n;
+    *more = nodebug.more > 0;
+    return (const char *const *)nodebug.names;
+}
+
 /* Once per command: the modules whose frames were printed without a line, and how to get
  * their debug information. */
 static void
@@ -146,11 +159,8 @@ say_nodebug(void)
         fprintf(stderr, "%s %s", i ? "," : "", nodebug.names[i]);
         free(nodebug.names[i]);
     }
-    fprintf(stderr, "%s: their frames print as module+0xoffset, without a line.\n"
-                    "zw: note: install their debug symbols (Debian: the -dbgsym packages of the "
-                    "debian-debug archive), or run 'zw run' again with DEBUGINFOD_URLS set "
-                    "(e.g. https://debuginfod.debian.net): libdw then fetches them\n",
-            nodebug.more ? " and more" : "");
+    fprintf(stderr, "%s: their frames print as module+0xoffset, without a line.\nzw: note: %s\n",
+            nodebug.more ? " and more" : "", cli_nodebug_how);
     nodebug.n = 0;
 }
 
@@ -256,7 +266,8 @@ cli_print_stats(const zw_stat_list *list, size_t limit, bool json, bool diff, bo
 #define T(opt) CLI_TAKES(opt)
 #define NAMES  (T(ALLOC_FN) | T(NO_DEFAULT_ALLOC_FNS))
 #define LIVE                                                                                       \
-    (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES | T(DOMAIN))
+    (T(GROUP) | T(CUMULATIVE) | T(LIMIT) | T(PID) | T(ONLY) | T(JSON) | NAMES | T(DOMAIN) |     \
+     T(QUIET))
 
 /* Every command and the options it takes. leaks and peak are top with other defaults; peak has no
  * --at, leaks's names the exit or a mark (their help does not list --cumulative, which they have always taken). */
@@ -266,7 +277,9 @@ static const cli_command commands[] = {
          T(LEAK_CHECK) | T(ERROR_EXITCODE) | T(SUPPRESSIONS) | T(LEAK_CHECK_AT_MARKS),
      0, NULL,
      0, cmd_run},
-    {"stat", cli_help_stat, T(JSON) | T(SERIES) | T(SECTIONS) | T(PID) | T(ONLY) | T(SUPPRESSIONS), 1, NULL, 0,
+    {"stat", cli_help_stat,
+     T(JSON) | T(SERIES) | T(SECTIONS) | T(PID) | T(ONLY) | T(SUPPRESSIONS) | T(QUIET), 1, NULL,
+     0,
      cmd_stat},
     {"top", cli_help_top, T(AT) | LIVE, 1, "peak", ZW_GROUP_LINENO, cmd_top},
     {"leaks", cli_help_leaks, T(AT) | LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",
@@ -276,10 +289,10 @@ static const cli_command commands[] = {
      cmd_compare},
     {"export", cli_help_export,
      T(FORMAT) | T(OUTPUT) | T(AT) | T(METRIC) | T(KIND) | T(SUPPRESSIONS) | T(PID) | T(ONLY) |
-         NAMES | T(DOMAIN),
+         NAMES | T(DOMAIN) | T(QUIET),
      1,
      NULL, 0, cmd_export},
-    {"report", cli_help_report, T(OUTPUT) | NAMES | T(DOMAIN), 1, NULL, 0, cmd_report},
+    {"report", cli_help_report, T(OUTPUT) | NAMES | T(DOMAIN) | T(QUIET), 1, NULL, 0, cmd_report},
 };
 
 
@@ -304,8 +317,12 @@ main(int argc, char **argv)
             cli_opts o;
             running = commands[i].name;
             int rc = cli_parse(&commands[i], argc - 1, argv + 1, &o);
-            if (rc == 0 && !o.help)
+            if (rc == 0 && !o.help) {
+                if (commands[i].nfiles > 0) /* a reading command: its status line */
+                    cli_progress_begin(commands[i].name, o.quiet);
                 rc = commands[i].run(&commands[i], &o);
+                cli_progress_end();
+            }
             if (fflush(stdout) != 0 && rc == 0)
                 rc = cli_fail("cannot write the output: %s", strerror(errno));
             say_nodebug(); /* after the output it is about */

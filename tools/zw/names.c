@@ -28,7 +28,10 @@ static const char *const default_alloc_fns[] = {
     /* libiberty and gnulib */
     "xmalloc", "xcalloc", "xrealloc", "xzalloc", "xnmalloc", "xnrealloc", "xcharalloc", "x2realloc",
     "x2nrealloc", "xstrdup", "xstrndup", "xmemdup", "ximemdup*", "xasprintf", "xvasprintf",
-    "concat", "reconcat", "_obstack_newchunk", "_obstack_begin*",
+    "concat", "reconcat", "_obstack_newchunk", "_obstack_begin*", "_objalloc_alloc",
+    /* binutils' BFD (the assembler and linker) */
+    "bfd_malloc", "bfd_realloc", "bfd_zmalloc", "bfd_alloc", "bfd_zalloc", "bfd_alloc2",
+    "bfd_zalloc2", "bfd_malloc2", "bfd_realloc_or_free",
     /* GCC's own collector and tables */
     "ggc_internal_alloc*", "ggc_internal_cleared_alloc*", "ggc_alloc_*", "ggc_cleared_alloc*",
     /* GLib */
@@ -108,7 +111,8 @@ lookup(const char *raw)
     e->raw = copy;
     e->demangled = copy;
     e->alloc_fn = -1;
-    /* _Z: C++ and Rust's legacy mangling (its hash suffix is kept, as c++filt does); _R: Rust v0 */
+    /* _Z: C++ and Rust's legacy mangling (its hash suffix dropped, as rustfilt prints it; c++filt
+     * keeps it); _R: Rust v0 */
     if (raw[0] == '_' && (raw[1] == 'Z' || raw[1] == 'R')) {
         char *d = cplus_demangle(raw, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
         if (d != NULL) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -146,11 +147,36 @@ cli_load_quiet(const char *path)
     return c;
 }
 
-zw_capture *
-cli_load(const char *path)
+/* Where the reading of a capture set is, for the status line. */
+typedef struct reading {
+    const char *path; /* the capture being read */
+    size_t i, n;      /* it is the i-th (from 0) of n */
+    uint64_t before;  /* bytes of the captures read before it */
+    uint64_t total;   /* bytes of the whole set; 0: unknown */
+} reading;
+
+static void
+show_reading(void *arg, uint64_t done, uint64_t total)
 {
+    const reading *r = arg;
+    char a[32], b[32], of[64] = "";
+    if (r->n > 1)
+        snprintf(of, sizeof(of), " (capture %zu of %zu)", r->i + 1, r->n);
+    uint64_t all = r->total > r->before + total ? r->total : r->before + total;
+    cli_progress_show("reading %s%s: %s of %s", r->path, of,
+                      cli_size(a, (long long)(r->before + done), false),
+                      cli_size(b, (long long)all, false));
+}
+
+/* cli_load() telling the status line where it is (`r` NULL: the capture alone). */
+static zw_capture *
+load_showing(const char *path, reading *r)
+{
+    reading alone = {.path = path, .n = 1};
     zw_error err;
-    zw_capture *c = zw_capture_load(path, &err);
+    zw_capture *c = zw_capture_load_progress(path, show_reading, r != NULL ? r : &alone, &err);
+    if (c == NULL || c->damaged > 0 || c->peak_lost != NULL)
+        cli_progress_end(); /* the message on a line of its own */
     if (c == NULL) {
         cli_fail("%s", err.msg);
         return NULL;
@@ -169,6 +195,33 @@ cli_load(const char *path)
         fprintf(stderr, "zw: warning: capture '%s': the peak set was not rebuilt: %s\n", path,
                 c->peak_lost);
     return c;
+}
+
+zw_capture *
+cli_load(const char *path)
+{
+    zw_capture *c = load_showing(path, NULL);
+    cli_progress_end();
+    return c;
+}
+
+/* The captures of the set at `path` (FILE, FILE.1 ... without a gap; FILE alone if `only`) and
+ * their bytes, for the status line. */
+static void
+count_set(const char *path, bool only, reading *r)
+{
+    char p[4096];
+    struct stat st;
+    for (int i = 0; i < 1000; i++) {
+        if (i == 0)
+            snprintf(p, sizeof(p), "%s", path);
+        else if (only || (size_t)snprintf(p, sizeof(p), "%s.%d", path, i) >= sizeof(p))
+            break;
+        if (stat(p, &st) != 0)
+            break;
+        r->n++;
+        r->total += (uint64_t)st.st_size;
+    }
 }
 
 /* When the capture ends, in ns since its start: its duration, or the last time it recorded,
@@ -224,6 +277,8 @@ cli_load_tree(const char *path, long pid, bool only)
         return NULL;
     }
     t->base = path;
+    reading r = {0};
+    count_set(path, only, &r);
     for (int i = 0; i < 1000; i++) {
         char *p = NULL;
         if (i == 0 ? (p = strdup(path)) == NULL : asprintf(&p, "%s.%d", path, i) < 0) {
@@ -234,11 +289,16 @@ cli_load_tree(const char *path, long pid, bool only)
             free(p);
             break; /* the siblings are numbered without gaps */
         }
-        zw_capture *c = cli_load(p);
+        r.path = p;
+        r.i = (size_t)i;
+        r.n = r.n > (size_t)i ? r.n : (size_t)i + 1;
+        zw_capture *c = load_showing(p, &r);
         if (c == NULL) {
             free(p);
             goto out_fail;
         }
+        struct stat st;
+        r.before += stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
         if (pid > 0 && c->pid != (uint32_t)pid) {
             zw_capture_free(c);
             free(p);
@@ -251,6 +311,7 @@ cli_load_tree(const char *path, long pid, bool only)
             goto out_fail;
         }
     }
+    cli_progress_end();
     if (t->n == 0) {
         cli_fail("no capture of process %ld in the capture set '%s' ('zw stat %s' lists them)", pid,
                  path, path);
@@ -258,6 +319,7 @@ cli_load_tree(const char *path, long pid, bool only)
     }
     return t;
 out_fail:
+    cli_progress_end();
     cli_tree_free(t);
     return NULL;
 }

@@ -812,6 +812,15 @@
                 renderFlame(flameChoices().find((c) => c.id === $('flame-metric').value));
             }, 200);
         });
+        /* frames the tables name without a line: which modules lack debug information, and
+         * how to get it (zw's own note on stderr, same words) */
+        const nd = D.nodebug;
+        if (nd && nd.modules.length > 0) {
+            $('nodebug').hidden = false;
+            $('nodebug').textContent = 'No debug information for ' + nd.modules.join(', ') +
+                (nd.more ? ' and more' : '') + ': their frames show as module+0xoffset, without ' +
+                'a line. To see their lines, ' + nd.how + '.';
+        }
         showProcess(first);
         window.zwReport = {ready: true, drawMs: performance.now() - t0, data: D, showAt: showAt,
             showProcess: showProcess, plot: () => plot, process: () => P,
