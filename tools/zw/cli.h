@@ -50,6 +50,7 @@ enum cli_opt {
     CLI_OPT_ONLY,
     CLI_OPT_JSON,
     CLI_OPT_SERIES,
+    CLI_OPT_SECTIONS,
     CLI_OPT_OUTPUT,   /* -o, --output OUT */
     CLI_OPT_FORMAT,   /* --format pprof|folded|massif */
     CLI_OPT_METRIC,   /* --metric NAME */
@@ -125,6 +126,7 @@ struct cli_opts {
     bool only;
     bool json;
     bool series;
+    bool sections;
     bool follow_fork;
     bool no_follow_exec;
     bool quiet;
