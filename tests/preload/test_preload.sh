@@ -165,7 +165,7 @@ expect "fork: --pid picks the parent" \
 # program sees LD_PRELOAD and zw's variables (docs/zw.md, Limits) ----
 "$zw" run -q -o "$tmp/spawn.zwc" -- "$dir/zwp_spawn" >/dev/null || fail "zw run spawn"
 "$zw" stat "$tmp/spawn.zwc" >"$tmp/spawn.txt"
-if grep -q '^capture set .*: 4 processes' "$tmp/spawn.txt" && grep -q ' sh -c ls / >/dev/null$' "$tmp/spawn.txt" &&
+if grep -q '^capture set .*: 4 processes' "$tmp/spawn.txt" && grep -q " sh -c 'ls / >/dev/null'\$" "$tmp/spawn.txt" &&
     grep -q ' ls /$' "$tmp/spawn.txt" && grep -q ' true$' "$tmp/spawn.txt"; then
     echo "ok: spawn: system()'s shell and its ls, and posix_spawnp's true, are traced"
 else
