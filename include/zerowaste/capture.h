@@ -212,6 +212,24 @@ ZW_API zw_snapshot *zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw
  * set's order, as a new snapshot (free it with zw_snapshot_free). NULL and an error if the exit
  * set was not scanned (c->leaks.status is not ZW_LEAKS_SCANNED) or memory runs out. */
 ZW_API zw_snapshot *zw_capture_leaked(const zw_capture *c, unsigned kinds, zw_error *err);
+/* One section of a capture file as it is stored (zw stat --sections). */
+typedef struct zw_capture_section {
+    uint32_t type;      /* docs/format.md#section-types */
+    const char *name;   /* its name in messages ("table", "samples"...), "unknown" for another */
+    uint64_t offset;    /* of its header in the file */
+    uint64_t stored;    /* bytes of payload in the file (the 32-byte header not included) */
+    uint64_t raw;       /* bytes once decompressed */
+    bool compressed;    /* stored as a zstd frame */
+    bool damaged;       /* its payload's checksum does not match (still listed) */
+} zw_capture_section;
+
+/* Calls fn(ctx, s) for each section of capture file `path`, in file order, the END section
+ * included; a damaged section is listed with `damaged` set, a damaged section header ends the
+ * list. 0, or -1 with an error for a file that is no capture or cannot be read. */
+ZW_API int zw_capture_sections(const char *path,
+                               void (*fn)(void *ctx, const zw_capture_section *s), void *ctx,
+                               zw_error *err);
+
 /* A capture followed while its process writes it (zw run's status line). Zero it before the
  * first poll. */
 typedef struct zw_capture_progress {

@@ -421,6 +421,9 @@ fork_child(void)
     atomic_store(&G.peak_next, 0);
     zwi_tracer_reset_peak(G.tracer);
     G.npending = 0;
+    G.has_held = false;
+    G.any_written = false;
+    G.flushed_ns = 0;
     G.start_ns = zwi_preload_clock_ns(CLOCK_MONOTONIC);
     G.start_real = zwi_preload_clock_ns(CLOCK_REALTIME);
     G.pid = getpid();
@@ -568,6 +571,7 @@ zwi_preload_start(void)
     zwi_trace_guard++;
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
+    G.flush_ms = env_uint("ZW_FLUSH_MS", 1000, 0, 3600000);
     G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
     G.leak_check = env_uint("ZW_LEAK_CHECK", 1, 0, 1) == 1;
     G.leak_marks = env_uint("ZW_LEAK_MARKS", 0, 0, 1) == 1;

@@ -178,6 +178,8 @@ typedef struct zwi_preload_state {
                            * unfollowed child) */
     unsigned nframe;      /* constructor: traceback limit, from ZW_NFRAME */
     unsigned interval_ms; /* constructor: sampling interval, from ZW_INTERVAL_MS */
+    unsigned flush_ms;    /* constructor: how long samples and steps wait before they are
+                           * written, from ZW_FLUSH_MS (0: written at each sample) */
     bool follow_fork;     /* constructor: ZW_FOLLOW_FORK=1, a fork child writes its capture */
     uint64_t start_ns;    /* constructor: CLOCK_MONOTONIC at start */
     uint64_t start_real;  /* constructor: CLOCK_REALTIME at start */
@@ -209,6 +211,14 @@ typedef struct zwi_preload_state {
     ino_t file_ino;
     zw_capture_sample pending[PENDING_SAMPLES]; /* samples not yet written */
     size_t npending;
+    /* The last sample taken when nothing had moved since the last one pushed (the heap and the
+     * counters equal, RSS within 1%): held back, and pushed only before the next sample that
+     * differs, so a flat stretch costs two samples, not one per interval. */
+    zw_capture_sample held;
+    bool has_held;
+    zw_capture_sample last_written; /* the last sample written, if any_written */
+    bool any_written;
+    uint64_t flushed_ns; /* when the sampler last wrote pending samples and steps */
     zwi_cbuf steps;    /* SITE_DELTAS records not yet written */
     size_t nsteps;     /* their number */
     bool steps_broken; /* a step could not be stored: the steps written are not the whole story */
@@ -369,7 +379,12 @@ ZW_HIDDEN void zwi_preload_save_mmap_peak(uint64_t bytes);
 /* zw_mark(): the live set now, labelled; with ZW_LEAK_MARKS, scanned for reachability on this
  * thread, whose stack is scanned from `stack_lo` up. */
 ZW_HIDDEN void zwi_preload_take_mark(const char *label, uintptr_t stack_lo);
+/* A sample to be written at the next flush (which comes when PENDING_SAMPLES are held). */
 ZW_HIDDEN void zwi_preload_push_sample_locked(zw_capture_sample s);
+/* The sampler's sample of an interval: the same, but one that differs from the last sample
+ * pushed only by its time (and RSS by less than 1%) is held back (G.held) until something
+ * moves. */
+ZW_HIDDEN void zwi_preload_push_tick_locked(zw_capture_sample s);
 ZW_HIDDEN void zwi_preload_flush_samples_locked(void);
 ZW_HIDDEN void zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags);
 ZW_HIDDEN void zwi_preload_open_output(void);

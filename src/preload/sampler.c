@@ -1,9 +1,9 @@
 /* preload/sampler.c - the clock, the counters' totals, and the sampler: a thread that wakes
- * every ZW_INTERVAL_MS, takes a sample (heap bytes and blocks, RSS, the running totals) and
- * appends it to the capture as a SERIES section, with the sites whose live bytes changed since
- * the last sample (a SITE_DELTAS section; writer.c writes both). It also serves the signals the
- * other threads leave to it: zw_mark's signal and those from outside (life.c).
- * See docs/zw.md#how-it-works. */
+ * every ZW_INTERVAL_MS, takes a sample (heap bytes and blocks, RSS, the running totals) and a
+ * step (the sites whose live bytes changed since the last one), and every ZW_FLUSH_MS appends
+ * those it holds to the capture as a SERIES and a SITE_DELTAS section (writer.c writes both). It
+ * also serves the signals the other threads leave to it: zw_mark's signal and those from outside
+ * (life.c). See docs/zw.md#how-it-works. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -167,9 +167,13 @@ sampler_main(void *arg)
         zw_capture_sample s = zwi_preload_sample_now();
         pthread_mutex_lock(&G.lock);
         if (!atomic_load(&G.finished)) {
-            zwi_preload_push_sample_locked(s);
+            zwi_preload_push_tick_locked(s);
             zwi_preload_scan_sites_locked(s.time_ns, 0);
-            zwi_preload_flush_samples_locked();
+            /* batched: a SIGKILL loses at most ZW_FLUSH_MS of samples and steps; the first
+             * sample at once, so that zw run's status line knows the process */
+            if (!G.any_written ||
+                zwi_preload_now_ns() - G.flushed_ns >= (uint64_t)G.flush_ms * 1000000u)
+                zwi_preload_flush_samples_locked();
         }
         pthread_mutex_unlock(&G.lock);
     }

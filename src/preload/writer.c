@@ -1,5 +1,5 @@
 /* preload/writer.c - the capture file (docs/format.md#captures), written while the program runs:
- * the header and PROCESS at start, SERIES and SITE_DELTAS as the sampler flushes them, and at the
+ * the header and PROCESS at start, SAMPLES and STEPS as the sampler flushes them, and at the
  * end the live sets (marks, peak, exit) symbolised, SITES, SITE_INFO, TOTALS and END. Also the
  * live sets themselves: the peak (saved by a hook that passed G.peak_next) and zw_mark()'s.
  * Everything that writes runs under G.lock. See docs/zw.md#how-it-works. */
@@ -21,6 +21,9 @@
 #define MAX_MARK_SETS  256 /* marks that keep a copy of the live set; later ones time and bytes */
 #define DEFAULT_OUTPUT "zw.%p.zwc"
 #define PEAK_MIN_STEP  ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
+/* A whole capture at most this long is rewritten at a clean end with a LIVE section of one slot
+ * (compact_locked): 8 KiB less, which matters in a capture of a few KiB and not in a larger one */
+#define COMPACT_MAX ((uint64_t)16 << 20)
 
 /* ---- live sets ---- */
 
@@ -170,15 +173,59 @@ write_locked(const zwi_cbuf *b, bool last)
     atomic_store(&G.in_write, false);
 }
 
-void
-zwi_preload_push_sample_locked(zw_capture_sample s)
+static void
+append_sample_locked(zw_capture_sample s)
 {
     if (G.npending == PENDING_SAMPLES)
         zwi_preload_flush_samples_locked();
     G.pending[G.npending++] = s;
 }
 
-/* Appends the pending samples as a SERIES section and the pending steps as a SITE_DELTAS one, in
+/* Whether nothing moved between sample `a` (the last one pushed) and `b`: the heap and the
+ * counters are the same, and RSS moved by less than 1% of a's (RSS moves a page at a time while
+ * a program reads or touches memory; a reader's line through the samples kept stays within 1%). */
+static bool
+same_sample(const zw_capture_sample *a, const zw_capture_sample *b)
+{
+    uint64_t drss =
+        a->rss_bytes > b->rss_bytes ? a->rss_bytes - b->rss_bytes : b->rss_bytes - a->rss_bytes;
+    return a->heap_bytes == b->heap_bytes && a->heap_blocks == b->heap_blocks &&
+           drss <= a->rss_bytes / 100 && a->allocations == b->allocations && a->frees == b->frees &&
+           a->temporary == b->temporary && a->bytes_allocated == b->bytes_allocated &&
+           a->mmap_bytes == b->mmap_bytes && a->mmap_peak == b->mmap_peak;
+}
+
+void
+zwi_preload_push_sample_locked(zw_capture_sample s)
+{
+    if (G.has_held) { /* the flat stretch ends here: its last sample first */
+        G.has_held = false;
+        append_sample_locked(G.held);
+    }
+    append_sample_locked(s);
+}
+
+void
+zwi_preload_push_tick_locked(zw_capture_sample s)
+{
+    /* compared with the last sample pushed, not the one held: a slow drift is written */
+    const zw_capture_sample *prev = G.npending > 0 ? &G.pending[G.npending - 1] : &G.last_written;
+    bool any = G.npending > 0 || G.any_written;
+    if (any && same_sample(prev, &s)) {
+        G.held = s;
+        G.has_held = true;
+        return;
+    }
+    /* RSS alone moved on: the sample held is no corner of the curve (it is within 1% of the line
+     * from the last sample pushed to this one) */
+    zw_capture_sample rss_only = *prev;
+    rss_only.rss_bytes = s.rss_bytes;
+    if (any && G.has_held && same_sample(&rss_only, &s))
+        G.has_held = false;
+    zwi_preload_push_sample_locked(s);
+}
+
+/* Appends the pending samples as a SAMPLES section and the pending steps as a STEPS one, in
  * one write. */
 void
 zwi_preload_flush_samples_locked(void)
@@ -188,17 +235,22 @@ zwi_preload_flush_samples_locked(void)
     zwi_cbuf pay = {.raw = G.raw};
     zwi_cbuf sec = {.raw = G.raw};
     if (G.npending > 0) {
-        zwi_encode_series(&pay, G.pending, G.npending);
-        zwi_capture_put(&sec, ZWI_SEC_SERIES, &pay);
+        zwi_encode_samples(&pay, G.pending, G.npending, (uint64_t)G.interval_ms * 1000000u);
+        zwi_capture_put(&sec, ZWI_SEC_SAMPLES, &pay);
     }
     if (G.steps.failed)
         G.steps_broken = true; /* out of memory: no more steps, and SITE_INFO says so */
     if (G.nsteps > 0 && !G.steps_broken) {
         pay.len = 0;
-        zwi_encode_site_deltas_of(&pay, &G.steps, G.nsteps);
-        zwi_capture_put(&sec, ZWI_SEC_SITE_DELTAS, &pay);
+        zwi_encode_steps_of(&pay, &G.steps, G.nsteps);
+        zwi_capture_put(&sec, ZWI_SEC_STEPS, &pay);
     }
     write_locked(&sec, false);
+    if (G.npending > 0) {
+        G.last_written = G.pending[G.npending - 1];
+        G.any_written = true;
+    }
+    G.flushed_ns = zwi_preload_now_ns();
     G.npending = 0;
     G.nsteps = 0;
     G.steps.len = 0;
@@ -354,22 +406,41 @@ zwi_preload_write_start_locked(void)
     zwi_cbuf_release(&out);
 }
 
-/* A live set section: time, bytes, label and the set as an embedded snapshot file. */
-static void
-put_set(zwi_cbuf *out, uint32_t type, const char *label, uint64_t time_ns, uint64_t bytes,
-        zw_snapshot *snap)
+/* The indices in `table` of `snap`'s tracebacks, copied there (free with zwi_free); NULL if out
+ * of memory. */
+static uint32_t *
+absorb(zw_snapshot *table, const zw_snapshot *snap)
 {
-    zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_set(&pay, &(zw_capture_set){label, time_ns, bytes, snap, NULL});
-    zwi_capture_put(out, type, &pay);
-    zwi_cbuf_release(&pay);
+    uint32_t *map = zwi_alloc(G.raw, (zwi_snapshot_ntracebacks(snap) + 1) * sizeof(uint32_t));
+    if (map != NULL && zwi_snapshot_absorb(table, snap, map) != 0) {
+        zwi_free(G.raw, map);
+        map = NULL;
+    }
+    return map;
 }
 
-/* The SITES section: per traceback, the allocations made there and their bytes; then SITE_INFO:
- * the sites' refs (the SITE_DELTAS name sites by them) and temporary allocations. A site appears
- * if an allocation was made there or a step mentioned it (a fork child frees its parent's). */
+/* A SET section (peak, exit or mark: `kind`): time, bytes, label and the set's traces, whose
+ * tracebacks go into `table` (written once, before every set). The set is written as not kept
+ * when its tracebacks do not fit in memory. */
 static void
-put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
+put_set(zwi_cbuf *out, zw_snapshot *table, uint32_t kind, const char *label, uint64_t time_ns,
+        uint64_t bytes, zw_snapshot *snap)
+{
+    uint32_t *map = snap != NULL ? absorb(table, snap) : NULL;
+    zwi_cbuf pay = {.raw = G.raw};
+    zwi_encode_table_set(
+        &pay, kind, &(zw_capture_set){label, time_ns, bytes, map != NULL ? snap : NULL, NULL}, map);
+    zwi_capture_put(out, ZWI_SEC_SET, &pay);
+    zwi_cbuf_release(&pay);
+    zwi_free(G.raw, map);
+}
+
+/* The SITE_LIST section: per traceback (its index in `table`), the allocations made there and
+ * their bytes, the site's ref (the SITE_DELTAS name sites by it) and its temporary allocations.
+ * A site appears if an allocation was made there or a step mentioned it (a fork child frees its
+ * parent's). */
+static void
+put_sites(zwi_cbuf *out, zw_snapshot *table, zwi_symbolizer *sym)
 {
     liveset set = {0};
     unsigned max = atomic_load(&G.site_max);
@@ -397,12 +468,12 @@ put_sites(zwi_cbuf *out, zwi_symbolizer *sym)
             info.refs[i] = set.recs[i].tb;
             info.temporary[i] = atomic_load(&x->temps);
         }
-        if (zwi_encode_sites(&pay, &sites) == 0) { /* both or neither */
-            zwi_capture_put(out, ZWI_SEC_SITES, &pay);
-            pay.len = 0;
-            zwi_encode_site_info(&pay, &info);
-            zwi_capture_put(out, ZWI_SEC_SITE_INFO, &pay);
+        uint32_t *map = absorb(table, sites.snap);
+        if (map != NULL) {
+            zwi_encode_site_list(&pay, &sites, &info, map);
+            zwi_capture_put(out, ZWI_SEC_SITE_LIST, &pay);
         }
+        zwi_free(G.raw, map);
     }
     zwi_cbuf_release(&pay);
     zwi_free(G.raw, info.temporary);
@@ -437,6 +508,67 @@ put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
     zwi_cbuf_release(&pay);
 }
 
+/* At a clean end: the capture again, its LIVE section shrunk to one slot holding the sums of all
+ * (LIVE_SLOTS slots are 8 KiB; once TOTALS is written they only say what TOTALS says), written
+ * to a new file renamed over the old one, so a crash leaves one or the other whole. Skipped for a
+ * large capture, or when the file is no longer at its path (the program moved it, or chdir'd away
+ * from a relative path). */
+static void
+compact_locked(void)
+{
+    uint64_t len = atomic_load(&G.file_len);
+    size_t live_end = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
+    struct stat st;
+    if (G.fd < 0 || G.live == NULL || G.live_map == NULL || G.write_errno != 0 ||
+        len > COMPACT_MAX || len < live_end || stat(G.path, &st) != 0 || st.st_dev != G.file_dev ||
+        st.st_ino != G.file_ino || (uint64_t)st.st_size != len)
+        return;
+    char tmp[sizeof(G.path) + 16];
+    if (snprintf(tmp, sizeof(tmp), "%s.zw-tmp", G.path) >= (int)sizeof(tmp))
+        return;
+    zwi_cbuf out = {.raw = G.raw};
+    zwi_capture_put_header(&out);
+    totals s = zwi_preload_sum_stats();
+    zwi_capture_put_live(&out, 1);
+    if (!out.failed) { /* the head as the process left it, one slot of the sums */
+        live_head *h = (live_head *)(out.data + LIVE_AT);
+        memcpy(h, G.live, sizeof(*h));
+        h->nslots = 1;
+        tstats *one = (tstats *)(h + 1);
+        atomic_store(&one->allocs, s.allocs);
+        atomic_store(&one->frees, s.frees);
+        atomic_store(&one->temps, s.temps);
+        atomic_store(&one->bytes, s.bytes);
+        atomic_store(&one->freed_bytes, s.freed_bytes);
+        atomic_store(&one->untraced, s.untraced);
+    }
+    unsigned char *rest = zwi_cbuf_grow(&out, len - live_end);
+    for (size_t off = 0; rest != NULL && off < len - live_end;) {
+        ssize_t n = pread(G.fd, rest + off, len - live_end - off, (off_t)(live_end + off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            out.failed = true;
+            break;
+        }
+        off += (size_t)n;
+    }
+    /* the second's worth of samples and steps of each flush, as one section each */
+    zwi_cbuf merged = {.raw = G.raw};
+    const zwi_cbuf *final = &out;
+    if (!out.failed && zwi_capture_merge_streamed(out.data, out.len,
+                                                  (uint64_t)G.interval_ms * 1000000u, &merged) == 0)
+        final = &merged;
+    int fd = out.failed ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        bool ok = write_all(fd, final->data, final->len) == 0;
+        if (close(fd) != 0 || !ok || rename(tmp, G.path) != 0)
+            unlink(tmp);
+    }
+    zwi_cbuf_release(&merged);
+    zwi_cbuf_release(&out);
+}
+
 /* The exit set of a scan: the heap blocks it kinds, in its order, then the mappings of the mmap
  * domain (the kinds name the heap's traces, which come first). */
 static zw_snapshot *
@@ -465,12 +597,17 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_scan_sites_locked(last.time_ns, 0);
     zwi_preload_flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
-    if (sym == NULL) {
+    zw_snapshot *table = zw_snapshot_new(G.nframe);
+    if (sym == NULL || table == NULL) {
         note_write_error(ENOMEM); /* finish() writes the last words instead */
+        zwi_symbolizer_free(sym);
+        zw_snapshot_free(table);
         return;
     }
     zwi_preload_report_unloaded(sym);
-    zwi_cbuf out = {.raw = G.raw};
+    /* the sets and sites into `body`, their tracebacks into `table`; then the file gets TABLE,
+     * the body, TOTALS and END */
+    zwi_cbuf body = {.raw = G.raw};
     /* marks, oldest first */
     liveset *rev = NULL;
     for (liveset *m = G.marks; m != NULL;) {
@@ -483,9 +620,9 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     for (liveset *m = G.marks; m != NULL; m = m->next) {
         zw_snapshot *snap =
             m->kept ? zwi_snapshot_from_recs(G.tracer, sym, m->recs, m->n, NULL) : NULL;
-        put_set(&out, ZWI_SEC_MARK, m->label, m->time_ns, m->bytes, snap);
+        put_set(&body, table, ZWI_SET_MARK, m->label, m->time_ns, m->bytes, snap);
         if (m->leak.status != ZW_LEAKS_UNKNOWN) /* its scan, right after it */
-            put_leaks(&out, ZWI_SEC_MARK_LEAKS, &m->leak, snap != NULL);
+            put_leaks(&body, ZWI_SEC_MARK_LEAKS, &m->leak, snap != NULL);
         zw_snapshot_free(snap);
     }
     /* the exit set, scanned for leaks unless the process dies of a signal; it is the peak set
@@ -499,25 +636,43 @@ zwi_preload_write_end_locked(uint32_t end, int code)
                                  ? scanned_set(&leaks, sym)
                                  : zwi_snapshot_from_tracer(G.tracer, sym, NULL);
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
-    if (G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) {
-        put_set(&out, ZWI_SEC_PEAK_SET, "peak", last.time_ns, last.heap_bytes, exit_snap);
-    } else if (last.heap_bytes >= G.peak.bytes) {
-        put_set(&out, ZWI_SEC_PEAK_SET, "peak", last.time_ns, last.heap_bytes, exit_snap);
-        G.peak.time_ns = last.time_ns;
+    if ((G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) ||
+        last.heap_bytes >= G.peak.bytes) { /* the peak set is the exit set: said, not repeated */
+        zwi_cbuf pay = {.raw = G.raw};
+        if (exit_snap != NULL)
+            zwi_encode_table_set_as_exit(&pay, last.time_ns, last.heap_bytes);
+        else
+            zwi_encode_table_set(
+                &pay, ZWI_SET_PEAK,
+                &(zw_capture_set){"peak", last.time_ns, last.heap_bytes, NULL, NULL}, NULL);
+        zwi_capture_put(&body, ZWI_SEC_SET, &pay);
+        zwi_cbuf_release(&pay);
+        if (G.peak.time_ns != 0 || G.peak.n != 0 || G.peak.bytes != 0)
+            G.peak.time_ns = last.time_ns;
     } else if (G.peak.n == 0 && !G.steps_broken) {
         /* saved as a peak step: no PEAK_SET, the reader rebuilds it from the steps */
     } else {
         zw_snapshot *peak = zwi_snapshot_from_recs(G.tracer, sym, G.peak.recs, G.peak.n, NULL);
-        put_set(&out, ZWI_SEC_PEAK_SET, "peak", G.peak.time_ns, G.peak.bytes, peak);
+        put_set(&body, table, ZWI_SET_PEAK, "peak", G.peak.time_ns, G.peak.bytes, peak);
         zw_snapshot_free(peak);
     }
-    put_set(&out, ZWI_SEC_EXIT_SET, "exit", last.time_ns, last.heap_bytes, exit_snap);
-    put_leaks(&out, ZWI_SEC_LEAKS, &leaks, exit_snap != NULL);
+    put_set(&body, table, ZWI_SET_EXIT, "exit", last.time_ns, last.heap_bytes, exit_snap);
+    put_leaks(&body, ZWI_SEC_LEAKS, &leaks, exit_snap != NULL);
     zwi_preload_leak_release(&leaks);
     zw_snapshot_free(exit_snap);
-    put_sites(&out, sym);
-    totals s = zwi_preload_sum_stats();
+    put_sites(&body, table, sym);
+    zwi_cbuf out = {.raw = G.raw};
     zwi_cbuf pay = {.raw = G.raw};
+    zwi_encode_table(&pay, table);
+    zwi_capture_put(&out, ZWI_SEC_TABLE, &pay);
+    zw_snapshot_free(table);
+    if (body.failed)
+        out.failed = true;
+    else
+        zwi_cbuf_bytes(&out, body.data, body.len);
+    zwi_cbuf_release(&body);
+    totals s = zwi_preload_sum_stats();
+    pay.len = 0;
     zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes, peak_bytes,
                                                  G.peak.time_ns, last.time_ns, end, code});
     zwi_capture_put(&out, ZWI_SEC_TOTALS, &pay);
@@ -526,6 +681,8 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_capture_put(&out, ZWI_SEC_END, &pay);
     zwi_cbuf_release(&pay);
     write_locked(&out, true);
+    if (!out.failed)
+        compact_locked();
     zwi_cbuf_release(&out);
     zwi_symbolizer_free(sym);
 }

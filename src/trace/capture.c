@@ -51,8 +51,10 @@ typedef struct loader {
     size_t cap_marks;
     zwi_site_info info; /* SITE_INFO; info.temporary becomes c->site_temporary */
     bool has_info;
-    bool steps_lost; /* a SITE_DELTAS section was damaged: the sums of the steps are wrong */
-    size_t prefix;   /* length of "cannot read capture 'NAME': " in the container's messages */
+    bool steps_lost;    /* a SITE_DELTAS section was damaged: the sums of the steps are wrong */
+    zw_snapshot *table; /* TABLE (1.5): the tracebacks SET and SITE_LIST name; NULL until read */
+    bool peak_as_exit;  /* the peak SET said it is the exit set: its traces are copied from it */
+    size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
     zw_capture_progress_fn *progress; /* told before each section; NULL: nobody */
     void *progress_arg;
 } loader;
@@ -116,6 +118,112 @@ decode_site_info(loader *l)
     l->has_info = true;
     int rc = zwi_decode_site_info(&l->cur, &l->info);
     l->c->site_temporary = l->info.temporary;
+    return rc;
+}
+
+/* ---- 1.5: one TABLE, sets and sites naming its tracebacks ---- */
+
+static int
+decode_table(loader *l)
+{
+    if (l->table != NULL)
+        return zwi_cursor_fail(&l->cur, "table stored twice");
+    return zwi_decode_table(&l->cur, &l->table);
+}
+
+/* Whether every one of `n` traceback indices names one of the table's. */
+static int
+check_tbs(loader *l, const uint32_t *tbs, size_t n)
+{
+    size_t ntbs = zwi_snapshot_ntracebacks(l->table);
+    for (size_t i = 0; i < n; i++) {
+        if (tbs[i] >= ntbs)
+            return zwi_cursor_fail(&l->cur, "traceback index %" PRIu32 " of trace %zu out of range",
+                                   tbs[i], i);
+    }
+    return 0;
+}
+
+/* The set's traces as a snapshot of their own (NULL: not kept), made of the table's tracebacks.
+ * A set whose table was lost (damaged) keeps its time and bytes, without traces. */
+static int
+set_snapshot(loader *l, const zwi_set *s, zw_snapshot **out)
+{
+    *out = NULL;
+    if (!s->kept || l->table == NULL)
+        return 0;
+    if (check_tbs(l, s->tbs, s->n) != 0)
+        return -1;
+    *out = zwi_snapshot_select(l->table, s->domains, s->tbs, s->sizes, s->n);
+    return *out == NULL ? zwi_cursor_fail(&l->cur, "out of memory") : 0;
+}
+
+/* A SET section: the peak, exit or a mark's set. Adds nothing to the capture when it fails. */
+static int
+decode_table_set(loader *l)
+{
+    zw_capture *c = l->c;
+    zwi_set s;
+    zw_snapshot *snap = NULL;
+    int rc = zwi_decode_table_set(&l->cur, &s);
+    if (rc == 0)
+        rc = set_snapshot(l, &s, &snap);
+    zw_capture_set *dst = NULL;
+    if (rc == 0 && s.kind != ZWI_SET_MARK) {
+        dst = s.kind == ZWI_SET_PEAK ? &c->peak : &c->exit;
+        if (dst->label != NULL)
+            rc = zwi_cursor_fail(&l->cur, "live set stored twice");
+    } else if (rc == 0) {
+        if (zwi_reserve(l->raw, (void **)&c->marks, &l->cap_marks, c->nmarks + 1,
+                        sizeof(*c->marks)) != 0)
+            rc = zwi_cursor_fail(&l->cur, "out of memory");
+        else
+            dst = &c->marks[c->nmarks++];
+    }
+    if (rc == 0) {
+        *dst = (zw_capture_set){s.label, s.time_ns, s.heap_bytes, snap, NULL};
+        l->peak_as_exit |= s.as_exit;
+    } else {
+        zw_snapshot_free(snap);
+        zwi_free(l->raw, (void *)s.label);
+    }
+    zwi_free(l->raw, s.domains);
+    zwi_free(l->raw, s.tbs);
+    zwi_free(l->raw, s.sizes);
+    return rc;
+}
+
+/* A SITE_LIST section: SITES and SITE_INFO at once. Adds nothing to the capture when it fails;
+ * without its table it is of no use (a site is its traceback), so it fails. */
+static int
+decode_site_list(loader *l)
+{
+    zw_capture *c = l->c;
+    zwi_site_list s;
+    zw_snapshot *snap = NULL;
+    int rc = zwi_decode_site_list(&l->cur, &s);
+    if (rc == 0 && (c->site_counts != NULL || l->has_info))
+        rc = zwi_cursor_fail(&l->cur, "sites stored twice");
+    if (rc == 0 && l->table == NULL)
+        rc = zwi_cursor_fail(&l->cur, "site list without its table (lost, or not before it)");
+    if (rc == 0)
+        rc = check_tbs(l, s.tbs, s.n);
+    if (rc == 0 && (snap = zwi_snapshot_select(l->table, s.domains, s.tbs, s.bytes, s.n)) == NULL)
+        rc = zwi_cursor_fail(&l->cur, "out of memory");
+    if (rc == 0) {
+        c->sites = snap;
+        c->site_counts = s.counts;
+        c->site_temporary = s.temporary;
+        l->info = (zwi_site_info){s.steps_whole, s.refs, s.temporary, s.n};
+        l->has_info = true;
+    } else {
+        zwi_free(l->raw, s.counts);
+        zwi_free(l->raw, s.temporary);
+        zwi_free(l->raw, s.refs);
+    }
+    zwi_free(l->raw, s.domains);
+    zwi_free(l->raw, s.tbs);
+    zwi_free(l->raw, s.bytes);
     return rc;
 }
 
@@ -258,6 +366,11 @@ decode(loader *l, uint32_t type)
         return zwi_decode_series(&l->cur, &l->samples);
     case ZWI_SEC_SITE_DELTAS:
         return zwi_decode_site_deltas(&l->cur, &l->steps);
+    case ZWI_SEC_SAMPLES:
+        c->has_counters = true;
+        return zwi_decode_samples(&l->cur, &l->samples);
+    case ZWI_SEC_STEPS:
+        return zwi_decode_steps(&l->cur, &l->steps);
     case ZWI_SEC_SITE_INFO:
         return decode_site_info(l);
     case ZWI_SEC_PEAK_SET:
@@ -276,6 +389,12 @@ decode(loader *l, uint32_t type)
         return decode_leaks(l);
     case ZWI_SEC_MARK_LEAKS:
         return decode_mark_leaks(l);
+    case ZWI_SEC_TABLE:
+        return decode_table(l);
+    case ZWI_SEC_SET:
+        return decode_table_set(l);
+    case ZWI_SEC_SITE_LIST:
+        return decode_site_list(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -316,6 +435,7 @@ undo(loader *l, uint32_t type, const before *b)
     l->steps.ndeltas = b->ndeltas;
     switch (type) {
     case ZWI_SEC_SITE_DELTAS:
+    case ZWI_SEC_STEPS:
         l->steps_lost = true;
         break;
     case ZWI_SEC_SITES:
@@ -342,7 +462,8 @@ undo(loader *l, uint32_t type, const before *b)
         while (c->nmarks > b->nmarks)
             free_set(l->raw, &c->marks[--c->nmarks]);
         break;
-    default: /* TOTALS: decoded aside; PROCESS: what was read is freed with the capture */
+    default: /* TOTALS: decoded aside; PROCESS: what was read is freed with the capture; TABLE,
+              * SET and SITE_LIST add nothing when they fail */
         break;
     }
 }
@@ -394,7 +515,7 @@ read_sections(loader *l)
             continue;
         }
         if (l->file.skippable) {
-            if (l->file.type == ZWI_SEC_SITE_DELTAS)
+            if (l->file.type == ZWI_SEC_SITE_DELTAS || l->file.type == ZWI_SEC_STEPS)
                 l->steps_lost = true;
             note_damage(l);
             continue;
@@ -429,6 +550,19 @@ by_ref(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a >> 32, y = *(const uint64_t *)b >> 32;
     return x < y ? -1 : x > y;
+}
+
+/* A 1.5 peak SET that is the exit set gets a copy of the exit set's traces (none if the exit
+ * set was lost). -1 only when out of memory. */
+static int
+peak_from_exit(loader *l)
+{
+    zw_capture *c = l->c;
+    if (!l->peak_as_exit || c->exit.snap == NULL || c->peak.snap != NULL)
+        return 0;
+    zw_error inner;
+    c->peak.snap = zw_snapshot_pick(c->exit.snap, NULL, 0, &inner);
+    return c->peak.snap == NULL ? zwi_container_fail(&l->file, "%s", strerror(ENOMEM)) : 0;
 }
 
 /* A capture that kept its peak as a step (no PEAK_SET) gets its peak set rebuilt from the steps
@@ -571,9 +705,12 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     if (rc == 0)
         rc = resolve_steps(&l);
     if (rc == 0)
+        rc = peak_from_exit(&l);
+    if (rc == 0)
         rc = peak_from_steps(&l);
     zwi_container_release(&l.file);
     zwi_free(raw, l.info.refs);
+    zw_snapshot_free(l.table);
     if (rc != 0) {
         zw_capture_free(l.c);
         return NULL;
@@ -763,4 +900,41 @@ zw_capture_live_at(const zw_capture *c, uint64_t time_ns, zw_error *err)
     zwi_free(raw, sum);
     zw_raw_destroy(raw);
     return snap;
+}
+
+/* ---- the sections as stored ---- */
+
+int
+zw_capture_sections(const char *path, void (*fn)(void *ctx, const zw_capture_section *s), void *ctx,
+                    zw_error *err)
+{
+    zw_raw *raw = zw_raw_new(NULL);
+    if (raw == NULL)
+        return zw_error_set(err, "cannot read '%s': %s", path, strerror(ENOMEM));
+    zwi_cbuf file = {.raw = raw};
+    int rc = zwi_read_file(path, &file, err);
+    zwi_container c;
+    if (rc == 0 &&
+        (rc = zwi_container_open(&c, file.data, file.len, ZWI_KIND_CAPTURE, path, raw, err)) == 0) {
+        zw_error scratch = {{0}};
+        c.err = &scratch; /* a damaged section is listed, not an error */
+        int got;
+        while ((got = zwi_container_next(&c)) != 0) {
+            if (got < 0 && !c.skippable)
+                break; /* a section header: where the next one is cannot be known */
+            zw_capture_section s = {
+                c.type,    zwi_section_name(c.type),          c.offset, c.stored,
+                c.raw_len, (c.flags & ZWI_SECTION_ZSTD) != 0, got < 0};
+            fn(ctx, &s);
+        }
+        if (c.ended) { /* END itself */
+            zw_capture_section s = {
+                ZWI_SEC_END, zwi_section_name(ZWI_SEC_END), c.offset, 0, 0, false, false};
+            fn(ctx, &s);
+        }
+    }
+    zwi_container_release(&c);
+    zwi_cbuf_release(&file);
+    zw_raw_destroy(raw);
+    return rc;
 }

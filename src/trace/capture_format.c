@@ -18,31 +18,52 @@ zwi_capture_put_header(zwi_cbuf *file)
     zwi_container_put_header(file, ZWI_KIND_CAPTURE, ZWI_CAPTURE_MINOR, 0);
 }
 
-/* Whether section `type` is stored compressed: the sampler's sections only when they hold more
- * than a few records (compressing 100 bytes costs more than it saves); the live sets and SITES
- * embed snapshot files, compressed already. */
-static bool
-compressed(uint32_t type, size_t len)
+#define SMALL_END_PAYLOAD ((size_t)64 << 10) /* compressed at level 19 at the end: milliseconds */
+
+/* The zstd level section `type` is stored at (0: not compressed). The sampler's sections only
+ * when they hold more than a few records (compressing 100 bytes costs more than it saves), at
+ * level 3 (the sampler runs beside the program); the sections written once at the end at level
+ * 19 up to 64 KiB (about 10% smaller than level 3, in a few milliseconds), 6 beyond. The old
+ * live sets and SITES embed snapshot files, compressed already. */
+static int
+level(uint32_t type, size_t len)
 {
+    int end = len <= SMALL_END_PAYLOAD ? 19 : 6;
     switch (type) {
     case ZWI_SEC_SERIES:
-        return len > 8 + 8 * 8 * ZWI_SERIES_FIELDS; /* more than 8 samples */
+        return len > 8 + 8 * 8 * ZWI_SERIES_FIELDS ? 3 : 0; /* more than 8 samples */
     case ZWI_SEC_SITE_DELTAS:
-        return len > 256;
+        return len > 256 ? 3 : 0;
+    case ZWI_SEC_SAMPLES:
+    case ZWI_SEC_STEPS:
+        return len > 128 ? 3 : 0;
     case ZWI_SEC_SITE_INFO:
-        return len > 12 + 12 * 64; /* more than 64 sites */
+        return len > 12 + 12 * 64 ? 3 : 0; /* more than 64 sites */
     case ZWI_SEC_LEAKS:
-        return len > 160 + 64; /* more than 64 blocks' kinds */
+    case ZWI_SEC_MARK_LEAKS:
+        return len > 160 + 64 ? end : 0; /* more than 64 blocks' kinds */
+    case ZWI_SEC_TABLE:
+    case ZWI_SEC_SET:
+    case ZWI_SEC_SITE_LIST:
+        return len > 64 ? end : 0;
     default:
-        return false;
+        return 0;
     }
+}
+
+/* A section written once at the end, or merged then: compressed past 128 bytes as the end's. */
+static void
+put_final(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
+{
+    int lvl = payload->len <= 128 ? 0 : payload->len <= SMALL_END_PAYLOAD ? 19 : 6;
+    zwi_container_put_section_level(file, type, 0, payload, lvl);
 }
 
 void
 zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
 {
-    zwi_container_put_section(file, type, type == ZWI_SEC_END ? ZWI_SECTION_REQUIRED : 0, payload,
-                              compressed(type, payload->len));
+    zwi_container_put_section_level(file, type, type == ZWI_SEC_END ? ZWI_SECTION_REQUIRED : 0,
+                                    payload, level(type, payload->len));
 }
 
 /* ---- strings and embedded snapshots ---- */
@@ -234,6 +255,56 @@ zwi_decode_series(zwi_cursor *c, zwi_samples *into)
     return get_samples(c, into, n, fields);
 }
 
+/* ---- SAMPLES (1.5) ---- */
+
+void
+zwi_encode_samples(zwi_cbuf *b, const zw_capture_sample *s, size_t n, uint64_t tick_ns)
+{
+    uint64_t prev[ZWI_SERIES_FIELDS] = {0};
+    zwi_cbuf_varint(b, n);
+    zwi_cbuf_varint(b, ZWI_SERIES_FIELDS);
+    zwi_cbuf_varint(b, tick_ns);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f[ZWI_SERIES_FIELDS];
+        sample_fields(&s[i], f);
+        for (int k = 0; k < ZWI_SERIES_FIELDS; k++) {
+            uint64_t d = f[k] - prev[k] - (k == 0 && i > 0 ? tick_ns : 0);
+            zwi_cbuf_varint(b, zwi_zigzag((int64_t)d));
+            prev[k] = f[k];
+        }
+    }
+}
+
+int
+zwi_decode_samples(zwi_cursor *c, zwi_samples *into)
+{
+    size_t n;
+    size_t fields;
+    uint64_t tick;
+    if (zwi_get_count(c, 0, 1, "sample", &n) || zwi_get_count(c, 0, 1, "field", &fields) ||
+        zwi_get_varint(c, &tick))
+        return -1;
+    if (fields < ZWI_SERIES_MIN)
+        return zwi_cursor_fail(c, "too few fields per sample");
+    if (n > (c->len - c->pos) / fields)
+        return zwi_cursor_fail(c, "sample count larger than the payload");
+    if (zwi_reserve(c->raw, (void **)&into->v, &into->cap, into->n + n, sizeof(zw_capture_sample)))
+        return zwi_cursor_fail(c, "out of memory");
+    uint64_t f[ZWI_SERIES_FIELDS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < fields; k++) {
+            uint64_t v;
+            if (zwi_get_varint(c, &v) != 0)
+                return -1;
+            if (k < ZWI_SERIES_FIELDS) /* modulo 2^64, as written */
+                f[k] += (uint64_t)zwi_unzigzag(v) + (k == 0 && i > 0 ? tick : 0);
+        }
+        into->v[into->n++] =
+            (zw_capture_sample){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]};
+    }
+    return 0;
+}
+
 /* ---- live sets: PEAK_SET, EXIT_SET, MARK ---- */
 
 void
@@ -290,6 +361,158 @@ zwi_decode_sites(zwi_cursor *c, zwi_sites *out)
         return -1;
     if (out->snap == NULL ? n != 0 : zw_snapshot_len(out->snap) != n)
         return zwi_cursor_fail(c, "site count differs from the snapshot's traces");
+    return 0;
+}
+
+/* ---- TABLE, SET and SITE_LIST (1.5) ---- */
+
+/* Every integer of these three is a varint (zwi_cbuf_varint), signed ones zigzagged: most are
+ * small (a domain of 0, a traceback index, a size), and a table of frames is mostly indices. */
+#define SET_RECORD  3 /* the fewest bytes of a trace: domain, traceback, size */
+#define SITE_RECORD 6 /* of a site: ref, domain, traceback, allocations, bytes, temporary */
+
+/* A string as a varint length and its bytes. */
+static void
+put_vstring(zwi_cbuf *b, const char *s)
+{
+    size_t len = strlen(s);
+    zwi_cbuf_varint(b, len);
+    zwi_cbuf_bytes(b, s, len);
+}
+
+static int
+get_vstring(zwi_cursor *c, const char **out)
+{
+    size_t n;
+    const unsigned char *p;
+    *out = NULL;
+    if (zwi_get_count(c, 0, 1, "string byte", &n) != 0 || zwi_get_bytes(c, n, "string", &p) != 0)
+        return -1;
+    char *s = zwi_alloc(c->raw, n + 1);
+    if (s == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    memcpy(s, p, n);
+    s[n] = '\0';
+    *out = s;
+    return 0;
+}
+
+void
+zwi_encode_table(zwi_cbuf *b, const zw_snapshot *table)
+{
+    zwi_snapshot_encode_tables(table, b);
+}
+
+int
+zwi_decode_table(zwi_cursor *c, zw_snapshot **out)
+{
+    *out = zwi_snapshot_decode_tables(c);
+    return *out == NULL ? -1 : 0;
+}
+
+void
+zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set, const uint32_t *tbmap)
+{
+    const zw_snapshot *snap = set->snap;
+    zwi_cbuf_varint(b, kind);
+    zwi_cbuf_varint(b, set->time_ns);
+    zwi_cbuf_varint(b, set->heap_bytes);
+    put_vstring(b, set->label);
+    zwi_cbuf_varint(b, snap != NULL ? 1 : 0);
+    zwi_cbuf_varint(b, snap != NULL ? snap->ntraces : 0);
+    for (size_t i = 0; snap != NULL && i < snap->ntraces; i++) {
+        zwi_cbuf_varint(b, snap->traces[i].domain);
+        zwi_cbuf_varint(b, tbmap[snap->traces[i].tb]);
+        zwi_cbuf_varint(b, snap->traces[i].size);
+    }
+}
+
+void
+zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes)
+{
+    zwi_cbuf_varint(b, ZWI_SET_PEAK);
+    zwi_cbuf_varint(b, time_ns);
+    zwi_cbuf_varint(b, heap_bytes);
+    put_vstring(b, "peak");
+    zwi_cbuf_varint(b, 2); /* kept: as the exit set */
+    zwi_cbuf_varint(b, 0);
+}
+
+int
+zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
+{
+    uint64_t kept;
+    size_t n;
+    *out = (zwi_set){0};
+    if (zwi_get_varint32(c, &out->kind) || zwi_get_varint(c, &out->time_ns) ||
+        zwi_get_varint(c, &out->heap_bytes) || get_vstring(c, &out->label) ||
+        zwi_get_varint(c, &kept) || zwi_get_count(c, 0, SET_RECORD, "trace", &n))
+        return -1;
+    if (out->kind < ZWI_SET_PEAK || out->kind > ZWI_SET_MARK)
+        return zwi_cursor_fail(c, "unknown kind of live set %" PRIu32, out->kind);
+    if (kept > 2 || (kept != 1 && n != 0))
+        return zwi_cursor_fail(c, "traces of a live set that was not kept");
+    if (kept == 2 && out->kind != ZWI_SET_PEAK)
+        return zwi_cursor_fail(c, "only the peak set can be the exit set");
+    out->kept = kept == 1;
+    out->as_exit = kept == 2;
+    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->sizes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->domains == NULL || out->tbs == NULL || out->sizes == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (out->n = 0; out->n < n; out->n++) {
+        if (zwi_get_varint32(c, &out->domains[out->n]) || zwi_get_varint32(c, &out->tbs[out->n]) ||
+            zwi_get_varint(c, &out->sizes[out->n]))
+            return -1;
+    }
+    return 0;
+}
+
+void
+zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *info,
+                     const uint32_t *tbmap)
+{
+    zwi_cbuf_varint(b, info->steps_whole ? 1 : 0);
+    zwi_cbuf_varint(b, sites->n);
+    for (size_t i = 0; i < sites->n; i++) {
+        const zwi_trace *t = &sites->snap->traces[i];
+        zwi_cbuf_varint(b, info->refs[i]);
+        zwi_cbuf_varint(b, t->domain);
+        zwi_cbuf_varint(b, tbmap[t->tb]);
+        zwi_cbuf_varint(b, sites->counts[i]);
+        zwi_cbuf_varint(b, t->size);
+        zwi_cbuf_varint(b, info->temporary[i]);
+    }
+}
+
+int
+zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out)
+{
+    uint64_t whole;
+    size_t n;
+    *out = (zwi_site_list){0};
+    if (zwi_get_varint(c, &whole) || zwi_get_count(c, 0, SITE_RECORD, "site", &n))
+        return -1;
+    if (whole > 1)
+        return zwi_cursor_fail(c, "unknown steps flag %" PRIu64, whole);
+    out->steps_whole = whole == 1;
+    out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->bytes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->refs == NULL || out->domains == NULL || out->tbs == NULL || out->counts == NULL ||
+        out->bytes == NULL || out->temporary == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (out->n = 0; out->n < n; out->n++) {
+        size_t i = out->n;
+        if (zwi_get_varint32(c, &out->refs[i]) || zwi_get_varint32(c, &out->domains[i]) ||
+            zwi_get_varint32(c, &out->tbs[i]) || zwi_get_varint(c, &out->counts[i]) ||
+            zwi_get_varint(c, &out->bytes[i]) || zwi_get_varint(c, &out->temporary[i]))
+            return -1;
+    }
     return 0;
 }
 
@@ -364,6 +587,109 @@ zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps)
     }
     zwi_cbuf_put(b, nsteps, 4);
     zwi_cbuf_bytes(b, steps->data, steps->len);
+}
+
+/* A little-endian integer of the steps' fixed layout (ours: read without checks). */
+static uint64_t
+fixed_le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void
+zwi_encode_steps_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps)
+{
+    if (steps->failed) {
+        b->failed = true;
+        return;
+    }
+    zwi_cbuf_varint(b, nsteps);
+    const unsigned char *p = steps->data;
+    uint64_t prev_time = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        uint64_t time = fixed_le(p, 8);
+        uint32_t flags = (uint32_t)fixed_le(p + 8, 4);
+        uint32_t n = (uint32_t)fixed_le(p + 12, 4);
+        p += STEP_HEAD;
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)(time - prev_time)));
+        zwi_cbuf_varint(b, flags);
+        zwi_cbuf_varint(b, n);
+        prev_time = time;
+        uint32_t prev_ref = 0;
+        for (uint32_t k = 0; k < n; k++, p += DELTA_SIZE) {
+            uint32_t ref = (uint32_t)fixed_le(p, 4);
+            zwi_cbuf_varint(b, zwi_zigzag((int64_t)ref - (int64_t)prev_ref));
+            zwi_cbuf_varint(b, zwi_zigzag((int64_t)fixed_le(p + 4, 8)));
+            zwi_cbuf_varint(b, zwi_zigzag((int64_t)fixed_le(p + 12, 8)));
+            prev_ref = ref;
+        }
+    }
+    ZW_ASSERT(p == steps->data + steps->len);
+}
+
+int
+zwi_decode_steps(zwi_cursor *c, zwi_steps *into)
+{
+    size_t nsteps;
+    if (zwi_get_count(c, 0, 3, "step", &nsteps) != 0)
+        return -1;
+    uint64_t time = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        uint64_t dt;
+        uint64_t flags;
+        size_t n;
+        if (zwi_get_varint(c, &dt) || zwi_get_varint(c, &flags) ||
+            zwi_get_count(c, 0, 3, "delta", &n))
+            return -1;
+        if (flags & ~(uint64_t)(ZWI_STEP_PEAK | ZWI_STEP_MMAP_PEAK))
+            return zwi_cursor_fail(c, "unknown step flags");
+        time += (uint64_t)zwi_unzigzag(dt);
+        if (zwi_reserve(c->raw, (void **)&into->steps, &into->cap_steps, into->nsteps + 1,
+                        sizeof(zw_capture_step)) ||
+            zwi_reserve(c->raw, (void **)&into->deltas, &into->cap_deltas, into->ndeltas + n,
+                        sizeof(zw_capture_delta)))
+            return zwi_cursor_fail(c, "out of memory");
+        into->steps[into->nsteps++] =
+            (zw_capture_step){time, into->ndeltas, n, (flags & ZWI_STEP_PEAK) != 0,
+                              (flags & ZWI_STEP_MMAP_PEAK) != 0};
+        int64_t ref = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t dref, bytes, blocks;
+            if (zwi_get_varint(c, &dref) || zwi_get_varint(c, &bytes) || zwi_get_varint(c, &blocks))
+                return -1;
+            ref += zwi_unzigzag(dref);
+            if (ref < 0 || ref > UINT32_MAX)
+                return zwi_cursor_fail(c, "site ref out of range");
+            into->deltas[into->ndeltas++] =
+                (zw_capture_delta){(uint32_t)ref, zwi_unzigzag(bytes), zwi_unzigzag(blocks)};
+        }
+    }
+    return 0;
+}
+
+void
+zwi_encode_steps(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                 const zw_capture_delta *deltas)
+{
+    zwi_cbuf_varint(b, nsteps);
+    uint64_t prev_time = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)(steps[i].time_ns - prev_time)));
+        zwi_cbuf_varint(b, (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                               (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
+        zwi_cbuf_varint(b, steps[i].n);
+        prev_time = steps[i].time_ns;
+        uint32_t prev_ref = 0;
+        for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++) {
+            zwi_cbuf_varint(b, zwi_zigzag((int64_t)deltas[k].site - (int64_t)prev_ref));
+            zwi_cbuf_varint(b, zwi_zigzag(deltas[k].bytes));
+            zwi_cbuf_varint(b, zwi_zigzag(deltas[k].blocks));
+            prev_ref = deltas[k].site;
+        }
+    }
 }
 
 void
@@ -575,4 +901,60 @@ int
 zwi_decode_end(zwi_cursor *c)
 {
     return c->len == 0 ? 0 : zwi_cursor_fail(c, "end section not empty");
+}
+
+/* ---- merging the streamed sections of a finished capture ---- */
+
+int
+zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cbuf *out)
+{
+    zw_raw *raw = out->raw;
+    zwi_samples samples = {0};
+    zwi_steps steps = {0};
+    zwi_cbuf after = {.raw = raw}; /* the sections after the first SAMPLES */
+    zwi_cbuf pay = {.raw = raw};
+    zwi_container c;
+    zw_error err;
+    bool seen = false; /* a SAMPLES or STEPS section was read: later sections go to `after` */
+    int rc = zwi_container_open(&c, data, len, ZWI_KIND_CAPTURE, NULL, raw, &err);
+    if (rc == 0)
+        zwi_cbuf_bytes(out, data, ZWI_HEADER_SIZE);
+    int got = 0;
+    while (rc == 0 && (got = zwi_container_next(&c)) == 1) {
+        if (c.type != ZWI_SEC_SAMPLES && c.type != ZWI_SEC_STEPS) {
+            zwi_cbuf_bytes(seen ? &after : out, data + c.offset, ZWI_SECTION_SIZE + c.stored);
+            continue;
+        }
+        seen = true;
+        zwi_cursor cur;
+        if (zwi_container_payload(&c, &cur, raw) != 0 ||
+            (c.type == ZWI_SEC_SAMPLES ? zwi_decode_samples(&cur, &samples)
+                                       : zwi_decode_steps(&cur, &steps)) != 0 ||
+            cur.pos != cur.len)
+            rc = -1;
+    }
+    if (rc == 0 && (got != 0 || !c.ended))
+        rc = -1; /* damaged, or not finished: left as it is */
+    if (rc == 0 && samples.n > 0) {
+        zwi_encode_samples(&pay, samples.v, samples.n, tick_ns);
+        put_final(out, ZWI_SEC_SAMPLES, &pay);
+    }
+    if (rc == 0 && steps.nsteps > 0) {
+        pay.len = 0;
+        zwi_encode_steps(&pay, steps.steps, steps.nsteps, steps.deltas);
+        put_final(out, ZWI_SEC_STEPS, &pay);
+    }
+    if (rc == 0) {
+        zwi_cbuf_bytes(out, after.data, after.len);
+        zwi_cbuf_bytes(out, data + c.offset, ZWI_SECTION_SIZE); /* END */
+        if (out->failed || after.failed || pay.failed)
+            rc = -1;
+    }
+    zwi_container_release(&c);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&after);
+    zwi_free(raw, samples.v);
+    zwi_free(raw, steps.steps);
+    zwi_free(raw, steps.deltas);
+    return rc;
 }

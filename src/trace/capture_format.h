@@ -21,8 +21,8 @@
 
 #include "container.h"
 
-/* the version written, 1.5: 1.0, plus captures, SERIES and steps (1.2), LIVE (1.3), LEAKS (1.4),
- * the mmap domain (1.5) */
+/* the version written, 1.5: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
+ * (1.4), the mmap domain, and one TABLE of frames shared by SET and SITE_LIST sections (1.5) */
 #define ZWI_CAPTURE_MINOR  5
 #define ZWI_SERIES_FIELDS  10 /* u64 fields of a SERIES record: zw_capture_sample's, in order */
 #define ZWI_SERIES_MIN     8  /* fields of a SERIES record before 1.5 (no mmap_bytes, mmap_peak) */
@@ -75,6 +75,33 @@ typedef struct zwi_site_info {
     size_t n;
 } zwi_site_info;
 
+/* SET (1.5): a live set whose traces name tracebacks of the capture's TABLE by index. */
+enum zwi_set_kind { ZWI_SET_PEAK = 1, ZWI_SET_EXIT = 2, ZWI_SET_MARK = 3 };
+typedef struct zwi_set {
+    uint32_t kind;       /* enum zwi_set_kind */
+    uint64_t time_ns;    /* when it was taken */
+    uint64_t heap_bytes; /* live bytes then */
+    const char *label;
+    bool kept;         /* false: only its time and bytes were kept (n is 0) */
+    bool as_exit;      /* a peak set that is the exit set: its traces are the exit SET's */
+    size_t n;          /* traces */
+    uint32_t *domains; /* decoded: n each */
+    uint32_t *tbs;     /* indices into TABLE's tracebacks (checked by the loader) */
+    uint64_t *sizes;
+} zwi_set;
+
+/* SITE_LIST (1.5): SITES and SITE_INFO in one, the tracebacks named in TABLE. */
+typedef struct zwi_site_list {
+    bool steps_whole;
+    size_t n;
+    uint32_t *refs;      /* decoded: n each; the ref SITE_DELTAS name site i by */
+    uint32_t *domains;   /* 0 the heap, 1 the mmap domain (1.5) */
+    uint32_t *tbs;       /* indices into TABLE's tracebacks (checked by the loader) */
+    uint64_t *counts;    /* allocations made there */
+    uint64_t *bytes;     /* bytes allocated there */
+    uint64_t *temporary; /* temporary allocations there */
+} zwi_site_list;
+
 /* LIVE: what the running process keeps in place (docs/format.md#captures): the head, then
  * `nslots` slots of ZWI_LIVE_SLOT_SIZE bytes whose counters a reader sums. */
 #define ZWI_LIVE_HEAD_SIZE 64
@@ -93,6 +120,14 @@ ZW_HIDDEN void zwi_capture_put_header(zwi_cbuf *file);
  * few records is stored as it is), REQUIRED for END only. */
 ZW_HIDDEN void zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload);
 
+/* The whole capture of `len` bytes at `data` (ended: END read) into `out` with its SAMPLES
+ * sections merged into one and its STEPS into one, both where the first SAMPLES was and
+ * compressed as the end's sections are (one zstd frame learns more than many small ones); every
+ * other section copied as it is, in its order. 0, or -1 (out left to the caller to drop) if the
+ * file is not such a capture or memory runs out. The sampler's intervals are `tick_ns`. */
+ZW_HIDDEN int zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_ns,
+                                         zwi_cbuf *out);
+
 /* ---- the sections: each encoder above its decoder ---- */
 
 ZW_HIDDEN void zwi_encode_process(zwi_cbuf *b, const zwi_process *p);
@@ -105,6 +140,13 @@ ZW_HIDDEN int zwi_decode_timeseries(zwi_cursor *c, zwi_samples *into);
 /* SERIES: every field of each sample (a reader skips fields past the ones it knows). */
 ZW_HIDDEN void zwi_encode_series(zwi_cbuf *b, const zw_capture_sample *s, size_t n);
 ZW_HIDDEN int zwi_decode_series(zwi_cursor *c, zwi_samples *into);
+
+/* SAMPLES (1.5): SERIES's fields, each sample's as zigzag varint differences from the sample
+ * before it (the first's from 0); a time's difference less `tick_ns`, the sampling interval
+ * (what is left is the jitter: a byte or two). */
+ZW_HIDDEN void zwi_encode_samples(zwi_cbuf *b, const zw_capture_sample *s, size_t n,
+                                  uint64_t tick_ns);
+ZW_HIDDEN int zwi_decode_samples(zwi_cursor *c, zwi_samples *into);
 
 /* A live set (PEAK_SET, EXIT_SET, MARK): its snapshot is embedded as a whole snapshot file, or
  * left out (length 0) when `snap` is NULL or cannot be encoded for want of memory. */
@@ -129,6 +171,32 @@ ZW_HIDDEN size_t zwi_step_begin(zwi_cbuf *steps, uint64_t time_ns, uint32_t flag
 ZW_HIDDEN void zwi_step_delta(zwi_cbuf *steps, uint32_t ref, int64_t bytes, int64_t blocks);
 ZW_HIDDEN void zwi_step_end(zwi_cbuf *steps, size_t at, uint32_t n);
 ZW_HIDDEN void zwi_encode_site_deltas_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+/* STEPS (1.5): the same steps as varints, a step's time as the difference from the step before
+ * it and a delta's ref from the delta before it in its step (the scan finds refs in order). */
+ZW_HIDDEN void zwi_encode_steps_of(zwi_cbuf *b, const zwi_cbuf *steps, size_t nsteps);
+/* The same from decoded steps, whose deltas name sites by ref. */
+ZW_HIDDEN void zwi_encode_steps(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                                const zw_capture_delta *deltas);
+ZW_HIDDEN int zwi_decode_steps(zwi_cursor *c, zwi_steps *into);
+
+/* TABLE (1.5): the strings, modules, frames and tracebacks of every set and site of the capture,
+ * once; decoded into a snapshot with no traces (the caller's to free). */
+ZW_HIDDEN void zwi_encode_table(zwi_cbuf *b, const zw_snapshot *table);
+ZW_HIDDEN int zwi_decode_table(zwi_cursor *c, zw_snapshot **out);
+
+/* SET (1.5): `set`'s snapshot (NULL: not kept) with trace i naming TABLE's traceback
+ * tbmap[its traceback's index in set->snap]. Decoded arrays come from the cursor's door. */
+ZW_HIDDEN void zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set,
+                                    const uint32_t *tbmap);
+ZW_HIDDEN int zwi_decode_table_set(zwi_cursor *c, zwi_set *out);
+/* A peak SET whose traces are those of the exit SET (the heap was largest at the end). */
+ZW_HIDDEN void zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes);
+
+/* SITE_LIST (1.5): site i is sites->snap's trace i, whose traceback is TABLE's
+ * tbmap[its index in sites->snap]; refs and temporary from `info`. */
+ZW_HIDDEN void zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *info,
+                                    const uint32_t *tbmap);
+ZW_HIDDEN int zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out);
 
 /* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
  * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the

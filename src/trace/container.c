@@ -82,6 +82,16 @@ zwi_section_name(uint32_t type)
         return "leaks";
     case ZWI_SEC_MARK_LEAKS:
         return "mark leaks";
+    case ZWI_SEC_TABLE:
+        return "table";
+    case ZWI_SEC_SET:
+        return "set";
+    case ZWI_SEC_SITE_LIST:
+        return "site list";
+    case ZWI_SEC_SAMPLES:
+        return "samples";
+    case ZWI_SEC_STEPS:
+        return "steps";
     default:
         return "unknown";
     }
@@ -93,7 +103,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_MARK_LEAKS;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_STEPS;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */
@@ -185,10 +195,30 @@ zwi_container_put_header(zwi_cbuf *out, uint32_t kind, unsigned minor, uint32_t 
     set_le(h + 28, zwi_crc32(0, h, 28), 4);
 }
 
+static void put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload,
+                        int level, bool or_stored);
+
 void
 zwi_container_put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload,
                           bool compress)
 {
+    put_section(out, type, flags, payload, compress ? 3 : 0, false);
+}
+
+void
+zwi_container_put_section_level(zwi_cbuf *out, uint32_t type, uint32_t flags,
+                                const zwi_cbuf *payload, int level)
+{
+    put_section(out, type, flags, payload, level, true);
+}
+
+/* Section `type` at zstd `level` (0: stored); `or_stored`: stored as it is when compressing does
+ * not make it smaller (a snapshot's sections are all compressed, whatever their size). */
+static void
+put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload, int level,
+            bool or_stored)
+{
+    bool compress = level > 0;
     if (payload->failed) {
         out->failed = true;
         return;
@@ -200,13 +230,18 @@ zwi_container_put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zw
         return;
     size_t stored = payload->len;
     if (compress) {
-        stored = ZSTD_compress(h + ZWI_SECTION_SIZE, bound, payload->data, payload->len, 3);
+        stored = ZSTD_compress(h + ZWI_SECTION_SIZE, bound, payload->data, payload->len, level);
         if (ZSTD_isError(stored)) {
             out->len = at;
             out->failed = true;
             return;
         }
-    } else if (stored > 0) {
+        if (or_stored && stored >= payload->len) { /* nothing gained: stored as it is */
+            compress = false;
+            stored = payload->len;
+        }
+    }
+    if (!compress && stored > 0) {
         memcpy(h + ZWI_SECTION_SIZE, payload->data, stored);
     }
     out->len = at + ZWI_SECTION_SIZE + stored;
@@ -275,11 +310,44 @@ zwi_get_bytes(zwi_cursor *c, size_t n, const char *what, const unsigned char **o
 }
 
 int
+zwi_get_varint(zwi_cursor *c, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        const unsigned char *p = take(c, 1);
+        if (p == NULL)
+            return zwi_cursor_fail(c, "truncated record");
+        if (shift == 63 && *p > 1)
+            return zwi_cursor_fail(c, "varint larger than 64 bits");
+        *v |= (uint64_t)(*p & 0x7f) << shift;
+        if ((*p & 0x80) == 0)
+            return 0;
+    }
+    return zwi_cursor_fail(c, "varint longer than 10 bytes");
+}
+
+int
+zwi_get_varint32(zwi_cursor *c, uint32_t *v)
+{
+    uint64_t x;
+    *v = 0;
+    if (zwi_get_varint(c, &x) != 0)
+        return -1;
+    if (x > UINT32_MAX)
+        return zwi_cursor_fail(c, "value larger than 32 bits");
+    *v = (uint32_t)x;
+    return 0;
+}
+
+int
 zwi_get_count(zwi_cursor *c, int width, size_t min, const char *what, size_t *n)
 {
     uint64_t v = 0;
     *n = 0;
-    if (width == 4) {
+    if (width == 0) {
+        if (zwi_get_varint(c, &v) != 0)
+            return -1;
+    } else if (width == 4) {
         uint32_t v32;
         if (zwi_get_u32(c, &v32) != 0)
             return -1;

@@ -52,6 +52,11 @@ enum zwi_section_type {
     ZWI_SEC_LIVE = 26,        /* counters the process updates in place; no payload checksum */
     ZWI_SEC_LEAKS = 27,       /* the exit set's reachability scan: status, kind of each block */
     ZWI_SEC_MARK_LEAKS = 28,  /* a mark's scan, as LEAKS, right after its MARK section */
+    ZWI_SEC_TABLE = 29,       /* 1.5: strings, modules, frames, tracebacks of every set and site */
+    ZWI_SEC_SET = 30,         /* 1.5: a live set (peak, exit, mark) naming TABLE's tracebacks */
+    ZWI_SEC_SITE_LIST = 31,   /* 1.5: SITES and SITE_INFO in one, naming TABLE's tracebacks */
+    ZWI_SEC_SAMPLES = 32,     /* 1.5: SERIES as varint deltas (written instead of SERIES) */
+    ZWI_SEC_STEPS = 33,       /* 1.5: SITE_DELTAS as varints (written instead of SITE_DELTAS) */
 };
 
 /* The name of section `type` in messages ("series"), "unknown" for a type no kind has. */
@@ -72,6 +77,10 @@ ZW_HIDDEN void zwi_container_put_header(zwi_cbuf *out, uint32_t kind, unsigned m
  * `flags` may hold ZWI_SECTION_REQUIRED. A failed payload fails `out`. */
 ZW_HIDDEN void zwi_container_put_section(zwi_cbuf *out, uint32_t type, uint32_t flags,
                                          const zwi_cbuf *payload, bool compress);
+/* The same, compressed at zstd level `level` (0: not compressed); a payload that does not get
+ * smaller is stored as it is. */
+ZW_HIDDEN void zwi_container_put_section_level(zwi_cbuf *out, uint32_t type, uint32_t flags,
+                                               const zwi_cbuf *payload, int level);
 
 /* ---- reading a payload ---- */
 
@@ -96,8 +105,12 @@ ZW_HIDDEN int zwi_get_u32(zwi_cursor *c, uint32_t *v);
 ZW_HIDDEN int zwi_get_u64(zwi_cursor *c, uint64_t *v);
 /* `n` bytes in place; -1 ("truncated `what`") if fewer are left. */
 ZW_HIDDEN int zwi_get_bytes(zwi_cursor *c, size_t n, const char *what, const unsigned char **out);
-/* A count (u32 if `width` 4, else u64) of records of at least `min` bytes each that must fit in
- * what is left ("`what` count larger than the payload"): checked before anything is allocated. */
+/* A varint (zwi_cbuf_varint); -1 if truncated or longer than 64 (32) bits. */
+ZW_HIDDEN int zwi_get_varint(zwi_cursor *c, uint64_t *v);
+ZW_HIDDEN int zwi_get_varint32(zwi_cursor *c, uint32_t *v);
+/* A count (a varint if `width` is 0, u32 if 4, else u64) of records of at least `min` bytes each
+ * that must fit in what is left ("`what` count larger than the payload"): checked before anything
+ * is allocated. */
 ZW_HIDDEN int zwi_get_count(zwi_cursor *c, int width, size_t min, const char *what, size_t *n);
 
 /* ---- reading a file ---- */

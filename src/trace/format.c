@@ -173,6 +173,54 @@ zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned char **data, 
     return 0;
 }
 
+/* ---- a capture's shared table, packed (docs/format.md#captures, TABLE) ---- */
+
+/* A string reference as a varint: its index, or index + 1 where it may be none (0). */
+static void
+put_vstring(zwi_cbuf *b, const zw_snapshot *snap, const char *s, bool nullable)
+{
+    uint32_t i = zwi_strtab_index(&snap->strs, s);
+    zwi_cbuf_varint(b, nullable ? (i == NO_STRING ? 0 : (uint64_t)i + 1) : i);
+}
+
+/* The tables of `snap` without its traces, for a capture's TABLE section (capture_format.c): the
+ * STRINGS, MODULES, FRAMES and TRACEBACKS of a snapshot with every integer a varint. */
+void
+zwi_snapshot_encode_tables(const zw_snapshot *snap, zwi_cbuf *b)
+{
+    zwi_cbuf_varint(b, snap->traceback_limit);
+    zwi_cbuf_varint(b, snap->strs.count);
+    for (size_t i = 0; i < snap->strs.count; i++) {
+        size_t len = strlen(snap->strs.strs[i]);
+        zwi_cbuf_varint(b, len);
+        zwi_cbuf_bytes(b, snap->strs.strs[i], len);
+    }
+    zwi_cbuf_varint(b, snap->nmodules);
+    for (size_t i = 0; i < snap->nmodules; i++) {
+        put_vstring(b, snap, snap->modules[i].path, false);
+        put_vstring(b, snap, snap->modules[i].build_id, true);
+        zwi_cbuf_varint(b, snap->modules[i].bias);
+    }
+    zwi_cbuf_varint(b, snap->nframes);
+    for (size_t i = 0; i < snap->nframes; i++) {
+        const zw_frame *f = &snap->frames[i]->pub;
+        put_vstring(b, snap, f->filename, false);
+        zwi_cbuf_varint(b, f->lineno);
+        put_vstring(b, snap, f->function, true);
+        put_vstring(b, snap, f->module, true);
+        zwi_cbuf_varint(b, f->offset);
+        zwi_cbuf_varint(b, f->inlined ? 1 : 0);
+    }
+    zwi_cbuf_varint(b, snap->ntbs);
+    for (size_t i = 0; i < snap->ntbs; i++) {
+        const zw_traceback *tb = snap->tbs[i];
+        zwi_cbuf_varint(b, tb->total_nframe);
+        zwi_cbuf_varint(b, tb->nframe);
+        for (size_t k = 0; k < tb->nframe; k++)
+            zwi_cbuf_varint(b, ((const zwi_frame *)tb->frames[k])->index);
+    }
+}
+
 /* ---- reading ---- */
 
 typedef struct reader {
@@ -358,6 +406,175 @@ decode_traces(reader *r)
         r->snap->traces[r->snap->ntraces++] = (zwi_trace){domain, tb, size};
     }
     return 0;
+}
+
+/* ---- the packed tables ---- */
+
+static int
+read_vstring(reader *r, bool nullable, const char **s)
+{
+    uint64_t i;
+    *s = NULL;
+    if (zwi_get_varint(&r->cur, &i) != 0)
+        return -1;
+    if (nullable && i == 0)
+        return 0;
+    i -= nullable ? 1 : 0;
+    if (i >= r->nstrs)
+        return zwi_cursor_fail(&r->cur, "string index out of range");
+    *s = r->strs[i];
+    return 0;
+}
+
+static int
+decode_vstrings(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 1, "string", &n) != 0)
+        return -1;
+    if (zwi_reserve(r->snap->raw, (void **)&r->strs, &r->cap_strs, n + 1, sizeof(char *)) != 0)
+        return zwi_cursor_fail(&r->cur, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const unsigned char *p;
+        if (zwi_get_count(&r->cur, 0, 1, "string byte", &len) != 0 ||
+            zwi_get_bytes(&r->cur, len, "string", &p) != 0)
+            return -1;
+        if (memchr(p, '\0', len) != NULL)
+            return zwi_cursor_fail(&r->cur, "string with a NUL byte");
+        uint32_t index;
+        const char *s = zwi_strtab_add(&r->snap->strs, (const char *)p, len, &index);
+        if (s == NULL)
+            return zwi_cursor_fail(&r->cur, "out of memory");
+        if (index != i)
+            return zwi_cursor_fail(&r->cur, "string stored twice");
+        r->strs[r->nstrs++] = s;
+    }
+    return 0;
+}
+
+static int
+decode_vmodules(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 3, "module", &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *path = NULL;
+        const char *id = NULL;
+        uint64_t bias;
+        if (read_vstring(r, false, &path) || read_vstring(r, true, &id) ||
+            zwi_get_varint(&r->cur, &bias))
+            return -1;
+        if (zwi_snapshot_add_module(r->snap, path, id, bias) != 0)
+            return zwi_cursor_fail(&r->cur, "out of memory");
+    }
+    return 0;
+}
+
+static int
+decode_vframes(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 6, "frame", &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        zw_frame f;
+        uint32_t lineno;
+        uint64_t flags;
+        if (read_vstring(r, false, &f.filename) || zwi_get_varint32(&r->cur, &lineno) ||
+            read_vstring(r, true, &f.function) || read_vstring(r, true, &f.module) ||
+            zwi_get_varint(&r->cur, &f.offset) || zwi_get_varint(&r->cur, &flags))
+            return -1;
+        if (flags > 1)
+            return zwi_cursor_fail(&r->cur, "unknown frame flags");
+        f.lineno = lineno;
+        f.inlined = flags & 1;
+        zwi_frame *x = zwi_snapshot_frame(r->snap, &f);
+        if (x == NULL)
+            return zwi_cursor_fail(&r->cur, "out of memory");
+        if (x->index != i)
+            return zwi_cursor_fail(&r->cur, "frame stored twice");
+    }
+    return 0;
+}
+
+static int
+decode_vtracebacks(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 3, "traceback", &n) != 0)
+        return -1;
+    const zw_frame **frames = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint32_t total;
+        size_t nframe = 0;
+        if (zwi_get_varint32(&r->cur, &total) ||
+            zwi_get_count(&r->cur, 0, 1, "frame index", &nframe)) {
+            rc = -1;
+            break;
+        }
+        if (nframe == 0 || nframe > UINT32_MAX) {
+            rc = zwi_cursor_fail(&r->cur, "traceback without frames");
+            break;
+        }
+        if (zwi_reserve(r->snap->raw, (void **)&frames, &cap, nframe, sizeof(*frames)) != 0) {
+            rc = zwi_cursor_fail(&r->cur, "out of memory");
+            break;
+        }
+        for (size_t k = 0; k < nframe && rc == 0; k++) {
+            uint64_t idx;
+            if (zwi_get_varint(&r->cur, &idx) != 0)
+                rc = -1;
+            else if (idx >= r->snap->nframes)
+                rc = zwi_cursor_fail(&r->cur, "frame index out of range");
+            else
+                frames[k] = &r->snap->frames[idx]->pub;
+        }
+        if (rc != 0)
+            break;
+        zw_traceback *tb = zwi_snapshot_traceback(r->snap, frames, nframe, total);
+        if (tb == NULL)
+            rc = zwi_cursor_fail(&r->cur, "out of memory");
+        else if (tb->index != i)
+            rc = zwi_cursor_fail(&r->cur, "traceback stored twice");
+    }
+    zwi_free(r->snap->raw, frames);
+    return rc;
+}
+
+/* A snapshot with the tables zwi_snapshot_encode_tables() wrote and no traces, read from `c`
+ * (whose failure says why when NULL is returned). */
+zw_snapshot *
+zwi_snapshot_decode_tables(zwi_cursor *c)
+{
+    uint32_t limit;
+    if (zwi_get_varint32(c, &limit))
+        return NULL;
+    reader r = {.snap = zw_snapshot_new(limit), .cur = *c};
+    if (r.snap == NULL) {
+        zwi_cursor_fail(c, "out of memory");
+        return NULL;
+    }
+    r.cur.raw = r.snap->raw;
+    int rc = decode_vstrings(&r);
+    if (rc == 0)
+        rc = decode_vmodules(&r);
+    if (rc == 0)
+        rc = decode_vframes(&r);
+    if (rc == 0)
+        rc = decode_vtracebacks(&r);
+    zw_raw *raw = c->raw;
+    *c = r.cur; /* where it stopped, and why */
+    c->raw = raw;
+    zwi_free(r.snap->raw, r.strs);
+    if (rc != 0) {
+        zw_snapshot_free(r.snap);
+        return NULL;
+    }
+    return r.snap;
 }
 
 /* The decoder of each section type, in the order the sections come. */

@@ -1,7 +1,9 @@
 /* trace/progress.c - following a capture while its process writes it: each poll reads only the
  * bytes appended since the last one (whole sections; a section still being written is read at the
- * next poll) and keeps the last sample of its SERIES sections, the largest heap seen, and whether
- * END was written. zw run's status line is made of it. See docs/format.md#captures. */
+ * next poll) and keeps the last sample of its SERIES and SAMPLES sections, the largest heap seen,
+ * and whether END was written. A capture rewritten at its end (its LIVE section shrunk: the
+ * offsets moved) is read again from its start. zw run's status line is made of it. See
+ * docs/format.md#captures. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +14,8 @@
 #include "capture_format.h"
 #include "container.h"
 
-int
-zw_capture_poll(const char *path, zw_capture_progress *p)
+static int
+poll_once(const char *path, zw_capture_progress *p)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -25,6 +27,10 @@ zw_capture_poll(const char *path, zw_capture_progress *p)
     long end;
     if (raw == NULL || fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0) {
         rc = -1;
+        goto out;
+    }
+    if ((uint64_t)end < from && p->offset > ZWI_HEADER_SIZE) {
+        rc = -1; /* shorter than what was read: rewritten */
         goto out;
     }
     if ((uint64_t)end <= from) /* nothing new, or not even the header */
@@ -49,11 +55,13 @@ zw_capture_poll(const char *path, zw_capture_progress *p)
     int got;
     while ((got = zwi_container_next(&c)) == 1) {
         consumed = c.next_off;
-        if (c.type != ZWI_SEC_SERIES)
+        if (c.type != ZWI_SEC_SERIES && c.type != ZWI_SEC_SAMPLES)
             continue;
         zwi_cursor cur;
         zwi_samples s = {0};
-        if (zwi_container_payload(&c, &cur, raw) == 0 && zwi_decode_series(&cur, &s) == 0) {
+        if (zwi_container_payload(&c, &cur, raw) == 0 &&
+            (c.type == ZWI_SEC_SERIES ? zwi_decode_series(&cur, &s)
+                                      : zwi_decode_samples(&cur, &s)) == 0) {
             for (size_t i = 0; i < s.n; i++) {
                 if (s.v[i].heap_bytes > p->peak_bytes)
                     p->peak_bytes = s.v[i].heap_bytes;
@@ -76,5 +84,17 @@ out:
     free(buf);
     zw_raw_destroy(raw);
     fclose(f);
+    return rc;
+}
+
+int
+zw_capture_poll(const char *path, zw_capture_progress *p)
+{
+    int rc = poll_once(path, p);
+    if (rc != 0 && p->offset > ZWI_HEADER_SIZE) {
+        /* rewritten at its end: what was read stands, the offsets start again */
+        p->offset = 0;
+        rc = poll_once(path, p);
+    }
     return rc;
 }

@@ -748,3 +748,61 @@ zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym, const zwi_trace_rec *
     }
     return snap;
 }
+
+/* ---- a capture's shared table (capture_format.c's TABLE, SET and SITE_LIST) ---- */
+
+int
+zwi_snapshot_absorb(zw_snapshot *table, const zw_snapshot *snap, uint32_t *index)
+{
+    zwi_map done;
+    zwi_map_init(&done, table->raw);
+    int rc = copy_modules(table, snap);
+    for (size_t i = 0; i < snap->ntbs && rc == 0; i++) {
+        zw_traceback *x = copy_traceback(table, snap->tbs[i], &done);
+        if (x == NULL)
+            rc = -1;
+        else
+            index[i] = x->index;
+    }
+    zwi_map_release(&done);
+    return rc;
+}
+
+size_t
+zwi_snapshot_ntracebacks(const zw_snapshot *snap)
+{
+    return snap->ntbs;
+}
+
+zw_snapshot *
+zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains, const uint32_t *tbs,
+                    const uint64_t *sizes, size_t n)
+{
+    zw_snapshot *dst = zw_snapshot_new(table->traceback_limit);
+    if (dst == NULL)
+        return NULL;
+    zwi_map done;
+    zwi_map_init(&done, dst->raw);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        ZW_ASSERT(tbs[i] < table->ntbs);
+        zw_traceback *x = copy_traceback(dst, table->tbs[tbs[i]], &done);
+        rc = x == NULL
+                 ? -1
+                 : zwi_snapshot_push(dst, domains != NULL ? domains[i] : ZW_TRACE_DEFAULT_DOMAIN,
+                                     sizes[i], x);
+    }
+    /* the modules its frames name: their paths are among its strings then */
+    for (size_t i = 0; i < table->nmodules && rc == 0; i++) {
+        const zwi_module *m = &table->modules[i];
+        const char *path = zwi_strtab_find(&dst->strs, m->path);
+        if (path != NULL)
+            rc = zwi_snapshot_add_module(dst, path, m->build_id, m->bias);
+    }
+    zwi_map_release(&done);
+    if (rc != 0) {
+        zw_snapshot_free(dst);
+        return NULL;
+    }
+    return dst;
+}

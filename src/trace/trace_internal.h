@@ -331,6 +331,23 @@ ZW_HIDDEN zw_snapshot *zwi_snapshot_spread(const zw_snapshot *sites, const int64
                                            const int64_t *bytes, zw_error *err);
 ZW_HIDDEN zw_snapshot *zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym,
                                               const zwi_trace_rec *recs, size_t n, zw_error *err);
+/* A capture's shared tables (capture_format.c's TABLE): `snap`'s strings, modules, frames and
+ * tracebacks without its traces, appended to `b`; and the snapshot read back from them, with no
+ * traces (NULL: the cursor's failure says why). */
+ZW_HIDDEN void zwi_snapshot_encode_tables(const zw_snapshot *snap, zwi_cbuf *b);
+struct zwi_cursor;
+ZW_HIDDEN zw_snapshot *zwi_snapshot_decode_tables(struct zwi_cursor *c);
+/* Copies `snap`'s modules and tracebacks into `table` (each traceback once: a traceback already
+ * there is shared); index[i] is then the index in `table` of snap's traceback i. 0 or -1 (out of
+ * memory). */
+ZW_HIDDEN int zwi_snapshot_absorb(zw_snapshot *table, const zw_snapshot *snap, uint32_t *index);
+/* A new snapshot of `n` traces whose tracebacks are `table`'s, with table's modules that its
+ * frames name: trace i is (domains[i] or the default domain when domains is NULL, tbs[i],
+ * sizes[i]). Every tbs[i] must be below table's traceback count. NULL if out of memory. */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains,
+                                           const uint32_t *tbs, const uint64_t *sizes, size_t n);
+ZW_HIDDEN size_t zwi_snapshot_ntracebacks(const zw_snapshot *snap);
+
 /* The bytes of a snapshot file of `snap` (as zw_snapshot_dump writes) in *data, allocated from
  * `raw` (free with zwi_free); 0, or -1 if out of memory. */
 ZW_HIDDEN int zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned char **data,

@@ -51,6 +51,8 @@ ZW_HIDDEN void zwi_strtab_release(zwi_strtab *st);
  * *index if not NULL; NULL if out of memory (then *index is untouched). */
 ZW_HIDDEN const char *zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index);
 ZW_HIDDEN const char *zwi_strtab_intern(zwi_strtab *st, const char *s);
+/* The stored copy of NUL-terminated `s`, NULL if the table does not hold it. */
+ZW_HIDDEN const char *zwi_strtab_find(const zwi_strtab *st, const char *s);
 /* The index of stored string `s` (a pointer from this table), or UINT32_MAX for NULL. */
 ZW_HIDDEN uint32_t zwi_strtab_index(const zwi_strtab *st, const char *s);
 /* The length of stored string `s` (a pointer from this table). */
@@ -92,6 +94,20 @@ ZW_HIDDEN unsigned char *zwi_cbuf_grow(zwi_cbuf *b, size_t n);
 /* The low `nbytes` bytes of `v` (1 to 8), little-endian. */
 ZW_HIDDEN void zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes);
 ZW_HIDDEN void zwi_cbuf_bytes(zwi_cbuf *b, const void *p, size_t n);
+/* `v` as a varint: 7 bits a byte, low bits first, the high bit set on every byte but the last
+ * (LEB128; 1 byte below 128, at most 10). */
+ZW_HIDDEN void zwi_cbuf_varint(zwi_cbuf *b, uint64_t v);
+/* Signed values as varints: 0, -1, 1, -2 ... as 0, 1, 2, 3 ... (zigzag). */
+static inline uint64_t
+zwi_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+static inline int64_t
+zwi_unzigzag(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
 /* Overwrites `nbytes` already written at `at` (a count known only later). */
 ZW_HIDDEN void zwi_cbuf_patch(zwi_cbuf *b, size_t at, uint64_t v, int nbytes);
 ZW_HIDDEN void zwi_cbuf_printf(zwi_cbuf *b, const char *fmt, ...)

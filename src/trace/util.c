@@ -153,6 +153,21 @@ zwi_strtab_add(zwi_strtab *st, const char *s, size_t len, uint32_t *index)
 }
 
 const char *
+zwi_strtab_find(const zwi_strtab *st, const char *s)
+{
+    if (s == NULL || st->slots == NULL)
+        return NULL;
+    size_t len = strlen(s);
+    size_t j = zwi_hash_bytes(s, len, 0) & st->mask;
+    for (uint32_t k; (k = st->slots[j]) != 0; j = (j + 1) & st->mask) {
+        const char *t = st->strs[k - 1];
+        if (zwi_strtab_len(t) == len && memcmp(t, s, len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+const char *
 zwi_strtab_intern(zwi_strtab *st, const char *s)
 {
     return s == NULL ? NULL : zwi_strtab_add(st, s, strlen(s), NULL);
@@ -264,6 +279,18 @@ zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
     unsigned char *p = zwi_cbuf_grow(b, (size_t)nbytes);
     for (int i = 0; p != NULL && i < nbytes; i++)
         p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void
+zwi_cbuf_varint(zwi_cbuf *b, uint64_t v)
+{
+    unsigned char tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    zwi_cbuf_bytes(b, tmp, (size_t)n);
 }
 
 void

@@ -6,8 +6,10 @@
  * zw_capture_load_memory, and a damaged payload's message names the section, offset and byte. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zerowaste/zerowaste.h>
 
@@ -229,8 +231,8 @@ Test(trace_capture_format, process_with_an_impossible_argument_count_fails)
 static const zw_capture_sample samples[] = {
     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
     {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
-    {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
-     UINT64_MAX, UINT64_MAX, UINT64_MAX},
+    {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+     UINT64_MAX, UINT64_MAX},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -650,9 +652,17 @@ Test(trace_capture_format, leaks_round_trip_with_and_without_kinds)
     for (size_t i = 0; i < sizeof(kinds); i++)
         kinds[i] = (uint8_t)(i % ZW_LEAK_KINDS);
     const zw_capture_leaks cases[] = {
-        {.status = ZW_LEAKS_SCANNED, .blocks = {75, 75, 75, 75}, .bytes = {1, 2, 3, UINT64_MAX},
-         .kinds = kinds, .nkinds = sizeof(kinds), .scan_ns = 7, .scan_cpu_ns = 6,
-         .scan_memory = UINT64_MAX, .root_bytes = 4096, .modules = 9, .threads = 3,
+        {.status = ZW_LEAKS_SCANNED,
+         .blocks = {75, 75, 75, 75},
+         .bytes = {1, 2, 3, UINT64_MAX},
+         .kinds = kinds,
+         .nkinds = sizeof(kinds),
+         .scan_ns = 7,
+         .scan_cpu_ns = 6,
+         .scan_memory = UINT64_MAX,
+         .root_bytes = 4096,
+         .modules = 9,
+         .threads = 3,
          .threads_missed = UINT32_MAX},
         {.status = ZW_LEAKS_SCANNED}, /* an empty exit set */
         {.status = ZW_LEAKS_SKIPPED, .modules = 1},
@@ -676,8 +686,7 @@ Test(trace_capture_format, leaks_round_trip_with_and_without_kinds)
         cr_assert(out.scan_ns == cases[i].scan_ns && out.scan_cpu_ns == cases[i].scan_cpu_ns &&
                   out.scan_memory == cases[i].scan_memory &&
                   out.root_bytes == cases[i].root_bytes && out.modules == cases[i].modules &&
-                  out.threads == cases[i].threads &&
-                  out.threads_missed == cases[i].threads_missed);
+                  out.threads == cases[i].threads && out.threads_missed == cases[i].threads_missed);
         zwi_free(raw, out.kinds);
         zwi_cbuf_release(&b);
     }
@@ -693,8 +702,8 @@ Test(trace_capture_format, leaks_refuse_an_unknown_status_or_kind)
     cr_assert_str_eq(c.why, "unknown leak scan status 5");
     b.len = 0;
     uint8_t kinds[2] = {ZW_LEAK_REACHABLE, ZW_LEAK_KINDS};
-    zwi_encode_leaks(&b, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
-                                             .nkinds = 2});
+    zwi_encode_leaks(&b,
+                     &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = 2});
     c = whole(&b);
     cr_assert_eq(zwi_decode_leaks(&c, &out), -1);
     cr_assert_str_eq(c.why, "leak kind 4 of block 1 unknown");
@@ -733,8 +742,8 @@ build_capture(zwi_cbuf *file, size_t nsamples, bool end, zw_snapshot *snap)
     zw_capture_sample s[40];
     cr_assert_leq(nsamples, 40);
     for (size_t i = 0; i < nsamples; i++)
-        s[i] = (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200, i * 8192,
-                                   i * 8192};
+        s[i] =
+            (zw_capture_sample){i * 10, i * 100, i, 4096, i * 2, i, 0, i * 200, i * 8192, i * 8192};
     zwi_encode_series(&pay, s, nsamples);
     zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
     pay.len = 0;
@@ -800,8 +809,11 @@ load_with_leaks(zw_snapshot *snap, size_t n)
     for (size_t i = 0; i < n; i++)
         kinds[i] = (uint8_t)(i % 2 == 0 ? ZW_LEAK_DEFINITE : ZW_LEAK_REACHABLE);
     zwi_cbuf pay = {.raw = raw};
-    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
-                                               .nkinds = n, .blocks = {99}, .bytes = {99}});
+    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED,
+                                               .kinds = kinds,
+                                               .nkinds = n,
+                                               .blocks = {99},
+                                               .bytes = {99}});
     zwi_capture_put(&file, ZWI_SEC_LEAKS, &pay);
     zw_error err;
     zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
@@ -869,9 +881,11 @@ Test(trace_capture_format, a_marks_leak_kinds_round_trip_with_its_mark)
         } else {
             build_capture(&file, 2, false, snap);
         }
-        zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
+        zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED,
+                                                   .kinds = kinds,
                                                    .nkinds = round == 1 ? n - 1 : n,
-                                                   .threads = 3, .blocks = {99}});
+                                                   .threads = 3,
+                                                   .blocks = {99}});
         zwi_capture_put(&file, ZWI_SEC_MARK_LEAKS, &pay);
         zw_error err;
         zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
@@ -1104,6 +1118,593 @@ Test(trace_capture_format, a_damaged_section_takes_nothing_back_from_those_befor
     cr_assert(c->exit.time_ns == 30 && c->exit.snap != NULL, "the first exit set stands");
     assert_same_snapshot(c->exit.snap, snap);
     zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+/* ---- 1.5: one TABLE, SET and SITE_LIST sections naming its tracebacks ---- */
+
+static int
+decode_and_free_table(zwi_cursor *c)
+{
+    zw_snapshot *t;
+    int rc = zwi_decode_table(c, &t);
+    zw_snapshot_free(t);
+    return rc;
+}
+
+static int
+decode_and_free_table_set(zwi_cursor *c)
+{
+    zwi_set s;
+    int rc = zwi_decode_table_set(c, &s);
+    zwi_free(raw, (void *)s.label);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.sizes);
+    return rc;
+}
+
+static int
+decode_and_free_site_list(zwi_cursor *c)
+{
+    zwi_site_list s;
+    int rc = zwi_decode_site_list(c, &s);
+    zwi_free(raw, s.refs);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.counts);
+    zwi_free(raw, s.bytes);
+    zwi_free(raw, s.temporary);
+    return rc;
+}
+
+/* `snap`'s tracebacks copied into a new table; map[i] is the table's index of snap's i. */
+static zw_snapshot *
+table_of(const zw_snapshot *snap, uint32_t *map, size_t cap)
+{
+    zw_snapshot *table = zw_snapshot_new(zw_snapshot_traceback_limit(snap));
+    cr_assert_not_null(table);
+    cr_assert_leq(zwi_snapshot_ntracebacks(snap), cap);
+    cr_assert_eq(zwi_snapshot_absorb(table, snap, map), 0);
+    return table;
+}
+
+Test(trace_capture_format, table_set_and_site_list_round_trip_and_refuse_every_prefix)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    size_t n = zw_snapshot_len(snap);
+    uint32_t map[64];
+    zw_snapshot *table = table_of(snap, map, 64);
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_table(&b, table);
+    assert_prefixes_fail(&b, decode_and_free_table);
+    zw_snapshot *back;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_decode_table(&c, &back), 0, "%s", c.why);
+    cr_assert_eq(zwi_snapshot_ntracebacks(back), zwi_snapshot_ntracebacks(snap));
+    cr_assert_eq(zw_snapshot_len(back), 0, "a table has no traces");
+
+    /* a set: its traces name the table's tracebacks; read back through the table, the same */
+    char *label = long_label(3000);
+    b.len = 0;
+    zwi_encode_table_set(&b, ZWI_SET_MARK, &(zw_capture_set){label, 5, UINT64_MAX, snap, NULL},
+                         map);
+    assert_prefixes_fail(&b, decode_and_free_table_set);
+    zwi_set s;
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_table_set(&c, &s), 0, "%s", c.why);
+    cr_assert(s.kind == ZWI_SET_MARK && s.kept && s.n == n && s.time_ns == 5 &&
+              s.heap_bytes == UINT64_MAX);
+    cr_assert_str_eq(s.label, label);
+    zw_snapshot *again = zwi_snapshot_select(back, s.domains, s.tbs, s.sizes, s.n);
+    cr_assert_not_null(again);
+    assert_same_snapshot(again, snap);
+    zw_snapshot_free(again);
+    decode_and_free_table_set(&(zwi_cursor){0}); /* a cursor with nothing: fails, frees nothing */
+    zwi_free(raw, (void *)s.label);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.sizes);
+
+    /* a set not kept has no traces; an unknown kind is refused */
+    b.len = 0;
+    zwi_encode_table_set(&b, ZWI_SET_EXIT, &(zw_capture_set){"exit", 1, 2, NULL, NULL}, NULL);
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_table_set(&c, &s), 0, "%s", c.why);
+    cr_assert(!s.kept && s.n == 0 && s.kind == ZWI_SET_EXIT);
+    zwi_free(raw, (void *)s.label);
+    zwi_free(raw, s.domains);
+    zwi_free(raw, s.tbs);
+    zwi_free(raw, s.sizes);
+    b.data[0] = 9;
+    c = whole(&b);
+    cr_assert_eq(decode_and_free_table_set(&c), -1);
+    cr_assert_str_eq(c.why, "unknown kind of live set 9");
+
+    /* a site list: trace i is site i */
+    uint64_t counts[64];
+    uint32_t refs[64];
+    uint64_t temps[64];
+    for (size_t i = 0; i < n; i++) {
+        counts[i] = i == 1 ? UINT64_MAX : i * 3;
+        refs[i] = (uint32_t)(i * 7 + 1);
+        temps[i] = i;
+    }
+    b.len = 0;
+    zwi_encode_site_list(&b, &(zwi_sites){counts, n, snap}, &(zwi_site_info){true, refs, temps, n},
+                         map);
+    assert_prefixes_fail(&b, decode_and_free_site_list);
+    zwi_site_list l;
+    c = whole(&b);
+    cr_assert_eq(zwi_decode_site_list(&c, &l), 0, "%s", c.why);
+    cr_assert(l.steps_whole && l.n == n);
+    cr_assert_arr_eq(l.counts, counts, n * sizeof(uint64_t));
+    cr_assert_arr_eq(l.refs, refs, n * sizeof(uint32_t));
+    cr_assert_arr_eq(l.temporary, temps, n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(l.bytes[i], zw_snapshot_trace(snap, i).size);
+        cr_assert_eq(l.tbs[i], map[((const zwi_trace *)&snap->traces[i])->tb]);
+        cr_assert_eq(l.domains[i], zw_snapshot_trace(snap, i).domain);
+    }
+    zwi_free(raw, l.refs);
+    zwi_free(raw, l.domains);
+    zwi_free(raw, l.tbs);
+    zwi_free(raw, l.counts);
+    zwi_free(raw, l.bytes);
+    zwi_free(raw, l.temporary);
+    zwi_cbuf_release(&b);
+    free(label);
+    zw_snapshot_free(back);
+    zw_snapshot_free(table);
+    zw_snapshot_free(snap);
+}
+
+/* A 1.5 capture as the writer makes it: PROCESS, SERIES, TABLE, a mark's SET, the exit SET,
+ * SITE_LIST, TOTALS, END. `bad_tb`: the exit set names a traceback the table does not have. */
+static void
+build_table_capture(zwi_cbuf *file, zw_snapshot *snap, bool bad_tb)
+{
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(file);
+    const char *argv[] = {"prog"};
+    zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
+    zwi_capture_put(file, ZWI_SEC_PROCESS, &pay);
+    pay.len = 0;
+    zw_capture_sample s[3] = {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11}};
+    zwi_encode_series(&pay, s, 2);
+    zwi_capture_put(file, ZWI_SEC_SERIES, &pay);
+    uint32_t map[64];
+    zw_snapshot *table = table_of(snap, map, 64);
+    pay.len = 0;
+    zwi_encode_table(&pay, table);
+    zwi_capture_put(file, ZWI_SEC_TABLE, &pay);
+    pay.len = 0;
+    zwi_encode_table_set(&pay, ZWI_SET_MARK, &(zw_capture_set){"checkpoint", 15, 1500, snap, NULL},
+                         map);
+    zwi_capture_put(file, ZWI_SEC_SET, &pay);
+    uint32_t bad[64];
+    for (size_t i = 0; i < 64; i++)
+        bad[i] = bad_tb ? 1000 : map[i];
+    pay.len = 0;
+    zwi_encode_table_set(&pay, ZWI_SET_EXIT, &(zw_capture_set){"exit", 30, 3000, snap, NULL}, bad);
+    zwi_capture_put(file, ZWI_SEC_SET, &pay);
+    size_t n = zw_snapshot_len(snap);
+    uint64_t counts[64] = {0};
+    uint32_t refs[64];
+    uint64_t temps[64] = {0};
+    for (size_t i = 0; i < n; i++) {
+        counts[i] = i + 1;
+        refs[i] = (uint32_t)(i + 1);
+    }
+    pay.len = 0;
+    zwi_encode_site_list(&pay, &(zwi_sites){counts, n, snap},
+                         &(zwi_site_info){true, refs, temps, n}, map);
+    zwi_capture_put(file, ZWI_SEC_SITE_LIST, &pay);
+    pay.len = 0;
+    zwi_encode_totals(&pay,
+                      &(zw_capture_totals){5, 4, 3, 2000, 3000, 20, 30, ZW_CAPTURE_END_EXIT, 0});
+    zwi_capture_put(file, ZWI_SEC_TOTALS, &pay);
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(file, ZWI_SEC_END, &pay);
+    zwi_cbuf_release(&pay);
+    zw_snapshot_free(table);
+    cr_assert(!file->failed);
+}
+
+Test(trace_capture_format, sets_and_sites_read_through_the_shared_table)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert(c->complete && c->damaged == 0);
+    cr_assert_eq(c->nmarks, 1);
+    cr_assert_str_eq(c->marks[0].label, "checkpoint");
+    assert_same_snapshot(c->marks[0].snap, snap);
+    cr_assert_str_eq(c->exit.label, "exit");
+    cr_assert(c->exit.time_ns == 30 && c->exit.heap_bytes == 3000);
+    assert_same_snapshot(c->exit.snap, snap);
+    cr_assert_null(c->peak.label);
+    size_t n = zw_snapshot_len(snap);
+    cr_assert_not_null(c->sites);
+    cr_assert_eq(zw_snapshot_len(c->sites), n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(c->site_counts[i], i + 1);
+        cr_assert_eq(zw_snapshot_trace(c->sites, i).size, zw_snapshot_trace(snap, i).size);
+    }
+    cr_assert_not_null(c->site_temporary);
+    zw_capture_free(c);
+
+    /* a traceback index the table does not have: that set is damaged, the rest loads */
+    file.len = 0;
+    build_table_capture(&file, snap, true);
+    c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 1);
+    cr_assert(strstr(c->damage, "traceback index 1000 of trace 0 out of range") == c->damage, "%s",
+              c->damage);
+    cr_assert_null(c->exit.label, "nothing of the damaged set");
+    cr_assert(c->nmarks == 1 && c->sites != NULL && c->has_totals);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+Test(trace_capture_format, a_damaged_table_keeps_the_sets_times_and_bytes)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    size_t off;
+    section_flags(&file, 2, &off); /* TABLE */
+    cr_assert_eq(file.data[off], ZWI_SEC_TABLE);
+    file.data[off + ZWI_SECTION_SIZE + 9] ^= 0x10; /* its payload: the checksum fails */
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 2, "the table, and the site list that needs it");
+    cr_assert(strstr(c->damage, "(table)") != NULL, "%s", c->damage);
+    cr_assert(c->complete && c->has_totals && c->nsamples == 2);
+    cr_assert_eq(c->nmarks, 1);
+    cr_assert(c->marks[0].time_ns == 15 && c->marks[0].heap_bytes == 1500 &&
+              c->marks[0].snap == NULL);
+    cr_assert(c->exit.label != NULL && c->exit.heap_bytes == 3000 && c->exit.snap == NULL);
+    cr_assert_null(c->sites);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+Test(trace_capture_format, every_damaged_byte_of_a_table_capture_is_salvaged)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    for (size_t i = ZWI_HEADER_SIZE; i < file.len; i++) {
+        file.data[i] ^= 0x40;
+        zw_error err;
+        zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+        cr_assert_not_null(c, "byte %zu: %s", i, err.msg);
+        cr_assert_geq(c->damaged, 1, "byte %zu", i);
+        cr_assert_not_null(c->damage, "byte %zu", i);
+        zw_capture_free(c);
+        file.data[i] ^= 0x40;
+    }
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
+/* ---- 1.5: SAMPLES and STEPS, the sampler's sections as varints ---- */
+
+static int
+decode_and_free_packed_samples(zwi_cursor *c)
+{
+    zwi_samples s = {0};
+    int rc = zwi_decode_samples(c, &s);
+    zwi_free(raw, s.v);
+    return rc;
+}
+
+static int
+decode_and_free_steps(zwi_cursor *c)
+{
+    zwi_steps s = {0};
+    int rc = zwi_decode_steps(c, &s);
+    zwi_free(raw, s.steps);
+    zwi_free(raw, s.deltas);
+    return rc;
+}
+
+Test(trace_capture_format, samples_round_trip_every_field_whatever_the_interval)
+{
+    /* out of time order too (a peak's sample can come before the sampler's of the same tick) */
+    const zw_capture_sample s[] = {
+        {10000000, 5, 1, 4096, 1, 0, 0, 5, 8192, 8192},
+        {20000100, 5, 1, 8192, 1, 0, 0, 5, 0, 8192},
+        {19999999, UINT64_MAX, 0, 0, UINT64_MAX, 2, 1, UINT64_MAX, UINT64_MAX, UINT64_MAX},
+        samples[2],
+        samples[0],
+    };
+    const uint64_t ticks[] = {0, 10000000, UINT64_MAX};
+    for (size_t t = 0; t < 3; t++) {
+        zwi_cbuf b = {.raw = raw};
+        zwi_encode_samples(&b, s, 5, ticks[t]);
+        assert_prefixes_fail(&b, decode_and_free_packed_samples);
+        zwi_samples into = {0};
+        for (int round = 0; round < 2; round++) { /* a second section appends */
+            zwi_cursor c = whole(&b);
+            cr_assert_eq(zwi_decode_samples(&c, &into), 0, "%s", c.why);
+        }
+        cr_assert_eq(into.n, 10);
+        for (size_t i = 0; i < into.n; i++)
+            cr_assert_arr_eq(&into.v[i], &s[i % 5], sizeof(zw_capture_sample),
+                             "tick %zu sample %zu", t, i);
+        zwi_free(raw, into.v);
+        zwi_cbuf_release(&b);
+    }
+    /* a sampler at 10 ms: a sample costs a byte or two a field, not 8 */
+    zw_capture_sample tick[100];
+    for (size_t i = 0; i < 100; i++)
+        tick[i] =
+            (zw_capture_sample){i * 10000000 + i % 7, 1000 + i, 10, 8 << 20, i, 0, 0, 1000, 0, 0};
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_samples(&b, tick, 100, 10000000);
+    cr_assert_lt(b.len, 100 * 2 * ZWI_SERIES_FIELDS, "%zu bytes", b.len);
+    zwi_cbuf_release(&b);
+}
+
+Test(trace_capture_format, steps_round_trip_as_the_sampler_builds_them)
+{
+    zwi_cbuf each = {.raw = raw};
+    for (size_t i = 0; i < NSTEPS; i++) {
+        size_t at = zwi_step_begin(&each, steps[i].time_ns, steps[i].peak);
+        for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++)
+            zwi_step_delta(&each, deltas[k].site, deltas[k].bytes, deltas[k].blocks);
+        zwi_step_end(&each, at, (uint32_t)steps[i].n);
+    }
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_steps_of(&b, &each, NSTEPS);
+    assert_prefixes_fail(&b, decode_and_free_steps);
+    zwi_steps into = {0};
+    for (int round = 0; round < 2; round++) {
+        zwi_cursor c = whole(&b);
+        cr_assert_eq(zwi_decode_steps(&c, &into), 0, "%s", c.why);
+    }
+    cr_assert_eq(into.nsteps, 2 * NSTEPS);
+    cr_assert_eq(into.ndeltas, 6);
+    for (size_t i = 0; i < into.nsteps; i++) {
+        const zw_capture_step *x = &into.steps[i], *y = &steps[i % NSTEPS];
+        cr_assert(x->time_ns == y->time_ns && x->n == y->n && x->peak == y->peak, "step %zu", i);
+        for (size_t k = 0; k < x->n; k++) {
+            const zw_capture_delta *d = &into.deltas[x->first + k], *e = &deltas[y->first + k];
+            cr_assert(d->site == e->site && d->bytes == e->bytes && d->blocks == e->blocks,
+                      "step %zu delta %zu", i, k);
+        }
+    }
+    zwi_free(raw, into.steps);
+    zwi_free(raw, into.deltas);
+
+    /* a ref below 0 or past 32 bits is refused */
+    b.len = 0;
+    zwi_cbuf_varint(&b, 1);              /* one step */
+    zwi_cbuf_varint(&b, 0);              /* time */
+    zwi_cbuf_varint(&b, 0);              /* flags */
+    zwi_cbuf_varint(&b, 1);              /* one delta */
+    zwi_cbuf_varint(&b, zwi_zigzag(-1)); /* ref -1 */
+    zwi_cbuf_varint(&b, 0);
+    zwi_cbuf_varint(&b, 0);
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(decode_and_free_steps(&c), -1);
+    cr_assert_str_eq(c.why, "site ref out of range");
+    zwi_cbuf_release(&b);
+    zwi_cbuf_release(&each);
+}
+
+Test(trace_capture_format, a_varint_longer_than_64_bits_is_refused)
+{
+    zwi_cbuf b = {.raw = raw};
+    for (int i = 0; i < 9; i++)
+        zwi_cbuf_put(&b, 0xff, 1);
+    zwi_cbuf_put(&b, 0x02, 1); /* bit 64 */
+    uint64_t v;
+    zwi_cursor c = whole(&b);
+    cr_assert_eq(zwi_get_varint(&c, &v), -1);
+    cr_assert_str_eq(c.why, "varint larger than 64 bits");
+    b.data[9] = 0x01; /* UINT64_MAX */
+    c = whole(&b);
+    cr_assert_eq(zwi_get_varint(&c, &v), 0, "%s", c.why);
+    cr_assert_eq(v, UINT64_MAX);
+    zwi_cbuf_release(&b);
+}
+
+/* zw run's status line follows a capture by offset; a capture rewritten shorter at its end (LIVE
+ * shrunk) is read again from its start, its SAMPLES as SERIES. */
+Test(trace_capture_format, a_poll_follows_samples_and_a_capture_rewritten_at_its_end)
+{
+    char path[] = "/tmp/zw-poll-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    zwi_cbuf file = {.raw = raw};
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(&file);
+    zwi_capture_put_live(&file, 127);
+    zw_capture_sample s[2] = {{10, 500, 1, 0, 1, 0, 0, 500, 0, 0},
+                              {20, 700, 2, 0, 2, 0, 0, 700, 0, 0}};
+    zwi_encode_samples(&pay, s, 2, 10);
+    zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(file.data, 1, file.len, f), file.len);
+    fclose(f);
+    zw_capture_progress p = {0};
+    cr_assert_eq(zw_capture_poll(path, &p), 0);
+    cr_assert(p.known && !p.ended && p.last.heap_bytes == 700 && p.peak_bytes == 700);
+
+    /* the end: the same sections behind a LIVE of one slot, one more sample, END */
+    file.len = 0;
+    zwi_capture_put_header(&file);
+    zwi_capture_put_live(&file, 1);
+    zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+    pay.len = 0;
+    zw_capture_sample last = {30, 100, 1, 0, 2, 1, 0, 700, 0, 0};
+    zwi_encode_samples(&pay, &last, 1, 10);
+    zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(&file, ZWI_SEC_END, &pay);
+    cr_assert_lt(file.len, p.offset, "shorter than what was read");
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(file.data, 1, file.len, f), file.len);
+    fclose(f);
+    cr_assert_eq(zw_capture_poll(path, &p), 0);
+    cr_assert(p.known && p.ended && p.last.heap_bytes == 100 && p.peak_bytes == 700);
+    unlink(path);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&file);
+}
+
+/* A finished capture's samples and steps, a section per flush, merged into one of each: it loads
+ * the same, with fewer sections; an unfinished one is left alone. */
+Test(trace_capture_format, merging_the_streamed_sections_loads_the_same)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    zwi_cbuf pay = {.raw = raw};
+    zwi_capture_put_header(&file);
+    zwi_capture_put_live(&file, 1);
+    const char *argv[] = {"prog"};
+    zwi_encode_process(&pay, &(zwi_process){7, 1, 99, 10, 16, argv, 1});
+    zwi_capture_put(&file, ZWI_SEC_PROCESS, &pay);
+    for (uint64_t flush = 0; flush < 3; flush++) {
+        zw_capture_sample s[20];
+        for (uint64_t i = 0; i < 20; i++) {
+            uint64_t t = flush * 20 + i;
+            s[i] = (zw_capture_sample){t * 10000000, t * 64, t, 4096 * t, t, 0, 0, t * 64, t, t};
+        }
+        pay.len = 0;
+        zwi_encode_samples(&pay, s, 20, 10000000);
+        zwi_capture_put(&file, ZWI_SEC_SAMPLES, &pay);
+        zwi_cbuf st = {.raw = raw};
+        size_t at = zwi_step_begin(&st, flush * 200000000, flush == 1);
+        zwi_step_delta(&st, 3, 64, 1);
+        zwi_step_delta(&st, 9 + (uint32_t)flush, -64, -1);
+        zwi_step_end(&st, at, 2);
+        pay.len = 0;
+        zwi_encode_steps_of(&pay, &st, 1);
+        zwi_capture_put(&file, ZWI_SEC_STEPS, &pay);
+        zwi_cbuf_release(&st);
+    }
+    uint32_t map[64];
+    zw_snapshot *table = table_of(snap, map, 64);
+    pay.len = 0;
+    zwi_encode_table(&pay, table);
+    zwi_capture_put(&file, ZWI_SEC_TABLE, &pay);
+    pay.len = 0;
+    zwi_encode_table_set(&pay, ZWI_SET_EXIT, &(zw_capture_set){"exit", 30, 3000, snap, NULL}, map);
+    zwi_capture_put(&file, ZWI_SEC_SET, &pay);
+    size_t n = zw_snapshot_len(snap);
+    cr_assert_geq(n, 4);
+    uint64_t counts[64] = {0};
+    uint32_t refs[64];
+    uint64_t temps[64] = {0};
+    for (size_t i = 0; i < n; i++)
+        refs[i] = i == 0 ? 3 : (uint32_t)(8 + i); /* 3, 9, 10, 11 ... */
+    pay.len = 0;
+    zwi_encode_site_list(&pay, &(zwi_sites){counts, n, snap},
+                         &(zwi_site_info){true, refs, temps, n}, map);
+    zwi_capture_put(&file, ZWI_SEC_SITE_LIST, &pay);
+    size_t cut = file.len; /* before END: not finished */
+    pay.len = 0;
+    zwi_encode_end(&pay);
+    zwi_capture_put(&file, ZWI_SEC_END, &pay);
+
+    zwi_cbuf merged = {.raw = raw};
+    cr_assert_eq(zwi_capture_merge_streamed(file.data, file.len, 10000000, &merged), 0);
+    cr_assert_lt(merged.len, file.len);
+    zw_error err;
+    zw_capture *a = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(a, "%s", err.msg);
+    zw_capture *b = zw_capture_load_memory(merged.data, merged.len, &err);
+    cr_assert_not_null(b, "%s", err.msg);
+    cr_assert(b->complete && b->damaged == 0 && b->pid == 7);
+    cr_assert_eq(b->nsamples, 60);
+    cr_assert_arr_eq(b->samples, a->samples, 60 * sizeof(zw_capture_sample));
+    cr_assert_eq(b->exit.heap_bytes, 3000);
+    assert_same_snapshot(b->exit.snap, snap);
+    cr_assert(a->nsteps == 3 && b->nsteps == 3 && a->ndeltas == 6 && b->ndeltas == 6);
+    for (size_t i = 0; i < 3; i++) /* field by field: the structs have padding */
+        cr_assert(b->steps[i].time_ns == a->steps[i].time_ns && b->steps[i].n == 2 &&
+                      b->steps[i].first == a->steps[i].first && b->steps[i].peak == (i == 1),
+                  "step %zu", i);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert(b->deltas[i].site == a->deltas[i].site &&
+                      b->deltas[i].bytes == a->deltas[i].bytes &&
+                      b->deltas[i].blocks == a->deltas[i].blocks,
+                  "delta %zu", i);
+    zw_capture_free(a);
+    zw_capture_free(b);
+    /* LIVE, PROCESS, then one SAMPLES and one STEPS where the first SAMPLES was */
+    size_t off;
+    section_flags(&merged, 2, &off);
+    cr_assert_eq(merged.data[off], ZWI_SEC_SAMPLES);
+    section_flags(&merged, 3, &off);
+    cr_assert_eq(merged.data[off], ZWI_SEC_STEPS);
+    section_flags(&merged, 4, &off);
+    cr_assert_eq(merged.data[off], ZWI_SEC_TABLE, "the rest in its order");
+
+    /* not finished: refused, the caller keeps the file as it is */
+    zwi_cbuf again = {.raw = raw};
+    cr_assert_eq(zwi_capture_merge_streamed(file.data, cut, 10000000, &again), -1);
+    zwi_cbuf_release(&again);
+    zwi_cbuf_release(&merged);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(table);
+    zw_snapshot_free(snap);
+}
+
+/* A peak SET that says it is the exit set gets the exit set's traces, a copy of its own; only a
+ * peak set may say so. */
+Test(trace_capture_format, a_peak_set_that_is_the_exit_set_reads_as_its_copy)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_table_capture(&file, snap, false);
+    /* the peak SET before END (sections are read in any order after PROCESS) */
+    size_t end = file.len - ZWI_SECTION_SIZE;
+    zwi_cbuf tail = {.raw = raw};
+    zwi_cbuf_bytes(&tail, file.data + end, ZWI_SECTION_SIZE);
+    file.len = end;
+    zwi_cbuf pay = {.raw = raw};
+    zwi_encode_table_set_as_exit(&pay, 30, 3000);
+    zwi_capture_put(&file, ZWI_SEC_SET, &pay);
+    zwi_cbuf_bytes(&file, tail.data, tail.len);
+    zw_error err;
+    zw_capture *c = zw_capture_load_memory(file.data, file.len, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->damaged, 0, "%s", c->damage);
+    cr_assert_str_eq(c->peak.label, "peak");
+    cr_assert(c->peak.time_ns == 30 && c->peak.heap_bytes == 3000);
+    cr_assert_not_null(c->peak.snap);
+    cr_assert_neq(c->peak.snap, c->exit.snap, "a copy: each is freed with the capture");
+    assert_same_snapshot(c->peak.snap, snap);
+    zw_capture_free(c);
+
+    /* an exit set may not say so */
+    pay.len = 0;
+    zwi_encode_table_set_as_exit(&pay, 30, 3000);
+    pay.data[0] = ZWI_SET_EXIT;
+    zwi_cursor cur = whole(&pay);
+    cr_assert_eq(decode_and_free_table_set(&cur), -1);
+    cr_assert_str_eq(cur.why, "only the peak set can be the exit set");
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&tail);
     zwi_cbuf_release(&file);
     zw_snapshot_free(snap);
 }

@@ -136,6 +136,20 @@ head -1 "$tmp/out" | grep -q '^time_s	heap_bytes	heap_blocks	rss_bytes	allocatio
     { echo "FAIL: stat --series header"; fails=$((fails + 1)); }
 [ "$(wc -l <"$tmp/out")" -gt 10 ] || { echo "FAIL: stat --series samples"; fails=$((fails + 1)); }
 check 0 '' stat --series --json "$cap"
+# what a capture is made of: the sections' bytes add up to the file's
+new15="$(dirname "$0")/../fuzz/corpus/capture/demo-1.5-table-marks.zwc"
+for f in "$cap" "$new15"; do
+    check 0 '' stat --sections "$f"
+    total=$(awk '$1 == "total" { print $2 }' "$tmp/out")
+    [ "$total" = "$(wc -c <"$f" | tr -d ' ')" ] || { echo "FAIL: stat --sections total $total"; fails=$((fails + 1)); }
+done
+for s in table set 'site list' samples steps; do
+    grep -q "^$s  " "$tmp/out" || { echo "FAIL: stat --sections of a 1.5 capture lacks $s"; fails=$((fails + 1)); }
+done
+check 0 '' stat --sections --json "$new15"
+grep -q '"section": "table", "count": 1' "$tmp/out" || { echo "FAIL: stat --sections --json"; fails=$((fails + 1)); }
+check 2 'cannot be given together' stat --sections --series "$cap"
+check 1 "cannot read capture '$data/snapshot.zws': file kind 1" stat --sections "$data/snapshot.zws"
 # a capture of format 1.1 (before SERIES and the steps) still reads; times pick saved sets
 check 0 '' stat --json "$data/demo-1.1.zwc"
 grep -q '"allocations": 11017' "$tmp/out" || { echo "FAIL: 1.1 capture figures"; fails=$((fails + 1)); }
@@ -211,6 +225,12 @@ else
     check 3 'zw: capture' run -o "$tmp/r.zwc" -- sh -c 'exit 3'
     check 143 'zw: capture' run -o "$tmp/r.zwc" -- sh -c 'kill -TERM $$'
     ZW_PRELOAD=/nonexistent/libzwpreload.so check 1 'cannot find libzwpreload.so' run -- true
+    # a command line with a newline and spaces stays on one line, as a shell would read it back
+    check 0 '' run -q -o "$tmp/nl.zwc" -- sh -c 'x=1
+exit 0' "a b" plain
+    check 0 '' stat "$tmp/nl.zwc"
+    grep -qxF "command          sh -c 'x=1\\nexit 0' 'a b' plain" "$tmp/out" ||
+        { echo "FAIL: stat prints the command line on one line:"; cat "$tmp/out"; fails=$((fails + 1)); }
 fi
 
 if [ "$fails" -ne 0 ]; then

@@ -234,7 +234,7 @@ if grep -q "$(printf '\r')" "$tmp/nt"; then fail "a status line when stderr is n
 # ZW_PROGRESS_AFTER_MS=0 (for tests) makes the second none: the line the command would show on a
 # large capture, shown on these small ones
 under_pty "$tmp/rd" env ZW_PROGRESS_AFTER_MS=0 "$zw" top --limit 1 "$tmp/sh.zwc"
-has "$tmp/rd" "<CR>zw: top: reading [^ ]*/sh.zwc \\(capture 1 of 2\\): [0-9.]+ [KM]?i?B of [0-9.]+ KiB, [0-9]+\\.[0-9] s<ESC>\\[K" \
+has "$tmp/rd" "<CR>zw: top: reading [^ ]*/sh.zwc \\(capture 1 of 2\\): [0-9.]+ [KM]?i?B of [0-9.]+ [KM]?i?B, [0-9]+\\.[0-9] s<ESC>\\[K" \
     "zw top on a terminal: a status line says which capture of the set it reads, bytes read of all"
 has "$tmp/rd" "<ESC>\\[K<CR><ESC>\\[K[^<]*sh.zwc: peak set" "the line is erased before the table"
 hasnt "$tmp/rd" "<ESC>\\[K[^<]*<CR>zw: top" "the line is never left with the output after it"

@@ -50,6 +50,7 @@ enum cli_opt {
     CLI_OPT_ONLY,
     CLI_OPT_JSON,
     CLI_OPT_SERIES,
+    CLI_OPT_SECTIONS,
     CLI_OPT_OUTPUT,   /* -o, --output OUT */
     CLI_OPT_FORMAT,   /* --format pprof|folded|massif */
     CLI_OPT_METRIC,   /* --metric NAME */
@@ -125,6 +126,7 @@ struct cli_opts {
     bool only;
     bool json;
     bool series;
+    bool sections;
     bool follow_fork;
     bool no_follow_exec;
     bool quiet;
@@ -262,6 +264,11 @@ void cli_picked_release(cli_picked *p);
 
 /* Bytes of every trace of `snap` and their number. */
 void cli_snapshot_totals(const zw_snapshot *snap, size_t *bytes, size_t *blocks);
+
+/* Prints a command line as a shell would read it back, on one line: each argument after a space;
+ * one with a space, a quote or a shell character in single quotes; control characters (a
+ * newline of `python3 -c "..."`) as \n, \t or \xHH, so a table keeps one row per process. */
+void cli_print_command(size_t argc, const char *const *argv, FILE *out);
 
 /* tracemalloc's size format: "12.3 KiB". */
 const char *cli_size(char buf[32], long long bytes, bool sign);

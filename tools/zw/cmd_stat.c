@@ -8,7 +8,8 @@
 #include "cli.h"
 
 const char cli_help_stat[] =
-    "usage: zw stat [--json] [--series] [--suppressions FILE] [--pid PID] [--only] FILE\n"
+    "usage: zw stat [--json] [--series | --sections] [--suppressions FILE] [--pid PID] [--only]\n"
+    "               FILE\n"
     "\n"
     "The figures of capture FILE: allocations, frees, temporary allocations, bytes allocated,\n"
     "the peak and when it happened, the leaks at exit, the duration, the mmap domain (the\n"
@@ -23,6 +24,8 @@ const char cli_help_stat[] =
     "               allocations, frees, temporary, bytes_allocated, mmap_bytes per sample\n"
     "               (tab-separated with a header line; with --json an array of arrays); one\n"
     "               process only\n"
+    "  --sections   what FILE alone is made of instead: per kind of section, how many, the\n"
+    "               bytes they take in the file (32-byte headers included) and decompressed\n"
     "  --suppressions FILE   leak suppressions, as zw leaks takes them\n"
     "  --pid PID    only that process of a capture set\n"
     "  --only       FILE alone, not FILE.1, FILE.2... of the same run\n"
@@ -215,8 +218,8 @@ print_json_leaks(const cli_leaks *l, FILE *o)
         fputs(", \"leaks\": null", o);
         return;
     }
-    fprintf(o, ", \"leaks\": {\"processes_scanned\": %zu, \"processes_not_scanned\": %zu", l->scanned,
-            l->unscanned);
+    fprintf(o, ", \"leaks\": {\"processes_scanned\": %zu, \"processes_not_scanned\": %zu",
+            l->scanned, l->unscanned);
     uint64_t sblocks = 0, sbytes = 0;
     for (int k = 0; k < ZW_LEAK_KINDS; k++) {
         fprintf(o, ", \"%s\": {\"bytes\": %" PRIu64 ", \"blocks\": %" PRIu64 "}",
@@ -303,8 +306,7 @@ print_processes(const cli_tree *t)
                    ? "exec" /* the next image of the pid goes on */
                : !end_known(c) ? "unknown (cut short)"
                                : end_text(c, buf, sizeof(buf)));
-        for (size_t k = 0; k < c->argc; k++)
-            printf(" %s", c->argv[k]);
+        cli_print_command(c->argc, c->argv, stdout);
         printf("\n");
     }
     printf("\nthe whole set\n");
@@ -351,11 +353,86 @@ print_series(const zw_capture *c, bool json)
         cli_json_end(&j, c->nsamples);
 }
 
+/* ---- --sections ---- */
+
+#define SECTION_KINDS 64 /* types 0..63: every type a capture has, and room */
+
+typedef struct section_sums {
+    size_t count[SECTION_KINDS + 1]; /* the last: types past SECTION_KINDS - 1 */
+    uint64_t stored[SECTION_KINDS + 1];
+    uint64_t raw[SECTION_KINDS + 1];
+    const char *name[SECTION_KINDS + 1];
+    size_t damaged;
+    uint64_t end; /* the offset past the last section listed */
+} section_sums;
+
+static void
+add_section(void *ctx, const zw_capture_section *s)
+{
+    section_sums *sum = ctx;
+    size_t k = s->type < SECTION_KINDS ? s->type : SECTION_KINDS;
+    sum->count[k]++;
+    sum->stored[k] += 32 + s->stored;
+    sum->raw[k] += s->raw;
+    sum->name[k] = s->type < SECTION_KINDS ? s->name : "other";
+    sum->damaged += s->damaged;
+    sum->end = s->offset + 32 + s->stored;
+}
+
+static int
+print_sections(const char *path, bool json)
+{
+    section_sums sum = {0};
+    zw_error err;
+    if (zw_capture_sections(path, add_section, &sum, &err) != 0)
+        return cli_fail("%s", err.msg);
+    bool done[SECTION_KINDS + 1] = {false};
+    uint64_t total = 32;
+    if (json) {
+        const cli_json j = {stdout, false};
+        fputs("{\"capture\": ", stdout);
+        cli_json_string(&j, path);
+        fputs(", \"sections\": [", stdout);
+    } else
+        printf("%-14s %6s %10s %10s\n%-14s %6d %10d %10s\n", "section", "count", "bytes", "raw",
+               "header", 1, 32, "-");
+    for (int first = 1;; first = 0) { /* largest first */
+        size_t k = SECTION_KINDS + 1;
+        for (size_t i = 0; i <= SECTION_KINDS; i++) {
+            if (sum.count[i] > 0 && !done[i] &&
+                (k > SECTION_KINDS || sum.stored[i] > sum.stored[k]))
+                k = i;
+        }
+        if (k > SECTION_KINDS)
+            break;
+        done[k] = true;
+        total += sum.stored[k];
+        if (json)
+            printf("%s{\"section\": \"%s\", \"count\": %zu, \"bytes\": %" PRIu64
+                   ", \"raw_bytes\": %" PRIu64 "}",
+                   first ? "" : ", ", sum.name[k], sum.count[k], sum.stored[k], sum.raw[k]);
+        else
+            printf("%-14s %6zu %10" PRIu64 " %10" PRIu64 "\n", sum.name[k], sum.count[k],
+                   sum.stored[k], sum.raw[k]);
+    }
+    if (json)
+        printf("], \"bytes\": %" PRIu64 ", \"damaged\": %zu}\n", total, sum.damaged);
+    else
+        printf("%-14s %6s %10" PRIu64 "%s\n", "total", "", total,
+               sum.damaged ? "  (damaged sections included)" : "");
+    return 0;
+}
+
 int
 cmd_stat(const cli_command *cmd, const cli_opts *o)
 {
     const char *path = o->files[0];
     bool json = o->json, series = o->series;
+    if (o->sections) {
+        if (series)
+            return cli_usage("stat", "--series and --sections cannot be given together");
+        return print_sections(path, json);
+    }
     cli_tree *tree = cli_load_tree(path, (long)o->pid, o->only);
     if (tree == NULL)
         return CLI_EXIT_FAILURE;
@@ -407,8 +484,7 @@ cmd_stat(const cli_command *cmd, const cli_opts *o)
         printf("%-16s unknown\n", "pid");
     } else {
         printf("%-16s", "command");
-        for (size_t i = 0; i < c->argc; i++)
-            printf(" %s", c->argv[i]);
+        cli_print_command(c->argc, c->argv, stdout);
         printf("\n%-16s %" PRIu32 " (parent %" PRIu32 ")\n", "pid", c->pid, c->ppid);
     }
     printf("%-16s %s\n", "ended", end_text(c, buf, sizeof(buf)));

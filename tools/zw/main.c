@@ -91,6 +91,30 @@ cli_snapshot_totals(const zw_snapshot *snap, size_t *bytes, size_t *blocks)
     }
 }
 
+void
+cli_print_command(size_t argc, const char *const *argv, FILE *out)
+{
+    for (size_t i = 0; i < argc; i++) {
+        const unsigned char *a = (const unsigned char *)argv[i];
+        bool quote = *a == '\0' || strpbrk((const char *)a, " \t\n\"'\\$`&|;<>()*?[]{}~#!") != NULL;
+        fputs(quote ? " '" : " ", out);
+        for (; *a != '\0'; a++) {
+            if (*a == '\n')
+                fputs("\\n", out);
+            else if (*a == '\t')
+                fputs("\\t", out);
+            else if (*a < 0x20 || *a == 0x7f)
+                fprintf(out, "\\x%02x", *a);
+            else if (*a == '\'')
+                fputs("'\\''", out);
+            else
+                fputc(*a, out);
+        }
+        if (quote)
+            fputc('\'', out);
+    }
+}
+
 const char *
 cli_size(char buf[32], long long bytes, bool sign)
 {
@@ -278,7 +302,8 @@ static const cli_command commands[] = {
      0, NULL,
      0, cmd_run},
     {"stat", cli_help_stat,
-     T(JSON) | T(SERIES) | T(PID) | T(ONLY) | T(SUPPRESSIONS) | T(QUIET), 1, NULL, 0,
+     T(JSON) | T(SERIES) | T(SECTIONS) | T(PID) | T(ONLY) | T(SUPPRESSIONS) | T(QUIET), 1, NULL,
+     0,
      cmd_stat},
     {"top", cli_help_top, T(AT) | LIVE, 1, "peak", ZW_GROUP_LINENO, cmd_top},
     {"leaks", cli_help_leaks, T(AT) | LIVE | T(KIND) | T(SUPPRESSIONS) | T(SHOW_SUPPRESSED), 1, "exit",

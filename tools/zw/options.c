@@ -69,6 +69,7 @@ static const option_def defs[] = {
     [CLI_OPT_ONLY] = OPT("--only", FLAG, only),
     [CLI_OPT_JSON] = OPT("--json", FLAG, json),
     [CLI_OPT_SERIES] = OPT("--series", FLAG, series),
+    [CLI_OPT_SECTIONS] = OPT("--sections", FLAG, sections),
     [CLI_OPT_OUTPUT] = {{"-o", "--output"}, TEXT, offsetof(cli_opts, output)},
     [CLI_OPT_FORMAT] = {{"--format", NULL},
                         CHOICE,
