@@ -172,6 +172,9 @@ else
     fail "spawn: system() and posix_spawnp children not all traced"
     cat "$tmp/spawn.txt"
 fi
+# top over a set sums each process's own peak: it says so and gives no single time
+"$zw" top "$tmp/spawn.zwc" 2>/dev/null | head -1 | grep -q ': peak sets of 4 of 4 processes, each at its own moment, summed: ' &&
+    echo "ok: top over a set names its sum of peaks" || fail "top over a set: $("$zw" top "$tmp/spawn.zwc" 2>&1 | head -1)"
 env_seen=$("$zw" run -q -o "$tmp/env.zwc" -- env | grep -c -E '^(LD_PRELOAD=.*libzwpreload|ZW_OUTPUT=)')
 expect "env: the program sees LD_PRELOAD and ZW_OUTPUT (documented)" "$env_seen" 2
 

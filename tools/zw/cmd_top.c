@@ -245,9 +245,16 @@ cmd_top(const cli_command *c, const cli_opts *o)
         if (t->n > 1)
             snprintf(procs, sizeof(procs), " (%zu of %zu processes)", set.nprocs, t->n);
         bool mmap_peak = o->domain == CLI_DOMAIN_MMAP && strcmp(set.label, "peak") == 0;
-        printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path,
-               mmap_peak ? "mmap peak" : set.label, set.time_s, procs,
-               cli_size(b, (long long)bytes, false), blocks);
+        if (set.nprocs > 1 && strcmp(set.label, "live") != 0)
+            /* each process's own moment: no one time, and the sum was never live at once */
+            printf("%s: %s sets of %zu of %zu processes, each at its own moment, summed: %s in "
+                   "%zu blocks\n",
+                   path, mmap_peak ? "mmap peak" : set.label, set.nprocs, t->n,
+                   cli_size(b, (long long)bytes, false), blocks);
+        else
+            printf("%s: %s set at %.3f s%s: %s in %zu blocks\n", path,
+                   mmap_peak ? "mmap peak" : set.label, set.time_s, procs,
+                   cli_size(b, (long long)bytes, false), blocks);
     }
     cli_print_stats(list, o->limit, o->json, false, group == ZW_GROUP_TRACEBACK, stdout);
     uint64_t mapped = cli_tree_mmap_peak(t);
