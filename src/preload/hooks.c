@@ -229,6 +229,8 @@ capture_frames(zwi_thread *th, const uintptr_t **frames, unsigned *total)
          * C or C++ runtime it is repaired, otherwise walked by the unwinder */
         nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_hi,
                                     __builtin_frame_address(0));
+        if (ZW_UNLIKELY(atomic_load_explicit(&G.unloaded.n, memory_order_relaxed) != 0))
+            zwi_preload_tag_frames(th->frames, nf); /* code was unloaded: whose frames are these */
     }
     if (nf == 0) {
         *frames = unknown;
@@ -644,4 +646,12 @@ brk(void *addr)
         guard_down();
     }
     return rc;
+}
+
+/* ---- dlclose ---- */
+
+EXPORT int
+dlclose(void *handle)
+{
+    return zwi_preload_dlclose(handle); /* modules.c */
 }

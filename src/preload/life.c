@@ -34,7 +34,8 @@
 zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .fd = -1,
                                    .wake = {-1, -1},
-                                   .mmaps.lock = PTHREAD_MUTEX_INITIALIZER};
+                                   .mmaps.lock = PTHREAD_MUTEX_INITIALIZER,
+                                   .unloaded.lock = PTHREAD_MUTEX_INITIALIZER};
 
 
 /* Signals sent from outside (^C, kill, a closed terminal, timers, user signals: every signal
@@ -346,6 +347,7 @@ fork_prepare(void)
     zwi_trace_guard++;
     pthread_mutex_lock(&G.lock);
     zwi_preload_mmap_lock();
+    pthread_mutex_lock(&G.unloaded.lock); /* a dlclose hook's append */
     zwi_tracer_lock_all(G.tracer);
 }
 
@@ -353,6 +355,7 @@ static void
 fork_parent(void)
 {
     zwi_tracer_unlock_all(G.tracer);
+    pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     pthread_mutex_unlock(&G.lock);
     zwi_trace_guard--;
@@ -377,6 +380,7 @@ static void
 fork_child(void)
 {
     zwi_tracer_unlock_all(G.tracer);
+    pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     G.sampler_on = false; /* threads do not survive fork */
     if (atomic_load(&G.finished) || !G.follow_fork) {

@@ -5,6 +5,7 @@
  *              interposed malloc family: guard up -> real function -> record -> guard down;
  *              the interposed mmap family, recorded by mmaps.c
  *   mmaps.c    the mmap domain: the program's own mappings, each a trace of ZW_CAPTURE_MMAP_DOMAIN
+ *   modules.c  dlclose: the modules the program unloads, so that frames of their code resolve
  *   unwind.c   tracebacks through code without frame pointers (unwinder.h: its own state)
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
@@ -152,6 +153,13 @@ typedef struct totals {
     uint64_t allocs, frees, temps, bytes, freed_bytes, untraced;
 } totals;
 
+/* A module the program unloaded (dlclose): its code [lo, hi) and load bias `base`. */
+#define MAX_UNLOADED 1024 /* modules noted; past them, frames of their code may go unresolved */
+typedef struct unloaded_module {
+    uintptr_t lo, hi, base;
+    char path[4096];
+} unloaded_module;
+
 /* The library's state: see the "constructor" fields in this file's header. */
 typedef struct zwi_preload_state {
     real_fns real;     /* written once by zwi_preload_resolve() before `ready`; read-only after */
@@ -258,6 +266,15 @@ typedef struct zwi_preload_state {
                               * it runs: where the program's frames end (see leakscan.h) */
     size_t cmdline_len; /* constructor */
 
+    /* the modules the program unloaded (modules.c), read by hooks without the lock */
+    struct {
+        pthread_mutex_t lock; /* serialises the dlclose hooks that append */
+        unloaded_module *v;   /* MAX_UNLOADED entries, mapped at the first, never moved */
+        atomic_size_t n;      /* entries written (release-stored after each) */
+        _Atomic uintptr_t lo; /* the range holding all their code (stored before `n`) */
+        _Atomic uintptr_t hi;
+    } unloaded;
+
     /* the mmap domain (mmaps.c) */
     struct {
         pthread_mutex_t lock; /* guards the table; taken before any lock of the tracer */
@@ -299,6 +316,20 @@ ZW_HIDDEN void zwi_preload_forget_stats(void);
 /* Finds the real functions; false while dlsym() itself is running (then the caller serves the
  * request from the bootstrap arena). */
 ZW_HIDDEN bool zwi_preload_resolve(void);
+
+/* ---- modules.c ---- */
+
+typedef struct zwi_symbolizer zwi_symbolizer;
+
+/* dlclose(): the real one, and then the modules it unloaded noted (G.unloaded) and what the
+ * unwinder learnt of their code forgotten. Not from a hook. */
+ZW_HIDDEN int zwi_preload_dlclose(void *handle);
+/* Tags each of frames[0, nf) that lies where modules were unloaded before with their number
+ * (ZWI_FRAME_TAG_SHIFT), so that a module mapped there later has frames of its own. Called when
+ * G.unloaded.n is not 0. */
+ZW_HIDDEN void zwi_preload_tag_frames(uintptr_t *frames, unsigned nf);
+/* Tells `sym` of the modules unloaded so far. */
+ZW_HIDDEN void zwi_preload_report_unloaded(zwi_symbolizer *sym);
 
 /* ---- mmaps.c ---- */
 

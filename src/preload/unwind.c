@@ -1,6 +1,7 @@
 /* preload/unwind.c - the unwinder's slow paths: module votes, the DWARF walk that learns skip
  * slots, the walk's repair. The fast path and the state are in unwinder.h, which says how the
  * pieces fit; see docs/zw.md#how-it-works. Nothing here allocates: a hook calls it. */
+#include <dlfcn.h>
 #include <link.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -120,7 +121,47 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
     }
 }
 
+void
+zwi_preload_unwind_unloaded(zwi_unwinder *u)
+{
+    /* skip entries are learnt for return addresses into the runtime libraries, loaded at start:
+     * one whose code is no longer loaded (a runtime library loaded late) goes */
+    for (size_t i = 0; i < ZWI_UNWIND_SKIP_CACHE; i++) {
+        uint64_t e = atomic_load_explicit(&u->skip[i], memory_order_relaxed);
+        struct dl_find_object dlfo;
+        if (e != 0 && _dl_find_object((void *)(uintptr_t)(e >> 16), &dlfo) != 0)
+            atomic_store_explicit(&u->skip[i], 0, memory_order_relaxed);
+    }
 #ifdef ZW_HAVE_LIBUNWIND
+    unw_flush_cache(unw_local_addr_space, 0, 0);
+#endif
+    zwi_preload_unwind_forget_cfa(u); /* last: threads then drop their last walks */
+}
+
+#ifdef ZW_HAVE_LIBUNWIND
+/* libunwind's walk from here: unw_backtrace() (its first frame this function's caller, which it is
+ * inlined into), or, once code was unloaded, the same walk by unw_step(): unw_backtrace keeps each
+ * thread's rules by return address in a cache no call empties, which another module mapped where
+ * the unloaded one was makes wrong; unw_step's caches unw_flush_cache() emptied. */
+static inline __attribute__((always_inline)) int
+libunwind_walk(zwi_unwinder *u, void **buf, int max)
+{
+    if (ZW_LIKELY(atomic_load_explicit(&u->unloads, memory_order_relaxed) == 0))
+        return unw_backtrace(buf, max);
+    unw_context_t ctx;
+    unw_cursor_t cur;
+    if (unw_getcontext(&ctx) != 0 || unw_init_local(&cur, &ctx) != 0)
+        return 0;
+    int n = 0;
+    do {
+        unw_word_t ip;
+        if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0)
+            break;
+        buf[n++] = (void *)ip;
+    } while (n < max && unw_step(&cur) > 0);
+    return n;
+}
+
 static atomic_uint checked; /* check mode: walks compared in this process, for its last words */
 static atomic_ulong checked_reused; /* frames of those walks taken from the walk before */
 
@@ -250,7 +291,7 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
     if (cfa >= 0 && u->mode == ZWI_UNWIND_CHECK &&
         atomic_fetch_add_explicit(&u->check_count, 1, memory_order_relaxed) % u->check_every == 0) {
         void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
-        int got = unw_backtrace(buf, (int)max + 3);
+        int got = libunwind_walk(u, buf, (int)max + 3);
         check_walk(frames, cfa, buf + 3, got > 3 ? got - 3 : 0);
         atomic_fetch_add_explicit(&checked_reused, zwi_preload_unwind_reused(),
                                   memory_order_relaxed);
@@ -259,7 +300,7 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
         /* a frame the CFA walker cannot follow: libunwind's unw_backtrace, which caches how to
          * unwind each return address it has seen, is several times faster than libgcc's */
         void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
-        int got = unw_backtrace(buf, (int)max + 3);
+        int got = libunwind_walk(u, buf, (int)max + 3);
         for (int i = 3; i < got; i++)
             frames[w.n++] = (uintptr_t)buf[i];
         cfa = (int)w.n;

@@ -531,6 +531,15 @@ zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr
     return (int)n;
 }
 
+void
+zwi_preload_unwind_forget_cfa(zwi_unwinder *u)
+{
+    for (size_t i = 0; i < ZWI_UNWIND_CFA_CACHE; i++)
+        atomic_store_explicit(&u->cfa[i], 0, memory_order_relaxed);
+    /* each thread drops its last walk at its next (walks_for) */
+    atomic_fetch_add_explicit(&u->unloads, 1, memory_order_release);
+}
+
 /* ---- the incremental walk: each thread's last walk, reused where the stack still holds it ----
  *
  * A walk is a sequence of states (pc, sp, rbp): a return address, and the stack pointer and rbp of
@@ -559,6 +568,7 @@ typedef struct walk_entry {
  * have ENTRY_END or ENTRY_LOW is the last; flags other than LIVE and CHECK are the rule's. */
 typedef struct walk_cache {
     size_t bytes;       /* mapped, this header included */
+    unsigned unloads;   /* zwi_unwinder.unloads when the last walk was made */
     unsigned cap;       /* entries of `e` and of `fresh`: the largest walk plus its end */
     unsigned n;         /* entries of the last walk; 0 after a walk that failed */
     unsigned reused;    /* frames the last walk took from the one before (for tests and check) */
@@ -590,13 +600,15 @@ walks_make_key(void)
 /* This thread's walk_cache for walks of up to `max` frames, made or grown now; NULL if it cannot
  * be mapped (then walks are fresh). */
 static walk_cache *
-walks_for(unsigned max, uintptr_t stack_hi)
+walks_for(zwi_unwinder *u, unsigned max, uintptr_t stack_hi)
 {
     walk_cache *c = my_walks;
+    unsigned unloads = atomic_load_explicit(&u->unloads, memory_order_relaxed);
     if (ZW_LIKELY(c != NULL && c->cap > max)) {
-        if (ZW_UNLIKELY(c->stack_hi != stack_hi)) {
-            c->n = 0;
+        if (ZW_UNLIKELY(c->stack_hi != stack_hi || c->unloads != unloads)) {
+            c->n = 0; /* another stack, or code unloaded since: nothing of the last walk holds */
             c->stack_hi = stack_hi;
+            c->unloads = unloads;
         }
         return c;
     }
@@ -614,6 +626,7 @@ walks_for(unsigned max, uintptr_t stack_hi)
     c->bytes = bytes;
     c->cap = cap;
     c->stack_hi = stack_hi;
+    c->unloads = unloads;
     c->e = (walk_entry *)(c + 1);
     c->fresh = c->e + cap;
     pthread_once(&walks_once, walks_make_key);
@@ -668,7 +681,7 @@ int
 zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
                                uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi)
 {
-    walk_cache *c = walks_for(max, stack_hi);
+    walk_cache *c = walks_for(u, max, stack_hi);
     if (ZW_UNLIKELY(c == NULL))
         return zwi_preload_unwind_cfa(u, frames, max, pc, sp, rbp, stack_hi);
     walk_entry *e = c->e, *f = c->fresh;

@@ -21,6 +21,8 @@
  *           dwarf (libunwind, no CFA walker), fp (frame pointers only: no repair, no unwinder),
  *           check[:N] (incremental, and every Nth of its walks compared with libunwind's: the
  *           first difference aborts the program, with both)
+ *   unload: a dlclose (interposed) forgets the CFA rules and the walks kept, which another module
+ *           mapped at the same address would make wrong (zwi_preload_unwind_unloaded)
  *
  * All state is a zwi_unwinder the caller holds: no global, so a test can build one of its own.
  * The fast path (zwi_preload_unwind_fix) is inlined into the hook: its caller must be the hook
@@ -75,6 +77,10 @@ typedef struct zwi_unwinder {
     unsigned nmods; /* init */
     /* How to unwind a return address without frame pointers: a packed rule (unwind_cfa.c) */
     _Atomic uint64_t cfa[ZWI_UNWIND_CFA_CACHE];
+    /* Modules the program unloaded (dlclose) so far: a thread's last walk is reused only if none
+     * was since (another module at the same address makes its return addresses mean other code);
+     * incremented by zwi_preload_unwind_unloaded() after it forgot the cached rules */
+    atomic_uint unloads;
     enum zwi_unwind_mode mode; /* init: ZW_UNWIND */
     unsigned check_every;      /* init: ZW_UNWIND=check:N, N (1 = every walk) */
     atomic_uint check_count;   /* CFA walks so far, in check mode */
@@ -89,6 +95,13 @@ ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runti
  * is not one of incremental, cfa, dwarf, fp, check, check:N (N >= 1). NULL or "" is the default,
  * incremental. */
 ZW_HIDDEN bool zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value);
+
+/* The program unloaded code (dlclose returned): another module may be mapped where it was, so
+ * what was learnt of its return addresses goes (the CFA rules, the skip cache's entries for code
+ * no longer loaded, libunwind's caches, each thread's last walk). Any thread; not from a hook. */
+ZW_HIDDEN void zwi_preload_unwind_unloaded(zwi_unwinder *u);
+/* The CFA walker's part of it (unwind_cfa.c): its rules and every thread's last walk. */
+ZW_HIDDEN void zwi_preload_unwind_forget_cfa(zwi_unwinder *u);
 
 /* The CFA walker (unwind_cfa.c): frames from return address `pc` with the stack pointer `sp` and
  * rbp `rbp` of the frame it returns into (the caller's values at the call), up to `max` or the

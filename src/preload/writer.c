@@ -604,6 +604,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         zw_snapshot_free(table);
         return;
     }
+    zwi_preload_report_unloaded(sym);
     /* the sets and sites into `body`, their tracebacks into `table`; then the file gets TABLE,
      * the body, TOTALS and END */
     zwi_cbuf body = {.raw = G.raw};

@@ -49,6 +49,16 @@ typedef struct cached {
     zwi_sym syms[]; /* innermost first */
 } cached;
 
+/* A module the process unloaded (zwi_symbolizer_add_unloaded), reported to a Dwfl of its own when
+ * an address first needs it (two of them may have been mapped at the same address in turn). */
+typedef struct unloaded {
+    uintptr_t lo, hi; /* its code */
+    uintptr_t base;   /* its load bias */
+    const char *path; /* interned */
+    Dwfl *dwfl;       /* NULL until needed, or if its file cannot be read */
+    bool tried;
+} unloaded;
+
 /* A function's name made by qualify(), kept for the other addresses inlining the function. */
 typedef struct qualified {
     const char *build_id;   /* interned: the module's debug information */
@@ -75,6 +85,9 @@ struct zwi_symbolizer {
     zwi_map qualified; /* hash of (build ID, declaration offset) -> chain of qualified */
     zwi_map units;     /* hash of (build ID, unit offset) -> chain of cu_scopes */
     zwi_strtab strs;   /* file, function and module names */
+    unloaded *gone;    /* modules unloaded before, in the order they were */
+    size_t ngone;
+    size_t cap_gone;
     size_t cache_bytes;
     modsyms mods[MAX_MODSYMS]; /* the modules whose symbols were read, in that order */
     size_t nmods;
@@ -169,6 +182,11 @@ zwi_symbolizer_free(zwi_symbolizer *s)
     drop_modsyms(s);
     if (s->dwfl != NULL)
         dwfl_end(s->dwfl);
+    for (size_t i = 0; i < s->ngone; i++) {
+        if (s->gone[i].dwfl != NULL)
+            dwfl_end(s->gone[i].dwfl);
+    }
+    zwi_free(s->raw, s->gone);
     for (size_t i = 0; s->cache.slots != NULL && i <= s->cache.mask; i++) {
         if (s->cache.slots[i].key != 0)
             zwi_free(s->raw, s->cache.slots[i].value);
@@ -197,6 +215,51 @@ zwi_symbolizer_free(zwi_symbolizer *s)
     zw_raw *raw = s->raw;
     zwi_free(raw, s);
     zw_raw_destroy(raw);
+}
+
+int
+zwi_symbolizer_add_unloaded(zwi_symbolizer *s, const char *path, uintptr_t base, uintptr_t lo,
+                            uintptr_t hi)
+{
+    const char *p = zwi_strtab_intern(&s->strs, path);
+    if (p == NULL ||
+        zwi_reserve(s->raw, (void **)&s->gone, &s->cap_gone, s->ngone + 1, sizeof(*s->gone)) != 0)
+        return -1;
+    s->gone[s->ngone++] = (unloaded){lo, hi, base, p, NULL, false};
+    return 0;
+}
+
+/* The module holding code address `pc` of a return address tagged `tag` (ZWI_FRAME_TAG_SHIFT):
+ * the tag-th of the unloaded modules whose code held pc, or, past them, the one mapped now. */
+static Dwfl_Module *
+module_at(zwi_symbolizer *s, uintptr_t pc, unsigned tag)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < s->ngone; i++) {
+        unloaded *g = &s->gone[i];
+        if (pc - g->lo >= g->hi - g->lo || k++ != tag)
+            continue;
+        if (!g->tried) {
+            g->tried = true;
+            g->dwfl = dwfl_begin(&callbacks);
+            if (g->dwfl != NULL) {
+                dwfl_report_begin(g->dwfl);
+                Dwfl_Module *m = dwfl_report_elf(g->dwfl, g->path, g->path, -1, g->base, true);
+                dwfl_report_end(g->dwfl, NULL, NULL);
+                if (m == NULL) { /* its file is gone or unreadable: the frame stays unknown */
+                    dwfl_end(g->dwfl);
+                    g->dwfl = NULL;
+                }
+            }
+        }
+        return g->dwfl != NULL ? dwfl_addrmodule(g->dwfl, pc) : NULL;
+    }
+    if (s->dwfl == NULL)
+        return NULL;
+    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+    if (mod == NULL && report_modules(s) == 0)
+        mod = dwfl_addrmodule(s->dwfl, pc);
+    return mod;
 }
 
 size_t
@@ -713,12 +776,12 @@ static size_t
 resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
 {
     memset(out, 0, MAX_INLINE * sizeof(*out));
-    if (ret == 0 || s->dwfl == NULL)
+    unsigned tag = (unsigned)(ret >> ZWI_FRAME_TAG_SHIFT);
+    ret &= ((uintptr_t)1 << ZWI_FRAME_TAG_SHIFT) - 1;
+    if (ret == 0)
         return 1;            /* <unknown> */
     Dwarf_Addr pc = ret - 1; /* inside the call instruction, not after it */
-    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
-    if (mod == NULL && report_modules(s) == 0)
-        mod = dwfl_addrmodule(s->dwfl, pc);
+    Dwfl_Module *mod = module_at(s, pc, tag);
     if (mod == NULL)
         return 1;
     const char *mainfile = NULL;

@@ -232,8 +232,17 @@ typedef struct zwi_sym {
 
 typedef struct zwi_symbolizer zwi_symbolizer;
 
+/* A return address may carry a tag in its top bits: the number of modules unloaded, before it was
+ * taken, from where its code lies (0: the first module mapped there). The symboliser resolves it
+ * in the module that was mapped there then (zwi_symbolizer_add_unloaded). */
+#define ZWI_FRAME_TAG_SHIFT 48
+
 ZW_HIDDEN zwi_symbolizer *zwi_symbolizer_new(void);
 ZW_HIDDEN void zwi_symbolizer_free(zwi_symbolizer *s);
+/* Notes a module the process unloaded: its file, load bias and code [lo, hi). Called in the order
+ * they were unloaded, before the first zwi_symbolize(). 0, or -1 if out of memory. */
+ZW_HIDDEN int zwi_symbolizer_add_unloaded(zwi_symbolizer *s, const char *path, uintptr_t base,
+                                          uintptr_t lo, uintptr_t hi);
 /* The frames of return address `ret` (inlined ones first); *n of them. Cached per address;
  * the module map is read again when an address falls in no known module. NULL if out of
  * memory. Valid until the symboliser is freed. */

@@ -487,3 +487,37 @@ Test(preload_unwind, check_mode_walks_agree_with_libunwind)
     cr_assert_gt(atomic_load(&U.check_count), 0, "the CFA walker made no walk");
 #endif
 }
+
+/* After code was unloaded (zwi_preload_unwind_unloaded, as the interposed dlclose calls it) the
+ * CFA rules are gone, a skip entry for code in no module goes and one for loaded code stays, and
+ * the next incremental walk reuses nothing of the last one: another module may be mapped where
+ * the unloaded one was, at the same stack addresses. */
+Test(preload_unwind, unloading_forgets_the_rules_and_the_last_walk)
+{
+    the_hook = hook_inc;
+    W.max_inc = MAXF;
+    void *(*const chain[])(const zwu_link *) = {zwu_mixed_nofp_call, zwu_rt_call};
+    uintptr_t gone = 0x10000, kept = (uintptr_t)zwu_rt_call + 1;
+    for (int k = 0; k < 4; k++) { /* one call site: the frames below are the same each time */
+        if (k == 2) {
+            atomic_store(&U.skip[zwi_preload_unwind_skip_index(gone)], (uint64_t)gone << 16 | 1);
+            atomic_store(&U.skip[zwi_preload_unwind_skip_index(kept)], (uint64_t)kept << 16 | 1);
+            unsigned before = atomic_load(&U.unloads);
+            zwi_preload_unwind_unloaded(&U);
+            cr_assert_eq(atomic_load(&U.unloads), before + 1);
+            for (size_t i = 0; i < ZWI_UNWIND_CFA_CACHE; i++)
+                cr_assert_eq(atomic_load(&U.cfa[i]), 0, "rule %zu kept", i);
+            cr_assert_eq(atomic_load(&U.skip[zwi_preload_unwind_skip_index(gone)]), 0,
+                         "a skip entry for code in no module is forgotten");
+            cr_assert_eq(atomic_load(&U.skip[zwi_preload_unwind_skip_index(kept)]),
+                         (uint64_t)kept << 16 | 1, "a skip entry for loaded code stays");
+            atomic_store(&U.skip[zwi_preload_unwind_skip_index(kept)], 0);
+        }
+        unsigned r = run_inc(chain, 2); /* checks the walk against a fresh one */
+        if (k == 2)
+            cr_assert_eq(r, 0, "after an unload the walk is fresh (%u frames reused)", r);
+        else if (k > 0)
+            cr_assert_eq(r + 1, (unsigned)W.ninc, "walk %d: %u of %d frames reused", k, r, W.ninc);
+    }
+    the_hook = hook;
+}
