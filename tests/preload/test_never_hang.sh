@@ -23,14 +23,14 @@ expect() { # expect WHAT GOT WANT
 stat() {
     "$zw" stat --json --only "$2" | sed -E "s/^\{[^{]*\"$1\": (null|true|false|[0-9.]+|\"[^\"]*\").*/\1/"
 }
-# run NAME WANT_RC ARGS...: zw run -q of zwp_die ARGS, at most 5 s
+# run NAME WANT_RC ARGS...: zw run -q of zwp_die ARGS, at most 30 s (a hang is forever; a loaded CI machine can take seconds)
 run() {
     name=$1
     want=$2
     shift 2
-    timeout -s KILL 5 "$zw" run -q -o "$tmp/$name.zwc" -- "$die" "$@" 2>"$tmp/$name.err" >/dev/null
+    timeout -s KILL 30 "$zw" run -q -o "$tmp/$name.zwc" -- "$die" "$@" 2>"$tmp/$name.err" >/dev/null
     rc=$?
-    [ "$rc" = "$want" ] || { fail "$name: status $rc, want $want (137: hung, killed after 5 s)"; return 1; }
+    [ "$rc" = "$want" ] || { fail "$name: status $rc, want $want (137: hung, killed after 30 s)"; return 1; }
     return 0
 }
 # ended NAME END CODE: the capture loads and says how the process ended
