@@ -92,12 +92,14 @@ expect "file-size limit: allocations" "$(stat allocations "$tmp/fsize.zwc")" 400
 "$zw" stat --only "$tmp/fsize.zwc" | grep -q '^capture cut *write failed: File too large' &&
     echo "ok: file-size limit: zw stat says the write failed" || fail "file-size limit: zw stat"
 
-# ---- a full disk (a 64 KiB tmpfs in a mount namespace of our own, where one can be made) ----
+# ---- a full disk (a 64 KiB tmpfs with 24 KiB left, in a mount namespace of our own, where one can
+# be made): room for the start of the capture, not for a sample a millisecond (ZW_FLUSH_MS=0
+# writes each one; batched, a short run's whole capture could fit) ----
 if unshare -rm true 2>/dev/null; then
     mkdir "$tmp/small"
     unshare -rm sh -c "mount -t tmpfs -o size=64k tmpfs '$tmp/small' &&
         head -c 40960 /dev/zero >'$tmp/small/filler' &&
-        '$zw' run --interval 1 -o '$tmp/small/full.zwc' -- '$die' exit 400000 >/dev/null 2>'$tmp/full.err';
+        ZW_FLUSH_MS=0 '$zw' run --interval 1 -o '$tmp/small/full.zwc' -- '$die' exit 400000 >/dev/null 2>'$tmp/full.err';
         echo \$? >'$tmp/full.rc'; '$zw' stat --only '$tmp/small/full.zwc' >'$tmp/full.stat' 2>&1"
     expect "full disk: the program's status" "$(cat "$tmp/full.rc")" 42
     grep -q 'zw: capture cut: write failed: No space left on device' "$tmp/full.err" &&
