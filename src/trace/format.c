@@ -308,80 +308,7 @@ decode_modules(reader *r)
     return 0;
 }
 
-static int
-decode_frames(reader *r)
-{
-    size_t n = 0;
-    if (zwi_get_count(&r->cur, 4, FRAME_SIZE, "record", &n) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        zw_frame f;
-        uint32_t lineno;
-        uint32_t flags;
-        if (read_string(r, false, &f.filename) || zwi_get_u32(&r->cur, &lineno) ||
-            read_string(r, true, &f.function) || read_string(r, true, &f.module) ||
-            zwi_get_u64(&r->cur, &f.offset) || zwi_get_u32(&r->cur, &flags))
-            return -1;
-        if (flags > 1)
-            return zwi_cursor_fail(&r->cur, "unknown frame flags");
-        f.lineno = lineno;
-        f.inlined = flags & 1;
-        zwi_frame *x = zwi_snapshot_frame(r->snap, &f);
-        if (x == NULL)
-            return zwi_cursor_fail(&r->cur, "out of memory");
-        if (x->index != i)
-            return zwi_cursor_fail(&r->cur, "frame stored twice");
-    }
-    return 0;
-}
 
-static int
-decode_tracebacks(reader *r)
-{
-    size_t n = 0;
-    if (zwi_get_count(&r->cur, 4, 8, "record", &n) != 0)
-        return -1;
-    const zw_frame **frames = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        uint32_t total;
-        size_t nframe = 0;
-        if (zwi_get_u32(&r->cur, &total) || zwi_get_count(&r->cur, 4, 4, "record", &nframe)) {
-            rc = -1;
-            break;
-        }
-        if (nframe == 0) {
-            rc = zwi_cursor_fail(&r->cur, "traceback without frames");
-            break;
-        }
-        if (zwi_reserve(r->snap->raw, (void **)&frames, &cap, nframe, sizeof(*frames)) != 0) {
-            rc = zwi_cursor_fail(&r->cur, "out of memory");
-            break;
-        }
-        for (size_t k = 0; k < nframe; k++) {
-            uint32_t idx;
-            if (zwi_get_u32(&r->cur, &idx) != 0) {
-                rc = -1;
-                break;
-            }
-            if (idx >= r->snap->nframes) {
-                rc = zwi_cursor_fail(&r->cur, "frame index out of range");
-                break;
-            }
-            frames[k] = &r->snap->frames[idx]->pub;
-        }
-        if (rc != 0)
-            break;
-        zw_traceback *tb = zwi_snapshot_traceback(r->snap, frames, nframe, total);
-        if (tb == NULL)
-            rc = zwi_cursor_fail(&r->cur, "out of memory");
-        else if (tb->index != i)
-            rc = zwi_cursor_fail(&r->cur, "traceback stored twice");
-    }
-    zwi_free(r->snap->raw, frames);
-    return rc;
-}
 
 static int
 decode_traces(reader *r)
@@ -472,19 +399,45 @@ decode_vmodules(reader *r)
     return 0;
 }
 
+
+/* The frame and traceback records of a snapshot (fixed-width fields) and of a capture's shared
+ * table (varints) have the same fields in the same order: one decoder each, `v` picks the
+ * encoding. */
 static int
-decode_vframes(reader *r)
+get_u32_as(reader *r, bool v, uint32_t *out)
+{
+    return v ? zwi_get_varint32(&r->cur, out) : zwi_get_u32(&r->cur, out);
+}
+
+static int
+get_u64_as(reader *r, bool v, uint64_t *out)
+{
+    uint32_t x;
+    if (v)
+        return zwi_get_varint(&r->cur, out);
+    if (zwi_get_u32(&r->cur, &x) != 0)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int
+decode_frames_as(reader *r, bool v)
 {
     size_t n = 0;
-    if (zwi_get_count(&r->cur, 0, 6, "frame", &n) != 0)
+    if (v ? zwi_get_count(&r->cur, 0, 6, "frame", &n)
+          : zwi_get_count(&r->cur, 4, FRAME_SIZE, "record", &n))
         return -1;
     for (size_t i = 0; i < n; i++) {
         zw_frame f;
         uint32_t lineno;
         uint64_t flags;
-        if (read_vstring(r, false, &f.filename) || zwi_get_varint32(&r->cur, &lineno) ||
-            read_vstring(r, true, &f.function) || read_vstring(r, true, &f.module) ||
-            zwi_get_varint(&r->cur, &f.offset) || zwi_get_varint(&r->cur, &flags))
+        if ((v ? read_vstring(r, false, &f.filename) : read_string(r, false, &f.filename)) ||
+            get_u32_as(r, v, &lineno) ||
+            (v ? read_vstring(r, true, &f.function) : read_string(r, true, &f.function)) ||
+            (v ? read_vstring(r, true, &f.module) : read_string(r, true, &f.module)) ||
+            (v ? zwi_get_varint(&r->cur, &f.offset) : zwi_get_u64(&r->cur, &f.offset)) ||
+            get_u64_as(r, v, &flags))
             return -1;
         if (flags > 1)
             return zwi_cursor_fail(&r->cur, "unknown frame flags");
@@ -500,10 +453,10 @@ decode_vframes(reader *r)
 }
 
 static int
-decode_vtracebacks(reader *r)
+decode_tracebacks_as(reader *r, bool v)
 {
     size_t n = 0;
-    if (zwi_get_count(&r->cur, 0, 3, "traceback", &n) != 0)
+    if (v ? zwi_get_count(&r->cur, 0, 3, "traceback", &n) : zwi_get_count(&r->cur, 4, 8, "record", &n))
         return -1;
     const zw_frame **frames = NULL;
     size_t cap = 0;
@@ -511,8 +464,9 @@ decode_vtracebacks(reader *r)
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint32_t total;
         size_t nframe = 0;
-        if (zwi_get_varint32(&r->cur, &total) ||
-            zwi_get_count(&r->cur, 0, 1, "frame index", &nframe)) {
+        if (get_u32_as(r, v, &total) ||
+            (v ? zwi_get_count(&r->cur, 0, 1, "frame index", &nframe)
+               : zwi_get_count(&r->cur, 4, 4, "record", &nframe))) {
             rc = -1;
             break;
         }
@@ -526,7 +480,7 @@ decode_vtracebacks(reader *r)
         }
         for (size_t k = 0; k < nframe && rc == 0; k++) {
             uint64_t idx;
-            if (zwi_get_varint(&r->cur, &idx) != 0)
+            if (get_u64_as(r, v, &idx) != 0)
                 rc = -1;
             else if (idx >= r->snap->nframes)
                 rc = zwi_cursor_fail(&r->cur, "frame index out of range");
@@ -543,6 +497,18 @@ decode_vtracebacks(reader *r)
     }
     zwi_free(r->snap->raw, frames);
     return rc;
+}
+
+static int
+decode_frames(reader *r)
+{
+    return decode_frames_as(r, false);
+}
+
+static int
+decode_tracebacks(reader *r)
+{
+    return decode_tracebacks_as(r, false);
 }
 
 /* A snapshot with the tables zwi_snapshot_encode_tables() wrote and no traces, read from `c`
@@ -563,9 +529,9 @@ zwi_snapshot_decode_tables(zwi_cursor *c)
     if (rc == 0)
         rc = decode_vmodules(&r);
     if (rc == 0)
-        rc = decode_vframes(&r);
+        rc = decode_frames_as(&r, true);
     if (rc == 0)
-        rc = decode_vtracebacks(&r);
+        rc = decode_tracebacks_as(&r, true);
     zw_raw *raw = c->raw;
     *c = r.cur; /* where it stopped, and why */
     c->raw = raw;
