@@ -619,8 +619,9 @@ walks_for(zwi_unwinder *u, unsigned max, uintptr_t stack_hi)
         return c;
     }
     unsigned cap = max + 1;
-    size_t bytes = (sizeof(walk_cache) + (ROOM_CAPS + 1) * (size_t)cap * sizeof(walk_entry) + 4095) &
-                   ~(size_t)4095;
+    size_t bytes =
+        (sizeof(walk_cache) + (ROOM_CAPS + 1) * (size_t)cap * sizeof(walk_entry) + 4095) &
+        ~(size_t)4095;
     /* the system calls: the preload library's mmap and munmap trace the program's mappings */
     void *m = (void *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
