@@ -22,7 +22,7 @@
 /* A rule packed in a cache word: tag (the return address >> CFA_INDEX_BITS, 35 bits) << 29 |
  * kind (2 bits) << 27 | rbp slot (7 bits) << 20 | via rbp (1 bit) << 19 | CFA offset (19 bits).
  * The index is the address's low CFA_INDEX_BITS bits; addresses above 2^47 are not cached. */
-#define CFA_INDEX_BITS 12
+#define CFA_INDEX_BITS 14
 #define KIND_RULE      1u /* a rule to follow */
 #define KIND_END       2u /* the outermost frame: its return address is undefined */
 #define KIND_NONE      3u /* no rule this walker can follow: ask libunwind */
