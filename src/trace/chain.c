@@ -5,8 +5,12 @@
  * processor overlaps. So the cost of a walk is the frames pushed since the last one, plus a
  * compare per older frame, and counting the whole chain (total_nframe) no longer costs a walk to
  * the root. Nothing here allocates or locks: a hook calls it. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #ifdef __SSE2__
 #    include <emmintrin.h>
 #endif
@@ -66,9 +70,41 @@ note(zwi_chain *c, unsigned *nw, uintptr_t at, uintptr_t ret)
     return true;
 }
 
+unsigned zwi_capture_check_every;
+atomic_uint zwi_capture_checked;
+
+/* Check mode: the tail from `fp` counted again, plainly; a difference with `count` is a bug of
+ * the kept chain: both go to standard error and the program aborts. */
+static void
+check_tail(const uintptr_t *fp, uintptr_t lo, uintptr_t hi, unsigned limit, unsigned count)
+{
+    static atomic_uint calls;
+    if (atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed) % zwi_capture_check_every != 0)
+        return;
+    unsigned plain = 0;
+    while (readable(fp, lo, hi) && fp[1] >= 4096 && ++plain < limit) {
+        const uintptr_t *next = (const uintptr_t *)fp[0];
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    if (plain == count) {
+        atomic_fetch_add_explicit(&zwi_capture_checked, 1, memory_order_relaxed);
+        return;
+    }
+    char msg[160];
+    int len = snprintf(msg, sizeof(msg),
+                       "zw: preload: ZW_UNWIND=check: the frame-pointer chain past the limit "
+                       "counted %u frames from the last walk, %u by a walk\n",
+                       count, plain);
+    (void)!write(2, msg, (size_t)len);
+    abort();
+}
+
 unsigned
 zwi_capture_tail(zwi_chain *c, const uintptr_t *fp, uintptr_t lo, uintptr_t hi, unsigned limit)
 {
+    const uintptr_t *from = fp;
     unsigned count = 0; /* return addresses met */
     unsigned nw = 0;    /* records of this walk in c->wrec, newest first */
     bool keep = true;   /* false once the walk outgrew the cache: it is then dropped */
@@ -133,5 +169,8 @@ kept_end:
     } else {
         c->n = 0;
     }
-    return count < limit ? count : limit;
+    count = count < limit ? count : limit;
+    if (ZW_UNLIKELY(zwi_capture_check_every != 0))
+        check_tail(from, lo, hi, limit, count);
+    return count;
 }

@@ -171,6 +171,11 @@ typedef struct zwi_chain {
  * guard). */
 ZW_HIDDEN unsigned zwi_capture_tail(zwi_chain *c, const uintptr_t *fp, uintptr_t lo, uintptr_t hi,
                                     unsigned limit);
+/* ZW_UNWIND=check:N (set by the preload library before its first walk; 0, off, by default): every
+ * Nth count of zwi_capture_tail() is compared with a plain walk's, and a difference aborts the
+ * program; zwi_capture_checked counts the counts that agreed. */
+ZW_HIDDEN extern unsigned zwi_capture_check_every;
+ZW_HIDDEN extern atomic_uint zwi_capture_checked;
 
 #define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
 
