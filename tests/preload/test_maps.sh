@@ -6,18 +6,7 @@
 set -u
 zw=$1
 dir=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-
-expect() { # expect WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1 = $3"; else fail "$1: got '$2', want '$3'"; fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 # stat KEY FILE: a number of `zw stat --json --only FILE`
 stat() {
@@ -147,8 +136,4 @@ mpeak=$(stat mmap_peak_bytes "$tmp/py.zwc")
 expect "python3: no arena in the heap" \
     "$(awk '$1 == $2 * 1048576 && $2 > 4 { n++ } END { print n + 0 }' "$tmp/py-heap")" 0
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "mmap domain: ok"
+finish "mmap domain"
