@@ -79,7 +79,10 @@ new_root(void)
 {
     unsigned at = WORDS - 8;
     int how = rand() % 3;
-    stk[at] = how == 0 ? 0 : how == 1 ? (uintptr_t)&stk[WORDS + 64] : (uintptr_t)&stk[at + 2];
+    /* how 1: past the stack's end (an address, not a pointer into stk) */
+    stk[at] = how == 0   ? 0
+              : how == 1 ? (uintptr_t)stk + (WORDS + 64) * sizeof(uintptr_t)
+                         : (uintptr_t)&stk[at + 2];
     stk[at + 1] = some_ret();
     stk[at + 2] = 0; /* how 2: one more record whose return address is not a frame */
     stk[at + 3] = rand() % 2 ? 0 : 7;
