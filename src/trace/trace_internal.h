@@ -141,7 +141,7 @@ ZW_HIDDEN void zwi_tracer_unlock_all(zwi_tracer *t);
  * dynamic loader, which may allocate. */
 extern _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
 
-#define ZWI_CHAIN_CAP 1024 /* frame records a thread's chain cache holds */
+#define ZWI_CHAIN_CAP 512 /* frame records past the limit a thread keeps (24 KiB) */
 
 /* The frame-pointer chain a thread's last capture walked, so that the next one checks it instead
  * of walking it again (zwi_capture_tail). A walk is a function of the words it read: each record
