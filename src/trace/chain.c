@@ -1,10 +1,11 @@
-/* trace/chain.c - the frame-pointer walk of zwi_capture(), which checks instead of walks the part
- * of the chain the thread's last walk saw (zwi_chain in trace_internal.h says why that is exact).
- * Following a chain is a load that waits for the one before it, a few nanoseconds per frame on a
- * deep stack; checking a kept record is two loads from addresses known in advance, which the
- * processor overlaps. So the cost of a walk is the frames pushed since the last one, plus a
- * compare per older frame, and counting the whole chain (total_nframe) no longer costs a walk to
- * the root. Nothing here allocates or locks: a hook calls it. */
+/* trace/chain.c - the frame-pointer walk's tail: zwi_capture() walks the frames it keeps, then
+ * counts the rest of the chain (total_nframe) here, checking instead of walking the part the
+ * thread's last walk saw (zwi_chain in trace_internal.h says why that is exact). Following a chain
+ * is a load that waits for the one before it, a few nanoseconds per frame on a deep stack;
+ * checking a kept record is one 16-byte load from an address known in advance, which the
+ * processor overlaps with the next ones. So the count costs the frames pushed past the limit
+ * since the last walk plus a compare per older frame, not a walk to the root. Nothing here
+ * allocates or locks: a hook calls it. */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
