@@ -121,6 +121,7 @@ has_entry(const char *s)
 void
 zwi_preload_env_save(void)
 {
+    G.env.pid = getpid();
     if (G.env.saved || environ == NULL) {
         G.env.saved = true;
         return;
@@ -221,48 +222,55 @@ preload_has_ours(const char *v)
     return false;
 }
 
-char *const *
-zwi_preload_child_env(char *const *envp, zwi_child_env *ce, void *buf, size_t buf_len)
+size_t
+zwi_preload_child_env_plan(char *const *envp, zwi_child_env *ce)
 {
     static char *const empty[1] = {NULL};
-    ce->map = NULL;
-    ce->map_len = 0;
+    *ce = (zwi_child_env){.in = envp != NULL ? envp : empty};
     if (!G.env.saved || !G.follow_exec)
-        return envp;
-    char *const *in = envp != NULL ? envp : empty;
+        return 0;
     /* what to add: each saved variable the program does not set itself, and ours in LD_PRELOAD */
-    size_t n = 0, add = 0, bytes = 0;
-    while (in[n] != NULL)
-        n++;
-    bool want[ZWI_ENV_NVARS];
+    size_t add = 0, bytes = 0;
+    while (ce->in[ce->n] != NULL)
+        ce->n++;
     for (int i = 0; i < ZWI_ENV_NVARS; i++) {
-        want[i] = G.env.vars[i] != NULL && find_entry(in, zw_vars[i]) == NULL;
-        add += want[i];
+        ce->want[i] = G.env.vars[i] != NULL && find_entry(ce->in, zw_vars[i]) == NULL;
+        add += ce->want[i];
     }
-    char *const *lp = find_entry(in, "LD_PRELOAD");
-    const char *lp_val = lp != NULL ? *lp + LD_PRELOAD_EQ_LEN : NULL;
-    bool merge = G.env.ours != NULL && (lp_val == NULL || !preload_has_ours(lp_val));
-    if (add == 0 && !merge)
-        return envp; /* the program passes them on itself (or there is nothing of ours) */
-    if (merge) {
+    ce->lp = find_entry(ce->in, "LD_PRELOAD");
+    const char *lp_val = ce->lp != NULL ? *ce->lp + LD_PRELOAD_EQ_LEN : NULL;
+    ce->merge = G.env.ours != NULL && (lp_val == NULL || !preload_has_ours(lp_val));
+    if (add == 0 && !ce->merge)
+        return 0; /* the program passes them on itself (or there is nothing of ours) */
+    if (ce->merge) {
         add++;
         bytes =
             LD_PRELOAD_EQ_LEN + strlen(G.env.ours) + 1 + (lp_val != NULL ? strlen(lp_val) + 1 : 0);
     }
-    size_t ptrs = (n + add + 1) * sizeof(char *);
-    size_t need = ptrs + bytes;
+    ce->ptrs = (ce->n + add + 1) * sizeof(char *);
+    ce->need = ce->ptrs + bytes;
+    return ce->need;
+}
+
+char *const *
+zwi_preload_child_env_build(char *const *envp, zwi_child_env *ce, void *buf)
+{
+    if (ce->need == 0)
+        return envp;
     char *mem = buf;
-    if (need > buf_len || ((uintptr_t)buf & (sizeof(char *) - 1)) != 0) {
-        mem = map_bytes(need);
+    if (mem == NULL || ((uintptr_t)mem & (sizeof(char *) - 1)) != 0) {
+        mem = map_bytes(ce->need);
         if (mem == NULL)
             return envp; /* no memory: the child runs untraced rather than not at all */
         ce->map = mem;
-        ce->map_len = need;
+        ce->map_len = ce->need;
     }
+    char *const *in = ce->in;
     char **out = (char **)(void *)mem;
-    char *merged = mem + ptrs;
+    char *merged = mem + ce->ptrs; /* after the pointers: "LD_PRELOAD=ours:theirs" */
     size_t k = 0;
-    if (merge) { /* ours first: its malloc must be the one the child's program calls */
+    if (ce->merge) { /* ours first: its malloc must be the one the child's program calls */
+        const char *lp_val = ce->lp != NULL ? *ce->lp + LD_PRELOAD_EQ_LEN : NULL;
         size_t len = strlen(G.env.ours);
         memcpy(merged, LD_PRELOAD_EQ, LD_PRELOAD_EQ_LEN);
         memcpy(merged + LD_PRELOAD_EQ_LEN, G.env.ours, len);
@@ -274,21 +282,33 @@ zwi_preload_child_env(char *const *envp, zwi_child_env *ce, void *buf, size_t bu
         }
         merged[at] = '\0';
     }
-    for (size_t i = 0; i < n; i++) {
-        if (merge && is_named(in[i], "LD_PRELOAD")) {
-            if (in + i == lp) /* the first stays where it was, merged; ld.so takes the last */
+    for (size_t i = 0; i < ce->n; i++) {
+        if (ce->merge && is_named(in[i], "LD_PRELOAD")) {
+            if (in + i == ce->lp) /* the first stays where it was, merged; ld.so takes the last */
                 out[k++] = merged;
             continue;
         }
         out[k++] = in[i];
     }
-    if (merge && lp == NULL)
+    if (ce->merge && ce->lp == NULL)
         out[k++] = merged;
     for (int i = 0; i < ZWI_ENV_NVARS; i++)
-        if (want[i])
+        if (ce->want[i])
             out[k++] = (char *)G.env.vars[i];
     out[k] = NULL;
     return out;
+}
+
+bool
+zwi_preload_in_vfork_child(void)
+{
+    return G.env.saved && getpid() != G.env.pid;
+}
+
+void
+zwi_preload_env_forked(void)
+{
+    G.env.pid = getpid();
 }
 
 void

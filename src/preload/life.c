@@ -231,9 +231,17 @@ exec_with(enum exec_kind kind, int fd, const char *path, char *const argv[], cha
           int flags)
 {
     zwi_preload_resolve();
-    _Alignas(char *) char buf[ZWI_CHILD_ENV_BUF]; /* on the stack: a vfork child may not map */
+    /* on the stack if it fits, as it must in a vfork child: memory it mapped would stay mapped in
+     * its parent after the exec */
+    _Alignas(char *) char small[ZWI_CHILD_ENV_BUF];
     zwi_child_env ce;
-    char *const *env = zwi_preload_child_env(envp, &ce, buf, sizeof(buf));
+    size_t need = zwi_preload_child_env_plan(envp, &ce);
+    void *buf = NULL;
+    if (need <= sizeof(small))
+        buf = small;
+    else if (need <= ZWI_CHILD_ENV_VFORK_MAX && zwi_preload_in_vfork_child())
+        buf = __builtin_alloca(need);
+    char *const *env = zwi_preload_child_env_build(envp, &ce, buf);
     int rc = -1;
     before_exec();
     switch (kind) {
@@ -421,6 +429,7 @@ fork_child(void)
     pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     zwi_preload_popen_unlock();
+    zwi_preload_env_forked();
     G.sampler_on = false; /* threads do not survive fork */
     if (atomic_load(&G.finished) || !G.follow_fork) {
         atomic_store(&G.active, false);

@@ -172,10 +172,17 @@ typedef struct unloaded_module {
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
 #define ZWI_ENV_NVARS 10
 
-/* An environment made for a child (zwi_preload_child_env): mapped if the caller's buffer was too
- * small, unmapped by zwi_preload_child_env_release. */
+/* An environment for a child: planned (what `in` lacks), then built in the caller's memory or
+ * mapped (unmapped by zwi_preload_child_env_release). */
 typedef struct zwi_child_env {
-    void *map;
+    char *const *in;            /* the environment given (an empty one for NULL) */
+    size_t n;                   /* its entries */
+    bool want[ZWI_ENV_NVARS];   /* the saved variables it lacks */
+    char *const *lp;            /* its first LD_PRELOAD entry, or NULL */
+    bool merge;                 /* this library is to be put first in LD_PRELOAD */
+    size_t ptrs;                /* bytes of the new pointer array */
+    size_t need;                /* bytes of it all: the array, then "LD_PRELOAD=..." (0: none) */
+    void *map;                  /* mapped by the build, or NULL */
     size_t map_len;
 } zwi_child_env;
 
@@ -211,6 +218,8 @@ typedef struct zwi_preload_state {
         const char *ours;         /* our entries of LD_PRELOAD, ':'-joined; NULL if none */
         const char *preload_rest; /* "LD_PRELOAD=" the others, as written; NULL if none */
         bool preload_had_ours;    /* LD_PRELOAD named this library */
+        pid_t pid; /* the process's own pid: set at start and in every fork child (not in a
+                    * vfork child, which shares this memory) */
     } env;
     uint64_t start_ns;    /* constructor: CLOCK_MONOTONIC at start */
     uint64_t start_real;  /* constructor: CLOCK_REALTIME at start */
@@ -438,15 +447,24 @@ ZW_HIDDEN void zwi_preload_env_scrub(void);
 /* The value of zw's variable `name` as the process started, or NULL (getenv's answer before the
  * scrub). */
 ZW_HIDDEN const char *zwi_preload_env(const char *name);
-/* The environment for a child started with `envp` (NULL: empty): `envp` and the saved variables
- * it does not set, with this library first in LD_PRELOAD; made in `buf` (buf_len bytes, aligned
- * for pointers) or mapped (ce says). `envp` itself if there is nothing to add, if ZW_FOLLOW_EXEC
- * is 0, or if no memory was left. Allocates nothing through malloc: usable in a vfork child. */
-ZW_HIDDEN char *const *zwi_preload_child_env(char *const *envp, zwi_child_env *ce, void *buf,
-                                             size_t buf_len);
+/* The environment for a child started with `envp` (NULL: empty) is `envp` and the saved
+ * variables it does not set, with this library first in LD_PRELOAD. _plan() says how many bytes
+ * it needs: 0 if there is nothing to add (or ZW_FOLLOW_EXEC is 0). _build() makes it in `buf`
+ * (at least that many bytes, aligned for pointers) or, if `buf` is NULL, in mapped memory, and
+ * returns it; `envp` itself if nothing is added or no memory was left. Neither allocates
+ * through malloc: usable in a vfork child, which must not map (the parent would keep it). */
+ZW_HIDDEN size_t zwi_preload_child_env_plan(char *const *envp, zwi_child_env *ce);
+ZW_HIDDEN char *const *zwi_preload_child_env_build(char *const *envp, zwi_child_env *ce,
+                                                   void *buf);
 ZW_HIDDEN void zwi_preload_child_env_release(zwi_child_env *ce);
-/* The room for a child's environment on an exec hook's stack: about 500 entries. */
-#define ZWI_CHILD_ENV_BUF 4096
+/* True in a vfork child (a process sharing this memory, which fork handlers never ran in). */
+ZW_HIDDEN bool zwi_preload_in_vfork_child(void);
+/* A fork child: G.env.pid is its own. From the fork handler. */
+ZW_HIDDEN void zwi_preload_env_forked(void);
+/* A child's environment on the caller's stack up to this many bytes (about 500 entries); in a
+ * vfork child up to ZWI_CHILD_ENV_VFORK_MAX (alloca), else mapped. */
+#define ZWI_CHILD_ENV_BUF       4096
+#define ZWI_CHILD_ENV_VFORK_MAX ((size_t)256 << 10)
 
 /* ---- spawn.c ---- */
 

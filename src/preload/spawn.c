@@ -45,9 +45,10 @@ spawn_with(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_file_a
 {
     if (real == NULL)
         return ENOSYS;
-    _Alignas(char *) char buf[ZWI_CHILD_ENV_BUF];
+    _Alignas(char *) char small[ZWI_CHILD_ENV_BUF];
     zwi_child_env ce;
-    char *const *env = zwi_preload_child_env(envp, &ce, buf, sizeof(buf));
+    size_t need = zwi_preload_child_env_plan(envp, &ce);
+    char *const *env = zwi_preload_child_env_build(envp, &ce, need <= sizeof(small) ? small : NULL);
     int rc = real(pid, path, fa, attr, argv, env);
     zwi_preload_child_env_release(&ce);
     return rc;

@@ -84,6 +84,36 @@ same "a child of the traced program"
 grep -q '^capture set .*: 2 processes' "$tmp/child.txt" && grep -q " $show\$" "$tmp/child.txt" &&
     echo "ok: the child is traced" || { fail "the child is not traced"; cat "$tmp/child.txt"; }
 
+# a large environment (2000 more entries: the child's is mapped, not built on the hook's stack)
+big=$(seq 2000 | sed 's/^/ZWP_BIG_/; s/$/=some-value/' | tr '\n' ' ')
+# shellcheck disable=SC2086
+env $big sh -c "'$show'" >"$tmp/plain"
+# shellcheck disable=SC2086
+env $big "$zw" run -q -o "$tmp/big.zwc" -- sh -c "'$show'" >"$tmp/traced" || fail "large: zw run"
+same "a child in a large environment"
+"$zw" stat "$tmp/big.zwc" | grep -q '^capture set .*: 2 processes' &&
+    echo "ok: a child in a large environment is traced" || fail "a child in a large environment is not traced"
+
+# vfork children executing in it: their environments on their stack, nothing left mapped in the
+# parent (each would be about 20 KiB), and each child traced
+# shellcheck disable=SC2086
+grew=$(env $big "$zw" run -q -o "$tmp/vforks.zwc" -- "$dir/zwp_exec" vforks 20 | sed -n 's/^grew //p')
+n=$(ls "$tmp"/vforks.zwc* | wc -l)
+if [ -n "$grew" ] && [ "$grew" -lt 65536 ] && [ "$n" -eq 23 ]; then
+    echo "ok: 22 vfork children in a large environment traced, the parent grew by $grew bytes"
+else
+    fail "vfork children in a large environment: the parent grew by '$grew' bytes, $n captures (want < 65536, 23)"
+fi
+
+# a setting the user gave zw reaches the children, though the program does not see it
+ZW_LEAK_CHECK=0 "$zw" run -q -o "$tmp/nocheck.zwc" -- sh -c "'$show' >/dev/null" ||
+    fail "ZW_LEAK_CHECK=0: zw run"
+# (a set none of whose processes scanned its exit set has no leak figures)
+"$zw" stat "$tmp/nocheck.zwc" | grep -q '^capture set .*: 2 processes' &&
+    "$zw" stat --json "$tmp/nocheck.zwc" | grep -q '"leaks": null, "processes"' &&
+    echo "ok: ZW_LEAK_CHECK=0 holds in the child too" ||
+    fail "ZW_LEAK_CHECK=0 did not reach the child: $("$zw" stat --json "$tmp/nocheck.zwc" | grep -o '"leaks": {[^}]*')"
+
 # allocations that depend on the environment: one strdup per entry, nothing else
 for preload in "" "$lib"; do
     if [ -n "$preload" ]; then set -- env -u LD_PRELOAD LD_PRELOAD="$preload"; else set -- env -u LD_PRELOAD; fi
