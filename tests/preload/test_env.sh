@@ -10,16 +10,9 @@
 set -u
 zw=$1
 dir=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
+. "$(dirname "$0")/../lib.sh"
 show=$dir/zwp_envshow
 lib=$dir/libzwp_envlib.so
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
 
 # stat KEY FILE: the value of KEY in `zw stat --json --only FILE`
 stat() {
@@ -128,8 +121,4 @@ for preload in "" "$lib"; do
     fi
 done
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "environment: ok"
+finish "environment"
