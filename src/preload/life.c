@@ -311,11 +311,10 @@ execveat(int dirfd, const char *path, char *const argv[], char *const envp[], in
 
 #define MAX_EXEC_ARGS 65536 /* execl's arguments we forward; more gets E2BIG */
 
-/* execl's arguments (arg0 and the variadic ones up to NULL) as a vector from the real malloc (the
- * caller frees it if the exec fails); NULL with errno on failure. *envp gets execle's
- * environment when `with_env`. */
-static char **
-collect_args(const char *arg0, va_list ap, bool with_env, char ***envp)
+/* How many arguments execl was given: arg0 and the variadic ones up to the NULL (1 if arg0 is
+ * NULL); MAX_EXEC_ARGS if there are that many or more. */
+static size_t
+count_args(const char *arg0, va_list ap)
 {
     va_list count;
     va_copy(count, ap);
@@ -323,64 +322,56 @@ collect_args(const char *arg0, va_list ap, bool with_env, char ***envp)
     while (arg0 != NULL && va_arg(count, char *) != NULL && n < MAX_EXEC_ARGS)
         n++;
     va_end(count);
-    if (n == MAX_EXEC_ARGS) {
-        errno = E2BIG;
-        return NULL;
-    }
-    zwi_preload_resolve();
-    char **argv = G.real.malloc((n + 1) * sizeof(char *));
-    if (argv == NULL)
-        return NULL;
+    return n;
+}
+
+/* Fills argv[0, n] (n from count_args) with execl's arguments and the NULL; returns execle's
+ * environment when `with_env`. */
+static char **
+fill_args(char **argv, size_t n, const char *arg0, va_list ap, bool with_env)
+{
     argv[0] = (char *)arg0;
     for (size_t i = 1; arg0 != NULL && i <= n; i++)
         argv[i] = va_arg(ap, char *); /* argv[n] is the NULL */
     argv[arg0 == NULL ? 0 : n] = NULL;
-    if (with_env)
-        *envp = va_arg(ap, char **);
-    return argv;
+    return with_env ? va_arg(ap, char **) : NULL;
 }
+
+/* The l-forms build the argument vector on the stack, as glibc's do: in a vfork child, a block
+ * of malloc would come from the parent's heap (and stay there after the exec). */
+#define EXEC_L(kind, path, arg0, with_env)                                                        \
+    do {                                                                                          \
+        va_list ap;                                                                               \
+        va_start(ap, arg0);                                                                       \
+        size_t n = count_args(arg0, ap);                                                          \
+        va_end(ap);                                                                               \
+        if (n == MAX_EXEC_ARGS) {                                                                 \
+            errno = E2BIG;                                                                        \
+            return -1;                                                                            \
+        }                                                                                         \
+        char **argv = __builtin_alloca((n + 1) * sizeof(char *));                                 \
+        va_start(ap, arg0);                                                                       \
+        char **envp = fill_args(argv, n, arg0, ap, with_env);                                     \
+        va_end(ap);                                                                               \
+        return exec_with(kind, -1, path, argv, with_env ? envp : environ, 0);                     \
+    } while (0)
 
 EXPORT int
 execl(const char *path, const char *arg0, ...)
 {
-    va_list ap;
-    va_start(ap, arg0);
-    char **argv = collect_args(arg0, ap, false, NULL);
-    va_end(ap);
-    if (argv == NULL)
-        return -1;
-    int rc = exec_with(EXEC_VE, -1, path, argv, environ, 0);
-    G.real.free(argv);
-    return rc;
+    EXEC_L(EXEC_VE, path, arg0, false);
 }
 
 EXPORT int
 execle(const char *path, const char *arg0, ...)
 {
-    char **envp = NULL;
-    va_list ap;
-    va_start(ap, arg0);
-    char **argv = collect_args(arg0, ap, true, &envp);
-    va_end(ap);
-    if (argv == NULL)
-        return -1;
-    int rc = exec_with(EXEC_VE, -1, path, argv, envp, 0);
-    G.real.free(argv);
-    return rc;
+    EXEC_L(EXEC_VE, path, arg0, true);
 }
 
 EXPORT int
 execlp(const char *file, const char *arg0, ...)
 {
-    va_list ap;
-    va_start(ap, arg0);
-    char **argv = collect_args(arg0, ap, false, NULL);
-    va_end(ap);
-    if (argv == NULL)
-        return -1;
-    int rc = exec_with(EXEC_VPE, -1, file, argv, environ, 0);
-    G.real.free(argv);
-    return rc;
+    EXEC_L(EXEC_VPE, file, arg0, false);
 }
 
 /* ---- fork ---- */

@@ -87,15 +87,18 @@ same "a child in a large environment"
 "$zw" stat "$tmp/big.zwc" | grep -q '^capture set .*: 2 processes' &&
     echo "ok: a child in a large environment is traced" || fail "a child in a large environment is not traced"
 
-# vfork children executing in it: their environments on their stack, nothing left mapped in the
-# parent (each would be about 20 KiB), and each child traced
+# vfork children executing in it (execl): their environments and argument vectors on their stack,
+# nothing left mapped in the parent (each environment would be about 20 KiB) nor allocated in its
+# heap (each vector 32 bytes), and each child traced
 # shellcheck disable=SC2086
-grew=$(env $big "$zw" run -q -o "$tmp/vforks.zwc" -- "$dir/zwp_exec" vforks 20 | sed -n 's/^grew //p')
+env $big "$zw" run -q -o "$tmp/vforks.zwc" -- "$dir/zwp_exec" vforks 20 >"$tmp/vforks.txt"
+grew=$(sed -n 's/^grew //p' "$tmp/vforks.txt")
+heap=$(sed -n 's/^heap grew //p' "$tmp/vforks.txt")
 n=$(ls "$tmp"/vforks.zwc* | wc -l)
-if [ -n "$grew" ] && [ "$grew" -lt 65536 ] && [ "$n" -eq 23 ]; then
-    echo "ok: 22 vfork children in a large environment traced, the parent grew by $grew bytes"
+if [ -n "$grew" ] && [ "$grew" -lt 65536 ] && [ -n "$heap" ] && [ "$heap" -lt 320 ] && [ "$n" -eq 23 ]; then
+    echo "ok: 22 vfork children in a large environment traced, the parent grew by $grew bytes, its heap by $heap"
 else
-    fail "vfork children in a large environment: the parent grew by '$grew' bytes, $n captures (want < 65536, 23)"
+    fail "vfork children in a large environment: the parent grew by '$grew' bytes, its heap by '$heap', $n captures (want < 65536, < 320, 23)"
 fi
 
 # a setting the user gave zw reaches the children, though the program does not see it
