@@ -172,6 +172,8 @@ system(const char *line)
 
 typedef struct popen_entry {
     FILE *f;
+    int fd; /* f's descriptor when popen made it: never read from f, which a program that closed
+             * it with fclose has freed */
     pid_t pid;
 } popen_entry;
 
@@ -220,8 +222,8 @@ static int
 spawn_shell_locked(pid_t *pid, posix_spawn_file_actions_t *fa, const char *command, int child_end)
 {
     for (size_t i = 0; i < P.n; i++) {
-        int fd = fileno(P.v[i].f);
-        if (fd >= 0 && fd != child_end) {
+        int fd = P.v[i].fd;
+        if (fd != child_end) {
             int rc = posix_spawn_file_actions_addclose(fa, fd);
             if (rc != 0)
                 return rc;
@@ -285,7 +287,7 @@ popen(const char *command, const char *mode)
         for (size_t i = 0; i < P.n; i++)
             if (P.v[i].f == f) /* a stream closed with fclose, whose FILE was reused */
                 P.v[i] = P.v[--P.n];
-        P.v[P.n++] = (popen_entry){f, pid};
+        P.v[P.n++] = (popen_entry){f, fds[parent_end], pid};
     }
     pthread_mutex_unlock(&P.lock);
     posix_spawn_file_actions_destroy(&fa);
