@@ -446,6 +446,15 @@ home_of(const shard *s, uint64_t h)
     return (size_t)(h >> 6) & s->mask;
 }
 
+/* A shard's new table, under its lock. Atomic stores (plain moves): zwi_tracer_prefetch() reads
+ * both fields without the lock. */
+static void
+shard_set_table(shard *s, slot *tab, size_t mask)
+{
+    __atomic_store_n(&s->slots, tab, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->mask, mask, __ATOMIC_RELAXED);
+}
+
 static int
 shard_grow_locked(shard *s)
 {
@@ -462,9 +471,20 @@ shard_grow_locked(shard *s)
         tab[j] = s->slots[i];
     }
     munmap(s->slots, (s->mask + 1) * sizeof(slot));
-    s->slots = tab;
-    s->mask = cap - 1;
+    shard_set_table(s, tab, cap - 1);
     return 0;
+}
+
+void
+zwi_tracer_prefetch(const zwi_tracer *t, uintptr_t ptr)
+{
+    uint64_t h = ptr_hash(ptr);
+    const shard *s = &t->shards[h & (NSHARDS - 1)];
+    /* a racy read of slots and mask (a grow may be changing them): a prefetch of a stale address
+     * is harmless */
+    const slot *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
+    size_t mask = __atomic_load_n(&s->mask, __ATOMIC_RELAXED);
+    __builtin_prefetch(&slots[(size_t)(h >> 6) & mask], 1, 3);
 }
 
 /* Removes slot i by shifting later members of its run back (no tombstones). */
@@ -866,8 +886,7 @@ zwi_tracer_clear(zwi_tracer *t)
             slot *small = map_pages(SHARD_MIN * sizeof(slot), false);
             if (small != NULL) {
                 munmap(s->slots, bytes);
-                s->slots = small;
-                s->mask = SHARD_MIN - 1;
+                shard_set_table(s, small, SHARD_MIN - 1);
                 s->count = 0;
                 continue;
             }

@@ -102,6 +102,11 @@ ZW_HIDDEN bool zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, 
 ZW_HIDDEN int zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec);
 /* Copies the trace of (domain, ptr) to `out`; false if none. */
 ZW_HIDDEN bool zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *out);
+/* Starts loading the table slot where block `ptr` of the default domain is, or would go, into the
+ * cache, without waiting for it: called as soon as the address is known, a record or a removal
+ * that comes a little later finds it there. No lock, no effect on the tables (a slot a concurrent
+ * grow frees is only read if it is still mapped: prefetches never fault). */
+ZW_HIDDEN void zwi_tracer_prefetch(const zwi_tracer *t, uintptr_t ptr);
 /* The traceback of `ref` (valid until clear or free). */
 ZW_HIDDEN const zwi_tb *zwi_tracer_tb(const zwi_tracer *t, uint32_t ref);
 
