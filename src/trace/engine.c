@@ -4,7 +4,8 @@
  * (linear probing, backward-shift deletion, no tombstones) of 16-byte slots under a spin lock of
  * its own. Slots hold (ptr, size as 32 bits, traceback ref): blocks of the default domain below
  * 4 GiB, nearly all of them. Other domains and bigger blocks go to the `wide` table (24-byte
- * slots, one lock), looked at on a free only while it holds anything. A shard grows at 3/4 full,
+ * slots, one lock), looked at by a record or a free only while it holds blocks of their domain
+ * (the preload library's mappings keep it non-empty all along). A shard grows at 3/4 full,
  * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
  *
  * Tracebacks: bump-allocated in one reserved region (MAP_NORESERVE; only what is written is
@@ -137,35 +138,45 @@ typedef struct shard {
 
 _Static_assert(sizeof(shard) == 64, "a shard is one cache line");
 
+/* Grouped by who writes what, a cache line each, so that the counters every call writes
+ * (`current`, `peak`) share no line with the fields every call reads (`gen`, `region`,
+ * `wide_default`...): with several threads, a line one writes is a cache miss for the others. */
 struct zwi_tracer {
     shard shards[NSHARDS];
-    unsigned nframe; /* traceback limit */
+
+    /* read by every call, written rarely */
+    _Alignas(64) unsigned nframe; /* traceback limit */
+    /* traced bytes and their peak count the default domain only (set once, before any trace:
+     * the preload library's mmap domain is counted apart from the heap) */
+    bool default_only;
     /* generation: thread cache entries of other generations never match. Stored by clear() with
      * every lock held, loaded without a lock by the hooks (atomic, relaxed: a thread that reads
      * the old value counts one more call for the old generation, which clear() dropped) */
     _Atomic uint64_t gen;
+    char *region;       /* the tracebacks: region_size bytes reserved */
+    size_t region_size; /* TB_REGION, or less under an address space limit (tb_region_size) */
+    /* entries of the default domain in the wide table (blocks >= 4 GiB), changed under wide_lock
+     * and read without it: 0 lets a record or a free of the default domain skip the wide table,
+     * which the mmap domain's traces keep non-empty */
+    atomic_size_t wide_default;
+
+    /* written by every call */
+    _Alignas(64) _Atomic int64_t current; /* traced bytes now (see the file comment) */
+    _Atomic int64_t peak; /* the most traced bytes seen since start/clear/reset_peak */
 
     /* the wide table: other domains and sizes >= 4 GiB */
-    zwi_lock wide_lock;
+    _Alignas(64) zwi_lock wide_lock;
     wide_slot *wide; /* wide_mask + 1 slots, or NULL */
     size_t wide_mask;
-    atomic_size_t wide_count; /* read without the lock by free: 0 skips the table */
+    atomic_size_t wide_count; /* read without the lock (wide_has): 0 skips the table */
 
-    /* tracebacks */
-    zwi_lock intern_lock;
-    char *region;        /* region_size bytes reserved */
-    size_t region_size;  /* TB_REGION, or less under an address space limit (tb_region_size) */
+    /* tracebacks, under intern_lock */
+    _Alignas(64) zwi_lock intern_lock;
     size_t region_used;  /* bytes handed out, TB_FIRST.. */
     size_t region_dirty; /* the most region_used has been since the last discard */
     uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
     size_t intern_mask;
     size_t intern_count;
-
-    _Atomic int64_t current; /* traced bytes now (see the file comment) */
-    _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
-    /* traced bytes and their peak count the default domain only (set once, before any trace:
-     * the preload library's mmap domain is counted apart from the heap) */
-    bool default_only;
 };
 
 /* ---- the thread registry ---- */
@@ -556,6 +567,17 @@ traced_now(zwi_tracer *t)
 
 /* ---- the wide table ---- */
 
+/* Whether the wide table may hold traces of `domain` (read without the lock, as a free reads the
+ * shards' absence of a block: the caller's own earlier record of it is seen). */
+static inline bool
+wide_has(const zwi_tracer *t, unsigned domain)
+{
+    zwi_tracer *w = (zwi_tracer *)t;
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN)
+        return atomic_load_explicit(&w->wide_default, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&w->wide_count, memory_order_relaxed) != 0;
+}
+
 static inline size_t
 wide_home(const zwi_tracer *t, uintptr_t ptr, unsigned domain)
 {
@@ -602,6 +624,7 @@ wide_find_locked(const zwi_tracer *t, unsigned domain, uintptr_t ptr)
 static void
 wide_delete_at_locked(zwi_tracer *t, size_t i)
 {
+    unsigned domain = t->wide[i].domain;
     size_t j = i;
     for (;;) {
         j = (j + 1) & t->wide_mask;
@@ -616,6 +639,8 @@ wide_delete_at_locked(zwi_tracer *t, size_t i)
     }
     t->wide[i].ptr = 0;
     atomic_fetch_sub_explicit(&t->wide_count, 1, memory_order_relaxed);
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN)
+        atomic_fetch_sub_explicit(&t->wide_default, 1, memory_order_relaxed);
 }
 
 static bool
@@ -665,6 +690,8 @@ wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t
         i = (i + 1) & t->wide_mask;
     t->wide[i] = (wide_slot){ptr, size, tb, domain};
     atomic_fetch_add_explicit(&t->wide_count, 1, memory_order_relaxed);
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN)
+        atomic_fetch_add_explicit(&t->wide_default, 1, memory_order_relaxed);
     if (counted(t, domain))
         traced_add(t, size);
 out:
@@ -682,23 +709,26 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     uint64_t h = ptr_hash(ptr);
     shard *s = shard_of(t, h);
     bool narrow = domain == ZW_TRACE_DEFAULT_DOMAIN && size < SIZE_NARROW;
-    if (!narrow || atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0) {
-        /* the block may be in the other table under an older size: take it out first */
+    if (narrow && wide_has(t, domain)) {
+        /* the block may be in the wide table under an older size: take it out first */
         zwi_trace_rec old;
-        if (narrow ? wide_remove(t, domain, ptr, &old) : false)
+        if (wide_remove(t, domain, ptr, &old))
             *replaced = old.size;
     }
     if (!narrow) {
-        zwi_lock_acquire(&s->lock);
-        for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
-            if (s->slots[i].ptr == ptr && domain == ZW_TRACE_DEFAULT_DOMAIN) {
-                *replaced = s->slots[i].size;
-                traced_sub(t, s->slots[i].size);
-                shard_delete_at_locked(s, i);
-                break;
+        /* a block of the default domain may be in the shards under an older, smaller size */
+        if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
+            zwi_lock_acquire(&s->lock);
+            for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
+                if (s->slots[i].ptr == ptr) {
+                    *replaced = s->slots[i].size;
+                    traced_sub(t, s->slots[i].size);
+                    shard_delete_at_locked(s, i);
+                    break;
+                }
             }
+            zwi_lock_release(&s->lock);
         }
-        zwi_lock_release(&s->lock);
         return wide_insert(t, domain, ptr, size, tb, replaced, gen);
     }
     int rc = 0;
@@ -779,7 +809,7 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         }
         zwi_lock_release(&s->lock);
     }
-    if (!found && atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0)
+    if (!found && wide_has(t, domain))
         found = wide_remove(t, domain, ptr, &rec);
     if (!found)
         return false;
@@ -805,7 +835,7 @@ zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         }
         zwi_lock_release(&s->lock);
     }
-    if (!found && atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0) {
+    if (!found && wide_has(t, domain)) {
         zwi_lock_acquire(&t->wide_lock);
         size_t i = wide_find_locked(t, domain, ptr);
         if (i != SIZE_MAX) {
@@ -899,6 +929,7 @@ zwi_tracer_clear(zwi_tracer *t)
         t->wide = NULL;
         t->wide_mask = 0;
         atomic_store(&t->wide_count, 0);
+        atomic_store(&t->wide_default, 0);
     }
     memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
     t->intern_count = 0;
