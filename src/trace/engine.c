@@ -96,12 +96,14 @@ fail_now(void)
     return false;
 }
 
+/* `extra`: 0, MAP_NORESERVE (a reservation committed as it is written) or MAP_POPULATE (a table
+ * about to be filled all over: one call maps every page, instead of a fault per page). */
 static void *
-map_pages(size_t size, bool noreserve)
+map_pages(size_t size, int extra)
 {
     if (fail_now())
         return NULL;
-    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | extra;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -214,7 +216,7 @@ mix64(uint64_t z)
 static int
 shard_init(shard *s, size_t cap)
 {
-    s->slots = map_pages(cap * sizeof(slot), false);
+    s->slots = map_pages(cap * sizeof(slot), 0);
     if (s->slots == NULL)
         return -1;
     s->mask = cap - 1;
@@ -244,18 +246,18 @@ gen_of(const zwi_tracer *t)
 zwi_tracer *
 zwi_tracer_new(unsigned nframe)
 {
-    zwi_tracer *t = map_pages(round_page(sizeof(zwi_tracer)), false);
+    zwi_tracer *t = map_pages(round_page(sizeof(zwi_tracer)), 0);
     if (t == NULL)
         return NULL;
     t->nframe = nframe;
     atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
     t->region_size = tb_region_size();
-    t->region = map_pages(t->region_size, true);
+    t->region = map_pages(t->region_size, MAP_NORESERVE);
     if (t->region == NULL)
         goto fail;
     t->region_used = t->region_dirty = TB_FIRST;
     t->intern_mask = 1023;
-    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), false);
+    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), 0);
     if (t->intern == NULL)
         goto fail;
     for (size_t i = 0; i < NSHARDS; i++) {
@@ -336,7 +338,7 @@ static int
 intern_grow_locked(zwi_tracer *t)
 {
     size_t cap = (t->intern_mask + 1) * 2;
-    uint32_t *tab = map_pages(cap * sizeof(uint32_t), false);
+    uint32_t *tab = map_pages(cap * sizeof(uint32_t), MAP_POPULATE);
     if (tab == NULL)
         return -1;
     for (size_t i = 0; i <= t->intern_mask; i++) {
@@ -470,7 +472,7 @@ static int
 shard_grow_locked(shard *s)
 {
     size_t cap = (s->mask + 1) * 2;
-    slot *tab = map_pages(cap * sizeof(slot), false);
+    slot *tab = map_pages(cap * sizeof(slot), MAP_POPULATE);
     if (tab == NULL)
         return -1;
     for (size_t i = 0; i <= s->mask; i++) {
@@ -588,7 +590,7 @@ static int
 wide_grow_locked(zwi_tracer *t)
 {
     size_t cap = t->wide == NULL ? 256 : (t->wide_mask + 1) * 2;
-    wide_slot *tab = map_pages(cap * sizeof(wide_slot), false);
+    wide_slot *tab = map_pages(cap * sizeof(wide_slot), MAP_POPULATE);
     if (tab == NULL)
         return -1;
     wide_slot *old = t->wide;
@@ -913,7 +915,7 @@ zwi_tracer_clear(zwi_tracer *t)
         shard *s = &t->shards[k];
         size_t bytes = (s->mask + 1) * sizeof(slot);
         if (s->mask + 1 > SHARD_MIN) {
-            slot *small = map_pages(SHARD_MIN * sizeof(slot), false);
+            slot *small = map_pages(SHARD_MIN * sizeof(slot), 0);
             if (small != NULL) {
                 munmap(s->slots, bytes);
                 shard_set_table(s, small, SHARD_MIN - 1);
@@ -1037,7 +1039,7 @@ make_key(void)
 zwi_thread *
 zwi_thread_make(void)
 {
-    zwi_thread *th = map_pages(THREAD_BYTES, false);
+    zwi_thread *th = map_pages(THREAD_BYTES, 0);
     if (th == NULL)
         return NULL;
     pthread_attr_t attr;
