@@ -431,12 +431,13 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 
 /* ---- the shards ---- */
 
-/* The shard (low 6 bits) and home slot (the rest) of a block. The shard: 3 bits from a hash of
- * the block's 64 MiB region, 3 from its page. glibc gives each thread an arena of its own in
+/* The shard (low 6 bits) and home slot (the rest) of a block. The shard: 2 bits from a hash of
+ * the block's 64 MiB region, 4 from its page. glibc gives each thread an arena of its own in
  * 64 MiB heaps, so threads allocating and freeing their own blocks mostly take locks and touch
  * slots no other thread does (4 threads replacing blocks of their own, bench/preload/run_pairs
  * ring-t4: the lock's spin loop was a quarter of insert's samples when the shard came from the
- * page alone); the page's 3 bits still spread one arena over 8 shards. Blocks of one 4 KiB page
+ * page alone); the page's 4 bits still spread one arena over 16 shards (with 3 and 3, a heap of
+ * 1M blocks in 2 regions filled 16 shards to 42 bytes of table per block). Blocks of one 4 KiB page
  * go to one shard and to one 4 KiB stretch of its slots (a permutation of the page's 16-byte units), so a
  * program allocating or freeing neighbouring blocks touches neighbouring slots, where a hash of
  * the whole address sent every record to a cold cache line and TLB entry (python building 2M
@@ -448,9 +449,9 @@ ptr_hash(uintptr_t ptr)
     uint64_t unit = (uint64_t)ptr >> 4;
     uint64_t page = unit >> 8;
     uint64_t scramble = (page * 0x9E3779B97F4A7C15u) >> 56;
-    uint64_t group = ((uint64_t)ptr >> REGION_SHIFT) * 0x9E3779B97F4A7C15u >> 61;
-    uint64_t home = ((page >> 3) << 8) + ((unit & 0xff) ^ scramble);
-    return home << 6 | group << 3 | (page & 7);
+    uint64_t group = ((uint64_t)ptr >> REGION_SHIFT) * 0x9E3779B97F4A7C15u >> 62;
+    uint64_t home = ((page >> 4) << 8) + ((unit & 0xff) ^ scramble);
+    return home << 6 | group << 4 | (page & 15);
 }
 _Static_assert(NSHARDS == 64, "ptr_hash and home_of take the shard from the low 6 bits");
 
