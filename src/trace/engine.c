@@ -39,7 +39,6 @@
 #define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
-#define REGION_SHIFT 26 /* 64 MiB: the heap of one of glibc's per-thread arenas */
 
 /* ---- locks ---- */
 
@@ -431,14 +430,8 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 
 /* ---- the shards ---- */
 
-/* The shard (low 6 bits) and home slot (the rest) of a block. The shard: 2 bits from a hash of
- * the block's 64 MiB region, 4 from its page. glibc gives each thread an arena of its own in
- * 64 MiB heaps, so threads allocating and freeing their own blocks mostly take locks and touch
- * slots no other thread does (4 threads replacing blocks of their own, bench/preload/run_pairs
- * ring-t4: the lock's spin loop was a quarter of insert's samples when the shard came from the
- * page alone); the page's 4 bits still spread one arena over 16 shards (with 3 and 3, a heap of
- * 1M blocks in 2 regions filled 16 shards to 42 bytes of table per block). Blocks of one 4 KiB page
- * go to one shard and to one 4 KiB stretch of its slots (a permutation of the page's 16-byte units), so a
+/* The shard (low 6 bits) and home slot (the rest) of a block: blocks of one 4 KiB page go to one
+ * shard and to one 4 KiB stretch of its slots (a permutation of the page's 16-byte units), so a
  * program allocating or freeing neighbouring blocks touches neighbouring slots, where a hash of
  * the whole address sent every record to a cold cache line and TLB entry (python building 2M
  * strings: insert and remove were 40% of the traced run's samples). The page's slot range is
@@ -449,9 +442,8 @@ ptr_hash(uintptr_t ptr)
     uint64_t unit = (uint64_t)ptr >> 4;
     uint64_t page = unit >> 8;
     uint64_t scramble = (page * 0x9E3779B97F4A7C15u) >> 56;
-    uint64_t group = ((uint64_t)ptr >> REGION_SHIFT) * 0x9E3779B97F4A7C15u >> 62;
-    uint64_t home = ((page >> 4) << 8) + ((unit & 0xff) ^ scramble);
-    return home << 6 | group << 4 | (page & 15);
+    uint64_t home = ((page / NSHARDS) << 8) + ((unit & 0xff) ^ scramble);
+    return home << 6 | (page & (NSHARDS - 1));
 }
 _Static_assert(NSHARDS == 64, "ptr_hash and home_of take the shard from the low 6 bits");
 
