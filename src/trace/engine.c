@@ -390,7 +390,16 @@ intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n,
     return ref;
 }
 
-/* The traceback's ref: from this thread's cache, else from the intern table. */
+/* The entry of zwi_thread.site for a traceback: its first frame, the allocation site, hashed. */
+static inline unsigned
+site_slot(const uintptr_t *frames, unsigned n)
+{
+    uint64_t pc = n > 0 ? frames[0] : 0;
+    return (unsigned)((pc * 0x9E3779B97F4A7C15ULL) >> (64 - ZWI_SITE_BITS));
+}
+
+/* The traceback's ref: the one its allocation site gave last in this thread, else from this
+ * thread's cache, else from the intern table. */
 static uint32_t
 intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
@@ -398,31 +407,42 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
         total = 65535;
     zwi_thread *th = zwi_trace_self;
     uint64_t cur = gen_of(t);
-    if (th != NULL && th->last_gen == cur) { /* the same site as last time: no hash */
-        const zwi_tb *last = zwi_tracer_tb(t, th->last_ref);
-        if (tb_equal(last, TB_LOAD(last->hash), frames, n, total))
-            return th->last_ref;
+    unsigned m = 0;
+    if (th != NULL) { /* the traceback this site gave last time: compared, no hash */
+        m = site_slot(frames, n);
+        if (th->site[m].gen == cur && th->site[m].pc == frames[0]) {
+            const zwi_tb *last = zwi_tracer_tb(t, th->site[m].ref);
+            if (tb_equal(last, TB_LOAD(last->hash), frames, n, total)) {
+                th->last_ref = th->site[m].ref;
+                return th->site[m].ref;
+            }
+        }
     }
     uint32_t hash = tb_hash(frames, n, total);
+    uint32_t ref = 0;
+    uint64_t gen = cur;
     if (th != NULL) {
         unsigned c = hash & (ZWI_TB_CACHE - 1);
         if (th->cache[c].gen == cur && th->cache[c].hash == hash &&
-            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total)) {
-            th->last_gen = cur;
-            th->last_ref = th->cache[c].ref;
-            return th->cache[c].ref;
+            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total))
+            ref = th->cache[c].ref;
+    }
+    if (ref == 0) {
+        zwi_lock_acquire(&t->intern_lock);
+        gen = gen_of(t);
+        ref = intern_locked(t, hash, frames, n, total);
+        zwi_lock_release(&t->intern_lock);
+        if (th != NULL && ref != 0) {
+            unsigned c = hash & (ZWI_TB_CACHE - 1);
+            th->cache[c].gen = gen;
+            th->cache[c].hash = hash;
+            th->cache[c].ref = ref;
         }
     }
-    zwi_lock_acquire(&t->intern_lock);
-    uint64_t gen = gen_of(t);
-    uint32_t ref = intern_locked(t, hash, frames, n, total);
-    zwi_lock_release(&t->intern_lock);
     if (th != NULL && ref != 0) {
-        unsigned c = hash & (ZWI_TB_CACHE - 1);
-        th->cache[c].gen = gen;
-        th->cache[c].hash = hash;
-        th->cache[c].ref = ref;
-        th->last_gen = gen;
+        th->site[m].gen = gen;
+        th->site[m].pc = n > 0 ? frames[0] : 0;
+        th->site[m].ref = ref;
         th->last_ref = ref;
     }
     return ref;
