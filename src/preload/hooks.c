@@ -68,11 +68,11 @@ boot_size(const void *p)
 }
 
 /* Finds the real functions; false while dlsym() itself is running (then the caller serves the
- * request from the bootstrap arena). */
-static bool
-resolve(void)
+ * request from the bootstrap arena). The first calls only: see resolve(). */
+static __attribute__((noinline)) bool
+resolve_slow(void)
 {
-    if (ZW_LIKELY(atomic_load_explicit(&G.ready, memory_order_acquire)))
+    if (atomic_load_explicit(&G.ready, memory_order_acquire))
         return true;
     if (atomic_exchange(&G.resolving, true))
         return false;
@@ -104,6 +104,15 @@ resolve(void)
     atomic_store_explicit(&G.ready, true, memory_order_release);
     atomic_store(&G.resolving, false);
     return true;
+}
+
+/* resolve_slow(), with its answer once the functions are found inlined into every hook */
+static inline bool
+resolve(void)
+{
+    if (ZW_LIKELY(atomic_load_explicit(&G.ready, memory_order_acquire)))
+        return true;
+    return resolve_slow();
 }
 
 bool
