@@ -16,6 +16,7 @@
 #    include <libunwind.h>
 #endif
 
+#include "trace_internal.h"
 #include "unwinder.h"
 
 /* ---- which modules keep frame pointers ---- */
@@ -118,6 +119,8 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime, const char 
                          mode);
         (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
     }
+    /* check mode also checks the frame-pointer chains counted from the last walk */
+    zwi_capture_check_every = u->mode == ZWI_UNWIND_CHECK ? u->check_every : 0;
 }
 
 void
@@ -168,6 +171,15 @@ static atomic_ulong checked_reused; /* frames of those walks taken from the walk
 __attribute__((destructor)) static void
 report_checked(void)
 {
+    unsigned tails = atomic_load_explicit(&zwi_capture_checked, memory_order_relaxed);
+    if (tails > 0) {
+        char msg[160];
+        int len = snprintf(msg, sizeof(msg),
+                           "zw: preload: ZW_UNWIND=check: %u frame-pointer chains past the limit "
+                           "counted as a walk counts them\n",
+                           tails);
+        (void)!write(2, msg, (size_t)len);
+    }
     unsigned n = atomic_load_explicit(&checked, memory_order_relaxed);
     if (n == 0)
         return;

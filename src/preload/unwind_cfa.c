@@ -22,7 +22,7 @@
 /* A rule packed in a cache word: tag (the return address >> CFA_INDEX_BITS, 35 bits) << 29 |
  * kind (2 bits) << 27 | rbp slot (7 bits) << 20 | via rbp (1 bit) << 19 | CFA offset (19 bits).
  * The index is the address's low CFA_INDEX_BITS bits; addresses above 2^47 are not cached. */
-#define CFA_INDEX_BITS 12
+#define CFA_INDEX_BITS 14
 #define KIND_RULE      1u /* a rule to follow */
 #define KIND_END       2u /* the outermost frame: its return address is undefined */
 #define KIND_NONE      3u /* no rule this walker can follow: ask libunwind */
@@ -564,8 +564,11 @@ typedef struct walk_entry {
 
 /* A thread's last walk, and room for the new frames of the next. Mapped on the thread's first
  * walk, unmapped at its exit; only that thread reads or writes it (a hook makes one walk at a
- * time per thread: its guard is up). Entries [0, n): sp strictly increasing; an entry whose flags
- * have ENTRY_END or ENTRY_LOW is the last; flags other than LIVE and CHECK are the rule's. */
+ * time per thread: its guard is up). Entries e[0, n): sp strictly increasing; an entry whose
+ * flags have ENTRY_END or ENTRY_LOW is the last; flags other than LIVE and CHECK are the rule's.
+ * `e` slides in a room of ROOM_CAPS * cap entries: a walk with more or fewer new frames than the
+ * last one moves it, not the older entries (place_fresh), which move only when e reaches an end
+ * of the room (once per cap entries slid at most). */
 typedef struct walk_cache {
     size_t bytes;       /* mapped, this header included */
     unsigned unloads;   /* zwi_unwinder.unloads when the last walk was made */
@@ -573,9 +576,12 @@ typedef struct walk_cache {
     unsigned n;         /* entries of the last walk; 0 after a walk that failed */
     unsigned reused;    /* frames the last walk took from the one before (for tests and check) */
     uintptr_t stack_hi; /* the stack bound the last walk was made under */
-    walk_entry *e;      /* the last walk */
-    walk_entry *fresh;  /* the new frames of this one, until they are placed */
+    walk_entry *e;      /* the last walk, in room[0, ROOM_CAPS * cap) */
+    walk_entry *room;
+    walk_entry *fresh; /* the new frames of this one, until they are placed */
 } walk_cache;
+
+#define ROOM_CAPS 3 /* the room is this many times the largest walk */
 
 static _Thread_local walk_cache *my_walks __attribute__((tls_model("initial-exec")));
 static pthread_key_t walks_key; /* its destructor unmaps a thread's walk_cache */
@@ -614,7 +620,8 @@ walks_for(zwi_unwinder *u, unsigned max, uintptr_t stack_hi)
     }
     unsigned cap = max + 1;
     size_t bytes =
-        (sizeof(walk_cache) + 2 * (size_t)cap * sizeof(walk_entry) + 4095) & ~(size_t)4095;
+        (sizeof(walk_cache) + (ROOM_CAPS + 1) * (size_t)cap * sizeof(walk_entry) + 4095) &
+        ~(size_t)4095;
     /* the system calls: the preload library's mmap and munmap trace the program's mappings */
     void *m = (void *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -627,8 +634,9 @@ walks_for(zwi_unwinder *u, unsigned max, uintptr_t stack_hi)
     c->cap = cap;
     c->stack_hi = stack_hi;
     c->unloads = unloads;
-    c->e = (walk_entry *)(c + 1);
-    c->fresh = c->e + cap;
+    c->room = (walk_entry *)(c + 1);
+    c->e = c->room + cap; /* the middle: room to slide either way */
+    c->fresh = c->room + ROOM_CAPS * cap;
     pthread_once(&walks_once, walks_make_key);
     if (walks_key_ok)
         pthread_setspecific(walks_key, c);
@@ -656,7 +664,8 @@ mark_live(walk_entry *e, unsigned n, bool live)
 
 /* Places `nf` fresh entries at `base`, before the last walk's entries [j, c->n), which move: the
  * entries are then [0, the return value), at most c->cap (the oldest go: a later walk that needs
- * them walks them). */
+ * them walks them). c->e may move (base 0: the start of the entries slides, the older ones stay
+ * where they are in memory). */
 static unsigned
 place_fresh(walk_cache *c, unsigned base, unsigned nf, unsigned j)
 {
@@ -664,8 +673,20 @@ place_fresh(walk_cache *c, unsigned base, unsigned nf, unsigned j)
     unsigned keep = c->n - j;
     if (to + keep > c->cap)
         keep = c->cap - to;
-    if (to != j && keep > 0)
+    if (base == 0 && to != j) {
+        size_t head = (size_t)(c->e - c->room); /* slide e by j - nf entries */
+        walk_entry *e;
+        if (head + j >= nf && head + j - nf + c->cap <= ROOM_CAPS * (size_t)c->cap) {
+            e = c->room + head + j - nf;
+        } else { /* an end of the room: the entries kept go back to the middle */
+            e = c->room + c->cap;
+            if (keep > 0)
+                memmove(e + nf, c->e + j, keep * sizeof(walk_entry));
+        }
+        c->e = e;
+    } else if (to != j && keep > 0) {
         memmove(c->e + to, c->e + j, keep * sizeof(walk_entry));
+    }
     if (nf > 0)
         memcpy(c->e + base, c->fresh, nf * sizeof(walk_entry));
     return to + keep;
@@ -729,6 +750,7 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
         /* 2. the last walk's entry j is this state: it and the entries after it are placed after
          * the fresh ones, and followed while the stack holds what each was read from */
         c->n = place_fresh(c, base, nf, j);
+        e = c->e;
         unsigned k = base + nf;
         from = k;
         e[k].rbp = rbp; /* this walk's own: equal to the last one's where it matters */
@@ -738,21 +760,32 @@ zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames, unsigned max,
         if ((fk & (ENTRY_RELOADED | ENTRY_LIVE)) == (ENTRY_RELOADED | ENTRY_LIVE))
             fk |= ENTRY_CHECK;
         e[k].flags = (uint8_t)fk;
-        for (;;) {
-            uintptr_t p = e[k].pc;
-            if (p < 4096 || n == max)
-                goto reuse_ends;
-            frames[n++] = p;
-            reused += k != from; /* the entry met was walked fresh */
-            if ((e[k].flags & ENTRY_END) || n == max)
-                goto reuse_ends;
-            if (++k == c->n)
-                break; /* beyond the last walk's end (it was cut at its limit) */
-            const uintptr_t *top = (const uintptr_t *)e[k].sp;
-            if (top[-1] != e[k].pc ||
-                ((e[k].flags & ENTRY_CHECK) && top[-(int)e[k].slot] != e[k].rbp))
+        uintptr_t p = e[k].pc;
+        if (p < 4096 || n == max)
+            goto reuse_ends;
+        frames[n++] = p;
+        if ((e[k].flags & ENTRY_END) || n == max)
+            goto reuse_ends;
+        /* the entries after k: compared, then recorded; those before `lim` all fit in frames
+         * (only the last entry can end the walk: ENTRY_END or ENTRY_LOW) */
+        unsigned lim = c->n - (k + 1) <= max - n ? c->n : k + 1 + (max - n);
+        unsigned x = k + 1;
+        for (; x < lim; x++) {
+            const uintptr_t *top = (const uintptr_t *)e[x].sp;
+            if (top[-1] != e[x].pc ||
+                ((e[x].flags & ENTRY_CHECK) && top[-(int)e[x].slot] != e[x].rbp))
                 break; /* changed since */
+            frames[n++] = e[x].pc;
         }
+        reused += x - (k + 1);
+        if (x == lim && x > k + 1 && (e[x - 1].flags & ENTRY_LOW)) {
+            n--; /* the last walk ended there on a return address that is no frame */
+            reused--;
+            goto reuse_ends;
+        }
+        if (x == lim && (lim < c->n || (e[x - 1].flags & ENTRY_END) || n == max))
+            goto reuse_ends;
+        k = x; /* changed, or beyond the last walk's end (it was cut at its limit) */
         /* 3. on from entry k - 1, the last that held: its rbp as the stack has it now (an
          * entry whose rbp no later rule read was not compared), then one fresh step */
         base = k;
@@ -791,7 +824,7 @@ reuse_ends:
 all_fresh:
     /* the walk ends in fresh entries, after entries [0, base): no entry of the last walk stays */
     c->n = place_fresh(c, base, nf, c->n);
-    mark_live(e, c->n, !ended);
+    mark_live(c->e, c->n, !ended);
     c->reused = reused;
     return (int)n;
 }

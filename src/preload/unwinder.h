@@ -38,13 +38,13 @@
 
 #include "zw_assert.h"
 
-#define ZWI_UNWIND_NOFP_RANGES 8    /* code ranges of runtime libraries without frame pointers */
-#define ZWI_UNWIND_SKIP_CACHE  1024 /* entries of zwi_unwinder.skip */
-#define ZWI_UNWIND_SKIP_SLOTS  64   /* stack words searched for a skipped return address */
-#define ZWI_UNWIND_MAX_MODULES 256  /* code ranges whose frame pointers are tracked */
-#define ZWI_UNWIND_FP_TRUSTED  4    /* agreements before a module's frame pointers are trusted */
-#define ZWI_UNWIND_MAX_FRAMES  1024 /* the largest `max` the walks accept */
-#define ZWI_UNWIND_CFA_CACHE   4096 /* packed CFA rules, by return address (unwind_cfa.c) */
+#define ZWI_UNWIND_NOFP_RANGES 8     /* code ranges of runtime libraries without frame pointers */
+#define ZWI_UNWIND_SKIP_CACHE  1024  /* entries of zwi_unwinder.skip */
+#define ZWI_UNWIND_SKIP_SLOTS  64    /* stack words searched for a skipped return address */
+#define ZWI_UNWIND_MAX_MODULES 256   /* code ranges whose frame pointers are tracked */
+#define ZWI_UNWIND_FP_TRUSTED  4     /* agreements before a module's frame pointers are trusted */
+#define ZWI_UNWIND_MAX_FRAMES  1024  /* the largest `max` the walks accept */
+#define ZWI_UNWIND_CFA_CACHE   16384 /* packed CFA rules, by return address (unwind_cfa.c) */
 
 enum zwi_unwind_mode {
     ZWI_UNWIND_INCREMENTAL = 0, /* the default */

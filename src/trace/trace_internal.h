@@ -146,10 +146,46 @@ ZW_HIDDEN void zwi_tracer_unlock_all(zwi_tracer *t);
  * dynamic loader, which may allocate. */
 extern _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
 
+#define ZWI_CHAIN_CAP 512 /* frame records past the limit a thread keeps (24 KiB) */
+
+/* The frame-pointer chain a thread's last capture walked, so that the next one checks it instead
+ * of walking it again (zwi_capture_tail). A walk is a function of the words it read: each record
+ * r visited (r[1] its return address, r[0] the next record) and how it ended. So once a walk
+ * reaches a record of the last walk, the rest of the chain is the last walk's for as long as each
+ * record still holds the two words it was read as: compares that do not depend on each other,
+ * several times cheaper per frame than following the chain, whose loads do. Nothing is patched.
+ *   rec[0..n): the records, root first (addresses decreasing): rec[k].at the record's address,
+ *   rec[k].want the two words it held, the next record's address (rec[k - 1].at for k > 0; for
+ *   rec[0], what ended the walk) and the return address; except that the walk ended at rec[0]
+ *   on its return address below 4096 (not a frame) if `low`: then only want[1] was read. */
+typedef struct zwi_chain {
+    uintptr_t hi; /* the stack bound the records were walked under (another: none kept) */
+    unsigned n;   /* 0: no walk kept (none yet, or one longer than ZWI_CHAIN_CAP) */
+    bool low;
+    struct zwi_chain_rec {
+        _Alignas(16) uintptr_t want[2]; /* one 16-byte compare checks a record */
+        uintptr_t at;
+    } rec[ZWI_CHAIN_CAP];
+    uintptr_t wrec[ZWI_CHAIN_CAP]; /* the walk under way, newest first, until it is kept */
+    uintptr_t wret[ZWI_CHAIN_CAP];
+} zwi_chain;
+
+/* The return addresses of the chain from record `fp` on, at most `limit` (chain.c): the tail of
+ * a walk whose frames past its limit are only counted. `lo` and `hi` bound the records as in
+ * zwi_capture_from(). `c` is the calling thread's; one walk at a time uses it (the tracer's
+ * guard). */
+ZW_HIDDEN unsigned zwi_capture_tail(zwi_chain *c, const uintptr_t *fp, uintptr_t lo, uintptr_t hi,
+                                    unsigned limit);
+/* ZW_UNWIND=check:N (set by the preload library before its first walk; 0, off, by default): every
+ * Nth count of zwi_capture_tail() is compared with a plain walk's, and a difference aborts the
+ * program; zwi_capture_checked counts the counts that agreed. */
+ZW_HIDDEN extern unsigned zwi_capture_check_every;
+ZW_HIDDEN extern atomic_uint zwi_capture_checked;
+
 #define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
 #define ZWI_SITE_BITS 6  /* log2 of the entries of a thread's per-site memo */
 
-/* A thread's state, two pages of its own, made on the thread's first traced allocation and
+/* A thread's state, pages of its own, made on the thread's first traced allocation and
  * unmapped when the thread exits. */
 typedef struct zwi_thread {
     uintptr_t stack_lo; /* the thread's stack: frame pointers outside [lo, hi) end a walk */
@@ -174,6 +210,7 @@ typedef struct zwi_thread {
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
     uintptr_t frames[ZW_TRACE_MAX_NFRAME + 16];
+    zwi_chain chain; /* the last frame-pointer walk (zwi_capture) */
 } zwi_thread;
 
 extern _Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
@@ -190,18 +227,13 @@ zwi_thread_get(void)
 
 /* ---- frame capture: walking the frame-pointer chain ---- */
 
-/* Walks the frame-pointer chain from the frame of the function this is inlined into (which must
- * keep a frame: src/trace is built with -fno-omit-frame-pointer). Skips `skip` return addresses
- * (the wrappers between the caller and here), stores at most `max` in `out`, most recent first,
- * and counts the whole chain in *total (capped at 65535). A frame pointer that leaves the
- * thread's stack, goes down or is misaligned ends the walk: code built without frame pointers
- * ends it early, never makes it read outside the stack. Returns the number stored. */
+/* The walk of zwi_capture() from frame record `fp`, the chain kept in `c`; records outside
+ * [fp, hi) end it. */
 static inline __attribute__((always_inline)) unsigned
-zwi_capture(const zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, unsigned *total)
+zwi_capture_from(zwi_chain *c, const uintptr_t *fp, uintptr_t hi, unsigned skip, uintptr_t *out,
+                 unsigned max, unsigned *total)
 {
-    const uintptr_t *fp = __builtin_frame_address(0);
     uintptr_t lo = (uintptr_t)fp;
-    uintptr_t hi = th->stack_hi;
     unsigned n = 0;
     unsigned depth = 0;
     /* hi - fp, not fp + 16 <= hi: a frame pointer near the top of the address space (code
@@ -213,9 +245,11 @@ zwi_capture(const zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, u
         if (ret < 4096)
             break;
         if (depth >= skip) {
-            if (n < max)
-                out[n] = ret;
-            n++;
+            if (n == max) { /* the rest is only counted: checked where the last walk's holds */
+                n += zwi_capture_tail(c, fp, lo, hi, 65535 + skip - depth);
+                break;
+            }
+            out[n++] = ret;
         }
         if (++depth >= 65535 + skip)
             break;
@@ -226,6 +260,21 @@ zwi_capture(const zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, u
     }
     *total = n;
     return n < max ? n : max;
+}
+
+/* Walks the frame-pointer chain from the frame of the function this is inlined into (which must
+ * keep a frame: src/trace is built with -fno-omit-frame-pointer). Skips `skip` return addresses
+ * (the wrappers between the caller and here), stores at most `max` in `out`, most recent first,
+ * and counts the whole chain in *total (capped at 65535). A frame pointer that leaves the
+ * thread's stack, goes down or is misaligned ends the walk: code built without frame pointers
+ * ends it early, never makes it read outside the stack. Returns the number stored. The frames
+ * past `max` are counted from the thread's last walk where the stack still holds it
+ * (zwi_capture_tail): a deep stack costs a compare per frame there, not a walk. */
+static inline __attribute__((always_inline)) unsigned
+zwi_capture(zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, unsigned *total)
+{
+    return zwi_capture_from(&th->chain, __builtin_frame_address(0), th->stack_hi, skip, out, max,
+                            total);
 }
 
 /* ---- helpers (util.c): memory from a raw door, strings, maps, byte buffers: trace_util.h ---- */

@@ -256,7 +256,9 @@ rbp_frame(size_t n)
 __attribute__((noinline)) static void
 saves_rbp(size_t n)
 {
+#ifndef ZWP_FRAME_POINTERS // built with frame pointers (zwp_hazards_fp), rbp is the frame's own
     __asm__ volatile("" ::: "rbp");
+#endif
     alloc_here(n);
     sink = sink + 1;
 }

@@ -142,6 +142,17 @@ for nframe in 16 64; do
         echo "ok: hazards (ZW_NFRAME=$nframe): $checked walks equal libunwind's, $reused frames reused" ||
         { cat "$tmp/hazards.err"; fail "hazards: ${checked:-no} walks checked, ${reused:-no} frames reused, want 1000 or more of each"; }
 done
+# with frame pointers and a short limit: the frames past it are counted from the thread's last
+# walk where the stack still holds it, and check mode counts them again by a walk
+ZW_NFRAME=4 ZW_UNWIND=check "$zw" run -q --follow-fork -o "$tmp/hazards_fp.zwc" -- \
+    "$dir/zwp_hazards_fp" >"$tmp/hazards_fp.out" 2>"$tmp/hazards_fp.err" ||
+    { cat "$tmp/hazards_fp.err"; fail "zw run hazards_fp"; }
+grep -q '^hazards ok 404$' "$tmp/hazards_fp.out" || fail "hazards_fp: $(cat "$tmp/hazards_fp.out")"
+tails=$(sed -n 's/^zw: preload: ZW_UNWIND=check: \([0-9]*\) frame-pointer chains past the limit.*/\1/p' \
+    "$tmp/hazards_fp.err" | head -1)
+[ "${tails:-0}" -ge 1000 ] &&
+    echo "ok: hazards with frame pointers (ZW_NFRAME=4): $tails counts past the limit equal a walk's" ||
+    { cat "$tmp/hazards_fp.err"; fail "hazards_fp: ${tails:-no} counts past the limit checked, want 1000 or more"; }
 "$zw" top --at allocations --json --group traceback "$tmp/hazards.zwc" | grep -q '"function": "deep_throw(int)"' &&
     echo "ok: hazards: allocations found in deep_throw" || fail "hazards: no site in deep_throw"
 

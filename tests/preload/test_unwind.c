@@ -160,8 +160,8 @@ zwt_unwind_inner(const zwu_link *self)
 static void
 run(void *(*const *fns)(const zwu_link *), unsigned n)
 {
-    zwu_link links[8];
-    cr_assert_lt(n, 8);
+    zwu_link links[20];
+    cr_assert_lt(n, 20);
     for (unsigned i = 0; i <= n; i++) {
         links[i].fn = i < n ? fns[i] : the_hook;
         links[i].next = i < n ? &links[i + 1] : NULL;
@@ -441,6 +441,30 @@ Test(preload_unwind, incremental_walk_equals_a_fresh_one_and_reuses_frames)
         }
     }
     cr_assert_gt(reused, 0, "walks after other chains reuse their common frames");
+    the_hook = hook;
+}
+
+/* A stack that deepens a frame per walk, then comes back, many times the limit: each walk moves
+ * the start of the kept entries (they slide in their room, and go back to its middle at its
+ * ends), and each still equals a fresh walk and reuses all but its new frames. */
+Test(preload_unwind, incremental_walk_follows_a_stack_that_deepens_and_comes_back)
+{
+    the_hook = hook_inc;
+    void *(*chain[19])(const zwu_link *);
+    for (unsigned i = 0; i < 19; i++)
+        chain[i] = zwu_mixed_nofp_call;
+    const unsigned maxes[] = {3, 5, MAXF};
+    for (unsigned mx = 0; mx < sizeof(maxes) / sizeof(maxes[0]); mx++) {
+        W.max_inc = maxes[mx];
+        for (int round = 0; round < 2; round++) {
+            unsigned r = 0;
+            for (unsigned len = 1; len < 19; len++)
+                r += run_inc(chain, len);
+            for (unsigned len = 19; len-- > 1;)
+                r += run_inc(chain, len);
+            cr_assert_gt(r, 0, "max %u: frames are reused", maxes[mx]);
+        }
+    }
     the_hook = hook;
 }
 
