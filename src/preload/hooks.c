@@ -92,6 +92,9 @@ resolve(void)
     r.execvp = dlsym(RTLD_NEXT, "execvp");
     r.execvpe = dlsym(RTLD_NEXT, "execvpe");
     r.fexecve = dlsym(RTLD_NEXT, "fexecve");
+    r.execveat = dlsym(RTLD_NEXT, "execveat");
+    r.posix_spawn = dlsym(RTLD_NEXT, "posix_spawn");
+    r.posix_spawnp = dlsym(RTLD_NEXT, "posix_spawnp");
     r.brk = dlsym(RTLD_NEXT, "brk");
     r.sbrk = dlsym(RTLD_NEXT, "sbrk");
     if (r.malloc == NULL || r.free == NULL || r.calloc == NULL || r.realloc == NULL ||

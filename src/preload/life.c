@@ -6,7 +6,8 @@
  *   exit:    on_exit() and _exit() finish with the status
  *   signals: a fatal one (the program's own fault) finishes in its handler; one from outside
  *            (^C, kill) is finished by the sampler thread, since it may land inside malloc
- *   exec:    the image ends, its capture too; the new image (LD_PRELOAD) writes its own
+ *   exec:    the image ends, its capture too; the new image (LD_PRELOAD, put back in its
+ *            environment by env.c) writes its own
  *   fork:    a followed child starts a capture of its own, an unfollowed one traces nothing
  *
  * G, the library's one struct of mutable state, is defined here (preload_internal.h).
@@ -221,57 +222,99 @@ before_exec(void)
         zwi_preload_finish(ZW_CAPTURE_END_EXEC, 0);
 }
 
+/* The exec functions taking an environment, one body: `envp` gets zw's variables (env.c), so
+ * that the new image is traced, then the real function runs. */
+enum exec_kind { EXEC_VE, EXEC_VPE, EXEC_FD, EXEC_AT };
+
+static int
+exec_with(enum exec_kind kind, int fd, const char *path, char *const argv[], char *const envp[],
+          int flags)
+{
+    zwi_preload_resolve();
+    /* on the stack if it fits, as it must in a vfork child: memory it mapped would stay mapped in
+     * its parent after the exec */
+    _Alignas(char *) char small[ZWI_CHILD_ENV_BUF];
+    zwi_child_env ce;
+    size_t need = zwi_preload_child_env_plan(envp, &ce);
+    void *buf = NULL;
+    if (need <= sizeof(small))
+        buf = small;
+    else if (need <= ZWI_CHILD_ENV_VFORK_MAX && zwi_preload_in_vfork_child())
+        buf = __builtin_alloca(need);
+    char *const *env = zwi_preload_child_env_build(envp, &ce, buf);
+    int rc = -1;
+    before_exec();
+    switch (kind) {
+    case EXEC_VE:
+        rc = G.real.execve(path, argv, env);
+        break;
+    case EXEC_VPE:
+        if (G.real.execvpe != NULL)
+            rc = G.real.execvpe(path, argv, env);
+        else
+            errno = ENOSYS;
+        break;
+    case EXEC_FD:
+        if (G.real.fexecve != NULL)
+            rc = G.real.fexecve(fd, argv, env);
+        else
+            errno = ENOSYS;
+        break;
+    case EXEC_AT:
+        if (G.real.execveat != NULL)
+            rc = G.real.execveat(fd, path, argv, env, flags);
+        else
+            errno = ENOSYS;
+        break;
+    }
+    int e = errno;
+    zwi_preload_child_env_release(&ce);
+    errno = e;
+    return rc;
+}
+
 EXPORT int
 execve(const char *path, char *const argv[], char *const envp[])
 {
-    zwi_preload_resolve();
-    before_exec();
-    return G.real.execve(path, argv, envp);
+    return exec_with(EXEC_VE, -1, path, argv, envp, 0);
 }
 
 EXPORT int
 execv(const char *path, char *const argv[])
 {
-    return execve(path, argv, environ);
+    return exec_with(EXEC_VE, -1, path, argv, environ, 0);
 }
 
 EXPORT int
 execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    zwi_preload_resolve();
-    before_exec();
-    if (G.real.execvpe == NULL) {
-        errno = ENOSYS;
-        return -1;
-    }
-    return G.real.execvpe(file, argv, envp);
+    return exec_with(EXEC_VPE, -1, file, argv, envp, 0);
 }
 
 EXPORT int
 execvp(const char *file, char *const argv[])
 {
-    return execvpe(file, argv, environ);
+    return exec_with(EXEC_VPE, -1, file, argv, environ, 0);
 }
 
 EXPORT int
 fexecve(int fd, char *const argv[], char *const envp[])
 {
-    zwi_preload_resolve();
-    before_exec();
-    if (G.real.fexecve == NULL) {
-        errno = ENOSYS;
-        return -1;
-    }
-    return G.real.fexecve(fd, argv, envp);
+    return exec_with(EXEC_FD, fd, NULL, argv, envp, 0);
+}
+
+EXPORT int
+execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    return exec_with(EXEC_AT, dirfd, path, argv, envp, flags);
 }
 
 #define MAX_EXEC_ARGS 65536 /* execl's arguments we forward; more gets E2BIG */
 
-/* execl's arguments (arg0 and the variadic ones up to NULL) as a vector from the real malloc (the
- * caller frees it if the exec fails); NULL with errno on failure. *envp gets execle's
- * environment when `with_env`. */
-static char **
-collect_args(const char *arg0, va_list ap, bool with_env, char ***envp)
+/* How many arguments execl was given: arg0 and the variadic ones up to the NULL (1 if arg0 is
+ * NULL); MAX_EXEC_ARGS if there are that many or more. */
+static size_t
+count_args(const char *arg0, va_list ap)
 {
     va_list count;
     va_copy(count, ap);
@@ -279,64 +322,56 @@ collect_args(const char *arg0, va_list ap, bool with_env, char ***envp)
     while (arg0 != NULL && va_arg(count, char *) != NULL && n < MAX_EXEC_ARGS)
         n++;
     va_end(count);
-    if (n == MAX_EXEC_ARGS) {
-        errno = E2BIG;
-        return NULL;
-    }
-    zwi_preload_resolve();
-    char **argv = G.real.malloc((n + 1) * sizeof(char *));
-    if (argv == NULL)
-        return NULL;
+    return n;
+}
+
+/* Fills argv[0, n] (n from count_args) with execl's arguments and the NULL; returns execle's
+ * environment when `with_env`. */
+static char **
+fill_args(char **argv, size_t n, const char *arg0, va_list ap, bool with_env)
+{
     argv[0] = (char *)arg0;
     for (size_t i = 1; arg0 != NULL && i <= n; i++)
         argv[i] = va_arg(ap, char *); /* argv[n] is the NULL */
     argv[arg0 == NULL ? 0 : n] = NULL;
-    if (with_env)
-        *envp = va_arg(ap, char **);
-    return argv;
+    return with_env ? va_arg(ap, char **) : NULL;
 }
+
+/* The l-forms build the argument vector on the stack, as glibc's do: in a vfork child, a block
+ * of malloc would come from the parent's heap (and stay there after the exec). */
+#define EXEC_L(kind, path, arg0, with_env)                                                        \
+    do {                                                                                          \
+        va_list ap;                                                                               \
+        va_start(ap, arg0);                                                                       \
+        size_t n = count_args(arg0, ap);                                                          \
+        va_end(ap);                                                                               \
+        if (n == MAX_EXEC_ARGS) {                                                                 \
+            errno = E2BIG;                                                                        \
+            return -1;                                                                            \
+        }                                                                                         \
+        char **argv = __builtin_alloca((n + 1) * sizeof(char *));                                 \
+        va_start(ap, arg0);                                                                       \
+        char **envp = fill_args(argv, n, arg0, ap, with_env);                                     \
+        va_end(ap);                                                                               \
+        return exec_with(kind, -1, path, argv, with_env ? envp : environ, 0);                     \
+    } while (0)
 
 EXPORT int
 execl(const char *path, const char *arg0, ...)
 {
-    va_list ap;
-    va_start(ap, arg0);
-    char **argv = collect_args(arg0, ap, false, NULL);
-    va_end(ap);
-    if (argv == NULL)
-        return -1;
-    int rc = execve(path, argv, environ);
-    G.real.free(argv);
-    return rc;
+    EXEC_L(EXEC_VE, path, arg0, false);
 }
 
 EXPORT int
 execle(const char *path, const char *arg0, ...)
 {
-    char **envp = NULL;
-    va_list ap;
-    va_start(ap, arg0);
-    char **argv = collect_args(arg0, ap, true, &envp);
-    va_end(ap);
-    if (argv == NULL)
-        return -1;
-    int rc = execve(path, argv, envp);
-    G.real.free(argv);
-    return rc;
+    EXEC_L(EXEC_VE, path, arg0, true);
 }
 
 EXPORT int
 execlp(const char *file, const char *arg0, ...)
 {
-    va_list ap;
-    va_start(ap, arg0);
-    char **argv = collect_args(arg0, ap, false, NULL);
-    va_end(ap);
-    if (argv == NULL)
-        return -1;
-    int rc = execvpe(file, argv, environ);
-    G.real.free(argv);
-    return rc;
+    EXEC_L(EXEC_VPE, file, arg0, false);
 }
 
 /* ---- fork ---- */
@@ -345,6 +380,7 @@ static void
 fork_prepare(void)
 {
     zwi_trace_guard++;
+    zwi_preload_popen_lock(); /* before G.lock: popen holds it while it allocates */
     pthread_mutex_lock(&G.lock);
     zwi_preload_mmap_lock();
     pthread_mutex_lock(&G.unloaded.lock); /* a dlclose hook's append */
@@ -358,6 +394,7 @@ fork_parent(void)
     pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     pthread_mutex_unlock(&G.lock);
+    zwi_preload_popen_unlock();
     zwi_trace_guard--;
 }
 
@@ -382,6 +419,8 @@ fork_child(void)
     zwi_tracer_unlock_all(G.tracer);
     pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
+    zwi_preload_popen_unlock();
+    zwi_preload_env_forked();
     G.sampler_on = false; /* threads do not survive fork */
     if (atomic_load(&G.finished) || !G.follow_fork) {
         atomic_store(&G.active, false);
@@ -452,7 +491,7 @@ fork_child(void)
 static unsigned
 env_uint(const char *name, unsigned def, unsigned lo, unsigned hi)
 {
-    const char *s = getenv(name);
+    const char *s = zwi_preload_env(name);
     if (s == NULL || *s == '\0')
         return def;
     char *end;
@@ -466,34 +505,6 @@ env_uint(const char *name, unsigned def, unsigned lo, unsigned hi)
         return def;
     }
     return (unsigned)v;
-}
-
-/* ZW_FOLLOW_EXEC=0: programs this one executes run untraced (LD_PRELOAD loses this library). */
-static void
-drop_from_ld_preload(void)
-{
-    const char *lp = getenv("LD_PRELOAD");
-    if (lp == NULL)
-        return;
-    char keep[4096];
-    size_t k = 0;
-    for (const char *s = lp; *s != '\0';) {
-        size_t len = strcspn(s, ": ");
-        if (len > 0 && (memmem(s, len, "libzwpreload", 12) == NULL) && k + len + 2 < sizeof(keep)) {
-            if (k > 0)
-                keep[k++] = ':';
-            memcpy(keep + k, s, len);
-            k += len;
-        }
-        s += len;
-        if (*s != '\0')
-            s++;
-    }
-    keep[k] = '\0';
-    if (k == 0)
-        unsetenv("LD_PRELOAD");
-    else
-        setenv("LD_PRELOAD", keep, 1);
 }
 
 static void
@@ -530,7 +541,7 @@ install_signals(void)
         sigemptyset(&sa.sa_mask);
         sigaction(zwi_preload_async_signals[i], &sa, NULL);
     }
-    const char *ms = getenv("ZW_MARK_SIGNAL");
+    const char *ms = zwi_preload_env("ZW_MARK_SIGNAL");
     if (ms != NULL && *ms != '\0') {
         int sig = 0;
         if (strcmp(ms, "USR1") == 0 || strcmp(ms, "SIGUSR1") == 0)
@@ -569,14 +580,14 @@ zwi_preload_start(void)
         return;
     zwi_preload_resolve();
     zwi_trace_guard++;
+    zwi_preload_env_save(); /* before anything of zw's is read */
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
     G.flush_ms = env_uint("ZW_FLUSH_MS", 1000, 0, 3600000);
     G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
     G.leak_check = env_uint("ZW_LEAK_CHECK", 1, 0, 1) == 1;
     G.leak_marks = env_uint("ZW_LEAK_MARKS", 0, 0, 1) == 1;
-    if (env_uint("ZW_FOLLOW_EXEC", 1, 0, 1) == 0)
-        drop_from_ld_preload();
+    G.follow_exec = env_uint("ZW_FOLLOW_EXEC", 1, 0, 1) == 1;
     G.tracer = zwi_tracer_new(G.nframe);
     G.raw = zw_raw_new(NULL);
     if (G.tracer != NULL) /* the heap's bytes and peak; the mmap domain counts apart */
@@ -621,7 +632,7 @@ zwi_preload_start(void)
     (void)zwi_thread_get(); /* this thread's stack bounds, before its first traced block */
     if (G.nframe > 1) {
         static const char *const runtime[] = {"/libc.so", "/libstdc++.so", NULL};
-        zwi_preload_unwind_init(&G.unw, runtime);
+        zwi_preload_unwind_init(&G.unw, runtime, zwi_preload_env("ZW_UNWIND"));
     }
     zwi_preload_make_wake_pipe();
     zwi_preload_make_slot_key();
@@ -639,6 +650,7 @@ __attribute__((constructor)) static void
 preload_start(void)
 {
     zwi_preload_start();
+    zwi_preload_env_scrub(); /* main runs without zw's variables */
 }
 
 /* No destructor writes the capture: _dl_fini, which runs destructors, is registered with atexit

@@ -10,6 +10,10 @@
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
  *   life.c     start, exit and _exit, signals, fork, exec: when the capture begins and ends
+ *   env.c      zw's variables: saved and taken out of the program's environment at start, put
+ *              back in each child's
+ *   spawn.c    posix_spawn[p], and system() and popen()/pclose() rebuilt on it: the children
+ *              glibc starts without the exec functions get zw's variables too
  *
  * Each field of G says what guards it. "Constructor" fields are written by preload_start() (and
  * again by fork_child(), in a child that has one thread) before `active` is set, and only read
@@ -137,6 +141,11 @@ typedef struct real_fns {
     int (*execvp)(const char *, char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
     int (*fexecve)(int, char *const[], char *const[]);
+    int (*execveat)(int, const char *, char *const[], char *const[], int);
+    int (*posix_spawn)(pid_t *, const char *, const void *, const void *, char *const[],
+                       char *const[]); /* the file actions and attributes: spawn.h's types */
+    int (*posix_spawnp)(pid_t *, const char *, const void *, const void *, char *const[],
+                        char *const[]);
     int (*brk)(void *);
     void *(*sbrk)(intptr_t);
 } real_fns;
@@ -160,6 +169,23 @@ typedef struct unloaded_module {
     char path[4096];
 } unloaded_module;
 
+/* The variables libzwpreload.so reads (env.c's zw_vars). */
+#define ZWI_ENV_NVARS 10
+
+/* An environment for a child: planned (what `in` lacks), then built in the caller's memory or
+ * mapped (unmapped by zwi_preload_child_env_release). */
+typedef struct zwi_child_env {
+    char *const *in;            /* the environment given (an empty one for NULL) */
+    size_t n;                   /* its entries */
+    bool want[ZWI_ENV_NVARS];   /* the saved variables it lacks */
+    char *const *lp;            /* its first LD_PRELOAD entry, or NULL */
+    bool merge;                 /* this library is to be put first in LD_PRELOAD */
+    size_t ptrs;                /* bytes of the new pointer array */
+    size_t need;                /* bytes of it all: the array, then "LD_PRELOAD=..." (0: none) */
+    void *map;                  /* mapped by the build, or NULL */
+    size_t map_len;
+} zwi_child_env;
+
 /* The library's state: see the "constructor" fields in this file's header. */
 typedef struct zwi_preload_state {
     real_fns real;     /* written once by zwi_preload_resolve() before `ready`; read-only after */
@@ -181,6 +207,20 @@ typedef struct zwi_preload_state {
     unsigned flush_ms;    /* constructor: how long samples and steps wait before they are
                            * written, from ZW_FLUSH_MS (0: written at each sample) */
     bool follow_fork;     /* constructor: ZW_FOLLOW_FORK=1, a fork child writes its capture */
+    bool follow_exec;     /* constructor: ZW_FOLLOW_EXEC (default 1): children get zw's
+                           * variables (env.c) */
+    /* zw's variables (env.c): written by zwi_preload_env_save() and _scrub(), at start, in a
+     * process with one thread; read-only after. The strings are mapped, never freed. */
+    struct {
+        bool saved;    /* zwi_preload_env_save() ran */
+        bool scrubbed; /* zwi_preload_env_scrub() ran: they are out of `environ` */
+        const char *vars[ZWI_ENV_NVARS]; /* "NAME=value" as the process started, or NULL */
+        const char *ours;         /* our entries of LD_PRELOAD, ':'-joined; NULL if none */
+        const char *preload_rest; /* "LD_PRELOAD=" the others, as written; NULL if none */
+        bool preload_had_ours;    /* LD_PRELOAD named this library */
+        pid_t pid; /* the process's own pid: set at start and in every fork child (not in a
+                    * vfork child, which shares this memory) */
+    } env;
     uint64_t start_ns;    /* constructor: CLOCK_MONOTONIC at start */
     uint64_t start_real;  /* constructor: CLOCK_REALTIME at start */
     pid_t pid;            /* constructor: the process the capture is of; a vfork child (another
@@ -395,6 +435,42 @@ ZW_HIDDEN void zwi_preload_map_live(void);
 ZW_HIDDEN void zwi_preload_write_last_words(uint32_t end, int code);
 ZW_HIDDEN void zwi_preload_write_start_locked(void);
 ZW_HIDDEN void zwi_preload_write_end_locked(uint32_t end, int code);
+
+/* ---- env.c ---- */
+
+/* Saves zw's variables and this library's entries of LD_PRELOAD (G.env), once; at start, before
+ * any of them is read. */
+ZW_HIDDEN void zwi_preload_env_save(void);
+/* Takes what zwi_preload_env_save() saved out of `environ`, in place, allocating nothing; from
+ * the constructor (not from inside the C library: an early allocation may come from setenv). */
+ZW_HIDDEN void zwi_preload_env_scrub(void);
+/* The value of zw's variable `name` as the process started, or NULL (getenv's answer before the
+ * scrub). */
+ZW_HIDDEN const char *zwi_preload_env(const char *name);
+/* The environment for a child started with `envp` (NULL: empty) is `envp` and the saved
+ * variables it does not set, with this library first in LD_PRELOAD. _plan() says how many bytes
+ * it needs: 0 if there is nothing to add (or ZW_FOLLOW_EXEC is 0). _build() makes it in `buf`
+ * (at least that many bytes, aligned for pointers) or, if `buf` is NULL, in mapped memory, and
+ * returns it; `envp` itself if nothing is added or no memory was left. Neither allocates
+ * through malloc: usable in a vfork child, which must not map (the parent would keep it). */
+ZW_HIDDEN size_t zwi_preload_child_env_plan(char *const *envp, zwi_child_env *ce);
+ZW_HIDDEN char *const *zwi_preload_child_env_build(char *const *envp, zwi_child_env *ce,
+                                                   void *buf);
+ZW_HIDDEN void zwi_preload_child_env_release(zwi_child_env *ce);
+/* True in a vfork child (a process sharing this memory, which fork handlers never ran in). */
+ZW_HIDDEN bool zwi_preload_in_vfork_child(void);
+/* A fork child: G.env.pid is its own. From the fork handler. */
+ZW_HIDDEN void zwi_preload_env_forked(void);
+/* A child's environment on the caller's stack up to this many bytes (about 500 entries); in a
+ * vfork child up to ZWI_CHILD_ENV_VFORK_MAX (alloca), else mapped. */
+#define ZWI_CHILD_ENV_BUF       4096
+#define ZWI_CHILD_ENV_VFORK_MAX ((size_t)256 << 10)
+
+/* ---- spawn.c ---- */
+
+/* fork(): popen's table of streams held across it, as G.lock is. */
+ZW_HIDDEN void zwi_preload_popen_lock(void);
+ZW_HIDDEN void zwi_preload_popen_unlock(void);
 
 /* ---- life.c ---- */
 

@@ -105,12 +105,11 @@ zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value)
 }
 
 void
-zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime)
+zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime, const char *mode)
 {
     memset(u, 0, sizeof(*u));
     note_ctx ctx = {u, runtime};
     dl_iterate_phdr(note_modules, &ctx);
-    const char *mode = getenv("ZW_UNWIND");
     if (!zwi_preload_unwind_set_mode(u, mode)) {
         char msg[256];
         int n = snprintf(msg, sizeof(msg),

@@ -88,8 +88,10 @@ typedef struct zwi_unwinder {
 
 /* Empties `u` and notes the executable segments of every module loaded now; those of modules
  * whose path contains one of `runtime` (a NULL-terminated list, such as "/libc.so") are code
- * without frame pointers, distrusted from the start. */
-ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime);
+ * without frame pointers, distrusted from the start. `mode` is ZW_UNWIND's value (NULL: the
+ * default); a bad one gets a warning and the default. */
+ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime,
+                                       const char *mode);
 
 /* Reads a ZW_UNWIND value into u->mode and u->check_every; false (and u left as it was) if it
  * is not one of incremental, cfa, dwarf, fp, check, check:N (N >= 1). NULL or "" is the default,

@@ -306,7 +306,7 @@ zwi_preload_scan_sites_locked(uint64_t time_ns, uint32_t flags)
 void
 zwi_preload_open_output(void)
 {
-    const char *pat = getenv("ZW_OUTPUT");
+    const char *pat = zwi_preload_env("ZW_OUTPUT");
     if (pat == NULL || *pat == '\0')
         pat = DEFAULT_OUTPUT;
     char base[sizeof(G.path) - 16];

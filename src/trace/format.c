@@ -232,22 +232,6 @@ typedef struct reader {
     uint64_t ntraces_info; /* INFO's trace count, checked against TRACES */
 } reader;
 
-/* A string reference: NULL for NO_STRING if `nullable`. */
-static int
-read_string(reader *r, bool nullable, const char **s)
-{
-    uint32_t i = 0;
-    *s = NULL;
-    if (zwi_get_u32(&r->cur, &i) != 0)
-        return -1;
-    if (i == NO_STRING && nullable)
-        return 0;
-    if (i >= r->nstrs)
-        return zwi_cursor_fail(&r->cur, "string index out of range");
-    *s = r->strs[i];
-    return 0;
-}
-
 static int
 decode_info(reader *r)
 {
@@ -260,55 +244,6 @@ decode_info(reader *r)
     r->snap->traceback_limit = limit;
     return 0;
 }
-
-static int
-decode_strings(reader *r)
-{
-    size_t n = 0;
-    if (zwi_get_count(&r->cur, 4, 4, "record", &n) != 0)
-        return -1;
-    if (zwi_reserve(r->snap->raw, (void **)&r->strs, &r->cap_strs, n + 1, sizeof(char *)) != 0)
-        return zwi_cursor_fail(&r->cur, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        uint32_t len;
-        const unsigned char *p;
-        if (zwi_get_u32(&r->cur, &len) != 0)
-            return -1;
-        if (zwi_get_bytes(&r->cur, len, "string", &p) != 0)
-            return -1;
-        if (memchr(p, '\0', len) != NULL)
-            return zwi_cursor_fail(&r->cur, "string with a NUL byte");
-        uint32_t index;
-        const char *s = zwi_strtab_add(&r->snap->strs, (const char *)p, len, &index);
-        if (s == NULL)
-            return zwi_cursor_fail(&r->cur, "out of memory");
-        if (index != i)
-            return zwi_cursor_fail(&r->cur, "string stored twice");
-        r->strs[r->nstrs++] = s;
-    }
-    return 0;
-}
-
-static int
-decode_modules(reader *r)
-{
-    size_t n = 0;
-    if (zwi_get_count(&r->cur, 4, 16, "record", &n) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *path = NULL;
-        const char *id = NULL;
-        uint64_t bias;
-        if (read_string(r, false, &path) || read_string(r, true, &id) ||
-            zwi_get_u64(&r->cur, &bias))
-            return -1;
-        if (zwi_snapshot_add_module(r->snap, path, id, bias) != 0)
-            return zwi_cursor_fail(&r->cur, "out of memory");
-    }
-    return 0;
-}
-
-
 
 static int
 decode_traces(reader *r)
@@ -337,35 +272,48 @@ decode_traces(reader *r)
 
 /* ---- the packed tables ---- */
 
+/* A string reference: NULL for "none" if `nullable` (fixed width: NO_STRING; varint: 0, the
+ * others one more than their index). */
 static int
-read_vstring(reader *r, bool nullable, const char **s)
+read_string_as(reader *r, bool v, bool nullable, const char **s)
 {
-    uint64_t i;
+    uint64_t i = 0;
     *s = NULL;
-    if (zwi_get_varint(&r->cur, &i) != 0)
+    uint32_t x;
+    if (v ? zwi_get_varint(&r->cur, &i) : zwi_get_u32(&r->cur, &x))
         return -1;
-    if (nullable && i == 0)
+    if (!v)
+        i = x == NO_STRING ? 0 : (uint64_t)x + 1;
+    else if (!nullable)
+        i++; /* a varint reference that cannot be none is the index itself */
+    if (i == 0) {
+        if (!nullable)
+            return zwi_cursor_fail(&r->cur, "string index out of range");
         return 0;
-    i -= nullable ? 1 : 0;
-    if (i >= r->nstrs)
+    }
+    if (i - 1 >= r->nstrs)
         return zwi_cursor_fail(&r->cur, "string index out of range");
-    *s = r->strs[i];
+    *s = r->strs[i - 1];
     return 0;
 }
 
 static int
-decode_vstrings(reader *r)
+decode_strings_as(reader *r, bool v)
 {
     size_t n = 0;
-    if (zwi_get_count(&r->cur, 0, 1, "string", &n) != 0)
+    if (v ? zwi_get_count(&r->cur, 0, 1, "string", &n) : zwi_get_count(&r->cur, 4, 4, "record", &n))
         return -1;
     if (zwi_reserve(r->snap->raw, (void **)&r->strs, &r->cap_strs, n + 1, sizeof(char *)) != 0)
         return zwi_cursor_fail(&r->cur, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        size_t len;
+        size_t len = 0;
+        uint32_t len32;
         const unsigned char *p;
-        if (zwi_get_count(&r->cur, 0, 1, "string byte", &len) != 0 ||
-            zwi_get_bytes(&r->cur, len, "string", &p) != 0)
+        if (v ? zwi_get_count(&r->cur, 0, 1, "string byte", &len) : zwi_get_u32(&r->cur, &len32))
+            return -1;
+        if (!v)
+            len = len32;
+        if (zwi_get_bytes(&r->cur, len, "string", &p) != 0)
             return -1;
         if (memchr(p, '\0', len) != NULL)
             return zwi_cursor_fail(&r->cur, "string with a NUL byte");
@@ -381,24 +329,23 @@ decode_vstrings(reader *r)
 }
 
 static int
-decode_vmodules(reader *r)
+decode_modules_as(reader *r, bool v)
 {
     size_t n = 0;
-    if (zwi_get_count(&r->cur, 0, 3, "module", &n) != 0)
+    if (v ? zwi_get_count(&r->cur, 0, 3, "module", &n) : zwi_get_count(&r->cur, 4, 16, "record", &n))
         return -1;
     for (size_t i = 0; i < n; i++) {
         const char *path = NULL;
         const char *id = NULL;
         uint64_t bias;
-        if (read_vstring(r, false, &path) || read_vstring(r, true, &id) ||
-            zwi_get_varint(&r->cur, &bias))
+        if (read_string_as(r, v, false, &path) || read_string_as(r, v, true, &id) ||
+            (v ? zwi_get_varint(&r->cur, &bias) : zwi_get_u64(&r->cur, &bias)))
             return -1;
         if (zwi_snapshot_add_module(r->snap, path, id, bias) != 0)
             return zwi_cursor_fail(&r->cur, "out of memory");
     }
     return 0;
 }
-
 
 /* The frame and traceback records of a snapshot (fixed-width fields) and of a capture's shared
  * table (varints) have the same fields in the same order: one decoder each, `v` picks the
@@ -432,10 +379,8 @@ decode_frames_as(reader *r, bool v)
         zw_frame f;
         uint32_t lineno;
         uint64_t flags;
-        if ((v ? read_vstring(r, false, &f.filename) : read_string(r, false, &f.filename)) ||
-            get_u32_as(r, v, &lineno) ||
-            (v ? read_vstring(r, true, &f.function) : read_string(r, true, &f.function)) ||
-            (v ? read_vstring(r, true, &f.module) : read_string(r, true, &f.module)) ||
+        if (read_string_as(r, v, false, &f.filename) || get_u32_as(r, v, &lineno) ||
+            read_string_as(r, v, true, &f.function) || read_string_as(r, v, true, &f.module) ||
             (v ? zwi_get_varint(&r->cur, &f.offset) : zwi_get_u64(&r->cur, &f.offset)) ||
             get_u64_as(r, v, &flags))
             return -1;
@@ -500,6 +445,18 @@ decode_tracebacks_as(reader *r, bool v)
 }
 
 static int
+decode_strings(reader *r)
+{
+    return decode_strings_as(r, false);
+}
+
+static int
+decode_modules(reader *r)
+{
+    return decode_modules_as(r, false);
+}
+
+static int
 decode_frames(reader *r)
 {
     return decode_frames_as(r, false);
@@ -525,9 +482,9 @@ zwi_snapshot_decode_tables(zwi_cursor *c)
         return NULL;
     }
     r.cur.raw = r.snap->raw;
-    int rc = decode_vstrings(&r);
+    int rc = decode_strings_as(&r, true);
     if (rc == 0)
-        rc = decode_vmodules(&r);
+        rc = decode_modules_as(&r, true);
     if (rc == 0)
         rc = decode_frames_as(&r, true);
     if (rc == 0)

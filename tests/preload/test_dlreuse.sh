@@ -8,18 +8,7 @@
 set -u
 zw=$1
 dir=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-
-expect() { # expect WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1 = $3"; else fail "$1: got '$2', want '$3'"; fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 src=$(dirname "$0")/dlreuse.c
 line1=$(grep -n "the first library's site" "$src" | cut -d: -f1)
@@ -51,5 +40,4 @@ for mode in incremental cfa dwarf check:1; do
     done
 done
 
-[ "$fails" -eq 0 ] && echo "all passed" || echo "$fails failed"
-[ "$fails" -eq 0 ]
+finish "dlclose and a reused address"

@@ -6,18 +6,7 @@
 set -u
 zw=$1
 dir=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-
-expect() { # expect WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1 = $3"; else fail "$1: got '$2', want '$3'"; fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 # stat KEY FILE: a number of `zw stat --json --only FILE`
 stat() {
@@ -87,6 +76,17 @@ expect "stat: heap peak stays the heap's" "$(stat peak_bytes "$tmp/maps.zwc")" \
         sed -nE 's/.*"bytes": ([0-9]+), .*/\1/p' | awk '{ s += $1 } END { print s }')"
 "$zw" stat "$tmp/maps.zwc" | grep -Eq "^of which +heap [0-9.]+ [KM]iB \+ mmap [0-9.]+ KiB \+ neither -?[0-9.]+ [KM]iB" &&
     echo "ok: stat splits RSS into heap, mmap and neither" || fail "stat: RSS split"
+# a capture set: the process table gives each process's mmap peak, the set the largest
+"$zw" run -q -o "$tmp/set.zwc" -- sh -c '"$1" "$2" >/dev/null; true' sh "$dir/zwp_maps" "$tmp/file" ||
+    fail "zw run sh -c maps"
+"$zw" stat "$tmp/set.zwc" >"$tmp/set.txt"
+mp=$(awk -v k=$((30 * p / 1024)) 'BEGIN { print k " KiB" }')
+expect "stat of a set: the maps row's mmap peak" \
+    "$(grep 'zwp_maps' "$tmp/set.txt" | grep -v ' sh -c ' | awk '{ print $7, $8 }')" "$mp"
+expect "stat of a set: the shell's mmap peak" \
+    "$(grep " sh -c " "$tmp/set.txt" | awk '{ print $7, $8 }')" "0 B"
+grep -Eq "^mmap peak +$mp in process [0-9]+ " "$tmp/set.txt" &&
+    echo "ok: stat of a set: the largest mmap peak" || fail "stat of a set: $(cat "$tmp/set.txt")"
 # an export follows --domain: the folded stacks of the mmap domain sum to its bytes
 expect "export folded --domain mmap" \
     "$("$zw" export --format folded --domain mmap --at exit "$tmp/maps.zwc" |
@@ -136,8 +136,4 @@ mpeak=$(stat mmap_peak_bytes "$tmp/py.zwc")
 expect "python3: no arena in the heap" \
     "$(awk '$1 == $2 * 1048576 && $2 > 4 { n++ } END { print n + 0 }' "$tmp/py-heap")" 0
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "mmap domain: ok"
+finish "mmap domain"

@@ -6,14 +6,7 @@
 set -u
 zw=$1
 dir=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
+. "$(dirname "$0")/../lib.sh"
 
 # "KIND BYTES BLOCKS" of the rows of `zw leaks --json` whose traceback is markleaks.c's, sorted
 own_rows() {
@@ -73,5 +66,4 @@ else
     fail "zw leaks --at nosuchmark: $(cat "$tmp/none.txt")"
 fi
 
-[ "$fails" -eq 0 ] || exit 1
-echo "all ok"
+finish "leak kinds at marks"

@@ -8,17 +8,7 @@ set -u
 zw=$1
 dir=$2
 die=$dir/zwp_die
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-expect() { # expect WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1 = $3"; else fail "$1: got '$2', want '$3'"; fi
-}
+. "$(dirname "$0")/../lib.sh"
 # stat KEY FILE: the value of KEY in `zw stat --json --only FILE`
 stat() {
     "$zw" stat --json --only "$2" | sed -E "s/^\{[^{]*\"$1\": (null|true|false|[0-9.]+|\"[^\"]*\").*/\1/"
@@ -148,8 +138,4 @@ grep -q 'no capture written' "$tmp/static.err" && echo "ok: no capture: said wit
 "$zw" run -q -o "$tmp/static.zwc" -- "$dir/zwp_die_static" exit 10 >/dev/null 2>&1
 expect "no capture, the program exits 42: zw run's status" "$?" 42
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "never hang, never lie: ok"
+finish "never hang, never lie"

@@ -57,7 +57,7 @@ static void
 setup(void)
 {
     static const char *const runtime[] = {"/libzwu_rt.so", NULL};
-    zwi_preload_unwind_init(&U, runtime);
+    zwi_preload_unwind_init(&U, runtime, getenv("ZW_UNWIND"));
     pthread_attr_t attr;
     void *addr;
     size_t size;

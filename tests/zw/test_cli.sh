@@ -7,30 +7,8 @@ set -u
 zw=$1
 data=$2
 sanitize=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
+. "$(dirname "$0")/../lib.sh"
 cap="$data/demo.zwc"
-
-# check WANT_STATUS WANT_STDERR_PATTERN ARGS...: runs zw ARGS and checks both
-check() {
-    want=$1
-    pattern=$2
-    shift 2
-    "$zw" "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        echo "FAIL: zw $*: status $got, want $want"
-        cat "$tmp/err"
-        fails=$((fails + 1))
-    elif [ -n "$pattern" ] && ! grep -q -- "$pattern" "$tmp/err"; then
-        echo "FAIL: zw $*: stderr lacks '$pattern':"
-        cat "$tmp/err"
-        fails=$((fails + 1))
-    else
-        echo "ok: zw $* -> $got"
-    fi
-}
 
 # ---- usage errors: status 2 ----
 check 2 'zw: error: no command given'
@@ -233,8 +211,4 @@ exit 0' "a b" plain
         { echo "FAIL: stat prints the command line on one line:"; cat "$tmp/out"; fails=$((fails + 1)); }
 fi
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "zw cli: ok"
+finish "zw cli"

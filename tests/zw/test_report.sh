@@ -16,29 +16,7 @@ sanitize=$5
 demo=${6:-}
 progdir=${7:-}
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-# check WANT_STATUS WANT_STDERR_PATTERN ARGS...: runs zw ARGS and checks both
-check() {
-    want=$1
-    pattern=$2
-    shift 2
-    "$zw" "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        echo "FAIL: zw $*: status $got, want $want"
-        cat "$tmp/err"
-        fails=$((fails + 1))
-    elif [ -n "$pattern" ] && ! grep -q -- "$pattern" "$tmp/err"; then
-        echo "FAIL: zw $*: stderr lacks '$pattern':"
-        cat "$tmp/err"
-        fails=$((fails + 1))
-    else
-        echo "ok: zw $* -> $got"
-    fi
-}
+. "$(dirname "$0")/../lib.sh"
 # no_file DIR: nothing but captures in DIR (no report, no temporary file)
 no_file() {
     left=$(find "$1" -type f ! -name '*.zwc' ! -name '*.zwc.[0-9]*' ! -name out ! -name err)
@@ -154,8 +132,4 @@ else
     echo "skipped: fresh captures (the sanitizer build does not preload libzwpreload.so)"
 fi
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails failed"
-    exit 1
-fi
-echo "all zw report checks passed"
+finish "zw report"

@@ -292,15 +292,25 @@ print_processes(const cli_tree *t)
     char a1[32], a2[32], a3[32], buf[128];
     printf("%-16s %s: %zu processes%s\n", "capture set", t->base, t->n,
            f.complete ? "" : " (some incomplete)");
-    printf("\n%8s %8s %8s %12s %10s %10s  %-22s %s\n", "pid", "parent", "start", "allocations",
-           "peak", "leaked", "ended", "command");
+    printf("\n%8s %8s %8s %12s %10s %10s %10s %10s  %-22s %s\n", "pid", "parent", "start",
+           "allocations", "peak", "mmap peak", "max RSS", "leaked", "ended", "command");
+    uint64_t mmap_peak = 0;
+    size_t mmap_proc = 0;
     for (size_t i = 0; i < t->n; i++) {
         const zw_capture *c = t->caps[i];
         size_t leaked = 0, blocks = 0;
         cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
-        printf("%8" PRIu32 " %8" PRIu32 " %7.3fs %12" PRIu64 " %10s %10s  %-22s", c->pid, c->ppid,
-               cli_tree_offset(t, i), c->totals.allocations,
+        domain_figures d = domains_of(c);
+        if (d.mmap_peak > mmap_peak) {
+            mmap_peak = d.mmap_peak;
+            mmap_proc = i;
+        }
+        char a4[32], a5[32];
+        printf("%8" PRIu32 " %8" PRIu32 " %7.3fs %12" PRIu64 " %10s %10s %10s %10s  %-22s", c->pid,
+               c->ppid, cli_tree_offset(t, i), c->totals.allocations,
                cli_size(a1, (long long)c->totals.peak_bytes, false),
+               cli_size(a4, (long long)d.mmap_peak, false),
+               d.max_rss != NULL ? cli_size(a5, (long long)d.max_rss->rss_bytes, false) : "?",
                c->exit.snap ? cli_size(a2, (long long)leaked, false) : "?",
                end_known(c) && c->totals.end == ZW_CAPTURE_END_EXEC
                    ? "exec" /* the next image of the pid goes on */
@@ -319,6 +329,12 @@ print_processes(const cli_tree *t)
     printf("%-16s %s in process %" PRIu32 " at %.3f s (the largest of the processes' peaks)\n",
            "peak", cli_size(a2, (long long)f.t.peak_bytes, false), t->caps[f.peak_proc]->pid,
            (double)f.t.peak_time_ns / 1e9 + cli_tree_offset(t, f.peak_proc));
+    if (mmap_peak > 0)
+        printf("%-16s %s in process %" PRIu32 " (the largest of the processes' own mappings)\n",
+               "mmap peak", cli_size(a2, (long long)mmap_peak, false), t->caps[mmap_proc]->pid);
+    if (f.max_rss > 0)
+        printf("%-16s %s (the largest of the processes')\n", "max RSS",
+               cli_size(a2, (long long)f.max_rss, false));
     if (f.leaks_known)
         printf("%-16s %s in %zu blocks\n", "leaked at exit",
                cli_size(a3, (long long)f.leaked, false), f.leaked_blocks);
