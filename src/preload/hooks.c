@@ -68,11 +68,11 @@ boot_size(const void *p)
 }
 
 /* Finds the real functions; false while dlsym() itself is running (then the caller serves the
- * request from the bootstrap arena). */
-static bool
-resolve(void)
+ * request from the bootstrap arena). The first calls only: see resolve(). */
+static __attribute__((noinline)) bool
+resolve_slow(void)
 {
-    if (ZW_LIKELY(atomic_load_explicit(&G.ready, memory_order_acquire)))
+    if (atomic_load_explicit(&G.ready, memory_order_acquire))
         return true;
     if (atomic_exchange(&G.resolving, true))
         return false;
@@ -107,6 +107,15 @@ resolve(void)
     atomic_store_explicit(&G.ready, true, memory_order_release);
     atomic_store(&G.resolving, false);
     return true;
+}
+
+/* resolve_slow(), with its answer once the functions are found inlined into every hook */
+static inline bool
+resolve(void)
+{
+    if (ZW_LIKELY(atomic_load_explicit(&G.ready, memory_order_acquire)))
+        return true;
+    return resolve_slow();
 }
 
 bool
@@ -248,6 +257,7 @@ static inline __attribute__((always_inline)) void
 on_alloc(void *p, size_t n)
 {
     zwi_tracer *t = G.tracer;
+    zwi_tracer_prefetch(t, (uintptr_t)p); /* the table's slot loads while the frames are taken */
     zwi_thread *th = zwi_thread_get();
     const uintptr_t *frames;
     unsigned total;
@@ -293,6 +303,9 @@ site_free(const zwi_trace_rec *rec, int64_t n)
 static inline void
 on_free(void *p, zwi_trace_rec *old, bool *had)
 {
+    /* the block's header, which the real free or realloc reads next, loads while the table's
+     * slot does: two cache misses at once instead of one after the other */
+    __builtin_prefetch((const char *)p - sizeof(size_t), 1, 3);
     zwi_trace_rec rec;
     bool found = zwi_tracer_remove(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &rec);
     if (had != NULL) {

@@ -4,7 +4,8 @@
  * (linear probing, backward-shift deletion, no tombstones) of 16-byte slots under a spin lock of
  * its own. Slots hold (ptr, size as 32 bits, traceback ref): blocks of the default domain below
  * 4 GiB, nearly all of them. Other domains and bigger blocks go to the `wide` table (24-byte
- * slots, one lock), looked at on a free only while it holds anything. A shard grows at 3/4 full,
+ * slots, one lock), looked at by a record or a free only while it holds blocks of their domain
+ * (the preload library's mappings keep it non-empty all along). A shard grows at 3/4 full,
  * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
  *
  * Tracebacks: bump-allocated in one reserved region (MAP_NORESERVE; only what is written is
@@ -95,19 +96,17 @@ fail_now(void)
     return false;
 }
 
-/* Tables of at least this many bytes are populated when mapped: a table is mapped to be filled
- * (a grown one is rehashed at once), and a page populated up front costs a fraction of a
- * first-touch fault, which is dear under a hypervisor (python building 2M strings: 126.7k minor
- * faults in the traced run before, 94.9k after). */
-#define POPULATE_MIN ((size_t)64 << 10)
-
+/* `extra`: 0, MAP_NORESERVE (a reservation committed as it is written) or MAP_POPULATE (a table
+ * about to be filled all over, as a grown one is rehashed at once: one call maps every page, and
+ * a page populated up front costs a fraction of a first-touch fault, which is dear under a
+ * hypervisor; python building 2M strings under zw run: 126.7k minor faults with none populated,
+ * 94.9k with the tables of 64 KiB or more, 61.1k with every grown table). */
 static void *
-map_pages(size_t size, bool noreserve)
+map_pages(size_t size, int extra)
 {
     if (fail_now())
         return NULL;
-    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0) |
-                (!noreserve && size >= POPULATE_MIN ? MAP_POPULATE : 0);
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | extra;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -144,35 +143,45 @@ typedef struct shard {
 
 _Static_assert(sizeof(shard) == 64, "a shard is one cache line");
 
+/* Grouped by who writes what, a cache line each, so that the counters every call writes
+ * (`current`, `peak`) share no line with the fields every call reads (`gen`, `region`,
+ * `wide_default`...): with several threads, a line one writes is a cache miss for the others. */
 struct zwi_tracer {
     shard shards[NSHARDS];
-    unsigned nframe; /* traceback limit */
+
+    /* read by every call, written rarely */
+    _Alignas(64) unsigned nframe; /* traceback limit */
+    /* traced bytes and their peak count the default domain only (set once, before any trace:
+     * the preload library's mmap domain is counted apart from the heap) */
+    bool default_only;
     /* generation: thread cache entries of other generations never match. Stored by clear() with
      * every lock held, loaded without a lock by the hooks (atomic, relaxed: a thread that reads
      * the old value counts one more call for the old generation, which clear() dropped) */
     _Atomic uint64_t gen;
+    char *region;       /* the tracebacks: region_size bytes reserved */
+    size_t region_size; /* TB_REGION, or less under an address space limit (tb_region_size) */
+    /* entries of the default domain in the wide table (blocks >= 4 GiB), changed under wide_lock
+     * and read without it: 0 lets a record or a free of the default domain skip the wide table,
+     * which the mmap domain's traces keep non-empty */
+    atomic_size_t wide_default;
+
+    /* written by every call */
+    _Alignas(64) _Atomic int64_t current; /* traced bytes now (see the file comment) */
+    _Atomic int64_t peak; /* the most traced bytes seen since start/clear/reset_peak */
 
     /* the wide table: other domains and sizes >= 4 GiB */
-    zwi_lock wide_lock;
+    _Alignas(64) zwi_lock wide_lock;
     wide_slot *wide; /* wide_mask + 1 slots, or NULL */
     size_t wide_mask;
-    atomic_size_t wide_count; /* read without the lock by free: 0 skips the table */
+    atomic_size_t wide_count; /* read without the lock (wide_has): 0 skips the table */
 
-    /* tracebacks */
-    zwi_lock intern_lock;
-    char *region;        /* region_size bytes reserved */
-    size_t region_size;  /* TB_REGION, or less under an address space limit (tb_region_size) */
+    /* tracebacks, under intern_lock */
+    _Alignas(64) zwi_lock intern_lock;
     size_t region_used;  /* bytes handed out, TB_FIRST.. */
     size_t region_dirty; /* the most region_used has been since the last discard */
     uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
     size_t intern_mask;
     size_t intern_count;
-
-    _Atomic int64_t current; /* traced bytes now (see the file comment) */
-    _Atomic int64_t peak;    /* the most traced bytes seen since start/clear/reset_peak */
-    /* traced bytes and their peak count the default domain only (set once, before any trace:
-     * the preload library's mmap domain is counted apart from the heap) */
-    bool default_only;
 };
 
 /* ---- the thread registry ---- */
@@ -210,7 +219,7 @@ mix64(uint64_t z)
 static int
 shard_init(shard *s, size_t cap)
 {
-    s->slots = map_pages(cap * sizeof(slot), false);
+    s->slots = map_pages(cap * sizeof(slot), 0);
     if (s->slots == NULL)
         return -1;
     s->mask = cap - 1;
@@ -240,18 +249,18 @@ gen_of(const zwi_tracer *t)
 zwi_tracer *
 zwi_tracer_new(unsigned nframe)
 {
-    zwi_tracer *t = map_pages(round_page(sizeof(zwi_tracer)), false);
+    zwi_tracer *t = map_pages(round_page(sizeof(zwi_tracer)), 0);
     if (t == NULL)
         return NULL;
     t->nframe = nframe;
     atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
     t->region_size = tb_region_size();
-    t->region = map_pages(t->region_size, true);
+    t->region = map_pages(t->region_size, MAP_NORESERVE);
     if (t->region == NULL)
         goto fail;
     t->region_used = t->region_dirty = TB_FIRST;
     t->intern_mask = 1023;
-    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), false);
+    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), 0);
     if (t->intern == NULL)
         goto fail;
     for (size_t i = 0; i < NSHARDS; i++) {
@@ -332,7 +341,7 @@ static int
 intern_grow_locked(zwi_tracer *t)
 {
     size_t cap = (t->intern_mask + 1) * 2;
-    uint32_t *tab = map_pages(cap * sizeof(uint32_t), false);
+    uint32_t *tab = map_pages(cap * sizeof(uint32_t), MAP_POPULATE);
     if (tab == NULL)
         return -1;
     for (size_t i = 0; i <= t->intern_mask; i++) {
@@ -384,7 +393,16 @@ intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n,
     return ref;
 }
 
-/* The traceback's ref: from this thread's cache, else from the intern table. */
+/* The entry of zwi_thread.site for a traceback: its first frame, the allocation site, hashed. */
+static inline unsigned
+site_slot(const uintptr_t *frames, unsigned n)
+{
+    uint64_t pc = n > 0 ? frames[0] : 0;
+    return (unsigned)((pc * 0x9E3779B97F4A7C15ULL) >> (64 - ZWI_SITE_BITS));
+}
+
+/* The traceback's ref: the one its allocation site gave last in this thread, else from this
+ * thread's cache, else from the intern table. */
 static uint32_t
 intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
@@ -392,31 +410,42 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
         total = 65535;
     zwi_thread *th = zwi_trace_self;
     uint64_t cur = gen_of(t);
-    if (th != NULL && th->last_gen == cur) { /* the same site as last time: no hash */
-        const zwi_tb *last = zwi_tracer_tb(t, th->last_ref);
-        if (tb_equal(last, TB_LOAD(last->hash), frames, n, total))
-            return th->last_ref;
+    unsigned m = 0;
+    if (th != NULL) { /* the traceback this site gave last time: compared, no hash */
+        m = site_slot(frames, n);
+        if (th->site[m].gen == cur && th->site[m].pc == frames[0]) {
+            const zwi_tb *last = zwi_tracer_tb(t, th->site[m].ref);
+            if (tb_equal(last, TB_LOAD(last->hash), frames, n, total)) {
+                th->last_ref = th->site[m].ref;
+                return th->site[m].ref;
+            }
+        }
     }
     uint32_t hash = tb_hash(frames, n, total);
+    uint32_t ref = 0;
+    uint64_t gen = cur;
     if (th != NULL) {
         unsigned c = hash & (ZWI_TB_CACHE - 1);
         if (th->cache[c].gen == cur && th->cache[c].hash == hash &&
-            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total)) {
-            th->last_gen = cur;
-            th->last_ref = th->cache[c].ref;
-            return th->cache[c].ref;
+            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total))
+            ref = th->cache[c].ref;
+    }
+    if (ref == 0) {
+        zwi_lock_acquire(&t->intern_lock);
+        gen = gen_of(t);
+        ref = intern_locked(t, hash, frames, n, total);
+        zwi_lock_release(&t->intern_lock);
+        if (th != NULL && ref != 0) {
+            unsigned c = hash & (ZWI_TB_CACHE - 1);
+            th->cache[c].gen = gen;
+            th->cache[c].hash = hash;
+            th->cache[c].ref = ref;
         }
     }
-    zwi_lock_acquire(&t->intern_lock);
-    uint64_t gen = gen_of(t);
-    uint32_t ref = intern_locked(t, hash, frames, n, total);
-    zwi_lock_release(&t->intern_lock);
     if (th != NULL && ref != 0) {
-        unsigned c = hash & (ZWI_TB_CACHE - 1);
-        th->cache[c].gen = gen;
-        th->cache[c].hash = hash;
-        th->cache[c].ref = ref;
-        th->last_gen = gen;
+        th->site[m].gen = gen;
+        th->site[m].pc = n > 0 ? frames[0] : 0;
+        th->site[m].ref = ref;
         th->last_ref = ref;
     }
     return ref;
@@ -453,11 +482,20 @@ home_of(const shard *s, uint64_t h)
     return (size_t)(h >> 6) & s->mask;
 }
 
+/* A shard's new table, under its lock. Atomic stores (plain moves): zwi_tracer_prefetch() reads
+ * both fields without the lock. */
+static void
+shard_set_table(shard *s, slot *tab, size_t mask)
+{
+    __atomic_store_n(&s->slots, tab, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->mask, mask, __ATOMIC_RELAXED);
+}
+
 static int
 shard_grow_locked(shard *s)
 {
     size_t cap = (s->mask + 1) * 2;
-    slot *tab = map_pages(cap * sizeof(slot), false);
+    slot *tab = map_pages(cap * sizeof(slot), MAP_POPULATE);
     if (tab == NULL)
         return -1;
     for (size_t i = 0; i <= s->mask; i++) {
@@ -469,9 +507,20 @@ shard_grow_locked(shard *s)
         tab[j] = s->slots[i];
     }
     munmap(s->slots, (s->mask + 1) * sizeof(slot));
-    s->slots = tab;
-    s->mask = cap - 1;
+    shard_set_table(s, tab, cap - 1);
     return 0;
+}
+
+void
+zwi_tracer_prefetch(const zwi_tracer *t, uintptr_t ptr)
+{
+    uint64_t h = ptr_hash(ptr);
+    const shard *s = &t->shards[h & (NSHARDS - 1)];
+    /* a racy read of slots and mask (a grow may be changing them): a prefetch of a stale address
+     * is harmless */
+    const slot *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
+    size_t mask = __atomic_load_n(&s->mask, __ATOMIC_RELAXED);
+    __builtin_prefetch(&slots[(size_t)(h >> 6) & mask], 1, 3);
 }
 
 /* Removes slot i by shifting later members of its run back (no tombstones). */
@@ -543,6 +592,17 @@ traced_now(zwi_tracer *t)
 
 /* ---- the wide table ---- */
 
+/* Whether the wide table may hold traces of `domain` (read without the lock, as a free reads the
+ * shards' absence of a block: the caller's own earlier record of it is seen). */
+static inline bool
+wide_has(const zwi_tracer *t, unsigned domain)
+{
+    zwi_tracer *w = (zwi_tracer *)t;
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN)
+        return atomic_load_explicit(&w->wide_default, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&w->wide_count, memory_order_relaxed) != 0;
+}
+
 static inline size_t
 wide_home(const zwi_tracer *t, uintptr_t ptr, unsigned domain)
 {
@@ -553,7 +613,7 @@ static int
 wide_grow_locked(zwi_tracer *t)
 {
     size_t cap = t->wide == NULL ? 256 : (t->wide_mask + 1) * 2;
-    wide_slot *tab = map_pages(cap * sizeof(wide_slot), false);
+    wide_slot *tab = map_pages(cap * sizeof(wide_slot), MAP_POPULATE);
     if (tab == NULL)
         return -1;
     wide_slot *old = t->wide;
@@ -589,6 +649,7 @@ wide_find_locked(const zwi_tracer *t, unsigned domain, uintptr_t ptr)
 static void
 wide_delete_at_locked(zwi_tracer *t, size_t i)
 {
+    unsigned domain = t->wide[i].domain;
     size_t j = i;
     for (;;) {
         j = (j + 1) & t->wide_mask;
@@ -603,6 +664,8 @@ wide_delete_at_locked(zwi_tracer *t, size_t i)
     }
     t->wide[i].ptr = 0;
     atomic_fetch_sub_explicit(&t->wide_count, 1, memory_order_relaxed);
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN)
+        atomic_fetch_sub_explicit(&t->wide_default, 1, memory_order_relaxed);
 }
 
 static bool
@@ -652,6 +715,8 @@ wide_insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t
         i = (i + 1) & t->wide_mask;
     t->wide[i] = (wide_slot){ptr, size, tb, domain};
     atomic_fetch_add_explicit(&t->wide_count, 1, memory_order_relaxed);
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN)
+        atomic_fetch_add_explicit(&t->wide_default, 1, memory_order_relaxed);
     if (counted(t, domain))
         traced_add(t, size);
 out:
@@ -669,23 +734,26 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     uint64_t h = ptr_hash(ptr);
     shard *s = shard_of(t, h);
     bool narrow = domain == ZW_TRACE_DEFAULT_DOMAIN && size < SIZE_NARROW;
-    if (!narrow || atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0) {
-        /* the block may be in the other table under an older size: take it out first */
+    if (narrow && wide_has(t, domain)) {
+        /* the block may be in the wide table under an older size: take it out first */
         zwi_trace_rec old;
-        if (narrow ? wide_remove(t, domain, ptr, &old) : false)
+        if (wide_remove(t, domain, ptr, &old))
             *replaced = old.size;
     }
     if (!narrow) {
-        zwi_lock_acquire(&s->lock);
-        for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
-            if (s->slots[i].ptr == ptr && domain == ZW_TRACE_DEFAULT_DOMAIN) {
-                *replaced = s->slots[i].size;
-                traced_sub(t, s->slots[i].size);
-                shard_delete_at_locked(s, i);
-                break;
+        /* a block of the default domain may be in the shards under an older, smaller size */
+        if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
+            zwi_lock_acquire(&s->lock);
+            for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
+                if (s->slots[i].ptr == ptr) {
+                    *replaced = s->slots[i].size;
+                    traced_sub(t, s->slots[i].size);
+                    shard_delete_at_locked(s, i);
+                    break;
+                }
             }
+            zwi_lock_release(&s->lock);
         }
-        zwi_lock_release(&s->lock);
         return wide_insert(t, domain, ptr, size, tb, replaced, gen);
     }
     int rc = 0;
@@ -766,7 +834,7 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         }
         zwi_lock_release(&s->lock);
     }
-    if (!found && atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0)
+    if (!found && wide_has(t, domain))
         found = wide_remove(t, domain, ptr, &rec);
     if (!found)
         return false;
@@ -792,7 +860,7 @@ zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
         }
         zwi_lock_release(&s->lock);
     }
-    if (!found && atomic_load_explicit(&t->wide_count, memory_order_relaxed) != 0) {
+    if (!found && wide_has(t, domain)) {
         zwi_lock_acquire(&t->wide_lock);
         size_t i = wide_find_locked(t, domain, ptr);
         if (i != SIZE_MAX) {
@@ -870,11 +938,10 @@ zwi_tracer_clear(zwi_tracer *t)
         shard *s = &t->shards[k];
         size_t bytes = (s->mask + 1) * sizeof(slot);
         if (s->mask + 1 > SHARD_MIN) {
-            slot *small = map_pages(SHARD_MIN * sizeof(slot), false);
+            slot *small = map_pages(SHARD_MIN * sizeof(slot), 0);
             if (small != NULL) {
                 munmap(s->slots, bytes);
-                s->slots = small;
-                s->mask = SHARD_MIN - 1;
+                shard_set_table(s, small, SHARD_MIN - 1);
                 s->count = 0;
                 continue;
             }
@@ -887,6 +954,7 @@ zwi_tracer_clear(zwi_tracer *t)
         t->wide = NULL;
         t->wide_mask = 0;
         atomic_store(&t->wide_count, 0);
+        atomic_store(&t->wide_default, 0);
     }
     memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
     t->intern_count = 0;
@@ -994,7 +1062,7 @@ make_key(void)
 zwi_thread *
 zwi_thread_make(void)
 {
-    zwi_thread *th = map_pages(THREAD_BYTES, false);
+    zwi_thread *th = map_pages(THREAD_BYTES, 0);
     if (th == NULL)
         return NULL;
     pthread_attr_t attr;

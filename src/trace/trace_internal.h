@@ -102,6 +102,11 @@ ZW_HIDDEN bool zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, 
 ZW_HIDDEN int zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec);
 /* Copies the trace of (domain, ptr) to `out`; false if none. */
 ZW_HIDDEN bool zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *out);
+/* Starts loading the table slot where block `ptr` of the default domain is, or would go, into the
+ * cache, without waiting for it: called as soon as the address is known, a record or a removal
+ * that comes a little later finds it there. No lock, no effect on the tables (a slot a concurrent
+ * grow frees is only read if it is still mapped: prefetches never fault). */
+ZW_HIDDEN void zwi_tracer_prefetch(const zwi_tracer *t, uintptr_t ptr);
 /* The traceback of `ref` (valid until clear or free). */
 ZW_HIDDEN const zwi_tb *zwi_tracer_tb(const zwi_tracer *t, uint32_t ref);
 
@@ -142,6 +147,7 @@ ZW_HIDDEN void zwi_tracer_unlock_all(zwi_tracer *t);
 extern _Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
 
 #define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
+#define ZWI_SITE_BITS 6  /* log2 of the entries of a thread's per-site memo */
 
 /* A thread's state, two pages of its own, made on the thread's first traced allocation and
  * unmapped when the thread exits. */
@@ -155,8 +161,16 @@ typedef struct zwi_thread {
         uint32_t hash;     /* hash of the traceback */
         uint32_t ref;      /* its ref in that tracer */
     } cache[ZWI_TB_CACHE]; /* recently interned tracebacks: a hit skips the intern lock */
-    uint64_t last_gen;     /* the generation of last_ref (0: none) */
-    uint32_t last_ref;     /* the traceback this thread interned or found last */
+    /* the traceback each allocation site (first frame) gave last in this thread: an
+     * interpreter's allocation sites repeat their whole traceback far more often than
+     * consecutive allocations do (python3.11 building strings: 0.04% of allocations have the
+     * traceback of the one before) */
+    struct {
+        uint64_t gen; /* as in cache[] */
+        uintptr_t pc; /* frames[0] */
+        uint32_t ref;
+    } site[1u << ZWI_SITE_BITS];
+    uint32_t last_ref; /* the traceback this thread interned or found last */
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
     uintptr_t frames[ZW_TRACE_MAX_NFRAME + 16];

@@ -733,6 +733,26 @@ Test(trace_tracemalloc, track_and_untrack)
     cr_assert_eq(zw_trace_untrack(0, ptr), 0);
     zw_trace_get_traced_memory(&cur, NULL);
     cr_assert_eq(cur, 0);
+    /* the same beside a block of another domain, which keeps the wide table non-empty: a huge
+     * block of the default domain is found there again, whatever else the table holds */
+    uintptr_t ptr2 = ptr + 0x10000;
+    cr_assert_eq(zw_trace_track(5, ptr, 10), 0);
+    cr_assert_eq(zw_trace_track(0, ptr2, 8), 0);
+    cr_assert_eq(zw_trace_untrack(0, ptr2), 0);
+    cr_assert_eq(zw_trace_track(0, ptr2, (size_t)3 << 32), 0);
+    zw_trace_get_traced_memory(&cur, NULL);
+    cr_assert_eq(cur, ((size_t)3 << 32) + 10);
+    cr_assert_eq(zw_trace_track(0, ptr2, 16), 0, "a huge block shrinks: out of the wide table");
+    zw_trace_get_traced_memory(&cur, NULL);
+    cr_assert_eq(cur, 16 + 10);
+    cr_assert_eq(zw_trace_track(0, ptr2, (size_t)3 << 32), 0, "and grows back into it");
+    cr_assert_eq(zw_trace_untrack(0, ptr2), 0);
+    zw_trace_get_traced_memory(&cur, NULL);
+    cr_assert_eq(cur, 10);
+    cr_assert_eq(domain_size(5), 10);
+    cr_assert_eq(zw_trace_untrack(5, ptr), 0);
+    zw_trace_get_traced_memory(&cur, NULL);
+    cr_assert_eq(cur, 0);
     zw_trace_stop();
     cr_assert_eq(zw_trace_track(5, ptr, 1), -2);
     cr_assert_eq(zw_trace_untrack(5, ptr), -2);
