@@ -2,8 +2,13 @@
  * the blocks the tracer holds, inside the traced process.
  *
  *   table:   every live block as a 12-byte entry (start, then size << 3 | queued | state), sorted
- *            by start, with a directory of every DIR_STEP-th start: a word is looked up by two
- *            short binary searches (the directory stays in cache)
+ *            by start, and an index of it: the blocks fall into a few segments (runs of blocks
+ *            with no gap wider than SEG_GAP granules between them: the heap, each mmap'd block)
+ *            and each segment into granules of 2^shift bytes, chosen so that there are fewer
+ *            granules than blocks; a granule's slot is the first entry starting in it or after.
+ *            A word is looked up by a search among the few segments, one slot and, as a rule, one
+ *            or two entries: two or three cache misses, where a binary search over a million
+ *            entries took eight or more
  *   roots:   each root word that points into a block marks it: at its start, reachable; only
  *            into its interior, possibly lost (memcheck's rule: a block reached first through
  *            its interior is rescanned when a start pointer reaches it later)
@@ -15,7 +20,7 @@
  *            it reaches (start or interior pointer) is indirectly lost; the leaders stay
  *            definitely lost, even one a later leader absorbs (memcheck's lc_push_with_clique)
  *
- * Memory: 12 bytes per block plus 1/DIR_STEP of 8 and a fixed work list (STACK_CAP entries);
+ * Memory: 12 bytes per block, under 3.5 for the index, and a fixed work list (STACK_CAP entries);
  * blocks of 512 MiB or more keep their size in a small side table. Not scanned and not
  * implemented: memcheck's heuristics for C++ interior pointers (std::string, new[], multiple
  * inheritance) and for length-prefixed blocks; those blocks count as possibly lost here.
@@ -41,7 +46,8 @@
 
 #include "leakscan.h"
 
-#define DIR_STEP  64                 /* entries per directory slot */
+#define SEG_GAP   64                 /* granules of empty space that end a segment */
+#define MIN_SHIFT 4                  /* the smallest granule: 16 bytes, malloc's alignment */
 #define STACK_CAP ((size_t)1 << 16)  /* work list entries (256 KiB) */
 #define SIZE_BITS 29                 /* bits of size in an entry */
 #define SIZE_BIG  ((1u << SIZE_BITS) - 1) /* an entry's size field: look in the side table */
@@ -62,8 +68,19 @@ typedef struct big {
     uint64_t size;
 } big;
 
+/* A run of blocks in address order: a word in [lo, hi) may point into one of them, a word
+ * between two segments into none. Its granules' slots are slots[slot .. slot + granules), and
+ * the slot after them (the next segment's first, or the last one) ends its last granule. */
+typedef struct segment {
+    uint64_t lo;   /* the first block's start */
+    uint64_t hi;   /* the highest end of its blocks (an empty block counts as one byte) */
+    uint64_t slot; /* its first slot */
+} segment;
+
 /* Between calls: entries [0, n) sorted by start once `prepared`; every entry with QUEUED set is on
- * `stack` or, if `overflow`, waits for a sweep; `dir[k]` = entries[k * DIR_STEP].start. */
+ * `stack` or, if `overflow`, waits for a sweep. Once prepared, for segment s and granule k of it
+ * (the bytes [s.lo + k << shift, s.lo + (k + 1) << shift)): slots[s.slot + k] = the first entry
+ * starting in that granule or after it; slots[nslot - 1] = n. */
 struct zwi_leakscan {
     entry *e;        /* n of cap, mapped */
     size_t n;
@@ -71,8 +88,11 @@ struct zwi_leakscan {
     big *bigs;       /* blocks of SIZE_BIG bytes or more, nbig of bigcap, sorted once prepared */
     size_t nbig;
     size_t bigcap;
-    uint64_t *dir;   /* ndir starts, mapped by prepare */
-    size_t ndir;
+    segment *segs;   /* nseg of them in address order, mapped by prepare */
+    size_t nseg;
+    uint32_t *slots; /* nslot entry indices, mapped by prepare */
+    size_t nslot;
+    unsigned shift;  /* a granule is 2^shift bytes */
     uint32_t *stack; /* the work list, STACK_CAP entries mapped by prepare */
     size_t sp;
     bool overflow;   /* a queued block did not fit on `stack` */
@@ -149,7 +169,8 @@ zwi_leakscan_free(zwi_leakscan *ls)
         return;
     unmap(ls->e, ls->cap * sizeof(entry));
     unmap(ls->bigs, ls->bigcap * sizeof(big));
-    unmap(ls->dir, ls->ndir * sizeof(uint64_t));
+    unmap(ls->segs, ls->nseg * sizeof(segment));
+    unmap(ls->slots, ls->nslot * sizeof(uint32_t));
     unmap(ls->stack, STACK_CAP * sizeof(uint32_t));
     unmap(ls, sizeof(*ls));
 }
@@ -186,7 +207,8 @@ size_t
 zwi_leakscan_memory(const zwi_leakscan *ls)
 {
     return sizeof(*ls) + ls->cap * sizeof(entry) + ls->bigcap * sizeof(big) +
-           ls->ndir * sizeof(uint64_t) + (ls->stack != NULL ? STACK_CAP * sizeof(uint32_t) : 0);
+           ls->nseg * sizeof(segment) + ls->nslot * sizeof(uint32_t) +
+           (ls->stack != NULL ? STACK_CAP * sizeof(uint32_t) : 0);
 }
 
 /* Heapsort of entries [lo, hi): the introsort's way out when quicksort's partitions go bad. */
@@ -307,6 +329,93 @@ size_of(const zwi_leakscan *ls, const entry *e)
     return ls->bigs[a].size;
 }
 
+/* The end of entry `e`'s block: an empty block counts as one byte (a word at its start reaches
+ * it); the top of the address space caps it. */
+static inline uint64_t
+end_of(const zwi_leakscan *ls, const entry *e)
+{
+    uint64_t size = size_of(ls, e);
+    if (size == 0)
+        size = 1;
+    return size > UINT64_MAX - e->start ? UINT64_MAX : e->start + size;
+}
+
+/* Granules of 2^shift bytes that cover [lo, hi). */
+static inline uint64_t
+granules(uint64_t lo, uint64_t hi, unsigned shift)
+{
+    return hi > lo ? ((hi - 1 - lo) >> shift) + 1 : 1;
+}
+
+/* Walks the sorted entries as the index of granule `shift` cuts them into segments: calls `fn`
+ * (when not NULL) for each segment, in order, with its first entry; returns the slots the index
+ * needs, and the number of segments in *nseg. */
+static uint64_t
+walk_segments(const zwi_leakscan *ls, unsigned shift, size_t *nseg,
+              void (*fn)(zwi_leakscan *ls, const segment *s, size_t first))
+{
+    uint64_t gap = shift < 64 - 7 ? (uint64_t)SEG_GAP << shift : UINT64_MAX;
+    uint64_t slots = 1; /* the last one */
+    size_t count = 0;
+    segment cur = {0};
+    size_t first = 0;
+    for (size_t i = 0; i <= ls->n; i++) {
+        const entry *e = i < ls->n ? &ls->e[i] : NULL;
+        if (i > 0 && (e == NULL || (e->start > cur.hi && e->start - cur.hi > gap))) {
+            if (fn != NULL)
+                fn((zwi_leakscan *)ls, &cur, first);
+            cur.slot += granules(cur.lo, cur.hi, shift);
+            count++;
+        }
+        if (e == NULL)
+            break;
+        uint64_t end = end_of(ls, e);
+        if (i == 0 || (e->start > cur.hi && e->start - cur.hi > gap)) {
+            cur.lo = e->start;
+            cur.hi = end;
+            first = i;
+        } else if (end > cur.hi) {
+            cur.hi = end;
+        }
+    }
+    *nseg = count;
+    return slots + cur.slot;
+}
+
+/* Fills segment `s` (its first entry `first`) and its slots. */
+static void
+index_segment(zwi_leakscan *ls, const segment *s, size_t first)
+{
+    ls->segs[ls->nseg] = *s;
+    uint64_t ng = granules(s->lo, s->hi, ls->shift);
+    size_t i = first;
+    for (uint64_t g = 0; g < ng; g++) {
+        uint64_t at = s->lo + (g << ls->shift); /* the granule's first byte */
+        while (i < ls->n && ls->e[i].start < at)
+            i++;
+        ls->slots[s->slot + g] = (uint32_t)i;
+    }
+    ls->nseg++;
+}
+
+/* The granule for the index: about the smallest whose slots and segments take under 3.5 bytes
+ * per block, guessed from the bytes the segments of 4 KiB granules span, then made larger until
+ * it fits. Its slots in *nslot, its segments in *nseg. */
+static unsigned
+choose_shift(const zwi_leakscan *ls, uint64_t *nslot, size_t *nseg)
+{
+    uint64_t budget = (uint64_t)ls->n - ls->n / 8 + 64; /* in slots of 4 bytes */
+    uint64_t span_bytes = walk_segments(ls, 12, nseg, NULL) << 12;
+    unsigned shift = MIN_SHIFT;
+    while (shift < 63 && (span_bytes >> shift) > budget)
+        shift++;
+    for (;; shift++) {
+        *nslot = walk_segments(ls, shift, nseg, NULL);
+        if (*nslot + *nseg * (sizeof(segment) / sizeof(uint32_t)) <= budget || shift >= 63)
+            return shift;
+    }
+}
+
 int
 zwi_leakscan_prepare(zwi_leakscan *ls)
 {
@@ -316,22 +425,28 @@ zwi_leakscan_prepare(zwi_leakscan *ls)
         depth += 2;
     sort_entries(ls->e, 0, ls->n, depth);
     sort_bigs(ls->bigs, ls->nbig);
-    ls->ndir = (ls->n + DIR_STEP - 1) / DIR_STEP;
-    if (ls->ndir > 0 && (ls->dir = map(ls->ndir * sizeof(uint64_t))) == NULL)
-        return -1;
     if ((ls->stack = map(STACK_CAP * sizeof(uint32_t))) == NULL)
         return -1;
-    for (size_t k = 0; k < ls->ndir; k++)
-        ls->dir[k] = ls->e[k * DIR_STEP].start;
     ls->lo = UINT64_MAX;
     ls->hi = 0;
-    for (size_t i = 0; i < ls->n; i++) {
-        uint64_t size = size_of(ls, &ls->e[i]);
-        uint64_t end = ls->e[i].start + (size > 0 ? size : 1);
-        if (ls->e[i].start < ls->lo)
-            ls->lo = ls->e[i].start;
-        if (end > ls->hi)
-            ls->hi = end;
+    if (ls->n > 0) {
+        size_t nseg;
+        uint64_t nslot;
+        ls->shift = choose_shift(ls, &nslot, &nseg);
+        if (nslot > SIZE_MAX / sizeof(uint32_t) || (ls->segs = map(nseg * sizeof(segment))) == NULL)
+            return -1;
+        if ((ls->slots = map((size_t)nslot * sizeof(uint32_t))) == NULL) {
+            unmap(ls->segs, nseg * sizeof(segment));
+            ls->segs = NULL;
+            return -1;
+        }
+        ls->nslot = (size_t)nslot;
+        walk_segments(ls, ls->shift, &nseg, index_segment);
+        ZW_ASSERT(ls->nseg == nseg);
+        ls->slots[ls->nslot - 1] = (uint32_t)ls->n;
+        ls->lo = ls->segs[0].lo;
+        for (size_t k = 0; k < ls->nseg; k++)
+            ls->hi = ls->segs[k].hi > ls->hi ? ls->segs[k].hi : ls->hi;
     }
     ls->prepared = true;
     return 0;
@@ -344,27 +459,51 @@ find(const zwi_leakscan *ls, uint64_t p)
 {
     if (p < ls->lo || p >= ls->hi)
         return NONE;
-    size_t a = 0, b = ls->ndir; /* the last directory slot starting at or below p */
-    while (b - a > 1) {
-        size_t m = a + (b - a) / 2;
-        if (ls->dir[m] <= p)
-            a = m;
-        else
-            b = m;
+    const segment *s = ls->segs;
+    if (ls->nseg > 1) { /* the last segment starting at or below p */
+        size_t a = 0, b = ls->nseg;
+        while (b - a > 1) {
+            size_t m = a + (b - a) / 2;
+            if (ls->segs[m].lo <= p)
+                a = m;
+            else
+                b = m;
+        }
+        s = &ls->segs[a];
     }
-    size_t lo = a * DIR_STEP;
-    size_t hi = lo + DIR_STEP < ls->n ? lo + DIR_STEP : ls->n;
-    while (hi - lo > 1) {
-        size_t m = lo + (hi - lo) / 2;
-        if (ls->e[m].start <= p)
-            lo = m;
-        else
-            hi = m;
+    if (p >= s->hi)
+        return NONE;
+    uint64_t k = s->slot + ((p - s->lo) >> ls->shift);
+    size_t a = ls->slots[k];     /* the blocks starting in p's granule: [a, b) */
+    size_t b = ls->slots[k + 1];
+    size_t i;
+    if (a == b || ls->e[a].start > p) {
+        i = a - 1; /* one starting before the granule (never in the segment's first granule) */
+    } else {
+        while (b - a > 1) { /* the last one starting at or below p */
+            size_t m = a + (b - a) / 2;
+            if (ls->e[m].start <= p)
+                a = m;
+            else
+                b = m;
+        }
+        i = a;
     }
-    const entry *e = &ls->e[lo];
+    const entry *e = &ls->e[i];
     if (p == e->start)
-        return lo;
-    return p - e->start < size_of(ls, e) ? lo : NONE;
+        return i;
+    return p - e->start < size_of(ls, e) ? i : NONE;
+}
+
+bool
+zwi_leakscan_lookup(const zwi_leakscan *ls, uintptr_t p, uintptr_t *start)
+{
+    ZW_ASSERT(ls->prepared);
+    size_t i = find(ls, p);
+    if (i == NONE)
+        return false;
+    *start = (uintptr_t)ls->e[i].start;
+    return true;
 }
 
 /* ---- the work list ---- */
@@ -530,6 +669,8 @@ drain(zwi_leakscan *ls, size_t leader)
 {
     while (ls->sp > 0 || refill(ls)) {
         size_t i = ls->stack[--ls->sp];
+        if (ls->sp > 0) /* the next block's first words, read while this one is scanned */
+            __builtin_prefetch((const void *)(uintptr_t)ls->e[ls->stack[ls->sp - 1]].start);
         entry *e = &ls->e[i];
         e->word &= ~QUEUED;
         uint64_t size = size_of(ls, e);

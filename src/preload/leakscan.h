@@ -41,6 +41,9 @@ ZW_HIDDEN int zwi_leakscan_prepare(zwi_leakscan *ls);
 ZW_HIDDEN void zwi_leakscan_root(zwi_leakscan *ls, uintptr_t lo, uintptr_t hi);
 /* After the last root: the blocks not reached are definitely or indirectly lost. */
 ZW_HIDDEN void zwi_leakscan_classify(zwi_leakscan *ls);
+/* Whether a word `p` points into a block (memcheck's rule: into [start, start + size), or at the
+ * start of an empty block), whose start is then put in *start. After _prepare. */
+ZW_HIDDEN bool zwi_leakscan_lookup(const zwi_leakscan *ls, uintptr_t p, uintptr_t *start);
 /* The kind of the block starting at `start`, or -1 if there is none. */
 ZW_HIDDEN int zwi_leakscan_kind(const zwi_leakscan *ls, uintptr_t start);
 ZW_HIDDEN size_t zwi_leakscan_count(const zwi_leakscan *ls);

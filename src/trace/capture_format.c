@@ -18,17 +18,32 @@ zwi_capture_put_header(zwi_cbuf *file)
     zwi_container_put_header(file, ZWI_KIND_CAPTURE, ZWI_CAPTURE_MINOR, 0);
 }
 
-#define SMALL_END_PAYLOAD ((size_t)64 << 10) /* compressed at level 19 at the end: milliseconds */
+#define SMALL_END_PAYLOAD ((size_t)16 << 10) /* compressed at level 19 at the end: see level() */
+#define MID_END_PAYLOAD   ((size_t)64 << 10) /* level 15 up to it */
+#define LARGE_END_PAYLOAD ((size_t)1 << 20)  /* level 6 up to it, 3 beyond */
+
+/* The zstd level of a section written once at the end (or merged then) of `len` bytes. */
+static int
+end_level(size_t len)
+{
+    return len <= SMALL_END_PAYLOAD ? 19
+           : len <= MID_END_PAYLOAD ? 15
+           : len <= LARGE_END_PAYLOAD ? 6
+                                      : 3;
+}
 
 /* The zstd level section `type` is stored at (0: not compressed). The sampler's sections only
  * when they hold more than a few records (compressing 100 bytes costs more than it saves), at
  * level 3 (the sampler runs beside the program); the sections written once at the end at level
- * 19 up to 64 KiB (about 10% smaller than level 3, in a few milliseconds), 6 beyond. The old
- * live sets and SITES embed snapshot files, compressed already. */
+ * 19 up to 16 KiB (about 10% smaller than level 3, in milliseconds), 15 up to 64 KiB (level 19
+ * compresses 0.5 to 1.5 MB/s: 48 ms for a 26 KB live set of perl, 12 ms at level 15 for 2% more
+ * bytes), 6 up to 1 MiB, 3 beyond (the 1.8 MB TABLE of a g++ compile: 100 ms at level 6 for
+ * 374 KB, 20 ms at level 3 for 407 KB). The old live sets and SITES embed snapshot files,
+ * compressed already. */
 static int
 level(uint32_t type, size_t len)
 {
-    int end = len <= SMALL_END_PAYLOAD ? 19 : 6;
+    int end = end_level(len);
     switch (type) {
     case ZWI_SEC_SERIES:
         return len > 8 + 8 * 8 * ZWI_SERIES_FIELDS ? 3 : 0; /* more than 8 samples */
@@ -55,7 +70,7 @@ level(uint32_t type, size_t len)
 static void
 put_final(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
 {
-    int lvl = payload->len <= 128 ? 0 : payload->len <= SMALL_END_PAYLOAD ? 19 : 6;
+    int lvl = payload->len <= 128 ? 0 : end_level(payload->len);
     zwi_container_put_section_level(file, type, 0, payload, lvl);
 }
 

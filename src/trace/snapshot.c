@@ -220,7 +220,32 @@ typedef struct builder {
     zwi_map by_ref;       /* tracer traceback ref + 1 -> snapshot traceback */
     const zw_frame **buf; /* frames of one traceback being built */
     size_t cap_buf;
+    /* each return address converted once: address + 1 -> 1 + the offset in `conv` of its frames
+     * (their count, then the frames, innermost function last), its modules added already */
+    zwi_map by_addr;
+    uintptr_t *conv;
+    size_t nconv;
+    size_t cap_conv;
 } builder;
+
+static void
+builder_init(builder *b, zw_snapshot *snap, zwi_tracer *t, zwi_symbolizer *sym)
+{
+    *b = (builder){.snap = snap, .t = t, .sym = sym};
+    zwi_map_init(&b->by_ref, snap->raw);
+    zwi_map_init(&b->by_addr, snap->raw);
+}
+
+static void
+builder_release(builder *b)
+{
+    zw_raw *raw = b->snap->raw;
+    zwi_free(raw, b->recs);
+    zwi_free(raw, b->buf);
+    zwi_free(raw, b->conv);
+    zwi_map_release(&b->by_ref);
+    zwi_map_release(&b->by_addr);
+}
 
 static int
 copy_rec(void *ctx, const zwi_trace_rec *rec)
@@ -230,6 +255,53 @@ copy_rec(void *ctx, const zwi_trace_rec *rec)
         return -1;
     b->recs[b->nrecs++] = *rec;
     return 0;
+}
+
+/* The snapshot's frames of return address `pc` (the function holding the code, then the ones
+ * inlined in it), converted the first time: *n of them, at the returned pointer, valid until the
+ * next call. NULL if out of memory. */
+static const uintptr_t *
+convert_address(builder *b, uintptr_t pc, size_t *n)
+{
+    uint64_t key = (uint64_t)pc + 1;
+    uintptr_t at = key != 0 ? (uintptr_t)zwi_map_get(&b->by_addr, key) : 0;
+    if (at != 0) {
+        *n = b->conv[at - 1];
+        return &b->conv[at];
+    }
+    size_t nsym;
+    const zwi_sym *syms = zwi_symbolize(b->sym, pc, &nsym);
+    if (syms == NULL ||
+        zwi_reserve(b->snap->raw, (void **)&b->conv, &b->cap_conv, b->nconv + 1 + nsym,
+                    sizeof(*b->conv)) != 0)
+        return NULL;
+    size_t start = b->nconv;
+    b->conv[start] = nsym;
+    for (size_t k = nsym, i = start + 1; k-- > 0; i++) {
+        const zwi_sym *s = &syms[k];
+        zw_frame f = {
+            .filename = s->file != NULL     ? s->file
+                        : s->module != NULL ? s->module
+                                            : "<unknown>",
+            .lineno = s->file != NULL ? s->line : 0,
+            .function = s->function,
+            .module = s->module,
+            .offset = s->offset,
+            .inlined = s->inlined,
+        };
+        zwi_frame *x = zwi_snapshot_frame(b->snap, &f);
+        if (x == NULL)
+            return NULL;
+        if (s->module != NULL &&
+            zwi_snapshot_add_module(b->snap, s->module, s->build_id, s->bias) != 0)
+            return NULL;
+        b->conv[i] = (uintptr_t)&x->pub;
+    }
+    if (key != 0 && zwi_map_put(&b->by_addr, key, (void *)(start + 1)) != 0)
+        return NULL;
+    b->nconv = start + 1 + nsym;
+    *n = nsym;
+    return &b->conv[start + 1];
 }
 
 /* The snapshot's traceback for tracer traceback `ref`: symbolised frames, oldest first. */
@@ -242,33 +314,13 @@ convert_traceback(builder *b, uint32_t ref)
     const zwi_tb *raw = zwi_tracer_tb(b->t, ref);
     size_t n = 0;
     for (size_t i = raw->nframe; i-- > 0;) { /* oldest captured frame first */
-        size_t nsym;
-        const zwi_sym *syms = zwi_symbolize(b->sym, raw->frames[i], &nsym);
-        if (syms == NULL)
+        size_t nf;
+        const uintptr_t *frames = convert_address(b, raw->frames[i], &nf);
+        if (frames == NULL ||
+            zwi_reserve(b->snap->raw, (void **)&b->buf, &b->cap_buf, n + nf, sizeof(*b->buf)) != 0)
             return NULL;
-        if (zwi_reserve(b->snap->raw, (void **)&b->buf, &b->cap_buf, n + nsym, sizeof(*b->buf)) !=
-            0)
-            return NULL;
-        for (size_t k = nsym; k-- > 0;) { /* the function holding the code, then inlined ones */
-            const zwi_sym *s = &syms[k];
-            zw_frame f = {
-                .filename = s->file != NULL     ? s->file
-                            : s->module != NULL ? s->module
-                                                : "<unknown>",
-                .lineno = s->file != NULL ? s->line : 0,
-                .function = s->function,
-                .module = s->module,
-                .offset = s->offset,
-                .inlined = s->inlined,
-            };
-            zwi_frame *x = zwi_snapshot_frame(b->snap, &f);
-            if (x == NULL)
-                return NULL;
-            if (s->module != NULL &&
-                zwi_snapshot_add_module(b->snap, s->module, s->build_id, s->bias) != 0)
-                return NULL;
-            b->buf[n++] = &x->pub;
-        }
+        for (size_t k = 0; k < nf; k++)
+            b->buf[n++] = (const zw_frame *)frames[k];
     }
     tb = zwi_snapshot_traceback(b->snap, b->buf, n, raw->total_nframe);
     if (tb == NULL || zwi_map_put(&b->by_ref, (uint64_t)ref + 1, tb) != 0)
@@ -284,17 +336,15 @@ zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err)
         zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
         return NULL;
     }
-    builder b = {.snap = snap, .t = t, .sym = sym};
-    zwi_map_init(&b.by_ref, snap->raw);
+    builder b;
+    builder_init(&b, snap, t, sym);
     int rc = zwi_tracer_foreach(t, copy_rec, &b);
     for (size_t i = 0; rc == 0 && i < b.nrecs; i++) {
         zw_traceback *tb = convert_traceback(&b, b.recs[i].tb);
         if (tb == NULL || zwi_snapshot_push(snap, b.recs[i].domain, b.recs[i].size, tb) != 0)
             rc = -1;
     }
-    zwi_free(snap->raw, b.recs);
-    zwi_free(snap->raw, b.buf);
-    zwi_map_release(&b.by_ref);
+    builder_release(&b);
     if (rc != 0) {
         zw_snapshot_free(snap);
         zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
@@ -309,11 +359,10 @@ zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref)
     zw_snapshot *snap = zw_snapshot_new(zwi_tracer_nframe(t));
     if (snap == NULL)
         return NULL;
-    builder b = {.snap = snap, .t = t, .sym = sym};
-    zwi_map_init(&b.by_ref, snap->raw);
+    builder b;
+    builder_init(&b, snap, t, sym);
     zw_traceback *tb = convert_traceback(&b, ref);
-    zwi_free(snap->raw, b.buf);
-    zwi_map_release(&b.by_ref);
+    builder_release(&b);
     if (tb == NULL) {
         zw_snapshot_free(snap);
         return NULL;
@@ -525,25 +574,86 @@ copy_modules(zw_snapshot *dst, const zw_snapshot *src)
     return 0;
 }
 
-/* The copy's traceback of `tb` (from another snapshot). */
-static zw_traceback *
-copy_traceback(zw_snapshot *dst, const zw_traceback *tb, zwi_map *done)
+/* Copies tracebacks of one snapshot (`src`) into another (`dst`), each traceback and each frame
+ * converted once: a frame of `src` is interned into `dst` (its strings hashed and compared) the
+ * first time a traceback names it, and looked up by its index after that, in `frames` when the
+ * copy reads much of `src`, in `frame_map` when it picks a few traces out of a large table. */
+typedef struct copier {
+    zw_snapshot *dst;
+    const zw_snapshot *src;
+    zwi_map tbs;        /* src traceback index + 1 -> dst traceback */
+    zwi_frame **frames; /* src frame index -> dst frame, NULL until copied; src->nframes of them,
+                         * or NULL: then frame_map */
+    zwi_map frame_map;  /* src frame index + 1 -> dst frame, when `frames` is NULL */
+    bool failed;        /* `frames` could not be allocated: every copy fails */
+} copier;
+
+/* A copier of about `ntraces` traces (a hint: it picks the frame memo). */
+static void
+copier_init(copier *c, zw_snapshot *dst, const zw_snapshot *src, size_t ntraces)
 {
-    zw_traceback *x = zwi_map_get(done, (uint64_t)tb->index + 1);
+    *c = (copier){.dst = dst, .src = src};
+    zwi_map_init(&c->tbs, dst->raw);
+    zwi_map_init(&c->frame_map, dst->raw);
+    if (src->nframes > 0 && src->nframes / 4 <= ntraces) {
+        c->frames = zwi_alloc(dst->raw, src->nframes * sizeof(*c->frames));
+        if (c->frames == NULL)
+            c->failed = true;
+        else
+            memset(c->frames, 0, src->nframes * sizeof(*c->frames));
+    }
+}
+
+static void
+copier_release(copier *c)
+{
+    zwi_free(c->dst->raw, c->frames);
+    zwi_map_release(&c->frame_map);
+    zwi_map_release(&c->tbs);
+}
+
+/* dst's frame for frame `f` of src; NULL if out of memory. */
+static zwi_frame *
+copy_frame(copier *c, const zw_frame *f)
+{
+    const zwi_frame *x = (const zwi_frame *)f; /* a snapshot's frames are zwi_frames */
+    ZW_ASSERT(x->index < c->src->nframes && c->src->frames[x->index] == x);
+    zwi_frame *y = c->frames != NULL ? c->frames[x->index]
+                                     : zwi_map_get(&c->frame_map, (uint64_t)x->index + 1);
+    if (y != NULL)
+        return y;
+    y = zwi_snapshot_frame(c->dst, f);
+    if (y == NULL)
+        return NULL;
+    if (c->frames != NULL)
+        c->frames[x->index] = y;
+    else if (zwi_map_put(&c->frame_map, (uint64_t)x->index + 1, y) != 0)
+        return NULL;
+    return y;
+}
+
+/* The copy's traceback of `tb` (one of src's, or its first frames: trim_recent). */
+static zw_traceback *
+copy_traceback(copier *c, const zw_traceback *tb)
+{
+    if (c->failed)
+        return NULL;
+    zw_traceback *x = zwi_map_get(&c->tbs, (uint64_t)tb->index + 1);
     if (x != NULL)
         return x;
+    zw_snapshot *dst = c->dst;
     const zw_frame *small[64];
     const zw_frame **frames = small;
     if (tb->nframe > 64 && (frames = zwi_alloc(dst->raw, tb->nframe * sizeof(*frames))) == NULL)
         return NULL;
     for (size_t i = 0; i < tb->nframe; i++) {
-        zwi_frame *f = zwi_snapshot_frame(dst, tb->frames[i]);
+        zwi_frame *f = copy_frame(c, tb->frames[i]);
         if (f == NULL)
             goto out;
         frames[i] = &f->pub;
     }
     x = zwi_snapshot_traceback(dst, frames, tb->nframe, tb->total_nframe);
-    if (x != NULL && zwi_map_put(done, (uint64_t)tb->index + 1, x) != 0)
+    if (x != NULL && zwi_map_put(&c->tbs, (uint64_t)tb->index + 1, x) != 0)
         x = NULL;
 out:
     if (frames != small)
@@ -585,18 +695,18 @@ zw_snapshot_filter_traces(const zw_snapshot *snap, const zw_filter *filters, siz
         zw_error_set(err, "cannot filter a snapshot: %s", strerror(ENOMEM));
         return NULL;
     }
-    zwi_map done;
-    zwi_map_init(&done, dst->raw);
+    copier c;
+    copier_init(&c, dst, snap, snap->ntraces);
     int rc = copy_modules(dst, snap);
     for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
         const zwi_trace *t = &snap->traces[i];
         const zw_traceback *tb = snap->tbs[t->tb];
         if (!keep_trace(filters, n, t->domain, tb))
             continue;
-        zw_traceback *x = copy_traceback(dst, tb, &done);
+        zw_traceback *x = copy_traceback(&c, tb);
         rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
     }
-    zwi_map_release(&done);
+    copier_release(&c);
     if (rc != 0) {
         zw_snapshot_free(dst);
         zw_error_set(err, "cannot filter a snapshot: %s", strerror(ENOMEM));
@@ -614,24 +724,24 @@ zw_snapshot_trim_recent(const zw_snapshot *snap, bool (*drop)(const zw_frame *f,
         zw_error_set(err, "cannot trim a snapshot: %s", strerror(ENOMEM));
         return NULL;
     }
-    zwi_map done; /* the source's traceback indices -> the copy's */
-    zwi_map_init(&done, dst->raw);
+    copier c;
+    copier_init(&c, dst, snap, snap->ntraces);
     int rc = copy_modules(dst, snap);
     for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
         const zwi_trace *t = &snap->traces[i];
         const zw_traceback *tb = snap->tbs[t->tb];
-        zw_traceback *x = zwi_map_get(&done, (uint64_t)tb->index + 1);
+        zw_traceback *x = zwi_map_get(&c.tbs, (uint64_t)tb->index + 1);
         if (x == NULL) {
             size_t keep = tb->nframe;
             while (keep > 1 && drop(tb->frames[keep - 1], arg))
                 keep--;
             zw_traceback part = *tb;
             part.nframe = (uint32_t)keep;
-            x = copy_traceback(dst, &part, &done);
+            x = copy_traceback(&c, &part);
         }
         rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
     }
-    zwi_map_release(&done);
+    copier_release(&c);
     if (rc != 0) {
         zw_snapshot_free(dst);
         zw_error_set(err, "cannot trim a snapshot: %s", strerror(ENOMEM));
@@ -645,17 +755,17 @@ zw_snapshot_trim_recent(const zw_snapshot *snap, bool (*drop)(const zw_frame *f,
 static int
 copy_traces(zw_snapshot *dst, const zw_snapshot *snap, const uint8_t *tags, uint32_t mask)
 {
-    zwi_map done; /* this snapshot's traceback indices -> the copy's */
-    zwi_map_init(&done, dst->raw);
+    copier c;
+    copier_init(&c, dst, snap, snap->ntraces);
     int rc = copy_modules(dst, snap);
     for (size_t i = 0; i < snap->ntraces && rc == 0; i++) {
         if (tags != NULL && (tags[i] >= 32 || !(mask & (1u << tags[i]))))
             continue;
         const zwi_trace *t = &snap->traces[i];
-        zw_traceback *x = copy_traceback(dst, snap->tbs[t->tb], &done);
+        zw_traceback *x = copy_traceback(&c, snap->tbs[t->tb]);
         rc = x == NULL ? -1 : zwi_snapshot_push(dst, t->domain, t->size, x);
     }
-    zwi_map_release(&done);
+    copier_release(&c);
     return rc;
 }
 
@@ -698,14 +808,14 @@ zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks, const int64
         zw_error_set(err, "cannot rebuild a live set: %s", strerror(ENOMEM));
         return NULL;
     }
-    zwi_map done;
-    zwi_map_init(&done, dst->raw);
+    copier c;
+    copier_init(&c, dst, sites, sites->ntraces);
     int rc = copy_modules(dst, sites);
     for (size_t i = 0; i < sites->ntraces && rc == 0; i++) {
         if (blocks[i] <= 0 || bytes[i] < 0)
             continue; /* nothing live (negative only for blocks a step did not see allocated) */
         const zwi_trace *t = &sites->traces[i];
-        zw_traceback *x = copy_traceback(dst, sites->tbs[t->tb], &done);
+        zw_traceback *x = copy_traceback(&c, sites->tbs[t->tb]);
         uint64_t each = (uint64_t)bytes[i] / (uint64_t)blocks[i];
         uint64_t extra = (uint64_t)bytes[i] % (uint64_t)blocks[i];
         for (int64_t k = 0; x != NULL && rc == 0 && k < blocks[i]; k++)
@@ -713,7 +823,7 @@ zwi_snapshot_spread(const zw_snapshot *sites, const int64_t *blocks, const int64
         if (x == NULL)
             rc = -1;
     }
-    zwi_map_release(&done);
+    copier_release(&c);
     if (rc != 0) {
         zw_snapshot_free(dst);
         zw_error_set(err, "cannot rebuild a live set: %s", strerror(ENOMEM));
@@ -731,16 +841,15 @@ zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym, const zwi_trace_rec *
         zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
         return NULL;
     }
-    builder b = {.snap = snap, .t = t, .sym = sym};
-    zwi_map_init(&b.by_ref, snap->raw);
+    builder b;
+    builder_init(&b, snap, t, sym);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         zw_traceback *tb = convert_traceback(&b, recs[i].tb);
         if (tb == NULL || zwi_snapshot_push(snap, recs[i].domain, recs[i].size, tb) != 0)
             rc = -1;
     }
-    zwi_free(snap->raw, b.buf);
-    zwi_map_release(&b.by_ref);
+    builder_release(&b);
     if (rc != 0) {
         zw_snapshot_free(snap);
         zw_error_set(err, "cannot take a snapshot: %s", strerror(ENOMEM));
@@ -754,17 +863,17 @@ zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym, const zwi_trace_rec *
 int
 zwi_snapshot_absorb(zw_snapshot *table, const zw_snapshot *snap, uint32_t *index)
 {
-    zwi_map done;
-    zwi_map_init(&done, table->raw);
+    copier c;
+    copier_init(&c, table, snap, snap->ntbs);
     int rc = copy_modules(table, snap);
     for (size_t i = 0; i < snap->ntbs && rc == 0; i++) {
-        zw_traceback *x = copy_traceback(table, snap->tbs[i], &done);
+        zw_traceback *x = copy_traceback(&c, snap->tbs[i]);
         if (x == NULL)
             rc = -1;
         else
             index[i] = x->index;
     }
-    zwi_map_release(&done);
+    copier_release(&c);
     return rc;
 }
 
@@ -781,12 +890,12 @@ zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains, const uin
     zw_snapshot *dst = zw_snapshot_new(table->traceback_limit);
     if (dst == NULL)
         return NULL;
-    zwi_map done;
-    zwi_map_init(&done, dst->raw);
+    copier c;
+    copier_init(&c, dst, table, n);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         ZW_ASSERT(tbs[i] < table->ntbs);
-        zw_traceback *x = copy_traceback(dst, table->tbs[tbs[i]], &done);
+        zw_traceback *x = copy_traceback(&c, table->tbs[tbs[i]]);
         rc = x == NULL
                  ? -1
                  : zwi_snapshot_push(dst, domains != NULL ? domains[i] : ZW_TRACE_DEFAULT_DOMAIN,
@@ -799,7 +908,7 @@ zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains, const uin
         if (path != NULL)
             rc = zwi_snapshot_add_module(dst, path, m->build_id, m->bias);
     }
-    zwi_map_release(&done);
+    copier_release(&c);
     if (rc != 0) {
         zw_snapshot_free(dst);
         return NULL;

@@ -361,3 +361,181 @@ Test(preload_leakscan, process_roots_find_globals_and_another_threads_stack)
     pthread_barrier_wait(&done);
     pthread_join(th, NULL);
 }
+
+/* ---- the index: zwi_leakscan_lookup against a search of the blocks by hand ---- */
+
+typedef struct ref_block {
+    uint64_t start, size;
+} ref_block;
+
+static uint64_t rng_state;
+
+static uint64_t
+rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* memcheck's rule by hand: the last block starting at or below p holds it if p is its start or
+ * within its size; the top byte of the address space is nobody's (no process maps it). */
+static bool
+ref_lookup(const ref_block *b, size_t n, uint64_t p, uint64_t *start)
+{
+    if (p == UINT64_MAX)
+        return false;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (b[m].start <= p)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    if (lo == 0)
+        return false;
+    const ref_block *x = &b[lo - 1];
+    if (p != x->start && p - x->start >= x->size)
+        return false;
+    *start = x->start;
+    return true;
+}
+
+/* Adds `b` (sorted, not overlapping) in a shuffled order, prepares, and checks every block's first,
+ * last and next-to-last bytes, the bytes around each, and `nprobe` random words in and around the
+ * blocks' span against ref_lookup. */
+static void
+check_index(ref_block *b, size_t n, size_t nprobe)
+{
+    zwi_leakscan *ls = zwi_leakscan_new(n);
+    cr_assert(ls != NULL);
+    size_t *order = malloc(n * sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = rng() % i;
+        size_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(zwi_leakscan_add(ls, b[order[i]].start, b[order[i]].size), 0);
+    size_t before = zwi_leakscan_memory(ls);
+    cr_assert_eq(zwi_leakscan_prepare(ls), 0);
+    /* the index and work list: under 3.5 bytes a block beside the fixed 256 KiB work list */
+    size_t index = zwi_leakscan_memory(ls) - before - ((size_t)1 << 18);
+    cr_assert_leq(index, n * 7 / 2 + 256, "index of %zu bytes for %zu blocks", index, n);
+    for (size_t k = 0; k < n * 7 + nprobe; k++) {
+        uint64_t p;
+        if (k < n * 7) {
+            const ref_block *x = &b[k / 7];
+            uint64_t offs[7] = {0, 1, x->size - 1, x->size, x->size + 1, (uint64_t)-1, 8};
+            p = x->start + offs[k % 7];
+        } else if (k % 2) {
+            const ref_block *x = &b[rng() % n];
+            p = x->start + rng() % (2 * x->size + 64) - 32;
+        } else {
+            p = b[0].start + rng() % (b[n - 1].start - b[0].start + b[n - 1].size + 2);
+        }
+        uint64_t want = 0, got = 0;
+        bool in = ref_lookup(b, n, p, &want);
+        uintptr_t start = 0;
+        bool found = zwi_leakscan_lookup(ls, (uintptr_t)p, &start);
+        got = start;
+        cr_assert_eq(found, in, "word %#llx: found %d, by hand %d", (unsigned long long)p, found, in);
+        if (in)
+            cr_assert_eq(got, want, "word %#llx: block %#llx, by hand %#llx",
+                         (unsigned long long)p, (unsigned long long)got, (unsigned long long)want);
+    }
+    free(order);
+    zwi_leakscan_free(ls);
+}
+
+/* Blocks laid out from `at` upwards: sizes from `sizes` (0 allowed: it takes one byte, as no two
+ * blocks start at one address), gaps from `gaps`. */
+static size_t
+lay_out(ref_block *b, size_t n, uint64_t at, const uint64_t *sizes, size_t nsizes,
+        const uint64_t *gaps, size_t ngaps)
+{
+    for (size_t i = 0; i < n; i++) {
+        b[i].start = at;
+        b[i].size = sizes[rng() % nsizes];
+        at += (b[i].size > 0 ? b[i].size : 1) + gaps[rng() % ngaps];
+    }
+    return n;
+}
+
+Test(preload_leakscan, index_finds_what_a_search_by_hand_finds_in_a_dense_heap)
+{
+    rng_state = 0x9e3779b97f4a7c15u;
+    size_t n = 20000;
+    ref_block *b = malloc(n * sizeof(*b));
+    /* malloc-like: 16-byte aligned blocks of 24 to 264 bytes, 8 or 16 bytes apart */
+    uint64_t sizes[] = {24, 40, 56, 120, 264, 32, 48};
+    uint64_t gaps[] = {8, 16, 8, 24};
+    lay_out(b, n, 0x555555560000u, sizes, 7, gaps, 4);
+    check_index(b, n, 200000);
+    free(b);
+}
+
+Test(preload_leakscan, index_handles_blocks_over_many_granules_and_empty_blocks)
+{
+    rng_state = 0x2545f4914f6cdd1du;
+    size_t n = 5000;
+    ref_block *b = malloc(n * sizeof(*b));
+    /* empty blocks between small ones, and blocks spanning thousands of granules */
+    uint64_t sizes[] = {0, 0, 16, 1, 4096 * 3 + 5, 1 << 20, 33, 0};
+    uint64_t gaps[] = {0, 1, 16, 4095, 70000};
+    lay_out(b, n, 0x10000, sizes, 8, gaps, 5);
+    check_index(b, n, 200000);
+    free(b);
+}
+
+Test(preload_leakscan, index_handles_far_apart_clusters_and_the_highest_addresses)
+{
+    rng_state = 0xda942042e4dd58b5u;
+    size_t n = 3000;
+    ref_block *b = malloc(n * sizeof(*b));
+    uint64_t sizes[] = {16, 48, 0, 4000};
+    uint64_t gaps[] = {16, 16, 1 << 16};
+    size_t k = lay_out(b, 1000, 0x1000, sizes, 4, gaps, 3);  /* low */
+    k += lay_out(b + k, 999, 0x7f0000000000u, sizes, 4, gaps, 3); /* a library's mappings */
+    /* at the very top, the last one ending at the last byte; and one alone just below it */
+    k += lay_out(b + k, 998, UINT64_MAX - ((uint64_t)1 << 40), sizes, 4, gaps, 3);
+    b[k++] = (ref_block){UINT64_MAX - 4096, 64};
+    b[k++] = (ref_block){UINT64_MAX - 64, 32};
+    b[k++] = (ref_block){UINT64_MAX - 32, 32}; /* [2^64 - 33, 2^64 - 1) */
+    cr_assert_eq(k, n);
+    check_index(b, n, 200000);
+    uint64_t start;
+    cr_assert(ref_lookup(b, n, UINT64_MAX - 1, &start) && start == UINT64_MAX - 32);
+    free(b);
+}
+
+Test(preload_leakscan, index_of_blocks_each_alone_stays_small)
+{
+    /* every block in a segment of its own (megabytes apart): the index coarsens its granule
+     * rather than grow past 3.5 bytes a block */
+    rng_state = 0x853c49e6748fea9bu;
+    size_t n = 4000;
+    ref_block *b = malloc(n * sizeof(*b));
+    uint64_t sizes[] = {16, 32, 600000};
+    uint64_t gaps[] = {1 << 20, 3 << 20, 1 << 30};
+    lay_out(b, n, 0x100000, sizes, 3, gaps, 3);
+    check_index(b, n, 100000);
+    free(b);
+}
+
+Test(preload_leakscan, index_of_one_block_and_of_none)
+{
+    ref_block one = {0x40000, 100};
+    rng_state = 1;
+    check_index(&one, 1, 1000);
+    zwi_leakscan *ls = zwi_leakscan_new(0);
+    cr_assert_eq(zwi_leakscan_prepare(ls), 0);
+    uintptr_t start;
+    cr_assert(!zwi_leakscan_lookup(ls, 0x40000, &start));
+    zwi_leakscan_free(ls);
+}
