@@ -7,14 +7,7 @@ zw=$1
 dir=$2
 src=$(dirname "$0")/leaky.c
 lib=$dir/libzwp_leaky_lib.so
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
+. "$(dirname "$0")/../lib.sh"
 
 # the truth: "LINE KIND BLOCKS", sorted
 grep -nE 'expect: (definite|indirect|possible|reachable) [0-9]+' "$src" |
@@ -142,5 +135,4 @@ ZW_LEAK_CHECK=0 "$zw" run -q -o "$tmp/off.zwc" -- "$dir/zwp_leaky" "$lib" >/dev/
 "$zw" stat --json "$tmp/off.zwc" | grep -q '"leaks": null' &&
     echo "ok: ZW_LEAK_CHECK=0: no kinds" || fail "ZW_LEAK_CHECK=0 still scanned"
 
-[ "$fails" -eq 0 ] && echo "all leak checks passed"
-exit $((fails > 0))
+finish "leak checks"

@@ -7,14 +7,7 @@ set -u
 zw=$1
 dir=$2
 demo=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
+. "$(dirname "$0")/../lib.sh"
 
 # stat KEY FILE: the value of KEY in `zw stat --json --only FILE` (that file alone)
 stat() {
@@ -32,10 +25,6 @@ entries() {
     "$zw" "$kind" --json --limit 0 --group traceback "$@" |
         sed -nE 's/.*"bytes": ([0-9]+), "blocks": ([0-9]+), .*"function": "([^"]*)".*/\1 \2 \3/p' |
         sort
-}
-
-expect() { # expect WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1 = $3"; else fail "$1: got '$2', want '$3'"; fi
 }
 
 # LINE BYTES BLOCKS of a set of a capture, lines of known_lines.c only, sorted by line
@@ -290,8 +279,4 @@ a=$(stat allocations "$tmp/many.zwc")
     fail "many: $a allocations"
 expect "many: temporary" "$(stat temporary "$tmp/many.zwc")" 9990000
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "preload programs: ok"
+finish "preload programs"
