@@ -195,6 +195,11 @@ typedef void zw_capture_progress_fn(void *arg, uint64_t done, uint64_t total);
  * status line while a large capture is read). */
 ZW_API zw_capture *zw_capture_load_progress(const char *path, zw_capture_progress_fn *progress,
                                             void *arg, zw_error *err);
+/* zw_capture_load() of what says how the run went, without decoding a traceback: the process,
+ * how it ended, the totals, the live counters (write_errno, untraced) and the samples. The live
+ * sets, marks, sites, steps and leak kinds are left out (peak.snap and exit.snap NULL, nmarks
+ * and nsteps 0, leaks unknown). What `zw run -q` reads of the capture it just wrote. */
+ZW_API zw_capture *zw_capture_load_brief(const char *path, zw_error *err);
 /* The same from `len` bytes in memory (the fuzz target's door). */
 ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
 ZW_API void zw_capture_free(zw_capture *c);

@@ -57,7 +57,26 @@ typedef struct loader {
     size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
     zw_capture_progress_fn *progress; /* told before each section; NULL: nobody */
     void *progress_arg;
+    bool brief; /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
 } loader;
+
+/* Whether a brief load reads sections of `type`: the process, how it ended, totals, live
+ * counters and samples, none of the sections that name tracebacks. */
+static bool
+brief_reads(uint32_t type)
+{
+    switch (type) {
+    case ZWI_SEC_PROCESS:
+    case ZWI_SEC_TIMESERIES:
+    case ZWI_SEC_SERIES:
+    case ZWI_SEC_SAMPLES:
+    case ZWI_SEC_TOTALS:
+    case ZWI_SEC_LIVE:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* A live set, refused if one of its kind was read before. */
 static int
@@ -504,6 +523,8 @@ read_sections(loader *l)
         rc = zwi_container_next(&l->file);
         if (rc == 0)
             break;
+        if (rc == 1 && l->brief && !brief_reads(l->file.type))
+            continue; /* not even decompressed */
         if (rc == 1) {
             before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
                         l->c->nmarks, l->c->peak.label, l->c->exit.label};
@@ -687,7 +708,7 @@ typedef struct holder {
 /* Reads a capture from `len` bytes; the capture takes `raw` (also on failure: it is destroyed). */
 static zw_capture *
 load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_raw *raw,
-     zw_capture_progress_fn *progress, void *arg)
+     zw_capture_progress_fn *progress, void *arg, bool brief)
 {
     holder *h = zwi_alloc(raw, sizeof(holder));
     if (h == NULL) {
@@ -696,17 +717,17 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         return NULL;
     }
     *h = (holder){.raw = raw, .file_len = len};
-    loader l = {.c = &h->c, .raw = raw, .progress = progress, .progress_arg = arg};
+    loader l = {.c = &h->c, .raw = raw, .progress = progress, .progress_arg = arg, .brief = brief};
     l.prefix = (size_t)snprintf(NULL, 0, "cannot read capture '%s': ", name);
     int rc = zwi_container_open(&l.file, data, len, ZWI_KIND_CAPTURE, name, raw, err);
     if (rc == 0)
         rc = read_sections(&l);
     keep_arrays(&l);
-    if (rc == 0)
+    if (rc == 0 && !brief)
         rc = resolve_steps(&l);
-    if (rc == 0)
+    if (rc == 0 && !brief)
         rc = peak_from_exit(&l);
-    if (rc == 0)
+    if (rc == 0 && !brief)
         rc = peak_from_steps(&l);
     zwi_container_release(&l.file);
     zwi_free(raw, l.info.refs);
@@ -734,18 +755,34 @@ zw_capture_load_memory(const void *data, size_t len, zw_error *err)
         zw_error_set(err, "cannot read capture '<memory>': %s", strerror(ENOMEM));
         return NULL;
     }
-    return load(data, len, "<memory>", err, raw, NULL, NULL);
+    return load(data, len, "<memory>", err, raw, NULL, NULL, false);
 }
+
+static zw_capture *load_file(const char *path, zw_capture_progress_fn *progress, void *arg,
+                             bool brief, zw_error *err);
 
 zw_capture *
 zw_capture_load(const char *path, zw_error *err)
 {
-    return zw_capture_load_progress(path, NULL, NULL, err);
+    return load_file(path, NULL, NULL, false, err);
+}
+
+zw_capture *
+zw_capture_load_brief(const char *path, zw_error *err)
+{
+    return load_file(path, NULL, NULL, true, err);
 }
 
 zw_capture *
 zw_capture_load_progress(const char *path, zw_capture_progress_fn *progress, void *arg,
                          zw_error *err)
+{
+    return load_file(path, progress, arg, false, err);
+}
+
+static zw_capture *
+load_file(const char *path, zw_capture_progress_fn *progress, void *arg, bool brief,
+          zw_error *err)
 {
     zw_capture *out = NULL;
     zwi_cbuf file = {.raw = zw_raw_new(NULL)}; /* the file's bytes */
@@ -756,7 +793,7 @@ zw_capture_load_progress(const char *path, zw_capture_progress_fn *progress, voi
     } else if (zwi_read_file(path, &file, err) != 0) {
         zw_raw_destroy(raw);
     } else {
-        out = load(file.data, file.len, path, err, raw, progress, arg);
+        out = load(file.data, file.len, path, err, raw, progress, arg, brief);
     }
     if (file.raw != NULL) {
         zwi_cbuf_release(&file);

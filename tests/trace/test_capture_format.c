@@ -798,6 +798,41 @@ Test(trace_capture_format, a_capture_made_with_the_encoders_loads)
     zw_snapshot_free(snap);
 }
 
+Test(trace_capture_format, a_brief_load_reads_how_the_run_went_and_no_set)
+{
+    zw_snapshot *snap = zwt_fixture_a();
+    zwi_cbuf file = {.raw = raw};
+    build_capture(&file, 20, true, snap);
+    char path[] = "/tmp/zw-brief-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, file.data, file.len), (ssize_t)file.len);
+    close(fd);
+    zw_error err;
+    zw_capture *full = zw_capture_load(path, &err);
+    cr_assert_not_null(full, "%s", err.msg);
+    zw_capture *c = zw_capture_load_brief(path, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    unlink(path);
+    cr_assert(c->complete && c->pid == full->pid && c->argc == full->argc);
+    cr_assert_str_eq(c->argv[1], "--flag");
+    cr_assert_eq(c->nsamples, full->nsamples);
+    cr_assert_eq(c->samples[19].bytes_allocated, full->samples[19].bytes_allocated);
+    cr_assert(c->has_totals && memcmp(&c->totals, &full->totals, sizeof(c->totals)) == 0);
+    cr_assert_eq(c->write_errno, full->write_errno);
+    cr_assert_eq(c->untraced, full->untraced);
+    /* what names tracebacks is passed over: the full load has a mark and an exit set */
+    cr_assert(full->nmarks == 1 && full->exit.snap != NULL);
+    cr_assert(c->nmarks == 0 && c->exit.snap == NULL && c->peak.snap == NULL && c->nsteps == 0);
+    cr_assert_eq(c->damaged, 0);
+    zw_capture_free(c);
+    zw_capture_free(full);
+    cr_assert_null(zw_capture_load_brief(path, &err), "a file that is gone");
+    cr_assert(strstr(err.msg, path) != NULL, "%s", err.msg);
+    zwi_cbuf_release(&file);
+    zw_snapshot_free(snap);
+}
+
 /* The capture of build_capture() with a LEAKS section of `n` kinds (the exit set has `exit_n`). */
 static zw_capture *
 load_with_leaks(zw_snapshot *snap, size_t n)

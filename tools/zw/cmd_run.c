@@ -117,7 +117,7 @@ prepare_output(const char *path)
 /* The capture of the program: `path`, or, if the program executed another one (the same pid,
  * a later file; the capture before ends with exec or was cut short), the last image's. */
 static zw_capture *
-main_capture(const char *path, char *used, size_t len)
+main_capture(const char *path, char *used, size_t len, bool brief)
 {
     if (access(path, F_OK) != 0) {
         cli_fail("no capture written: the program wrote no '%s': is it statically linked or "
@@ -125,7 +125,8 @@ main_capture(const char *path, char *used, size_t len)
                  path);
         return NULL;
     }
-    zw_capture *c = cli_load(path);
+    /* brief: what -q reports (how the run went, the warnings), without decoding the sets */
+    zw_capture *c = brief ? cli_load_brief(path) : cli_load(path);
     snprintf(used, len, "%s", path);
     for (int i = 1; c != NULL && (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < 1000;
          i++) {
@@ -133,7 +134,7 @@ main_capture(const char *path, char *used, size_t len)
         snprintf(other, sizeof(other), "%s.%d", path, i);
         if (access(other, F_OK) != 0)
             break;
-        zw_capture *o = cli_load_quiet(other);
+        zw_capture *o = brief ? zw_capture_load_brief(other, NULL) : cli_load_quiet(other);
         if (o != NULL && o->pid == c->pid) {
             zw_capture_free(c);
             c = o;
@@ -203,7 +204,7 @@ static bool
 summarize(const char *first, bool quiet)
 {
     char path[PATH_MAX + 16];
-    zw_capture *c = main_capture(first, path, sizeof(path));
+    zw_capture *c = main_capture(first, path, sizeof(path), quiet);
     if (c == NULL)
         return false;
     if (quiet) {

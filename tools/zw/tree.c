@@ -168,6 +168,18 @@ show_reading(void *arg, uint64_t done, uint64_t total)
                       cli_size(b, (long long)all, false));
 }
 
+/* The warning for a capture read with damaged sections. */
+static void
+warn_damaged(const char *path, const zw_capture *c)
+{
+    if (c->damaged > 0)
+        fprintf(stderr,
+                "zw: warning: capture '%s' is damaged: %zu section%s skipped, what %s held is "
+                "missing (%s)\n",
+                path, c->damaged, c->damaged == 1 ? "" : "s", c->damaged == 1 ? "it" : "they",
+                c->damage != NULL ? c->damage : "no details");
+}
+
 /* cli_load() telling the status line where it is (`r` NULL: the capture alone). */
 static zw_capture *
 load_showing(const char *path, reading *r)
@@ -185,15 +197,23 @@ load_showing(const char *path, reading *r)
         zw_capture_free(c);
         return NULL;
     }
-    if (c->damaged > 0)
-        fprintf(stderr,
-                "zw: warning: capture '%s' is damaged: %zu section%s skipped, what %s held is "
-                "missing (%s)\n",
-                path, c->damaged, c->damaged == 1 ? "" : "s", c->damaged == 1 ? "it" : "they",
-                c->damage != NULL ? c->damage : "no details");
+    warn_damaged(path, c);
     if (c->peak_lost != NULL)
         fprintf(stderr, "zw: warning: capture '%s': the peak set was not rebuilt: %s\n", path,
                 c->peak_lost);
+    return c;
+}
+
+zw_capture *
+cli_load_brief(const char *path)
+{
+    zw_error err;
+    zw_capture *c = zw_capture_load_brief(path, &err);
+    if (c == NULL) {
+        cli_fail("%s", err.msg);
+        return NULL;
+    }
+    warn_damaged(path, c);
     return c;
 }
 
