@@ -21,8 +21,8 @@
 #define MAX_MARK_SETS  256 /* marks that keep a copy of the live set; later ones time and bytes */
 #define DEFAULT_OUTPUT "zw.%p.zwc"
 #define PEAK_MIN_STEP  ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
-/* A whole capture at most this long is rewritten at a clean end with a LIVE section of one slot
- * (compact_locked): 8 KiB less, which matters in a capture of a few KiB and not in a larger one */
+/* A whole capture at most this long (its end's sections uncompressed) is rewritten at a clean end
+ * in the packed form (pack_locked): one zstd frame for every section, its LIVE counters summed */
 #define COMPACT_MAX ((uint64_t)16 << 20)
 
 /* ---- live sets ---- */
@@ -430,7 +430,7 @@ put_set(zwi_cbuf *out, zw_snapshot *table, uint32_t kind, const char *label, uin
     zwi_cbuf pay = {.raw = G.raw};
     zwi_encode_table_set(
         &pay, kind, &(zw_capture_set){label, time_ns, bytes, map != NULL ? snap : NULL, NULL}, map);
-    zwi_capture_put(out, ZWI_SEC_SET, &pay);
+    zwi_capture_put_stored(out, ZWI_SEC_SET, &pay);
     zwi_cbuf_release(&pay);
     zwi_free(G.raw, map);
 }
@@ -471,7 +471,7 @@ put_sites(zwi_cbuf *out, zw_snapshot *table, zwi_symbolizer *sym)
         uint32_t *map = absorb(table, sites.snap);
         if (map != NULL) {
             zwi_encode_site_list(&pay, &sites, &info, map);
-            zwi_capture_put(out, ZWI_SEC_SITE_LIST, &pay);
+            zwi_capture_put_stored(out, ZWI_SEC_SITE_LIST, &pay);
         }
         zwi_free(G.raw, map);
     }
@@ -504,24 +504,35 @@ put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
     memcpy(l.bytes, c->bytes, sizeof(l.bytes));
     zwi_cbuf pay = {.raw = G.raw};
     zwi_encode_leaks(&pay, &l);
-    zwi_capture_put(out, type, &pay);
+    zwi_capture_put_stored(out, type, &pay);
     zwi_cbuf_release(&pay);
 }
 
-/* At a clean end: the capture again, its LIVE section shrunk to one slot holding the sums of all
- * (LIVE_SLOTS slots are 8 KiB; once TOTALS is written they only say what TOTALS says), written
- * to a new file renamed over the old one, so a crash leaves one or the other whole. Skipped for a
- * large capture, or when the file is no longer at its path (the program moved it, or chdir'd away
- * from a relative path). */
-static void
-compact_locked(void)
+/* Whether the capture may be rewritten packed at its end once `more` bytes are appended: it is
+ * whole (no write failed), at most COMPACT_MAX bytes, and still the file at its path (the program
+ * did not move it, nor chdir away from a relative path). */
+static bool
+packable(uint64_t more)
 {
     uint64_t len = atomic_load(&G.file_len);
     size_t live_end = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
     struct stat st;
-    if (G.fd < 0 || G.live == NULL || G.live_map == NULL || G.write_errno != 0 ||
-        len > COMPACT_MAX || len < live_end || stat(G.path, &st) != 0 || st.st_dev != G.file_dev ||
-        st.st_ino != G.file_ino || (uint64_t)st.st_size != len)
+    return G.fd >= 0 && G.live != NULL && G.live_map != NULL && G.write_errno == 0 &&
+           len + more <= COMPACT_MAX && len >= live_end && stat(G.path, &st) == 0 &&
+           st.st_dev == G.file_dev && st.st_ino == G.file_ino && (uint64_t)st.st_size == len;
+}
+
+/* At a clean end: the capture again in the packed form (docs/format.md#the-packed-form: every
+ * section in one zstd frame, its LIVE counters summed), written to a new file renamed over the
+ * old one, so a crash leaves one or the other whole. The end's sections were written
+ * uncompressed (packable() said so): they are compressed once, here. Skipped as packable() says;
+ * if the packing fails (no memory), the capture stays as written. */
+static void
+pack_locked(void)
+{
+    uint64_t len = atomic_load(&G.file_len);
+    size_t live_end = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
+    if (!packable(0))
         return;
     char tmp[sizeof(G.path) + 16];
     if (snprintf(tmp, sizeof(tmp), "%s.zw-tmp", G.path) >= (int)sizeof(tmp))
@@ -553,20 +564,17 @@ compact_locked(void)
         }
         off += (size_t)n;
     }
-    /* the second's worth of samples and steps of each flush, as one section each */
-    zwi_cbuf merged = {.raw = G.raw};
-    const zwi_cbuf *final = &out;
-    if (!out.failed && zwi_capture_merge_streamed(out.data, out.len,
-                                                  (uint64_t)G.interval_ms * 1000000u, &merged) == 0)
-        final = &merged;
-    int fd = out.failed ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    zwi_cbuf packed = {.raw = G.raw};
+    bool ok = !out.failed &&
+              zwi_capture_pack(out.data, out.len, (uint64_t)G.interval_ms * 1000000u, &packed) == 0;
+    zwi_cbuf_release(&out);
+    int fd = ok ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
     if (fd >= 0) {
-        bool ok = write_all(fd, final->data, final->len) == 0;
+        ok = write_all(fd, packed.data, packed.len) == 0;
         if (close(fd) != 0 || !ok || rename(tmp, G.path) != 0)
             unlink(tmp);
     }
-    zwi_cbuf_release(&merged);
-    zwi_cbuf_release(&out);
+    zwi_cbuf_release(&packed);
 }
 
 /* The exit set of a scan: the heap blocks it kinds, in its order, then the mappings of the mmap
@@ -645,7 +653,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
             zwi_encode_table_set(
                 &pay, ZWI_SET_PEAK,
                 &(zw_capture_set){"peak", last.time_ns, last.heap_bytes, NULL, NULL}, NULL);
-        zwi_capture_put(&body, ZWI_SEC_SET, &pay);
+        zwi_capture_put_stored(&body, ZWI_SEC_SET, &pay);
         zwi_cbuf_release(&pay);
         if (G.peak.time_ns != 0 || G.peak.n != 0 || G.peak.bytes != 0)
             G.peak.time_ns = last.time_ns;
@@ -661,29 +669,39 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_leak_release(&leaks);
     zw_snapshot_free(exit_snap);
     put_sites(&body, table, sym);
-    zwi_cbuf out = {.raw = G.raw};
+    /* every section stored as it is: compressed once, by pack_locked() when the capture is
+     * rewritten packed, or here, one by one, when it is not */
+    zwi_cbuf stored = {.raw = G.raw};
     zwi_cbuf pay = {.raw = G.raw};
     zwi_encode_table(&pay, table);
-    zwi_capture_put(&out, ZWI_SEC_TABLE, &pay);
+    zwi_capture_put_stored(&stored, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
     if (body.failed)
-        out.failed = true;
+        stored.failed = true;
     else
-        zwi_cbuf_bytes(&out, body.data, body.len);
+        zwi_cbuf_bytes(&stored, body.data, body.len);
     zwi_cbuf_release(&body);
     totals s = zwi_preload_sum_stats();
     pay.len = 0;
     zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes, peak_bytes,
                                                  G.peak.time_ns, last.time_ns, end, code});
-    zwi_capture_put(&out, ZWI_SEC_TOTALS, &pay);
+    zwi_capture_put_stored(&stored, ZWI_SEC_TOTALS, &pay);
+    bool pack = !stored.failed && packable(stored.len + ZWI_SECTION_SIZE);
+    zwi_cbuf out = {.raw = G.raw};
+    if (pack)
+        out = stored;
+    else
+        zwi_capture_put_all(&out, &stored);
     pay.len = 0;
     zwi_encode_end(&pay);
     zwi_capture_put(&out, ZWI_SEC_END, &pay);
     zwi_cbuf_release(&pay);
     write_locked(&out, true);
-    if (!out.failed)
-        compact_locked();
+    if (!out.failed && pack)
+        pack_locked();
     zwi_cbuf_release(&out);
+    if (!pack)
+        zwi_cbuf_release(&stored);
     zwi_symbolizer_free(sym);
 }
 

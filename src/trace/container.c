@@ -34,7 +34,7 @@ static const struct kind_info {
     bool streamed;
 } kinds[] = {
     [ZWI_KIND_SNAPSHOT] = {"snapshot", 0, false},
-    [ZWI_KIND_CAPTURE] = {"capture", 3, true},
+    [ZWI_KIND_CAPTURE] = {"capture", 6, true},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -92,6 +92,8 @@ zwi_section_name(uint32_t type)
         return "samples";
     case ZWI_SEC_STEPS:
         return "steps";
+    case ZWI_SEC_PACKED:
+        return "packed";
     default:
         return "unknown";
     }
@@ -103,7 +105,7 @@ known(uint32_t kind, uint32_t type)
 {
     if (kind == ZWI_KIND_SNAPSHOT)
         return type >= ZWI_SEC_INFO && type <= ZWI_SEC_TRACES;
-    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_STEPS;
+    return type >= ZWI_SEC_PROCESS && type <= ZWI_SEC_PACKED;
 }
 
 /* ---- CRC32 (IEEE 802.3, as zlib), a table for the reflected polynomial 0xEDB88320 ---- */

@@ -400,6 +400,8 @@ ZW_HIDDEN zw_snapshot *zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym
 ZW_HIDDEN void zwi_snapshot_encode_tables(const zw_snapshot *snap, zwi_cbuf *b);
 struct zwi_cursor;
 ZW_HIDDEN zw_snapshot *zwi_snapshot_decode_tables(struct zwi_cursor *c);
+/* The same tables in the packed form of a capture's TABLE (1.6: capture_format.c writes it). */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_decode_packed_tables(struct zwi_cursor *c);
 /* Copies `snap`'s modules and tracebacks into `table` (each traceback once: a traceback already
  * there is shared); index[i] is then the index in `table` of snap's traceback i. 0 or -1 (out of
  * memory). */
