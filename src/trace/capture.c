@@ -577,7 +577,7 @@ read_packed(loader *l)
         note_record_damage(l, type, &l->cur);
     }
     l->packed = false;
-    l->cur = all;
+    l->cur = zwi_cursor_of(all.p, all.len, l->raw); /* used up, its damage noted already */
     l->cur.pos = l->cur.len;
     return 0;
 }
