@@ -57,7 +57,7 @@ typedef struct loader {
     size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
     zw_capture_progress_fn *progress; /* told before each section; NULL: nobody */
     void *progress_arg;
-    bool brief; /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
+    bool brief;  /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
     bool packed; /* decoding a record of a PACKED section (1.6): the packed forms */
 } loader;
 

@@ -176,10 +176,8 @@ get_u64_of(zwi_cursor *c, bool packed, uint64_t *v)
     return packed ? zwi_get_varint(c, v) : zwi_get_u64(c, v);
 }
 
-static void
-put_vstring(zwi_cbuf *b, const char *s);
-static int
-get_vstring(zwi_cursor *c, const char **out);
+static void put_vstring(zwi_cbuf *b, const char *s);
+static int get_vstring(zwi_cursor *c, const char **out);
 
 static void
 encode_process(zwi_cbuf *b, const zwi_process *p, bool packed)
@@ -496,6 +494,22 @@ zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set, cons
 }
 
 void
+zwi_encode_table_set_of(zwi_cbuf *b, const zwi_set *s)
+{
+    zwi_cbuf_varint(b, s->kind);
+    zwi_cbuf_varint(b, s->time_ns);
+    zwi_cbuf_varint(b, s->heap_bytes);
+    put_vstring(b, s->label);
+    zwi_cbuf_varint(b, s->as_exit ? 2 : s->kept ? 1 : 0);
+    zwi_cbuf_varint(b, s->kept ? s->n : 0);
+    for (size_t i = 0; s->kept && i < s->n; i++) {
+        zwi_cbuf_varint(b, s->domains[i]);
+        zwi_cbuf_varint(b, s->tbs[i]);
+        zwi_cbuf_varint(b, s->sizes[i]);
+    }
+}
+
+void
 zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes)
 {
     zwi_cbuf_varint(b, ZWI_SET_PEAK);
@@ -551,6 +565,21 @@ zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *i
         zwi_cbuf_varint(b, sites->counts[i]);
         zwi_cbuf_varint(b, t->size);
         zwi_cbuf_varint(b, info->temporary[i]);
+    }
+}
+
+void
+zwi_encode_site_list_of(zwi_cbuf *b, const zwi_site_list *s)
+{
+    zwi_cbuf_varint(b, s->steps_whole ? 1 : 0);
+    zwi_cbuf_varint(b, s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        zwi_cbuf_varint(b, s->refs[i]);
+        zwi_cbuf_varint(b, s->domains[i]);
+        zwi_cbuf_varint(b, s->tbs[i]);
+        zwi_cbuf_varint(b, s->counts[i]);
+        zwi_cbuf_varint(b, s->bytes[i]);
+        zwi_cbuf_varint(b, s->temporary[i]);
     }
 }
 
@@ -614,6 +643,19 @@ zwi_decode_site_info(zwi_cursor *c, zwi_site_info *out)
         if (zwi_get_u32(c, &out->refs[out->n]) != 0 || zwi_get_u64(c, &out->temporary[out->n]) != 0)
             return -1;
     }
+    return 0;
+}
+
+/* *acc plus the signed difference `v` (zigzag), which must stay in 0 .. 2^32-1 (a ref or an
+ * index written as differences): 0, or -1 with "`what` out of range". */
+static int
+add_delta32(zwi_cursor *c, int64_t *acc, uint64_t v, const char *what)
+{
+    int64_t d = zwi_unzigzag(v);
+    if (d > (int64_t)UINT32_MAX || d < -(int64_t)UINT32_MAX || *acc + d < 0 ||
+        *acc + d > (int64_t)UINT32_MAX)
+        return zwi_cursor_fail(c, "%s out of range", what);
+    *acc += d;
     return 0;
 }
 
@@ -728,9 +770,8 @@ zwi_decode_steps(zwi_cursor *c, zwi_steps *into)
             uint64_t dref, bytes, blocks;
             if (zwi_get_varint(c, &dref) || zwi_get_varint(c, &bytes) || zwi_get_varint(c, &blocks))
                 return -1;
-            ref += zwi_unzigzag(dref);
-            if (ref < 0 || ref > UINT32_MAX)
-                return zwi_cursor_fail(c, "site ref out of range");
+            if (add_delta32(c, &ref, dref, "site ref") != 0)
+                return -1;
             into->deltas[into->ndeltas++] =
                 (zw_capture_delta){(uint32_t)ref, zwi_unzigzag(bytes), zwi_unzigzag(blocks)};
         }
@@ -872,7 +913,8 @@ void
 zwi_capture_put_live(zwi_cbuf *file, uint32_t nslots)
 {
     zwi_cbuf pay = {.raw = file->raw};
-    unsigned char *p = zwi_cbuf_grow(&pay, ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE);
+    unsigned char *p =
+        zwi_cbuf_grow(&pay, ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE);
     if (p != NULL) {
         memset(p, 0, pay.len);
         zwi_cbuf_patch(&pay, 0, nslots, 4);
@@ -1084,8 +1126,8 @@ void
 zwi_encode_live_packed(zwi_cbuf *b, const zwi_live *l)
 {
     const zw_capture_live *x = &l->counts;
-    const uint64_t v[] = {x->end,         (uint32_t)x->code, l->write_errno,  x->peak_bytes,
-                          x->peak_time_ns, x->mmap_bytes,     x->mmap_peak,    x->allocations,
+    const uint64_t v[] = {x->end,          (uint32_t)x->code, l->write_errno,     x->peak_bytes,
+                          x->peak_time_ns, x->mmap_bytes,     x->mmap_peak,       x->allocations,
                           x->frees,        x->temporary,      x->bytes_allocated, x->bytes_freed,
                           l->untraced};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -1140,10 +1182,9 @@ sample_diff(const zw_capture_sample *s, size_t i, int k, uint64_t tick)
 static void
 set_sample_field(zw_capture_sample *s, size_t k, uint64_t v)
 {
-    uint64_t *f[ZWI_SERIES_FIELDS] = {&s->time_ns,     &s->heap_bytes,  &s->heap_blocks,
-                                      &s->rss_bytes,   &s->allocations, &s->frees,
-                                      &s->temporary,   &s->bytes_allocated, &s->mmap_bytes,
-                                      &s->mmap_peak};
+    uint64_t *f[ZWI_SERIES_FIELDS] = {
+        &s->time_ns, &s->heap_bytes, &s->heap_blocks,     &s->rss_bytes,  &s->allocations,
+        &s->frees,   &s->temporary,  &s->bytes_allocated, &s->mmap_bytes, &s->mmap_peak};
     *f[k] = v;
 }
 
@@ -1295,9 +1336,8 @@ zwi_decode_steps_packed(zwi_cursor *c, zwi_steps *into)
                 if (zwi_get_varint(c, &v) != 0)
                     return -1;
                 if (col == 0) {
-                    ref += zwi_unzigzag(v);
-                    if (ref < 0 || ref > UINT32_MAX)
-                        return zwi_cursor_fail(c, "site ref out of range");
+                    if (add_delta32(c, &ref, v, "site ref") != 0)
+                        return -1;
                     d[k].site = (uint32_t)ref;
                 } else if (col == 1) {
                     d[k].bytes = zwi_unzigzag(v);
@@ -1324,8 +1364,11 @@ zwi_encode_site_list_packed(zwi_cbuf *b, const zwi_site_list *s)
     }
     for (size_t i = 0; i < s->n; i++)
         zwi_cbuf_varint(b, s->domains[i]);
-    for (size_t i = 0; i < s->n; i++)
-        zwi_cbuf_varint(b, s->tbs[i]);
+    prev = 0;
+    for (size_t i = 0; i < s->n; i++) { /* i, mostly: a byte of 2 (+1) each */
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)s->tbs[i] - (int64_t)prev));
+        prev = s->tbs[i];
+    }
     for (size_t i = 0; i < s->n; i++)
         zwi_cbuf_varint(b, s->counts[i]);
     for (size_t i = 0; i < s->n; i++)
@@ -1359,17 +1402,22 @@ zwi_decode_site_list_packed(zwi_cursor *c, zwi_site_list *out)
         uint64_t v;
         if (zwi_get_varint(c, &v) != 0)
             return -1;
-        ref += zwi_unzigzag(v);
-        if (ref < 0 || ref > UINT32_MAX)
-            return zwi_cursor_fail(c, "site ref out of range");
+        if (add_delta32(c, &ref, v, "site ref") != 0)
+            return -1;
         out->refs[i] = (uint32_t)ref;
     }
     for (size_t i = 0; i < n; i++)
         if (zwi_get_varint32(c, &out->domains[i]) != 0)
             return -1;
-    for (size_t i = 0; i < n; i++)
-        if (zwi_get_varint32(c, &out->tbs[i]) != 0)
+    int64_t tb = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        if (zwi_get_varint(c, &v) != 0)
             return -1;
+        if (add_delta32(c, &tb, v, "traceback index") != 0)
+            return -1;
+        out->tbs[i] = (uint32_t)tb;
+    }
     for (size_t i = 0; i < n; i++)
         if (zwi_get_varint(c, &out->counts[i]) != 0)
             return -1;
@@ -1396,8 +1444,8 @@ typedef struct table_arrays {
     size_t nframes;
     uint64_t *frame; /* 6 per frame: filename, lineno, function + 1, module + 1, offset, flags */
     size_t ntbs;
-    uint64_t *tb;      /* 3 per traceback: total_nframe, nframe, first index into `idx` */
-    uint32_t *idx;     /* every traceback's frame indices, one after another */
+    uint64_t *tb;  /* 3 per traceback: total_nframe, nframe, first index into `idx` */
+    uint32_t *idx; /* every traceback's frame indices, one after another */
     size_t nidx;
 } table_arrays;
 
@@ -1557,7 +1605,7 @@ put_table_packed(zwi_cbuf *b, const table_arrays *t, const uint32_t *smap, const
         zwi_cbuf_varint(b, m[2]);
     }
     /* a string reference + 1 (0: none) */
-#define SREF1(x) ((x) == 0 ? 0 : (uint64_t)smap[(x) - 1] + 1)
+#define SREF1(x) ((x) == 0 ? 0 : (uint64_t)smap[(x)-1] + 1)
     zwi_cbuf_varint(b, t->nframes);
     for (size_t i = 0; i < t->nframes; i++)
         zwi_cbuf_varint(b, SREF1(t->frame[6 * order[i].index + 3]));

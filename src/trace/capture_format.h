@@ -205,6 +205,8 @@ ZW_HIDDEN int zwi_decode_table(zwi_cursor *c, zw_snapshot **out);
 ZW_HIDDEN void zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set,
                                     const uint32_t *tbmap);
 ZW_HIDDEN int zwi_decode_table_set(zwi_cursor *c, zwi_set *out);
+/* The same from a zwi_set's arrays (its `tbs` already TABLE's indices). */
+ZW_HIDDEN void zwi_encode_table_set_of(zwi_cbuf *b, const zwi_set *s);
 /* A peak SET whose traces are those of the exit SET (the heap was largest at the end). */
 ZW_HIDDEN void zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes);
 
@@ -213,6 +215,8 @@ ZW_HIDDEN void zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint6
 ZW_HIDDEN void zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *info,
                                     const uint32_t *tbmap);
 ZW_HIDDEN int zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out);
+/* The same from a zwi_site_list's arrays (its `tbs` already TABLE's indices). */
+ZW_HIDDEN void zwi_encode_site_list_of(zwi_cbuf *b, const zwi_site_list *s);
 
 /* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
  * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the

@@ -632,9 +632,8 @@ decode_packed_tracebacks(reader *r)
             rc = zwi_cursor_fail(&r->cur, "traceback without frames");
             break;
         }
-        int64_t total = more > -(int64_t)UINT32_MAX && more < (int64_t)UINT32_MAX
-                            ? (int64_t)nframe + more
-                            : -1;
+        int64_t total =
+            more > -(int64_t)UINT32_MAX && more < (int64_t)UINT32_MAX ? (int64_t)nframe + more : -1;
         if (total < 0 || total > UINT32_MAX) {
             rc = zwi_cursor_fail(&r->cur, "total frame count out of range");
             break;

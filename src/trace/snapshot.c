@@ -915,3 +915,37 @@ zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains, const uin
     }
     return dst;
 }
+
+/* ---- a capture's table built straight from a tracer (preload/writer.c) ---- */
+
+/* The builder of a snapshot, its target the table: every traceback a set or site names is
+ * converted once, into the table itself (no snapshot per set, none copied into the table). */
+struct zwi_table_builder {
+    builder b;
+};
+
+zwi_table_builder *
+zwi_table_builder_new(zw_snapshot *table, zwi_tracer *t, zwi_symbolizer *sym)
+{
+    zwi_table_builder *tb = zwi_alloc(table->raw, sizeof(*tb));
+    if (tb != NULL)
+        builder_init(&tb->b, table, t, sym);
+    return tb;
+}
+
+int64_t
+zwi_table_builder_index(zwi_table_builder *tb, uint32_t ref)
+{
+    zw_traceback *x = convert_traceback(&tb->b, ref);
+    return x != NULL ? (int64_t)x->index : -1;
+}
+
+void
+zwi_table_builder_free(zwi_table_builder *tb)
+{
+    if (tb == NULL)
+        return;
+    zw_raw *raw = tb->b.snap->raw;
+    builder_release(&tb->b);
+    zwi_free(raw, tb);
+}

@@ -178,8 +178,8 @@ Test(trace_capture_packed, fixed_records_round_trip_as_varints)
               got.counts.bytes_allocated == 4 && got.counts.bytes_freed == 5 &&
               got.counts.peak_bytes == UINT64_MAX && got.counts.peak_time_ns == 7 &&
               got.counts.end == ZW_CAPTURE_END_SIGNAL && got.counts.code == -9 &&
-              got.counts.mmap_bytes == 11 && got.counts.mmap_peak == 12 &&
-              got.write_errno == 28 && got.untraced == 13);
+              got.counts.mmap_bytes == 11 && got.counts.mmap_peak == 12 && got.write_errno == 28 &&
+              got.untraced == 13);
 
     zw_capture_totals t = {UINT64_MAX, 1, 2, 3, 4, 5, 6, ZW_CAPTURE_END_EXIT, -1};
     b.len = 0;
@@ -256,8 +256,8 @@ Test(trace_capture_packed, samples_round_trip_by_column_whatever_the_values)
      * than SAMPLES' row by row */
     zw_capture_sample tick[100];
     for (size_t i = 0; i < 100; i++)
-        tick[i] = (zw_capture_sample){i * 10000000 + i % 7, 1000 + i, 10, (8 << 20) + 4096 * i,
-                                      i, 0, 0, 1000, 0, 0};
+        tick[i] = (zw_capture_sample){
+            i * 10000000 + i % 7, 1000 + i, 10, (8 << 20) + 4096 * i, i, 0, 0, 1000, 0, 0};
     zwi_cbuf rows = {.raw = raw};
     zwi_cbuf cols = {.raw = raw};
     zwi_encode_samples(&rows, tick, 100, 10000000);
@@ -364,8 +364,7 @@ assert_same_tables(const zw_snapshot *a, const zw_snapshot *b)
         for (size_t k = 0; k < zw_traceback_len(x); k++) {
             const zw_frame *f = zw_traceback_frame(x, k), *g = zw_traceback_frame(y, k);
             cr_assert_str_eq(f->filename, g->filename);
-            cr_assert(f->lineno == g->lineno && f->offset == g->offset &&
-                          f->inlined == g->inlined,
+            cr_assert(f->lineno == g->lineno && f->offset == g->offset && f->inlined == g->inlined,
                       "traceback %zu frame %zu", i, k);
             cr_assert((f->function == NULL) == (g->function == NULL));
             cr_assert(f->function == NULL || strcmp(f->function, g->function) == 0);
@@ -494,8 +493,9 @@ static void
 assert_same_capture(const zw_capture *a, const zw_capture *b)
 {
     cr_assert(b->complete && b->damaged == 0, "%s", b->damage != NULL ? b->damage : "");
-    cr_assert(a->pid == b->pid && a->ppid == b->ppid && a->start_realtime_ns == b->start_realtime_ns &&
-              a->interval_ms == b->interval_ms && a->nframe == b->nframe && a->argc == b->argc);
+    cr_assert(a->pid == b->pid && a->ppid == b->ppid &&
+              a->start_realtime_ns == b->start_realtime_ns && a->interval_ms == b->interval_ms &&
+              a->nframe == b->nframe && a->argc == b->argc);
     for (size_t i = 0; i < a->argc; i++)
         cr_assert_str_eq(a->argv[i], b->argv[i]);
     cr_assert_eq(a->has_totals, b->has_totals);
@@ -561,8 +561,8 @@ streamed_capture(zwi_cbuf *file)
         zw_capture_sample s[20];
         for (uint64_t i = 0; i < 20; i++) {
             uint64_t t = flush * 20 + i;
-            s[i] = (zw_capture_sample){t * 10000000 + t % 3, t * 64, t, 4096 * t, t, 0, 0, t * 64,
-                                       0, 0};
+            s[i] = (zw_capture_sample){
+                t * 10000000 + t % 3, t * 64, t, 4096 * t, t, 0, 0, t * 64, 0, 0};
         }
         pay.len = 0;
         zwi_encode_samples(&pay, s, 20, 10000000);
@@ -593,8 +593,9 @@ streamed_capture(zwi_cbuf *file)
     for (size_t i = 0; i < n; i++)
         kinds[i] = (uint8_t)(i % ZW_LEAK_KINDS);
     pay.len = 0;
-    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
-                                               .nkinds = n, .threads = 1});
+    zwi_encode_leaks(
+        &pay,
+        &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = n, .threads = 1});
     zwi_capture_put(file, ZWI_SEC_MARK_LEAKS, &pay);
     pay.len = 0;
     zwi_encode_table_set_as_exit(&pay, 30, 3000);
@@ -603,8 +604,9 @@ streamed_capture(zwi_cbuf *file)
     zwi_encode_table_set(&pay, ZWI_SET_EXIT, &(zw_capture_set){"exit", 30, 3000, snap, NULL}, map);
     zwi_capture_put(file, ZWI_SEC_SET, &pay);
     pay.len = 0;
-    zwi_encode_leaks(&pay, &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds,
-                                               .nkinds = n, .scan_ns = 5});
+    zwi_encode_leaks(
+        &pay,
+        &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = n, .scan_ns = 5});
     zwi_capture_put(file, ZWI_SEC_LEAKS, &pay);
     uint64_t counts[64];
     uint32_t refs[64];
@@ -619,8 +621,7 @@ streamed_capture(zwi_cbuf *file)
                          &(zwi_site_info){true, refs, temps, n}, map);
     zwi_capture_put(file, ZWI_SEC_SITE_LIST, &pay);
     pay.len = 0;
-    zwi_encode_totals(&pay,
-                      &(zw_capture_totals){60, 50, 7, 3840, 3000, 30, 600000000, 1, 0});
+    zwi_encode_totals(&pay, &(zw_capture_totals){60, 50, 7, 3840, 3000, 30, 600000000, 1, 0});
     zwi_capture_put(file, ZWI_SEC_TOTALS, &pay);
     pay.len = 0;
     zwi_encode_end(&pay);
@@ -709,9 +710,8 @@ packed_payload(const zwi_cbuf *packed, zwi_cbuf *inner)
 {
     zwi_container c;
     zw_error err;
-    cr_assert_eq(zwi_container_open(&c, packed->data, packed->len, ZWI_KIND_CAPTURE, NULL, raw,
-                                    &err),
-                 0);
+    cr_assert_eq(
+        zwi_container_open(&c, packed->data, packed->len, ZWI_KIND_CAPTURE, NULL, raw, &err), 0);
     cr_assert_eq(zwi_container_next(&c), 1);
     cr_assert_eq(c.type, ZWI_SEC_PACKED);
     zwi_cursor cur;
@@ -765,10 +765,10 @@ Test(trace_capture_packed, a_damaged_record_is_skipped_and_named)
     repack(&bad, &out);
     zw_capture *c = load(&out);
     cr_assert_eq(c->damaged, 1);
-    cr_assert_not_null(strstr(c->damage, "totals record: unknown end of process at byte"),
-                       "%s", c->damage);
-    cr_assert_not_null(strstr(c->damage, "of the payload of section 0 (packed) at offset 32"),
-                       "%s", c->damage);
+    cr_assert_not_null(strstr(c->damage, "totals record: unknown end of process at byte"), "%s",
+                       c->damage);
+    cr_assert_not_null(strstr(c->damage, "of the payload of section 0 (packed) at offset 32"), "%s",
+                       c->damage);
     cr_assert(!c->has_totals && c->exit.snap != NULL && c->nsamples == 60);
     zw_capture_free(c);
     /* a table that does not decode: the sets keep their time and bytes, the sites are lost */
@@ -886,8 +886,7 @@ Test(trace_capture_packed, a_real_capture_of_1_5_loads_and_packs_to_the_same)
     cr_assert(a->complete && a->damaged == 0 && a->nmarks >= 2 && a->exit.snap != NULL &&
               a->sites != NULL && a->nsteps > 0 && a->nsamples > 10);
     zwi_cbuf packed = {.raw = raw};
-    cr_assert_eq(zwi_capture_pack(file.data, file.len, (uint64_t)a->interval_ms * 1000000,
-                                  &packed),
+    cr_assert_eq(zwi_capture_pack(file.data, file.len, (uint64_t)a->interval_ms * 1000000, &packed),
                  0);
     cr_assert_lt(packed.len, file.len, "packed %zu bytes of %zu", packed.len, file.len);
     zw_capture *b = load(&packed);
@@ -896,4 +895,30 @@ Test(trace_capture_packed, a_real_capture_of_1_5_loads_and_packs_to_the_same)
     zw_capture_free(a);
     zwi_cbuf_release(&packed);
     zwi_cbuf_release(&file);
+}
+
+/* The checksum a word at a time (large payloads) equals the byte-wise definition at every length
+ * and alignment, and the standard check value. */
+Test(trace_capture_packed, the_checksum_is_crc32_at_every_length_and_alignment)
+{
+    cr_assert_eq(zwi_crc32(0, "123456789", 9), 0xCBF43926u);
+    unsigned char buf[300];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t len = 0; off + len <= sizeof(buf); len += 7) {
+            uint32_t want = 0xFFFFFFFFu;
+            for (size_t i = 0; i < len; i++) {
+                want ^= buf[off + i];
+                for (int k = 0; k < 8; k++)
+                    want = (want >> 1) ^ (0xEDB88320u & -(want & 1));
+            }
+            cr_assert_eq(zwi_crc32(0, buf + off, len), ~want, "offset %zu length %zu", off, len);
+        }
+    }
+    /* in two parts: the running form */
+    cr_assert_eq(zwi_crc32(zwi_crc32(0, buf, 100), buf + 100, 200), zwi_crc32(0, buf, 300));
 }
