@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "debugfiles.h"
 #include "trace_internal.h"
 
 #define MAX_INLINE 64 /* frames one address may expand to */
@@ -99,7 +100,7 @@ static char *debuginfo_path; /* libdw's default search path (NULL), as its callb
 
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = zwi_debug_find,
     .debuginfo_path = &debuginfo_path,
 };
 
