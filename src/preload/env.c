@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "debugfiles.h"
 #include "preload_internal.h"
 
 extern char **environ;
@@ -33,7 +34,8 @@ extern char **environ;
 /* The variables libzwpreload.so reads, in the order of G.env.vars. */
 static const char *const zw_vars[ZWI_ENV_NVARS] = {
     "ZW_OUTPUT",      "ZW_NFRAME",     "ZW_INTERVAL_MS", "ZW_FLUSH_MS",    "ZW_FOLLOW_FORK",
-    "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND"};
+    "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND",
+    "ZW_DEBUG_CACHE"};
 
 /* Mapped memory of `len` bytes, by the system call (never a hook), or NULL. */
 static void *
@@ -162,6 +164,8 @@ zwi_preload_env_save(void)
         }
     }
     G.env.saved = true;
+    /* the symboliser reads it at exit, when it is no longer in the environment */
+    zwi_debug_cache_set(zwi_preload_env("ZW_DEBUG_CACHE"));
 }
 
 const char *

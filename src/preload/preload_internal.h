@@ -170,7 +170,7 @@ typedef struct unloaded_module {
 } unloaded_module;
 
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
-#define ZWI_ENV_NVARS 10
+#define ZWI_ENV_NVARS 11
 
 /* An environment for a child: planned (what `in` lacks), then built in the caller's memory or
  * mapped (unmapped by zwi_preload_child_env_release). */
