@@ -448,7 +448,7 @@ put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t
     s.n = s.kept ? n : 0;
     zwi_cbuf pay = {.raw = G.raw};
     zwi_encode_table_set_of(&pay, &s);
-    zwi_capture_put_stored(out, ZWI_SEC_SET, &pay);
+    zwi_capture_put_record(out, ZWI_SEC_SET, &pay);
     zwi_cbuf_release(&pay);
     zwi_free(G.raw, s.sizes);
     zwi_free(G.raw, s.tbs);
@@ -494,8 +494,8 @@ put_sites(zwi_cbuf *out, end_table *tb)
     }
     if (ok) {
         zwi_cbuf pay = {.raw = G.raw};
-        zwi_encode_site_list_of(&pay, &sl);
-        zwi_capture_put_stored(out, ZWI_SEC_SITE_LIST, &pay);
+        zwi_encode_site_list_packed(&pay, &sl);
+        zwi_capture_put_record(out, ZWI_SEC_SITE_LIST, &pay);
         zwi_cbuf_release(&pay);
     }
     zwi_free(G.raw, sl.temporary);
@@ -525,8 +525,8 @@ put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
     memcpy(l.blocks, c->blocks, sizeof(l.blocks));
     memcpy(l.bytes, c->bytes, sizeof(l.bytes));
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_leaks(&pay, &l);
-    zwi_capture_put_stored(out, type, &pay);
+    zwi_encode_leaks_packed(&pay, &l);
+    zwi_capture_put_record(out, type, &pay);
     zwi_cbuf_release(&pay);
 }
 
@@ -683,7 +683,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
             zwi_encode_table_set(
                 &pay, ZWI_SET_PEAK,
                 &(zw_capture_set){"peak", last.time_ns, last.heap_bytes, NULL, NULL}, NULL);
-        zwi_capture_put_stored(&body, ZWI_SEC_SET, &pay);
+        zwi_capture_put_record(&body, ZWI_SEC_SET, &pay);
         zwi_cbuf_release(&pay);
         if (G.peak.time_ns != 0 || G.peak.n != 0 || G.peak.bytes != 0)
             G.peak.time_ns = last.time_ns;
@@ -706,29 +706,29 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_table_builder_free(tb.b);
     if (tb.of_ref != NULL)
         munmap(tb.of_ref, tb.n * sizeof(uint32_t));
-    /* every section stored as it is: compressed once, by pack_locked() when the capture is
-     * rewritten packed, or here, one by one, when it is not */
-    zwi_cbuf stored = {.raw = G.raw};
+    /* one PACKED section of records, TABLE first: stored as it is when the capture is then
+     * rewritten packed (compressed once, by pack_locked()), else compressed here; then TOTALS,
+     * a section of its own that a brief reader finds without the PACKED one, and END */
+    zwi_cbuf records = {.raw = G.raw};
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_table(&pay, table);
-    zwi_capture_put_stored(&stored, ZWI_SEC_TABLE, &pay);
+    zwi_encode_table_packed(&pay, table);
+    zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
     if (body.failed)
-        stored.failed = true;
+        records.failed = true;
     else
-        zwi_cbuf_bytes(&stored, body.data, body.len);
+        zwi_cbuf_bytes(&records, body.data, body.len);
     zwi_cbuf_release(&body);
     totals s = zwi_preload_sum_stats();
+    bool pack = !records.failed && packable(records.len + 3 * ZWI_SECTION_SIZE + 64);
+    zwi_cbuf out = {.raw = G.raw};
+    zwi_container_put_section_level(&out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &records,
+                                    pack ? 0 : zwi_capture_end_level(records.len));
+    zwi_cbuf_release(&records);
     pay.len = 0;
     zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes, peak_bytes,
                                                  G.peak.time_ns, last.time_ns, end, code});
-    zwi_capture_put_stored(&stored, ZWI_SEC_TOTALS, &pay);
-    bool pack = !stored.failed && packable(stored.len + ZWI_SECTION_SIZE);
-    zwi_cbuf out = {.raw = G.raw};
-    if (pack)
-        out = stored;
-    else
-        zwi_capture_put_all(&out, &stored);
+    zwi_capture_put(&out, ZWI_SEC_TOTALS, &pay);
     pay.len = 0;
     zwi_encode_end(&pay);
     zwi_capture_put(&out, ZWI_SEC_END, &pay);
@@ -737,8 +737,6 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     if (!out.failed && pack)
         pack_locked();
     zwi_cbuf_release(&out);
-    if (!pack)
-        zwi_cbuf_release(&stored);
     zwi_symbolizer_free(sym);
 }
 

@@ -73,7 +73,7 @@ brief_reads(uint32_t type)
     case ZWI_SEC_SAMPLES:
     case ZWI_SEC_TOTALS:
     case ZWI_SEC_LIVE:
-    case ZWI_SEC_PACKED: /* for its records of these types */
+    case ZWI_SEC_PACKED: /* for its records of these types, in a capture rewritten packed */
         return true;
     default:
         return false;
@@ -599,8 +599,10 @@ read_sections(loader *l)
         rc = zwi_container_next(&l->file);
         if (rc == 0)
             break;
-        if (rc == 1 && l->brief && !brief_reads(l->file.type))
-            continue; /* not even decompressed */
+        if (rc == 1 && l->brief &&
+            (!brief_reads(l->file.type) || (l->file.type == ZWI_SEC_PACKED && l->c->argv != NULL)))
+            continue; /* not even decompressed; nor the PACKED end of a streamed capture (its
+                       * PROCESS read before it), which holds no record a brief load takes */
         if (rc == 1) {
             before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
                         l->c->nmarks, l->c->peak.label, l->c->exit.label};

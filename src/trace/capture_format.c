@@ -23,8 +23,8 @@ zwi_capture_put_header(zwi_cbuf *file)
 #define LARGE_END_PAYLOAD ((size_t)1 << 20)  /* level 6 up to it, 3 beyond */
 
 /* The zstd level of a section written once at the end (or merged then) of `len` bytes. */
-static int
-end_level(size_t len)
+int
+zwi_capture_end_level(size_t len)
 {
     return len <= SMALL_END_PAYLOAD ? 19
            : len <= MID_END_PAYLOAD ? 15
@@ -43,7 +43,7 @@ end_level(size_t len)
 static int
 level(uint32_t type, size_t len)
 {
-    int end = end_level(len);
+    int end = zwi_capture_end_level(len);
     switch (type) {
     case ZWI_SEC_SERIES:
         return len > 8 + 8 * 8 * ZWI_SERIES_FIELDS ? 3 : 0; /* more than 8 samples */
@@ -70,7 +70,7 @@ level(uint32_t type, size_t len)
 static void
 put_final(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
 {
-    int lvl = payload->len <= 128 ? 0 : end_level(payload->len);
+    int lvl = payload->len <= 128 ? 0 : zwi_capture_end_level(payload->len);
     zwi_container_put_section_level(file, type, 0, payload, lvl);
 }
 
@@ -1644,58 +1644,132 @@ put_table_packed(zwi_cbuf *b, const table_arrays *t, const uint32_t *smap, const
     }
 }
 
-int
-zwi_transcode_table_packed(zwi_cursor *c, zwi_cbuf *b)
+/* `t` written packed into `b`: the strings renumbered without those that only name a hex
+ * build-id, the frames sorted by module and offset. -1 if out of memory (`raw`'s). */
+static int
+put_arrays_packed(zw_raw *raw, const table_arrays *t, zwi_cbuf *b)
 {
-    zw_raw *raw = c->raw;
-    table_arrays t = {0};
-    uint32_t *smap = NULL;
-    frame_key *order = NULL;
-    uint32_t *fmap = NULL;
-    int rc = read_table_arrays(c, &t);
-    if (rc == 0) {
-        smap = zwi_alloc(raw, (t.nstrs + 1) * sizeof(uint32_t));
-        order = zwi_alloc(raw, (t.nframes + 1) * sizeof(frame_key));
-        fmap = zwi_alloc(raw, (t.nframes + 1) * sizeof(uint32_t));
-        if (smap == NULL || order == NULL || fmap == NULL)
-            rc = zwi_cursor_fail(c, "out of memory");
-    }
+    uint32_t *smap = zwi_alloc(raw, (t->nstrs + 1) * sizeof(uint32_t));
+    frame_key *order = zwi_alloc(raw, (t->nframes + 1) * sizeof(frame_key));
+    uint32_t *fmap = zwi_alloc(raw, (t->nframes + 1) * sizeof(uint32_t));
+    int rc = smap != NULL && order != NULL && fmap != NULL ? 0 : -1;
     if (rc == 0) {
         /* the strings named by something else than a module's build-id, renumbered */
-        for (size_t i = 0; i < t.nstrs; i++)
+        for (size_t i = 0; i < t->nstrs; i++)
             smap[i] = UINT32_MAX;
-        for (size_t i = 0; i < t.nmods; i++)
-            smap[t.mod[3 * i]] = 0;
-        for (size_t i = 0; i < t.nframes; i++) {
-            const uint64_t *f = &t.frame[6 * i];
+        for (size_t i = 0; i < t->nmods; i++)
+            smap[t->mod[3 * i]] = 0;
+        for (size_t i = 0; i < t->nframes; i++) {
+            const uint64_t *f = &t->frame[6 * i];
             smap[f[0]] = 0;
             if (f[2] != 0)
                 smap[f[2] - 1] = 0;
             if (f[3] != 0)
                 smap[f[3] - 1] = 0;
         }
-        for (size_t i = 0; i < t.nmods; i++) { /* a build-id that is no hex stays a string */
-            uint64_t id = t.mod[3 * i + 1];
-            if (id != 0 && !is_hex_id(t.str[id - 1], t.str_len[id - 1]))
+        for (size_t i = 0; i < t->nmods; i++) { /* a build-id that is no hex stays a string */
+            uint64_t id = t->mod[3 * i + 1];
+            if (id != 0 && !is_hex_id(t->str[id - 1], t->str_len[id - 1]))
                 smap[id - 1] = 0;
         }
         uint32_t k = 0;
-        for (size_t i = 0; i < t.nstrs; i++) {
+        for (size_t i = 0; i < t->nstrs; i++) {
             if (smap[i] == 0)
                 smap[i] = k++;
         }
-        for (size_t i = 0; i < t.nframes; i++)
-            order[i] = (frame_key){t.frame[6 * i + 3], t.frame[6 * i + 4], (uint32_t)i};
-        qsort(order, t.nframes, sizeof(*order), by_module_offset);
-        for (size_t i = 0; i < t.nframes; i++)
+        for (size_t i = 0; i < t->nframes; i++)
+            order[i] = (frame_key){t->frame[6 * i + 3], t->frame[6 * i + 4], (uint32_t)i};
+        qsort(order, t->nframes, sizeof(*order), by_module_offset);
+        for (size_t i = 0; i < t->nframes; i++)
             fmap[order[i].index] = (uint32_t)i;
-        put_table_packed(b, &t, smap, order, fmap);
+        put_table_packed(b, t, smap, order, fmap);
     }
     zwi_free(raw, fmap);
     zwi_free(raw, order);
     zwi_free(raw, smap);
-    table_arrays_release(raw, &t);
     return rc;
+}
+
+int
+zwi_transcode_table_packed(zwi_cursor *c, zwi_cbuf *b)
+{
+    table_arrays t = {0};
+    int rc = read_table_arrays(c, &t);
+    if (rc == 0 && put_arrays_packed(c->raw, &t, b) != 0)
+        rc = zwi_cursor_fail(c, "out of memory");
+    table_arrays_release(c->raw, &t);
+    return rc;
+}
+
+/* A string reference of `snap` as the varint TABLE's: its index, + 1 where it may be none. */
+static uint64_t
+string_ref(const zw_snapshot *snap, const char *s, bool nullable)
+{
+    if (s == NULL)
+        return 0;
+    uint32_t i = zwi_strtab_index(&snap->strs, s);
+    return nullable ? (uint64_t)i + 1 : i;
+}
+
+/* `table`'s arrays as read_table_arrays() makes them, pointing into the snapshot. */
+static int
+snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t)
+{
+    t->limit = table->traceback_limit;
+    t->nstrs = table->strs.count;
+    t->nmods = table->nmodules;
+    t->nframes = table->nframes;
+    t->ntbs = table->ntbs;
+    for (size_t i = 0; i < table->ntbs; i++)
+        t->nidx += table->tbs[i]->nframe;
+    t->str = zwi_alloc(raw, (t->nstrs + 1) * sizeof(*t->str));
+    t->str_len = zwi_alloc(raw, (t->nstrs + 1) * sizeof(size_t));
+    t->mod = zwi_alloc(raw, (3 * t->nmods + 1) * sizeof(uint64_t));
+    t->frame = zwi_alloc(raw, (6 * t->nframes + 1) * sizeof(uint64_t));
+    t->tb = zwi_alloc(raw, (3 * t->ntbs + 1) * sizeof(uint64_t));
+    t->idx = zwi_alloc(raw, (t->nidx + 1) * sizeof(uint32_t));
+    if (t->str == NULL || t->str_len == NULL || t->mod == NULL || t->frame == NULL ||
+        t->tb == NULL || t->idx == NULL)
+        return -1;
+    for (size_t i = 0; i < t->nstrs; i++) {
+        t->str[i] = (const unsigned char *)table->strs.strs[i];
+        t->str_len[i] = zwi_strtab_len(table->strs.strs[i]);
+    }
+    for (size_t i = 0; i < t->nmods; i++) {
+        const zwi_module *m = &table->modules[i];
+        t->mod[3 * i] = string_ref(table, m->path, false);
+        t->mod[3 * i + 1] = string_ref(table, m->build_id, true);
+        t->mod[3 * i + 2] = m->bias;
+    }
+    for (size_t i = 0; i < t->nframes; i++) {
+        const zw_frame *f = &table->frames[i]->pub;
+        uint64_t *x = &t->frame[6 * i];
+        x[0] = string_ref(table, f->filename, false);
+        x[1] = f->lineno;
+        x[2] = string_ref(table, f->function, true);
+        x[3] = string_ref(table, f->module, true);
+        x[4] = f->offset;
+        x[5] = f->inlined ? 1 : 0;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < t->ntbs; i++) {
+        const zw_traceback *tb = table->tbs[i];
+        t->tb[3 * i] = tb->total_nframe;
+        t->tb[3 * i + 1] = tb->nframe;
+        t->tb[3 * i + 2] = at;
+        for (size_t k = 0; k < tb->nframe; k++)
+            t->idx[at++] = ((const zwi_frame *)tb->frames[k])->index;
+    }
+    return 0;
+}
+
+void
+zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table)
+{
+    table_arrays t = {0};
+    if (snapshot_arrays(b->raw, table, &t) != 0 || put_arrays_packed(b->raw, &t, b) != 0)
+        b->failed = true;
+    table_arrays_release(b->raw, &t);
 }
 
 int
@@ -1708,8 +1782,8 @@ zwi_decode_table_packed(zwi_cursor *c, zw_snapshot **out)
 /* ---- packing a finished capture ---- */
 
 /* One record of a PACKED payload: varint type, varint length, the payload. */
-static void
-put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload)
+void
+zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload)
 {
     zwi_cbuf_varint(into, type);
     zwi_cbuf_varint(into, payload->len);
@@ -1814,6 +1888,22 @@ zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cb
             rc = -1;
             break;
         }
+        if (c.type == ZWI_SEC_PACKED) { /* the end's records: as they are */
+            while (rc == 0 && cur.pos < cur.len) {
+                uint64_t type;
+                size_t n;
+                if (zwi_get_varint(&cur, &type) || zwi_get_count(&cur, 0, 1, "record byte", &n) ||
+                    type > UINT32_MAX) {
+                    rc = -1;
+                    break;
+                }
+                zwi_cbuf rec = {.data = (unsigned char *)cur.p + cur.pos, .len = n};
+                zwi_capture_put_record(type == ZWI_SEC_TOTALS ? &head : &rest, (uint32_t)type,
+                                       &rec);
+                cur.pos += n;
+            }
+            continue;
+        }
         if (c.type == ZWI_SEC_SAMPLES || c.type == ZWI_SEC_STEPS) {
             if ((c.type == ZWI_SEC_SAMPLES ? zwi_decode_samples(&cur, &samples)
                                            : zwi_decode_steps(&cur, &steps)) != 0 ||
@@ -1826,7 +1916,7 @@ zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cb
         if (pack_section(c.type, &cur, &pay, &to_head) != 0)
             rc = -1;
         else
-            put_record(to_head ? &head : &rest, c.type, &pay);
+            zwi_capture_put_record(to_head ? &head : &rest, c.type, &pay);
     }
     if (rc == 0 && (got != 0 || !c.ended))
         rc = -1; /* damaged, or not finished: left as it is */
@@ -1836,19 +1926,19 @@ zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cb
         if (samples.n > 0) {
             pay.len = 0;
             zwi_encode_samples_packed(&pay, samples.v, samples.n, tick_ns);
-            put_record(&inner, ZWI_SEC_SAMPLES, &pay);
+            zwi_capture_put_record(&inner, ZWI_SEC_SAMPLES, &pay);
         }
         if (steps.nsteps > 0) {
             pay.len = 0;
             zwi_encode_steps_packed(&pay, steps.steps, steps.nsteps, steps.deltas);
-            put_record(&inner, ZWI_SEC_STEPS, &pay);
+            zwi_capture_put_record(&inner, ZWI_SEC_STEPS, &pay);
         }
         zwi_cbuf_bytes(&inner, rest.data, rest.len);
         if (head.failed || rest.failed)
             inner.failed = true;
         zwi_container_put_header(out, ZWI_KIND_CAPTURE, ZWI_CAPTURE_PACKED_MINOR, 0);
         zwi_container_put_section_level(out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &inner,
-                                        end_level(inner.len));
+                                        zwi_capture_end_level(inner.len));
         pay.len = 0;
         zwi_capture_put(out, ZWI_SEC_END, &pay);
         if (out->failed)
@@ -1865,31 +1955,3 @@ zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cb
     return rc;
 }
 
-void
-zwi_capture_put_stored(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
-{
-    zwi_container_put_section_level(file, type, type == ZWI_SEC_END ? ZWI_SECTION_REQUIRED : 0,
-                                    payload, 0);
-}
-
-void
-zwi_capture_put_all(zwi_cbuf *file, const zwi_cbuf *sections)
-{
-    if (sections->failed) {
-        file->failed = true;
-        return;
-    }
-    for (size_t off = 0; off + ZWI_SECTION_SIZE <= sections->len;) {
-        const unsigned char *h = sections->data + off;
-        uint32_t type = 0;
-        uint64_t stored = 0;
-        for (int i = 0; i < 4; i++)
-            type |= (uint32_t)h[i] << (8 * i);
-        for (int i = 0; i < 8; i++)
-            stored |= (uint64_t)h[8 + i] << (8 * i);
-        ZW_ASSERT(stored <= sections->len - off - ZWI_SECTION_SIZE); /* ours, stored whole */
-        zwi_cbuf pay = {.data = (unsigned char *)h + ZWI_SECTION_SIZE, .len = (size_t)stored};
-        zwi_capture_put(file, type, &pay);
-        off += ZWI_SECTION_SIZE + (size_t)stored;
-    }
-}

@@ -21,10 +21,11 @@
 
 #include "container.h"
 
-/* the version written, 1.5: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
- * (1.4), the mmap domain, and one TABLE of frames shared by SET and SITE_LIST sections (1.5) */
-#define ZWI_CAPTURE_MINOR  5
-/* the version of a capture rewritten whole at its end (1.6): one PACKED section, then END */
+/* the version written, 1.6: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
+ * (1.4), the mmap domain, and one TABLE of frames shared by SET and SITE_LIST sections (1.5),
+ * the end's sections as records of one PACKED section (1.6) */
+#define ZWI_CAPTURE_MINOR  6
+/* the version of a capture rewritten whole at its end: one PACKED section, then END */
 #define ZWI_CAPTURE_PACKED_MINOR 6
 #define ZWI_SERIES_FIELDS  10 /* u64 fields of a SERIES record: zw_capture_sample's, in order */
 #define ZWI_SERIES_MIN     8  /* fields of a SERIES record before 1.5 (no mmap_bytes, mmap_peak) */
@@ -130,19 +131,20 @@ ZW_HIDDEN void zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *pa
 ZW_HIDDEN int zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_ns,
                                          zwi_cbuf *out);
 
-/* The whole capture of `len` bytes at `data` (ended: END read; sections of 1.5 only) into `out`
- * in the packed form (1.6): a header, one PACKED section holding every section's packed form in
- * one zstd frame (PROCESS, LIVE, TOTALS, the samples merged into one SAMPLES and the steps into
- * one STEPS, then the other sections in their order), END. 0, or -1 (out left to the caller to
+/* The whole capture of `len` bytes at `data` (ended: END read; the sections of 1.5 and 1.6) into
+ * `out` in the packed form (1.6): a header, one PACKED section holding every section's packed
+ * form in one zstd frame (PROCESS, LIVE, TOTALS, the samples merged into one SAMPLES and the
+ * steps into one STEPS, then the other sections in their order, the records of a PACKED section
+ * as they are), END. 0, or -1 (out left to the caller to
  * drop) if the file is not such a capture or memory runs out. The sampler's intervals are
  * `tick_ns`. */
 ZW_HIDDEN int zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns,
                                zwi_cbuf *out);
-/* Section `type` with `payload` at the end of `file`, stored as it is (never compressed). */
-ZW_HIDDEN void zwi_capture_put_stored(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload);
-/* The sections of `sections` (whole, stored: zwi_capture_put_stored's) at the end of `file`, each
- * compressed as zwi_capture_put() does. */
-ZW_HIDDEN void zwi_capture_put_all(zwi_cbuf *file, const zwi_cbuf *sections);
+/* The zstd level of what is written once at the end, `len` bytes of it (19 to 3, the larger the
+ * lower). */
+ZW_HIDDEN int zwi_capture_end_level(size_t len);
+/* One record of a PACKED payload at the end of `into`: varint type, varint length, `payload`. */
+ZW_HIDDEN void zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload);
 
 /* ---- the sections: each encoder above its decoder ---- */
 
@@ -262,6 +264,8 @@ ZW_HIDDEN int zwi_decode_site_list_packed(zwi_cursor *c, zwi_site_list *out);
  * and offset in columns, each traceback as what it shares with the one before and adds); -1 if
  * it does not decode. The decoder gives a snapshot with no traces, as zwi_decode_table(). */
 ZW_HIDDEN int zwi_transcode_table_packed(zwi_cursor *c, zwi_cbuf *b);
+/* The same written from the table itself (the writer's end). */
+ZW_HIDDEN void zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table);
 ZW_HIDDEN int zwi_decode_table_packed(zwi_cursor *c, zw_snapshot **out);
 
 /* END: an empty payload. */

@@ -545,10 +545,12 @@ assert_same_capture(const zw_capture *a, const zw_capture *b)
     cr_assert_arr_eq(a->leaks.bytes, b->leaks.bytes, sizeof(a->leaks.bytes));
 }
 
-/* A finished capture of 1.5 as the preload library streams it: LIVE, PROCESS, three flushes of
- * samples and steps, then TABLE, a mark, the exit set, LEAKS, SITE_LIST, TOTALS, END. */
+/* A finished capture as the preload library streams it: LIVE, PROCESS, three flushes of samples
+ * and steps, then the end: TABLE, a mark, the exit set, LEAKS, SITE_LIST, TOTALS, END as sections
+ * of 1.5, or (`end16`) as 1.6 writes it: those but TOTALS as the records of one PACKED section
+ * (compressed if `compress`), then TOTALS and END. */
 static void
-streamed_capture(zwi_cbuf *file)
+streamed_capture_as(zwi_cbuf *file, bool end16, bool compress)
 {
     zw_snapshot *snap = zwt_fixture_a();
     zwi_cbuf pay = {.raw = raw};
@@ -577,37 +579,44 @@ streamed_capture(zwi_cbuf *file)
         zwi_capture_put(file, ZWI_SEC_STEPS, &pay);
         zwi_cbuf_release(&st);
     }
+    zwi_cbuf records = {.raw = raw}; /* the 1.6 end's */
+#define PUT_END(type, packed_encode, plain_encode)                                                 \
+    do {                                                                                           \
+        pay.len = 0;                                                                               \
+        if (end16) {                                                                               \
+            packed_encode;                                                                         \
+            zwi_capture_put_record(&records, type, &pay);                                          \
+        } else {                                                                                   \
+            plain_encode;                                                                          \
+            zwi_capture_put(file, type, &pay);                                                     \
+        }                                                                                          \
+    } while (0)
     uint32_t map[64];
     zw_snapshot *table = zw_snapshot_new(zw_snapshot_traceback_limit(snap));
     cr_assert_not_null(table);
     cr_assert_eq(zwi_snapshot_absorb(table, snap, map), 0);
-    pay.len = 0;
-    zwi_encode_table(&pay, table);
-    zwi_capture_put(file, ZWI_SEC_TABLE, &pay);
-    pay.len = 0;
-    zwi_encode_table_set(&pay, ZWI_SET_MARK, &(zw_capture_set){"half", 20, 2000, snap, NULL}, map);
-    zwi_capture_put(file, ZWI_SEC_SET, &pay);
+    PUT_END(ZWI_SEC_TABLE, zwi_encode_table_packed(&pay, table), zwi_encode_table(&pay, table));
+    zw_capture_set half = {"half", 20, 2000, snap, NULL};
+    PUT_END(ZWI_SEC_SET, zwi_encode_table_set(&pay, ZWI_SET_MARK, &half, map),
+            zwi_encode_table_set(&pay, ZWI_SET_MARK, &half, map));
     size_t n = zw_snapshot_len(snap);
     cr_assert_geq(n, 4);
     uint8_t kinds[64] = {0};
     for (size_t i = 0; i < n; i++)
         kinds[i] = (uint8_t)(i % ZW_LEAK_KINDS);
-    pay.len = 0;
-    zwi_encode_leaks(
-        &pay,
-        &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = n, .threads = 1});
-    zwi_capture_put(file, ZWI_SEC_MARK_LEAKS, &pay);
-    pay.len = 0;
-    zwi_encode_table_set_as_exit(&pay, 30, 3000);
-    zwi_capture_put(file, ZWI_SEC_SET, &pay);
-    pay.len = 0;
-    zwi_encode_table_set(&pay, ZWI_SET_EXIT, &(zw_capture_set){"exit", 30, 3000, snap, NULL}, map);
-    zwi_capture_put(file, ZWI_SEC_SET, &pay);
-    pay.len = 0;
-    zwi_encode_leaks(
-        &pay,
-        &(zw_capture_leaks){.status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = n, .scan_ns = 5});
-    zwi_capture_put(file, ZWI_SEC_LEAKS, &pay);
+    zw_capture_leaks mark_leaks = {
+        .status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = n, .threads = 1};
+    PUT_END(ZWI_SEC_MARK_LEAKS, zwi_encode_leaks_packed(&pay, &mark_leaks),
+            zwi_encode_leaks(&pay, &mark_leaks));
+    PUT_END(ZWI_SEC_SET, zwi_encode_table_set_as_exit(&pay, 30, 3000),
+            zwi_encode_table_set_as_exit(&pay, 30, 3000));
+    zw_capture_set ex = {"exit", 30, 3000, snap, NULL};
+    PUT_END(ZWI_SEC_SET, zwi_encode_table_set(&pay, ZWI_SET_EXIT, &ex, map),
+            zwi_encode_table_set(&pay, ZWI_SET_EXIT, &ex, map));
+    zw_capture_leaks exit_leaks = {
+        .status = ZW_LEAKS_SCANNED, .kinds = kinds, .nkinds = n, .scan_ns = 5};
+    PUT_END(ZWI_SEC_LEAKS, zwi_encode_leaks_packed(&pay, &exit_leaks),
+            zwi_encode_leaks(&pay, &exit_leaks));
     uint64_t counts[64];
     uint32_t refs[64];
     uint64_t temps[64];
@@ -616,10 +625,22 @@ streamed_capture(zwi_cbuf *file)
         refs[i] = i == 0 ? 3 : (uint32_t)(8 + i); /* 3, 9, 10, 11 ... */
         temps[i] = i;
     }
-    pay.len = 0;
-    zwi_encode_site_list(&pay, &(zwi_sites){counts, n, snap},
-                         &(zwi_site_info){true, refs, temps, n}, map);
-    zwi_capture_put(file, ZWI_SEC_SITE_LIST, &pay);
+    uint32_t domains[64], tbs[64];
+    uint64_t bytes[64];
+    for (size_t i = 0; i < n; i++) {
+        zw_trace_info ti = zw_snapshot_trace(snap, i);
+        domains[i] = ti.domain;
+        bytes[i] = ti.size;
+        tbs[i] = map[snap->traces[i].tb];
+    }
+    zwi_site_list sl = {true, n, refs, domains, tbs, counts, bytes, temps};
+    PUT_END(ZWI_SEC_SITE_LIST, zwi_encode_site_list_packed(&pay, &sl),
+            zwi_encode_site_list_of(&pay, &sl));
+#undef PUT_END
+    if (end16)
+        zwi_container_put_section_level(file, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &records,
+                                        compress ? 3 : 0);
+    zwi_cbuf_release(&records);
     pay.len = 0;
     zwi_encode_totals(&pay, &(zw_capture_totals){60, 50, 7, 3840, 3000, 30, 600000000, 1, 0});
     zwi_capture_put(file, ZWI_SEC_TOTALS, &pay);
@@ -630,6 +651,12 @@ streamed_capture(zwi_cbuf *file)
     zw_snapshot_free(table);
     zw_snapshot_free(snap);
     cr_assert(!file->failed);
+}
+
+static void
+streamed_capture(zwi_cbuf *file)
+{
+    streamed_capture_as(file, false, false);
 }
 
 static zw_capture *
@@ -921,4 +948,62 @@ Test(trace_capture_packed, the_checksum_is_crc32_at_every_length_and_alignment)
     }
     /* in two parts: the running form */
     cr_assert_eq(zwi_crc32(zwi_crc32(0, buf, 100), buf + 100, 200), zwi_crc32(0, buf, 300));
+}
+
+/* The table written packed from the snapshot is the varint TABLE transcoded, byte for byte. */
+Test(trace_capture_packed, a_table_packed_from_the_snapshot_is_the_transcoded_one)
+{
+    zw_snapshot *t = native_table();
+    zwi_cbuf v = {.raw = raw};
+    zwi_encode_table(&v, t);
+    zwi_cursor c = whole(&v);
+    zwi_cbuf a = {.raw = raw};
+    cr_assert_eq(zwi_transcode_table_packed(&c, &a), 0, "%s", c.why);
+    zwi_cbuf b = {.raw = raw};
+    zwi_encode_table_packed(&b, t);
+    cr_assert(!b.failed);
+    cr_assert_eq(a.len, b.len);
+    cr_assert_arr_eq(a.data, b.data, a.len);
+    zwi_cbuf_release(&b);
+    zwi_cbuf_release(&a);
+    zwi_cbuf_release(&v);
+    zw_snapshot_free(t);
+}
+
+/* The end as 1.6 streams it (one PACKED section of records, TOTALS, END), stored or compressed,
+ * loads as the 1.5 end did; a brief load passes over it; packing it copies its records. */
+Test(trace_capture_packed, a_capture_whose_end_is_packed_loads_as_one_of_1_5)
+{
+    zwi_cbuf old = {.raw = raw};
+    streamed_capture(&old);
+    zw_capture *a = load(&old);
+    for (int compress = 0; compress < 2; compress++) {
+        zwi_cbuf file = {.raw = raw};
+        streamed_capture_as(&file, true, compress);
+        zw_capture *b = load(&file);
+        assert_same_capture(a, b);
+        zw_capture_free(b);
+        zwi_cbuf packed = {.raw = raw};
+        cr_assert_eq(zwi_capture_pack(file.data, file.len, 10000000, &packed), 0);
+        b = load(&packed);
+        assert_same_capture(a, b);
+        zw_capture_free(b);
+        /* brief: the process, totals, live counters and samples; the PACKED end passed over */
+        char path[] = "/tmp/zw-packed-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, file.data, file.len), (ssize_t)file.len);
+        close(fd);
+        zw_error err;
+        zw_capture *c = zw_capture_load_brief(path, &err);
+        unlink(path);
+        cr_assert_not_null(c, "%s", err.msg);
+        cr_assert(c->complete && c->damaged == 0 && c->has_totals && c->totals.allocations == 60 &&
+                  c->nsamples == 60 && c->exit.label == NULL && c->nmarks == 0);
+        zw_capture_free(c);
+        zwi_cbuf_release(&packed);
+        zwi_cbuf_release(&file);
+    }
+    zw_capture_free(a);
+    zwi_cbuf_release(&old);
 }
