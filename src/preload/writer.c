@@ -1,8 +1,10 @@
 /* preload/writer.c - the capture file (docs/format.md#captures), written while the program runs:
- * the header and PROCESS at start, SAMPLES and STEPS as the sampler flushes them, and at the
- * end the live sets (marks, peak, exit) symbolised, SITES, SITE_INFO, TOTALS and END. Also the
- * live sets themselves: the peak (saved by a hook that passed G.peak_next) and zw_mark()'s.
- * Everything that writes runs under G.lock. See docs/zw.md#how-it-works. */
+ * the header, LIVE and PROCESS at start, SAMPLES and STEPS as the sampler flushes them, and at
+ * the end the table of tracebacks, the live sets (marks, peak, exit) and the sites as the records
+ * of one PACKED section, TOTALS and END; then, at a clean end, the whole capture again in the
+ * packed form. Also the live sets themselves: the peak (saved by a hook that passed
+ * G.peak_next) and zw_mark()'s. Everything that writes runs under G.lock. See
+ * docs/zw.md#how-it-works. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -1007,3 +1007,20 @@ Test(trace_capture_packed, a_capture_whose_end_is_packed_loads_as_one_of_1_5)
     zw_capture_free(a);
     zwi_cbuf_release(&old);
 }
+
+/* A real capture of 1.6 (examples/zw-demo under zw run, rewritten packed) loads whole. */
+Test(trace_capture_packed, a_real_packed_capture_loads_whole)
+{
+    zwi_cbuf file = {.raw = raw};
+    zw_error err;
+    const char *path = ZW_TEST_CAPTURE_DIR "/demo-1.6-packed.zwc";
+    cr_assert_eq(zwi_read_file(path, &file, &err), 0, "%s", err.msg);
+    cr_assert_eq(file.data[10], 6, "a capture of 1.6");
+    cr_assert_eq(file.data[32], ZWI_SEC_PACKED);
+    zw_capture *c = load(&file);
+    cr_assert(c->complete && c->damaged == 0, "%s", c->damage != NULL ? c->damage : "");
+    cr_assert(c->totals.allocations == 11017 && c->nmarks == 3 && c->exit.snap != NULL &&
+              c->sites != NULL && c->nsteps > 0 && c->leaks.status == ZW_LEAKS_SCANNED);
+    zw_capture_free(c);
+    zwi_cbuf_release(&file);
+}

@@ -134,6 +134,7 @@ check 0 '' stat --sections "$new16"
 grep -q '^packed  ' "$tmp/out" || { echo "FAIL: stat --sections of a 1.6 capture lacks packed"; fails=$((fails + 1)); }
 for f in "$new15" "$new16"; do
     check 0 '' stat --json "$f"
+    ! grep -q 'damaged' "$tmp/err" || { echo "FAIL: $f: damaged"; cat "$tmp/err"; fails=$((fails + 1)); }
     grep -q '"allocations": 11017' "$tmp/out" || { echo "FAIL: $f: figures"; fails=$((fails + 1)); }
     check 0 '' leaks "$f"
     grep -q 'main.c:32 (remember)' "$tmp/out" || { echo "FAIL: $f: leaks"; fails=$((fails + 1)); }
