@@ -1237,7 +1237,7 @@ zwi_decode_samples_packed(zwi_cursor *c, zwi_samples *into)
     if (rc == 0 && zwi_reserve(c->raw, (void **)&into->v, &into->cap, into->n + n,
                                sizeof(zw_capture_sample)) != 0)
         rc = zwi_cursor_fail(c, "out of memory");
-    if (rc == 0)
+    if (rc == 0 && n > 0)
         memset(&into->v[into->n], 0, n * sizeof(zw_capture_sample));
     for (size_t k = 0; k < fields && rc == 0; k++) {
         uint64_t v = 0;
