@@ -1,8 +1,10 @@
 /* preload/writer.c - the capture file (docs/format.md#captures), written while the program runs:
- * the header and PROCESS at start, SAMPLES and STEPS as the sampler flushes them, and at the
- * end the live sets (marks, peak, exit) symbolised, SITES, SITE_INFO, TOTALS and END. Also the
- * live sets themselves: the peak (saved by a hook that passed G.peak_next) and zw_mark()'s.
- * Everything that writes runs under G.lock. See docs/zw.md#how-it-works. */
+ * the header, LIVE and PROCESS at start, SAMPLES and STEPS as the sampler flushes them, and at
+ * the end the table of tracebacks, the live sets (marks, peak, exit) and the sites as the records
+ * of one PACKED section, TOTALS and END; then, at a clean end, the whole capture again in the
+ * packed form. Also the live sets themselves: the peak (saved by a hook that passed
+ * G.peak_next) and zw_mark()'s. Everything that writes runs under G.lock. See
+ * docs/zw.md#how-it-works. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,8 +23,8 @@
 #define MAX_MARK_SETS  256 /* marks that keep a copy of the live set; later ones time and bytes */
 #define DEFAULT_OUTPUT "zw.%p.zwc"
 #define PEAK_MIN_STEP  ((int64_t)1) /* a new peak set needs +1% and at least this many bytes */
-/* A whole capture at most this long is rewritten at a clean end with a LIVE section of one slot
- * (compact_locked): 8 KiB less, which matters in a capture of a few KiB and not in a larger one */
+/* A whole capture at most this long (its end's sections uncompressed) is rewritten at a clean end
+ * in the packed form (pack_locked): one zstd frame for every section, its LIVE counters summed */
 #define COMPACT_MAX ((uint64_t)16 << 20)
 
 /* ---- live sets ---- */
@@ -406,82 +408,104 @@ zwi_preload_write_start_locked(void)
     zwi_cbuf_release(&out);
 }
 
-/* The indices in `table` of `snap`'s tracebacks, copied there (free with zwi_free); NULL if out
- * of memory. */
-static uint32_t *
-absorb(zw_snapshot *table, const zw_snapshot *snap)
+/* The table being built at the end: the builder, and the index it gave each ref below `n` (+ 1;
+ * 0 not asked yet), so that a set of a million blocks looks its few thousand tracebacks up in an
+ * array rather than the builder's hash map. */
+typedef struct end_table {
+    zwi_table_builder *b;
+    uint32_t *of_ref; /* mapped; NULL: every ref asks the builder */
+    size_t n;
+} end_table;
+
+static int64_t
+table_index(end_table *t, uint32_t ref)
 {
-    uint32_t *map = zwi_alloc(G.raw, (zwi_snapshot_ntracebacks(snap) + 1) * sizeof(uint32_t));
-    if (map != NULL && zwi_snapshot_absorb(table, snap, map) != 0) {
-        zwi_free(G.raw, map);
-        map = NULL;
+    if (ref < t->n && t->of_ref[ref] != 0)
+        return t->of_ref[ref] - 1;
+    int64_t x = zwi_table_builder_index(t->b, ref);
+    if (x >= 0 && ref < t->n)
+        t->of_ref[ref] = (uint32_t)x + 1;
+    return x;
+}
+
+/* A SET section (peak, exit or mark: `kind`): time, bytes, label and, when `kept`, the traces of
+ * `recs`, their tracebacks converted into the table by `tb` (written once, before every set).
+ * The set is written as not kept when its tracebacks do not fit in memory: whether it was kept. */
+static bool
+put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t time_ns,
+        uint64_t bytes, const zwi_trace_rec *recs, size_t n, bool kept)
+{
+    zwi_set s = {.kind = kind, .time_ns = time_ns, .heap_bytes = bytes, .label = label};
+    s.domains = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
+    s.tbs = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
+    s.sizes = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
+    s.kept = kept && s.domains != NULL && s.tbs != NULL && s.sizes != NULL;
+    for (size_t i = 0; s.kept && i < n; i++) {
+        int64_t x = table_index(tb, recs[i].tb);
+        s.kept = x >= 0;
+        s.domains[i] = recs[i].domain;
+        s.tbs[i] = (uint32_t)x;
+        s.sizes[i] = recs[i].size;
     }
-    return map;
-}
-
-/* A SET section (peak, exit or mark: `kind`): time, bytes, label and the set's traces, whose
- * tracebacks go into `table` (written once, before every set). The set is written as not kept
- * when its tracebacks do not fit in memory. */
-static void
-put_set(zwi_cbuf *out, zw_snapshot *table, uint32_t kind, const char *label, uint64_t time_ns,
-        uint64_t bytes, zw_snapshot *snap)
-{
-    uint32_t *map = snap != NULL ? absorb(table, snap) : NULL;
+    s.n = s.kept ? n : 0;
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_table_set(
-        &pay, kind, &(zw_capture_set){label, time_ns, bytes, map != NULL ? snap : NULL, NULL}, map);
-    zwi_capture_put(out, ZWI_SEC_SET, &pay);
+    zwi_encode_table_set_of(&pay, &s);
+    zwi_capture_put_record(out, ZWI_SEC_SET, &pay);
     zwi_cbuf_release(&pay);
-    zwi_free(G.raw, map);
+    zwi_free(G.raw, s.sizes);
+    zwi_free(G.raw, s.tbs);
+    zwi_free(G.raw, s.domains);
+    return s.kept;
 }
 
-/* The SITE_LIST section: per traceback (its index in `table`), the allocations made there and
- * their bytes, the site's ref (the SITE_DELTAS name sites by it) and its temporary allocations.
- * A site appears if an allocation was made there or a step mentioned it (a fork child frees its
- * parent's). */
+/* The SITE_LIST section: per traceback (its index in the table, converted by `tb`), the
+ * allocations made there and their bytes, the site's ref (the steps name sites by it) and its
+ * temporary allocations. A site appears if an allocation was made there or a step mentioned it
+ * (a fork child frees its parent's). Left out when it does not fit in memory. */
 static void
-put_sites(zwi_cbuf *out, zw_snapshot *table, zwi_symbolizer *sym)
+put_sites(zwi_cbuf *out, end_table *tb)
 {
-    liveset set = {0};
+    size_t n = 0;
     unsigned max = atomic_load(&G.site_max);
-    for (size_t ref = 1; G.sites != NULL && ref <= max && ref < G.site_refs; ref++) {
-        uint64_t count = atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed);
+    for (size_t ref = 1; G.sites != NULL && ref <= max && ref < G.site_refs; ref++)
+        n += atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed) != 0 ||
+             G.shown[ref].mentioned;
+    zwi_site_list sl = {.steps_whole = !G.steps_broken};
+    sl.refs = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
+    sl.domains = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
+    sl.tbs = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
+    sl.counts = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
+    sl.bytes = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
+    sl.temporary = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
+    bool ok = sl.refs != NULL && sl.domains != NULL && sl.tbs != NULL && sl.counts != NULL &&
+              sl.bytes != NULL && sl.temporary != NULL;
+    for (size_t ref = 1; ok && sl.n < n && ref <= max && ref < G.site_refs; ref++) {
+        const site *x = &G.sites[ref];
+        uint64_t count = atomic_load_explicit(&x->count, memory_order_relaxed);
         if (count == 0 && !G.shown[ref].mentioned)
             continue;
-        zwi_trace_rec rec = {atomic_load_explicit(&G.sites[ref].domain, memory_order_relaxed),
-                             atomic_load_explicit(&G.sites[ref].bytes, memory_order_relaxed),
-                             (uint32_t)ref};
-        if (copy_rec(&set, &rec) != 0)
-            break;
+        int64_t t = table_index(tb, (uint32_t)ref);
+        ok = t >= 0;
+        sl.refs[sl.n] = (uint32_t)ref;
+        sl.domains[sl.n] = atomic_load_explicit(&x->domain, memory_order_relaxed);
+        sl.tbs[sl.n] = (uint32_t)t;
+        sl.counts[sl.n] = count;
+        sl.bytes[sl.n] = atomic_load_explicit(&x->bytes, memory_order_relaxed);
+        sl.temporary[sl.n] = atomic_load(&x->temps);
+        sl.n++;
     }
-    zwi_sites sites = {.n = set.n};
-    zwi_site_info info = {.steps_whole = !G.steps_broken, .n = set.n};
-    sites.snap = zwi_snapshot_from_recs(G.tracer, sym, set.recs, set.n, NULL);
-    sites.counts = zwi_alloc(G.raw, (set.n + 1) * sizeof(uint64_t));
-    info.refs = zwi_alloc(G.raw, (set.n + 1) * sizeof(uint32_t));
-    info.temporary = zwi_alloc(G.raw, (set.n + 1) * sizeof(uint64_t));
-    zwi_cbuf pay = {.raw = G.raw};
-    if (sites.snap != NULL && sites.counts != NULL && info.refs != NULL && info.temporary != NULL) {
-        for (size_t i = 0; i < set.n; i++) {
-            const site *x = &G.sites[set.recs[i].tb];
-            sites.counts[i] = atomic_load(&x->count);
-            info.refs[i] = set.recs[i].tb;
-            info.temporary[i] = atomic_load(&x->temps);
-        }
-        uint32_t *map = absorb(table, sites.snap);
-        if (map != NULL) {
-            zwi_encode_site_list(&pay, &sites, &info, map);
-            zwi_capture_put(out, ZWI_SEC_SITE_LIST, &pay);
-        }
-        zwi_free(G.raw, map);
+    if (ok) {
+        zwi_cbuf pay = {.raw = G.raw};
+        zwi_encode_site_list_packed(&pay, &sl);
+        zwi_capture_put_record(out, ZWI_SEC_SITE_LIST, &pay);
+        zwi_cbuf_release(&pay);
     }
-    zwi_cbuf_release(&pay);
-    zwi_free(G.raw, info.temporary);
-    zwi_free(G.raw, info.refs);
-    zwi_free(G.raw, sites.counts);
-    zw_snapshot_free(sites.snap);
-    if (set.recs != NULL)
-        munmap(set.recs, set.cap * sizeof(*set.recs));
+    zwi_free(G.raw, sl.temporary);
+    zwi_free(G.raw, sl.bytes);
+    zwi_free(G.raw, sl.counts);
+    zwi_free(G.raw, sl.tbs);
+    zwi_free(G.raw, sl.domains);
+    zwi_free(G.raw, sl.refs);
 }
 
 /* A LEAKS section (or MARK_LEAKS, `type`): how a set's scan went and the kind of each block. */
@@ -503,25 +527,36 @@ put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
     memcpy(l.blocks, c->blocks, sizeof(l.blocks));
     memcpy(l.bytes, c->bytes, sizeof(l.bytes));
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_leaks(&pay, &l);
-    zwi_capture_put(out, type, &pay);
+    zwi_encode_leaks_packed(&pay, &l);
+    zwi_capture_put_record(out, type, &pay);
     zwi_cbuf_release(&pay);
 }
 
-/* At a clean end: the capture again, its LIVE section shrunk to one slot holding the sums of all
- * (LIVE_SLOTS slots are 8 KiB; once TOTALS is written they only say what TOTALS says), written
- * to a new file renamed over the old one, so a crash leaves one or the other whole. Skipped for a
- * large capture, or when the file is no longer at its path (the program moved it, or chdir'd away
- * from a relative path). */
-static void
-compact_locked(void)
+/* Whether the capture may be rewritten packed at its end once `more` bytes are appended: it is
+ * whole (no write failed), at most COMPACT_MAX bytes, and still the file at its path (the program
+ * did not move it, nor chdir away from a relative path). */
+static bool
+packable(uint64_t more)
 {
     uint64_t len = atomic_load(&G.file_len);
     size_t live_end = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
     struct stat st;
-    if (G.fd < 0 || G.live == NULL || G.live_map == NULL || G.write_errno != 0 ||
-        len > COMPACT_MAX || len < live_end || stat(G.path, &st) != 0 || st.st_dev != G.file_dev ||
-        st.st_ino != G.file_ino || (uint64_t)st.st_size != len)
+    return G.fd >= 0 && G.live != NULL && G.live_map != NULL && G.write_errno == 0 &&
+           len + more <= COMPACT_MAX && len >= live_end && stat(G.path, &st) == 0 &&
+           st.st_dev == G.file_dev && st.st_ino == G.file_ino && (uint64_t)st.st_size == len;
+}
+
+/* At a clean end: the capture again in the packed form (docs/format.md#the-packed-form: every
+ * section in one zstd frame, its LIVE counters summed), written to a new file renamed over the
+ * old one, so a crash leaves one or the other whole. The end's sections were written
+ * uncompressed (packable() said so): they are compressed once, here. Skipped as packable() says;
+ * if the packing fails (no memory), the capture stays as written. */
+static void
+pack_locked(void)
+{
+    uint64_t len = atomic_load(&G.file_len);
+    size_t live_end = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
+    if (!packable(0))
         return;
     char tmp[sizeof(G.path) + 16];
     if (snprintf(tmp, sizeof(tmp), "%s.zw-tmp", G.path) >= (int)sizeof(tmp))
@@ -553,39 +588,32 @@ compact_locked(void)
         }
         off += (size_t)n;
     }
-    /* the second's worth of samples and steps of each flush, as one section each */
-    zwi_cbuf merged = {.raw = G.raw};
-    const zwi_cbuf *final = &out;
-    if (!out.failed && zwi_capture_merge_streamed(out.data, out.len,
-                                                  (uint64_t)G.interval_ms * 1000000u, &merged) == 0)
-        final = &merged;
-    int fd = out.failed ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    zwi_cbuf packed = {.raw = G.raw};
+    bool ok = !out.failed &&
+              zwi_capture_pack(out.data, out.len, (uint64_t)G.interval_ms * 1000000u, &packed) == 0;
+    zwi_cbuf_release(&out);
+    int fd = ok ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
     if (fd >= 0) {
-        bool ok = write_all(fd, final->data, final->len) == 0;
+        ok = write_all(fd, packed.data, packed.len) == 0;
         if (close(fd) != 0 || !ok || rename(tmp, G.path) != 0)
             unlink(tmp);
     }
-    zwi_cbuf_release(&merged);
-    zwi_cbuf_release(&out);
+    zwi_cbuf_release(&packed);
 }
 
-/* The exit set of a scan: the heap blocks it kinds, in its order, then the mappings of the mmap
- * domain (the kinds name the heap's traces, which come first). */
-static zw_snapshot *
-scanned_set(const zwi_leak_check *c, zwi_symbolizer *sym)
+/* The exit set's records into `set`: those of a scan, the heap blocks it kinds in its order, then
+ * the mappings of the mmap domain (the kinds name the heap's traces, which come first); without a
+ * scan, every record of the tracer. False if they do not fit in memory. */
+static bool
+take_exit_set(liveset *set, const zwi_leak_check *c)
 {
-    liveset set = {0};
-    zw_snapshot *snap = NULL;
+    if (c->status != ZW_LEAKS_SCANNED)
+        return zwi_tracer_foreach(G.tracer, copy_rec, set) == 0;
     for (size_t i = 0; i < c->n; i++) {
-        if (copy_rec(&set, &c->recs[i]) != 0)
-            goto out;
+        if (copy_rec(set, &c->recs[i]) != 0)
+            return false;
     }
-    if (zwi_tracer_foreach_block(G.tracer, ZW_CAPTURE_MMAP_DOMAIN, copy_block, &set) == 0)
-        snap = zwi_snapshot_from_recs(G.tracer, sym, set.recs, set.n, NULL);
-out:
-    if (set.recs != NULL)
-        munmap(set.recs, set.cap * sizeof(*set.recs));
-    return snap;
+    return zwi_tracer_foreach_block(G.tracer, ZW_CAPTURE_MMAP_DOMAIN, copy_block, set) == 0;
 }
 
 /* Everything after the streamed samples: live sets, sites, totals, END. */
@@ -598,15 +626,30 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
     zw_snapshot *table = zw_snapshot_new(G.nframe);
-    if (sym == NULL || table == NULL) {
+    end_table tb = {table != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL, NULL, 0};
+    if (sym == NULL || tb.b == NULL) {
         note_write_error(ENOMEM); /* finish() writes the last words instead */
         zwi_symbolizer_free(sym);
         zw_snapshot_free(table);
         return;
     }
     zwi_preload_report_unloaded(sym);
+    size_t nrefs = G.sites != NULL ? (size_t)atomic_load(&G.site_max) + 1 : 0;
+    void *of_ref = nrefs > 0 ? mmap(NULL, nrefs * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                             : MAP_FAILED;
+    if (of_ref != MAP_FAILED) {
+        tb.of_ref = of_ref;
+        tb.n = nrefs;
+    }
     /* the sets and sites into `body`, their tracebacks into `table`; then the file gets TABLE,
-     * the body, TOTALS and END */
+     * the body, TOTALS and END. The sites are converted first, in the order of their refs: the
+     * table then lists their tracebacks in the sites' order (site i names traceback i, which
+     * the packed SITE_LIST stores in next to nothing), tracebacks made one after the other
+     * side by side (the packed TABLE stores the frames a traceback shares with the one before
+     * once). */
+    zwi_cbuf sites = {.raw = G.raw};
+    put_sites(&sites, &tb);
     zwi_cbuf body = {.raw = G.raw};
     /* marks, oldest first */
     liveset *rev = NULL;
@@ -618,12 +661,10 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     }
     G.marks = rev;
     for (liveset *m = G.marks; m != NULL; m = m->next) {
-        zw_snapshot *snap =
-            m->kept ? zwi_snapshot_from_recs(G.tracer, sym, m->recs, m->n, NULL) : NULL;
-        put_set(&body, table, ZWI_SET_MARK, m->label, m->time_ns, m->bytes, snap);
+        bool kept = put_set(&body, &tb, ZWI_SET_MARK, m->label, m->time_ns, m->bytes, m->recs, m->n,
+                            m->kept);
         if (m->leak.status != ZW_LEAKS_UNKNOWN) /* its scan, right after it */
-            put_leaks(&body, ZWI_SEC_MARK_LEAKS, &m->leak, snap != NULL);
-        zw_snapshot_free(snap);
+            put_leaks(&body, ZWI_SEC_MARK_LEAKS, &m->leak, kept);
     }
     /* the exit set, scanned for leaks unless the process dies of a signal; it is the peak set
      * too if nothing larger was saved */
@@ -632,46 +673,60 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         leaks.status = ZW_LEAKS_SKIPPED;
     else if (G.leak_check)
         zwi_preload_leak_check(&leaks, G.leak_stack_lo);
-    zw_snapshot *exit_snap = leaks.status == ZW_LEAKS_SCANNED
-                                 ? scanned_set(&leaks, sym)
-                                 : zwi_snapshot_from_tracer(G.tracer, sym, NULL);
+    liveset exit_set = {0};
+    bool exit_taken = take_exit_set(&exit_set, &leaks);
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
     if ((G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) ||
         last.heap_bytes >= G.peak.bytes) { /* the peak set is the exit set: said, not repeated */
         zwi_cbuf pay = {.raw = G.raw};
-        if (exit_snap != NULL)
+        if (exit_taken)
             zwi_encode_table_set_as_exit(&pay, last.time_ns, last.heap_bytes);
         else
             zwi_encode_table_set(
                 &pay, ZWI_SET_PEAK,
                 &(zw_capture_set){"peak", last.time_ns, last.heap_bytes, NULL, NULL}, NULL);
-        zwi_capture_put(&body, ZWI_SEC_SET, &pay);
+        zwi_capture_put_record(&body, ZWI_SEC_SET, &pay);
         zwi_cbuf_release(&pay);
         if (G.peak.time_ns != 0 || G.peak.n != 0 || G.peak.bytes != 0)
             G.peak.time_ns = last.time_ns;
     } else if (G.peak.n == 0 && !G.steps_broken) {
         /* saved as a peak step: no PEAK_SET, the reader rebuilds it from the steps */
     } else {
-        zw_snapshot *peak = zwi_snapshot_from_recs(G.tracer, sym, G.peak.recs, G.peak.n, NULL);
-        put_set(&body, table, ZWI_SET_PEAK, "peak", G.peak.time_ns, G.peak.bytes, peak);
-        zw_snapshot_free(peak);
+        put_set(&body, &tb, ZWI_SET_PEAK, "peak", G.peak.time_ns, G.peak.bytes, G.peak.recs,
+                G.peak.n, true);
     }
-    put_set(&body, table, ZWI_SET_EXIT, "exit", last.time_ns, last.heap_bytes, exit_snap);
-    put_leaks(&body, ZWI_SEC_LEAKS, &leaks, exit_snap != NULL);
+    bool exit_kept = put_set(&body, &tb, ZWI_SET_EXIT, "exit", last.time_ns, last.heap_bytes,
+                             exit_set.recs, exit_set.n, exit_taken);
+    put_leaks(&body, ZWI_SEC_LEAKS, &leaks, exit_kept);
     zwi_preload_leak_release(&leaks);
-    zw_snapshot_free(exit_snap);
-    put_sites(&body, table, sym);
-    zwi_cbuf out = {.raw = G.raw};
+    if (exit_set.recs != NULL)
+        munmap(exit_set.recs, exit_set.cap * sizeof(*exit_set.recs));
+    zwi_cbuf_bytes(&body, sites.data, sites.len);
+    if (sites.failed)
+        body.failed = true;
+    zwi_cbuf_release(&sites);
+    zwi_table_builder_free(tb.b);
+    if (tb.of_ref != NULL)
+        munmap(tb.of_ref, tb.n * sizeof(uint32_t));
+    /* one PACKED section of records, TABLE first: stored as it is when the capture is then
+     * rewritten packed (compressed once, by pack_locked()), else compressed here; then TOTALS,
+     * a section of its own that a brief reader finds without the PACKED one, and END */
+    zwi_cbuf records = {.raw = G.raw};
     zwi_cbuf pay = {.raw = G.raw};
-    zwi_encode_table(&pay, table);
-    zwi_capture_put(&out, ZWI_SEC_TABLE, &pay);
+    zwi_encode_table_packed(&pay, table);
+    zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
     if (body.failed)
-        out.failed = true;
+        records.failed = true;
     else
-        zwi_cbuf_bytes(&out, body.data, body.len);
+        zwi_cbuf_bytes(&records, body.data, body.len);
     zwi_cbuf_release(&body);
     totals s = zwi_preload_sum_stats();
+    bool pack = !records.failed && packable(records.len + 3 * ZWI_SECTION_SIZE + 64);
+    zwi_cbuf out = {.raw = G.raw};
+    zwi_container_put_section_level(&out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &records,
+                                    pack ? 0 : zwi_capture_end_level(records.len));
+    zwi_cbuf_release(&records);
     pay.len = 0;
     zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes, peak_bytes,
                                                  G.peak.time_ns, last.time_ns, end, code});
@@ -681,8 +736,8 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_capture_put(&out, ZWI_SEC_END, &pay);
     zwi_cbuf_release(&pay);
     write_locked(&out, true);
-    if (!out.failed)
-        compact_locked();
+    if (!out.failed && pack)
+        pack_locked();
     zwi_cbuf_release(&out);
     zwi_symbolizer_free(sym);
 }
@@ -792,11 +847,11 @@ zwi_preload_write_last_words(uint32_t end, int code)
     pay.len = 0;
     uint64_t peak = (uint64_t)zwi_tracer_peak_hint(G.tracer);
     bool peak_now = peak <= last.heap_bytes;
-    zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes,
-                                                 peak_now ? last.heap_bytes : peak,
-                                                 peak_now ? last.time_ns
-                                                          : atomic_load(&G.peak_time_hint),
-                                                 last.time_ns, end, code});
+    zwi_encode_totals(&pay,
+                      &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes,
+                                           peak_now ? last.heap_bytes : peak,
+                                           peak_now ? last.time_ns : atomic_load(&G.peak_time_hint),
+                                           last.time_ns, end, code});
     zwi_capture_put(&out, ZWI_SEC_TOTALS, &pay);
     pay.len = 0;
     zwi_encode_end(&pay);

@@ -57,7 +57,8 @@ typedef struct loader {
     size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
     zw_capture_progress_fn *progress; /* told before each section; NULL: nobody */
     void *progress_arg;
-    bool brief; /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
+    bool brief;  /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
+    bool packed; /* decoding a record of a PACKED section (1.6): the packed forms */
 } loader;
 
 /* Whether a brief load reads sections of `type`: the process, how it ended, totals, live
@@ -72,6 +73,7 @@ brief_reads(uint32_t type)
     case ZWI_SEC_SAMPLES:
     case ZWI_SEC_TOTALS:
     case ZWI_SEC_LIVE:
+    case ZWI_SEC_PACKED: /* for its records of these types, in a capture rewritten packed */
         return true;
     default:
         return false;
@@ -105,7 +107,7 @@ decode_process(loader *l)
     if (c->argv != NULL)
         return zwi_cursor_fail(&l->cur, "process section stored twice");
     zwi_process p;
-    int rc = zwi_decode_process(&l->cur, &p);
+    int rc = (l->packed ? zwi_decode_process_packed : zwi_decode_process)(&l->cur, &p);
     c->argv = p.argv; /* also when it failed: zw_capture_free() frees what was read */
     c->argc = p.argc;
     c->pid = p.pid;
@@ -147,7 +149,7 @@ decode_table(loader *l)
 {
     if (l->table != NULL)
         return zwi_cursor_fail(&l->cur, "table stored twice");
-    return zwi_decode_table(&l->cur, &l->table);
+    return (l->packed ? zwi_decode_table_packed : zwi_decode_table)(&l->cur, &l->table);
 }
 
 /* Whether every one of `n` traceback indices names one of the table's. */
@@ -220,7 +222,7 @@ decode_site_list(loader *l)
     zw_capture *c = l->c;
     zwi_site_list s;
     zw_snapshot *snap = NULL;
-    int rc = zwi_decode_site_list(&l->cur, &s);
+    int rc = (l->packed ? zwi_decode_site_list_packed : zwi_decode_site_list)(&l->cur, &s);
     if (rc == 0 && (c->site_counts != NULL || l->has_info))
         rc = zwi_cursor_fail(&l->cur, "sites stored twice");
     if (rc == 0 && l->table == NULL)
@@ -250,7 +252,7 @@ static int
 decode_totals(loader *l)
 {
     zw_capture_totals t;
-    if (zwi_decode_totals(&l->cur, &t) != 0)
+    if ((l->packed ? zwi_decode_totals_packed : zwi_decode_totals)(&l->cur, &t) != 0)
         return -1; /* totals read before stand */
     l->c->totals = t;
     l->c->has_totals = true;
@@ -264,7 +266,7 @@ decode_live(loader *l)
     if (c->has_live)
         return zwi_cursor_fail(&l->cur, "live counters stored twice");
     zwi_live live;
-    if (zwi_decode_live(&l->cur, &live) != 0)
+    if ((l->packed ? zwi_decode_live_packed : zwi_decode_live)(&l->cur, &live) != 0)
         return -1;
     c->has_live = true;
     c->live = live.counts;
@@ -296,7 +298,7 @@ decode_leaks(loader *l)
 {
     if (l->c->leaks.status != ZW_LEAKS_UNKNOWN)
         return zwi_cursor_fail(&l->cur, "leak scan stored twice");
-    return zwi_decode_leaks(&l->cur, &l->c->leaks);
+    return (l->packed ? zwi_decode_leaks_packed : zwi_decode_leaks)(&l->cur, &l->c->leaks);
 }
 
 /* Whether `nkinds` kinds of a scan name the traces of `snap`: its first `nkinds` traces, every
@@ -325,7 +327,7 @@ decode_mark_leaks(loader *l)
     if (m == NULL || m->leaks != NULL)
         return zwi_cursor_fail(&l->cur, "mark leak scan without its mark");
     zw_capture_leaks got;
-    if (zwi_decode_leaks(&l->cur, &got) != 0)
+    if ((l->packed ? zwi_decode_leaks_packed : zwi_decode_leaks)(&l->cur, &got) != 0)
         return -1;
     size_t n = got.nkinds;
     if (got.status == ZW_LEAKS_SCANNED && !kinds_fit(m->snap, n)) {
@@ -371,6 +373,8 @@ check_leaks(zw_capture *c, zw_raw *raw)
     }
 }
 
+static int read_packed(loader *l);
+
 static int
 decode(loader *l, uint32_t type)
 {
@@ -387,9 +391,9 @@ decode(loader *l, uint32_t type)
         return zwi_decode_site_deltas(&l->cur, &l->steps);
     case ZWI_SEC_SAMPLES:
         c->has_counters = true;
-        return zwi_decode_samples(&l->cur, &l->samples);
+        return (l->packed ? zwi_decode_samples_packed : zwi_decode_samples)(&l->cur, &l->samples);
     case ZWI_SEC_STEPS:
-        return zwi_decode_steps(&l->cur, &l->steps);
+        return (l->packed ? zwi_decode_steps_packed : zwi_decode_steps)(&l->cur, &l->steps);
     case ZWI_SEC_SITE_INFO:
         return decode_site_info(l);
     case ZWI_SEC_PEAK_SET:
@@ -414,6 +418,8 @@ decode(loader *l, uint32_t type)
         return decode_table_set(l);
     case ZWI_SEC_SITE_LIST:
         return decode_site_list(l);
+    case ZWI_SEC_PACKED:
+        return read_packed(l);
     default:
         l->cur.pos = l->cur.len; /* the container passes only the types above */
         return 0;
@@ -506,6 +512,76 @@ note_damage(loader *l)
     }
 }
 
+/* Whether a PACKED section may hold records of `type` (1.6): the sections a finished capture of 1.5
+ * has, each in its packed form. A record of another type is skipped (a later minor's). */
+static bool
+packed_type(uint64_t type)
+{
+    switch (type) {
+    case ZWI_SEC_PROCESS:
+    case ZWI_SEC_LIVE:
+    case ZWI_SEC_TOTALS:
+    case ZWI_SEC_SAMPLES:
+    case ZWI_SEC_STEPS:
+    case ZWI_SEC_TABLE:
+    case ZWI_SEC_SET:
+    case ZWI_SEC_SITE_LIST:
+    case ZWI_SEC_LEAKS:
+    case ZWI_SEC_MARK_LEAKS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A record of the PACKED section that did not decode: its damage, noted as a section's, the
+ * record named before the payload's byte. */
+static void
+note_record_damage(loader *l, uint64_t type, const zwi_cursor *cur)
+{
+    zwi_cursor named = *cur;
+    snprintf(named.why, sizeof(named.why), "%s record: %.300s",
+             zwi_section_name(type > UINT32_MAX ? UINT32_MAX : (uint32_t)type),
+             cur->why[0] != '\0' ? cur->why : "bytes left over after the last record");
+    zwi_container_bad(&l->file, &named);
+    note_damage(l);
+}
+
+/* A PACKED section (1.6): records { varint type; varint len; len bytes }, each decoded as the
+ * section of its type in its packed form. A record that does not decode is skipped as a damaged
+ * section is; one longer than what is left ends the section. The damage is noted here: the
+ * section itself always decodes. */
+static int
+read_packed(loader *l)
+{
+    zwi_cursor all = l->cur;
+    l->packed = true;
+    while (all.pos < all.len) {
+        uint64_t type;
+        size_t n;
+        if (zwi_get_varint(&all, &type) || zwi_get_count(&all, 0, 1, "record byte", &n)) {
+            note_record_damage(l, ZWI_SEC_PACKED, &all);
+            break;
+        }
+        size_t start = all.pos;
+        all.pos += n;
+        if (!packed_type(type) || (l->brief && !brief_reads((uint32_t)type)))
+            continue;
+        l->cur = (zwi_cursor){.p = all.p, .len = start + n, .pos = start, .raw = l->raw};
+        before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
+                    l->c->nmarks, l->c->peak.label, l->c->exit.label};
+        int rc = decode(l, (uint32_t)type);
+        if (rc == 0 && l->cur.why[0] == '\0' && l->cur.pos == l->cur.len)
+            continue;
+        undo(l, (uint32_t)type, &b);
+        note_record_damage(l, type, &l->cur);
+    }
+    l->packed = false;
+    l->cur = zwi_cursor_of(all.p, all.len, l->raw); /* used up, its damage noted already */
+    l->cur.pos = l->cur.len;
+    return 0;
+}
+
 /* Every section after the header, each decoded whole; sets c->complete when END was read. A
  * damaged section is skipped and counted; a damaged section header ends the reading (what comes
  * after it cannot be found), which is also counted. -1 only for a file this reader must refuse
@@ -523,8 +599,10 @@ read_sections(loader *l)
         rc = zwi_container_next(&l->file);
         if (rc == 0)
             break;
-        if (rc == 1 && l->brief && !brief_reads(l->file.type))
-            continue; /* not even decompressed */
+        if (rc == 1 && l->brief &&
+            (!brief_reads(l->file.type) || (l->file.type == ZWI_SEC_PACKED && l->c->argv != NULL)))
+            continue; /* not even decompressed; nor the PACKED end of a streamed capture (its
+                       * PROCESS read before it), which holds no record a brief load takes */
         if (rc == 1) {
             before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
                         l->c->nmarks, l->c->peak.label, l->c->exit.label};

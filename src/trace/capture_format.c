@@ -23,8 +23,8 @@ zwi_capture_put_header(zwi_cbuf *file)
 #define LARGE_END_PAYLOAD ((size_t)1 << 20)  /* level 6 up to it, 3 beyond */
 
 /* The zstd level of a section written once at the end (or merged then) of `len` bytes. */
-static int
-end_level(size_t len)
+int
+zwi_capture_end_level(size_t len)
 {
     return len <= SMALL_END_PAYLOAD ? 19
            : len <= MID_END_PAYLOAD ? 15
@@ -43,7 +43,7 @@ end_level(size_t len)
 static int
 level(uint32_t type, size_t len)
 {
-    int end = end_level(len);
+    int end = zwi_capture_end_level(len);
     switch (type) {
     case ZWI_SEC_SERIES:
         return len > 8 + 8 * 8 * ZWI_SERIES_FIELDS ? 3 : 0; /* more than 8 samples */
@@ -70,7 +70,7 @@ level(uint32_t type, size_t len)
 static void
 put_final(zwi_cbuf *file, uint32_t type, const zwi_cbuf *payload)
 {
-    int lvl = payload->len <= 128 ? 0 : end_level(payload->len);
+    int lvl = payload->len <= 128 ? 0 : zwi_capture_end_level(payload->len);
     zwi_container_put_section_level(file, type, 0, payload, lvl);
 }
 
@@ -153,37 +153,88 @@ get_snapshot(zwi_cursor *c, zw_snapshot **out)
 
 /* ---- PROCESS ---- */
 
-void
-zwi_encode_process(zwi_cbuf *b, const zwi_process *p)
+/* A u32 (`width` 4) or u64 field as the fixed form writes it, or as a varint in the packed form
+ * (1.6), which keeps the fields and their order. */
+static void
+put_int(zwi_cbuf *b, bool packed, int width, uint64_t v)
 {
-    zwi_cbuf_put(b, p->pid, 4);
-    zwi_cbuf_put(b, p->ppid, 4);
-    zwi_cbuf_put(b, p->start_realtime_ns, 8);
-    zwi_cbuf_put(b, p->interval_ms, 4);
-    zwi_cbuf_put(b, p->nframe, 4);
-    zwi_cbuf_put(b, p->argc, 4);
-    for (size_t i = 0; i < p->argc; i++)
-        put_string(b, p->argv[i]);
+    if (packed)
+        zwi_cbuf_varint(b, v);
+    else
+        zwi_cbuf_put(b, v, width);
 }
 
-int
-zwi_decode_process(zwi_cursor *c, zwi_process *out)
+static int
+get_u32_of(zwi_cursor *c, bool packed, uint32_t *v)
+{
+    return packed ? zwi_get_varint32(c, v) : zwi_get_u32(c, v);
+}
+
+static int
+get_u64_of(zwi_cursor *c, bool packed, uint64_t *v)
+{
+    return packed ? zwi_get_varint(c, v) : zwi_get_u64(c, v);
+}
+
+static void put_vstring(zwi_cbuf *b, const char *s);
+static int get_vstring(zwi_cursor *c, const char **out);
+
+static void
+encode_process(zwi_cbuf *b, const zwi_process *p, bool packed)
+{
+    put_int(b, packed, 4, p->pid);
+    put_int(b, packed, 4, p->ppid);
+    put_int(b, packed, 8, p->start_realtime_ns);
+    put_int(b, packed, 4, p->interval_ms);
+    put_int(b, packed, 4, p->nframe);
+    put_int(b, packed, 4, p->argc);
+    for (size_t i = 0; i < p->argc; i++)
+        (packed ? put_vstring : put_string)(b, p->argv[i]);
+}
+
+static int
+decode_process(zwi_cursor *c, zwi_process *out, bool packed)
 {
     size_t argc;
     *out = (zwi_process){0};
-    if (zwi_get_u32(c, &out->pid) || zwi_get_u32(c, &out->ppid) ||
-        zwi_get_u64(c, &out->start_realtime_ns) || zwi_get_u32(c, &out->interval_ms) ||
-        zwi_get_u32(c, &out->nframe) || zwi_get_count(c, 4, 4, "argument", &argc))
+    if (get_u32_of(c, packed, &out->pid) || get_u32_of(c, packed, &out->ppid) ||
+        get_u64_of(c, packed, &out->start_realtime_ns) ||
+        get_u32_of(c, packed, &out->interval_ms) || get_u32_of(c, packed, &out->nframe) ||
+        zwi_get_count(c, packed ? 0 : 4, packed ? 1 : 4, "argument", &argc))
         return -1;
     out->argv = zwi_alloc(c->raw, (argc + 1) * sizeof(char *));
     if (out->argv == NULL)
         return zwi_cursor_fail(c, "out of memory");
     memset(out->argv, 0, (argc + 1) * sizeof(char *));
     for (out->argc = 0; out->argc < argc; out->argc++) {
-        if (get_string(c, &out->argv[out->argc]) != 0)
+        if ((packed ? get_vstring : get_string)(c, &out->argv[out->argc]) != 0)
             return -1; /* argv[0 .. argc) are the strings read: the caller frees them */
     }
     return 0;
+}
+
+void
+zwi_encode_process(zwi_cbuf *b, const zwi_process *p)
+{
+    encode_process(b, p, false);
+}
+
+int
+zwi_decode_process(zwi_cursor *c, zwi_process *out)
+{
+    return decode_process(c, out, false);
+}
+
+void
+zwi_encode_process_packed(zwi_cbuf *b, const zwi_process *p)
+{
+    encode_process(b, p, true);
+}
+
+int
+zwi_decode_process_packed(zwi_cursor *c, zwi_process *out)
+{
+    return decode_process(c, out, true);
 }
 
 /* ---- TIMESERIES and SERIES ---- */
@@ -443,6 +494,22 @@ zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set, cons
 }
 
 void
+zwi_encode_table_set_of(zwi_cbuf *b, const zwi_set *s)
+{
+    zwi_cbuf_varint(b, s->kind);
+    zwi_cbuf_varint(b, s->time_ns);
+    zwi_cbuf_varint(b, s->heap_bytes);
+    put_vstring(b, s->label);
+    zwi_cbuf_varint(b, s->as_exit ? 2 : s->kept ? 1 : 0);
+    zwi_cbuf_varint(b, s->kept ? s->n : 0);
+    for (size_t i = 0; s->kept && i < s->n; i++) {
+        zwi_cbuf_varint(b, s->domains[i]);
+        zwi_cbuf_varint(b, s->tbs[i]);
+        zwi_cbuf_varint(b, s->sizes[i]);
+    }
+}
+
+void
 zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes)
 {
     zwi_cbuf_varint(b, ZWI_SET_PEAK);
@@ -498,6 +565,21 @@ zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *i
         zwi_cbuf_varint(b, sites->counts[i]);
         zwi_cbuf_varint(b, t->size);
         zwi_cbuf_varint(b, info->temporary[i]);
+    }
+}
+
+void
+zwi_encode_site_list_of(zwi_cbuf *b, const zwi_site_list *s)
+{
+    zwi_cbuf_varint(b, s->steps_whole ? 1 : 0);
+    zwi_cbuf_varint(b, s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        zwi_cbuf_varint(b, s->refs[i]);
+        zwi_cbuf_varint(b, s->domains[i]);
+        zwi_cbuf_varint(b, s->tbs[i]);
+        zwi_cbuf_varint(b, s->counts[i]);
+        zwi_cbuf_varint(b, s->bytes[i]);
+        zwi_cbuf_varint(b, s->temporary[i]);
     }
 }
 
@@ -561,6 +643,19 @@ zwi_decode_site_info(zwi_cursor *c, zwi_site_info *out)
         if (zwi_get_u32(c, &out->refs[out->n]) != 0 || zwi_get_u64(c, &out->temporary[out->n]) != 0)
             return -1;
     }
+    return 0;
+}
+
+/* *acc plus the signed difference `v` (zigzag), which must stay in 0 .. 2^32-1 (a ref or an
+ * index written as differences): 0, or -1 with "`what` out of range". */
+static int
+add_delta32(zwi_cursor *c, int64_t *acc, uint64_t v, const char *what)
+{
+    int64_t d = zwi_unzigzag(v);
+    if (d > (int64_t)UINT32_MAX || d < -(int64_t)UINT32_MAX || *acc + d < 0 ||
+        *acc + d > (int64_t)UINT32_MAX)
+        return zwi_cursor_fail(c, "%s out of range", what);
+    *acc += d;
     return 0;
 }
 
@@ -675,9 +770,8 @@ zwi_decode_steps(zwi_cursor *c, zwi_steps *into)
             uint64_t dref, bytes, blocks;
             if (zwi_get_varint(c, &dref) || zwi_get_varint(c, &bytes) || zwi_get_varint(c, &blocks))
                 return -1;
-            ref += zwi_unzigzag(dref);
-            if (ref < 0 || ref > UINT32_MAX)
-                return zwi_cursor_fail(c, "site ref out of range");
+            if (add_delta32(c, &ref, dref, "site ref") != 0)
+                return -1;
             into->deltas[into->ndeltas++] =
                 (zw_capture_delta){(uint32_t)ref, zwi_unzigzag(bytes), zwi_unzigzag(blocks)};
         }
@@ -758,34 +852,59 @@ zwi_decode_site_deltas(zwi_cursor *c, zwi_steps *into)
 
 /* ---- TOTALS ---- */
 
-void
-zwi_encode_totals(zwi_cbuf *b, const zw_capture_totals *t)
+static void
+encode_totals(zwi_cbuf *b, const zw_capture_totals *t, bool packed)
 {
-    zwi_cbuf_put(b, t->allocations, 8);
-    zwi_cbuf_put(b, t->frees, 8);
-    zwi_cbuf_put(b, t->temporary, 8);
-    zwi_cbuf_put(b, t->bytes_allocated, 8);
-    zwi_cbuf_put(b, t->peak_bytes, 8);
-    zwi_cbuf_put(b, t->peak_time_ns, 8);
-    zwi_cbuf_put(b, t->duration_ns, 8);
-    zwi_cbuf_put(b, t->end, 4);
-    zwi_cbuf_put(b, (uint32_t)t->code, 4);
+    put_int(b, packed, 8, t->allocations);
+    put_int(b, packed, 8, t->frees);
+    put_int(b, packed, 8, t->temporary);
+    put_int(b, packed, 8, t->bytes_allocated);
+    put_int(b, packed, 8, t->peak_bytes);
+    put_int(b, packed, 8, t->peak_time_ns);
+    put_int(b, packed, 8, t->duration_ns);
+    put_int(b, packed, 4, t->end);
+    put_int(b, packed, 4, (uint32_t)t->code);
 }
 
-int
-zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out)
+static int
+decode_totals(zwi_cursor *c, zw_capture_totals *out, bool packed)
 {
     uint32_t code;
     *out = (zw_capture_totals){0};
-    if (zwi_get_u64(c, &out->allocations) || zwi_get_u64(c, &out->frees) ||
-        zwi_get_u64(c, &out->temporary) || zwi_get_u64(c, &out->bytes_allocated) ||
-        zwi_get_u64(c, &out->peak_bytes) || zwi_get_u64(c, &out->peak_time_ns) ||
-        zwi_get_u64(c, &out->duration_ns) || zwi_get_u32(c, &out->end) || zwi_get_u32(c, &code))
+    if (get_u64_of(c, packed, &out->allocations) || get_u64_of(c, packed, &out->frees) ||
+        get_u64_of(c, packed, &out->temporary) || get_u64_of(c, packed, &out->bytes_allocated) ||
+        get_u64_of(c, packed, &out->peak_bytes) || get_u64_of(c, packed, &out->peak_time_ns) ||
+        get_u64_of(c, packed, &out->duration_ns) || get_u32_of(c, packed, &out->end) ||
+        get_u32_of(c, packed, &code))
         return -1;
     if (out->end > ZW_CAPTURE_END_EXEC)
         return zwi_cursor_fail(c, "unknown end of process");
     out->code = (int32_t)code;
     return 0;
+}
+
+void
+zwi_encode_totals(zwi_cbuf *b, const zw_capture_totals *t)
+{
+    encode_totals(b, t, false);
+}
+
+int
+zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out)
+{
+    return decode_totals(c, out, false);
+}
+
+void
+zwi_encode_totals_packed(zwi_cbuf *b, const zw_capture_totals *t)
+{
+    encode_totals(b, t, true);
+}
+
+int
+zwi_decode_totals_packed(zwi_cursor *c, zw_capture_totals *out)
+{
+    return decode_totals(c, out, true);
 }
 
 /* ---- LIVE ---- */
@@ -794,7 +913,8 @@ void
 zwi_capture_put_live(zwi_cbuf *file, uint32_t nslots)
 {
     zwi_cbuf pay = {.raw = file->raw};
-    unsigned char *p = zwi_cbuf_grow(&pay, ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE);
+    unsigned char *p =
+        zwi_cbuf_grow(&pay, ZWI_LIVE_HEAD_SIZE + (size_t)nslots * ZWI_LIVE_SLOT_SIZE);
     if (p != NULL) {
         memset(p, 0, pay.len);
         zwi_cbuf_patch(&pay, 0, nslots, 4);
@@ -849,45 +969,46 @@ zwi_decode_live(zwi_cursor *c, zwi_live *out)
 
 /* ---- LEAKS ---- */
 
-void
-zwi_encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l)
+static void
+encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l, bool packed)
 {
     bool kinds = l->status == ZW_LEAKS_SCANNED;
-    zwi_cbuf_put(b, l->status, 4);
-    zwi_cbuf_put(b, l->modules, 4);
-    zwi_cbuf_put(b, l->threads, 4);
-    zwi_cbuf_put(b, l->threads_missed, 4);
-    zwi_cbuf_put(b, l->scan_ns, 8);
-    zwi_cbuf_put(b, l->scan_cpu_ns, 8);
-    zwi_cbuf_put(b, l->scan_memory, 8);
-    zwi_cbuf_put(b, l->root_bytes, 8);
+    put_int(b, packed, 4, l->status);
+    put_int(b, packed, 4, l->modules);
+    put_int(b, packed, 4, l->threads);
+    put_int(b, packed, 4, l->threads_missed);
+    put_int(b, packed, 8, l->scan_ns);
+    put_int(b, packed, 8, l->scan_cpu_ns);
+    put_int(b, packed, 8, l->scan_memory);
+    put_int(b, packed, 8, l->root_bytes);
     for (int k = 0; k < ZW_LEAK_KINDS; k++) {
-        zwi_cbuf_put(b, kinds ? l->blocks[k] : 0, 8);
-        zwi_cbuf_put(b, kinds ? l->bytes[k] : 0, 8);
+        put_int(b, packed, 8, kinds ? l->blocks[k] : 0);
+        put_int(b, packed, 8, kinds ? l->bytes[k] : 0);
     }
-    zwi_cbuf_put(b, kinds ? l->nkinds : 0, 8);
+    put_int(b, packed, 8, kinds ? l->nkinds : 0);
     if (kinds)
         zwi_cbuf_bytes(b, l->kinds, l->nkinds);
 }
 
-int
-zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out)
+static int
+decode_leaks(zwi_cursor *c, zw_capture_leaks *out, bool packed)
 {
     *out = (zw_capture_leaks){0};
     uint32_t status;
     size_t n;
     const unsigned char *kinds;
-    if (zwi_get_u32(c, &status) || zwi_get_u32(c, &out->modules) ||
-        zwi_get_u32(c, &out->threads) || zwi_get_u32(c, &out->threads_missed) ||
-        zwi_get_u64(c, &out->scan_ns) || zwi_get_u64(c, &out->scan_cpu_ns) ||
-        zwi_get_u64(c, &out->scan_memory) || zwi_get_u64(c, &out->root_bytes))
+    if (get_u32_of(c, packed, &status) || get_u32_of(c, packed, &out->modules) ||
+        get_u32_of(c, packed, &out->threads) || get_u32_of(c, packed, &out->threads_missed) ||
+        get_u64_of(c, packed, &out->scan_ns) || get_u64_of(c, packed, &out->scan_cpu_ns) ||
+        get_u64_of(c, packed, &out->scan_memory) || get_u64_of(c, packed, &out->root_bytes))
         return -1;
     for (int k = 0; k < ZW_LEAK_KINDS; k++)
-        if (zwi_get_u64(c, &out->blocks[k]) || zwi_get_u64(c, &out->bytes[k]))
+        if (get_u64_of(c, packed, &out->blocks[k]) || get_u64_of(c, packed, &out->bytes[k]))
             return -1;
     if (status < ZW_LEAKS_SCANNED || status > ZW_LEAKS_OFF)
         return zwi_cursor_fail(c, "unknown leak scan status %" PRIu32, status);
-    if (zwi_get_count(c, 8, 1, "leak kind", &n) || zwi_get_bytes(c, n, "leak kinds", &kinds))
+    if (zwi_get_count(c, packed ? 0 : 8, 1, "leak kind", &n) ||
+        zwi_get_bytes(c, n, "leak kinds", &kinds))
         return -1;
     if (status != ZW_LEAKS_SCANNED && n != 0)
         return zwi_cursor_fail(c, "leak kinds of a scan that did not run");
@@ -902,6 +1023,30 @@ zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out)
     out->nkinds = n;
     out->status = status;
     return 0;
+}
+
+void
+zwi_encode_leaks(zwi_cbuf *b, const zw_capture_leaks *l)
+{
+    encode_leaks(b, l, false);
+}
+
+int
+zwi_decode_leaks(zwi_cursor *c, zw_capture_leaks *out)
+{
+    return decode_leaks(c, out, false);
+}
+
+void
+zwi_encode_leaks_packed(zwi_cbuf *b, const zw_capture_leaks *l)
+{
+    encode_leaks(b, l, true);
+}
+
+int
+zwi_decode_leaks_packed(zwi_cursor *c, zw_capture_leaks *out)
+{
+    return decode_leaks(c, out, true);
 }
 
 /* ---- END ---- */
@@ -973,3 +1118,840 @@ zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_
     zwi_free(raw, steps.deltas);
     return rc;
 }
+
+/* ---- the packed form (1.6): a finished capture rewritten as one PACKED section ---- */
+
+/* LIVE, packed: the head's fields and the sums of the slots, each a varint. */
+void
+zwi_encode_live_packed(zwi_cbuf *b, const zwi_live *l)
+{
+    const zw_capture_live *x = &l->counts;
+    const uint64_t v[] = {x->end,          (uint32_t)x->code, l->write_errno,     x->peak_bytes,
+                          x->peak_time_ns, x->mmap_bytes,     x->mmap_peak,       x->allocations,
+                          x->frees,        x->temporary,      x->bytes_allocated, x->bytes_freed,
+                          l->untraced};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        zwi_cbuf_varint(b, v[i]);
+}
+
+int
+zwi_decode_live_packed(zwi_cursor *c, zwi_live *out)
+{
+    uint32_t end, code;
+    *out = (zwi_live){0};
+    zw_capture_live *x = &out->counts;
+    if (zwi_get_varint32(c, &end) || zwi_get_varint32(c, &code) ||
+        zwi_get_varint32(c, &out->write_errno) || zwi_get_varint(c, &x->peak_bytes) ||
+        zwi_get_varint(c, &x->peak_time_ns) || zwi_get_varint(c, &x->mmap_bytes) ||
+        zwi_get_varint(c, &x->mmap_peak) || zwi_get_varint(c, &x->allocations) ||
+        zwi_get_varint(c, &x->frees) || zwi_get_varint(c, &x->temporary) ||
+        zwi_get_varint(c, &x->bytes_allocated) || zwi_get_varint(c, &x->bytes_freed) ||
+        zwi_get_varint(c, &out->untraced))
+        return -1;
+    if (end > ZW_CAPTURE_END_EXEC)
+        return zwi_cursor_fail(c, "unknown end of process");
+    x->end = end;
+    x->code = (int32_t)code;
+    return 0;
+}
+
+static uint64_t
+gcd64(uint64_t a, uint64_t b)
+{
+    while (b != 0) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Field k of sample i less the same field of sample i - 1 (the first sample's less 0), the
+ * time's less `tick` too: modulo 2^64, read as signed (as SAMPLES). */
+static int64_t
+sample_diff(const zw_capture_sample *s, size_t i, int k, uint64_t tick)
+{
+    uint64_t f[ZWI_SERIES_FIELDS];
+    uint64_t p[ZWI_SERIES_FIELDS] = {0};
+    sample_fields(&s[i], f);
+    if (i > 0)
+        sample_fields(&s[i - 1], p);
+    return (int64_t)(f[k] - p[k] - (k == 0 && i > 0 ? tick : 0));
+}
+
+static void
+set_sample_field(zw_capture_sample *s, size_t k, uint64_t v)
+{
+    uint64_t *f[ZWI_SERIES_FIELDS] = {
+        &s->time_ns, &s->heap_bytes, &s->heap_blocks,     &s->rss_bytes,  &s->allocations,
+        &s->frees,   &s->temporary,  &s->bytes_allocated, &s->mmap_bytes, &s->mmap_peak};
+    *f[k] = v;
+}
+
+void
+zwi_encode_samples_packed(zwi_cbuf *b, const zw_capture_sample *s, size_t n, uint64_t tick_ns)
+{
+    uint64_t scale[ZWI_SERIES_FIELDS] = {0};
+    for (int k = 0; k < ZWI_SERIES_FIELDS; k++) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t d = sample_diff(s, i, k, tick_ns);
+            scale[k] = gcd64(scale[k], d < 0 ? -(uint64_t)d : (uint64_t)d);
+        }
+        if (scale[k] > INT64_MAX || (k == 0 && scale[k] == 0))
+            scale[k] = 1; /* 2^63 alone: kept whole; the time always has its column */
+    }
+    zwi_cbuf_varint(b, n);
+    zwi_cbuf_varint(b, ZWI_SERIES_FIELDS);
+    zwi_cbuf_varint(b, tick_ns);
+    for (int k = 0; k < ZWI_SERIES_FIELDS; k++)
+        zwi_cbuf_varint(b, scale[k]);
+    for (int k = 0; k < ZWI_SERIES_FIELDS; k++) {
+        for (size_t i = 0; scale[k] != 0 && i < n; i++)
+            zwi_cbuf_varint(b, zwi_zigzag(sample_diff(s, i, k, tick_ns) / (int64_t)scale[k]));
+    }
+}
+
+int
+zwi_decode_samples_packed(zwi_cursor *c, zwi_samples *into)
+{
+    uint64_t count;
+    size_t fields;
+    uint64_t tick;
+    if (zwi_get_varint(c, &count) || zwi_get_count(c, 0, 1, "field", &fields) ||
+        zwi_get_varint(c, &tick))
+        return -1;
+    if (fields < ZWI_SERIES_MIN)
+        return zwi_cursor_fail(c, "too few fields per sample");
+    uint64_t *scale = zwi_alloc(c->raw, fields * sizeof(uint64_t));
+    if (scale == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    int rc = 0;
+    for (size_t k = 0; k < fields && rc == 0; k++)
+        rc = zwi_get_varint(c, &scale[k]);
+    if (rc == 0 && scale[0] == 0)
+        rc = zwi_cursor_fail(c, "samples without their time column");
+    /* the time's column has a byte per sample at least */
+    if (rc == 0 && count > c->len - c->pos)
+        rc = zwi_cursor_fail(c, "sample count larger than the payload");
+    size_t n = (size_t)count;
+    if (rc == 0 && zwi_reserve(c->raw, (void **)&into->v, &into->cap, into->n + n,
+                               sizeof(zw_capture_sample)) != 0)
+        rc = zwi_cursor_fail(c, "out of memory");
+    if (rc == 0 && n > 0)
+        memset(&into->v[into->n], 0, n * sizeof(zw_capture_sample));
+    for (size_t k = 0; k < fields && rc == 0; k++) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n && scale[k] != 0 && rc == 0; i++) {
+            uint64_t d;
+            rc = zwi_get_varint(c, &d);
+            v += (uint64_t)zwi_unzigzag(d) * scale[k] + (k == 0 && i > 0 ? tick : 0);
+            if (k < ZWI_SERIES_FIELDS)
+                set_sample_field(&into->v[into->n + i], k, v);
+        }
+    }
+    zwi_free(c->raw, scale);
+    if (rc == 0)
+        into->n += n;
+    return rc;
+}
+
+void
+zwi_encode_steps_packed(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                        const zw_capture_delta *deltas)
+{
+    zwi_cbuf_varint(b, nsteps);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)(steps[i].time_ns - prev)));
+        prev = steps[i].time_ns;
+    }
+    for (size_t i = 0; i < nsteps; i++)
+        zwi_cbuf_varint(b, (steps[i].peak ? ZWI_STEP_PEAK : 0) |
+                               (steps[i].mmap_peak ? ZWI_STEP_MMAP_PEAK : 0));
+    for (size_t i = 0; i < nsteps; i++)
+        zwi_cbuf_varint(b, steps[i].n);
+    for (int col = 0; col < 3; col++) {
+        for (size_t i = 0; i < nsteps; i++) {
+            uint32_t prev_ref = 0;
+            for (size_t k = steps[i].first; k < steps[i].first + steps[i].n; k++) {
+                const zw_capture_delta *d = &deltas[k];
+                int64_t v = col == 0   ? (int64_t)d->site - (int64_t)prev_ref
+                            : col == 1 ? d->bytes
+                                       : d->blocks;
+                zwi_cbuf_varint(b, zwi_zigzag(v));
+                prev_ref = d->site;
+            }
+        }
+    }
+}
+
+int
+zwi_decode_steps_packed(zwi_cursor *c, zwi_steps *into)
+{
+    size_t nsteps;
+    if (zwi_get_count(c, 0, 3, "step", &nsteps) != 0)
+        return -1;
+    if (zwi_reserve(c->raw, (void **)&into->steps, &into->cap_steps, into->nsteps + nsteps,
+                    sizeof(zw_capture_step)) != 0)
+        return zwi_cursor_fail(c, "out of memory");
+    zw_capture_step *st = &into->steps[into->nsteps];
+    uint64_t time = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        uint64_t dt;
+        if (zwi_get_varint(c, &dt) != 0)
+            return -1;
+        time += (uint64_t)zwi_unzigzag(dt);
+        st[i] = (zw_capture_step){.time_ns = time};
+    }
+    for (size_t i = 0; i < nsteps; i++) {
+        uint64_t flags;
+        if (zwi_get_varint(c, &flags) != 0)
+            return -1;
+        if (flags & ~(uint64_t)(ZWI_STEP_PEAK | ZWI_STEP_MMAP_PEAK))
+            return zwi_cursor_fail(c, "unknown step flags");
+        st[i].peak = (flags & ZWI_STEP_PEAK) != 0;
+        st[i].mmap_peak = (flags & ZWI_STEP_MMAP_PEAK) != 0;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        size_t n;
+        if (zwi_get_count(c, 0, 3, "delta", &n) != 0)
+            return -1;
+        st[i].first = into->ndeltas + total;
+        st[i].n = n;
+        total += n;
+        if (total > (c->len - c->pos) / 3) /* three columns of a byte at least */
+            return zwi_cursor_fail(c, "delta count larger than the payload");
+    }
+    if (zwi_reserve(c->raw, (void **)&into->deltas, &into->cap_deltas, into->ndeltas + total,
+                    sizeof(zw_capture_delta)) != 0)
+        return zwi_cursor_fail(c, "out of memory");
+    zw_capture_delta *d = &into->deltas[into->ndeltas];
+    for (int col = 0; col < 3; col++) {
+        size_t k = 0;
+        for (size_t i = 0; i < nsteps; i++) {
+            int64_t ref = 0;
+            for (size_t j = 0; j < st[i].n; j++, k++) {
+                uint64_t v;
+                if (zwi_get_varint(c, &v) != 0)
+                    return -1;
+                if (col == 0) {
+                    if (add_delta32(c, &ref, v, "site ref") != 0)
+                        return -1;
+                    d[k].site = (uint32_t)ref;
+                } else if (col == 1) {
+                    d[k].bytes = zwi_unzigzag(v);
+                } else {
+                    d[k].blocks = zwi_unzigzag(v);
+                }
+            }
+        }
+    }
+    into->nsteps += nsteps;
+    into->ndeltas += total;
+    return 0;
+}
+
+void
+zwi_encode_site_list_packed(zwi_cbuf *b, const zwi_site_list *s)
+{
+    zwi_cbuf_varint(b, s->steps_whole ? 1 : 0);
+    zwi_cbuf_varint(b, s->n);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)s->refs[i] - (int64_t)prev));
+        prev = s->refs[i];
+    }
+    for (size_t i = 0; i < s->n; i++)
+        zwi_cbuf_varint(b, s->domains[i]);
+    prev = 0;
+    for (size_t i = 0; i < s->n; i++) { /* i, mostly: a byte of 2 (+1) each */
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)s->tbs[i] - (int64_t)prev));
+        prev = s->tbs[i];
+    }
+    for (size_t i = 0; i < s->n; i++)
+        zwi_cbuf_varint(b, s->counts[i]);
+    for (size_t i = 0; i < s->n; i++)
+        zwi_cbuf_varint(b, s->bytes[i]);
+    for (size_t i = 0; i < s->n; i++)
+        zwi_cbuf_varint(b, s->temporary[i]);
+}
+
+int
+zwi_decode_site_list_packed(zwi_cursor *c, zwi_site_list *out)
+{
+    uint64_t whole;
+    size_t n;
+    *out = (zwi_site_list){0};
+    if (zwi_get_varint(c, &whole) || zwi_get_count(c, 0, SITE_RECORD, "site", &n))
+        return -1;
+    if (whole > 1)
+        return zwi_cursor_fail(c, "unknown steps flag %" PRIu64, whole);
+    out->steps_whole = whole == 1;
+    out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
+    out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->bytes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    if (out->refs == NULL || out->domains == NULL || out->tbs == NULL || out->counts == NULL ||
+        out->bytes == NULL || out->temporary == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    int64_t ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        if (zwi_get_varint(c, &v) != 0)
+            return -1;
+        if (add_delta32(c, &ref, v, "site ref") != 0)
+            return -1;
+        out->refs[i] = (uint32_t)ref;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (zwi_get_varint32(c, &out->domains[i]) != 0)
+            return -1;
+    int64_t tb = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        if (zwi_get_varint(c, &v) != 0)
+            return -1;
+        if (add_delta32(c, &tb, v, "traceback index") != 0)
+            return -1;
+        out->tbs[i] = (uint32_t)tb;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (zwi_get_varint(c, &out->counts[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < n; i++)
+        if (zwi_get_varint(c, &out->bytes[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < n; i++)
+        if (zwi_get_varint(c, &out->temporary[i]) != 0)
+            return -1;
+    out->n = n;
+    return 0;
+}
+
+/* ---- TABLE, packed: transcoded from the varint TABLE without building a snapshot ---- */
+
+/* A varint TABLE read into plain arrays (indices checked against their tables). */
+typedef struct table_arrays {
+    uint64_t limit;
+    size_t nstrs;
+    const unsigned char **str; /* nstrs each: bytes and length */
+    size_t *str_len;
+    size_t nmods;
+    uint64_t *mod; /* 3 per module: path, build_id + 1, bias */
+    size_t nframes;
+    uint64_t *frame; /* 6 per frame: filename, lineno, function + 1, module + 1, offset, flags */
+    size_t ntbs;
+    uint64_t *tb;  /* 3 per traceback: total_nframe, nframe, first index into `idx` */
+    uint32_t *idx; /* every traceback's frame indices, one after another */
+    size_t nidx;
+} table_arrays;
+
+static void
+table_arrays_release(zw_raw *raw, table_arrays *t)
+{
+    zwi_free(raw, t->str);
+    zwi_free(raw, t->str_len);
+    zwi_free(raw, t->mod);
+    zwi_free(raw, t->frame);
+    zwi_free(raw, t->tb);
+    zwi_free(raw, t->idx);
+}
+
+static int
+get_index(zwi_cursor *c, uint64_t *v, uint64_t below)
+{
+    if (zwi_get_varint(c, v) != 0)
+        return -1;
+    return *v < below ? 0 : zwi_cursor_fail(c, "index out of range");
+}
+
+static int
+read_table_arrays(zwi_cursor *c, table_arrays *t)
+{
+    zw_raw *raw = c->raw;
+    if (zwi_get_varint(c, &t->limit) || zwi_get_count(c, 0, 1, "string", &t->nstrs))
+        return -1;
+    t->str = zwi_alloc(raw, (t->nstrs + 1) * sizeof(*t->str));
+    t->str_len = zwi_alloc(raw, (t->nstrs + 1) * sizeof(size_t));
+    if (t->str == NULL || t->str_len == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (size_t i = 0; i < t->nstrs; i++) {
+        if (zwi_get_count(c, 0, 1, "string byte", &t->str_len[i]) ||
+            zwi_get_bytes(c, t->str_len[i], "string", &t->str[i]))
+            return -1;
+    }
+    if (zwi_get_count(c, 0, 3, "module", &t->nmods))
+        return -1;
+    if ((t->mod = zwi_alloc(raw, (3 * t->nmods + 1) * sizeof(uint64_t))) == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (size_t i = 0; i < t->nmods; i++) {
+        uint64_t *m = &t->mod[3 * i];
+        if (get_index(c, &m[0], t->nstrs) || get_index(c, &m[1], t->nstrs + 1) ||
+            zwi_get_varint(c, &m[2]))
+            return -1;
+    }
+    if (zwi_get_count(c, 0, 6, "frame", &t->nframes))
+        return -1;
+    if ((t->frame = zwi_alloc(raw, (6 * t->nframes + 1) * sizeof(uint64_t))) == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (size_t i = 0; i < t->nframes; i++) {
+        uint64_t *f = &t->frame[6 * i];
+        if (get_index(c, &f[0], t->nstrs) || zwi_get_varint(c, &f[1]) ||
+            get_index(c, &f[2], t->nstrs + 1) || get_index(c, &f[3], t->nstrs + 1) ||
+            zwi_get_varint(c, &f[4]) || get_index(c, &f[5], 2))
+            return -1;
+    }
+    if (zwi_get_count(c, 0, 3, "traceback", &t->ntbs))
+        return -1;
+    if ((t->tb = zwi_alloc(raw, (3 * t->ntbs + 1) * sizeof(uint64_t))) == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    /* every frame index takes a byte at least: the indices fit in what is left */
+    size_t cap = c->len - c->pos;
+    if ((t->idx = zwi_alloc(raw, (cap + 1) * sizeof(uint32_t))) == NULL)
+        return zwi_cursor_fail(c, "out of memory");
+    for (size_t i = 0; i < t->ntbs; i++) {
+        uint64_t *x = &t->tb[3 * i];
+        size_t n;
+        if (zwi_get_varint(c, &x[0]) || zwi_get_count(c, 0, 1, "frame index", &n))
+            return -1;
+        if (n == 0)
+            return zwi_cursor_fail(c, "traceback without frames");
+        x[1] = n;
+        x[2] = t->nidx;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t f;
+            if (get_index(c, &f, t->nframes) != 0)
+                return -1;
+            t->idx[t->nidx++] = (uint32_t)f;
+        }
+    }
+    return 0;
+}
+
+/* Whether `len` bytes are a build-id as the tracer writes it: lower-case hex, an even number of
+ * digits. */
+static bool
+is_hex_id(const unsigned char *s, size_t len)
+{
+    if (len == 0 || len % 2 != 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static unsigned
+hex_digit(unsigned char c)
+{
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
+}
+
+/* Frames in the packed order: by module, then offset (their offsets then differ by little). */
+typedef struct frame_key {
+    uint64_t module;
+    uint64_t offset;
+    uint32_t index; /* in the varint TABLE */
+} frame_key;
+
+static int
+by_module_offset(const void *a, const void *b)
+{
+    const frame_key *x = a, *y = b;
+    if (x->module != y->module)
+        return x->module < y->module ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static void
+put_table_packed(zwi_cbuf *b, const table_arrays *t, const uint32_t *smap, const frame_key *order,
+                 const uint32_t *fmap)
+{
+    zwi_cbuf_varint(b, t->limit);
+    size_t nkept = 0;
+    for (size_t i = 0; i < t->nstrs; i++)
+        nkept += smap[i] != UINT32_MAX;
+    zwi_cbuf_varint(b, nkept);
+    for (size_t i = 0; i < t->nstrs; i++) {
+        if (smap[i] == UINT32_MAX)
+            continue;
+        zwi_cbuf_varint(b, t->str_len[i]);
+        zwi_cbuf_bytes(b, t->str[i], t->str_len[i]);
+    }
+    zwi_cbuf_varint(b, t->nmods);
+    for (size_t i = 0; i < t->nmods; i++) {
+        const uint64_t *m = &t->mod[3 * i];
+        zwi_cbuf_varint(b, smap[m[0]]);
+        if (m[1] == 0) {
+            zwi_cbuf_varint(b, 0);
+        } else {
+            const unsigned char *s = t->str[m[1] - 1];
+            size_t len = t->str_len[m[1] - 1];
+            if (is_hex_id(s, len)) {
+                zwi_cbuf_varint(b, 1 + ((uint64_t)(len / 2) << 1 | 1));
+                for (size_t k = 0; k < len; k += 2)
+                    zwi_cbuf_put(b, hex_digit(s[k]) << 4 | hex_digit(s[k + 1]), 1);
+            } else {
+                zwi_cbuf_varint(b, 1 + ((uint64_t)len << 1));
+                zwi_cbuf_bytes(b, s, len);
+            }
+        }
+        zwi_cbuf_varint(b, m[2]);
+    }
+    /* a string reference + 1 (0: none) */
+#define SREF1(x) ((x) == 0 ? 0 : (uint64_t)smap[(x)-1] + 1)
+    zwi_cbuf_varint(b, t->nframes);
+    for (size_t i = 0; i < t->nframes; i++)
+        zwi_cbuf_varint(b, SREF1(t->frame[6 * order[i].index + 3]));
+    uint64_t prev = 0;
+    for (size_t i = 0; i < t->nframes; i++) {
+        uint64_t off = t->frame[6 * order[i].index + 4];
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)(off - prev)));
+        prev = off;
+    }
+    for (size_t i = 0; i < t->nframes; i++)
+        zwi_cbuf_varint(b, smap[t->frame[6 * order[i].index]]);
+    for (size_t i = 0; i < t->nframes; i++)
+        zwi_cbuf_varint(b, t->frame[6 * order[i].index + 1]);
+    for (size_t i = 0; i < t->nframes; i++)
+        zwi_cbuf_varint(b, SREF1(t->frame[6 * order[i].index + 2]));
+    for (size_t i = 0; i < t->nframes; i++)
+        zwi_cbuf_varint(b, t->frame[6 * order[i].index + 5]);
+#undef SREF1
+    zwi_cbuf_varint(b, t->ntbs);
+    const uint32_t *before = NULL;
+    size_t nbefore = 0;
+    for (size_t i = 0; i < t->ntbs; i++) {
+        const uint64_t *x = &t->tb[3 * i];
+        const uint32_t *fr = &t->idx[x[2]];
+        size_t n = (size_t)x[1];
+        size_t shared = 0;
+        while (shared < n && shared < nbefore && fmap[fr[shared]] == fmap[before[shared]])
+            shared++;
+        zwi_cbuf_varint(b, shared);
+        zwi_cbuf_varint(b, n - shared);
+        zwi_cbuf_varint(b, zwi_zigzag((int64_t)x[0] - (int64_t)n));
+        for (size_t k = shared; k < n; k++)
+            zwi_cbuf_varint(b, fmap[fr[k]]);
+        before = fr;
+        nbefore = n;
+    }
+}
+
+/* `t` written packed into `b`: the strings renumbered without those that only name a hex
+ * build-id, the frames sorted by module and offset. -1 if out of memory (`raw`'s). */
+static int
+put_arrays_packed(zw_raw *raw, const table_arrays *t, zwi_cbuf *b)
+{
+    uint32_t *smap = zwi_alloc(raw, (t->nstrs + 1) * sizeof(uint32_t));
+    frame_key *order = zwi_alloc(raw, (t->nframes + 1) * sizeof(frame_key));
+    uint32_t *fmap = zwi_alloc(raw, (t->nframes + 1) * sizeof(uint32_t));
+    int rc = smap != NULL && order != NULL && fmap != NULL ? 0 : -1;
+    if (rc == 0) {
+        /* the strings named by something else than a module's build-id, renumbered */
+        for (size_t i = 0; i < t->nstrs; i++)
+            smap[i] = UINT32_MAX;
+        for (size_t i = 0; i < t->nmods; i++)
+            smap[t->mod[3 * i]] = 0;
+        for (size_t i = 0; i < t->nframes; i++) {
+            const uint64_t *f = &t->frame[6 * i];
+            smap[f[0]] = 0;
+            if (f[2] != 0)
+                smap[f[2] - 1] = 0;
+            if (f[3] != 0)
+                smap[f[3] - 1] = 0;
+        }
+        for (size_t i = 0; i < t->nmods; i++) { /* a build-id that is no hex stays a string */
+            uint64_t id = t->mod[3 * i + 1];
+            if (id != 0 && !is_hex_id(t->str[id - 1], t->str_len[id - 1]))
+                smap[id - 1] = 0;
+        }
+        uint32_t k = 0;
+        for (size_t i = 0; i < t->nstrs; i++) {
+            if (smap[i] == 0)
+                smap[i] = k++;
+        }
+        for (size_t i = 0; i < t->nframes; i++)
+            order[i] = (frame_key){t->frame[6 * i + 3], t->frame[6 * i + 4], (uint32_t)i};
+        qsort(order, t->nframes, sizeof(*order), by_module_offset);
+        for (size_t i = 0; i < t->nframes; i++)
+            fmap[order[i].index] = (uint32_t)i;
+        put_table_packed(b, t, smap, order, fmap);
+    }
+    zwi_free(raw, fmap);
+    zwi_free(raw, order);
+    zwi_free(raw, smap);
+    return rc;
+}
+
+int
+zwi_transcode_table_packed(zwi_cursor *c, zwi_cbuf *b)
+{
+    table_arrays t = {0};
+    int rc = read_table_arrays(c, &t);
+    if (rc == 0 && put_arrays_packed(c->raw, &t, b) != 0)
+        rc = zwi_cursor_fail(c, "out of memory");
+    table_arrays_release(c->raw, &t);
+    return rc;
+}
+
+/* A string reference of `snap` as the varint TABLE's: its index, + 1 where it may be none. */
+static uint64_t
+string_ref(const zw_snapshot *snap, const char *s, bool nullable)
+{
+    if (s == NULL)
+        return 0;
+    uint32_t i = zwi_strtab_index(&snap->strs, s);
+    return nullable ? (uint64_t)i + 1 : i;
+}
+
+/* `table`'s arrays as read_table_arrays() makes them, pointing into the snapshot. */
+static int
+snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t)
+{
+    t->limit = table->traceback_limit;
+    t->nstrs = table->strs.count;
+    t->nmods = table->nmodules;
+    t->nframes = table->nframes;
+    t->ntbs = table->ntbs;
+    for (size_t i = 0; i < table->ntbs; i++)
+        t->nidx += table->tbs[i]->nframe;
+    t->str = zwi_alloc(raw, (t->nstrs + 1) * sizeof(*t->str));
+    t->str_len = zwi_alloc(raw, (t->nstrs + 1) * sizeof(size_t));
+    t->mod = zwi_alloc(raw, (3 * t->nmods + 1) * sizeof(uint64_t));
+    t->frame = zwi_alloc(raw, (6 * t->nframes + 1) * sizeof(uint64_t));
+    t->tb = zwi_alloc(raw, (3 * t->ntbs + 1) * sizeof(uint64_t));
+    t->idx = zwi_alloc(raw, (t->nidx + 1) * sizeof(uint32_t));
+    if (t->str == NULL || t->str_len == NULL || t->mod == NULL || t->frame == NULL ||
+        t->tb == NULL || t->idx == NULL)
+        return -1;
+    for (size_t i = 0; i < t->nstrs; i++) {
+        t->str[i] = (const unsigned char *)table->strs.strs[i];
+        t->str_len[i] = zwi_strtab_len(table->strs.strs[i]);
+    }
+    for (size_t i = 0; i < t->nmods; i++) {
+        const zwi_module *m = &table->modules[i];
+        t->mod[3 * i] = string_ref(table, m->path, false);
+        t->mod[3 * i + 1] = string_ref(table, m->build_id, true);
+        t->mod[3 * i + 2] = m->bias;
+    }
+    for (size_t i = 0; i < t->nframes; i++) {
+        const zw_frame *f = &table->frames[i]->pub;
+        uint64_t *x = &t->frame[6 * i];
+        x[0] = string_ref(table, f->filename, false);
+        x[1] = f->lineno;
+        x[2] = string_ref(table, f->function, true);
+        x[3] = string_ref(table, f->module, true);
+        x[4] = f->offset;
+        x[5] = f->inlined ? 1 : 0;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < t->ntbs; i++) {
+        const zw_traceback *tb = table->tbs[i];
+        t->tb[3 * i] = tb->total_nframe;
+        t->tb[3 * i + 1] = tb->nframe;
+        t->tb[3 * i + 2] = at;
+        for (size_t k = 0; k < tb->nframe; k++)
+            t->idx[at++] = ((const zwi_frame *)tb->frames[k])->index;
+    }
+    return 0;
+}
+
+void
+zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table)
+{
+    table_arrays t = {0};
+    if (snapshot_arrays(b->raw, table, &t) != 0 || put_arrays_packed(b->raw, &t, b) != 0)
+        b->failed = true;
+    table_arrays_release(b->raw, &t);
+}
+
+int
+zwi_decode_table_packed(zwi_cursor *c, zw_snapshot **out)
+{
+    *out = zwi_snapshot_decode_packed_tables(c);
+    return *out == NULL ? -1 : 0;
+}
+
+/* ---- packing a finished capture ---- */
+
+/* One record of a PACKED payload: varint type, varint length, the payload. */
+void
+zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload)
+{
+    zwi_cbuf_varint(into, type);
+    zwi_cbuf_varint(into, payload->len);
+    zwi_cbuf_bytes(into, payload->data, payload->len);
+    if (payload->failed)
+        into->failed = true;
+}
+
+static void
+free_process(zw_raw *raw, zwi_process *p)
+{
+    for (size_t i = 0; p->argv != NULL && i < p->argc; i++)
+        zwi_free(raw, (void *)p->argv[i]);
+    zwi_free(raw, p->argv);
+}
+
+static void
+free_site_list(zw_raw *raw, zwi_site_list *s)
+{
+    zwi_free(raw, s->refs);
+    zwi_free(raw, s->domains);
+    zwi_free(raw, s->tbs);
+    zwi_free(raw, s->counts);
+    zwi_free(raw, s->bytes);
+    zwi_free(raw, s->temporary);
+}
+
+/* The packed form of one section of a streamed capture into `pay`; `*head`: it goes before the
+ * samples (what a brief reader wants). -1 if it does not decode or has no packed form. */
+static int
+pack_section(uint32_t type, zwi_cursor *cur, zwi_cbuf *pay, bool *head)
+{
+    zw_raw *raw = cur->raw;
+    int rc = 0;
+    *head = type == ZWI_SEC_PROCESS || type == ZWI_SEC_LIVE || type == ZWI_SEC_TOTALS;
+    switch (type) {
+    case ZWI_SEC_PROCESS: {
+        zwi_process p;
+        if ((rc = zwi_decode_process(cur, &p)) == 0)
+            zwi_encode_process_packed(pay, &p);
+        free_process(raw, &p);
+        break;
+    }
+    case ZWI_SEC_LIVE: {
+        zwi_live l;
+        if ((rc = zwi_decode_live(cur, &l)) == 0)
+            zwi_encode_live_packed(pay, &l);
+        break;
+    }
+    case ZWI_SEC_TOTALS: {
+        zw_capture_totals t;
+        if ((rc = zwi_decode_totals(cur, &t)) == 0)
+            zwi_encode_totals_packed(pay, &t);
+        break;
+    }
+    case ZWI_SEC_LEAKS:
+    case ZWI_SEC_MARK_LEAKS: {
+        zw_capture_leaks l;
+        if ((rc = zwi_decode_leaks(cur, &l)) == 0)
+            zwi_encode_leaks_packed(pay, &l);
+        zwi_free(raw, l.kinds);
+        break;
+    }
+    case ZWI_SEC_TABLE:
+        rc = zwi_transcode_table_packed(cur, pay);
+        break;
+    case ZWI_SEC_SET: { /* varints already: as it is */
+        zwi_cbuf_bytes(pay, cur->p + cur->pos, cur->len - cur->pos);
+        cur->pos = cur->len;
+        break;
+    }
+    case ZWI_SEC_SITE_LIST: {
+        zwi_site_list sl;
+        if ((rc = zwi_decode_site_list(cur, &sl)) == 0)
+            zwi_encode_site_list_packed(pay, &sl);
+        free_site_list(raw, &sl);
+        break;
+    }
+    default: /* a section of an older version: such a capture is left as it is */
+        rc = -1;
+        break;
+    }
+    return rc != 0 || cur->pos != cur->len || pay->failed ? -1 : 0;
+}
+
+int
+zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns, zwi_cbuf *out)
+{
+    zw_raw *raw = out->raw;
+    zwi_samples samples = {0};
+    zwi_steps steps = {0};
+    zwi_cbuf head = {.raw = raw}; /* PROCESS, LIVE, TOTALS */
+    zwi_cbuf rest = {.raw = raw}; /* TABLE and the sections that name it, in their order */
+    zwi_cbuf pay = {.raw = raw};
+    zwi_container c;
+    zw_error err;
+    int rc = zwi_container_open(&c, data, len, ZWI_KIND_CAPTURE, NULL, raw, &err);
+    int got = 0;
+    while (rc == 0 && (got = zwi_container_next(&c)) == 1) {
+        zwi_cursor cur;
+        if (zwi_container_payload(&c, &cur, raw) != 0) {
+            rc = -1;
+            break;
+        }
+        if (c.type == ZWI_SEC_PACKED) { /* the end's records: as they are */
+            while (rc == 0 && cur.pos < cur.len) {
+                uint64_t type;
+                size_t n;
+                if (zwi_get_varint(&cur, &type) || zwi_get_count(&cur, 0, 1, "record byte", &n) ||
+                    type > UINT32_MAX) {
+                    rc = -1;
+                    break;
+                }
+                zwi_cbuf rec = {.data = (unsigned char *)cur.p + cur.pos, .len = n};
+                zwi_capture_put_record(type == ZWI_SEC_TOTALS ? &head : &rest, (uint32_t)type,
+                                       &rec);
+                cur.pos += n;
+            }
+            continue;
+        }
+        if (c.type == ZWI_SEC_SAMPLES || c.type == ZWI_SEC_STEPS) {
+            if ((c.type == ZWI_SEC_SAMPLES ? zwi_decode_samples(&cur, &samples)
+                                           : zwi_decode_steps(&cur, &steps)) != 0 ||
+                cur.pos != cur.len)
+                rc = -1;
+            continue;
+        }
+        bool to_head;
+        pay.len = 0;
+        if (pack_section(c.type, &cur, &pay, &to_head) != 0)
+            rc = -1;
+        else
+            zwi_capture_put_record(to_head ? &head : &rest, c.type, &pay);
+    }
+    if (rc == 0 && (got != 0 || !c.ended))
+        rc = -1; /* damaged, or not finished: left as it is */
+    zwi_cbuf inner = {.raw = raw};
+    if (rc == 0) {
+        zwi_cbuf_bytes(&inner, head.data, head.len);
+        if (samples.n > 0) {
+            pay.len = 0;
+            zwi_encode_samples_packed(&pay, samples.v, samples.n, tick_ns);
+            zwi_capture_put_record(&inner, ZWI_SEC_SAMPLES, &pay);
+        }
+        if (steps.nsteps > 0) {
+            pay.len = 0;
+            zwi_encode_steps_packed(&pay, steps.steps, steps.nsteps, steps.deltas);
+            zwi_capture_put_record(&inner, ZWI_SEC_STEPS, &pay);
+        }
+        zwi_cbuf_bytes(&inner, rest.data, rest.len);
+        if (head.failed || rest.failed)
+            inner.failed = true;
+        zwi_container_put_header(out, ZWI_KIND_CAPTURE, ZWI_CAPTURE_PACKED_MINOR, 0);
+        zwi_container_put_section_level(out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &inner,
+                                        zwi_capture_end_level(inner.len));
+        pay.len = 0;
+        zwi_capture_put(out, ZWI_SEC_END, &pay);
+        if (out->failed)
+            rc = -1;
+    }
+    zwi_container_release(&c);
+    zwi_cbuf_release(&inner);
+    zwi_cbuf_release(&pay);
+    zwi_cbuf_release(&rest);
+    zwi_cbuf_release(&head);
+    zwi_free(raw, samples.v);
+    zwi_free(raw, steps.steps);
+    zwi_free(raw, steps.deltas);
+    return rc;
+}
+

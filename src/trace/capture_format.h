@@ -21,9 +21,12 @@
 
 #include "container.h"
 
-/* the version written, 1.5: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
- * (1.4), the mmap domain, and one TABLE of frames shared by SET and SITE_LIST sections (1.5) */
-#define ZWI_CAPTURE_MINOR  5
+/* the version written, 1.6: 1.0, plus captures (1.1), SERIES and steps (1.2), LIVE (1.3), LEAKS
+ * (1.4), the mmap domain, and one TABLE of frames shared by SET and SITE_LIST sections (1.5),
+ * the end's sections as records of one PACKED section (1.6) */
+#define ZWI_CAPTURE_MINOR  6
+/* the version of a capture rewritten whole at its end: one PACKED section, then END */
+#define ZWI_CAPTURE_PACKED_MINOR 6
 #define ZWI_SERIES_FIELDS  10 /* u64 fields of a SERIES record: zw_capture_sample's, in order */
 #define ZWI_SERIES_MIN     8  /* fields of a SERIES record before 1.5 (no mmap_bytes, mmap_peak) */
 #define ZWI_STEP_PEAK     1u /* a SITE_DELTAS step's flag: taken at a new peak (the peak set) */
@@ -128,6 +131,21 @@ ZW_HIDDEN void zwi_capture_put(zwi_cbuf *file, uint32_t type, const zwi_cbuf *pa
 ZW_HIDDEN int zwi_capture_merge_streamed(const unsigned char *data, size_t len, uint64_t tick_ns,
                                          zwi_cbuf *out);
 
+/* The whole capture of `len` bytes at `data` (ended: END read; the sections of 1.5 and 1.6) into
+ * `out` in the packed form (1.6): a header, one PACKED section holding every section's packed
+ * form in one zstd frame (PROCESS, LIVE, TOTALS, the samples merged into one SAMPLES and the
+ * steps into one STEPS, then the other sections in their order, the records of a PACKED section
+ * as they are), END. 0, or -1 (out left to the caller to
+ * drop) if the file is not such a capture or memory runs out. The sampler's intervals are
+ * `tick_ns`. */
+ZW_HIDDEN int zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns,
+                               zwi_cbuf *out);
+/* The zstd level of what is written once at the end, `len` bytes of it (19 to 3, the larger the
+ * lower). */
+ZW_HIDDEN int zwi_capture_end_level(size_t len);
+/* One record of a PACKED payload at the end of `into`: varint type, varint length, `payload`. */
+ZW_HIDDEN void zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload);
+
 /* ---- the sections: each encoder above its decoder ---- */
 
 ZW_HIDDEN void zwi_encode_process(zwi_cbuf *b, const zwi_process *p);
@@ -189,6 +207,8 @@ ZW_HIDDEN int zwi_decode_table(zwi_cursor *c, zw_snapshot **out);
 ZW_HIDDEN void zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set,
                                     const uint32_t *tbmap);
 ZW_HIDDEN int zwi_decode_table_set(zwi_cursor *c, zwi_set *out);
+/* The same from a zwi_set's arrays (its `tbs` already TABLE's indices). */
+ZW_HIDDEN void zwi_encode_table_set_of(zwi_cbuf *b, const zwi_set *s);
 /* A peak SET whose traces are those of the exit SET (the heap was largest at the end). */
 ZW_HIDDEN void zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes);
 
@@ -197,6 +217,8 @@ ZW_HIDDEN void zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint6
 ZW_HIDDEN void zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const zwi_site_info *info,
                                     const uint32_t *tbmap);
 ZW_HIDDEN int zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out);
+/* The same from a zwi_site_list's arrays (its `tbs` already TABLE's indices). */
+ZW_HIDDEN void zwi_encode_site_list_of(zwi_cbuf *b, const zwi_site_list *s);
 
 /* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
  * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the
@@ -212,6 +234,39 @@ ZW_HIDDEN int zwi_decode_totals(zwi_cursor *c, zw_capture_totals *out);
  * mapping of the file). */
 ZW_HIDDEN void zwi_capture_put_live(zwi_cbuf *file, uint32_t nslots);
 ZW_HIDDEN int zwi_decode_live(zwi_cursor *c, zwi_live *out);
+
+/* ---- the packed forms (1.6): the records of a PACKED section ---- */
+
+/* PROCESS, TOTALS, LEAKS (and MARK_LEAKS): the fields of the fixed forms in their order, each a
+ * varint (the strings vstrings). */
+ZW_HIDDEN void zwi_encode_process_packed(zwi_cbuf *b, const zwi_process *p);
+ZW_HIDDEN int zwi_decode_process_packed(zwi_cursor *c, zwi_process *out);
+ZW_HIDDEN void zwi_encode_totals_packed(zwi_cbuf *b, const zw_capture_totals *t);
+ZW_HIDDEN int zwi_decode_totals_packed(zwi_cursor *c, zw_capture_totals *out);
+ZW_HIDDEN void zwi_encode_leaks_packed(zwi_cbuf *b, const zw_capture_leaks *l);
+ZW_HIDDEN int zwi_decode_leaks_packed(zwi_cursor *c, zw_capture_leaks *out);
+/* LIVE: the head's fields and the slots' sums, varints. */
+ZW_HIDDEN void zwi_encode_live_packed(zwi_cbuf *b, const zwi_live *l);
+ZW_HIDDEN int zwi_decode_live_packed(zwi_cursor *c, zwi_live *out);
+/* SAMPLES by column: each field's differences (as SAMPLES') divided by their greatest common
+ * divisor, a column of zeros left out. */
+ZW_HIDDEN void zwi_encode_samples_packed(zwi_cbuf *b, const zw_capture_sample *s, size_t n,
+                                         uint64_t tick_ns);
+ZW_HIDDEN int zwi_decode_samples_packed(zwi_cursor *c, zwi_samples *into);
+/* STEPS by column: times, flags, counts, then the deltas' refs, bytes and blocks. */
+ZW_HIDDEN void zwi_encode_steps_packed(zwi_cbuf *b, const zw_capture_step *steps, size_t nsteps,
+                                       const zw_capture_delta *deltas);
+ZW_HIDDEN int zwi_decode_steps_packed(zwi_cursor *c, zwi_steps *into);
+/* SITE_LIST by column. */
+ZW_HIDDEN void zwi_encode_site_list_packed(zwi_cbuf *b, const zwi_site_list *s);
+ZW_HIDDEN int zwi_decode_site_list_packed(zwi_cursor *c, zwi_site_list *out);
+/* TABLE: the varint TABLE at `c` rewritten packed into `b` (build-ids binary, frames by module
+ * and offset in columns, each traceback as what it shares with the one before and adds); -1 if
+ * it does not decode. The decoder gives a snapshot with no traces, as zwi_decode_table(). */
+ZW_HIDDEN int zwi_transcode_table_packed(zwi_cursor *c, zwi_cbuf *b);
+/* The same written from the table itself (the writer's end). */
+ZW_HIDDEN void zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table);
+ZW_HIDDEN int zwi_decode_table_packed(zwi_cursor *c, zw_snapshot **out);
 
 /* END: an empty payload. */
 ZW_HIDDEN void zwi_encode_end(zwi_cbuf *b);

@@ -57,6 +57,7 @@ enum zwi_section_type {
     ZWI_SEC_SITE_LIST = 31,   /* 1.5: SITES and SITE_INFO in one, naming TABLE's tracebacks */
     ZWI_SEC_SAMPLES = 32,     /* 1.5: SERIES as varint deltas (written instead of SERIES) */
     ZWI_SEC_STEPS = 33,       /* 1.5: SITE_DELTAS as varints (written instead of SITE_DELTAS) */
+    ZWI_SEC_PACKED = 34,      /* 1.6: every section of a finished capture in one zstd frame */
 };
 
 /* The name of section `type` in messages ("series"), "unknown" for a type no kind has. */

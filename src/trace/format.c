@@ -500,6 +500,200 @@ zwi_snapshot_decode_tables(zwi_cursor *c)
     return r.snap;
 }
 
+/* A capture's TABLE in the packed form (1.6, docs/format.md#the-packed-form): the strings as the
+ * varint TABLE's; the modules' build-ids inline (binary, or text); the frames by column; each
+ * traceback as the frames it shares with the one before and the frames it adds. Read from `c`
+ * into a snapshot with no traces (whose failure says why when NULL is returned). */
+static int
+decode_packed_modules(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 3, "module", &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *path = NULL;
+        uint64_t id;
+        uint64_t bias;
+        const unsigned char *p = NULL;
+        size_t len = 0;
+        if (read_string_as(r, true, false, &path) || zwi_get_varint(&r->cur, &id))
+            return -1;
+        if (id != 0) {
+            len = (size_t)((id - 1) >> 1);
+            if ((id - 1) >> 1 > r->cur.len - r->cur.pos)
+                return zwi_cursor_fail(&r->cur, "truncated build-id");
+            if (zwi_get_bytes(&r->cur, len, "build-id", &p) != 0)
+                return -1;
+        }
+        if (zwi_get_varint(&r->cur, &bias) != 0)
+            return -1;
+        bool binary = id != 0 && ((id - 1) & 1) != 0;
+        char *text = NULL;
+        if (id != 0) {
+            if (!binary && memchr(p, '\0', len) != NULL)
+                return zwi_cursor_fail(&r->cur, "build-id with a NUL byte");
+            text = zwi_alloc(r->snap->raw, (binary ? 2 * len : len) + 1);
+            if (text == NULL)
+                return zwi_cursor_fail(&r->cur, "out of memory");
+            for (size_t k = 0; binary && k < len; k++) {
+                text[2 * k] = "0123456789abcdef"[p[k] >> 4];
+                text[2 * k + 1] = "0123456789abcdef"[p[k] & 15];
+            }
+            if (!binary)
+                memcpy(text, p, len);
+            text[binary ? 2 * len : len] = '\0';
+        }
+        int rc = zwi_snapshot_add_module(r->snap, path, text, bias);
+        zwi_free(r->snap->raw, text);
+        if (rc != 0)
+            return zwi_cursor_fail(&r->cur, "out of memory");
+    }
+    return 0;
+}
+
+/* The frames' six columns: module (string + 1), offset (signed difference from the frame
+ * before's), filename (string), lineno, function (string + 1), flags. */
+static int
+decode_packed_frames(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 6, "frame", &n) != 0)
+        return -1;
+    zw_frame *f = zwi_alloc(r->snap->raw, (n + 1) * sizeof(*f));
+    if (f == NULL)
+        return zwi_cursor_fail(&r->cur, "out of memory");
+    int rc = 0;
+    uint64_t offset = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = read_string_as(r, true, true, &f[i].module);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t d;
+        rc = zwi_get_varint(&r->cur, &d);
+        offset += (uint64_t)zwi_unzigzag(d);
+        f[i].offset = offset;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = read_string_as(r, true, false, &f[i].filename);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint32_t lineno;
+        rc = zwi_get_varint32(&r->cur, &lineno);
+        f[i].lineno = lineno;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = read_string_as(r, true, true, &f[i].function);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t flags;
+        rc = zwi_get_varint(&r->cur, &flags);
+        if (rc == 0 && flags > 1)
+            rc = zwi_cursor_fail(&r->cur, "unknown frame flags");
+        f[i].inlined = flags & 1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        zwi_frame *x = zwi_snapshot_frame(r->snap, &f[i]);
+        if (x == NULL)
+            rc = zwi_cursor_fail(&r->cur, "out of memory");
+        else if (x->index != i)
+            rc = zwi_cursor_fail(&r->cur, "frame stored twice");
+    }
+    zwi_free(r->snap->raw, f);
+    return rc;
+}
+
+/* Each traceback: varint shared (its oldest frames that are the traceback before's), varint
+ * fresh (the frames after them, at least one in all), signed varint total_nframe - nframe, then
+ * the fresh frames' indices. */
+static int
+decode_packed_tracebacks(reader *r)
+{
+    size_t n = 0;
+    if (zwi_get_count(&r->cur, 0, 3, "traceback", &n) != 0)
+        return -1;
+    const zw_frame **prev = NULL; /* the traceback before's frames, then this one's */
+    size_t nprev = 0;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t shared = 0; /* needs no byte: checked against the traceback before */
+        size_t fresh = 0;
+        uint64_t extra;
+        if (zwi_get_varint(&r->cur, &shared) ||
+            zwi_get_count(&r->cur, 0, 1, "frame index", &fresh) ||
+            zwi_get_varint(&r->cur, &extra)) {
+            rc = -1;
+            break;
+        }
+        if (shared > nprev) {
+            rc = zwi_cursor_fail(&r->cur, "more frames shared than the traceback before has");
+            break;
+        }
+        size_t nframe = (size_t)shared + fresh;
+        int64_t more = zwi_unzigzag(extra);
+        if (nframe == 0 || nframe > UINT32_MAX) {
+            rc = zwi_cursor_fail(&r->cur, "traceback without frames");
+            break;
+        }
+        int64_t total =
+            more > -(int64_t)UINT32_MAX && more < (int64_t)UINT32_MAX ? (int64_t)nframe + more : -1;
+        if (total < 0 || total > UINT32_MAX) {
+            rc = zwi_cursor_fail(&r->cur, "total frame count out of range");
+            break;
+        }
+        if (zwi_reserve(r->snap->raw, (void **)&prev, &cap, nframe, sizeof(*prev)) != 0) {
+            rc = zwi_cursor_fail(&r->cur, "out of memory");
+            break;
+        }
+        for (size_t k = (size_t)shared; k < nframe && rc == 0; k++) {
+            uint64_t idx;
+            if (zwi_get_varint(&r->cur, &idx) != 0)
+                rc = -1;
+            else if (idx >= r->snap->nframes)
+                rc = zwi_cursor_fail(&r->cur, "frame index out of range");
+            else
+                prev[k] = &r->snap->frames[idx]->pub;
+        }
+        if (rc != 0)
+            break;
+        nprev = nframe;
+        zw_traceback *tb = zwi_snapshot_traceback(r->snap, prev, nframe, (size_t)total);
+        if (tb == NULL)
+            rc = zwi_cursor_fail(&r->cur, "out of memory");
+        else if (tb->index != i)
+            rc = zwi_cursor_fail(&r->cur, "traceback stored twice");
+    }
+    zwi_free(r->snap->raw, prev);
+    return rc;
+}
+
+zw_snapshot *
+zwi_snapshot_decode_packed_tables(zwi_cursor *c)
+{
+    uint32_t limit;
+    if (zwi_get_varint32(c, &limit))
+        return NULL;
+    reader r = {.snap = zw_snapshot_new(limit), .cur = *c};
+    if (r.snap == NULL) {
+        zwi_cursor_fail(c, "out of memory");
+        return NULL;
+    }
+    r.cur.raw = r.snap->raw;
+    int rc = decode_strings_as(&r, true);
+    if (rc == 0)
+        rc = decode_packed_modules(&r);
+    if (rc == 0)
+        rc = decode_packed_frames(&r);
+    if (rc == 0)
+        rc = decode_packed_tracebacks(&r);
+    zw_raw *raw = c->raw;
+    *c = r.cur; /* where it stopped, and why */
+    c->raw = raw;
+    zwi_free(r.snap->raw, r.strs);
+    if (rc != 0) {
+        zw_snapshot_free(r.snap);
+        return NULL;
+    }
+    return r.snap;
+}
+
 /* The decoder of each section type, in the order the sections come. */
 static int (*const decoders[])(reader *r) = {
     [ZWI_SEC_INFO] = decode_info,

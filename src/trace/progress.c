@@ -1,8 +1,8 @@
 /* trace/progress.c - following a capture while its process writes it: each poll reads only the
  * bytes appended since the last one (whole sections; a section still being written is read at the
  * next poll) and keeps the last sample of its SERIES and SAMPLES sections, the largest heap seen,
- * and whether END was written. A capture rewritten at its end (its LIVE section shrunk: the
- * offsets moved) is read again from its start. zw run's status line is made of it. See
+ * and whether END was written. A capture rewritten at its end (packed: the offsets moved) is read
+ * again from its start. zw run's status line is made of it. See
  * docs/format.md#captures. */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +13,26 @@
 
 #include "capture_format.h"
 #include "container.h"
+
+/* The samples of a PACKED section (a capture rewritten at its end, 1.6): its SAMPLES record. */
+static int
+packed_samples(zwi_cursor *c, zwi_samples *into)
+{
+    while (c->pos < c->len) {
+        uint64_t type;
+        size_t n;
+        if (zwi_get_varint(c, &type) || zwi_get_count(c, 0, 1, "record byte", &n))
+            return -1;
+        if (type != ZWI_SEC_SAMPLES) {
+            c->pos += n;
+            continue;
+        }
+        zwi_cursor rec = *c;
+        rec.len = c->pos + n;
+        return zwi_decode_samples_packed(&rec, into);
+    }
+    return 0;
+}
 
 static int
 poll_once(const char *path, zw_capture_progress *p)
@@ -55,13 +75,14 @@ poll_once(const char *path, zw_capture_progress *p)
     int got;
     while ((got = zwi_container_next(&c)) == 1) {
         consumed = c.next_off;
-        if (c.type != ZWI_SEC_SERIES && c.type != ZWI_SEC_SAMPLES)
+        if (c.type != ZWI_SEC_SERIES && c.type != ZWI_SEC_SAMPLES && c.type != ZWI_SEC_PACKED)
             continue;
         zwi_cursor cur;
         zwi_samples s = {0};
         if (zwi_container_payload(&c, &cur, raw) == 0 &&
-            (c.type == ZWI_SEC_SERIES ? zwi_decode_series(&cur, &s)
-                                      : zwi_decode_samples(&cur, &s)) == 0) {
+            (c.type == ZWI_SEC_SERIES    ? zwi_decode_series(&cur, &s)
+             : c.type == ZWI_SEC_SAMPLES ? zwi_decode_samples(&cur, &s)
+                                         : packed_samples(&cur, &s)) == 0) {
             for (size_t i = 0; i < s.n; i++) {
                 if (s.v[i].heap_bytes > p->peak_bytes)
                     p->peak_bytes = s.v[i].heap_bytes;

@@ -226,6 +226,13 @@ typedef struct builder {
     uintptr_t *conv;
     size_t nconv;
     size_t cap_conv;
+    /* the traceback converted last: its raw frames, and cum[k] = the frames its oldest k return
+     * addresses gave (the first cum[k] of `buf`, which still holds them). The next one shares its
+     * oldest return addresses more often than not: those are not looked up again. */
+    const zwi_tb *last;
+    size_t *cum;
+    size_t cap_cum;
+    const char *last_module; /* the module convert_address() added last (a symboliser string) */
 } builder;
 
 static void
@@ -243,6 +250,7 @@ builder_release(builder *b)
     zwi_free(raw, b->recs);
     zwi_free(raw, b->buf);
     zwi_free(raw, b->conv);
+    zwi_free(raw, b->cum);
     zwi_map_release(&b->by_ref);
     zwi_map_release(&b->by_addr);
 }
@@ -292,9 +300,11 @@ convert_address(builder *b, uintptr_t pc, size_t *n)
         zwi_frame *x = zwi_snapshot_frame(b->snap, &f);
         if (x == NULL)
             return NULL;
-        if (s->module != NULL &&
-            zwi_snapshot_add_module(b->snap, s->module, s->build_id, s->bias) != 0)
-            return NULL;
+        if (s->module != NULL && s->module != b->last_module) {
+            if (zwi_snapshot_add_module(b->snap, s->module, s->build_id, s->bias) != 0)
+                return NULL;
+            b->last_module = s->module;
+        }
         b->conv[i] = (uintptr_t)&x->pub;
     }
     if (key != 0 && zwi_map_put(&b->by_addr, key, (void *)(start + 1)) != 0)
@@ -312,8 +322,18 @@ convert_traceback(builder *b, uint32_t ref)
     if (tb != NULL)
         return tb;
     const zwi_tb *raw = zwi_tracer_tb(b->t, ref);
-    size_t n = 0;
-    for (size_t i = raw->nframe; i-- > 0;) { /* oldest captured frame first */
+    const zwi_tb *last = b->last;
+    b->last = NULL; /* until `buf` and `cum` hold this one */
+    size_t shared = 0; /* oldest return addresses that are the last traceback's */
+    while (last != NULL && shared < raw->nframe && shared < last->nframe &&
+           raw->frames[raw->nframe - 1 - shared] == last->frames[last->nframe - 1 - shared])
+        shared++;
+    if (zwi_reserve(b->snap->raw, (void **)&b->cum, &b->cap_cum, (size_t)raw->nframe + 1,
+                    sizeof(*b->cum)) != 0)
+        return NULL;
+    size_t n = shared > 0 ? b->cum[shared] : 0; /* cum[0..shared] are the last one's too */
+    b->cum[0] = 0;
+    for (size_t i = raw->nframe - shared; i-- > 0;) { /* oldest captured frame first */
         size_t nf;
         const uintptr_t *frames = convert_address(b, raw->frames[i], &nf);
         if (frames == NULL ||
@@ -321,7 +341,9 @@ convert_traceback(builder *b, uint32_t ref)
             return NULL;
         for (size_t k = 0; k < nf; k++)
             b->buf[n++] = (const zw_frame *)frames[k];
+        b->cum[raw->nframe - i] = n;
     }
+    b->last = raw;
     tb = zwi_snapshot_traceback(b->snap, b->buf, n, raw->total_nframe);
     if (tb == NULL || zwi_map_put(&b->by_ref, (uint64_t)ref + 1, tb) != 0)
         return NULL;
@@ -914,4 +936,38 @@ zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains, const uin
         return NULL;
     }
     return dst;
+}
+
+/* ---- a capture's table built straight from a tracer (preload/writer.c) ---- */
+
+/* The builder of a snapshot, its target the table: every traceback a set or site names is
+ * converted once, into the table itself (no snapshot per set, none copied into the table). */
+struct zwi_table_builder {
+    builder b;
+};
+
+zwi_table_builder *
+zwi_table_builder_new(zw_snapshot *table, zwi_tracer *t, zwi_symbolizer *sym)
+{
+    zwi_table_builder *tb = zwi_alloc(table->raw, sizeof(*tb));
+    if (tb != NULL)
+        builder_init(&tb->b, table, t, sym);
+    return tb;
+}
+
+int64_t
+zwi_table_builder_index(zwi_table_builder *tb, uint32_t ref)
+{
+    zw_traceback *x = convert_traceback(&tb->b, ref);
+    return x != NULL ? (int64_t)x->index : -1;
+}
+
+void
+zwi_table_builder_free(zwi_table_builder *tb)
+{
+    if (tb == NULL)
+        return;
+    zw_raw *raw = tb->b.snap->raw;
+    builder_release(&tb->b);
+    zwi_free(raw, tb);
 }

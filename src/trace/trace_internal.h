@@ -400,6 +400,8 @@ ZW_HIDDEN zw_snapshot *zwi_snapshot_from_recs(zwi_tracer *t, zwi_symbolizer *sym
 ZW_HIDDEN void zwi_snapshot_encode_tables(const zw_snapshot *snap, zwi_cbuf *b);
 struct zwi_cursor;
 ZW_HIDDEN zw_snapshot *zwi_snapshot_decode_tables(struct zwi_cursor *c);
+/* The same tables in the packed form of a capture's TABLE (1.6: capture_format.c writes it). */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_decode_packed_tables(struct zwi_cursor *c);
 /* Copies `snap`'s modules and tracebacks into `table` (each traceback once: a traceback already
  * there is shared); index[i] is then the index in `table` of snap's traceback i. 0 or -1 (out of
  * memory). */
@@ -410,6 +412,14 @@ ZW_HIDDEN int zwi_snapshot_absorb(zw_snapshot *table, const zw_snapshot *snap, u
 ZW_HIDDEN zw_snapshot *zwi_snapshot_select(const zw_snapshot *table, const uint32_t *domains,
                                            const uint32_t *tbs, const uint64_t *sizes, size_t n);
 ZW_HIDDEN size_t zwi_snapshot_ntracebacks(const zw_snapshot *snap);
+/* A capture's table (a snapshot with no traces) filled from a tracer: each tracer traceback is
+ * symbolised and added the first time zwi_table_builder_index() asks for it, which returns its
+ * index in the table (-1: out of memory). The builder's memory is the table's. */
+typedef struct zwi_table_builder zwi_table_builder;
+ZW_HIDDEN zwi_table_builder *zwi_table_builder_new(zw_snapshot *table, zwi_tracer *t,
+                                                   zwi_symbolizer *sym);
+ZW_HIDDEN int64_t zwi_table_builder_index(zwi_table_builder *tb, uint32_t ref);
+ZW_HIDDEN void zwi_table_builder_free(zwi_table_builder *tb);
 
 /* The bytes of a snapshot file of `snap` (as zw_snapshot_dump writes) in *data, allocated from
  * `raw` (free with zwi_free); 0, or -1 if out of memory. */

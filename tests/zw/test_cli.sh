@@ -128,6 +128,19 @@ check 0 '' stat --sections --json "$new15"
 grep -q '"section": "table", "count": 1' "$tmp/out" || { echo "FAIL: stat --sections --json"; fails=$((fails + 1)); }
 check 2 'cannot be given together' stat --sections --series "$cap"
 check 1 "cannot read capture '$data/snapshot.zws': file kind 1" stat --sections "$data/snapshot.zws"
+# a capture of format 1.6 (packed: one PACKED section) and one of 1.5 read alike
+new16="$(dirname "$0")/../fuzz/corpus/capture/demo-1.6-packed.zwc"
+check 0 '' stat --sections "$new16"
+grep -q '^packed  ' "$tmp/out" || { echo "FAIL: stat --sections of a 1.6 capture lacks packed"; fails=$((fails + 1)); }
+for f in "$new15" "$new16"; do
+    check 0 '' stat --json "$f"
+    ! grep -q 'damaged' "$tmp/err" || { echo "FAIL: $f: damaged"; cat "$tmp/err"; fails=$((fails + 1)); }
+    grep -q '"allocations": 11017' "$tmp/out" || { echo "FAIL: $f: figures"; fails=$((fails + 1)); }
+    check 0 '' leaks "$f"
+    grep -q 'main.c:32 (remember)' "$tmp/out" || { echo "FAIL: $f: leaks"; fails=$((fails + 1)); }
+    check 0 '' top --at 0.02 "$f"
+    grep -q 'main.c:51 (push)' "$tmp/out" || { echo "FAIL: $f: a live set rebuilt from its steps"; fails=$((fails + 1)); }
+done
 # a capture of format 1.1 (before SERIES and the steps) still reads; times pick saved sets
 check 0 '' stat --json "$data/demo-1.1.zwc"
 grep -q '"allocations": 11017' "$tmp/out" || { echo "FAIL: 1.1 capture figures"; fails=$((fails + 1)); }
