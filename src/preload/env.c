@@ -33,7 +33,8 @@ extern char **environ;
 /* The variables libzwpreload.so reads, in the order of G.env.vars. */
 static const char *const zw_vars[ZWI_ENV_NVARS] = {
     "ZW_OUTPUT",      "ZW_NFRAME",     "ZW_INTERVAL_MS", "ZW_FLUSH_MS",    "ZW_FOLLOW_FORK",
-    "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND"};
+    "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND",
+    "ZW_BOOKKEEPING", "ZW_RING"};
 
 /* Mapped memory of `len` bytes, by the system call (never a hook), or NULL. */
 static void *
