@@ -44,7 +44,8 @@
 #define RING_MIN     ((uint64_t)1 << 4)
 #define RING_MAX     ((uint64_t)1 << 24)
 #define BATCH        256  /* records applied under one hold of apply_lock */
-#define IDLE_SPINS   1000 /* polls of an empty ring before the consumer sleeps (tens of us) */
+#define IDLE_SPINS   200  /* polls of an empty ring before the consumer sleeps (~1 ms) */
+#define POLL_PAUSES  128  /* pause instructions between two polls (about a microsecond) */
 #define SLEEP_MS     50   /* the longest sleep: a lost wake-up costs at most this */
 #define STACK_SIZE   ((size_t)256 << 10)
 
@@ -217,7 +218,11 @@ consumer_main(void *arg)
         if (atomic_load(&G.ring.stop))
             break;
         if (++idle < IDLE_SPINS) {
-            cpu_relax();
+            /* not at the cell the producers write next, over and over: each look takes its
+             * cache line from them. A while off lets them fill several lines, which then cross
+             * over once each. */
+            for (unsigned k = 0; k < POLL_PAUSES; k++)
+                cpu_relax();
             continue;
         }
         scrub_stack();

@@ -2,7 +2,12 @@
  *
  *   bootstrap: until dlsym(RTLD_NEXT, ...) has found the real functions, blocks come from a static
  *              arena (G.boot); freeing one of them does nothing
- *   hook:      guard up -> the real function -> record (frames, counters, site, peak) -> guard down
+ *   hook:      guard up -> the real function -> record -> guard down. Recording is, on the
+ *              program's thread: the traceback captured and interned, the thread's allocation
+ *              counts, the temporary-allocation test, and a record posted to the ring; the table,
+ *              the site counters, the frees and the peak are the bookkeeping's (apply(), run by
+ *              consumer.c's thread in ticket order, or by the hook itself with
+ *              ZW_BOOKKEEPING=inline)
  *
  * Reentrancy: the engine's per-thread guard (zwi_trace_guard, initial-exec TLS) is this library's
  * depth counter too: a hook that finds it up forwards to the real function untraced, so the
@@ -400,6 +405,9 @@ post(uint32_t op, uintptr_t ptr, uint64_t size, uint32_t ref, tstats *ts, zwi_st
         my_room = atomic_load_explicit(&G.ring.tail, memory_order_acquire) + G.ring.mask + 1;
     }
     zwi_rec *c = &G.ring.cells[t & G.ring.mask];
+    /* the cell 8 lines on, for writing: its line comes while this thread does other things, not
+     * at the next locked add, which waits for this thread's stores */
+    __builtin_prefetch(&G.ring.cells[(t + 16) & G.ring.mask], 1, 3);
     c->ptr = ptr;
     c->size = size;
     c->ref = ref;

@@ -45,7 +45,11 @@
 /* ---- the one struct of mutable state ---- */
 
 /* One thread's counters: written by that thread only (relaxed atomics; the last slot, shared by
- * the threads past LIVE_SLOTS - 1, by atomic adds), summed by any reader. They live in the LIVE
+ * the threads past LIVE_SLOTS - 1, by atomic adds). A program thread counts its allocations and
+ * bytes (and what it could not intern); the bookkeeping thread's own slot counts the frees, the
+ * temporary allocations and what the table could not hold (its allocs and bytes then go below
+ * zero, modulo 2^64: the sum over the slots is right); inline, each thread counts all of its
+ * own. Summed by any reader. They live in the LIVE
  * section of the capture file, mapped shared, so what they count survives any death of the
  * process, SIGKILL included (docs/format.md#live). Never freed: the counts of exited threads stay
  * in the totals. 64 bytes, the layout of a LIVE slot. */
@@ -78,7 +82,8 @@ _Static_assert(sizeof(tstats) == 64 && sizeof(live_head) == 64, "LIVE records ar
 #define LIVE_SLOTS 127 /* thread slots in the LIVE section; the last one is shared */
 #define LIVE_AT    64  /* the LIVE payload's offset: right after the file and section headers */
 
-/* Per-site counters, indexed by traceback ref; written by every thread (atomic adds). Live blocks
+/* Per-site counters, indexed by traceback ref; written by the bookkeeping thread alone (plain
+ * stores), or, inline and for the mmap domain's sites, by every thread (atomic adds). Live blocks
  * of the site = count - freed, live bytes = bytes - freed_bytes (modulo 2^64: in a fork child,
  * whose counts start at 0 while its parent's blocks stay live, `freed` starts below zero). */
 typedef struct site {
