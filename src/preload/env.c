@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "debugfiles.h"
 #include "preload_internal.h"
 
 extern char **environ;
@@ -34,7 +35,7 @@ extern char **environ;
 static const char *const zw_vars[ZWI_ENV_NVARS] = {
     "ZW_OUTPUT",      "ZW_NFRAME",     "ZW_INTERVAL_MS", "ZW_FLUSH_MS",    "ZW_FOLLOW_FORK",
     "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND",
-    "ZW_BOOKKEEPING", "ZW_RING"};
+    "ZW_BOOKKEEPING", "ZW_RING",        "ZW_DEBUG_CACHE"};
 
 /* Mapped memory of `len` bytes, by the system call (never a hook), or NULL. */
 static void *
@@ -163,6 +164,8 @@ zwi_preload_env_save(void)
         }
     }
     G.env.saved = true;
+    /* the symboliser reads it at exit, when it is no longer in the environment */
+    zwi_debug_cache_set(zwi_preload_env("ZW_DEBUG_CACHE"));
 }
 
 const char *

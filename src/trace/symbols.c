@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "debugfiles.h"
 #include "trace_internal.h"
 
 #define MAX_INLINE 64 /* frames one address may expand to */
@@ -78,12 +79,42 @@ typedef struct cu_scopes {
     struct cu_scopes *next; /* same hash */
 } cu_scopes;
 
+/* A function's code in a unit (DW_TAG_subprogram with code) or an inlined call of one
+ * (DW_TAG_inlined_subroutine), and the one around it. */
+typedef struct code_scope {
+    Dwarf_Die die;
+    int32_t parent; /* index of the code scope around it, -1 none */
+    uint32_t depth; /* code scopes around it */
+} code_scope;
+
+typedef struct code_range {
+    Dwarf_Addr lo, hi;
+    uint32_t scope;
+} code_range;
+
+/* The code scopes of one unit, found by one walk of its DIEs the first time an address falls in
+ * it: its addresses cut into segments, each with the innermost scope holding it. libdw's
+ * dwarf_getscopes() and dwarf_getscopes_die() walk the whole unit at each call; a traced python
+ * built with -g (ceval.c: one unit, thousands of inlined calls) spent 40 % of its run at exit in
+ * those two walks, repeated for each of its return addresses. */
+typedef struct cu_code {
+    const char *build_id; /* interned: the module's debug information */
+    Dwarf_Off cu;         /* the unit's DIE offset */
+    code_scope *scopes;
+    size_t nscopes;
+    Dwarf_Addr *seg; /* segment starts, sorted: segment i is [seg[i], seg[i + 1]) */
+    int32_t *seg_scope; /* the innermost scope of segment i, -1 none */
+    size_t nseg;
+    struct cu_code *next; /* same hash */
+} cu_code;
+
 struct zwi_symbolizer {
     zw_raw *raw;       /* where the cache and strings live */
     Dwfl *dwfl;        /* the process's modules */
     zwi_map cache;     /* return address -> cached */
     zwi_map qualified; /* hash of (build ID, declaration offset) -> chain of qualified */
     zwi_map units;     /* hash of (build ID, unit offset) -> chain of cu_scopes */
+    zwi_map code;      /* hash of (build ID, unit offset) -> chain of cu_code */
     zwi_strtab strs;   /* file, function and module names */
     unloaded *gone;    /* modules unloaded before, in the order they were */
     size_t ngone;
@@ -99,7 +130,7 @@ static char *debuginfo_path; /* libdw's default search path (NULL), as its callb
 
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = zwi_debug_find,
     .debuginfo_path = &debuginfo_path,
 };
 
@@ -167,6 +198,7 @@ zwi_symbolizer_new(void)
     zwi_map_init(&s->cache, raw);
     zwi_map_init(&s->qualified, raw);
     zwi_map_init(&s->units, raw);
+    zwi_map_init(&s->code, raw);
     zwi_strtab_init(&s->strs, raw);
     s->dwfl = dwfl_begin(&callbacks);
     if (s->dwfl != NULL)
@@ -211,6 +243,18 @@ zwi_symbolizer_free(zwi_symbolizer *s)
         }
     }
     zwi_map_release(&s->units);
+    for (size_t i = 0; s->code.slots != NULL && i <= s->code.mask; i++) {
+        cu_code *u = s->code.slots[i].key != 0 ? s->code.slots[i].value : NULL;
+        while (u != NULL) {
+            cu_code *next = u->next;
+            zwi_free(s->raw, u->scopes);
+            zwi_free(s->raw, u->seg);
+            zwi_free(s->raw, u->seg_scope);
+            zwi_free(s->raw, u);
+            u = next;
+        }
+    }
+    zwi_map_release(&s->code);
     zwi_strtab_release(&s->strs);
     zw_raw *raw = s->raw;
     zwi_free(raw, s);
@@ -278,37 +322,38 @@ sym_less(const modsym *a, const modsym *b)
     return a->lo != b->lo ? a->lo < b->lo : a->index < b->index;
 }
 
-/* Heap sort: no allocation, O(n log n) (qsort may call malloc, which a hook may be running). */
-static void
-sift(modsym *v, size_t root, size_t n)
-{
-    for (;;) {
-        size_t child = 2 * root + 1;
-        if (child >= n)
-            return;
-        if (child + 1 < n && sym_less(&v[child], &v[child + 1]))
-            child++;
-        if (!sym_less(&v[root], &v[child]))
-            return;
-        modsym t = v[root];
-        v[root] = v[child];
-        v[child] = t;
-        root = child;
+/* Heap sorts: no allocation, O(n log n) (qsort may call malloc, which a hook may be running).
+ * HEAP_SORT(name, type, less) defines `static void name(type *v, size_t n)`. */
+#define HEAP_SORT(name, type, less)                                                               \
+    static void name##_sift(type *v, size_t root, size_t n)                                      \
+    {                                                                                             \
+        for (;;) {                                                                                \
+            size_t child = 2 * root + 1;                                                          \
+            if (child >= n)                                                                       \
+                return;                                                                           \
+            if (child + 1 < n && less(&v[child], &v[child + 1]))                                  \
+                child++;                                                                          \
+            if (!less(&v[root], &v[child]))                                                       \
+                return;                                                                           \
+            type t = v[root];                                                                     \
+            v[root] = v[child];                                                                   \
+            v[child] = t;                                                                         \
+            root = child;                                                                         \
+        }                                                                                         \
+    }                                                                                             \
+    static void name(type *v, size_t n)                                                           \
+    {                                                                                             \
+        for (size_t i = n / 2; i-- > 0;)                                                          \
+            name##_sift(v, i, n);                                                                 \
+        for (size_t i = n; i-- > 1;) {                                                            \
+            type t = v[0];                                                                        \
+            v[0] = v[i];                                                                          \
+            v[i] = t;                                                                             \
+            name##_sift(v, 0, i);                                                                 \
+        }                                                                                         \
     }
-}
 
-static void
-sort_syms(modsym *v, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;)
-        sift(v, i, n);
-    for (size_t i = n; i-- > 1;) {
-        modsym t = v[0];
-        v[0] = v[i];
-        v[i] = t;
-        sift(v, 0, i);
-    }
-}
+HEAP_SORT(sort_syms, modsym, sym_less)
 
 /* The symbols of `mod` that libdwfl's lookup considers (named, defined, not a section, file or
  * TLS symbol), sorted by address, read once. */
@@ -753,6 +798,194 @@ cxx_name(zwi_symbolizer *s, Dwarf_Die *cudie, Dwarf_Die *die, const char *symnam
 }
 
 /* The call site (file, line) of inlined subroutine `die`. */
+/* ---- inlined calls: each unit's code scopes, walked once ---- */
+
+#define MAX_CODE_NESTING 256 /* DIE nesting walked for code scopes */
+
+static inline bool
+addr_less(const Dwarf_Addr *a, const Dwarf_Addr *b)
+{
+    return *a < *b;
+}
+
+HEAP_SORT(sort_addrs, Dwarf_Addr, addr_less)
+
+/* What walk_code() gathers. */
+typedef struct code_walk {
+    zwi_symbolizer *s;
+    cu_code *u;
+    size_t cap_scopes;
+    code_range *ranges;
+    size_t nranges, cap_ranges;
+    uint32_t max_depth;
+    bool failed; /* out of memory */
+} code_walk;
+
+/* Adds the code scopes under `parent` (`scope`: the one around them, -1 none; `depth` its
+ * nesting), with their address ranges. */
+static void
+walk_code(code_walk *w, Dwarf_Die *parent, int32_t scope, uint32_t depth, int level)
+{
+    Dwarf_Die child;
+    if (w->failed || level > MAX_CODE_NESTING || dwarf_child(parent, &child) != 0)
+        return;
+    do {
+        int tag = dwarf_tag(&child);
+        if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
+            int32_t me = scope;
+            Dwarf_Addr base, lo, hi;
+            ptrdiff_t off = 0;
+            while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
+                if (lo >= hi)
+                    continue;
+                if (me == scope) { /* its first range: the scope itself */
+                    if (zwi_reserve(w->s->raw, (void **)&w->u->scopes, &w->cap_scopes,
+                                    w->u->nscopes + 1, sizeof(code_scope)) != 0) {
+                        w->failed = true;
+                        return;
+                    }
+                    me = (int32_t)w->u->nscopes;
+                    w->u->scopes[w->u->nscopes++] = (code_scope){child, scope, depth};
+                    if (depth > w->max_depth)
+                        w->max_depth = depth;
+                }
+                if (zwi_reserve(w->s->raw, (void **)&w->ranges, &w->cap_ranges, w->nranges + 1,
+                                sizeof(code_range)) != 0) {
+                    w->failed = true;
+                    return;
+                }
+                w->ranges[w->nranges++] = (code_range){lo, hi, (uint32_t)me};
+            }
+            walk_code(w, &child, me, me == scope ? depth : depth + 1, level + 1);
+        } else if (tag == DW_TAG_lexical_block || tag == DW_TAG_namespace ||
+                   tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+                   tag == DW_TAG_union_type) {
+            walk_code(w, &child, scope, depth, level + 1);
+        } else if (tag == DW_TAG_imported_unit) { /* a partial unit's DIEs, as if here (dwz) */
+            Dwarf_Attribute attr;
+            Dwarf_Die unit;
+            if (dwarf_formref_die(dwarf_attr(&child, DW_AT_import, &attr), &unit) != NULL)
+                walk_code(w, &unit, scope, depth, level + 1);
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+/* Cuts the unit's addresses at every range's ends and gives each segment its innermost scope:
+ * ranges painted outermost first, inner ones over them (a scope's ranges lie inside those of
+ * the scope around it). 0, or -1 if out of memory. */
+static int
+paint_segments(code_walk *w)
+{
+    cu_code *u = w->u;
+    size_t npoints = 2 * w->nranges;
+    if (npoints == 0)
+        return 0;
+    u->seg = zwi_alloc(w->s->raw, npoints * sizeof(Dwarf_Addr));
+    size_t *start = zwi_alloc(w->s->raw, (w->max_depth + 2) * sizeof(size_t));
+    uint32_t *order = zwi_alloc(w->s->raw, w->nranges * sizeof(uint32_t));
+    int rc = -1;
+    if (u->seg == NULL || start == NULL || order == NULL)
+        goto out;
+    for (size_t i = 0; i < w->nranges; i++) {
+        u->seg[2 * i] = w->ranges[i].lo;
+        u->seg[2 * i + 1] = w->ranges[i].hi;
+    }
+    sort_addrs(u->seg, npoints);
+    size_t n = 0;
+    for (size_t i = 0; i < npoints; i++)
+        if (n == 0 || u->seg[i] != u->seg[n - 1])
+            u->seg[n++] = u->seg[i];
+    u->nseg = n;
+    u->seg_scope = zwi_alloc(w->s->raw, n * sizeof(int32_t));
+    if (u->seg_scope == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        u->seg_scope[i] = -1;
+    /* the ranges by depth (a counting sort), then painted in that order */
+    memset(start, 0, (w->max_depth + 2) * sizeof(size_t));
+    for (size_t i = 0; i < w->nranges; i++)
+        start[u->scopes[w->ranges[i].scope].depth + 1]++;
+    for (uint32_t d = 0; d <= w->max_depth; d++)
+        start[d + 1] += start[d];
+    for (size_t i = 0; i < w->nranges; i++)
+        order[start[u->scopes[w->ranges[i].scope].depth]++] = (uint32_t)i;
+    for (size_t k = 0; k < w->nranges; k++) {
+        const code_range *r = &w->ranges[order[k]];
+        size_t lo = 0, hi = n; /* the first segment starting at or after r->lo */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (u->seg[mid] < r->lo)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t i = lo; i + 1 < n && u->seg[i] < r->hi; i++)
+            u->seg_scope[i] = (int32_t)r->scope;
+    }
+    rc = 0;
+out:
+    zwi_free(w->s->raw, start);
+    zwi_free(w->s->raw, order);
+    return rc;
+}
+
+/* The code scopes of the unit `cudie` of the module with `build_id`, walked the first time.
+ * NULL if unknown (no build ID, or out of memory): the caller asks libdw instead. */
+static cu_code *
+code_of(zwi_symbolizer *s, Dwarf_Die *cudie, const char *build_id)
+{
+    if (build_id == NULL)
+        return NULL;
+    Dwarf_Off cu = dwarf_dieoffset(cudie);
+    uint64_t key[2] = {(uint64_t)(uintptr_t)build_id, (uint64_t)cu};
+    uint64_t h = zwi_hash_bytes(key, sizeof(key), 0xc2b2ae35);
+    h = h == 0 ? 1 : h;
+    cu_code *head = zwi_map_get(&s->code, h);
+    for (cu_code *u = head; u != NULL; u = u->next) {
+        if (u->build_id == build_id && u->cu == cu)
+            return u;
+    }
+    cu_code *u = zwi_alloc(s->raw, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    *u = (cu_code){.build_id = build_id, .cu = cu, .next = head};
+    code_walk w = {.s = s, .u = u};
+    walk_code(&w, cudie, -1, 0, 0);
+    bool ok = !w.failed && paint_segments(&w) == 0;
+    zwi_free(s->raw, w.ranges);
+    if (!ok || zwi_map_put(&s->code, h, u) != 0) {
+        zwi_free(s->raw, u->scopes);
+        zwi_free(s->raw, u->seg);
+        zwi_free(s->raw, u->seg_scope);
+        zwi_free(s->raw, u);
+        return NULL;
+    }
+    s->cache_bytes += sizeof(*u) + u->nscopes * sizeof(code_scope) +
+                      u->nseg * (sizeof(Dwarf_Addr) + sizeof(int32_t));
+    return u;
+}
+
+/* The chain of code scopes holding unit address `pc`, innermost first, into out[0 .. max): how
+ * many (0: none holds it). */
+static int
+code_chain(const cu_code *u, Dwarf_Addr pc, Dwarf_Die *out, int max)
+{
+    size_t lo = 0, hi = u->nseg; /* the last segment starting at or before pc */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (u->seg[mid] <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || lo >= u->nseg) /* before the first, or at or past the last end */
+        return 0;
+    int n = 0;
+    for (int32_t k = u->seg_scope[lo - 1]; k >= 0 && n < max; k = u->scopes[k].parent)
+        out[n++] = u->scopes[k].die;
+    return n;
+}
+
 static void
 call_site(Dwarf_Die *cudie, Dwarf_Die *die, const char **file, unsigned *line)
 {
@@ -824,9 +1057,15 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
     Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
     if (cudie == NULL)
         return 1;
+    Dwarf_Die chain[MAX_INLINE];
     Dwarf_Die *scopes = NULL;
-    int nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
-    if (nscopes > 0) {
+    int nscopes;
+    const cu_code *code = code_of(s, cudie, build_id);
+    if (code != NULL)
+        nscopes = code_chain(code, pc - bias, chain, MAX_INLINE);
+    else
+        nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
+    if (code == NULL && nscopes > 0) {
         /* dwarf_getscopes() continues into an inlined function's abstract definition; the chain
          * of concrete scopes around the innermost one is what holds the call sites (as
          * eu-addr2line -i does) */
@@ -838,6 +1077,8 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
         scopes = NULL;
         nscopes = ok ? dwarf_getscopes_die(&inner, &scopes) : 0;
     }
+    if (code != NULL)
+        scopes = chain;
     size_t n = 0;
     const char *cur_file = file;
     unsigned cur_line = out[0].line;
@@ -864,7 +1105,8 @@ resolve(zwi_symbolizer *s, uintptr_t ret, zwi_sym *out)
         f->inlined = true;
         call_site(cudie, &scopes[i], &cur_file, &cur_line);
     }
-    free(scopes); /* libdw's allocation, made with malloc */
+    if (code == NULL)
+        free(scopes); /* libdw's allocation, made with malloc */
     if (n == 0)
         return 1;
     if (out[n - 1].inlined) /* no subprogram found: the outermost is the one the code is in */
