@@ -106,14 +106,9 @@ zwi_preload_ring_room(uint64_t t)
 {
     uint64_t size = G.ring.mask + 1;
     unsigned round = 0;
-    bool counted = false;
     while (t >= atomic_load_explicit(&G.ring.tail, memory_order_acquire) + size) {
         if (atomic_load(&G.ring.closed) || !atomic_load(&G.ring.thread_on))
             return false; /* nobody will apply it: dropped (the capture has ended) */
-        if (!counted) {
-            atomic_fetch_add_explicit(&G.ring.full_waits, 1, memory_order_relaxed);
-            counted = true;
-        }
         zwi_preload_wake_consumer();
         wait_a_little(round++);
     }

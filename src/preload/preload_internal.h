@@ -367,7 +367,6 @@ typedef struct zwi_preload_state {
                              * consumer if it sleeps (a quarter of the ring) */
         _Alignas(64) _Atomic uint64_t head; /* tickets handed out (atomic add) */
         _Alignas(64) _Atomic uint64_t tail; /* records applied: the consumer's (release) */
-        _Atomic uint64_t full_waits;        /* posts that found the ring full (statistics) */
         _Alignas(64) _Atomic uint32_t sleeping; /* futex word: 1 while the consumer sleeps */
         atomic_bool stop;   /* asks the consumer to return */
         atomic_bool closed; /* no consumer will come: a post that finds no room is dropped */
