@@ -12,7 +12,9 @@
  *   fork    two threads allocate and free while the main thread forks; the child (followed)
  *           makes FORK_N blocks of FORK_SIZE bytes, frees half and exits.
  *   crash   two threads allocate and free, the main thread makes CRASH_N blocks of CRASH_SIZE
- *           bytes and then dies of SIGSEGV: a capture that loads, with every one of them. */
+ *           bytes and then dies of SIGSEGV: a capture that loads, with every one of them.
+ *   realloc REALLOC_N blocks of REALLOC_SIZE bytes, each realloc'd to a size no allocator gives
+ *           (it fails: the block stays, with its traceback), then left allocated. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -37,6 +39,8 @@ void zw_mark(const char *label) __attribute__((weak)); /* libzwpreload.so's, und
 #define FORK_SIZE 4321
 #define CRASH_N   20000
 #define CRASH_SIZE 99
+#define REALLOC_N    100
+#define REALLOC_SIZE 555
 
 /* ---- reuse ---- */
 
@@ -210,6 +214,19 @@ run_crash(void)
     return 1;
 }
 
+static int
+run_realloc(void)
+{
+    static void *v[REALLOC_N];
+    for (int i = 0; i < REALLOC_N; i++)
+        v[i] = malloc(REALLOC_SIZE); /* bookkeeping.c: realloc fails */
+    size_t huge = (size_t)1 << 62;
+    for (int i = 0; i < REALLOC_N; i++)
+        if (realloc(v[i], huge) != NULL)
+            return 1;
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -222,6 +239,8 @@ main(int argc, char **argv)
         return run_fork();
     if (strcmp(what, "crash") == 0)
         return run_crash();
-    fprintf(stderr, "usage: bookkeeping reuse|mark|fork|crash\n");
+    if (strcmp(what, "realloc") == 0)
+        return run_realloc();
+    fprintf(stderr, "usage: bookkeeping reuse|mark|fork|crash|realloc\n");
     return 2;
 }

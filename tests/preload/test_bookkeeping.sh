@@ -3,7 +3,7 @@
 # the inline mode (ZW_BOOKKEEPING=inline), on tests/preload/bookkeeping.c, whose counts are known
 # by construction: 8 threads freeing each other's blocks (addresses reused across threads), with
 # the default ring and with a ring of 16 records (always full); a mark taken while other threads
-# allocate; a followed fork child; a crash while other threads allocate.
+# allocate; a followed fork child; a crash while other threads allocate; reallocs that fail.
 set -u
 zw=$1
 dir=$2
@@ -95,6 +95,21 @@ for m in thread inline; do
         grep -q '"bytes": 1980000, "blocks": 20000, "traceback": \[{"function": "run_crash"' &&
         echo "ok: crash ($m): the exit set holds the 20000 blocks made before the crash" ||
         fail "crash ($m): the exit set lacks blocks made before the crash"
+done
+
+# ---- a realloc that fails: the old block stays, with its traceback, and its free is taken back ----
+for mode in thread:65536 thread:16 inline:65536; do
+    m=${mode%%:*}
+    ring=${mode#*:}
+    name="failed realloc ($m, ring $ring)"
+    ZW_BOOKKEEPING=$m ZW_RING=$ring "$zw" run -q -o "$tmp/realloc.zwc" -- "$prog" realloc ||
+        fail "$name: zw run"
+    "$zw" top --at exit --json --group lineno --limit 0 "$tmp/realloc.zwc" |
+        grep -q '"bytes": 55500, "blocks": 100, "traceback": \[{"function": "run_realloc"' &&
+        echo "ok: $name: the 100 blocks stay in the exit set" || fail "$name: blocks lost"
+    a=$(stat allocations "$tmp/realloc.zwc")
+    f=$(stat frees "$tmp/realloc.zwc")
+    expect "$name: live blocks at exit = allocations - frees" "$(stat leaked_blocks "$tmp/realloc.zwc")" $((a - f))
 done
 
 # ---- the variables: a bad value is said, and the default used ----
