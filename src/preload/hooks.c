@@ -2,7 +2,12 @@
  *
  *   bootstrap: until dlsym(RTLD_NEXT, ...) has found the real functions, blocks come from a static
  *              arena (G.boot); freeing one of them does nothing
- *   hook:      guard up -> the real function -> record (frames, counters, site, peak) -> guard down
+ *   hook:      guard up -> the real function -> record -> guard down. Recording is, on the
+ *              program's thread: the traceback captured and interned, the thread's allocation
+ *              counts, the temporary-allocation test, and a record posted to the ring; the table,
+ *              the site counters, the frees and the peak are the bookkeeping's (apply(), run by
+ *              consumer.c's thread in ticket order, or by the hook itself with
+ *              ZW_BOOKKEEPING=inline)
  *
  * Reentrancy: the engine's per-thread guard (zwi_trace_guard, initial-exec TLS) is this library's
  * depth counter too: a hook that finds it up forwards to the real function untraced, so the
@@ -251,19 +256,183 @@ capture_frames(zwi_thread *th, const uintptr_t **frames, unsigned *total)
     return nf;
 }
 
+/* ---- bookkeeping: applied by the consumer thread, or inline ---- */
+
+/* Adds n to counter c of a site: a plain load and store when the caller is its only writer
+ * (`sole`: the consumer, on a heap site; mmaps.c marks its sites' domain before it counts there,
+ * with atomic adds), else an atomic add. */
+static inline void
+site_add(bool sole, const site *x, _Atomic uint64_t *c, uint64_t n)
+{
+    if (sole && atomic_load_explicit(&x->domain, memory_order_relaxed) == 0)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Counts a block of `rec`'s site as freed (n = 1) or, for a realloc that failed, back (n = -1). */
+static inline void
+site_free(const zwi_trace_rec *rec, int64_t n, bool sole)
+{
+    if (G.sites == NULL || rec->tb == 0 || rec->tb >= G.site_refs)
+        return;
+    site *x = &G.sites[rec->tb];
+    site_add(sole, x, &x->freed, (uint64_t)n);
+    site_add(sole, x, &x->freed_bytes, (uint64_t)n * (uint64_t)rec->size);
+    zwi_preload_site_dirty(rec->tb);
+}
+
+/* The ALLOC (or RESTORE) of `r` recorded in the table: its site and the peak. */
+static inline void
+apply_alloc(const zwi_rec *r, bool sole)
+{
+    uint32_t ref = r->ref;
+    if (G.sites != NULL && ref < G.site_refs) {
+        site *x = &G.sites[ref];
+        site_add(sole, x, &x->count, 1);
+        site_add(sole, x, &x->bytes, r->size);
+        zwi_preload_site_dirty(ref);
+        unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
+        while (ref > max && !atomic_compare_exchange_weak_explicit(
+                                &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
+            ; /* only when a new traceback is interned: rare */
+    }
+    int64_t peak = zwi_tracer_peak_hint(G.tracer);
+    if (ZW_UNLIKELY(peak >= atomic_load_explicit(&G.peak_next, memory_order_relaxed)))
+        zwi_preload_save_peak(peak);
+}
+
+/* A realloc's old block kept aside for a RESTORE (direct-mapped: a collision loses the restore,
+ * and the block stays counted as freed). */
+static inline zwi_stash *
+stash_of(uintptr_t ptr)
+{
+    return &G.ring.stash[(ptr >> 4) * 0x9E3779B97F4A7C15ull >> (64 - 10)];
+}
+
+_Static_assert(ZWI_STASH == 1024, "stash_of() takes 10 bits");
+
+/* Applies `r` (see zwi_preload_apply); `st` is where a KEEP free puts the block it removed and a
+ * RESTORE finds it. */
+static inline __attribute__((always_inline)) void
+apply(zwi_rec *r, tstats *cs, bool sole, zwi_stash *st)
+{
+    uint32_t op = r->op & ZWI_OP_MASK;
+    if (op == ZWI_OP_ALLOC) {
+        if (zwi_tracer_add_ref(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, r->ptr, r->size, r->ref) != 0) {
+            if (cs != NULL) { /* the table ran out of memory: counted as such, not as an alloc */
+                bump(cs, &cs->allocs, (uint64_t)-1);
+                bump(cs, &cs->bytes, (uint64_t)0 - r->size);
+                bump(cs, &cs->untraced, 1);
+            }
+            return;
+        }
+        apply_alloc(r, sole);
+    } else if (op == ZWI_OP_FREE) {
+        zwi_trace_rec rec;
+        bool found = zwi_tracer_remove(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, r->ptr, &rec);
+        if (r->op & ZWI_REC_KEEP)
+            *st = (zwi_stash){r->ptr, rec, found ? r->op : 0};
+        if (!found)
+            return;
+        site_free(&rec, 1, sole);
+        bool temporary = (r->op & ZWI_REC_TEMP) != 0;
+        if (cs != NULL) {
+            bump(cs, &cs->frees, 1);
+            bump(cs, &cs->freed_bytes, rec.size);
+            if (temporary)
+                bump(cs, &cs->temps, 1);
+        }
+        if (temporary && G.sites != NULL && rec.tb != 0 && rec.tb < G.site_refs)
+            site_add(sole, &G.sites[rec.tb], &G.sites[rec.tb].temps, 1);
+    } else if (op == ZWI_OP_RESTORE) {
+        if (st->ptr != r->ptr || st->op == 0)
+            return; /* untraced, or lost to a collision */
+        zwi_stash kept = *st;
+        st->ptr = 0;
+        if (zwi_tracer_add_ref(G.tracer, kept.rec.domain, r->ptr, kept.rec.size, kept.rec.tb) != 0)
+            return;
+        site_free(&kept.rec, -1, sole); /* the free is taken back */
+        bool temporary = (kept.op & ZWI_REC_TEMP) != 0;
+        if (cs != NULL) {
+            bump(cs, &cs->frees, (uint64_t)-1);
+            bump(cs, &cs->freed_bytes, (uint64_t)0 - kept.rec.size);
+            if (temporary)
+                bump(cs, &cs->temps, (uint64_t)-1);
+        }
+        if (temporary && G.sites != NULL && kept.rec.tb != 0 && kept.rec.tb < G.site_refs)
+            site_add(sole, &G.sites[kept.rec.tb], &G.sites[kept.rec.tb].temps, (uint64_t)-1);
+    }
+}
+
+void
+zwi_preload_apply(zwi_rec *r, tstats *cs, bool sole)
+{
+    zwi_stash *st = stash_of(r->ptr);
+    if (sole)
+        apply(r, cs, true, st);
+    else
+        apply(r, cs, false, st);
+}
+
+tstats *
+zwi_preload_stats_self(void)
+{
+    return my_stats != NULL ? my_stats : stats_make();
+}
+
+/* Where this thread's next post surely has room: tickets below it (the ring's tail as last read,
+ * plus its size; the tail only grows, so an old bound is still a bound). */
+static _Thread_local uint64_t my_room __attribute__((tls_model("initial-exec")));
+
+/* Hands record (op, ptr, size, ref) to the bookkeeping: posted to the ring, its ticket taken now
+ * (a free's before the real free, an allocation's after the real function returned, so that a
+ * block freed by one thread and handed to another is recorded in that order), or applied here
+ * in the inline mode. */
+static inline __attribute__((always_inline)) void
+post(uint32_t op, uintptr_t ptr, uint64_t size, uint32_t ref, tstats *ts, zwi_stash *st)
+{
+    if (!G.ring.on) {
+        zwi_rec r = {0, ptr, size, ref, op};
+        apply(&r, ts, false, st);
+        return;
+    }
+    uint64_t t = atomic_fetch_add_explicit(&G.ring.head, 1, memory_order_relaxed);
+    if (ZW_UNLIKELY(t >= my_room)) {
+        if (!zwi_preload_ring_room(t))
+            return; /* closed: the capture has ended */
+        my_room = atomic_load_explicit(&G.ring.tail, memory_order_acquire) + G.ring.mask + 1;
+    }
+    zwi_rec *c = &G.ring.cells[t & G.ring.mask];
+    /* the cell 8 lines on, for writing: its line comes while this thread does other things, not
+     * at the next locked add, which waits for this thread's stores */
+    __builtin_prefetch(&G.ring.cells[(t + 16) & G.ring.mask], 1, 3);
+    c->ptr = ptr;
+    c->size = size;
+    c->ref = ref;
+    c->op = op;
+    atomic_store_explicit(&c->seq, t + 1, memory_order_release);
+    if (ZW_UNLIKELY((t & G.ring.wake_mask) == 0))
+        zwi_preload_wake_consumer();
+}
+
 /* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
- * keeps a frame: this file is built with -fno-omit-frame-pointer). Guard up. */
+ * keeps a frame: this file is built with -fno-omit-frame-pointer): its traceback interned and
+ * the thread's counters here, the rest by the bookkeeping (post). Guard up. */
 static inline __attribute__((always_inline)) void
 on_alloc(void *p, size_t n)
 {
     zwi_tracer *t = G.tracer;
-    zwi_tracer_prefetch(t, (uintptr_t)p); /* the table's slot loads while the frames are taken */
+    if (!G.ring.on)
+        zwi_tracer_prefetch(t, (uintptr_t)p); /* the table's slot loads while the frames are taken */
     zwi_thread *th = zwi_thread_get();
     const uintptr_t *frames;
     unsigned total;
     unsigned nf = capture_frames(th, &frames, &total);
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
-    if (zwi_tracer_add(t, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, n, frames, nf, total) != 0) {
+    uint32_t ref = zwi_tracer_intern(t, frames, nf, total);
+    if (ref == 0) {
         if (ts != NULL) /* the tracer's memory ran out: counted as such, reported by zw */
             bump(ts, &ts->untraced, 1);
         return;
@@ -273,59 +442,23 @@ on_alloc(void *p, size_t n)
         bump(ts, &ts->bytes, n);
     }
     my_last = (uintptr_t)p ^ HIDE_PTR;
-    uint32_t ref = th != NULL ? th->last_ref : 0;
-    if (G.sites != NULL && ref != 0 && ref < G.site_refs) {
-        atomic_fetch_add(&G.sites[ref].count, 1);
-        atomic_fetch_add(&G.sites[ref].bytes, n);
-        zwi_preload_site_dirty(ref);
-        unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
-        while (ref > max && !atomic_compare_exchange_weak_explicit(
-                                &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
-            ; /* only when a new traceback is interned: rare */
-    }
-    int64_t peak = zwi_tracer_peak_hint(t);
-    if (ZW_UNLIKELY(peak >= atomic_load_explicit(&G.peak_next, memory_order_relaxed)))
-        zwi_preload_save_peak(peak);
+    post(ZWI_OP_ALLOC, (uintptr_t)p, n, ref, ts, NULL);
 }
 
-/* Counts a block of `rec`'s site as freed (n = 1) or, for a realloc that failed, back (n = -1). */
+/* Records the free of `p` (its trace removed, if traced, and the free counted), before the real
+ * function frees it; `keep`: a realloc's, whose block a RESTORE may bring back (from `keep` in
+ * the inline mode, from the consumer's stash otherwise). Any free ends
+ * the thread's run: an allocation is temporary when the thread's next free is of it (as in
+ * heaptrack). Guard up. */
 static inline void
-site_free(const zwi_trace_rec *rec, int64_t n)
+on_free(void *p, zwi_stash *keep)
 {
-    if (G.sites == NULL || rec->tb == 0 || rec->tb >= G.site_refs)
-        return;
-    atomic_fetch_add(&G.sites[rec->tb].freed, (uint64_t)n);
-    atomic_fetch_add(&G.sites[rec->tb].freed_bytes, (uint64_t)n * (uint64_t)rec->size);
-    zwi_preload_site_dirty(rec->tb);
-}
-
-/* Removes the trace of `p`, if traced, and counts the free. Guard up. */
-static inline void
-on_free(void *p, zwi_trace_rec *old, bool *had)
-{
-    /* the block's header, which the real free or realloc reads next, loads while the table's
-     * slot does: two cache misses at once instead of one after the other */
+    /* the block's header, which the real free or realloc reads next, loads meanwhile */
     __builtin_prefetch((const char *)p - sizeof(size_t), 1, 3);
-    zwi_trace_rec rec;
-    bool found = zwi_tracer_remove(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, (uintptr_t)p, &rec);
-    if (had != NULL) {
-        *had = found;
-        *old = rec;
-    }
-    if (!found)
-        return;
-    site_free(&rec, 1);
+    uint32_t temporary = my_last == ((uintptr_t)p ^ HIDE_PTR) ? ZWI_REC_TEMP : 0;
+    my_last = 0;
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
-    bool temporary = my_last == ((uintptr_t)p ^ HIDE_PTR);
-    my_last = 0; /* any free ends the run: temporary = freed next, as in heaptrack */
-    if (ts != NULL) {
-        bump(ts, &ts->frees, 1);
-        bump(ts, &ts->freed_bytes, rec.size);
-        if (temporary)
-            bump(ts, &ts->temps, 1);
-    }
-    if (temporary && G.sites != NULL && rec.tb != 0 && rec.tb < G.site_refs)
-        atomic_fetch_add_explicit(&G.sites[rec.tb].temps, 1, memory_order_relaxed);
+    post(ZWI_OP_FREE | temporary | (keep != NULL ? ZWI_REC_KEEP : 0), (uintptr_t)p, 0, 0, ts, keep);
 }
 
 /* ---- the interposed functions ---- */
@@ -357,7 +490,7 @@ free(void *p)
     /* the guard stays up in the real free too: a fatal signal raised there (glibc's double-free
      * abort, holding its arena's lock) is known to come from inside the allocator */
     zwi_trace_guard++;
-    on_free(p, NULL, NULL);
+    on_free(p, NULL);
     G.real.free(p);
     guard_down();
 }
@@ -398,15 +531,16 @@ do_realloc(void *p, size_t n)
     if (!tracing())
         return G.real.realloc(p, n);
     zwi_trace_guard++;
-    zwi_trace_rec old;
-    bool had = false;
+    zwi_stash kept = {0};
     if (p != NULL)
-        on_free(p, &old, &had);
+        on_free(p, &kept);
     void *q = G.real.realloc(p, n);
-    if (q != NULL)
+    if (q != NULL) {
         on_alloc(q, n);
-    else if (had && n != 0 && zwi_tracer_restore(G.tracer, (uintptr_t)p, &old) == 0)
-        site_free(&old, -1); /* failed: the old block stays (realloc(p, 0) freed it) */
+    } else if (p != NULL && n != 0) { /* failed: the old block stays (realloc(p, 0) freed it) */
+        tstats *ts = my_stats != NULL ? my_stats : stats_make();
+        post(ZWI_OP_RESTORE, (uintptr_t)p, 0, 0, ts, &kept);
+    }
     guard_down();
     return q;
 }

@@ -2,7 +2,9 @@
  * every way a traced image ends, each of which writes the end of its capture once (finish):
  *
  *   start:   read the environment, make the tracer and the file, learn the modules, install the
- *            signal handlers and the fork handlers, start the sampler, then let the hooks record
+ *            signal handlers and the fork handlers, start the sampler and the bookkeeping thread
+ *            (consumer.c), then let the hooks record
+ *   every end first drains the bookkeeping (what the hooks posted, applied), then stops it
  *   exit:    on_exit() and _exit() finish with the status
  *   signals: a fatal one (the program's own fault) finishes in its handler; one from outside
  *            (^C, kill) is finished by the sampler thread, since it may land inside malloc
@@ -53,6 +55,9 @@ const int zwi_preload_async_signals[ZWI_PRELOAD_NASYNC] = {
 /* How long a fatal signal's handler waits for the sampler to write the whole end of the capture
  * (live sets symbolised) before it writes the last words itself and dies anyway. */
 #define FATAL_WAIT_MS 2000
+/* How long a signal's end waits for the bookkeeping thread to apply what was posted while it
+ * makes no progress (the signal may have landed between a hook's ticket and its record). */
+#define FATAL_DRAIN_MS 200
 
 /* ---- ways out ---- */
 
@@ -71,7 +76,13 @@ zwi_preload_finish(uint32_t end, int code)
         atomic_store(&G.live->code, code);
     }
     zwi_preload_stop_sampler(end != ZW_CAPTURE_END_SIGNAL);
+    /* what this thread posted applied while the capture is still active (a peak it reached is
+     * saved as it would have been inline); then, the hooks stopped, the rest and no consumer:
+     * the end is written from the tables as the program left them */
+    unsigned drain_ms = end == ZW_CAPTURE_END_SIGNAL ? FATAL_DRAIN_MS : ZWI_DRAIN_MS;
+    zwi_preload_drain(drain_ms);
     atomic_store(&G.active, false);
+    zwi_preload_stop_consumer(end != ZW_CAPTURE_END_SIGNAL, drain_ms);
     if (end == ZW_CAPTURE_END_SIGNAL) {
         /* the crashing thread may hold the lock: wait a little, then write regardless */
         for (int i = 0; i < 200 && pthread_mutex_trylock(&G.lock) != 0; i++)
@@ -165,6 +176,8 @@ on_fatal_signal(int sig)
     if (owner() && G.tracer != NULL && !atomic_load(&G.finished)) {
         if (zwi_trace_guard == 0)
             sampler_writes_end(sig, FATAL_WAIT_MS);
+        if (!atomic_load(&G.finished)) /* what was posted, applied: the counters are whole */
+            zwi_preload_drain(FATAL_DRAIN_MS);
         zwi_preload_write_last_words(ZW_CAPTURE_END_SIGNAL, sig); /* if nobody did */
     }
     die_of(sig);
@@ -185,8 +198,10 @@ on_async_signal(int sig)
         else /* another thread is writing */
             for (int i = 0; i < ASYNC_WAIT_MS && !atomic_load(&G.written); i++)
                 nanosleep(&(struct timespec){0, 1000000}, NULL);
-        if (!atomic_load(&G.written))
+        if (!atomic_load(&G.written)) {
+            zwi_preload_drain(FATAL_DRAIN_MS);
             zwi_preload_write_last_words(ZW_CAPTURE_END_SIGNAL, sig);
+        }
     }
     errno = saved;
     die_of(sig); /* the default action ends the process */
@@ -384,6 +399,10 @@ fork_prepare(void)
     pthread_mutex_lock(&G.lock);
     zwi_preload_mmap_lock();
     pthread_mutex_lock(&G.unloaded.lock); /* a dlclose hook's append */
+    /* after the locks a producer may hold while it waits for room in the ring (popen's), before
+     * the tracer's, which the consumer takes: everything posted applied, the consumer held
+     * between two records */
+    zwi_preload_consumer_fork_prepare();
     zwi_tracer_lock_all(G.tracer);
 }
 
@@ -391,6 +410,7 @@ static void
 fork_parent(void)
 {
     zwi_tracer_unlock_all(G.tracer);
+    zwi_preload_consumer_fork_parent();
     pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     pthread_mutex_unlock(&G.lock);
@@ -425,6 +445,7 @@ fork_child(void)
     if (atomic_load(&G.finished) || !G.follow_fork) {
         atomic_store(&G.active, false);
         atomic_store(&G.finished, true);
+        zwi_preload_consumer_fork_child(); /* none: nothing is traced */
         drop_parent_live();
         if (G.fd >= 0)
             close(G.fd);
@@ -482,6 +503,7 @@ fork_child(void)
     G.heap_base_bytes = base_bytes; /* the parent's live blocks stay live in the child */
     G.heap_base_blocks = base_blocks;
     zwi_preload_make_wake_pipe();
+    zwi_preload_consumer_fork_child(); /* a consumer of its own, before the sampler reads G.ring */
     zwi_preload_start_sampler();
     zwi_trace_guard--;
 }
@@ -639,6 +661,7 @@ zwi_preload_start(void)
     install_signals();
     on_exit(on_exit_hook, NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    zwi_preload_start_consumer(); /* first: G.ring is read by the sampler */
     zwi_preload_start_sampler();
     atomic_store(&G.active, true);
     zwi_trace_guard--;

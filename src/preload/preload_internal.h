@@ -8,6 +8,8 @@
  *   modules.c  dlclose: the modules the program unloads, so that frames of their code resolve
  *   unwind.c   tracebacks through code without frame pointers (unwinder.h: its own state)
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
+ *   consumer.c the bookkeeping thread: applies, in order, what the hooks post to a ring (the
+ *              table, the site counters, the peak), off the program's threads
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
  *   life.c     start, exit and _exit, signals, fork, exec: when the capture begins and ends
  *   env.c      zw's variables: saved and taken out of the program's environment at start, put
@@ -43,7 +45,11 @@
 /* ---- the one struct of mutable state ---- */
 
 /* One thread's counters: written by that thread only (relaxed atomics; the last slot, shared by
- * the threads past LIVE_SLOTS - 1, by atomic adds), summed by any reader. They live in the LIVE
+ * the threads past LIVE_SLOTS - 1, by atomic adds). A program thread counts its allocations and
+ * bytes (and what it could not intern); the bookkeeping thread's own slot counts the frees, the
+ * temporary allocations and what the table could not hold (its allocs and bytes then go below
+ * zero, modulo 2^64: the sum over the slots is right); inline, each thread counts all of its
+ * own. Summed by any reader. They live in the LIVE
  * section of the capture file, mapped shared, so what they count survives any death of the
  * process, SIGKILL included (docs/format.md#live). Never freed: the counts of exited threads stay
  * in the totals. 64 bytes, the layout of a LIVE slot. */
@@ -76,7 +82,8 @@ _Static_assert(sizeof(tstats) == 64 && sizeof(live_head) == 64, "LIVE records ar
 #define LIVE_SLOTS 127 /* thread slots in the LIVE section; the last one is shared */
 #define LIVE_AT    64  /* the LIVE payload's offset: right after the file and section headers */
 
-/* Per-site counters, indexed by traceback ref; written by every thread (atomic adds). Live blocks
+/* Per-site counters, indexed by traceback ref; written by the bookkeeping thread alone (plain
+ * stores), or, inline and for the mmap domain's sites, by every thread (atomic adds). Live blocks
  * of the site = count - freed, live bytes = bytes - freed_bytes (modulo 2^64: in a fork child,
  * whose counts start at 0 while its parent's blocks stay live, `freed` starts below zero). */
 typedef struct site {
@@ -170,7 +177,42 @@ typedef struct unloaded_module {
 } unloaded_module;
 
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
-#define ZWI_ENV_NVARS 11
+#define ZWI_ENV_NVARS 13
+
+/* ---- the bookkeeping ring (consumer.c) ---- */
+
+/* What a hook asks the bookkeeping to do, applied in ticket order (zwi_preload_apply). */
+enum {
+    ZWI_OP_ALLOC = 1,   /* trace block ptr of size bytes at traceback ref: table, site, peak */
+    ZWI_OP_FREE = 2,    /* forget block ptr: table, site, frees (temps with ZWI_REC_TEMP) */
+    ZWI_OP_RESTORE = 3, /* a realloc of ptr failed: the block its ZWI_REC_KEEP free removed is back */
+    ZWI_OP_MASK = 0xff,
+    ZWI_REC_TEMP = 1u << 8, /* the freed block was the thread's last allocation, freed next */
+    ZWI_REC_KEEP = 1u << 9, /* a realloc's old block: kept aside (consumer.c's stash) */
+};
+
+/* One record of the ring: 32 bytes, two a cache line. A producer with ticket t writes the fields
+ * of cells[t & mask], then seq = t + 1 (release); the consumer applies it when it reads seq ==
+ * tail + 1 (acquire). The cell is the producer's again only once tail > t, so that the fields
+ * are never written and read at once. */
+typedef struct zwi_rec {
+    _Atomic uint64_t seq;
+    uintptr_t ptr;
+    uint64_t size;
+    uint32_t ref; /* traceback ref (ALLOC) */
+    uint32_t op;  /* ZWI_OP_* | ZWI_REC_* */
+} zwi_rec;
+
+_Static_assert(sizeof(zwi_rec) == 32, "two records a cache line");
+
+#define ZWI_STASH 1024 /* realloc's old blocks kept aside, direct-mapped by address */
+
+/* A removed block a failed realloc may want back (consumer.c): the consumer's own. */
+typedef struct zwi_stash {
+    uintptr_t ptr; /* 0: none */
+    zwi_trace_rec rec;
+    uint32_t op; /* the free's flags; ZWI_OP_FREE if the block was traced, else 0 */
+} zwi_stash;
 
 /* An environment for a child: planned (what `in` lacks), then built in the caller's memory or
  * mapped (unmapped by zwi_preload_child_env_release). */
@@ -315,6 +357,28 @@ typedef struct zwi_preload_state {
         _Atomic uintptr_t hi;
     } unloaded;
 
+    /* the bookkeeping ring (consumer.c): the hooks post records, one consumer thread applies
+     * them in ticket order. Each field says who writes it. */
+    struct {
+        bool on;          /* constructor: records go through the ring (else applied inline) */
+        zwi_rec *cells;   /* constructor: mask + 1 of them, mapped */
+        uint64_t mask;    /* constructor */
+        uint64_t wake_mask; /* constructor: a ticket t with t & wake_mask == 0 wakes the
+                             * consumer if it sleeps (a quarter of the ring) */
+        _Alignas(64) _Atomic uint64_t head; /* tickets handed out (atomic add) */
+        _Alignas(64) _Atomic uint64_t tail; /* records applied: the consumer's (release) */
+        _Alignas(64) _Atomic uint32_t sleeping; /* futex word: 1 while the consumer sleeps */
+        atomic_bool stop;   /* asks the consumer to return */
+        atomic_bool closed; /* no consumer will come: a post that finds no room is dropped */
+        /* held by the consumer while it applies a batch; fork holds it (no record half
+         * applied in the child) */
+        pthread_mutex_t apply_lock;
+        pthread_t thread; /* written by zwi_preload_start_consumer(), before the thread runs */
+        atomic_bool thread_on;
+        atomic_bool ready; /* the consumer has made its LIVE slot and its malloc arena */
+        zwi_stash *stash; /* the consumer's: ZWI_STASH entries, mapped */
+    } ring;
+
     /* the mmap domain (mmaps.c) */
     struct {
         pthread_mutex_t lock; /* guards the table; taken before any lock of the tracer */
@@ -401,6 +465,37 @@ ZW_HIDDEN void zwi_preload_make_wake_pipe(void);
 ZW_HIDDEN void zwi_preload_start_sampler(void);
 /* Asks the sampler to return; waits for it if `join` and this is not the sampler itself. */
 ZW_HIDDEN void zwi_preload_stop_sampler(bool join);
+
+/* Applies record `r` (the consumer, or the hook itself in the inline mode): the tracer's table,
+ * the site counters, the peak; frees, temps (and a table out of memory) count in `cs`, the
+ * applier's LIVE slot. `sole`: the caller is the only writer of the heap's site counters (the
+ * consumer), which it then updates without locked instructions. */
+ZW_HIDDEN void zwi_preload_apply(zwi_rec *r, tstats *cs, bool sole);
+/* The calling thread's LIVE slot (made on first use), or NULL. */
+ZW_HIDDEN tstats *zwi_preload_stats_self(void);
+
+/* ---- consumer.c ---- */
+
+/* The ring and its consumer thread, from the constructor (ZW_BOOKKEEPING, ZW_RING): G.ring.on
+ * stays false (records applied inline) if it is "inline" or the thread cannot start. */
+ZW_HIDDEN void zwi_preload_start_consumer(void);
+/* Waits until every record posted before the call has been applied. Gives up when the consumer
+ * made no progress for `stall_ms` (a producer stuck between its ticket and its record: a signal
+ * handler that never returns). Async-signal-safe. No-op in the inline mode and on the consumer. */
+ZW_HIDDEN void zwi_preload_drain(unsigned stall_ms);
+#define ZWI_DRAIN_MS 2000 /* a reader's patience with a consumer that makes no progress */
+/* Drains, then stops the consumer (joined if `join`): the exit paths. Posts after it are dropped
+ * when they find no room. */
+ZW_HIDDEN void zwi_preload_stop_consumer(bool join, unsigned stall_ms);
+/* Wakes the consumer if it sleeps. */
+ZW_HIDDEN void zwi_preload_wake_consumer(void);
+/* A post that found no room: waits until ticket t fits. False if the ring is closed. */
+ZW_HIDDEN bool zwi_preload_ring_room(uint64_t t);
+/* fork(): drained and the consumer held between records (prepare), let go (parent); in the
+ * child the ring starts empty without a consumer, which a followed child starts anew. */
+ZW_HIDDEN void zwi_preload_consumer_fork_prepare(void);
+ZW_HIDDEN void zwi_preload_consumer_fork_parent(void);
+ZW_HIDDEN void zwi_preload_consumer_fork_child(void);
 
 /* ---- leaks.c ---- */
 

@@ -163,6 +163,8 @@ sampler_main(void *arg)
             /* the sampler has no frames of the program's: its own stack from here up */
             zwi_preload_take_mark(label, (uintptr_t)label);
         }
+        /* what the hooks posted before now, applied: a sample's heap and counts agree */
+        zwi_preload_drain(ZWI_DRAIN_MS);
         save_held_peak();
         zw_capture_sample s = zwi_preload_sample_now();
         pthread_mutex_lock(&G.lock);

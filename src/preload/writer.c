@@ -747,6 +747,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
 void
 zwi_preload_take_mark(const char *label, uintptr_t stack_lo)
 {
+    zwi_preload_drain(ZWI_DRAIN_MS); /* every allocation before the mark is in the tables */
     liveset *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return;

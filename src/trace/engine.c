@@ -801,6 +801,20 @@ zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, const
     return insert(t, domain, ptr, size, tb, &replaced, gen);
 }
 
+uint32_t
+zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe, unsigned total_nframe)
+{
+    return intern(t, frames, nframe, total_nframe);
+}
+
+int
+zwi_tracer_add_ref(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t ref)
+{
+    ZW_ASSERT(ref != 0);
+    size_t replaced = SIZE_MAX;
+    return insert(t, domain, ptr, size, ref, &replaced, gen_of(t));
+}
+
 int
 zwi_tracer_restore(zwi_tracer *t, uintptr_t ptr, const zwi_trace_rec *rec)
 {

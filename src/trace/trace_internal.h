@@ -90,6 +90,15 @@ ZW_HIDDEN unsigned zwi_tracer_nframe(const zwi_tracer *t);
  * first); replaces a trace of the same block. 0, or -1 if the tables cannot grow. */
 ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                              const uintptr_t *frames, unsigned nframe, unsigned total_nframe);
+/* The same in two steps, for a caller that records on another thread than the one that captured
+ * (the preload library's consumer): _intern() is the calling thread's part, the traceback's ref
+ * (0 if the tables cannot grow; the thread's caches and last_ref as zwi_tracer_add() leaves them);
+ * _add_ref() records the block with that ref (0, or -1 if the tables cannot grow). The ref must
+ * be of the tracer's current generation: no zwi_tracer_clear() in between. */
+ZW_HIDDEN uint32_t zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
+                                     unsigned total_nframe);
+ZW_HIDDEN int zwi_tracer_add_ref(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
+                                 uint32_t ref);
 /* Fault injection, for tests: the tracer's request number `n` from now fails (0 = the next one),
  * once; -1 switches it off. Requests are the tracer's page requests (tables, thread states, the
  * tracer itself) and each new traceback; process-wide. */

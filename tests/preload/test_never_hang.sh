@@ -71,14 +71,14 @@ expect "SIGKILL: end" "$(stat end "$tmp/killed.zwc")" '"unknown"'
 
 # ---- a file-size limit cuts the capture, not the program; zw says so ----
 # (a limit in 512- or 1024-byte blocks, as the shell counts: the capture's first 17 KiB fit)
-sh -c "ulimit -f 40 && exec '$zw' run -q --interval 1 -o '$tmp/fsize.zwc' -- '$die' exit 400000" \
+sh -c "ulimit -f 40 && exec '$zw' run -q --interval 1 -o '$tmp/fsize.zwc' -- '$die' exit 1000000" \
     >/dev/null 2>"$tmp/fsize.err"
 expect "file-size limit: the program's status" "$?" 42
 grep -q 'zw: capture cut: write failed: File too large' "$tmp/fsize.err" &&
     echo "ok: file-size limit: zw run says the capture was cut by a failed write" ||
     { fail "file-size limit: zw run does not say the write failed"; cat "$tmp/fsize.err"; }
 expect "file-size limit: ended" "$(stat end "$tmp/fsize.zwc") $(stat end_code "$tmp/fsize.zwc")" '"exit" 42'
-expect "file-size limit: allocations" "$(stat allocations "$tmp/fsize.zwc")" 400001
+expect "file-size limit: allocations" "$(stat allocations "$tmp/fsize.zwc")" 1000001
 "$zw" stat --only "$tmp/fsize.zwc" | grep -q '^capture cut *write failed: File too large' &&
     echo "ok: file-size limit: zw stat says the write failed" || fail "file-size limit: zw stat"
 
@@ -89,14 +89,14 @@ if unshare -rm true 2>/dev/null; then
     mkdir "$tmp/small"
     unshare -rm sh -c "mount -t tmpfs -o size=64k tmpfs '$tmp/small' &&
         head -c 40960 /dev/zero >'$tmp/small/filler' &&
-        ZW_FLUSH_MS=0 '$zw' run --interval 1 -o '$tmp/small/full.zwc' -- '$die' exit 400000 >/dev/null 2>'$tmp/full.err';
+        ZW_FLUSH_MS=0 '$zw' run --interval 1 -o '$tmp/small/full.zwc' -- '$die' exit 1000000 >/dev/null 2>'$tmp/full.err';
         echo \$? >'$tmp/full.rc'; '$zw' stat --only '$tmp/small/full.zwc' >'$tmp/full.stat' 2>&1"
     expect "full disk: the program's status" "$(cat "$tmp/full.rc")" 42
     grep -q 'zw: capture cut: write failed: No space left on device' "$tmp/full.err" &&
         echo "ok: full disk: zw run says the capture was cut by a failed write" ||
         { fail "full disk: zw run does not say the write failed"; cat "$tmp/full.err"; }
     grep -q 'died' "$tmp/full.err" && fail "full disk: zw run speaks of a death"
-    grep -q '^ended *exit status 42' "$tmp/full.stat" && grep -q '^allocations *400001$' "$tmp/full.stat" &&
+    grep -q '^ended *exit status 42' "$tmp/full.stat" && grep -q '^allocations *1000001$' "$tmp/full.stat" &&
         echo "ok: full disk: zw stat gives the exit status and every allocation" ||
         { fail "full disk: zw stat"; cat "$tmp/full.stat"; }
 else
@@ -111,18 +111,29 @@ expect "ulimit -v 4000000: untraced" "$(stat untraced "$tmp/as.zwc" 2>&1)" 0
 
 # ---- the tracer out of memory: what it could not record is counted and reported ----
 # whether the tracer's table or the program's malloc meets the limit first depends on the address
-# space's layout; 200 MB with samples written every 10 ms is a layout where the tracer's does
-got=$(sh -c "ulimit -v 200000 && ZW_FLUSH_MS=10 exec '$zw' run -o '$tmp/oom.zwc' -- '$die' fill 20000000" 2>"$tmp/oom.err")
-expect "tracer out of memory: the program's status" "$?" 0
-a=$(stat allocations "$tmp/oom.zwc")
-u=$(stat untraced "$tmp/oom.zwc")
-[ "$u" -gt 0 ] && expect "tracer out of memory: traced + untraced = the program's allocations" \
-    "$((a + u))" "$got" || fail "tracer out of memory: untraced $u, want > 0"
-grep -q "^zw: $u allocations not traced: the tracer ran out of memory" "$tmp/oom.err" &&
-    echo "ok: tracer out of memory: zw run says how many allocations were not traced" ||
-    { fail "tracer out of memory: zw run does not say it"; cat "$tmp/oom.err"; }
-grep -q 'died' "$tmp/oom.err" && fail "tracer out of memory: zw run speaks of a death"
-expect "tracer out of memory: ended" "$(stat end "$tmp/oom.zwc") $(stat end_code "$tmp/oom.zwc")" '"exit" 0'
+# space's layout (which the bookkeeping thread's arena and stack change); with samples written
+# every 10 ms, one of these limits is a layout where the tracer's does. Each run must count every
+# allocation, traced or not; in each bookkeeping mode one must have untraced ones, and say so.
+for mode in thread inline; do
+    seen=0
+    for lim in 200000 240000 280000 320000; do
+        got=$(sh -c "ulimit -v $lim && ZW_BOOKKEEPING=$mode ZW_FLUSH_MS=10 exec '$zw' run -o '$tmp/oom.zwc' -- '$die' fill 20000000" 2>"$tmp/oom.err")
+        rc=$?
+        a=$(stat allocations "$tmp/oom.zwc")
+        u=$(stat untraced "$tmp/oom.zwc")
+        [ "$rc" = 0 ] && [ $((a + u)) = "$got" ] ||
+            { fail "tracer out of memory ($mode, ulimit -v $lim): status $rc, $a + $u allocations, the program made $got"; continue; }
+        grep -q 'died' "$tmp/oom.err" && fail "tracer out of memory ($mode): zw run speaks of a death"
+        [ "$u" -gt 0 ] || continue
+        seen=1
+        grep -q "^zw: $u allocations not traced: the tracer ran out of memory" "$tmp/oom.err" &&
+            echo "ok: tracer out of memory ($mode, ulimit -v $lim): traced + untraced = the program's $got, and zw run says how many were not traced" ||
+            { fail "tracer out of memory ($mode): zw run does not say it"; cat "$tmp/oom.err"; }
+        expect "tracer out of memory ($mode): ended" "$(stat end "$tmp/oom.zwc") $(stat end_code "$tmp/oom.zwc")" '"exit" 0'
+        break
+    done
+    [ "$seen" = 1 ] || fail "tracer out of memory ($mode): no limit tried left allocations untraced"
+done
 
 # ---- allocations before zw's constructor ran (a library initialised first) are traced ----
 "$zw" run -q -o "$tmp/early.zwc" -- "$dir/zwp_early" || fail "zw run early"

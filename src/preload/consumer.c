@@ -1,0 +1,371 @@
+/* preload/consumer.c - the bookkeeping thread: the hooks capture and intern a traceback and count
+ * their thread's allocations on the program's thread, and post the rest as a record to a ring;
+ * this thread applies the records in order (hooks.c's zwi_preload_apply): the tracer's table, the
+ * traced bytes and their peak, the site counters (it is their only writer: no locked adds), the
+ * frees and temporary allocations (in a LIVE slot of its own), the peak sets.
+ *
+ *   ring:    one array of 32-byte records in mapped memory (ZW_RING records, 65536 by default),
+ *            shared by every thread: a producer takes a ticket (one atomic add), writes the
+ *            record's cell, then publishes it (its sequence number, release). Tickets order the
+ *            records across threads: a free's is taken before the real free, an allocation's
+ *            after the real function returned, so a block freed by one thread and handed to
+ *            another by malloc is recorded freed first. A full ring makes the producer wait
+ *            (spin, then sched_yield, then short sleeps).
+ *   consumer: applies what is published in order, a batch at a time under apply_lock (which fork
+ *            holds); when there is nothing, spins a little, then sleeps on a futex. Producers
+ *            wake it every quarter of the ring and when they find it full; readers when they
+ *            drain.
+ *   readers: everything that reads the table, the counters or the peak during the run (marks,
+ *            the sampler, the exit, fork, fatal signals) first drains: waits until the records
+ *            posted before it asked are applied. A drain gives up when the consumer makes no
+ *            progress for a while (a producer stuck between its ticket and its record), so that
+ *            no exit path can hang.
+ *   inline:  ZW_BOOKKEEPING=inline, or a thread that cannot start: the hook applies its record
+ *            itself, on the program's thread, as before the ring.
+ *
+ * See docs/zw.md#how-it-works. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload_internal.h"
+
+#define RING_DEFAULT ((uint64_t)1 << 16) /* records (2 MiB) */
+#define RING_MIN     ((uint64_t)1 << 4)
+#define RING_MAX     ((uint64_t)1 << 24)
+#define BATCH        256  /* records applied under one hold of apply_lock */
+/* polls of an empty ring before the consumer sleeps (about 8 us): a short wait, since on a busy
+ * machine a spinning consumer takes the processor the program would run on, and a woken one
+ * then finds whole lines of records to apply */
+#define IDLE_SPINS   8
+#define POLL_PAUSES  128  /* pause instructions between two polls (about a microsecond) */
+#define SLEEP_MS     50   /* the longest sleep: a lost wake-up costs at most this */
+#define STACK_SIZE   ((size_t)256 << 10)
+
+static void
+futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
+static void
+futex_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+void
+zwi_preload_wake_consumer(void)
+{
+    if (atomic_load(&G.ring.sleeping) && atomic_exchange(&G.ring.sleeping, 0))
+        futex_wake(&G.ring.sleeping);
+}
+
+static bool
+is_consumer(void)
+{
+    return atomic_load(&G.ring.thread_on) && pthread_equal(pthread_self(), G.ring.thread);
+}
+
+/* Waits a little: spins first, then yields the processor, then sleeps 50 us; `round` counts the
+ * waits of this episode. */
+static void
+wait_a_little(unsigned round)
+{
+    if (round < 64)
+        cpu_relax();
+    else if (round < 256)
+        sched_yield();
+    else
+        nanosleep(&(struct timespec){0, 50000}, NULL);
+}
+
+bool
+zwi_preload_ring_room(uint64_t t)
+{
+    uint64_t size = G.ring.mask + 1;
+    unsigned round = 0;
+    while (t >= atomic_load_explicit(&G.ring.tail, memory_order_acquire) + size) {
+        if (atomic_load(&G.ring.closed) || !atomic_load(&G.ring.thread_on))
+            return false; /* nobody will apply it: dropped (the capture has ended) */
+        zwi_preload_wake_consumer();
+        wait_a_little(round++);
+    }
+    return true;
+}
+
+/* Waits until `target` records are applied, or the consumer made no progress for stall_ms. */
+static void
+wait_applied(uint64_t target, unsigned stall_ms)
+{
+    uint64_t last = atomic_load_explicit(&G.ring.tail, memory_order_acquire);
+    struct timespec since;
+    clock_gettime(CLOCK_MONOTONIC, &since);
+    for (unsigned round = 0; last < target; round++) {
+        if (!atomic_load(&G.ring.thread_on))
+            return;
+        zwi_preload_wake_consumer();
+        wait_a_little(round);
+        uint64_t now = atomic_load_explicit(&G.ring.tail, memory_order_acquire);
+        if (now != last) {
+            last = now;
+            clock_gettime(CLOCK_MONOTONIC, &since);
+            continue;
+        }
+        if ((round & 63) == 63) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ms = (uint64_t)(ts.tv_sec - since.tv_sec) * 1000u +
+                          (uint64_t)((ts.tv_nsec - since.tv_nsec) / 1000000);
+            if (ms >= stall_ms)
+                return;
+        }
+    }
+}
+
+void
+zwi_preload_drain(unsigned stall_ms)
+{
+    if (!G.ring.on || is_consumer())
+        return;
+    wait_applied(atomic_load(&G.ring.head), stall_ms);
+}
+
+/* Overwrites the stack below the caller's frame: the records just applied leave block addresses
+ * in dead frames, which a mark's leak scan (ZW_LEAK_MARKS) would read as the program's pointers. */
+static __attribute__((noinline)) void
+scrub_stack(void)
+{
+    volatile unsigned char dirt[4096];
+    memset((void *)dirt, 0, sizeof(dirt));
+    __asm__ volatile("" : : "r"(dirt) : "memory");
+}
+
+/* Applies what is published from the tail on, at most BATCH records; how many it applied. */
+static unsigned
+apply_batch(tstats *cs)
+{
+    uint64_t tail = atomic_load_explicit(&G.ring.tail, memory_order_relaxed);
+    zwi_rec *c = &G.ring.cells[tail & G.ring.mask];
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != tail + 1)
+        return 0;
+    unsigned n = 0;
+    pthread_mutex_lock(&G.ring.apply_lock);
+    while (n < BATCH) {
+        c = &G.ring.cells[tail & G.ring.mask];
+        if (atomic_load_explicit(&c->seq, memory_order_acquire) != tail + 1)
+            break;
+        /* the table's slot of a record a few ahead loads meanwhile */
+        const zwi_rec *ahead = &G.ring.cells[(tail + 4) & G.ring.mask];
+        if (atomic_load_explicit(&ahead->seq, memory_order_acquire) == tail + 5)
+            zwi_tracer_prefetch(G.tracer, ahead->ptr);
+        zwi_preload_apply(c, cs, true);
+        tail++;
+        n++;
+    }
+    atomic_store_explicit(&G.ring.tail, tail, memory_order_release);
+    pthread_mutex_unlock(&G.ring.apply_lock);
+    return n;
+}
+
+static void *
+consumer_main(void *arg)
+{
+    (void)arg;
+    zwi_trace_guard++; /* nothing this thread allocates is the program's */
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++)
+        sigaddset(&block, zwi_preload_async_signals[i]);
+    if (G.mark_signal != 0)
+        sigaddset(&block, G.mark_signal);
+    pthread_sigmask(SIG_BLOCK, &block, NULL); /* the sampler serves them */
+    tstats *cs = zwi_preload_stats_self();
+    /* the peak sets this thread saves allocate (untraced): its malloc arena made now, at start,
+     * not in the middle of the program's run */
+    void *volatile first = malloc(1); /* volatile: not a pair the compiler may take out */
+    free(first);
+    atomic_store(&G.ring.ready, true);
+    unsigned idle = 0;
+    for (;;) {
+        if (apply_batch(cs) != 0) {
+            idle = 0;
+            continue;
+        }
+        if (atomic_load(&G.ring.stop))
+            break;
+        if (++idle < IDLE_SPINS) {
+            /* not at the cell the producers write next, over and over: each look takes its
+             * cache line from them. A while off lets them fill several lines, which then cross
+             * over once each. */
+            for (unsigned k = 0; k < POLL_PAUSES; k++)
+                cpu_relax();
+            continue;
+        }
+        scrub_stack();
+        /* asleep only if no ticket was taken since it looked; a producer wakes it every quarter
+         * of the ring and when it finds the ring full, readers when they drain: a wake-up lost
+         * in between costs at most SLEEP_MS */
+        atomic_store(&G.ring.sleeping, 1);
+        if (atomic_load(&G.ring.head) == atomic_load(&G.ring.tail) && !atomic_load(&G.ring.stop))
+            futex_wait(&G.ring.sleeping, 1, SLEEP_MS);
+        atomic_store(&G.ring.sleeping, 0);
+        idle = 0;
+    }
+    zwi_trace_guard--;
+    return NULL;
+}
+
+/* The ring's size from ZW_RING (records, a power of two), or the default. */
+static uint64_t
+ring_size(void)
+{
+    const char *s = zwi_preload_env("ZW_RING");
+    if (s == NULL || *s == '\0')
+        return RING_DEFAULT;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || v < RING_MIN || v > RING_MAX || (v & (v - 1)) != 0) {
+        char msg[256];
+        int n = snprintf(msg, sizeof(msg),
+                         "zw: preload: warning: ZW_RING='%s' is not a power of two in [%llu, "
+                         "%llu], using %llu\n",
+                         s, (unsigned long long)RING_MIN, (unsigned long long)RING_MAX,
+                         (unsigned long long)RING_DEFAULT);
+        (void)!write(2, msg, (size_t)n);
+        return RING_DEFAULT;
+    }
+    return v;
+}
+
+static bool
+spawn_consumer(void)
+{
+    atomic_store(&G.ring.stop, false);
+    atomic_store(&G.ring.closed, false);
+    atomic_store(&G.ring.sleeping, 0);
+    atomic_store(&G.ring.ready, false);
+    pthread_t th;
+    pthread_attr_t attr;
+    bool attr_ok = pthread_attr_init(&attr) == 0;
+    if (attr_ok) /* a small stack: address space, under a limit (ulimit -v), is the program's */
+        pthread_attr_setstacksize(&attr, STACK_SIZE);
+    /* thread_on before the thread runs (it reads it); taken back if it could not start */
+    atomic_store(&G.ring.thread_on, true);
+    int rc = pthread_create(&th, attr_ok ? &attr : NULL, consumer_main, NULL);
+    if (attr_ok)
+        pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_store(&G.ring.thread_on, false);
+        return false;
+    }
+    G.ring.thread = th;
+    /* started: the hooks post from now on, so its first steps are behind it */
+    for (unsigned round = 0; !atomic_load(&G.ring.ready); round++)
+        wait_a_little(round);
+    return true;
+}
+
+void
+zwi_preload_start_consumer(void)
+{
+    const char *mode = zwi_preload_env("ZW_BOOKKEEPING");
+    if (mode != NULL && strcmp(mode, "inline") == 0)
+        return;
+    if (mode != NULL && *mode != '\0' && strcmp(mode, "thread") != 0) {
+        char msg[256];
+        int n = snprintf(msg, sizeof(msg),
+                         "zw: preload: warning: ZW_BOOKKEEPING='%s' is neither 'thread' nor "
+                         "'inline', using 'thread'\n",
+                         mode);
+        (void)!write(2, msg, (size_t)n);
+    }
+    uint64_t size = ring_size();
+    size_t bytes = size * sizeof(zwi_rec);
+    void *cells = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *stash = mmap(NULL, ZWI_STASH * sizeof(zwi_stash), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (cells == MAP_FAILED || stash == MAP_FAILED) {
+        if (cells != MAP_FAILED)
+            munmap(cells, bytes);
+        if (stash != MAP_FAILED)
+            munmap(stash, ZWI_STASH * sizeof(zwi_stash));
+        return; /* inline */
+    }
+    G.ring.cells = cells;
+    G.ring.stash = stash;
+    G.ring.mask = size - 1;
+    G.ring.wake_mask = size / 4 - 1;
+    pthread_mutex_init(&G.ring.apply_lock, NULL);
+    /* every cell's seq starts at 0, never t + 1 for a ticket t */
+    G.ring.on = spawn_consumer();
+}
+
+void
+zwi_preload_stop_consumer(bool join, unsigned stall_ms)
+{
+    if (!G.ring.on || !atomic_load(&G.ring.thread_on))
+        return;
+    zwi_preload_drain(stall_ms);
+    atomic_store(&G.ring.closed, true);
+    atomic_store(&G.ring.stop, true);
+    zwi_preload_wake_consumer();
+    if (join && !is_consumer())
+        pthread_join(G.ring.thread, NULL);
+    atomic_store(&G.ring.thread_on, false);
+}
+
+/* ---- fork ---- */
+
+void
+zwi_preload_consumer_fork_prepare(void)
+{
+    if (!G.ring.on)
+        return;
+    zwi_preload_drain(ZWI_DRAIN_MS);
+    pthread_mutex_lock(&G.ring.apply_lock);
+}
+
+void
+zwi_preload_consumer_fork_parent(void)
+{
+    if (G.ring.on)
+        pthread_mutex_unlock(&G.ring.apply_lock);
+}
+
+void
+zwi_preload_consumer_fork_child(void)
+{
+    if (!G.ring.on)
+        return;
+    /* the records not applied are of threads the child does not have: dropped, the ring starts
+     * empty at the head (a cell's old seq is never head + 1 for the next lap) */
+    atomic_store(&G.ring.tail, atomic_load(&G.ring.head));
+    atomic_store(&G.ring.thread_on, false);
+    atomic_store(&G.ring.sleeping, 0);
+    memset(G.ring.stash, 0, ZWI_STASH * sizeof(zwi_stash));
+    pthread_mutex_init(&G.ring.apply_lock, NULL);
+    if (atomic_load(&G.active) && !spawn_consumer())
+        G.ring.on = false; /* one thread: the hooks apply their records themselves */
+}
