@@ -1291,6 +1291,8 @@ zwi_decode_steps_packed(zwi_cursor *c, zwi_steps *into)
     size_t nsteps;
     if (zwi_get_count(c, 0, 3, "step", &nsteps) != 0)
         return -1;
+    if (nsteps == 0) /* nothing follows (and steps may still be NULL) */
+        return 0;
     if (zwi_reserve(c->raw, (void **)&into->steps, &into->cap_steps, into->nsteps + nsteps,
                     sizeof(zw_capture_step)) != 0)
         return zwi_cursor_fail(c, "out of memory");
@@ -1326,7 +1328,7 @@ zwi_decode_steps_packed(zwi_cursor *c, zwi_steps *into)
     if (zwi_reserve(c->raw, (void **)&into->deltas, &into->cap_deltas, into->ndeltas + total,
                     sizeof(zw_capture_delta)) != 0)
         return zwi_cursor_fail(c, "out of memory");
-    zw_capture_delta *d = &into->deltas[into->ndeltas];
+    zw_capture_delta *d = total > 0 ? &into->deltas[into->ndeltas] : NULL; /* NULL: unused */
     for (int col = 0; col < 3; col++) {
         size_t k = 0;
         for (size_t i = 0; i < nsteps; i++) {
