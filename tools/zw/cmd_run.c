@@ -234,6 +234,9 @@ summarize(const char *first, bool quiet)
                 "zw: leaks        unknown: signal %d (%s) ended the process where they could "
                 "not be written\n",
                 t->code, strsignal(t->code));
+    else if (c->complete) /* the end was written, the exit set not kept: no memory for it */
+        fprintf(stderr, "zw: leaks        unknown: the tracer ran out of memory for the exit "
+                        "set\n");
     else
         fprintf(stderr, "zw: leaks        unknown: the process died before writing them\n");
     fprintf(stderr, "zw: allocations  %llu (%llu frees), %s in all\n",
