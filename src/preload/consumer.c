@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,6 +195,7 @@ consumer_main(void *arg)
 {
     (void)arg;
     zwi_trace_guard++; /* nothing this thread allocates is the program's */
+    prctl(PR_SET_NAME, "zw-bookkeeping"); /* as top -H, ps -L and perf name it */
     sigset_t block;
     sigemptyset(&block);
     for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++)

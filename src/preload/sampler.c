@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +127,7 @@ static void *
 sampler_main(void *arg)
 {
     zwi_trace_guard++; /* nothing this thread allocates is the program's */
+    prctl(PR_SET_NAME, "zw-sampler"); /* as top -H, ps -L and perf name it */
     sigset_t block;
     sigemptyset(&block);
     for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++)
