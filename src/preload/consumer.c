@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,15 +193,7 @@ static void *
 consumer_main(void *arg)
 {
     (void)arg;
-    zwi_trace_guard++; /* nothing this thread allocates is the program's */
-    prctl(PR_SET_NAME, "zw-bookkeeping"); /* as top -H, ps -L and perf name it */
-    sigset_t block;
-    sigemptyset(&block);
-    for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++)
-        sigaddset(&block, zwi_preload_async_signals[i]);
-    if (G.mark_signal != 0)
-        sigaddset(&block, G.mark_signal);
-    pthread_sigmask(SIG_BLOCK, &block, NULL); /* the sampler serves them */
+    zwi_preload_own_thread("zw-bookkeeping");
     tstats *cs = zwi_preload_stats_self();
     /* the peak sets this thread saves allocate (untraced): its malloc arena made now, at start,
      * not in the middle of the program's run */

@@ -463,6 +463,10 @@ ZW_HIDDEN zw_capture_sample zwi_preload_sample_now(void);
 /* G.wake: a new pipe (a fork child must not share its parent's). */
 ZW_HIDDEN void zwi_preload_make_wake_pipe(void);
 ZW_HIDDEN void zwi_preload_start_sampler(void);
+/* The first call of a thread of this library (the sampler, the bookkeeping thread): its guard up
+ * for good, its name (`name`, at most 15 bytes) for top -H and perf, the asynchronous signals and
+ * the mark signal blocked (the sampler serves them). */
+ZW_HIDDEN void zwi_preload_own_thread(const char *name);
 /* Asks the sampler to return; waits for it if `join` and this is not the sampler itself. */
 ZW_HIDDEN void zwi_preload_stop_sampler(bool join);
 

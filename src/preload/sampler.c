@@ -123,18 +123,24 @@ save_held_peak(void)
     zwi_preload_save_peak((int64_t)peak);
 }
 
-static void *
-sampler_main(void *arg)
+void
+zwi_preload_own_thread(const char *name)
 {
     zwi_trace_guard++; /* nothing this thread allocates is the program's */
-    prctl(PR_SET_NAME, "zw-sampler"); /* as top -H, ps -L and perf name it */
+    prctl(PR_SET_NAME, name); /* as top -H, ps -L and perf name it */
     sigset_t block;
     sigemptyset(&block);
     for (size_t i = 0; i < ZWI_PRELOAD_NASYNC; i++)
         sigaddset(&block, zwi_preload_async_signals[i]);
     if (G.mark_signal != 0)
         sigaddset(&block, G.mark_signal);
-    pthread_sigmask(SIG_BLOCK, &block, NULL); /* their handlers wait for this thread */
+    pthread_sigmask(SIG_BLOCK, &block, NULL); /* the sampler serves them, on the program's behalf */
+}
+
+static void *
+sampler_main(void *arg)
+{
+    zwi_preload_own_thread("zw-sampler"); /* the async signals' handlers wait for this thread */
     /* sleeps until the next sample, or until an asynchronous signal's handler writes to wake[] */
     uint64_t next = zwi_preload_now_ns() + (uint64_t)G.interval_ms * 1000000u;
     while (!atomic_load(&G.stop)) {
