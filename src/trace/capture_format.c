@@ -583,26 +583,35 @@ zwi_encode_site_list_of(zwi_cbuf *b, const zwi_site_list *s)
     }
 }
 
-int
-zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out)
+/* A SITE_LIST's head, either form: the steps flag and the count (*n), and out's arrays made. */
+static int
+site_list_begin(zwi_cursor *c, zwi_site_list *out, size_t *n)
 {
     uint64_t whole;
-    size_t n;
     *out = (zwi_site_list){0};
-    if (zwi_get_varint(c, &whole) || zwi_get_count(c, 0, SITE_RECORD, "site", &n))
+    if (zwi_get_varint(c, &whole) || zwi_get_count(c, 0, SITE_RECORD, "site", n))
         return -1;
     if (whole > 1)
         return zwi_cursor_fail(c, "unknown steps flag %" PRIu64, whole);
     out->steps_whole = whole == 1;
-    out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
-    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
-    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
-    out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
-    out->bytes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
-    out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
+    out->refs = zwi_alloc(c->raw, (*n + 1) * sizeof(uint32_t));
+    out->domains = zwi_alloc(c->raw, (*n + 1) * sizeof(uint32_t));
+    out->tbs = zwi_alloc(c->raw, (*n + 1) * sizeof(uint32_t));
+    out->counts = zwi_alloc(c->raw, (*n + 1) * sizeof(uint64_t));
+    out->bytes = zwi_alloc(c->raw, (*n + 1) * sizeof(uint64_t));
+    out->temporary = zwi_alloc(c->raw, (*n + 1) * sizeof(uint64_t));
     if (out->refs == NULL || out->domains == NULL || out->tbs == NULL || out->counts == NULL ||
         out->bytes == NULL || out->temporary == NULL)
         return zwi_cursor_fail(c, "out of memory");
+    return 0;
+}
+
+int
+zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out)
+{
+    size_t n;
+    if (site_list_begin(c, out, &n) != 0)
+        return -1;
     for (out->n = 0; out->n < n; out->n++) {
         size_t i = out->n;
         if (zwi_get_varint32(c, &out->refs[i]) || zwi_get_varint32(c, &out->domains[i]) ||
@@ -1382,23 +1391,9 @@ zwi_encode_site_list_packed(zwi_cbuf *b, const zwi_site_list *s)
 int
 zwi_decode_site_list_packed(zwi_cursor *c, zwi_site_list *out)
 {
-    uint64_t whole;
     size_t n;
-    *out = (zwi_site_list){0};
-    if (zwi_get_varint(c, &whole) || zwi_get_count(c, 0, SITE_RECORD, "site", &n))
+    if (site_list_begin(c, out, &n) != 0)
         return -1;
-    if (whole > 1)
-        return zwi_cursor_fail(c, "unknown steps flag %" PRIu64, whole);
-    out->steps_whole = whole == 1;
-    out->refs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
-    out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
-    out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
-    out->counts = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
-    out->bytes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
-    out->temporary = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
-    if (out->refs == NULL || out->domains == NULL || out->tbs == NULL || out->counts == NULL ||
-        out->bytes == NULL || out->temporary == NULL)
-        return zwi_cursor_fail(c, "out of memory");
     int64_t ref = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t v;
