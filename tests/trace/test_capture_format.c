@@ -14,29 +14,12 @@
 #include <zerowaste/zerowaste.h>
 
 #include "capture_format.h"
+#include "zwt_capture.h"
 #include "zwt_trace.h"
 
-static zw_raw *raw;
-
-static void
-setup(void)
-{
-    raw = zw_raw_new(NULL);
-    cr_assert_not_null(raw);
-}
-
-static void
-teardown(void)
-{
-    zw_raw_destroy(raw);
-}
-
-TestSuite(trace_capture_format, .init = setup, .fini = teardown);
+TestSuite(trace_capture_format, .init = zwt_capture_setup, .fini = zwt_capture_teardown);
 
 /* ---- decoding a payload, whole or cut ---- */
-
-/* Decodes a payload into nothing kept: what the decoder allocated is freed again. */
-typedef int (*decode_fn)(zwi_cursor *c);
 
 static int
 decode_and_free_process(zwi_cursor *c)
@@ -115,45 +98,6 @@ decode_totals_only(zwi_cursor *c)
 {
     zw_capture_totals t;
     return zwi_decode_totals(c, &t);
-}
-
-/* A cursor over a copy of the first `len` bytes of `b`, in a buffer of exactly that size. */
-static zwi_cursor
-cursor_over(const zwi_cbuf *b, size_t len, unsigned char **copy)
-{
-    *copy = malloc(len > 0 ? len : 1);
-    cr_assert_not_null(*copy);
-    memcpy(*copy, b->data, len);
-    return zwi_cursor_of(*copy, len, raw);
-}
-
-/* The whole payload decodes and is used up; every shorter prefix fails with a reason. */
-static void
-assert_prefixes_fail(const zwi_cbuf *b, decode_fn decode)
-{
-    cr_assert(!b->failed);
-    for (size_t len = 0; len <= b->len; len++) {
-        unsigned char *copy;
-        zwi_cursor c = cursor_over(b, len, &copy);
-        int rc = decode(&c);
-        if (len == b->len) {
-            cr_assert_eq(rc, 0, "whole payload (%zu bytes): %s", len, c.why);
-            cr_assert_eq(c.pos, c.len, "whole payload not used up");
-        } else {
-            cr_assert_eq(rc, -1, "a %zu-byte prefix of %zu decoded", len, b->len);
-            cr_assert_neq(c.why[0], '\0', "a %zu-byte prefix failed without a reason", len);
-            cr_assert_leq(c.why_pos, len);
-        }
-        free(copy);
-    }
-}
-
-/* A cursor over all of `b` (no copy: the buffer outlives the decode). */
-static zwi_cursor
-whole(const zwi_cbuf *b)
-{
-    cr_assert(!b->failed);
-    return zwi_cursor_of(b->data, b->len, raw);
 }
 
 /* A label longer than any buffer on the way (messages, snprintf), with every byte value but NUL. */

@@ -14,56 +14,10 @@
 #include <zerowaste/zerowaste.h>
 
 #include "capture_format.h"
+#include "zwt_capture.h"
 #include "zwt_trace.h"
 
-static zw_raw *raw;
-
-static void
-setup(void)
-{
-    raw = zw_raw_new(NULL);
-    cr_assert_not_null(raw);
-}
-
-static void
-teardown(void)
-{
-    zw_raw_destroy(raw);
-}
-
-TestSuite(trace_capture_packed, .init = setup, .fini = teardown);
-
-typedef int (*decode_fn)(zwi_cursor *c);
-
-/* The whole payload decodes and is used up; every shorter prefix fails with a reason (each
- * decoded from a buffer of exactly its length: ASan sees an overread). */
-static void
-assert_prefixes_fail(const zwi_cbuf *b, decode_fn decode)
-{
-    cr_assert(!b->failed);
-    for (size_t len = 0; len <= b->len; len++) {
-        unsigned char *copy = malloc(len > 0 ? len : 1);
-        cr_assert_not_null(copy);
-        memcpy(copy, b->data, len);
-        zwi_cursor c = zwi_cursor_of(copy, len, raw);
-        int rc = decode(&c);
-        if (len == b->len) {
-            cr_assert_eq(rc, 0, "whole payload (%zu bytes): %s", len, c.why);
-            cr_assert_eq(c.pos, c.len, "whole payload not used up");
-        } else {
-            cr_assert_eq(rc, -1, "a %zu-byte prefix of %zu decoded", len, b->len);
-            cr_assert_neq(c.why[0], '\0', "a %zu-byte prefix failed without a reason", len);
-        }
-        free(copy);
-    }
-}
-
-static zwi_cursor
-whole(const zwi_cbuf *b)
-{
-    cr_assert(!b->failed);
-    return zwi_cursor_of(b->data, b->len, raw);
-}
+TestSuite(trace_capture_packed, .init = zwt_capture_setup, .fini = zwt_capture_teardown);
 
 /* ---- the records ---- */
 
