@@ -663,6 +663,16 @@ walk_scopes(zwi_map *m, Dwarf_Die *parent, Dwarf_Off scope, int depth)
     } while (dwarf_siblingof(&child, &child) == 0);
 }
 
+/* The key of a compilation unit in s->units and s->code (never 0: an empty slot): its module's
+ * interned build ID and its DIE offset, hashed with `seed` (one per map). */
+static uint64_t
+unit_hash(const char *build_id, Dwarf_Off cu, uint64_t seed)
+{
+    uint64_t key[2] = {(uint64_t)(uintptr_t)build_id, (uint64_t)cu};
+    uint64_t h = zwi_hash_bytes(key, sizeof(key), seed);
+    return h == 0 ? 1 : h;
+}
+
 /* The scopes of the unit holding `die`, walked the first time. NULL if unknown. */
 static cu_scopes *
 scopes_of(zwi_symbolizer *s, Dwarf_Die *die, const char *build_id)
@@ -671,9 +681,7 @@ scopes_of(zwi_symbolizer *s, Dwarf_Die *die, const char *build_id)
     if (build_id == NULL || dwarf_diecu(die, &cudie, NULL, NULL) == NULL)
         return NULL;
     Dwarf_Off cu = dwarf_dieoffset(&cudie);
-    uint64_t key[2] = {(uint64_t)(uintptr_t)build_id, (uint64_t)cu};
-    uint64_t h = zwi_hash_bytes(key, sizeof(key), 0x85ebca6b);
-    h = h == 0 ? 1 : h;
+    uint64_t h = unit_hash(build_id, cu, 0x85ebca6b);
     cu_scopes *head = zwi_map_get(&s->units, h);
     for (cu_scopes *u = head; u != NULL; u = u->next) {
         if (u->build_id == build_id && u->cu == cu)
@@ -937,9 +945,7 @@ code_of(zwi_symbolizer *s, Dwarf_Die *cudie, const char *build_id)
     if (build_id == NULL)
         return NULL;
     Dwarf_Off cu = dwarf_dieoffset(cudie);
-    uint64_t key[2] = {(uint64_t)(uintptr_t)build_id, (uint64_t)cu};
-    uint64_t h = zwi_hash_bytes(key, sizeof(key), 0xc2b2ae35);
-    h = h == 0 ? 1 : h;
+    uint64_t h = unit_hash(build_id, cu, 0xc2b2ae35);
     cu_code *head = zwi_map_get(&s->code, h);
     for (cu_code *u = head; u != NULL; u = u->next) {
         if (u->build_id == build_id && u->cu == cu)
