@@ -22,6 +22,7 @@
  * Two locked instructions per call: the shard lock and the counter.
  * See docs/trace.md#engine. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -36,7 +37,6 @@
 #define SHARD_MIN   256               /* slots of a new shard table (one page) */
 #define TB_REGION   ((size_t)1 << 34) /* at most 16 GiB of address space for tracebacks */
 #define TB_REGION_MIN ((size_t)1 << 24) /* at least 16 MiB, whatever the address space limit */
-#define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
 
@@ -158,8 +158,12 @@ struct zwi_tracer {
      * every lock held, loaded without a lock by the hooks (atomic, relaxed: a thread that reads
      * the old value counts one more call for the old generation, which clear() dropped) */
     _Atomic uint64_t gen;
-    char *region;       /* the tracebacks: region_size bytes reserved */
+    char *region;       /* the tracebacks' store: region_size bytes reserved */
     size_t region_size; /* TB_REGION, or less under an address space limit (tb_region_size) */
+    struct node *nodes; /* the tree's nodes, in the region: node_cap of them, by id */
+    struct tbent *tbs;  /* the tracebacks, in the region after the nodes: tb_cap, by ref */
+    size_t node_cap;
+    size_t tb_cap;
     /* entries of the default domain in the wide table (blocks >= 4 GiB), changed under wide_lock
      * and read without it: 0 lets a record or a free of the default domain skip the wide table,
      * which the mmap domain's traces keep non-empty */
@@ -177,11 +181,12 @@ struct zwi_tracer {
 
     /* tracebacks, under intern_lock */
     _Alignas(64) zwi_lock intern_lock;
-    size_t region_used;  /* bytes handed out, TB_FIRST.. */
-    size_t region_dirty; /* the most region_used has been since the last discard */
-    uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
+    size_t node_count; /* nodes made: ids 1..node_count (0 is the root) */
+    size_t tb_count;   /* tracebacks made: refs 1..tb_count */
+    size_t node_dirty; /* the most node_count has been since the last discard */
+    size_t tb_dirty;   /* the same for tb_count */
+    uint32_t *intern;  /* node ids by (parent, ret) hashed, 0 empty; intern_mask + 1 of them */
     size_t intern_mask;
-    size_t intern_count;
 };
 
 /* ---- the thread registry ---- */
@@ -240,6 +245,8 @@ tb_region_size(void)
     return n < TB_REGION_MIN ? TB_REGION_MIN : n;
 }
 
+static void store_layout(zwi_tracer *t);
+
 static inline uint64_t
 gen_of(const zwi_tracer *t)
 {
@@ -258,7 +265,7 @@ zwi_tracer_new(unsigned nframe)
     t->region = map_pages(t->region_size, MAP_NORESERVE);
     if (t->region == NULL)
         goto fail;
-    t->region_used = t->region_dirty = TB_FIRST;
+    store_layout(t);
     t->intern_mask = 1023;
     t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), 0);
     if (t->intern == NULL)
@@ -298,43 +305,74 @@ zwi_tracer_nframe(const zwi_tracer *t)
     return t->nframe;
 }
 
-/* ---- tracebacks ---- */
+/* ---- tracebacks: a prefix tree of frames ---- */
 
-/* Rotate-and-xor per frame (one cycle of latency each, not a multiply), then one mix: this runs
- * on every traced allocation. */
-static uint32_t
-tb_hash(const uintptr_t *frames, unsigned n, unsigned total)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)n << 16 | total);
-    for (unsigned i = 0; i < n; i++)
-        h = ((h << 7) | (h >> 57)) ^ frames[i];
-    h = mix64(h);
-    return (uint32_t)h | 1; /* never 0 */
-}
+/* A node of the tree: return address `ret` called from the path `parent` (0: ret is the
+ * outermost frame of a traceback; node 0 is the root, no frame). The nodes of a path from the
+ * root are a traceback's frames from the outermost in, so tracebacks that share their outer
+ * frames (main and what it called, as the tracebacks of a program nearly all do) share those
+ * nodes. `ret` and `parent` never change once the node is made (until clear); `tb` is written
+ * under the intern lock and read without it. */
+typedef struct node {
+    uintptr_t ret;
+    uint32_t parent;
+    uint32_t tb; /* the traceback made last that ends at this node (its innermost frame), or 0 */
+} node;
 
-const zwi_tb *
-zwi_tracer_tb(const zwi_tracer *t, uint32_t ref)
-{
-    return (const zwi_tb *)(t->region + (size_t)ref * 8);
-}
+/* A traceback: its innermost frame's node and the frames that were on the stack. The tracebacks
+ * that end at one node (the same frames, other totals: walks cut at the limit) are chained from
+ * the node's `tb` through `next`. Never changes once made (a new one goes at the chain's head). */
+typedef struct tbent {
+    uint32_t node;   /* 0: a traceback of no frame */
+    uint16_t nframe; /* frames kept: the node's depth */
+    uint16_t total;  /* frames on the stack, capped at 65535 */
+    uint32_t next;   /* the traceback made before it that ends at the same node, or 0 */
+} tbent;
 
-/* A thread's cache may name a traceback that a clear() in another thread just recycled and that a
- * third thread is rewriting: the cache path reads tracebacks without the intern lock, so every
- * read and write of a traceback's fields is a relaxed atomic (plain moves on x86-64). A mixed read
- * only fails to match; a match is a traceback with these very frames, valid in the generation. */
+_Static_assert(sizeof(node) == 16 && sizeof(tbent) == 12, "the store's figures assume these");
+
+/* A clear() in another thread may recycle ids that a thread's lock-free look at a node's chain
+ * (intern_known) is reading: the fields read without the intern lock are read and written as
+ * relaxed atomics (plain moves on x86-64). A mixed read only fails to match; a match is a
+ * traceback with these very frames, valid in the generation the caller checks (see insert()). */
 #define TB_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define TB_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-static bool
-tb_equal(const zwi_tb *tb, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
+/* Splits the reservation: nodes from its start, tracebacks from the last quarter on. */
+static void
+store_layout(zwi_tracer *t)
 {
-    if (TB_LOAD(tb->hash) != hash || TB_LOAD(tb->nframe) != n || TB_LOAD(tb->total_nframe) != total)
-        return false;
-    for (unsigned i = 0; i < n; i++) { /* short: a call to memcmp costs more */
-        if (TB_LOAD(tb->frames[i]) != frames[i])
-            return false;
+    size_t node_bytes = round_page(t->region_size / 4 * 3);
+    t->nodes = (node *)t->region;
+    t->node_cap = node_bytes / sizeof(node);
+    t->tbs = (tbent *)(t->region + node_bytes);
+    t->tb_cap = (t->region_size - node_bytes) / sizeof(tbent);
+    if (t->node_cap > UINT32_MAX)
+        t->node_cap = UINT32_MAX;
+    if (t->tb_cap > UINT32_MAX)
+        t->tb_cap = UINT32_MAX;
+}
+
+unsigned
+zwi_tracer_tb(const zwi_tracer *t, uint32_t ref, uintptr_t *frames, unsigned *total)
+{
+    const tbent *x = &t->tbs[ref];
+    unsigned n = x->nframe;
+    uint32_t id = x->node;
+    for (unsigned k = 0; k < n; k++) { /* the parents' chain, innermost frame first */
+        const node *y = &t->nodes[id];
+        frames[k] = y->ret;
+        id = y->parent;
     }
-    return true;
+    ZW_ASSERT(id == 0);
+    *total = x->total;
+    return n;
+}
+
+static inline uint64_t
+node_hash(uint32_t parent, uintptr_t ret)
+{
+    return mix64((uint64_t)ret ^ ((uint64_t)parent << 32 | parent));
 }
 
 static int
@@ -345,13 +383,13 @@ intern_grow_locked(zwi_tracer *t)
     if (tab == NULL)
         return -1;
     for (size_t i = 0; i <= t->intern_mask; i++) {
-        uint32_t ref = t->intern[i];
-        if (ref == 0)
+        uint32_t id = t->intern[i];
+        if (id == 0)
             continue;
-        size_t j = zwi_tracer_tb(t, ref)->hash & (cap - 1);
+        size_t j = node_hash(t->nodes[id].parent, t->nodes[id].ret) & (cap - 1);
         while (tab[j] != 0)
             j = (j + 1) & (cap - 1);
-        tab[j] = ref;
+        tab[j] = id;
     }
     munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
     t->intern = tab;
@@ -359,95 +397,195 @@ intern_grow_locked(zwi_tracer *t)
     return 0;
 }
 
-/* The ref of the traceback (frames, n, total), interned now if new; 0 if out of memory. */
+/* The node of `ret` called from `parent`, made now if new; 0 if out of memory. */
 static uint32_t
-intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
+node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret)
 {
-    size_t i = hash & t->intern_mask;
-    for (uint32_t ref; (ref = t->intern[i]) != 0; i = (i + 1) & t->intern_mask) {
-        if (tb_equal(zwi_tracer_tb(t, ref), hash, frames, n, total))
-            return ref;
+    uint64_t h = node_hash(parent, ret);
+    size_t i = h & t->intern_mask;
+    for (uint32_t id; (id = t->intern[i]) != 0; i = (i + 1) & t->intern_mask) {
+        if (t->nodes[id].ret == ret && t->nodes[id].parent == parent)
+            return id;
     }
-    size_t need = sizeof(zwi_tb) + n * sizeof(uintptr_t);
-    if (t->region_used + need > t->region_size || fail_now())
+    if (t->node_count + 1 >= t->node_cap || fail_now())
         return 0;
-    if (2 * (t->intern_count + 1) > t->intern_mask + 1) {
+    if (2 * (t->node_count + 1) > t->intern_mask + 1) {
         if (intern_grow_locked(t) != 0)
             return 0;
-        i = hash & t->intern_mask;
+        i = h & t->intern_mask;
         while (t->intern[i] != 0)
             i = (i + 1) & t->intern_mask;
     }
-    zwi_tb *tb = (zwi_tb *)(t->region + t->region_used);
-    uint32_t ref = (uint32_t)(t->region_used / 8);
-    TB_STORE(tb->hash, hash);
-    TB_STORE(tb->nframe, (uint16_t)n);
-    TB_STORE(tb->total_nframe, (uint16_t)(total > 65535 ? 65535 : total));
-    for (unsigned k = 0; k < n; k++)
-        TB_STORE(tb->frames[k], frames[k]);
-    t->region_used += need; /* a multiple of 8 */
-    if (t->region_used > t->region_dirty)
-        t->region_dirty = t->region_used;
-    t->intern[i] = ref;
-    t->intern_count++;
+    uint32_t id = (uint32_t)++t->node_count;
+    if (t->node_count > t->node_dirty)
+        t->node_dirty = t->node_count;
+    node *x = &t->nodes[id];
+    TB_STORE(x->ret, ret);
+    TB_STORE(x->parent, parent);
+    TB_STORE(x->tb, 0);
+    t->intern[i] = id;
+    return id;
+}
+
+/* The traceback of `n` frames ending at node `end`, of `total` on the stack, made now if new;
+ * 0 if out of memory. */
+static uint32_t
+tb_locked(zwi_tracer *t, uint32_t end, unsigned n, unsigned total)
+{
+    uint32_t head = t->nodes[end].tb;
+    for (uint32_t r = head; r != 0; r = t->tbs[r].next) {
+        if (t->tbs[r].total == total)
+            return r;
+    }
+    if (t->tb_count + 1 >= t->tb_cap || fail_now())
+        return 0;
+    uint32_t r = (uint32_t)++t->tb_count;
+    if (t->tb_count > t->tb_dirty)
+        t->tb_dirty = t->tb_count;
+    tbent *x = &t->tbs[r];
+    TB_STORE(x->node, end);
+    TB_STORE(x->nframe, (uint16_t)n);
+    TB_STORE(x->total, (uint16_t)total);
+    TB_STORE(x->next, head);
+    TB_STORE(t->nodes[end].tb, r);
+    return r;
+}
+
+static inline unsigned
+memo_slot(uint32_t parent, uintptr_t ret)
+{
+    uint64_t h = ((uint64_t)ret ^ (uint64_t)parent << 24) * 0x9E3779B97F4A7C15ULL;
+    return (unsigned)(h >> (64 - ZWI_MEMO_BITS));
+}
+
+static inline unsigned
+ends_slot(uint32_t end, unsigned total)
+{
+    uint64_t h = ((uint64_t)end << 16 ^ total) * 0x9E3779B97F4A7C15ULL;
+    return (unsigned)(h >> (64 - ZWI_ENDS_BITS));
+}
+
+/* Empties the thread's traceback part, which then holds ids of generation `gen`. A fresh state
+ * (gen 0) is empty already: its pages stay untouched. */
+static void
+thread_forget(zwi_thread *th, uint64_t gen)
+{
+    if (th->gen != 0) {
+        memset(th->memo, 0, sizeof(th->memo));
+        memset(th->ends, 0, sizeof(th->ends));
+    }
+    th->path_n = 0;
+    th->path_total = UINT_MAX;
+    th->gen = gen;
+}
+
+/* The rest of intern() under the intern lock, from depth `d` of the path on, `parent` the node
+ * of the frames above (0 at depth 0); `th` may be NULL (a thread with no state: nothing is
+ * memoised). */
+static uint32_t
+intern_locked(zwi_tracer *t, zwi_thread *th, const uintptr_t *frames, unsigned n, unsigned total,
+              unsigned d, uint32_t parent)
+{
+    const uintptr_t *outer = frames + n; /* outer[-1 - k]: the frame at depth k */
+    uint32_t ref = 0;
+    zwi_lock_acquire(&t->intern_lock);
+    uint64_t gen = gen_of(t);
+    if (th != NULL && th->gen != gen) { /* cleared since the thread looked: from the root */
+        thread_forget(th, gen);
+        d = 0;
+        parent = 0;
+    }
+    if (th == NULL) {
+        d = 0;
+        parent = 0;
+    }
+    for (; d < n; d++) {
+        uintptr_t ret = outer[-1 - (long)d];
+        uint32_t id = node_locked(t, parent, ret);
+        if (id == 0)
+            goto out;
+        if (th != NULL) {
+            th->memo[memo_slot(parent, ret)] = (struct zwi_memo){ret, parent, id};
+            th->path_ret[d] = ret;
+            th->path_node[d] = id;
+            th->path_n = d + 1;
+        }
+        parent = id;
+    }
+    ref = tb_locked(t, parent, n, total);
+out:
+    zwi_lock_release(&t->intern_lock);
     return ref;
 }
 
-/* The entry of zwi_thread.site for a traceback: its first frame, the allocation site, hashed. */
-static inline unsigned
-site_slot(const uintptr_t *frames, unsigned n)
+/* The traceback ending at node `end` of `total` frames on the stack if it is made already, seen
+ * without the lock (at most a few of the node's chain); 0 otherwise. */
+static inline uint32_t
+intern_known(const zwi_tracer *t, uint32_t end, unsigned total)
 {
-    uint64_t pc = n > 0 ? frames[0] : 0;
-    return (unsigned)((pc * 0x9E3779B97F4A7C15ULL) >> (64 - ZWI_SITE_BITS));
+    uint32_t r = TB_LOAD(t->nodes[end].tb);
+    for (unsigned k = 0; r != 0 && k < 4; k++) {
+        const tbent *x = &t->tbs[r];
+        if (TB_LOAD(x->node) == end && TB_LOAD(x->total) == total)
+            return r;
+        r = TB_LOAD(x->next);
+    }
+    return 0;
 }
 
-/* The traceback's ref: the one its allocation site gave last in this thread, else from this
- * thread's cache, else from the intern table. */
+/* The traceback's ref. The thread's last path first: its outer frames that this traceback shares
+ * cost a compare each; then the thread's memo of nodes, one probe per frame; what it lacks is
+ * found or made in the tree under the intern lock. */
 static uint32_t
 intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
+    if (ZW_UNLIKELY(n > t->nframe))
+        n = t->nframe;
     if (total > 65535)
         total = 65535;
     zwi_thread *th = zwi_trace_self;
+    if (ZW_UNLIKELY(th == NULL))
+        return intern_locked(t, NULL, frames, n, total, 0, 0);
     uint64_t cur = gen_of(t);
-    unsigned m = 0;
-    if (th != NULL) { /* the traceback this site gave last time: compared, no hash */
-        m = site_slot(frames, n);
-        if (th->site[m].gen == cur && th->site[m].pc == frames[0]) {
-            const zwi_tb *last = zwi_tracer_tb(t, th->site[m].ref);
-            if (tb_equal(last, TB_LOAD(last->hash), frames, n, total)) {
-                th->last_ref = th->site[m].ref;
-                return th->site[m].ref;
-            }
-        }
+    if (ZW_UNLIKELY(th->gen != cur))
+        thread_forget(th, cur);
+    const uintptr_t *outer = frames + n; /* outer[-1 - k]: the frame at depth k */
+    unsigned m = n < th->path_n ? n : th->path_n;
+    unsigned d = 0;
+    while (d < m && th->path_ret[d] == outer[-1 - (long)d])
+        d++;
+    if (d == n && th->path_n == n && th->path_total == total)
+        return th->path_ref; /* the traceback of the thread's last allocation */
+    uint32_t parent = d > 0 ? th->path_node[d - 1] : 0;
+    for (; d < n; d++) {
+        uintptr_t ret = outer[-1 - (long)d];
+        const struct zwi_memo *e = &th->memo[memo_slot(parent, ret)];
+        if (e->node == 0 || e->parent != parent || e->ret != ret)
+            break;
+        parent = e->node;
+        th->path_ret[d] = ret;
+        th->path_node[d] = parent;
     }
-    uint32_t hash = tb_hash(frames, n, total);
+    th->path_n = d;
+    th->path_total = UINT_MAX;
     uint32_t ref = 0;
-    uint64_t gen = cur;
-    if (th != NULL) {
-        unsigned c = hash & (ZWI_TB_CACHE - 1);
-        if (th->cache[c].gen == cur && th->cache[c].hash == hash &&
-            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total))
-            ref = th->cache[c].ref;
+    struct zwi_end *e = &th->ends[ends_slot(parent, total)];
+    if (d == n) {
+        if (e->ref != 0 && e->node == parent && e->total == total)
+            ref = e->ref;
+        else
+            ref = intern_known(t, parent, total);
     }
     if (ref == 0) {
-        zwi_lock_acquire(&t->intern_lock);
-        gen = gen_of(t);
-        ref = intern_locked(t, hash, frames, n, total);
-        zwi_lock_release(&t->intern_lock);
-        if (th != NULL && ref != 0) {
-            unsigned c = hash & (ZWI_TB_CACHE - 1);
-            th->cache[c].gen = gen;
-            th->cache[c].hash = hash;
-            th->cache[c].ref = ref;
-        }
+        ref = intern_locked(t, th, frames, n, total, d, parent);
+        if (ref == 0)
+            return 0;
+        parent = n > 0 ? th->path_node[n - 1] : 0; /* the end (after a clear, a new one) */
+        e = &th->ends[ends_slot(parent, total)];
     }
-    if (th != NULL && ref != 0) {
-        th->site[m].gen = gen;
-        th->site[m].pc = n > 0 ? frames[0] : 0;
-        th->site[m].ref = ref;
-        th->last_ref = ref;
-    }
+    *e = (struct zwi_end){parent, total, ref};
+    th->path_total = total;
+    th->path_ref = ref;
     return ref;
 }
 
@@ -941,6 +1079,21 @@ zwi_tracer_foreach_block(zwi_tracer *t, unsigned domain,
 
 /* ---- clear, counters, memory ---- */
 
+/* Empties the tracebacks' store and gives its pages back (the first of each part stays). */
+static void
+discard_store_locked(zwi_tracer *t)
+{
+    size_t node_bytes = round_page((t->node_dirty + 1) * sizeof(node));
+    size_t tb_bytes = round_page((t->tb_dirty + 1) * sizeof(tbent));
+    if (node_bytes > PAGE)
+        madvise((char *)t->nodes + PAGE, node_bytes - PAGE, MADV_DONTNEED);
+    if (tb_bytes > PAGE)
+        madvise((char *)t->tbs + PAGE, tb_bytes - PAGE, MADV_DONTNEED);
+    memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
+    TB_STORE(t->nodes[0].tb, 0); /* the root's tracebacks: those of no frame */
+    t->node_count = t->tb_count = t->node_dirty = t->tb_dirty = 0;
+}
+
 void
 zwi_tracer_clear(zwi_tracer *t)
 {
@@ -970,11 +1123,7 @@ zwi_tracer_clear(zwi_tracer *t)
         atomic_store(&t->wide_count, 0);
         atomic_store(&t->wide_default, 0);
     }
-    memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
-    t->intern_count = 0;
-    if (t->region_dirty > PAGE) /* give back the tracebacks' pages (the first stays) */
-        madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
-    t->region_used = t->region_dirty = TB_FIRST;
+    discard_store_locked(t);
     atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
     atomic_store(&t->current, 0);
     atomic_store(&t->peak, 0);
@@ -1002,8 +1151,8 @@ zwi_tracer_reset_peak(zwi_tracer *t)
 }
 
 void
-zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *table_bytes,
-                  size_t *traceback_bytes)
+zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nodes,
+                  size_t *table_bytes, size_t *traceback_bytes)
 {
     size_t n = 0;
     size_t bytes = 0;
@@ -1020,13 +1169,18 @@ zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *tab
         bytes += (t->wide_mask + 1) * sizeof(wide_slot);
     zwi_lock_release(&t->wide_lock);
     zwi_lock_acquire(&t->intern_lock);
-    size_t ntb = t->intern_count;
-    size_t tbytes = (t->intern_mask + 1) * sizeof(uint32_t) + round_page(t->region_used);
+    size_t ntb = t->tb_count;
+    size_t nnodes = t->node_count;
+    size_t tbytes = (t->intern_mask + 1) * sizeof(uint32_t) +
+                    round_page((t->node_count + 1) * sizeof(node)) +
+                    round_page((t->tb_count + 1) * sizeof(tbent));
     zwi_lock_release(&t->intern_lock);
     if (traces != NULL)
         *traces = n;
     if (tracebacks != NULL)
         *tracebacks = ntb;
+    if (nodes != NULL)
+        *nodes = nnodes;
     if (table_bytes != NULL)
         *table_bytes = bytes;
     if (traceback_bytes != NULL)
@@ -1038,7 +1192,7 @@ zwi_tracer_memory(zwi_tracer *t)
 {
     size_t table;
     size_t tbs;
-    zwi_tracer_counts(t, NULL, NULL, &table, &tbs);
+    zwi_tracer_counts(t, NULL, NULL, NULL, &table, &tbs);
     return round_page(sizeof(zwi_tracer)) + table + tbs;
 }
 
