@@ -185,8 +185,10 @@ struct zwi_tracer {
     size_t tb_count;   /* tracebacks made: refs 1..tb_count */
     size_t node_dirty; /* the most node_count has been since the last discard */
     size_t tb_dirty;   /* the same for tb_count */
-    uint32_t *intern;  /* node ids by (parent, ret) hashed, 0 empty; intern_mask + 1 of them */
-    size_t intern_mask;
+    uint32_t *node_tab; /* node ids by (parent, ret) hashed, 0 empty; node_mask + 1 of them */
+    size_t node_mask;
+    uint32_t *tb_tab;   /* refs by tb_hash(), 0 empty; tb_mask + 1 of them */
+    size_t tb_mask;
 };
 
 /* ---- the thread registry ---- */
@@ -266,9 +268,11 @@ zwi_tracer_new(unsigned nframe)
     if (t->region == NULL)
         goto fail;
     store_layout(t);
-    t->intern_mask = 1023;
-    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), 0);
-    if (t->intern == NULL)
+    t->node_mask = 1023;
+    t->node_tab = map_pages((t->node_mask + 1) * sizeof(uint32_t), 0);
+    t->tb_mask = 1023;
+    t->tb_tab = map_pages((t->tb_mask + 1) * sizeof(uint32_t), 0);
+    if (t->node_tab == NULL || t->tb_tab == NULL)
         goto fail;
     for (size_t i = 0; i < NSHARDS; i++) {
         if (shard_init(&t->shards[i], SHARD_MIN) != 0)
@@ -292,8 +296,10 @@ zwi_tracer_free(zwi_tracer *t)
     }
     if (t->wide != NULL)
         munmap(t->wide, (t->wide_mask + 1) * sizeof(wide_slot));
-    if (t->intern != NULL)
-        munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
+    if (t->node_tab != NULL)
+        munmap(t->node_tab, (t->node_mask + 1) * sizeof(uint32_t));
+    if (t->tb_tab != NULL)
+        munmap(t->tb_tab, (t->tb_mask + 1) * sizeof(uint32_t));
     if (t->region != NULL)
         munmap(t->region, t->region_size);
     munmap(t, round_page(sizeof(zwi_tracer)));
@@ -311,38 +317,37 @@ zwi_tracer_nframe(const zwi_tracer *t)
  * outermost frame of a traceback; node 0 is the root, no frame). The nodes of a path from the
  * root are a traceback's frames from the outermost in, so tracebacks that share their outer
  * frames (main and what it called, as the tracebacks of a program nearly all do) share those
- * nodes. `ret` and `parent` never change once the node is made (until clear); `tb` is written
- * under the intern lock and read without it. */
+ * nodes. Never changes once made (until clear). */
 typedef struct node {
     uintptr_t ret;
     uint32_t parent;
-    uint32_t tb; /* the traceback made last that ends at this node (its innermost frame), or 0 */
+    uint32_t depth; /* frames from the root: 1 for an outermost frame */
 } node;
 
-/* A traceback: its innermost frame's node and the frames that were on the stack. The tracebacks
- * that end at one node (the same frames, other totals: walks cut at the limit) are chained from
- * the node's `tb` through `next`. Never changes once made (a new one goes at the chain's head). */
+/* A traceback: its innermost frame's node (0: no frame) and the frames on the stack. Never
+ * changes once made (until clear). */
 typedef struct tbent {
-    uint32_t node;   /* 0: a traceback of no frame */
+    uint32_t node;
+    uint32_t hash;   /* tb_hash() of its frames, nframe and total */
     uint16_t nframe; /* frames kept: the node's depth */
     uint16_t total;  /* frames on the stack, capped at 65535 */
-    uint32_t next;   /* the traceback made before it that ends at the same node, or 0 */
 } tbent;
 
 _Static_assert(sizeof(node) == 16 && sizeof(tbent) == 12, "the store's figures assume these");
 
-/* A clear() in another thread may recycle ids that a thread's lock-free look at a node's chain
- * (intern_known) is reading: the fields read without the intern lock are read and written as
- * relaxed atomics (plain moves on x86-64). A mixed read only fails to match; a match is a
- * traceback with these very frames, valid in the generation the caller checks (see insert()). */
+/* A thread's cache may name a traceback that a clear() in another thread just recycled and that a
+ * third thread is rewriting: the cache path reads nodes and tracebacks without the intern lock,
+ * so every read and write of their fields is a relaxed atomic (plain moves on x86-64). A mixed
+ * read only fails to match; a match is a traceback with these very frames, valid in the
+ * generation the caller checks (see insert()). */
 #define TB_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define TB_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-/* Splits the reservation: nodes from its start, tracebacks from the last quarter on. */
+/* Splits the reservation: nodes from its start, tracebacks from the last eighth on. */
 static void
 store_layout(zwi_tracer *t)
 {
-    size_t node_bytes = round_page(t->region_size / 4 * 3);
+    size_t node_bytes = round_page(t->region_size / 8 * 7);
     t->nodes = (node *)t->region;
     t->node_cap = node_bytes / sizeof(node);
     t->tbs = (tbent *)(t->region + node_bytes);
@@ -369,52 +374,77 @@ zwi_tracer_tb(const zwi_tracer *t, uint32_t ref, uintptr_t *frames, unsigned *to
     return n;
 }
 
+/* Rotate-and-xor per frame (one cycle of latency each, not a multiply), then one mix: this runs
+ * on every traced allocation that is not the thread's last one again. */
+static uint32_t
+tb_hash(const uintptr_t *frames, unsigned n, unsigned total)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)n << 16 | total);
+    for (unsigned i = 0; i < n; i++)
+        h = ((h << 7) | (h >> 57)) ^ frames[i];
+    h = mix64(h);
+    return (uint32_t)h | 1; /* never 0 */
+}
+
 static inline uint64_t
 node_hash(uint32_t parent, uintptr_t ret)
 {
     return mix64((uint64_t)ret ^ ((uint64_t)parent << 32 | parent));
 }
 
+/* A table of u32 ids (0 empty) twice as big, by key(id). */
 static int
-intern_grow_locked(zwi_tracer *t)
+grow_ids_locked(zwi_tracer *t, uint32_t **tabp, size_t *maskp, uint64_t (*key)(zwi_tracer *, uint32_t))
 {
-    size_t cap = (t->intern_mask + 1) * 2;
+    size_t cap = (*maskp + 1) * 2;
     uint32_t *tab = map_pages(cap * sizeof(uint32_t), MAP_POPULATE);
     if (tab == NULL)
         return -1;
-    for (size_t i = 0; i <= t->intern_mask; i++) {
-        uint32_t id = t->intern[i];
+    for (size_t i = 0; i <= *maskp; i++) {
+        uint32_t id = (*tabp)[i];
         if (id == 0)
             continue;
-        size_t j = node_hash(t->nodes[id].parent, t->nodes[id].ret) & (cap - 1);
+        size_t j = key(t, id) & (cap - 1);
         while (tab[j] != 0)
             j = (j + 1) & (cap - 1);
         tab[j] = id;
     }
-    munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
-    t->intern = tab;
-    t->intern_mask = cap - 1;
+    munmap(*tabp, (*maskp + 1) * sizeof(uint32_t));
+    *tabp = tab;
+    *maskp = cap - 1;
     return 0;
+}
+
+static uint64_t
+node_key(zwi_tracer *t, uint32_t id)
+{
+    return node_hash(t->nodes[id].parent, t->nodes[id].ret);
+}
+
+static uint64_t
+tb_key(zwi_tracer *t, uint32_t ref)
+{
+    return t->tbs[ref].hash;
 }
 
 /* The node of `ret` called from `parent`, made now if new; 0 if out of memory. */
 static uint32_t
-node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret)
+node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, unsigned depth)
 {
     uint64_t h = node_hash(parent, ret);
-    size_t i = h & t->intern_mask;
-    for (uint32_t id; (id = t->intern[i]) != 0; i = (i + 1) & t->intern_mask) {
+    size_t i = h & t->node_mask;
+    for (uint32_t id; (id = t->node_tab[i]) != 0; i = (i + 1) & t->node_mask) {
         if (t->nodes[id].ret == ret && t->nodes[id].parent == parent)
             return id;
     }
     if (t->node_count + 1 >= t->node_cap || fail_now())
         return 0;
-    if (2 * (t->node_count + 1) > t->intern_mask + 1) {
-        if (intern_grow_locked(t) != 0)
+    if (2 * (t->node_count + 1) > t->node_mask + 1) {
+        if (grow_ids_locked(t, &t->node_tab, &t->node_mask, node_key) != 0)
             return 0;
-        i = h & t->intern_mask;
-        while (t->intern[i] != 0)
-            i = (i + 1) & t->intern_mask;
+        i = h & t->node_mask;
+        while (t->node_tab[i] != 0)
+            i = (i + 1) & t->node_mask;
     }
     uint32_t id = (uint32_t)++t->node_count;
     if (t->node_count > t->node_dirty)
@@ -422,120 +452,104 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret)
     node *x = &t->nodes[id];
     TB_STORE(x->ret, ret);
     TB_STORE(x->parent, parent);
-    TB_STORE(x->tb, 0);
-    t->intern[i] = id;
+    TB_STORE(x->depth, depth);
+    t->node_tab[i] = id;
     return id;
 }
 
-/* The traceback of `n` frames ending at node `end`, of `total` on the stack, made now if new;
- * 0 if out of memory. */
-static uint32_t
-tb_locked(zwi_tracer *t, uint32_t end, unsigned n, unsigned total)
+/* True if traceback `ref` is (frames, n, total) of hash `hash`, given that the thread's path
+ * holds the outer `d` frames (path_node[d - 1] their node); on a match the path holds all n.
+ * Checks the inner n - d frames, walking from the innermost frame's node up: tracebacks made
+ * together have nodes side by side. No lock: see TB_LOAD. */
+static bool
+tb_matches(const zwi_tracer *t, zwi_thread *th, uint32_t ref, uint32_t hash, const uintptr_t *frames,
+           unsigned n, unsigned total, unsigned d)
 {
-    uint32_t head = t->nodes[end].tb;
-    for (uint32_t r = head; r != 0; r = t->tbs[r].next) {
-        if (t->tbs[r].total == total)
-            return r;
+    const tbent *x = &t->tbs[ref];
+    if (TB_LOAD(x->hash) != hash || TB_LOAD(x->nframe) != n || TB_LOAD(x->total) != total)
+        return false;
+    uint32_t id = TB_LOAD(x->node);
+    for (unsigned k = 0; k + d < n; k++) { /* frames[k] is at depth n - 1 - k */
+        const node *y = &t->nodes[id];
+        if (TB_LOAD(y->ret) != frames[k])
+            return false;
+        th->path_node[n - 1 - k] = id;
+        th->path_ret[n - 1 - k] = frames[k];
+        id = TB_LOAD(y->parent);
     }
-    if (t->tb_count + 1 >= t->tb_cap || fail_now())
-        return 0;
-    uint32_t r = (uint32_t)++t->tb_count;
-    if (t->tb_count > t->tb_dirty)
-        t->tb_dirty = t->tb_count;
-    tbent *x = &t->tbs[r];
-    TB_STORE(x->node, end);
-    TB_STORE(x->nframe, (uint16_t)n);
-    TB_STORE(x->total, (uint16_t)total);
-    TB_STORE(x->next, head);
-    TB_STORE(t->nodes[end].tb, r);
-    return r;
+    return id == (d > 0 ? th->path_node[d - 1] : 0);
 }
 
-static inline unsigned
-memo_slot(uint32_t parent, uintptr_t ret)
-{
-    uint64_t h = ((uint64_t)ret ^ (uint64_t)parent << 24) * 0x9E3779B97F4A7C15ULL;
-    return (unsigned)(h >> (64 - ZWI_MEMO_BITS));
-}
-
-static inline unsigned
-ends_slot(uint32_t end, unsigned total)
-{
-    uint64_t h = ((uint64_t)end << 16 ^ total) * 0x9E3779B97F4A7C15ULL;
-    return (unsigned)(h >> (64 - ZWI_ENDS_BITS));
-}
-
-/* Empties the thread's traceback part, which then holds ids of generation `gen`. A fresh state
- * (gen 0) is empty already: its pages stay untouched. */
+/* Empties the thread's traceback part, which then holds ids of generation `gen`. */
 static void
 thread_forget(zwi_thread *th, uint64_t gen)
 {
-    if (th->gen != 0) {
-        memset(th->memo, 0, sizeof(th->memo));
-        memset(th->ends, 0, sizeof(th->ends));
-    }
+    memset(th->cache, 0, sizeof(th->cache));
     th->path_n = 0;
     th->path_total = UINT_MAX;
     th->gen = gen;
 }
 
-/* The rest of intern() under the intern lock, from depth `d` of the path on, `parent` the node
- * of the frames above (0 at depth 0); `th` may be NULL (a thread with no state: nothing is
- * memoised). */
+/* The traceback's ref under the intern lock, found in the table of tracebacks or made now; 0 if
+ * out of memory. `th`'s path holds its outer `d` frames, and all n after; `th` may be a
+ * thread's state or `scratch` (a thread with none). */
 static uint32_t
-intern_locked(zwi_tracer *t, zwi_thread *th, const uintptr_t *frames, unsigned n, unsigned total,
-              unsigned d, uint32_t parent)
+intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *frames, unsigned n,
+              unsigned total, unsigned d)
 {
-    const uintptr_t *outer = frames + n; /* outer[-1 - k]: the frame at depth k */
     uint32_t ref = 0;
     zwi_lock_acquire(&t->intern_lock);
     uint64_t gen = gen_of(t);
-    if (th != NULL && th->gen != gen) { /* cleared since the thread looked: from the root */
+    if (th->gen != gen) { /* cleared since the thread looked: from the root */
         thread_forget(th, gen);
         d = 0;
-        parent = 0;
     }
-    if (th == NULL) {
-        d = 0;
-        parent = 0;
+    size_t i = hash & t->tb_mask;
+    for (uint32_t r; (r = t->tb_tab[i]) != 0; i = (i + 1) & t->tb_mask) {
+        if (tb_matches(t, th, r, hash, frames, n, total, d)) {
+            ref = r;
+            th->path_n = n;
+            goto out;
+        }
     }
+    uint32_t parent = d > 0 ? th->path_node[d - 1] : 0;
     for (; d < n; d++) {
-        uintptr_t ret = outer[-1 - (long)d];
-        uint32_t id = node_locked(t, parent, ret);
+        uintptr_t ret = frames[n - 1 - d];
+        uint32_t id = node_locked(t, parent, ret, d + 1);
         if (id == 0)
             goto out;
-        if (th != NULL) {
-            th->memo[memo_slot(parent, ret)] = (struct zwi_memo){ret, parent, id};
-            th->path_ret[d] = ret;
-            th->path_node[d] = id;
-            th->path_n = d + 1;
-        }
+        th->path_ret[d] = ret;
+        th->path_node[d] = id;
+        th->path_n = d + 1;
         parent = id;
     }
-    ref = tb_locked(t, parent, n, total);
+    if (t->tb_count + 1 >= t->tb_cap || fail_now())
+        goto out;
+    if (2 * (t->tb_count + 1) > t->tb_mask + 1) {
+        if (grow_ids_locked(t, &t->tb_tab, &t->tb_mask, tb_key) != 0)
+            goto out;
+        i = hash & t->tb_mask;
+        while (t->tb_tab[i] != 0)
+            i = (i + 1) & t->tb_mask;
+    }
+    ref = (uint32_t)++t->tb_count;
+    if (t->tb_count > t->tb_dirty)
+        t->tb_dirty = t->tb_count;
+    tbent *x = &t->tbs[ref];
+    TB_STORE(x->node, parent);
+    TB_STORE(x->hash, hash);
+    TB_STORE(x->nframe, (uint16_t)n);
+    TB_STORE(x->total, (uint16_t)total);
+    t->tb_tab[i] = ref;
 out:
     zwi_lock_release(&t->intern_lock);
     return ref;
 }
 
-/* The traceback ending at node `end` of `total` frames on the stack if it is made already, seen
- * without the lock (at most a few of the node's chain); 0 otherwise. */
-static inline uint32_t
-intern_known(const zwi_tracer *t, uint32_t end, unsigned total)
-{
-    uint32_t r = TB_LOAD(t->nodes[end].tb);
-    for (unsigned k = 0; r != 0 && k < 4; k++) {
-        const tbent *x = &t->tbs[r];
-        if (TB_LOAD(x->node) == end && TB_LOAD(x->total) == total)
-            return r;
-        r = TB_LOAD(x->next);
-    }
-    return 0;
-}
-
-/* The traceback's ref. The thread's last path first: its outer frames that this traceback shares
- * cost a compare each; then the thread's memo of nodes, one probe per frame; what it lacks is
- * found or made in the tree under the intern lock. */
+/* The traceback's ref. The thread's last path first: the outer frames this traceback shares with
+ * it cost a compare each. Then a traceback of the same hash from the thread's cache, else from
+ * the table under the intern lock, is checked against the inner frames only, by walking its
+ * nodes up to the path's; else the inner frames' nodes are found or made in the tree. */
 static uint32_t
 intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
@@ -544,46 +558,33 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
     if (total > 65535)
         total = 65535;
     zwi_thread *th = zwi_trace_self;
-    if (ZW_UNLIKELY(th == NULL))
-        return intern_locked(t, NULL, frames, n, total, 0, 0);
+    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: a scratch one, under the lock */
+        static zwi_thread scratch; /* only used under the intern lock */
+        return intern_locked(t, &scratch, tb_hash(frames, n, total), frames, n, total, 0);
+    }
     uint64_t cur = gen_of(t);
     if (ZW_UNLIKELY(th->gen != cur))
         thread_forget(th, cur);
-    const uintptr_t *outer = frames + n; /* outer[-1 - k]: the frame at depth k */
     unsigned m = n < th->path_n ? n : th->path_n;
     unsigned d = 0;
-    while (d < m && th->path_ret[d] == outer[-1 - (long)d])
+    while (d < m && th->path_ret[d] == frames[n - 1 - d])
         d++;
     if (d == n && th->path_n == n && th->path_total == total)
         return th->path_ref; /* the traceback of the thread's last allocation */
-    uint32_t parent = d > 0 ? th->path_node[d - 1] : 0;
-    for (; d < n; d++) {
-        uintptr_t ret = outer[-1 - (long)d];
-        const struct zwi_memo *e = &th->memo[memo_slot(parent, ret)];
-        if (e->node == 0 || e->parent != parent || e->ret != ret)
-            break;
-        parent = e->node;
-        th->path_ret[d] = ret;
-        th->path_node[d] = parent;
-    }
     th->path_n = d;
     th->path_total = UINT_MAX;
+    uint32_t hash = tb_hash(frames, n, total);
+    struct zwi_tbcache *c = &th->cache[hash & (ZWI_TB_CACHE - 1)];
     uint32_t ref = 0;
-    struct zwi_end *e = &th->ends[ends_slot(parent, total)];
-    if (d == n) {
-        if (e->ref != 0 && e->node == parent && e->total == total)
-            ref = e->ref;
-        else
-            ref = intern_known(t, parent, total);
-    }
-    if (ref == 0) {
-        ref = intern_locked(t, th, frames, n, total, d, parent);
+    if (c->hash == hash && tb_matches(t, th, c->ref, hash, frames, n, total, d)) {
+        ref = c->ref;
+        th->path_n = n;
+    } else {
+        ref = intern_locked(t, th, hash, frames, n, total, d);
         if (ref == 0)
             return 0;
-        parent = n > 0 ? th->path_node[n - 1] : 0; /* the end (after a clear, a new one) */
-        e = &th->ends[ends_slot(parent, total)];
+        *c = (struct zwi_tbcache){hash, ref};
     }
-    *e = (struct zwi_end){parent, total, ref};
     th->path_total = total;
     th->path_ref = ref;
     return ref;
@@ -1089,8 +1090,8 @@ discard_store_locked(zwi_tracer *t)
         madvise((char *)t->nodes + PAGE, node_bytes - PAGE, MADV_DONTNEED);
     if (tb_bytes > PAGE)
         madvise((char *)t->tbs + PAGE, tb_bytes - PAGE, MADV_DONTNEED);
-    memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
-    TB_STORE(t->nodes[0].tb, 0); /* the root's tracebacks: those of no frame */
+    memset(t->node_tab, 0, (t->node_mask + 1) * sizeof(uint32_t));
+    memset(t->tb_tab, 0, (t->tb_mask + 1) * sizeof(uint32_t));
     t->node_count = t->tb_count = t->node_dirty = t->tb_dirty = 0;
 }
 
@@ -1171,7 +1172,7 @@ zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nod
     zwi_lock_acquire(&t->intern_lock);
     size_t ntb = t->tb_count;
     size_t nnodes = t->node_count;
-    size_t tbytes = (t->intern_mask + 1) * sizeof(uint32_t) +
+    size_t tbytes = (t->node_mask + t->tb_mask + 2) * sizeof(uint32_t) +
                     round_page((t->node_count + 1) * sizeof(node)) +
                     round_page((t->tb_count + 1) * sizeof(tbent));
     zwi_lock_release(&t->intern_lock);

@@ -87,7 +87,7 @@ ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size
                              const uintptr_t *frames, unsigned nframe, unsigned total_nframe);
 /* The same in two steps, for a caller that records on another thread than the one that captured
  * (the preload library's consumer): _intern() is the calling thread's part, the traceback's ref
- * (0 if the tables cannot grow; the thread's memos as zwi_tracer_add() leaves them);
+ * (0 if the tables cannot grow; the thread's path and cache as zwi_tracer_add() leaves them);
  * _add_ref() records the block with that ref (0, or -1 if the tables cannot grow). The ref must
  * be of the tracer's current generation: no zwi_tracer_clear() in between. */
 ZW_HIDDEN uint32_t zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
@@ -191,13 +191,12 @@ ZW_HIDDEN unsigned zwi_capture_tail(zwi_chain *c, const uintptr_t *fp, uintptr_t
 ZW_HIDDEN extern unsigned zwi_capture_check_every;
 ZW_HIDDEN extern atomic_uint zwi_capture_checked;
 
-#define ZWI_MEMO_BITS 11 /* log2 of the entries of a thread's memo of tree nodes (32 KiB) */
-#define ZWI_ENDS_BITS 8  /* log2 of the entries of a thread's memo of tracebacks */
+#define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
 
 /* A thread's state, pages of its own, made on the thread's first traced allocation and
- * unmapped when the thread exits. The traceback part (path, memo, ends) holds node ids and refs
- * of the tracer generation `gen` only: a thread that sees another generation empties it first,
- * so no entry is ever compared across a clear(). It is read and written by its thread alone. */
+ * unmapped when the thread exits. The traceback part (path, cache) holds node ids and refs of
+ * the tracer generation `gen` only: a thread that sees another generation empties it first, so
+ * no entry is ever compared across a clear(). It is read and written by its thread alone. */
 typedef struct zwi_thread {
     uintptr_t stack_lo; /* the thread's stack: frame pointers outside [lo, hi) end a walk */
     uintptr_t stack_hi;
@@ -205,27 +204,20 @@ typedef struct zwi_thread {
     struct zwi_thread *reg_prev;
     uint64_t gen; /* the tracer generation of path, memo and ends (0: none yet) */
     /* the path of the traceback this thread interned last, from the outermost frame: ret[k] the
-     * return address at depth k, node[k] the tree's node of ret[0..k]. The next traceback's
-     * outer frames are compared with it, the shared ones cost a compare each (their nodes are
-     * known); ref is its traceback, of `total` frames on the stack, when n frames are ret[0..n)
-     * (otherwise path_n counts the frames that are still right) */
+     * return address at depth k, node[k] the tree's node of ret[0..k], for k < path_n. The next
+     * traceback's outer frames are compared with it, each shared one costs a compare; path_ref
+     * is the traceback of path_n frames and path_total on the stack */
     unsigned path_n;
     unsigned path_total; /* UINT_MAX: path_ref is no traceback's */
     uint32_t path_ref;
     uint32_t path_node[ZW_TRACE_MAX_NFRAME];
     uintptr_t path_ret[ZW_TRACE_MAX_NFRAME];
-    /* the tree's nodes this thread found or made, by (parent, ret) hashed: a hit takes no lock */
-    struct zwi_memo {
-        uintptr_t ret;
-        uint32_t parent;
-        uint32_t node; /* 0: empty */
-    } memo[1u << ZWI_MEMO_BITS];
-    /* tracebacks by (last node, total) hashed: the ref the thread found last for them */
-    struct zwi_end {
-        uint32_t node;
-        uint32_t total;
-        uint32_t ref; /* 0: empty */
-    } ends[1u << ZWI_ENDS_BITS];
+    /* recently interned tracebacks by hash: a hit skips the intern lock (its inner frames,
+     * those the path lacks, are checked against the tree) */
+    struct zwi_tbcache {
+        uint32_t hash; /* 0: empty */
+        uint32_t ref;
+    } cache[ZWI_TB_CACHE];
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
     uintptr_t frames[ZW_TRACE_MAX_NFRAME + 16];
