@@ -192,6 +192,8 @@ ZW_HIDDEN extern unsigned zwi_capture_check_every;
 ZW_HIDDEN extern atomic_uint zwi_capture_checked;
 
 #define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
+#define ZWI_SITE_BITS 6  /* log2 of the entries of a thread's per-site memo */
+#define ZWI_SITE_FRAMES 32 /* frames of a traceback the per-site memo keeps (64 x 272 bytes) */
 
 /* A thread's state, pages of its own, made on the thread's first traced allocation and
  * unmapped when the thread exits. The traceback part (path, cache) holds node ids and refs of
@@ -218,6 +220,18 @@ typedef struct zwi_thread {
         uint32_t hash; /* 0: empty */
         uint32_t ref;
     } cache[ZWI_TB_CACHE];
+    /* the traceback each allocation site (first frame) gave last in this thread with at most
+     * ZWI_SITE_FRAMES frames, and those frames: an interpreter's allocation sites repeat their
+     * whole traceback far more often than consecutive allocations do (python3.11 building
+     * strings: 0.04% of allocations have the traceback of the one before, though they share 82%
+     * of their frames with it), and a compare of frames here reads nothing shared */
+    struct zwi_tbsite {
+        uintptr_t pc;
+        uint32_t ref; /* 0: empty */
+        uint16_t n;
+        uint16_t total;
+        uintptr_t frames[ZWI_SITE_FRAMES];
+    } site[1u << ZWI_SITE_BITS];
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
     uintptr_t frames[ZW_TRACE_MAX_NFRAME + 16];
