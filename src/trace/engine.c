@@ -18,13 +18,14 @@
  * would need 2.17M); and dense refs keep the preload library's per-site arrays, indexed by ref,
  * 95k entries long where offsets made them 3.96M.
  *
- * A thread interns without a shared lock in the common case: its last traceback's path (frames
- * and nodes from the outermost) gives the outer frames the new one shares for a compare each;
+ * A thread interns without a shared lock in the common case: the traceback an allocation site
+ * gave last, its frames kept in the thread's state, is compared first; else its last traceback's
+ * path (frames and nodes from the outermost) gives the outer frames the new one shares;
  * a traceback of the same hash from the thread's cache is then checked on the inner frames only,
  * walking its nodes up to the path's node (tracebacks made together have their nodes side by
  * side). A miss takes the lock: the table of refs, else the inner frames' nodes found or made.
- * The thread's path and cache hold ids of one tracer generation: clear() and a new tracer start a
- * new one, and a thread that sees it empties them first, so stale ids never match.
+ * The thread's memo, path and cache hold ids of one tracer generation: clear() and a new tracer
+ * start a new one, and a thread that sees it empties them first, so stale ids never match.
  *
  * Traced bytes: one shared counter (`current`), changed by an atomic add on every add and remove;
  * the peak is checked against the value that add returns, so it is the exact maximum of the
@@ -492,12 +493,15 @@ tb_matches(const zwi_tracer *t, zwi_thread *th, uint32_t ref, uint32_t hash, con
     return id == (d > 0 ? th->path_node[d - 1] : 0);
 }
 
-/* Empties the thread's traceback part, which then holds ids of generation `gen`. */
+/* Empties the thread's traceback part, which then holds ids of generation `gen`. A fresh state
+ * (generation 0) is empty already: its pages stay untouched until used. */
 static void
 thread_forget(zwi_thread *th, uint64_t gen)
 {
-    memset(th->cache, 0, sizeof(th->cache));
-    memset(th->site, 0, sizeof(th->site));
+    if (th->gen != 0) {
+        memset(th->cache, 0, sizeof(th->cache));
+        memset(th->site, 0, sizeof(th->site));
+    }
     th->path_n = 0;
     th->path_total = UINT_MAX;
     th->gen = gen;
@@ -620,7 +624,8 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
         site->ref = ref;
         site->n = (uint16_t)n;
         site->total = (uint16_t)total;
-        memcpy(site->frames, frames, n * sizeof(frames[0]));
+        for (unsigned k = 0; k < n; k++) /* short: a call to memcpy costs more */
+            site->frames[k] = frames[k];
     }
     th->path_n = n;
     th->path_total = total;
