@@ -35,6 +35,10 @@ void *zwu_mixed_nofp_call(const zwu_link *self);
 #define MAXF 64 /* frames kept per walk: more than any chain here */
 
 static zwi_unwinder U; /* the unwinder under test */
+/* the trace layer's, which the unwinder reads (the shadow stack's interposed functions): no hook
+ * runs here, and no tracer */
+_Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
+_Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
 static zwi_thread TH;  /* only its stack bounds are used (by zwi_capture) */
 static struct {
     uintptr_t raw[MAXF]; /* the frame-pointer walk, as the hook saw it */
@@ -96,7 +100,8 @@ hook(const zwu_link *self)
     W.nraw = nf;
     const uintptr_t *hook_fp = __builtin_frame_address(0);
     W.repair = zwi_preload_unwind_repair_ret(&U, W.fixed[0], nf, hook_fp);
-    W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_hi, hook_fp);
+    W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_lo, TH.stack_hi,
+                                      hook_fp);
     W.total = total;
     W.nref = 0;
     ref_walk rw = {1};

@@ -1,0 +1,439 @@
+/* preload/unwind_shadow.c - ZW_UNWIND=shadow: a walk whose cost is the frames pushed since the
+ * thread's last walk, not the stack's depth. Once a frame has been walked, its return address on
+ * the stack is replaced by the trampoline's (unwind_shadow_x86_64.S) and the real one kept in the
+ * thread's shadow stack; the next walk runs the CFA walker (unwind_cfa.c) until it reads the
+ * trampoline, and takes the older frames from the shadow stack. A frame that returns goes through
+ * the trampoline, which pops its entry and jumps to the real address.
+ *
+ * The shadow stack: entries [base, top) of a mapping of the thread's own, oldest first, their
+ * slots (where each return address lies) strictly decreasing from base to top. An entry is live
+ * while its slot holds the trampoline's address and the frame has not returned; entries below a
+ * live one on the stack whose frames were left without a return (longjmp, siglongjmp, an
+ * exception, setcontext up the stack) are stale: the trampoline and the next walk drop them.
+ *
+ * The hazards and what this file does about them:
+ *   exceptions, forced unwinds (pthread_exit, pthread_cancel) and backtraces go through libgcc,
+ *     which must never read the trampoline: _Unwind_RaiseException, _Unwind_Resume,
+ *     _Unwind_Resume_or_Rethrow, _Unwind_ForcedUnwind, _Unwind_Backtrace and backtrace(3) are
+ *     interposed (exports.map): each puts every real return address back (drop_all) and jumps to
+ *     the real function, adding no frame. A landing pad that allocates gets its frames patched
+ *     again; its _Unwind_Resume restores them before the unwinder goes on.
+ *   longjmp, siglongjmp, setcontext up the stack: frames left without a return; their entries are
+ *     below the slot of the next frame that returns or is walked, and dropped there.
+ *   coroutines: only frames of the thread's own stack are patched (the hook's stack pointer in
+ *     [stack_lo, stack_hi)); a walk on another stack (makecontext's, a signal stack) is the
+ *     incremental walk. makecontext() on a stack inside the thread's (interposed) would put two
+ *     contexts in one sorted shadow stack: patching stops for the process.
+ *   signal handlers: the hook cannot run inside a hook (the guard); a handler's walk stops at the
+ *     signal frame, which the CFA walker does not follow, before it changes anything, and the
+ *     walk through libunwind puts the real addresses back for its duration (unpatch/repatch),
+ *     touching only slots that still hold the trampoline. The trampoline's pop is one store.
+ *   thread exit: the key's destructor puts the real addresses back and unmaps the shadow stack;
+ *     the thread patches nothing afterwards.
+ *   fork: the child's thread is a copy of the forking one, its TLS and the (private) mapping
+ *     with it: it inherits the shadow stack with the stack.
+ *   dlclose: an entry is a live frame's, which no dlclose unmaps; stale ones are never read.
+ *   __builtin_return_address in a frame patched since its call gives the trampoline's address.
+ *   CET shadow stacks: a return to an address other than the call's faults; the mode is refused
+ *     where the kernel says this thread has one (zwi_preload_shadow_usable).
+ * Nothing here allocates: a hook calls it. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "trace_internal.h"
+#include "unwinder.h"
+
+#define SHADOW_CAP      16384 /* entries of a thread's shadow stack: past them, no more patching */
+#define ENTRY_END       1u    /* the walk that made this (oldest) entry ended after its frame */
+#define ENTRY_SWAPPED   2u    /* unpatched for a walk by another unwinder, patched back after it */
+
+typedef struct shadow_entry {
+    uintptr_t slot;  /* where the return address lies on the stack (the trampoline's now) */
+    uintptr_t ret;   /* the real return address */
+    uintptr_t rbp;   /* rbp in the frame it returns into, while that frame waits for it */
+    uintptr_t flags; /* ENTRY_* */
+} shadow_entry;
+
+/* A thread's shadow stack. top and base are read by the trampoline (its offsets 0 and 8). */
+struct zwi_shadow {
+    shadow_entry *top;   /* one past the newest entry; == base when empty */
+    shadow_entry *base;  /* the oldest entry; NULL before the first patch */
+    shadow_entry *limit; /* the end of the room for entries */
+    uintptr_t stack_lo;  /* the stack whose frames are patched: the thread's */
+    uintptr_t stack_hi;
+    uintptr_t *sps;  /* a walk's stack pointers, then its rbp values: ZWI_UNWIND_MAX_FRAMES + 4 */
+    uintptr_t *rbps; /* each, in the mapping */
+    size_t bytes;    /* mapped */
+    unsigned reused; /* frames the last walk took from the shadow stack */
+    bool done;       /* the thread is exiting: no more patching */
+};
+
+ZW_HIDDEN _Thread_local struct zwi_shadow zwi_shadow_tls __attribute__((tls_model("initial-exec")));
+
+_Static_assert(offsetof(struct zwi_shadow, top) == 0 && offsetof(struct zwi_shadow, base) == 8,
+               "the trampoline's offsets");
+_Static_assert(sizeof(shadow_entry) == 32 && offsetof(shadow_entry, ret) == 8,
+               "the trampoline's entry layout");
+
+ZW_HIDDEN extern char zwi_shadow_trampoline[];
+
+/* Process-wide: set once, never cleared. */
+static atomic_bool patching_off; /* makecontext() on a stack inside a thread's */
+static pthread_key_t shadow_key; /* its destructor restores and unmaps a thread's shadow stack */
+static bool shadow_key_ok;
+static pthread_once_t shadow_once = PTHREAD_ONCE_INIT;
+
+uintptr_t
+zwi_preload_shadow_trampoline(void)
+{
+    return (uintptr_t)zwi_shadow_trampoline;
+}
+
+static inline uintptr_t
+here(void)
+{
+    return (uintptr_t)__builtin_frame_address(0);
+}
+
+/* Is the slot of `e` one a walk may still read? Below the caller's frame on the stack the
+ * shadow stack covers, it is stale: the memory is the caller's own or free. */
+static inline bool
+slot_alive(const struct zwi_shadow *s, const shadow_entry *e, uintptr_t sp)
+{
+    return !(sp >= s->stack_lo && sp < s->stack_hi) || e->slot > sp;
+}
+
+/* Puts the real return address back in every slot that holds the trampoline's; the shadow stack
+ * is then empty. */
+static void
+drop_all(struct zwi_shadow *s)
+{
+    uintptr_t t = (uintptr_t)zwi_shadow_trampoline, sp = here();
+    for (shadow_entry *e = s->top; e > s->base;) {
+        e--;
+        uintptr_t *slot = (uintptr_t *)e->slot;
+        if (slot_alive(s, e, sp) && *slot == t)
+            *slot = e->ret;
+    }
+    s->top = s->base;
+}
+
+unsigned
+zwi_preload_shadow_unpatch(void)
+{
+    struct zwi_shadow *s = &zwi_shadow_tls;
+    uintptr_t t = (uintptr_t)zwi_shadow_trampoline, sp = here();
+    unsigned n = 0;
+    for (shadow_entry *e = s->base; e != NULL && e < s->top; e++) {
+        uintptr_t *slot = (uintptr_t *)e->slot;
+        if (slot_alive(s, e, sp) && *slot == t) {
+            *slot = e->ret;
+            e->flags |= ENTRY_SWAPPED;
+            n++;
+        }
+    }
+    return n;
+}
+
+void
+zwi_preload_shadow_repatch(unsigned n)
+{
+    struct zwi_shadow *s = &zwi_shadow_tls;
+    uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
+    for (shadow_entry *e = s->base; n > 0 && e != NULL && e < s->top; e++) {
+        if (e->flags & ENTRY_SWAPPED) {
+            *(uintptr_t *)e->slot = t;
+            e->flags &= ~(uintptr_t)ENTRY_SWAPPED;
+            n--;
+        }
+    }
+}
+
+/* ---- a thread's shadow stack ---- */
+
+static void
+shadow_release(void *p)
+{
+    struct zwi_shadow *s = &zwi_shadow_tls;
+    (void)p;
+    s->done = true;
+    if (s->base == NULL)
+        return;
+    drop_all(s);
+    void *m = s->base;
+    size_t bytes = s->bytes;
+    s->base = s->top = s->limit = NULL;
+    syscall(SYS_munmap, m, bytes); /* the system call: the preload library's munmap traces */
+}
+
+static void
+shadow_make_key(void)
+{
+    shadow_key_ok = pthread_key_create(&shadow_key, shadow_release) == 0;
+}
+
+/* Maps this thread's shadow stack for frames of [stack_lo, stack_hi); false if it cannot. */
+static bool
+shadow_map(struct zwi_shadow *s, uintptr_t stack_lo, uintptr_t stack_hi)
+{
+    pthread_once(&shadow_once, shadow_make_key);
+    if (!shadow_key_ok)
+        return false;
+    size_t bytes = (SHADOW_CAP * sizeof(shadow_entry) +
+                    2 * (ZWI_UNWIND_MAX_FRAMES + 4) * sizeof(uintptr_t) + 4095) &
+                   ~(size_t)4095;
+    void *m = (void *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    s->base = s->top = m;
+    s->limit = s->base + SHADOW_CAP;
+    s->sps = (uintptr_t *)s->limit;
+    s->rbps = s->sps + ZWI_UNWIND_MAX_FRAMES + 4;
+    s->bytes = bytes;
+    s->stack_lo = stack_lo;
+    s->stack_hi = stack_hi;
+    pthread_setspecific(shadow_key, s);
+    return true;
+}
+
+/* The trampoline found no entry for the slot at `slot`: the program moved or rewrote its stack in
+ * a way this unwinder cannot follow, and the real return address is not known. */
+ZW_HIDDEN __attribute__((noreturn, used)) void
+zwi_shadow_lost(uintptr_t slot)
+{
+    char msg[256];
+    int len = snprintf(msg, sizeof(msg),
+                       "zw: preload: ZW_UNWIND=shadow: a function returned through the slot at "
+                       "%#lx, whose return address this unwinder no longer knows; trace this "
+                       "program with ZW_UNWIND=incremental\n",
+                       (unsigned long)slot);
+    (void)!write(2, msg, (size_t)len);
+    abort();
+}
+
+/* ---- the walk ---- */
+
+unsigned
+zwi_preload_shadow_reused(void)
+{
+    return zwi_shadow_tls.reused;
+}
+
+bool
+zwi_preload_shadow_live(void)
+{
+    return zwi_shadow_tls.top != zwi_shadow_tls.base;
+}
+
+/* The walk of frames[0, n) on another stack than the thread's (or with patching off): the
+ * incremental walk; -1 if it met the trampoline (the caller asks libunwind, unpatched). */
+static int
+walk_elsewhere(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, uintptr_t sp,
+               uintptr_t rbp, uintptr_t stack_hi)
+{
+    int n = zwi_preload_unwind_incremental(u, frames, max, pc, sp, rbp, stack_hi);
+    uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
+    for (int i = 0; i < n; i++) {
+        if (frames[i] == t)
+            return -1;
+    }
+    return n;
+}
+
+int
+zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
+                          uintptr_t sp, uintptr_t rbp, uintptr_t stack_lo, uintptr_t stack_hi)
+{
+    struct zwi_shadow *s = &zwi_shadow_tls;
+    if (ZW_UNLIKELY(s->base == NULL || s->stack_hi != stack_hi)) {
+        if (s->done || stack_lo == 0 || s->base != NULL ||
+            atomic_load_explicit(&patching_off, memory_order_relaxed) ||
+            !shadow_map(s, stack_lo, stack_hi))
+            return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
+    }
+    if (ZW_UNLIKELY(sp < s->stack_lo || sp >= s->stack_hi || s->done ||
+                    atomic_load_explicit(&patching_off, memory_order_relaxed)))
+        return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
+    uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
+    unsigned how;
+    /* 1. the frames pushed since the last walk: the CFA walker's, up to the trampoline */
+    int got = zwi_preload_unwind_cfa_until(u, frames, s->sps, s->rbps, max, pc, sp, rbp, stack_hi,
+                                           t, &how);
+    if (got < 0)
+        return -1;
+    unsigned n = (unsigned)got, fresh = n;
+    s->reused = 0;
+    shadow_entry *keep; /* entries [base, keep) stay; the fresh ones go on top of them */
+    if (how == ZWI_UNTIL_STOP) {
+        /* 2. the older frames from the shadow stack: from the entry of the slot where the walk
+         * read the trampoline (entries above it are stale) */
+        uintptr_t slot = s->sps[n] - 8;
+        keep = s->top;
+        while (keep > s->base && keep[-1].slot < slot)
+            keep--;
+        if (keep == s->base || keep[-1].slot != slot)
+            return -1; /* a trampoline no entry explains: libunwind stops there */
+        shadow_entry *x = keep;
+        while (n < max && x > s->base)
+            frames[n++] = (--x)->ret;
+        s->reused = n - fresh;
+        if (n < max && x == s->base && !(x->flags & ENTRY_END)) {
+            /* 3. past the oldest entry: walked from its state (its states after the fresh
+             * ones'), the frames kept under it */
+            unsigned how2;
+            uintptr_t *sps2 = s->sps + fresh + 1, *rbps2 = s->rbps + fresh + 1;
+            int more = zwi_preload_unwind_cfa_until(u, frames + n - 1, sps2, rbps2, max - n + 1,
+                                                    x->ret, x->slot + 8, x->rbp, stack_hi, t,
+                                                    &how2);
+            if (more < 1 || how2 == ZWI_UNTIL_STOP)
+                return -1; /* a trampoline older than the oldest entry: libunwind stops there */
+            unsigned deep = (unsigned)more - 1;
+            if (deep > 0 && s->top + deep + fresh <= s->limit) {
+                memmove(s->base + deep, s->base, (size_t)(s->top - s->base) * sizeof(*x));
+                for (unsigned i = 1; i <= deep; i++)
+                    s->base[deep - i] = (shadow_entry){sps2[i] - 8, frames[n - 1 + i], rbps2[i], 0};
+                if (how2 == ZWI_UNTIL_END)
+                    s->base[0].flags = ENTRY_END;
+                keep += deep;
+                s->top += deep;
+                for (unsigned i = 1; i <= deep; i++)
+                    *(uintptr_t *)(sps2[i] - 8) = t;
+            } else if (deep == 0 && how2 == ZWI_UNTIL_END) {
+                x->flags |= ENTRY_END;
+            }
+            n += deep;
+        }
+    } else {
+        /* the walk ended, or reached its limit, with no trampoline: entries of slots it passed
+         * are stale */
+        keep = s->top;
+        while (n > 0 && keep > s->base && keep[-1].slot <= s->sps[n - 1])
+            keep--;
+    }
+    /* 4. the fresh frames (but the first, whose slot is the hook's) go on the shadow stack, oldest
+     * first, then their slots take the trampoline: a signal landing between sees each entry
+     * before its slot changes */
+    unsigned k = fresh > 1 ? fresh - 1 : 0;
+    if (keep + k > s->limit)
+        k = (unsigned)(s->limit - keep);
+    for (unsigned i = 0; i < k; i++) {
+        unsigned f = fresh - 1 - i; /* frames[f], the oldest fresh one first */
+        keep[i] = (shadow_entry){s->sps[f] - 8, frames[f], s->rbps[f], 0};
+    }
+    if (k > 0 && keep == s->base && how == ZWI_UNTIL_END && fresh - 1 == n - 1)
+        keep[0].flags = ENTRY_END;
+    s->top = keep + k;
+    for (unsigned i = 0; i < k; i++)
+        *(uintptr_t *)keep[i].slot = t;
+    return (int)n;
+}
+
+/* ---- refusing where return addresses cannot be replaced ---- */
+
+bool
+zwi_preload_shadow_usable(const char **why)
+{
+#if defined(__x86_64__) && defined(__linux__)
+    unsigned long features = 0;
+    /* ARCH_SHSTK_STATUS (Linux 6.6): bit 0, this thread has a CET shadow stack */
+    if (syscall(SYS_arch_prctl, 0x5005, &features) == 0 && (features & 1)) {
+        *why = "this process has a CET shadow stack";
+        return false;
+    }
+    return true;
+#else
+    *why = "not an x86-64 Linux process";
+    return false;
+#endif
+}
+
+/* ---- the interposed functions (unwind_shadow_x86_64.S jumps to what these return) ---- */
+
+/* The real function `name`, from the next module that defines it; NULL if none. */
+static void *
+real_of(const char *name, void *_Atomic *cache)
+{
+    void *f = atomic_load_explicit(cache, memory_order_acquire);
+    if (f == NULL) {
+        f = dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(cache, f, memory_order_release);
+    }
+    return f;
+}
+
+/* Before libgcc (or backtrace) reads this thread's stack: every real return address back, unless
+ * a hook of this thread is running (a signal handler inside it: the hook's walk may be changing
+ * the shadow stack; that unwinder then stops at the trampoline). */
+static void
+before_unwind(void)
+{
+    struct zwi_shadow *s = &zwi_shadow_tls;
+    if (s->top != s->base && zwi_trace_guard == 0)
+        drop_all(s);
+}
+
+static int
+unwind_fails(void)
+{
+    return 5; /* _URC_END_OF_STACK: no libgcc to forward to */
+}
+
+static int
+backtrace_fails(void)
+{
+    return 0;
+}
+
+static __attribute__((noreturn)) void
+resume_fails(void)
+{
+    abort();
+}
+
+enum { REAL_RAISE, REAL_RESUME, REAL_RETHROW, REAL_FORCED, REAL_BACKTRACE, REAL_BT, REAL_N };
+
+ZW_HIDDEN __attribute__((used)) void *
+zwi_shadow_before(unsigned which)
+{
+    static void *_Atomic real[REAL_N];
+    static const char *const names[REAL_N] = {
+        "_Unwind_RaiseException", "_Unwind_Resume",    "_Unwind_Resume_or_Rethrow",
+        "_Unwind_ForcedUnwind",   "_Unwind_Backtrace", "backtrace",
+    };
+    before_unwind();
+    void *f = real_of(names[which], &real[which]);
+    if (f != NULL)
+        return f;
+    if (which == REAL_RESUME)
+        return (void *)resume_fails;
+    return which == REAL_BT ? (void *)backtrace_fails : (void *)unwind_fails;
+}
+
+/* makecontext (the stub jumps to the real one after): a context on a stack inside this thread's
+ * would share the thread's shadow stack with it; patching stops for the process, and this
+ * thread's real return addresses go back. */
+ZW_HIDDEN __attribute__((used)) void *
+zwi_shadow_before_makecontext(ucontext_t *ucp)
+{
+    static void *_Atomic real;
+    zwi_thread *th = zwi_trace_self;
+    uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
+    if (th == NULL || th->stack_hi == 0 || (lo < th->stack_hi && hi > th->stack_lo)) {
+        atomic_store_explicit(&patching_off, true, memory_order_relaxed);
+        if (zwi_trace_guard == 0 && zwi_shadow_tls.top != zwi_shadow_tls.base)
+            drop_all(&zwi_shadow_tls);
+    }
+    return real_of("makecontext", &real);
+}
