@@ -27,7 +27,8 @@
  *   signal handlers: the hook cannot run inside a hook (the guard); a handler's walk stops at the
  *     signal frame, which the CFA walker does not follow, before it changes anything, and the
  *     walk through libunwind puts the real addresses back for its duration (unpatch/repatch),
- *     touching only slots that still hold the trampoline. The trampoline's pop is one store.
+ *     touching only slots that still hold the trampoline. The trampoline's pop is one cmpxchg,
+ *     which leaves alone a shadow stack a handler emptied meanwhile (backtrace(3) in a handler).
  *   thread exit: the key's destructor puts the real addresses back and unmaps the shadow stack;
  *     the thread patches nothing afterwards.
  *   fork: the child's thread is a copy of the forking one, its TLS and the (private) mapping
@@ -126,6 +127,7 @@ drop_all(struct zwi_shadow *s)
         if (slot_alive(s, e, sp) && *slot == t)
             *slot = e->ret;
     }
+    atomic_signal_fence(memory_order_seq_cst); /* the trampoline reads the slot if no entry */
     s->top = s->base;
 }
 
@@ -334,7 +336,9 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
     }
     if (k > 0 && keep == s->base && how == ZWI_UNTIL_END && fresh - 1 == n - 1)
         keep[0].flags = ENTRY_END;
+    atomic_signal_fence(memory_order_seq_cst);
     s->top = keep + k;
+    atomic_signal_fence(memory_order_seq_cst);
     for (unsigned i = 0; i < k; i++)
         *(uintptr_t *)keep[i].slot = t;
     return (int)n;

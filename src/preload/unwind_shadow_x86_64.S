@@ -8,8 +8,9 @@
  * holds a return value or is kept across a call) and writes only the red zone below rsp, which a
  * signal handler's frame skips and the returning function no longer uses. rax, rdx, xmm0, xmm1
  * and the x87 stack (st0: long double) reach the caller as the callee left them; rsp is the
- * caller's, aligned as it expects. The pop is one store: a signal landing at any instruction
- * sees the shadow stack whole, with or without this entry.
+ * caller's, aligned as it expects. The pop is one instruction (cmpxchg): a signal landing at any
+ * instruction sees the shadow stack whole, with or without this entry, and a handler that empties
+ * it (drop_all, putting the real addresses back first) is not undone.
  *
  * Its FDE says the return address is undefined: an unwinder that meets it (a program's own
  * libunwind, a statically linked libgcc) stops there instead of reading further. */
@@ -38,19 +39,31 @@ zwi_shadow_trampoline:
     movq %rax, -16(%rsp)                     /* one more register, in the red zone */
     movq zwi_shadow_tls@gottpoff(%rip), %r11 /* this thread's struct zwi_shadow: %fs:(%r11) */
     movq %fs:SHADOW_TOP(%r11), %r10
+    movq %r10, -24(%rsp)                     /* the top as read, for the cmpxchg below */
     leaq -8(%rsp), %rax                      /* the slot this return read */
 1:  cmpq %fs:SHADOW_BASE(%r11), %r10
-    jbe 9f                                   /* no entry left: lost */
+    jbe 9f                                   /* no entry left */
     subq $ENTRY_SIZE, %r10
     cmpq ENTRY_SLOT(%r10), %rax
     ja 1b                                    /* a frame below this one, left without returning */
-    jne 9f                                   /* the newest entry above is another frame's: lost */
+    jne 9f                                   /* the newest entry above is another frame's */
     movq ENTRY_RET(%r10), %rax
     movq %rax, -8(%rsp)                      /* the real return address back in its slot */
-    movq %r10, %fs:SHADOW_TOP(%r11)          /* popped: this entry and the ones below it */
+    /* popped (this entry and the ones below it) unless a signal handler emptied the shadow stack
+     * since the top was read (drop_all: it put the real addresses back first); cmpxchg is one
+     * instruction, whole for a signal of this thread */
+    movq -24(%rsp), %rax
+    cmpxchgq %r10, %fs:SHADOW_TOP(%r11)
     movq -16(%rsp), %rax
     jmp *-8(%rsp)
-9:  leaq -8(%rsp), %rdi
+    /* No entry: if a signal handler put the real return address back (and emptied the shadow
+     * stack) before the top was read, the slot holds it; otherwise it is lost. */
+9:  leaq zwi_shadow_trampoline(%rip), %r10
+    cmpq -8(%rsp), %r10
+    je 8f
+    movq -16(%rsp), %rax
+    jmp *-8(%rsp)
+8:  leaq -8(%rsp), %rdi
     andq $-16, %rsp
     call zwi_shadow_lost                     /* does not return */
     ud2
