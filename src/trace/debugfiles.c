@@ -51,8 +51,8 @@ zwi_debug_cache_set(const char *value)
     cache_set = true;
 }
 
-/* The cache directory into buf (created if missing), or false when the cache is off or cannot be
- * made. */
+/* The cache directory's path into buf (not created: a lookup needs only open()), or false when
+ * the cache is off or has no place. */
 static bool
 cache_dir(char *buf, size_t cap)
 {
@@ -72,14 +72,18 @@ cache_dir(char *buf, size_t cap)
         else
             return false;
     }
-    if (n <= 0 || (size_t)n >= cap)
-        return false;
-    /* each missing component, as mkdir -p */
-    for (char *p = buf + 1;; p++) {
+    return n > 0 && (size_t)n < cap;
+}
+
+/* Creates each missing component of directory `path`, as mkdir -p; false if one cannot be. */
+static bool
+make_dirs(char *path)
+{
+    for (char *p = path + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            int rc = mkdir(buf, 0755);
+            int rc = mkdir(path, 0755);
             *p = c;
             if (rc != 0 && errno != EEXIST)
                 return false;
@@ -266,7 +270,8 @@ zwi_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Add
     if (!cache)
         return fd;
     uint64_t inflated = inflated_bytes(fd);
-    if (inflated == 0 || inflated > MAX_INFLATED || write_inflated(fd, dir, cached) != 0)
+    if (inflated == 0 || inflated > MAX_INFLATED || !make_dirs(dir) ||
+        write_inflated(fd, dir, cached) != 0)
         return fd;
     int copy = open_checked(cached, bits, len, debuginfo_file_name);
     if (copy < 0)
