@@ -6,7 +6,9 @@
  * the trampoline, which pops its entry and jumps to the real address.
  *
  * The shadow stack: entries [base, top) of a mapping of the thread's own, oldest first, their
- * slots (where each return address lies) strictly decreasing from base to top. An entry is live
+ * slots (where each return address lies) strictly decreasing from base to top, each live entry's
+ * next older frame the live entry under it (a walk that meets the trampoline can take the rest
+ * from there); under base, the frames not walked yet (none if base is ENTRY_END). An entry is live
  * while its slot holds the trampoline's address and the frame has not returned; entries below a
  * live one on the stack whose frames were left without a return (longjmp, siglongjmp, an
  * exception, setcontext up the stack) are stale: the trampoline and the next walk drop them.
@@ -56,6 +58,8 @@
 #include "unwinder.h"
 
 #define SHADOW_CAP      16384 /* entries of a thread's shadow stack: past them, no more patching */
+#define CHURN_WALKS     4     /* the last walks whose fresh frames are not patched (churn_then) */
+#define CHURN_RESET     64    /* every this many walks, all fresh frames are patched */
 #define ENTRY_END       1u    /* the walk that made this (oldest) entry ended after its frame */
 #define ENTRY_SWAPPED   2u    /* unpatched for a walk by another unwinder, patched back after it */
 
@@ -77,6 +81,9 @@ struct zwi_shadow {
     uintptr_t *rbps; /* each, in the mapping */
     size_t bytes;    /* mapped */
     unsigned reused; /* frames the last walk took from the shadow stack */
+    unsigned churn[CHURN_WALKS]; /* the frames each of the last walks found pushed since the one
+                                    before it (but the first) */
+    unsigned walks;              /* walks so far */
     bool done;       /* the thread is exiting: no more patching */
 };
 
@@ -94,6 +101,7 @@ static atomic_bool patching_off; /* makecontext() on a stack inside a thread's *
 static pthread_key_t shadow_key; /* its destructor restores and unmaps a thread's shadow stack */
 static bool shadow_key_ok;
 static pthread_once_t shadow_once = PTHREAD_ONCE_INIT;
+
 
 uintptr_t
 zwi_preload_shadow_trampoline(void)
@@ -254,6 +262,37 @@ walk_elsewhere(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, u
     return n;
 }
 
+/* Puts the real return addresses of entries [base, end) back where their slots still hold the
+ * trampoline's (the caller then drops them). */
+static void
+restore_below(struct zwi_shadow *s, const shadow_entry *end)
+{
+    uintptr_t t = (uintptr_t)zwi_shadow_trampoline, sp = here();
+    for (const shadow_entry *e = s->base; e < end; e++) {
+        uintptr_t *slot = (uintptr_t *)e->slot;
+        if (slot_alive(s, e, sp) && *slot == t)
+            *slot = e->ret;
+    }
+}
+
+/* How many of the youngest fresh frames of this walk (`now` of them, the first excepted) not to
+ * patch: as many as any of the last CHURN_WALKS walks found fresh. Frames that return between
+ * two allocations (an interpreter's calls between its allocations: 1 to 3 frames on python3.11,
+ * 2 to 5 on cc1plus) would each cost a patch and a trampoline per allocation, more than walking
+ * them again; the frames under them stay patched. Every CHURN_RESET walks all are patched, so
+ * that frames left unpatched while something above them churned are patched once it stops. */
+static unsigned
+churn_then(struct zwi_shadow *s, unsigned now)
+{
+    unsigned skip = 0;
+    for (unsigned i = 0; i < CHURN_WALKS; i++)
+        skip = s->churn[i] > skip ? s->churn[i] : skip;
+    s->churn[s->walks % CHURN_WALKS] = now;
+    if (++s->walks % CHURN_RESET == 0)
+        skip = 0;
+    return skip;
+}
+
 int
 zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
                           uintptr_t sp, uintptr_t rbp, uintptr_t stack_lo, uintptr_t stack_hi)
@@ -319,15 +358,21 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
         }
     } else {
         /* the walk ended, or reached its limit, with no trampoline: entries of slots it passed
-         * are stale */
+         * are stale; the older ones are not this walk's next frames (an entry's next frame is
+         * the entry under it): at the limit, frames further down the stack, whose real return
+         * addresses go back; past the outermost frame, nothing live */
         keep = s->top;
         while (n > 0 && keep > s->base && keep[-1].slot <= s->sps[n - 1])
             keep--;
+        if (how == ZWI_UNTIL_LIMIT && keep > s->base)
+            restore_below(s, keep);
+        keep = s->base;
     }
     /* 4. the fresh frames (but the first, whose slot is the hook's) go on the shadow stack, oldest
      * first, then their slots take the trampoline: a signal landing between sees each entry
      * before its slot changes */
-    unsigned k = fresh > 1 ? fresh - 1 : 0;
+    unsigned skip = churn_then(s, fresh > 0 ? fresh - 1 : 0);
+    unsigned k = fresh > 1 + skip ? fresh - 1 - skip : 0;
     if (keep + k > s->limit)
         k = (unsigned)(s->limit - keep);
     for (unsigned i = 0; i < k; i++) {
