@@ -63,36 +63,43 @@
 #define ENTRY_END       1u    /* the walk that made this (oldest) entry ended after its frame */
 #define ENTRY_SWAPPED   2u    /* unpatched for a walk by another unwinder, patched back after it */
 
-typedef struct shadow_entry {
-    uintptr_t slot;  /* where the return address lies on the stack (the trampoline's now) */
-    uintptr_t ret;   /* the real return address */
-    uintptr_t rbp;   /* rbp in the frame it returns into, while that frame waits for it */
-    uintptr_t flags; /* ENTRY_* */
-} shadow_entry;
-
-/* A thread's shadow stack. top and base are read by the trampoline (its offsets 0 and 8). */
+/* A thread's shadow stack, entry i (0 the oldest) in four arrays of one mapping: where its return
+ * address lies on the stack, base[i] (the trampoline's address there now); the real return
+ * address, rets[-i] (newest first in memory: a walk copies them with one memcpy); rbp in the
+ * frame it returns into while that frame waits for it, rbps[i]; its ENTRY_* flags, flags[i].
+ * top, base and ret_key are read by the trampoline (offsets 0, 8, 16), which finds entry i's
+ * real return address at ret_key - &base[i]. */
 struct zwi_shadow {
-    shadow_entry *top;   /* one past the newest entry; == base when empty */
-    shadow_entry *base;  /* the oldest entry; NULL before the first patch */
-    shadow_entry *limit; /* the end of the room for entries */
+    uintptr_t *top;      /* &base[number of entries] */
+    uintptr_t *base;     /* the slots; NULL before the first patch */
+    uintptr_t ret_key;   /* (uintptr_t)rets + (uintptr_t)base */
+    uintptr_t *rets;     /* the real return address of entry i at rets[-i] */
+    uintptr_t *rbps;     /* entry i's rbp */
+    uint8_t *flags;      /* entry i's ENTRY_* */
     uintptr_t stack_lo;  /* the stack whose frames are patched: the thread's */
     uintptr_t stack_hi;
-    uintptr_t *sps;  /* a walk's stack pointers, then its rbp values: ZWI_UNWIND_MAX_FRAMES + 4 */
-    uintptr_t *rbps; /* each, in the mapping */
-    size_t bytes;    /* mapped */
-    unsigned reused; /* frames the last walk took from the shadow stack */
+    uintptr_t *sps;      /* a walk's stack pointers, then its rbp values: ZWI_UNWIND_MAX_FRAMES + 4 */
+    uintptr_t *wrbps;    /* each, in the mapping */
+    size_t bytes;        /* mapped */
+    unsigned reused;     /* frames the last walk took from the shadow stack */
     unsigned churn[CHURN_WALKS]; /* the frames each of the last walks found pushed since the one
                                     before it (but the first) */
     unsigned walks;              /* walks so far */
-    bool done;       /* the thread is exiting: no more patching */
+    bool done;                   /* the thread is exiting: no more patching */
 };
 
 ZW_HIDDEN _Thread_local struct zwi_shadow zwi_shadow_tls __attribute__((tls_model("initial-exec")));
 
-_Static_assert(offsetof(struct zwi_shadow, top) == 0 && offsetof(struct zwi_shadow, base) == 8,
+_Static_assert(offsetof(struct zwi_shadow, top) == 0 && offsetof(struct zwi_shadow, base) == 8 &&
+                   offsetof(struct zwi_shadow, ret_key) == 16,
                "the trampoline's offsets");
-_Static_assert(sizeof(shadow_entry) == 32 && offsetof(shadow_entry, ret) == 8,
-               "the trampoline's entry layout");
+
+/* Entries of `s` */
+static inline unsigned
+count(const struct zwi_shadow *s)
+{
+    return (unsigned)(s->top - s->base);
+}
 
 ZW_HIDDEN extern char zwi_shadow_trampoline[];
 
@@ -118,9 +125,9 @@ here(void)
 /* Is the slot of `e` one a walk may still read? Below the caller's frame on the stack the
  * shadow stack covers, it is stale: the memory is the caller's own or free. */
 static inline bool
-slot_alive(const struct zwi_shadow *s, const shadow_entry *e, uintptr_t sp)
+slot_alive(const struct zwi_shadow *s, uintptr_t slot, uintptr_t sp)
 {
-    return !(sp >= s->stack_lo && sp < s->stack_hi) || e->slot > sp;
+    return !(sp >= s->stack_lo && sp < s->stack_hi) || slot > sp;
 }
 
 /* Puts the real return address back in every slot that holds the trampoline's; the shadow stack
@@ -129,11 +136,10 @@ static void
 drop_all(struct zwi_shadow *s)
 {
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline, sp = here();
-    for (shadow_entry *e = s->top; e > s->base;) {
-        e--;
-        uintptr_t *slot = (uintptr_t *)e->slot;
-        if (slot_alive(s, e, sp) && *slot == t)
-            *slot = e->ret;
+    for (unsigned i = count(s); i-- > 0;) {
+        uintptr_t *slot = (uintptr_t *)s->base[i];
+        if (slot_alive(s, s->base[i], sp) && *slot == t)
+            *slot = s->rets[-(ptrdiff_t)i];
     }
     atomic_signal_fence(memory_order_seq_cst); /* the trampoline reads the slot if no entry */
     s->top = s->base;
@@ -145,11 +151,11 @@ zwi_preload_shadow_unpatch(void)
     struct zwi_shadow *s = &zwi_shadow_tls;
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline, sp = here();
     unsigned n = 0;
-    for (shadow_entry *e = s->base; e != NULL && e < s->top; e++) {
-        uintptr_t *slot = (uintptr_t *)e->slot;
-        if (slot_alive(s, e, sp) && *slot == t) {
-            *slot = e->ret;
-            e->flags |= ENTRY_SWAPPED;
+    for (unsigned i = 0; s->base != NULL && i < count(s); i++) {
+        uintptr_t *slot = (uintptr_t *)s->base[i];
+        if (slot_alive(s, s->base[i], sp) && *slot == t) {
+            *slot = s->rets[-(ptrdiff_t)i];
+            s->flags[i] |= ENTRY_SWAPPED;
             n++;
         }
     }
@@ -161,10 +167,10 @@ zwi_preload_shadow_repatch(unsigned n)
 {
     struct zwi_shadow *s = &zwi_shadow_tls;
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
-    for (shadow_entry *e = s->base; n > 0 && e != NULL && e < s->top; e++) {
-        if (e->flags & ENTRY_SWAPPED) {
-            *(uintptr_t *)e->slot = t;
-            e->flags &= ~(uintptr_t)ENTRY_SWAPPED;
+    for (unsigned i = 0; n > 0 && s->base != NULL && i < count(s); i++) {
+        if (s->flags[i] & ENTRY_SWAPPED) {
+            *(uintptr_t *)s->base[i] = t;
+            s->flags[i] &= (uint8_t)~ENTRY_SWAPPED;
             n--;
         }
     }
@@ -183,7 +189,7 @@ shadow_release(void *p)
     drop_all(s);
     void *m = s->base;
     size_t bytes = s->bytes;
-    s->base = s->top = s->limit = NULL;
+    s->base = s->top = NULL;
     syscall(SYS_munmap, m, bytes); /* the system call: the preload library's munmap traces */
 }
 
@@ -200,7 +206,7 @@ shadow_map(struct zwi_shadow *s, uintptr_t stack_lo, uintptr_t stack_hi)
     pthread_once(&shadow_once, shadow_make_key);
     if (!shadow_key_ok)
         return false;
-    size_t bytes = (SHADOW_CAP * sizeof(shadow_entry) +
+    size_t bytes = (SHADOW_CAP * (3 * sizeof(uintptr_t) + 1) +
                     2 * (ZWI_UNWIND_MAX_FRAMES + 4) * sizeof(uintptr_t) + 4095) &
                    ~(size_t)4095;
     void *m = (void *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
@@ -208,9 +214,12 @@ shadow_map(struct zwi_shadow *s, uintptr_t stack_lo, uintptr_t stack_hi)
     if (m == MAP_FAILED)
         return false;
     s->base = s->top = m;
-    s->limit = s->base + SHADOW_CAP;
-    s->sps = (uintptr_t *)s->limit;
-    s->rbps = s->sps + ZWI_UNWIND_MAX_FRAMES + 4;
+    s->rets = s->base + 2 * SHADOW_CAP - 1;
+    s->ret_key = (uintptr_t)s->rets + (uintptr_t)s->base;
+    s->rbps = s->base + 2 * SHADOW_CAP;
+    s->sps = s->rbps + SHADOW_CAP;
+    s->wrbps = s->sps + ZWI_UNWIND_MAX_FRAMES + 4;
+    s->flags = (uint8_t *)(s->wrbps + ZWI_UNWIND_MAX_FRAMES + 4);
     s->bytes = bytes;
     s->stack_lo = stack_lo;
     s->stack_hi = stack_hi;
@@ -265,14 +274,25 @@ walk_elsewhere(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, u
 /* Puts the real return addresses of entries [base, end) back where their slots still hold the
  * trampoline's (the caller then drops them). */
 static void
-restore_below(struct zwi_shadow *s, const shadow_entry *end)
+restore_below(struct zwi_shadow *s, unsigned end)
 {
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline, sp = here();
-    for (const shadow_entry *e = s->base; e < end; e++) {
-        uintptr_t *slot = (uintptr_t *)e->slot;
-        if (slot_alive(s, e, sp) && *slot == t)
-            *slot = e->ret;
+    for (unsigned i = 0; i < end; i++) {
+        uintptr_t *slot = (uintptr_t *)s->base[i];
+        if (slot_alive(s, s->base[i], sp) && *slot == t)
+            *slot = s->rets[-(ptrdiff_t)i];
     }
+}
+
+/* Entry i is (slot, ret, rbp, flags). */
+static inline void
+set_entry(struct zwi_shadow *s, unsigned i, uintptr_t slot, uintptr_t ret, uintptr_t rbp,
+          uint8_t flags)
+{
+    s->base[i] = slot;
+    s->rets[-(ptrdiff_t)i] = ret;
+    s->rbps[i] = rbp;
+    s->flags[i] = flags;
 }
 
 /* How many of the youngest fresh frames of this walk (`now` of them, the first excepted) not to
@@ -310,49 +330,55 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
     unsigned how;
     /* 1. the frames pushed since the last walk: the CFA walker's, up to the trampoline */
-    int got = zwi_preload_unwind_cfa_until(u, frames, s->sps, s->rbps, max, pc, sp, rbp, stack_hi,
-                                           t, &how);
+    int got = zwi_preload_unwind_cfa_until(u, frames, s->sps, s->wrbps, max, pc, sp, rbp,
+                                           stack_hi, t, &how);
     if (got < 0)
         return -1;
     unsigned n = (unsigned)got, fresh = n;
     s->reused = 0;
-    shadow_entry *keep; /* entries [base, keep) stay; the fresh ones go on top of them */
+    unsigned keep; /* entries [0, keep) stay; the fresh ones go on top of them */
     if (how == ZWI_UNTIL_STOP) {
         /* 2. the older frames from the shadow stack: from the entry of the slot where the walk
          * read the trampoline (entries above it are stale) */
         uintptr_t slot = s->sps[n] - 8;
-        keep = s->top;
-        while (keep > s->base && keep[-1].slot < slot)
+        keep = count(s);
+        while (keep > 0 && s->base[keep - 1] < slot)
             keep--;
-        if (keep == s->base || keep[-1].slot != slot)
+        if (keep == 0 || s->base[keep - 1] != slot)
             return -1; /* a trampoline no entry explains: libunwind stops there */
-        shadow_entry *x = keep;
-        while (n < max && x > s->base)
-            frames[n++] = (--x)->ret;
-        s->reused = n - fresh;
-        if (n < max && x == s->base && !(x->flags & ENTRY_END)) {
+        unsigned m = keep < max - n ? keep : max - n;
+        memcpy(frames + n, s->rets - (keep - 1), m * sizeof(*frames));
+        n += m;
+        s->reused = m;
+        if (m == keep && n < max && !(s->flags[0] & ENTRY_END)) {
             /* 3. past the oldest entry: walked from its state (its states after the fresh
              * ones'), the frames kept under it */
             unsigned how2;
-            uintptr_t *sps2 = s->sps + fresh + 1, *rbps2 = s->rbps + fresh + 1;
+            uintptr_t *sps2 = s->sps + fresh + 1, *rbps2 = s->wrbps + fresh + 1;
             int more = zwi_preload_unwind_cfa_until(u, frames + n - 1, sps2, rbps2, max - n + 1,
-                                                    x->ret, x->slot + 8, x->rbp, stack_hi, t,
-                                                    &how2);
+                                                    s->rets[0], s->base[0] + 8, s->rbps[0],
+                                                    stack_hi, t, &how2);
             if (more < 1 || how2 == ZWI_UNTIL_STOP)
                 return -1; /* a trampoline older than the oldest entry: libunwind stops there */
-            unsigned deep = (unsigned)more - 1;
-            if (deep > 0 && s->top + deep + fresh <= s->limit) {
-                memmove(s->base + deep, s->base, (size_t)(s->top - s->base) * sizeof(*x));
+            unsigned deep = (unsigned)more - 1, have = count(s);
+            if (deep > 0 && have + deep + fresh <= SHADOW_CAP) {
+                memmove(s->base + deep, s->base, have * sizeof(uintptr_t));
+                memmove(s->rets - (have - 1 + deep), s->rets - (have - 1),
+                        have * sizeof(uintptr_t));
+                memmove(s->rbps + deep, s->rbps, have * sizeof(uintptr_t));
+                memmove(s->flags + deep, s->flags, have);
                 for (unsigned i = 1; i <= deep; i++)
-                    s->base[deep - i] = (shadow_entry){sps2[i] - 8, frames[n - 1 + i], rbps2[i], 0};
+                    set_entry(s, deep - i, sps2[i] - 8, frames[n - 1 + i], rbps2[i], 0);
                 if (how2 == ZWI_UNTIL_END)
-                    s->base[0].flags = ENTRY_END;
+                    s->flags[0] = ENTRY_END;
                 keep += deep;
+                atomic_signal_fence(memory_order_seq_cst);
                 s->top += deep;
+                atomic_signal_fence(memory_order_seq_cst);
                 for (unsigned i = 1; i <= deep; i++)
                     *(uintptr_t *)(sps2[i] - 8) = t;
             } else if (deep == 0 && how2 == ZWI_UNTIL_END) {
-                x->flags |= ENTRY_END;
+                s->flags[0] |= ENTRY_END;
             }
             n += deep;
         }
@@ -361,31 +387,31 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
          * are stale; the older ones are not this walk's next frames (an entry's next frame is
          * the entry under it): at the limit, frames further down the stack, whose real return
          * addresses go back; past the outermost frame, nothing live */
-        keep = s->top;
-        while (n > 0 && keep > s->base && keep[-1].slot <= s->sps[n - 1])
+        keep = count(s);
+        while (n > 0 && keep > 0 && s->base[keep - 1] <= s->sps[n - 1])
             keep--;
-        if (how == ZWI_UNTIL_LIMIT && keep > s->base)
+        if (how == ZWI_UNTIL_LIMIT && keep > 0)
             restore_below(s, keep);
-        keep = s->base;
+        keep = 0;
     }
-    /* 4. the fresh frames (but the first, whose slot is the hook's) go on the shadow stack, oldest
-     * first, then their slots take the trampoline: a signal landing between sees each entry
-     * before its slot changes */
+    /* 4. the fresh frames (but the first, whose slot is the hook's, and those that churn) go on
+     * the shadow stack, oldest first, then their slots take the trampoline: a signal landing
+     * between sees each entry before its slot changes */
     unsigned skip = churn_then(s, fresh > 0 ? fresh - 1 : 0);
     unsigned k = fresh > 1 + skip ? fresh - 1 - skip : 0;
-    if (keep + k > s->limit)
-        k = (unsigned)(s->limit - keep);
+    if (keep + k > SHADOW_CAP)
+        k = SHADOW_CAP - keep;
     for (unsigned i = 0; i < k; i++) {
         unsigned f = fresh - 1 - i; /* frames[f], the oldest fresh one first */
-        keep[i] = (shadow_entry){s->sps[f] - 8, frames[f], s->rbps[f], 0};
+        set_entry(s, keep + i, s->sps[f] - 8, frames[f], s->wrbps[f], 0);
     }
-    if (k > 0 && keep == s->base && how == ZWI_UNTIL_END && fresh - 1 == n - 1)
-        keep[0].flags = ENTRY_END;
+    if (k > 0 && keep == 0 && how == ZWI_UNTIL_END && fresh == n)
+        s->flags[0] = ENTRY_END;
     atomic_signal_fence(memory_order_seq_cst);
-    s->top = keep + k;
+    s->top = s->base + keep + k;
     atomic_signal_fence(memory_order_seq_cst);
     for (unsigned i = 0; i < k; i++)
-        *(uintptr_t *)keep[i].slot = t;
+        *(uintptr_t *)s->base[keep + i] = t;
     return (int)n;
 }
 

@@ -17,11 +17,9 @@
 #if defined(__x86_64__) && defined(__linux__)
 
 /* struct zwi_shadow's fields (unwind_shadow.c checks these offsets) */
-#define SHADOW_TOP   0  /* one past the newest entry */
-#define SHADOW_BASE  8  /* the oldest entry */
-#define ENTRY_SIZE   32 /* struct shadow_entry */
-#define ENTRY_SLOT   0
-#define ENTRY_RET    8
+#define SHADOW_TOP     0  /* one past the newest entry's slot word */
+#define SHADOW_BASE    8  /* the oldest entry's slot word */
+#define SHADOW_RET_KEY 16 /* an entry's real return address is at ret_key - its slot word's address */
 
     .text
     .p2align 4
@@ -43,11 +41,13 @@ zwi_shadow_trampoline:
     leaq -8(%rsp), %rax                      /* the slot this return read */
 1:  cmpq %fs:SHADOW_BASE(%r11), %r10
     jbe 9f                                   /* no entry left */
-    subq $ENTRY_SIZE, %r10
-    cmpq ENTRY_SLOT(%r10), %rax
+    subq $8, %r10
+    cmpq (%r10), %rax
     ja 1b                                    /* a frame below this one, left without returning */
     jne 9f                                   /* the newest entry above is another frame's */
-    movq ENTRY_RET(%r10), %rax
+    movq %fs:SHADOW_RET_KEY(%r11), %rax
+    subq %r10, %rax
+    movq (%rax), %rax
     movq %rax, -8(%rsp)                      /* the real return address back in its slot */
     /* popped (this entry and the ones below it) unless a signal handler emptied the shadow stack
      * since the top was read (drop_all: it put the real addresses back first); cmpxchg is one
