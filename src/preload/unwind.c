@@ -139,6 +139,7 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime, const char 
         (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
         u->mode = u->check_every != 0 ? ZWI_UNWIND_CHECK : ZWI_UNWIND_INCREMENTAL;
     }
+    zwi_preload_shadow_resolve();
     if (u->mode == ZWI_UNWIND_SHADOW) {
         /* glibc's backtrace() loads libgcc's unwinder at its first call, allocating: once that
          * allocation's walk had patched the frames it then reads, it would stop at the first */

@@ -436,7 +436,8 @@ zwi_preload_shadow_usable(const char **why)
 
 /* ---- the interposed functions (unwind_shadow_x86_64.S jumps to what these return) ---- */
 
-/* The real function `name`, from the next module that defines it; NULL if none. */
+/* The real function `name`, from the next module that defines it; NULL if none. Found once:
+ * dlsym is not async-signal-safe, and backtrace(3) is called from crash handlers. */
 static void *
 real_of(const char *name, void *_Atomic *cache)
 {
@@ -477,18 +478,28 @@ resume_fails(void)
     abort();
 }
 
-enum { REAL_RAISE, REAL_RESUME, REAL_RETHROW, REAL_FORCED, REAL_BACKTRACE, REAL_BT, REAL_N };
+enum { REAL_RAISE, REAL_RESUME, REAL_RETHROW, REAL_FORCED, REAL_BACKTRACE, REAL_BT, REAL_MAKECONTEXT,
+       REAL_N };
+
+static void *_Atomic real[REAL_N]; /* the real functions, found at init (or at first use) */
+static const char *const real_names[REAL_N] = {
+    "_Unwind_RaiseException", "_Unwind_Resume",    "_Unwind_Resume_or_Rethrow",
+    "_Unwind_ForcedUnwind",   "_Unwind_Backtrace", "backtrace",
+    "makecontext",
+};
+
+void
+zwi_preload_shadow_resolve(void)
+{
+    for (unsigned i = 0; i < REAL_N; i++)
+        (void)real_of(real_names[i], &real[i]);
+}
 
 ZW_HIDDEN __attribute__((used)) void *
 zwi_shadow_before(unsigned which)
 {
-    static void *_Atomic real[REAL_N];
-    static const char *const names[REAL_N] = {
-        "_Unwind_RaiseException", "_Unwind_Resume",    "_Unwind_Resume_or_Rethrow",
-        "_Unwind_ForcedUnwind",   "_Unwind_Backtrace", "backtrace",
-    };
     before_unwind();
-    void *f = real_of(names[which], &real[which]);
+    void *f = real_of(real_names[which], &real[which]);
     if (f != NULL)
         return f;
     if (which == REAL_RESUME)
@@ -502,7 +513,6 @@ zwi_shadow_before(unsigned which)
 ZW_HIDDEN __attribute__((used)) void *
 zwi_shadow_before_makecontext(ucontext_t *ucp)
 {
-    static void *_Atomic real;
     zwi_thread *th = zwi_trace_self;
     uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
     if (th == NULL || th->stack_hi == 0 || (lo < th->stack_hi && hi > th->stack_lo)) {
@@ -510,5 +520,5 @@ zwi_shadow_before_makecontext(ucontext_t *ucp)
         if (zwi_trace_guard == 0 && zwi_shadow_tls.top != zwi_shadow_tls.base)
             drop_all(&zwi_shadow_tls);
     }
-    return real_of("makecontext", &real);
+    return real_of("makecontext", &real[REAL_MAKECONTEXT]);
 }

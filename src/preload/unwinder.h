@@ -163,6 +163,9 @@ ZW_HIDDEN uintptr_t zwi_preload_shadow_trampoline(void);
  * which puts the trampoline back in them. */
 ZW_HIDDEN unsigned zwi_preload_shadow_unpatch(void);
 ZW_HIDDEN void zwi_preload_shadow_repatch(unsigned n);
+/* Finds the functions the interposed unwinder entry points (_Unwind_RaiseException ...,
+ * backtrace, makecontext) forward to; at init, so that a signal handler's call does not. */
+ZW_HIDDEN void zwi_preload_shadow_resolve(void);
 /* Can this process's return addresses be replaced? False, *why set, with a CET shadow stack. */
 ZW_HIDDEN bool zwi_preload_shadow_usable(const char **why);
 
