@@ -14,12 +14,16 @@
  * exception, setcontext up the stack) are stale: the trampoline and the next walk drop them.
  *
  * The hazards and what this file does about them:
- *   exceptions, forced unwinds (pthread_exit, pthread_cancel) and backtraces go through libgcc,
- *     which must never read the trampoline: _Unwind_RaiseException, _Unwind_Resume,
- *     _Unwind_Resume_or_Rethrow, _Unwind_ForcedUnwind, _Unwind_Backtrace and backtrace(3) are
- *     interposed (exports.map): each puts every real return address back (drop_all) and jumps to
- *     the real function, adding no frame. A landing pad that allocates gets its frames patched
- *     again; its _Unwind_Resume restores them before the unwinder goes on.
+ *   exceptions and backtraces go through libgcc, which must never read the trampoline:
+ *     _Unwind_RaiseException, _Unwind_Resume, _Unwind_Resume_or_Rethrow, _Unwind_ForcedUnwind,
+ *     _Unwind_Backtrace and backtrace(3) are interposed (exports.map): each puts every real
+ *     return address back (drop_all) and jumps to the real function, adding no frame. A landing
+ *     pad that allocates gets its frames patched again; its _Unwind_Resume restores them before
+ *     the unwinder goes on. glibc's pthread_exit and pthread_cancel call libgcc's
+ *     _Unwind_ForcedUnwind by a pointer of their own: the trampoline's FDE names a personality
+ *     routine (zwi_shadow_personality) that, in a forced unwind, puts the real addresses back
+ *     and resumes the unwind from the real caller. An exception raised by an unwinder linked
+ *     into the program stops its search at the trampoline: std::terminate.
  *   longjmp, siglongjmp, setcontext up the stack: frames left without a return; their entries are
  *     below the slot of the next frame that returns or is walked, and dropped there.
  *   coroutines: only frames of the thread's own stack are patched (the hook's stack pointer in
@@ -53,6 +57,7 @@
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include "trace_internal.h"
 #include "unwinder.h"
@@ -505,6 +510,88 @@ zwi_shadow_before(unsigned which)
     if (which == REAL_RESUME)
         return (void *)resume_fails;
     return which == REAL_BT ? (void *)backtrace_fails : (void *)unwind_fails;
+}
+
+/* ---- a forced unwind that meets the trampoline ---- */
+
+/* The functions of the unwinder (a module: libgcc_s, libunwind) whose code called us, found by
+ * name in that module: a context is only ever passed to its own unwinder's functions. */
+typedef struct unwinder_fns {
+    uintptr_t base; /* the module's load address; 0: an empty entry */
+    _Unwind_Reason_Code (*resume)(struct _Unwind_Exception *);
+    uintptr_t (*get_cfa)(struct _Unwind_Context *);
+    void (*set_gr)(struct _Unwind_Context *, int, uintptr_t);
+    void (*set_ip)(struct _Unwind_Context *, uintptr_t);
+} unwinder_fns;
+
+static const unwinder_fns *
+unwinder_of(const void *code)
+{
+    static unwinder_fns known[4]; /* filled once each; a race writes the same entry twice */
+    Dl_info info;
+    void *h; /* the module's link_map: a handle dlsym takes, without a dlopen that allocates */
+    if (dladdr1(code, &info, &h, RTLD_DL_LINKMAP) == 0 || h == NULL)
+        return NULL;
+    uintptr_t base = (uintptr_t)info.dli_fbase;
+    for (unsigned i = 0; i < 4; i++) {
+        if (known[i].base == base)
+            return &known[i];
+    }
+    unwinder_fns f = {base, (_Unwind_Reason_Code(*)(struct _Unwind_Exception *))dlsym(h, "_Unwind_Resume"),
+                      (uintptr_t(*)(struct _Unwind_Context *))dlsym(h, "_Unwind_GetCFA"),
+                      (void (*)(struct _Unwind_Context *, int, uintptr_t))dlsym(h, "_Unwind_SetGR"),
+                      (void (*)(struct _Unwind_Context *, uintptr_t))dlsym(h, "_Unwind_SetIP")};
+    if (f.resume == NULL || f.get_cfa == NULL || f.set_gr == NULL || f.set_ip == NULL)
+        return NULL; /* an unwinder linked into the program: it stops at the trampoline */
+    for (unsigned i = 0; i < 4; i++) {
+        if (known[i].base == 0) {
+            known[i] = f;
+            return &known[i];
+        }
+    }
+    return NULL;
+}
+
+ZW_HIDDEN extern char zwi_shadow_landing[];
+/* The _Unwind_Resume zwi_shadow_landing jumps to: set by the personality routine just before. */
+ZW_HIDDEN _Thread_local void *zwi_shadow_resume __attribute__((tls_model("initial-exec")));
+
+/* The trampoline's personality routine: called for the "frame" whose return address is the
+ * trampoline's. A search (an exception's phase 1) cannot go on past it: the interposed
+ * _Unwind_RaiseException put the real addresses back first, unless the program raised through an
+ * unwinder of its own. A forced unwind's cleanup (glibc's pthread_exit and pthread_cancel call
+ * libgcc's _Unwind_ForcedUnwind directly) can: every real return address goes back, and the
+ * context is installed at zwi_shadow_landing, which resumes from the real caller. */
+ZW_HIDDEN _Unwind_Reason_Code
+zwi_shadow_personality(int version, _Unwind_Action actions, uint64_t exception_class,
+                       struct _Unwind_Exception *exc, struct _Unwind_Context *ctx)
+{
+    (void)version;
+    (void)exception_class;
+    if (!(actions & _UA_FORCE_UNWIND) || !(actions & _UA_CLEANUP_PHASE))
+        return _URC_CONTINUE_UNWIND;
+    const unwinder_fns *f = unwinder_of(__builtin_return_address(0));
+    if (f == NULL)
+        return _URC_CONTINUE_UNWIND;
+    struct zwi_shadow *s = &zwi_shadow_tls;
+    /* the CFA of the frame that returned to the trampoline: rsp in this "frame", one word above
+     * the slot (libgcc keeps no rsp register past a frame: _Unwind_GetGR would read NULL) */
+    uintptr_t slot = f->get_cfa(ctx) - 8;
+    uintptr_t real = 0;
+    for (unsigned i = count(s); s->base != NULL && i-- > 0;) {
+        if (s->base[i] == slot) {
+            real = s->rets[-(ptrdiff_t)i];
+            break;
+        }
+    }
+    if (real == 0)
+        return _URC_CONTINUE_UNWIND; /* not ours: the unwind ends here, as without us */
+    drop_all(s);
+    zwi_shadow_resume = (void *)f->resume;
+    f->set_gr(ctx, __builtin_eh_return_data_regno(0), (uintptr_t)exc);
+    f->set_gr(ctx, __builtin_eh_return_data_regno(1), real);
+    f->set_ip(ctx, (uintptr_t)zwi_shadow_landing);
+    return _URC_INSTALL_CONTEXT;
 }
 
 /* makecontext (the stub jumps to the real one after): a context on a stack inside this thread's

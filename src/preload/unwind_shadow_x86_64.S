@@ -13,7 +13,9 @@
  * it (drop_all, putting the real addresses back first) is not undone.
  *
  * Its FDE says the return address is undefined: an unwinder that meets it (a program's own
- * libunwind, a statically linked libgcc) stops there instead of reading further. */
+ * libunwind, a statically linked libgcc) stops there instead of reading further; a forced unwind
+ * that meets it (phase 2 only, no search) is handed back to the real caller's frame by its
+ * personality routine (zwi_shadow_personality, zwi_shadow_landing). */
 #if defined(__x86_64__) && defined(__linux__)
 
 /* struct zwi_shadow's fields (unwind_shadow.c checks these offsets) */
@@ -28,6 +30,7 @@
     .type zwi_shadow_trampoline_start, @function
 zwi_shadow_trampoline_start:
     .cfi_startproc
+    .cfi_personality 0x1b, zwi_shadow_personality /* pcrel sdata4: a forced unwind's way on */
     .cfi_undefined rip
     nop /* the trampoline's address minus one lies in this FDE, as a return address's call does */
     .globl zwi_shadow_trampoline
@@ -70,6 +73,24 @@ zwi_shadow_trampoline:
     .cfi_endproc
     .size zwi_shadow_trampoline_start, . - zwi_shadow_trampoline_start
     .size zwi_shadow_trampoline, . - zwi_shadow_trampoline
+
+/* Where zwi_shadow_personality (unwind_shadow.c) sends a forced unwind (pthread_exit,
+ * pthread_cancel: glibc calls libgcc's unwinder directly, not through the interposed entry
+ * points) that met the trampoline as a return address: rsp is one word above the slot (which the
+ * unwinder's context install wrote over), rax the exception, rdx the real return address, and
+ * zwi_shadow_resume (TLS) that unwinder's _Unwind_Resume. Resuming with the real return address
+ * back in the slot as this "call"'s return address, the unwinder goes on from the real caller's
+ * frame. */
+    .p2align 4
+    .globl zwi_shadow_landing
+    .hidden zwi_shadow_landing
+    .type zwi_shadow_landing, @function
+zwi_shadow_landing:
+    pushq %rdx
+    movq %rax, %rdi
+    movq zwi_shadow_resume@gottpoff(%rip), %r11
+    jmp *%fs:(%r11)
+    .size zwi_shadow_landing, . - zwi_shadow_landing
 
 #ifndef ZW_SHADOW_NO_INTERPOSE
 /* The interposed functions (exports.map): each saves the argument registers (rax too: a variadic

@@ -575,43 +575,86 @@ return_values()
     }
 }
 
-// ---- pthread_exit (a forced unwind) from frames whose return addresses were walked ----
+// ---- pthread_exit and pthread_cancel (forced unwinds) from frames whose return addresses were
+// walked: glibc runs libgcc's unwinder itself, through frames without cleanups up to the first
+// frame whose return address was walked (and, under ZW_UNWIND=shadow, replaced); every destructor
+// of the frames above must run ----
+
+static volatile int cleanups;
+static volatile int cancel_ready;
 
 struct Cleanup {
     ~Cleanup()
     {
+        cleanups = cleanups + 1;
         alloc_here(48); // allocates while the forced unwind runs
     }
 };
 
+// Allocates in a loop from two frames without cleanups, then exits (or waits to be cancelled):
+// the loop's own frames churn, the ones under it were walked at every allocation.
 __attribute__((noinline)) static void
-exit_deep(int depth)
+exit_spin(bool cancel)
+{
+    for (int i = 0;; i++) {
+        alloc_here_fwd(8);
+        if (!cancel && i == 200)
+            pthread_exit(nullptr);
+        if (cancel && i >= 200) {
+            cancel_ready = 1;
+            usleep(1000); // a cancellation point
+        }
+    }
+}
+
+__attribute__((noinline)) static void
+exit_plain(bool cancel)
+{
+    exit_spin(cancel);
+    sink = sink + 1;
+}
+
+__attribute__((noinline)) static void
+exit_deep(int depth, bool cancel)
 {
     if (depth < 0)
         return;
     Cleanup c;
     alloc_here_fwd(16 + static_cast<size_t>(depth));
     if (depth == 0)
-        pthread_exit(nullptr);
-    exit_deep(depth - 1);
+        exit_plain(cancel);
+    else
+        exit_deep(depth - 1, cancel);
     sink = sink + 1;
 }
 
 static void *
 exiting_thread(void *arg)
 {
-    exit_deep(static_cast<int>(reinterpret_cast<long>(arg)));
+    long n = reinterpret_cast<long>(arg);
+    exit_deep(static_cast<int>(n / 2), n % 2 == 1);
     return nullptr;
 }
 
 static void
 thread_exits()
 {
-    for (long i = 0; i < 8; i++) {
+    for (long i = 0; i < 12; i++) {
+        cleanups = 0;
+        cancel_ready = 0;
         pthread_t t;
-        expect(pthread_create(&t, nullptr, exiting_thread, reinterpret_cast<void *>(i + 2)) == 0,
+        expect(pthread_create(&t, nullptr, exiting_thread, reinterpret_cast<void *>(i + 4)) == 0,
                "pthread_create");
-        pthread_join(t, nullptr);
+        if (i % 2 == 1) { // i + 4 odd: cancelled
+            while (cancel_ready == 0)
+                usleep(100);
+            expect(pthread_cancel(t) == 0, "pthread_cancel");
+        }
+        void *ret = nullptr;
+        pthread_join(t, &ret);
+        expect(ret == (i % 2 == 1 ? PTHREAD_CANCELED : nullptr), "the thread's end");
+        expect(cleanups == static_cast<int>((i + 4) / 2) + 1,
+               "every destructor ran in pthread_exit's and pthread_cancel's unwinds");
     }
 }
 

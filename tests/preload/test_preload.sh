@@ -123,7 +123,7 @@ for nframe in 16 64; do
     ZW_NFRAME=$nframe ZW_UNWIND=check "$zw" run -q --follow-fork -o "$tmp/hazards.zwc" -- \
         "$dir/zwp_hazards" >"$tmp/hazards.out" 2>"$tmp/hazards.err" ||
         { cat "$tmp/hazards.err"; fail "zw run hazards"; }
-    grep -q '^hazards ok 553$' "$tmp/hazards.out" || fail "hazards: $(cat "$tmp/hazards.out")"
+    grep -q '^hazards ok 587$' "$tmp/hazards.out" || fail "hazards: $(cat "$tmp/hazards.out")"
     line=$(grep '^zw: preload: ZW_UNWIND=check: [0-9]* walks agreed' "$tmp/hazards.err" | head -1)
     checked=$(echo "$line" | sed -n 's/.*check: \([0-9]*\) walks agreed.*/\1/p')
     reused=$(echo "$line" | sed -n 's/.*(\([0-9]*\) frames of them reused.*/\1/p')
@@ -138,7 +138,7 @@ for mode in shadow-check shadow; do
         ZW_NFRAME=$nframe ZW_UNWIND=$mode "$zw" run -q --follow-fork -o "$tmp/hazards_sh.zwc" -- \
             "$dir/zwp_hazards" >"$tmp/hazards_sh.out" 2>"$tmp/hazards_sh.err" ||
             { cat "$tmp/hazards_sh.err"; fail "zw run hazards (ZW_UNWIND=$mode)"; }
-        grep -q '^hazards ok 553$' "$tmp/hazards_sh.out" ||
+        grep -q '^hazards ok 587$' "$tmp/hazards_sh.out" ||
             fail "hazards (ZW_UNWIND=$mode): $(cat "$tmp/hazards_sh.out")"
         [ "$mode" = shadow ] && { echo "ok: hazards (ZW_UNWIND=shadow, ZW_NFRAME=$nframe)"; continue; }
         line=$(grep '^zw: preload: ZW_UNWIND=check: [0-9]* walks agreed' "$tmp/hazards_sh.err" | head -1)
@@ -154,7 +154,7 @@ done
 ZW_NFRAME=4 ZW_UNWIND=check "$zw" run -q --follow-fork -o "$tmp/hazards_fp.zwc" -- \
     "$dir/zwp_hazards_fp" >"$tmp/hazards_fp.out" 2>"$tmp/hazards_fp.err" ||
     { cat "$tmp/hazards_fp.err"; fail "zw run hazards_fp"; }
-grep -q '^hazards ok 553$' "$tmp/hazards_fp.out" || fail "hazards_fp: $(cat "$tmp/hazards_fp.out")"
+grep -q '^hazards ok 587$' "$tmp/hazards_fp.out" || fail "hazards_fp: $(cat "$tmp/hazards_fp.out")"
 tails=$(sed -n 's/^zw: preload: ZW_UNWIND=check: \([0-9]*\) frame-pointer chains past the limit.*/\1/p' \
     "$tmp/hazards_fp.err" | head -1)
 [ "${tails:-0}" -ge 1000 ] &&
