@@ -244,8 +244,8 @@ capture_frames(zwi_thread *th, const uintptr_t **frames, unsigned *total)
         *frames = th->frames;
         /* the chain is trusted from a caller in a module known to keep frame pointers; from the
          * C or C++ runtime it is repaired, otherwise walked by the unwinder */
-        nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_hi,
-                                    __builtin_frame_address(0));
+        nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_lo,
+                                    th->stack_hi, __builtin_frame_address(0));
         if (ZW_UNLIKELY(atomic_load_explicit(&G.unloaded.n, memory_order_relaxed) != 0))
             zwi_preload_tag_frames(th->frames, nf); /* code was unloaded: whose frames are these */
     }

@@ -78,29 +78,39 @@ zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value)
 {
     if (value == NULL || *value == '\0' || strcmp(value, "incremental") == 0) {
         u->mode = ZWI_UNWIND_INCREMENTAL;
+        u->check_every = 0;
+        return true;
+    }
+    if (strcmp(value, "shadow") == 0) {
+        u->mode = ZWI_UNWIND_SHADOW;
+        u->check_every = 0;
         return true;
     }
     if (strcmp(value, "cfa") == 0) {
         u->mode = ZWI_UNWIND_CFA;
+        u->check_every = 0;
         return true;
     }
     if (strcmp(value, "dwarf") == 0 || strcmp(value, "fp") == 0) {
         u->mode = value[0] == 'd' ? ZWI_UNWIND_DWARF : ZWI_UNWIND_FP;
+        u->check_every = 0;
         return true;
     }
     unsigned every = 1;
-    if (strncmp(value, "check", 5) != 0)
+    bool shadow = strncmp(value, "shadow-", 7) == 0;
+    const char *check = shadow ? value + 7 : value;
+    if (strncmp(check, "check", 5) != 0)
         return false;
-    if (value[5] == ':') {
+    if (check[5] == ':') {
         char *end;
-        unsigned long v = strtoul(value + 6, &end, 10);
-        if (value[6] < '0' || value[6] > '9' || *end != '\0' || v < 1 || v > 1u << 30)
+        unsigned long v = strtoul(check + 6, &end, 10);
+        if (check[6] < '0' || check[6] > '9' || *end != '\0' || v < 1 || v > 1u << 30)
             return false;
         every = (unsigned)v;
-    } else if (value[5] != '\0') {
+    } else if (check[5] != '\0') {
         return false;
     }
-    u->mode = ZWI_UNWIND_CHECK;
+    u->mode = shadow ? ZWI_UNWIND_SHADOW : ZWI_UNWIND_CHECK;
     u->check_every = every;
     return true;
 }
@@ -115,12 +125,31 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime, const char 
         char msg[256];
         int n = snprintf(msg, sizeof(msg),
                          "zw: preload: warning: ZW_UNWIND='%.64s' is not incremental, cfa, dwarf, "
-                         "fp, check or check:N, using incremental\n",
+                         "fp, shadow, check[:N] or shadow-check[:N], using incremental\n",
                          mode);
         (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
     }
+    const char *why;
+    if (u->mode == ZWI_UNWIND_SHADOW && !zwi_preload_shadow_usable(&why)) {
+        char msg[256];
+        int n = snprintf(msg, sizeof(msg),
+                         "zw: preload: warning: ZW_UNWIND=shadow cannot replace return addresses "
+                         "(%s), using incremental\n",
+                         why);
+        (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+        u->mode = u->check_every != 0 ? ZWI_UNWIND_CHECK : ZWI_UNWIND_INCREMENTAL;
+    }
+    zwi_preload_shadow_resolve();
+    if (u->mode == ZWI_UNWIND_SHADOW) {
+        /* glibc's backtrace() loads libgcc's unwinder at its first call, allocating: once that
+         * allocation's walk had patched the frames it then reads, it would stop at the first */
+        int (*bt)(void **, int) = (int (*)(void **, int))dlsym(RTLD_NEXT, "backtrace");
+        void *one[1];
+        if (bt != NULL)
+            (void)bt(one, 1);
+    }
     /* check mode also checks the frame-pointer chains counted from the last walk */
-    zwi_capture_check_every = u->mode == ZWI_UNWIND_CHECK ? u->check_every : 0;
+    zwi_capture_check_every = u->check_every;
 }
 
 void
@@ -149,7 +178,7 @@ static inline __attribute__((always_inline)) int
 libunwind_walk(zwi_unwinder *u, void **buf, int max)
 {
     if (ZW_LIKELY(atomic_load_explicit(&u->unloads, memory_order_relaxed) == 0))
-        return unw_backtrace(buf, max);
+        return unw_backtrace(buf, max); /* shadow mode: between unpatch and repatch */
     unw_context_t ctx;
     unw_cursor_t cur;
     if (unw_getcontext(&ctx) != 0 || unw_init_local(&cur, &ctx) != 0)
@@ -280,8 +309,8 @@ unwind_step(struct _Unwind_Context *ctx, void *arg)
  * complete. Keeps the frame-pointer result if the unwinder finds no more. Called from
  * zwi_preload_unwind_slow() only, itself called from a hook (three frames to skip). */
 static __attribute__((noinline)) unsigned
-unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, uintptr_t stack_hi,
-             const uintptr_t *hook_fp, bool learn)
+unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, uintptr_t stack_lo,
+             uintptr_t stack_hi, const uintptr_t *hook_fp, bool learn)
 {
     uintptr_t first = frames[0];
     uintptr_t fp_next = found >= 2 ? frames[1] : 0; /* what the frame-pointer walk saw next */
@@ -290,23 +319,36 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
     int cfa = -1;
     if (!learn && u->mode != ZWI_UNWIND_DWARF) {
         /* the caller of the hook at the call: its return address, stack pointer and rbp */
-        cfa = u->mode == ZWI_UNWIND_CFA
-                  ? zwi_preload_unwind_cfa(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
-                                           hook_fp[0], stack_hi)
-                  : zwi_preload_unwind_incremental(u, frames, max, hook_fp[1],
-                                                   (uintptr_t)(hook_fp + 2), hook_fp[0], stack_hi);
+        uintptr_t pc = hook_fp[1], sp = (uintptr_t)(hook_fp + 2), rbp = hook_fp[0];
+        if (u->mode == ZWI_UNWIND_CFA)
+            cfa = zwi_preload_unwind_cfa(u, frames, max, pc, sp, rbp, stack_hi);
+        else if (u->mode == ZWI_UNWIND_SHADOW)
+            cfa = zwi_preload_unwind_shadow(u, frames, max, pc, sp, rbp, stack_lo, stack_hi);
+        else
+            cfa = zwi_preload_unwind_incremental(u, frames, max, pc, sp, rbp, stack_hi);
         if (cfa >= 0)
             w.n = (unsigned)cfa;
     }
+    /* shadow mode: the other unwinders read the real return addresses, put back for them */
+    unsigned unpatched = 0;
+    bool shadow = u->mode == ZWI_UNWIND_SHADOW && zwi_preload_shadow_live();
 #ifdef ZW_HAVE_LIBUNWIND
-    if (cfa >= 0 && u->mode == ZWI_UNWIND_CHECK &&
+    if (cfa >= 0 && u->check_every != 0 &&
         atomic_fetch_add_explicit(&u->check_count, 1, memory_order_relaxed) % u->check_every == 0) {
         void *buf[ZWI_UNWIND_MAX_FRAMES + 3];
+        if (shadow)
+            unpatched = zwi_preload_shadow_unpatch();
         int got = libunwind_walk(u, buf, (int)max + 3);
+        if (shadow)
+            zwi_preload_shadow_repatch(unpatched);
         check_walk(frames, cfa, buf + 3, got > 3 ? got - 3 : 0);
-        atomic_fetch_add_explicit(&checked_reused, zwi_preload_unwind_reused(),
+        atomic_fetch_add_explicit(&checked_reused,
+                                  u->mode == ZWI_UNWIND_SHADOW ? zwi_preload_shadow_reused()
+                                                               : zwi_preload_unwind_reused(),
                                   memory_order_relaxed);
     }
+    if (shadow && cfa < 0)
+        unpatched = zwi_preload_shadow_unpatch(); /* up to the end of this walk */
     if (cfa < 0 && !learn) {
         /* a frame the CFA walker cannot follow: libunwind's unw_backtrace, which caches how to
          * unwind each return address it has seen, is several times faster than libgcc's */
@@ -335,6 +377,8 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
             break;
         fp = next;
     }
+    if (unpatched > 0)
+        zwi_preload_shadow_repatch(unpatched);
     if (w.n <= found || frames[0] != first) { /* not the same chain: keep what we had */
         frames[0] = first;
         return found;
@@ -367,18 +411,22 @@ unwind_dwarf(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned found, u
 
 unsigned
 zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
-                        unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp)
+                        unsigned *total, uintptr_t stack_lo, uintptr_t stack_hi,
+                        const uintptr_t *hook_fp)
 {
     /* The common case first: a caller in a module known not to keep frame pointers (a program
      * built without them), walked incrementally with nothing to learn. The result is the one the
      * full path below would give: the unwinder's walk if it found more than the frame pointers. */
-    if (u->mode == ZWI_UNWIND_INCREMENTAL && nf <= 8 &&
-        zwi_preload_unwind_module_fp(u, frames[0]) == -1 &&
+    if ((u->mode == ZWI_UNWIND_INCREMENTAL ||
+         (u->mode == ZWI_UNWIND_SHADOW && u->check_every == 0)) &&
+        nf <= 8 && zwi_preload_unwind_module_fp(u, frames[0]) == -1 &&
         !zwi_preload_unwind_in_nofp(u, frames[0])) {
         uintptr_t fp_walk[8];
         memcpy(fp_walk, frames, nf * sizeof(*frames));
-        int n = zwi_preload_unwind_incremental(u, frames, max, hook_fp[1], (uintptr_t)(hook_fp + 2),
-                                               hook_fp[0], stack_hi);
+        uintptr_t pc = hook_fp[1], sp = (uintptr_t)(hook_fp + 2), rbp = hook_fp[0];
+        int n = u->mode == ZWI_UNWIND_SHADOW
+                    ? zwi_preload_unwind_shadow(u, frames, max, pc, sp, rbp, stack_lo, stack_hi)
+                    : zwi_preload_unwind_incremental(u, frames, max, pc, sp, rbp, stack_hi);
         if (n > (int)nf && frames[0] == fp_walk[0]) {
             *total = (unsigned)n;
             return (unsigned)n;
@@ -400,12 +448,16 @@ zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigne
     } else {
         learn = zwi_preload_unwind_module_fp(u, saved[0]) == 0;
     }
-    unsigned got = unwind_dwarf(u, frames, max, nf, stack_hi, hook_fp, learn);
+    unsigned got = unwind_dwarf(u, frames, max, nf, stack_lo, stack_hi, hook_fp, learn);
     /* the caller's module: did its frame pointers lead right? */
     if (!zwi_preload_unwind_in_nofp(u, saved[0]) && got >= 2 && frames[0] == saved[0] &&
-        zwi_preload_unwind_module_fp(u, saved[0]) == 0)
+        zwi_preload_unwind_module_fp(u, saved[0]) == 0 &&
+        !(u->mode == ZWI_UNWIND_SHADOW && zwi_preload_shadow_in(saved, nsaved)))
         module_vote(u, saved[0], nf >= 2 && saved[1] == frames[1]);
     uintptr_t ret = nsaved == nf ? zwi_preload_unwind_repair_ret(u, saved[0], nf, hook_fp) : 0;
+    if (ret != 0 && u->mode == ZWI_UNWIND_SHADOW && zwi_preload_shadow_live() &&
+        (ret == zwi_preload_shadow_trampoline() || zwi_preload_shadow_in(saved, nsaved)))
+        ret = 0; /* the frame-pointer walk read a patched slot: the unwinder's walk is right */
     if (ret != 0) {
         /* learnt (now or by another thread): the traceback later repairs will give, not the
          * unwinder's (which also walks past the C library's start code), so the site stays one */

@@ -531,6 +531,43 @@ zwi_preload_unwind_cfa(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr
     return (int)n;
 }
 
+int
+zwi_preload_unwind_cfa_until(zwi_unwinder *u, uintptr_t *frames, uintptr_t *sps, uintptr_t *rbps,
+                             unsigned max, uintptr_t pc, uintptr_t sp, uintptr_t rbp,
+                             uintptr_t stack_hi, uintptr_t stop, unsigned *how)
+{
+    unsigned n = 0;
+    unsigned slot;
+    uint8_t flags;
+    for (;;) {
+        if (pc < 4096) {
+            *how = ZWI_UNTIL_END;
+            return (int)n;
+        }
+        if (pc == stop && n > 0) {
+            sps[n] = sp;
+            rbps[n] = rbp;
+            *how = ZWI_UNTIL_STOP;
+            return (int)n;
+        }
+        if (n == max) {
+            *how = ZWI_UNTIL_LIMIT;
+            return (int)n;
+        }
+        frames[n] = pc;
+        sps[n] = sp;
+        rbps[n] = rbp;
+        n++;
+        unsigned kind = step(u, &pc, &sp, &rbp, &slot, &flags, stack_hi);
+        if (kind == KIND_END) {
+            *how = ZWI_UNTIL_END;
+            return (int)n;
+        }
+        if (kind != KIND_RULE)
+            return -1;
+    }
+}
+
 void
 zwi_preload_unwind_forget_cfa(zwi_unwinder *u)
 {

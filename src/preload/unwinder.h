@@ -17,10 +17,15 @@
  *           reuses the older ones as long as the stack still holds the return addresses (and
  *           the saved rbp values the rules read) where the last walk read them: one compare per
  *           frame instead of a rule, exact, nothing patched (zwi_preload_unwind_incremental)
+ *   shadow: (ZW_UNWIND=shadow, x86-64) once walked, a frame's return address on the stack is
+ *           replaced by a trampoline's and kept in a per-thread shadow stack; the next walk
+ *           stops at the first replaced one and takes the rest from there: its cost is the
+ *           frames pushed since, not the depth (unwind_shadow.c, which lists the hazards)
  *   modes:  ZW_UNWIND=incremental (the default), cfa (the CFA walker from scratch each time),
  *           dwarf (libunwind, no CFA walker), fp (frame pointers only: no repair, no unwinder),
- *           check[:N] (incremental, and every Nth of its walks compared with libunwind's: the
- *           first difference aborts the program, with both)
+ *           shadow, check[:N] (incremental, and every Nth of its walks compared with
+ *           libunwind's: the first difference aborts the program, with both), shadow-check[:N]
+ *           (the same for shadow)
  *   unload: a dlclose (interposed) forgets the CFA rules and the walks kept, which another module
  *           mapped at the same address would make wrong (zwi_preload_unwind_unloaded)
  *
@@ -52,6 +57,7 @@ enum zwi_unwind_mode {
     ZWI_UNWIND_DWARF,
     ZWI_UNWIND_FP,
     ZWI_UNWIND_CHECK,
+    ZWI_UNWIND_SHADOW, /* check_every > 0: shadow-check */
 };
 
 /* Filled once by zwi_preload_unwind_init() (in a process with one thread, or before any walk);
@@ -82,7 +88,8 @@ typedef struct zwi_unwinder {
      * incremented by zwi_preload_unwind_unloaded() after it forgot the cached rules */
     atomic_uint unloads;
     enum zwi_unwind_mode mode; /* init: ZW_UNWIND */
-    unsigned check_every;      /* init: ZW_UNWIND=check:N, N (1 = every walk) */
+    unsigned check_every;      /* init: ZW_UNWIND=check:N or shadow-check:N, N (1 = every walk);
+                                  0 in the other modes */
     atomic_uint check_count;   /* CFA walks so far, in check mode */
 } zwi_unwinder;
 
@@ -94,8 +101,8 @@ ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runti
                                        const char *mode);
 
 /* Reads a ZW_UNWIND value into u->mode and u->check_every; false (and u left as it was) if it
- * is not one of incremental, cfa, dwarf, fp, check, check:N (N >= 1). NULL or "" is the default,
- * incremental. */
+ * is not one of incremental, cfa, dwarf, fp, shadow, check, check:N, shadow-check or
+ * shadow-check:N (N >= 1). NULL or "" is the default, incremental. */
 ZW_HIDDEN bool zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value);
 
 /* The program unloaded code (dlclose returned): another module may be mapped where it was, so
@@ -119,6 +126,61 @@ ZW_HIDDEN int zwi_preload_unwind_incremental(zwi_unwinder *u, uintptr_t *frames,
                                              uintptr_t pc, uintptr_t sp, uintptr_t rbp,
                                              uintptr_t stack_hi);
 
+/* How zwi_preload_unwind_cfa_until() stopped */
+#define ZWI_UNTIL_END   0 /* the outermost frame, or a return address below 4096, was reached */
+#define ZWI_UNTIL_LIMIT 1 /* `max` frames */
+#define ZWI_UNTIL_STOP  2 /* the next return address is `stop` */
+
+/* The CFA walker's walk, as zwi_preload_unwind_cfa(), up to a return address equal to `stop`
+ * (not recorded): frames[0, n) and, for each, the stack pointer and rbp of the frame it returns
+ * into (sps[i], rbps[i]: frames[i] lies at sps[i] - 8); on ZWI_UNTIL_STOP, sps[n] and rbps[n]
+ * are the state that `stop` was read in. Returns n, *how saying why it stopped, or -1 where a
+ * frame has no rule it can follow. sps and rbps hold max + 1 entries. */
+ZW_HIDDEN int zwi_preload_unwind_cfa_until(zwi_unwinder *u, uintptr_t *frames, uintptr_t *sps,
+                                           uintptr_t *rbps, unsigned max, uintptr_t pc,
+                                           uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi,
+                                           uintptr_t stop, unsigned *how);
+
+/* ---- the shadow stack (unwind_shadow.c) ---- */
+
+/* The walk of zwi_preload_unwind_cfa(), its result the same, through this thread's shadow
+ * stack: the frames pushed since the last walk are walked, then patched (their return addresses
+ * replaced by the trampoline's); the older ones read from the shadow stack. Patches only frames
+ * of the stack [stack_lo, stack_hi) when `sp` lies on it; elsewhere the incremental walk. -1
+ * where a frame has no rule the CFA walker follows (the caller then asks libunwind, between
+ * zwi_preload_shadow_unpatch() and zwi_preload_shadow_repatch()). */
+ZW_HIDDEN int zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max,
+                                        uintptr_t pc, uintptr_t sp, uintptr_t rbp,
+                                        uintptr_t stack_lo, uintptr_t stack_hi);
+/* The frames this thread's last shadow walk took from the shadow stack. */
+ZW_HIDDEN unsigned zwi_preload_shadow_reused(void);
+/* Does this thread have patched frames? */
+ZW_HIDDEN bool zwi_preload_shadow_live(void);
+/* The trampoline's address: what a patched slot holds. */
+ZW_HIDDEN uintptr_t zwi_preload_shadow_trampoline(void);
+/* For another unwinder's walk of this thread's stack: the real return addresses back in the
+ * slots that hold the trampoline's; returns their number, for zwi_preload_shadow_repatch(),
+ * which puts the trampoline back in them. */
+ZW_HIDDEN unsigned zwi_preload_shadow_unpatch(void);
+ZW_HIDDEN void zwi_preload_shadow_repatch(unsigned n);
+/* Finds the functions the interposed unwinder entry points (_Unwind_RaiseException ...,
+ * backtrace, makecontext) forward to; at init, so that a signal handler's call does not. */
+ZW_HIDDEN void zwi_preload_shadow_resolve(void);
+/* Can this process's return addresses be replaced? False, *why set, with a CET shadow stack. */
+ZW_HIDDEN bool zwi_preload_shadow_usable(const char **why);
+
+/* Does frames[0, n) hold the trampoline's address (a frame-pointer walk read a patched slot)? */
+static inline bool
+zwi_preload_shadow_in(const uintptr_t *frames, unsigned n)
+{
+    uintptr_t t = zwi_preload_shadow_trampoline();
+    for (unsigned i = 0; i < n; i++) {
+        if (frames[i] == t)
+            return true;
+    }
+    return false;
+}
+
 /* The frames this thread's last zwi_preload_unwind_incremental() took from the walk before it
  * (compared, not walked). */
 ZW_HIDDEN unsigned zwi_preload_unwind_reused(void);
@@ -127,7 +189,8 @@ ZW_HIDDEN unsigned zwi_preload_unwind_reused(void);
  * path, kept out of line. The frames it skips are its own, the unwinder's and the hook's. */
 ZW_HIDDEN __attribute__((noinline, noclone)) unsigned
 zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
-                        unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp);
+                        unsigned *total, uintptr_t stack_lo, uintptr_t stack_hi,
+                        const uintptr_t *hook_fp);
 
 /* True if `pc` lies in the code of a runtime library (u->nofp): the frame-pointer walk from there
  * skips its caller's frame. */
@@ -215,16 +278,24 @@ zwi_preload_unwind_insert(uintptr_t *frames, unsigned nf, unsigned max, unsigned
  * *total follows. */
 static inline __attribute__((always_inline)) unsigned
 zwi_preload_unwind_fix(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigned max,
-                       unsigned *total, uintptr_t stack_hi, const uintptr_t *hook_fp)
+                       unsigned *total, uintptr_t stack_lo, uintptr_t stack_hi,
+                       const uintptr_t *hook_fp)
 {
+    /* shadow mode: a frame-pointer walk may have read a patched slot (the trampoline's address);
+     * then the shadow walk redoes it */
+    bool patched = u->mode == ZWI_UNWIND_SHADOW && zwi_preload_shadow_live();
     if (ZW_LIKELY((nf != 1 && !zwi_preload_unwind_in_nofp(u, frames[0]) &&
                    zwi_preload_unwind_module_fp(u, frames[0]) == 1) ||
-                  max <= 1 || u->mode == ZWI_UNWIND_FP))
-        return nf;
-    uintptr_t ret = zwi_preload_unwind_repair_ret(u, frames[0], nf, hook_fp);
-    if (ret != 0)
-        return zwi_preload_unwind_insert(frames, nf, max, total, ret);
-    return zwi_preload_unwind_slow(u, frames, nf, max, total, stack_hi, hook_fp);
+                  max <= 1 || u->mode == ZWI_UNWIND_FP)) {
+        if (ZW_LIKELY(!patched) || max <= 1 || !zwi_preload_shadow_in(frames, nf))
+            return nf;
+    } else {
+        uintptr_t ret = zwi_preload_unwind_repair_ret(u, frames[0], nf, hook_fp);
+        if (ret != 0 && (ZW_LIKELY(!patched) || (ret != zwi_preload_shadow_trampoline() &&
+                                                 !zwi_preload_shadow_in(frames, nf))))
+            return zwi_preload_unwind_insert(frames, nf, max, total, ret);
+    }
+    return zwi_preload_unwind_slow(u, frames, nf, max, total, stack_lo, stack_hi, hook_fp);
 }
 
 #endif /* ZW_PRELOAD_UNWINDER_H */

@@ -10,11 +10,13 @@
 // is compared with libunwind's; prints "hazards ok N" with the count of checks that held, and
 // exits 0.
 #include <alloca.h>
+#include <cfloat>
 #include <csetjmp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <stdexcept>
@@ -189,6 +191,15 @@ forks()
     expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's exceptions");
 }
 
+__attribute__((noinline)) static void alloc_here(size_t n);
+
+__attribute__((noinline)) static void
+alloc_here_fwd(size_t n)
+{
+    alloc_here(n);
+    sink = sink + 1;
+}
+
 __attribute__((noinline)) static void *
 own_return_address()
 {
@@ -197,18 +208,73 @@ own_return_address()
     return __builtin_return_address(0);
 }
 
+// The module holding `addr`'s code, by dladdr: "" if none.
+static std::string
+module_of(const void *addr)
+{
+    Dl_info info;
+    if (dladdr(addr, &info) == 0 || info.dli_fname == nullptr)
+        return "";
+    return info.dli_fname;
+}
+
+static bool
+is_zw_module(const void *addr)
+{
+    return module_of(addr).find("libzwpreload") != std::string::npos;
+}
+
+// backtrace(3) from a frame whose callers' return addresses were walked (and, under
+// ZW_UNWIND=shadow, replaced) by the allocation just before: the real addresses, none of ours.
+__attribute__((noinline)) static int
+backtrace_after_alloc(void **frames, int max)
+{
+    alloc_here_fwd(24);
+    int n = backtrace(frames, max);
+    sink = sink + n;
+    return n;
+}
+
+__attribute__((noinline)) static int
+backtrace_outer(void **frames, int max)
+{
+    alloc_here_fwd(40);
+    int n = backtrace_after_alloc(frames, max);
+    sink = sink + 1;
+    return n;
+}
+
 static void
 return_addresses()
 {
     void *a = own_return_address();
     void *b = own_return_address();
     expect(a != nullptr && b != nullptr, "__builtin_return_address");
+    // the return address into this function, or (ZW_UNWIND=shadow: the frame's return address
+    // was replaced when its allocation was walked) the shadow stack's trampoline
+    const char *mode = std::getenv("ZW_UNWIND");
+    bool shadow = mode != nullptr && std::strncmp(mode, "shadow", 6) == 0;
+    expect(module_of(a) == module_of(reinterpret_cast<void *>(return_addresses)) ||
+               (shadow && is_zw_module(a)),
+           "__builtin_return_address: this program's code, or the trampoline under shadow");
     void *frames[32];
     int n = backtrace(frames, 32);
     expect(n >= 2, "backtrace(3)");
     char **names = backtrace_symbols(frames, n); // allocates
     expect(names != nullptr, "backtrace_symbols");
     std::free(names);
+    for (int round = 0; round < 20; round++) {
+        n = backtrace_outer(frames, 32);
+        expect(n >= 4, "backtrace(3) after allocations");
+        bool ours = false, outer = false;
+        for (int i = 0; i < n; i++) {
+            ours = ours || is_zw_module(frames[i]);
+            uintptr_t f = reinterpret_cast<uintptr_t>(frames[i]);
+            outer = outer || f - reinterpret_cast<uintptr_t>(backtrace_outer) < 256;
+        }
+        expect(!ours, "backtrace(3) gives no address of the tracer's");
+        expect(outer, "backtrace(3) gives the return address into backtrace_outer");
+    }
 }
 
 // ---- walks reused from the last one ----
@@ -216,6 +282,7 @@ return_addresses()
 __attribute__((noinline)) static void
 alloc_here(size_t n)
 {
+    __asm__ volatile("" ::: "memory");
     char *p = static_cast<char *>(std::malloc(n));
     sink = sink + (p != nullptr);
     std::free(p);
@@ -450,6 +517,214 @@ thread_churn()
     }
 }
 
+// ---- return values through replaced return addresses ----
+// Each function allocates (so that, under ZW_UNWIND=shadow, its return address is replaced by the
+// walk) and returns a value in the registers a trampoline must not touch: rax:rdx (__int128),
+// xmm0:xmm1 (a struct of two doubles), st0 (long double).
+
+static volatile long seed = 3;
+
+struct two_doubles {
+    double a, b;
+};
+
+__attribute__((noinline)) static __int128
+ret_int128(int depth)
+{
+    alloc_here_fwd(16);
+    if (depth > 0)
+        return ret_int128(depth - 1) + 1;
+    return (static_cast<__int128>(seed) << 64) | static_cast<unsigned long>(seed * 7);
+}
+
+__attribute__((noinline)) static two_doubles
+ret_two_doubles(int depth)
+{
+    alloc_here_fwd(24);
+    if (depth > 0) {
+        two_doubles d = ret_two_doubles(depth - 1);
+        return {d.a + 1.0, d.b - 1.0};
+    }
+    return {static_cast<double>(seed) * 0.5, static_cast<double>(seed) * 0.25};
+}
+
+__attribute__((noinline)) static long double
+ret_long_double(int depth)
+{
+    alloc_here_fwd(32);
+    if (depth > 0)
+        return ret_long_double(depth - 1) * 2.0L;
+    return static_cast<long double>(seed) / 3.0L;
+}
+
+static void
+return_values()
+{
+    for (int i = 0; i < 20; i++) {
+        int d = i % 6;
+        __int128 x = ret_int128(d);
+        __int128 want = ((static_cast<__int128>(seed) << 64) | static_cast<unsigned long>(seed * 7)) + d;
+        expect(x == want, "rax:rdx through returns");
+        two_doubles t = ret_two_doubles(d);
+        expect(t.a == seed * 0.5 + d && t.b == seed * 0.25 - d, "xmm0:xmm1 through returns");
+        long double l = ret_long_double(d);
+        long double lw = static_cast<long double>(seed) / 3.0L;
+        for (int k = 0; k < d; k++)
+            lw *= 2.0L;
+        expect(l == lw, "st0 (long double) through returns");
+    }
+}
+
+// ---- pthread_exit and pthread_cancel (forced unwinds) from frames whose return addresses were
+// walked: glibc runs libgcc's unwinder itself, through frames without cleanups up to the first
+// frame whose return address was walked (and, under ZW_UNWIND=shadow, replaced); every destructor
+// of the frames above must run ----
+
+static volatile int cleanups;
+static volatile int cancel_ready;
+
+struct Cleanup {
+    ~Cleanup()
+    {
+        cleanups = cleanups + 1;
+        alloc_here(48); // allocates while the forced unwind runs
+    }
+};
+
+// Allocates in a loop from two frames without cleanups, then exits (or waits to be cancelled):
+// the loop's own frames churn, the ones under it were walked at every allocation.
+__attribute__((noinline)) static void
+exit_spin(bool cancel)
+{
+    for (int i = 0;; i++) {
+        alloc_here_fwd(8);
+        if (!cancel && i == 200)
+            pthread_exit(nullptr);
+        if (cancel && i >= 200) {
+            cancel_ready = 1;
+            usleep(1000); // a cancellation point
+        }
+    }
+}
+
+__attribute__((noinline)) static void
+exit_plain(bool cancel)
+{
+    exit_spin(cancel);
+    sink = sink + 1;
+}
+
+__attribute__((noinline)) static void
+exit_deep(int depth, bool cancel)
+{
+    if (depth < 0)
+        return;
+    Cleanup c;
+    alloc_here_fwd(16 + static_cast<size_t>(depth));
+    if (depth == 0)
+        exit_plain(cancel);
+    else
+        exit_deep(depth - 1, cancel);
+    sink = sink + 1;
+}
+
+static void *
+exiting_thread(void *arg)
+{
+    long n = reinterpret_cast<long>(arg);
+    exit_deep(static_cast<int>(n / 2), n % 2 == 1);
+    return nullptr;
+}
+
+static void
+thread_exits()
+{
+    for (long i = 0; i < 12; i++) {
+        cleanups = 0;
+        cancel_ready = 0;
+        pthread_t t;
+        expect(pthread_create(&t, nullptr, exiting_thread, reinterpret_cast<void *>(i + 4)) == 0,
+               "pthread_create");
+        if (i % 2 == 1) { // i + 4 odd: cancelled
+            while (cancel_ready == 0)
+                usleep(100);
+            expect(pthread_cancel(t) == 0, "pthread_cancel");
+        }
+        void *ret = nullptr;
+        pthread_join(t, &ret);
+        expect(ret == (i % 2 == 1 ? PTHREAD_CANCELED : nullptr), "the thread's end");
+        expect(cleanups == static_cast<int>((i + 4) / 2) + 1,
+               "every destructor ran in pthread_exit's and pthread_cancel's unwinds");
+    }
+}
+
+// ---- a library called back through, left by longjmp, unloaded, loaded again ----
+
+static jmp_buf lib_jump;
+static int lib_calls;
+
+static void
+lib_callback(int i)
+{
+    ladder(3 + i % 4, i);
+    lib_calls++;
+    if (i == 5)
+        std::longjmp(lib_jump, 1); // leaves the library's frame without a return
+}
+
+static void
+unloaded_library()
+{
+    for (volatile int round = 0; round < 6; round = round + 1) {
+        void *lib = dlopen(ZWP_HAZARDS_LIB, RTLD_NOW | RTLD_LOCAL);
+        expect(lib != nullptr, "dlopen the hazards library");
+        auto call = reinterpret_cast<void (*)(void (*)(int), int)>(dlsym(lib, "hazards_lib_call"));
+        expect(call != nullptr, "dlsym hazards_lib_call");
+        call(lib_callback, 3); // returns through the library
+        if (setjmp(lib_jump) == 0)
+            call(lib_callback, 8);
+        expect(dlclose(lib) == 0, "dlclose the hazards library");
+        alloc_here(64); // after the unload
+    }
+    expect(lib_calls == 6 * (3 + 6), "the library's callbacks");
+}
+
+// ---- a coroutine whose stack lies inside the thread's own (a buffer of main's frame) ----
+
+static ucontext_t in_stack_main, in_stack_co;
+
+static void
+in_stack_body()
+{
+    for (int i = 0; i < 20; i++) {
+        ladder(2 + i % 5, i);
+        swapcontext(&in_stack_co, &in_stack_main);
+    }
+}
+
+__attribute__((noinline)) static void
+in_stack_steps(int i)
+{
+    ladder(3 + i % 6, i); // this context's frames, below the buffer
+    swapcontext(&in_stack_main, &in_stack_co);
+    alloc_here(40);
+}
+
+static void
+in_stack_coroutine()
+{
+    alignas(16) char stack[128 * 1024];
+    getcontext(&in_stack_co);
+    in_stack_co.uc_stack.ss_sp = stack;
+    in_stack_co.uc_stack.ss_size = sizeof(stack);
+    in_stack_co.uc_link = &in_stack_main;
+    makecontext(&in_stack_co, in_stack_body, 0);
+    for (int i = 0; i < 20; i++)
+        in_stack_steps(i);
+    swapcontext(&in_stack_main, &in_stack_co); // lets the coroutine return
+    expect(true, "a coroutine on a stack inside the thread's");
+}
+
 int
 main()
 {
@@ -465,6 +740,10 @@ main()
     coroutine_turns();
     signal_jumps();
     thread_churn();
+    return_values();
+    thread_exits();
+    unloaded_library();
+    in_stack_coroutine(); // last: under ZW_UNWIND=shadow, patching stops for the process here
     std::printf("hazards ok %d\n", checks);
     return 0;
 }

@@ -35,6 +35,10 @@ void *zwu_mixed_nofp_call(const zwu_link *self);
 #define MAXF 64 /* frames kept per walk: more than any chain here */
 
 static zwi_unwinder U; /* the unwinder under test */
+/* the trace layer's, which the unwinder reads (the shadow stack's interposed functions): no hook
+ * runs here, and no tracer */
+_Thread_local unsigned zwi_trace_guard __attribute__((tls_model("initial-exec")));
+_Thread_local zwi_thread *zwi_trace_self __attribute__((tls_model("initial-exec")));
 static zwi_thread TH;  /* only its stack bounds are used (by zwi_capture) */
 static struct {
     uintptr_t raw[MAXF]; /* the frame-pointer walk, as the hook saw it */
@@ -96,7 +100,8 @@ hook(const zwu_link *self)
     W.nraw = nf;
     const uintptr_t *hook_fp = __builtin_frame_address(0);
     W.repair = zwi_preload_unwind_repair_ret(&U, W.fixed[0], nf, hook_fp);
-    W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_hi, hook_fp);
+    W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_lo, TH.stack_hi,
+                                      hook_fp);
     W.total = total;
     W.nref = 0;
     ref_walk rw = {1};
@@ -133,6 +138,24 @@ hook_inc(const zwu_link *self)
     W.nref = 0;
     ref_walk rw = {1};
     _Unwind_Backtrace(ref_step, &rw);
+    return NULL;
+}
+
+/* A hook that walks through the shadow stack (W.inc, W.reused: ZW_UNWIND=shadow), then with the
+ * CFA walker alone (W.cfa), the real return addresses put back for it. */
+__attribute__((noinline)) static void *
+hook_shadow(const zwu_link *self)
+{
+    (void)self;
+    const uintptr_t *hook_fp = __builtin_frame_address(0);
+    W.ninc = zwi_preload_unwind_shadow(&U, W.inc, W.max_inc, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                       hook_fp[0], TH.stack_lo, TH.stack_hi);
+    W.reused = zwi_preload_shadow_reused();
+    unsigned unpatched = zwi_preload_shadow_unpatch();
+    W.ncfa = zwi_preload_unwind_cfa(&U, W.cfa, W.max_inc, hook_fp[1], (uintptr_t)(hook_fp + 2),
+                                    hook_fp[0], TH.stack_hi);
+    zwi_preload_shadow_repatch(unpatched);
+    W.nref = 0;
     return NULL;
 }
 
@@ -468,6 +491,41 @@ Test(preload_unwind, incremental_walk_follows_a_stack_that_deepens_and_comes_bac
     the_hook = hook;
 }
 
+/* The shadow-stack walk gives the CFA walker's frames whatever ran since the last walk (every
+ * chain after every other, limits that cut the walk short), returns go through the trampoline
+ * (the chains return after each walk), and the same chain again takes frames from the shadow
+ * stack. */
+Test(preload_unwind, shadow_walk_equals_a_fresh_one_and_reuses_frames)
+{
+    const char *why;
+    if (!zwi_preload_shadow_usable(&why))
+        cr_skip_test("%s", why); /* a CET shadow stack: the mode is refused */
+    cr_assert(zwi_preload_unwind_set_mode(&U, "shadow"));
+    the_hook = hook_shadow;
+    void *(*const chains[][4])(const zwu_link *) = {
+        {zwu_mixed_nofp_call},
+        {zwu_rt_call, zwu_mixed_nofp_call},
+        {zwu_mixed_nofp_call, zwu_mixed_nofp_call},
+        {zwu_mixed_nofp_call, zwt_unwind_inner, zwu_fp_call, zwu_rt_call},
+        {zwu_mixed_fp_call, zwu_mixed_nofp_call, zwu_rt_call},
+    };
+    const unsigned len[] = {1, 2, 2, 4, 3};
+    const unsigned nchains = sizeof(len) / sizeof(len[0]);
+    const unsigned maxes[] = {MAXF, 3, 5};
+    unsigned reused = 0;
+    for (unsigned mx = 0; mx < sizeof(maxes) / sizeof(maxes[0]); mx++) {
+        W.max_inc = maxes[mx];
+        for (unsigned c1 = 0; c1 < nchains; c1++) {
+            for (unsigned c2 = 0; c2 < nchains; c2++) {
+                for (int k = 0; k < 3; k++)
+                    reused += run_inc(chains[k == 0 ? c1 : c2], len[k == 0 ? c1 : c2]);
+            }
+        }
+    }
+    cr_assert_gt(reused, 0, "walks take frames from the shadow stack");
+    the_hook = hook;
+}
+
 Test(preload_unwind, mode_values)
 {
     zwi_unwinder *u = calloc(1, sizeof(*u));
@@ -485,10 +543,21 @@ Test(preload_unwind, mode_values)
     cr_assert_eq(u->check_every, 1);
     cr_assert(zwi_preload_unwind_set_mode(u, "check:100"));
     cr_assert_eq(u->check_every, 100);
+    cr_assert(zwi_preload_unwind_set_mode(u, "shadow"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_SHADOW);
+    cr_assert_eq(u->check_every, 0, "shadow alone checks nothing");
+    cr_assert(zwi_preload_unwind_set_mode(u, "shadow-check:7"));
+    cr_assert_eq(u->mode, ZWI_UNWIND_SHADOW);
+    cr_assert_eq(u->check_every, 7);
+    cr_assert(zwi_preload_unwind_set_mode(u, "shadow-check"));
+    cr_assert_eq(u->check_every, 1);
     cr_assert(zwi_preload_unwind_set_mode(u, "cfa"));
     cr_assert_eq(u->mode, ZWI_UNWIND_CFA);
-    const char *bad[] = {"CFA",      "check:",  "check:0",   "check:-1",
-                         "check:1x", "checked", "libunwind", "incremental:1"};
+    cr_assert_eq(u->check_every, 0, "no check left from the mode before");
+    const char *bad[] = {"CFA",           "check:",        "check:0",       "check:-1",
+                         "check:1x",      "checked",       "libunwind",     "incremental:1",
+                         "shadow-",       "shadow-check:", "shadow-check:0", "shadowcheck",
+                         "shadow:check",  "shadow-cfa"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_not(zwi_preload_unwind_set_mode(u, bad[i]), "%s", bad[i]);
         cr_assert_eq(u->mode, ZWI_UNWIND_CFA, "%s leaves the mode as it was", bad[i]);
