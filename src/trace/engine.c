@@ -8,11 +8,24 @@
  * (the preload library's mappings keep it non-empty all along). A shard grows at 3/4 full,
  * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
  *
- * Tracebacks: bump-allocated in one reserved region (MAP_NORESERVE; only what is written is
- * committed; 16 GiB, or 1/16 of the address space limit) and interned in a table of refs under the intern lock. A thread first looks in its
- * own cache of recent tracebacks (zwi_thread.cache), so a hot allocation site takes no shared
- * lock to find its traceback. Entries name the tracer generation that made them: clear() and a
- * new tracer start a new generation, so stale entries never match.
+ * Tracebacks: a prefix tree of frames from the outermost in. A node is (its caller's node, a
+ * return address), 16 bytes, interned in a table of node ids; a traceback is (its innermost
+ * frame's node, frames, total), 12 bytes, numbered densely from 1 (its ref) and found by a hash
+ * of its frames in a table of refs. Both arrays are bump-allocated in one reserved region
+ * (MAP_NORESERVE: only what is written is committed; 16 GiB, or 1/16 of the address space limit),
+ * under the intern lock. cc1plus (g++ -O2) traced at 64 frames interns 95k tracebacks of 3.87M
+ * frames: 31.7 MB stored whole, 12.8 MB of 802k nodes here (a tree from the allocation site in
+ * would need 2.17M); and dense refs keep the preload library's per-site arrays, indexed by ref,
+ * 95k entries long where offsets made them 3.96M.
+ *
+ * A thread interns without a shared lock in the common case: the traceback an allocation site
+ * gave last, its frames kept in the thread's state, is compared first; else its last traceback's
+ * path (frames and nodes from the outermost) gives the outer frames the new one shares;
+ * a traceback of the same hash from the thread's cache is then checked on the inner frames only,
+ * walking its nodes up to the path's node (tracebacks made together have their nodes side by
+ * side). A miss takes the lock: the table of refs, else the inner frames' nodes found or made.
+ * The thread's memo, path and cache hold ids of one tracer generation: clear() and a new tracer
+ * start a new one, and a thread that sees it empties them first, so stale ids never match.
  *
  * Traced bytes: one shared counter (`current`), changed by an atomic add on every add and remove;
  * the peak is checked against the value that add returns, so it is the exact maximum of the
@@ -22,6 +35,7 @@
  * Two locked instructions per call: the shard lock and the counter.
  * See docs/trace.md#engine. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -36,7 +50,6 @@
 #define SHARD_MIN   256               /* slots of a new shard table (one page) */
 #define TB_REGION   ((size_t)1 << 34) /* at most 16 GiB of address space for tracebacks */
 #define TB_REGION_MIN ((size_t)1 << 24) /* at least 16 MiB, whatever the address space limit */
-#define TB_FIRST    64                /* offset of the first traceback: ref 0 is none */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
 
@@ -158,8 +171,12 @@ struct zwi_tracer {
      * every lock held, loaded without a lock by the hooks (atomic, relaxed: a thread that reads
      * the old value counts one more call for the old generation, which clear() dropped) */
     _Atomic uint64_t gen;
-    char *region;       /* the tracebacks: region_size bytes reserved */
+    char *region;       /* the tracebacks' store: region_size bytes reserved */
     size_t region_size; /* TB_REGION, or less under an address space limit (tb_region_size) */
+    struct node *nodes; /* the tree's nodes, in the region: node_cap of them, by id */
+    struct tbent *tbs;  /* the tracebacks, in the region after the nodes: tb_cap, by ref */
+    size_t node_cap;
+    size_t tb_cap;
     /* entries of the default domain in the wide table (blocks >= 4 GiB), changed under wide_lock
      * and read without it: 0 lets a record or a free of the default domain skip the wide table,
      * which the mmap domain's traces keep non-empty */
@@ -177,11 +194,14 @@ struct zwi_tracer {
 
     /* tracebacks, under intern_lock */
     _Alignas(64) zwi_lock intern_lock;
-    size_t region_used;  /* bytes handed out, TB_FIRST.. */
-    size_t region_dirty; /* the most region_used has been since the last discard */
-    uint32_t *intern;    /* refs, 0 empty; intern_mask + 1 of them */
-    size_t intern_mask;
-    size_t intern_count;
+    size_t node_count; /* nodes made: ids 1..node_count (0 is the root) */
+    size_t tb_count;   /* tracebacks made: refs 1..tb_count */
+    size_t node_dirty; /* the most node_count has been since the last discard */
+    size_t tb_dirty;   /* the same for tb_count */
+    uint32_t *node_tab; /* node ids by (parent, ret) hashed, 0 empty; node_mask + 1 of them */
+    size_t node_mask;
+    uint32_t *tb_tab;   /* refs by tb_hash(), 0 empty; tb_mask + 1 of them */
+    size_t tb_mask;
 };
 
 /* ---- the thread registry ---- */
@@ -240,6 +260,8 @@ tb_region_size(void)
     return n < TB_REGION_MIN ? TB_REGION_MIN : n;
 }
 
+static void store_layout(zwi_tracer *t);
+
 static inline uint64_t
 gen_of(const zwi_tracer *t)
 {
@@ -258,10 +280,12 @@ zwi_tracer_new(unsigned nframe)
     t->region = map_pages(t->region_size, MAP_NORESERVE);
     if (t->region == NULL)
         goto fail;
-    t->region_used = t->region_dirty = TB_FIRST;
-    t->intern_mask = 1023;
-    t->intern = map_pages((t->intern_mask + 1) * sizeof(uint32_t), 0);
-    if (t->intern == NULL)
+    store_layout(t);
+    t->node_mask = 1023;
+    t->node_tab = map_pages((t->node_mask + 1) * sizeof(uint32_t), 0);
+    t->tb_mask = 1023;
+    t->tb_tab = map_pages((t->tb_mask + 1) * sizeof(uint32_t), 0);
+    if (t->node_tab == NULL || t->tb_tab == NULL)
         goto fail;
     for (size_t i = 0; i < NSHARDS; i++) {
         if (shard_init(&t->shards[i], SHARD_MIN) != 0)
@@ -285,8 +309,10 @@ zwi_tracer_free(zwi_tracer *t)
     }
     if (t->wide != NULL)
         munmap(t->wide, (t->wide_mask + 1) * sizeof(wide_slot));
-    if (t->intern != NULL)
-        munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
+    if (t->node_tab != NULL)
+        munmap(t->node_tab, (t->node_mask + 1) * sizeof(uint32_t));
+    if (t->tb_tab != NULL)
+        munmap(t->tb_tab, (t->tb_mask + 1) * sizeof(uint32_t));
     if (t->region != NULL)
         munmap(t->region, t->region_size);
     munmap(t, round_page(sizeof(zwi_tracer)));
@@ -298,10 +324,71 @@ zwi_tracer_nframe(const zwi_tracer *t)
     return t->nframe;
 }
 
-/* ---- tracebacks ---- */
+/* ---- tracebacks: a prefix tree of frames ---- */
+
+/* A node of the tree: return address `ret` called from the path `parent` (0: ret is the
+ * outermost frame of a traceback; node 0 is the root, no frame). The nodes of a path from the
+ * root are a traceback's frames from the outermost in, so tracebacks that share their outer
+ * frames (main and what it called, as the tracebacks of a program nearly all do) share those
+ * nodes. Never changes once made (until clear). */
+typedef struct node {
+    uintptr_t ret;
+    uint32_t parent;
+    uint32_t depth; /* frames from the root: 1 for an outermost frame */
+} node;
+
+/* A traceback: its innermost frame's node (0: no frame) and the frames on the stack. Never
+ * changes once made (until clear). */
+typedef struct tbent {
+    uint32_t node;
+    uint32_t hash;   /* tb_hash() of its frames, nframe and total */
+    uint16_t nframe; /* frames kept: the node's depth */
+    uint16_t total;  /* frames on the stack, capped at 65535 */
+} tbent;
+
+_Static_assert(sizeof(node) == 16 && sizeof(tbent) == 12, "the store's figures assume these");
+
+/* A thread's cache may name a traceback that a clear() in another thread just recycled and that a
+ * third thread is rewriting: the cache path reads nodes and tracebacks without the intern lock,
+ * so every read and write of their fields is a relaxed atomic (plain moves on x86-64). A mixed
+ * read only fails to match; a match is a traceback with these very frames, valid in the
+ * generation the caller checks (see insert()). */
+#define TB_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TB_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+/* Splits the reservation: nodes from its start, tracebacks from the last eighth on. */
+static void
+store_layout(zwi_tracer *t)
+{
+    size_t node_bytes = round_page(t->region_size / 8 * 7);
+    t->nodes = (node *)t->region;
+    t->node_cap = node_bytes / sizeof(node);
+    t->tbs = (tbent *)(t->region + node_bytes);
+    t->tb_cap = (t->region_size - node_bytes) / sizeof(tbent);
+    if (t->node_cap > UINT32_MAX)
+        t->node_cap = UINT32_MAX;
+    if (t->tb_cap > UINT32_MAX)
+        t->tb_cap = UINT32_MAX;
+}
+
+unsigned
+zwi_tracer_tb(const zwi_tracer *t, uint32_t ref, uintptr_t *frames, unsigned *total)
+{
+    const tbent *x = &t->tbs[ref];
+    unsigned n = x->nframe;
+    uint32_t id = x->node;
+    for (unsigned k = 0; k < n; k++) { /* the parents' chain, innermost frame first */
+        const node *y = &t->nodes[id];
+        frames[k] = y->ret;
+        id = y->parent;
+    }
+    ZW_ASSERT(id == 0);
+    *total = x->total;
+    return n;
+}
 
 /* Rotate-and-xor per frame (one cycle of latency each, not a multiply), then one mix: this runs
- * on every traced allocation. */
+ * on every traced allocation that is not the thread's last one again. */
 static uint32_t
 tb_hash(const uintptr_t *frames, unsigned n, unsigned total)
 {
@@ -312,142 +399,237 @@ tb_hash(const uintptr_t *frames, unsigned n, unsigned total)
     return (uint32_t)h | 1; /* never 0 */
 }
 
-const zwi_tb *
-zwi_tracer_tb(const zwi_tracer *t, uint32_t ref)
+static inline uint64_t
+node_hash(uint32_t parent, uintptr_t ret)
 {
-    return (const zwi_tb *)(t->region + (size_t)ref * 8);
+    return mix64((uint64_t)ret ^ ((uint64_t)parent << 32 | parent));
 }
 
-/* A thread's cache may name a traceback that a clear() in another thread just recycled and that a
- * third thread is rewriting: the cache path reads tracebacks without the intern lock, so every
- * read and write of a traceback's fields is a relaxed atomic (plain moves on x86-64). A mixed read
- * only fails to match; a match is a traceback with these very frames, valid in the generation. */
-#define TB_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define TB_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-
-static bool
-tb_equal(const zwi_tb *tb, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
-{
-    if (TB_LOAD(tb->hash) != hash || TB_LOAD(tb->nframe) != n || TB_LOAD(tb->total_nframe) != total)
-        return false;
-    for (unsigned i = 0; i < n; i++) { /* short: a call to memcmp costs more */
-        if (TB_LOAD(tb->frames[i]) != frames[i])
-            return false;
-    }
-    return true;
-}
-
+/* A table of u32 ids (0 empty) twice as big, by key(id). */
 static int
-intern_grow_locked(zwi_tracer *t)
+grow_ids_locked(zwi_tracer *t, uint32_t **tabp, size_t *maskp, uint64_t (*key)(zwi_tracer *, uint32_t))
 {
-    size_t cap = (t->intern_mask + 1) * 2;
+    size_t cap = (*maskp + 1) * 2;
     uint32_t *tab = map_pages(cap * sizeof(uint32_t), MAP_POPULATE);
     if (tab == NULL)
         return -1;
-    for (size_t i = 0; i <= t->intern_mask; i++) {
-        uint32_t ref = t->intern[i];
-        if (ref == 0)
+    for (size_t i = 0; i <= *maskp; i++) {
+        uint32_t id = (*tabp)[i];
+        if (id == 0)
             continue;
-        size_t j = zwi_tracer_tb(t, ref)->hash & (cap - 1);
+        size_t j = key(t, id) & (cap - 1);
         while (tab[j] != 0)
             j = (j + 1) & (cap - 1);
-        tab[j] = ref;
+        tab[j] = id;
     }
-    munmap(t->intern, (t->intern_mask + 1) * sizeof(uint32_t));
-    t->intern = tab;
-    t->intern_mask = cap - 1;
+    munmap(*tabp, (*maskp + 1) * sizeof(uint32_t));
+    *tabp = tab;
+    *maskp = cap - 1;
     return 0;
 }
 
-/* The ref of the traceback (frames, n, total), interned now if new; 0 if out of memory. */
-static uint32_t
-intern_locked(zwi_tracer *t, uint32_t hash, const uintptr_t *frames, unsigned n, unsigned total)
+static uint64_t
+node_key(zwi_tracer *t, uint32_t id)
 {
-    size_t i = hash & t->intern_mask;
-    for (uint32_t ref; (ref = t->intern[i]) != 0; i = (i + 1) & t->intern_mask) {
-        if (tb_equal(zwi_tracer_tb(t, ref), hash, frames, n, total))
-            return ref;
+    return node_hash(t->nodes[id].parent, t->nodes[id].ret);
+}
+
+static uint64_t
+tb_key(zwi_tracer *t, uint32_t ref)
+{
+    return t->tbs[ref].hash;
+}
+
+/* The node of `ret` called from `parent`, made now if new; 0 if out of memory. */
+static uint32_t
+node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, unsigned depth)
+{
+    uint64_t h = node_hash(parent, ret);
+    size_t i = h & t->node_mask;
+    for (uint32_t id; (id = t->node_tab[i]) != 0; i = (i + 1) & t->node_mask) {
+        if (t->nodes[id].ret == ret && t->nodes[id].parent == parent)
+            return id;
     }
-    size_t need = sizeof(zwi_tb) + n * sizeof(uintptr_t);
-    if (t->region_used + need > t->region_size || fail_now())
+    if (t->node_count + 1 >= t->node_cap || fail_now())
         return 0;
-    if (2 * (t->intern_count + 1) > t->intern_mask + 1) {
-        if (intern_grow_locked(t) != 0)
+    if (2 * (t->node_count + 1) > t->node_mask + 1) {
+        if (grow_ids_locked(t, &t->node_tab, &t->node_mask, node_key) != 0)
             return 0;
-        i = hash & t->intern_mask;
-        while (t->intern[i] != 0)
-            i = (i + 1) & t->intern_mask;
+        i = h & t->node_mask;
+        while (t->node_tab[i] != 0)
+            i = (i + 1) & t->node_mask;
     }
-    zwi_tb *tb = (zwi_tb *)(t->region + t->region_used);
-    uint32_t ref = (uint32_t)(t->region_used / 8);
-    TB_STORE(tb->hash, hash);
-    TB_STORE(tb->nframe, (uint16_t)n);
-    TB_STORE(tb->total_nframe, (uint16_t)(total > 65535 ? 65535 : total));
-    for (unsigned k = 0; k < n; k++)
-        TB_STORE(tb->frames[k], frames[k]);
-    t->region_used += need; /* a multiple of 8 */
-    if (t->region_used > t->region_dirty)
-        t->region_dirty = t->region_used;
-    t->intern[i] = ref;
-    t->intern_count++;
+    uint32_t id = (uint32_t)++t->node_count;
+    if (t->node_count > t->node_dirty)
+        t->node_dirty = t->node_count;
+    node *x = &t->nodes[id];
+    TB_STORE(x->ret, ret);
+    TB_STORE(x->parent, parent);
+    TB_STORE(x->depth, depth);
+    t->node_tab[i] = id;
+    return id;
+}
+
+/* True if traceback `ref` is (frames, n, total) of hash `hash`, given that the thread's path
+ * holds the outer `d` frames (path_node[d - 1] their node); on a match the path holds all n.
+ * Checks the inner n - d frames, walking from the innermost frame's node up: tracebacks made
+ * together have nodes side by side. No lock: see TB_LOAD. */
+static bool
+tb_matches(const zwi_tracer *t, zwi_thread *th, uint32_t ref, uint32_t hash, const uintptr_t *frames,
+           unsigned n, unsigned total, unsigned d)
+{
+    const tbent *x = &t->tbs[ref];
+    if (TB_LOAD(x->hash) != hash || TB_LOAD(x->nframe) != n || TB_LOAD(x->total) != total)
+        return false;
+    uint32_t id = TB_LOAD(x->node);
+    for (unsigned k = 0; k + d < n; k++) { /* frames[k] is at depth n - 1 - k */
+        const node *y = &t->nodes[id];
+        if (TB_LOAD(y->ret) != frames[k])
+            return false;
+        th->path_node[n - 1 - k] = id;
+        th->path_ret[n - 1 - k] = frames[k];
+        id = TB_LOAD(y->parent);
+    }
+    return id == (d > 0 ? th->path_node[d - 1] : 0);
+}
+
+/* Empties the thread's traceback part, which then holds ids of generation `gen`. A fresh state
+ * (generation 0) is empty already: its pages stay untouched until used. */
+static void
+thread_forget(zwi_thread *th, uint64_t gen)
+{
+    if (th->gen != 0) {
+        memset(th->cache, 0, sizeof(th->cache));
+        memset(th->site, 0, sizeof(th->site));
+    }
+    th->path_n = 0;
+    th->path_total = UINT_MAX;
+    th->gen = gen;
+}
+
+/* The traceback's ref under the intern lock, found in the table of tracebacks or made now; 0 if
+ * out of memory. `th`'s path holds its outer `d` frames, and all n after; `th` may be a
+ * thread's state or `scratch` (a thread with none). */
+static uint32_t
+intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *frames, unsigned n,
+              unsigned total, unsigned d)
+{
+    uint32_t ref = 0;
+    zwi_lock_acquire(&t->intern_lock);
+    uint64_t gen = gen_of(t);
+    if (th->gen != gen) { /* cleared since the thread looked: from the root */
+        thread_forget(th, gen);
+        d = 0;
+    }
+    size_t i = hash & t->tb_mask;
+    for (uint32_t r; (r = t->tb_tab[i]) != 0; i = (i + 1) & t->tb_mask) {
+        if (tb_matches(t, th, r, hash, frames, n, total, d)) {
+            ref = r;
+            th->path_n = n;
+            goto out;
+        }
+    }
+    uint32_t parent = d > 0 ? th->path_node[d - 1] : 0;
+    for (; d < n; d++) {
+        uintptr_t ret = frames[n - 1 - d];
+        uint32_t id = node_locked(t, parent, ret, d + 1);
+        if (id == 0)
+            goto out;
+        th->path_ret[d] = ret;
+        th->path_node[d] = id;
+        th->path_n = d + 1;
+        parent = id;
+    }
+    if (t->tb_count + 1 >= t->tb_cap || fail_now())
+        goto out;
+    if (2 * (t->tb_count + 1) > t->tb_mask + 1) {
+        if (grow_ids_locked(t, &t->tb_tab, &t->tb_mask, tb_key) != 0)
+            goto out;
+        i = hash & t->tb_mask;
+        while (t->tb_tab[i] != 0)
+            i = (i + 1) & t->tb_mask;
+    }
+    ref = (uint32_t)++t->tb_count;
+    if (t->tb_count > t->tb_dirty)
+        t->tb_dirty = t->tb_count;
+    tbent *x = &t->tbs[ref];
+    TB_STORE(x->node, parent);
+    TB_STORE(x->hash, hash);
+    TB_STORE(x->nframe, (uint16_t)n);
+    TB_STORE(x->total, (uint16_t)total);
+    t->tb_tab[i] = ref;
+out:
+    zwi_lock_release(&t->intern_lock);
     return ref;
 }
 
-/* The entry of zwi_thread.site for a traceback: its first frame, the allocation site, hashed. */
+/* The entry of zwi_thread.site for allocation site `pc` (a traceback's first frame). */
 static inline unsigned
-site_slot(const uintptr_t *frames, unsigned n)
+site_slot(uintptr_t pc)
 {
-    uint64_t pc = n > 0 ? frames[0] : 0;
-    return (unsigned)((pc * 0x9E3779B97F4A7C15ULL) >> (64 - ZWI_SITE_BITS));
+    return (unsigned)(((uint64_t)pc * 0x9E3779B97F4A7C15ULL) >> (64 - ZWI_SITE_BITS));
 }
 
-/* The traceback's ref: the one its allocation site gave last in this thread, else from this
- * thread's cache, else from the intern table. */
+/* The traceback's ref. First the traceback this allocation site gave last in this thread, its
+ * frames kept in the thread's state (up to ZWI_SITE_FRAMES of them): a compare per frame of
+ * memory no other thread touches. Else the thread's last path: the outer frames this traceback
+ * shares with it cost a compare each; one of the same hash from the thread's cache, else from the
+ * table under the intern lock, is checked against the inner frames only, by walking its nodes up
+ * to the path's; else the inner frames' nodes are found or made in the tree. */
 static uint32_t
 intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
+    if (ZW_UNLIKELY(n > t->nframe))
+        n = t->nframe;
     if (total > 65535)
         total = 65535;
     zwi_thread *th = zwi_trace_self;
+    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: a scratch one, under the lock */
+        static zwi_thread scratch; /* only used under the intern lock */
+        return intern_locked(t, &scratch, tb_hash(frames, n, total), frames, n, total, 0);
+    }
     uint64_t cur = gen_of(t);
-    unsigned m = 0;
-    if (th != NULL) { /* the traceback this site gave last time: compared, no hash */
-        m = site_slot(frames, n);
-        if (th->site[m].gen == cur && th->site[m].pc == frames[0]) {
-            const zwi_tb *last = zwi_tracer_tb(t, th->site[m].ref);
-            if (tb_equal(last, TB_LOAD(last->hash), frames, n, total)) {
-                th->last_ref = th->site[m].ref;
-                return th->site[m].ref;
-            }
-        }
+    if (ZW_UNLIKELY(th->gen != cur))
+        thread_forget(th, cur);
+    uintptr_t pc = n > 0 ? frames[0] : 0;
+    struct zwi_tbsite *site = &th->site[site_slot(pc)];
+    if (site->ref != 0 && site->pc == pc && site->n == n && site->total == total) {
+        unsigned k = 0; /* the traceback this site gave last, its frames kept here */
+        while (k < n && site->frames[k] == frames[k])
+            k++;
+        if (k == n)
+            return site->ref;
     }
-    uint32_t hash = tb_hash(frames, n, total);
+    unsigned m = n < th->path_n ? n : th->path_n;
+    unsigned d = 0;
+    while (d < m && th->path_ret[d] == frames[n - 1 - d])
+        d++;
+    if (d == n && th->path_n == n && th->path_total == total)
+        return th->path_ref; /* the traceback of the thread's last allocation */
+    th->path_n = d;
+    th->path_total = UINT_MAX;
     uint32_t ref = 0;
-    uint64_t gen = cur;
-    if (th != NULL) {
-        unsigned c = hash & (ZWI_TB_CACHE - 1);
-        if (th->cache[c].gen == cur && th->cache[c].hash == hash &&
-            tb_equal(zwi_tracer_tb(t, th->cache[c].ref), hash, frames, n, total))
-            ref = th->cache[c].ref;
+    uint32_t hash = tb_hash(frames, n, total);
+    struct zwi_tbcache *c = &th->cache[hash & (ZWI_TB_CACHE - 1)];
+    if (c->hash == hash && tb_matches(t, th, c->ref, hash, frames, n, total, d)) {
+        ref = c->ref;
+    } else {
+        ref = intern_locked(t, th, hash, frames, n, total, d);
+        if (ref == 0)
+            return 0;
+        *c = (struct zwi_tbcache){hash, ref};
     }
-    if (ref == 0) {
-        zwi_lock_acquire(&t->intern_lock);
-        gen = gen_of(t);
-        ref = intern_locked(t, hash, frames, n, total);
-        zwi_lock_release(&t->intern_lock);
-        if (th != NULL && ref != 0) {
-            unsigned c = hash & (ZWI_TB_CACHE - 1);
-            th->cache[c].gen = gen;
-            th->cache[c].hash = hash;
-            th->cache[c].ref = ref;
-        }
+    if (n <= ZWI_SITE_FRAMES) {
+        site->pc = pc;
+        site->ref = ref;
+        site->n = (uint16_t)n;
+        site->total = (uint16_t)total;
+        for (unsigned k = 0; k < n; k++) /* short: a call to memcpy costs more */
+            site->frames[k] = frames[k];
     }
-    if (th != NULL && ref != 0) {
-        th->site[m].gen = gen;
-        th->site[m].pc = n > 0 ? frames[0] : 0;
-        th->site[m].ref = ref;
-        th->last_ref = ref;
-    }
+    th->path_n = n;
+    th->path_total = total;
+    th->path_ref = ref;
     return ref;
 }
 
@@ -941,6 +1123,21 @@ zwi_tracer_foreach_block(zwi_tracer *t, unsigned domain,
 
 /* ---- clear, counters, memory ---- */
 
+/* Empties the tracebacks' store and gives its pages back (the first of each part stays). */
+static void
+discard_store_locked(zwi_tracer *t)
+{
+    size_t node_bytes = round_page((t->node_dirty + 1) * sizeof(node));
+    size_t tb_bytes = round_page((t->tb_dirty + 1) * sizeof(tbent));
+    if (node_bytes > PAGE)
+        madvise((char *)t->nodes + PAGE, node_bytes - PAGE, MADV_DONTNEED);
+    if (tb_bytes > PAGE)
+        madvise((char *)t->tbs + PAGE, tb_bytes - PAGE, MADV_DONTNEED);
+    memset(t->node_tab, 0, (t->node_mask + 1) * sizeof(uint32_t));
+    memset(t->tb_tab, 0, (t->tb_mask + 1) * sizeof(uint32_t));
+    t->node_count = t->tb_count = t->node_dirty = t->tb_dirty = 0;
+}
+
 void
 zwi_tracer_clear(zwi_tracer *t)
 {
@@ -970,11 +1167,7 @@ zwi_tracer_clear(zwi_tracer *t)
         atomic_store(&t->wide_count, 0);
         atomic_store(&t->wide_default, 0);
     }
-    memset(t->intern, 0, (t->intern_mask + 1) * sizeof(uint32_t));
-    t->intern_count = 0;
-    if (t->region_dirty > PAGE) /* give back the tracebacks' pages (the first stays) */
-        madvise(t->region + PAGE, round_page(t->region_dirty) - PAGE, MADV_DONTNEED);
-    t->region_used = t->region_dirty = TB_FIRST;
+    discard_store_locked(t);
     atomic_store_explicit(&t->gen, new_generation(), memory_order_relaxed);
     atomic_store(&t->current, 0);
     atomic_store(&t->peak, 0);
@@ -1002,8 +1195,8 @@ zwi_tracer_reset_peak(zwi_tracer *t)
 }
 
 void
-zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *table_bytes,
-                  size_t *traceback_bytes)
+zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nodes,
+                  size_t *table_bytes, size_t *traceback_bytes)
 {
     size_t n = 0;
     size_t bytes = 0;
@@ -1020,13 +1213,18 @@ zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *tab
         bytes += (t->wide_mask + 1) * sizeof(wide_slot);
     zwi_lock_release(&t->wide_lock);
     zwi_lock_acquire(&t->intern_lock);
-    size_t ntb = t->intern_count;
-    size_t tbytes = (t->intern_mask + 1) * sizeof(uint32_t) + round_page(t->region_used);
+    size_t ntb = t->tb_count;
+    size_t nnodes = t->node_count;
+    size_t tbytes = (t->node_mask + t->tb_mask + 2) * sizeof(uint32_t) +
+                    round_page((t->node_count + 1) * sizeof(node)) +
+                    round_page((t->tb_count + 1) * sizeof(tbent));
     zwi_lock_release(&t->intern_lock);
     if (traces != NULL)
         *traces = n;
     if (tracebacks != NULL)
         *tracebacks = ntb;
+    if (nodes != NULL)
+        *nodes = nnodes;
     if (table_bytes != NULL)
         *table_bytes = bytes;
     if (traceback_bytes != NULL)
@@ -1038,7 +1236,7 @@ zwi_tracer_memory(zwi_tracer *t)
 {
     size_t table;
     size_t tbs;
-    zwi_tracer_counts(t, NULL, NULL, &table, &tbs);
+    zwi_tracer_counts(t, NULL, NULL, NULL, &table, &tbs);
     return round_page(sizeof(zwi_tracer)) + table + tbs;
 }
 

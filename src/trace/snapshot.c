@@ -226,10 +226,14 @@ typedef struct builder {
     uintptr_t *conv;
     size_t nconv;
     size_t cap_conv;
-    /* the traceback converted last: its raw frames, and cum[k] = the frames its oldest k return
-     * addresses gave (the first cum[k] of `buf`, which still holds them). The next one shares its
-     * oldest return addresses more often than not: those are not looked up again. */
-    const zwi_tb *last;
+    /* the traceback converted last: its return addresses (nlast of them at `last`, most recent
+     * first; nlast SIZE_MAX: none), and cum[k] = the frames its oldest k return addresses gave
+     * (the first cum[k] of `buf`, which still holds them). The next one shares its oldest return
+     * addresses more often than not: those are not looked up again. `raw` receives the return
+     * addresses of the one being converted (the two swap); each has room for the tracer's limit */
+    uintptr_t *raw;
+    uintptr_t *last;
+    size_t nlast;
     size_t *cum;
     size_t cap_cum;
     const char *last_module; /* the module convert_address() added last (a symboliser string) */
@@ -238,7 +242,7 @@ typedef struct builder {
 static void
 builder_init(builder *b, zw_snapshot *snap, zwi_tracer *t, zwi_symbolizer *sym)
 {
-    *b = (builder){.snap = snap, .t = t, .sym = sym};
+    *b = (builder){.snap = snap, .t = t, .sym = sym, .nlast = SIZE_MAX};
     zwi_map_init(&b->by_ref, snap->raw);
     zwi_map_init(&b->by_addr, snap->raw);
 }
@@ -251,6 +255,8 @@ builder_release(builder *b)
     zwi_free(raw, b->buf);
     zwi_free(raw, b->conv);
     zwi_free(raw, b->cum);
+    zwi_free(raw, b->raw);
+    zwi_free(raw, b->last);
     zwi_map_release(&b->by_ref);
     zwi_map_release(&b->by_addr);
 }
@@ -321,30 +327,40 @@ convert_traceback(builder *b, uint32_t ref)
     zw_traceback *tb = zwi_map_get(&b->by_ref, (uint64_t)ref + 1);
     if (tb != NULL)
         return tb;
-    const zwi_tb *raw = zwi_tracer_tb(b->t, ref);
-    const zwi_tb *last = b->last;
-    b->last = NULL; /* until `buf` and `cum` hold this one */
-    size_t shared = 0; /* oldest return addresses that are the last traceback's */
-    while (last != NULL && shared < raw->nframe && shared < last->nframe &&
-           raw->frames[raw->nframe - 1 - shared] == last->frames[last->nframe - 1 - shared])
+    if (b->raw == NULL) {
+        size_t limit = zwi_tracer_nframe(b->t);
+        b->raw = zwi_alloc(b->snap->raw, limit * sizeof(*b->raw));
+        b->last = zwi_alloc(b->snap->raw, limit * sizeof(*b->last));
+        if (b->raw == NULL || b->last == NULL)
+            return NULL;
+    }
+    unsigned total;
+    size_t nraw = zwi_tracer_tb(b->t, ref, b->raw, &total);
+    const uintptr_t *raw = b->raw;
+    size_t nlast = b->nlast;
+    b->nlast = SIZE_MAX; /* until `buf` and `cum` hold this one */
+    size_t shared = 0;   /* oldest return addresses that are the last traceback's */
+    while (nlast != SIZE_MAX && shared < nraw && shared < nlast &&
+           raw[nraw - 1 - shared] == b->last[nlast - 1 - shared])
         shared++;
-    if (zwi_reserve(b->snap->raw, (void **)&b->cum, &b->cap_cum, (size_t)raw->nframe + 1,
-                    sizeof(*b->cum)) != 0)
+    if (zwi_reserve(b->snap->raw, (void **)&b->cum, &b->cap_cum, nraw + 1, sizeof(*b->cum)) != 0)
         return NULL;
     size_t n = shared > 0 ? b->cum[shared] : 0; /* cum[0..shared] are the last one's too */
     b->cum[0] = 0;
-    for (size_t i = raw->nframe - shared; i-- > 0;) { /* oldest captured frame first */
+    for (size_t i = nraw - shared; i-- > 0;) { /* oldest captured frame first */
         size_t nf;
-        const uintptr_t *frames = convert_address(b, raw->frames[i], &nf);
+        const uintptr_t *frames = convert_address(b, raw[i], &nf);
         if (frames == NULL ||
             zwi_reserve(b->snap->raw, (void **)&b->buf, &b->cap_buf, n + nf, sizeof(*b->buf)) != 0)
             return NULL;
         for (size_t k = 0; k < nf; k++)
             b->buf[n++] = (const zw_frame *)frames[k];
-        b->cum[raw->nframe - i] = n;
+        b->cum[nraw - i] = n;
     }
-    b->last = raw;
-    tb = zwi_snapshot_traceback(b->snap, b->buf, n, raw->total_nframe);
+    b->raw = b->last; /* this one is the last one now */
+    b->last = (uintptr_t *)raw;
+    b->nlast = nraw;
+    tb = zwi_snapshot_traceback(b->snap, b->buf, n, total);
     if (tb == NULL || zwi_map_put(&b->by_ref, (uint64_t)ref + 1, tb) != 0)
         return NULL;
     return tb;

@@ -4,7 +4,8 @@
  * frame-pointer walk. Snapshots, statistics and files are built on top (snapshot.c, stats.c,
  * format.c). See docs/trace.md#engine.
  *
- *   record: guard -> walk frame pointers -> intern traceback (thread cache, else locked table)
+ *   record: guard -> walk frame pointers -> intern traceback (thread's path and memo, else the
+ *           locked tree)
  *           -> insert (ptr -> size, traceback) in the shard of ptr, under that shard's lock
  *   free:   guard -> remove ptr from its shard (a miss costs one probe sequence)
  *   snapshot: copy each shard under its lock -> symbolise each distinct address once (cached)
@@ -60,16 +61,10 @@ zwi_lock_release(zwi_lock *l)
 
 /* ---- interned tracebacks ---- */
 
-/* A native traceback as captured: return addresses, most recent first. Immutable once interned;
- * lives in the tracer's traceback region until clear/stop. Referenced by a 32-bit `ref` =
- * offset in the region / 8 (0 is never a traceback). */
-typedef struct zwi_tb {
-    uint32_t hash;         /* of nframe, total_nframe and frames */
-    uint16_t nframe;       /* frames kept: 1..limit */
-    uint16_t total_nframe; /* frames on the stack, capped at 65535 */
-    uintptr_t frames[];    /* return addresses; frames[0] is the allocation site */
-} zwi_tb;
-
+/* Tracebacks are stored as a prefix tree of frames rooted at the outermost frame (engine.c): a
+ * node is (its caller's node, a return address), and a traceback is a node and a count of the
+ * frames on the stack. Its 32-bit `ref` numbers the distinct tracebacks densely from 1 (0 is
+ * never one), in the order they were first seen; stable until clear/stop. */
 /* ---- the tracer ---- */
 
 typedef struct zwi_tracer zwi_tracer;
@@ -92,7 +87,7 @@ ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size
                              const uintptr_t *frames, unsigned nframe, unsigned total_nframe);
 /* The same in two steps, for a caller that records on another thread than the one that captured
  * (the preload library's consumer): _intern() is the calling thread's part, the traceback's ref
- * (0 if the tables cannot grow; the thread's caches and last_ref as zwi_tracer_add() leaves them);
+ * (0 if the tables cannot grow; the thread's path and cache as zwi_tracer_add() leaves them);
  * _add_ref() records the block with that ref (0, or -1 if the tables cannot grow). The ref must
  * be of the tracer's current generation: no zwi_tracer_clear() in between. */
 ZW_HIDDEN uint32_t zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
@@ -116,16 +111,21 @@ ZW_HIDDEN bool zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, 
  * that comes a little later finds it there. No lock, no effect on the tables (a slot a concurrent
  * grow frees is only read if it is still mapped: prefetches never fault). */
 ZW_HIDDEN void zwi_tracer_prefetch(const zwi_tracer *t, uintptr_t ptr);
-/* The traceback of `ref` (valid until clear or free). */
-ZW_HIDDEN const zwi_tb *zwi_tracer_tb(const zwi_tracer *t, uint32_t ref);
+/* The frames of traceback `ref` (of the current generation), most recent first, copied into
+ * `frames`, which has room for zwi_tracer_nframe(t); returns their number and stores the frames
+ * that were on the stack in *total (capped at 65535). No lock: the tree's nodes never change
+ * once made, until clear or free. */
+ZW_HIDDEN unsigned zwi_tracer_tb(const zwi_tracer *t, uint32_t ref, uintptr_t *frames,
+                                 unsigned *total);
 
 ZW_HIDDEN void zwi_tracer_clear(zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_traced_memory(zwi_tracer *t, size_t *current, size_t *peak);
 ZW_HIDDEN void zwi_tracer_reset_peak(zwi_tracer *t);
 /* Bytes the tracer maps now: tables, tracebacks, symbol cache. */
 ZW_HIDDEN size_t zwi_tracer_memory(zwi_tracer *t);
-/* Live traces and distinct tracebacks, for the benchmark's bytes-per-block figure. */
-ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks,
+/* Live traces, distinct tracebacks and the prefix tree's nodes, for the benchmark's
+ * bytes-per-block figure; the bytes of the trace tables and of the tracebacks' store. */
+ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nodes,
                                  size_t *table_bytes, size_t *traceback_bytes);
 
 /* Calls fn(ctx, rec) for every trace, one shard at a time under its lock (fn must not call
@@ -193,29 +193,45 @@ ZW_HIDDEN extern atomic_uint zwi_capture_checked;
 
 #define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
 #define ZWI_SITE_BITS 6  /* log2 of the entries of a thread's per-site memo */
+#define ZWI_SITE_FRAMES 32 /* frames of a traceback the per-site memo keeps (64 x 272 bytes) */
 
 /* A thread's state, pages of its own, made on the thread's first traced allocation and
- * unmapped when the thread exits. */
+ * unmapped when the thread exits. The traceback part (path, cache) holds node ids and refs of
+ * the tracer generation `gen` only: a thread that sees another generation empties it first, so
+ * no entry is ever compared across a clear(). It is read and written by its thread alone. */
 typedef struct zwi_thread {
     uintptr_t stack_lo; /* the thread's stack: frame pointers outside [lo, hi) end a walk */
     uintptr_t stack_hi;
     struct zwi_thread *reg_next; /* the registry of live threads' states (engine.c) */
     struct zwi_thread *reg_prev;
-    struct {
-        uint64_t gen;      /* the generation of the tracer that filled it (see zwi_tracer) */
-        uint32_t hash;     /* hash of the traceback */
-        uint32_t ref;      /* its ref in that tracer */
-    } cache[ZWI_TB_CACHE]; /* recently interned tracebacks: a hit skips the intern lock */
-    /* the traceback each allocation site (first frame) gave last in this thread: an
-     * interpreter's allocation sites repeat their whole traceback far more often than
-     * consecutive allocations do (python3.11 building strings: 0.04% of allocations have the
-     * traceback of the one before) */
-    struct {
-        uint64_t gen; /* as in cache[] */
-        uintptr_t pc; /* frames[0] */
+    uint64_t gen; /* the tracer generation of path, memo and ends (0: none yet) */
+    /* the path of the traceback this thread interned last, from the outermost frame: ret[k] the
+     * return address at depth k, node[k] the tree's node of ret[0..k], for k < path_n. The next
+     * traceback's outer frames are compared with it, each shared one costs a compare; path_ref
+     * is the traceback of path_n frames and path_total on the stack */
+    unsigned path_n;
+    unsigned path_total; /* UINT_MAX: path_ref is no traceback's */
+    uint32_t path_ref;
+    uint32_t path_node[ZW_TRACE_MAX_NFRAME];
+    uintptr_t path_ret[ZW_TRACE_MAX_NFRAME];
+    /* recently interned tracebacks by hash: a hit skips the intern lock (its inner frames,
+     * those the path lacks, are checked against the tree) */
+    struct zwi_tbcache {
+        uint32_t hash; /* 0: empty */
         uint32_t ref;
+    } cache[ZWI_TB_CACHE];
+    /* the traceback each allocation site (first frame) gave last in this thread with at most
+     * ZWI_SITE_FRAMES frames, and those frames: an interpreter's allocation sites repeat their
+     * whole traceback far more often than consecutive allocations do (python3.11 building
+     * strings: 0.04% of allocations have the traceback of the one before, though they share 82%
+     * of their frames with it), and a compare of frames here reads nothing shared */
+    struct zwi_tbsite {
+        uintptr_t pc;
+        uint32_t ref; /* 0: empty */
+        uint16_t n;
+        uint16_t total;
+        uintptr_t frames[ZWI_SITE_FRAMES];
     } site[1u << ZWI_SITE_BITS];
-    uint32_t last_ref; /* the traceback this thread interned or found last */
     /* where a wrapper captures frames (the guard keeps one capture per thread at a time): a
      * buffer on the stack would put 8 KiB between the caller's frames and the tracer's */
     uintptr_t frames[ZW_TRACE_MAX_NFRAME + 16];

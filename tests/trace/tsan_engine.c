@@ -18,9 +18,12 @@ churn(void *arg)
 {
     uintptr_t base = (uintptr_t)arg << 32;
     for (unsigned i = 0; i < ROUNDS; i++) {
-        uintptr_t frames[2] = {0x1000 + (i % 7), 0x2000 + (uintptr_t)arg};
+        /* tracebacks of the threads share their outer frames, which the engine stores once */
+        uintptr_t frames[6] = {0x1000 + (i % 7), 0x2000 + (uintptr_t)arg, 0x3000 + (i % 3),
+                               0x4000, 0x5000, 0x6000};
+        unsigned n = 3 + i % 4;
         uintptr_t p = base + 16 * (i % 512) + 16;
-        zwi_tracer_add(tracer, ZW_TRACE_DEFAULT_DOMAIN, p, 32, frames, 2, 2);
+        zwi_tracer_add(tracer, ZW_TRACE_DEFAULT_DOMAIN, p, 32, frames + 6 - n, n, n + i % 2);
         zwi_tracer_remove(tracer, ZW_TRACE_DEFAULT_DOMAIN, p, NULL);
     }
     return NULL;

@@ -1,0 +1,391 @@
+/* tests/trace/test_engine.c - the engine's tracebacks (src/trace/engine.c): a prefix tree of
+ * frames from the outermost in, tracebacks numbered densely. Each test keeps its own copy of what
+ * it interned and checks the engine against it: the same traceback gives the same ref and reads
+ * back the same frames and total, distinct ones distinct refs, and the tree has one node per
+ * distinct outer path, counted here by brute force. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "trace_internal.h"
+
+#define MAXF 80
+
+typedef struct tb {
+    unsigned n;
+    unsigned total;
+    uintptr_t f[MAXF]; /* most recent first */
+} tb;
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t
+rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* A traceback of a program's shape: a few outer frames every one shares (main and what it
+ * calls), a middle picked from a few paths of varied depth, then an allocation site among a few,
+ * reached through one of two wrappers: tracebacks share prefixes and suffixes both. */
+static void
+make_tb(tb *x, unsigned limit)
+{
+    uintptr_t outer[MAXF];
+    unsigned depth = 0;
+    outer[depth++] = 0x400100; /* main */
+    outer[depth++] = 0x400200;
+    unsigned path = (unsigned)(rng() % 6);
+    unsigned len = 2 + (unsigned)(rng() % 40);
+    for (unsigned k = 0; k < len && depth < MAXF - 2; k++)
+        outer[depth++] = 0x500000 + 0x1000 * path + 0x10 * (k % (3 + path)) + (rng() % 16 == 0);
+    outer[depth++] = 0x600000 + 0x10 * (rng() % 2); /* a wrapper */
+    outer[depth++] = 0x700000 + 0x10 * (rng() % 4); /* the allocation site */
+    unsigned n = depth < limit ? depth : limit;
+    x->n = n;
+    x->total = depth;
+    for (unsigned k = 0; k < n; k++)
+        x->f[k] = outer[depth - 1 - k];
+}
+
+static void
+check_reads_back(zwi_tracer *t, uint32_t ref, const tb *x)
+{
+    uintptr_t got[ZW_TRACE_MAX_NFRAME];
+    unsigned total = 0;
+    unsigned n = zwi_tracer_tb(t, ref, got, &total);
+    cr_assert_eq(n, x->n, "ref %u: %u frames, %u interned", ref, n, x->n);
+    cr_assert_eq(total, x->total, "ref %u: total %u, %u interned", ref, total, x->total);
+    for (unsigned k = 0; k < n; k++)
+        cr_assert_eq(got[k], x->f[k], "ref %u, frame %u: %#lx, %#lx interned", ref, k,
+                     (unsigned long)got[k], (unsigned long)x->f[k]);
+}
+
+static bool
+same_tb(const tb *a, const tb *b)
+{
+    return a->n == b->n && a->total == b->total && memcmp(a->f, b->f, a->n * sizeof(a->f[0])) == 0;
+}
+
+/* The tree's nodes for these tracebacks: distinct (outer path) prefixes, by brute force. */
+static size_t
+count_prefixes(const tb *v, size_t count)
+{
+    size_t nodes = 0;
+    for (size_t i = 0; i < count; i++) {
+        for (unsigned d = 1; d <= v[i].n; d++) { /* the prefix of the outer d frames of v[i] */
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++) {
+                if (v[j].n < d)
+                    continue;
+                seen = true;
+                for (unsigned k = 0; k < d && seen; k++)
+                    seen = v[j].f[v[j].n - 1 - k] == v[i].f[v[i].n - 1 - k];
+            }
+            nodes += !seen;
+        }
+    }
+    return nodes;
+}
+
+#define NTB 600
+
+static tb tbs[NTB];
+static uint32_t refs[NTB];
+
+/* Interns tbs[0..NTB) twice, the second time in another order; checks refs, reads and counts. */
+static void
+round_trip(zwi_tracer *t, unsigned limit)
+{
+    for (size_t i = 0; i < NTB; i++) {
+        make_tb(&tbs[i], limit);
+        refs[i] = zwi_tracer_intern(t, tbs[i].f, tbs[i].n, tbs[i].total);
+        cr_assert_neq(refs[i], 0);
+    }
+    for (size_t k = 0; k < NTB; k++) {
+        size_t i = (k * 7919) % NTB;
+        cr_assert_eq(zwi_tracer_intern(t, tbs[i].f, tbs[i].n, tbs[i].total), refs[i],
+                     "traceback %zu interned again", i);
+    }
+    size_t distinct = 0;
+    size_t frames = 0; /* of the distinct ones */
+    uint32_t max_ref = 0;
+    for (size_t i = 0; i < NTB; i++) {
+        check_reads_back(t, refs[i], &tbs[i]);
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) {
+            if (same_tb(&tbs[i], &tbs[j])) {
+                cr_assert_eq(refs[i], refs[j], "tracebacks %zu and %zu are the same", j, i);
+                first = false;
+            } else {
+                cr_assert_neq(refs[i], refs[j], "tracebacks %zu and %zu differ", j, i);
+            }
+        }
+        distinct += first;
+        frames += first ? tbs[i].n : 0;
+        max_ref = refs[i] > max_ref ? refs[i] : max_ref;
+    }
+    size_t ntb = 0;
+    size_t nodes = 0;
+    zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
+    cr_assert_eq(ntb, distinct);
+    cr_assert_eq(max_ref, distinct, "refs are 1..%zu, densely", distinct);
+    cr_assert_eq(nodes, count_prefixes(tbs, NTB));
+    cr_assert_lt(nodes, frames / 2, "%zu nodes for %zu frames: the tree shares outer frames", nodes,
+                 frames);
+}
+
+Test(trace_engine, round_trips_tracebacks_sharing_prefixes_and_suffixes)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(64);
+    cr_assert_not_null(t);
+    round_trip(t, 64);
+    zwi_tracer_free(t);
+}
+
+Test(trace_engine, cut_tracebacks_keep_their_totals)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(8); /* most tracebacks are cut at 8 frames */
+    cr_assert_not_null(t);
+    round_trip(t, 8);
+    /* the same frames with other totals: other tracebacks, each with its own */
+    tb x = tbs[0];
+    uint32_t seen[5];
+    const unsigned totals[5] = {x.n, x.n + 1, x.n + 100, 65535, 70000};
+    for (int i = 0; i < 5; i++) {
+        x.total = totals[i];
+        seen[i] = zwi_tracer_intern(t, x.f, x.n, x.total);
+        cr_assert_neq(seen[i], 0);
+        x.total = totals[i] > 65535 ? 65535 : totals[i]; /* capped */
+        check_reads_back(t, seen[i], &x);
+        for (int j = 0; j < i; j++)
+            cr_assert((seen[i] == seen[j]) == (x.total == (totals[j] > 65535 ? 65535 : totals[j])),
+                      "totals %u and %u", totals[j], totals[i]);
+    }
+    /* more frames than the limit are cut to it */
+    uintptr_t deep[20];
+    for (int k = 0; k < 20; k++)
+        deep[k] = 0x900000 + 0x10 * (uintptr_t)k;
+    uint32_t r = zwi_tracer_intern(t, deep, 20, 20);
+    tb want = {.n = 8, .total = 20};
+    memcpy(want.f, deep, 8 * sizeof(deep[0]));
+    check_reads_back(t, r, &want);
+    zwi_tracer_free(t);
+}
+
+Test(trace_engine, a_traceback_of_no_frame_and_the_longest_round_trip)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(ZW_TRACE_MAX_NFRAME);
+    cr_assert_not_null(t);
+    uint32_t none = zwi_tracer_intern(t, NULL, 0, 0);
+    cr_assert_neq(none, 0);
+    static uintptr_t deep[ZW_TRACE_MAX_NFRAME];
+    for (unsigned k = 0; k < ZW_TRACE_MAX_NFRAME; k++)
+        deep[k] = 0x800000 + 0x10 * (uintptr_t)(k % 5); /* recursion: the same frames again */
+    uint32_t a = zwi_tracer_intern(t, deep, ZW_TRACE_MAX_NFRAME, 5000);
+    uint32_t b = zwi_tracer_intern(t, deep + 1, ZW_TRACE_MAX_NFRAME - 1, 4999); /* its caller's */
+    cr_assert(a != 0 && b != 0 && a != b && a != none && b != none);
+    uintptr_t got[ZW_TRACE_MAX_NFRAME];
+    unsigned total;
+    cr_assert_eq(zwi_tracer_tb(t, none, got, &total), 0);
+    cr_assert_eq(total, 0);
+    cr_assert_eq(zwi_tracer_tb(t, a, got, &total), ZW_TRACE_MAX_NFRAME);
+    cr_assert_eq(total, 5000);
+    cr_assert_eq(memcmp(got, deep, sizeof(deep)), 0);
+    cr_assert_eq(zwi_tracer_tb(t, b, got, &total), ZW_TRACE_MAX_NFRAME - 1);
+    cr_assert_eq(memcmp(got, deep + 1, sizeof(deep) - sizeof(deep[0])), 0);
+    size_t nodes;
+    zwi_tracer_counts(t, NULL, NULL, &nodes, NULL, NULL);
+    cr_assert_eq(nodes, ZW_TRACE_MAX_NFRAME, "b's frames are a's outer ones: its nodes too");
+    zwi_tracer_free(t);
+}
+
+Test(trace_engine, clear_starts_the_refs_again)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(64);
+    cr_assert_not_null(t);
+    round_trip(t, 64);
+    uint32_t old0 = refs[0];
+    zwi_tracer_clear(t);
+    size_t ntb = 1;
+    size_t nodes = 1;
+    zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
+    cr_assert(ntb == 0 && nodes == 0);
+    /* another traceback first: the thread's path and cache name the old generation's ids */
+    tb other;
+    make_tb(&other, 64);
+    other.f[0] ^= 0x8; /* a site no traceback of the first round has */
+    cr_assert_eq(zwi_tracer_intern(t, other.f, other.n, other.total), 1);
+    uint32_t again = zwi_tracer_intern(t, tbs[0].f, tbs[0].n, tbs[0].total);
+    cr_assert_eq(again, 2, "old ref %u", old0);
+    check_reads_back(t, again, &tbs[0]);
+    check_reads_back(t, 1, &other);
+    zwi_tracer_clear(t);
+    round_trip(t, 64); /* the same checks on reused pages */
+    zwi_tracer_free(t);
+}
+
+Test(trace_engine, tracebacks_of_one_hash_differing_in_the_outer_frames)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(64);
+    cr_assert_not_null(t);
+    /* The engine's hash rotates the value 7 bits left and xors each frame in, innermost last:
+     * flipping bit 0 of the second outermost frame and bit 7 of the outermost keeps it. y is x
+     * so changed; z shares y's outer frames, so that y's check against x (found by the hash)
+     * starts below the frames the thread's path gives: x's inner frames are y's, its outer
+     * ones are not. */
+    tb x = {.n = 10, .total = 10};
+    for (unsigned k = 0; k < 10; k++)
+        x.f[k] = 0x400000 + 0x100 * (uintptr_t)k;
+    tb y = x;
+    y.f[9] ^= 0x80;
+    y.f[8] ^= 0x1;
+    tb z = y;
+    z.f[0] = 0x123450;
+    uint32_t rx = zwi_tracer_intern(t, x.f, x.n, x.total);
+    uint32_t rz = zwi_tracer_intern(t, z.f, z.n, z.total);
+    uint32_t ry = zwi_tracer_intern(t, y.f, y.n, y.total);
+    cr_assert(rx != 0 && ry != 0 && rz != 0);
+    cr_assert(rx != ry && ry != rz && rx != rz);
+    check_reads_back(t, rx, &x);
+    check_reads_back(t, ry, &y);
+    check_reads_back(t, rz, &z);
+    /* and the other way: x found by y's hash, x's last path y's */
+    cr_assert_eq(zwi_tracer_intern(t, x.f, x.n, x.total), rx);
+    zwi_tracer_free(t);
+}
+
+Test(trace_engine, interning_without_a_thread_state)
+{
+    /* a thread whose state could not be made: every traceback under the lock */
+    zwi_thread *self = zwi_trace_self;
+    zwi_trace_self = NULL;
+    zwi_tracer *t = zwi_tracer_new(64);
+    cr_assert_not_null(t);
+    round_trip(t, 64);
+    zwi_tracer_free(t);
+    zwi_trace_self = self;
+}
+
+Test(trace_engine, out_of_memory_mid_path_leaves_the_tree_whole)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(64);
+    cr_assert_not_null(t);
+    for (size_t i = 0; i < 50; i++) {
+        make_tb(&tbs[i], 64);
+        refs[i] = zwi_tracer_intern(t, tbs[i].f, tbs[i].n, tbs[i].total);
+        cr_assert_neq(refs[i], 0);
+    }
+    /* a new traceback sharing its outer frames with tbs[0], 30 new frames inside: each request
+     * of its interning fails in turn (a node, the traceback, a table's growth) */
+    tb x = tbs[0];
+    unsigned keep = x.n > 10 ? 10 : x.n;
+    memmove(x.f + 30, x.f + x.n - keep, keep * sizeof(x.f[0]));
+    for (unsigned k = 0; k < 30; k++)
+        x.f[k] = 0xa00000 + 0x10 * (uintptr_t)k;
+    x.n = x.total = 30 + keep;
+    long fired = 0;
+    for (long nth = 0;; nth++) {
+        zwi_tracer_fail_nth(nth);
+        uint32_t r = zwi_tracer_intern(t, x.f, x.n, x.total);
+        bool hit = zwi_tracer_fault_fired();
+        zwi_tracer_fail_nth(-1);
+        cr_assert((r == 0) == hit, "request %ld: ref %u, fault %s", nth, r, hit ? "fired" : "not");
+        if (!hit) {
+            check_reads_back(t, r, &x);
+            break;
+        }
+        fired++;
+        /* what was interned still reads back, and interns to the same refs */
+        for (size_t i = 0; i < 50; i += 7) {
+            check_reads_back(t, refs[i], &tbs[i]);
+            cr_assert_eq(zwi_tracer_intern(t, tbs[i].f, tbs[i].n, tbs[i].total), refs[i]);
+        }
+    }
+    cr_assert_geq(fired, 1);
+    size_t ntb;
+    size_t nodes;
+    zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
+    tbs[50] = x;
+    size_t distinct = 0;
+    for (size_t i = 0; i <= 50; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            first = !same_tb(&tbs[i], &tbs[j]);
+        distinct += first;
+    }
+    cr_assert_eq(ntb, distinct, "no traceback made twice");
+    cr_assert_eq(nodes, count_prefixes(tbs, 51), "the nodes made before a failure are reused");
+    zwi_tracer_free(t);
+}
+
+/* ---- threads interning at once ---- */
+
+#define NTHREADS 4
+#define PER_THREAD 3000
+#define NSHAPES 400
+
+static zwi_tracer *shared;
+static tb shapes[NSHAPES];
+static uint32_t got_refs[NTHREADS][NSHAPES];
+
+static void *
+intern_all(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    for (unsigned i = 0; i < PER_THREAD; i++) {
+        unsigned s = (unsigned)((i * (2 * id + 1) * 2654435761u) % NSHAPES);
+        uint32_t r = zwi_tracer_intern(shared, shapes[s].f, shapes[s].n, shapes[s].total);
+        if (r == 0 || (got_refs[id][s] != 0 && got_refs[id][s] != r))
+            return (void *)1;
+        got_refs[id][s] = r;
+    }
+    return NULL;
+}
+
+Test(trace_engine, threads_intern_at_once)
+{
+    shared = zwi_tracer_new(64);
+    cr_assert_not_null(shared);
+    for (size_t i = 0; i < NSHAPES; i++)
+        make_tb(&shapes[i], 64);
+    pthread_t th[NTHREADS];
+    for (uintptr_t i = 0; i < NTHREADS; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, intern_all, (void *)i), 0);
+    for (int i = 0; i < NTHREADS; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        cr_assert_null(rc, "thread %d got no ref, or two for one traceback", i);
+    }
+    static tb interned[NSHAPES];
+    size_t ninterned = 0;
+    for (size_t s = 0; s < NSHAPES; s++) {
+        uint32_t r = 0;
+        for (int i = 0; i < NTHREADS; i++) {
+            if (got_refs[i][s] == 0)
+                continue;
+            cr_assert(r == 0 || got_refs[i][s] == r, "shape %zu: refs %u and %u", s, r,
+                      got_refs[i][s]);
+            r = got_refs[i][s];
+        }
+        if (r != 0) {
+            check_reads_back(shared, r, &shapes[s]);
+            interned[ninterned++] = shapes[s];
+        }
+    }
+    cr_assert_gt(ninterned, NSHAPES / 2);
+    size_t nodes;
+    zwi_tracer_counts(shared, NULL, NULL, &nodes, NULL, NULL);
+    cr_assert_eq(nodes, count_prefixes(interned, ninterned), "no node made twice");
+    zwi_tracer_free(shared);
+}
