@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -595,6 +596,40 @@ site_refs_for_limit(void)
     return n < ((size_t)1 << DIRTY_SHIFT) ? (size_t)1 << DIRTY_SHIFT : n;
 }
 
+/* The exit's symboliser (libdw) takes a few hundred KiB of stack. The main thread's stack grows on
+ * demand, and under an address space limit (ulimit -v) that the program has used up by its exit
+ * the growth fails: the process died of SIGSEGV in the middle of writing its capture. So the
+ * stack is grown now, while there is room: one read at the bottom of an alloca extends its
+ * mapping to there without committing memory (a read maps the zero page). At most a quarter of
+ * the stack limit, and only with room to spare under the address space limit. */
+#define EXIT_STACK ((size_t)1 << 20)
+
+static __attribute__((noinline)) void
+grow_main_stack(void)
+{
+    if ((pid_t)syscall(SYS_gettid) != getpid())
+        return; /* a thread's stack is mapped whole */
+    size_t want = EXIT_STACK;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < want)
+        want = (size_t)rl.rlim_cur / 4;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        char buf[128];
+        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n <= 0)
+            return;
+        buf[n] = '\0';
+        unsigned long long pages = strtoull(buf, NULL, 10);
+        if (pages * (unsigned long long)sysconf(_SC_PAGESIZE) + 2 * want > rl.rlim_cur)
+            return;
+    }
+    volatile char *bottom = __builtin_alloca(want);
+    (void)bottom[0];
+}
+
 void
 zwi_preload_start(void)
 {
@@ -602,6 +637,7 @@ zwi_preload_start(void)
         return;
     zwi_preload_resolve();
     zwi_trace_guard++;
+    grow_main_stack();
     zwi_preload_env_save(); /* before anything of zw's is read */
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
