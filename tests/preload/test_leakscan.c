@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "../../src/preload/leakscan.h"
+#include "zw_test.h"
 
 /* ---- a heap by hand: `nblock` blocks of `size` bytes, one after another, in a mapping ---- */
 
@@ -368,15 +369,12 @@ typedef struct ref_block {
     uint64_t start, size;
 } ref_block;
 
-static uint64_t rng_state;
+static zwt_rng gen; /* seeded by each test */
 
 static uint64_t
 rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return zwt_next(&gen);
 }
 
 /* memcheck's rule by hand: the last block starting at or below p holds it if p is its start or
@@ -469,7 +467,7 @@ lay_out(ref_block *b, size_t n, uint64_t at, const uint64_t *sizes, size_t nsize
 
 Test(preload_leakscan, index_finds_what_a_search_by_hand_finds_in_a_dense_heap)
 {
-    rng_state = 0x9e3779b97f4a7c15u;
+    gen.s = 0x9e3779b97f4a7c15u;
     size_t n = 20000;
     ref_block *b = malloc(n * sizeof(*b));
     /* malloc-like: 16-byte aligned blocks of 24 to 264 bytes, 8 or 16 bytes apart */
@@ -482,7 +480,7 @@ Test(preload_leakscan, index_finds_what_a_search_by_hand_finds_in_a_dense_heap)
 
 Test(preload_leakscan, index_handles_blocks_over_many_granules_and_empty_blocks)
 {
-    rng_state = 0x2545f4914f6cdd1du;
+    gen.s = 0x2545f4914f6cdd1du;
     size_t n = 5000;
     ref_block *b = malloc(n * sizeof(*b));
     /* empty blocks between small ones, and blocks spanning thousands of granules */
@@ -495,7 +493,7 @@ Test(preload_leakscan, index_handles_blocks_over_many_granules_and_empty_blocks)
 
 Test(preload_leakscan, index_handles_far_apart_clusters_and_the_highest_addresses)
 {
-    rng_state = 0xda942042e4dd58b5u;
+    gen.s = 0xda942042e4dd58b5u;
     size_t n = 3000;
     ref_block *b = malloc(n * sizeof(*b));
     uint64_t sizes[] = {16, 48, 0, 4000};
@@ -518,7 +516,7 @@ Test(preload_leakscan, index_of_blocks_each_alone_stays_small)
 {
     /* every block in a segment of its own (megabytes apart): the index coarsens its granule
      * rather than grow past 3.5 bytes a block */
-    rng_state = 0x853c49e6748fea9bu;
+    gen.s = 0x853c49e6748fea9bu;
     size_t n = 4000;
     ref_block *b = malloc(n * sizeof(*b));
     uint64_t sizes[] = {16, 32, 600000};
@@ -531,7 +529,7 @@ Test(preload_leakscan, index_of_blocks_each_alone_stays_small)
 Test(preload_leakscan, index_of_one_block_and_of_none)
 {
     ref_block one = {0x40000, 100};
-    rng_state = 1;
+    gen.s = 1;
     check_index(&one, 1, 1000);
     zwi_leakscan *ls = zwi_leakscan_new(0);
     cr_assert_eq(zwi_leakscan_prepare(ls), 0);

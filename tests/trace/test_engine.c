@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "trace_internal.h"
+#include "zw_test.h"
 
 #define MAXF 80
 
@@ -18,15 +19,12 @@ typedef struct tb {
     uintptr_t f[MAXF]; /* most recent first */
 } tb;
 
-static uint64_t rng_state = 88172645463325252ull;
+static zwt_rng gen = {88172645463325252ull};
 
 static uint64_t
 rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return zwt_next(&gen);
 }
 
 /* A traceback of a program's shape: a few outer frames every one shares (main and what it

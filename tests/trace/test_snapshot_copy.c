@@ -9,16 +9,14 @@
 #include <string.h>
 
 #include "trace_internal.h"
+#include "zw_test.h"
 
-static uint64_t rng_state;
+static zwt_rng gen; /* seeded by each test */
 
 static uint64_t
 rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return zwt_next(&gen);
 }
 
 static bool
@@ -95,7 +93,7 @@ random_snapshot(size_t ntraces, size_t nlines)
 
 Test(trace_snapshot_copy, absorbing_snapshots_into_a_table_keeps_every_traceback_and_the_order)
 {
-    rng_state = 0x9e3779b97f4a7c15u;
+    gen.s = 0x9e3779b97f4a7c15u;
     zw_snapshot *table = zw_snapshot_new(32);
     zw_snapshot *parts[3];
     uint32_t *maps[3];
@@ -129,7 +127,7 @@ Test(trace_snapshot_copy, absorbing_snapshots_into_a_table_keeps_every_traceback
 
 Test(trace_snapshot_copy, select_gives_each_trace_its_traceback_whether_few_or_many)
 {
-    rng_state = 0x2545f4914f6cdd1du;
+    gen.s = 0x2545f4914f6cdd1du;
     zw_snapshot *table = zw_snapshot_new(32);
     zw_snapshot *src = random_snapshot(3000, 2000); /* thousands of frames */
     uint32_t *map = malloc((zwi_snapshot_ntracebacks(src) + 1) * sizeof(uint32_t));
@@ -169,7 +167,7 @@ Test(trace_snapshot_copy, select_gives_each_trace_its_traceback_whether_few_or_m
 
 Test(trace_snapshot_copy, merge_and_filter_copy_every_frame_of_every_trace)
 {
-    rng_state = 0xda942042e4dd58b5u;
+    gen.s = 0xda942042e4dd58b5u;
     zw_snapshot *a = random_snapshot(500, 30);
     zw_snapshot *b = random_snapshot(500, 300);
     const zw_snapshot *both[2] = {a, b};
@@ -269,7 +267,7 @@ collect(void *ctx, const zwi_trace_rec *rec)
 
 Test(trace_snapshot_copy, a_snapshot_of_a_tracer_converts_each_address_as_by_hand)
 {
-    rng_state = 0x853c49e6748fea9bu;
+    gen.s = 0x853c49e6748fea9bu;
     cr_assert_eq(top(1), 22); /* called: not folded away */
     uintptr_t pool[] = {
         (uintptr_t)leaf + 4,    (uintptr_t)leaf + 9,    (uintptr_t)middle + 8, (uintptr_t)middle + 20,
