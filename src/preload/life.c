@@ -29,11 +29,14 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "preload_internal.h"
 
 #define DEFAULT_NFRAME 16
+
+static void write_end(uint32_t end, int code);
 
 zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .fd = -1,
@@ -91,7 +94,7 @@ zwi_preload_finish(uint32_t end, int code)
     } else {
         pthread_mutex_lock(&G.lock);
     }
-    zwi_preload_write_end_locked(end, code);
+    write_end(end, code);
     /* out of memory for the whole end: the totals and the end from the counters, at least */
     zwi_preload_write_last_words(end, code);
     if (G.fd >= 0)
@@ -596,38 +599,59 @@ site_refs_for_limit(void)
     return n < ((size_t)1 << DIRTY_SHIFT) ? (size_t)1 << DIRTY_SHIFT : n;
 }
 
-/* The exit's symboliser (libdw) takes a few hundred KiB of stack. The main thread's stack grows on
- * demand, and under an address space limit (ulimit -v) that the program has used up by its exit
- * the growth fails: the process died of SIGSEGV in the middle of writing its capture. So the
- * stack is grown now, while there is room: one read at the bottom of an alloca extends its
- * mapping to there without committing memory (a read maps the zero page). At most a quarter of
- * the stack limit, and only with room to spare under the address space limit. */
-#define EXIT_STACK ((size_t)1 << 20)
+/* The end is written on a stack of its own, mapped at start: the exit's symboliser (libdw's line
+ * reader alone takes a ~150 KiB alloca) must not depend on how much stack the thread that ends
+ * the program has left: under a small stack limit (ulimit -s 64) or an address space limit
+ * (ulimit -v) the program has used up by its exit, the process died of SIGSEGV in the middle of
+ * writing its capture. Mapped now, while there is room, without committing memory (untouched
+ * pages are none); a smaller one under an address space limit, none if even that fails (then the
+ * end is written where the program ends, as before). Kept to the end: a vfork child shares it
+ * with its parent. */
+static struct {
+    void *base;
+    size_t size;
+    ucontext_t run, back;
+    uint32_t end;
+    int code;
+} end_stack;
 
-static __attribute__((noinline)) void
-grow_main_stack(void)
+static void
+map_end_stack(void)
 {
-    if ((pid_t)syscall(SYS_gettid) != getpid())
-        return; /* a thread's stack is mapped whole */
-    size_t want = EXIT_STACK;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < want)
-        want = (size_t)rl.rlim_cur / 4;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        char buf[128];
-        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (n <= 0)
+    static const size_t sizes[] = {(size_t)4 << 20, (size_t)1 << 20};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        /* the system call: the preload library's mmap traces the program's mappings */
+        void *m = (void *)syscall(SYS_mmap, NULL, sizes[i], PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        if (m != MAP_FAILED) {
+            end_stack.base = m;
+            end_stack.size = sizes[i];
             return;
-        buf[n] = '\0';
-        unsigned long long pages = strtoull(buf, NULL, 10);
-        if (pages * (unsigned long long)sysconf(_SC_PAGESIZE) + 2 * want > rl.rlim_cur)
-            return;
+        }
     }
-    volatile char *bottom = __builtin_alloca(want);
-    (void)bottom[0];
+}
+
+static void
+write_end_there(void)
+{
+    zwi_preload_write_end_locked(end_stack.end, end_stack.code);
+}
+
+/* zwi_preload_write_end_locked(end, code), on the stack mapped at start when there is one. */
+static void
+write_end(uint32_t end, int code)
+{
+    if (end_stack.base != NULL && getcontext(&end_stack.run) == 0) {
+        end_stack.run.uc_stack.ss_sp = end_stack.base;
+        end_stack.run.uc_stack.ss_size = end_stack.size;
+        end_stack.run.uc_link = &end_stack.back;
+        end_stack.end = end;
+        end_stack.code = code;
+        makecontext(&end_stack.run, write_end_there, 0);
+        if (swapcontext(&end_stack.back, &end_stack.run) == 0)
+            return; /* back here once write_end_there() returned */
+    }
+    zwi_preload_write_end_locked(end, code);
 }
 
 void
@@ -637,7 +661,7 @@ zwi_preload_start(void)
         return;
     zwi_preload_resolve();
     zwi_trace_guard++;
-    grow_main_stack();
+    map_end_stack();
     zwi_preload_env_save(); /* before anything of zw's is read */
     G.nframe = env_uint("ZW_NFRAME", DEFAULT_NFRAME, 1, ZW_TRACE_MAX_NFRAME);
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);

@@ -2,8 +2,9 @@
 # tests/preload/test_never_hang.sh ZW TESTDIR - zw run never changes how a program ends and never
 # loses what it counted (docs/zw.md#limits): glibc's double-free abort, abort() from a signal
 # handler (100 runs), SIGSEGV inside malloc on a broken heap, signals left at their default
-# action, SIGKILL, a file-size limit, a full disk, an address space limit. Each run must end with
-# the program's own status within 5 s and leave a capture that loads and says how it ended.
+# action, SIGKILL, a file-size limit, a full disk, an address space limit, a small stack limit.
+# Each run must end with the program's own status within 5 s and leave a capture that loads and
+# says how it ended.
 set -u
 zw=$1
 dir=$2
@@ -108,6 +109,16 @@ sh -c "ulimit -v 4000000 && exec '$zw' run -q -o '$tmp/as.zwc' -- '$die' exit 10
 expect "ulimit -v 4000000: the program's status" "$?" 42
 expect "ulimit -v 4000000: allocations" "$(stat allocations "$tmp/as.zwc" 2>&1)" 100001
 expect "ulimit -v 4000000: untraced" "$(stat untraced "$tmp/as.zwc" 2>&1)" 0
+
+# ---- a small stack limit: the end (the symboliser reads DWARF line tables) is written on a stack
+# of zw's own, mapped at start: the program ends with its own status and the capture is whole ----
+sh -c "ulimit -s 64 && exec '$zw' run -q -o '$tmp/stack.zwc' -- '$die' exit 1000" 2>"$tmp/stack.err"
+expect "ulimit -s 64: the program's status (139: died writing the end)" "$?" 42
+expect "ulimit -s 64: capture complete" "$(stat complete "$tmp/stack.zwc" 2>&1)" true
+expect "ulimit -s 64: allocations" "$(stat allocations "$tmp/stack.zwc" 2>&1)" 1001
+"$zw" leaks "$tmp/stack.zwc" 2>&1 | grep -q 'die\.c:[0-9]* (main)' &&
+    echo "ok: ulimit -s 64: the leaks are symbolised to file:line" ||
+    fail "ulimit -s 64: the leaks are not symbolised: $("$zw" leaks "$tmp/stack.zwc" 2>&1 | head -12)"
 
 # ---- the tracer out of memory: what it could not record is counted and reported ----
 # whether the tracer's table or the program's malloc meets the limit first depends on the address
