@@ -35,7 +35,7 @@ extern char **environ;
 static const char *const zw_vars[ZWI_ENV_NVARS] = {
     "ZW_OUTPUT",      "ZW_NFRAME",     "ZW_INTERVAL_MS", "ZW_FLUSH_MS",    "ZW_FOLLOW_FORK",
     "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND",
-    "ZW_BOOKKEEPING", "ZW_RING",        "ZW_DEBUG_CACHE"};
+    "ZW_BOOKKEEPING", "ZW_RING",        "ZW_DEBUG_CACHE", "ZW_DEBUG_CACHE_MAX"};
 
 /* Mapped memory of `len` bytes, by the system call (never a hook), or NULL. */
 static void *
@@ -166,6 +166,7 @@ zwi_preload_env_save(void)
     G.env.saved = true;
     /* the symboliser reads it at exit, when it is no longer in the environment */
     zwi_debug_cache_set(zwi_preload_env("ZW_DEBUG_CACHE"));
+    zwi_debug_cache_max_set(zwi_preload_env("ZW_DEBUG_CACHE_MAX"));
 }
 
 const char *

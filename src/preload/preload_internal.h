@@ -177,7 +177,7 @@ typedef struct unloaded_module {
 } unloaded_module;
 
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
-#define ZWI_ENV_NVARS 13
+#define ZWI_ENV_NVARS 14
 
 /* ---- the bookkeeping ring (consumer.c) ---- */
 

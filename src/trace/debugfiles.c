@@ -19,14 +19,18 @@
  * $ZW_DEBUG_CACHE, else $XDG_CACHE_HOME/zerowaste/debug, else $HOME/.cache/zerowaste/debug;
  * ZW_DEBUG_CACHE=off (or empty) turns it off. A copy is used only when its build-id is the
  * module's; anything wrong with the cache (no home, read-only, full disk, a damaged copy) falls
- * back to the file itself, silently: the frames are the same either way. See
- * docs/trace.md#symbols. */
+ * back to the file itself, silently: the frames are the same either way. A copy read has its
+ * access time set (whatever the mount's atime policy); after a copy is written, while the
+ * cache's copies hold more than ZW_DEBUG_CACHE_MAX bytes (2 GiB by default; 0: no limit), the one
+ * read longest ago goes (never the one just written): a library upgraded leaves its old copy to
+ * age out. See docs/trace.md#symbols. */
 #include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,16 +43,136 @@
 #include "trace_internal.h"
 
 #define MAX_INFLATED ((uint64_t)1 << 30) /* a debug file inflating to more is not cached */
+#define CACHE_MAX_DEFAULT ((uint64_t)2 << 30) /* the cache's size limit by default */
 
-/* The cache directory as set by zwi_debug_cache_set(), or unset: then ZW_DEBUG_CACHE is read. */
+/* The cache directory as set by zwi_debug_cache_set(), or unset: then ZW_DEBUG_CACHE is read. The
+ * same for the size limit and ZW_DEBUG_CACHE_MAX. */
 static const char *cache_setting;
 static bool cache_set;
+static const char *max_setting;
+static bool max_set;
 
 void
 zwi_debug_cache_set(const char *value)
 {
     cache_setting = value;
     cache_set = true;
+}
+
+void
+zwi_debug_cache_max_set(const char *value)
+{
+    max_setting = value;
+    max_set = true;
+}
+
+bool
+zwi_debug_cache_max_parse(const char *s, uint64_t *bytes)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift != 0)
+        end++;
+    if (errno != 0 || *end != '\0' || v > (UINT64_MAX >> shift))
+        return false;
+    *bytes = (uint64_t)v << shift;
+    return true;
+}
+
+/* The cache's size limit in bytes (0: none): ZW_DEBUG_CACHE_MAX or its setting; a value that is
+ * not a size gets a warning (once) and the default. */
+static uint64_t
+cache_max(void)
+{
+    const char *v = max_set ? max_setting : getenv("ZW_DEBUG_CACHE_MAX");
+    uint64_t bytes = CACHE_MAX_DEFAULT;
+    if (v == NULL || *v == '\0' || zwi_debug_cache_max_parse(v, &bytes))
+        return bytes;
+    static bool warned;
+    if (!warned) {
+        warned = true;
+        fprintf(stderr,
+                "zw: warning: ZW_DEBUG_CACHE_MAX='%s' is not a size (bytes, or a number with K, "
+                "M or G), using 2G\n",
+                v);
+    }
+    return CACHE_MAX_DEFAULT;
+}
+
+/* A copy of the cache, for trim_cache(). */
+typedef struct cached_copy {
+    char name[80]; /* <build-id>.debug: build-ids are at most 32 bytes here */
+    uint64_t bytes;
+    struct timespec used; /* access time */
+} cached_copy;
+
+static int
+by_use(const void *a, const void *b)
+{
+    const struct timespec *x = &((const cached_copy *)a)->used;
+    const struct timespec *y = &((const cached_copy *)b)->used;
+    if (x->tv_sec != y->tv_sec)
+        return x->tv_sec < y->tv_sec ? -1 : 1;
+    return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
+}
+
+/* While the copies (*.debug) in `dir` hold more than the limit, removes the one read longest ago,
+ * never `keep` (a name in dir). Best effort: what cannot be listed or removed stays. */
+static void
+trim_cache(const char *dir, const char *keep)
+{
+    uint64_t limit = cache_max();
+    if (limit == 0)
+        return;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    cached_copy *all = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len < 7 || len >= sizeof(all->name) || e->d_name[0] == '.' ||
+            strcmp(e->d_name + len - 6, ".debug") != 0)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap != 0 ? 2 * cap : 64;
+            cached_copy *grown = realloc(all, ncap * sizeof(*all));
+            if (grown == NULL)
+                break;
+            all = grown;
+            cap = ncap;
+        }
+        memcpy(all[n].name, e->d_name, len + 1);
+        all[n].bytes = (uint64_t)st.st_size;
+        all[n].used = st.st_atim;
+        total += all[n].bytes;
+        n++;
+    }
+    if (total > limit && n > 0) {
+        qsort(all, n, sizeof(*all), by_use);
+        for (size_t i = 0; i < n && total > limit; i++) {
+            if (strcmp(all[i].name, keep) == 0)
+                continue;
+            if (unlinkat(dirfd(d), all[i].name, 0) == 0)
+                total -= all[i].bytes;
+        }
+    }
+    free(all);
+    closedir(d);
 }
 
 /* The cache directory's path into buf (not created: a lookup needs only open()), or false when
@@ -250,8 +374,10 @@ zwi_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Add
         if (cache) {
             memcpy(cached + n, ".debug", 7);
             int fd = open_checked(cached, bits, len, debuginfo_file_name);
-            if (fd >= 0)
+            if (fd >= 0) { /* read now: the last to go when the cache is trimmed */
+                (void)futimens(fd, (const struct timespec[2]){{0, UTIME_NOW}, {0, UTIME_OMIT}});
                 return fd;
+            }
         }
     }
 
@@ -273,6 +399,7 @@ zwi_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Add
     if (inflated == 0 || inflated > MAX_INFLATED || !make_dirs(dir) ||
         write_inflated(fd, dir, cached) != 0)
         return fd;
+    trim_cache(dir, strrchr(cached, '/') + 1);
     int copy = open_checked(cached, bits, len, debuginfo_file_name);
     if (copy < 0)
         return fd;

@@ -5,6 +5,8 @@
 #define ZW_DEBUGFILES_H
 
 #include <elfutils/libdwfl.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "zw_assert.h"
 
@@ -17,5 +19,13 @@ ZW_HIDDEN int zwi_debug_find(Dwfl_Module *mod, void **userdata, const char *modn
  * ZW_DEBUG_CACHE (the preload library reads that variable before taking it out of the program's
  * environment). The string must outlive the process's symbolisers. */
 ZW_HIDDEN void zwi_debug_cache_set(const char *value);
+
+/* The cache's size limit: a size as ZW_DEBUG_CACHE_MAX takes it, NULL or "" for the default.
+ * Overrides ZW_DEBUG_CACHE_MAX, as zwi_debug_cache_set() does ZW_DEBUG_CACHE. */
+ZW_HIDDEN void zwi_debug_cache_max_set(const char *value);
+
+/* A size as ZW_DEBUG_CACHE_MAX gives it: digits, then K, M or G (binary) or nothing (bytes);
+ * 0 is no limit. False if `s` is not one. */
+ZW_HIDDEN bool zwi_debug_cache_max_parse(const char *s, uint64_t *bytes);
 
 #endif
