@@ -24,13 +24,13 @@
  * cache's copies hold more than ZW_DEBUG_CACHE_MAX bytes (2 GiB by default; 0: no limit), the one
  * read longest ago goes (never the one just written): a library upgraded leaves its old copy to
  * age out. See docs/trace.md#symbols. */
+#include <dirent.h>
 #include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +42,7 @@
 #include "debugfiles.h"
 #include "trace_internal.h"
 
-#define MAX_INFLATED ((uint64_t)1 << 30) /* a debug file inflating to more is not cached */
+#define MAX_INFLATED      ((uint64_t)1 << 30) /* a debug file inflating to more is not cached */
 #define CACHE_MAX_DEFAULT ((uint64_t)2 << 30) /* the cache's size limit by default */
 
 /* The cache directory as set by zwi_debug_cache_set(), or unset: then ZW_DEBUG_CACHE is read. The
