@@ -13,9 +13,10 @@
  *            (spin, then sched_yield, then short sleeps).
  *   consumer: applies what is published in order, a batch at a time under apply_lock (which fork
  *            holds); when there is nothing, it sleeps on a futex at once (not polling: a poll
- *            loop took 0.4 to 1 s of CPU per second of python3.11, sqlite3, perl, cc1plus, for
- *            no gain in their time). Producers wake it every quarter of the ring and when they
- *            find it full; readers (the sampler among them, every interval) when they drain.
+ *            loop spent 0.4 to 1 s more CPU per run of python3.11, sqlite3, perl or cc1plus,
+ *            for no gain in their time). Producers wake it every quarter of the ring and when
+ *            they find it full; readers (the sampler among them, every interval) when they
+ *            drain.
  *   readers: everything that reads the table, the counters or the peak during the run (marks,
  *            the sampler, the exit, fork, fatal signals) first drains: waits until the records
  *            posted before it asked are applied. A drain gives up when the consumer makes no
