@@ -102,6 +102,7 @@ resolve_slow(void)
     r.posix_spawnp = dlsym(RTLD_NEXT, "posix_spawnp");
     r.brk = dlsym(RTLD_NEXT, "brk");
     r.sbrk = dlsym(RTLD_NEXT, "sbrk");
+    r.getattr = dlsym(RTLD_NEXT, "pthread_getattr_np");
     if (r.malloc == NULL || r.free == NULL || r.calloc == NULL || r.realloc == NULL ||
         r.memalign == NULL || r.exit_ == NULL) {
         static const char msg[] = "zw: preload: cannot find the real malloc functions\n";
@@ -417,6 +418,23 @@ post(uint32_t op, uintptr_t ptr, uint64_t size, uint32_t ref, tstats *ts, zwi_st
         zwi_preload_wake_consumer();
 }
 
+/* Inside pthread_getattr_np (interposed below): glibc's holds the calling thread's own lock while
+ * it allocates (the affinity mask), and making the thread's state asks pthread_getattr_np for the
+ * stack, which waits on that lock for ever. A thread whose first traced allocation is that one
+ * (the JVM's and Rust's threads ask for their stack before anything else) makes its state at
+ * its next allocation; until then, its blocks have one unknown frame. */
+static _Thread_local unsigned in_getattr __attribute__((tls_model("initial-exec")));
+
+/* This thread's state, made on first use, not inside pthread_getattr_np; NULL if none. */
+static inline zwi_thread *
+thread_state(void)
+{
+    zwi_thread *th = zwi_trace_self;
+    if (ZW_UNLIKELY(th == NULL) && in_getattr == 0)
+        th = zwi_thread_make();
+    return th;
+}
+
 /* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
  * keeps a frame: this file is built with -fno-omit-frame-pointer): its traceback interned and
  * the thread's counters here, the rest by the bookkeeping (post). Guard up. */
@@ -426,7 +444,7 @@ on_alloc(void *p, size_t n)
     zwi_tracer *t = G.tracer;
     if (!G.ring.on)
         zwi_tracer_prefetch(t, (uintptr_t)p); /* the table's slot loads while the frames are taken */
-    zwi_thread *th = zwi_thread_get();
+    zwi_thread *th = thread_state();
     const uintptr_t *frames;
     unsigned total;
     unsigned nf = capture_frames(th, &frames, &total);
@@ -693,7 +711,7 @@ on_map(void *p, size_t len)
     zwi_trace_guard++;
     const uintptr_t *frames;
     unsigned total;
-    unsigned nf = capture_frames(zwi_thread_get(), &frames, &total);
+    unsigned nf = capture_frames(thread_state(), &frames, &total);
     zwi_preload_mmap_map((uintptr_t)p, len, frames, nf, total);
     guard_down();
 }
@@ -795,6 +813,19 @@ brk(void *addr)
         zwi_preload_mmap_unmap(now, old - now);
         guard_down();
     }
+    return rc;
+}
+
+/* ---- pthread_getattr_np ---- */
+
+EXPORT int
+pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
+{
+    if (!resolve() || G.real.getattr == NULL)
+        return ENOSYS;
+    in_getattr++; /* see thread_state() */
+    int rc = G.real.getattr(th, attr);
+    in_getattr--;
     return rc;
 }
 

@@ -155,6 +155,7 @@ typedef struct real_fns {
                         char *const[]);
     int (*brk)(void *);
     void *(*sbrk)(intptr_t);
+    int (*getattr)(pthread_t, pthread_attr_t *); /* pthread_getattr_np */
 } real_fns;
 
 /* One mapping of the mmap domain: [start, start + len), whole pages, with the traceback ref of the

@@ -91,6 +91,17 @@ a=$(stat allocations "$tmp/threads.zwc")
     fail "threads: 800 blocks of 100 bytes leaked"
 steps_match threads "$tmp/threads.zwc"
 
+# ---- 8 threads that first ask for their own attributes (glibc allocates there holding the
+# thread's lock, which making zw's state for the thread would wait on): no hang, same counts ----
+timeout -s KILL 60 "$zw" run -q -o "$tmp/getattr.zwc" -- "$dir/zwp_threads" getattr >/dev/null
+expect "threads asking for their attributes first: status (137: hung, killed after 60 s)" "$?" 0
+a=$(stat allocations "$tmp/getattr.zwc")
+[ "$a" -ge 800800 ] && [ "$a" -lt 800900 ] && echo "ok: threads asking for their attributes first: $a allocations" ||
+    fail "threads asking for their attributes first: $a allocations, want 800800 and a few of libc's"
+"$zw" leaks --json --group lineno "$tmp/getattr.zwc" | grep -q '"bytes": 80000, "blocks": 800, ' &&
+    echo "ok: threads asking for their attributes first: 800 blocks of 100 bytes leaked, at their line" ||
+    fail "threads asking for their attributes first: 800 blocks of 100 bytes leaked"
+
 # ---- 8 threads whose peaks interleave: the peak figure and the peak set are the program's own
 # exact peak (counted with atomics, printed at the end) plus libc's blocks of that moment ----
 for run in 1 2 3; do
