@@ -421,8 +421,8 @@ post(uint32_t op, uintptr_t ptr, uint64_t size, uint32_t ref, tstats *ts, zwi_st
 /* Inside pthread_getattr_np (interposed below): glibc's holds the calling thread's own lock while
  * it allocates (the affinity mask), and making the thread's state asks pthread_getattr_np for the
  * stack, which waits on that lock for ever. A thread whose first traced allocation is that one
- * (the JVM's and Rust's threads ask for their stack before anything else) makes its state at
- * its next allocation; until then, its blocks have one unknown frame. */
+ * (the JVM's threads ask for their stack before anything else) makes its state at its next
+ * allocation; until then, its blocks have one unknown frame. */
 static _Thread_local unsigned in_getattr __attribute__((tls_model("initial-exec")));
 
 /* This thread's state, made on first use, not inside pthread_getattr_np; NULL if none. */

@@ -1,8 +1,8 @@
 /* tests/preload/threads.c - 8 threads allocate and free at once; each keeps KEEP blocks of 100
  * bytes to the end, so the figures are known: 8 * (ROUNDS + KEEP) allocations, 8 * KEEP leaks.
- * `zwp_threads getattr`: each thread first asks for its own attributes, as the JVM's and Rust's
- * threads do: glibc's pthread_getattr_np allocates while it holds the thread's lock, so that
- * allocation is the thread's first (a few more of libc's in the counts). */
+ * `zwp_threads getattr`: each thread first asks for its own attributes, as the JVM's threads do:
+ * glibc's pthread_getattr_np allocates while it holds the thread's lock, so that allocation is
+ * the thread's first (a few more of libc's in the counts). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
