@@ -66,8 +66,10 @@ zwi_debug_cache_max_set(const char *value)
     max_set = true;
 }
 
-bool
-zwi_debug_cache_max_parse(const char *s, uint64_t *bytes)
+/* A size as ZW_DEBUG_CACHE_MAX gives it: digits, then K, M or G (binary) or nothing (bytes);
+ * 0 is no limit. False if `s` is not one. */
+static bool
+parse_size(const char *s, uint64_t *bytes)
 {
     if (s == NULL || *s < '0' || *s > '9')
         return false;
@@ -96,7 +98,7 @@ cache_max(void)
 {
     const char *v = max_set ? max_setting : getenv("ZW_DEBUG_CACHE_MAX");
     uint64_t bytes = CACHE_MAX_DEFAULT;
-    if (v == NULL || *v == '\0' || zwi_debug_cache_max_parse(v, &bytes))
+    if (v == NULL || *v == '\0' || parse_size(v, &bytes))
         return bytes;
     static bool warned;
     if (!warned) {

@@ -5,8 +5,6 @@
 #define ZW_DEBUGFILES_H
 
 #include <elfutils/libdwfl.h>
-#include <stdbool.h>
-#include <stdint.h>
 
 #include "zw_assert.h"
 
@@ -23,9 +21,5 @@ ZW_HIDDEN void zwi_debug_cache_set(const char *value);
 /* The cache's size limit: a size as ZW_DEBUG_CACHE_MAX takes it, NULL or "" for the default.
  * Overrides ZW_DEBUG_CACHE_MAX, as zwi_debug_cache_set() does ZW_DEBUG_CACHE. */
 ZW_HIDDEN void zwi_debug_cache_max_set(const char *value);
-
-/* A size as ZW_DEBUG_CACHE_MAX gives it: digits, then K, M or G (binary) or nothing (bytes);
- * 0 is no limit. False if `s` is not one. */
-ZW_HIDDEN bool zwi_debug_cache_max_parse(const char *s, uint64_t *bytes);
 
 #endif

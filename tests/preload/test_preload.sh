@@ -127,6 +127,14 @@ grep -q '"blocks": 100000, "traceback": \[{"function": "operator new(unsigned lo
     echo "ok: cxx: 100000 new in one site, at make() line 11, through churn() and main()" ||
     { fail "cxx: the new in make() is not one site with its callers"; cat "$tmp/cxx.json"; }
 
+# check_counts ERR: from check mode's last words in ERR, `checked` (walks that agreed with
+# libunwind's) and `reused` (frames of them taken from the walk before), empty if not said
+check_counts() {
+    line=$(grep '^zw: preload: ZW_UNWIND=check: [0-9]* walks agreed' "$1" | head -1)
+    checked=$(echo "$line" | sed -n 's/.*check: \([0-9]*\) walks agreed.*/\1/p')
+    reused=$(echo "$line" | sed -n 's/.*(\([0-9]*\) frames of them reused.*/\1/p')
+}
+
 # ---- the unwinder's hard cases without frame pointers, every walk checked ----
 # exceptions, longjmp, coroutines, signal handlers, threads, fork, return addresses read, and the
 # cases that break a walk reused from the thread's last one; at the default limit and a deeper one
@@ -135,9 +143,7 @@ for nframe in 16 64; do
         "$dir/zwp_hazards" >"$tmp/hazards.out" 2>"$tmp/hazards.err" ||
         { cat "$tmp/hazards.err"; fail "zw run hazards"; }
     grep -q '^hazards ok 587$' "$tmp/hazards.out" || fail "hazards: $(cat "$tmp/hazards.out")"
-    line=$(grep '^zw: preload: ZW_UNWIND=check: [0-9]* walks agreed' "$tmp/hazards.err" | head -1)
-    checked=$(echo "$line" | sed -n 's/.*check: \([0-9]*\) walks agreed.*/\1/p')
-    reused=$(echo "$line" | sed -n 's/.*(\([0-9]*\) frames of them reused.*/\1/p')
+    check_counts "$tmp/hazards.err"
     [ "${checked:-0}" -ge 1000 ] && [ "${reused:-0}" -ge 1000 ] &&
         echo "ok: hazards (ZW_NFRAME=$nframe): $checked walks equal libunwind's, $reused frames reused" ||
         { cat "$tmp/hazards.err"; fail "hazards: ${checked:-no} walks checked, ${reused:-no} frames reused, want 1000 or more of each"; }
@@ -154,9 +160,7 @@ for mode in shadow-check shadow; do
         grep -q '^hazards ok 587$' "$tmp/hazards_sh.out" ||
             fail "hazards (ZW_UNWIND=$mode): $(cat "$tmp/hazards_sh.out")"
         [ "$mode" = shadow ] && { echo "ok: hazards (ZW_UNWIND=shadow, ZW_NFRAME=$nframe)"; continue; }
-        line=$(grep '^zw: preload: ZW_UNWIND=check: [0-9]* walks agreed' "$tmp/hazards_sh.err" | head -1)
-        checked=$(echo "$line" | sed -n 's/.*check: \([0-9]*\) walks agreed.*/\1/p')
-        reused=$(echo "$line" | sed -n 's/.*(\([0-9]*\) frames of them reused.*/\1/p')
+        check_counts "$tmp/hazards_sh.err"
         [ "${checked:-0}" -ge 1000 ] && [ "${reused:-0}" -ge 1000 ] &&
             echo "ok: hazards (ZW_UNWIND=$mode, ZW_NFRAME=$nframe): $checked walks equal libunwind's, $reused frames from the shadow stack" ||
             { cat "$tmp/hazards_sh.err"; fail "hazards ($mode): ${checked:-no} walks checked, ${reused:-no} frames from the shadow stack, want 1000 or more of each"; }
