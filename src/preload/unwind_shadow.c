@@ -276,6 +276,18 @@ walk_elsewhere(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, u
     return n;
 }
 
+/* The walk once patching is off for the process (a module with an unwinder of its own, or a
+ * makecontext inside the thread's stack): this thread's real return addresses go back first, its
+ * shadow stack emptied, then the incremental walk. */
+static int
+unpatched(struct zwi_shadow *s, zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
+          uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi)
+{
+    if (s->top != s->base)
+        drop_all(s);
+    return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
+}
+
 /* Puts the real return addresses of entries [base, end) back where their slots still hold the
  * trampoline's (the caller then drops them). */
 static void
@@ -329,9 +341,10 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
             !shadow_map(s, stack_lo, stack_hi))
             return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
     }
-    if (ZW_UNLIKELY(sp < s->stack_lo || sp >= s->stack_hi || s->done ||
-                    atomic_load_explicit(&patching_off, memory_order_relaxed)))
+    if (ZW_UNLIKELY(sp < s->stack_lo || sp >= s->stack_hi || s->done))
         return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
+    if (ZW_UNLIKELY(atomic_load_explicit(&patching_off, memory_order_relaxed)))
+        return unpatched(s, u, frames, max, pc, sp, rbp, stack_hi);
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
     unsigned how;
     /* 1. the frames pushed since the last walk: the CFA walker's, up to the trampoline */
@@ -339,6 +352,8 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
                                            stack_hi, t, &how);
     if (got < 0)
         return -1;
+    if (ZW_UNLIKELY(atomic_load_explicit(&patching_off, memory_order_relaxed)))
+        return unpatched(s, u, frames, max, pc, sp, rbp, stack_hi); /* a module just screened */
     unsigned n = (unsigned)got, fresh = n;
     s->reused = 0;
     unsigned keep; /* entries [0, keep) stay; the fresh ones go on top of them */
@@ -365,6 +380,8 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
                                                     stack_hi, t, &how2);
             if (more < 1 || how2 == ZWI_UNTIL_STOP)
                 return -1; /* a trampoline older than the oldest entry: libunwind stops there */
+            if (ZW_UNLIKELY(atomic_load_explicit(&patching_off, memory_order_relaxed)))
+                return unpatched(s, u, frames, max, pc, sp, rbp, stack_hi);
             unsigned deep = (unsigned)more - 1, have = count(s);
             if (deep > 0 && have + deep + fresh <= SHADOW_CAP) {
                 memmove(s->base + deep, s->base, have * sizeof(uintptr_t));
@@ -421,6 +438,27 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
 }
 
 /* ---- refusing where return addresses cannot be replaced ---- */
+
+static bool shadow_named; /* ZW_UNWIND named shadow (else it is the default): refusals are said */
+
+void
+zwi_preload_shadow_named(bool named)
+{
+    shadow_named = named;
+}
+
+void
+zwi_preload_shadow_refuse(const char *module)
+{
+    if (atomic_exchange_explicit(&patching_off, true, memory_order_relaxed) || !shadow_named)
+        return;
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg),
+                     "zw: preload: ZW_UNWIND=shadow: %.300s has an unwinder of its own, which "
+                     "cannot read replaced return addresses: unwinding as incremental from here\n",
+                     module);
+    (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+}
 
 bool
 zwi_preload_shadow_usable(const char **why)
