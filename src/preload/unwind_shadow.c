@@ -1,4 +1,4 @@
-/* preload/unwind_shadow.c - ZW_UNWIND=shadow: a walk whose cost is the frames pushed since the
+/* preload/unwind_shadow.c - ZW_UNWIND=shadow (the default on x86-64 Linux): a walk whose cost is the frames pushed since the
  * thread's last walk, not the stack's depth. Once a frame has been walked, its return address on
  * the stack is replaced by the trampoline's (unwind_shadow_x86_64.S) and the real one kept in the
  * thread's shadow stack; the next walk runs the CFA walker (unwind_cfa.c) until it reads the
@@ -23,7 +23,10 @@
  *     _Unwind_ForcedUnwind by a pointer of their own: the trampoline's FDE names a personality
  *     routine (zwi_shadow_personality) that, in a forced unwind, puts the real addresses back
  *     and resumes the unwind from the real caller. An exception raised by an unwinder linked
- *     into the program stops its search at the trampoline: std::terminate.
+ *     into the program would stop its search at the trampoline (std::terminate): unwind_cfa.c
+ *     screens each module before a frame returning into it is patched, and one with such an
+ *     unwinder turns patching off (zwi_preload_shadow_refuse); each thread then puts its real
+ *     return addresses back at its next walk (unpatched).
  *   longjmp, siglongjmp, setcontext up the stack: frames left without a return; their entries are
  *     below the slot of the next frame that returns or is walked, and dropped there.
  *   coroutines: only frames of the thread's own stack are patched (the hook's stack pointer in
