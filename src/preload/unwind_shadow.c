@@ -1,9 +1,10 @@
-/* preload/unwind_shadow.c - ZW_UNWIND=shadow (the default on x86-64 Linux): a walk whose cost is the frames pushed since the
- * thread's last walk, not the stack's depth. Once a frame has been walked, its return address on
- * the stack is replaced by the trampoline's (unwind_shadow_x86_64.S) and the real one kept in the
- * thread's shadow stack; the next walk runs the CFA walker (unwind_cfa.c) until it reads the
- * trampoline, and takes the older frames from the shadow stack. A frame that returns goes through
- * the trampoline, which pops its entry and jumps to the real address.
+/* preload/unwind_shadow.c - ZW_UNWIND=shadow (the default on x86-64 Linux): a walk whose cost is
+ * the frames pushed since the thread's last walk, not the stack's depth. Once a frame has been
+ * walked, its return address on the stack is replaced by the trampoline's (unwind_shadow_x86_64.S)
+ * and the real one kept in the thread's shadow stack; the next walk runs the CFA walker
+ * (unwind_cfa.c) until it reads the trampoline, and takes the older frames from the shadow stack.
+ * A frame that returns goes through the trampoline, which pops its entry and jumps to the real
+ * address.
  *
  * The shadow stack: entries [base, top) of a mapping of the thread's own, oldest first, their
  * slots (where each return address lies) strictly decreasing from base to top, each live entry's
