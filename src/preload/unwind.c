@@ -76,7 +76,18 @@ note_modules(struct dl_phdr_info *info, size_t size, void *arg)
 bool
 zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value)
 {
-    if (value == NULL || *value == '\0' || strcmp(value, "incremental") == 0) {
+    if (value == NULL || *value == '\0') {
+#if defined(__x86_64__) && defined(__linux__)
+        u->mode = ZWI_UNWIND_SHADOW;
+#else
+        u->mode = ZWI_UNWIND_INCREMENTAL;
+#endif
+        u->mode_named = false;
+        u->check_every = 0;
+        return true;
+    }
+    u->mode_named = true;
+    if (strcmp(value, "incremental") == 0) {
         u->mode = ZWI_UNWIND_INCREMENTAL;
         u->check_every = 0;
         return true;
@@ -130,7 +141,9 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime, const char 
         (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
     }
     const char *why;
-    if (u->mode == ZWI_UNWIND_SHADOW && !zwi_preload_shadow_usable(&why)) {
+    if (u->mode == ZWI_UNWIND_SHADOW && !u->mode_named && !zwi_preload_shadow_usable(&why)) {
+        u->mode = ZWI_UNWIND_INCREMENTAL; /* the default, silently */
+    } else if (u->mode == ZWI_UNWIND_SHADOW && !zwi_preload_shadow_usable(&why)) {
         char msg[256];
         int n = snprintf(msg, sizeof(msg),
                          "zw: preload: warning: ZW_UNWIND=shadow cannot replace return addresses "
@@ -141,6 +154,8 @@ zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runtime, const char 
     }
     zwi_preload_shadow_resolve();
     if (u->mode == ZWI_UNWIND_SHADOW) {
+        zwi_preload_shadow_named(u->mode_named);
+        atomic_store_explicit(&zwi_preload_unwind_screening, true, memory_order_relaxed);
         /* glibc's backtrace() loads libgcc's unwinder at its first call, allocating: once that
          * allocation's walk had patched the frames it then reads, it would stop at the first */
         int (*bt)(void **, int) = (int (*)(void **, int))dlsym(RTLD_NEXT, "backtrace");

@@ -8,6 +8,8 @@
  * or the return address elsewhere, an address in no module) makes the walk give up: the caller
  * then asks libunwind. Nothing here allocates or locks: a hook calls it. */
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -374,6 +376,148 @@ find_fde(const uint8_t *hdr, uintptr_t pc)
     return hdr + table[2 * (lo - 1) + 1];
 }
 
+/* ---- modules that carry an unwinder of their own (ZW_UNWIND=shadow) ----
+ *
+ * The shadow stack replaces walked return addresses by the trampoline's; libgcc's unwinder never
+ * reads them (its entry points are interposed and put them back first), but an unwinder linked
+ * into a module (g++ -static-libstdc++ -static-libgcc: GCC's own compilers and the JVM are built
+ * so) is called from inside that module, and its exceptions stop at the first trampoline:
+ * std::terminate. Such a module has exception-handling code (a CIE naming a personality routine)
+ * and imports none of libgcc's entry points or personality routines. glibc's libc is the one
+ * exception: its cancellation cleanups reach libgcc through pointers of its own, by forced
+ * unwinds the trampoline's personality routine follows. The module of every return address is
+ * screened when its first rule is read, which is before any frame returning into it is patched:
+ * a module that fails turns patching off for the process (zwi_preload_shadow_refuse). */
+
+#define SCREEN_CAP 1024 /* modules remembered as screened; past them, screened again */
+
+static _Atomic uintptr_t screened[SCREEN_CAP]; /* dlfo_map_start of each, open addressing */
+ZW_HIDDEN atomic_bool zwi_preload_unwind_screening;
+
+/* Does `lm` import (an undefined dynamic symbol) one of libgcc's entry points or personality
+ * routines? Undefined symbols come first in .dynsym, before the hashed ones (DT_GNU_HASH's
+ * symoffset), or all of them are counted by DT_HASH. */
+static bool
+imports_unwinder(const struct link_map *lm)
+{
+    static const char *const names[] = {"_Unwind_Resume", "_Unwind_RaiseException",
+                                        "__gxx_personality_v0", "__gcc_personality_v0"};
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const uint32_t *gnu = NULL, *sysv = NULL;
+    size_t strsz = 0;
+    for (const ElfW(Dyn) *d = lm->l_ld; d != NULL && d->d_tag != DT_NULL; d++) {
+        uintptr_t p = d->d_un.d_ptr;
+        if (p != 0 && p < lm->l_addr) /* not relocated by ld.so (the vDSO) */
+            p += lm->l_addr;
+        if (d->d_tag == DT_SYMTAB)
+            symtab = (const ElfW(Sym) *)p;
+        else if (d->d_tag == DT_STRTAB)
+            strtab = (const char *)p;
+        else if (d->d_tag == DT_STRSZ)
+            strsz = d->d_un.d_val;
+        else if (d->d_tag == DT_GNU_HASH)
+            gnu = (const uint32_t *)p;
+        else if (d->d_tag == DT_HASH)
+            sysv = (const uint32_t *)p;
+    }
+    if (symtab == NULL || strtab == NULL || (gnu == NULL && sysv == NULL))
+        return false;
+    size_t nsym = gnu != NULL ? gnu[1] : sysv[1];
+    for (size_t i = 1; i < nsym; i++) {
+        if (symtab[i].st_shndx != SHN_UNDEF || symtab[i].st_name >= strsz)
+            continue;
+        const char *name = strtab + symtab[i].st_name;
+        for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
+            if (strcmp(name, names[k]) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The end of the loaded segment of the module mapped from `start` that holds `p`; 0 if its ELF
+ * header is not mapped there, or no segment holds p. */
+static uintptr_t
+segment_end(uintptr_t start, uintptr_t base, uintptr_t p)
+{
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)start;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+        eh->e_phoff + (size_t)eh->e_phnum * sizeof(ElfW(Phdr)) > 4096)
+        return 0;
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(start + eh->e_phoff);
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        uintptr_t lo = base + ph[i].p_vaddr;
+        if (ph[i].p_type == PT_LOAD && p >= lo && p < lo + ph[i].p_filesz)
+            return lo + ph[i].p_filesz;
+    }
+    return 0;
+}
+
+/* Does the .eh_frame of the module (its .eh_frame_hdr `hdr`) have a CIE naming a personality
+ * routine? Its entries are read in a row, within the segment that holds them. */
+static bool
+has_personality(const uint8_t *hdr, uintptr_t start, uintptr_t base)
+{
+    if (hdr == NULL || hdr[0] != 1)
+        return false;
+    reader r = {hdr + 4, hdr + 4 + 16, false};
+    const uint8_t *p = (const uint8_t *)encoded(&r, hdr[1], (uintptr_t)hdr);
+    uintptr_t end = r.bad ? 0 : segment_end(start, base, (uintptr_t)p);
+    while (end != 0 && (uintptr_t)p + 9 <= end) {
+        uint32_t len, id;
+        memcpy(&len, p, 4);
+        if (len == 0 || len == 0xffffffffu || len > end - (uintptr_t)p - 4)
+            break; /* the terminator (or a 64-bit entry, which no linker writes here) */
+        memcpy(&id, p + 4, 4);
+        if (id == 0 && p[8] != 0) { /* a CIE: version, then its augmentation string */
+            const char *aug = (const char *)p + 9;
+            size_t n = strnlen(aug, len - 5);
+            if (memchr(aug, 'P', n) != NULL)
+                return true;
+        }
+        p += 4 + len;
+    }
+    return false;
+}
+
+/* Screens the module of `dlfo` once (see above). */
+static void
+screen(const struct dl_find_object *dlfo)
+{
+    uintptr_t key = (uintptr_t)dlfo->dlfo_map_start;
+    size_t h = (size_t)((key >> 12) * 0x9E3779B97F4A7C15ULL >> 54) % SCREEN_CAP;
+    for (size_t k = 0; k < 8; k++) {
+        _Atomic uintptr_t *e = &screened[(h + k) % SCREEN_CAP];
+        uintptr_t v = atomic_load_explicit(e, memory_order_relaxed);
+        if (v == key)
+            return;
+        if (v == 0) {
+            atomic_store_explicit(e, key, memory_order_relaxed);
+            break;
+        }
+    }
+    uintptr_t self = (uintptr_t)screen; /* this library: the trampoline's personality is ours */
+    if (self >= key && self < (uintptr_t)dlfo->dlfo_map_end)
+        return;
+    const struct link_map *lm = dlfo->dlfo_link_map;
+    if (lm == NULL || imports_unwinder(lm))
+        return;
+    const char *name = lm->l_name != NULL && lm->l_name[0] != '\0' ? lm->l_name : NULL;
+    const char *slash = name != NULL ? strrchr(name, '/') : NULL;
+    if (name != NULL && strncmp(slash != NULL ? slash + 1 : name, "libc.so.", 8) == 0)
+        return;
+    if (has_personality(dlfo->dlfo_eh_frame, key, lm->l_addr))
+        zwi_preload_shadow_refuse(name != NULL ? name : "the program's executable");
+}
+
+void
+zwi_preload_unwind_forget_screened(void)
+{
+    for (size_t i = 0; i < SCREEN_CAP; i++)
+        atomic_store_explicit(&screened[i], 0, memory_order_relaxed);
+}
+
 /* The rule for return address `ret` (the call is at ret - 1). */
 static rule
 find_rule(uintptr_t ret)
@@ -383,6 +527,8 @@ find_rule(uintptr_t ret)
     struct dl_find_object dlfo;
     if (_dl_find_object((void *)pc, &dlfo) != 0)
         return none;
+    if (atomic_load_explicit(&zwi_preload_unwind_screening, memory_order_relaxed))
+        screen(&dlfo);
     const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc);
     if (fde == NULL)
         return none;
@@ -573,6 +719,7 @@ zwi_preload_unwind_forget_cfa(zwi_unwinder *u)
 {
     for (size_t i = 0; i < ZWI_UNWIND_CFA_CACHE; i++)
         atomic_store_explicit(&u->cfa[i], 0, memory_order_relaxed);
+    zwi_preload_unwind_forget_screened(); /* before a walk could read a rule again */
     /* each thread drops its last walk at its next (walks_for) */
     atomic_fetch_add_explicit(&u->unloads, 1, memory_order_release);
 }

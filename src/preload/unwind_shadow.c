@@ -1,9 +1,10 @@
-/* preload/unwind_shadow.c - ZW_UNWIND=shadow: a walk whose cost is the frames pushed since the
- * thread's last walk, not the stack's depth. Once a frame has been walked, its return address on
- * the stack is replaced by the trampoline's (unwind_shadow_x86_64.S) and the real one kept in the
- * thread's shadow stack; the next walk runs the CFA walker (unwind_cfa.c) until it reads the
- * trampoline, and takes the older frames from the shadow stack. A frame that returns goes through
- * the trampoline, which pops its entry and jumps to the real address.
+/* preload/unwind_shadow.c - ZW_UNWIND=shadow (the default on x86-64 Linux): a walk whose cost is
+ * the frames pushed since the thread's last walk, not the stack's depth. Once a frame has been
+ * walked, its return address on the stack is replaced by the trampoline's (unwind_shadow_x86_64.S)
+ * and the real one kept in the thread's shadow stack; the next walk runs the CFA walker
+ * (unwind_cfa.c) until it reads the trampoline, and takes the older frames from the shadow stack.
+ * A frame that returns goes through the trampoline, which pops its entry and jumps to the real
+ * address.
  *
  * The shadow stack: entries [base, top) of a mapping of the thread's own, oldest first, their
  * slots (where each return address lies) strictly decreasing from base to top, each live entry's
@@ -23,7 +24,10 @@
  *     _Unwind_ForcedUnwind by a pointer of their own: the trampoline's FDE names a personality
  *     routine (zwi_shadow_personality) that, in a forced unwind, puts the real addresses back
  *     and resumes the unwind from the real caller. An exception raised by an unwinder linked
- *     into the program stops its search at the trampoline: std::terminate.
+ *     into the program would stop its search at the trampoline (std::terminate): unwind_cfa.c
+ *     screens each module before a frame returning into it is patched, and one with such an
+ *     unwinder turns patching off (zwi_preload_shadow_refuse); each thread then puts its real
+ *     return addresses back at its next walk (unpatched).
  *   longjmp, siglongjmp, setcontext up the stack: frames left without a return; their entries are
  *     below the slot of the next frame that returns or is walked, and dropped there.
  *   coroutines: only frames of the thread's own stack are patched (the hook's stack pointer in
@@ -276,6 +280,18 @@ walk_elsewhere(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, u
     return n;
 }
 
+/* The walk once patching is off for the process (a module with an unwinder of its own, or a
+ * makecontext inside the thread's stack): this thread's real return addresses go back first, its
+ * shadow stack emptied, then the incremental walk. */
+static int
+unpatched(struct zwi_shadow *s, zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc,
+          uintptr_t sp, uintptr_t rbp, uintptr_t stack_hi)
+{
+    if (s->top != s->base)
+        drop_all(s);
+    return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
+}
+
 /* Puts the real return addresses of entries [base, end) back where their slots still hold the
  * trampoline's (the caller then drops them). */
 static void
@@ -329,9 +345,10 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
             !shadow_map(s, stack_lo, stack_hi))
             return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
     }
-    if (ZW_UNLIKELY(sp < s->stack_lo || sp >= s->stack_hi || s->done ||
-                    atomic_load_explicit(&patching_off, memory_order_relaxed)))
+    if (ZW_UNLIKELY(sp < s->stack_lo || sp >= s->stack_hi || s->done))
         return walk_elsewhere(u, frames, max, pc, sp, rbp, stack_hi);
+    if (ZW_UNLIKELY(atomic_load_explicit(&patching_off, memory_order_relaxed)))
+        return unpatched(s, u, frames, max, pc, sp, rbp, stack_hi);
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
     unsigned how;
     /* 1. the frames pushed since the last walk: the CFA walker's, up to the trampoline */
@@ -339,6 +356,8 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
                                            stack_hi, t, &how);
     if (got < 0)
         return -1;
+    if (ZW_UNLIKELY(atomic_load_explicit(&patching_off, memory_order_relaxed)))
+        return unpatched(s, u, frames, max, pc, sp, rbp, stack_hi); /* a module just screened */
     unsigned n = (unsigned)got, fresh = n;
     s->reused = 0;
     unsigned keep; /* entries [0, keep) stay; the fresh ones go on top of them */
@@ -365,6 +384,8 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
                                                     stack_hi, t, &how2);
             if (more < 1 || how2 == ZWI_UNTIL_STOP)
                 return -1; /* a trampoline older than the oldest entry: libunwind stops there */
+            if (ZW_UNLIKELY(atomic_load_explicit(&patching_off, memory_order_relaxed)))
+                return unpatched(s, u, frames, max, pc, sp, rbp, stack_hi);
             unsigned deep = (unsigned)more - 1, have = count(s);
             if (deep > 0 && have + deep + fresh <= SHADOW_CAP) {
                 memmove(s->base + deep, s->base, have * sizeof(uintptr_t));
@@ -421,6 +442,27 @@ zwi_preload_unwind_shadow(zwi_unwinder *u, uintptr_t *frames, unsigned max, uint
 }
 
 /* ---- refusing where return addresses cannot be replaced ---- */
+
+static bool shadow_named; /* ZW_UNWIND named shadow (else it is the default): refusals are said */
+
+void
+zwi_preload_shadow_named(bool named)
+{
+    shadow_named = named;
+}
+
+void
+zwi_preload_shadow_refuse(const char *module)
+{
+    if (atomic_exchange_explicit(&patching_off, true, memory_order_relaxed) || !shadow_named)
+        return;
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg),
+                     "zw: preload: ZW_UNWIND=shadow: %.300s has an unwinder of its own, which "
+                     "cannot read replaced return addresses: unwinding as incremental from here\n",
+                     module);
+    (void)!write(2, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+}
 
 bool
 zwi_preload_shadow_usable(const char **why)

@@ -52,7 +52,7 @@
 #define ZWI_UNWIND_CFA_CACHE   16384 /* packed CFA rules, by return address (unwind_cfa.c) */
 
 enum zwi_unwind_mode {
-    ZWI_UNWIND_INCREMENTAL = 0, /* the default */
+    ZWI_UNWIND_INCREMENTAL = 0, /* the default where shadow is not (not x86-64, or refused) */
     ZWI_UNWIND_CFA,
     ZWI_UNWIND_DWARF,
     ZWI_UNWIND_FP,
@@ -88,6 +88,7 @@ typedef struct zwi_unwinder {
      * incremented by zwi_preload_unwind_unloaded() after it forgot the cached rules */
     atomic_uint unloads;
     enum zwi_unwind_mode mode; /* init: ZW_UNWIND */
+    bool mode_named;           /* init: ZW_UNWIND named the mode (else it is the default) */
     unsigned check_every;      /* init: ZW_UNWIND=check:N or shadow-check:N, N (1 = every walk);
                                   0 in the other modes */
     atomic_uint check_count;   /* CFA walks so far, in check mode */
@@ -102,7 +103,8 @@ ZW_HIDDEN void zwi_preload_unwind_init(zwi_unwinder *u, const char *const *runti
 
 /* Reads a ZW_UNWIND value into u->mode and u->check_every; false (and u left as it was) if it
  * is not one of incremental, cfa, dwarf, fp, shadow, check, check:N, shadow-check or
- * shadow-check:N (N >= 1). NULL or "" is the default, incremental. */
+ * shadow-check:N (N >= 1). NULL or "" is the default: shadow on x86-64 Linux, else incremental
+ * (u->mode_named false). */
 ZW_HIDDEN bool zwi_preload_unwind_set_mode(zwi_unwinder *u, const char *value);
 
 /* The program unloaded code (dlclose returned): another module may be mapped where it was, so
@@ -168,6 +170,15 @@ ZW_HIDDEN void zwi_preload_shadow_repatch(unsigned n);
 ZW_HIDDEN void zwi_preload_shadow_resolve(void);
 /* Can this process's return addresses be replaced? False, *why set, with a CET shadow stack. */
 ZW_HIDDEN bool zwi_preload_shadow_usable(const char **why);
+/* Patching stops for the process: `module` carries an unwinder of its own (unwind_cfa.c screens
+ * the module of every return address when its first rule is read, while
+ * zwi_preload_unwind_screening is set); said on stderr if ZW_UNWIND named shadow
+ * (zwi_preload_shadow_named). Each thread puts its real return addresses back at its next walk. */
+ZW_HIDDEN void zwi_preload_shadow_refuse(const char *module);
+ZW_HIDDEN void zwi_preload_shadow_named(bool named);
+ZW_HIDDEN extern atomic_bool zwi_preload_unwind_screening;
+/* Forgets which modules were screened (after a dlclose: another may be mapped at their address). */
+ZW_HIDDEN void zwi_preload_unwind_forget_screened(void);
 
 /* Does frames[0, n) hold the trampoline's address (a frame-pointer walk read a patched slot)? */
 static inline bool

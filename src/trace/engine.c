@@ -334,7 +334,8 @@ zwi_tracer_nframe(const zwi_tracer *t)
 typedef struct node {
     uintptr_t ret;
     uint32_t parent;
-    uint32_t depth; /* frames from the root: 1 for an outermost frame */
+    uint32_t child; /* the child last found or made under this node (0: none yet): a hint that
+                     * spares most lookups of a descent the table's two cache misses */
 } node;
 
 /* A traceback: its innermost frame's node (0: no frame) and the frames on the stack. Never
@@ -440,15 +441,23 @@ tb_key(zwi_tracer *t, uint32_t ref)
     return t->tbs[ref].hash;
 }
 
-/* The node of `ret` called from `parent`, made now if new; 0 if out of memory. */
+/* The node of `ret` called from `parent`, made now if new; 0 if out of memory. The parent's
+ * last child is tried first: a new traceback's descent mostly retraces one made just before
+ * (nodes made in a row sit side by side), where the table costs two cache misses a node. */
 static uint32_t
-node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, unsigned depth)
+node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret)
 {
+    node *up = &t->nodes[parent];
+    uint32_t id = up->child;
+    if (id != 0 && id <= t->node_count && t->nodes[id].ret == ret && t->nodes[id].parent == parent)
+        return id;
     uint64_t h = node_hash(parent, ret);
     size_t i = h & t->node_mask;
-    for (uint32_t id; (id = t->node_tab[i]) != 0; i = (i + 1) & t->node_mask) {
-        if (t->nodes[id].ret == ret && t->nodes[id].parent == parent)
+    for (; (id = t->node_tab[i]) != 0; i = (i + 1) & t->node_mask) {
+        if (t->nodes[id].ret == ret && t->nodes[id].parent == parent) {
+            TB_STORE(up->child, id);
             return id;
+        }
     }
     if (t->node_count + 1 >= t->node_cap || fail_now())
         return 0;
@@ -459,13 +468,14 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, unsigned depth)
         while (t->node_tab[i] != 0)
             i = (i + 1) & t->node_mask;
     }
-    uint32_t id = (uint32_t)++t->node_count;
+    id = (uint32_t)++t->node_count;
     if (t->node_count > t->node_dirty)
         t->node_dirty = t->node_count;
     node *x = &t->nodes[id];
     TB_STORE(x->ret, ret);
     TB_STORE(x->parent, parent);
-    TB_STORE(x->depth, depth);
+    TB_STORE(x->child, 0);
+    TB_STORE(up->child, id);
     t->node_tab[i] = id;
     return id;
 }
@@ -532,7 +542,7 @@ intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *fra
     uint32_t parent = d > 0 ? th->path_node[d - 1] : 0;
     for (; d < n; d++) {
         uintptr_t ret = frames[n - 1 - d];
-        uint32_t id = node_locked(t, parent, ret, d + 1);
+        uint32_t id = node_locked(t, parent, ret);
         if (id == 0)
             goto out;
         th->path_ret[d] = ret;
@@ -1136,6 +1146,7 @@ discard_store_locked(zwi_tracer *t)
     memset(t->node_tab, 0, (t->node_mask + 1) * sizeof(uint32_t));
     memset(t->tb_tab, 0, (t->tb_mask + 1) * sizeof(uint32_t));
     t->node_count = t->tb_count = t->node_dirty = t->tb_dirty = 0;
+    t->nodes[0].child = 0; /* the root: its page stays */
 }
 
 void

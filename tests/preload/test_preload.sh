@@ -166,6 +166,30 @@ for mode in shadow-check shadow; do
             { cat "$tmp/hazards_sh.err"; fail "hazards ($mode): ${checked:-no} walks checked, ${reused:-no} frames from the shadow stack, want 1000 or more of each"; }
     done
 done
+# code with an unwinder of its own (-static-libstdc++ -static-libgcc, as GCC's compilers are
+# built) throwing through frames that allocated: in the program, and in a library loaded after
+# the program's frames were patched. Each module is screened before a frame returning into it is
+# patched; one that carries an unwinder turns patching off (without that: std::terminate)
+for prog in zwp_own_unwinder zwp_own_unwinder_dl; do
+    for mode in "" shadow; do
+        ZW_UNWIND=$mode "$zw" run -q -o "$tmp/own.zwc" -- "$dir/$prog" >"$tmp/own.out" 2>"$tmp/own.err" ||
+            { cat "$tmp/own.err"; fail "$prog (ZW_UNWIND=$mode): status $?"; }
+        grep -q '^caught 100$' "$tmp/own.out" || fail "$prog (ZW_UNWIND=$mode): $(cat "$tmp/own.out")"
+        said=$(grep -c 'has an unwinder of its own' "$tmp/own.err")
+        if [ "$mode" = shadow ]; then
+            want="the program's executable"
+            [ $prog = zwp_own_unwinder_dl ] && want=libzwp_own_unwinder_lib.so
+            grep -q "ZW_UNWIND=shadow: .*$want has an unwinder of its own" "$tmp/own.err" ||
+                { cat "$tmp/own.err"; fail "$prog: ZW_UNWIND=shadow does not name $want"; }
+        elif [ "$said" -ne 0 ]; then
+            cat "$tmp/own.err"; fail "$prog: the default said which unwinder it chose"
+        fi
+        "$zw" top --at allocations --json --group traceback "$tmp/own.zwc" |
+            grep -q "\"function\": \"deep(int, int)[ \"]" ||
+            fail "$prog (ZW_UNWIND=$mode): no traceback through deep()"
+        echo "ok: $prog (ZW_UNWIND=${mode:-default}): 100 exceptions caught, allocations traced through deep()"
+    done
+done
 # with frame pointers and a short limit: the frames past it are counted from the thread's last
 # walk where the stack still holds it, and check mode counts them again by a walk
 ZW_NFRAME=4 ZW_UNWIND=check "$zw" run -q --follow-fork -o "$tmp/hazards_fp.zwc" -- \

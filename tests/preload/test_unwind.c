@@ -531,9 +531,17 @@ Test(preload_unwind, mode_values)
     zwi_unwinder *u = calloc(1, sizeof(*u));
     cr_assert_not_null(u);
     cr_assert(zwi_preload_unwind_set_mode(u, NULL));
+#if defined(__x86_64__) && defined(__linux__)
+    cr_assert_eq(u->mode, ZWI_UNWIND_SHADOW, "the default");
+#else
     cr_assert_eq(u->mode, ZWI_UNWIND_INCREMENTAL, "the default");
+#endif
+    cr_assert_not(u->mode_named, "the default is not named");
+    cr_assert(zwi_preload_unwind_set_mode(u, ""));
+    cr_assert_not(u->mode_named, "empty is the default");
     cr_assert(zwi_preload_unwind_set_mode(u, "incremental"));
     cr_assert_eq(u->mode, ZWI_UNWIND_INCREMENTAL);
+    cr_assert(u->mode_named);
     cr_assert(zwi_preload_unwind_set_mode(u, "dwarf"));
     cr_assert_eq(u->mode, ZWI_UNWIND_DWARF);
     cr_assert(zwi_preload_unwind_set_mode(u, "fp"));
