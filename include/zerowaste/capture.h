@@ -174,9 +174,6 @@ typedef struct zw_capture {
     zw_capture_set peak;   /* snap NULL when absent; rebuilt from the last peak step when the
                             * capture keeps it as a step (see zw_capture_step) */
     zw_capture_set exit;   /* snap NULL when absent */
-    zw_capture_set_size exit_size; /* the exit set's traces: exit.snap's (kept when it is not
-                                    * NULL); in a summary load, as its section stores them; in
-                                    * a brief load, not read (kept false) */
     zw_capture_set *marks; /* in time order */
     size_t nmarks;
     zw_snapshot *sites;       /* one trace per allocation traceback: size = bytes allocated there */
@@ -194,6 +191,10 @@ typedef struct zw_capture {
                             * (payload checksum mismatch)"), or where reading had to stop; NULL
                             * when the file was read whole */
     const char *peak_lost; /* why a peak set kept as steps was not rebuilt; NULL otherwise */
+    /* the exit set's traces by domain: exit.snap's (kept when it is not NULL); in a summary
+     * load, as the exit set's section stores them; in a brief load, not read (kept false).
+     * Last: the fields above keep their places for programs built before it. */
+    zw_capture_set_size exit_size;
 } zw_capture;
 
 /* Reads a capture file. A capture cut short (the process was killed while writing, or died
