@@ -68,6 +68,17 @@ typedef struct zw_capture_set {
                                      * its kinds in snap's order; NULL if none */
 } zw_capture_set;
 
+/* A live set's traces counted by domain, without its tracebacks: what the summary of a run
+ * needs of the exit set (zw_capture.exit_size). */
+typedef struct zw_capture_set_size {
+    bool kept;            /* the set's traces are in the capture (false: no such set, or its
+                           * traces were not kept or are lost) */
+    uint64_t heap_blocks; /* traces of the heap (ZW_TRACE_DEFAULT_DOMAIN) */
+    uint64_t heap_bytes;  /* their sizes summed */
+    uint64_t mmap_blocks; /* traces of the mmap domain (ZW_CAPTURE_MMAP_DOMAIN) */
+    uint64_t mmap_bytes;
+} zw_capture_set_size;
+
 /* How the process ended, as far as the capture knows. */
 enum zw_capture_end {
     ZW_CAPTURE_END_UNKNOWN = 0,         /* no totals section: the capture was cut short */
@@ -180,6 +191,10 @@ typedef struct zw_capture {
                             * (payload checksum mismatch)"), or where reading had to stop; NULL
                             * when the file was read whole */
     const char *peak_lost; /* why a peak set kept as steps was not rebuilt; NULL otherwise */
+    /* the exit set's traces by domain: exit.snap's (kept when it is not NULL); in a summary
+     * load, as the exit set's section stores them; in a brief load, not read (kept false).
+     * Last: the fields above keep their places for programs built before it. */
+    zw_capture_set_size exit_size;
 } zw_capture;
 
 /* Reads a capture file. A capture cut short (the process was killed while writing, or died
@@ -202,6 +217,12 @@ ZW_API zw_capture *zw_capture_load_progress(const char *path, zw_capture_progres
 ZW_API zw_capture *zw_capture_load_brief(const char *path, zw_error *err);
 /* The same from `len` bytes in memory (the fuzz target's door). */
 ZW_API zw_capture *zw_capture_load_memory(const void *data, size_t len, zw_error *err);
+/* zw_capture_load_brief() that also counts the exit set's traces by domain into exit_size, as
+ * the exit set's section stores them, without decoding a traceback: exit.snap stays NULL, and
+ * the tables of tracebacks are passed over unread (exit_size.kept needs the table to be there,
+ * as a full load does, but a damaged table that a full load would refuse goes unnoticed). What
+ * `zw run` reads for the summary it prints. */
+ZW_API zw_capture *zw_capture_load_summary(const char *path, zw_error *err);
 ZW_API void zw_capture_free(zw_capture *c);
 
 /* The live set at `time_ns` (since the start of tracing) rebuilt from the steps: the sites' live

@@ -41,6 +41,13 @@ zw_mark(const char *label)
 
 /* ---- reading ---- */
 
+/* What a load decodes. */
+enum load_mode {
+    LOAD_FULL,    /* zw_capture_load: everything */
+    LOAD_BRIEF,   /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
+    LOAD_SUMMARY, /* zw_capture_load_summary: brief, and the exit set's traces counted */
+};
+
 typedef struct loader {
     zwi_container file;
     zwi_cursor cur;      /* the payload of the section being decoded */
@@ -57,8 +64,10 @@ typedef struct loader {
     size_t prefix;      /* length of "cannot read capture 'NAME': " in the container's messages */
     zw_capture_progress_fn *progress; /* told before each section; NULL: nobody */
     void *progress_arg;
-    bool brief;  /* zw_capture_load_brief: the sections of tracebacks and sets are passed over */
-    bool packed; /* decoding a record of a PACKED section (1.6): the packed forms */
+    enum load_mode mode;
+    bool packed;     /* decoding a record of a PACKED section (1.6): the packed forms */
+    bool table_seen; /* a summary load passed a TABLE (not decoded) */
+    bool exit_seen;  /* a summary load counted the exit set's traces */
 } loader;
 
 /* Whether a brief load reads sections of `type`: the process, how it ended, totals, live
@@ -77,6 +86,28 @@ brief_reads(uint32_t type)
         return true;
     default:
         return false;
+    }
+}
+
+/* Whether a summary load decodes sections of `type` its own way (decode_summary). */
+static bool
+summary_decodes(uint32_t type)
+{
+    return type == ZWI_SEC_TABLE || type == ZWI_SEC_SET || type == ZWI_SEC_EXIT_SET;
+}
+
+/* Whether a load in `l`'s mode reads sections (or records) of `type`: a summary load also the
+ * exit set's (SET, EXIT_SET) and notes the TABLE it needs, without decoding a traceback. */
+static bool
+reads(const loader *l, uint32_t type)
+{
+    switch (l->mode) {
+    case LOAD_BRIEF:
+        return brief_reads(type);
+    case LOAD_SUMMARY:
+        return brief_reads(type) || summary_decodes(type);
+    default:
+        return true;
     }
 }
 
@@ -373,12 +404,62 @@ check_leaks(zw_capture *c, zw_raw *raw)
     }
 }
 
+/* ---- a summary load: the exit set counted, no traceback decoded ---- */
+
+/* The exit set's traces counted by domain (`size`, from its section), refused if counted before;
+ * kept only if the table the set names was passed before it (as a full load needs it). */
+static int
+count_exit_set(loader *l, zw_capture_set_size size, bool needs_table)
+{
+    if (l->exit_seen)
+        return zwi_cursor_fail(&l->cur, "live set stored twice");
+    l->exit_seen = true;
+    if (needs_table && !l->table_seen)
+        size = (zw_capture_set_size){0}; /* kept, but the tracebacks it names are lost */
+    l->c->exit_size = size;
+    return 0;
+}
+
+/* A TABLE (passed over), SET or EXIT_SET section or record of a summary load. */
+static int
+decode_summary(loader *l, uint32_t type)
+{
+    uint32_t kind;
+    zw_capture_set_size size;
+    if (type == ZWI_SEC_TABLE) {
+        l->table_seen = true;
+        l->cur.pos = l->cur.len;
+        return 0;
+    }
+    if (type == ZWI_SEC_SET) {
+        if (zwi_decode_table_set_size(&l->cur, &kind, &size) != 0)
+            return -1;
+        return kind == ZWI_SET_EXIT ? count_exit_set(l, size, true) : 0;
+    }
+    if (zwi_decode_set_size(&l->cur, &size) != 0) /* EXIT_SET: its snapshot embedded (< 1.5) */
+        return -1;
+    return count_exit_set(l, size, false);
+}
+
+/* After a full load: the exit set's traces are exit.snap's. */
+static void
+count_exit_snap(zw_capture *c)
+{
+    c->exit_size = (zw_capture_set_size){.kept = c->exit.snap != NULL};
+    for (size_t i = 0; c->exit.snap != NULL && i < zw_snapshot_len(c->exit.snap); i++) {
+        zw_trace_info t = zw_snapshot_trace(c->exit.snap, i);
+        zwi_count_trace(&c->exit_size, t.domain, t.size);
+    }
+}
+
 static int read_packed(loader *l);
 
 static int
 decode(loader *l, uint32_t type)
 {
     zw_capture *c = l->c;
+    if (l->mode == LOAD_SUMMARY && summary_decodes(type))
+        return decode_summary(l, type);
     switch (type) {
     case ZWI_SEC_PROCESS:
         return decode_process(l);
@@ -565,7 +646,7 @@ read_packed(loader *l)
         }
         size_t start = all.pos;
         all.pos += n;
-        if (!packed_type(type) || (l->brief && !brief_reads((uint32_t)type)))
+        if (!packed_type(type) || !reads(l, (uint32_t)type))
             continue;
         l->cur = (zwi_cursor){.p = all.p, .len = start + n, .pos = start, .raw = l->raw};
         before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
@@ -599,10 +680,16 @@ read_sections(loader *l)
         rc = zwi_container_next(&l->file);
         if (rc == 0)
             break;
-        if (rc == 1 && l->brief &&
-            (!brief_reads(l->file.type) || (l->file.type == ZWI_SEC_PACKED && l->c->argv != NULL)))
-            continue; /* not even decompressed; nor the PACKED end of a streamed capture (its
-                       * PROCESS read before it), which holds no record a brief load takes */
+        if (rc == 1 &&
+            (!reads(l, l->file.type) ||
+             (l->mode == LOAD_BRIEF && l->file.type == ZWI_SEC_PACKED && l->c->argv != NULL)))
+            continue; /* not even decompressed; nor, in a brief load, the PACKED end of a
+                       * streamed capture (its PROCESS read before it), which holds no record
+                       * it takes (a summary load takes the exit SET) */
+        if (rc == 1 && l->mode == LOAD_SUMMARY && l->file.type == ZWI_SEC_TABLE) {
+            l->table_seen = true; /* not decompressed either: no traceback is read */
+            continue;
+        }
         if (rc == 1) {
             before b = {l->samples.n, l->steps.nsteps,  l->steps.ndeltas,
                         l->c->nmarks, l->c->peak.label, l->c->exit.label};
@@ -786,7 +873,7 @@ typedef struct holder {
 /* Reads a capture from `len` bytes; the capture takes `raw` (also on failure: it is destroyed). */
 static zw_capture *
 load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_raw *raw,
-     zw_capture_progress_fn *progress, void *arg, bool brief)
+     zw_capture_progress_fn *progress, void *arg, enum load_mode mode)
 {
     holder *h = zwi_alloc(raw, sizeof(holder));
     if (h == NULL) {
@@ -795,7 +882,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
         return NULL;
     }
     *h = (holder){.raw = raw, .file_len = len};
-    loader l = {.c = &h->c, .raw = raw, .progress = progress, .progress_arg = arg, .brief = brief};
+    loader l = {.c = &h->c, .raw = raw, .progress = progress, .progress_arg = arg, .mode = mode};
+    bool brief = mode != LOAD_FULL;
     l.prefix = (size_t)snprintf(NULL, 0, "cannot read capture '%s': ", name);
     int rc = zwi_container_open(&l.file, data, len, ZWI_KIND_CAPTURE, name, raw, err);
     if (rc == 0)
@@ -822,6 +910,8 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     if (!l.c->has_totals && l.c->has_live)
         totals_from_live(l.c);
     check_leaks(l.c, raw);
+    if (!brief)
+        count_exit_snap(l.c);
     return l.c;
 }
 
@@ -833,33 +923,50 @@ zw_capture_load_memory(const void *data, size_t len, zw_error *err)
         zw_error_set(err, "cannot read capture '<memory>': %s", strerror(ENOMEM));
         return NULL;
     }
-    return load(data, len, "<memory>", err, raw, NULL, NULL, false);
+    return load(data, len, "<memory>", err, raw, NULL, NULL, LOAD_FULL);
 }
 
 static zw_capture *load_file(const char *path, zw_capture_progress_fn *progress, void *arg,
-                             bool brief, zw_error *err);
+                             enum load_mode mode, zw_error *err);
 
 zw_capture *
 zw_capture_load(const char *path, zw_error *err)
 {
-    return load_file(path, NULL, NULL, false, err);
+    return load_file(path, NULL, NULL, LOAD_FULL, err);
 }
 
 zw_capture *
 zw_capture_load_brief(const char *path, zw_error *err)
 {
-    return load_file(path, NULL, NULL, true, err);
+    return load_file(path, NULL, NULL, LOAD_BRIEF, err);
+}
+
+zw_capture *
+zw_capture_load_summary(const char *path, zw_error *err)
+{
+    return load_file(path, NULL, NULL, LOAD_SUMMARY, err);
+}
+
+zw_capture *
+zwi_capture_load_summary_memory(const void *data, size_t len, zw_error *err)
+{
+    zw_raw *raw = zw_raw_new(NULL);
+    if (raw == NULL) {
+        zw_error_set(err, "cannot read capture '<memory>': %s", strerror(ENOMEM));
+        return NULL;
+    }
+    return load(data, len, "<memory>", err, raw, NULL, NULL, LOAD_SUMMARY);
 }
 
 zw_capture *
 zw_capture_load_progress(const char *path, zw_capture_progress_fn *progress, void *arg,
                          zw_error *err)
 {
-    return load_file(path, progress, arg, false, err);
+    return load_file(path, progress, arg, LOAD_FULL, err);
 }
 
 static zw_capture *
-load_file(const char *path, zw_capture_progress_fn *progress, void *arg, bool brief,
+load_file(const char *path, zw_capture_progress_fn *progress, void *arg, enum load_mode mode,
           zw_error *err)
 {
     zw_capture *out = NULL;
@@ -871,7 +978,7 @@ load_file(const char *path, zw_capture_progress_fn *progress, void *arg, bool br
     } else if (zwi_read_file(path, &file, err) != 0) {
         zw_raw_destroy(raw);
     } else {
-        out = load(file.data, file.len, path, err, raw, progress, arg, brief);
+        out = load(file.data, file.len, path, err, raw, progress, arg, mode);
     }
     if (file.raw != NULL) {
         zwi_cbuf_release(&file);

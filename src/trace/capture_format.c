@@ -392,6 +392,40 @@ zwi_decode_set(zwi_cursor *c, zw_capture_set *out)
     return get_snapshot(c, &out->snap);
 }
 
+static void
+count_one(void *size, uint32_t domain, uint64_t bytes)
+{
+    zwi_count_trace(size, domain, bytes);
+}
+
+int
+zwi_decode_set_size(zwi_cursor *c, zw_capture_set_size *size)
+{
+    uint64_t time_ns;
+    uint64_t heap_bytes;
+    uint32_t nlabel;
+    uint64_t n;
+    const unsigned char *p;
+    *size = (zw_capture_set_size){0};
+    if (zwi_get_u64(c, &time_ns) || zwi_get_u64(c, &heap_bytes) || zwi_get_u32(c, &nlabel) ||
+        zwi_get_bytes(c, nlabel, "string", &p) || zwi_get_u64(c, &n))
+        return -1;
+    if (n == 0)
+        return 0; /* the set was not kept */
+    size_t at = c->pos;
+    if (n > c->len - c->pos)
+        return zwi_cursor_fail(c, "truncated snapshot");
+    if (zwi_get_bytes(c, (size_t)n, "snapshot", &p) != 0)
+        return -1;
+    zw_error inner;
+    if (zwi_snapshot_each_trace(p, (size_t)n, count_one, size, &inner) != 0) {
+        c->pos = at; /* the message names the snapshot's first byte */
+        return zwi_cursor_fail(c, "embedded snapshot: %s", inner.msg);
+    }
+    size->kept = true;
+    return 0;
+}
+
 /* ---- SITES ---- */
 
 int
@@ -520,24 +554,33 @@ zwi_encode_table_set_as_exit(zwi_cbuf *b, uint64_t time_ns, uint64_t heap_bytes)
     zwi_cbuf_varint(b, 0);
 }
 
-int
-zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
+/* A SET's fields before its traces; `n` is the number of traces that follow. */
+static int
+decode_table_set_head(zwi_cursor *c, zwi_set *out, size_t *n)
 {
     uint64_t kept;
-    size_t n;
     *out = (zwi_set){0};
     if (zwi_get_varint32(c, &out->kind) || zwi_get_varint(c, &out->time_ns) ||
         zwi_get_varint(c, &out->heap_bytes) || get_vstring(c, &out->label) ||
-        zwi_get_varint(c, &kept) || zwi_get_count(c, 0, SET_RECORD, "trace", &n))
+        zwi_get_varint(c, &kept) || zwi_get_count(c, 0, SET_RECORD, "trace", n))
         return -1;
     if (out->kind < ZWI_SET_PEAK || out->kind > ZWI_SET_MARK)
         return zwi_cursor_fail(c, "unknown kind of live set %" PRIu32, out->kind);
-    if (kept > 2 || (kept != 1 && n != 0))
+    if (kept > 2 || (kept != 1 && *n != 0))
         return zwi_cursor_fail(c, "traces of a live set that was not kept");
     if (kept == 2 && out->kind != ZWI_SET_PEAK)
         return zwi_cursor_fail(c, "only the peak set can be the exit set");
     out->kept = kept == 1;
     out->as_exit = kept == 2;
+    return 0;
+}
+
+int
+zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
+{
+    size_t n;
+    if (decode_table_set_head(c, out, &n) != 0)
+        return -1;
     out->domains = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
     out->tbs = zwi_alloc(c->raw, (n + 1) * sizeof(uint32_t));
     out->sizes = zwi_alloc(c->raw, (n + 1) * sizeof(uint64_t));
@@ -547,6 +590,41 @@ zwi_decode_table_set(zwi_cursor *c, zwi_set *out)
         if (zwi_get_varint32(c, &out->domains[out->n]) || zwi_get_varint32(c, &out->tbs[out->n]) ||
             zwi_get_varint(c, &out->sizes[out->n]))
             return -1;
+    }
+    return 0;
+}
+
+void
+zwi_count_trace(zw_capture_set_size *size, uint32_t domain, uint64_t bytes)
+{
+    if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
+        size->heap_blocks++;
+        size->heap_bytes += bytes;
+    } else if (domain == ZW_CAPTURE_MMAP_DOMAIN) {
+        size->mmap_blocks++;
+        size->mmap_bytes += bytes;
+    }
+}
+
+int
+zwi_decode_table_set_size(zwi_cursor *c, uint32_t *kind, zw_capture_set_size *size)
+{
+    zwi_set s;
+    size_t n;
+    *size = (zw_capture_set_size){0};
+    int rc = decode_table_set_head(c, &s, &n);
+    zwi_free(c->raw, (void *)s.label);
+    *kind = s.kind;
+    if (rc != 0)
+        return -1;
+    size->kept = s.kept;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t domain;
+        uint32_t tb;
+        uint64_t bytes;
+        if (zwi_get_varint32(c, &domain) || zwi_get_varint32(c, &tb) || zwi_get_varint(c, &bytes))
+            return -1;
+        zwi_count_trace(size, domain, bytes);
     }
     return 0;
 }

@@ -146,6 +146,9 @@ ZW_HIDDEN int zwi_capture_end_level(size_t len);
 /* One record of a PACKED payload at the end of `into`: varint type, varint length, `payload`. */
 ZW_HIDDEN void zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload);
 
+/* zw_capture_load_summary() from `len` bytes in memory (the fuzz target's door). */
+ZW_HIDDEN zw_capture *zwi_capture_load_summary_memory(const void *data, size_t len, zw_error *err);
+
 /* ---- the sections: each encoder above its decoder ---- */
 
 ZW_HIDDEN void zwi_encode_process(zwi_cbuf *b, const zwi_process *p);
@@ -170,6 +173,13 @@ ZW_HIDDEN int zwi_decode_samples(zwi_cursor *c, zwi_samples *into);
  * left out (length 0) when `snap` is NULL or cannot be encoded for want of memory. */
 ZW_HIDDEN void zwi_encode_set(zwi_cbuf *b, const zw_capture_set *set);
 ZW_HIDDEN int zwi_decode_set(zwi_cursor *c, zw_capture_set *out);
+
+/* The same set's traces counted by domain into `size` (a summary load's exit set), its embedded
+ * snapshot's tables passed over (zwi_snapshot_count_traces). */
+ZW_HIDDEN int zwi_decode_set_size(zwi_cursor *c, zw_capture_set_size *size);
+/* Counts one trace of `bytes` in `domain` into `size` (a domain other than the heap's and the
+ * mmap domain's is in neither). */
+ZW_HIDDEN void zwi_count_trace(zw_capture_set_size *size, uint32_t domain, uint64_t bytes);
 
 /* -1 (and nothing appended) if the snapshot cannot be encoded for want of memory. */
 ZW_HIDDEN int zwi_encode_sites(zwi_cbuf *b, const zwi_sites *s);
@@ -207,6 +217,9 @@ ZW_HIDDEN int zwi_decode_table(zwi_cursor *c, zw_snapshot **out);
 ZW_HIDDEN void zwi_encode_table_set(zwi_cbuf *b, uint32_t kind, const zw_capture_set *set,
                                     const uint32_t *tbmap);
 ZW_HIDDEN int zwi_decode_table_set(zwi_cursor *c, zwi_set *out);
+/* The same SET's kind and its traces counted by domain into `size`, nothing kept (a summary
+ * load's exit set); the traceback indices are not checked against TABLE's. */
+ZW_HIDDEN int zwi_decode_table_set_size(zwi_cursor *c, uint32_t *kind, zw_capture_set_size *size);
 /* The same from a zwi_set's arrays (its `tbs` already TABLE's indices). */
 ZW_HIDDEN void zwi_encode_table_set_of(zwi_cbuf *b, const zwi_set *s);
 /* A peak SET whose traces are those of the exit SET (the heap was largest at the end). */

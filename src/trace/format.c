@@ -232,8 +232,9 @@ typedef struct reader {
     uint64_t ntraces_info; /* INFO's trace count, checked against TRACES */
 } reader;
 
-static int
-decode_info(reader *r)
+/* INFO's fields into `r` (r->snap may be NULL: the count alone is wanted); its limit, or -1. */
+static int64_t
+decode_info_fields(reader *r)
 {
     uint32_t limit;
     uint32_t reserved;
@@ -241,8 +242,24 @@ decode_info(reader *r)
     if (zwi_get_u32(&r->cur, &limit) || zwi_get_u32(&r->cur, &reserved) ||
         zwi_get_u64(&r->cur, &r->ntraces_info) || zwi_get_u64(&r->cur, &created))
         return -1;
-    r->snap->traceback_limit = limit;
+    return limit;
+}
+
+static int
+decode_info(reader *r)
+{
+    int64_t limit = decode_info_fields(r);
+    if (limit < 0)
+        return -1;
+    r->snap->traceback_limit = (unsigned)limit;
     return 0;
+}
+
+/* INFO for its trace count alone. */
+static int
+decode_info_count(reader *r)
+{
+    return decode_info_fields(r) < 0 ? -1 : 0;
 }
 
 static int
@@ -763,6 +780,78 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err)
         return NULL;
     }
     return snap;
+}
+
+/* ---- the traces alone ---- */
+
+/* What zwi_snapshot_each_trace() passes each trace to. */
+typedef struct each_trace {
+    void (*fn)(void *ctx, uint32_t domain, uint64_t size);
+    void *ctx;
+} each_trace;
+
+/* TRACES without the tracebacks to check its indices against: each trace to `e`. */
+static int
+pass_traces(zwi_cursor *cur, uint64_t ntraces_info, const each_trace *e)
+{
+    size_t n = 0;
+    if (zwi_get_count(cur, 8, 16, "record", &n) != 0)
+        return -1;
+    if (n != ntraces_info)
+        return zwi_cursor_fail(cur, "trace count differs from the info section's");
+    for (size_t i = 0; i < n; i++) {
+        uint32_t domain;
+        uint32_t tb;
+        uint64_t size;
+        if (zwi_get_u32(cur, &domain) || zwi_get_u32(cur, &tb) || zwi_get_u64(cur, &size))
+            return -1;
+        e->fn(e->ctx, domain, size);
+    }
+    return 0;
+}
+
+int
+zwi_snapshot_each_trace(const void *data, size_t len,
+                        void (*fn)(void *ctx, uint32_t domain, uint64_t size), void *ctx,
+                        zw_error *err)
+{
+    zw_raw *raw = zw_raw_new(NULL);
+    if (raw == NULL)
+        return zw_error_set(err, "%s", strerror(ENOMEM));
+    each_trace e = {fn, ctx};
+    reader r = {0}; /* INFO's count; no snapshot is built */
+    zwi_container c;
+    int rc = zwi_container_open(&c, data, len, ZWI_KIND_SNAPSHOT, NULL, raw, err);
+    uint32_t last = 0;
+    while (rc == 0 && (rc = zwi_container_next(&c)) == 1) {
+        rc = 0;
+        if (!in_order(c.type, last)) {
+            rc = zwi_container_fail(&c,
+                                    "section %zu (%s) at offset %zu is out of order, repeated, "
+                                    "or follows a missing section",
+                                    c.index, zwi_section_name(c.type), c.offset);
+            break;
+        }
+        last = c.type;
+        if (last != ZWI_SEC_INFO && last != ZWI_SEC_TRACES)
+            continue; /* the tables: not even decompressed */
+        if (zwi_container_payload(&c, &r.cur, raw) != 0) {
+            rc = -1;
+            break;
+        }
+        int got = last == ZWI_SEC_TRACES ? pass_traces(&r.cur, r.ntraces_info, &e)
+                                         : decode_info_count(&r);
+        rc = zwi_container_decoded(&c, &r.cur, got);
+    }
+    if (rc == 0 && last < ZWI_SEC_TRACES)
+        rc = zwi_container_fail(&c, "section %s missing before the end section at offset %zu",
+                                zwi_section_name(last < ZWI_SEC_STRINGS  ? last + 1
+                                                 : last < ZWI_SEC_FRAMES ? ZWI_SEC_FRAMES
+                                                                         : last + 1),
+                                c.offset);
+    zwi_container_release(&c);
+    zw_raw_destroy(raw);
+    return rc;
 }
 
 zw_snapshot *

@@ -453,5 +453,11 @@ ZW_HIDDEN int zwi_snapshot_encode(const zw_snapshot *snap, zw_raw *raw, unsigned
 /* A snapshot file embedded in another (a capture's live set): as zw_snapshot_load_memory(), the
  * message without its "cannot read snapshot" prefix, for the caller to place. */
 ZW_HIDDEN zw_snapshot *zwi_snapshot_decode(const void *data, size_t len, zw_error *err);
+/* The traces of such an embedded file, without its tables (which are neither decompressed nor
+ * checked, nor the traceback indices against them): fn(ctx, domain, size) for each, in order.
+ * 0, or -1 with a message as zwi_snapshot_decode() gives (fn may have been called before). */
+ZW_HIDDEN int zwi_snapshot_each_trace(const void *data, size_t len,
+                                      void (*fn)(void *ctx, uint32_t domain, uint64_t size),
+                                      void *ctx, zw_error *err);
 
 #endif /* ZW_TRACE_INTERNAL_H */

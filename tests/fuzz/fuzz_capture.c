@@ -1,13 +1,16 @@
-/* tests/fuzz/fuzz_capture.c - libFuzzer target for the capture reader (zw_capture_load_memory):
- * any input gives a capture or an error with a message, never a crash, a leak or undefined
- * behaviour, and never more memory than a fixed multiple of the input (the default bound of a
- * rebuilt live set; run_fuzz.sh's RSS limit). Every live set a loaded capture holds is grouped and
- * compared, as `zw` does. Seeds: tests/fuzz/corpus/capture; found inputs: tests/fuzz/regress. */
+/* tests/fuzz/fuzz_capture.c - libFuzzer target for the capture reader (zw_capture_load_memory,
+ * and the summary load `zw run` makes): any input gives a capture or an error with a message,
+ * never a crash, a leak or undefined behaviour, and never more memory than a fixed multiple of
+ * the input (the default bound of a rebuilt live set; run_fuzz.sh's RSS limit). Every live set a
+ * loaded capture holds is grouped and compared, as `zw` does. Seeds: tests/fuzz/corpus/capture;
+ * found inputs: tests/fuzz/regress. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include <zerowaste/capture.h>
+
+#include "capture_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,7 +33,12 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     zw_error err = {{0}};
-    zw_capture *c = zw_capture_load_memory(data, size, &err);
+    zw_capture *c = zwi_capture_load_summary_memory(data, size, &err);
+    if (c == NULL && err.msg[0] == '\0')
+        abort();
+    zw_capture_free(c);
+    err.msg[0] = '\0';
+    c = zw_capture_load_memory(data, size, &err);
     if (c == NULL) {
         if (err.msg[0] == '\0')
             abort(); /* an error must say what went wrong */

@@ -77,8 +77,32 @@ expect "stat: heap peak stays the heap's" "$(stat peak_bytes "$tmp/maps.zwc")" \
 "$zw" stat "$tmp/maps.zwc" | grep -Eq "^of which +heap [0-9.]+ [KM]iB \+ mmap [0-9.]+ KiB \+ neither -?[0-9.]+ [KM]iB" &&
     echo "ok: stat splits RSS into heap, mmap and neither" || fail "stat: RSS split"
 # a capture set: the process table gives each process's mmap peak, the set the largest
-"$zw" run -q -o "$tmp/set.zwc" -- sh -c '"$1" "$2" >/dev/null; true' sh "$dir/zwp_maps" "$tmp/file" ||
-    fail "zw run sh -c maps"
+"$zw" run -o "$tmp/set.zwc" -- sh -c '"$1" "$2" >/dev/null; true' sh "$dir/zwp_maps" "$tmp/file" \
+    2>"$tmp/set.sum" || fail "zw run sh -c maps"
+# zw run's summary is the child's, whose peak is the larger: line for line what zw stat reads of
+# its capture whole (its leaks the heap's blocks, not the mappings the exit set also holds)
+"$zw" stat --only "$tmp/set.zwc.1" >"$tmp/child.txt"
+"$zw" stat --only "$tmp/set.zwc" >"$tmp/shell.txt"
+field() { sed -n "s/^$1  *//p" "$2"; }
+{
+    echo "zw: 2 processes; below: pid $(field pid "$tmp/child.txt" | cut -d' ' -f1) ($dir/zwp_maps), the largest peak; pid $(field pid "$tmp/shell.txt" | cut -d' ' -f1) (sh) peaked at $(field peak "$tmp/shell.txt" | sed 's/ at .*//')"
+    echo "zw: peak         $(field peak "$tmp/child.txt")"
+    echo "zw: mmap peak    $(field mmap "$tmp/child.txt" | sed 's/.*, peak \(.*\) (the program.*/\1/') (mapped by the program itself: zw top --domain mmap)"
+    echo "zw: leaks        $(field 'leaked at exit' "$tmp/child.txt") at exit"
+    echo "zw: allocations  $(field allocations "$tmp/child.txt") ($(field frees "$tmp/child.txt") frees), $(field 'bytes allocated' "$tmp/child.txt") in all"
+    echo "zw: temporary    $(field temporary "$tmp/child.txt" | sed 's/%)/% of allocations)/')"
+    echo "zw: capture      $tmp/set.zwc.1 (one of 2 files, one per process: $tmp/set.zwc, $tmp/set.zwc.1 ...)"
+} >"$tmp/set.want"
+if cmp -s "$tmp/set.want" "$tmp/set.sum"; then
+    echo "ok: zw run's summary of a set is its largest peak's capture, as zw stat reads it"
+else
+    fail "zw run's summary of a set (< from zw stat, > zw run):"
+    diff "$tmp/set.want" "$tmp/set.sum"
+fi
+mappings=$("$zw" top --json --limit 0 --domain mmap --at exit "$tmp/set.zwc.1" |
+    sed -nE 's/.*"blocks": ([0-9]+), .*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+[ "$mappings" -gt 0 ] && echo "ok: the child's exit set also holds $mappings mappings" ||
+    fail "the child's exit set holds no mapping: the summary's leaks are not put to the test"
 "$zw" stat "$tmp/set.zwc" >"$tmp/set.txt"
 mp=$(awk -v k=$((30 * p / 1024)) 'BEGIN { print k " KiB" }')
 expect "stat of a set: the maps row's mmap peak" \

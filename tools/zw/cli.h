@@ -217,9 +217,8 @@ void cli_stats_release(cli_stats *s);
 zw_capture *cli_load(const char *path);
 /* The same without a word when the file cannot be read (NULL then) or is damaged. */
 zw_capture *cli_load_quiet(const char *path);
-/* zw_capture_load_brief() of `path` (how the run went, no sets), or NULL after printing why;
- * a damaged capture is said to be. */
-zw_capture *cli_load_brief(const char *path);
+/* The warning for a capture read with damaged sections (none if it was read whole). */
+void cli_warn_damaged(const char *path, const zw_capture *c);
 /* The domain (enum cli_domain) cli_load() keeps from now on; cli_parse() sets it. */
 void cli_set_domain(int domain);
 /* Whether traces of `domain` are of the domain chosen. */

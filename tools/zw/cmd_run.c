@@ -114,74 +114,144 @@ prepare_output(const char *path)
     return 0;
 }
 
-/* The capture of the program: `path`, or, if the program executed another one (the same pid,
- * a later file; the capture before ends with exec or was cut short), the last image's. */
-static zw_capture *
-main_capture(const char *path, char *used, size_t len, bool brief)
+/* ---- the summary ---- */
+
+/* The captures of the run: FILE, FILE.1, FILE.2 ... as far as they go without a gap, each read
+ * once (one that could not be, again only to say why) and only for what the summary prints
+ * (zw_capture_load_summary: the totals, the samples and the exit set's size; no traceback is
+ * decoded, where a full load builds every traceback's frames and strings). */
+typedef struct run_set {
+    const char *first; /* FILE */
+    size_t n;          /* the files that exist */
+    zw_capture **caps; /* caps[i]: FILE.i read, NULL if not yet or it could not be */
+    uint8_t *state;    /* state[i]: enum read_state of caps[i] */
+    bool brief;        /* zw run -q: only how the run went (zw_capture_load_brief) */
+} run_set;
+
+/* How far the reading of one capture of a run_set went. */
+enum read_state {
+    UNREAD,     /* not tried yet */
+    READ_QUIET, /* tried; a failure or damage not said */
+    READ_SAID,  /* tried; a failure or damage said */
+};
+
+/* The path of the i-th capture of `s`. */
+static void
+set_path(const run_set *s, size_t i, char *buf, size_t len)
 {
-    if (access(path, F_OK) != 0) {
+    if (i == 0)
+        snprintf(buf, len, "%s", s->first);
+    else
+        snprintf(buf, len, "%s.%d", s->first, (int)i); /* i < 1000 */
+}
+
+/* Finds the files of the set; false (after a message) if FILE itself is missing. */
+static bool
+set_open(run_set *s, const char *first, bool brief)
+{
+    *s = (run_set){.first = first, .brief = brief};
+    if (access(first, F_OK) != 0) {
         cli_fail("no capture written: the program wrote no '%s': is it statically linked or "
                  "set-user-ID (LD_PRELOAD is ignored then)?",
-                 path);
-        return NULL;
+                 first);
+        return false;
     }
-    /* brief: what -q reports (how the run went, the warnings), without decoding the sets */
-    zw_capture *c = brief ? cli_load_brief(path) : cli_load(path);
-    snprintf(used, len, "%s", path);
-    for (int i = 1; c != NULL && (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < 1000;
-         i++) {
-        char other[PATH_MAX + 16];
-        snprintf(other, sizeof(other), "%s.%d", path, i);
-        if (access(other, F_OK) != 0)
+    for (s->n = 1; s->n < 1000; s->n++) {
+        char p[PATH_MAX + 16];
+        set_path(s, s->n, p, sizeof(p));
+        if (access(p, F_OK) != 0)
             break;
-        zw_capture *o = brief ? zw_capture_load_brief(other, NULL) : cli_load_quiet(other);
+    }
+    s->caps = calloc(s->n, sizeof(*s->caps));
+    s->state = calloc(s->n, sizeof(*s->state));
+    if (s->caps == NULL || s->state == NULL) {
+        free(s->caps);
+        free(s->state);
+        cli_fail("cannot read the capture '%s': %s", first, strerror(ENOMEM));
+        return false;
+    }
+    return true;
+}
+
+static void
+set_release(run_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        zw_capture_free(s->caps[i]);
+    free(s->caps);
+    free(s->state);
+}
+
+/* The i-th capture of the set (NULL if it cannot be read), read the first time it is asked for.
+ * `loud`: a capture that cannot be read or is damaged is said to be, once. */
+static zw_capture *
+set_get(run_set *s, size_t i, bool loud)
+{
+    if (s->state[i] == READ_SAID || (s->state[i] == READ_QUIET && !loud))
+        return s->caps[i];
+    char p[PATH_MAX + 16];
+    set_path(s, i, p, sizeof(p));
+    zw_error err;
+    /* read quietly before: a failure is read again for its message, a damage only said */
+    if (s->state[i] == UNREAD || s->caps[i] == NULL)
+        s->caps[i] = s->brief ? zw_capture_load_brief(p, &err) : zw_capture_load_summary(p, &err);
+    s->state[i] = loud ? READ_SAID : READ_QUIET;
+    if (loud && s->caps[i] == NULL)
+        cli_fail("%s", err.msg);
+    else if (loud)
+        cli_warn_damaged(p, s->caps[i]);
+    return s->caps[i];
+}
+
+/* The index in `s` of the capture of the program: FILE, or, if the program executed another one
+ * (the same pid, a later file; the capture before ends with exec or was cut short), the last
+ * image's. -1 if FILE cannot be read (said). */
+static long
+main_capture(run_set *s)
+{
+    const zw_capture *c = set_get(s, 0, true);
+    if (c == NULL)
+        return -1;
+    size_t used = 0;
+    for (size_t i = 1; (!c->complete || c->totals.end == ZW_CAPTURE_END_EXEC) && i < s->n; i++) {
+        const zw_capture *o = set_get(s, i, false);
         if (o != NULL && o->pid == c->pid) {
-            zw_capture_free(c);
             c = o;
-            snprintf(used, len, "%s", other);
-        } else {
-            zw_capture_free(o);
+            used = i;
         }
     }
-    return c;
+    return (long)used;
 }
 
 /* In a capture set of several processes, the capture of the largest peak when it is another
- * process's than `c`'s (a driver and the compiler it runs, a shell and its command): that one
- * replaces `c`, after a line that says so. */
-static zw_capture *
-largest_peak(const char *first, zw_capture *c, char *used, size_t len)
+ * process's than the `used` one's (a driver and the compiler it runs, a shell and its command):
+ * that one's index, after a line that says so; else `used`. Every capture of the set is read
+ * (each said if it cannot be: the summary then keeps to `used`). */
+static size_t
+largest_peak(run_set *s, size_t used)
 {
-    char other[PATH_MAX + 16];
-    snprintf(other, sizeof(other), "%s.1", first);
-    if (access(other, F_OK) != 0)
-        return c;
-    cli_tree *t = cli_load_tree(first, 0, false);
-    if (t == NULL)
-        return c;
+    if (s->n < 2)
+        return used;
+    for (size_t i = 0; i < s->n; i++) {
+        if (set_get(s, i, true) == NULL)
+            return used;
+    }
     size_t best = 0;
-    for (size_t i = 1; i < t->n; i++) {
-        if (t->caps[i]->totals.peak_bytes > t->caps[best]->totals.peak_bytes)
+    for (size_t i = 1; i < s->n; i++) {
+        if (s->caps[i]->totals.peak_bytes > s->caps[best]->totals.peak_bytes)
             best = i;
     }
-    const zw_capture *b = t->caps[best];
-    if (t->n > 1 && b->pid != c->pid && b->totals.peak_bytes > c->totals.peak_bytes) {
-        zw_capture *chosen = cli_load_quiet(t->paths[best]);
-        if (chosen != NULL) {
-            char a[32];
-            fprintf(stderr,
-                    "zw: %zu processes; below: pid %" PRIu32 " (%s), the largest peak; pid %" PRIu32
-                    " (%s) peaked at %s\n",
-                    t->n, b->pid, b->argc > 0 ? b->argv[0] : "?", c->pid,
-                    c->argc > 0 ? c->argv[0] : "?",
-                    cli_size(a, (long long)c->totals.peak_bytes, false));
-            snprintf(used, len, "%s", t->paths[best]);
-            zw_capture_free(c);
-            c = chosen;
-        }
-    }
-    cli_tree_free(t);
-    return c;
+    const zw_capture *b = s->caps[best];
+    const zw_capture *c = s->caps[used];
+    if (b->pid == c->pid || b->totals.peak_bytes <= c->totals.peak_bytes)
+        return used;
+    char a[32];
+    fprintf(stderr,
+            "zw: %zu processes; below: pid %" PRIu32 " (%s), the largest peak; pid %" PRIu32
+            " (%s) peaked at %s\n",
+            s->n, b->pid, b->argc > 0 ? b->argv[0] : "?", c->pid, c->argc > 0 ? c->argv[0] : "?",
+            cli_size(a, (long long)c->totals.peak_bytes, false));
+    return best;
 }
 
 /* What went wrong with the capture itself, on stderr even with -q: a write that failed, blocks
@@ -198,35 +268,16 @@ warn_capture(const zw_capture *c)
                 (unsigned long long)c->untraced);
 }
 
-/* Prints the summary (unless `quiet`) and the capture's warnings; false if there is no capture
- * (after a message). */
-static bool
-summarize(const char *first, bool quiet)
+/* The line about the leaks at exit: the exit set's heap blocks, or why they are unknown. */
+static void
+print_leaks(const zw_capture *c)
 {
-    char path[PATH_MAX + 16];
-    zw_capture *c = main_capture(first, path, sizeof(path), quiet);
-    if (c == NULL)
-        return false;
-    if (quiet) {
-        warn_capture(c);
-        zw_capture_free(c);
-        return true;
-    }
-    c = largest_peak(first, c, path, sizeof(path));
-    char a[32], b[32];
+    char a[32];
     const zw_capture_totals *t = &c->totals;
-    size_t leaked = 0, blocks = 0;
-    cli_snapshot_totals(c->exit.snap, &leaked, &blocks);
-    fprintf(stderr, "zw: peak         %s at %.3f s\n", cli_size(a, (long long)t->peak_bytes, false),
-            (double)t->peak_time_ns / 1e9);
-    cli_tree one = {.n = 1, .caps = &c};
-    uint64_t mapped = cli_tree_mmap_peak(&one);
-    if (mapped > 0)
-        fprintf(stderr, "zw: mmap peak    %s (mapped by the program itself: zw top --domain mmap)\n",
-                cli_size(a, (long long)mapped, false));
-    if (c->exit.snap != NULL)
-        fprintf(stderr, "zw: leaks        %s in %zu blocks at exit\n",
-                cli_size(a, (long long)leaked, false), blocks);
+    if (c->exit_size.kept)
+        fprintf(stderr, "zw: leaks        %s in %llu blocks at exit\n",
+                cli_size(a, (long long)c->exit_size.heap_bytes, false),
+                (unsigned long long)c->exit_size.heap_blocks);
     else if (c->write_errno != 0)
         fprintf(stderr, "zw: leaks        unknown: the capture was cut before them\n");
     else if (t->end == ZW_CAPTURE_END_SIGNAL)
@@ -239,28 +290,54 @@ summarize(const char *first, bool quiet)
                         "set\n");
     else
         fprintf(stderr, "zw: leaks        unknown: the process died before writing them\n");
+}
+
+/* Prints the summary (unless `quiet`) and the capture's warnings; false if there is no capture
+ * (after a message). */
+static bool
+summarize(const char *first, bool quiet)
+{
+    run_set s;
+    if (!set_open(&s, first, quiet))
+        return false;
+    long found = main_capture(&s);
+    if (found < 0) {
+        set_release(&s);
+        return false;
+    }
+    if (quiet) {
+        warn_capture(s.caps[found]);
+        set_release(&s);
+        return true;
+    }
+    size_t used = largest_peak(&s, (size_t)found);
+    const zw_capture *c = s.caps[used];
+    char a[32], b[32];
+    const zw_capture_totals *t = &c->totals;
+    fprintf(stderr, "zw: peak         %s at %.3f s\n", cli_size(a, (long long)t->peak_bytes, false),
+            (double)t->peak_time_ns / 1e9);
+    cli_tree one = {.n = 1, .caps = &s.caps[used]};
+    uint64_t mapped = cli_tree_mmap_peak(&one);
+    if (mapped > 0)
+        fprintf(stderr, "zw: mmap peak    %s (mapped by the program itself: zw top --domain mmap)\n",
+                cli_size(a, (long long)mapped, false));
+    print_leaks(c);
     fprintf(stderr, "zw: allocations  %llu (%llu frees), %s in all\n",
             (unsigned long long)t->allocations, (unsigned long long)t->frees,
             cli_size(b, (long long)t->bytes_allocated, false));
     fprintf(stderr, "zw: temporary    %llu (%.1f%% of allocations)\n",
             (unsigned long long)t->temporary,
             t->allocations ? 100.0 * (double)t->temporary / (double)t->allocations : 0.0);
-    int more = 0;
-    for (int i = 1; i < 1000; i++) {
-        char other[PATH_MAX + 16];
-        snprintf(other, sizeof(other), "%s.%d", first, i);
-        if (access(other, F_OK) != 0)
-            break;
-        more++;
-    }
-    if (more > 0)
-        fprintf(stderr, "zw: capture      %s%s (one of %d files, one per process: %s, %s.1 ...)\n",
-                path, c->complete ? "" : " (incomplete)", more + 1, first, first);
+    char path[PATH_MAX + 16];
+    set_path(&s, used, path, sizeof(path));
+    if (s.n > 1)
+        fprintf(stderr, "zw: capture      %s%s (one of %zu files, one per process: %s, %s.1 ...)\n",
+                path, c->complete ? "" : " (incomplete)", s.n, first, first);
     else
         fprintf(stderr, "zw: capture      %s%s ('zw stat %s' for more)\n", path,
                 c->complete ? "" : " (incomplete)", path);
     warn_capture(c);
-    zw_capture_free(c);
+    set_release(&s);
     return true;
 }
 

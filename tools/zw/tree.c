@@ -168,9 +168,8 @@ show_reading(void *arg, uint64_t done, uint64_t total)
                       cli_size(b, (long long)all, false));
 }
 
-/* The warning for a capture read with damaged sections. */
-static void
-warn_damaged(const char *path, const zw_capture *c)
+void
+cli_warn_damaged(const char *path, const zw_capture *c)
 {
     if (c->damaged > 0)
         fprintf(stderr,
@@ -197,23 +196,10 @@ load_showing(const char *path, reading *r)
         zw_capture_free(c);
         return NULL;
     }
-    warn_damaged(path, c);
+    cli_warn_damaged(path, c);
     if (c->peak_lost != NULL)
         fprintf(stderr, "zw: warning: capture '%s': the peak set was not rebuilt: %s\n", path,
                 c->peak_lost);
-    return c;
-}
-
-zw_capture *
-cli_load_brief(const char *path)
-{
-    zw_error err;
-    zw_capture *c = zw_capture_load_brief(path, &err);
-    if (c == NULL) {
-        cli_fail("%s", err.msg);
-        return NULL;
-    }
-    warn_damaged(path, c);
     return c;
 }
 
