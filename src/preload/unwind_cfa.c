@@ -481,34 +481,39 @@ has_personality(const uint8_t *hdr, uintptr_t start, uintptr_t base)
     return false;
 }
 
-/* Screens the module of `dlfo` once (see above). */
+/* Screens the module of `dlfo` (see above), once it passed: it is noted only after its check, so
+ * that a thread meeting it meanwhile checks it too rather than patch its frames first. */
 static void
 screen(const struct dl_find_object *dlfo)
 {
     uintptr_t key = (uintptr_t)dlfo->dlfo_map_start;
     size_t h = (size_t)((key >> 12) * 0x9E3779B97F4A7C15ULL >> 54) % SCREEN_CAP;
     for (size_t k = 0; k < 8; k++) {
-        _Atomic uintptr_t *e = &screened[(h + k) % SCREEN_CAP];
-        uintptr_t v = atomic_load_explicit(e, memory_order_relaxed);
+        uintptr_t v = atomic_load_explicit(&screened[(h + k) % SCREEN_CAP], memory_order_relaxed);
         if (v == key)
             return;
-        if (v == 0) {
-            atomic_store_explicit(e, key, memory_order_relaxed);
+        if (v == 0)
             break;
-        }
     }
     uintptr_t self = (uintptr_t)screen; /* this library: the trampoline's personality is ours */
-    if (self >= key && self < (uintptr_t)dlfo->dlfo_map_end)
-        return;
     const struct link_map *lm = dlfo->dlfo_link_map;
-    if (lm == NULL || imports_unwinder(lm))
-        return;
-    const char *name = lm->l_name != NULL && lm->l_name[0] != '\0' ? lm->l_name : NULL;
+    const char *name = lm != NULL && lm->l_name != NULL && lm->l_name[0] != '\0' ? lm->l_name : NULL;
     const char *slash = name != NULL ? strrchr(name, '/') : NULL;
-    if (name != NULL && strncmp(slash != NULL ? slash + 1 : name, "libc.so.", 8) == 0)
-        return;
-    if (has_personality(dlfo->dlfo_eh_frame, key, lm->l_addr))
+    bool passes = (self >= key && self < (uintptr_t)dlfo->dlfo_map_end) || lm == NULL ||
+                  imports_unwinder(lm) ||
+                  (name != NULL && strncmp(slash != NULL ? slash + 1 : name, "libc.so.", 8) == 0) ||
+                  !has_personality(dlfo->dlfo_eh_frame, key, lm->l_addr);
+    if (!passes) {
         zwi_preload_shadow_refuse(name != NULL ? name : "the program's executable");
+        return; /* and screening stops: patching is off for good */
+    }
+    for (size_t k = 0; k < 8; k++) {
+        uintptr_t empty = 0;
+        if (atomic_compare_exchange_strong_explicit(&screened[(h + k) % SCREEN_CAP], &empty, key,
+                                                    memory_order_relaxed, memory_order_relaxed) ||
+            empty == key)
+            return;
+    }
 }
 
 void

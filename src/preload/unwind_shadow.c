@@ -454,6 +454,7 @@ zwi_preload_shadow_named(bool named)
 void
 zwi_preload_shadow_refuse(const char *module)
 {
+    atomic_store_explicit(&zwi_preload_unwind_screening, false, memory_order_relaxed);
     if (atomic_exchange_explicit(&patching_off, true, memory_order_relaxed) || !shadow_named)
         return;
     char msg[512];
