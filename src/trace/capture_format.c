@@ -127,28 +127,43 @@ put_snapshot(zwi_cbuf *b, const zw_snapshot *snap, bool must)
     return 0;
 }
 
+/* The bytes of an embedded snapshot: *n of them at *p (*n 0: the set was not kept), the first at
+ * offset *at of `c`. */
+static int
+get_embedded(zwi_cursor *c, const unsigned char **p, uint64_t *n, size_t *at)
+{
+    if (zwi_get_u64(c, n) != 0)
+        return -1;
+    *at = c->pos;
+    if (*n == 0)
+        return 0;
+    if (*n > c->len - c->pos)
+        return zwi_cursor_fail(c, "truncated snapshot");
+    return zwi_get_bytes(c, (size_t)*n, "snapshot", p);
+}
+
+/* The embedded snapshot at offset `at` could not be decoded (`inner` says why). */
+static int
+embedded_fails(zwi_cursor *c, size_t at, const zw_error *inner)
+{
+    c->pos = at; /* the message names the snapshot's first byte */
+    return zwi_cursor_fail(c, "embedded snapshot: %s", inner->msg);
+}
+
 static int
 get_snapshot(zwi_cursor *c, zw_snapshot **out)
 {
     uint64_t n;
     const unsigned char *p;
+    size_t at;
     *out = NULL;
-    if (zwi_get_u64(c, &n) != 0)
+    if (get_embedded(c, &p, &n, &at) != 0)
         return -1;
     if (n == 0)
-        return 0; /* the set was not kept */
-    size_t at = c->pos;
-    if (n > c->len - c->pos)
-        return zwi_cursor_fail(c, "truncated snapshot");
-    if (zwi_get_bytes(c, (size_t)n, "snapshot", &p) != 0)
-        return -1;
+        return 0;
     zw_error inner;
     *out = zwi_snapshot_decode(p, (size_t)n, &inner);
-    if (*out == NULL) {
-        c->pos = at; /* the message names the snapshot's first byte */
-        return zwi_cursor_fail(c, "embedded snapshot: %s", inner.msg);
-    }
-    return 0;
+    return *out == NULL ? embedded_fails(c, at, &inner) : 0;
 }
 
 /* ---- PROCESS ---- */
@@ -407,21 +422,15 @@ zwi_decode_set_size(zwi_cursor *c, zw_capture_set_size *size)
     uint64_t n;
     const unsigned char *p;
     *size = (zw_capture_set_size){0};
+    size_t at;
     if (zwi_get_u64(c, &time_ns) || zwi_get_u64(c, &heap_bytes) || zwi_get_u32(c, &nlabel) ||
-        zwi_get_bytes(c, nlabel, "string", &p) || zwi_get_u64(c, &n))
+        zwi_get_bytes(c, nlabel, "string", &p) || get_embedded(c, &p, &n, &at))
         return -1;
     if (n == 0)
         return 0; /* the set was not kept */
-    size_t at = c->pos;
-    if (n > c->len - c->pos)
-        return zwi_cursor_fail(c, "truncated snapshot");
-    if (zwi_get_bytes(c, (size_t)n, "snapshot", &p) != 0)
-        return -1;
     zw_error inner;
-    if (zwi_snapshot_each_trace(p, (size_t)n, count_one, size, &inner) != 0) {
-        c->pos = at; /* the message names the snapshot's first byte */
-        return zwi_cursor_fail(c, "embedded snapshot: %s", inner.msg);
-    }
+    if (zwi_snapshot_each_trace(p, (size_t)n, count_one, size, &inner) != 0)
+        return embedded_fails(c, at, &inner);
     size->kept = true;
     return 0;
 }

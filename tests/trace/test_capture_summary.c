@@ -50,15 +50,27 @@ assert_same_size(const zw_capture_set_size *a, const zw_capture_set_size *b, con
         (unsigned long long)a->mmap_blocks, (unsigned long long)b->mmap_blocks);
 }
 
-/* `file` written to a temporary file, whose path is in `path` (unlink it). */
+/* `file` loaded in full, for the summary and (if `brief` is not NULL) briefly, from a temporary
+ * file removed after. */
 static void
-write_temp(const zwi_cbuf *file, char path[32])
+load_all(const zwi_cbuf *file, zw_capture **full, zw_capture **sum, zw_capture **brief)
 {
-    snprintf(path, 32, "/tmp/zw-summary-XXXXXX");
+    char path[32];
+    snprintf(path, sizeof(path), "/tmp/zw-summary-XXXXXX");
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, file->data, file->len), (ssize_t)file->len);
     close(fd);
+    zw_error err;
+    *full = zw_capture_load(path, &err);
+    cr_assert_not_null(*full, "%s", err.msg);
+    *sum = zw_capture_load_summary(path, &err);
+    cr_assert_not_null(*sum, "%s", err.msg);
+    if (brief != NULL) {
+        *brief = zw_capture_load_brief(path, &err);
+        cr_assert_not_null(*brief, "%s", err.msg);
+    }
+    unlink(path);
 }
 
 /* ---- every capture of the corpus: written by zw run in each version of the format ---- */
@@ -159,16 +171,8 @@ Test(trace_capture_summary, reads_the_exit_set_in_the_packed_end_of_a_streamed_c
     zw_snapshot *snap = zwt_fixture_a(); /* domains 0, 0, 0, 1, 2, 3 */
     zwi_cbuf file = {.raw = raw};
     streamed_end(&file, snap, true, snap);
-    char path[32];
-    write_temp(&file, path);
-    zw_error err;
-    zw_capture *full = zw_capture_load(path, &err);
-    cr_assert_not_null(full, "%s", err.msg);
-    zw_capture *sum = zw_capture_load_summary(path, &err);
-    cr_assert_not_null(sum, "%s", err.msg);
-    zw_capture *brief = zw_capture_load_brief(path, &err);
-    cr_assert_not_null(brief, "%s", err.msg);
-    unlink(path);
+    zw_capture *full, *sum, *brief;
+    load_all(&file, &full, &sum, &brief);
     /* the heap's three blocks of 10 bytes and the mmap domain's one of 2: not the mark's twice */
     zw_capture_set_size want = {true, 3, 30, 1, 2};
     assert_same_size(&full->exit_size, &want, "full");
@@ -189,14 +193,8 @@ Test(trace_capture_summary, an_exit_set_not_kept_or_without_its_table_is_not_cou
         zwi_cbuf file = {.raw = raw};
         /* 0: the table is there, the exit set not kept; 1: the set kept, its table missing */
         streamed_end(&file, snap, without == 0, without == 0 ? NULL : snap);
-        char path[32];
-        write_temp(&file, path);
-        zw_error err;
-        zw_capture *full = zw_capture_load(path, &err);
-        cr_assert_not_null(full, "%s", err.msg);
-        zw_capture *sum = zw_capture_load_summary(path, &err);
-        cr_assert_not_null(sum, "%s", err.msg);
-        unlink(path);
+        zw_capture *full, *sum;
+        load_all(&file, &full, &sum, NULL);
         cr_assert(full->exit.label != NULL && full->exit.snap == NULL, "case %d", without);
         zw_capture_set_size none = {0};
         assert_same_size(&full->exit_size, &none, "full");
@@ -224,14 +222,8 @@ Test(trace_capture_summary, an_exit_set_stored_twice_is_damage)
     pay.len = 0;
     zwi_encode_end(&pay);
     zwi_capture_put(&file, ZWI_SEC_END, &pay);
-    char path[32];
-    write_temp(&file, path);
-    zw_error err;
-    zw_capture *full = zw_capture_load(path, &err);
-    cr_assert_not_null(full, "%s", err.msg);
-    zw_capture *sum = zw_capture_load_summary(path, &err);
-    cr_assert_not_null(sum, "%s", err.msg);
-    unlink(path);
+    zw_capture *full, *sum;
+    load_all(&file, &full, &sum, NULL);
     cr_assert(full->damaged == 1 && sum->damaged == 1, "damaged %zu and %zu", full->damaged,
               sum->damaged);
     cr_assert(strstr(sum->damage, "stored twice") != NULL, "%s", sum->damage);
