@@ -497,7 +497,8 @@ screen(const struct dl_find_object *dlfo)
     }
     uintptr_t self = (uintptr_t)screen; /* this library: the trampoline's personality is ours */
     const struct link_map *lm = dlfo->dlfo_link_map;
-    const char *name = lm != NULL && lm->l_name != NULL && lm->l_name[0] != '\0' ? lm->l_name : NULL;
+    const char *name =
+        lm != NULL && lm->l_name != NULL && lm->l_name[0] != '\0' ? lm->l_name : NULL;
     const char *slash = name != NULL ? strrchr(name, '/') : NULL;
     bool passes = (self >= key && self < (uintptr_t)dlfo->dlfo_map_end) || lm == NULL ||
                   imports_unwinder(lm) ||
