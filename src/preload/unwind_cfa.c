@@ -380,8 +380,8 @@ find_fde(const uint8_t *hdr, uintptr_t pc)
  *
  * The shadow stack replaces walked return addresses by the trampoline's; libgcc's unwinder never
  * reads them (its entry points are interposed and put them back first), but an unwinder linked
- * into a module (g++ -static-libstdc++ -static-libgcc: GCC's own compilers are built so) is
- * called from inside that module, and its exceptions stop at the first trampoline:
+ * into a module (g++ -static-libstdc++ -static-libgcc: GCC's own compilers and the JVM are built
+ * so) is called from inside that module, and its exceptions stop at the first trampoline:
  * std::terminate. Such a module has exception-handling code (a CIE naming a personality routine)
  * and imports none of libgcc's entry points or personality routines. glibc's libc is the one
  * exception: its cancellation cleanups reach libgcc through pointers of its own, by forced

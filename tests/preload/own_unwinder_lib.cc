@@ -1,6 +1,6 @@
 /* tests/preload/own_unwinder_lib.cc - C++ exceptions thrown through frames that allocated, by
  * code linked with its own copy of the C++ runtime and of libgcc's unwinder (-static-libstdc++
- * -static-libgcc, as GCC's own compilers are built): its throws never call the shared
+ * -static-libgcc, as GCC's compilers and the JVM are built): its throws never call the shared
  * libgcc's entry points, so the shadow unwinder must not have replaced a return address they
  * read. Linked into zwp_own_unwinder, and built as a library zwp_own_unwinder_dl loads. */
 #include <stdexcept>
