@@ -10,14 +10,8 @@
 set -u
 zw=$1
 command -v python3.11 >/dev/null 2>&1 || { echo "skipped: python3.11 not found"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib.sh"
 cd "$tmp" || exit 1
-fails=0
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
 
 seq 1 200000 >numbers.txt
 cat >exceptions.py <<'EOF'
@@ -85,4 +79,4 @@ done <<END
 $programs
 END
 [ $total -ge 1000 ] || fail "only $total walks compared with libunwind's, want 1000 or more"
-[ $fails -eq 0 ]
+finish "Debian programs under the default unwinder and shadow-check"
