@@ -9,6 +9,7 @@
  * then asks libunwind. Nothing here allocates or locks: a hook calls it. */
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -505,7 +506,8 @@ screen(const struct dl_find_object *dlfo)
                   (name != NULL && strncmp(slash != NULL ? slash + 1 : name, "libc.so.", 8) == 0) ||
                   !has_personality(dlfo->dlfo_eh_frame, key, lm->l_addr);
     if (!passes) {
-        zwi_preload_shadow_refuse(name != NULL ? name : "the program's executable");
+        /* the executable's link map has no name: glibc's copy of argv[0] */
+        zwi_preload_shadow_refuse(name != NULL ? name : program_invocation_name);
         return; /* and screening stops: patching is off for good */
     }
     for (size_t k = 0; k < 8; k++) {

@@ -177,7 +177,7 @@ for prog in zwp_own_unwinder zwp_own_unwinder_dl; do
         grep -q '^caught 100$' "$tmp/own.out" || fail "$prog (ZW_UNWIND=$mode): $(cat "$tmp/own.out")"
         said=$(grep -c 'has an unwinder of its own' "$tmp/own.err")
         if [ "$mode" = shadow ]; then
-            want="the program's executable"
+            want="$prog" # its argv[0], the path zw ran
             [ $prog = zwp_own_unwinder_dl ] && want=libzwp_own_unwinder_lib.so
             grep -q "ZW_UNWIND=shadow: .*$want has an unwinder of its own" "$tmp/own.err" ||
                 { cat "$tmp/own.err"; fail "$prog: ZW_UNWIND=shadow does not name $want"; }
