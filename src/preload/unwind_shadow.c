@@ -18,7 +18,9 @@
  *   exceptions and backtraces go through libgcc, which must never read the trampoline:
  *     _Unwind_RaiseException, _Unwind_Resume, _Unwind_Resume_or_Rethrow, _Unwind_ForcedUnwind,
  *     _Unwind_Backtrace and backtrace(3) are interposed (exports.map): each puts every real
- *     return address back (drop_all) and jumps to the real function, adding no frame. A landing
+ *     return address back (drop_all) and jumps to the real function, adding no frame. So are
+ *     libunwind's walks (unw_init_local, unw_step and unw_backtrace, by the nongnu library's
+ *     names and LLVM's): each step puts them back, since the walker may allocate between steps. A landing
  *     pad that allocates gets its frames patched again; its _Unwind_Resume restores them before
  *     the unwinder goes on. glibc's pthread_exit and pthread_cancel call libgcc's
  *     _Unwind_ForcedUnwind by a pointer of their own: the trampoline's FDE names a personality
@@ -526,13 +528,25 @@ resume_fails(void)
     abort();
 }
 
-enum { REAL_RAISE, REAL_RESUME, REAL_RETHROW, REAL_FORCED, REAL_BACKTRACE, REAL_BT, REAL_MAKECONTEXT,
-       REAL_N };
+static int
+unw_fails(void)
+{
+    return -1; /* -UNW_EUNSPEC: no libunwind to forward to */
+}
+
+/* The order of unwind_shadow_x86_64.S's INTERPOSE lines. libunwind's walks (a crash reporter's, a
+ * profiler's) read the stack as libgcc's do: the nongnu library's entry points (_UL-prefixed, as
+ * its header names them) and LLVM's (unw_*). */
+enum { REAL_RAISE, REAL_RESUME, REAL_RETHROW, REAL_FORCED, REAL_BACKTRACE, REAL_BT,
+       REAL_UNW_INIT, REAL_UNW_INIT2, REAL_UNW_STEP, REAL_UNW_BACKTRACE, REAL_LLVM_INIT,
+       REAL_LLVM_STEP, REAL_MAKECONTEXT, REAL_N };
 
 static void *_Atomic real[REAL_N]; /* the real functions, found at init (or at first use) */
 static const char *const real_names[REAL_N] = {
-    "_Unwind_RaiseException", "_Unwind_Resume",    "_Unwind_Resume_or_Rethrow",
-    "_Unwind_ForcedUnwind",   "_Unwind_Backtrace", "backtrace",
+    "_Unwind_RaiseException", "_Unwind_Resume",       "_Unwind_Resume_or_Rethrow",
+    "_Unwind_ForcedUnwind",   "_Unwind_Backtrace",    "backtrace",
+    "_ULx86_64_init_local",   "_ULx86_64_init_local2", "_ULx86_64_step",
+    "unw_backtrace",          "unw_init_local",       "unw_step",
     "makecontext",
 };
 
@@ -552,7 +566,11 @@ zwi_shadow_before(unsigned which)
         return f;
     if (which == REAL_RESUME)
         return (void *)resume_fails;
-    return which == REAL_BT ? (void *)backtrace_fails : (void *)unwind_fails;
+    if (which == REAL_BT || which == REAL_UNW_BACKTRACE)
+        return (void *)backtrace_fails;
+    if (which >= REAL_UNW_INIT)
+        return (void *)unw_fails;
+    return (void *)unwind_fails;
 }
 
 /* ---- a forced unwind that meets the trampoline ---- */

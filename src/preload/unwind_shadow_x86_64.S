@@ -149,6 +149,12 @@ zwi_shadow_landing:
     INTERPOSE _Unwind_ForcedUnwind, zwi_shadow_before, 3
     INTERPOSE _Unwind_Backtrace, zwi_shadow_before, 4
     INTERPOSE backtrace, zwi_shadow_before, 5
+    INTERPOSE _ULx86_64_init_local, zwi_shadow_before, 6
+    INTERPOSE _ULx86_64_init_local2, zwi_shadow_before, 7
+    INTERPOSE _ULx86_64_step, zwi_shadow_before, 8
+    INTERPOSE unw_backtrace, zwi_shadow_before, 9
+    INTERPOSE unw_init_local, zwi_shadow_before, 10
+    INTERPOSE unw_step, zwi_shadow_before, 11
     INTERPOSE makecontext, zwi_shadow_before_makecontext,
 #endif
 

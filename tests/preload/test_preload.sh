@@ -190,6 +190,18 @@ for prog in zwp_own_unwinder zwp_own_unwinder_dl; do
         echo "ok: $prog (ZW_UNWIND=${mode:-default}): 100 exceptions caught, allocations traced through deep()"
     done
 done
+# a program walking its own stack with libunwind (unw_step, allocating between steps too, and
+# unw_backtrace) after its frames were patched: the walks count what they count untraced
+if [ -x "$dir/zwp_libunwind_self" ]; then
+    want=$("$dir/zwp_libunwind_self")
+    for mode in "" shadow incremental; do
+        got=$(ZW_UNWIND=$mode "$zw" run -q -o "$tmp/lu.zwc" -- "$dir/zwp_libunwind_self") ||
+            fail "zwp_libunwind_self (ZW_UNWIND=$mode): status $?"
+        [ "$got" = "$want" ] &&
+            echo "ok: libunwind's own walks (ZW_UNWIND=${mode:-default}): $(echo "$got" | head -1)" ||
+            fail "libunwind's own walks (ZW_UNWIND=${mode:-default}): '$got', untraced '$want'"
+    done
+fi
 # with frame pointers and a short limit: the frames past it are counted from the thread's last
 # walk where the stack still holds it, and check mode counts them again by a walk
 ZW_NFRAME=4 ZW_UNWIND=check "$zw" run -q --follow-fork -o "$tmp/hazards_fp.zwc" -- \
