@@ -20,9 +20,9 @@
  *     _Unwind_Backtrace and backtrace(3) are interposed (exports.map): each puts every real
  *     return address back (drop_all) and jumps to the real function, adding no frame. So are
  *     libunwind's walks (unw_init_local, unw_step and unw_backtrace, by the nongnu library's
- *     names and LLVM's): each step puts them back, since the walker may allocate between steps. A landing
- *     pad that allocates gets its frames patched again; its _Unwind_Resume restores them before
- *     the unwinder goes on. glibc's pthread_exit and pthread_cancel call libgcc's
+ *     names and LLVM's): each step puts them back, since the walker may allocate between steps.
+ *     A landing pad that allocates gets its frames patched again; its _Unwind_Resume restores
+ *     them before the unwinder goes on. glibc's pthread_exit and pthread_cancel call libgcc's
  *     _Unwind_ForcedUnwind by a pointer of their own: the trampoline's FDE names a personality
  *     routine (zwi_shadow_personality) that, in a forced unwind, puts the real addresses back
  *     and resumes the unwind from the real caller. An exception raised by an unwinder linked
