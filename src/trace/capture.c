@@ -915,15 +915,22 @@ load(const unsigned char *data, size_t len, const char *name, zw_error *err, zw_
     return l.c;
 }
 
-zw_capture *
-zw_capture_load_memory(const void *data, size_t len, zw_error *err)
+/* A capture held in memory, read in `mode`. */
+static zw_capture *
+load_memory(const void *data, size_t len, enum load_mode mode, zw_error *err)
 {
     zw_raw *raw = zw_raw_new(NULL);
     if (raw == NULL) {
         zw_error_set(err, "cannot read capture '<memory>': %s", strerror(ENOMEM));
         return NULL;
     }
-    return load(data, len, "<memory>", err, raw, NULL, NULL, LOAD_FULL);
+    return load(data, len, "<memory>", err, raw, NULL, NULL, mode);
+}
+
+zw_capture *
+zw_capture_load_memory(const void *data, size_t len, zw_error *err)
+{
+    return load_memory(data, len, LOAD_FULL, err);
 }
 
 static zw_capture *load_file(const char *path, zw_capture_progress_fn *progress, void *arg,
@@ -950,12 +957,7 @@ zw_capture_load_summary(const char *path, zw_error *err)
 zw_capture *
 zwi_capture_load_summary_memory(const void *data, size_t len, zw_error *err)
 {
-    zw_raw *raw = zw_raw_new(NULL);
-    if (raw == NULL) {
-        zw_error_set(err, "cannot read capture '<memory>': %s", strerror(ENOMEM));
-        return NULL;
-    }
-    return load(data, len, "<memory>", err, raw, NULL, NULL, LOAD_SUMMARY);
+    return load_memory(data, len, LOAD_SUMMARY, err);
 }
 
 zw_capture *
