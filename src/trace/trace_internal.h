@@ -191,7 +191,7 @@ ZW_HIDDEN unsigned zwi_capture_tail(zwi_chain *c, const uintptr_t *fp, uintptr_t
 ZW_HIDDEN extern unsigned zwi_capture_check_every;
 ZW_HIDDEN extern atomic_uint zwi_capture_checked;
 
-#define ZWI_TB_CACHE 256 /* entries of a thread's traceback cache (a power of two) */
+#define ZWI_TB_CACHE 4096 /* entries of a thread's traceback cache (a power of two; 64 KiB) */
 #define ZWI_SITE_BITS 6  /* log2 of the entries of a thread's per-site memo */
 #define ZWI_SITE_FRAMES 32 /* frames of a traceback the per-site memo keeps (64 x 272 bytes) */
 
@@ -214,11 +214,15 @@ typedef struct zwi_thread {
     uint32_t path_ref;
     uint32_t path_node[ZW_TRACE_MAX_NFRAME];
     uintptr_t path_ret[ZW_TRACE_MAX_NFRAME];
-    /* recently interned tracebacks by hash: a hit skips the intern lock (its inner frames,
-     * those the path lacks, are checked against the tree) */
+    /* recently interned tracebacks by hash, with their innermost node and sizes: a hit skips
+     * the intern lock and the traceback table (its inner frames, those the path lacks, are
+     * checked against the tree) */
     struct zwi_tbcache {
         uint32_t hash; /* 0: empty */
         uint32_t ref;
+        uint32_t node;   /* the traceback's innermost frame's node */
+        uint16_t nframe; /* its frames kept */
+        uint16_t total;  /* its frames on the stack, capped at 65535 */
     } cache[ZWI_TB_CACHE];
     /* the traceback each allocation site (first frame) gave last in this thread with at most
      * ZWI_SITE_FRAMES frames, and those frames: an interpreter's allocation sites repeat their
