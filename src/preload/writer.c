@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "preload_internal.h"
 
 #define MAX_MARK_SETS  256 /* marks that keep a copy of the live set; later ones time and bytes */
@@ -436,9 +437,9 @@ put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t
         uint64_t bytes, const zwi_trace_rec *recs, size_t n, bool kept)
 {
     zwi_set s = {.kind = kind, .time_ns = time_ns, .heap_bytes = bytes, .label = label};
-    s.domains = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
-    s.tbs = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
-    s.sizes = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
+    s.domains = zwi_alloc(out->raw, (n + 1) * sizeof(uint32_t));
+    s.tbs = zwi_alloc(out->raw, (n + 1) * sizeof(uint32_t));
+    s.sizes = zwi_alloc(out->raw, (n + 1) * sizeof(uint64_t));
     s.kept = kept && s.domains != NULL && s.tbs != NULL && s.sizes != NULL;
     for (size_t i = 0; s.kept && i < n; i++) {
         int64_t x = table_index(tb, recs[i].tb);
@@ -448,13 +449,13 @@ put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t
         s.sizes[i] = recs[i].size;
     }
     s.n = s.kept ? n : 0;
-    zwi_cbuf pay = {.raw = G.raw};
+    zwi_cbuf pay = {.raw = out->raw};
     zwi_encode_table_set_of(&pay, &s);
     zwi_capture_put_record(out, ZWI_SEC_SET, &pay);
     zwi_cbuf_release(&pay);
-    zwi_free(G.raw, s.sizes);
-    zwi_free(G.raw, s.tbs);
-    zwi_free(G.raw, s.domains);
+    zwi_free(out->raw, s.sizes);
+    zwi_free(out->raw, s.tbs);
+    zwi_free(out->raw, s.domains);
     return s.kept;
 }
 
@@ -471,12 +472,12 @@ put_sites(zwi_cbuf *out, end_table *tb)
         n += atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed) != 0 ||
              G.shown[ref].mentioned;
     zwi_site_list sl = {.steps_whole = !G.steps_broken};
-    sl.refs = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
-    sl.domains = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
-    sl.tbs = zwi_alloc(G.raw, (n + 1) * sizeof(uint32_t));
-    sl.counts = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
-    sl.bytes = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
-    sl.temporary = zwi_alloc(G.raw, (n + 1) * sizeof(uint64_t));
+    sl.refs = zwi_alloc(out->raw, (n + 1) * sizeof(uint32_t));
+    sl.domains = zwi_alloc(out->raw, (n + 1) * sizeof(uint32_t));
+    sl.tbs = zwi_alloc(out->raw, (n + 1) * sizeof(uint32_t));
+    sl.counts = zwi_alloc(out->raw, (n + 1) * sizeof(uint64_t));
+    sl.bytes = zwi_alloc(out->raw, (n + 1) * sizeof(uint64_t));
+    sl.temporary = zwi_alloc(out->raw, (n + 1) * sizeof(uint64_t));
     bool ok = sl.refs != NULL && sl.domains != NULL && sl.tbs != NULL && sl.counts != NULL &&
               sl.bytes != NULL && sl.temporary != NULL;
     for (size_t ref = 1; ok && sl.n < n && ref <= max && ref < G.site_refs; ref++) {
@@ -495,17 +496,17 @@ put_sites(zwi_cbuf *out, end_table *tb)
         sl.n++;
     }
     if (ok) {
-        zwi_cbuf pay = {.raw = G.raw};
+        zwi_cbuf pay = {.raw = out->raw};
         zwi_encode_site_list_packed(&pay, &sl);
         zwi_capture_put_record(out, ZWI_SEC_SITE_LIST, &pay);
         zwi_cbuf_release(&pay);
     }
-    zwi_free(G.raw, sl.temporary);
-    zwi_free(G.raw, sl.bytes);
-    zwi_free(G.raw, sl.counts);
-    zwi_free(G.raw, sl.tbs);
-    zwi_free(G.raw, sl.domains);
-    zwi_free(G.raw, sl.refs);
+    zwi_free(out->raw, sl.temporary);
+    zwi_free(out->raw, sl.bytes);
+    zwi_free(out->raw, sl.counts);
+    zwi_free(out->raw, sl.tbs);
+    zwi_free(out->raw, sl.domains);
+    zwi_free(out->raw, sl.refs);
 }
 
 /* A LEAKS section (or MARK_LEAKS, `type`): how a set's scan went and the kind of each block. */
@@ -526,7 +527,7 @@ put_leaks(zwi_cbuf *out, uint32_t type, const zwi_leak_check *c, bool have_set)
     };
     memcpy(l.blocks, c->blocks, sizeof(l.blocks));
     memcpy(l.bytes, c->bytes, sizeof(l.bytes));
-    zwi_cbuf pay = {.raw = G.raw};
+    zwi_cbuf pay = {.raw = out->raw};
     zwi_encode_leaks_packed(&pay, &l);
     zwi_capture_put_record(out, type, &pay);
     zwi_cbuf_release(&pay);
@@ -552,7 +553,7 @@ packable(uint64_t more)
  * uncompressed (packable() said so): they are compressed once, here. Skipped as packable() says;
  * if the packing fails (no memory), the capture stays as written. */
 static void
-pack_locked(void)
+pack_locked(zw_raw *raw)
 {
     uint64_t len = atomic_load(&G.file_len);
     size_t live_end = LIVE_AT + sizeof(live_head) + LIVE_SLOTS * sizeof(tstats);
@@ -561,7 +562,7 @@ pack_locked(void)
     char tmp[sizeof(G.path) + 16];
     if (snprintf(tmp, sizeof(tmp), "%s.zw-tmp", G.path) >= (int)sizeof(tmp))
         return;
-    zwi_cbuf out = {.raw = G.raw};
+    zwi_cbuf out = {.raw = raw};
     zwi_capture_put_header(&out);
     totals s = zwi_preload_sum_stats();
     zwi_capture_put_live(&out, 1);
@@ -588,7 +589,7 @@ pack_locked(void)
         }
         off += (size_t)n;
     }
-    zwi_cbuf packed = {.raw = G.raw};
+    zwi_cbuf packed = {.raw = raw};
     bool ok = !out.failed &&
               zwi_capture_pack(out.data, out.len, (uint64_t)G.interval_ms * 1000000u, &packed) == 0;
     zwi_cbuf_release(&out);
@@ -625,12 +626,20 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_scan_sites_locked(last.time_ns, 0);
     zwi_preload_flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
-    zw_snapshot *table = zw_snapshot_new(G.nframe);
+    /* the table and the end's buffers from an arena of populated pages (arena.c); the table's
+     * door is its own (the snapshot destroys it), the buffers share `raw` */
+    zwi_arena *arena = zwi_arena_new();
+    zw_raw *raw = arena != NULL ? zwi_arena_door(arena) : NULL;
+    zw_raw *table_raw = arena != NULL ? zwi_arena_door(arena) : NULL;
+    zw_snapshot *table = table_raw != NULL ? zwi_snapshot_new_on(G.nframe, table_raw) : NULL;
     end_table tb = {table != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL, NULL, 0};
-    if (sym == NULL || tb.b == NULL) {
+    if (sym == NULL || raw == NULL || tb.b == NULL) {
         note_write_error(ENOMEM); /* finish() writes the last words instead */
         zwi_symbolizer_free(sym);
-        zw_snapshot_free(table);
+        zw_snapshot_free(table); /* and table_raw, which a table that failed destroyed */
+        if (raw != NULL)
+            zw_raw_destroy(raw);
+        zwi_arena_free(arena);
         return;
     }
     zwi_preload_report_unloaded(sym);
@@ -648,9 +657,9 @@ zwi_preload_write_end_locked(uint32_t end, int code)
      * the packed SITE_LIST stores in next to nothing), tracebacks made one after the other
      * side by side (the packed TABLE stores the frames a traceback shares with the one before
      * once). */
-    zwi_cbuf sites = {.raw = G.raw};
+    zwi_cbuf sites = {.raw = raw};
     put_sites(&sites, &tb);
-    zwi_cbuf body = {.raw = G.raw};
+    zwi_cbuf body = {.raw = raw};
     /* marks, oldest first */
     liveset *rev = NULL;
     for (liveset *m = G.marks; m != NULL;) {
@@ -678,7 +687,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
     if ((G.peak.time_ns == 0 && G.peak.n == 0 && G.peak.bytes == 0) ||
         last.heap_bytes >= G.peak.bytes) { /* the peak set is the exit set: said, not repeated */
-        zwi_cbuf pay = {.raw = G.raw};
+        zwi_cbuf pay = {.raw = raw};
         if (exit_taken)
             zwi_encode_table_set_as_exit(&pay, last.time_ns, last.heap_bytes);
         else
@@ -711,8 +720,8 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     /* one PACKED section of records, TABLE first: stored as it is when the capture is then
      * rewritten packed (compressed once, by pack_locked()), else compressed here; then TOTALS,
      * a section of its own that a brief reader finds without the PACKED one, and END */
-    zwi_cbuf records = {.raw = G.raw};
-    zwi_cbuf pay = {.raw = G.raw};
+    zwi_cbuf records = {.raw = raw};
+    zwi_cbuf pay = {.raw = raw};
     zwi_encode_table_packed(&pay, table);
     zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
@@ -723,7 +732,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_cbuf_release(&body);
     totals s = zwi_preload_sum_stats();
     bool pack = !records.failed && packable(records.len + 3 * ZWI_SECTION_SIZE + 64);
-    zwi_cbuf out = {.raw = G.raw};
+    zwi_cbuf out = {.raw = raw};
     zwi_container_put_section_level(&out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &records,
                                     pack ? 0 : zwi_capture_end_level(records.len));
     zwi_cbuf_release(&records);
@@ -737,9 +746,11 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_cbuf_release(&pay);
     write_locked(&out, true);
     if (!out.failed && pack)
-        pack_locked();
+        pack_locked(raw);
     zwi_cbuf_release(&out);
     zwi_symbolizer_free(sym);
+    zw_raw_destroy(raw);
+    zwi_arena_free(arena);
 }
 
 /* ---- marks ---- */

@@ -17,8 +17,12 @@ zw_snapshot *
 zw_snapshot_new(unsigned traceback_limit)
 {
     zw_raw *raw = zw_raw_new(NULL);
-    if (raw == NULL)
-        return NULL;
+    return raw != NULL ? zwi_snapshot_new_on(traceback_limit, raw) : NULL;
+}
+
+zw_snapshot *
+zwi_snapshot_new_on(unsigned traceback_limit, zw_raw *raw)
+{
     zw_snapshot *snap = zwi_alloc(raw, sizeof(*snap));
     if (snap == NULL) {
         zw_raw_destroy(raw);

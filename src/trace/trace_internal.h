@@ -410,6 +410,9 @@ ZW_HIDDEN int zwi_snapshot_add_module(zw_snapshot *snap, const char *path, const
                                       uint64_t bias);
 
 /* A snapshot under construction from a tracer: made by zwi_snapshot_from_tracer(). */
+/* An empty snapshot whose blocks come from `raw`, which it owns from now on (destroyed with it,
+ * or at once if it cannot be made: NULL then). */
+ZW_HIDDEN zw_snapshot *zwi_snapshot_new_on(unsigned traceback_limit, zw_raw *raw);
 ZW_HIDDEN zw_snapshot *zwi_snapshot_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, zw_error *err);
 /* One traceback of a tracer as a standalone traceback (zw_trace_get_traceback()). */
 ZW_HIDDEN zw_traceback *zwi_traceback_from_tracer(zwi_tracer *t, zwi_symbolizer *sym, uint32_t ref);

@@ -1,0 +1,177 @@
+/* preload/arena.c - the end of a capture's memory: a door (zw_raw_ops) handing out blocks from
+ * pages mapped and populated in chunks, never reused, all unmapped at once.
+ *
+ * The end of a capture builds its table (every traceback symbolised: cc1plus's 95k make 46 MB
+ * of blocks) and encodes it; every page of that is touched once, and a first touch of a page is
+ * dear where page faults are (a hypervisor: ~10 us a page, ~5 us when the mapping populates it,
+ * one system call for the whole chunk). Blocks are bumped from the chunk, a free does nothing
+ * (the table lives until the end anyway), and the last block grows in place, so an encoding
+ * buffer doubled again and again is never copied. One thread at a time, like every door. */
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "arena.h"
+
+#define FIRST_CHUNK ((size_t)256 << 10) /* then doubled, up to LAST_CHUNK */
+#define LAST_CHUNK  ((size_t)16 << 20)
+#define HEAD        16 /* before each block: its capacity (16 keeps blocks 16-aligned) */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t size; /* bytes mapped, this header included */
+    size_t used; /* bytes handed out from the start, this header included */
+} chunk;
+
+_Static_assert(sizeof(chunk) <= HEAD * 2, "the chunk header fits before the first block");
+
+struct zwi_arena {
+    chunk *head; /* the chunk blocks come from; older ones after it */
+    size_t next_size;
+    char *last; /* the block handed out last (it may grow in place), or NULL */
+};
+
+static size_t
+round_up(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+static size_t *
+capacity(void *p)
+{
+    return (size_t *)((char *)p - HEAD);
+}
+
+static void *
+arena_malloc(void *ctx, size_t n)
+{
+    zwi_arena *a = ctx;
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    size_t need = HEAD + round_up(n == 0 ? 1 : n, HEAD);
+    chunk *c = a->head;
+    if (c == NULL || c->size - c->used < need) {
+        size_t size = a->next_size;
+        if (size < need + 2 * HEAD)
+            size = round_up(need + 2 * HEAD, 4096);
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        c = m;
+        c->size = size;
+        c->used = 2 * HEAD;
+        c->next = a->head;
+        a->head = c;
+        if (a->next_size < LAST_CHUNK)
+            a->next_size *= 2;
+    }
+    char *p = (char *)c + c->used + HEAD;
+    c->used += need;
+    *capacity(p) = need - HEAD;
+    a->last = p;
+    return p; /* zero: the chunk's pages are fresh and no block is handed out twice */
+}
+
+static void *
+arena_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nelem, elsize, &n))
+        return NULL;
+    return arena_malloc(ctx, n);
+}
+
+static void *
+arena_realloc(void *ctx, void *p, size_t n)
+{
+    zwi_arena *a = ctx;
+    if (p == NULL)
+        return arena_malloc(ctx, n);
+    size_t cap = *capacity(p);
+    if (n <= cap)
+        return p;
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    chunk *c = a->head;
+    size_t more = round_up(n, HEAD) - cap;
+    if (p == a->last && c->size - c->used >= more) { /* the last block: grown in place */
+        c->used += more;
+        *capacity(p) = cap + more;
+        return p;
+    }
+    void *q = arena_malloc(ctx, n);
+    if (q != NULL)
+        memcpy(q, p, cap);
+    return q;
+}
+
+static void
+arena_free(void *ctx, void *p)
+{
+    (void)ctx;
+    (void)p; /* given back with the whole arena */
+}
+
+static void *
+arena_map(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    if (align > 4096) /* no door user in the end's code asks for more */
+        return NULL;
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static void
+arena_unmap(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    munmap(p, size);
+}
+
+static void
+arena_discard(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    madvise(p, size, MADV_DONTNEED);
+}
+
+zwi_arena *
+zwi_arena_new(void)
+{
+    zwi_arena *a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED)
+        return NULL;
+    a->next_size = FIRST_CHUNK;
+    return a;
+}
+
+zw_raw *
+zwi_arena_door(zwi_arena *a)
+{
+    const zw_raw_ops ops = {
+        .ctx = a,
+        .map = arena_map,
+        .unmap = arena_unmap,
+        .discard = arena_discard,
+        .malloc = arena_malloc,
+        .calloc = arena_calloc,
+        .realloc = arena_realloc,
+        .free = arena_free,
+    };
+    return zw_raw_new(&ops);
+}
+
+void
+zwi_arena_free(zwi_arena *a)
+{
+    if (a == NULL)
+        return;
+    for (chunk *c = a->head, *next; c != NULL; c = next) {
+        next = c->next;
+        munmap(c, c->size);
+    }
+    munmap(a, sizeof(*a));
+}

@@ -1,0 +1,141 @@
+/* tests/preload/test_arena.c - the end of a capture's memory (src/preload/arena.c): blocks
+ * aligned and zeroed, never overlapping; the last block grows in place, any other moves with its
+ * contents; blocks bigger than a chunk; two doors on one arena; out of memory. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../../src/preload/arena.h"
+
+static zwi_arena *arena;
+static zw_raw *door;
+
+static void
+setup(void)
+{
+    arena = zwi_arena_new();
+    cr_assert(arena != NULL);
+    door = zwi_arena_door(arena);
+    cr_assert(door != NULL);
+}
+
+static void
+teardown(void)
+{
+    zw_raw_destroy(door);
+    zwi_arena_free(arena);
+}
+
+TestSuite(arena, .init = setup, .fini = teardown);
+
+static bool
+all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
+Test(arena, blocks_are_aligned_zeroed_and_apart)
+{
+    enum { N = 5000 };
+    static unsigned char *b[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t n = 1 + i % 300;
+        b[i] = i % 2 ? zw_raw_calloc(door, 1, n) : zw_raw_malloc(door, n);
+        cr_assert(b[i] != NULL);
+        cr_assert_eq((uintptr_t)b[i] % 16, 0, "block %zu at %p", i, (void *)b[i]);
+        cr_assert(all_zero(b[i], n), "block %zu is not zeroed", i);
+        memset(b[i], (int)(i & 0xff) | 1, n);
+    }
+    for (size_t i = 0; i < N; i++) { /* no block wrote over another */
+        size_t n = 1 + i % 300;
+        for (size_t k = 0; k < n; k++)
+            cr_assert_eq(b[i][k], (unsigned char)((i & 0xff) | 1), "block %zu byte %zu", i, k);
+    }
+    zw_raw_free(door, b[0]); /* nothing given back: the next block is a fresh one */
+    unsigned char *again = zw_raw_calloc(door, 1, 64);
+    cr_assert(again != NULL && again != b[0] && all_zero(again, 64));
+}
+
+Test(arena, the_last_block_grows_in_place)
+{
+    unsigned char *p = zw_raw_malloc(door, 100);
+    cr_assert(p != NULL);
+    memset(p, 7, 100);
+    for (size_t n = 200; n <= 128 * 1024; n *= 2) { /* a buffer doubling within a chunk */
+        unsigned char *q = zw_raw_realloc(door, p, n);
+        cr_assert_eq(q, p, "grown to %zu bytes, the last block moved", n);
+    }
+    cr_assert(all_zero(p + 100, 128 * 1024 - 100), "the grown part is not zeroed");
+    for (size_t k = 0; k < 100; k++)
+        cr_assert_eq(p[k], 7);
+    cr_assert_eq(zw_raw_realloc(door, p, 10), p, "shrinking moved the block");
+}
+
+Test(arena, another_block_moves_with_its_contents)
+{
+    unsigned char *p = zw_raw_malloc(door, 48);
+    cr_assert(p != NULL);
+    for (int k = 0; k < 48; k++)
+        p[k] = (unsigned char)k;
+    unsigned char *other = zw_raw_malloc(door, 16); /* p is no longer the last block */
+    cr_assert(other != NULL);
+    memset(other, 0xee, 16);
+    unsigned char *q = zw_raw_realloc(door, p, 1000);
+    cr_assert(q != NULL && q != p);
+    for (int k = 0; k < 48; k++)
+        cr_assert_eq(q[k], (unsigned char)k);
+    for (int k = 0; k < 16; k++)
+        cr_assert_eq(other[k], 0xee, "the move wrote over the block after it");
+    cr_assert(zw_raw_realloc(door, NULL, 32) != NULL, "realloc(NULL) is malloc");
+}
+
+Test(arena, blocks_bigger_than_a_chunk)
+{
+    size_t big = (size_t)40 << 20; /* past the largest chunk */
+    unsigned char *small = zw_raw_malloc(door, 32);
+    unsigned char *p = zw_raw_malloc(door, big);
+    cr_assert(small != NULL && p != NULL);
+    cr_assert(all_zero(p, big));
+    memset(p, 1, big);
+    unsigned char *q = zw_raw_realloc(door, p, big + 4096); /* its chunk is full: it moves */
+    cr_assert(q != NULL);
+    cr_assert_eq(q[big - 1], 1);
+    cr_assert(all_zero(q + big, 4096));
+    unsigned char *after = zw_raw_malloc(door, 32);
+    cr_assert(after != NULL && all_zero(after, 32));
+}
+
+Test(arena, two_doors_share_the_arena)
+{
+    zw_raw *second = zwi_arena_door(arena);
+    cr_assert(second != NULL);
+    unsigned char *a = zw_raw_malloc(door, 64);
+    unsigned char *b = zw_raw_malloc(second, 64);
+    cr_assert(a != NULL && b != NULL && a != b);
+    memset(a, 1, 64);
+    cr_assert(all_zero(b, 64));
+    unsigned char *a2 = zw_raw_realloc(door, a, 4096); /* b came after a: a moves */
+    cr_assert(a2 != NULL && a2 != a && a2[63] == 1 && all_zero(b, 64));
+    zw_raw_destroy(second);
+}
+
+Test(arena, out_of_memory_is_null)
+{
+    cr_assert_null(zw_raw_malloc(door, SIZE_MAX - 8));
+    cr_assert_null(zw_raw_calloc(door, SIZE_MAX / 2, 4));
+    unsigned char *p = zw_raw_malloc(door, 16);
+    cr_assert_null(zw_raw_realloc(door, p, SIZE_MAX - 8));
+    struct rlimit old, lim;
+    cr_assert(getrlimit(RLIMIT_AS, &old) == 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)1 << 30; /* a chunk of 2 GiB cannot be mapped */
+    cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+    void *huge = zw_raw_malloc(door, (size_t)2 << 30);
+    cr_assert(setrlimit(RLIMIT_AS, &old) == 0);
+    cr_assert_null(huge);
+    cr_assert(zw_raw_malloc(door, 16) != NULL, "a failed chunk left the arena unusable");
+}
