@@ -4,9 +4,13 @@
  * The end of a capture builds its table (every traceback symbolised: cc1plus's 95k make 46 MB
  * of blocks) and encodes it; every page of that is touched once, and a first touch of a page is
  * dear where page faults are (a hypervisor: ~10 us a page, ~5 us when the mapping populates it,
- * one system call for the whole chunk). Blocks are bumped from the chunk, a free does nothing
- * (the table lives until the end anyway), and the last block grows in place, so an encoding
- * buffer doubled again and again is never copied. One thread at a time, like every door. */
+ * one system call for the whole chunk). Blocks are bumped from the chunk and never reused, a
+ * freed block of 64 KiB or more gives its pages back (an outgrown array, a written buffer), and
+ * the last block grows in place, so an encoding buffer doubled again and again is not copied.
+ * cc1plus (g++ -O2, 95k tracebacks): 89.8k page faults for the whole traced run with glibc's
+ * malloc, 65.5k with the table and the buffers in two arenas, for 23 MB more at the end's peak
+ * (394 MB against 371; one arena for both: 434 MB, none of its blocks given back: 499 MB).
+ * One thread at a time, like every door. */
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,6 +20,7 @@
 #define FIRST_CHUNK ((size_t)256 << 10) /* then doubled, up to LAST_CHUNK */
 #define LAST_CHUNK  ((size_t)16 << 20)
 #define HEAD        16 /* before each block: its capacity (16 keeps blocks 16-aligned) */
+#define GIVE_BACK   ((size_t)64 << 10) /* a block freed from this size on gives its pages back */
 
 typedef struct chunk {
     struct chunk *next;
@@ -42,6 +47,8 @@ capacity(void *p)
 {
     return (size_t *)((char *)p - HEAD);
 }
+
+static void arena_free(void *ctx, void *p);
 
 static void *
 arena_malloc(void *ctx, size_t n)
@@ -102,16 +109,24 @@ arena_realloc(void *ctx, void *p, size_t n)
         return p;
     }
     void *q = arena_malloc(ctx, n);
-    if (q != NULL)
+    if (q != NULL) {
         memcpy(q, p, cap);
+        arena_free(ctx, p);
+    }
     return q;
 }
 
+/* Nothing is reused; a big block (an array or a table outgrown, a buffer encoded and written)
+ * gives its whole pages back at once, the rest goes with the arena. */
 static void
 arena_free(void *ctx, void *p)
 {
     (void)ctx;
-    (void)p; /* given back with the whole arena */
+    if (p == NULL || *capacity(p) < GIVE_BACK)
+        return;
+    uintptr_t lo = round_up((uintptr_t)p, 4096);
+    uintptr_t hi = ((uintptr_t)p + *capacity(p)) & ~(uintptr_t)4095;
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 static void *

@@ -626,11 +626,11 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_scan_sites_locked(last.time_ns, 0);
     zwi_preload_flush_samples_locked();
     zwi_symbolizer *sym = zwi_symbolizer_new();
-    /* the table and the end's buffers from an arena of populated pages (arena.c); the table's
-     * door is its own (the snapshot destroys it), the buffers share `raw` */
-    zwi_arena *arena = zwi_arena_new();
+    /* the table and the end's buffers from arenas of populated pages (arena.c): the table's
+     * unmapped once it is encoded, the buffers' at the end */
+    zwi_arena *arena = zwi_arena_new(), *table_arena = zwi_arena_new();
     zw_raw *raw = arena != NULL ? zwi_arena_door(arena) : NULL;
-    zw_raw *table_raw = arena != NULL ? zwi_arena_door(arena) : NULL;
+    zw_raw *table_raw = table_arena != NULL ? zwi_arena_door(table_arena) : NULL;
     zw_snapshot *table = table_raw != NULL ? zwi_snapshot_new_on(G.nframe, table_raw) : NULL;
     end_table tb = {table != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL, NULL, 0};
     if (sym == NULL || raw == NULL || tb.b == NULL) {
@@ -640,6 +640,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         if (raw != NULL)
             zw_raw_destroy(raw);
         zwi_arena_free(arena);
+        zwi_arena_free(table_arena);
         return;
     }
     zwi_preload_report_unloaded(sym);
@@ -725,6 +726,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_encode_table_packed(&pay, table);
     zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
+    zwi_arena_free(table_arena);
     if (body.failed)
         records.failed = true;
     else

@@ -1,9 +1,11 @@
 /* tests/preload/test_arena.c - the end of a capture's memory (src/preload/arena.c): blocks
  * aligned and zeroed, never overlapping; the last block grows in place, any other moves with its
- * contents; blocks bigger than a chunk; two doors on one arena; out of memory. */
+ * contents; blocks bigger than a chunk; a big block freed gives its pages back; two doors on one
+ * arena; out of memory. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "../../src/preload/arena.h"
@@ -138,4 +140,35 @@ Test(arena, out_of_memory_is_null)
     cr_assert(setrlimit(RLIMIT_AS, &old) == 0);
     cr_assert_null(huge);
     cr_assert(zw_raw_malloc(door, 16) != NULL, "a failed chunk left the arena unusable");
+}
+
+/* Pages of [p, p + n) resident now. */
+static size_t
+resident(const unsigned char *p, size_t n)
+{
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    static unsigned char vec[1024];
+    cr_assert(hi - lo <= sizeof(vec) * 4096);
+    cr_assert(mincore((void *)lo, hi - lo, vec) == 0);
+    size_t k = 0;
+    for (size_t i = 0; i < (hi - lo) / 4096; i++)
+        k += vec[i] & 1;
+    return k;
+}
+
+Test(arena, a_big_block_freed_gives_its_pages_back)
+{
+    size_t n = (size_t)1 << 20;
+    unsigned char *small = zw_raw_malloc(door, 1000);
+    unsigned char *big = zw_raw_malloc(door, n);
+    cr_assert(small != NULL && big != NULL);
+    memset(small, 3, 1000);
+    memset(big, 5, n);
+    cr_assert_eq(resident(big, n), n / 4096 - 1, "a block of populated pages is resident");
+    zw_raw_free(door, small); /* a small one stays */
+    cr_assert_eq(small[999], 3);
+    zw_raw_free(door, big);
+    cr_assert_eq(resident(big, n), 0, "the freed block's pages are still resident");
+    unsigned char *next = zw_raw_calloc(door, 1, 4096); /* not a reuse of the freed pages */
+    cr_assert(next != NULL && (next >= big + n || next + 4096 <= big) && all_zero(next, 4096));
 }
