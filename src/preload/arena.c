@@ -17,7 +17,7 @@
 
 #include "arena.h"
 
-#define FIRST_CHUNK ((size_t)256 << 10) /* then doubled, up to LAST_CHUNK */
+#define FIRST_CHUNK ((size_t)64 << 10) /* then doubled, up to LAST_CHUNK (a small end: 16 pages) */
 #define LAST_CHUNK  ((size_t)16 << 20)
 #define HEAD        16 /* before each block: its capacity (16 keeps blocks 16-aligned) */
 #define GIVE_BACK   ((size_t)64 << 10) /* a block freed from this size on gives its pages back */
