@@ -14,7 +14,11 @@
  *   crash   two threads allocate and free, the main thread makes CRASH_N blocks of CRASH_SIZE
  *           bytes and then dies of SIGSEGV: a capture that loads, with every one of them.
  *   realloc REALLOC_N blocks of REALLOC_SIZE bytes, each realloc'd to a size no allocator gives
- *           (it fails: the block stays, with its traceback), then left allocated. */
+ *           (it fails: the block stays, with its traceback), then left allocated.
+ *   handover the main thread allocates and frees in a tight loop and starts a thread that does
+ *           the same while it goes on: the second thread's first records are posted while the
+ *           first thread takes tickets as fast as it can. Each leaves HANDOVER_LEAKS blocks of
+ *           its own size; both print what they made. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -214,6 +218,70 @@ run_crash(void)
     return 1;
 }
 
+#define HANDOVER_N     100000
+#define HANDOVER_LEAKS 40
+#define HANDOVER_MAIN  333 /* bytes of the main thread's leaked blocks */
+#define HANDOVER_OTHER 444 /* the other thread's */
+
+static atomic_long handover_allocs, handover_frees;
+
+/* Allocates and frees `n` blocks, a few alive at a time, then leaks HANDOVER_LEAKS of `leak`
+ * bytes; counts what it did. */
+static void
+churn_then_leak(long n, size_t leak, void (*midway)(void))
+{
+    void *keep[8] = {0};
+    long allocs = 0, frees = 0;
+    for (long i = 0; i < n; i++) {
+        if (i == 1000 && midway != NULL)
+            midway();
+        if (keep[i & 7] != NULL) {
+            free(keep[i & 7]);
+            frees++;
+        }
+        keep[i & 7] = malloc(16 + (size_t)(i & 63));
+        allocs++;
+    }
+    for (int k = 0; k < 8; k++) {
+        free(keep[k]);
+        frees++;
+    }
+    for (int k = 0; k < HANDOVER_LEAKS; k++) {
+        void *volatile p = malloc(leak);
+        (void)p;
+        allocs++;
+    }
+    atomic_fetch_add(&handover_allocs, allocs);
+    atomic_fetch_add(&handover_frees, frees);
+}
+
+static void *
+handover_other(void *arg)
+{
+    (void)arg;
+    churn_then_leak(HANDOVER_N, HANDOVER_OTHER, NULL);
+    return NULL;
+}
+
+static pthread_t handover_thread;
+
+static void
+start_other(void)
+{
+    if (pthread_create(&handover_thread, NULL, handover_other, NULL) != 0)
+        abort();
+}
+
+static int
+run_handover(void)
+{
+    churn_then_leak(HANDOVER_N, HANDOVER_MAIN, start_other);
+    pthread_join(handover_thread, NULL);
+    printf("allocations %ld\nfrees %ld\n", atomic_load(&handover_allocs),
+           atomic_load(&handover_frees));
+    return 0;
+}
+
 static int
 run_realloc(void)
 {
@@ -241,6 +309,8 @@ main(int argc, char **argv)
         return run_crash();
     if (strcmp(what, "realloc") == 0)
         return run_realloc();
-    fprintf(stderr, "usage: bookkeeping reuse|mark|fork|crash|realloc\n");
+    if (strcmp(what, "handover") == 0)
+        return run_handover();
+    fprintf(stderr, "usage: bookkeeping reuse|mark|fork|crash|realloc|handover\n");
     return 2;
 }

@@ -3,7 +3,8 @@
 # the inline mode (ZW_BOOKKEEPING=inline), on tests/preload/bookkeeping.c, whose counts are known
 # by construction: 8 threads freeing each other's blocks (addresses reused across threads), with
 # the default ring and with a ring of 16 records (always full); a mark taken while other threads
-# allocate; a followed fork child; a crash while other threads allocate; reallocs that fail.
+# allocate; a followed fork child; a crash while other threads allocate; reallocs that fail; a
+# thread starting to allocate while another allocates as fast as it can.
 set -u
 zw=$1
 dir=$2
@@ -53,6 +54,33 @@ for mode in thread:65536 inline:65536 thread:16; do
     else
         expect "$name: the counts of the first mode" "$a $f $t" "$first"
     fi
+done
+
+# ---- a second thread's first records come while the first thread allocates in a tight loop:
+# no record lost or applied twice (the moment is once per process: ten processes) ----
+for run in 1 2 3 4 5 6 7 8 9 10; do
+    name="handover ($run)"
+    if ! "$zw" run -q -o "$tmp/handover.zwc" -- "$prog" handover >"$tmp/handover.out" \
+        2>"$tmp/handover.err"; then
+        fail "$name: zw run"
+        cat "$tmp/handover.err"
+        continue
+    fi
+    want_a=$(sed -n 's/^allocations //p' "$tmp/handover.out")
+    want_f=$(sed -n 's/^frees //p' "$tmp/handover.out")
+    a=$(stat allocations "$tmp/handover.zwc")
+    f=$(stat frees "$tmp/handover.zwc")
+    in_range "$name: allocations" "$a" "$want_a" $((want_a + 20))
+    in_range "$name: frees" "$f" "$want_f" $((want_f + 20))
+    expect "$name: live blocks at exit = allocations - frees" "$(stat leaked_blocks "$tmp/handover.zwc")" \
+        $((a - f))
+    top=$("$zw" top --at exit --json --group traceback --limit 0 "$tmp/handover.zwc")
+    for leak in '"bytes": 13320, "blocks": 40, "traceback": [{"function": "churn_then_leak"' \
+        '"bytes": 17760, "blocks": 40, "traceback": [{"function": "churn_then_leak"'; do
+        printf '%s\n' "$top" | grep -qF "$leak" &&
+            echo "ok: $name: each thread's 40 blocks at exit" ||
+            fail "$name: not $leak in the exit set"
+    done
 done
 
 # ---- a mark taken while other threads allocate holds every block made before it ----
