@@ -452,15 +452,15 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, bool fresh)
 {
     node *up = &t->nodes[parent];
     uint32_t id = up->child;
+    if (!fresh && id != 0 && id <= t->node_count && t->nodes[id].ret == ret &&
+        t->nodes[id].parent == parent)
+        return id; /* no hash for the common case */
     uint32_t h = (uint32_t)node_hash(parent, ret);
     size_t i = h & t->node_mask;
     if (fresh) {
         while (t->node_tab[i] != 0)
             i = (i + 1) & t->node_mask;
     } else {
-        if (id != 0 && id <= t->node_count && t->nodes[id].ret == ret &&
-            t->nodes[id].parent == parent)
-            return id;
         for (uint64_t e; (e = t->node_tab[i]) != 0; i = (i + 1) & t->node_mask) {
             id = ENTRY_ID(e);
             if (ENTRY_H(e) == h && t->nodes[id].ret == ret && t->nodes[id].parent == parent) {
