@@ -5,8 +5,10 @@
  * its own. Slots hold (ptr, size as 32 bits, traceback ref): blocks of the default domain below
  * 4 GiB, nearly all of them. Other domains and bigger blocks go to the `wide` table (24-byte
  * slots, one lock), looked at by a record or a free only while it holds blocks of their domain
- * (the preload library's mappings keep it non-empty all along). A shard grows at 3/4 full,
- * so a live block costs 21 to 43 bytes of table (33.5 at 1M blocks).
+ * (the preload library's mappings keep it non-empty all along). Shard i grows at a load of
+ * GROW_AT(i), spread from 1/2 to 0.79 so that the 64 shards do not all grow at once: a live block
+ * costs 33.6 to 38.4 bytes of table past 250k blocks (36.6 on average while 4M are added one by
+ * one; 31.2 with every shard growing at 3/4, but each doubling came as one pause).
  *
  * Tracebacks: a prefix tree of frames from the outermost in. A node is (its caller's node, a
  * return address), 16 bytes, interned in a table of node ids; a traceback is (its innermost
@@ -57,6 +59,14 @@
 #define TB_REGION_MIN ((size_t)1 << 24) /* at least 16 MiB, whatever the address space limit */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
 #define PAGE        4096
+/* Shard i grows at a load of GROW_AT(i)/256, from 1/2 (shard 0) to 0.79 (shard 63): spread, not
+ * 3/4 for all. Blocks fall evenly on the shards, so with one threshold all 64 shards grew within
+ * a few thousand allocations of each other, each mapping and rehashing a table twice the size:
+ * python3.11 building 2M strings had its bookkeeping busy 140 ms in one go at its last doubling
+ * (64 grows of 2 ms), the ring filled and the program waited 130 ms of it. Spread over loads
+ * from 1/2 to 0.79, the grows of one doubling come over an interval 1.6 times as long as the
+ * first, far enough apart for the ring to take up each. */
+#define GROW_AT(i)  (128u + (unsigned)(i) * 77u / 64u)
 
 /* ---- locks ---- */
 
@@ -150,13 +160,15 @@ typedef struct wide_slot {
     uint32_t domain;
 } wide_slot;
 
-/* One shard. Between calls: count < 3/4 (mask + 1), and every live slot is reachable from its
+/* One shard. Between calls: count <= limit < mask + 1, and every live slot is reachable from its
  * home index by a run of non-empty slots (the linear-probing invariant). */
 typedef struct shard {
     _Alignas(64) zwi_lock lock; /* a cache line per shard: threads on different shards share none */
+    uint32_t fill;              /* the load at which it grows, in 256ths (see GROW_AT) */
     slot *slots;                /* mask + 1 of them, mapped */
     size_t mask;
     size_t count; /* live slots */
+    size_t limit; /* it grows before holding more: (mask + 1) * fill / 256 */
 } shard;
 
 _Static_assert(sizeof(shard) == 64, "a shard is one cache line");
@@ -243,13 +255,24 @@ mix64(uint64_t z)
     return z ^ (z >> 33);
 }
 
-static int
-shard_init(shard *s, size_t cap)
+/* A shard's new table, under its lock. Atomic stores (plain moves): zwi_tracer_prefetch() reads
+ * both fields without the lock. */
+static void
+shard_set_table(shard *s, slot *tab, size_t mask)
 {
-    s->slots = map_pages(cap * sizeof(slot), 0);
-    if (s->slots == NULL)
+    __atomic_store_n(&s->slots, tab, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->mask, mask, __ATOMIC_RELAXED);
+    s->limit = ((mask + 1) * s->fill) >> 8;
+}
+
+static int
+shard_init(shard *s, size_t index, size_t cap)
+{
+    s->fill = GROW_AT(index);
+    slot *tab = map_pages(cap * sizeof(slot), 0);
+    if (tab == NULL)
         return -1;
-    s->mask = cap - 1;
+    shard_set_table(s, tab, cap - 1);
     s->count = 0;
     return 0;
 }
@@ -295,7 +318,7 @@ zwi_tracer_new(unsigned nframe)
     if (t->node_tab == NULL || t->tb_tab == NULL)
         goto fail;
     for (size_t i = 0; i < NSHARDS; i++) {
-        if (shard_init(&t->shards[i], SHARD_MIN) != 0)
+        if (shard_init(&t->shards[i], i, SHARD_MIN) != 0)
             goto fail;
     }
     return t;
@@ -698,15 +721,6 @@ home_of(const shard *s, uint64_t h)
     return (size_t)(h >> 6) & s->mask;
 }
 
-/* A shard's new table, under its lock. Atomic stores (plain moves): zwi_tracer_prefetch() reads
- * both fields without the lock. */
-static void
-shard_set_table(shard *s, slot *tab, size_t mask)
-{
-    __atomic_store_n(&s->slots, tab, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->mask, mask, __ATOMIC_RELAXED);
-}
-
 static int
 shard_grow_locked(shard *s)
 {
@@ -989,7 +1003,7 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
             goto out;
         }
     }
-    if (ZW_UNLIKELY(4 * (s->count + 1) > 3 * (s->mask + 1))) {
+    if (ZW_UNLIKELY(s->count + 1 > s->limit)) {
         if (shard_grow_locked(s) != 0) {
             rc = -1;
             goto out;
