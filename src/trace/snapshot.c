@@ -113,11 +113,23 @@ zwi_snapshot_frame(zw_snapshot *snap, const zw_frame *f)
     return x;
 }
 
+/* A traceback's key in tb_map: its frames' addresses (interned: equal frames, equal pointers) a
+ * word at a time. Byte at a time it was a sixth of the end of a capture's conversion of cc1plus's
+ * 95k tracebacks (3.9M frames). */
+static uint64_t
+frames_hash(const zw_frame **frames, size_t n, size_t total_nframe)
+{
+    uint64_t h = 0x51ed27f5a3c1b9d7ULL ^ total_nframe;
+    for (size_t i = 0; i < n; i++)
+        h = (((h << 5) | (h >> 59)) ^ (uint64_t)(uintptr_t)frames[i]) * 0x517cc1b727220a95ULL;
+    h ^= h >> 29;
+    return h == 0 ? 1 : h;
+}
+
 zw_traceback *
 zwi_snapshot_traceback(zw_snapshot *snap, const zw_frame **frames, size_t n, size_t total_nframe)
 {
-    uint64_t h = zwi_hash_bytes(frames, n * sizeof(*frames), total_nframe);
-    h = h == 0 ? 1 : h;
+    uint64_t h = frames_hash(frames, n, total_nframe);
     zw_traceback *head = zwi_map_get(&snap->tb_map, h);
     for (zw_traceback *x = head; x != NULL; x = x->next) {
         if (x->nframe == n && x->total_nframe == total_nframe &&

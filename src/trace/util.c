@@ -229,10 +229,10 @@ zwi_map_put(zwi_map *m, uint64_t key, void *value)
     ZW_ASSERT(key != 0);
     if (m->slots == NULL || 2 * (m->count + 1) > m->mask + 1) {
         size_t cap = m->slots == NULL ? 64 : (m->mask + 1) * 2;
-        struct zwi_map_slot *slots = zwi_alloc(m->raw, cap * sizeof(*slots));
+        /* calloc: a door with fresh pages (the end of a capture's arena) need not clear them */
+        struct zwi_map_slot *slots = zw_raw_calloc(m->raw, cap, sizeof(*slots));
         if (slots == NULL)
             return -1;
-        memset(slots, 0, cap * sizeof(*slots));
         for (size_t i = 0; m->slots != NULL && i <= m->mask; i++) {
             if (m->slots[i].key == 0)
                 continue;
