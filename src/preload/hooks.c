@@ -295,8 +295,9 @@ apply_alloc(const zwi_rec *r, bool sole)
         site_add(sole, x, &x->bytes, r->size);
         zwi_preload_site_dirty(ref);
         unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
+        /* release: a reader of site_max (acquire) sees the tracebacks below it (ahead.c) */
         while (ref > max && !atomic_compare_exchange_weak_explicit(
-                                &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
+                                &G.site_max, &max, ref, memory_order_release, memory_order_relaxed))
             ; /* only when a new traceback is interned: rare */
     }
     int64_t peak = zwi_tracer_peak_hint(G.tracer);

@@ -474,6 +474,7 @@ fork_child(void)
         if (live != 0 || live_bytes != 0)
             atomic_store(&G.summary[i >> DIRTY_SHIFT], 1);
     }
+    zwi_preload_ahead_fork_child_locked();
     G.steps.len = 0;
     G.nsteps = 0;
     G.steps_broken = false;
@@ -667,6 +668,8 @@ zwi_preload_start(void)
     G.interval_ms = env_uint("ZW_INTERVAL_MS", 10, 1, 3600000);
     G.flush_ms = env_uint("ZW_FLUSH_MS", 1000, 0, 3600000);
     G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
+    G.ahead.on = env_uint("ZW_TABLE_AHEAD", 1, 0, 1) == 1;
+    G.ahead.next = 1;
     G.leak_check = env_uint("ZW_LEAK_CHECK", 1, 0, 1) == 1;
     G.leak_marks = env_uint("ZW_LEAK_MARKS", 0, 0, 1) == 1;
     G.follow_exec = env_uint("ZW_FOLLOW_EXEC", 1, 0, 1) == 1;

@@ -96,8 +96,8 @@ site_change(uint32_t ref, uint64_t allocs, uint64_t bytes, int64_t freed, uint64
     zwi_preload_site_dirty(ref);
     unsigned max = atomic_load_explicit(&G.site_max, memory_order_relaxed);
     while (ref > max && !atomic_compare_exchange_weak_explicit(
-                            &G.site_max, &max, ref, memory_order_relaxed, memory_order_relaxed))
-        ;
+                            &G.site_max, &max, ref, memory_order_release, memory_order_relaxed))
+        ; /* release: see apply_alloc() in hooks.c */
 }
 
 /* A step flagged as the domain's peak when it passed the last saved one by 1%. */

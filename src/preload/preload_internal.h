@@ -178,7 +178,7 @@ typedef struct unloaded_module {
 } unloaded_module;
 
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
-#define ZWI_ENV_NVARS 14
+#define ZWI_ENV_NVARS 15
 
 /* ---- the bookkeeping ring (consumer.c) ---- */
 
@@ -358,6 +358,19 @@ typedef struct zwi_preload_state {
         _Atomic uintptr_t hi;
     } unloaded;
 
+    /* the capture's table built ahead of the end by the sampler (ahead.c), under G.lock */
+    struct {
+        bool on;   /* constructor: ZW_TABLE_AHEAD (1 by default) */
+        bool gone; /* given up for this process (a module unloaded, no memory), or taken by the
+                    * end */
+        struct zwi_symbolizer *sym;
+        struct zwi_arena *arena;  /* the table's memory (arena.c) */
+        zw_snapshot *table;
+        struct zwi_table_builder *b;
+        uint32_t next;  /* the refs below it are converted, or were passed over */
+        unsigned stuck; /* passes `next` has waited for its site's first allocation */
+    } ahead;
+
     /* the bookkeeping ring (consumer.c): the hooks post records, one consumer thread applies
      * them in ticket order. Each field says who writes it. */
     struct {
@@ -535,6 +548,18 @@ ZW_HIDDEN void zwi_preload_map_live(void);
 ZW_HIDDEN void zwi_preload_write_last_words(uint32_t end, int code);
 ZW_HIDDEN void zwi_preload_write_start_locked(void);
 ZW_HIDDEN void zwi_preload_write_end_locked(uint32_t end, int code);
+
+/* ---- ahead.c ---- */
+
+/* The sampler's share of the end: converts (at most 2 ms of) the tracebacks the sites gained
+ * since its last call into the capture's table. */
+ZW_HIDDEN void zwi_preload_ahead_pass_locked(void);
+/* The table built so far, for the end to go on with: false if there is none (never started,
+ * given up, or a module was unloaded since the last pass: the end then starts afresh). */
+ZW_HIDDEN bool zwi_preload_ahead_take_locked(zwi_symbolizer **sym, struct zwi_arena **arena,
+                                             zw_snapshot **table, struct zwi_table_builder **b);
+/* A fork child drops its parent's: its sites start afresh. */
+ZW_HIDDEN void zwi_preload_ahead_fork_child_locked(void);
 
 /* ---- env.c ---- */
 

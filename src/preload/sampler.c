@@ -184,6 +184,7 @@ sampler_main(void *arg)
             if (!G.any_written ||
                 zwi_preload_now_ns() - G.flushed_ns >= (uint64_t)G.flush_ms * 1000000u)
                 zwi_preload_flush_samples_locked();
+            zwi_preload_ahead_pass_locked(); /* the end's table, built as the run goes */
         }
         pthread_mutex_unlock(&G.lock);
     }

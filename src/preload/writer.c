@@ -625,14 +625,22 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_push_sample_locked(last);
     zwi_preload_scan_sites_locked(last.time_ns, 0);
     zwi_preload_flush_samples_locked();
-    zwi_symbolizer *sym = zwi_symbolizer_new();
     /* the table and the end's buffers from arenas of populated pages (arena.c): the table's
-     * unmapped once it is encoded, the buffers' at the end */
-    zwi_arena *arena = zwi_arena_new(), *table_arena = zwi_arena_new();
+     * unmapped once it is encoded, the buffers' at the end. The table as the sampler built it so
+     * far (ahead.c), else a new one. */
+    zwi_symbolizer *sym = NULL;
+    zwi_arena *table_arena = NULL;
+    zw_snapshot *table = NULL;
+    end_table tb = {NULL, NULL, 0};
+    if (!zwi_preload_ahead_take_locked(&sym, &table_arena, &table, &tb.b)) {
+        sym = zwi_symbolizer_new();
+        table_arena = zwi_arena_new();
+        zw_raw *table_raw = table_arena != NULL ? zwi_arena_door(table_arena) : NULL;
+        table = table_raw != NULL ? zwi_snapshot_new_on(G.nframe, table_raw) : NULL;
+        tb.b = table != NULL && sym != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL;
+    }
+    zwi_arena *arena = zwi_arena_new();
     zw_raw *raw = arena != NULL ? zwi_arena_door(arena) : NULL;
-    zw_raw *table_raw = table_arena != NULL ? zwi_arena_door(table_arena) : NULL;
-    zw_snapshot *table = table_raw != NULL ? zwi_snapshot_new_on(G.nframe, table_raw) : NULL;
-    end_table tb = {table != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL, NULL, 0};
     if (sym == NULL || raw == NULL || tb.b == NULL) {
         note_write_error(ENOMEM); /* finish() writes the last words instead */
         zwi_symbolizer_free(sym);

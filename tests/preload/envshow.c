@@ -17,6 +17,7 @@ static const char *const names[] = {
     "LD_PRELOAD",    "ZW_OUTPUT",      "ZW_NFRAME",     "ZW_INTERVAL_MS", "ZW_FLUSH_MS",
     "ZW_FOLLOW_FORK", "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS", "ZW_MARK_SIGNAL",
     "ZW_UNWIND",     "ZW_DEBUG_CACHE", "ZW_DEBUG_CACHE_MAX", "ZW_BOOKKEEPING", "ZW_RING",
+    "ZW_TABLE_AHEAD",
     "ZW_MALLOC"};
 
 int

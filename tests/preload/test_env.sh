@@ -60,8 +60,8 @@ seen "the user's own ZW_NFRAME and ZW_FLUSH_MS (zw's) and ZW_MALLOC (the program
     ZW_NFRAME=8 ZW_FLUSH_MS=50 ZW_MALLOC=default
 grep -q '^ZW_MALLOC default$' "$tmp/traced" && echo "ok: ZW_MALLOC stays the program's" ||
     fail "ZW_MALLOC was taken from the program"
-seen "the user's ZW_DEBUG_CACHE, ZW_DEBUG_CACHE_MAX, ZW_BOOKKEEPING and ZW_RING (zw's)" "" \
-    ZW_DEBUG_CACHE="$tmp/cache" ZW_DEBUG_CACHE_MAX=1G ZW_BOOKKEEPING=inline ZW_RING=1024
+seen "the user's ZW_DEBUG_CACHE, ZW_DEBUG_CACHE_MAX, ZW_BOOKKEEPING, ZW_RING and ZW_TABLE_AHEAD (zw's)" "" \
+    ZW_DEBUG_CACHE="$tmp/cache" ZW_DEBUG_CACHE_MAX=1G ZW_BOOKKEEPING=inline ZW_RING=1024 ZW_TABLE_AHEAD=0
 
 # an empty environment: zw run's variables only, all taken
 env -i "$show" >"$tmp/plain" || fail "empty environment: plain run"

@@ -1,0 +1,153 @@
+/* preload/ahead.c - the capture's table built ahead of the end. The end of a capture converts
+ * every traceback the sites and the live sets name (symbolised frames, the table of the capture);
+ * on cc1plus (g++ -O2: 95k tracebacks) that was 230 ms of a 440 ms end, all of it on the program's
+ * last thread while it exits. Here the sampler converts, at each of its ticks and under G.lock,
+ * the tracebacks the sites have gained since the last tick, in the order of their refs (the order
+ * the end would take them in: the table comes out the same), at most PASS_NS at a time; the end
+ * takes the builder over and converts only those made since.
+ *
+ * Given up for the rest of the process, its work dropped so that the end converts everything as
+ * if it had not run, when a module is unloaded (the loader's count of unloaded objects is no
+ * longer 0: the symboliser's view of the modules would have to change under the conversions
+ * made), when memory runs out, and in a fork child (its sites start afresh). ZW_TABLE_AHEAD=0
+ * turns it off. See docs/zw.md#how-it-works. */
+#include <link.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "arena.h"
+#include "preload_internal.h"
+
+#define PASS_NS  ((uint64_t)2000000)  /* at most 2 ms of conversions per tick */
+#define START_NS ((uint64_t)50000000) /* the first pass 50 ms into the run: a process that
+                                       * runs less (or executes another program) is left alone */
+#define STUCK    4 /* passes a ref may wait for its site's first count before it is passed over */
+
+static int
+read_unloads(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
+        *(unsigned long long *)arg = info->dlpi_subs;
+    return 1; /* every object carries the same count */
+}
+
+/* How many objects the loader has unloaded in this process (dlclose, and glibc's own unloads of
+ * its NSS and iconv modules, which no hook sees). */
+static unsigned long long
+unloads(void)
+{
+    unsigned long long n = 0;
+    dl_iterate_phdr(read_unloads, &n);
+    return n;
+}
+
+static void
+drop_locked(void)
+{
+    zwi_table_builder_free(G.ahead.b);
+    zw_snapshot_free(G.ahead.table); /* destroys its door */
+    zwi_arena_free(G.ahead.arena);
+    zwi_symbolizer_free(G.ahead.sym);
+    G.ahead.b = NULL;
+    G.ahead.table = NULL;
+    G.ahead.arena = NULL;
+    G.ahead.sym = NULL;
+    G.ahead.next = 1;
+    G.ahead.stuck = 0;
+}
+
+static void
+give_up_locked(void)
+{
+    drop_locked();
+    G.ahead.gone = true;
+}
+
+static bool
+make_locked(void)
+{
+    G.ahead.sym = zwi_symbolizer_new();
+    G.ahead.arena = zwi_arena_new();
+    zw_raw *door = G.ahead.arena != NULL ? zwi_arena_door(G.ahead.arena) : NULL;
+    G.ahead.table = door != NULL ? zwi_snapshot_new_on(G.nframe, door) : NULL;
+    G.ahead.b = G.ahead.table != NULL && G.ahead.sym != NULL
+                    ? zwi_table_builder_new(G.ahead.table, G.tracer, G.ahead.sym)
+                    : NULL;
+    G.ahead.next = 1;
+    G.ahead.stuck = 0;
+    return G.ahead.b != NULL;
+}
+
+void
+zwi_preload_ahead_pass_locked(void)
+{
+    if (!G.ahead.on || G.ahead.gone || G.sites == NULL || atomic_load(&G.finished) ||
+        zwi_preload_now_ns() < START_NS)
+        return;
+    if (unloads() != 0) {
+        give_up_locked();
+        return;
+    }
+    if (G.ahead.b == NULL && !make_locked()) {
+        give_up_locked();
+        return;
+    }
+    uint64_t start = zwi_preload_clock_ns(CLOCK_MONOTONIC);
+    unsigned max = atomic_load_explicit(&G.site_max, memory_order_acquire); /* its refs' tracebacks */
+    size_t done = 0;
+    uint32_t ref = G.ahead.next;
+    for (; ref <= max && ref < G.site_refs; ref++) {
+        /* the sites the end lists, in its order: one whose first allocation the bookkeeping has
+         * not applied yet is waited for, a few passes, so that the table keeps the sites' order */
+        if (atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed) == 0 &&
+            !G.shown[ref].mentioned) {
+            if (++G.ahead.stuck < STUCK)
+                break;
+            G.ahead.stuck = 0;
+            continue;
+        }
+        G.ahead.stuck = 0;
+        if (zwi_table_builder_index(G.ahead.b, ref) < 0) {
+            give_up_locked(); /* out of memory: the end tries again, its own way */
+            return;
+        }
+        if ((++done & 31) == 0 && zwi_preload_clock_ns(CLOCK_MONOTONIC) - start >= PASS_NS) {
+            ref++;
+            break;
+        }
+    }
+    G.ahead.next = ref;
+    if (unloads() != 0) /* one during the pass: what it converted may be of the old modules */
+        give_up_locked();
+}
+
+bool
+zwi_preload_ahead_take_locked(zwi_symbolizer **sym, zwi_arena **arena, zw_snapshot **table,
+                              zwi_table_builder **b)
+{
+    if (G.ahead.b == NULL)
+        return false;
+    if (unloads() != 0) {
+        give_up_locked();
+        return false;
+    }
+    *sym = G.ahead.sym;
+    *arena = G.ahead.arena;
+    *table = G.ahead.table;
+    *b = G.ahead.b;
+    G.ahead.sym = NULL;
+    G.ahead.arena = NULL;
+    G.ahead.table = NULL;
+    G.ahead.b = NULL;
+    G.ahead.gone = true; /* the end has it */
+    return true;
+}
+
+void
+zwi_preload_ahead_fork_child_locked(void)
+{
+    drop_locked(); /* the child's sites start afresh: its table is its own, made at its end */
+    G.ahead.gone = false;
+}

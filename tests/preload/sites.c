@@ -1,0 +1,107 @@
+/* tests/preload/sites.c [fork] [close] [LIB] - allocates from 4096 distinct tracebacks (paths of
+ * twelve calls through a() and b(), each from one of two lines) in eight rounds 40 ms apart,
+ * keeping one block of three from each path; with LIB, dlopens it after the fourth round and
+ * allocates through its lib_mid() (and with `close` dlcloses it after); with `fork`, forks after
+ * the second round and the child goes on with paths of its own. Deterministic: two runs give the same tracebacks and counts, whenever
+ * zw's sampler converts them (test_ahead.sh). */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEPTH  12
+#define PATHS  (1u << DEPTH)
+#define ROUNDS 8
+
+static void *kept[3 * PATHS];
+static size_t nkept;
+
+static __attribute__((noinline)) void *b(unsigned bits, unsigned d);
+
+static __attribute__((noinline)) void *
+a(unsigned bits, unsigned d)
+{
+    void *p;
+    if (d == 0)
+        p = malloc(24 + (bits & 7) * 8);
+    else if (bits & 1)
+        p = a(bits >> 1, d - 1);
+    else
+        p = b(bits >> 1, d - 1);
+    __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: every frame stays */
+    return p;
+}
+
+static __attribute__((noinline)) void *
+b(unsigned bits, unsigned d)
+{
+    void *p;
+    if (d == 0)
+        p = malloc(40);
+    else if (bits & 1)
+        p = a(bits >> 1, d - 1);
+    else
+        p = b(bits >> 1, d - 1);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+
+static void
+round_of(unsigned r, unsigned flip)
+{
+    for (unsigned i = r * (PATHS / ROUNDS); i < (r + 1) * (PATHS / ROUNDS); i++) {
+        for (int k = 0; k < 3; k++) {
+            void *p = a(i ^ flip, DEPTH);
+            if (k == 0)
+                kept[nkept++] = p;
+            else
+                free(p);
+        }
+    }
+    nanosleep(&(struct timespec){0, 40 * 1000 * 1000}, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+    int i = 1;
+    int forking = i < argc && strcmp(argv[i], "fork") == 0;
+    i += forking;
+    int closing = i < argc && strcmp(argv[i], "close") == 0;
+    i += closing;
+    const char *lib = i < argc ? argv[i] : NULL;
+    pid_t child = -1;
+    unsigned flip = 0;
+    for (unsigned r = 0; r < ROUNDS; r++) {
+        if (forking && r == 2) {
+            child = fork();
+            if (child < 0)
+                return 1;
+            if (child == 0)
+                flip = 0x555; /* the child's own paths from here on */
+        }
+        if (lib != NULL && r == 4) {
+            void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+            void *(*mid)(void) = h != NULL ? (void *(*)(void))dlsym(h, "lib_mid") : NULL;
+            if (mid == NULL) {
+                fprintf(stderr, "%s\n", dlerror());
+                return 1;
+            }
+            for (int k = 0; k < 100; k++)
+                kept[nkept++] = mid();
+            if (closing && dlclose(h) != 0)
+                return 1;
+        }
+        round_of(r, flip);
+    }
+    if (child > 0) {
+        int st;
+        if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            return 1;
+    }
+    printf("sites %zu kept\n", nkept);
+    return 0;
+}

@@ -1,0 +1,45 @@
+#!/bin/sh
+# tests/preload/test_ahead.sh ZW TESTDIR - the capture's table built ahead of the end by the
+# sampler (src/preload/ahead.c) is the table the end alone builds: zwp_sites allocates from 4096
+# tracebacks over 0.3 s (the sampler converts them as it goes), dlopens a library midway, forks
+# (the child's capture starts its table afresh) or dlcloses the library (which makes the sampler
+# give its work up); every capture's tracebacks and counts are those of ZW_TABLE_AHEAD=0.
+set -u
+zw=$1
+dir=$2
+. "$(dirname "$0")/../lib.sh"
+
+lib="$dir/libzwp_dlreuse_a.so"
+# groups FILE: every traceback of the exit set with its blocks and bytes, one line each, sorted
+groups() {
+    "$zw" top --group traceback --json --limit 0 "$1" |
+        jq -c '.[] | [.blocks, .bytes, [.traceback[] | [.function, .file, .line, .module]]]' | sort
+}
+
+for case in "fork $lib" "close $lib"; do
+    for ahead in 0 1; do
+        rm -f "$tmp/s$ahead.zwc"*
+        ZW_TABLE_AHEAD=$ahead ZW_INTERVAL_MS=2 "$zw" run -q --follow-fork -o "$tmp/s$ahead.zwc" -- \
+            "$dir/zwp_sites" $case >/dev/null 2>"$tmp/err" ||
+            fail "$case, ahead $ahead: zw run: $(cat "$tmp/err")"
+    done
+    for f in s0.zwc s0.zwc.1; do
+        case "$case" in close*) [ "$f" = s0.zwc ] || continue ;; esac
+        g=$(echo "$f" | sed 's/s0/s1/')
+        groups "$tmp/$f" >"$tmp/$f.groups"
+        groups "$tmp/$g" >"$tmp/$g.groups"
+        n=$(wc -l <"$tmp/$f.groups")
+        [ "$n" -gt 3000 ] && echo "ok: $case: $f: $n tracebacks" ||
+            fail "$case: $f: $n tracebacks, want more than 3000"
+        grep -q '"lib_mid"' "$tmp/$g.groups" && echo "ok: $case: $g: the library's frames named" ||
+            fail "$case: $g: no lib_mid frame"
+        if cmp -s "$tmp/$f.groups" "$tmp/$g.groups"; then
+            echo "ok: $case: $g has the tracebacks and counts of $f (built at the end alone)"
+        else
+            fail "$case: $g differs from $f:"
+            diff "$tmp/$f.groups" "$tmp/$g.groups" | head -10
+        fi
+    done
+done
+
+finish "the table built ahead of the end"
