@@ -3,7 +3,8 @@
 # sampler (src/preload/ahead.c) is the table the end alone builds: zwp_sites allocates from 4096
 # tracebacks over 0.3 s (the sampler converts them as it goes), dlopens a library midway, forks
 # (the child's capture starts its table afresh) or dlcloses the library (which makes the sampler
-# give its work up); every capture's tracebacks and counts are those of ZW_TABLE_AHEAD=0.
+# give its work up); every capture's tracebacks and counts are those of ZW_TABLE_AHEAD=0, and the
+# files the symboliser keeps open while the program runs are on descriptors 1000 and above.
 set -u
 zw=$1
 dir=$2
@@ -20,8 +21,10 @@ for case in "fork $lib" "close $lib"; do
     for ahead in 0 1; do
         rm -f "$tmp/s$ahead.zwc"*
         ZW_TABLE_AHEAD=$ahead ZW_INTERVAL_MS=2 "$zw" run -q --follow-fork -o "$tmp/s$ahead.zwc" -- \
-            "$dir/zwp_sites" $case >/dev/null 2>"$tmp/err" ||
+            "$dir/zwp_sites" $case >"$tmp/out" 2>"$tmp/err" ||
             fail "$case, ahead $ahead: zw run: $(cat "$tmp/err")"
+        expect "$case, ahead $ahead: files on the program's descriptors" \
+            "$(grep -Ec ', low files ([0-9]+) -> \1$' "$tmp/out")" "$(grep -c . "$tmp/out")"
     done
     for f in s0.zwc s0.zwc.1; do
         case "$case" in close*) [ "$f" = s0.zwc ] || continue ;; esac
