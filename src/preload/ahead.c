@@ -1,17 +1,21 @@
 /* preload/ahead.c - the capture's table built ahead of the end. The end of a capture converts
  * every traceback the sites and the live sets name (symbolised frames, the table of the capture);
- * on cc1plus (g++ -O2: 95k tracebacks) that was 230 ms of a 440 ms end, all of it on the program's
- * last thread while it exits. Here the sampler converts, at each of its ticks and under G.lock,
- * the tracebacks the sites have gained since the last tick, in the order of their refs (the order
- * the end would take them in: the table comes out the same), at most PASS_NS at a time; the end
- * takes the builder over and converts only those made since.
+ * on cc1plus (g++ -O2: 95k tracebacks) that was 230 ms of a 440 ms end, all of it on the
+ * program's last thread while it exits. Here the sampler converts, at each of its ticks, the
+ * tracebacks the sites have gained since the last tick, in the order of their refs (the order the
+ * end would take them in: the table comes out the same), at most PASS_NS at a time, under a lock
+ * of its own: G.lock, which the hooks try for a new peak and the program's marks take, stays
+ * free (a fork waits for the pass). The end takes the builder over and converts only the
+ * tracebacks made since.
  *
  * Given up for the rest of the process, its work dropped so that the end converts everything as
  * if it had not run, when a module is unloaded (the loader's count of unloaded objects is no
  * longer 0: the symboliser's view of the modules would have to change under the conversions
- * made), when memory runs out, and in a fork child (its sites start afresh). ZW_TABLE_AHEAD=0
- * turns it off. See docs/zw.md#how-it-works. */
+ * made) and when memory runs out; forgotten in a fork child (its sites start afresh: its table is
+ * its own, and freeing the parent's would only copy its pages). ZW_TABLE_AHEAD=0 turns it off.
+ * See docs/zw.md#how-it-works. */
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,12 +84,9 @@ make_locked(void)
     return G.ahead.b != NULL;
 }
 
-void
-zwi_preload_ahead_pass_locked(void)
+static void
+pass_locked(void)
 {
-    if (!G.ahead.on || G.ahead.gone || G.sites == NULL || atomic_load(&G.finished) ||
-        zwi_preload_now_ns() < START_NS)
-        return;
     if (unloads() != 0) {
         give_up_locked();
         return;
@@ -101,8 +102,7 @@ zwi_preload_ahead_pass_locked(void)
     for (; ref <= max && ref < G.site_refs; ref++) {
         /* the sites the end lists, in its order: one whose first allocation the bookkeeping has
          * not applied yet is waited for, a few passes, so that the table keeps the sites' order */
-        if (atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed) == 0 &&
-            !G.shown[ref].mentioned) {
+        if (atomic_load_explicit(&G.sites[ref].count, memory_order_relaxed) == 0) {
             if (++G.ahead.stuck < STUCK)
                 break;
             G.ahead.stuck = 0;
@@ -113,7 +113,7 @@ zwi_preload_ahead_pass_locked(void)
             give_up_locked(); /* out of memory: the end tries again, its own way */
             return;
         }
-        if ((++done & 31) == 0 && zwi_preload_clock_ns(CLOCK_MONOTONIC) - start >= PASS_NS) {
+        if ((++done & 7) == 0 && zwi_preload_clock_ns(CLOCK_MONOTONIC) - start >= PASS_NS) {
             ref++;
             break;
         }
@@ -123,14 +123,30 @@ zwi_preload_ahead_pass_locked(void)
         give_up_locked();
 }
 
+void
+zwi_preload_ahead_pass(void)
+{
+    if (!G.ahead.on || G.sites == NULL || zwi_preload_now_ns() < START_NS)
+        return;
+    pthread_mutex_lock(&G.ahead.lock);
+    if (!G.ahead.gone && !atomic_load(&G.finished))
+        pass_locked();
+    pthread_mutex_unlock(&G.ahead.lock);
+}
+
 bool
 zwi_preload_ahead_take_locked(zwi_symbolizer **sym, zwi_arena **arena, zw_snapshot **table,
                               zwi_table_builder **b)
 {
-    if (G.ahead.b == NULL)
-        return false;
-    if (unloads() != 0) {
+    pthread_mutex_lock(&G.ahead.lock); /* a pass under way ends first */
+    bool have = G.ahead.b != NULL;
+    if (have && unloads() != 0) {
         give_up_locked();
+        have = false;
+    }
+    if (!have) {
+        G.ahead.gone = true;
+        pthread_mutex_unlock(&G.ahead.lock);
         return false;
     }
     *sym = G.ahead.sym;
@@ -142,12 +158,18 @@ zwi_preload_ahead_take_locked(zwi_symbolizer **sym, zwi_arena **arena, zw_snapsh
     G.ahead.table = NULL;
     G.ahead.b = NULL;
     G.ahead.gone = true; /* the end has it */
+    pthread_mutex_unlock(&G.ahead.lock);
     return true;
 }
 
 void
-zwi_preload_ahead_fork_child_locked(void)
+zwi_preload_ahead_fork_child(void)
 {
-    drop_locked(); /* the child's sites start afresh: its table is its own, made at its end */
+    G.ahead.sym = NULL; /* the parent's, forgotten: see the top of the file */
+    G.ahead.arena = NULL;
+    G.ahead.table = NULL;
+    G.ahead.b = NULL;
+    G.ahead.next = 1;
+    G.ahead.stuck = 0;
     G.ahead.gone = false;
 }

@@ -42,7 +42,8 @@ zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .fd = -1,
                                    .wake = {-1, -1},
                                    .mmaps.lock = PTHREAD_MUTEX_INITIALIZER,
-                                   .unloaded.lock = PTHREAD_MUTEX_INITIALIZER};
+                                   .unloaded.lock = PTHREAD_MUTEX_INITIALIZER,
+                                   .ahead.lock = PTHREAD_MUTEX_INITIALIZER};
 
 
 /* Signals sent from outside (^C, kill, a closed terminal, timers, user signals: every signal
@@ -403,6 +404,7 @@ fork_prepare(void)
     pthread_mutex_lock(&G.lock);
     zwi_preload_mmap_lock();
     pthread_mutex_lock(&G.unloaded.lock); /* a dlclose hook's append */
+    pthread_mutex_lock(&G.ahead.lock);    /* the sampler's conversions (ahead.c), after G.lock */
     /* after the locks a producer may hold while it waits for room in the ring (popen's), before
      * the tracer's, which the consumer takes: everything posted applied, the consumer held
      * between two records */
@@ -415,6 +417,7 @@ fork_parent(void)
 {
     zwi_tracer_unlock_all(G.tracer);
     zwi_preload_consumer_fork_parent();
+    pthread_mutex_unlock(&G.ahead.lock);
     pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     pthread_mutex_unlock(&G.lock);
@@ -441,6 +444,8 @@ static void
 fork_child(void)
 {
     zwi_tracer_unlock_all(G.tracer);
+    zwi_preload_ahead_fork_child();
+    pthread_mutex_unlock(&G.ahead.lock);
     pthread_mutex_unlock(&G.unloaded.lock);
     zwi_preload_mmap_unlock();
     zwi_preload_popen_unlock();
@@ -474,7 +479,6 @@ fork_child(void)
         if (live != 0 || live_bytes != 0)
             atomic_store(&G.summary[i >> DIRTY_SHIFT], 1);
     }
-    zwi_preload_ahead_fork_child_locked();
     G.steps.len = 0;
     G.nsteps = 0;
     G.steps_broken = false;

@@ -358,8 +358,10 @@ typedef struct zwi_preload_state {
         _Atomic uintptr_t hi;
     } unloaded;
 
-    /* the capture's table built ahead of the end by the sampler (ahead.c), under G.lock */
+    /* the capture's table built ahead of the end by the sampler (ahead.c), under its lock, which
+     * the end takes after G.lock */
     struct {
+        pthread_mutex_t lock;
         bool on;   /* constructor: ZW_TABLE_AHEAD (1 by default) */
         bool gone; /* given up for this process (a module unloaded, no memory), or taken by the
                     * end */
@@ -552,14 +554,16 @@ ZW_HIDDEN void zwi_preload_write_end_locked(uint32_t end, int code);
 /* ---- ahead.c ---- */
 
 /* The sampler's share of the end: converts (at most 2 ms of) the tracebacks the sites gained
- * since its last call into the capture's table. */
-ZW_HIDDEN void zwi_preload_ahead_pass_locked(void);
-/* The table built so far, for the end to go on with: false if there is none (never started,
- * given up, or a module was unloaded since the last pass: the end then starts afresh). */
+ * since its last call into the capture's table. Takes G.ahead.lock, not G.lock. */
+ZW_HIDDEN void zwi_preload_ahead_pass(void);
+/* The table built so far, for the end (holding G.lock) to go on with: false if there is none
+ * (never started, given up, or a module was unloaded since the last pass: the end then starts
+ * afresh). */
 ZW_HIDDEN bool zwi_preload_ahead_take_locked(zwi_symbolizer **sym, struct zwi_arena **arena,
                                              zw_snapshot **table, struct zwi_table_builder **b);
-/* A fork child drops its parent's: its sites start afresh. */
-ZW_HIDDEN void zwi_preload_ahead_fork_child_locked(void);
+/* In a followed fork child, holding G.ahead.lock: the parent's work is forgotten (its sites start
+ * afresh). */
+ZW_HIDDEN void zwi_preload_ahead_fork_child(void);
 
 /* ---- env.c ---- */
 

@@ -184,9 +184,9 @@ sampler_main(void *arg)
             if (!G.any_written ||
                 zwi_preload_now_ns() - G.flushed_ns >= (uint64_t)G.flush_ms * 1000000u)
                 zwi_preload_flush_samples_locked();
-            zwi_preload_ahead_pass_locked(); /* the end's table, built as the run goes */
         }
         pthread_mutex_unlock(&G.lock);
+        zwi_preload_ahead_pass(); /* the end's table, built as the run goes */
     }
     zwi_trace_guard--;
     return NULL;
