@@ -17,6 +17,7 @@
  * See docs/zw.md#how-it-works. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -828,6 +829,39 @@ pthread_getattr_np(pthread_t th, pthread_attr_t *attr)
     int rc = G.real.getattr(th, attr);
     in_getattr--;
     return rc;
+}
+
+/* ---- pipe2 ---- */
+
+/* libunwind checks that an address is readable by writing a byte of it to a pipe of its own, made
+ * with pipe2 the first time zw's unwinder has it walk a frame its own way: on the lowest free
+ * descriptors, the program's (3 and 4 in most), which it would then find taken, or replace with
+ * dup2 (a shell's `exec 4>file`: libunwind's next byte would go to the file). Made inside zw (the
+ * guard up), a pipe goes to descriptors 1000 and above, as zw's own. */
+EXPORT int
+pipe2(int fds[2], int flags)
+{
+    static int (*_Atomic real_pipe2)(int *, int);
+    int (*fn)(int *, int) = atomic_load_explicit(&real_pipe2, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (int (*)(int *, int))dlsym(RTLD_NEXT, "pipe2");
+        if (fn == NULL) {
+            errno = ENOSYS;
+            return -1;
+        }
+        atomic_store_explicit(&real_pipe2, fn, memory_order_relaxed);
+    }
+    int rc = fn(fds, flags);
+    if (rc != 0 || zwi_trace_guard == 0)
+        return rc;
+    for (int i = 0; i < 2; i++) {
+        int h = fcntl(fds[i], flags & O_CLOEXEC ? F_DUPFD_CLOEXEC : F_DUPFD, ZWI_HIGH_FD);
+        if (h >= 0) {
+            close(fds[i]);
+            fds[i] = h;
+        }
+    }
+    return 0;
 }
 
 /* ---- dlclose ---- */

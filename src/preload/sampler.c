@@ -204,7 +204,7 @@ zwi_preload_make_wake_pipe(void)
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
         return;
     for (int i = 0; i < 2; i++) { /* out of the way of the program's low descriptors */
-        G.wake[i] = fcntl(p[i], F_DUPFD_CLOEXEC, 1000);
+        G.wake[i] = fcntl(p[i], F_DUPFD_CLOEXEC, ZWI_HIGH_FD);
         if (G.wake[i] >= 0)
             close(p[i]);
         else

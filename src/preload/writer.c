@@ -335,7 +335,7 @@ zwi_preload_open_output(void)
     struct stat st;
     if (G.fd >= 0) {
         /* out of the way of the program's low descriptors (dup2 onto 0-2, close loops) */
-        int high = fcntl(G.fd, F_DUPFD_CLOEXEC, 1000);
+        int high = fcntl(G.fd, F_DUPFD_CLOEXEC, ZWI_HIGH_FD);
         if (high >= 0) {
             close(G.fd);
             G.fd = high;

@@ -4,7 +4,9 @@
 # tracebacks over 0.3 s (the sampler converts them as it goes), dlopens a library midway, forks
 # (the child's capture starts its table afresh) or dlcloses the library (which makes the sampler
 # give its work up); every capture's tracebacks and counts are those of ZW_TABLE_AHEAD=0, and the
-# files the symboliser keeps open while the program runs are on descriptors 1000 and above.
+# files the symboliser keeps open while the program runs are on descriptors 1000 and above. Last,
+# a shell's descriptors under zw run are those it has untraced (libunwind's pipe, which zw's
+# unwinder makes it create, goes to 1000 and above too).
 set -u
 zw=$1
 dir=$2
@@ -45,4 +47,15 @@ for case in "fork $lib" "close $lib"; do
     done
 done
 
-finish "the table built ahead of the end"
+# lowfds: the shell's descriptors from 3 to 999 (its own directory listing left out)
+lowfds='for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -ge 3 ] && [ "$n" -lt 1000 ] &&
+    [ "$(readlink "$f")" != "/proc/$$/fd" ] && echo "$n $(readlink "$f" | cut -c1-5)"; done; true'
+plain=$(sh -c "ls -l / >/dev/null; $lowfds" | sort)
+for mode in default fp; do
+    traced=$(ZW_UNWIND=$([ $mode = default ] || echo $mode) "$zw" run -q -o "$tmp/fd.zwc" -- \
+        sh -c "ls -l / >/dev/null; $lowfds" | sort)
+    rm -f "$tmp/fd.zwc"*
+    expect "$mode unwinder: a shell's descriptors 3-999 under zw run" "$traced" "$plain"
+done
+
+finish "the table built ahead of the end, zw's descriptors"
