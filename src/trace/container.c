@@ -242,7 +242,8 @@ zwi_container_put_section_level(zwi_cbuf *out, uint32_t type, uint32_t flags,
 }
 
 /* Section `type` at zstd `level` (0: stored); `or_stored`: stored as it is when compressing does
- * not make it smaller (a snapshot's sections are all compressed, whatever their size). */
+ * not make it smaller (a snapshot's sections are all compressed, whatever their size). A section
+ * zstd cannot compress (no memory for its context) is stored as it is. */
 static void
 put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload, int level,
             bool or_stored)
@@ -260,13 +261,10 @@ put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payloa
     size_t stored = payload->len;
     if (compress) {
         stored = ZSTD_compress(h + ZWI_SECTION_SIZE, bound, payload->data, payload->len, level);
-        if (ZSTD_isError(stored)) {
-            out->len = at;
-            out->failed = true;
-            return;
-        }
-        if (or_stored && stored >= payload->len) { /* nothing gained: stored as it is */
-            compress = false;
+        /* zstd's own memory refused (a process at its address space limit, writing the end of
+         * its capture): stored as it is rather than lost */
+        if (ZSTD_isError(stored) || (or_stored && stored >= payload->len)) {
+            compress = false; /* else nothing gained: stored as it is */
             stored = payload->len;
         }
     }
