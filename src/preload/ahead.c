@@ -9,13 +9,18 @@
  * tracebacks made since.
  *
  * Given up for the rest of the process, its work dropped so that the end converts everything as
- * if it had not run, when a module is unloaded (the loader's count of unloaded objects is no
+ * if it had not run: once a module is unloaded (the loader's count of unloaded objects is no
  * longer 0: the symboliser's view of the modules would have to change under the conversions
- * made) and when memory runs out; forgotten in a fork child (its sites start afresh: its table is
- * its own, and freeing the parent's would only copy its pages). ZW_TABLE_AHEAD=0 turns it off.
+ * made); once the process has a limit on its address space or data (ulimit -v, -d: malloc then
+ * fails where the kernel would otherwise overcommit, and libdw out of memory exits the process,
+ * `error(EXIT_FAILURE, ENOMEM, "libdw")`: a program near its limit died with status 1) or the
+ * tracer ran out of memory; when a conversion finds none. Forgotten in a fork child (its sites
+ * start afresh: its table is its own, and freeing the parent's would only copy its pages).
+ * ZW_TABLE_AHEAD=0 turns it off.
  * See docs/zw.md#how-it-works. */
 #include <link.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,10 +89,21 @@ make_locked(void)
     return G.ahead.b != NULL;
 }
 
+/* Whether the process may run out of memory with malloc failing (a limit on its address space or
+ * data), or the tracer already has: the symboliser is then left to the end. */
+static bool
+memory_short(void)
+{
+    struct rlimit as, data;
+    return getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY ||
+           getrlimit(RLIMIT_DATA, &data) != 0 || data.rlim_cur != RLIM_INFINITY ||
+           zwi_preload_sum_stats().untraced != 0;
+}
+
 static void
 pass_locked(void)
 {
-    if (unloads() != 0) {
+    if (unloads() != 0 || memory_short()) {
         give_up_locked();
         return;
     }
