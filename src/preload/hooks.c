@@ -854,13 +854,8 @@ pipe2(int fds[2], int flags)
     int rc = fn(fds, flags);
     if (rc != 0 || zwi_trace_guard == 0)
         return rc;
-    for (int i = 0; i < 2; i++) {
-        int h = fcntl(fds[i], flags & O_CLOEXEC ? F_DUPFD_CLOEXEC : F_DUPFD, ZWI_HIGH_FD);
-        if (h >= 0) {
-            close(fds[i]);
-            fds[i] = h;
-        }
-    }
+    for (int i = 0; i < 2; i++)
+        fds[i] = zwi_fd_high(fds[i], flags & O_CLOEXEC);
     return 0;
 }
 

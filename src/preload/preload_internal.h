@@ -180,10 +180,6 @@ typedef struct unloaded_module {
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
 #define ZWI_ENV_NVARS 15
 
-/* Where zw's descriptors go (the capture, the wake pipe, libunwind's pipe): out of the way of the
- * program's, which are the lowest free ones. */
-#define ZWI_HIGH_FD 1000
-
 /* ---- the bookkeeping ring (consumer.c) ---- */
 
 /* What a hook asks the bookkeeping to do, applied in ticket order (zwi_preload_apply). */

@@ -203,13 +203,8 @@ zwi_preload_make_wake_pipe(void)
     int p[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
         return;
-    for (int i = 0; i < 2; i++) { /* out of the way of the program's low descriptors */
-        G.wake[i] = fcntl(p[i], F_DUPFD_CLOEXEC, ZWI_HIGH_FD);
-        if (G.wake[i] >= 0)
-            close(p[i]);
-        else
-            G.wake[i] = p[i];
-    }
+    for (int i = 0; i < 2; i++) /* out of the way of the program's low descriptors */
+        G.wake[i] = zwi_fd_high(p[i], true);
 }
 
 void

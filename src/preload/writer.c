@@ -339,11 +339,7 @@ zwi_preload_open_output(void)
     struct stat st;
     if (G.fd >= 0) {
         /* out of the way of the program's low descriptors (dup2 onto 0-2, close loops) */
-        int high = fcntl(G.fd, F_DUPFD_CLOEXEC, ZWI_HIGH_FD);
-        if (high >= 0) {
-            close(G.fd);
-            G.fd = high;
-        }
+        G.fd = zwi_fd_high(G.fd, true);
         if (fstat(G.fd, &st) == 0) {
             G.file_dev = st.st_dev;
             G.file_ino = st.st_ino;
@@ -505,12 +501,7 @@ put_sites(zwi_cbuf *out, end_table *tb)
         zwi_capture_put_record(out, ZWI_SEC_SITE_LIST, &pay);
         zwi_cbuf_release(&pay);
     }
-    zwi_free(out->raw, sl.temporary);
-    zwi_free(out->raw, sl.bytes);
-    zwi_free(out->raw, sl.counts);
-    zwi_free(out->raw, sl.tbs);
-    zwi_free(out->raw, sl.domains);
-    zwi_free(out->raw, sl.refs);
+    zwi_site_list_release(out->raw, &sl);
 }
 
 /* A LEAKS section (or MARK_LEAKS, `type`): how a set's scan went and the kind of each block. */

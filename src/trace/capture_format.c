@@ -1884,8 +1884,8 @@ free_process(zw_raw *raw, zwi_process *p)
     zwi_free(raw, p->argv);
 }
 
-static void
-free_site_list(zw_raw *raw, zwi_site_list *s)
+void
+zwi_site_list_release(zw_raw *raw, zwi_site_list *s)
 {
     zwi_free(raw, s->refs);
     zwi_free(raw, s->domains);
@@ -1943,7 +1943,7 @@ pack_section(uint32_t type, zwi_cursor *cur, zwi_cbuf *pay, bool *head)
         zwi_site_list sl;
         if ((rc = zwi_decode_site_list(cur, &sl)) == 0)
             zwi_encode_site_list_packed(pay, &sl);
-        free_site_list(raw, &sl);
+        zwi_site_list_release(raw, &sl);
         break;
     }
     default: /* a section of an older version: such a capture is left as it is */

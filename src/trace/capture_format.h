@@ -232,6 +232,8 @@ ZW_HIDDEN void zwi_encode_site_list(zwi_cbuf *b, const zwi_sites *sites, const z
 ZW_HIDDEN int zwi_decode_site_list(zwi_cursor *c, zwi_site_list *out);
 /* The same from a zwi_site_list's arrays (its `tbs` already TABLE's indices). */
 ZW_HIDDEN void zwi_encode_site_list_of(zwi_cbuf *b, const zwi_site_list *s);
+/* Frees a site list's six arrays (from `raw`). */
+ZW_HIDDEN void zwi_site_list_release(zw_raw *raw, zwi_site_list *s);
 
 /* LEAKS: the exit set's reachability scan; `l->kinds` (l->nkinds of them) only when the status
  * is ZW_LEAKS_SCANNED. Decoding checks each kind, not that they match the exit set's traces (the

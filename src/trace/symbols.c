@@ -9,7 +9,6 @@
  * each address, which on a large program (cc1plus: 31k symbols) was most of the tracer's time.
  * See docs/trace.md#symbols. */
 #include <dwarf.h>
-#include <fcntl.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <link.h>
@@ -23,7 +22,6 @@
 #include "trace_internal.h"
 
 #define MAX_INLINE 64 /* frames one address may expand to */
-#define HIGH_FD    1000 /* where the files the symboliser keeps open go (high_fd) */
 
 /* A module's symbols, sorted by address. */
 typedef struct modsym {
@@ -130,27 +128,16 @@ struct zwi_symbolizer {
 
 static char *debuginfo_path; /* libdw's default search path (NULL), as its callbacks want */
 
-/* A file libdwfl keeps open, moved out of the program's way: descriptor 1000 or above, closed on
- * exec. The preload library's sampler symbolises while the program runs (preload/ahead.c); a low
- * descriptor would be one the program counts on being free, and its children would inherit it. */
-static int
-high_fd(int fd)
-{
-    if (fd < 0 || fd >= HIGH_FD)
-        return fd;
-    int h = fcntl(fd, F_DUPFD_CLOEXEC, HIGH_FD);
-    if (h < 0)
-        return fd; /* no room up there (a low limit): it stays where it is */
-    close(fd);
-    return h;
-}
-
+/* The files libdwfl keeps open go out of the program's way (zwi_fd_high: 1000 and above, closed
+ * on exec): the preload library's sampler symbolises while the program runs (preload/ahead.c),
+ * and a low descriptor would be one the program counts on being free, which its children would
+ * inherit. */
 static int
 find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name,
          Elf **elfp)
 {
     int fd = dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
-    return *elfp == NULL ? high_fd(fd) : fd; /* an Elf made already reads from its descriptor */
+    return *elfp == NULL ? zwi_fd_high(fd, true) : fd; /* an Elf made already reads from it */
 }
 
 static int
@@ -158,8 +145,9 @@ find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Add
                const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
                char **debuginfo_file_name)
 {
-    return high_fd(zwi_debug_find(mod, userdata, modname, base, file_name, debuglink_file,
-                                  debuglink_crc, debuginfo_file_name));
+    return zwi_fd_high(zwi_debug_find(mod, userdata, modname, base, file_name, debuglink_file,
+                                      debuglink_crc, debuginfo_file_name),
+                       true);
 }
 
 static const Dwfl_Callbacks callbacks = {

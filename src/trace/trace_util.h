@@ -27,6 +27,15 @@ ZW_HIDDEN void zwi_free(zw_raw *raw, void *p);
 /* Grows *v (of *cap elements of `size` bytes) to hold at least `need`; 0 or -1. */
 ZW_HIDDEN int zwi_reserve(zw_raw *raw, void **v, size_t *cap, size_t need, size_t size);
 
+/* Where the descriptors zw keeps open while a traced program runs go (the capture, the sampler's
+ * wake pipe, the symboliser's files, libunwind's pipe): out of the way of the program's, which
+ * are the lowest free ones. */
+#define ZWI_HIGH_FD 1000
+
+/* `fd` moved to ZWI_HIGH_FD or above (closed on exec if `cloexec`) and the old one closed; `fd`
+ * itself if it is negative or high already, or if there is no room up there (a low limit). */
+ZW_HIDDEN int zwi_fd_high(int fd, bool cloexec);
+
 /* FNV-1a, 64 bits, folded. */
 ZW_HIDDEN uint64_t zwi_hash_bytes(const void *p, size_t n, uint64_t seed);
 

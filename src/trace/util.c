@@ -3,10 +3,12 @@
  * 64-bit key map, a byte buffer (trace_util.h). None of them allocates through mem, which the
  * tracer may be tracing. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trace_internal.h"
 
@@ -49,6 +51,18 @@ zwi_reserve(zw_raw *raw, void **v, size_t *cap, size_t need, size_t size)
     *v = p;
     *cap = n;
     return 0;
+}
+
+int
+zwi_fd_high(int fd, bool cloexec)
+{
+    if (fd < 0 || fd >= ZWI_HIGH_FD)
+        return fd;
+    int h = fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, ZWI_HIGH_FD);
+    if (h < 0)
+        return fd;
+    close(fd);
+    return h;
 }
 
 uint64_t
