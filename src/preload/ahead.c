@@ -14,7 +14,10 @@
  * made); once the process has a limit on its address space or data (ulimit -v, -d: malloc then
  * fails where the kernel would otherwise overcommit, and libdw out of memory exits the process,
  * `error(EXIT_FAILURE, ENOMEM, "libdw")`: a program near its limit died with status 1) or the
- * tracer ran out of memory; when a conversion finds none. Forgotten in a fork child (its sites
+ * tracer ran out of memory; when a conversion finds none. Started again when the loader loads a
+ * module (the symboliser, made while a dlopen mapped one, could have read it in part and resolved
+ * its frames as no module's: seen on a library dlopened 160 ms into the run), RESTARTS times at
+ * most. Forgotten in a fork child (its sites
  * start afresh: its table is its own, and freeing the parent's would only copy its pages).
  * ZW_TABLE_AHEAD=0 turns it off.
  * See docs/zw.md#how-it-works. */
@@ -33,23 +36,35 @@
 #define START_NS ((uint64_t)50000000) /* the first pass 50 ms into the run: a process that
                                        * runs less (or executes another program) is left alone */
 #define STUCK    4 /* passes a ref may wait for its site's first count before it is passed over */
+#define RESTARTS 8 /* modules loaded after the work began, each making it start again: then given up */
+
+typedef struct loader_counts {
+    unsigned long long adds, subs;
+} loader_counts;
 
 static int
-read_unloads(struct dl_phdr_info *info, size_t size, void *arg)
+read_counts(struct dl_phdr_info *info, size_t size, void *arg)
 {
     if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
-        *(unsigned long long *)arg = info->dlpi_subs;
-    return 1; /* every object carries the same count */
+        *(loader_counts *)arg = (loader_counts){info->dlpi_adds, info->dlpi_subs};
+    return 1; /* every object carries the same counts */
 }
 
-/* How many objects the loader has unloaded in this process (dlclose, and glibc's own unloads of
- * its NSS and iconv modules, which no hook sees). */
+/* How many objects the loader has loaded (dlopen, and the program's own at start) and unloaded
+ * (dlclose, and glibc's own unloads of its NSS and iconv modules, which no hook sees) in this
+ * process. */
+static loader_counts
+counts(void)
+{
+    loader_counts n = {0, 0};
+    dl_iterate_phdr(read_counts, &n);
+    return n;
+}
+
 static unsigned long long
 unloads(void)
 {
-    unsigned long long n = 0;
-    dl_iterate_phdr(read_unloads, &n);
-    return n;
+    return counts().subs;
 }
 
 static void
@@ -74,10 +89,20 @@ give_up_locked(void)
     G.ahead.gone = true;
 }
 
-static bool
+/* A symboliser of the modules loaded now, and the table it fills: 1; 0 if a module was loaded
+ * meanwhile (nothing made), -1 out of memory. The modules it reads must be
+ * whole: one loaded while it reads /proc/self/maps (its segments mapped one by one) would be
+ * seen in part, and its frames resolved against that; so it is made again if the loader loaded
+ * anything meanwhile, and its work is dropped once the loader loads more (see pass_locked). */
+static int
 make_locked(void)
 {
+    G.ahead.loads = counts().adds;
     G.ahead.sym = zwi_symbolizer_new();
+    if (G.ahead.sym != NULL && counts().adds != G.ahead.loads) {
+        drop_locked();
+        return 0;
+    }
     G.ahead.arena = zwi_arena_new();
     zw_raw *door = G.ahead.arena != NULL ? zwi_arena_door(G.ahead.arena) : NULL;
     G.ahead.table = door != NULL ? zwi_snapshot_new_on(G.nframe, door) : NULL;
@@ -86,7 +111,7 @@ make_locked(void)
                     : NULL;
     G.ahead.next = 1;
     G.ahead.stuck = 0;
-    return G.ahead.b != NULL;
+    return G.ahead.b != NULL ? 1 : -1;
 }
 
 /* Whether the process may run out of memory with malloc failing (a limit on its address space or
@@ -107,9 +132,20 @@ pass_locked(void)
         give_up_locked();
         return;
     }
-    if (G.ahead.b == NULL && !make_locked()) {
-        give_up_locked();
-        return;
+    if (G.ahead.b != NULL && counts().adds != G.ahead.loads) {
+        /* a module loaded since the symboliser read them: made again, its work done over */
+        drop_locked();
+        if (++G.ahead.restarts > RESTARTS) {
+            give_up_locked();
+            return;
+        }
+    }
+    if (G.ahead.b == NULL) {
+        int made = make_locked();
+        if (made < 0)
+            give_up_locked();
+        if (made <= 0) /* 0: a load under way, the next pass tries again */
+            return;
     }
     uint64_t start = zwi_preload_clock_ns(CLOCK_MONOTONIC);
     unsigned max = atomic_load_explicit(&G.site_max, memory_order_acquire); /* its refs' tracebacks */
@@ -135,8 +171,11 @@ pass_locked(void)
         }
     }
     G.ahead.next = ref;
-    if (unloads() != 0) /* one during the pass: what it converted may be of the old modules */
+    loader_counts now = counts();
+    if (now.subs != 0) /* one during the pass: what it converted may be of the old modules */
         give_up_locked();
+    else if (now.adds != G.ahead.loads) /* the next pass starts again */
+        drop_locked();
 }
 
 void
@@ -156,7 +195,8 @@ zwi_preload_ahead_take_locked(zwi_symbolizer **sym, zwi_arena **arena, zw_snapsh
 {
     pthread_mutex_lock(&G.ahead.lock); /* a pass under way ends first */
     bool have = G.ahead.b != NULL;
-    if (have && unloads() != 0) {
+    loader_counts now = counts();
+    if (have && (now.subs != 0 || now.adds != G.ahead.loads)) {
         give_up_locked();
         have = false;
     }
@@ -187,5 +227,6 @@ zwi_preload_ahead_fork_child(void)
     G.ahead.b = NULL;
     G.ahead.next = 1;
     G.ahead.stuck = 0;
+    G.ahead.restarts = 0;
     G.ahead.gone = false;
 }

@@ -41,6 +41,7 @@ static void write_end(uint32_t end, int code);
 zwi_preload_state zwi_preload_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .fd = -1,
                                    .wake = {-1, -1},
+                                   .statm = -1,
                                    .mmaps.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .unloaded.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .ahead.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -511,7 +512,7 @@ fork_child(void)
     pthread_mutex_unlock(&G.lock);
     G.heap_base_bytes = base_bytes; /* the parent's live blocks stay live in the child */
     G.heap_base_blocks = base_blocks;
-    zwi_preload_make_wake_pipe();
+    zwi_preload_sampler_fds();
     zwi_preload_consumer_fork_child(); /* a consumer of its own, before the sampler reads G.ring */
     zwi_preload_start_sampler();
     zwi_trace_guard--;
@@ -723,7 +724,7 @@ zwi_preload_start(void)
         static const char *const runtime[] = {"/libc.so", "/libstdc++.so", NULL};
         zwi_preload_unwind_init(&G.unw, runtime, zwi_preload_env("ZW_UNWIND"));
     }
-    zwi_preload_make_wake_pipe();
+    zwi_preload_sampler_fds();
     zwi_preload_make_slot_key();
     install_signals();
     on_exit(on_exit_hook, NULL);

@@ -337,6 +337,7 @@ typedef struct zwi_preload_state {
     atomic_int async_signal;    /* atomic: an asynchronous signal asks the sampler to finish */
     atomic_int deferred_signal; /* atomic: one that landed inside a hook, served on leaving it */
     int wake[2];                /* constructor: a pipe whose write end wakes the sampler */
+    int statm;                  /* constructor: /proc/self/statm, -1 if it could not be opened */
     atomic_bool written; /* atomic: zwi_preload_finish() has written the end of the capture */
     /* constructor (preload_start(), if ZW_NFRAME > 1): the modules loaded at start, which of
      * them keep frame pointers (votes, atomic) and where runtime functions keep a skipped return
@@ -371,6 +372,8 @@ typedef struct zwi_preload_state {
         struct zwi_table_builder *b;
         uint32_t next;  /* the refs below it are converted, or were passed over */
         unsigned stuck; /* passes `next` has waited for its site's first allocation */
+        unsigned long long loads; /* the loader's count of loaded objects when sym was made */
+        unsigned restarts;        /* times its work was dropped for a module loaded since */
     } ahead;
 
     /* the bookkeeping ring (consumer.c): the hooks post records, one consumer thread applies
@@ -476,8 +479,9 @@ ZW_HIDDEN totals zwi_preload_sum_stats(void);
 ZW_HIDDEN uint64_t zwi_preload_rss_bytes(void);
 /* A sample now: heap bytes and blocks, RSS, the running totals. */
 ZW_HIDDEN zw_capture_sample zwi_preload_sample_now(void);
-/* G.wake: a new pipe (a fork child must not share its parent's). */
-ZW_HIDDEN void zwi_preload_make_wake_pipe(void);
+/* G.wake, a new pipe, and G.statm, opened anew (a fork child must not share its parent's): the
+ * constructor's and a fork child's, while the process has one thread. */
+ZW_HIDDEN void zwi_preload_sampler_fds(void);
 ZW_HIDDEN void zwi_preload_start_sampler(void);
 /* The first call of a thread of this library (the sampler, the bookkeeping thread): its guard up
  * for good, its name (`name`, at most 15 bytes) for top -H and perf, the asynchronous signals and

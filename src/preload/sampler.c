@@ -67,11 +67,8 @@ zwi_preload_rss_bytes(void)
         atomic_store_explicit(&page, psz, memory_order_relaxed);
     }
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    int fd = G.statm;
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
     if (n <= 0)
         return 0;
     buf[n] = '\0';
@@ -193,13 +190,19 @@ sampler_main(void *arg)
 }
 
 void
-zwi_preload_make_wake_pipe(void)
+zwi_preload_sampler_fds(void)
 {
     for (int i = 0; i < 2; i++) {
         if (G.wake[i] >= 0)
             close(G.wake[i]);
         G.wake[i] = -1;
     }
+    /* opened once, while the process has one thread (the constructor, a fork child): a file
+     * opened at each sample would take the lowest free descriptor for a moment, which a program
+     * may be about to open or dup (close(0) then open() makes a new standard input) */
+    if (G.statm >= 0)
+        close(G.statm);
+    G.statm = zwi_fd_high(open("/proc/self/statm", O_RDONLY | O_CLOEXEC), true);
     int p[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
         return;

@@ -51,8 +51,12 @@ done
 lowfds='for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -ge 3 ] && [ "$n" -lt 1000 ] &&
     [ "$(readlink "$f")" != "/proc/$$/fd" ] && echo "$n $(readlink "$f" | cut -c1-5)"; done; true'
 plain=$(sh -c "ls -l / >/dev/null; $lowfds" | sort)
+# (without the table built ahead: its symboliser, opening a module's file while the shell runs,
+# takes the lowest free descriptor for a moment, which the shell may then see, or find taken when
+# it makes a pipe; docs/zw.md says so)
 for mode in default fp; do
-    traced=$(ZW_UNWIND=$([ $mode = default ] || echo $mode) "$zw" run -q -o "$tmp/fd.zwc" -- \
+    traced=$(ZW_TABLE_AHEAD=0 ZW_UNWIND=$([ $mode = default ] || echo $mode) \
+        "$zw" run -q -o "$tmp/fd.zwc" -- \
         sh -c "ls -l / >/dev/null; $lowfds" | sort)
     rm -f "$tmp/fd.zwc"*
     expect "$mode unwinder: a shell's descriptors 3-999 under zw run" "$traced" "$plain"
