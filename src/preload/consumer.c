@@ -1,6 +1,8 @@
-/* preload/consumer.c - the bookkeeping thread: the hooks capture and intern a traceback and count
- * their thread's allocations on the program's thread, and post the rest as a record to a ring;
- * this thread applies the records in order (hooks.c's zwi_preload_apply): the tracer's table, the
+/* preload/consumer.c - the bookkeeping thread: the hooks capture a traceback and count their
+ * thread's allocations on the program's thread, and post the rest as a record to a ring;
+ * this thread applies the records in order (hooks.c's zwi_preload_apply): the tracebacks posted
+ * as frames interned (intern_posted: a record carries the frames that differ from the last ones
+ * of its thread's slot, in the cells after it; see ZWI_REC_FRAMES), the tracer's table, the
  * traced bytes and their peak, the site counters (it is their only writer: no locked adds), the
  * frees and temporary allocations (in a LIVE slot of its own), the peak sets.
  *
@@ -164,6 +166,35 @@ scrub_stack(void)
     __asm__ volatile("" : : "r"(dirt) : "memory");
 }
 
+/* The traceback of ZWI_REC_FRAMES record `c` at ticket t interned: its ref, or 0 if the tracer
+ * is out of memory. The frames the record does not carry are its id's last traceback's. */
+static uint32_t
+intern_posted(const zwi_rec *c, uint64_t t)
+{
+    uint32_t r = c->ref;
+    uintptr_t *path = &G.ring.seen[ZWI_FR_ID(r) * G.ring.stride] + 1;
+    uintptr_t *frames = G.ring.frames;
+    unsigned n = ZWI_FR_N(r);
+    unsigned d = ZWI_FR_D(r);
+    unsigned tot = ZWI_FR_TOTAL(r);
+    unsigned words = n - d + tot;
+    uint64_t total = n;
+    for (unsigned i = 0; i < words; i++) {
+        uint64_t w = zwi_preload_extra_get(&G.ring.cells[(t + 1 + i / 4) & G.ring.mask], i & 3);
+        if (tot && i == 0)
+            total = w;
+        else
+            frames[i - tot] = w;
+    }
+    for (unsigned j = 0; j < n; j++) { /* frames[n - 1 - j] is at depth j */
+        if (j < d)
+            frames[n - 1 - j] = path[j];
+        else
+            path[j] = frames[n - 1 - j];
+    }
+    return zwi_tracer_intern(G.tracer, frames, n, total > 65535 ? 65535 : (unsigned)total);
+}
+
 /* Applies what is published from the tail on, at most BATCH records; how many it applied. */
 static unsigned
 apply_batch(tstats *cs)
@@ -182,8 +213,14 @@ apply_batch(tstats *cs)
         const zwi_rec *ahead = &G.ring.cells[(tail + 4) & G.ring.mask];
         if (atomic_load_explicit(&ahead->seq, memory_order_acquire) == tail + 5)
             zwi_tracer_prefetch(G.tracer, ahead->ptr);
+        uint64_t next = tail + 1;
+        if (c->op & ZWI_REC_FRAMES) {
+            next += c->op >> ZWI_REC_EXTRA_SHIFT;
+            c->ref = intern_posted(c, tail);
+            c->op &= ZWI_OP_MASK | ZWI_REC_TEMP | ZWI_REC_KEEP;
+        }
         zwi_preload_apply(c, cs, true);
-        tail++;
+        tail = next;
         n++;
     }
     atomic_store_explicit(&G.ring.tail, tail, memory_order_release);
@@ -197,6 +234,8 @@ consumer_main(void *arg)
     (void)arg;
     zwi_preload_own_thread("zw-bookkeeping");
     tstats *cs = zwi_preload_stats_self();
+    if (zwi_trace_self == NULL) /* it interns the tracebacks of ZWI_REC_FRAMES records */
+        zwi_thread_make();
     /* the peak sets this thread saves allocate (untraced): its malloc arena made now, at start,
      * not in the middle of the program's run */
     void *volatile first = malloc(1); /* volatile: not a pair the compiler may take out */
@@ -242,6 +281,24 @@ ring_size(void)
         return RING_DEFAULT;
     }
     return v;
+}
+
+/* G.ring.sent and .seen, for ZWI_REC_FRAMES records: mapped, touched as threads come. Without
+ * them (no memory), the hooks intern. */
+static void
+make_rows(void)
+{
+    size_t stride = (G.nframe + 1 + 7) & ~(size_t)7; /* whole cache lines */
+    size_t bytes = (2 * LIVE_SLOTS + 1) * stride * sizeof(uintptr_t);
+    uintptr_t *rows = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (rows == MAP_FAILED)
+        return;
+    G.ring.stride = stride;
+    G.ring.seen = rows + LIVE_SLOTS * stride;
+    G.ring.frames = rows + 2 * LIVE_SLOTS * stride;
+    /* at most a quarter of the ring a record: a producer's wait for room always ends */
+    G.ring.extra_max = (unsigned)((G.ring.mask + 1) / 4 - 1);
+    G.ring.sent = rows;
 }
 
 static bool
@@ -302,6 +359,7 @@ zwi_preload_start_consumer(void)
     G.ring.stash = stash;
     G.ring.mask = size - 1;
     G.ring.wake_mask = size / 4 - 1;
+    make_rows();
     pthread_mutex_init(&G.ring.apply_lock, NULL);
     /* every cell's seq starts at 0, never t + 1 for a ticket t */
     G.ring.on = spawn_consumer();
@@ -350,6 +408,9 @@ zwi_preload_consumer_fork_child(void)
     atomic_store(&G.ring.thread_on, false);
     atomic_store(&G.ring.sleeping, 0);
     memset(G.ring.stash, 0, ZWI_STASH * sizeof(zwi_stash));
+    if (G.ring.sent != NULL) /* the consumer saw none of them: every id's next post is whole */
+        for (size_t i = 0; i < LIVE_SLOTS; i++)
+            G.ring.sent[i * G.ring.stride] = 0;
     pthread_mutex_init(&G.ring.apply_lock, NULL);
     if (atomic_load(&G.active) && !spawn_consumer())
         G.ring.on = false; /* one thread: the hooks apply their records themselves */

@@ -3,11 +3,13 @@
  *   bootstrap: until dlsym(RTLD_NEXT, ...) has found the real functions, blocks come from a static
  *              arena (G.boot); freeing one of them does nothing
  *   hook:      guard up -> the real function -> record -> guard down. Recording is, on the
- *              program's thread: the traceback captured and interned, the thread's allocation
- *              counts, the temporary-allocation test, and a record posted to the ring; the table,
- *              the site counters, the frees and the peak are the bookkeeping's (apply(), run by
- *              consumer.c's thread in ticket order, or by the hook itself with
- *              ZW_BOOKKEEPING=inline)
+ *              program's thread: the traceback captured, the thread's allocation counts, the
+ *              temporary-allocation test, and a record posted to the ring, with the traceback's
+ *              frames that differ from the last ones its thread posted (post_frames: the
+ *              bookkeeping interns it) or its ref (interned here: when the thread's memo of the
+ *              site has it, or the bookkeeping is behind); the table, the site counters, the
+ *              frees and the peak are the bookkeeping's (apply(), run by consumer.c's thread in
+ *              ticket order, or by the hook itself with ZW_BOOKKEEPING=inline)
  *
  * Reentrancy: the engine's per-thread guard (zwi_trace_guard, initial-exec TLS) is this library's
  * depth counter too: a hook that finds it up forwards to the real function untraced, so the
@@ -21,6 +23,7 @@
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -323,6 +326,14 @@ apply(zwi_rec *r, tstats *cs, bool sole, zwi_stash *st)
 {
     uint32_t op = r->op & ZWI_OP_MASK;
     if (op == ZWI_OP_ALLOC) {
+        if (ZW_UNLIKELY(r->ref == 0)) { /* its traceback (ZWI_REC_FRAMES) found no memory */
+            if (cs != NULL) {
+                bump(cs, &cs->allocs, (uint64_t)-1);
+                bump(cs, &cs->bytes, (uint64_t)0 - r->size);
+                bump(cs, &cs->untraced, 1);
+            }
+            return;
+        }
         if (zwi_tracer_add_ref(G.tracer, ZW_TRACE_DEFAULT_DOMAIN, r->ptr, r->size, r->ref) != 0) {
             if (cs != NULL) { /* the table ran out of memory: counted as such, not as an alloc */
                 bump(cs, &cs->allocs, (uint64_t)-1);
@@ -420,6 +431,80 @@ post(uint32_t op, uintptr_t ptr, uint64_t size, uint32_t ref, tstats *ts, zwi_st
         zwi_preload_wake_consumer();
 }
 
+/* Word j (< 4) of a cell that follows a ZWI_REC_FRAMES record: its seq, ptr, size, then ref and
+ * op as one word. */
+static inline __attribute__((always_inline)) void
+extra_put(zwi_rec *c, unsigned j, uint64_t w)
+{
+    if (j == 0)
+        atomic_store_explicit(&c->seq, w | ZWI_FR_MARK, memory_order_relaxed);
+    else if (j == 1)
+        c->ptr = w;
+    else if (j == 2)
+        c->size = w;
+    else
+        memcpy(&c->ref, &w, sizeof(w));
+}
+
+uint64_t
+zwi_preload_extra_get(const zwi_rec *c, unsigned j)
+{
+    uint64_t w;
+    if (j == 0)
+        return atomic_load_explicit(&c->seq, memory_order_relaxed) & ~ZWI_FR_MARK;
+    if (j == 1)
+        return c->ptr;
+    if (j == 2)
+        return c->size;
+    memcpy(&w, &c->ref, sizeof(w));
+    return w;
+}
+
+_Static_assert(offsetof(zwi_rec, op) == offsetof(zwi_rec, ref) + 4, "ref and op make one word");
+
+/* Posts the allocation of block p (n bytes) by the thread of slot `id` with its traceback for the
+ * consumer to intern (see ZWI_FR_ID): the frames it shares with the id's last one are not
+ * posted again. False, nothing posted, when the traceback needs more cells than a record may
+ * take (the caller interns it). */
+static inline __attribute__((always_inline)) bool
+post_frames(uintptr_t p, uint64_t n, const uintptr_t *frames, unsigned nf, unsigned total,
+            unsigned id)
+{
+    uintptr_t *row = &G.ring.sent[id * G.ring.stride];
+    uintptr_t *path = row + 1; /* outermost frame first */
+    unsigned m = nf < row[0] ? nf : (unsigned)row[0];
+    unsigned d = 0;
+    while (d < m && path[d] == frames[nf - 1 - d])
+        d++;
+    unsigned tot = total != nf;
+    unsigned words = nf - d + tot;
+    unsigned k = (words + 3) / 4;
+    if (ZW_UNLIKELY(k > G.ring.extra_max))
+        return false;
+    uint64_t t = atomic_fetch_add_explicit(&G.ring.head, k + 1, memory_order_relaxed);
+    if (ZW_UNLIKELY(t + k >= my_room)) {
+        if (!zwi_preload_ring_room(t + k))
+            return true; /* closed: the capture has ended */
+        my_room = atomic_load_explicit(&G.ring.tail, memory_order_acquire) + G.ring.mask + 1;
+    }
+    __builtin_prefetch(&G.ring.cells[(t + k + 16) & G.ring.mask], 1, 3);
+    for (unsigned i = 0; i < words; i++)
+        extra_put(&G.ring.cells[(t + 1 + i / 4) & G.ring.mask], i & 3,
+                  tot ? (i == 0 ? total : frames[i - 1]) : frames[i]);
+    zwi_rec *c = &G.ring.cells[t & G.ring.mask];
+    c->ptr = p;
+    c->size = n;
+    c->ref = ZWI_FR_REF(id, nf, d, tot);
+    c->op = ZWI_OP_ALLOC | ZWI_REC_FRAMES | k << ZWI_REC_EXTRA_SHIFT;
+    atomic_store_explicit(&c->seq, t + 1, memory_order_release);
+    for (unsigned j = d; j < nf; j++)
+        path[j] = frames[nf - 1 - j];
+    row[0] = nf;
+    if (ZW_UNLIKELY(((t - 1) ^ (t + k)) > G.ring.wake_mask))
+        zwi_preload_wake_consumer(); /* a quarter of the ring passed */
+    return true;
+}
+
 /* Inside pthread_getattr_np (interposed below): glibc's holds the calling thread's own lock while
  * it allocates (the affinity mask), and making the thread's state asks pthread_getattr_np for the
  * stack, which waits on that lock for ever. A thread whose first traced allocation is that one
@@ -438,8 +523,9 @@ thread_state(void)
 }
 
 /* Records block `p` of `n` bytes allocated by the caller of the hook this is inlined into (which
- * keeps a frame: this file is built with -fno-omit-frame-pointer): its traceback interned and
- * the thread's counters here, the rest by the bookkeeping (post). Guard up. */
+ * keeps a frame: this file is built with -fno-omit-frame-pointer): its traceback captured and
+ * the thread's counters here, the rest by the bookkeeping (post_frames, or post with the
+ * traceback interned here). Guard up. */
 static inline __attribute__((always_inline)) void
 on_alloc(void *p, size_t n)
 {
@@ -451,17 +537,23 @@ on_alloc(void *p, size_t n)
     unsigned total;
     unsigned nf = capture_frames(th, &frames, &total);
     tstats *ts = my_stats != NULL ? my_stats : stats_make();
-    uint32_t ref = zwi_tracer_intern(t, frames, nf, total);
-    if (ref == 0) {
-        if (ts != NULL) /* the tracer's memory ran out: counted as such, reported by zw */
-            bump(ts, &ts->untraced, 1);
-        return;
-    }
     if (ts != NULL) {
         bump(ts, &ts->allocs, 1);
         bump(ts, &ts->bytes, n);
     }
     my_last = (uintptr_t)p ^ HIDE_PTR;
+    /* Interned here if this site's memo has it (nothing shared read); else by the consumer,
+     * while it keeps up (less than half the ring waiting); else here. A ref of 0 (the tracer's
+     * memory ran out) is counted as untraced by apply(), and reported by zw. */
+    uint32_t ref = zwi_tracer_intern_memo(t, frames, nf, total);
+    if (ref == 0 && G.ring.on && G.ring.sent != NULL && ts != NULL && ts != G.shared_slot &&
+        atomic_load_explicit(&G.ring.head, memory_order_relaxed) -
+                atomic_load_explicit(&G.ring.tail, memory_order_relaxed) <=
+            G.ring.mask / 2 &&
+        post_frames((uintptr_t)p, n, frames, nf, total, (unsigned)(ts - G.slots)))
+        return;
+    if (ref == 0)
+        ref = zwi_tracer_intern(t, frames, nf, total);
     post(ZWI_OP_ALLOC, (uintptr_t)p, n, ref, ts, NULL);
 }
 

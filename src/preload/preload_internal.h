@@ -190,7 +190,27 @@ enum {
     ZWI_OP_MASK = 0xff,
     ZWI_REC_TEMP = 1u << 8, /* the freed block was the thread's last allocation, freed next */
     ZWI_REC_KEEP = 1u << 9, /* a realloc's old block: kept aside (consumer.c's stash) */
+    /* an ALLOC whose traceback the consumer interns: `ref` is a ZWI_FR_* word, and the
+     * traceback's words follow in the next (op >> ZWI_REC_EXTRA_SHIFT) cells (see below) */
+    ZWI_REC_FRAMES = 1u << 10,
+    ZWI_REC_EXTRA_SHIFT = 16,
 };
+
+/* The `ref` of a ZWI_REC_FRAMES record. Its producer posts the traceback (n frames kept, innermost
+ * first) as it differs from the last one posted under the same id (a thread's LIVE slot): the
+ * outer d frames are those of that one, the inner n - d follow the record, innermost first, after
+ * `total` if it is not n. Four words a cell, the first one with ZWI_FR_MARK set, so that no
+ * cell's seq word ever equals a ticket + 1 unless it is a record's. The rows G.ring.sent (the
+ * producer's) and G.ring.seen (the consumer's) hold each id's last traceback, outermost first:
+ * equal once the consumer has applied every record of the id posted before. */
+#define ZWI_FR_ID(r)    ((r) & 127u)
+#define ZWI_FR_N(r)     (((r) >> 7) & 2047u)
+#define ZWI_FR_D(r)     (((r) >> 18) & 2047u)
+#define ZWI_FR_TOTAL(r) (((r) >> 29) & 1u)
+#define ZWI_FR_REF(id, n, d, tot) \
+    ((uint32_t)(id) | (uint32_t)(n) << 7 | (uint32_t)(d) << 18 | (uint32_t)(tot) << 29)
+#define ZWI_FR_MARK ((uint64_t)1 << 63)
+_Static_assert(ZW_TRACE_MAX_NFRAME < 2048, "ZWI_FR_N and ZWI_FR_D take 11 bits");
 
 /* One record of the ring: 32 bytes, two a cache line. A producer with ticket t writes the fields
  * of cells[t & mask], then seq = t + 1 (release); the consumer applies it when it reads seq ==
@@ -396,6 +416,15 @@ typedef struct zwi_preload_state {
         atomic_bool thread_on;
         atomic_bool ready; /* the consumer has made its LIVE slot and its malloc arena */
         zwi_stash *stash; /* the consumer's: ZWI_STASH entries, mapped */
+        /* ZWI_REC_FRAMES records (see ZWI_FR_ID): LIVE_SLOTS rows of `stride` words each, row[0]
+         * the traceback's n and row[1 + j] its frame at depth j. `sent`: a row is written by the
+         * thread holding the id's slot (handed over with the slot); `seen`, and `frames` (nframe
+         * words), by the consumer alone. NULL: tracebacks are interned by the hooks. */
+        uintptr_t *sent;
+        uintptr_t *seen;
+        uintptr_t *frames;
+        size_t stride;
+        unsigned extra_max; /* constructor: the most cells a record may take after its own */
     } ring;
 
     /* the mmap domain (mmaps.c) */
@@ -515,6 +544,8 @@ ZW_HIDDEN void zwi_preload_stop_consumer(bool join, unsigned stall_ms);
 ZW_HIDDEN void zwi_preload_wake_consumer(void);
 /* A post that found no room: waits until ticket t fits. False if the ring is closed. */
 ZW_HIDDEN bool zwi_preload_ring_room(uint64_t t);
+/* Word j (< 4) of a cell following a ZWI_REC_FRAMES record (hooks.c, which writes them). */
+ZW_HIDDEN uint64_t zwi_preload_extra_get(const zwi_rec *c, unsigned j);
 /* fork(): drained and the consumer held between records (prepare), let go (parent); in the
  * child the ring starts empty without a consumer, which a followed child starts anew. */
 ZW_HIDDEN void zwi_preload_consumer_fork_prepare(void);

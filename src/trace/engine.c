@@ -630,18 +630,9 @@ site_slot(uintptr_t pc)
  * shares with it cost a compare each; one of the same hash from the thread's cache, else from the
  * table under the intern lock, is checked against the inner frames only, by walking its nodes up
  * to the path's; else the inner frames' nodes are found or made in the tree. */
-static uint32_t
-intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
+static inline __attribute__((always_inline)) uint32_t
+intern_memo(zwi_tracer *t, zwi_thread *th, const uintptr_t *frames, unsigned n, unsigned total)
 {
-    if (ZW_UNLIKELY(n > t->nframe))
-        n = t->nframe;
-    if (total > 65535)
-        total = 65535;
-    zwi_thread *th = zwi_trace_self;
-    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: a scratch one, under the lock */
-        static zwi_thread scratch; /* only used under the intern lock */
-        return intern_locked(t, &scratch, tb_hash(frames, n, total), frames, n, total, 0);
-    }
     uint64_t cur = gen_of(t);
     if (ZW_UNLIKELY(th->gen != cur))
         thread_forget(th, cur);
@@ -654,6 +645,26 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
         if (k == n)
             return site->ref;
     }
+    return 0;
+}
+
+static uint32_t
+intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
+{
+    if (ZW_UNLIKELY(n > t->nframe))
+        n = t->nframe;
+    if (total > 65535)
+        total = 65535;
+    zwi_thread *th = zwi_trace_self;
+    if (ZW_UNLIKELY(th == NULL)) { /* no state of its own: a scratch one, under the lock */
+        static zwi_thread scratch; /* only used under the intern lock */
+        return intern_locked(t, &scratch, tb_hash(frames, n, total), frames, n, total, 0);
+    }
+    uint32_t memo = intern_memo(t, th, frames, n, total);
+    if (memo != 0)
+        return memo;
+    uintptr_t pc = n > 0 ? frames[0] : 0;
+    struct zwi_tbsite *site = &th->site[site_slot(pc)];
     unsigned m = n < th->path_n ? n : th->path_n;
     unsigned d = 0;
     while (d < m && th->path_ret[d] == frames[n - 1 - d])
@@ -1035,6 +1046,15 @@ uint32_t
 zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe, unsigned total_nframe)
 {
     return intern(t, frames, nframe, total_nframe);
+}
+
+uint32_t
+zwi_tracer_intern_memo(zwi_tracer *t, const uintptr_t *frames, unsigned nframe, unsigned total_nframe)
+{
+    zwi_thread *th = zwi_trace_self;
+    if (th == NULL || nframe > t->nframe || total_nframe > 65535)
+        return 0;
+    return intern_memo(t, th, frames, nframe, total_nframe);
 }
 
 int

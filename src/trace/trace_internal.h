@@ -92,6 +92,10 @@ ZW_HIDDEN int zwi_tracer_add(zwi_tracer *t, unsigned domain, uintptr_t ptr, size
  * be of the tracer's current generation: no zwi_tracer_clear() in between. */
 ZW_HIDDEN uint32_t zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
                                      unsigned total_nframe);
+/* The ref of a traceback the calling thread's allocation site gave last (its memo), or 0: what
+ * zwi_tracer_intern() finds without reading anything shared, nothing made or changed. */
+ZW_HIDDEN uint32_t zwi_tracer_intern_memo(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
+                                          unsigned total_nframe);
 ZW_HIDDEN int zwi_tracer_add_ref(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                                  uint32_t ref);
 /* Fault injection, for tests: the tracer's request number `n` from now fails (0 = the next one),

@@ -1,6 +1,8 @@
-/* tests/preload/sites.c [fork] [close] [LIB] - allocates from 4096 distinct tracebacks (paths of
- * twelve calls through a() and b(), each from one of two lines) in eight rounds 40 ms apart,
- * keeping one block of three from each path; with LIB, dlopens it after the fourth round and
+/* tests/preload/sites.c [fork] [close] [LIB] | threads - allocates from 4096 distinct tracebacks
+ * (paths of twelve calls through a() and b(), each from one of two lines) in eight rounds 40 ms
+ * apart, keeping one block of three from each path; `threads`: the same paths taken by four
+ * waves of four threads, one wave after the other (each wave's threads take the slots of the
+ * last one's, which have exited); with LIB, dlopens it after the fourth round and
  * allocates through its lib_mid() (and with `close` dlcloses it after); with `fork`, forks after
  * the second round and the child goes on with paths of its own. It prints how many files it has
  * open on descriptors 3 to 999 at its start and at its end (it opens none itself: zw's symboliser,
@@ -8,6 +10,8 @@
  * zw's sampler converts them (test_ahead.sh). */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +71,42 @@ round_of(unsigned r, unsigned flip)
     nanosleep(&(struct timespec){0, 40 * 1000 * 1000}, NULL);
 }
 
+#define WAVES 4
+#define WAVE_THREADS 4
+
+/* Thread k of a wave: the paths i with i % (WAVES * WAVE_THREADS) == its number. */
+static void *
+wave_worker(void *arg)
+{
+    unsigned me = (unsigned)(uintptr_t)arg;
+    for (unsigned i = me; i < PATHS; i += WAVES * WAVE_THREADS) {
+        for (int k = 0; k < 3; k++) {
+            void *p = a(i, DEPTH);
+            if (k == 0)
+                kept[i] = p;
+            else
+                free(p);
+        }
+    }
+    return NULL;
+}
+
+static int
+run_waves(void)
+{
+    for (unsigned w = 0; w < WAVES; w++) {
+        pthread_t th[WAVE_THREADS];
+        for (unsigned k = 0; k < WAVE_THREADS; k++)
+            if (pthread_create(&th[k], NULL, wave_worker,
+                               (void *)(uintptr_t)(w * WAVE_THREADS + k)) != 0)
+                return 1;
+        for (unsigned k = 0; k < WAVE_THREADS; k++)
+            pthread_join(th[k], NULL);
+    }
+    printf("sites %u kept by %u threads\n", PATHS, WAVES * WAVE_THREADS);
+    return 0;
+}
+
 /* Files open on descriptors 3 to 999 (the directory read here left out). */
 static int
 low_files(void)
@@ -89,6 +129,8 @@ low_files(void)
 int
 main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "threads") == 0)
+        return run_waves();
     int low_at_start = low_files();
     int i = 1;
     int forking = i < argc && strcmp(argv[i], "fork") == 0;

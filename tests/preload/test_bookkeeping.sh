@@ -4,7 +4,8 @@
 # by construction: 8 threads freeing each other's blocks (addresses reused across threads), with
 # the default ring and with a ring of 16 records (always full); a mark taken while other threads
 # allocate; a followed fork child; a crash while other threads allocate; reallocs that fail; a
-# thread starting to allocate while another allocates as fast as it can.
+# thread starting to allocate while another allocates as fast as it can; the tracebacks of threads
+# that come and go.
 set -u
 zw=$1
 dir=$2
@@ -138,6 +139,38 @@ for mode in thread:65536 thread:16 inline:65536; do
     a=$(stat allocations "$tmp/realloc.zwc")
     f=$(stat frees "$tmp/realloc.zwc")
     expect "$name: live blocks at exit = allocations - frees" "$(stat leaked_blocks "$tmp/realloc.zwc")" $((a - f))
+done
+
+# ---- tracebacks the consumer interns (posted as they differ from the last one of the thread's
+# slot) are those the hooks intern: zwp_sites's 4096 paths taken by 16 threads in four waves (each
+# wave's threads take the slots of the last one's, and go on from their tracebacks), with the
+# default ring, with a ring of 16 records (a record may then take 3 cells more: the longer
+# differences are interned by the hooks) and with 8 frames kept (the stack's depth posted too) ----
+# groups FILE: every traceback of the exit set with its blocks and bytes, one line each, sorted
+groups() {
+    "$zw" top --group traceback --json --limit 0 "$1" |
+        jq -c '.[] | [.blocks, .bytes, [.traceback[] | [.function, .file, .line]]]' | sort
+}
+for nf in 64 8; do
+    for mode in inline:65536 thread:65536 thread:16; do
+        m=${mode%%:*}
+        ring=${mode#*:}
+        name="waves ($m, ring $ring, $nf frames)"
+        ZW_BOOKKEEPING=$m ZW_RING=$ring "$zw" run -q --nframe $nf -o "$tmp/waves.zwc" -- \
+            "$dir/zwp_sites" threads >/dev/null || fail "$name: zw run"
+        groups "$tmp/waves.zwc" >"$tmp/waves.$m.$ring"
+        n=$(grep -c '"a"' "$tmp/waves.$m.$ring")
+        if [ "$m" = inline ]; then
+            # all of the paths apart with 64 frames, the inner 8 frames of them with 8
+            want=$([ $nf = 64 ] && echo 4096 || echo 255)
+            expect "$name: tracebacks through a()" "$n" "$want"
+        elif cmp -s "$tmp/waves.inline.65536" "$tmp/waves.$m.$ring"; then
+            echo "ok: $name: the tracebacks and counts of the inline mode"
+        else
+            fail "$name: not the tracebacks of the inline mode:"
+            diff "$tmp/waves.inline.65536" "$tmp/waves.$m.$ring" | head -6
+        fi
+    done
 done
 
 # ---- the variables: a bad value is said, and the default used ----
