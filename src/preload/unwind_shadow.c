@@ -116,6 +116,7 @@ ZW_HIDDEN extern char zwi_shadow_trampoline[];
 
 /* Process-wide: set once, never cleared. */
 static atomic_bool patching_off; /* makecontext() on a stack inside a thread's */
+
 static pthread_key_t shadow_key; /* its destructor restores and unmaps a thread's shadow stack */
 static bool shadow_key_ok;
 static pthread_once_t shadow_once = PTHREAD_ONCE_INIT;
@@ -274,6 +275,10 @@ walk_elsewhere(zwi_unwinder *u, uintptr_t *frames, unsigned max, uintptr_t pc, u
                uintptr_t rbp, uintptr_t stack_hi)
 {
     int n = zwi_preload_unwind_incremental(u, frames, max, pc, sp, rbp, stack_hi);
+    const struct zwi_shadow *s = &zwi_shadow_tls;
+    if (s->base == NULL || s->top == s->base)
+        return n; /* the thread's stack holds no trampoline: a thread patches only its own, and
+                   * keeps an entry for each (cc1plus: patching off from its first walks on) */
     uintptr_t t = (uintptr_t)zwi_shadow_trampoline;
     for (int i = 0; i < n; i++) {
         if (frames[i] == t)
