@@ -2,7 +2,8 @@
  * (paths of twelve calls through a() and b(), each from one of two lines) in eight rounds 40 ms
  * apart, keeping one block of three from each path; `threads`: the same paths taken by four
  * waves of four threads, one wave after the other (each wave's threads take the slots of the
- * last one's, which have exited); with LIB, dlopens it after the fourth round and
+ * last one's, which have exited); `lowfd`: opens /dev/null again and again for 300 ms and counts
+ * the opens that did not get the lowest free descriptor; with LIB, dlopens it after the fourth round and
  * allocates through its lib_mid() (and with `close` dlcloses it after); with `fork`, forks after
  * the second round and the child goes on with paths of its own. It prints how many files it has
  * open on descriptors 3 to 999 at its start and at its end (it opens none itself: zw's symboliser,
@@ -10,6 +11,7 @@
  * zw's sampler converts them (test_ahead.sh). */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -126,11 +128,38 @@ low_files(void)
     return low;
 }
 
+/* Opens and closes /dev/null for 300 ms: each open must get the lowest free descriptor, the one
+ * the first got (a thread of zw's holding one for a moment would push the program's up). */
+static int
+run_lowfd(void)
+{
+    int first = open("/dev/null", O_RDONLY);
+    if (first < 0)
+        return 1;
+    close(first);
+    unsigned long opens = 0, elsewhere = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd < 0)
+            return 1;
+        opens++;
+        elsewhere += fd != first;
+        close(fd);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 300000000L);
+    printf("lowfd %lu opens, %lu elsewhere\n", opens, elsewhere);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "threads") == 0)
         return run_waves();
+    if (argc > 1 && strcmp(argv[1], "lowfd") == 0)
+        return run_lowfd();
     int low_at_start = low_files();
     int i = 1;
     int forking = i < argc && strcmp(argv[i], "fork") == 0;
