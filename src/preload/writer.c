@@ -718,15 +718,19 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     if (sites.failed)
         body.failed = true;
     zwi_cbuf_release(&sites);
+    /* one PACKED section of records, TABLE first: stored as it is when the capture is then
+     * rewritten packed (compressed once, by pack_locked()), else compressed here; then TOTALS,
+     * a section of its own that a brief reader finds without the PACKED one, and END. The
+     * table is complete: its tracebacks' frame indices, kept by the builder as it made them
+     * (mostly the sampler, ahead), spare the encoding a read of every frame */
+    zwi_cbuf records = {.raw = raw};
+    zwi_cbuf pay = {.raw = raw};
+    size_t idx_tbs = 0;
+    const uint32_t *idx = tb.b != NULL ? zwi_table_builder_frame_indices(tb.b, &idx_tbs) : NULL;
+    zwi_encode_table_packed_with(&pay, table, idx, idx_tbs);
     zwi_table_builder_free(tb.b);
     if (tb.of_ref != NULL)
         munmap(tb.of_ref, tb.n * sizeof(uint32_t));
-    /* one PACKED section of records, TABLE first: stored as it is when the capture is then
-     * rewritten packed (compressed once, by pack_locked()), else compressed here; then TOTALS,
-     * a section of its own that a brief reader finds without the PACKED one, and END */
-    zwi_cbuf records = {.raw = raw};
-    zwi_cbuf pay = {.raw = raw};
-    zwi_encode_table_packed(&pay, table);
     zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
     zwi_arena_free(table_arena);

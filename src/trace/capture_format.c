@@ -1797,7 +1797,8 @@ string_ref(const zw_snapshot *snap, const char *s, bool nullable)
 
 /* `table`'s arrays as read_table_arrays() makes them, pointing into the snapshot. */
 static int
-snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t)
+snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const uint32_t *idx,
+                size_t idx_tbs)
 {
     t->limit = table->traceback_limit;
     t->nstrs = table->strs.count;
@@ -1835,25 +1836,40 @@ snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t)
         x[4] = f->offset;
         x[5] = f->inlined ? 1 : 0;
     }
+    bool given = idx != NULL && idx_tbs == t->ntbs;
     size_t at = 0;
     for (size_t i = 0; i < t->ntbs; i++) {
         const zw_traceback *tb = table->tbs[i];
         t->tb[3 * i] = tb->total_nframe;
         t->tb[3 * i + 1] = tb->nframe;
         t->tb[3 * i + 2] = at;
+        if (given) {
+            at += tb->nframe;
+            continue;
+        }
         for (size_t k = 0; k < tb->nframe; k++)
             t->idx[at++] = ((const zwi_frame *)tb->frames[k])->index;
     }
+    if (given && at > 0)
+        memcpy(t->idx, idx, at * sizeof(*idx));
     return 0;
+}
+
+void
+zwi_encode_table_packed_with(zwi_cbuf *b, const zw_snapshot *table, const uint32_t *idx,
+                             size_t idx_tbs)
+{
+    table_arrays t = {0};
+    if (snapshot_arrays(b->raw, table, &t, idx, idx_tbs) != 0 ||
+        put_arrays_packed(b->raw, &t, b) != 0)
+        b->failed = true;
+    table_arrays_release(b->raw, &t);
 }
 
 void
 zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table)
 {
-    table_arrays t = {0};
-    if (snapshot_arrays(b->raw, table, &t) != 0 || put_arrays_packed(b->raw, &t, b) != 0)
-        b->failed = true;
-    table_arrays_release(b->raw, &t);
+    zwi_encode_table_packed_with(b, table, NULL, 0);
 }
 
 int

@@ -1052,7 +1052,9 @@ uint32_t
 zwi_tracer_intern_memo(zwi_tracer *t, const uintptr_t *frames, unsigned nframe, unsigned total_nframe)
 {
     zwi_thread *th = zwi_trace_self;
-    if (th == NULL || nframe > t->nframe || total_nframe > 65535)
+    /* generation 0: the thread never interned, its memo is empty (the preload library's threads
+     * whose tracebacks the bookkeeping thread interns: their memo is never read further) */
+    if (th == NULL || th->gen == 0 || nframe > t->nframe || total_nframe > 65535)
         return 0;
     return intern_memo(t, th, frames, nframe, total_nframe);
 }

@@ -253,6 +253,15 @@ typedef struct builder {
     size_t *cum;
     size_t cap_cum;
     const char *last_module; /* the module convert_address() added last (a symboliser string) */
+    /* with keep_idx (a table builder): the frames' indices of the snapshot's tracebacks
+     * [0, idx_tbs), one after the other, kept as each is made (the packed encoding wants them,
+     * and reading them through the frames at the end is a cache miss a frame); idx_tbs stops
+     * short of the snapshot's count if a traceback came from elsewhere */
+    bool keep_idx;
+    uint32_t *idx;
+    size_t nidx;
+    size_t cap_idx;
+    size_t idx_tbs;
 } builder;
 
 static void
@@ -273,6 +282,7 @@ builder_release(builder *b)
     zwi_free(raw, b->cum);
     zwi_free(raw, b->raw);
     zwi_free(raw, b->last);
+    zwi_free(raw, b->idx);
     zwi_map_release(&b->by_ref);
     zwi_map_release(&b->by_addr);
 }
@@ -376,9 +386,18 @@ convert_traceback(builder *b, uint32_t ref)
     b->raw = b->last; /* this one is the last one now */
     b->last = (uintptr_t *)raw;
     b->nlast = nraw;
+    size_t made = b->snap->ntbs;
     tb = zwi_snapshot_traceback(b->snap, b->buf, n, total);
     if (tb == NULL || zwi_map_put(&b->by_ref, (uint64_t)ref + 1, tb) != 0)
         return NULL;
+    if (b->keep_idx && b->snap->ntbs != made && b->idx_tbs == made) {
+        if (zwi_reserve(b->snap->raw, (void **)&b->idx, &b->cap_idx, b->nidx + n,
+                        sizeof(*b->idx)) != 0)
+            return NULL;
+        for (size_t k = 0; k < n; k++)
+            b->idx[b->nidx++] = ((const zwi_frame *)b->buf[k])->index;
+        b->idx_tbs++;
+    }
     return tb;
 }
 
@@ -982,9 +1001,18 @@ zwi_table_builder *
 zwi_table_builder_new(zw_snapshot *table, zwi_tracer *t, zwi_symbolizer *sym)
 {
     zwi_table_builder *tb = zwi_alloc(table->raw, sizeof(*tb));
-    if (tb != NULL)
+    if (tb != NULL) {
         builder_init(&tb->b, table, t, sym);
+        tb->b.keep_idx = table->ntbs == 0; /* else some were made elsewhere */
+    }
     return tb;
+}
+
+const uint32_t *
+zwi_table_builder_frame_indices(const zwi_table_builder *tb, size_t *ntbs)
+{
+    *ntbs = tb->b.keep_idx ? tb->b.idx_tbs : 0;
+    return tb->b.idx;
 }
 
 int64_t

@@ -978,3 +978,66 @@ Test(trace_capture_packed, a_real_packed_capture_loads_whole)
     zw_capture_free(c);
     zwi_cbuf_release(&file);
 }
+
+static __attribute__((noinline)) int
+code_a(int x)
+{
+    return x * 3 + 1;
+}
+
+static __attribute__((noinline)) int
+code_b(int x)
+{
+    return x * 5 + 2;
+}
+
+/* A table the builder makes keeps its tracebacks' frame indices as it makes them: the packed
+ * table encoded from them is, byte for byte, the one encoded by reading every frame. Tracebacks
+ * of return addresses in this program (so that they resolve), of shared outer frames and
+ * differing inner ones, some cut (total > frames kept), converted out of ref order. */
+Test(trace_capture_packed, a_table_encoded_from_the_builders_frame_indices_is_the_same)
+{
+    zwi_tracer *tr = zwi_tracer_new(16);
+    zwi_symbolizer *sym = zwi_symbolizer_new();
+    zw_snapshot *table = zw_snapshot_new(16);
+    cr_assert(tr != NULL && sym != NULL && table != NULL);
+    zwi_table_builder *b = zwi_table_builder_new(table, tr, sym);
+    cr_assert_not_null(b);
+    uintptr_t a = (uintptr_t)code_a + 1, c = (uintptr_t)code_b + 1;
+    uint32_t refs[300];
+    for (unsigned i = 0; i < 300; i++) {
+        uintptr_t frames[12];
+        unsigned n = 4 + i % 9;
+        for (unsigned k = 0; k < n; k++) /* innermost first: the outer ones shared */
+            frames[k] = k + 3 < n ? ((i >> k) & 1 ? a : c) + k : a + 16 + (n - 1 - k);
+        refs[i] = zwi_tracer_intern(tr, frames, n, i % 5 == 0 ? n + 7 : n);
+        cr_assert_neq(refs[i], 0u);
+    }
+    for (unsigned i = 0; i < 300; i++) /* the odd ones first (each twice), then the even ones */
+        cr_assert_geq(zwi_table_builder_index(b, refs[(2 * i + 1) % 300]), 0);
+    for (unsigned i = 0; i < 300; i += 2)
+        cr_assert_geq(zwi_table_builder_index(b, refs[i]), 0);
+    size_t ntbs;
+    const uint32_t *idx = zwi_table_builder_frame_indices(b, &ntbs);
+    cr_assert_eq(ntbs, table->ntbs);
+    cr_assert_gt(ntbs, 100u);
+    zwi_cbuf x = {.raw = raw}, y = {.raw = raw};
+    zwi_encode_table_packed(&x, table);
+    zwi_encode_table_packed_with(&y, table, idx, ntbs);
+    cr_assert(!x.failed && !y.failed);
+    cr_assert_eq(x.len, y.len);
+    cr_assert_arr_eq(x.data, y.data, x.len);
+    /* indices of fewer tracebacks than the table has are not used */
+    zwi_cbuf z = {.raw = raw};
+    zwi_encode_table_packed_with(&z, table, idx, ntbs - 1);
+    cr_assert_eq(z.len, x.len);
+    cr_assert_arr_eq(z.data, x.data, x.len);
+    cr_assert_eq(code_a(1) + code_b(1), 11);
+    zwi_cbuf_release(&z);
+    zwi_cbuf_release(&y);
+    zwi_cbuf_release(&x);
+    zwi_table_builder_free(b);
+    zw_snapshot_free(table);
+    zwi_symbolizer_free(sym);
+    zwi_tracer_free(tr);
+}
