@@ -36,7 +36,8 @@
 #define START_NS ((uint64_t)50000000) /* the first pass 50 ms into the run: a process that
                                        * runs less (or executes another program) is left alone */
 #define STUCK    4 /* passes a ref may wait for its site's first count before it is passed over */
-#define RESTARTS 8 /* modules loaded after the work began, each making it start again: then given up */
+#define RESTARTS 8 /* modules loaded after the work began, each making it start again: then
+                    * given up */
 
 typedef struct loader_counts {
     unsigned long long adds, subs;

@@ -1049,7 +1049,8 @@ zwi_tracer_intern(zwi_tracer *t, const uintptr_t *frames, unsigned nframe, unsig
 }
 
 uint32_t
-zwi_tracer_intern_memo(zwi_tracer *t, const uintptr_t *frames, unsigned nframe, unsigned total_nframe)
+zwi_tracer_intern_memo(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
+                       unsigned total_nframe)
 {
     zwi_thread *th = zwi_trace_self;
     /* generation 0: the thread never interned, its memo is empty (the preload library's threads
