@@ -6,9 +6,10 @@
  * traced bytes and their peak, the site counters (it is their only writer: no locked adds), the
  * frees and temporary allocations (in a LIVE slot of its own), the peak sets.
  *
- *   ring:    one array of 32-byte records in mapped memory (ZW_RING records, 262144 by default),
- *            shared by every thread: a producer takes a ticket (one atomic add), writes the
- *            record's cell, then publishes it (its sequence number, release). Tickets order the
+ *   ring:    one array of 32-byte cells in mapped memory (ZW_RING cells, 262144 by default),
+ *            shared by every thread: a producer takes a ticket (one atomic add; k + 1 of them for
+ *            a record followed by k cells of frames), writes the record's cells, then publishes
+ *            it (its sequence number, release). Tickets order the
  *            records across threads: a free's is taken before the real free, an allocation's
  *            after the real function returned, so a block freed by one thread and handed to
  *            another by malloc is recorded freed first. A full ring makes the producer wait
