@@ -62,12 +62,6 @@ counts(void)
     return n;
 }
 
-static unsigned long long
-unloads(void)
-{
-    return counts().subs;
-}
-
 static void
 drop_locked(void)
 {
@@ -129,11 +123,12 @@ memory_short(void)
 static void
 pass_locked(void)
 {
-    if (unloads() != 0 || memory_short()) {
+    loader_counts now = counts();
+    if (now.subs != 0 || memory_short()) {
         give_up_locked();
         return;
     }
-    if (G.ahead.b != NULL && counts().adds != G.ahead.loads) {
+    if (G.ahead.b != NULL && now.adds != G.ahead.loads) {
         /* a module loaded since the symboliser read them: made again, its work done over */
         drop_locked();
         if (++G.ahead.restarts > RESTARTS) {
@@ -172,7 +167,7 @@ pass_locked(void)
         }
     }
     G.ahead.next = ref;
-    loader_counts now = counts();
+    now = counts();
     if (now.subs != 0) /* one during the pass: what it converted may be of the old modules */
         give_up_locked();
     else if (now.adds != G.ahead.loads) /* the next pass starts again */

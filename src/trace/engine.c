@@ -624,20 +624,18 @@ site_slot(uintptr_t pc)
     return (unsigned)(((uint64_t)pc * 0x9E3779B97F4A7C15ULL) >> (64 - ZWI_SITE_BITS));
 }
 
-/* The traceback's ref. First the traceback this allocation site gave last in this thread, its
- * frames kept in the thread's state (up to ZWI_SITE_FRAMES of them): a compare per frame of
- * memory no other thread touches. Else the thread's last path: the outer frames this traceback
- * shares with it cost a compare each; one of the same hash from the thread's cache, else from the
- * table under the intern lock, is checked against the inner frames only, by walking its nodes up
- * to the path's; else the inner frames' nodes are found or made in the tree. */
+/* The ref of the traceback this allocation site (frames[0]) gave last in this thread, if these
+ * are its frames, else 0; *sitep: the site's entry of the memo. */
 static inline __attribute__((always_inline)) uint32_t
-intern_memo(zwi_tracer *t, zwi_thread *th, const uintptr_t *frames, unsigned n, unsigned total)
+intern_memo(zwi_tracer *t, zwi_thread *th, const uintptr_t *frames, unsigned n, unsigned total,
+            struct zwi_tbsite **sitep)
 {
     uint64_t cur = gen_of(t);
     if (ZW_UNLIKELY(th->gen != cur))
         thread_forget(th, cur);
     uintptr_t pc = n > 0 ? frames[0] : 0;
     struct zwi_tbsite *site = &th->site[site_slot(pc)];
+    *sitep = site;
     if (site->ref != 0 && site->pc == pc && site->n == n && site->total == total) {
         unsigned k = 0; /* the traceback this site gave last, its frames kept here */
         while (k < n && site->frames[k] == frames[k])
@@ -648,6 +646,12 @@ intern_memo(zwi_tracer *t, zwi_thread *th, const uintptr_t *frames, unsigned n, 
     return 0;
 }
 
+/* The traceback's ref. First the traceback this allocation site gave last in this thread, its
+ * frames kept in the thread's state (up to ZWI_SITE_FRAMES of them): a compare per frame of
+ * memory no other thread touches. Else the thread's last path: the outer frames this traceback
+ * shares with it cost a compare each; one of the same hash from the thread's cache, else from the
+ * table under the intern lock, is checked against the inner frames only, by walking its nodes up
+ * to the path's; else the inner frames' nodes are found or made in the tree. */
 static uint32_t
 intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
 {
@@ -660,11 +664,10 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
         static zwi_thread scratch; /* only used under the intern lock */
         return intern_locked(t, &scratch, tb_hash(frames, n, total), frames, n, total, 0);
     }
-    uint32_t memo = intern_memo(t, th, frames, n, total);
+    struct zwi_tbsite *site;
+    uint32_t memo = intern_memo(t, th, frames, n, total, &site);
     if (memo != 0)
         return memo;
-    uintptr_t pc = n > 0 ? frames[0] : 0;
-    struct zwi_tbsite *site = &th->site[site_slot(pc)];
     unsigned m = n < th->path_n ? n : th->path_n;
     unsigned d = 0;
     while (d < m && th->path_ret[d] == frames[n - 1 - d])
@@ -688,7 +691,7 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
                                   (uint16_t)total};
     }
     if (n <= ZWI_SITE_FRAMES) {
-        site->pc = pc;
+        site->pc = n > 0 ? frames[0] : 0;
         site->ref = ref;
         site->n = (uint16_t)n;
         site->total = (uint16_t)total;
@@ -1057,7 +1060,8 @@ zwi_tracer_intern_memo(zwi_tracer *t, const uintptr_t *frames, unsigned nframe,
      * whose tracebacks the bookkeeping thread interns: their memo is never read further) */
     if (th == NULL || th->gen == 0 || nframe > t->nframe || total_nframe > 65535)
         return 0;
-    return intern_memo(t, th, frames, nframe, total_nframe);
+    struct zwi_tbsite *site;
+    return intern_memo(t, th, frames, nframe, total_nframe, &site);
 }
 
 int
