@@ -1529,7 +1529,8 @@ typedef struct table_arrays {
     uint64_t *frame; /* 6 per frame: filename, lineno, function + 1, module + 1, offset, flags */
     size_t ntbs;
     uint64_t *tb;  /* 3 per traceback: total_nframe, nframe, first index into `idx` */
-    uint32_t *idx; /* every traceback's frame indices, one after another */
+    const uint32_t *idx; /* every traceback's frame indices, one after another: */
+    uint32_t *own_idx;   /* these, or the table builder's, borrowed */
     size_t nidx;
 } table_arrays;
 
@@ -1541,7 +1542,7 @@ table_arrays_release(zw_raw *raw, table_arrays *t)
     zwi_free(raw, t->mod);
     zwi_free(raw, t->frame);
     zwi_free(raw, t->tb);
-    zwi_free(raw, t->idx);
+    zwi_free(raw, t->own_idx);
 }
 
 static int
@@ -1594,7 +1595,7 @@ read_table_arrays(zwi_cursor *c, table_arrays *t)
         return zwi_cursor_fail(c, "out of memory");
     /* every frame index takes a byte at least: the indices fit in what is left */
     size_t cap = c->len - c->pos;
-    if ((t->idx = zwi_alloc(raw, (cap + 1) * sizeof(uint32_t))) == NULL)
+    if ((t->idx = t->own_idx = zwi_alloc(raw, (cap + 1) * sizeof(uint32_t))) == NULL)
         return zwi_cursor_fail(c, "out of memory");
     for (size_t i = 0; i < t->ntbs; i++) {
         uint64_t *x = &t->tb[3 * i];
@@ -1609,7 +1610,7 @@ read_table_arrays(zwi_cursor *c, table_arrays *t)
             uint64_t f;
             if (get_index(c, &f, t->nframes) != 0)
                 return -1;
-            t->idx[t->nidx++] = (uint32_t)f;
+            t->own_idx[t->nidx++] = (uint32_t)f;
         }
     }
     return 0;
@@ -1812,7 +1813,8 @@ snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const ui
     t->mod = zwi_alloc(raw, (3 * t->nmods + 1) * sizeof(uint64_t));
     t->frame = zwi_alloc(raw, (6 * t->nframes + 1) * sizeof(uint64_t));
     t->tb = zwi_alloc(raw, (3 * t->ntbs + 1) * sizeof(uint64_t));
-    t->idx = zwi_alloc(raw, (t->nidx + 1) * sizeof(uint32_t));
+    bool given = idx != NULL && idx_tbs == t->ntbs; /* the builder's, borrowed as they are */
+    t->idx = given ? idx : (t->own_idx = zwi_alloc(raw, (t->nidx + 1) * sizeof(uint32_t)));
     if (t->str == NULL || t->str_len == NULL || t->mod == NULL || t->frame == NULL ||
         t->tb == NULL || t->idx == NULL)
         return -1;
@@ -1836,7 +1838,6 @@ snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const ui
         x[4] = f->offset;
         x[5] = f->inlined ? 1 : 0;
     }
-    bool given = idx != NULL && idx_tbs == t->ntbs;
     size_t at = 0;
     for (size_t i = 0; i < t->ntbs; i++) {
         const zw_traceback *tb = table->tbs[i];
@@ -1848,10 +1849,8 @@ snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const ui
             continue;
         }
         for (size_t k = 0; k < tb->nframe; k++)
-            t->idx[at++] = ((const zwi_frame *)tb->frames[k])->index;
+            t->own_idx[at++] = ((const zwi_frame *)tb->frames[k])->index;
     }
-    if (given && at > 0)
-        memcpy(t->idx, idx, at * sizeof(*idx));
     return 0;
 }
 

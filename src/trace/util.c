@@ -295,16 +295,23 @@ zwi_cbuf_put(zwi_cbuf *b, uint64_t v, int nbytes)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
+/* Written in place (room for the longest, 10 bytes, made first): the end of a large capture
+ * writes millions, and a copy of each through memcpy() cost more than the encoding. */
 void
 zwi_cbuf_varint(zwi_cbuf *b, uint64_t v)
 {
-    unsigned char tmp[10];
-    int n = 0;
-    do {
-        tmp[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    if (b->cap - b->len < 10 && zwi_cbuf_grow(b, 10) != NULL)
+        b->len -= 10;
+    if (b->failed)
+        return;
+    unsigned char *p = b->data + b->len;
+    size_t n = 0;
+    while (v > 0x7f) {
+        p[n++] = (unsigned char)(v | 0x80);
         v >>= 7;
-    } while (v != 0);
-    zwi_cbuf_bytes(b, tmp, (size_t)n);
+    }
+    p[n++] = (unsigned char)v;
+    b->len += n;
 }
 
 void
