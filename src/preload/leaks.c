@@ -32,7 +32,8 @@ typedef struct collector {
     const zwi_leakscan *ls;
 } collector;
 
-/* Grows the check's parallel arrays (mapped: the shard we hold may be malloc's caller's). */
+/* Grows the check's parallel arrays (mapped: the shard we hold may be malloc's caller's; populated:
+ * they are written through, and a first touch is a page fault, dear on a virtual machine). */
 static int
 reserve(zwi_leak_check *c)
 {
@@ -40,8 +41,9 @@ reserve(zwi_leak_check *c)
         return 0;
     size_t cap = c->cap ? 2 * c->cap : 4096;
     zwi_trace_rec *recs = mmap(NULL, cap * sizeof(*recs), PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    uint8_t *kinds = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    uint8_t *kinds = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (recs == MAP_FAILED || kinds == MAP_FAILED) {
         if (recs != MAP_FAILED)
             munmap(recs, cap * sizeof(*recs));

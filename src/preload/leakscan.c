@@ -115,6 +115,16 @@ map(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* The same for memory that will be written through: populated at once (a first touch is a page
+ * fault, dear on a virtual machine: 12 us, against under 1 us a page populated). */
+static void *
+map_filled(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 static void
 unmap(void *p, size_t bytes)
 {
@@ -155,7 +165,7 @@ zwi_leakscan_new(size_t hint)
     if (ls == NULL)
         return NULL;
     ls->cap = hint > 1024 ? hint : 1024; /* exactly: the caller knows about how many */
-    if ((ls->e = map(ls->cap * sizeof(entry))) == NULL) {
+    if ((ls->e = map_filled(ls->cap * sizeof(entry))) == NULL) {
         unmap(ls, sizeof(*ls));
         return NULL;
     }

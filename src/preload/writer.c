@@ -39,10 +39,11 @@ copy_rec(void *ctx, const zwi_trace_rec *rec)
 {
     liveset *set = ctx;
     if (set->n == set->cap) {
-        /* mapped, not malloc'd: copying must not call the allocator of the shard we hold */
+        /* mapped, not malloc'd: copying must not call the allocator of the shard we hold;
+         * populated: it is written through (a first touch is a page fault, dear on a VM) */
         size_t cap = set->cap ? 2 * set->cap : 4096;
         void *p = mmap(NULL, cap * sizeof(*rec), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (p == MAP_FAILED)
             return -1;
         if (set->n > 0)
@@ -649,7 +650,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_preload_report_unloaded(sym);
     size_t nrefs = G.sites != NULL ? (size_t)atomic_load(&G.site_max) + 1 : 0;
     void *of_ref = nrefs > 0 ? mmap(NULL, nrefs * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
                              : MAP_FAILED;
     if (of_ref != MAP_FAILED) {
         tb.of_ref = of_ref;
