@@ -3,7 +3,9 @@
  * apart, keeping one block of three from each path; `threads`: the same paths taken by four
  * waves of four threads, one wave after the other (each wave's threads take the slots of the
  * last one's, which have exited); `lowfd`: opens /dev/null again and again for 300 ms and counts
- * the opens that did not get the lowest free descriptor; with LIB, dlopens it after the fourth round and
+ * the opens that did not get the lowest free descriptor; `ringfaults`: 300k malloc/free pairs of
+ * one size (nothing new for malloc to touch), printing the page faults its thread took meanwhile
+ * (zw's ring, mapped as it is first used, is faulted in by zw's bookkeeping thread); with LIB, dlopens it after the fourth round and
  * allocates through its lib_mid() (and with `close` dlcloses it after); with `fork`, forks after
  * the second round and the child goes on with paths of its own. It prints how many files it has
  * open on descriptors 3 to 999 at its start and at its end (it opens none itself: zw's symboliser,
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +156,25 @@ run_lowfd(void)
     return 0;
 }
 
+/* 300k malloc/free pairs of one size after a warm-up: the page faults of this thread meanwhile. */
+static int
+run_ringfaults(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        void *volatile p = malloc(32);
+        free(p);
+    }
+    struct rusage before, after;
+    getrusage(RUSAGE_THREAD, &before);
+    for (int i = 0; i < 300000; i++) {
+        void *volatile p = malloc(32);
+        free(p);
+    }
+    getrusage(RUSAGE_THREAD, &after);
+    printf("ringfaults %ld\n", after.ru_minflt - before.ru_minflt);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -160,6 +182,8 @@ main(int argc, char **argv)
         return run_waves();
     if (argc > 1 && strcmp(argv[1], "lowfd") == 0)
         return run_lowfd();
+    if (argc > 1 && strcmp(argv[1], "ringfaults") == 0)
+        return run_ringfaults();
     int low_at_start = low_files();
     int i = 1;
     int forking = i < argc && strcmp(argv[i], "fork") == 0;
