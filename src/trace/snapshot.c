@@ -233,7 +233,10 @@ typedef struct builder {
     zwi_trace_rec *recs; /* copied under the shard locks */
     size_t nrecs;
     size_t cap;
-    zwi_map by_ref;       /* tracer traceback ref + 1 -> snapshot traceback */
+    /* tracer traceback ref -> 1 + the index of its snapshot traceback, or 0: refs are dense,
+     * and a table built ahead looks every site's up at the end (in the order of the refs) */
+    uint32_t *of_ref;
+    size_t nof_ref;
     const zw_frame **buf; /* frames of one traceback being built */
     size_t cap_buf;
     /* each return address converted once: address + 1 -> 1 + the offset in `conv` of its frames
@@ -268,7 +271,6 @@ static void
 builder_init(builder *b, zw_snapshot *snap, zwi_tracer *t, zwi_symbolizer *sym)
 {
     *b = (builder){.snap = snap, .t = t, .sym = sym, .nlast = SIZE_MAX};
-    zwi_map_init(&b->by_ref, snap->raw);
     zwi_map_init(&b->by_addr, snap->raw);
 }
 
@@ -283,7 +285,7 @@ builder_release(builder *b)
     zwi_free(raw, b->raw);
     zwi_free(raw, b->last);
     zwi_free(raw, b->idx);
-    zwi_map_release(&b->by_ref);
+    zwi_free(raw, b->of_ref);
     zwi_map_release(&b->by_addr);
 }
 
@@ -350,9 +352,20 @@ convert_address(builder *b, uintptr_t pc, size_t *n)
 static zw_traceback *
 convert_traceback(builder *b, uint32_t ref)
 {
-    zw_traceback *tb = zwi_map_get(&b->by_ref, (uint64_t)ref + 1);
-    if (tb != NULL)
-        return tb;
+    uint32_t known = ref < b->nof_ref ? b->of_ref[ref] : 0;
+    if (known != 0)
+        return b->snap->tbs[known - 1];
+    if (ref >= b->nof_ref) {
+        size_t n = b->nof_ref < 1024 ? 1024 : b->nof_ref;
+        while (n <= ref)
+            n *= 2;
+        uint32_t *grown = zwi_realloc(b->snap->raw, b->of_ref, n * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        memset(grown + b->nof_ref, 0, (n - b->nof_ref) * sizeof(*grown));
+        b->of_ref = grown;
+        b->nof_ref = n;
+    }
     if (b->raw == NULL) {
         size_t limit = zwi_tracer_nframe(b->t);
         b->raw = zwi_alloc(b->snap->raw, limit * sizeof(*b->raw));
@@ -387,9 +400,10 @@ convert_traceback(builder *b, uint32_t ref)
     b->last = (uintptr_t *)raw;
     b->nlast = nraw;
     size_t made = b->snap->ntbs;
-    tb = zwi_snapshot_traceback(b->snap, b->buf, n, total);
-    if (tb == NULL || zwi_map_put(&b->by_ref, (uint64_t)ref + 1, tb) != 0)
+    zw_traceback *tb = zwi_snapshot_traceback(b->snap, b->buf, n, total);
+    if (tb == NULL || tb->index >= UINT32_MAX)
         return NULL;
+    b->of_ref[ref] = (uint32_t)tb->index + 1;
     if (b->keep_idx && b->snap->ntbs != made && b->idx_tbs == made) {
         if (zwi_reserve(b->snap->raw, (void **)&b->idx, &b->cap_idx, b->nidx + n,
                         sizeof(*b->idx)) != 0)
@@ -1018,6 +1032,8 @@ zwi_table_builder_frame_indices(const zwi_table_builder *tb, size_t *ntbs)
 int64_t
 zwi_table_builder_index(zwi_table_builder *tb, uint32_t ref)
 {
+    if (ref < tb->b.nof_ref && tb->b.of_ref[ref] != 0) /* converted: not even its traceback read */
+        return (int64_t)tb->b.of_ref[ref] - 1;
     zw_traceback *x = convert_traceback(&tb->b, ref);
     return x != NULL ? (int64_t)x->index : -1;
 }
