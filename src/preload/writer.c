@@ -727,8 +727,10 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_cbuf records = {.raw = raw};
     zwi_cbuf pay = {.raw = raw};
     size_t idx_tbs = 0;
-    const uint32_t *idx = tb.b != NULL ? zwi_table_builder_frame_indices(tb.b, &idx_tbs) : NULL;
-    zwi_encode_table_packed_with(&pay, table, idx, idx_tbs);
+    const uint32_t *shape = NULL;
+    const uint32_t *idx =
+        tb.b != NULL ? zwi_table_builder_frame_indices(tb.b, &idx_tbs, &shape) : NULL;
+    zwi_encode_table_packed_with(&pay, table, idx, shape, idx_tbs);
     zwi_table_builder_free(tb.b);
     if (tb.of_ref != NULL)
         munmap(tb.of_ref, tb.n * sizeof(uint32_t));

@@ -1799,21 +1799,22 @@ string_ref(const zw_snapshot *snap, const char *s, bool nullable)
 /* `table`'s arrays as read_table_arrays() makes them, pointing into the snapshot. */
 static int
 snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const uint32_t *idx,
-                size_t idx_tbs)
+                const uint32_t *shape, size_t idx_tbs)
 {
     t->limit = table->traceback_limit;
     t->nstrs = table->strs.count;
     t->nmods = table->nmodules;
     t->nframes = table->nframes;
     t->ntbs = table->ntbs;
+    /* the builder's, borrowed as they are (a traceback read is a cache miss each) */
+    bool given = idx != NULL && shape != NULL && idx_tbs == t->ntbs;
     for (size_t i = 0; i < table->ntbs; i++)
-        t->nidx += table->tbs[i]->nframe;
+        t->nidx += given ? shape[2 * i] : table->tbs[i]->nframe;
     t->str = zwi_alloc(raw, (t->nstrs + 1) * sizeof(*t->str));
     t->str_len = zwi_alloc(raw, (t->nstrs + 1) * sizeof(size_t));
     t->mod = zwi_alloc(raw, (3 * t->nmods + 1) * sizeof(uint64_t));
     t->frame = zwi_alloc(raw, (6 * t->nframes + 1) * sizeof(uint64_t));
     t->tb = zwi_alloc(raw, (3 * t->ntbs + 1) * sizeof(uint64_t));
-    bool given = idx != NULL && idx_tbs == t->ntbs; /* the builder's, borrowed as they are */
     t->idx = given ? idx : (t->own_idx = zwi_alloc(raw, (t->nidx + 1) * sizeof(uint32_t)));
     if (t->str == NULL || t->str_len == NULL || t->mod == NULL || t->frame == NULL ||
         t->tb == NULL || t->idx == NULL)
@@ -1840,14 +1841,17 @@ snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const ui
     }
     size_t at = 0;
     for (size_t i = 0; i < t->ntbs; i++) {
+        if (given) {
+            t->tb[3 * i] = shape[2 * i + 1];
+            t->tb[3 * i + 1] = shape[2 * i];
+            t->tb[3 * i + 2] = at;
+            at += shape[2 * i];
+            continue;
+        }
         const zw_traceback *tb = table->tbs[i];
         t->tb[3 * i] = tb->total_nframe;
         t->tb[3 * i + 1] = tb->nframe;
         t->tb[3 * i + 2] = at;
-        if (given) {
-            at += tb->nframe;
-            continue;
-        }
         for (size_t k = 0; k < tb->nframe; k++)
             t->own_idx[at++] = ((const zwi_frame *)tb->frames[k])->index;
     }
@@ -1856,10 +1860,10 @@ snapshot_arrays(zw_raw *raw, const zw_snapshot *table, table_arrays *t, const ui
 
 void
 zwi_encode_table_packed_with(zwi_cbuf *b, const zw_snapshot *table, const uint32_t *idx,
-                             size_t idx_tbs)
+                             const uint32_t *shape, size_t idx_tbs)
 {
     table_arrays t = {0};
-    if (snapshot_arrays(b->raw, table, &t, idx, idx_tbs) != 0 ||
+    if (snapshot_arrays(b->raw, table, &t, idx, shape, idx_tbs) != 0 ||
         put_arrays_packed(b->raw, &t, b) != 0)
         b->failed = true;
     table_arrays_release(b->raw, &t);
@@ -1868,7 +1872,7 @@ zwi_encode_table_packed_with(zwi_cbuf *b, const zw_snapshot *table, const uint32
 void
 zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table)
 {
-    zwi_encode_table_packed_with(b, table, NULL, 0);
+    zwi_encode_table_packed_with(b, table, NULL, NULL, 0);
 }
 
 int

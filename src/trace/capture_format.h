@@ -282,9 +282,10 @@ ZW_HIDDEN int zwi_transcode_table_packed(zwi_cursor *c, zwi_cbuf *b);
 /* The same written from the table itself (the writer's end). */
 ZW_HIDDEN void zwi_encode_table_packed(zwi_cbuf *b, const zw_snapshot *table);
 /* The same, given the frames' indices of the table's first `idx_tbs` tracebacks one after the
- * other (zwi_table_builder_frame_indices): used if they are all of them. */
+ * other and their shapes (zwi_table_builder_frame_indices): used if they are all of them. */
 ZW_HIDDEN void zwi_encode_table_packed_with(zwi_cbuf *b, const zw_snapshot *table,
-                                            const uint32_t *idx, size_t idx_tbs);
+                                            const uint32_t *idx, const uint32_t *shape,
+                                            size_t idx_tbs);
 ZW_HIDDEN int zwi_decode_table_packed(zwi_cursor *c, zw_snapshot **out);
 
 /* END: an empty payload. */

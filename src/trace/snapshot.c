@@ -257,13 +257,16 @@ typedef struct builder {
     size_t cap_cum;
     const char *last_module; /* the module convert_address() added last (a symboliser string) */
     /* with keep_idx (a table builder): the frames' indices of the snapshot's tracebacks
-     * [0, idx_tbs), one after the other, kept as each is made (the packed encoding wants them,
-     * and reading them through the frames at the end is a cache miss a frame); idx_tbs stops
-     * short of the snapshot's count if a traceback came from elsewhere */
+     * [0, idx_tbs), one after the other, and their shapes (2 each: frames kept, frames in all),
+     * kept as each is made (the packed encoding wants them, and reading them through the
+     * tracebacks and their frames at the end is a cache miss each); idx_tbs stops short of the
+     * snapshot's count if a traceback came from elsewhere */
     bool keep_idx;
     uint32_t *idx;
     size_t nidx;
     size_t cap_idx;
+    uint32_t *shape;
+    size_t cap_shape;
     size_t idx_tbs;
 } builder;
 
@@ -285,6 +288,7 @@ builder_release(builder *b)
     zwi_free(raw, b->raw);
     zwi_free(raw, b->last);
     zwi_free(raw, b->idx);
+    zwi_free(raw, b->shape);
     zwi_free(raw, b->of_ref);
     zwi_map_release(&b->by_addr);
 }
@@ -406,8 +410,12 @@ convert_traceback(builder *b, uint32_t ref)
     b->of_ref[ref] = (uint32_t)tb->index + 1;
     if (b->keep_idx && b->snap->ntbs != made && b->idx_tbs == made) {
         if (zwi_reserve(b->snap->raw, (void **)&b->idx, &b->cap_idx, b->nidx + n,
-                        sizeof(*b->idx)) != 0)
+                        sizeof(*b->idx)) != 0 ||
+            zwi_reserve(b->snap->raw, (void **)&b->shape, &b->cap_shape, 2 * b->idx_tbs + 2,
+                        sizeof(*b->shape)) != 0)
             return NULL;
+        b->shape[2 * b->idx_tbs] = (uint32_t)tb->nframe;
+        b->shape[2 * b->idx_tbs + 1] = (uint32_t)tb->total_nframe;
         for (size_t k = 0; k < n; k++)
             b->idx[b->nidx++] = ((const zwi_frame *)b->buf[k])->index;
         b->idx_tbs++;
@@ -1023,9 +1031,10 @@ zwi_table_builder_new(zw_snapshot *table, zwi_tracer *t, zwi_symbolizer *sym)
 }
 
 const uint32_t *
-zwi_table_builder_frame_indices(const zwi_table_builder *tb, size_t *ntbs)
+zwi_table_builder_frame_indices(const zwi_table_builder *tb, size_t *ntbs, const uint32_t **shape)
 {
     *ntbs = tb->b.keep_idx ? tb->b.idx_tbs : 0;
+    *shape = tb->b.shape;
     return tb->b.idx;
 }
 

@@ -457,10 +457,11 @@ ZW_HIDDEN zwi_table_builder *zwi_table_builder_new(zw_snapshot *table, zwi_trace
 ZW_HIDDEN int64_t zwi_table_builder_index(zwi_table_builder *tb, uint32_t ref);
 ZW_HIDDEN void zwi_table_builder_free(zwi_table_builder *tb);
 /* The frames' indices of the table's tracebacks [0, *ntbs) the builder made, one traceback after
- * the other (zwi_encode_table_packed_with); *ntbs is short of the table's count if some were
- * made elsewhere. Valid until the builder converts again or is freed. */
+ * the other, and in *shape two numbers each, its frames kept and its frames in all
+ * (zwi_encode_table_packed_with); *ntbs is short of the table's count if some were made
+ * elsewhere. Valid until the builder converts again or is freed. */
 ZW_HIDDEN const uint32_t *zwi_table_builder_frame_indices(const zwi_table_builder *tb,
-                                                          size_t *ntbs);
+                                                          size_t *ntbs, const uint32_t **shape);
 
 /* The bytes of a snapshot file of `snap` (as zw_snapshot_dump writes) in *data, allocated from
  * `raw` (free with zwi_free); 0, or -1 if out of memory. */

@@ -1018,18 +1018,19 @@ Test(trace_capture_packed, a_table_encoded_from_the_builders_frame_indices_is_th
     for (unsigned i = 0; i < 300; i += 2)
         cr_assert_geq(zwi_table_builder_index(b, refs[i]), 0);
     size_t ntbs;
-    const uint32_t *idx = zwi_table_builder_frame_indices(b, &ntbs);
+    const uint32_t *shape;
+    const uint32_t *idx = zwi_table_builder_frame_indices(b, &ntbs, &shape);
     cr_assert_eq(ntbs, table->ntbs);
     cr_assert_gt(ntbs, 100u);
     zwi_cbuf x = {.raw = raw}, y = {.raw = raw};
     zwi_encode_table_packed(&x, table);
-    zwi_encode_table_packed_with(&y, table, idx, ntbs);
+    zwi_encode_table_packed_with(&y, table, idx, shape, ntbs);
     cr_assert(!x.failed && !y.failed);
     cr_assert_eq(x.len, y.len);
     cr_assert_arr_eq(x.data, y.data, x.len);
     /* indices of fewer tracebacks than the table has are not used */
     zwi_cbuf z = {.raw = raw};
-    zwi_encode_table_packed_with(&z, table, idx, ntbs - 1);
+    zwi_encode_table_packed_with(&z, table, idx, shape, ntbs - 1);
     cr_assert_eq(z.len, x.len);
     cr_assert_arr_eq(z.data, x.data, x.len);
     cr_assert_eq(code_a(1) + code_b(1), 11);
