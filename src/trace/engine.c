@@ -145,6 +145,31 @@ round_page(size_t n)
     return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#define READY_STEP ((size_t)256 << 10)
+
+/* The reservation `base` (limit bytes) made ready (populated) past byte `need`, a step ahead:
+ * the store's nodes and tracebacks are written under the intern lock, and a first-touch fault
+ * there (12 us under a hypervisor) held up every thread that wanted the lock: g++'s cc1plus
+ * took 3.1k of them making 800k nodes, its mmap hooks waiting 45 ms behind them. A page made
+ * ready costs a fraction of that. *ready: bytes ready; SIZE_MAX once the kernel refused (before
+ * 5.14, or no memory: the pages then fault in as they are written). */
+static void
+make_ready(char *base, size_t *ready, size_t need, size_t limit)
+{
+    if (need <= *ready)
+        return;
+    size_t to = (need + READY_STEP) / READY_STEP * READY_STEP;
+    if (to > limit)
+        to = limit;
+    if (to <= *ready || madvise(base + *ready, to - *ready, MADV_POPULATE_WRITE) != 0)
+        *ready = SIZE_MAX;
+    else
+        *ready = to;
+}
+
 /* ---- the tracer ---- */
 
 typedef struct slot {
@@ -194,6 +219,8 @@ struct zwi_tracer {
     struct tbent *tbs;  /* the tracebacks, in the region after the nodes: tb_cap, by ref */
     size_t node_cap;
     size_t tb_cap;
+    size_t node_ready; /* bytes of `nodes` and `tbs` made ready (make_ready) */
+    size_t tb_ready;
     /* entries of the default domain in the wide table (blocks >= 4 GiB), changed under wide_lock
      * and read without it: 0 lets a record or a free of the default domain skip the wide table,
      * which the mmap domain's traces keep non-empty */
@@ -504,6 +531,8 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, bool fresh)
     id = (uint32_t)++t->node_count;
     if (t->node_count > t->node_dirty)
         t->node_dirty = t->node_count;
+    make_ready((char *)t->nodes, &t->node_ready, (id + 1) * sizeof(node),
+               round_page(t->node_cap * sizeof(node)));
     node *x = &t->nodes[id];
     TB_STORE(x->ret, ret);
     TB_STORE(x->parent, parent);
@@ -606,6 +635,8 @@ intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *fra
     ref = (uint32_t)++t->tb_count;
     if (t->tb_count > t->tb_dirty)
         t->tb_dirty = t->tb_count;
+    make_ready((char *)t->tbs, &t->tb_ready, (ref + 1) * sizeof(tbent),
+               t->tb_cap * sizeof(tbent) / PAGE * PAGE);
     tbent *x = &t->tbs[ref];
     TB_STORE(x->node, parent);
     TB_STORE(x->hash, hash);
@@ -1211,6 +1242,10 @@ discard_store_locked(zwi_tracer *t)
     memset(t->node_tab, 0, (t->node_mask + 1) * sizeof(uint64_t));
     memset(t->tb_tab, 0, (t->tb_mask + 1) * sizeof(uint64_t));
     t->node_count = t->tb_count = t->node_dirty = t->tb_dirty = 0;
+    if (t->node_ready != SIZE_MAX) /* made ready again as they are used again */
+        t->node_ready = PAGE;
+    if (t->tb_ready != SIZE_MAX)
+        t->tb_ready = PAGE;
     t->nodes[0].child = 0; /* the root: its page stays */
 }
 
