@@ -152,10 +152,10 @@ round_page(size_t n)
 
 /* The reservation `base` (limit bytes) made ready (populated) past byte `need`, a step ahead:
  * the store's nodes and tracebacks are written under the intern lock, and a first-touch fault
- * there (12 us under a hypervisor) held up every thread that wanted the lock: g++'s cc1plus
- * took 3.1k of them making 800k nodes, its mmap hooks waiting 45 ms behind them. A page made
- * ready costs a fraction of that. *ready: bytes ready; SIZE_MAX once the kernel refused (before
- * 5.14, or no memory: the pages then fault in as they are written). */
+ * there (12 us under a hypervisor) is that much more time the lock is held: g++'s cc1plus took
+ * 3.1k of them making 800k nodes. A page made ready costs a fraction of that. *ready: bytes
+ * ready; SIZE_MAX once the kernel refused (before 5.14, or no memory: the pages then fault in as
+ * they are written). */
 static void
 make_ready(char *base, size_t *ready, size_t need, size_t limit)
 {
