@@ -64,6 +64,7 @@
  * 3 MiB of them would have doubled). */
 #define POPULATE_STEP     ((uint64_t)8192)
 #define POPULATE_SLEEP_MS 1
+#define POPULATE_FAST     256
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
@@ -303,10 +304,11 @@ consumer_main(void *arg)
          * ticket taken, not yet published). Staying on the producers' heels, polling the head
          * and the cells they were writing, made every post wait for those cache lines to come
          * back: on python3.11 the ticket's locked add was 85 % of the free hook's samples.
-         * While the first lap is faulted in and the program posts, a millisecond at most: the
-         * pages ahead keep up with a fast producer, whose quarter of the ring may take 5 ms. */
+         * While the first lap is faulted in and the program posts fast (POPULATE_FAST records
+         * or more since the last sleep), a millisecond at most: the pages ahead keep up with a
+         * fast producer, whose quarter of the ring may take 5 ms; a slow one is left alone. */
         uint64_t head = atomic_load_explicit(&G.ring.head, memory_order_relaxed);
-        unsigned ms = lap && head != slept_at ? POPULATE_SLEEP_MS : SLEEP_MS;
+        unsigned ms = lap && head - slept_at >= POPULATE_FAST ? POPULATE_SLEEP_MS : SLEEP_MS;
         slept_at = head;
         atomic_store(&G.ring.sleeping, 1);
         if (!atomic_load(&G.ring.stop))

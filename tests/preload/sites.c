@@ -4,7 +4,8 @@
  * waves of four threads, one wave after the other (each wave's threads take the slots of the
  * last one's, which have exited); `lowfd`: opens /dev/null again and again for 300 ms and counts
  * the opens that did not get the lowest free descriptor; `ringfaults`: 300k malloc/free pairs of
- * one size (nothing new for malloc to touch), printing the page faults its thread took meanwhile
+ * one size, 10k at a time (nothing new for malloc to touch), printing the page faults its thread
+ * took meanwhile
  * (zw's ring, mapped as it is first used, is faulted in by zw's bookkeeping thread); with LIB, dlopens it after the fourth round and
  * allocates through its lib_mid() (and with `close` dlcloses it after); with `fork`, forks after
  * the second round and the child goes on with paths of its own. It prints how many files it has
@@ -156,7 +157,8 @@ run_lowfd(void)
     return 0;
 }
 
-/* 300k malloc/free pairs of one size after a warm-up: the page faults of this thread meanwhile. */
+/* 300k malloc/free pairs of one size after a warm-up, 10k at a time 2 ms apart (so that zw's
+ * bookkeeping thread runs even on a loaded machine): the page faults of this thread meanwhile. */
 static int
 run_ringfaults(void)
 {
@@ -166,9 +168,12 @@ run_ringfaults(void)
     }
     struct rusage before, after;
     getrusage(RUSAGE_THREAD, &before);
-    for (int i = 0; i < 300000; i++) {
-        void *volatile p = malloc(32);
-        free(p);
+    for (int round = 0; round < 30; round++) {
+        for (int i = 0; i < 10000; i++) {
+            void *volatile p = malloc(32);
+            free(p);
+        }
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
     }
     getrusage(RUSAGE_THREAD, &after);
     printf("ringfaults %ld\n", after.ru_minflt - before.ru_minflt);

@@ -174,10 +174,11 @@ for nf in 64 8; do
 done
 
 # ---- the ring's pages: faulted in by the bookkeeping thread, not by the program's hooks ----
-# 300k malloc/free pairs of one size post 600k records, more than two laps of the default ring
-# (2048 pages): a hook touching a page first took a page fault on the program's thread, every page
-# of the first lap (2032 faults of the loop's thread). Now a few steps at the start at most (the
-# program posts faster than the first pages are made ready: 68 to 289 here).
+# 300k malloc/free pairs of one size (10k at a time, 2 ms apart) post 600k records, more than two
+# laps of the default ring (2048 pages): a hook touching a page first took a page fault on the
+# program's thread, every page of the first lap (2032 faults of the loop's thread). Now only those
+# the loop reaches before the bookkeeping thread gets a processor to make them ready (26 to 265
+# here, the machine busy with a test suite).
 out=$("$zw" run -q -o "$tmp/ringfaults.zwc" -- "$dir/zwp_sites" ringfaults)
 n=${out#ringfaults }
 if [ "$n" -ge 0 ] 2>/dev/null && [ "$n" -lt 1024 ]; then
