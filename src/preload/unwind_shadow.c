@@ -116,7 +116,6 @@ ZW_HIDDEN extern char zwi_shadow_trampoline[];
 
 /* Process-wide: set once, never cleared. */
 static atomic_bool patching_off; /* makecontext() on a stack inside a thread's */
-
 static pthread_key_t shadow_key; /* its destructor restores and unmaps a thread's shadow stack */
 static bool shadow_key_ok;
 static pthread_once_t shadow_once = PTHREAD_ONCE_INIT;

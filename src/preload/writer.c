@@ -410,31 +410,11 @@ zwi_preload_write_start_locked(void)
     zwi_cbuf_release(&out);
 }
 
-/* The table being built at the end: the builder, and the index it gave each ref below `n` (+ 1;
- * 0 not asked yet), so that a set of a million blocks looks its few thousand tracebacks up in an
- * array rather than the builder's hash map. */
-typedef struct end_table {
-    zwi_table_builder *b;
-    uint32_t *of_ref; /* mapped; NULL: every ref asks the builder */
-    size_t n;
-} end_table;
-
-static int64_t
-table_index(end_table *t, uint32_t ref)
-{
-    if (ref < t->n && t->of_ref[ref] != 0)
-        return t->of_ref[ref] - 1;
-    int64_t x = zwi_table_builder_index(t->b, ref);
-    if (x >= 0 && ref < t->n)
-        t->of_ref[ref] = (uint32_t)x + 1;
-    return x;
-}
-
 /* A SET section (peak, exit or mark: `kind`): time, bytes, label and, when `kept`, the traces of
  * `recs`, their tracebacks converted into the table by `tb` (written once, before every set).
  * The set is written as not kept when its tracebacks do not fit in memory: whether it was kept. */
 static bool
-put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t time_ns,
+put_set(zwi_cbuf *out, zwi_table_builder *tb, uint32_t kind, const char *label, uint64_t time_ns,
         uint64_t bytes, const zwi_trace_rec *recs, size_t n, bool kept)
 {
     zwi_set s = {.kind = kind, .time_ns = time_ns, .heap_bytes = bytes, .label = label};
@@ -443,7 +423,7 @@ put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t
     s.sizes = zwi_alloc(out->raw, (n + 1) * sizeof(uint64_t));
     s.kept = kept && s.domains != NULL && s.tbs != NULL && s.sizes != NULL;
     for (size_t i = 0; s.kept && i < n; i++) {
-        int64_t x = table_index(tb, recs[i].tb);
+        int64_t x = zwi_table_builder_index(tb, recs[i].tb);
         s.kept = x >= 0;
         s.domains[i] = recs[i].domain;
         s.tbs[i] = (uint32_t)x;
@@ -465,7 +445,7 @@ put_set(zwi_cbuf *out, end_table *tb, uint32_t kind, const char *label, uint64_t
  * temporary allocations. A site appears if an allocation was made there or a step mentioned it
  * (a fork child frees its parent's). Left out when it does not fit in memory. */
 static void
-put_sites(zwi_cbuf *out, end_table *tb)
+put_sites(zwi_cbuf *out, zwi_table_builder *tb)
 {
     size_t n = 0;
     unsigned max = atomic_load(&G.site_max);
@@ -486,7 +466,7 @@ put_sites(zwi_cbuf *out, end_table *tb)
         uint64_t count = atomic_load_explicit(&x->count, memory_order_relaxed);
         if (count == 0 && !G.shown[ref].mentioned)
             continue;
-        int64_t t = table_index(tb, (uint32_t)ref);
+        int64_t t = zwi_table_builder_index(tb, (uint32_t)ref);
         ok = t >= 0;
         sl.refs[sl.n] = (uint32_t)ref;
         sl.domains[sl.n] = atomic_load_explicit(&x->domain, memory_order_relaxed);
@@ -627,17 +607,17 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_symbolizer *sym = NULL;
     zwi_arena *table_arena = NULL;
     zw_snapshot *table = NULL;
-    end_table tb = {NULL, NULL, 0};
-    if (!zwi_preload_ahead_take_locked(&sym, &table_arena, &table, &tb.b)) {
+    zwi_table_builder *tb = NULL; /* a ref's index: an array read once converted */
+    if (!zwi_preload_ahead_take_locked(&sym, &table_arena, &table, &tb)) {
         sym = zwi_symbolizer_new();
         table_arena = zwi_arena_new();
         zw_raw *table_raw = table_arena != NULL ? zwi_arena_door(table_arena) : NULL;
         table = table_raw != NULL ? zwi_snapshot_new_on(G.nframe, table_raw) : NULL;
-        tb.b = table != NULL && sym != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL;
+        tb = table != NULL && sym != NULL ? zwi_table_builder_new(table, G.tracer, sym) : NULL;
     }
     zwi_arena *arena = zwi_arena_new();
     zw_raw *raw = arena != NULL ? zwi_arena_door(arena) : NULL;
-    if (sym == NULL || raw == NULL || tb.b == NULL) {
+    if (sym == NULL || raw == NULL || tb == NULL) {
         note_write_error(ENOMEM); /* finish() writes the last words instead */
         zwi_symbolizer_free(sym);
         zw_snapshot_free(table); /* and table_raw, which a table that failed destroyed */
@@ -648,14 +628,6 @@ zwi_preload_write_end_locked(uint32_t end, int code)
         return;
     }
     zwi_preload_report_unloaded(sym);
-    size_t nrefs = G.sites != NULL ? (size_t)atomic_load(&G.site_max) + 1 : 0;
-    void *of_ref = nrefs > 0 ? mmap(NULL, nrefs * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
-                             : MAP_FAILED;
-    if (of_ref != MAP_FAILED) {
-        tb.of_ref = of_ref;
-        tb.n = nrefs;
-    }
     /* the sets and sites into `body`, their tracebacks into `table`; then the file gets TABLE,
      * the body, TOTALS and END. The sites are converted first, in the order of their refs: the
      * table then lists their tracebacks in the sites' order (site i names traceback i, which
@@ -663,7 +635,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
      * side by side (the packed TABLE stores the frames a traceback shares with the one before
      * once). */
     zwi_cbuf sites = {.raw = raw};
-    put_sites(&sites, &tb);
+    put_sites(&sites, tb);
     zwi_cbuf body = {.raw = raw};
     /* marks, oldest first */
     liveset *rev = NULL;
@@ -675,7 +647,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     }
     G.marks = rev;
     for (liveset *m = G.marks; m != NULL; m = m->next) {
-        bool kept = put_set(&body, &tb, ZWI_SET_MARK, m->label, m->time_ns, m->bytes, m->recs, m->n,
+        bool kept = put_set(&body, tb, ZWI_SET_MARK, m->label, m->time_ns, m->bytes, m->recs, m->n,
                             m->kept);
         if (m->leak.status != ZW_LEAKS_UNKNOWN) /* its scan, right after it */
             put_leaks(&body, ZWI_SEC_MARK_LEAKS, &m->leak, kept);
@@ -706,10 +678,10 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     } else if (G.peak.n == 0 && !G.steps_broken) {
         /* saved as a peak step: no PEAK_SET, the reader rebuilds it from the steps */
     } else {
-        put_set(&body, &tb, ZWI_SET_PEAK, "peak", G.peak.time_ns, G.peak.bytes, G.peak.recs,
+        put_set(&body, tb, ZWI_SET_PEAK, "peak", G.peak.time_ns, G.peak.bytes, G.peak.recs,
                 G.peak.n, true);
     }
-    bool exit_kept = put_set(&body, &tb, ZWI_SET_EXIT, "exit", last.time_ns, last.heap_bytes,
+    bool exit_kept = put_set(&body, tb, ZWI_SET_EXIT, "exit", last.time_ns, last.heap_bytes,
                              exit_set.recs, exit_set.n, exit_taken);
     put_leaks(&body, ZWI_SEC_LEAKS, &leaks, exit_kept);
     zwi_preload_leak_release(&leaks);
@@ -728,12 +700,9 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     zwi_cbuf pay = {.raw = raw};
     size_t idx_tbs = 0;
     const uint32_t *shape = NULL;
-    const uint32_t *idx =
-        tb.b != NULL ? zwi_table_builder_frame_indices(tb.b, &idx_tbs, &shape) : NULL;
+    const uint32_t *idx = zwi_table_builder_frame_indices(tb, &idx_tbs, &shape);
     zwi_encode_table_packed_with(&pay, table, idx, shape, idx_tbs);
-    zwi_table_builder_free(tb.b);
-    if (tb.of_ref != NULL)
-        munmap(tb.of_ref, tb.n * sizeof(uint32_t));
+    zwi_table_builder_free(tb);
     zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
     zw_snapshot_free(table);
     zwi_arena_free(table_arena);
