@@ -35,7 +35,8 @@ extern char **environ;
 static const char *const zw_vars[ZWI_ENV_NVARS] = {
     "ZW_OUTPUT",      "ZW_NFRAME",     "ZW_INTERVAL_MS", "ZW_FLUSH_MS",    "ZW_FOLLOW_FORK",
     "ZW_FOLLOW_EXEC", "ZW_LEAK_CHECK", "ZW_LEAK_MARKS",  "ZW_MARK_SIGNAL", "ZW_UNWIND",
-    "ZW_BOOKKEEPING", "ZW_RING",        "ZW_DEBUG_CACHE", "ZW_DEBUG_CACHE_MAX", "ZW_TABLE_AHEAD"};
+    "ZW_BOOKKEEPING", "ZW_RING",        "ZW_DEBUG_CACHE", "ZW_DEBUG_CACHE_MAX", "ZW_TABLE_AHEAD",
+    "ZW_END_THREAD"};
 
 /* Mapped memory of `len` bytes, by the system call (never a hook), or NULL. */
 static void *

@@ -83,15 +83,23 @@ collect_block(void *ctx, uintptr_t ptr, const zwi_trace_rec *rec)
 
 /* glibc's chunk headers: main_arena (in libc's data, a root) points at its top chunk and its free
  * chunks; a chunk's header lies in the last word of the block before it, when the program asked
- * for all of that block's usable size. Such a word is the allocator's, not the program's. */
+ * for all of that block's usable size. Such a word is the allocator's, not the program's. The
+ * usable size is read from the chunk's size word, as malloc_usable_size() does, but without
+ * following it to the next chunk: for a block the table holds that the heap no longer does (a fork
+ * child's table keeps the frees its parent's other threads had in flight) the word is anything,
+ * and the next chunk anywhere (glibc's function faulted there). */
 static bool
 glibc_chunk_header(uintptr_t start, size_t size, uintptr_t p)
 {
     (void)size;
     if ((p & 15) != 0)
         return false;
-    size_t usable = G.real.malloc_usable_size((void *)start);
-    return usable >= 8 && p == start + usable - 8;
+    uint64_t word = *(const volatile uint64_t *)(start - 8); /* the scan guards the read */
+    uint64_t chunk = word & ~(uint64_t)7;
+    uint64_t overhead = (word & 2) != 0 ? 16 : 8; /* IS_MMAPPED: its header is 16 bytes */
+    if (chunk < overhead + 8)
+        return false;
+    return p == start + (chunk - overhead) - 8;
 }
 
 /* Whether the real malloc is glibc's (the one whose chunk layout glibc_chunk_header knows). */
@@ -114,7 +122,7 @@ clock_of(clockid_t id)
 }
 
 void
-zwi_preload_leak_check(zwi_leak_check *c, uintptr_t stack_lo)
+zwi_preload_leak_check(zwi_leak_check *c, const zwi_leak_thread *who)
 {
     uint64_t t0 = clock_of(CLOCK_MONOTONIC), cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
     zw_capture_sample now = zwi_preload_sample_now();
@@ -126,8 +134,7 @@ zwi_preload_leak_check(zwi_leak_check *c, uintptr_t stack_lo)
         goto out_free;
     if (malloc_is_glibc())
         zwi_leakscan_set_ignore(ls, glibc_chunk_header);
-    if (zwi_leakscan_process_roots(ls, (const void *)zwi_preload_leak_check, stack_lo,
-                                   &c->roots) != 0)
+    if (zwi_leakscan_process_roots(ls, (const void *)zwi_preload_leak_check, who, &c->roots) != 0)
         goto out_free;
     zwi_leakscan_classify(ls);
     c->scan_ns = clock_of(CLOCK_MONOTONIC) - t0;

@@ -706,11 +706,22 @@ void
 zwi_leakscan_classify(zwi_leakscan *ls)
 {
     ZW_ASSERT(ls->prepared && !ls->classified);
+    /* guarded: a block the table holds may be gone from the heap (leaks.c, glibc_chunk_header) */
+    bool guard = !ls->guarded;
+    if (guard) {
+        atomic_store(&F.tid, (pid_t)syscall(SYS_gettid));
+        guard_install();
+        ls->guarded = true;
+    }
     for (size_t i = 0; i < ls->n; i++) {
         if ((ls->e[i].word & STATE_MASK) != UNREACHED)
             continue;
         enqueue(ls, i); /* the leader stays UNREACHED: definitely lost */
         drain(ls, i);
+    }
+    if (guard) {
+        guard_remove();
+        ls->guarded = false;
     }
     ls->classified = true;
 }
@@ -893,9 +904,10 @@ on_stop(int sig, siginfo_t *info, void *ucv)
     errno = saved;
 }
 
-/* Lists this process's threads but the caller into S.threads (getdents: no malloc). */
+/* Lists this process's threads but the caller (`self`) and the thread whose roots it scans
+ * (`ending`) into S.threads (getdents: no malloc). */
 static int
-list_threads(pid_t self)
+list_threads(pid_t self, pid_t ending)
 {
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -913,7 +925,7 @@ list_threads(pid_t self)
             const char *c = d->d_name;
             for (; *c >= '0' && *c <= '9'; c++)
                 tid = tid * 10 + (*c - '0');
-            if (*c != '\0' || tid <= 0 || tid == self)
+            if (*c != '\0' || tid <= 0 || tid == self || tid == ending)
                 continue;
             if (grow((void **)&S.threads, &S.cap, S.nthreads + 1, sizeof(stopped)) != 0)
                 break;
@@ -925,13 +937,13 @@ list_threads(pid_t self)
     return 0;
 }
 
-/* Asks every other thread to stop; returns once all have, or after STOP_WAIT_MS. */
+/* Asks every thread but these two to stop; returns once all have, or after STOP_WAIT_MS. */
 static void
-stop_threads(pid_t self)
+stop_threads(pid_t self, pid_t ending)
 {
     atomic_store(&S.release, 0);
     S.sig = SIGRTMAX - 1;
-    if (list_threads(self) != 0 || S.nthreads == 0)
+    if (list_threads(self, ending) != 0 || S.nthreads == 0)
         return;
     struct sigaction sa = {.sa_sigaction = on_stop, .sa_flags = SA_SIGINFO | SA_RESTART};
     sigfillset(&sa.sa_mask);
@@ -1105,7 +1117,7 @@ tls_sizes(void)
 }
 
 static int
-process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t lo)
+process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, const zwi_leak_thread *who)
 {
     ZW_ASSERT(ls->prepared && !ls->classified);
     memset(out, 0, sizeof(*out));
@@ -1119,7 +1131,7 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t 
     tls_info tls = tls_sizes();
     pid_t me = (pid_t)syscall(SYS_gettid);
 
-    stop_threads(me);
+    stop_threads(me, who->tid);
     ls->guarded = true;
     atomic_store(&F.tid, me);
     guard_install();
@@ -1129,7 +1141,7 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t 
         for (unsigned i = 0; i < m->n; i++)
             scan_root(ls, m->ranges[i][0], m->ranges[i][1]);
         out->modules = m->n;
-        scan_thread(ls, lo, (uint64_t)pthread_self(), &tls);
+        scan_thread(ls, who->stack_lo, who->tp, &tls);
         out->threads = 1;
         for (size_t i = 0; i < S.nthreads; i++) {
             stopped *t = &S.threads[i];
@@ -1156,8 +1168,14 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, uint64_t 
 }
 
 int
-zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, uintptr_t stack_lo,
+zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, const zwi_leak_thread *who,
                            zwi_leak_roots *out)
 {
-    return process_roots(ls, self, out, stack_lo);
+    return process_roots(ls, self, out, who);
+}
+
+zwi_leak_thread
+zwi_leakscan_this_thread(uintptr_t stack_lo)
+{
+    return (zwi_leak_thread){(pid_t)syscall(SYS_gettid), stack_lo, (uintptr_t)pthread_self()};
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "zw_assert.h"
 
@@ -61,16 +62,30 @@ typedef struct zwi_leak_roots {
     size_t unreadable;       /* ranges that faulted while read and were skipped */
 } zwi_leak_roots;
 
+/* The thread whose frames end where the program's do: the one the program ends on (or marks a
+ * set on), whose stack is scanned from `stack_lo` up, the address of a jmp_buf that setjmp()
+ * filled where the program's frames end (the registers as the program left them, and nothing of
+ * the tracer's frames, whose dead words may hold copies of any block's address); `tp` is its
+ * thread pointer (pthread_self), for its TLS. */
+typedef struct zwi_leak_thread {
+    pid_t tid;
+    uintptr_t stack_lo;
+    uintptr_t tp;
+} zwi_leak_thread;
+
+/* The calling thread, its stack scanned from `stack_lo`. */
+ZW_HIDDEN zwi_leak_thread zwi_leakscan_this_thread(uintptr_t stack_lo);
+
 /* Scans this process's roots: the writable PT_LOAD segments of every loaded module but the one
- * holding `self` (the tracer's own library), every thread's stack from its stack pointer to the
- * top of its mapping, its static TLS, and its general registers. This thread's stack is scanned
- * from `stack_lo` up: the caller passes the address of a jmp_buf that setjmp() filled where the
- * program's frames end (the registers as the program left them, and nothing of the tracer's
- * frames, whose dead words may hold copies of any block's address). The other threads are
- * stopped (a signal makes each save its registers and wait) while the scan reads; the caller must
- * hold no lock those threads could need, and must not call malloc until this returns. Reads that
- * fault skip the rest of their range. 0, or -1 if nothing could be scanned. */
-ZW_HIDDEN int zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, uintptr_t stack_lo,
-                                         zwi_leak_roots *out);
+ * holding `self` (the tracer's own library), `who`'s stack from its stack_lo up and its static
+ * TLS, and every other thread's stack from its stack pointer to the top of its mapping, its
+ * static TLS, and its general registers. The caller may be `who`, or a thread of the tracer's
+ * own that works while `who` waits for it (nothing of the caller's is scanned then). The other
+ * threads are stopped (a signal makes each save its registers and wait) while the scan reads;
+ * the caller must hold no lock those threads could need, and must not call malloc until this
+ * returns. Reads that fault skip the rest of their range. 0, or -1 if nothing could be
+ * scanned. */
+ZW_HIDDEN int zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self,
+                                         const zwi_leak_thread *who, zwi_leak_roots *out);
 
 #endif

@@ -14,9 +14,11 @@
  *
  * G, the library's one struct of mutable state, is defined here (preload_internal.h).
  * See docs/zw.md#how-it-works. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -75,7 +77,7 @@ zwi_preload_finish(uint32_t end, int code)
     setjmp(regs);
     if (G.tracer == NULL || atomic_exchange(&G.finished, true))
         return; /* never started (no memory, or before the constructor), or done */
-    G.leak_stack_lo = (uintptr_t)&regs;
+    G.leak_thread = zwi_leakscan_this_thread((uintptr_t)&regs);
     zwi_trace_guard++;
     if (G.live != NULL) { /* known even if the file cannot take the rest */
         atomic_store(&G.live->end, end);
@@ -612,7 +614,22 @@ site_refs_for_limit(void)
  * writing its capture. Mapped now, while there is room, without committing memory (untouched
  * pages are none); a smaller one under an address space limit, none if even that fails (then the
  * end is written where the program ends, as before). Kept to the end: a vfork child shares it
- * with its parent. */
+ * with its parent.
+ *
+ * A thread of its own, on a stack of that size, writes the end while the thread that ends the
+ * program waits for it: the end's blocks (libdw's, zstd's, the symboliser's) then come from
+ * another arena of glibc's malloc than that thread's. A program that frees its data before it
+ * exits (perl frees its hashes) leaves the thread's arena with every freed chunk in its fast
+ * bins, and the first large block asked of that arena merges them all: perl's 300k-entry hash
+ * made 100-140 ms of malloc_consolidate in a 150 ms end, work the program itself never does. The
+ * end needs the dynamic loader's lock (dladdr, dlsym), which the ending thread holds when it
+ * ends inside a library's constructor (exit() during dlopen): the new thread takes it first, and
+ * if that takes longer than END_PROBE_MS the ending thread gives the new one up and writes the
+ * end itself. So it does where no thread can be made (an address space or thread limit), and for
+ * a fatal signal's end (in a handler): on the stack mapped at start, switched to
+ * (swapcontext). */
+#define END_PROBE_MS 200
+
 static struct {
     void *base;
     size_t size;
@@ -643,16 +660,73 @@ write_end_there(void)
     zwi_preload_write_end_locked(end_stack.end, end_stack.code);
 }
 
+/* The end thread's state: END_PROBING until it has taken the loader's lock; then END_WRITING
+ * if it set it first (it writes the end), END_GIVEN_UP if the ending thread did (it writes the
+ * end itself, and the new thread only returns). A futex word: the ending thread waits on it. */
+enum { END_PROBING, END_WRITING, END_GIVEN_UP };
+static _Atomic uint32_t end_state;
+
+static void *
+end_thread_main(void *arg)
+{
+    (void)arg;
+    zwi_preload_own_thread("zw-end");
+    Dl_info info;
+    (void)dladdr((void *)end_thread_main, &info); /* the loader's lock, taken and given back */
+    uint32_t probing = END_PROBING;
+    bool mine = atomic_compare_exchange_strong(&end_state, &probing, END_WRITING);
+    syscall(SYS_futex, &end_state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    if (mine)
+        zwi_preload_write_end_locked(end_stack.end, end_stack.code);
+    return NULL;
+}
+
+/* The end written by a thread of its own, this one waiting for it; false if none could be made,
+ * or if it could not take the loader's lock in time (then it is left waiting for that lock,
+ * and returns once it has it, doing nothing). */
+static bool
+write_end_on_thread(void)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    atomic_store(&end_state, END_PROBING);
+    pthread_t th;
+    bool made = pthread_attr_setstacksize(&attr, end_stack.size) == 0 &&
+                pthread_create(&th, &attr, end_thread_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    if (!made)
+        return false;
+    uint64_t deadline = zwi_preload_clock_ns(CLOCK_MONOTONIC) + (uint64_t)END_PROBE_MS * 1000000u;
+    while (atomic_load(&end_state) == END_PROBING) {
+        uint64_t now = zwi_preload_clock_ns(CLOCK_MONOTONIC);
+        if (now >= deadline)
+            break;
+        struct timespec ts = {0, (long)(deadline - now < 10000000u ? deadline - now : 10000000u)};
+        syscall(SYS_futex, &end_state, FUTEX_WAIT_PRIVATE, END_PROBING, &ts, NULL, 0);
+    }
+    uint32_t probing = END_PROBING;
+    if (atomic_compare_exchange_strong(&end_state, &probing, END_GIVEN_UP)) {
+        pthread_detach(th);
+        return false;
+    }
+    pthread_join(th, NULL);
+    return true;
+}
+
 /* zwi_preload_write_end_locked(end, code), on the stack mapped at start when there is one. */
 static void
 write_end(uint32_t end, int code)
 {
+    end_stack.end = end;
+    end_stack.code = code;
+    if (end_stack.base != NULL && end != ZW_CAPTURE_END_SIGNAL && G.end_thread &&
+        write_end_on_thread())
+        return;
     if (end_stack.base != NULL && getcontext(&end_stack.run) == 0) {
         end_stack.run.uc_stack.ss_sp = end_stack.base;
         end_stack.run.uc_stack.ss_size = end_stack.size;
         end_stack.run.uc_link = &end_stack.back;
-        end_stack.end = end;
-        end_stack.code = code;
         makecontext(&end_stack.run, write_end_there, 0);
         if (swapcontext(&end_stack.back, &end_stack.run) == 0)
             return; /* back here once write_end_there() returned */
@@ -674,6 +748,7 @@ zwi_preload_start(void)
     G.flush_ms = env_uint("ZW_FLUSH_MS", 1000, 0, 3600000);
     G.follow_fork = env_uint("ZW_FOLLOW_FORK", 0, 0, 1) == 1;
     G.ahead.on = env_uint("ZW_TABLE_AHEAD", 1, 0, 1) == 1;
+    G.end_thread = env_uint("ZW_END_THREAD", 1, 0, 1) == 1;
     G.ahead.next = 1;
     G.leak_check = env_uint("ZW_LEAK_CHECK", 1, 0, 1) == 1;
     G.leak_marks = env_uint("ZW_LEAK_MARKS", 0, 0, 1) == 1;

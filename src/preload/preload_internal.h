@@ -178,7 +178,7 @@ typedef struct unloaded_module {
 } unloaded_module;
 
 /* The variables libzwpreload.so reads (env.c's zw_vars). */
-#define ZWI_ENV_NVARS 15
+#define ZWI_ENV_NVARS 16
 
 /* ---- the bookkeeping ring (consumer.c) ---- */
 
@@ -366,8 +366,11 @@ typedef struct zwi_preload_state {
     char cmdline[4096]; /* constructor: /proc/self/cmdline, NUL-separated */
     bool leak_check;    /* constructor: ZW_LEAK_CHECK (default 1): scan the exit set */
     bool leak_marks;    /* constructor: ZW_LEAK_MARKS (default 0): scan each kept mark's set */
-    uintptr_t leak_stack_lo; /* set by finish() on the thread that finishes, before the leak check
-                              * it runs: where the program's frames end (see leakscan.h) */
+    /* set by finish() on the thread that finishes, before the end's leak check: where the
+     * program's frames end, on that thread (see leakscan.h) */
+    zwi_leak_thread leak_thread;
+    bool end_thread; /* constructor: ZW_END_THREAD (1 by default): the end written by a thread of
+                      * its own (life.c, write_end) */
     size_t cmdline_len; /* constructor */
 
     /* the modules the program unloaded (modules.c), read by hooks without the lock */
@@ -556,8 +559,9 @@ ZW_HIDDEN void zwi_preload_consumer_fork_child(void);
 
 /* Scans the live heap blocks for reachability and fills `c` (status SCANNED, or FAILED). The
  * caller holds G.lock and its guard is up; the other threads are stopped while the scan reads.
- * This thread's stack is scanned from `stack_lo` up (the caller's frames end there). */
-ZW_HIDDEN void zwi_preload_leak_check(zwi_leak_check *c, uintptr_t stack_lo);
+ * `who`: the thread whose frames end where the program's do (leakscan.h), the caller or a thread
+ * waiting for it. */
+ZW_HIDDEN void zwi_preload_leak_check(zwi_leak_check *c, const zwi_leak_thread *who);
 ZW_HIDDEN void zwi_preload_leak_release(zwi_leak_check *c);
 
 /* ---- writer.c ---- */

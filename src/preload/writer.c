@@ -658,7 +658,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     if (end == ZW_CAPTURE_END_SIGNAL)
         leaks.status = ZW_LEAKS_SKIPPED;
     else if (G.leak_check)
-        zwi_preload_leak_check(&leaks, G.leak_stack_lo);
+        zwi_preload_leak_check(&leaks, &G.leak_thread);
     liveset exit_set = {0};
     bool exit_taken = take_exit_set(&exit_set, &leaks);
     uint64_t peak_bytes = (uint64_t)zwi_tracer_peak_hint(G.tracer);
@@ -752,7 +752,8 @@ zwi_preload_take_mark(const char *label, uintptr_t stack_lo)
         /* the scan's records are the set's heap blocks: every one of them has its kind */
         m->time_ns = zwi_preload_now_ns();
         m->bytes = cur;
-        zwi_preload_leak_check(&m->leak, stack_lo);
+        zwi_leak_thread me = zwi_leakscan_this_thread(stack_lo);
+        zwi_preload_leak_check(&m->leak, &me);
         if (m->leak.status == ZW_LEAKS_SCANNED) {
             /* the heap's blocks in the scan's order (its kinds name them), then the mappings */
             for (size_t i = 0; i < m->leak.n && copy_rec(m, &m->leak.recs[i]) == 0; i++)

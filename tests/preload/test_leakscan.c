@@ -347,7 +347,8 @@ Test(preload_leakscan, process_roots_find_globals_and_another_threads_stack)
     zwi_leak_roots r;
     jmp_buf regs;
     setjmp(regs);
-    cr_assert_eq(zwi_leakscan_process_roots(ls, NULL, (uintptr_t)&regs, &r), 0);
+    zwi_leak_thread me = zwi_leakscan_this_thread((uintptr_t)&regs);
+    cr_assert_eq(zwi_leakscan_process_roots(ls, NULL, &me, &r), 0);
     zwi_leakscan_classify(ls);
     cr_assert_geq(r.modules, 2, "the test and libc at least");
     /* this one and the holder; Criterion's own thread blocks every signal: it may be missed */
@@ -536,4 +537,61 @@ Test(preload_leakscan, index_of_one_block_and_of_none)
     uintptr_t start;
     cr_assert(!zwi_leakscan_lookup(ls, 0x40000, &start));
     zwi_leakscan_free(ls);
+}
+
+/* The scan made by another thread for one that waits for it (the end of a capture, written by a
+ * thread of the tracer's own): the waiting thread's stack is scanned from where its frames end,
+ * the scanning thread's own stack not at all. */
+typedef struct scan_job {
+    zwi_leakscan *ls;
+    zwi_leak_thread who;
+    uintptr_t disguised; /* a block only the scanner's stack points at (complemented here) */
+    zwi_leak_roots r;
+    int rc;
+} scan_job;
+
+static void *
+scanner_main(void *arg)
+{
+    scan_job *j = arg;
+    void *volatile mine = (void *)(j->disguised ^ DISGUISE); /* the tracer's frames: no root */
+    j->rc = zwi_leakscan_process_roots(j->ls, NULL, &j->who, &j->r);
+    cr_assert_not_null(mine);
+    mine = NULL;
+    return NULL;
+}
+
+static __attribute__((noinline)) void
+scan_for_me(scan_job *j)
+{
+    scrub_stack();
+    jmp_buf regs;
+    setjmp(regs);
+    j->who = zwi_leakscan_this_thread((uintptr_t)&regs);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, scanner_main, j), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+}
+
+Test(preload_leakscan, process_roots_for_a_thread_that_waits)
+{
+    void *volatile held = calloc(1, 24); /* only in this frame, above the jmp_buf */
+    void *lost = calloc(1, 40);
+    scan_job j = {.ls = zwi_leakscan_new(0), .disguised = (uintptr_t)lost ^ DISGUISE};
+    uintptr_t lost_at = (uintptr_t)lost ^ DISGUISE;
+    lost = NULL;
+    cr_assert_eq(zwi_leakscan_add(j.ls, (uintptr_t)held, 24), 0);
+    cr_assert_eq(zwi_leakscan_add(j.ls, lost_at ^ DISGUISE, 40), 0);
+    cr_assert_eq(zwi_leakscan_prepare(j.ls), 0);
+    scan_for_me(&j);
+    cr_assert_eq(j.rc, 0);
+    zwi_leakscan_classify(j.ls);
+    cr_assert_geq(j.r.threads, 1, "the waiting thread is the scan's own");
+    cr_assert_eq(zwi_leakscan_kind(j.ls, (uintptr_t)held), ZWI_LEAK_REACHABLE,
+                 "on the waiting thread's stack");
+    cr_assert_eq(zwi_leakscan_kind(j.ls, lost_at ^ DISGUISE), ZWI_LEAK_DEFINITE,
+                 "only the scanning thread's stack holds it");
+    zwi_leakscan_free(j.ls);
+    free(held);
+    free((void *)(lost_at ^ DISGUISE));
 }

@@ -2,7 +2,8 @@
 # tests/preload/test_never_hang.sh ZW TESTDIR - zw run never changes how a program ends and never
 # loses what it counted (docs/zw.md#limits): glibc's double-free abort, abort() from a signal
 # handler (100 runs), SIGSEGV inside malloc on a broken heap, signals left at their default
-# action, SIGKILL, a file-size limit, a full disk, an address space limit, a small stack limit.
+# action, SIGKILL, a file-size limit, a full disk, an address space limit, a small stack limit,
+# exit() inside dlopen.
 # Each run must end with the program's own status within 5 s and leave a capture that loads and
 # says how it ended.
 set -u
@@ -152,6 +153,16 @@ done
 "$zw" leaks --json --group lineno "$tmp/early.zwc" | grep -q '"bytes": 999, "blocks": 3, .*"function": "early"' &&
     echo "ok: a library constructor's 3 blocks, made before zw's constructor, are traced" ||
     fail "a library constructor's allocations before zw's constructor are not traced"
+
+# ---- exit() inside dlopen (a library's constructor ends the program, the loader's lock held): the
+# end, which needs that lock, is written by the ending thread itself ----
+timeout -s KILL 30 "$zw" run -q -o "$tmp/dlexit.zwc" -- "$dir/zwp_dlexit" "$dir/libzwp_dlexit_lib.so" \
+    2>"$tmp/dlexit.err"
+expect "exit() inside dlopen: the program's status (137: hung, killed after 30 s)" "$?" 43
+ended dlexit exit 43 && echo "ok: exit() inside dlopen: the capture ends with exit 43"
+"$zw" top --at exit --json --group lineno "$tmp/dlexit.zwc" | grep -q '"bytes": 4321, "blocks": 1' &&
+    echo "ok: exit() inside dlopen: the constructor's block is in the exit set" ||
+    fail "exit() inside dlopen: the constructor's block is not in the exit set"
 
 # ---- no capture (a static program): said even with -q, never a silent success ----
 "$zw" run -q -o "$tmp/static.zwc" -- "$dir/zwp_die_static" fill 10 >/dev/null 2>"$tmp/static.err"
