@@ -198,6 +198,22 @@ typedef struct shard {
 
 _Static_assert(sizeof(shard) == 64, "a shard is one cache line");
 
+/* A part of a table of ids: mask + 1 entries, `count` of them used, grown (doubled and rehashed)
+ * before more than half are. A growth holds the intern lock, which the threads that intern
+ * themselves wait for (the preload library's mapping hooks): in parts, a growth moves 1/ID_PARTS
+ * of the entries (cc1plus's 2M-entry node table, grown whole, held the lock for ~10 ms at a time,
+ * and its ~300 mmap calls waited 40-50 ms in all). */
+typedef struct idpart {
+    uint64_t *tab;
+    size_t mask;
+    size_t count;
+} idpart;
+
+#define ID_PARTS   64  /* parts of a table of ids, by the top 6 bits of a 32-bit hash */
+#define ID_FIRST   64  /* a part's first table (all of them in one mapping: ids_first) */
+#define ID_GROWN   512 /* a part's first table of its own: a page */
+#define ID_PART(h) ((uint32_t)(h) >> 26)
+
 /* Grouped by who writes what, a cache line each, so that the counters every call writes
  * (`current`, `peak`) share no line with the fields every call reads (`gen`, `region`,
  * `wide_default`...): with several threads, a line one writes is a cache miss for the others. */
@@ -243,11 +259,11 @@ struct zwi_tracer {
     size_t node_dirty; /* the most node_count has been since the last discard */
     size_t tb_dirty;   /* the same for tb_count */
     /* the tables of ids: an entry is an id (0: empty) under the low 32 bits of its key's hash
-     * (ENTRY), so a probe and a rehash compare keys without reading the nodes or tracebacks */
-    uint64_t *node_tab; /* node ids by node_hash(parent, ret); node_mask + 1 of them */
-    size_t node_mask;
-    uint64_t *tb_tab;   /* refs by tb_hash(); tb_mask + 1 of them */
-    size_t tb_mask;
+     * (ENTRY), so a probe and a rehash compare keys without reading the nodes or tracebacks.
+     * Each table is ID_PARTS parts by the hash's top bits, each part growing on its own */
+    idpart node_ids[ID_PARTS]; /* node ids by node_hash(parent, ret) */
+    idpart tb_ids[ID_PARTS];   /* refs by tb_hash() */
+    uint64_t *ids_first;       /* the parts' first tables, ID_FIRST entries each: one mapping */
 };
 
 /* ---- the thread registry ---- */
@@ -338,12 +354,13 @@ zwi_tracer_new(unsigned nframe)
     if (t->region == NULL)
         goto fail;
     store_layout(t);
-    t->node_mask = 1023;
-    t->node_tab = map_pages((t->node_mask + 1) * sizeof(uint64_t), 0);
-    t->tb_mask = 1023;
-    t->tb_tab = map_pages((t->tb_mask + 1) * sizeof(uint64_t), 0);
-    if (t->node_tab == NULL || t->tb_tab == NULL)
+    t->ids_first = map_pages(2 * ID_PARTS * ID_FIRST * sizeof(uint64_t), 0);
+    if (t->ids_first == NULL)
         goto fail;
+    for (size_t k = 0; k < ID_PARTS; k++) {
+        t->node_ids[k] = (idpart){t->ids_first + k * ID_FIRST, ID_FIRST - 1, 0};
+        t->tb_ids[k] = (idpart){t->ids_first + (ID_PARTS + k) * ID_FIRST, ID_FIRST - 1, 0};
+    }
     for (size_t i = 0; i < NSHARDS; i++) {
         if (shard_init(&t->shards[i], i, SHARD_MIN) != 0)
             goto fail;
@@ -366,10 +383,14 @@ zwi_tracer_free(zwi_tracer *t)
     }
     if (t->wide != NULL)
         munmap(t->wide, (t->wide_mask + 1) * sizeof(wide_slot));
-    if (t->node_tab != NULL)
-        munmap(t->node_tab, (t->node_mask + 1) * sizeof(uint64_t));
-    if (t->tb_tab != NULL)
-        munmap(t->tb_tab, (t->tb_mask + 1) * sizeof(uint64_t));
+    for (size_t k = 0; k < ID_PARTS; k++) {
+        if (t->node_ids[k].mask >= ID_GROWN - 1)
+            munmap(t->node_ids[k].tab, (t->node_ids[k].mask + 1) * sizeof(uint64_t));
+        if (t->tb_ids[k].mask >= ID_GROWN - 1)
+            munmap(t->tb_ids[k].tab, (t->tb_ids[k].mask + 1) * sizeof(uint64_t));
+    }
+    if (t->ids_first != NULL)
+        munmap(t->ids_first, 2 * ID_PARTS * ID_FIRST * sizeof(uint64_t));
     if (t->region != NULL)
         munmap(t->region, t->region_size);
     munmap(t, round_page(sizeof(zwi_tracer)));
@@ -469,16 +490,16 @@ node_hash(uint32_t parent, uintptr_t ret)
 #define ENTRY_ID(e)  ((uint32_t)(e))
 #define ENTRY_H(e)   ((uint32_t)((e) >> 32))
 
-/* A table of ids twice as big. */
+/* Part `p` of a table of ids twice as big (a page at least). */
 static int
-grow_ids_locked(uint64_t **tabp, size_t *maskp)
+grow_ids_locked(idpart *p)
 {
-    size_t cap = (*maskp + 1) * 2;
+    size_t cap = (p->mask + 1) * 2 < ID_GROWN ? ID_GROWN : (p->mask + 1) * 2;
     uint64_t *tab = map_pages(cap * sizeof(uint64_t), MAP_POPULATE);
     if (tab == NULL)
         return -1;
-    for (size_t i = 0; i <= *maskp; i++) {
-        uint64_t e = (*tabp)[i];
+    for (size_t i = 0; i <= p->mask; i++) {
+        uint64_t e = p->tab[i];
         if (e == 0)
             continue;
         size_t j = ENTRY_H(e) & (cap - 1);
@@ -486,9 +507,10 @@ grow_ids_locked(uint64_t **tabp, size_t *maskp)
             j = (j + 1) & (cap - 1);
         tab[j] = e;
     }
-    munmap(*tabp, (*maskp + 1) * sizeof(uint64_t));
-    *tabp = tab;
-    *maskp = cap - 1;
+    if (p->mask >= ID_GROWN - 1) /* not a first table: those share one mapping */
+        munmap(p->tab, (p->mask + 1) * sizeof(uint64_t));
+    p->tab = tab;
+    p->mask = cap - 1;
     return 0;
 }
 
@@ -506,12 +528,13 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, bool fresh)
         t->nodes[id].parent == parent)
         return id; /* no hash for the common case */
     uint32_t h = (uint32_t)node_hash(parent, ret);
-    size_t i = h & t->node_mask;
+    idpart *part = &t->node_ids[ID_PART(h)];
+    size_t i = h & part->mask;
     if (fresh) {
-        while (t->node_tab[i] != 0)
-            i = (i + 1) & t->node_mask;
+        while (part->tab[i] != 0)
+            i = (i + 1) & part->mask;
     } else {
-        for (uint64_t e; (e = t->node_tab[i]) != 0; i = (i + 1) & t->node_mask) {
+        for (uint64_t e; (e = part->tab[i]) != 0; i = (i + 1) & part->mask) {
             id = ENTRY_ID(e);
             if (ENTRY_H(e) == h && t->nodes[id].ret == ret && t->nodes[id].parent == parent) {
                 TB_STORE(up->child, id);
@@ -521,12 +544,12 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, bool fresh)
     }
     if (t->node_count + 1 >= t->node_cap || fail_now())
         return 0;
-    if (2 * (t->node_count + 1) > t->node_mask + 1) {
-        if (grow_ids_locked(&t->node_tab, &t->node_mask) != 0)
+    if (2 * (part->count + 1) > part->mask + 1) {
+        if (grow_ids_locked(part) != 0)
             return 0;
-        i = h & t->node_mask;
-        while (t->node_tab[i] != 0)
-            i = (i + 1) & t->node_mask;
+        i = h & part->mask;
+        while (part->tab[i] != 0)
+            i = (i + 1) & part->mask;
     }
     id = (uint32_t)++t->node_count;
     if (t->node_count > t->node_dirty)
@@ -538,7 +561,8 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, bool fresh)
     TB_STORE(x->parent, parent);
     TB_STORE(x->child, 0);
     TB_STORE(up->child, id);
-    t->node_tab[i] = ENTRY(h, id);
+    part->tab[i] = ENTRY(h, id);
+    part->count++;
     return id;
 }
 
@@ -600,8 +624,9 @@ intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *fra
         thread_forget(th, gen);
         d = 0;
     }
-    size_t i = hash & t->tb_mask;
-    for (uint64_t e; (e = t->tb_tab[i]) != 0; i = (i + 1) & t->tb_mask) {
+    idpart *part = &t->tb_ids[ID_PART(hash)];
+    size_t i = hash & part->mask;
+    for (uint64_t e; (e = part->tab[i]) != 0; i = (i + 1) & part->mask) {
         uint32_t r = ENTRY_ID(e);
         if (ENTRY_H(e) == hash && tb_matches(t, th, r, hash, frames, n, total, d)) {
             ref = r;
@@ -625,12 +650,12 @@ intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *fra
     }
     if (t->tb_count + 1 >= t->tb_cap || fail_now())
         goto out;
-    if (2 * (t->tb_count + 1) > t->tb_mask + 1) {
-        if (grow_ids_locked(&t->tb_tab, &t->tb_mask) != 0)
+    if (2 * (part->count + 1) > part->mask + 1) {
+        if (grow_ids_locked(part) != 0)
             goto out;
-        i = hash & t->tb_mask;
-        while (t->tb_tab[i] != 0)
-            i = (i + 1) & t->tb_mask;
+        i = hash & part->mask;
+        while (part->tab[i] != 0)
+            i = (i + 1) & part->mask;
     }
     ref = (uint32_t)++t->tb_count;
     if (t->tb_count > t->tb_dirty)
@@ -642,7 +667,8 @@ intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *fra
     TB_STORE(x->hash, hash);
     TB_STORE(x->nframe, (uint16_t)n);
     TB_STORE(x->total, (uint16_t)total);
-    t->tb_tab[i] = ENTRY(hash, ref);
+    part->tab[i] = ENTRY(hash, ref);
+    part->count++;
 out:
     zwi_lock_release(&t->intern_lock);
     return ref;
@@ -1239,8 +1265,11 @@ discard_store_locked(zwi_tracer *t)
         madvise((char *)t->nodes + PAGE, node_bytes - PAGE, MADV_DONTNEED);
     if (tb_bytes > PAGE)
         madvise((char *)t->tbs + PAGE, tb_bytes - PAGE, MADV_DONTNEED);
-    memset(t->node_tab, 0, (t->node_mask + 1) * sizeof(uint64_t));
-    memset(t->tb_tab, 0, (t->tb_mask + 1) * sizeof(uint64_t));
+    for (size_t k = 0; k < ID_PARTS; k++) {
+        memset(t->node_ids[k].tab, 0, (t->node_ids[k].mask + 1) * sizeof(uint64_t));
+        memset(t->tb_ids[k].tab, 0, (t->tb_ids[k].mask + 1) * sizeof(uint64_t));
+        t->node_ids[k].count = t->tb_ids[k].count = 0;
+    }
     t->node_count = t->tb_count = t->node_dirty = t->tb_dirty = 0;
     if (t->node_ready != SIZE_MAX) /* made ready again as they are used again */
         t->node_ready = PAGE;
@@ -1326,7 +1355,12 @@ zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nod
     zwi_lock_acquire(&t->intern_lock);
     size_t ntb = t->tb_count;
     size_t nnodes = t->node_count;
-    size_t tbytes = (t->node_mask + t->tb_mask + 2) * sizeof(uint64_t) +
+    size_t ids = 2 * ID_PARTS * ID_FIRST;
+    for (size_t k = 0; k < ID_PARTS; k++) {
+        ids += t->node_ids[k].mask >= ID_GROWN - 1 ? t->node_ids[k].mask + 1 : 0;
+        ids += t->tb_ids[k].mask >= ID_GROWN - 1 ? t->tb_ids[k].mask + 1 : 0;
+    }
+    size_t tbytes = ids * sizeof(uint64_t) +
                     round_page((t->node_count + 1) * sizeof(node)) +
                     round_page((t->tb_count + 1) * sizeof(tbent));
     zwi_lock_release(&t->intern_lock);

@@ -431,3 +431,34 @@ Test(trace_engine, the_shards_grow_apart)
     }
     zwi_tracer_free(t);
 }
+
+/* Enough tracebacks that every part of the tables of ids grows several times (a part holds at
+ * most half its entries: 100k tracebacks and nodes make parts of 4096 entries, from first tables
+ * of 64): each is found again by its frames, read back, and counted once. */
+Test(trace_engine, the_tables_of_ids_grow_in_parts)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(64);
+    cr_assert_not_null(t);
+    enum { N = 100000 };
+    static uint32_t got[N];
+    for (uintptr_t i = 0; i < N; i++) {
+        uintptr_t f[3] = {0x400000 + 16 * i, 0x500000 + 16 * (i % 977), 0x600000};
+        got[i] = zwi_tracer_intern(t, f, 3, 3);
+        cr_assert_eq(got[i], i + 1, "traceback %zu: ref %u", (size_t)i, got[i]);
+    }
+    for (uintptr_t k = 0; k < N; k++) {
+        uintptr_t i = (k * 7919) % N;
+        uintptr_t f[3] = {0x400000 + 16 * i, 0x500000 + 16 * (i % 977), 0x600000};
+        cr_assert_eq(zwi_tracer_intern(t, f, 3, 3), got[i], "traceback %zu again", (size_t)i);
+        uintptr_t back[64];
+        unsigned total = 0;
+        cr_assert_eq(zwi_tracer_tb(t, got[i], back, &total), 3);
+        cr_assert(back[0] == f[0] && back[1] == f[1] && back[2] == f[2] && total == 3);
+    }
+    size_t ntb = 0, nodes = 0;
+    zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
+    cr_assert_eq(ntb, N);
+    cr_assert_eq(nodes, 1 + 977 + N, "the outer frame once, the middle ones 977 times");
+    zwi_tracer_free(t);
+}
