@@ -1,6 +1,6 @@
 /* tests/preload/dlexit.c LIB - dlopens LIB, whose constructor allocates and calls exit(43): the
- * program ends inside dlopen, with the dynamic loader's lock held (tests/preload/test_never_hang.sh).
- * Returns 1 if dlopen comes back. */
+ * program ends inside dlopen, with the dynamic loader's lock held
+ * (tests/preload/test_never_hang.sh). Returns 1 if dlopen comes back. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
