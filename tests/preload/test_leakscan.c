@@ -541,11 +541,13 @@ Test(preload_leakscan, index_of_one_block_and_of_none)
 
 /* The scan made by another thread for one that waits for it (the end of a capture, written by a
  * thread of the tracer's own): the waiting thread's stack is scanned from where its frames end,
- * the scanning thread's own stack not at all. */
+ * the scanning thread's own stack not at all. The scanner makes the table and the block only it
+ * points at, so that no copy of that block's address is ever on the waiting thread's stack. */
 typedef struct scan_job {
     zwi_leakscan *ls;
     zwi_leak_thread who;
-    uintptr_t disguised; /* a block only the scanner's stack points at (complemented here) */
+    uintptr_t held;      /* the waiting thread's block, complemented */
+    uintptr_t lost;      /* the scanner's, complemented */
     zwi_leak_roots r;
     int rc;
 } scan_job;
@@ -554,8 +556,16 @@ static void *
 scanner_main(void *arg)
 {
     scan_job *j = arg;
-    void *volatile mine = (void *)(j->disguised ^ DISGUISE); /* the tracer's frames: no root */
+    void *volatile mine = calloc(1, 40); /* on the tracer's frames only: no root */
+    j->lost = (uintptr_t)mine ^ DISGUISE;
+    j->ls = zwi_leakscan_new(0);
+    cr_assert_not_null(j->ls);
+    cr_assert_eq(zwi_leakscan_add(j->ls, j->held ^ DISGUISE, 24), 0);
+    cr_assert_eq(zwi_leakscan_add(j->ls, (uintptr_t)mine, 40), 0);
+    cr_assert_eq(zwi_leakscan_prepare(j->ls), 0);
     j->rc = zwi_leakscan_process_roots(j->ls, NULL, &j->who, &j->r);
+    if (j->rc == 0)
+        zwi_leakscan_classify(j->ls);
     cr_assert_not_null(mine);
     mine = NULL;
     return NULL;
@@ -576,22 +586,15 @@ scan_for_me(scan_job *j)
 Test(preload_leakscan, process_roots_for_a_thread_that_waits)
 {
     void *volatile held = calloc(1, 24); /* only in this frame, above the jmp_buf */
-    void *lost = calloc(1, 40);
-    scan_job j = {.ls = zwi_leakscan_new(0), .disguised = (uintptr_t)lost ^ DISGUISE};
-    uintptr_t lost_at = (uintptr_t)lost ^ DISGUISE;
-    lost = NULL;
-    cr_assert_eq(zwi_leakscan_add(j.ls, (uintptr_t)held, 24), 0);
-    cr_assert_eq(zwi_leakscan_add(j.ls, lost_at ^ DISGUISE, 40), 0);
-    cr_assert_eq(zwi_leakscan_prepare(j.ls), 0);
+    scan_job j = {.held = (uintptr_t)held ^ DISGUISE};
     scan_for_me(&j);
     cr_assert_eq(j.rc, 0);
-    zwi_leakscan_classify(j.ls);
     cr_assert_geq(j.r.threads, 1, "the waiting thread is the scan's own");
     cr_assert_eq(zwi_leakscan_kind(j.ls, (uintptr_t)held), ZWI_LEAK_REACHABLE,
                  "on the waiting thread's stack");
-    cr_assert_eq(zwi_leakscan_kind(j.ls, lost_at ^ DISGUISE), ZWI_LEAK_DEFINITE,
+    cr_assert_eq(zwi_leakscan_kind(j.ls, j.lost ^ DISGUISE), ZWI_LEAK_DEFINITE,
                  "only the scanning thread's stack holds it");
     zwi_leakscan_free(j.ls);
     free(held);
-    free((void *)(lost_at ^ DISGUISE));
+    free((void *)(j.lost ^ DISGUISE));
 }
