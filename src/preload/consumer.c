@@ -69,15 +69,15 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-static void
-futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned ms)
+void
+zwi_preload_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
 }
 
-static void
-futex_wake(_Atomic uint32_t *word)
+void
+zwi_preload_futex_wake(_Atomic uint32_t *word)
 {
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
@@ -96,7 +96,7 @@ void
 zwi_preload_wake_consumer(void)
 {
     if (atomic_load(&G.ring.sleeping) && atomic_exchange(&G.ring.sleeping, 0))
-        futex_wake(&G.ring.sleeping);
+        zwi_preload_futex_wake(&G.ring.sleeping);
 }
 
 static bool
@@ -312,7 +312,7 @@ consumer_main(void *arg)
         slept_at = head;
         atomic_store(&G.ring.sleeping, 1);
         if (!atomic_load(&G.ring.stop))
-            futex_wait(&G.ring.sleeping, 1, ms);
+            zwi_preload_futex_wait(&G.ring.sleeping, 1, ms);
         atomic_store(&G.ring.sleeping, 0);
     }
     zwi_trace_guard--;

@@ -637,6 +637,22 @@ guard_remove(void)
     sigaction(SIGBUS, &F.old_bus, NULL);
 }
 
+/* Reads by thread `tid` of `ls`'s scan may fault from now on (the rest of a range is skipped). */
+static void
+guard_begin(zwi_leakscan *ls, pid_t tid)
+{
+    ls->guarded = true;
+    atomic_store(&F.tid, tid);
+    guard_install();
+}
+
+static void
+guard_end(zwi_leakscan *ls)
+{
+    guard_remove();
+    ls->guarded = false;
+}
+
 /* ---- scanning ---- */
 
 enum { SCAN_ROOT, SCAN_BLOCK_DEFINITE, SCAN_BLOCK_POSSIBLE, SCAN_CLIQUE };
@@ -708,21 +724,16 @@ zwi_leakscan_classify(zwi_leakscan *ls)
     ZW_ASSERT(ls->prepared && !ls->classified);
     /* guarded: a block the table holds may be gone from the heap (leaks.c, glibc_chunk_header) */
     bool guard = !ls->guarded;
-    if (guard) {
-        atomic_store(&F.tid, (pid_t)syscall(SYS_gettid));
-        guard_install();
-        ls->guarded = true;
-    }
+    if (guard)
+        guard_begin(ls, (pid_t)syscall(SYS_gettid));
     for (size_t i = 0; i < ls->n; i++) {
         if ((ls->e[i].word & STATE_MASK) != UNREACHED)
             continue;
         enqueue(ls, i); /* the leader stays UNREACHED: definitely lost */
         drain(ls, i);
     }
-    if (guard) {
-        guard_remove();
-        ls->guarded = false;
-    }
+    if (guard)
+        guard_end(ls);
     ls->classified = true;
 }
 
@@ -1132,9 +1143,7 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, const zwi
     pid_t me = (pid_t)syscall(SYS_gettid);
 
     stop_threads(me, who->tid);
-    ls->guarded = true;
-    atomic_store(&F.tid, me);
-    guard_install();
+    guard_begin(ls, me);
     size_t before = ls->read_bytes;
     int status = read_maps();
     if (status == 0) {
@@ -1158,8 +1167,7 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, const zwi
             }
         }
     }
-    guard_remove();
-    ls->guarded = false;
+    guard_end(ls);
     resume_threads();
     out->root_bytes = ls->read_bytes - before;
     out->unreadable = ls->unreadable;

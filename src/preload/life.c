@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -675,7 +674,7 @@ end_thread_main(void *arg)
     (void)dladdr((void *)end_thread_main, &info); /* the loader's lock, taken and given back */
     uint32_t probing = END_PROBING;
     bool mine = atomic_compare_exchange_strong(&end_state, &probing, END_WRITING);
-    syscall(SYS_futex, &end_state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    zwi_preload_futex_wake(&end_state);
     if (mine)
         zwi_preload_write_end_locked(end_stack.end, end_stack.code);
     return NULL;
@@ -698,13 +697,9 @@ write_end_on_thread(void)
     if (!made)
         return false;
     uint64_t deadline = zwi_preload_clock_ns(CLOCK_MONOTONIC) + (uint64_t)END_PROBE_MS * 1000000u;
-    while (atomic_load(&end_state) == END_PROBING) {
-        uint64_t now = zwi_preload_clock_ns(CLOCK_MONOTONIC);
-        if (now >= deadline)
-            break;
-        struct timespec ts = {0, (long)(deadline - now < 10000000u ? deadline - now : 10000000u)};
-        syscall(SYS_futex, &end_state, FUTEX_WAIT_PRIVATE, END_PROBING, &ts, NULL, 0);
-    }
+    while (atomic_load(&end_state) == END_PROBING &&
+           zwi_preload_clock_ns(CLOCK_MONOTONIC) < deadline)
+        zwi_preload_futex_wait(&end_state, END_PROBING, 1);
     uint32_t probing = END_PROBING;
     if (atomic_compare_exchange_strong(&end_state, &probing, END_GIVEN_UP)) {
         pthread_detach(th);

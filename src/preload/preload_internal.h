@@ -545,6 +545,9 @@ ZW_HIDDEN void zwi_preload_drain(unsigned stall_ms);
 ZW_HIDDEN void zwi_preload_stop_consumer(bool join, unsigned stall_ms);
 /* Wakes the consumer if it sleeps. */
 ZW_HIDDEN void zwi_preload_wake_consumer(void);
+/* Sleeps while *word is `val`, `ms` at most (a futex of this process); wakes one sleeper. */
+ZW_HIDDEN void zwi_preload_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned ms);
+ZW_HIDDEN void zwi_preload_futex_wake(_Atomic uint32_t *word);
 /* A post that found no room: waits until ticket t fits. False if the ring is closed. */
 ZW_HIDDEN bool zwi_preload_ring_room(uint64_t t);
 /* Word j (< 4) of a cell following a ZWI_REC_FRAMES record (hooks.c, which writes them). */
