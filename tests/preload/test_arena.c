@@ -1,7 +1,7 @@
 /* tests/preload/test_arena.c - the end of a capture's memory (src/preload/arena.c): blocks
  * aligned and zeroed, never overlapping; the last block grows in place, any other moves with its
  * contents; blocks bigger than a chunk; a big block freed gives its pages back; two doors on one
- * arena; out of memory. */
+ * arena; out of memory; pages populated as blocks reach them, not before. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <string.h>
@@ -171,4 +171,36 @@ Test(arena, a_big_block_freed_gives_its_pages_back)
     cr_assert_eq(resident(big, n), 0, "the freed block's pages are still resident");
     unsigned char *next = zw_raw_calloc(door, 1, 4096); /* not a reuse of the freed pages */
     cr_assert(next != NULL && (next >= big + n || next + 4096 <= big) && all_zero(next, 4096));
+}
+
+/* Does this kernel populate a mapping on request (MADV_POPULATE_WRITE, Linux 5.14)? */
+static bool
+kernel_populates(void)
+{
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    bool ok = madvise(m, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+    munmap(m, 4096);
+    return ok;
+}
+
+Test(arena, pages_are_populated_as_blocks_reach_them)
+{
+    /* blocks of 60 KiB: chunks of 64 KiB (1 block), 128 (2), 256 (4), 512 (8); the 16th block
+     * opens a chunk of 1 MiB */
+    size_t n = (size_t)60 << 10;
+    unsigned char *b = NULL;
+    for (int i = 0; i < 16; i++) {
+        b = zw_raw_malloc(door, n);
+        cr_assert(b != NULL);
+    }
+    if (kernel_populates())
+        cr_assert_eq(resident(b, n), n / 4096 - 1, "a block is populated as it is handed out");
+    cr_assert_eq(resident(b + (512 << 10), 256 << 10), 0,
+                 "the chunk's pages no block reached are populated");
+    unsigned char *c = zw_raw_malloc(door, 600 << 10); /* the same chunk, past the first step */
+    cr_assert(c != NULL && c > b && c + (600 << 10) <= b + (1 << 20));
+    if (kernel_populates())
+        cr_assert_eq(resident(c, 600 << 10), (600 << 10) / 4096 - 1, "a later block is populated");
+    cr_assert(all_zero(c, 600 << 10));
 }
