@@ -691,34 +691,34 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     if (sites.failed)
         body.failed = true;
     zwi_cbuf_release(&sites);
-    /* one PACKED section of records, TABLE first: stored as it is when the capture is then
-     * rewritten packed (compressed once, by pack_locked()), else compressed here; then TOTALS,
-     * a section of its own that a brief reader finds without the PACKED one, and END. The
-     * table is complete: its tracebacks' frame indices, kept by the builder as it made them
-     * (mostly the sampler, ahead), spare the encoding a read of every frame */
-    zwi_cbuf records = {.raw = raw};
+    /* one PACKED section of records, TABLE first, then the body: stored as it is when the
+     * capture is then rewritten packed (compressed once, by pack_locked()), else compressed here,
+     * the three parts streamed through zstd, not copied into one; then TOTALS, a section of its
+     * own that a brief reader finds without the PACKED one, and END. The table is complete: its
+     * tracebacks' frame indices, kept by the builder as it made them (mostly the sampler, ahead),
+     * spare the encoding a read of every frame */
+    zwi_cbuf table_head = {.raw = raw};
     zwi_cbuf pay = {.raw = raw};
     size_t idx_tbs = 0;
     const uint32_t *shape = NULL;
     const uint32_t *idx = zwi_table_builder_frame_indices(tb, &idx_tbs, &shape);
     zwi_encode_table_packed_with(&pay, table, idx, shape, idx_tbs);
     zwi_table_builder_free(tb);
-    zwi_capture_put_record(&records, ZWI_SEC_TABLE, &pay);
+    zwi_capture_put_record_head(&table_head, ZWI_SEC_TABLE, pay.len);
     zw_snapshot_free(table);
     zwi_arena_free(table_arena);
-    if (body.failed)
-        records.failed = true;
-    else
-        zwi_cbuf_bytes(&records, body.data, body.len);
-    zwi_cbuf_release(&body);
     totals s = zwi_preload_sum_stats();
     uint64_t streamed = atomic_load(&G.file_len);
-    bool pack = !records.failed && packable(records.len + 3 * ZWI_SECTION_SIZE + 64) &&
-                (records.len <= PACK_END_MAX || records.len <= 3 * streamed);
+    size_t records = table_head.len + pay.len + body.len;
+    bool failed = table_head.failed || pay.failed || body.failed;
+    bool pack = !failed && packable(records + 3 * ZWI_SECTION_SIZE + 64) &&
+                (records <= PACK_END_MAX || records <= 3 * streamed);
     zwi_cbuf out = {.raw = raw};
-    zwi_container_put_section_level(&out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, &records,
-                                    pack ? 0 : zwi_capture_end_level(records.len));
-    zwi_cbuf_release(&records);
+    const zwi_cbuf *parts[] = {&table_head, &pay, &body};
+    zwi_container_put_section_parts(&out, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, parts, 3,
+                                    pack ? 0 : zwi_capture_end_level(records));
+    zwi_cbuf_release(&table_head);
+    zwi_cbuf_release(&body);
     pay.len = 0;
     zwi_encode_totals(&pay, &(zw_capture_totals){s.allocs, s.frees, s.temps, s.bytes, peak_bytes,
                                                  G.peak.time_ns, last.time_ns, end, code});

@@ -20,7 +20,7 @@ zwi_capture_put_header(zwi_cbuf *file)
 
 #define SMALL_END_PAYLOAD ((size_t)16 << 10) /* compressed at level 19 at the end: see level() */
 #define MID_END_PAYLOAD   ((size_t)64 << 10) /* level 15 up to it */
-#define LARGE_END_PAYLOAD ((size_t)1 << 20)  /* level 6 up to it, 3 beyond */
+#define LARGE_END_PAYLOAD ((size_t)1 << 20)  /* level 6 up to it, 1 beyond */
 
 /* The zstd level of a section written once at the end (or merged then) of `len` bytes. */
 int
@@ -29,7 +29,7 @@ zwi_capture_end_level(size_t len)
     return len <= SMALL_END_PAYLOAD ? 19
            : len <= MID_END_PAYLOAD ? 15
            : len <= LARGE_END_PAYLOAD ? 6
-                                      : 3;
+                                      : 1;
 }
 
 /* The zstd level section `type` is stored at (0: not compressed). The sampler's sections only
@@ -37,9 +37,10 @@ zwi_capture_end_level(size_t len)
  * level 3 (the sampler runs beside the program); the sections written once at the end at level
  * 19 up to 16 KiB (about 10% smaller than level 3, in milliseconds), 15 up to 64 KiB (level 19
  * compresses 0.5 to 1.5 MB/s: 48 ms for a 26 KB live set of perl, 12 ms at level 15 for 2% more
- * bytes), 6 up to 1 MiB, 3 beyond (the 1.8 MB TABLE of a g++ compile: 100 ms at level 6 for
- * 374 KB, 20 ms at level 3 for 407 KB). The old live sets and SITES embed snapshot files,
- * compressed already. */
+ * bytes), 6 up to 1 MiB, 1 beyond (the 1.8 MB TABLE of a g++ compile: 100 ms at level 6 for
+ * 374 KB, 20 ms at level 3 for 407 KB; its 4.6 MB PACKED end: 23 ms at level 3 for 0.82 MB, 13
+ * ms at level 1 for 0.89 MB, while the program waits to exit). The old live sets and SITES embed
+ * snapshot files, compressed already. */
 static int
 level(uint32_t type, size_t len)
 {
@@ -1886,10 +1887,16 @@ zwi_decode_table_packed(zwi_cursor *c, zw_snapshot **out)
 
 /* One record of a PACKED payload: varint type, varint length, the payload. */
 void
-zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload)
+zwi_capture_put_record_head(zwi_cbuf *into, uint32_t type, size_t len)
 {
     zwi_cbuf_varint(into, type);
-    zwi_cbuf_varint(into, payload->len);
+    zwi_cbuf_varint(into, len);
+}
+
+void
+zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload)
+{
+    zwi_capture_put_record_head(into, type, payload->len);
     zwi_cbuf_bytes(into, payload->data, payload->len);
     if (payload->failed)
         into->failed = true;

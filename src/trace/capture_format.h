@@ -140,11 +140,13 @@ ZW_HIDDEN int zwi_capture_merge_streamed(const unsigned char *data, size_t len, 
  * `tick_ns`. */
 ZW_HIDDEN int zwi_capture_pack(const unsigned char *data, size_t len, uint64_t tick_ns,
                                zwi_cbuf *out);
-/* The zstd level of what is written once at the end, `len` bytes of it (19 to 3, the larger the
+/* The zstd level of what is written once at the end, `len` bytes of it (19 to 1, the larger the
  * lower). */
 ZW_HIDDEN int zwi_capture_end_level(size_t len);
 /* One record of a PACKED payload at the end of `into`: varint type, varint length, `payload`. */
 ZW_HIDDEN void zwi_capture_put_record(zwi_cbuf *into, uint32_t type, const zwi_cbuf *payload);
+/* Its head alone (varint type, varint length): the payload of `len` bytes follows elsewhere. */
+ZW_HIDDEN void zwi_capture_put_record_head(zwi_cbuf *into, uint32_t type, size_t len);
 
 /* zw_capture_load_summary() from `len` bytes in memory (the fuzz target's door). */
 ZW_HIDDEN zw_capture *zwi_capture_load_summary_memory(const void *data, size_t len, zw_error *err);

@@ -224,59 +224,105 @@ zwi_container_put_header(zwi_cbuf *out, uint32_t kind, unsigned minor, uint32_t 
     set_le(h + 28, zwi_crc32(0, h, 28), 4);
 }
 
-static void put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload,
-                        int level, bool or_stored);
+static void put_section(zwi_cbuf *out, uint32_t type, uint32_t flags,
+                        const zwi_cbuf *const *parts, size_t nparts, int level, bool or_stored);
 
 void
 zwi_container_put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload,
                           bool compress)
 {
-    put_section(out, type, flags, payload, compress ? 3 : 0, false);
+    put_section(out, type, flags, &payload, 1, compress ? 3 : 0, false);
 }
 
 void
 zwi_container_put_section_level(zwi_cbuf *out, uint32_t type, uint32_t flags,
                                 const zwi_cbuf *payload, int level)
 {
-    put_section(out, type, flags, payload, level, true);
+    put_section(out, type, flags, &payload, 1, level, true);
 }
 
-/* Section `type` at zstd `level` (0: stored); `or_stored`: stored as it is when compressing does
- * not make it smaller (a snapshot's sections are all compressed, whatever their size). A section
- * zstd cannot compress (no memory for its context) is stored as it is. */
+void
+zwi_container_put_section_parts(zwi_cbuf *out, uint32_t type, uint32_t flags,
+                                const zwi_cbuf *const *parts, size_t nparts, int level)
+{
+    put_section(out, type, flags, parts, nparts, level, true);
+}
+
+/* The parts, `len` bytes in all, compressed into dst[0, cap) as one zstd frame: its size, or a
+ * zstd error code. Several parts are streamed through one context, not copied together first. */
+static size_t
+compress_parts(void *dst, size_t cap, const zwi_cbuf *const *parts, size_t nparts, size_t len,
+               int level)
+{
+    if (nparts == 1)
+        return ZSTD_compress(dst, cap, parts[0]->data, parts[0]->len, level);
+    ZSTD_CCtx *cx = ZSTD_createCCtx();
+    if (cx == NULL)
+        return (size_t)-1; /* a zstd error code (ZSTD_isError) */
+    size_t rc = ZSTD_CCtx_setParameter(cx, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(rc))
+        rc = ZSTD_CCtx_setPledgedSrcSize(cx, len);
+    ZSTD_outBuffer o = {dst, cap, 0};
+    for (size_t i = 0; i < nparts && !ZSTD_isError(rc); i++) {
+        ZSTD_inBuffer in = {parts[i]->data, parts[i]->len, 0};
+        while (in.pos < in.size && !ZSTD_isError(rc))
+            rc = ZSTD_compressStream2(cx, &o, &in, ZSTD_e_continue);
+    }
+    ZSTD_inBuffer none = {NULL, 0, 0};
+    do { /* cap is the bound: every call makes progress */
+        if (!ZSTD_isError(rc))
+            rc = ZSTD_compressStream2(cx, &o, &none, ZSTD_e_end);
+    } while (!ZSTD_isError(rc) && rc != 0);
+    ZSTD_freeCCtx(cx);
+    return ZSTD_isError(rc) ? rc : o.pos;
+}
+
+/* Section `type` holding the parts one after the other, at zstd `level` (0: stored);
+ * `or_stored`: stored as it is when compressing does not make it smaller (a snapshot's sections
+ * are all compressed, whatever their size). A section zstd cannot compress (no memory for its
+ * context) is stored as it is. */
 static void
-put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *payload, int level,
-            bool or_stored)
+put_section(zwi_cbuf *out, uint32_t type, uint32_t flags, const zwi_cbuf *const *parts,
+            size_t nparts, int level, bool or_stored)
 {
     bool compress = level > 0;
-    if (payload->failed) {
-        out->failed = true;
-        return;
+    size_t len = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i]->failed || parts[i]->len > SIZE_MAX / 2 - len) {
+            out->failed = true;
+            return;
+        }
+        len += parts[i]->len;
     }
-    size_t bound = compress ? ZSTD_compressBound(payload->len) : payload->len;
+    size_t bound = compress ? ZSTD_compressBound(len) : len;
     size_t at = out->len;
     unsigned char *h = zwi_cbuf_grow(out, ZWI_SECTION_SIZE + bound);
     if (h == NULL)
         return;
-    size_t stored = payload->len;
+    size_t stored = len;
     if (compress) {
-        stored = ZSTD_compress(h + ZWI_SECTION_SIZE, bound, payload->data, payload->len, level);
+        stored = compress_parts(h + ZWI_SECTION_SIZE, bound, parts, nparts, len, level);
         /* zstd's own memory refused (a process at its address space limit, writing the end of
          * its capture): stored as it is rather than lost */
-        if (ZSTD_isError(stored) || (or_stored && stored >= payload->len)) {
+        if (ZSTD_isError(stored) || (or_stored && stored >= len)) {
             compress = false; /* else nothing gained: stored as it is */
-            stored = payload->len;
+            stored = len;
         }
     }
-    if (!compress && stored > 0) {
-        memcpy(h + ZWI_SECTION_SIZE, payload->data, stored);
+    if (!compress) {
+        size_t to = 0;
+        for (size_t i = 0; i < nparts; i++) {
+            if (parts[i]->len > 0)
+                memcpy(h + ZWI_SECTION_SIZE + to, parts[i]->data, parts[i]->len);
+            to += parts[i]->len;
+        }
     }
     out->len = at + ZWI_SECTION_SIZE + stored;
     flags = (flags & ZWI_SECTION_REQUIRED) | (compress ? ZWI_SECTION_ZSTD : 0);
     set_le(h, type, 4);
     set_le(h + 4, flags, 4);
     set_le(h + 8, stored, 8);
-    set_le(h + 16, payload->len, 8);
+    set_le(h + 16, len, 8);
     set_le(h + 24, zwi_crc32(0, h + ZWI_SECTION_SIZE, stored), 4);
     set_le(h + 28, zwi_crc32(0, h, 28), 4);
 }

@@ -82,6 +82,12 @@ ZW_HIDDEN void zwi_container_put_section(zwi_cbuf *out, uint32_t type, uint32_t 
  * smaller is stored as it is. */
 ZW_HIDDEN void zwi_container_put_section_level(zwi_cbuf *out, uint32_t type, uint32_t flags,
                                                const zwi_cbuf *payload, int level);
+/* The same for a payload made of `nparts` buffers one after the other, compressed as they are
+ * (one zstd stream), never copied into one: the end of a capture's PACKED section, its table
+ * and its other records. */
+ZW_HIDDEN void zwi_container_put_section_parts(zwi_cbuf *out, uint32_t type, uint32_t flags,
+                                               const zwi_cbuf *const *parts, size_t nparts,
+                                               int level);
 
 /* ---- reading a payload ---- */
 

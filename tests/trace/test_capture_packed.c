@@ -1042,3 +1042,41 @@ Test(trace_capture_packed, a_table_encoded_from_the_builders_frame_indices_is_th
     zwi_symbolizer_free(sym);
     zwi_tracer_free(tr);
 }
+
+/* The PACKED section of the end as parts (zwi_container_put_section_parts): compressed as one
+ * stream or stored, it reads back as the parts one after the other, whatever their sizes (an
+ * empty one, one larger than zstd's blocks); a failed part fails the file. */
+Test(trace_capture_packed, a_section_of_parts_reads_back_as_their_concatenation)
+{
+    zwi_cbuf a = {.raw = raw}, b = {.raw = raw}, c = {.raw = raw}, whole = {.raw = raw};
+    zwi_cbuf_bytes(&a, "\x05\x80\x01", 3); /* a record's head */
+    for (uint32_t i = 0; i < 300000; i++) /* 1.2 MB: several zstd blocks, some repeats */
+        zwi_cbuf_put(&b, (uint64_t)(i % 1000) * 2654435761u, 4);
+    zwi_cbuf_bytes(&whole, a.data, a.len);
+    zwi_cbuf_bytes(&whole, b.data, b.len);
+    for (int level = 0; level <= 3; level += 3) {
+        zwi_cbuf file = {.raw = raw}, inner = {.raw = raw};
+        zwi_container_put_header(&file, ZWI_KIND_CAPTURE, ZWI_CAPTURE_PACKED_MINOR, 0);
+        const zwi_cbuf *parts[] = {&a, &c, &b};
+        zwi_container_put_section_parts(&file, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, parts, 3,
+                                        level);
+        cr_assert(!file.failed);
+        if (level > 0)
+            cr_assert_lt(file.len, whole.len / 2, "level %d: not compressed (%zu bytes)", level,
+                         file.len);
+        packed_payload(&file, &inner);
+        cr_assert_eq(inner.len, whole.len, "level %d", level);
+        cr_assert(memcmp(inner.data, whole.data, whole.len) == 0, "level %d: bytes differ", level);
+        zwi_cbuf_release(&inner);
+        zwi_cbuf_release(&file);
+    }
+    zwi_cbuf file = {.raw = raw};
+    c.failed = true;
+    const zwi_cbuf *parts[] = {&a, &c};
+    zwi_container_put_section_parts(&file, ZWI_SEC_PACKED, ZWI_SECTION_REQUIRED, parts, 2, 1);
+    cr_assert(file.failed, "a failed part left the file whole");
+    zwi_cbuf_release(&file);
+    zwi_cbuf_release(&a);
+    zwi_cbuf_release(&b);
+    zwi_cbuf_release(&whole);
+}
