@@ -915,10 +915,11 @@ on_stop(int sig, siginfo_t *info, void *ucv)
     errno = saved;
 }
 
-/* Lists this process's threads but the caller (`self`) and the thread whose roots it scans
- * (`ending`) into S.threads (getdents: no malloc). */
+/* Lists this process's threads but the caller (`self`), the thread whose roots it scans
+ * (`ending`) and a thread of the tracer's working beside it (`beside`, 0: none) into S.threads
+ * (getdents: no malloc). */
 static int
-list_threads(pid_t self, pid_t ending)
+list_threads(pid_t self, pid_t ending, pid_t beside)
 {
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -936,7 +937,7 @@ list_threads(pid_t self, pid_t ending)
             const char *c = d->d_name;
             for (; *c >= '0' && *c <= '9'; c++)
                 tid = tid * 10 + (*c - '0');
-            if (*c != '\0' || tid <= 0 || tid == self || tid == ending)
+            if (*c != '\0' || tid <= 0 || tid == self || tid == ending || tid == beside)
                 continue;
             if (grow((void **)&S.threads, &S.cap, S.nthreads + 1, sizeof(stopped)) != 0)
                 break;
@@ -948,13 +949,13 @@ list_threads(pid_t self, pid_t ending)
     return 0;
 }
 
-/* Asks every thread but these two to stop; returns once all have, or after STOP_WAIT_MS. */
+/* Asks every thread but these three to stop; returns once all have, or after STOP_WAIT_MS. */
 static void
-stop_threads(pid_t self, pid_t ending)
+stop_threads(pid_t self, pid_t ending, pid_t beside)
 {
     atomic_store(&S.release, 0);
     S.sig = SIGRTMAX - 1;
-    if (list_threads(self, ending) != 0 || S.nthreads == 0)
+    if (list_threads(self, ending, beside) != 0 || S.nthreads == 0)
         return;
     struct sigaction sa = {.sa_sigaction = on_stop, .sa_flags = SA_SIGINFO | SA_RESTART};
     sigfillset(&sa.sa_mask);
@@ -1142,7 +1143,7 @@ process_roots(zwi_leakscan *ls, const void *self, zwi_leak_roots *out, const zwi
     tls_info tls = tls_sizes();
     pid_t me = (pid_t)syscall(SYS_gettid);
 
-    stop_threads(me, who->tid);
+    stop_threads(me, who->tid, who->beside);
     guard_begin(ls, me);
     size_t before = ls->read_bytes;
     int status = read_maps();
@@ -1185,5 +1186,5 @@ zwi_leakscan_process_roots(zwi_leakscan *ls, const void *self, const zwi_leak_th
 zwi_leak_thread
 zwi_leakscan_this_thread(uintptr_t stack_lo)
 {
-    return (zwi_leak_thread){(pid_t)syscall(SYS_gettid), stack_lo, (uintptr_t)pthread_self()};
+    return (zwi_leak_thread){(pid_t)syscall(SYS_gettid), stack_lo, (uintptr_t)pthread_self(), 0};
 }

@@ -71,6 +71,8 @@ typedef struct zwi_leak_thread {
     pid_t tid;
     uintptr_t stack_lo;
     uintptr_t tp;
+    pid_t beside; /* a thread of the tracer's own that works on beside the scan (the end's
+                   * writer), neither stopped nor read; 0: none */
 } zwi_leak_thread;
 
 /* The calling thread, its stack scanned from `stack_lo`. */
@@ -80,7 +82,8 @@ ZW_HIDDEN zwi_leak_thread zwi_leakscan_this_thread(uintptr_t stack_lo);
  * holding `self` (the tracer's own library), `who`'s stack from its stack_lo up and its static
  * TLS, and every other thread's stack from its stack pointer to the top of its mapping, its
  * static TLS, and its general registers. The caller may be `who`, or a thread of the tracer's
- * own that works while `who` waits for it (nothing of the caller's is scanned then). The other
+ * own that works while `who` waits for it (nothing of the caller's is scanned then), and
+ * `who->beside` another that goes on meanwhile (the end's writer), left alone. The other
  * threads are stopped (a signal makes each save its registers and wait) while the scan reads;
  * the caller must hold no lock those threads could need, and must not call malloc until this
  * returns. Reads that fault skip the rest of their range. 0, or -1 if nothing could be

@@ -3,7 +3,9 @@
  * process's own roots (globals, another thread's stack, registers). */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,4 +599,88 @@ Test(preload_leakscan, process_roots_for_a_thread_that_waits)
     zwi_leakscan_free(j.ls);
     free(held);
     free((void *)(j.lost ^ DISGUISE));
+}
+
+/* A thread of the tracer's own that works beside the scan (the end's writer, while a thread of
+ * its own scans): named in `beside`, it is neither stopped nor read, so a block only its stack
+ * holds is lost; not named, it is stopped like any thread and its stack read. */
+typedef struct beside_thread {
+    atomic_int ready, go;
+    uintptr_t block; /* complemented */
+    pid_t tid;
+} beside_thread;
+
+static void *
+beside_main(void *arg)
+{
+    beside_thread *b = arg;
+    void *volatile mine = calloc(1, 56); /* on this thread's stack only */
+    b->block = (uintptr_t)mine ^ DISGUISE;
+    b->tid = zwi_leakscan_this_thread(0).tid;
+    atomic_store(&b->ready, 1);
+    while (!atomic_load(&b->go))
+        sched_yield();
+    cr_assert_not_null(mine);
+    mine = NULL;
+    return NULL;
+}
+
+static void *
+scanner_beside_main(void *arg)
+{
+    scan_job *j = arg;
+    j->ls = zwi_leakscan_new(0);
+    cr_assert_not_null(j->ls);
+    cr_assert_eq(zwi_leakscan_add(j->ls, j->held ^ DISGUISE, 24), 0);
+    cr_assert_eq(zwi_leakscan_add(j->ls, j->lost ^ DISGUISE, 56), 0);
+    cr_assert_eq(zwi_leakscan_prepare(j->ls), 0);
+    j->rc = zwi_leakscan_process_roots(j->ls, NULL, &j->who, &j->r);
+    if (j->rc == 0)
+        zwi_leakscan_classify(j->ls);
+    return NULL;
+}
+
+static __attribute__((noinline)) void
+scan_for_me_beside(scan_job *j, pid_t beside)
+{
+    scrub_stack();
+    jmp_buf regs;
+    setjmp(regs);
+    j->who = zwi_leakscan_this_thread((uintptr_t)&regs);
+    j->who.beside = beside;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, scanner_beside_main, j), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+}
+
+Test(preload_leakscan, a_thread_beside_the_scan_is_neither_stopped_nor_read)
+{
+    size_t read_unnamed = 0; /* threads whose roots the scan read with none named */
+    for (int named = 0; named < 2; named++) {
+        beside_thread b = {0};
+        pthread_t bt;
+        cr_assert_eq(pthread_create(&bt, NULL, beside_main, &b), 0);
+        while (!atomic_load(&b.ready))
+            sched_yield();
+        void *volatile held = calloc(1, 24);
+        scan_job j = {.held = (uintptr_t)held ^ DISGUISE, .lost = b.block};
+        scan_for_me_beside(&j, named ? b.tid : 0);
+        atomic_store(&b.go, 1);
+        cr_assert_eq(pthread_join(bt, NULL), 0);
+        cr_assert_eq(j.rc, 0);
+        cr_assert_eq(zwi_leakscan_kind(j.ls, (uintptr_t)held), ZWI_LEAK_REACHABLE);
+        if (named) {
+            cr_assert_eq(j.r.threads, read_unnamed - 1, "the thread beside was stopped");
+            cr_assert_eq(zwi_leakscan_kind(j.ls, b.block ^ DISGUISE), ZWI_LEAK_DEFINITE,
+                         "the stack of the thread beside was read");
+        } else {
+            cr_assert_geq(j.r.threads, 2);
+            read_unnamed = j.r.threads;
+            cr_assert_eq(zwi_leakscan_kind(j.ls, b.block ^ DISGUISE), ZWI_LEAK_REACHABLE,
+                         "a thread not named beside is read like any other");
+        }
+        zwi_leakscan_free(j.ls);
+        free(held);
+        free((void *)(b.block ^ DISGUISE));
+    }
 }
