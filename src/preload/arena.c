@@ -10,7 +10,7 @@
  * cc1plus (g++ -O2, 95k tracebacks): 89.8k page faults for the whole traced run with glibc's
  * malloc, 65.5k with the table and the buffers in two arenas, for 23 MB more at the end's peak
  * (394 MB against 371; one arena for both: 434 MB, none of its blocks given back: 499 MB).
- * A chunk's pages are populated READY_STEP (256 KiB) at a time as blocks reach them, not at its
+ * A chunk's pages are populated 256 KiB at a time as blocks reach them (zwi_make_ready), not at its
  * mapping: the end's chunks double up to 16 MiB and each is left part unused (cc1plus: 48.8 MB
  * mapped for 30.7 MB handed out, 112 MB for 86 MB by the table built ahead), and populating the
  * rest cost the end 4.6k page faults it did not need.
@@ -20,21 +20,18 @@
 #include <sys/mman.h>
 
 #include "arena.h"
+#include "trace_util.h"
 
 #define FIRST_CHUNK ((size_t)64 << 10) /* then doubled, up to LAST_CHUNK (a small end: 16 pages) */
 #define LAST_CHUNK  ((size_t)16 << 20)
 #define HEAD        16 /* before each block: its capacity (16 keeps blocks 16-aligned) */
 #define GIVE_BACK   ((size_t)64 << 10) /* a block freed from this size on gives its pages back */
-#define READY_STEP  ((size_t)256 << 10) /* populated at a time, ahead of the blocks */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 typedef struct chunk {
     struct chunk *next;
     size_t size; /* bytes mapped, this header included */
     size_t used; /* bytes handed out from the start, this header included */
-    size_t ready; /* bytes populated from the start (all of it once the kernel refused) */
+    size_t ready; /* bytes populated from the start (zwi_make_ready) */
 } chunk;
 
 _Static_assert(sizeof(chunk) <= HEAD * 2, "the chunk header fits before the first block");
@@ -59,22 +56,6 @@ capacity(void *p)
 
 static void arena_free(void *ctx, void *p);
 
-/* Populates the pages of chunk `m` (of `size` bytes, `ready` of them populated) up to `upto`, a
- * READY_STEP at least: one system call for many first touches. The new ready mark. A kernel
- * without MADV_POPULATE_WRITE (before 5.14) leaves the pages to fault in as they are written. */
-static size_t
-populate(void *m, size_t size, size_t ready, size_t upto)
-{
-    if (upto <= ready)
-        return ready;
-    size_t to = round_up(upto - ready < READY_STEP ? ready + READY_STEP : upto, 4096);
-    if (to > size)
-        to = size;
-    if (madvise((char *)m + ready, to - ready, MADV_POPULATE_WRITE) != 0)
-        return size;
-    return to;
-}
-
 static void *
 arena_malloc(void *ctx, size_t n)
 {
@@ -90,7 +71,8 @@ arena_malloc(void *ctx, size_t n)
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
             return NULL;
-        size_t ready = populate(m, size, 0, 2 * HEAD + need);
+        size_t ready = 0;
+        zwi_make_ready(m, &ready, 2 * HEAD + need, size);
         c = m;
         c->size = size;
         c->ready = ready;
@@ -102,7 +84,7 @@ arena_malloc(void *ctx, size_t n)
     }
     char *p = (char *)c + c->used + HEAD;
     c->used += need;
-    c->ready = populate(c, c->size, c->ready, c->used);
+    zwi_make_ready((char *)c, &c->ready, c->used, c->size);
     *capacity(p) = need - HEAD;
     a->last = p;
     return p; /* zero: the chunk's pages are fresh and no block is handed out twice */
@@ -132,7 +114,7 @@ arena_realloc(void *ctx, void *p, size_t n)
     size_t more = round_up(n, HEAD) - cap;
     if (p == a->last && c->size - c->used >= more) { /* the last block: grown in place */
         c->used += more;
-        c->ready = populate(c, c->size, c->ready, c->used);
+        zwi_make_ready((char *)c, &c->ready, c->used, c->size);
         *capacity(p) = cap + more;
         return p;
     }

@@ -145,30 +145,9 @@ round_page(size_t n)
     return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-#define READY_STEP ((size_t)256 << 10)
-
-/* The reservation `base` (limit bytes) made ready (populated) past byte `need`, a step ahead:
- * the store's nodes and tracebacks are written under the intern lock, and a first-touch fault
+/* The store's nodes and tracebacks are written under the intern lock, and a first-touch fault
  * there (12 us under a hypervisor) is that much more time the lock is held: g++'s cc1plus took
- * 3.1k of them making 800k nodes. A page made ready costs a fraction of that. *ready: bytes
- * ready; SIZE_MAX once the kernel refused (before 5.14, or no memory: the pages then fault in as
- * they are written). */
-static void
-make_ready(char *base, size_t *ready, size_t need, size_t limit)
-{
-    if (need <= *ready)
-        return;
-    size_t to = (need + READY_STEP) / READY_STEP * READY_STEP;
-    if (to > limit)
-        to = limit;
-    if (to <= *ready || madvise(base + *ready, to - *ready, MADV_POPULATE_WRITE) != 0)
-        *ready = SIZE_MAX;
-    else
-        *ready = to;
-}
+ * 3.1k of them making 800k nodes. Its reservation is made ready a step ahead (zwi_make_ready). */
 
 /* ---- the tracer ---- */
 
@@ -242,7 +221,7 @@ struct zwi_tracer {
     struct tbent *tbs;  /* the tracebacks, in the region after the nodes: tb_cap, by ref */
     size_t node_cap;
     size_t tb_cap;
-    size_t node_ready; /* bytes of `nodes` and `tbs` made ready (make_ready) */
+    size_t node_ready; /* bytes of `nodes` and `tbs` made ready (zwi_make_ready) */
     size_t tb_ready;
     /* entries of the default domain in the wide table (blocks >= 4 GiB), changed under wide_lock
      * and read without it: 0 lets a record or a free of the default domain skip the wide table,
@@ -561,7 +540,7 @@ node_locked(zwi_tracer *t, uint32_t parent, uintptr_t ret, bool fresh)
     id = (uint32_t)++t->node_count;
     if (t->node_count > t->node_dirty)
         t->node_dirty = t->node_count;
-    make_ready((char *)t->nodes, &t->node_ready, (id + 1) * sizeof(node),
+    zwi_make_ready((char *)t->nodes, &t->node_ready, (id + 1) * sizeof(node),
                round_page(t->node_cap * sizeof(node)));
     node *x = &t->nodes[id];
     TB_STORE(x->ret, ret);
@@ -667,7 +646,7 @@ intern_locked(zwi_tracer *t, zwi_thread *th, uint32_t hash, const uintptr_t *fra
     ref = (uint32_t)++t->tb_count;
     if (t->tb_count > t->tb_dirty)
         t->tb_dirty = t->tb_count;
-    make_ready((char *)t->tbs, &t->tb_ready, (ref + 1) * sizeof(tbent),
+    zwi_make_ready((char *)t->tbs, &t->tb_ready, (ref + 1) * sizeof(tbent),
                t->tb_cap * sizeof(tbent) / PAGE * PAGE);
     tbent *x = &t->tbs[ref];
     TB_STORE(x->node, parent);
