@@ -34,6 +34,10 @@
 
 _Static_assert(sizeof(((zwi_unwinder *)0)->cfa) / sizeof(uint64_t) == 1u << CFA_INDEX_BITS,
                "cfa cache size");
+/* The front table's index is the address's low FRONT_INDEX_BITS bits; only addresses below 2^47
+ * are in the cache it copies from, so a tag fits in the 37 bits above the rule's 27. */
+#define FRONT_INDEX_BITS 11
+_Static_assert(ZWI_UNWIND_CFA_FRONT == 1u << FRONT_INDEX_BITS, "cfa front size");
 
 /* What a walk entry's rule does with rbp, and how the walk ends (walk_cache) */
 #define ENTRY_READS_RBP 1u  /* the CFA is rbp + offset */
@@ -627,14 +631,40 @@ pack(uintptr_t ret, rule r)
            (uint64_t)r.slot << 20 | (uint64_t)r.via_rbp << 19 | r.off;
 }
 
+/* The rule for `ret` in the front table's packing (KIND_RULE only): tag (the return address >>
+ * FRONT_INDEX_BITS, 36 bits) << 27 | the rule's low 27 bits as `cfa` packs them. */
+static inline uint64_t
+front_pack(uintptr_t ret, uint64_t e)
+{
+    return (uint64_t)(ret >> FRONT_INDEX_BITS) << 27 | (e & (((uint64_t)1 << 27) - 1));
+}
+
+static inline rule
+unpack(uint64_t e, unsigned kind)
+{
+    return (rule){kind, (e >> 19) & 1, (uint32_t)e & MAX_OFF, (unsigned)(e >> 20) & MAX_SLOT};
+}
+
+/* The rule for return address `ret`: from the front table, else the cache (then copied to the
+ * front), else read from .eh_frame (then cached). cc1plus's 7.8M lookups of 12k return addresses:
+ * the front held 95 % of them; the cache's 128 KiB, whose lines are mostly out of the processor's
+ * caches by the next allocation, had 40 % of the walk's samples on its one load, 25 % with the
+ * front before it (both loads), and the walk took 13 % fewer samples. */
 static inline rule
 lookup(zwi_unwinder *u, uintptr_t ret)
 {
+    _Atomic uint64_t *front = &u->cfa_front[ret & (ZWI_UNWIND_CFA_FRONT - 1)];
+    uint64_t f = atomic_load_explicit(front, memory_order_relaxed);
+    if (ZW_LIKELY(f >> 27 == (uint64_t)(ret >> FRONT_INDEX_BITS) && f != 0))
+        return unpack(f, KIND_RULE);
     _Atomic uint64_t *slot = &u->cfa[ret & ((1u << CFA_INDEX_BITS) - 1)];
     uint64_t e = atomic_load_explicit(slot, memory_order_relaxed);
-    if (ZW_LIKELY(e >> 29 == (uint64_t)(ret >> CFA_INDEX_BITS) && e != 0))
-        return (rule){(unsigned)(e >> 27) & 3, (e >> 19) & 1, (uint32_t)e & MAX_OFF,
-                      (unsigned)(e >> 20) & MAX_SLOT};
+    if (ZW_LIKELY(e >> 29 == (uint64_t)(ret >> CFA_INDEX_BITS) && e != 0)) {
+        unsigned kind = (unsigned)(e >> 27) & 3;
+        if (kind == KIND_RULE)
+            atomic_store_explicit(front, front_pack(ret, e), memory_order_relaxed);
+        return unpack(e, kind);
+    }
     rule r = find_rule(ret);
     if (ret >> 47 == 0)
         atomic_store_explicit(slot, pack(ret, r), memory_order_relaxed);
@@ -725,6 +755,8 @@ zwi_preload_unwind_cfa_until(zwi_unwinder *u, uintptr_t *frames, uintptr_t *sps,
 void
 zwi_preload_unwind_forget_cfa(zwi_unwinder *u)
 {
+    for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++)
+        atomic_store_explicit(&u->cfa_front[i], 0, memory_order_relaxed);
     for (size_t i = 0; i < ZWI_UNWIND_CFA_CACHE; i++)
         atomic_store_explicit(&u->cfa[i], 0, memory_order_relaxed);
     zwi_preload_unwind_forget_screened(); /* before a walk could read a rule again */

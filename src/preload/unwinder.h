@@ -50,6 +50,7 @@
 #define ZWI_UNWIND_FP_TRUSTED  4     /* agreements before a module's frame pointers are trusted */
 #define ZWI_UNWIND_MAX_FRAMES  1024  /* the largest `max` the walks accept */
 #define ZWI_UNWIND_CFA_CACHE   16384 /* packed CFA rules, by return address (unwind_cfa.c) */
+#define ZWI_UNWIND_CFA_FRONT   2048  /* the rules used last, in front of them (unwind_cfa.c) */
 
 enum zwi_unwind_mode {
     ZWI_UNWIND_INCREMENTAL = 0, /* the default where shadow is not (not x86-64, or refused) */
@@ -83,6 +84,10 @@ typedef struct zwi_unwinder {
     unsigned nmods; /* init */
     /* How to unwind a return address without frame pointers: a packed rule (unwind_cfa.c) */
     _Atomic uint64_t cfa[ZWI_UNWIND_CFA_CACHE];
+    /* The rules to follow (KIND_RULE) read last from `cfa`, 16 KiB in front of its 128: a walk's
+     * lookups land there more often (cc1plus: 95 %), and its lines stay in the processor's
+     * caches where `cfa`'s did not */
+    _Atomic uint64_t cfa_front[ZWI_UNWIND_CFA_FRONT];
     /* Modules the program unloaded (dlclose) so far: a thread's last walk is reused only if none
      * was since (another module at the same address makes its return addresses mean other code);
      * incremented by zwi_preload_unwind_unloaded() after it forgot the cached rules */

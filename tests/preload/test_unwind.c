@@ -394,6 +394,57 @@ Test(preload_unwind, cfa_walk_equals_libgcc_through_code_with_and_without_frame_
     the_hook = hook;
 }
 
+/* A front entry (unwinder.h's cfa_front, unwind_cfa.c's packing) for return address `ret`: the
+ * rule CFA = rsp + off, rbp kept. */
+static uint64_t
+front_entry(uintptr_t ret, uint32_t off)
+{
+    return (uint64_t)(ret >> 11) << 27 | off;
+}
+
+/* The table in front of the cache of rules holds the rules read from the cache, and is read
+ * first: a rule found there under the return address's own tag is followed (a wrong one, planted, gives another walk), and one under
+ * another address's tag, in the same slot, is not (the walk stays libgcc's). */
+Test(preload_unwind, cfa_front_is_read_first_and_only_for_its_own_address)
+{
+    _Static_assert(ZWI_UNWIND_CFA_FRONT == 2048, "front_entry's tag");
+    the_hook = hook_cfa;
+    void *(*const chain[])(const zwu_link *) = {zwu_mixed_nofp_call, zwu_rt_call};
+    run(chain, 2); /* fills the cache of rules */
+    run(chain, 2); /* and from it the front */
+    cr_assert_gt(W.ncfa, 3);
+    uintptr_t first[MAXF];
+    unsigned n = (unsigned)W.ncfa;
+    memcpy(first, W.cfa, n * sizeof(*first));
+    size_t filled = 0;
+    for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++)
+        filled += atomic_load(&U.cfa_front[i]) != 0;
+    cr_assert_geq(filled, 3, "the walk's rules are in the front (%zu entries)", filled);
+    /* another address's rules, in the slots of this walk's frames: not followed */
+    for (unsigned i = 0; i < n; i++)
+        atomic_store(&U.cfa_front[first[i] & (ZWI_UNWIND_CFA_FRONT - 1)],
+                     front_entry(first[i] + ZWI_UNWIND_CFA_FRONT, 8));
+    run(chain, 2);
+    cr_assert_eq((unsigned)W.ncfa, W.nref, "%d frames, libgcc %u", W.ncfa, W.nref);
+    for (unsigned i = 0; i < W.nref; i++)
+        cr_assert_eq(W.cfa[i], W.ref[i], "frame %u: %s, libgcc %s", i, name_of(W.cfa[i]),
+                     name_of(W.ref[i]));
+    /* a wrong rule under the hook's caller's own address: followed (CFA = rsp + 8 is no calling
+     * function's, whose stack pointer is 16-byte aligned at its calls) */
+    uintptr_t caller = first[0];
+    atomic_store(&U.cfa_front[caller & (ZWI_UNWIND_CFA_FRONT - 1)], front_entry(caller, 8));
+    run(chain, 2);
+    cr_assert(W.ncfa < 2 || W.cfa[1] != W.ref[1], "the front's rule for %s was not read",
+              name_of(caller));
+    zwi_preload_unwind_forget_cfa(&U);
+    for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++)
+        cr_assert_eq(atomic_load(&U.cfa_front[i]), 0, "front entry %zu kept", i);
+    run(chain, 2);
+    cr_assert_eq((unsigned)W.ncfa, W.nref, "after forgetting: %d frames, libgcc %u", W.ncfa,
+                 W.nref);
+    the_hook = hook;
+}
+
 /* `max` bounds the walk; a return address in no module stops it with -1 (libunwind's turn). */
 Test(preload_unwind, cfa_walk_stops_at_max_and_gives_up_outside_any_module)
 {
