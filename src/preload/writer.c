@@ -762,7 +762,7 @@ zwi_preload_write_end_locked(uint32_t end, int code)
     }
     zwi_table_builder_free(tb);
     zwi_capture_put_record_head(&table_head, ZWI_SEC_TABLE, tab.len);
-    zw_snapshot_free(table);
+    zwi_snapshot_abandon(table); /* its blocks go with the arena */
     zwi_arena_free(table_arena);
     totals s = zwi_preload_sum_stats();
     uint64_t streamed = atomic_load(&G.file_len);

@@ -38,6 +38,13 @@ zwi_snapshot_new_on(unsigned traceback_limit, zw_raw *raw)
 }
 
 void
+zwi_snapshot_abandon(zw_snapshot *snap)
+{
+    if (snap != NULL)
+        zw_raw_destroy(snap->raw);
+}
+
+void
 zw_snapshot_free(zw_snapshot *snap)
 {
     if (snap == NULL)

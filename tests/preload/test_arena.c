@@ -1,7 +1,8 @@
 /* tests/preload/test_arena.c - the end of a capture's memory (src/preload/arena.c): blocks
  * aligned and zeroed, never overlapping; the last block grows in place, any other moves with its
  * contents; blocks bigger than a chunk; a big block freed gives its pages back; two doors on one
- * arena; out of memory; pages populated as blocks reach them, not before. */
+ * arena; out of memory; pages populated as blocks reach them, not before; a snapshot abandoned
+ * on an arena gives back none of its blocks. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "../../src/preload/arena.h"
+#include "trace_internal.h"
 
 static zwi_arena *arena;
 static zw_raw *door;
@@ -203,4 +205,37 @@ Test(arena, pages_are_populated_as_blocks_reach_them)
     if (kernel_populates())
         cr_assert_eq(resident(c, 600 << 10), (600 << 10) / 4096 - 1, "a later block is populated");
     cr_assert(all_zero(c, 600 << 10));
+}
+
+/* A snapshot made on an arena's door and abandoned (zwi_snapshot_abandon, the end's table) gives
+ * back none of its blocks, the big ones included, whose pages a free would release: they stay
+ * as they were until the arena goes. */
+Test(arena, an_abandoned_snapshot_leaves_its_blocks_to_the_arena)
+{
+    zw_raw *own = zwi_arena_door(arena);
+    cr_assert(own != NULL);
+    zw_snapshot *snap = zwi_snapshot_new_on(4, own);
+    cr_assert(snap != NULL);
+    enum { N = 20000 }; /* the array of tracebacks passes 64 KiB */
+    const zw_frame *fr[1];
+    zw_traceback *first = NULL;
+    for (unsigned i = 0; i < N; i++) {
+        zw_frame f = {.filename = "abandon.c", .lineno = i + 1, .function = "fn"};
+        fr[0] = (const zw_frame *)zwi_snapshot_frame(snap, &f);
+        cr_assert(fr[0] != NULL);
+        zw_traceback *tb = zwi_snapshot_traceback(snap, fr, 1, 1);
+        cr_assert(tb != NULL);
+        if (i == 0)
+            first = tb;
+    }
+    zw_traceback **tbs = snap->tbs;
+    size_t bytes = snap->ntbs * sizeof(*tbs);
+    cr_assert_eq(snap->ntbs, N);
+    cr_assert_geq(bytes, (size_t)64 << 10);
+    size_t before = resident((const unsigned char *)tbs, bytes);
+    cr_assert_geq(before, bytes / 4096 - 1);
+    zwi_snapshot_abandon(snap);
+    cr_assert_eq(resident((const unsigned char *)tbs, bytes), before, "the array of tracebacks was given back");
+    cr_assert_eq(tbs[0], first);
+    cr_assert_eq(zw_traceback_frame(tbs[N - 1], 0)->lineno, N);
 }
