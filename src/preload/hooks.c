@@ -245,12 +245,18 @@ capture_frames(zwi_thread *th, const uintptr_t **frames, unsigned *total)
     *frames = unknown;
     *total = 1;
     if (th != NULL) {
-        nf = zwi_capture(th, 0, th->frames, G.nframe, total);
         *frames = th->frames;
-        /* the chain is trusted from a caller in a module known to keep frame pointers; from the
-         * C or C++ runtime it is repaired, otherwise walked by the unwinder */
-        nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_lo,
-                                    th->stack_hi, __builtin_frame_address(0));
+        /* a caller in a module known not to keep frame pointers: the unwinder's walk; else the
+         * frame-pointer chain, trusted from a caller in a module known to keep them; from the C
+         * or C++ runtime it is repaired, otherwise walked by the unwinder */
+        const uintptr_t *hook_fp = __builtin_frame_address(0);
+        nf = zwi_preload_unwind_nofp_caller(&G.unw, th->frames, G.nframe, total, th->stack_lo,
+                                            th->stack_hi, hook_fp);
+        if (nf == 0) {
+            nf = zwi_capture(th, 0, th->frames, G.nframe, total);
+            nf = zwi_preload_unwind_fix(&G.unw, th->frames, nf, G.nframe, total, th->stack_lo,
+                                        th->stack_hi, hook_fp);
+        }
         if (ZW_UNLIKELY(atomic_load_explicit(&G.unloaded.n, memory_order_relaxed) != 0))
             zwi_preload_tag_frames(th->frames, nf); /* code was unloaded: whose frames are these */
     }

@@ -286,6 +286,29 @@ zwi_preload_unwind_insert(uintptr_t *frames, unsigned nf, unsigned max, unsigned
     return keep + 1;
 }
 
+/* The walk from the hook at `hook_fp` when its caller is in a module known not to keep frame
+ * pointers (a program built without them, as Debian's are): the unwinder's at once, without the
+ * frame-pointer walk zwi_preload_unwind_fix() would only replace (zwi_preload_unwind_slow's
+ * common case). Returns the frames (*total follows), or 0 if the caller is not such, or the walk
+ * ended at its first frame: the caller then takes the frame-pointer walk's path. */
+static inline __attribute__((always_inline)) unsigned
+zwi_preload_unwind_nofp_caller(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned *total,
+                               uintptr_t stack_lo, uintptr_t stack_hi, const uintptr_t *hook_fp)
+{
+    uintptr_t pc = hook_fp[1];
+    bool shadow = u->mode == ZWI_UNWIND_SHADOW;
+    if (!((shadow && u->check_every == 0) || u->mode == ZWI_UNWIND_INCREMENTAL) || max <= 1 ||
+        zwi_preload_unwind_module_fp(u, pc) != -1 || zwi_preload_unwind_in_nofp(u, pc))
+        return 0;
+    uintptr_t sp = (uintptr_t)(hook_fp + 2), rbp = hook_fp[0];
+    int n = shadow ? zwi_preload_unwind_shadow(u, frames, max, pc, sp, rbp, stack_lo, stack_hi)
+                   : zwi_preload_unwind_incremental(u, frames, max, pc, sp, rbp, stack_hi);
+    if (n <= 1)
+        return 0;
+    *total = (unsigned)n;
+    return (unsigned)n;
+}
+
 /* The frame-pointer walk from the hook at `hook_fp` gave frames[0..nf) (of `total`, at most
  * `max`): kept if its first frame is in a module known to keep frame pointers and the walk went
  * further; otherwise (in the C or C++ runtime, in a module not known to keep frame pointers, or

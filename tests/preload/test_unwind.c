@@ -159,6 +159,22 @@ hook_shadow(const zwu_link *self)
     return NULL;
 }
 
+/* A hook that starts as the preload library's do: the unwinder's walk at once if its caller is
+ * in a module known not to keep frame pointers (W.inc; W.ninc 0 otherwise), and libgcc's. */
+__attribute__((noinline)) static void *
+hook_nofp(const zwu_link *self)
+{
+    (void)self;
+    const uintptr_t *hook_fp = __builtin_frame_address(0);
+    W.total = 0;
+    W.ninc = (int)zwi_preload_unwind_nofp_caller(&U, W.inc, MAXF, &W.total, TH.stack_lo,
+                                                 TH.stack_hi, hook_fp);
+    W.nref = 0;
+    ref_walk rw = {1};
+    _Unwind_Backtrace(ref_step, &rw);
+    return NULL;
+}
+
 static void *(*the_hook)(const zwu_link *) = hook;
 
 /* ---- the chains: each starts in a function of this program, named for dladdr ---- */
@@ -363,6 +379,42 @@ Test(preload_unwind, skip_slot_repair_finds_the_caller_of_a_function_that_keeps_
         cr_assert_arr_eq(W.fixed + 2, W.raw + 1, (W.nraw - 1) * sizeof(*W.raw));
         check_complete(names, 3);
     }
+}
+
+/* A caller in a module known not to keep frame pointers is walked by the unwinder at once, to
+ * the end of the stack as libgcc walks it; a caller in a module not known yet, in one that keeps
+ * them, or in the C runtime (repaired from its frame-pointer walk) is not (0: the hooks take the
+ * frame-pointer walk's path). */
+Test(preload_unwind, a_caller_known_without_frame_pointers_is_walked_by_the_unwinder_at_once)
+{
+    enum zwi_unwind_mode mode = U.mode;
+    U.mode = ZWI_UNWIND_INCREMENTAL; /* the shadow walk patches the stack libgcc then reads */
+    the_hook = hook_nofp;
+    struct zwi_unwind_module *m = zwi_preload_unwind_module_of(&U, (uintptr_t)zwu_mixed_nofp_call);
+    cr_assert_not_null(m);
+    RUN(zwu_mixed_nofp_call);
+    cr_assert_eq(W.ninc, 0, "a module not known yet: %d frames", W.ninc);
+    atomic_store(&m->fp, -1);
+    for (int k = 0; k < 2; k++) { /* the second walk reuses the first */
+        RUN(zwu_mixed_nofp_call);
+        cr_assert_gt(W.ninc, 2);
+        cr_assert_eq(W.total, (unsigned)W.ninc);
+        cr_assert_eq((unsigned)W.ninc, W.nref, "%d frames, libgcc %u", W.ninc, W.nref);
+        for (unsigned i = 0; i < W.nref; i++)
+            cr_assert_eq(W.inc[i], W.ref[i], "frame %u: %s, libgcc %s", i, name_of(W.inc[i]),
+                         name_of(W.ref[i]));
+        cr_assert_str_eq(name_of(W.inc[0]), "zwu_mixed_nofp_call");
+    }
+    atomic_store(&m->fp, ZWI_UNWIND_FP_TRUSTED);
+    RUN(zwu_mixed_nofp_call);
+    cr_assert_eq(W.ninc, 0, "a module keeping frame pointers: %d frames", W.ninc);
+    struct zwi_unwind_module *rt = zwi_preload_unwind_module_of(&U, (uintptr_t)zwu_rt_call);
+    cr_assert_not_null(rt);
+    atomic_store(&rt->fp, -1);
+    RUN(zwu_rt_call);
+    cr_assert_eq(W.ninc, 0, "the C runtime: %d frames", W.ninc);
+    U.mode = mode;
+    the_hook = hook;
 }
 
 /* ---- the CFA walker (unwind_cfa.c) ---- */
