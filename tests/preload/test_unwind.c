@@ -497,6 +497,46 @@ Test(preload_unwind, cfa_front_is_read_first_and_only_for_its_own_address)
     the_hook = hook;
 }
 
+/* The cache of rules behind the front is two-way (sets of two words, 8192 sets): an address
+ * whose set another address takes keeps its rule in the set's second word, where a walk still
+ * finds it; a rule in either word is followed. */
+Test(preload_unwind, cfa_cache_keeps_two_addresses_of_one_set)
+{
+    _Static_assert(ZWI_UNWIND_CFA_CACHE == 16384, "8192 sets of two");
+    the_hook = hook_cfa;
+    void *(*const chain[])(const zwu_link *) = {zwu_mixed_nofp_call, zwu_rt_call};
+    zwi_preload_unwind_forget_cfa(&U);
+    run(chain, 2);
+    cr_assert_eq((unsigned)W.ncfa, W.nref);
+    uintptr_t caller = W.cfa[0];
+    size_t set = 2 * (caller & 8191);
+    uint64_t mine = atomic_load(&U.cfa[set]);
+    cr_assert_neq(mine, 0, "the caller's rule is in its set's first word");
+    /* another address of the same set, looked up by a walk from a made-up frame */
+    uintptr_t other = caller + 8192;
+    uintptr_t frames[2];
+    uintptr_t stack[4] = {0, 0, 0, 0};
+    (void)zwi_preload_unwind_cfa(&U, frames, 2, other, (uintptr_t)stack, (uintptr_t)stack,
+                                 (uintptr_t)(stack + 4));
+    cr_assert_eq(atomic_load(&U.cfa[set + 1]), mine, "the caller's rule moved to the second word");
+    cr_assert_neq(atomic_load(&U.cfa[set]), mine);
+    for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++) /* the walk reads the cache, not the front */
+        atomic_store(&U.cfa_front[i], 0);
+    run(chain, 2);
+    cr_assert_eq((unsigned)W.ncfa, W.nref, "%d frames, libgcc %u", W.ncfa, W.nref);
+    for (unsigned i = 0; i < W.nref; i++)
+        cr_assert_eq(W.cfa[i], W.ref[i], "frame %u: %s, libgcc %s", i, name_of(W.cfa[i]),
+                     name_of(W.ref[i]));
+    cr_assert_eq(atomic_load(&U.cfa[set + 1]), mine, "found where it was, not read again");
+    /* a wrong rule in the second word is followed (CFA = rsp + 8, as front_entry packs it) */
+    for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++)
+        atomic_store(&U.cfa_front[i], 0);
+    atomic_store(&U.cfa[set + 1], (uint64_t)(caller >> 13) << 29 | 1u << 27 | 8u);
+    run(chain, 2);
+    cr_assert(W.ncfa < 2 || W.cfa[1] != W.ref[1], "the second word's rule was not read");
+    the_hook = hook;
+}
+
 /* `max` bounds the walk; a return address in no module stops it with -1 (libunwind's turn). */
 Test(preload_unwind, cfa_walk_stops_at_max_and_gives_up_outside_any_module)
 {
