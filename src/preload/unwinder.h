@@ -84,9 +84,9 @@ typedef struct zwi_unwinder {
     unsigned nmods; /* init */
     /* How to unwind a return address without frame pointers: a packed rule (unwind_cfa.c) */
     _Atomic uint64_t cfa[ZWI_UNWIND_CFA_CACHE];
-    /* The rules to follow (KIND_RULE) read last from `cfa`, 16 KiB in front of its 128: a walk's
-     * lookups land there more often (cc1plus: 95 %), and its lines stay in the processor's
-     * caches where `cfa`'s did not */
+    /* The rules to follow (KIND_RULE) read last from `cfa`, 16 KiB in front of its 128 (two-way,
+     * like it): a walk's lookups land there more often (cc1plus: 97 %), and its lines stay in the
+     * processor's caches where `cfa`'s did not */
     _Atomic uint64_t cfa_front[ZWI_UNWIND_CFA_FRONT];
     /* Modules the program unloaded (dlclose) so far: a thread's last walk is reused only if none
      * was since (another module at the same address makes its return addresses mean other code);

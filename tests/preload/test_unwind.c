@@ -451,12 +451,20 @@ Test(preload_unwind, cfa_walk_equals_libgcc_through_code_with_and_without_frame_
 static uint64_t
 front_entry(uintptr_t ret, uint32_t off)
 {
-    return (uint64_t)(ret >> 11) << 27 | off;
+    return (uint64_t)(ret >> 10) << 27 | off;
+}
+
+/* The first word of the front table's set of return address `ret` (1024 sets of two). */
+static _Atomic uint64_t *
+front_set(uintptr_t ret)
+{
+    return &U.cfa_front[2 * (ret & 1023)];
 }
 
 /* The table in front of the cache of rules holds the rules read from the cache, and is read
- * first: a rule found there under the return address's own tag is followed (a wrong one, planted, gives another walk), and one under
- * another address's tag, in the same slot, is not (the walk stays libgcc's). */
+ * first: a rule found there, in either word of the return address's set, under the address's own
+ * tag is followed (a wrong one, planted, gives another walk), and one under another address's tag
+ * is not (the walk stays libgcc's). */
 Test(preload_unwind, cfa_front_is_read_first_and_only_for_its_own_address)
 {
     _Static_assert(ZWI_UNWIND_CFA_FRONT == 2048, "front_entry's tag");
@@ -472,22 +480,26 @@ Test(preload_unwind, cfa_front_is_read_first_and_only_for_its_own_address)
     for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++)
         filled += atomic_load(&U.cfa_front[i]) != 0;
     cr_assert_geq(filled, 3, "the walk's rules are in the front (%zu entries)", filled);
-    /* another address's rules, in the slots of this walk's frames: not followed */
-    for (unsigned i = 0; i < n; i++)
-        atomic_store(&U.cfa_front[first[i] & (ZWI_UNWIND_CFA_FRONT - 1)],
-                     front_entry(first[i] + ZWI_UNWIND_CFA_FRONT, 8));
+    /* other addresses' rules, in both words of the sets of this walk's frames: not followed */
+    for (unsigned i = 0; i < n; i++) {
+        atomic_store(&front_set(first[i])[0], front_entry(first[i] + 1024, 8));
+        atomic_store(&front_set(first[i])[1], front_entry(first[i] + 2048, 8));
+    }
     run(chain, 2);
     cr_assert_eq((unsigned)W.ncfa, W.nref, "%d frames, libgcc %u", W.ncfa, W.nref);
     for (unsigned i = 0; i < W.nref; i++)
         cr_assert_eq(W.cfa[i], W.ref[i], "frame %u: %s, libgcc %s", i, name_of(W.cfa[i]),
                      name_of(W.ref[i]));
-    /* a wrong rule under the hook's caller's own address: followed (CFA = rsp + 8 is no calling
-     * function's, whose stack pointer is 16-byte aligned at its calls) */
+    /* a wrong rule under the hook's caller's own address, in either word: followed (CFA = rsp + 8
+     * is no calling function's, whose stack pointer is 16-byte aligned at its calls) */
     uintptr_t caller = first[0];
-    atomic_store(&U.cfa_front[caller & (ZWI_UNWIND_CFA_FRONT - 1)], front_entry(caller, 8));
-    run(chain, 2);
-    cr_assert(W.ncfa < 2 || W.cfa[1] != W.ref[1], "the front's rule for %s was not read",
-              name_of(caller));
+    for (unsigned k = 0; k < 2; k++) {
+        atomic_store(&front_set(caller)[k], front_entry(caller, 8));
+        atomic_store(&front_set(caller)[1 - k], front_entry(caller + 1024, 8));
+        run(chain, 2);
+        cr_assert(W.ncfa < 2 || W.cfa[1] != W.ref[1],
+                  "word %u: the front's rule for %s was not read", k, name_of(caller));
+    }
     zwi_preload_unwind_forget_cfa(&U);
     for (size_t i = 0; i < ZWI_UNWIND_CFA_FRONT; i++)
         cr_assert_eq(atomic_load(&U.cfa_front[i]), 0, "front entry %zu kept", i);
