@@ -478,10 +478,7 @@ post_frames(uintptr_t p, uint64_t n, const uintptr_t *frames, unsigned nf, unsig
 {
     uintptr_t *row = &G.ring.sent[id * G.ring.stride];
     uintptr_t *path = row + 1; /* outermost frame first */
-    unsigned m = nf < row[0] ? nf : (unsigned)row[0];
-    unsigned d = 0;
-    while (d < m && path[d] == frames[nf - 1 - d])
-        d++;
+    unsigned d = zwi_shared_outer(path, frames, nf, nf < row[0] ? nf : (unsigned)row[0]);
     unsigned tot = total != nf;
     unsigned words = nf - d + tot;
     unsigned k = (words + 3) / 4;

@@ -711,10 +711,7 @@ intern(zwi_tracer *t, const uintptr_t *frames, unsigned n, unsigned total)
     uint32_t memo = intern_memo(t, th, frames, n, total, &site);
     if (memo != 0)
         return memo;
-    unsigned m = n < th->path_n ? n : th->path_n;
-    unsigned d = 0;
-    while (d < m && th->path_ret[d] == frames[n - 1 - d])
-        d++;
+    unsigned d = zwi_shared_outer(th->path_ret, frames, n, n < th->path_n ? n : th->path_n);
     if (d == n && th->path_n == n && th->path_total == total)
         return th->path_ref; /* the traceback of the thread's last allocation */
     th->path_n = d;

@@ -310,6 +310,22 @@ zwi_capture(zwi_thread *th, unsigned skip, uintptr_t *out, unsigned max, unsigne
                             total);
 }
 
+/* How many of the outermost frames of `frames` (n, innermost first) are path[0, that) (outermost
+ * first), at most m <= n: four compares to a branch while they agree (a traceback of cc1plus
+ * shares 18 of its 22 frames with the one before). */
+static inline __attribute__((always_inline)) unsigned
+zwi_shared_outer(const uintptr_t *path, const uintptr_t *frames, unsigned n, unsigned m)
+{
+    unsigned d = 0;
+    while (d + 4 <= m &&
+           ((path[d] ^ frames[n - 1 - d]) | (path[d + 1] ^ frames[n - 2 - d]) |
+            (path[d + 2] ^ frames[n - 3 - d]) | (path[d + 3] ^ frames[n - 4 - d])) == 0)
+        d += 4;
+    while (d < m && path[d] == frames[n - 1 - d])
+        d++;
+    return d;
+}
+
 /* ---- helpers (util.c): memory from a raw door, strings, maps, byte buffers: trace_util.h ---- */
 
 /* ---- symbols (symbols.c) ---- */
