@@ -3,7 +3,8 @@
  * on a made-up stack of frame records that calls, returns and reuses stack addresses with the same
  * functions and other callers below them, every walk with the kept chain gives what the plain walk
  * gives (the loop zwi_capture had before the cache, copied here), frames and total alike, whatever
- * the limit and the frames skipped. */
+ * the limit and the frames skipped; and the outer frames a traceback shares with a path
+ * (zwi_shared_outer) count as a compare per frame counts them. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,4 +176,28 @@ Test(trace_chain, a_deeper_walk_walks_only_the_new_frames)
     cr_assert_eq(C.n, 43 - 16);
     compare(0, 64, hi); /* no tail: what is kept stays */
     cr_assert_eq(C.n, 43 - 16);
+}
+
+/* zwi_shared_outer: the outer frames shared with a path, as a compare per frame counts them, for
+ * every length, bound and first difference (the four-at-a-time loop and the one after it). */
+Test(trace_chain, shared_outer_frames_count_as_frame_by_frame)
+{
+    enum { N = 13 };
+    uintptr_t frames[N], path[N];
+    for (unsigned n = 0; n <= N; n++) {
+        for (unsigned m = 0; m <= n; m++) {
+            for (unsigned diff = 0; diff <= m; diff++) { /* path[diff] differs (none if == m) */
+                for (unsigned i = 0; i < n; i++)
+                    frames[i] = 0x400000 + 16 * i;
+                for (unsigned j = 0; j < m; j++)
+                    path[j] = j == diff ? 1 : frames[n - 1 - j];
+                unsigned want = 0;
+                while (want < m && path[want] == frames[n - 1 - want])
+                    want++;
+                cr_assert_eq(want, diff, "n %u m %u diff %u", n, m, diff);
+                cr_assert_eq(zwi_shared_outer(path, frames, n, m), want, "n %u m %u diff %u", n,
+                             m, diff);
+            }
+        }
+    }
 }
