@@ -429,25 +429,6 @@ zwi_preload_unwind_slow(zwi_unwinder *u, uintptr_t *frames, unsigned nf, unsigne
                         unsigned *total, uintptr_t stack_lo, uintptr_t stack_hi,
                         const uintptr_t *hook_fp)
 {
-    /* The common case first: a caller in a module known not to keep frame pointers (a program
-     * built without them), walked incrementally with nothing to learn. The result is the one the
-     * full path below would give: the unwinder's walk if it found more than the frame pointers. */
-    if ((u->mode == ZWI_UNWIND_INCREMENTAL ||
-         (u->mode == ZWI_UNWIND_SHADOW && u->check_every == 0)) &&
-        nf <= 8 && zwi_preload_unwind_module_fp(u, frames[0]) == -1 &&
-        !zwi_preload_unwind_in_nofp(u, frames[0])) {
-        uintptr_t fp_walk[8];
-        memcpy(fp_walk, frames, nf * sizeof(*frames));
-        uintptr_t pc = hook_fp[1], sp = (uintptr_t)(hook_fp + 2), rbp = hook_fp[0];
-        int n = u->mode == ZWI_UNWIND_SHADOW
-                    ? zwi_preload_unwind_shadow(u, frames, max, pc, sp, rbp, stack_lo, stack_hi)
-                    : zwi_preload_unwind_incremental(u, frames, max, pc, sp, rbp, stack_hi);
-        if (n > (int)nf && frames[0] == fp_walk[0]) {
-            *total = (unsigned)n;
-            return (unsigned)n;
-        }
-        memcpy(frames, fp_walk, nf * sizeof(*frames));
-    }
     uintptr_t saved[64]; /* the frame-pointer walk, to repair once the unwinder has taught us */
     unsigned nsaved = nf < 64 ? nf : 64;
     memcpy(saved, frames, nsaved * sizeof(*saved));

@@ -287,10 +287,10 @@ zwi_preload_unwind_insert(uintptr_t *frames, unsigned nf, unsigned max, unsigned
 }
 
 /* The walk from the hook at `hook_fp` when its caller is in a module known not to keep frame
- * pointers (a program built without them, as Debian's are): the unwinder's at once, without the
- * frame-pointer walk zwi_preload_unwind_fix() would only replace (zwi_preload_unwind_slow's
- * common case). Returns the frames (*total follows), or 0 if the caller is not such, or the walk
- * ended at its first frame: the caller then takes the frame-pointer walk's path. */
+ * pointers (a program built without them, as Debian's are): the unwinder's at once, without a
+ * frame-pointer walk it would only replace. Returns the frames (*total follows), or 0 if the
+ * caller is not such, or the walk ended at its first frame or failed: the caller then takes the
+ * frame-pointer walk's path (zwi_preload_unwind_fix), which asks libgcc's unwinder. */
 static inline __attribute__((always_inline)) unsigned
 zwi_preload_unwind_nofp_caller(zwi_unwinder *u, uintptr_t *frames, unsigned max, unsigned *total,
                                uintptr_t stack_lo, uintptr_t stack_hi, const uintptr_t *hook_fp)

@@ -95,13 +95,18 @@ __attribute__((noinline)) static void *
 hook(const zwu_link *self)
 {
     unsigned total;
-    unsigned nf = zwi_capture(&TH, 0, W.fixed, MAXF, &total);
-    memcpy(W.raw, W.fixed, nf * sizeof(*W.raw));
+    unsigned nf = zwi_capture(&TH, 0, W.raw, MAXF, &total);
     W.nraw = nf;
     const uintptr_t *hook_fp = __builtin_frame_address(0);
-    W.repair = zwi_preload_unwind_repair_ret(&U, W.fixed[0], nf, hook_fp);
-    W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_lo, TH.stack_hi,
-                                      hook_fp);
+    W.repair = zwi_preload_unwind_repair_ret(&U, W.raw[0], nf, hook_fp);
+    /* a caller known not to keep frame pointers: the unwinder's walk; else the chain fixed */
+    W.nfixed = zwi_preload_unwind_nofp_caller(&U, W.fixed, MAXF, &total, TH.stack_lo, TH.stack_hi,
+                                              hook_fp);
+    if (W.nfixed == 0) { /* total is still the chain's */
+        memcpy(W.fixed, W.raw, nf * sizeof(*W.fixed));
+        W.nfixed = zwi_preload_unwind_fix(&U, W.fixed, nf, MAXF, &total, TH.stack_lo,
+                                          TH.stack_hi, hook_fp);
+    }
     W.total = total;
     W.nref = 0;
     ref_walk rw = {1};
