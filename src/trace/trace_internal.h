@@ -53,6 +53,16 @@ zwi_lock_acquire(zwi_lock *l)
     zwi_lock_slow(l);
 }
 
+/* Takes the lock if no other thread holds it: true if taken (or skipped, single-threaded). */
+static inline bool
+zwi_lock_try(zwi_lock *l)
+{
+    if (__libc_single_threaded)
+        return true;
+    return !atomic_load_explicit(&l->held, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&l->held, 1, memory_order_acquire);
+}
+
 static inline void
 zwi_lock_release(zwi_lock *l)
 {
@@ -100,7 +110,7 @@ ZW_HIDDEN int zwi_tracer_add_ref(zwi_tracer *t, unsigned domain, uintptr_t ptr, 
                                  uint32_t ref);
 /* Fault injection, for tests: the tracer's request number `n` from now fails (0 = the next one),
  * once; -1 switches it off. Requests are the tracer's page requests (tables, thread states, the
- * tracer itself) and each new traceback; process-wide. */
+ * tracer itself, a table's doubling in place) and each new traceback; process-wide. */
 ZW_HIDDEN void zwi_tracer_fail_nth(long n);
 /* True if a request failed on purpose since the last zwi_tracer_fail_nth() call. */
 ZW_HIDDEN bool zwi_tracer_fault_fired(void);
@@ -131,6 +141,10 @@ ZW_HIDDEN size_t zwi_tracer_memory(zwi_tracer *t);
  * bytes-per-block figure; the bytes of the trace tables and of the tracebacks' store. */
 ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nodes,
                                  size_t *table_bytes, size_t *traceback_bytes);
+
+/* How many of its tables (shards, parts of the tables of ids) the tracer has doubled in place,
+ * their old pages kept (engine.c, table_double), rather than in a new mapping. */
+ZW_HIDDEN size_t zwi_tracer_doubled_in_place(zwi_tracer *t);
 
 /* Calls fn(ctx, rec) for every trace, one shard at a time under its lock (fn must not call
  * the tracer). Returns the first non-zero value fn returned, or 0. */

@@ -432,6 +432,69 @@ Test(trace_engine, the_shards_grow_apart)
     zwi_tracer_free(t);
 }
 
+/* A table doubles in place (its pages kept, the new half mapped after them) when it can, else in a
+ * new mapping. Blocks are added to shards growing from one page to 32: first with no request
+ * refused, then with the first request of each addition refused, and the next one on a retry:
+ * a growth's copy of its entries refused (the scratch mapping it needs) fails the addition and
+ * leaves the table as it was; its remap refused, it takes the way back, a new mapping. Every block
+ * is then found once, with its size and traceback. */
+Test(trace_engine, a_table_doubles_in_place_or_else_in_a_new_mapping)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(4);
+    cr_assert_not_null(t);
+    uint32_t ref = zwi_tracer_intern(t, (const uintptr_t[]){0x401000, 0x402000}, 2, 2);
+    cr_assert_neq(ref, 0);
+    enum { N1 = 40000, N = 100000 };
+    for (size_t i = 1; i <= N1; i++)
+        cr_assert_eq(zwi_tracer_add_ref(t, 0, 0x10000000 + i * 48, i % 500 + 1, ref), 0);
+    size_t in_place = zwi_tracer_doubled_in_place(t);
+    cr_assert_geq(in_place, 64, "%zu tables doubled in place", in_place);
+    size_t fell_back = 0;
+    size_t refused = 0;
+    for (size_t i = N1 + 1; i <= N; i++) {
+        for (long nth = 0;; nth++) {
+            size_t before;
+            zwi_tracer_counts(t, &before, NULL, NULL, NULL, NULL);
+            zwi_tracer_fail_nth(nth);
+            int rc = zwi_tracer_add_ref(t, 0, 0x10000000 + i * 48, i % 500 + 1, ref);
+            bool fired = zwi_tracer_fault_fired();
+            zwi_tracer_fail_nth(-1);
+            size_t after;
+            zwi_tracer_counts(t, &after, NULL, NULL, NULL, NULL);
+            if (rc == 0) {
+                cr_assert_eq(after, before + 1);
+                fell_back += fired;
+                break;
+            }
+            cr_assert(fired, "block %zu: refused with no request refused", i);
+            cr_assert_eq(after, before, "block %zu: a failed growth changed the table", i);
+            refused++;
+        }
+    }
+    cr_assert_gt(fell_back, 0, "no growth took the way back");
+    cr_assert_gt(refused, 0, "no growth failed for want of its scratch");
+    cr_assert_eq(zwi_tracer_doubled_in_place(t), in_place, "a growth doubled in place anyway");
+    size_t n;
+    zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
+    cr_assert_eq(n, N);
+    for (size_t i = 1; i <= N; i++) {
+        zwi_trace_rec rec;
+        cr_assert(zwi_tracer_lookup(t, 0, 0x10000000 + i * 48, &rec), "block %zu", i);
+        cr_assert_eq(rec.size, i % 500 + 1);
+        cr_assert_eq(rec.tb, ref);
+    }
+    /* and only once: none is left behind in a slot of an old table */
+    for (size_t i = 1; i <= N; i++) {
+        zwi_trace_rec rec;
+        cr_assert(zwi_tracer_remove(t, 0, 0x10000000 + i * 48, NULL), "block %zu", i);
+        cr_assert_not(zwi_tracer_lookup(t, 0, 0x10000000 + i * 48, &rec), "block %zu", i);
+    }
+    zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
+    cr_assert_eq(n, 0);
+    zwi_tracer_free(t);
+}
+
 /* Enough tracebacks that every part of the tables of ids grows several times (a part holds at
  * most half its entries: 100k tracebacks and nodes make parts of 4096 entries, from first tables
  * of 64): each is found again by its frames, read back, and counted once. */
@@ -456,6 +519,8 @@ Test(trace_engine, the_tables_of_ids_grow_in_parts)
         cr_assert_eq(zwi_tracer_tb(t, got[i], back, &total), 3);
         cr_assert(back[0] == f[0] && back[1] == f[1] && back[2] == f[2] && total == 3);
     }
+    /* every part's own tables after the first (512, 1024, 2048 entries) doubled in place */
+    cr_assert_geq(zwi_tracer_doubled_in_place(t), 2 * 64 * 3); /* 64 parts in each table */
     size_t ntb = 0, nodes = 0;
     zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
     cr_assert_eq(ntb, N);
