@@ -1447,7 +1447,10 @@ zwi_tracer_memory(zwi_tracer *t)
     size_t table;
     size_t tbs;
     zwi_tracer_counts(t, NULL, NULL, NULL, &table, &tbs);
-    return round_page(sizeof(zwi_tracer)) + table + tbs;
+    zwi_lock_acquire(&t->scratch_lock);
+    size_t scratch = t->scratch_size; /* a growing table's copy, kept for the next */
+    zwi_lock_release(&t->scratch_lock);
+    return round_page(sizeof(zwi_tracer)) + table + tbs + scratch;
 }
 
 /* ---- per-thread state ---- */

@@ -450,6 +450,16 @@ Test(trace_engine, a_table_doubles_in_place_or_else_in_a_new_mapping)
         cr_assert_eq(zwi_tracer_add_ref(t, 0, 0x10000000 + i * 48, i % 500 + 1, ref), 0);
     size_t in_place = zwi_tracer_doubled_in_place(t);
     cr_assert_geq(in_place, 64, "%zu tables doubled in place", in_place);
+    /* the scratch copy is the tracer's memory too: the size of the biggest table doubled (512
+     * slots at least by now), past what a tracer that never grew holds beside its tables */
+    zwi_tracer *fresh = zwi_tracer_new(4);
+    cr_assert_not_null(fresh);
+    size_t table, tbs, table0, tbs0;
+    zwi_tracer_counts(t, NULL, NULL, NULL, &table, &tbs);
+    zwi_tracer_counts(fresh, NULL, NULL, NULL, &table0, &tbs0);
+    cr_assert_geq(zwi_tracer_memory(t) - table - tbs,
+                  zwi_tracer_memory(fresh) - table0 - tbs0 + 8192);
+    zwi_tracer_free(fresh);
     size_t fell_back = 0;
     size_t refused = 0;
     for (size_t i = N1 + 1; i <= N; i++) {
