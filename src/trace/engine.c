@@ -55,6 +55,7 @@
 
 #define NSHARDS     64
 #define SHARD_MIN   256               /* slots of a new shard table (one page) */
+#define SLICE       ((size_t)1 << 28) /* a shard's room to double in place: 256 MiB */
 #define TB_REGION   ((size_t)1 << 34) /* at most 16 GiB of address space for tracebacks */
 #define TB_REGION_MIN ((size_t)1 << 24) /* at least 16 MiB, whatever the address space limit */
 #define SIZE_NARROW UINT32_MAX        /* sizes from here on go to the wide table */
@@ -257,13 +258,19 @@ struct zwi_tracer {
     void *scratch; /* scratch_size bytes, mapped, or NULL */
     size_t scratch_size;
     size_t in_place; /* tables doubled in place so far */
+    size_t remapped; /* of them, by mremap (the others in their slices) */
+
+    /* NSHARDS * SLICE bytes reserved (MAP_NORESERVE), shard k's table at slices + k * SLICE while
+     * it fits there; NULL under an address space limit, or if the reservation failed */
+    char *slices;
+    size_t slice; /* bytes of a slice: SLICE, or less for a test (zwi_tracer_slice_next) */
 };
 
 /* ---- tables that double ---- */
 
-/* A table doubles in place (mremap): its pages keep their memory and only the new half is fresh,
- * where a new mapping of twice the size was fresh all over. Under a hypervisor that takes a
- * guest's freed pages back, each fresh page costs ~5 us at its first touch, populated or not (a
+/* A table doubles in place (in its shard's slice, else by mremap): its pages keep their memory
+ * and only the new half is fresh, where a new mapping of twice the size was fresh all over.
+ * Under a hypervisor a fresh page can cost ~5 us at its first touch, populated or not (a
  * populated one costs ~1 us more in the kernel, a faulted one ~6): python building 2M strings
  * grew its 64 shard tables to 64 MiB through 134 MiB of fresh pages, 0.17 s of the bookkeeping
  * thread's ~0.8. The old entries are copied first to the tracer's scratch mapping (kept, the size
@@ -271,14 +278,18 @@ struct zwi_tracer {
  * A thread that finds the scratch busy, or an mremap that fails, takes the old way: a new mapping
  * (the scratch is held by a thread growing another table meanwhile). */
 
-/* Table `old` (`bytes`, a mapping of its own) doubled: a new mapping of 2 * bytes, empty, or NULL
- * if out of memory. *from: where its entries are to be read, the scratch (then held) or `old`
- * itself (then still mapped); table_done, after the rehash, gives each back. */
+/* Where a table is, for its doubling: a mapping of its own (remapped), the start of a shard's slice
+ * with room for twice its size (doubled where it is), or a slice without that room (copied out). */
+enum { TABLE_OWN, TABLE_SLICE, TABLE_SLICE_FULL };
+
+/* Table `old` (`bytes`, at `where`) doubled: a table of 2 * bytes, empty, or NULL if out of
+ * memory. *from: where its entries are to be read, the scratch (then held) or `old` itself (then
+ * still mapped); table_done, after the rehash, gives each back. */
 static void *
-table_double(zwi_tracer *t, void *old, size_t bytes, const void **from)
+table_double(zwi_tracer *t, void *old, size_t bytes, int where, const void **from)
 {
     *from = old;
-    if (!zwi_lock_try(&t->scratch_lock))
+    if (where == TABLE_SLICE_FULL || !zwi_lock_try(&t->scratch_lock))
         return map_pages(2 * bytes, MAP_POPULATE);
     if (t->scratch_size < bytes) {
         /* no memory for it: none for a new table either */
@@ -293,9 +304,13 @@ table_double(zwi_tracer *t, void *old, size_t bytes, const void **from)
         t->scratch_size = bytes;
     }
     memcpy(t->scratch, old, bytes);
-    void *tab = fail_now() ? MAP_FAILED : mremap(old, bytes, 2 * bytes, MREMAP_MAYMOVE);
+    /* in a slice, the table stays where it is: no page moves, no other thread's TLB is flushed */
+    void *tab = fail_now()             ? MAP_FAILED
+                : where == TABLE_SLICE ? old
+                                       : mremap(old, bytes, 2 * bytes, MREMAP_MAYMOVE);
     if (tab != MAP_FAILED) {
         t->in_place++;
+        t->remapped += where != TABLE_SLICE;
         memset(tab, 0, bytes);
         /* the new half at once (a failure leaves its pages to fault in) */
         (void)madvise((char *)tab + bytes, bytes, MADV_POPULATE_WRITE);
@@ -307,22 +322,27 @@ table_double(zwi_tracer *t, void *old, size_t bytes, const void **from)
 }
 
 size_t
-zwi_tracer_doubled_in_place(zwi_tracer *t)
+zwi_tracer_doubled_in_place(zwi_tracer *t, size_t *remapped)
 {
     zwi_lock_acquire(&t->scratch_lock);
     size_t n = t->in_place;
+    if (remapped != NULL)
+        *remapped = t->remapped;
     zwi_lock_release(&t->scratch_lock);
     return n;
 }
 
-/* After the rehash of a table_double: the scratch given back, or the old table unmapped. */
+/* After the rehash of a table_double: the scratch given back, or the old table unmapped (in a
+ * slice, its pages given back: the slice stays reserved, and empty). */
 static void
-table_done(zwi_tracer *t, void *old, size_t bytes, const void *from)
+table_done(zwi_tracer *t, void *old, size_t bytes, int where, const void *from)
 {
-    if (from == old)
-        munmap(old, bytes);
-    else
+    if (from != old)
         zwi_lock_release(&t->scratch_lock);
+    else if (where != TABLE_OWN)
+        (void)madvise(old, bytes, MADV_DONTNEED);
+    else
+        munmap(old, bytes);
 }
 
 /* ---- the thread registry ---- */
@@ -367,14 +387,37 @@ shard_set_table(shard *s, slot *tab, size_t mask)
     s->limit = ((mask + 1) * s->fill) >> 8;
 }
 
-static int
-shard_init(shard *s, size_t index, size_t cap)
+/* The slice of the tracers made from now on (for tests: 0 for none). */
+static _Atomic size_t slice_next = SLICE;
+
+void
+zwi_tracer_slice_next(size_t bytes)
 {
-    s->fill = GROW_AT(index);
-    slot *tab = map_pages(cap * sizeof(slot), 0);
+    atomic_store(&slice_next, bytes);
+}
+
+/* Shard `s`'s slice (see zwi_tracer_new), or NULL. */
+static inline slot *
+shard_slice(const zwi_tracer *t, const shard *s)
+{
+    return t->slices == NULL ? NULL : (slot *)(t->slices + (size_t)(s - t->shards) * t->slice);
+}
+
+static inline bool
+shard_in_slice(const zwi_tracer *t, const shard *s)
+{
+    return t->slices != NULL && s->slots == shard_slice(t, s);
+}
+
+/* Shard `s`'s first table (SHARD_MIN slots): at the start of its slice, else mapped. */
+static int
+shard_init(zwi_tracer *t, shard *s)
+{
+    s->fill = GROW_AT((size_t)(s - t->shards));
+    slot *tab = t->slices != NULL ? shard_slice(t, s) : map_pages(SHARD_MIN * sizeof(slot), 0);
     if (tab == NULL)
         return -1;
-    shard_set_table(s, tab, cap - 1);
+    shard_set_table(s, tab, SHARD_MIN - 1);
     s->count = 0;
     return 0;
 }
@@ -420,8 +463,21 @@ zwi_tracer_new(unsigned nframe)
         t->node_ids[k] = (idpart){t->ids_first + k * ID_FIRST, ID_FIRST - 1, 0};
         t->tb_ids[k] = (idpart){t->ids_first + (ID_PARTS + k) * ID_FIRST, ID_FIRST - 1, 0};
     }
+    /* Each shard doubles in place inside a slice of its own (MAP_NORESERVE: only the pages its
+     * table uses are committed), where a remap moved the table's pages to a new address: every
+     * mremap and munmap flushed the TLB of the program's threads too (an interrupt on each CPU
+     * the process runs on, dear under a hypervisor: python3.11 building 2M strings, 512 of them,
+     * ~1.2 % of the bookkeeping thread's samples in the kernel's flush alone). Not under an
+     * address space limit, which 16 GiB more would eat into: the tables are then mappings. */
+    struct rlimit rl;
+    t->slice = atomic_load(&slice_next);
+    if (t->slice != 0 && getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY) {
+        void *p = mmap(NULL, NSHARDS * t->slice, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        t->slices = p == MAP_FAILED ? NULL : p;
+    }
     for (size_t i = 0; i < NSHARDS; i++) {
-        if (shard_init(&t->shards[i], i, SHARD_MIN) != 0)
+        if (shard_init(t, &t->shards[i]) != 0)
             goto fail;
     }
     return t;
@@ -437,9 +493,11 @@ zwi_tracer_free(zwi_tracer *t)
     if (t == NULL)
         return;
     for (size_t i = 0; i < NSHARDS; i++) {
-        if (t->shards[i].slots != NULL)
+        if (t->shards[i].slots != NULL && !shard_in_slice(t, &t->shards[i]))
             munmap(t->shards[i].slots, (t->shards[i].mask + 1) * sizeof(slot));
     }
+    if (t->slices != NULL)
+        munmap(t->slices, NSHARDS * t->slice);
     if (t->wide != NULL)
         munmap(t->wide, (t->wide_mask + 1) * sizeof(wide_slot));
     for (size_t k = 0; k < ID_PARTS; k++) {
@@ -559,7 +617,7 @@ grow_ids_locked(zwi_tracer *t, idpart *p)
     size_t bytes = (p->mask + 1) * sizeof(uint64_t);
     /* a first table stays where it is: the first tables share one mapping */
     const void *from = p->tab;
-    uint64_t *tab = idpart_own(p) ? table_double(t, p->tab, bytes, &from)
+    uint64_t *tab = idpart_own(p) ? table_double(t, p->tab, bytes, TABLE_OWN, &from)
                                   : map_pages(cap * sizeof(uint64_t), MAP_POPULATE);
     if (tab == NULL)
         return -1;
@@ -574,7 +632,7 @@ grow_ids_locked(zwi_tracer *t, idpart *p)
         tab[j] = e;
     }
     if (idpart_own(p))
-        table_done(t, p->tab, bytes, from);
+        table_done(t, p->tab, bytes, TABLE_OWN, from);
     p->tab = tab;
     p->mask = cap - 1;
     return 0;
@@ -859,8 +917,11 @@ static int
 shard_grow_locked(zwi_tracer *t, shard *s)
 {
     size_t cap = (s->mask + 1) * 2;
+    size_t bytes = (s->mask + 1) * sizeof(slot);
+    int where = !shard_in_slice(t, s) ? TABLE_OWN : 2 * bytes <= t->slice ? TABLE_SLICE
+                                                                         : TABLE_SLICE_FULL;
     const void *from;
-    slot *tab = table_double(t, s->slots, (s->mask + 1) * sizeof(slot), &from);
+    slot *tab = table_double(t, s->slots, bytes, where, &from);
     if (tab == NULL)
         return -1;
     const slot *old = from;
@@ -872,7 +933,7 @@ shard_grow_locked(zwi_tracer *t, shard *s)
             j = (j + 1) & (cap - 1);
         tab[j] = old[i];
     }
-    table_done(t, s->slots, (s->mask + 1) * sizeof(slot), from);
+    table_done(t, s->slots, bytes, where, from);
     shard_set_table(s, tab, cap - 1);
     return 0;
 }
@@ -1353,6 +1414,21 @@ zwi_tracer_clear(zwi_tracer *t)
     for (size_t k = 0; k < NSHARDS; k++) {
         shard *s = &t->shards[k];
         size_t bytes = (s->mask + 1) * sizeof(slot);
+        if (shard_in_slice(t, s)) { /* its first page kept, the rest given back */
+            if (bytes > SHARD_MIN * sizeof(slot))
+                (void)madvise((char *)s->slots + SHARD_MIN * sizeof(slot),
+                              bytes - SHARD_MIN * sizeof(slot), MADV_DONTNEED);
+            memset(s->slots, 0, SHARD_MIN * sizeof(slot));
+            shard_set_table(s, s->slots, SHARD_MIN - 1);
+            s->count = 0;
+            continue;
+        }
+        if (t->slices != NULL) { /* back to its slice, which it left empty */
+            munmap(s->slots, bytes);
+            shard_set_table(s, shard_slice(t, s), SHARD_MIN - 1);
+            s->count = 0;
+            continue;
+        }
         if (s->mask + 1 > SHARD_MIN) {
             slot *small = map_pages(SHARD_MIN * sizeof(slot), 0);
             if (small != NULL) {

@@ -142,9 +142,14 @@ ZW_HIDDEN size_t zwi_tracer_memory(zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nodes,
                                  size_t *table_bytes, size_t *traceback_bytes);
 
+/* For tests: the bytes of each shard's slice (the room it doubles in place in) in the tracers made
+ * from now on, a power of two from 4096 (default 256 MiB); 0 for no slices (the tables are then
+ * mappings of their own, as under an address space limit). */
+ZW_HIDDEN void zwi_tracer_slice_next(size_t bytes);
 /* How many of its tables (shards, parts of the tables of ids) the tracer has doubled in place,
- * their old pages kept (engine.c, table_double), rather than in a new mapping. */
-ZW_HIDDEN size_t zwi_tracer_doubled_in_place(zwi_tracer *t);
+ * their old pages kept (engine.c, table_double), rather than in a new mapping; in *remapped (may
+ * be NULL) how many of those by mremap, the others where they were, in their slices. */
+ZW_HIDDEN size_t zwi_tracer_doubled_in_place(zwi_tracer *t, size_t *remapped);
 
 /* Calls fn(ctx, rec) for every trace, one shard at a time under its lock (fn must not call
  * the tracer). Returns the first non-zero value fn returned, or 0. */

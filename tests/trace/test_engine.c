@@ -432,23 +432,39 @@ Test(trace_engine, the_shards_grow_apart)
     zwi_tracer_free(t);
 }
 
-/* A table doubles in place (its pages kept, the new half mapped after them) when it can, else in a
- * new mapping. Blocks are added to shards growing from one page to 32: first with no request
- * refused, then with the first request of each addition refused, and the next one on a retry:
- * a growth's copy of its entries refused (the scratch mapping it needs) fails the addition and
- * leaves the table as it was; its remap refused, it takes the way back, a new mapping. Every block
- * is then found once, with its size and traceback. */
-Test(trace_engine, a_table_doubles_in_place_or_else_in_a_new_mapping)
+/* A table doubles in place when it can: in its shard's slice (a reservation it grows in, where
+ * no page moves), else remapped (its pages kept, the new half mapped after them); else in a new
+ * mapping. Blocks are added to shards growing from one page to 32, for each way a shard's table
+ * can be: in a slice of 256 MiB (the default), in slices of 16 KiB that it outgrows (then it is
+ * copied out, and remapped), or with no slices. First no request is refused, then the first
+ * request of each addition is, and the next one on a retry: a growth's copy of its entries
+ * refused (the scratch mapping it needs) fails the addition and leaves the table as it was; its
+ * doubling in place refused, it takes the way back, a new mapping. Every block is then found
+ * once, with its size and traceback; and again after a clear, which sends the shards back to
+ * their first page (in their slices), and blocks are added until the small slices are outgrown
+ * without a request refused. */
+static int
+count_rec(void *ctx, const zwi_trace_rec *rec)
+{
+    (void)rec;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+static void
+doubling(size_t slice)
 {
     cr_assert_not_null(zwi_thread_get());
+    zwi_tracer_slice_next(slice);
     zwi_tracer *t = zwi_tracer_new(4);
+    zwi_tracer_slice_next((size_t)1 << 28);
     cr_assert_not_null(t);
     uint32_t ref = zwi_tracer_intern(t, (const uintptr_t[]){0x401000, 0x402000}, 2, 2);
     cr_assert_neq(ref, 0);
     enum { N1 = 40000, N = 100000 };
     for (size_t i = 1; i <= N1; i++)
         cr_assert_eq(zwi_tracer_add_ref(t, 0, 0x10000000 + i * 48, i % 500 + 1, ref), 0);
-    size_t in_place = zwi_tracer_doubled_in_place(t);
+    size_t in_place = zwi_tracer_doubled_in_place(t, NULL);
     cr_assert_geq(in_place, 64, "%zu tables doubled in place", in_place);
     /* the scratch copy is the tracer's memory too: the size of the biggest table doubled (512
      * slots at least by now), past what a tracer that never grew holds beside its tables */
@@ -484,7 +500,8 @@ Test(trace_engine, a_table_doubles_in_place_or_else_in_a_new_mapping)
     }
     cr_assert_gt(fell_back, 0, "no growth took the way back");
     cr_assert_gt(refused, 0, "no growth failed for want of its scratch");
-    cr_assert_eq(zwi_tracer_doubled_in_place(t), in_place, "a growth doubled in place anyway");
+    cr_assert_eq(zwi_tracer_doubled_in_place(t, NULL), in_place,
+                 "a growth doubled in place anyway");
     size_t n;
     zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
     cr_assert_eq(n, N);
@@ -502,7 +519,61 @@ Test(trace_engine, a_table_doubles_in_place_or_else_in_a_new_mapping)
     }
     zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
     cr_assert_eq(n, 0);
+    /* cleared, the shards start again from a page, and double in place again */
+    for (size_t i = 1; i <= N1; i++)
+        cr_assert_eq(zwi_tracer_add_ref(t, 0, 0x20000000 + i * 48, 8, ref), 0);
+    zwi_tracer_clear(t);
+    zwi_tracer_counts(t, &n, NULL, NULL, &table, NULL);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(table, 64 * 256 * 16, "%zu bytes of table after the clear", table);
+    ref = zwi_tracer_intern(t, (const uintptr_t[]){0x401000, 0x402000}, 2, 2);
+    cr_assert_neq(ref, 0);
+    for (size_t i = 1; i <= N1; i++)
+        cr_assert_eq(zwi_tracer_add_ref(t, 0, 0x30000000 + i * 48, 24, ref), 0);
+    size_t remapped;
+    cr_assert_geq(zwi_tracer_doubled_in_place(t, &remapped), in_place + 64);
+    /* with slices, no doubling in place was a remap: a table that outgrew its slice (16 KiB)
+     * left it for a new mapping, and the clear sent it back to its slice to grow in again */
+    if (slice == 0)
+        cr_assert_eq(remapped, zwi_tracer_doubled_in_place(t, NULL));
+    else
+        cr_assert_eq(remapped, 0, "%zu tables remapped", remapped);
+    /* on to 4096 slots a shard: past a slice of 16 KiB, copied out, then remapped */
+    for (size_t i = N1 + 1; i <= N; i++)
+        cr_assert_eq(zwi_tracer_add_ref(t, 0, 0x30000000 + i * 48, 24, ref), 0);
+    zwi_tracer_doubled_in_place(t, &remapped);
+    if (slice == ((size_t)16 << 10))
+        cr_assert_gt(remapped, 0, "%zu tables remapped", remapped);
+    else if (slice != 0)
+        cr_assert_eq(remapped, 0, "%zu tables remapped", remapped);
+    for (size_t i = 1; i <= N; i++) {
+        zwi_trace_rec rec;
+        cr_assert(zwi_tracer_lookup(t, 0, 0x30000000 + i * 48, &rec), "block %zu", i);
+        cr_assert_eq(rec.size, 24);
+        cr_assert_not(zwi_tracer_lookup(t, 0, 0x20000000 + i * 48, &rec), "block %zu", i);
+    }
+    zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
+    cr_assert_eq(n, N);
+    /* each block once in the tables, whose slots are all read: no table grew over another */
+    size_t listed = 0;
+    cr_assert_eq(zwi_tracer_foreach(t, count_rec, &listed), 0);
+    cr_assert_eq(listed, N);
     zwi_tracer_free(t);
+}
+
+Test(trace_engine, a_table_doubles_in_its_slice_or_else_in_a_new_mapping)
+{
+    doubling((size_t)1 << 28);
+}
+
+Test(trace_engine, a_table_outgrows_its_slice)
+{
+    doubling((size_t)16 << 10);
+}
+
+Test(trace_engine, a_table_doubles_by_remapping_without_slices)
+{
+    doubling(0);
 }
 
 /* Enough tracebacks that every part of the tables of ids grows several times (a part holds at
@@ -530,7 +601,7 @@ Test(trace_engine, the_tables_of_ids_grow_in_parts)
         cr_assert(back[0] == f[0] && back[1] == f[1] && back[2] == f[2] && total == 3);
     }
     /* every part's own tables after the first (512, 1024, 2048 entries) doubled in place */
-    cr_assert_geq(zwi_tracer_doubled_in_place(t), 2 * 64 * 3); /* 64 parts in each table */
+    cr_assert_geq(zwi_tracer_doubled_in_place(t, NULL), 2 * 64 * 3); /* 64 parts in each table */
     size_t ntb = 0, nodes = 0;
     zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
     cr_assert_eq(ntb, N);
