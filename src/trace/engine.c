@@ -278,6 +278,14 @@ struct zwi_tracer {
  * A thread that finds the scratch busy, or an mremap that fails, takes the old way: a new mapping
  * (the scratch is held by a thread growing another table meanwhile). */
 
+/* ThreadSanitizer does not follow mremap: the moved pages would keep the shadow of whatever was
+ * mapped at their new address before (a false race). Its builds take a new mapping instead. */
+#ifdef __SANITIZE_THREAD__
+#define NO_REMAP 1
+#else
+#define NO_REMAP 0
+#endif
+
 /* Where a table is, for its doubling: a mapping of its own (remapped), the start of a shard's slice
  * with room for twice its size (doubled where it is), or a slice without that room (copied out). */
 enum { TABLE_OWN, TABLE_SLICE, TABLE_SLICE_FULL };
@@ -307,6 +315,7 @@ table_double(zwi_tracer *t, void *old, size_t bytes, int where, const void **fro
     /* in a slice, the table stays where it is: no page moves, no other thread's TLB is flushed */
     void *tab = fail_now()             ? MAP_FAILED
                 : where == TABLE_SLICE ? old
+                : NO_REMAP             ? MAP_FAILED
                                        : mremap(old, bytes, 2 * bytes, MREMAP_MAYMOVE);
     if (tab != MAP_FAILED) {
         t->in_place++;
