@@ -166,7 +166,7 @@ zwi_preload_drain(unsigned stall_ms)
 {
     if (!G.ring.on || is_consumer())
         return;
-    wait_applied(atomic_load(&G.ring.head), stall_ms);
+    wait_applied(atomic_load(&G.ring.tickets.head), stall_ms);
 }
 
 /* Overwrites the stack below the caller's frame: the records just applied leave block addresses
@@ -252,7 +252,7 @@ populate_ahead(uint64_t start, uint64_t *upto)
     uint64_t cells = G.ring.mask + 1;
     if (*upto - start >= cells)
         return false;
-    uint64_t head = atomic_load_explicit(&G.ring.head, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&G.ring.tickets.head, memory_order_relaxed);
     uint64_t lead = head - start < POPULATE_STEP ? POPULATE_STEP : head - start;
     uint64_t target = head + (lead < cells / 8 * 3 ? lead : cells / 8 * 3);
     target -= target % POPULATE_STEP; /* whole steps: a few records posted map nothing more */
@@ -285,7 +285,7 @@ consumer_main(void *arg)
     void *volatile first = malloc(1); /* volatile: not a pair the compiler may take out */
     free(first);
     /* the first step before the constructor goes on: the program's first sample has it */
-    uint64_t start = atomic_load(&G.ring.head) / POPULATE_STEP * POPULATE_STEP, upto = start;
+    uint64_t start = atomic_load(&G.ring.tickets.head) / POPULATE_STEP * POPULATE_STEP, upto = start;
     populate_ahead(start, &upto);
     atomic_store(&G.ring.ready, true);
     uint64_t slept_at = 0; /* the head when this thread last went to sleep */
@@ -307,7 +307,7 @@ consumer_main(void *arg)
          * While the first lap is faulted in and the program posts fast (POPULATE_FAST records
          * or more since the last sleep), a millisecond at most: the pages ahead keep up with a
          * fast producer, whose quarter of the ring may take 5 ms; a slow one is left alone. */
-        uint64_t head = atomic_load_explicit(&G.ring.head, memory_order_relaxed);
+        uint64_t head = atomic_load_explicit(&G.ring.tickets.head, memory_order_relaxed);
         unsigned ms = lap && head - slept_at >= POPULATE_FAST ? POPULATE_SLEEP_MS : SLEEP_MS;
         slept_at = head;
         atomic_store(&G.ring.sleeping, 1);
@@ -421,6 +421,8 @@ zwi_preload_start_consumer(void)
     pthread_mutex_init(&G.ring.apply_lock, NULL);
     /* every cell's seq starts at 0, never t + 1 for a ticket t */
     G.ring.on = spawn_consumer();
+    if (G.ring.on)
+        zwi_preload_ring_solo(); /* the program's threads are yet to come */
 }
 
 void
@@ -462,7 +464,7 @@ zwi_preload_consumer_fork_child(void)
         return;
     /* the records not applied are of threads the child does not have: dropped, the ring starts
      * empty at the head (a cell's old seq is never head + 1 for the next lap) */
-    atomic_store(&G.ring.tail, atomic_load(&G.ring.head));
+    atomic_store(&G.ring.tail, atomic_load(&G.ring.tickets.head));
     atomic_store(&G.ring.thread_on, false);
     atomic_store(&G.ring.sleeping, 0);
     memset(G.ring.stash, 0, ZWI_STASH * sizeof(zwi_stash));
@@ -470,6 +472,7 @@ zwi_preload_consumer_fork_child(void)
         for (size_t i = 0; i < LIVE_SLOTS; i++)
             G.ring.sent[i * G.ring.stride] = 0;
     pthread_mutex_init(&G.ring.apply_lock, NULL);
+    zwi_preload_ring_solo(); /* the child's one thread */
     if (atomic_load(&G.active) && !spawn_consumer())
         G.ring.on = false; /* one thread: the hooks apply their records themselves */
 }

@@ -406,6 +406,15 @@ zwi_preload_stats_self(void)
  * plus its size; the tail only grows, so an old bound is still a bound). */
 static _Thread_local uint64_t my_room __attribute__((tls_model("initial-exec")));
 
+/* Set in the ring's solo thread (tickets.h). */
+static _Thread_local bool my_solo __attribute__((tls_model("initial-exec")));
+
+void
+zwi_preload_ring_solo(void)
+{
+    zwi_tickets_solo(&G.ring.tickets, &my_solo);
+}
+
 /* Hands record (op, ptr, size, ref) to the bookkeeping: posted to the ring, its ticket taken now
  * (a free's before the real free, an allocation's after the real function returned, so that a
  * block freed by one thread and handed to another is recorded in that order), or applied here
@@ -418,7 +427,7 @@ post(uint32_t op, uintptr_t ptr, uint64_t size, uint32_t ref, tstats *ts, zwi_st
         apply(&r, ts, false, st);
         return;
     }
-    uint64_t t = atomic_fetch_add_explicit(&G.ring.head, 1, memory_order_relaxed);
+    uint64_t t = zwi_tickets_take(&G.ring.tickets, &my_solo, 1);
     if (ZW_UNLIKELY(t >= my_room)) {
         if (!zwi_preload_ring_room(t))
             return; /* closed: the capture has ended */
@@ -484,7 +493,7 @@ post_frames(uintptr_t p, uint64_t n, const uintptr_t *frames, unsigned nf, unsig
     unsigned k = (words + 3) / 4;
     if (ZW_UNLIKELY(k > G.ring.extra_max))
         return false;
-    uint64_t t = atomic_fetch_add_explicit(&G.ring.head, k + 1, memory_order_relaxed);
+    uint64_t t = zwi_tickets_take(&G.ring.tickets, &my_solo, k + 1);
     if (ZW_UNLIKELY(t + k >= my_room)) {
         if (!zwi_preload_ring_room(t + k))
             return true; /* closed: the capture has ended */
@@ -550,7 +559,7 @@ on_alloc(void *p, size_t n)
      * memory ran out) is counted as untraced by apply(), and reported by zw. */
     uint32_t ref = zwi_tracer_intern_memo(t, frames, nf, total);
     if (ref == 0 && G.ring.on && G.ring.sent != NULL && ts != NULL && ts != G.shared_slot &&
-        atomic_load_explicit(&G.ring.head, memory_order_relaxed) -
+        atomic_load_explicit(&G.ring.tickets.head, memory_order_relaxed) -
                 atomic_load_explicit(&G.ring.tail, memory_order_relaxed) <=
             G.ring.mask / 2 &&
         post_frames((uintptr_t)p, n, frames, nf, total, (unsigned)(ts - G.slots)))

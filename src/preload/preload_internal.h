@@ -10,6 +10,7 @@
  *   sampler.c  the clock, the counters' totals, and the thread that samples every interval
  *   consumer.c the bookkeeping thread: applies, in order, what the hooks post to a ring (the
  *              table, the site counters, the peak), off the program's threads
+ *   tickets.c  the ring's tickets: no atomic add while the program has one thread
  *   writer.c   the capture file: samples, steps, live sets (peak, marks, exit), sites, totals
  *   life.c     start, exit and _exit, signals, fork, exec: when the capture begins and ends
  *   env.c      zw's variables: saved and taken out of the program's environment at start, put
@@ -34,6 +35,7 @@
 
 #include "capture_format.h"
 #include "leakscan.h"
+#include "tickets.h"
 #include "unwinder.h"
 
 #define EXPORT          __attribute__((visibility("default")))
@@ -407,7 +409,9 @@ typedef struct zwi_preload_state {
         uint64_t mask;    /* constructor */
         uint64_t wake_mask; /* constructor: a ticket t with t & wake_mask == 0 wakes the
                              * consumer if it sleeps (a quarter of the ring) */
-        _Alignas(64) _Atomic uint64_t head; /* tickets handed out (atomic add) */
+        /* tickets handed out (tickets.h): `solo` set by the constructor for its thread, whose
+         * `my_solo` (hooks.c) is set, and by a fork child */
+        zwi_tickets tickets;
         _Alignas(64) _Atomic uint64_t tail; /* records applied: the consumer's (release) */
         _Alignas(64) _Atomic uint32_t sleeping; /* futex word: 1 while the consumer sleeps */
         atomic_bool stop;   /* asks the consumer to return */
@@ -550,6 +554,9 @@ ZW_HIDDEN void zwi_preload_futex_wait(_Atomic uint32_t *word, uint32_t val, unsi
 ZW_HIDDEN void zwi_preload_futex_wake(_Atomic uint32_t *word);
 /* A post that found no room: waits until ticket t fits. False if the ring is closed. */
 ZW_HIDDEN bool zwi_preload_ring_room(uint64_t t);
+/* Makes the calling thread the ring's solo one (hooks.c; zwi_tickets_solo), while no other
+ * thread posts: the constructor's, a fork child's. */
+ZW_HIDDEN void zwi_preload_ring_solo(void);
 /* Word j (< 4) of a cell following a ZWI_REC_FRAMES record (hooks.c, which writes them). */
 ZW_HIDDEN uint64_t zwi_preload_extra_get(const zwi_rec *c, unsigned j);
 /* fork(): drained and the consumer held between records (prepare), let go (parent); in the
