@@ -910,10 +910,16 @@ ptr_hash(uintptr_t ptr)
 }
 _Static_assert(NSHARDS == 64, "ptr_hash and home_of take the shard from the low 6 bits");
 
+static inline size_t
+shard_index(uint64_t h)
+{
+    return (size_t)(h & (NSHARDS - 1));
+}
+
 static inline shard *
 shard_of(zwi_tracer *t, uint64_t h)
 {
-    return &t->shards[h & (NSHARDS - 1)];
+    return &t->shards[shard_index(h)];
 }
 
 static inline size_t
@@ -982,14 +988,95 @@ shard_delete_at_locked(shard *s, size_t i)
 
 /* ---- traced bytes ---- */
 
+/* ---- batches: a thread applying records in runs keeps the shard locks it takes ---- */
+
+/* The calling thread's batch (zwi_tracer_batch_begin): its tracer, and the shards whose locks it
+ * keeps until the batch ends (bit k: shard k). */
+static _Thread_local struct {
+    zwi_tracer *t;
+    uint64_t held;
+} my_batch __attribute__((tls_model("initial-exec")));
+
+_Static_assert(NSHARDS <= 64, "a batch's shards held are the bits of a word");
+
+static inline bool
+in_batch(const zwi_tracer *t)
+{
+    return my_batch.t == t;
+}
+
+static void
+batch_release(zwi_tracer *t)
+{
+    for (uint64_t h = my_batch.held; h != 0; h &= h - 1)
+        zwi_lock_release(&t->shards[__builtin_ctzll(h)].lock);
+    my_batch.held = 0;
+}
+
+/* Takes shard s's lock, or, in a batch, keeps it from then on if not held yet. A batch never
+ * waits for a lock while it holds others (which it took in no order): it lets them go first. */
+static inline void
+shard_lock(zwi_tracer *t, shard *s)
+{
+    if (ZW_LIKELY(!in_batch(t))) {
+        zwi_lock_acquire(&s->lock);
+        return;
+    }
+    uint64_t bit = (uint64_t)1 << (s - t->shards);
+    if (my_batch.held & bit)
+        return;
+    if (!zwi_lock_try(&s->lock)) {
+        batch_release(t);
+        zwi_lock_acquire(&s->lock);
+    }
+    my_batch.held |= bit;
+}
+
+static inline void
+shard_unlock(zwi_tracer *t, shard *s)
+{
+    if (ZW_LIKELY(!in_batch(t)))
+        zwi_lock_release(&s->lock);
+}
+
+void
+zwi_tracer_batch_begin(zwi_tracer *t)
+{
+    ZW_ASSERT(my_batch.t == NULL);
+    my_batch.t = t;
+    my_batch.held = 0;
+}
+
+size_t
+zwi_tracer_shard_of(uintptr_t ptr)
+{
+    return shard_index(ptr_hash(ptr));
+}
+
+void
+zwi_tracer_batch_end(zwi_tracer *t)
+{
+    ZW_ASSERT(in_batch(t));
+    batch_release(t);
+    my_batch.t = NULL;
+}
+
 /* The counter changes with the table, under the lock of the slot that changes: a clear(), which
  * holds every lock and zeroes it, sees the table and the counter agree (a change made after the
  * unlock could add the bytes of a block the clear had already erased). */
 
-/* Counts `n` traced bytes more (or fewer); a new maximum is the peak. */
+/* Counts `n` traced bytes more (or fewer); a new maximum is the peak. In a batch the calling
+ * thread is the only one changing them (zwi_tracer_batch_begin): a load and a store. */
 static inline void
 traced_change(zwi_tracer *t, int64_t n)
 {
+    if (in_batch(t)) {
+        int64_t now = atomic_load_explicit(&t->current, memory_order_relaxed) + n;
+        atomic_store_explicit(&t->current, now, memory_order_relaxed);
+        if (n > 0 && now > atomic_load_explicit(&t->peak, memory_order_relaxed))
+            atomic_store_explicit(&t->peak, now, memory_order_relaxed);
+        return;
+    }
     int64_t now = atomic_fetch_add_explicit(&t->current, n, memory_order_relaxed) + n;
     if (n > 0) {
         int64_t peak = atomic_load_explicit(&t->peak, memory_order_relaxed);
@@ -1179,7 +1266,7 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     if (!narrow) {
         /* a block of the default domain may be in the shards under an older, smaller size */
         if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
-            zwi_lock_acquire(&s->lock);
+            shard_lock(t, s);
             for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
                 if (s->slots[i].ptr == ptr) {
                     *replaced = s->slots[i].size;
@@ -1188,12 +1275,12 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
                     break;
                 }
             }
-            zwi_lock_release(&s->lock);
+            shard_unlock(t, s);
         }
         return wide_insert(t, domain, ptr, size, tb, replaced, gen);
     }
     int rc = 0;
-    zwi_lock_acquire(&s->lock);
+    shard_lock(t, s);
     /* a clear() since `tb` was interned (it holds every lock to change the generation) reused its
      * bytes for other tracebacks: the block counts as allocated before the clear, untraced */
     if (gen_of(t) != gen)
@@ -1221,7 +1308,7 @@ insert(zwi_tracer *t, unsigned domain, uintptr_t ptr, size_t size, uint32_t tb, 
     s->count++;
     traced_add(t, size);
 out:
-    zwi_lock_release(&s->lock);
+    shard_unlock(t, s);
     return rc;
 }
 
@@ -1285,7 +1372,7 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
     if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
         uint64_t h = ptr_hash(ptr);
         shard *s = shard_of(t, h);
-        zwi_lock_acquire(&s->lock);
+        shard_lock(t, s);
         for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
             if (s->slots[i].ptr == ptr) {
                 rec = (zwi_trace_rec){domain, s->slots[i].size, s->slots[i].tb};
@@ -1295,7 +1382,7 @@ zwi_tracer_remove(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
                 break;
             }
         }
-        zwi_lock_release(&s->lock);
+        shard_unlock(t, s);
     }
     if (!found && wide_has(t, domain))
         found = wide_remove(t, domain, ptr, &rec);
@@ -1313,7 +1400,7 @@ zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
     if (domain == ZW_TRACE_DEFAULT_DOMAIN) {
         uint64_t h = ptr_hash(ptr);
         shard *s = shard_of(t, h);
-        zwi_lock_acquire(&s->lock);
+        shard_lock(t, s);
         for (size_t i = home_of(s, h); s->slots[i].ptr != 0; i = (i + 1) & s->mask) {
             if (s->slots[i].ptr == ptr) {
                 *out = (zwi_trace_rec){domain, s->slots[i].size, s->slots[i].tb};
@@ -1321,7 +1408,7 @@ zwi_tracer_lookup(zwi_tracer *t, unsigned domain, uintptr_t ptr, zwi_trace_rec *
                 break;
             }
         }
-        zwi_lock_release(&s->lock);
+        shard_unlock(t, s);
     }
     if (!found && wide_has(t, domain)) {
         zwi_lock_acquire(&t->wide_lock);
@@ -1341,14 +1428,14 @@ zwi_tracer_foreach(zwi_tracer *t, int (*fn)(void *ctx, const zwi_trace_rec *rec)
     int rc = 0;
     for (size_t k = 0; k < NSHARDS && rc == 0; k++) {
         shard *s = &t->shards[k];
-        zwi_lock_acquire(&s->lock);
+        shard_lock(t, s);
         for (size_t i = 0; i <= s->mask && rc == 0; i++) {
             if (s->slots[i].ptr == 0)
                 continue;
             zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN, s->slots[i].size, s->slots[i].tb};
             rc = fn(ctx, &rec);
         }
-        zwi_lock_release(&s->lock);
+        shard_unlock(t, s);
     }
     zwi_lock_acquire(&t->wide_lock);
     for (size_t i = 0; t->wide != NULL && i <= t->wide_mask && rc == 0; i++) {
@@ -1368,14 +1455,14 @@ zwi_tracer_foreach_block(zwi_tracer *t, unsigned domain,
     int rc = 0;
     for (size_t k = 0; k < NSHARDS && rc == 0 && domain == ZW_TRACE_DEFAULT_DOMAIN; k++) {
         shard *s = &t->shards[k];
-        zwi_lock_acquire(&s->lock);
+        shard_lock(t, s);
         for (size_t i = 0; i <= s->mask && rc == 0; i++) {
             if (s->slots[i].ptr == 0)
                 continue;
             zwi_trace_rec rec = {ZW_TRACE_DEFAULT_DOMAIN, s->slots[i].size, s->slots[i].tb};
             rc = fn(ctx, s->slots[i].ptr, &rec);
         }
-        zwi_lock_release(&s->lock);
+        shard_unlock(t, s);
     }
     zwi_lock_acquire(&t->wide_lock);
     for (size_t i = 0; t->wide != NULL && i <= t->wide_mask && rc == 0; i++) {
@@ -1416,6 +1503,7 @@ discard_store_locked(zwi_tracer *t)
 void
 zwi_tracer_clear(zwi_tracer *t)
 {
+    ZW_ASSERT(!in_batch(t));
     for (size_t k = 0; k < NSHARDS; k++)
         zwi_lock_acquire(&t->shards[k].lock);
     zwi_lock_acquire(&t->wide_lock);
@@ -1492,10 +1580,10 @@ zwi_tracer_counts(zwi_tracer *t, size_t *traces, size_t *tracebacks, size_t *nod
     size_t bytes = 0;
     for (size_t k = 0; k < NSHARDS; k++) {
         shard *s = &t->shards[k];
-        zwi_lock_acquire(&s->lock);
+        shard_lock(t, s);
         n += s->count;
         bytes += (s->mask + 1) * sizeof(slot);
-        zwi_lock_release(&s->lock);
+        shard_unlock(t, s);
     }
     zwi_lock_acquire(&t->wide_lock);
     n += atomic_load(&t->wide_count);
@@ -1613,6 +1701,7 @@ zwi_tracer_peak_hint(const zwi_tracer *t)
 void
 zwi_tracer_lock_all(zwi_tracer *t)
 {
+    ZW_ASSERT(!in_batch(t));
     zwi_lock_acquire(&T.lock);
     for (size_t k = 0; k < NSHARDS; k++)
         zwi_lock_acquire(&t->shards[k].lock);

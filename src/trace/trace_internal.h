@@ -170,6 +170,16 @@ ZW_HIDDEN int64_t zwi_tracer_peak_hint(const zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_count_default_only(zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_lock_all(zwi_tracer *t);
 ZW_HIDDEN void zwi_tracer_unlock_all(zwi_tracer *t);
+/* A batch of the calling thread, for a thread applying records in runs (the preload library's
+ * bookkeeping thread): until zwi_tracer_batch_end it keeps each shard lock it takes rather than
+ * taking it again for each record (other threads wait for the batch's end to read or change that
+ * shard), and changes the traced bytes and their peak with a load and a store. The caller
+ * promises that no other thread adds or removes traces of the default domain meanwhile; no
+ * clear() or lock_all() on this thread in a batch. */
+ZW_HIDDEN void zwi_tracer_batch_begin(zwi_tracer *t);
+ZW_HIDDEN void zwi_tracer_batch_end(zwi_tracer *t);
+/* For tests: the shard (of 64) a block of the default domain at `ptr` is kept in. */
+ZW_HIDDEN size_t zwi_tracer_shard_of(uintptr_t ptr);
 
 /* ---- per-thread state ---- */
 

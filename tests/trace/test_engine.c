@@ -6,8 +6,10 @@
  * grow apart. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "trace_internal.h"
 #include "zw_test.h"
@@ -606,5 +608,122 @@ Test(trace_engine, the_tables_of_ids_grow_in_parts)
     zwi_tracer_counts(t, NULL, &ntb, &nodes, NULL, NULL);
     cr_assert_eq(ntb, N);
     cr_assert_eq(nodes, 1 + 977 + N, "the outer frame once, the middle ones 977 times");
+    zwi_tracer_free(t);
+}
+
+/* ---- batches (zwi_tracer_batch_begin): a thread applying records in runs ---- */
+
+/* The address of block i of shard k: a block's shard is picked by its address. */
+static uintptr_t
+in_shard(size_t k, size_t i)
+{
+    uintptr_t p = 0x20000000 + i * 0x100000;
+    while (zwi_tracer_shard_of(p) != k)
+        p += 64;
+    return p;
+}
+
+typedef struct reader {
+    zwi_tracer *t;
+    uintptr_t ptr;
+    atomic_bool done;
+    bool found;
+} reader;
+
+static void *
+read_block(void *arg)
+{
+    reader *r = arg;
+    zwi_trace_rec rec;
+    r->found = zwi_tracer_lookup(r->t, 0, r->ptr, &rec);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/* Waits up to `ms` for *flag; its value. */
+static bool
+within(atomic_bool *flag, int ms)
+{
+    for (int i = 0; i < ms && !atomic_load(flag); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return atomic_load(flag);
+}
+
+/* In a batch, the traced bytes and their peak are those of every change, in order; another
+ * thread reading a shard the batch has changed waits for the batch's end; after it, every
+ * block is found. */
+Test(trace_engine, a_batch_keeps_its_shard_locks_and_counts_exactly)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(4);
+    cr_assert_not_null(t);
+    uint32_t ref = zwi_tracer_intern(t, (const uintptr_t[]){0x401000, 0x402000}, 2, 2);
+    cr_assert_neq(ref, 0);
+    zwi_tracer_batch_begin(t);
+    size_t now = 0, peak = 0;
+    enum { N = 5000 };
+    for (size_t i = 0; i < N; i++) {
+        size_t size = 16 + i % 200;
+        cr_assert_eq(zwi_tracer_add_ref(t, 0, in_shard(i % 64, i), size, ref), 0);
+        now += size;
+        peak = now > peak ? now : peak;
+        if (i % 3 == 2) { /* one block in three freed soon after */
+            zwi_trace_rec rec;
+            cr_assert(zwi_tracer_remove(t, 0, in_shard((i - 1) % 64, i - 1), &rec));
+            now -= rec.size;
+        }
+        size_t c, p;
+        zwi_tracer_traced_memory(t, &c, &p);
+        cr_assert(c == now && p == peak, "step %zu: %zu bytes (peak %zu), want %zu (%zu)", i, c,
+                  p, now, peak);
+    }
+    reader r = {.t = t, .ptr = in_shard(0, 0)};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, read_block, &r), 0);
+    cr_expect(!within(&r.done, 50), "a reader of a shard the batch holds went on before its end");
+    zwi_tracer_batch_end(t);
+    pthread_join(th, NULL);
+    cr_expect(r.found, "the batch's block, found after it");
+    size_t n;
+    zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
+    cr_expect_eq(n, N - N / 3);
+    zwi_tracer_free(t);
+}
+
+static void *
+lock_all_then_go(void *arg)
+{
+    reader *r = arg;
+    zwi_tracer_lock_all(r->t);
+    zwi_tracer_unlock_all(r->t);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/* A batch holding shard 63 needs shard 0 while another thread, taking every lock in order (as
+ * fork does), holds shards 0 to 62 and waits for 63: the batch lets go of what it holds rather
+ * than wait holding it, and both go on. */
+Test(trace_engine, a_batch_lets_go_of_its_locks_rather_than_wait_holding_them, .timeout = 60)
+{
+    cr_assert_not_null(zwi_thread_get());
+    zwi_tracer *t = zwi_tracer_new(4);
+    cr_assert_not_null(t);
+    uint32_t ref = zwi_tracer_intern(t, (const uintptr_t[]){0x401000, 0x402000}, 2, 2);
+    zwi_tracer_batch_begin(t);
+    cr_assert_eq(zwi_tracer_add_ref(t, 0, in_shard(63, 0), 40, ref), 0);
+    reader r = {.t = t};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, lock_all_then_go, &r), 0);
+    cr_expect(!within(&r.done, 50), "every lock taken while the batch held one");
+    /* the other thread now holds shards 0 to 62 and waits for 63 */
+    cr_assert_eq(zwi_tracer_add_ref(t, 0, in_shard(0, 1), 48, ref), 0);
+    cr_expect(within(&r.done, 10000), "the other thread never got every lock");
+    cr_assert_eq(zwi_tracer_add_ref(t, 0, in_shard(63, 2), 56, ref), 0);
+    zwi_tracer_batch_end(t);
+    pthread_join(th, NULL);
+    size_t n, c;
+    zwi_tracer_counts(t, &n, NULL, NULL, NULL, NULL);
+    zwi_tracer_traced_memory(t, &c, NULL);
+    cr_expect(n == 3 && c == 40 + 48 + 56, "%zu blocks of %zu bytes", n, c);
     zwi_tracer_free(t);
 }
