@@ -54,6 +54,9 @@
 #define RING_MIN     ((uint64_t)1 << 4)
 #define RING_MAX     ((uint64_t)1 << 24)
 #define BATCH        256  /* records applied under one hold of apply_lock */
+/* How far ahead the table's slot of a record is prefetched: 12 records (misses overlap, now that
+ * no locked instruction waits for them) took ~9 % fewer samples than 4 on python3.11, 24 no fewer */
+#define PREFETCH_AHEAD 12
 #define SLEEP_MS     50   /* the longest sleep: a lost wake-up costs at most this */
 #define STACK_SIZE   ((size_t)256 << 10)
 /* The ring's pages are faulted in by this thread, ahead of the producers, POPULATE_STEP cells
@@ -225,9 +228,9 @@ apply_batch(tstats *cs)
         c = &G.ring.cells[tail & G.ring.mask];
         if (atomic_load_explicit(&c->seq, memory_order_acquire) != tail + 1)
             break;
-        /* the table's slot of a record a few ahead loads meanwhile */
-        const zwi_rec *ahead = &G.ring.cells[(tail + 4) & G.ring.mask];
-        if (atomic_load_explicit(&ahead->seq, memory_order_acquire) == tail + 5)
+        /* the table's slot of a record PREFETCH_AHEAD on loads meanwhile */
+        const zwi_rec *ahead = &G.ring.cells[(tail + PREFETCH_AHEAD) & G.ring.mask];
+        if (atomic_load_explicit(&ahead->seq, memory_order_acquire) == tail + PREFETCH_AHEAD + 1)
             zwi_tracer_prefetch(G.tracer, ahead->ptr);
         uint64_t next = tail + 1;
         if (c->op & ZWI_REC_FRAMES) {
