@@ -221,6 +221,10 @@ void
 zwi_preload_stop_sampler(bool join)
 {
     atomic_store(&G.stop, true);
+    /* woken now: an exit waited for its next sample, half an interval on average (50 ms more
+     * on sort with --interval 100) */
+    if (G.sampler_on && G.wake[1] >= 0)
+        (void)!write(G.wake[1], "", 1);
     if (join && G.sampler_on && !pthread_equal(pthread_self(), G.sampler))
         pthread_join(G.sampler, NULL);
     G.sampler_on = false;

@@ -3,7 +3,7 @@
 # loses what it counted (docs/zw.md#limits): glibc's double-free abort, abort() from a signal
 # handler (100 runs), SIGSEGV inside malloc on a broken heap, signals left at their default
 # action, SIGKILL, a file-size limit, a full disk, an address space limit, a small stack limit,
-# exit() inside dlopen.
+# exit() inside dlopen, an exit with a sample an hour.
 # Each run must end with the program's own status within 5 s and leave a capture that loads and
 # says how it ended.
 set -u
@@ -163,6 +163,12 @@ ended dlexit exit 43 && echo "ok: exit() inside dlopen: the capture ends with ex
 "$zw" top --at exit --json --group lineno "$tmp/dlexit.zwc" | grep -q '"bytes": 4321, "blocks": 1' &&
     echo "ok: exit() inside dlopen: the constructor's block is in the exit set" ||
     fail "exit() inside dlopen: the constructor's block is not in the exit set"
+
+# ---- an exit does not wait for the next sample: with a sample an hour, at once ----
+timeout -s KILL 30 "$zw" run -q --interval 3600000 -o "$tmp/hour.zwc" -- "$die" exit 1000 \
+    2>"$tmp/hour.err"
+expect "an exit with --interval 3600000: the program's status (137: hung, killed after 30 s)" "$?" 42
+ended hour exit 42 && echo "ok: an exit with --interval 3600000: the capture ends with exit 42"
 
 # ---- no capture (a static program): said even with -q, never a silent success ----
 "$zw" run -q -o "$tmp/static.zwc" -- "$dir/zwp_die_static" fill 10 >/dev/null 2>"$tmp/static.err"
