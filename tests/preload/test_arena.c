@@ -5,6 +5,7 @@
  * on an arena gives back none of its blocks. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -238,4 +239,72 @@ Test(arena, an_abandoned_snapshot_leaves_its_blocks_to_the_arena)
     cr_assert_eq(resident((const unsigned char *)tbs, bytes), before, "the array of tracebacks was given back");
     cr_assert_eq(tbs[0], first);
     cr_assert_eq(zw_traceback_frame(tbs[N - 1], 0)->lineno, N);
+}
+
+/* The mapping of /proc/self/maps that holds address p: its start and size (0 if none). */
+static size_t
+mapping_of(const void *p, uintptr_t *start)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert(f != NULL);
+    char line[512];
+    size_t size = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi) {
+            *start = lo;
+            size = hi - lo;
+            break;
+        }
+    }
+    fclose(f);
+    return size;
+}
+
+/* A block that is not the last one, grown past 1 MiB, moves to a mapping of its own, which then
+ * grows where it is or is remapped, its pages never copied, however often blocks come between;
+ * freed, the mapping goes; one left is unmapped with the arena. */
+Test(arena, a_block_grown_past_a_mebibyte_has_a_mapping_of_its_own)
+{
+    size_t n = 100 << 10;
+    unsigned char *p = zw_raw_malloc(door, n);
+    cr_assert(p != NULL);
+    memset(p, 7, n);
+    for (size_t size = (size_t)1 << 20; size <= ((size_t)64 << 20); size *= 2) {
+        unsigned char *between = zw_raw_malloc(door, 64); /* p is never the last block */
+        cr_assert(between != NULL);
+        memset(between, 9, 64);
+        unsigned char *q = zw_raw_realloc(door, p, size);
+        cr_assert(q != NULL);
+        cr_assert(q[0] == 7 && q[n - 1] == 7, "grown to %zu: the contents lost", size);
+        cr_assert(all_zero(q + n, size - n), "grown to %zu: not zero past the old end", size);
+        memset(q + n, 7, size - n); /* all of it 7 from now on */
+        n = size;
+        uintptr_t start = 0;
+        size_t len = mapping_of(q, &start);
+        /* a neighbouring mapping of the same kind may merge with it: at least its own */
+        cr_assert(start <= (uintptr_t)q - 48 && len >= (size + 48 + 4095) / 4096 * 4096,
+                  "grown to %zu: in a mapping of %zu bytes at %#lx", size, len,
+                  (unsigned long)start);
+        cr_assert(between[0] == 9 && between[63] == 9, "the block between was written");
+        /* from the second growth on, p had its own mapping: grown where it was, or remapped
+         * (its old pages moved with it: nothing left mapped there, no copy) */
+        unsigned char vec[1];
+        if (size > ((size_t)1 << 20) && q != p)
+            cr_assert(mincore((void *)(((uintptr_t)p + 4096) & ~(uintptr_t)4095), 4096, vec) != 0,
+                      "grown to %zu: moved by a copy, its old pages still mapped", size);
+        p = q;
+    }
+    unsigned char *next = zw_raw_malloc(door, 64);
+    cr_assert(next != NULL && (next + 64 <= p - 48 || next >= p + n), "a block inside the own one");
+    cr_assert(all_zero(next, 64));
+    zw_raw_free(door, p);
+    unsigned char vec[1];
+    cr_assert(mincore((void *)(((uintptr_t)p + 4096) & ~(uintptr_t)4095), 4096, vec) != 0,
+              "the freed block's mapping is still there");
+    unsigned char *r = zw_raw_malloc(door, 200 << 10);
+    cr_assert(r != NULL);
+    cr_assert(zw_raw_malloc(door, 64) != NULL);
+    r = zw_raw_realloc(door, r, (size_t)3 << 20); /* another one, left to zwi_arena_free */
+    cr_assert(r != NULL && r[0] == 0);
 }
