@@ -55,7 +55,8 @@
 #define RING_MAX     ((uint64_t)1 << 24)
 #define BATCH        256  /* records applied under one hold of apply_lock */
 /* How far ahead the table's slot of a record is prefetched: 12 records (misses overlap, now that
- * no locked instruction waits for them) took ~9 % fewer samples than 4 on python3.11, 24 no fewer */
+ * no locked instruction waits for them) took ~9 % fewer samples than 4 on python3.11, 24 no
+ * fewer */
 #define PREFETCH_AHEAD 12
 #define SLEEP_MS     50   /* the longest sleep: a lost wake-up costs at most this */
 #define STACK_SIZE   ((size_t)256 << 10)
@@ -292,7 +293,8 @@ consumer_main(void *arg)
     void *volatile first = malloc(1); /* volatile: not a pair the compiler may take out */
     free(first);
     /* the first step before the constructor goes on: the program's first sample has it */
-    uint64_t start = atomic_load(&G.ring.tickets.head) / POPULATE_STEP * POPULATE_STEP, upto = start;
+    uint64_t start = atomic_load(&G.ring.tickets.head) / POPULATE_STEP * POPULATE_STEP;
+    uint64_t upto = start;
     populate_ahead(start, &upto);
     atomic_store(&G.ring.ready, true);
     uint64_t slept_at = 0; /* the head when this thread last went to sleep */
