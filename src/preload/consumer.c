@@ -212,6 +212,21 @@ intern_posted(const zwi_rec *c, uint64_t t)
     return zwi_tracer_intern(G.tracer, frames, n, total > 65535 ? 65535 : (unsigned)total);
 }
 
+/* Applies record `c` at ticket `tail` (its traceback interned first if it carries one); the
+ * ticket after it and its cells. */
+static uint64_t
+apply_one(zwi_rec *c, uint64_t tail, tstats *cs)
+{
+    uint64_t next = tail + 1;
+    if (c->op & ZWI_REC_FRAMES) {
+        next += c->op >> ZWI_REC_EXTRA_SHIFT;
+        c->ref = intern_posted(c, tail);
+        c->op &= ZWI_OP_MASK | ZWI_REC_TEMP | ZWI_REC_KEEP;
+    }
+    zwi_preload_apply(c, cs, true);
+    return next;
+}
+
 /* Applies what is published from the tail on, at most BATCH records; how many it applied. */
 static unsigned
 apply_batch(tstats *cs)
@@ -233,14 +248,7 @@ apply_batch(tstats *cs)
         const zwi_rec *ahead = &G.ring.cells[(tail + PREFETCH_AHEAD) & G.ring.mask];
         if (atomic_load_explicit(&ahead->seq, memory_order_acquire) == tail + PREFETCH_AHEAD + 1)
             zwi_tracer_prefetch(G.tracer, ahead->ptr);
-        uint64_t next = tail + 1;
-        if (c->op & ZWI_REC_FRAMES) {
-            next += c->op >> ZWI_REC_EXTRA_SHIFT;
-            c->ref = intern_posted(c, tail);
-            c->op &= ZWI_OP_MASK | ZWI_REC_TEMP | ZWI_REC_KEEP;
-        }
-        zwi_preload_apply(c, cs, true);
-        tail = next;
+        tail = apply_one(c, tail, cs);
         n++;
     }
     zwi_tracer_batch_end(G.tracer);
@@ -467,12 +475,31 @@ zwi_preload_consumer_fork_parent(void)
 }
 
 void
+zwi_preload_consumer_fork_catch_up(tstats *cs)
+{
+    if (!G.ring.on)
+        return;
+    uint64_t tail = atomic_load_explicit(&G.ring.tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&G.ring.tickets.head, memory_order_relaxed);
+    while (tail < head) {
+        zwi_rec *c = &G.ring.cells[tail & G.ring.mask];
+        if (atomic_load_explicit(&c->seq, memory_order_acquire) == tail + 1)
+            tail = apply_one(c, tail, cs);
+        else
+            tail++; /* its thread, gone, was writing it: passed over, cell by cell (the cells
+                     * of a record's traceback never look like a record) */
+    }
+    atomic_store_explicit(&G.ring.tail, tail, memory_order_release);
+}
+
+void
 zwi_preload_consumer_fork_child(void)
 {
     if (!G.ring.on)
         return;
-    /* the records not applied are of threads the child does not have: dropped, the ring starts
-     * empty at the head (a cell's old seq is never head + 1 for the next lap) */
+    /* the records left (a followed child applied the ones it could: catch_up) are of threads
+     * the child does not have: dropped, the ring starts empty at the head (a cell's old seq is
+     * never head + 1 for the next lap) */
     atomic_store(&G.ring.tail, atomic_load(&G.ring.tickets.head));
     atomic_store(&G.ring.thread_on, false);
     atomic_store(&G.ring.sleeping, 0);

@@ -564,6 +564,13 @@ ZW_HIDDEN uint64_t zwi_preload_extra_get(const zwi_rec *c, unsigned j);
 ZW_HIDDEN void zwi_preload_consumer_fork_prepare(void);
 ZW_HIDDEN void zwi_preload_consumer_fork_parent(void);
 ZW_HIDDEN void zwi_preload_consumer_fork_child(void);
+/* In a followed fork child, first thing: the records other threads published after fork's drain
+ * (the consumer was held from then on), applied by the child's one thread, passing over the
+ * tickets whose records are not there; what the consumer counts in its slot counted in `cs`
+ * (not one of the parent's slots, which the child shares until it leaves them). Their blocks
+ * are in the child's heap: without them, its frees of those blocks found nothing and its exit
+ * set lacked them. */
+ZW_HIDDEN void zwi_preload_consumer_fork_catch_up(tstats *cs);
 
 /* ---- leaks.c ---- */
 

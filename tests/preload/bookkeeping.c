@@ -18,11 +18,16 @@
  *   handover the main thread allocates and frees in a tight loop and starts a thread that does
  *           the same while it goes on: the second thread's first records are posted while the
  *           first thread takes tickets as fast as it can. Each leaves HANDOVER_LEAKS blocks of
- *           its own size; both print what they made. */
+ *           its own size; both print what they made.
+ *   forkheld two threads replace the HELD blocks of HELD_SIZE bytes each holds as fast as they
+ *           can while the main thread forks FORKS times; each child (followed) frees every block
+ *           they held at the fork, the ones whose records were posted while fork held the
+ *           bookkeeping included, and prints how many. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +210,62 @@ run_fork(void)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* ---- forkheld ---- */
+
+#define HELD      64  /* blocks each churning thread holds */
+#define HELD_SIZE 3333
+#define FORKS     5
+
+static void *_Atomic held[2][HELD];
+
+/* Replaces its blocks one by one, as fast as it can: at any moment each entry is NULL or a live
+ * block whose allocation was recorded before the entry was stored. */
+static void *
+churn_held(void *arg)
+{
+    void *_Atomic *mine = held[(uintptr_t)arg];
+    for (unsigned i = 0; !atomic_load(&stop); i++) {
+        free(atomic_exchange(&mine[i % HELD], NULL));
+        atomic_store(&mine[i % HELD], malloc(HELD_SIZE)); /* bookkeeping.c: held */
+    }
+    return NULL;
+}
+
+static int
+run_forkheld(void)
+{
+    pthread_t th[2];
+    for (uintptr_t i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, churn_held, (void *)i);
+    usleep(20000);
+    int rc = 0;
+    for (int k = 0; k < FORKS && rc == 0; k++) {
+        pid_t pid = fork();
+        if (pid == 0) { /* frees every block the two threads held at the fork */
+            long n = 0;
+            for (int t = 0; t < 2; t++)
+                for (int i = 0; i < HELD; i++) {
+                    void *p = atomic_load(&held[t][i]);
+                    if (p != NULL) {
+                        free(p);
+                        n++;
+                    }
+                }
+            printf("child %d freed %ld\n", k + 1, n);
+            fflush(stdout);
+            _exit(0);
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+        usleep(10000);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    return rc;
+}
+
 static int
 run_crash(void)
 {
@@ -311,6 +372,8 @@ main(int argc, char **argv)
         return run_realloc();
     if (strcmp(what, "handover") == 0)
         return run_handover();
-    fprintf(stderr, "usage: bookkeeping reuse|mark|fork|crash|realloc|handover\n");
+    if (strcmp(what, "forkheld") == 0)
+        return run_forkheld();
+    fprintf(stderr, "usage: bookkeeping reuse|mark|fork|crash|realloc|handover|forkheld\n");
     return 2;
 }

@@ -3,7 +3,8 @@
 # the inline mode (ZW_BOOKKEEPING=inline), on tests/preload/bookkeeping.c, whose counts are known
 # by construction: 8 threads freeing each other's blocks (addresses reused across threads), with
 # the default ring and with a ring of 16 records (always full); a mark taken while other threads
-# allocate; a followed fork child; a crash while other threads allocate; reallocs that fail; a
+# allocate; a followed fork child; fork children freeing blocks other threads made just before
+# the fork; a crash while other threads allocate; reallocs that fail; a
 # thread starting to allocate while another allocates as fast as it can; the tracebacks of threads
 # that come and go.
 set -u
@@ -111,6 +112,23 @@ for mode in thread:65536 thread:16 inline:65536; do
         grep -q '"bytes": 1080250, "blocks": 250, "traceback": \[{"function": "run_fork"' &&
         echo "ok: $name: the child's 250 blocks left at exit" || fail "$name: the child's exit set"
     expect "$name: the parent's capture loads and ended" "$(stat end "$tmp/fork.zwc")" '"exit"'
+done
+
+# ---- fork children freeing the blocks two threads held at each fork, the records of the last ones
+# posted while fork held the bookkeeping: each child finds every one (5 children a run, 3 runs) ----
+for run in 1 2 3; do
+    rm -f "$tmp"/forkheld.zwc*
+    "$zw" run -q --follow-fork -o "$tmp/forkheld.zwc" -- "$prog" forkheld >"$tmp/forkheld.out" ||
+        fail "forkheld ($run): zw run"
+    for k in 1 2 3 4 5; do
+        want=$(sed -n "s/^child $k freed //p" "$tmp/forkheld.out")
+        if [ -z "$want" ] || [ ! -f "$tmp/forkheld.zwc.$k" ]; then
+            fail "forkheld ($run): child $k said nothing or left no capture"
+            continue
+        fi
+        expect "forkheld ($run): child $k's frees of the blocks held at the fork" \
+            "$(stat frees "$tmp/forkheld.zwc.$k")" "$want"
+    done
 done
 
 # ---- a crash while other threads allocate: a capture that loads, with every block made before ----
