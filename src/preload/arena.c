@@ -51,6 +51,8 @@ typedef struct own {
 
 _Static_assert(sizeof(own) <= HEAD * 2, "the header fits before the block");
 
+#define OWN_START (3 * HEAD) /* where an own mapping's block starts: its header, its capacity */
+
 struct zwi_arena {
     chunk *head; /* the chunk blocks come from; older ones after it */
     size_t next_size;
@@ -80,7 +82,7 @@ cap_of(void *p)
 static own *
 own_of(void *p)
 {
-    return (own *)((char *)p - 3 * HEAD);
+    return (own *)((char *)p - OWN_START);
 }
 
 /* The list's link to `o` made to point at `to` (NULL: unlinked). */
@@ -99,17 +101,17 @@ relink(zwi_arena *a, own *o, own *to)
 static void *
 own_new(zwi_arena *a, size_t n)
 {
-    size_t size = round_up(3 * HEAD + n, 4096);
+    size_t size = round_up(OWN_START + n, 4096);
     own *o = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (o == MAP_FAILED)
         return NULL;
     o->size = size;
     o->ready = 0;
-    zwi_make_ready((char *)o, &o->ready, 3 * HEAD + n, size);
+    zwi_make_ready((char *)o, &o->ready, OWN_START + n, size);
     o->next = a->owns;
     a->owns = o;
-    char *p = (char *)o + 3 * HEAD;
-    *capacity(p) = (size - 3 * HEAD) | OWN;
+    char *p = (char *)o + OWN_START;
+    *capacity(p) = (size - OWN_START) | OWN;
     return p;
 }
 
@@ -118,16 +120,16 @@ static void *
 own_grow(zwi_arena *a, void *p, size_t n)
 {
     own *o = own_of(p);
-    size_t size = round_up(3 * HEAD + n, 4096);
+    size_t size = round_up(OWN_START + n, 4096);
     own *m = mremap(o, o->size, size, MREMAP_MAYMOVE);
     if (m == MAP_FAILED)
         return NULL;
     if (m != o)
         relink(a, o, m);
     m->size = size;
-    zwi_make_ready((char *)m, &m->ready, 3 * HEAD + n, size);
-    p = (char *)m + 3 * HEAD;
-    *capacity(p) = (size - 3 * HEAD) | OWN;
+    zwi_make_ready((char *)m, &m->ready, OWN_START + n, size);
+    p = (char *)m + OWN_START;
+    *capacity(p) = (size - OWN_START) | OWN;
     return p;
 }
 

@@ -468,10 +468,7 @@ fork_child(void)
     tstats late = {0}; /* what the records applied now count, the parent's */
     zwi_preload_consumer_fork_catch_up(&late);
     totals parent = zwi_preload_sum_stats();
-    parent.allocs += atomic_load(&late.allocs); /* an allocation found untraced: taken back */
-    parent.bytes += atomic_load(&late.bytes);
-    parent.frees += atomic_load(&late.frees);
-    parent.freed_bytes += atomic_load(&late.freed_bytes);
+    zwi_preload_add_stats(&parent, &late);
     uint64_t base_bytes = G.heap_base_bytes + parent.bytes - parent.freed_bytes;
     uint64_t base_blocks = G.heap_base_blocks + parent.allocs - parent.frees;
     drop_parent_live();

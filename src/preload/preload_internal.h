@@ -512,6 +512,8 @@ ZW_HIDDEN uint64_t zwi_preload_clock_ns(clockid_t id);
 ZW_HIDDEN uint64_t zwi_preload_now_ns(void);
 /* The counters of every thread, summed. */
 ZW_HIDDEN totals zwi_preload_sum_stats(void);
+/* Adds the counts of slot `ts` (or of a slot kept apart) to *s. */
+ZW_HIDDEN void zwi_preload_add_stats(totals *s, const tstats *ts);
 ZW_HIDDEN uint64_t zwi_preload_rss_bytes(void);
 /* A sample now: heap bytes and blocks, RSS, the running totals. */
 ZW_HIDDEN zw_capture_sample zwi_preload_sample_now(void);

@@ -43,15 +43,20 @@ zwi_preload_sum_stats(void)
     for (unsigned i = 0; i <= last; i++) {
         if (i >= n && i != last)
             continue; /* never handed out: zero */
-        const tstats *ts = &G.slots[i];
-        s.allocs += atomic_load_explicit(&ts->allocs, memory_order_relaxed);
-        s.frees += atomic_load_explicit(&ts->frees, memory_order_relaxed);
-        s.temps += atomic_load_explicit(&ts->temps, memory_order_relaxed);
-        s.bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
-        s.freed_bytes += atomic_load_explicit(&ts->freed_bytes, memory_order_relaxed);
-        s.untraced += atomic_load_explicit(&ts->untraced, memory_order_relaxed);
+        zwi_preload_add_stats(&s, &G.slots[i]);
     }
     return s;
+}
+
+void
+zwi_preload_add_stats(totals *s, const tstats *ts)
+{
+    s->allocs += atomic_load_explicit(&ts->allocs, memory_order_relaxed);
+    s->frees += atomic_load_explicit(&ts->frees, memory_order_relaxed);
+    s->temps += atomic_load_explicit(&ts->temps, memory_order_relaxed);
+    s->bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
+    s->freed_bytes += atomic_load_explicit(&ts->freed_bytes, memory_order_relaxed);
+    s->untraced += atomic_load_explicit(&ts->untraced, memory_order_relaxed);
 }
 
 uint64_t

@@ -986,8 +986,6 @@ shard_delete_at_locked(shard *s, size_t i)
     s->count--;
 }
 
-/* ---- traced bytes ---- */
-
 /* ---- batches: a thread applying records in runs keeps the shard locks it takes ---- */
 
 /* The calling thread's batch (zwi_tracer_batch_begin): its tracer, and the shards whose locks it
@@ -1047,12 +1045,6 @@ zwi_tracer_batch_begin(zwi_tracer *t)
     my_batch.held = 0;
 }
 
-size_t
-zwi_tracer_shard_of(uintptr_t ptr)
-{
-    return shard_index(ptr_hash(ptr));
-}
-
 void
 zwi_tracer_batch_end(zwi_tracer *t)
 {
@@ -1060,6 +1052,14 @@ zwi_tracer_batch_end(zwi_tracer *t)
     batch_release(t);
     my_batch.t = NULL;
 }
+
+size_t
+zwi_tracer_shard_of(uintptr_t ptr)
+{
+    return shard_index(ptr_hash(ptr));
+}
+
+/* ---- traced bytes ---- */
 
 /* The counter changes with the table, under the lock of the slot that changes: a clear(), which
  * holds every lock and zeroes it, sees the table and the counter agree (a change made after the
