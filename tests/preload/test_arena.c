@@ -308,3 +308,26 @@ Test(arena, a_block_grown_past_a_mebibyte_has_a_mapping_of_its_own)
     r = zw_raw_realloc(door, r, (size_t)3 << 20); /* another one, left to zwi_arena_free */
     cr_assert(r != NULL && r[0] == 0);
 }
+
+/* A block with a mapping of its own that cannot grow (the address space limit): NULL, the block
+ * as it was, and it grows once the limit is gone. */
+Test(arena, an_own_block_that_cannot_grow_stays_as_it_was)
+{
+    unsigned char *p = zw_raw_malloc(door, 64);
+    cr_assert(p != NULL && zw_raw_malloc(door, 64) != NULL); /* p is not the last block */
+    p = zw_raw_realloc(door, p, (size_t)2 << 20);            /* its own mapping */
+    cr_assert(p != NULL);
+    memset(p, 4, (size_t)2 << 20);
+    struct rlimit old, lim;
+    cr_assert(getrlimit(RLIMIT_AS, &old) == 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)1 << 30;
+    cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+    unsigned char *q = zw_raw_realloc(door, p, (size_t)2 << 30);
+    cr_assert(setrlimit(RLIMIT_AS, &old) == 0);
+    cr_assert_null(q);
+    cr_assert(p[0] == 4 && p[((size_t)2 << 20) - 1] == 4, "the block changed");
+    q = zw_raw_realloc(door, p, (size_t)4 << 20);
+    cr_assert(q != NULL && q[0] == 4 && q[((size_t)2 << 20) - 1] == 4);
+    cr_assert(all_zero(q + ((size_t)2 << 20), (size_t)2 << 20));
+}
