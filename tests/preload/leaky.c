@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ static uintptr_t hidden[8];         /* complemented pointers: no root */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int started;
+static volatile int in_register; /* the register holder's pointer is in its register */
 
 static __attribute__((noinline)) void
 scrub(void)
@@ -129,8 +131,12 @@ spin_with(uintptr_t hidden_ptr)
     scrub();
     signal_started();
 #if defined(__x86_64__)
-    __asm__ volatile("notq %0\n1: pause\njmp 1b" : : "r"(hidden_ptr));
+    /* in_register set once the register holds the pointer: the main thread waits for it, so
+     * that no exit (memcheck's, whose threads take turns) finds it still complemented */
+    __asm__ volatile("notq %0\nmovl $1, %1\n1: pause\njmp 1b"
+                     : "+r"(hidden_ptr), "=m"(in_register));
 #else
+    in_register = 1;
     for (volatile uintptr_t p = ~hidden_ptr;;)
         (void)p; /* elsewhere the pointer is on the stack: still reachable */
 #endif
@@ -208,6 +214,8 @@ main(int argc, char **argv)
     while (started < 2)
         pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
+    while (!in_register)
+        sched_yield();
     scrub();
     return 0; /* the threads still run */
 }
